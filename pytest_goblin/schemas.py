@@ -1,0 +1,247 @@
+"""The data every part of pytest-goblin exchanges, as pydantic models.
+
+One source of truth: tools validate their inputs against these models, tool JSON
+schemas are generated from them, and the JSON report dumps them. Field names
+follow the seed system (``WorkloadConfig``, ``RunMetrics``, ``Patch``, ``Report``)
+so that its vocabulary keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pytest_goblin.runner.architectures import ModelArch, lookup
+
+Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "unknown"]
+AttentionImpl = Literal["eager", "sdpa", "flash", "unknown"]
+FinetuneType = Literal["full", "lora", "qlora"]
+Strategy = Literal["single", "ddp", "fsdp", "deepspeed"]
+WasteBucket = Literal[
+    "data_wait", "host_gap", "comm_excess", "memory_headroom", "precision_path", "kernel_shape"
+]
+Outcome = Literal["passed", "failed", "error", "skipped"]
+
+WASTE_BUCKETS: tuple[str, ...] = (
+    "data_wait", "host_gap", "comm_excess", "memory_headroom", "precision_path", "kernel_shape"
+)
+
+
+class ToolResult(BaseModel):
+    """What every tool returns; tools never raise into the agent loop."""
+
+    ok: bool
+    result: Any = None
+    error: str | None = None
+
+
+class WorkloadConfig(BaseModel):
+    """One fine-tuning workload, normalised from whatever file described it.
+
+    Keeps the seed's field names. A field the source leaves unset takes the
+    real default of the framework that reads it (for the native format: the
+    Hugging Face Trainer), and a value that cannot be known is ``unknown``:
+    never a "bad" default that would look like a finding.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str | None = None
+    model_name: str = "unknown"
+    model: ModelArch | None = Field(
+        default=None,
+        description="A preset name (llama-3-8b, qwen2.5-7b, …) or explicit dims; "
+        "when absent, looked up from model_name.",
+    )
+    finetune: FinetuneType = "full"
+    batch_size: int = Field(default=8, ge=1, description="per-device micro-batch (HF default 8)")
+    grad_accum_steps: int = Field(default=1, ge=1)
+    seq_len: int = Field(default=1024, ge=1)
+    precision: Precision = "fp32"
+    optimizer: str = "adamw_torch"
+    attention_impl: AttentionImpl = "sdpa"
+    gradient_checkpointing: bool = False
+    lora_rank: int | None = Field(default=None, ge=1)
+    lora_alpha: int | None = Field(default=None, ge=1)
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    packing: bool = False
+    dataloader_workers: int = Field(default=0, ge=0)
+    dataloader_pin_memory: bool = True
+    dataloader_prefetch_factor: int | None = Field(default=None, ge=1)
+    dataloader_persistent_workers: bool = False
+    torch_compile: bool = False
+    lr: float = Field(default=5e-5, gt=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    world_size: int = Field(default=1, ge=1)
+    strategy: Strategy = "single"
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    extras: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _preset_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            arch = lookup(value)
+            if arch is None:
+                from pytest_goblin.runner.architectures import PRESETS
+
+                raise ValueError(
+                    f"unknown model preset {value!r}; use one of {', '.join(sorted(PRESETS))} "
+                    "or a mapping of dims (layers, hidden, intermediate, heads, kv_heads, vocab)"
+                )
+            return arch
+        return value
+
+    @field_validator("env_vars", mode="before")
+    @classmethod
+    def _env_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): _env_str(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> WorkloadConfig:
+        if self.model is None and self.model_name != "unknown":
+            arch = lookup(self.model_name)
+            if arch is not None:
+                object.__setattr__(self, "model", arch)
+        if self.lora_rank is not None and self.finetune == "full":
+            object.__setattr__(self, "finetune", "lora")
+        if self.finetune != "full" and self.lora_rank is None:
+            object.__setattr__(self, "lora_rank", 16)
+        return self
+
+    @property
+    def arch(self) -> ModelArch:
+        """The architecture, or a ValueError that says how to give one."""
+        if self.model is None:
+            raise ValueError(
+                f"no architecture for model_name {self.model_name!r}: set `model` to a preset "
+                "name or to dims (layers, hidden, intermediate, heads, kv_heads, vocab)"
+            )
+        return self.model
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens one optimizer step consumes across all ranks."""
+        return self.batch_size * self.seq_len * self.grad_accum_steps * self.world_size
+
+
+def _env_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+class WorkloadSettings(BaseModel):
+    """The per-workload plugin settings: the ``goblin:`` section of a workload file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | None = Field(default=None, gt=0)
+    ignore: list[str] = Field(default_factory=list)
+    device: str | None = None
+
+
+class WasteBudget(BaseModel):
+    """Seconds per optimizer step, split into where the time goes (the seed's buckets)."""
+
+    useful_gpu: float = 0.0
+    data_wait: float = 0.0
+    host_gap: float = 0.0
+    comm_excess: float = 0.0
+    memory_headroom: float = 0.0
+    precision_path: float = 0.0
+    kernel_shape: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.model_dump().values())
+
+
+class DeviceInfo(BaseModel):
+    """The device a number was measured on, or simulated for."""
+
+    kind: Literal["rocm", "cuda", "cpu", "simulated"]
+    name: str
+    platform: str = Field(description="knowledge-base platform tag, e.g. rocm-instinct")
+    memory_gb: float | None = None
+    arch: str | None = None
+
+
+class RunMetrics(BaseModel):
+    """One benchmark (or profile) of one config on one device."""
+
+    steps: int
+    tokens_per_sec: float
+    step_time_s: float
+    tokens_per_step: int
+    hbm_peak_gb: float
+    mfu_pct: float
+    projected: bool
+    runner_kind: Literal["fake", "torch"]
+    device: str
+    config_hash: str = ""
+    waste_budget: WasteBudget = Field(default_factory=WasteBudget)
+    samples: list[float] = Field(
+        default_factory=list, description="tokens/s per measurement window"
+    )
+    losses: list[float] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Change(BaseModel):
+    """One field a patch changes, and the rule that asked for it."""
+
+    field: str
+    old: Any
+    new: Any
+    rule_id: str
+
+
+class RuleApplication(BaseModel):
+    rule_id: str
+    rationale: str
+    citation: list[str]
+    targets_bucket: str | None = None
+
+
+class SkippedRule(BaseModel):
+    rule_id: str
+    reason: str
+
+
+class Patch(BaseModel):
+    """A proposed change to a workload: the new config and a diff of the user's file."""
+
+    new_config: WorkloadConfig
+    changes: list[Change] = Field(default_factory=list)
+    rule_ids: list[str] = Field(default_factory=list)
+    diff: str = ""
+    rationale: list[RuleApplication] = Field(default_factory=list)
+    skipped: list[SkippedRule] = Field(default_factory=list)
+    expected_speedup_low: float | None = None
+    expected_speedup_high: float | None = None
+
+
+class Report(BaseModel):
+    """The outcome of one audit: baseline against patched, and why."""
+
+    workload_name: str
+    device: DeviceInfo
+    before: RunMetrics
+    after: RunMetrics
+    patch: Patch | None
+    speedup: float
+    speedup_ci: tuple[float, float] | None = None
+    projected: bool
+    summary_line: str
+    notes: list[str] = Field(default_factory=list)
+
+
+class AuditEvent(BaseModel):
+    """One event of an audit stream (the seed's SSEEvent)."""
+
+    type: Literal["thought", "tool_call", "tool_result", "final_report", "error"]
+    data: dict[str, Any]
