@@ -1,0 +1,3 @@
+"""pytest-goblin: performance regression tests for fine-tuning workloads."""
+
+__version__ = "0.1.0"

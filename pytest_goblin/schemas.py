@@ -245,3 +245,42 @@ class AuditEvent(BaseModel):
 
     type: Literal["thought", "tool_call", "tool_result", "final_report", "error"]
     data: dict[str, Any]
+
+
+class RuleRef(BaseModel):
+    id: str
+    citation: list[str]
+
+
+class PatchSummary(BaseModel):
+    changes: list[Change]
+    diff: str
+
+
+class WorkloadResult(BaseModel):
+    """One workload's entry in every report: what was audited and how it ended.
+
+    It travels on the pytest test report (so it also reaches an xdist
+    controller) and is what the terminal table, the failure text and the JSON
+    report are made from.
+    """
+
+    nodeid: str
+    path: str
+    name: str
+    format: str | None = None
+    outcome: Outcome
+    reason: str = ""
+    threshold: float
+    device: DeviceInfo | None = None
+    config: dict[str, Any] | None = None
+    baseline: RunMetrics | None = None
+    patched: RunMetrics | None = None
+    speedup: float | None = None
+    speedup_ci: tuple[float, float] | None = None
+    projected: bool | None = None
+    rules: list[RuleRef] = Field(default_factory=list)
+    patch: PatchSummary | None = None
+    skipped_rules: list[SkippedRule] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    error: str | None = None

@@ -1,0 +1,1 @@
+"""Workload file formats, one module each: ``detect``, ``read`` and ``apply``."""

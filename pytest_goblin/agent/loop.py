@@ -1,0 +1,160 @@
+"""The provider-agnostic agent loop for one audit.
+
+``run_audit`` is an async generator of AuditEvents in the order a reader
+should see them: ``thought``, ``tool_call``, ``tool_result``, and finally
+``final_report`` or ``error``. The loop talks to a Backend and to the tool
+registry; it knows no provider.
+
+The final report is the last successful ``compare_runs``. When the driver
+never got there, a report is synthesised from what the audit produced (tier 1:
+a baseline and a patched benchmark; tier 2: a baseline benchmark and a patch,
+with both sides projected by the analytic model and labelled so — a measured
+number is never compared with a projected one). Otherwise the audit ends with
+an ``error`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_goblin.agent import tools
+from pytest_goblin.agent.backends import Backend, ToolCall, make_backend
+from pytest_goblin.agent.prompts import SYSTEM_PROMPT
+from pytest_goblin.agent.state import AuditContext, AuditState
+from pytest_goblin.schemas import AuditEvent, Report
+from pytest_goblin.workload import Workload
+
+MAX_STEPS = 10
+"""Cap on backend turns. The canonical trajectory takes seven; the rest is room
+for a model to recover from a refused call without running out before compare_runs."""
+
+
+async def run_audit(
+    workload: Workload, context: AuditContext, backend: Backend | None = None
+) -> AsyncIterator[AuditEvent]:
+    """Audit one workload and yield its events as they happen."""
+    try:
+        backend = backend or make_backend(context.backend, system_prompt=SYSTEM_PROMPT)
+    except Exception as exc:
+        yield AuditEvent(type="error", data={"message": str(exc)})
+        return
+    state = AuditState(context=context, workload=workload)
+    backend.add_user_message(f"Audit this fine-tuning workload: {workload.source.display_path}")
+    try:
+        async for event in _drive(backend, state):
+            yield event
+    except Exception as exc:
+        yield AuditEvent(type="error", data={"message": f"{type(exc).__name__}: {exc}"})
+
+
+async def _drive(backend: Backend, state: AuditState) -> AsyncIterator[AuditEvent]:
+    schemas = tools.tool_schemas()
+    results: list[dict[str, Any]] = []
+    for _ in range(MAX_STEPS):
+        turn = await backend.next_turn(schemas)
+        for text in turn.text_blocks:
+            if text:
+                yield AuditEvent(type="thought", data={"text": text})
+        for call in turn.tool_calls:
+            for event in _execute(backend, state, call, results):
+                yield event
+        if turn.stop_reason == "end_turn" or not turn.tool_calls:
+            break
+    report = _last_compare(state, results) or _synthesise(state)
+    if report is not None:
+        yield AuditEvent(type="final_report", data={"report": report.model_dump(mode="json")})
+        return
+    failures = [f"{r['name']}: {r['error']}" for r in results if not r["ok"]]
+    detail = f" Last failure: {failures[-1]}" if failures else ""
+    yield AuditEvent(
+        type="error",
+        data={"message": "audit ended without a report (no compare_runs, and not enough "
+                         "benchmarks and patches to synthesise one)." + detail},
+    )
+
+
+def _execute(
+    backend: Backend, state: AuditState, call: ToolCall, results: list[dict[str, Any]]
+) -> list[AuditEvent]:
+    result = tools.call(state, call.name, call.input)
+    entry = {"id": call.id, "name": call.name, "ok": result.ok, "result": result.result,
+             "error": result.error}
+    results.append(entry)
+    content = json.dumps(result.result, default=str) if result.ok else (result.error or "failed")
+    backend.add_tool_result(call.id, call.name, content, not result.ok)
+    return [
+        AuditEvent(type="tool_call", data={"id": call.id, "name": call.name, "input": call.input}),
+        AuditEvent(type="tool_result", data=entry),
+    ]
+
+
+def _last_compare(state: AuditState, results: list[dict[str, Any]]) -> Report | None:
+    for entry in reversed(results):
+        if entry["name"] == "compare_runs" and entry["ok"]:
+            return state.reports[entry["result"]["report_id"]]
+    return None
+
+
+def _synthesise(state: AuditState) -> Report | None:
+    """Build the report the driver did not ask for, from what the audit holds."""
+    root = state.root_config_id
+    if root is None or not state.patches:
+        return None
+    patch_id = next(reversed(state.patches))
+    patch = state.patches[patch_id]
+    original = state.configs[root]
+    baseline = [k for k, cfg in state.config_of_run.items() if cfg == original]
+    patched = [k for k, cfg in state.config_of_run.items() if cfg == patch.new_config]
+    name = state.workload.name if state.workload else "workload"
+    if baseline and patched:
+        args = tools.CompareRunsArgs(
+            workload_name=name, before=baseline[0], after=patched[-1], patch=patch_id,
+            notes=["report synthesised: the audit did not call compare_runs"],
+        )
+        return _compare(state, args)
+    if baseline:
+        projector = state.context.projector
+        before = projector.run(original, 50)
+        after = projector.run(patch.new_config, 50)
+        state.metrics["projected-baseline"] = before
+        state.metrics["projected-patched"] = after
+        args = tools.CompareRunsArgs(
+            workload_name=name, before="projected-baseline", after="projected-patched",
+            patch=patch_id,
+            notes=["report synthesised from one benchmark: both sides projected by the "
+                   "analytic model, the measured baseline is not compared"],
+        )
+        return _compare(state, args)
+    return None
+
+
+def _compare(state: AuditState, args: tools.CompareRunsArgs) -> Report | None:
+    result = tools.call(state, "compare_runs", args.model_dump())
+    return state.reports[result.result["report_id"]] if result.ok else None
+
+
+@dataclass
+class AuditOutcome:
+    """A finished audit: the report, or the error, and every event on the way."""
+
+    report: Report | None
+    error: str | None
+    events: list[AuditEvent] = field(default_factory=list)
+
+
+def audit(workload: Workload, context: AuditContext, backend: Backend | None = None) -> AuditOutcome:
+    """Run ``run_audit`` to completion (for callers without an event loop)."""
+
+    async def collect() -> AuditOutcome:
+        events = [event async for event in run_audit(workload, context, backend)]
+        last = events[-1] if events else None
+        if last is not None and last.type == "final_report":
+            return AuditOutcome(Report.model_validate(last.data["report"]), None, events)
+        message = last.data.get("message", "no events") if last else "no events"
+        return AuditOutcome(None, message, events)
+
+    return asyncio.run(collect())

@@ -1,0 +1,439 @@
+"""The six audit tools, their argument models and the dispatcher.
+
+Each tool is a typed function over the AuditState. Arguments are validated
+against a pydantic model (whose JSON schema is what the model sees), common
+mis-nesting is repaired, and ``call`` never raises: every outcome is a
+ToolResult the loop can hand back to the model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pytest_goblin.agent.state import AuditState
+from pytest_goblin.errors import GoblinError
+from pytest_goblin.schemas import (
+    WASTE_BUCKETS,
+    Change,
+    Patch,
+    Report,
+    RuleApplication,
+    RunMetrics,
+    SkippedRule,
+    ToolResult,
+    WorkloadConfig,
+)
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ParseConfigArgs(_Args):
+    file_path: str = Field(description="path of the workload file under audit")
+
+
+class _ConfigRef(_Args):
+    config_id: str | None = Field(default=None, description="id from parse_config (preferred)")
+    config: dict[str, Any] | str | None = Field(
+        default=None, description="a full WorkloadConfig object, or an id"
+    )
+
+
+class ProfileRunArgs(_ConfigRef):
+    steps: int = Field(default=10, ge=1, le=100)
+
+
+class QueryKbArgs(_Args):
+    symptom: str | None = None
+    symptoms: list[str] | None = None
+    config_id: str | None = Field(
+        default=None, description="rules whose conditions hold for this config come first"
+    )
+    top_k: int = Field(default=5, ge=1, le=20)
+
+
+class ProposePatchArgs(_ConfigRef):
+    rule_ids: list[str] = Field(min_length=1, description="ids from query_rocm_kb")
+
+
+class BenchmarkArgs(_ConfigRef):
+    patch_id: str | None = Field(default=None, description="benchmark a patch's new config")
+    steps: int = Field(default=50, ge=10, le=500)
+
+
+class CompareRunsArgs(_Args):
+    workload_name: str
+    before: str | dict[str, Any] = Field(description="baseline metrics_id (or RunMetrics)")
+    after: str | dict[str, Any] = Field(description="patched metrics_id (or RunMetrics)")
+    patch: str | dict[str, Any] | None = Field(
+        default=None, description="patch_id (or Patch); null when nothing was patched"
+    )
+    notes: list[str] = Field(default_factory=list)
+
+
+class ToolFailure(GoblinError):
+    """A tool refused its input; the message tells the model what to do instead."""
+
+
+def _resolve_config(state: AuditState, ref: _ConfigRef) -> tuple[str | None, WorkloadConfig]:
+    """The config a tool should act on, from an id, a patch id or an object."""
+    patch_id = getattr(ref, "patch_id", None)
+    if patch_id:
+        if patch_id not in state.patches:
+            raise ToolFailure(f"unknown patch_id {patch_id!r}; known: {sorted(state.patches)}")
+        return None, state.patches[patch_id].new_config
+    key = ref.config_id or (ref.config if isinstance(ref.config, str) else None)
+    if key:
+        if key in state.configs:
+            return key, state.configs[key]
+        if key in state.patches:
+            return None, state.patches[key].new_config
+        raise ToolFailure(f"unknown config id {key!r}; known: {sorted(state.configs)}")
+    if isinstance(ref.config, dict):
+        return None, WorkloadConfig.model_validate(ref.config)
+    if state.root_config_id:
+        return state.root_config_id, state.configs[state.root_config_id]
+    raise ToolFailure("give config_id (from parse_config) or a config object")
+
+
+def parse_config(state: AuditState, args: ParseConfigArgs) -> dict[str, Any]:
+    """Read the workload under audit; other files are out of bounds."""
+    workload = state.workload
+    if workload is None:
+        raise ToolFailure("no workload file is attached to this audit")
+    requested = Path(args.file_path)
+    allowed = {workload.source.display_path, str(workload.source.path)}
+    if args.file_path not in allowed and requested.resolve() != workload.source.path.resolve():
+        raise ToolFailure(
+            f"this audit may only read its own workload file: {workload.source.display_path}"
+        )
+    config_id = state.store(state.configs, "cfg", workload.config)
+    return {
+        "config_id": config_id,
+        "name": workload.name,
+        "format": workload.source.format,
+        "config": workload.config.model_dump(mode="json"),
+    }
+
+
+def _symptoms(metrics: RunMetrics) -> list[str]:
+    """Free-text symptoms from where the step time goes, largest first."""
+    budget = metrics.waste_budget.model_dump()
+    total = sum(budget.values()) or metrics.step_time_s or 1.0
+    descriptions = {
+        "data_wait": "accelerator idle waiting for input batches from the dataloader",
+        "host_gap": "host overhead and kernel launch gaps between kernels",
+        "comm_excess": "time in gradient all-reduce collectives not overlapped with compute",
+        "memory_headroom": "device memory left unused; batch could be larger",
+        "precision_path": "matmuls running in a slow precision (fp32) instead of bf16 matrix cores",
+        "kernel_shape": "attention kernel inefficient: eager softmax attention materialises the "
+                        "score matrix",
+    }
+    found = [
+        (budget[bucket] / total, bucket)
+        for bucket in WASTE_BUCKETS
+        if budget.get(bucket, 0.0) / total >= 0.02
+    ]
+    return [
+        f"{bucket}: {share:.0%} of step time, {descriptions[bucket]}"
+        for share, bucket in sorted(found, reverse=True)
+    ]
+
+
+def profile_run(state: AuditState, args: ProfileRunArgs) -> dict[str, Any]:
+    """A short run of the config, and the symptoms it shows."""
+    _, config = _resolve_config(state, args)
+    metrics = state.context.runner.run(config, args.steps)
+    return {"metrics": metrics.model_dump(mode="json"), "symptoms": _symptoms(metrics)}
+
+
+def _lite_rule(rule: Any, matches: bool) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "kind": rule.kind,
+        "symptom": rule.symptom,
+        "transform": dict(rule.set),
+        "expected_impact": rule.expected_impact,
+        "citation": list(rule.citation),
+        "matches_config": matches,
+    }
+
+
+def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
+    """Rules whose conditions hold for the config first, then text matches."""
+    from pytest_goblin.kb.search import search
+
+    queries = [q.strip() for q in [args.symptom or "", *(args.symptoms or [])] if q.strip()]
+    config_id = args.config_id or state.root_config_id
+    rules: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    if config_id:
+        if config_id not in state.configs:
+            raise ToolFailure(f"unknown config_id {config_id!r}; known: {sorted(state.configs)}")
+        result = state.context.kb.match(
+            state.configs[config_id], state.context.platform, ignore=state.context.ignore
+        )
+        rules = [_lite_rule(rule, True) for rule in result.applicable]
+        skipped = [{"rule_id": rid, "reason": why} for rid, why in result.skipped]
+    elif not queries:
+        raise ToolFailure("give symptom, symptoms or config_id")
+    seen = {rule["id"] for rule in rules} | {s["rule_id"] for s in skipped}
+    for rule, _score in search(state.context.kb, queries, top_k=args.top_k):
+        if rule.id not in seen:
+            seen.add(rule.id)
+            rules.append(_lite_rule(rule, False))
+    return {"rules": rules, "skipped": skipped, "platform": state.context.platform}
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[leaf] = value
+
+
+def _expected_range(rules: list[Any]) -> tuple[float | None, float | None]:
+    ranges = [rule.expected_speedup for rule in rules if rule.expected_speedup]
+    if not ranges:
+        return None, None
+    low = high = 1.0
+    for lo, hi in ranges:
+        low, high = low * lo, high * hi
+    return round(low, 3), round(high, 3)
+
+
+def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
+    """Apply the requested rules whose conditions really hold for the config."""
+    config_id, config = _resolve_config(state, args)
+    kb = state.context.kb
+    match = kb.match(config, state.context.platform, ignore=state.context.ignore)
+    applicable = {rule.id: rule for rule in match.applicable}
+    reasons = dict(match.skipped)
+    chosen = []
+    skipped: list[SkippedRule] = []
+    for rule_id in dict.fromkeys(args.rule_ids):
+        rule = applicable.get(rule_id)
+        if rule is None:
+            known = any(r.id == rule_id for r in kb.rules)
+            why = reasons.get(rule_id) or (
+                "its condition does not hold for this config on " + state.context.platform
+                if known else "no rule with this id in the knowledge base"
+            )
+            skipped.append(SkippedRule(rule_id=rule_id, reason=why))
+        elif rule.kind != "patch":
+            skipped.append(SkippedRule(rule_id=rule_id, reason="advisory: not a config change"))
+        else:
+            chosen.append(rule)
+    changes: list[Change] = []
+    data = config.model_dump()
+    for rule in chosen:
+        for path, old, new in rule.changes(config):
+            changes.append(Change(field=path, old=old, new=new, rule_id=rule.id))
+            _set_path(data, path, new)
+    if not changes:
+        detail = "; ".join(f"{s.rule_id}: {s.reason}" for s in skipped) or "nothing to change"
+        raise ToolFailure(f"no change to propose ({detail})")
+    new_config = WorkloadConfig.model_validate(data)
+    notes: list[str] = []
+    diff = ""
+    if state.workload is not None and config == state.workload.config:
+        from pytest_goblin.workload import patch_diff
+
+        try:
+            diff = patch_diff(state.workload, changes)
+        except Exception as exc:  # the diff is a convenience; the patch stands without it
+            notes.append(f"could not edit the file in place: {exc}")
+    low, high = _expected_range(chosen)
+    patch = Patch(
+        new_config=new_config,
+        changes=changes,
+        rule_ids=[rule.id for rule in chosen],
+        diff=diff,
+        rationale=[
+            RuleApplication(rule_id=r.id, rationale=r.expected_impact, citation=list(r.citation),
+                            targets_bucket=r.targets_bucket)
+            for r in chosen
+        ],
+        skipped=skipped,
+        expected_speedup_low=low,
+        expected_speedup_high=high,
+    )
+    patch_id = state.store(state.patches, "patch", patch)
+    if config_id:
+        state.config_of_patch[patch_id] = config_id
+    return {"patch_id": patch_id, **patch.model_dump(mode="json"), "notes": notes}
+
+
+def benchmark(state: AuditState, args: BenchmarkArgs) -> dict[str, Any]:
+    """Run the config for ``steps`` steps on the session's device."""
+    _, config = _resolve_config(state, args)
+    metrics = state.context.runner.run(config, args.steps)
+    metrics_id = state.store(state.metrics, "run", metrics)
+    state.config_of_run[metrics_id] = config
+    return {"metrics_id": metrics_id, **metrics.model_dump(mode="json")}
+
+
+def _metrics(state: AuditState, ref: str | dict[str, Any], side: str) -> RunMetrics:
+    if isinstance(ref, str):
+        if ref not in state.metrics:
+            raise ToolFailure(f"unknown {side} metrics_id {ref!r}; known: {sorted(state.metrics)}")
+        return state.metrics[ref]
+    data = {k: v for k, v in ref.items() if k != "metrics_id"}
+    return RunMetrics.model_validate(data)
+
+
+def _patch(state: AuditState, ref: str | dict[str, Any] | None) -> Patch | None:
+    if ref is None:
+        return None
+    if isinstance(ref, str):
+        if ref not in state.patches:
+            raise ToolFailure(f"unknown patch_id {ref!r}; known: {sorted(state.patches)}")
+        return state.patches[ref]
+    if "patch_id" in ref and ref["patch_id"] in state.patches:
+        return state.patches[ref["patch_id"]]
+    data = {k: v for k, v in ref.items() if k in Patch.model_fields}
+    return Patch.model_validate(data)
+
+
+def _advisories(state: AuditState) -> list[str]:
+    config_id = state.root_config_id
+    if config_id is None:
+        return []
+    match = state.context.kb.match(
+        state.configs[config_id], state.context.platform, ignore=state.context.ignore
+    )
+    return [
+        f"advisory {rule.id}: {rule.expected_impact} ({rule.citation[0]})"
+        for rule in match.applicable
+        if rule.kind == "advisory"
+    ]
+
+
+def compare_runs(state: AuditState, args: CompareRunsArgs) -> dict[str, Any]:
+    """The Report: patched tokens/s over baseline tokens/s, like with like only."""
+    before = _metrics(state, args.before, "before")
+    after = _metrics(state, args.after, "after")
+    if before.projected != after.projected:
+        raise ToolFailure(
+            "cannot compare a projected number with a measured one; benchmark both configs "
+            "on the same runner"
+        )
+    if before.device != after.device:
+        raise ToolFailure(f"runs are from different devices ({before.device}, {after.device})")
+    if before.tokens_per_sec <= 0:
+        raise ToolFailure("the baseline has no throughput to compare against")
+    patch = _patch(state, args.patch)
+    speedup = after.tokens_per_sec / before.tokens_per_sec
+    label = "projected" if before.projected else "measured"
+    report = Report(
+        workload_name=args.workload_name,
+        device=state.context.runner.info,
+        before=before,
+        after=after,
+        patch=patch,
+        speedup=round(speedup, 4),
+        speedup_ci=None,
+        projected=before.projected,
+        summary_line=(
+            f"Tokens/s ({label}): {before.tokens_per_sec:,.0f} → {after.tokens_per_sec:,.0f} "
+            f"({speedup:.2f}×). MFU: {before.mfu_pct:.0f}% → {after.mfu_pct:.0f}%."
+        ),
+        notes=[*args.notes, *_advisories(state)],
+    )
+    report_id = state.store(state.reports, "report", report)
+    return {"report_id": report_id, **report.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    args_model: type[_Args]
+    fn: Callable[[AuditState, Any], dict[str, Any]]
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.args_model.model_json_schema(),
+        }
+
+
+ALL_TOOLS: tuple[Tool, ...] = (
+    Tool("parse_config", "Read the workload file under audit. Returns config_id, name, format "
+         "and the normalised config.", ParseConfigArgs, parse_config),
+    Tool("profile_run", "Run a few steps of a config and report metrics and symptoms (where "
+         "the step time goes).", ProfileRunArgs, profile_run),
+    Tool("query_rocm_kb", "Look up cited tuning rules. With config_id, rules whose conditions "
+         "hold for that config come first (matches_config=true); symptoms add text matches.",
+         QueryKbArgs, query_rocm_kb),
+    Tool("propose_patch", "Apply rules (by id) to a config. Returns patch_id, the changes, and "
+         "a unified diff of the user's file.", ProposePatchArgs, propose_patch),
+    Tool("benchmark", "Benchmark a config (config_id) or a patch's new config (patch_id). "
+         "Returns metrics_id and RunMetrics.", BenchmarkArgs, benchmark),
+    Tool("compare_runs", "Compare baseline and patched runs by metrics_id; returns the final "
+         "Report. Call this last.", CompareRunsArgs, compare_runs),
+)
+TOOL_BY_NAME: dict[str, Tool] = {tool.name: tool for tool in ALL_TOOLS}
+
+
+def tool_schemas() -> list[dict[str, Any]]:
+    return [tool.schema() for tool in ALL_TOOLS]
+
+
+def _repair(args: dict[str, Any], model: type[_Args]) -> dict[str, Any]:
+    """Undo the common ways models mis-shape arguments.
+
+    A JSON string where an object belongs is decoded; top-level arguments the
+    model nested inside ``config`` (``{"config": {..., "steps": 50}}``) are lifted.
+    """
+    fields = model.model_fields
+    fixed = dict(args)
+    for key, value in args.items():
+        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
+            try:
+                fixed[key] = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+    nested = fixed.get("config")
+    if isinstance(nested, dict):
+        for key in [k for k in nested if k in fields and k != "config"]:
+            lifted = nested.pop(key)
+            fixed.setdefault(key, lifted)
+    return fixed
+
+
+def call(state: AuditState, name: str, args: dict[str, Any]) -> ToolResult:
+    """Run one tool; every failure becomes ``ToolResult(ok=False)`` with a usable message."""
+    tool = TOOL_BY_NAME.get(name)
+    if tool is None:
+        return ToolResult(ok=False, error=f"unknown tool {name!r}; tools: {sorted(TOOL_BY_NAME)}")
+    if not isinstance(args, dict):
+        return ToolResult(ok=False, error=f"{name}: arguments must be a JSON object")
+    try:
+        parsed = tool.args_model.model_validate(_repair(args, tool.args_model))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        accepted = ", ".join(tool.args_model.model_fields)
+        return ToolResult(
+            ok=False, error=f"{name}: invalid arguments: {problems}. Accepted: {accepted}"
+        )
+    try:
+        result = tool.fn(state, parsed)
+    except ValidationError as exc:
+        return ToolResult(ok=False, error=f"{name}: {exc.error_count()} invalid value(s): "
+                          + "; ".join(e["msg"] for e in exc.errors()))
+    except Exception as exc:
+        return ToolResult(ok=False, error=f"{name}: {type(exc).__name__}: {exc}")
+    state.log.append({"name": name, "ok": True})
+    return ToolResult(ok=True, result=result)

@@ -1,0 +1,63 @@
+"""Auditing one workload with the session's device, rules and settings.
+
+Shared by the workload items and the ``goblin_audit`` fixture, so that a
+Python test sees exactly what the gate sees.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from pytest_goblin.agent.loop import AuditOutcome, audit
+from pytest_goblin.agent.state import AuditContext
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.workload import Workload
+
+if TYPE_CHECKING:
+    from pytest_goblin.kb.loader import KnowledgeBase
+    from pytest_goblin.runner.session import DeviceSession
+    from pytest_goblin.settings import GoblinSettings
+
+
+def unknown_rule_ids(kb: KnowledgeBase, ids: Iterable[str]) -> list[str]:
+    """Each id the knowledge base does not have, with a suggestion where one is close."""
+    known = [rule.id for rule in kb.rules]
+    problems = []
+    for rule_id in ids:
+        if rule_id not in known:
+            close = difflib.get_close_matches(rule_id, known, n=1)
+            problems.append(f"{rule_id!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return problems
+
+
+def effective_threshold(workload: Workload, settings: GoblinSettings) -> float:
+    """The workload's own ``goblin.threshold`` wins over the session's, like a marker."""
+    return workload.settings.threshold or settings.threshold
+
+
+def audit_workload(
+    workload: Workload,
+    session: DeviceSession,
+    settings: GoblinSettings,
+    kb: KnowledgeBase,
+    extra_ignore: Iterable[str] = (),
+) -> AuditOutcome:
+    """Run the audit loop for one workload on its device."""
+    path = workload.source.display_path
+    bad = unknown_rule_ids(kb, workload.settings.ignore)
+    if bad:
+        raise WorkloadError(path, f"unknown rule id {', '.join(bad)}", field="goblin.ignore")
+    try:
+        runner = session.runner_for(workload.settings.device)
+    except ValueError as exc:
+        raise WorkloadError(path, str(exc), field="goblin.device") from None
+    context = AuditContext(
+        runner=runner,
+        projector=runner,
+        kb=kb,
+        backend=settings.backend,
+        ignore=settings.ignore | frozenset(workload.settings.ignore) | frozenset(extra_ignore),
+    )
+    return audit(workload, context)

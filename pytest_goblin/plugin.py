@@ -1,0 +1,350 @@
+"""pytest hooks and fixtures: the only module that knows pytest's plugin API.
+
+It wires options, collection, items, fixtures and reporting; everything else
+lives in modules usable without pytest. Without ``--goblin`` it only registers
+its options and fixtures: no workload file is collected and nothing heavy is
+imported (pydantic, the knowledge base and the runners load on first use).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_goblin import settings as settings_module
+from pytest_goblin.settings import SETTINGS_KEY, GoblinSettings
+
+if TYPE_CHECKING:
+    from pytest_goblin.kb.loader import KnowledgeBase
+    from pytest_goblin.runner.session import DeviceSession
+    from pytest_goblin.schemas import Report, WorkloadResult
+    from pytest_goblin.workload import Workload
+
+KB_KEY = pytest.StashKey["KnowledgeBase"]()
+WORKLOAD_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    settings_module.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: needs a ROCm or CUDA device; skipped without one")
+    settings = settings_module.build(config)
+    config.stash[SETTINGS_KEY] = settings
+    if not settings.enabled or settings.show_rules:
+        return
+    if not settings.fake:
+        raise pytest.UsageError(
+            "pytest-goblin measures on real devices with the torch runner, which this version "
+            "does not ship yet; add --goblin-fake for projected numbers from the analytic model"
+        )
+    _check_device(settings.fake_device)
+    kb = load_kb(config)
+    from pytest_goblin.audit import unknown_rule_ids
+
+    bad = unknown_rule_ids(kb, settings.ignore)
+    if bad:
+        raise pytest.UsageError(f"goblin_ignore: unknown rule id {', '.join(bad)}")
+    config.pluginmanager.register(GoblinSession(config, settings), "goblin-session")
+
+
+def _check_device(name: str) -> None:
+    from pytest_goblin.runner.devices import get_device
+
+    try:
+        get_device(name)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--goblin-fake-device: {exc}") from None
+
+
+def load_kb(config: pytest.Config) -> KnowledgeBase:
+    """The session's knowledge base: bundled rules plus --goblin-kb directories, loaded once."""
+    if KB_KEY not in config.stash:
+        from pytest_goblin.kb.loader import KnowledgeBaseError, load_kb as load
+
+        settings = config.stash[SETTINGS_KEY]
+        try:
+            config.stash[KB_KEY] = load(settings.kb_dirs)
+        except KnowledgeBaseError as exc:
+            raise pytest.UsageError(f"goblin knowledge base: {exc}") from None
+    return config.stash[KB_KEY]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--goblin-rules``: print the knowledge base and exit, like ``--fixtures``."""
+    if not config.option.goblin_rules:
+        return None
+    from pytest_goblin.report.terminal import rules_listing
+
+    config.stash[SETTINGS_KEY] = settings_module.build(config)
+    try:
+        kb = load_kb(config)
+    except pytest.UsageError as exc:
+        print(f"ERROR: {exc}")
+        return int(pytest.ExitCode.USAGE_ERROR)
+    print(rules_listing(kb.rules))
+    return 0
+
+
+class GoblinSession:
+    """The hooks that only exist under ``--goblin``: collection and reporting."""
+
+    def __init__(self, config: pytest.Config, settings: GoblinSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self.results: list[WorkloadResult] = []
+        self._explicit = [
+            (settings.invocation_dir / arg.split("::", 1)[0]).resolve()
+            for arg in config.args
+        ]
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:
+        if file_path.suffix not in WORKLOAD_SUFFIXES:
+            return None
+        matched = any(fnmatch.fnmatch(file_path.name, p) for p in self.settings.patterns)
+        resolved = file_path.resolve()
+        named = resolved in self._explicit
+        under = any(resolved.is_relative_to(arg) for arg in self._explicit if arg.is_dir())
+        if not (matched or named or under):
+            return None
+        return WorkloadFile.from_parent(parent, path=file_path, matched=matched, named=named)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "goblin", None)
+        if data:
+            from pytest_goblin.schemas import WorkloadResult
+
+            self.results.append(WorkloadResult.model_validate(data))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results:
+            return
+        from pytest_goblin.report.terminal import summary_table
+
+        terminalreporter.section("goblin")
+        terminalreporter.line(self._header())
+        terminalreporter.line("")
+        for line in summary_table(self._sorted()).splitlines():
+            terminalreporter.line(line)
+        if self.settings.json_path:
+            terminalreporter.line("")
+            terminalreporter.line(f"JSON report: {self._json_path()}")
+
+    def _header(self) -> str:
+        from pytest_goblin.report.terminal import header_line
+
+        return header_line(self._device(), self._backend(), self.settings.threshold,
+                           self.settings.fake)
+
+    def _device(self) -> Any:
+        from pytest_goblin.runner.devices import get_device
+
+        return get_device(self.settings.fake_device).info()
+
+    def _backend(self) -> str:
+        from pytest_goblin.agent.backends import resolve_name
+
+        return resolve_name(self.settings.backend)
+
+    def _sorted(self) -> list[WorkloadResult]:
+        return sorted(self.results, key=lambda r: r.nodeid)
+
+    def _json_path(self) -> Path:
+        assert self.settings.json_path is not None
+        return self.settings.invocation_dir / self.settings.json_path
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.settings.json_path is None or hasattr(self.config, "workerinput"):
+            return
+        from pytest_goblin.report import json_report
+
+        document = json_report.build(self._sorted(), self._device(), self._backend(),
+                                     self.settings.threshold, self.settings.fake)
+        json_report.write(self._json_path(), document)
+
+
+class WorkloadFile(pytest.File):
+    """One workload file: yields one item, which errors if the file cannot be read."""
+
+    def __init__(self, *, matched: bool = False, named: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.matched = matched
+        self.named = named
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from pytest_goblin.errors import NotAWorkload, WorkloadError
+        from pytest_goblin.workload import default_name, is_workload_data, load_data, parse_workload
+
+        display = self._display_path()
+        try:
+            text, data = load_data(self.path, display)
+        except WorkloadError as exc:
+            if self.matched or self.named:
+                yield WorkloadItem.broken(self, default_name(self.path), exc)
+            return
+        if not is_workload_data(data):
+            message = (f"{display}: not a workload: expected a mapping with `model` or "
+                       "`model_name` and WorkloadConfig fields")
+            if self.named:
+                raise self.CollectError(message)
+            if self.matched:
+                yield WorkloadItem.broken(self, default_name(self.path), WorkloadError(
+                    display, "not a workload: expected a mapping with `model` or `model_name`"))
+            return
+        try:
+            workload = parse_workload(self.path, display, text, data)
+        except (WorkloadError, NotAWorkload) as exc:
+            yield WorkloadItem.broken(self, default_name(self.path), exc)
+            return
+        yield WorkloadItem.from_parent(self, name=workload.name, callobj=_run_workload,
+                                       workload=workload)
+
+    def _display_path(self) -> str:
+        try:
+            return self.path.relative_to(self.config.rootpath).as_posix()
+        except ValueError:
+            return str(self.path)
+
+
+def _run_workload(goblin_device: DeviceSession, request: pytest.FixtureRequest) -> None:
+    """The test body of a workload item; the device comes through the fixture."""
+    request.node.audit(goblin_device)
+
+
+def _raise_load_error(request: pytest.FixtureRequest) -> None:
+    request.node.raise_load_error()
+
+
+class WorkloadItem(pytest.Function):
+    """A workload as a test: passes, fails (a patch wins), errors or skips."""
+
+    def __init__(self, *, workload: Workload | None = None,
+                 load_error: Exception | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workload = workload
+        self.load_error = load_error
+        self.goblin_result: WorkloadResult | None = None
+
+    @classmethod
+    def broken(cls, parent: WorkloadFile, name: str, error: Exception) -> WorkloadItem:
+        return cls.from_parent(parent, name=name, callobj=_raise_load_error, load_error=error)
+
+    @property
+    def settings(self) -> GoblinSettings:
+        return self.config.stash[SETTINGS_KEY]
+
+    def setup(self) -> None:
+        if self.load_error is not None:
+            self.raise_load_error()
+        super().setup()
+
+    def raise_load_error(self) -> None:
+        from pytest_goblin.result import from_error
+
+        assert self.load_error is not None
+        self.goblin_result = from_error(self.nodeid, str(self.path), self.name,
+                                        str(self.load_error), self.settings.threshold)
+        raise self.load_error
+
+    def audit(self, session: DeviceSession) -> None:
+        from pytest_goblin.audit import audit_workload, effective_threshold
+        from pytest_goblin.errors import AuditError, WorkloadError
+        from pytest_goblin.report.terminal import failure_text
+        from pytest_goblin.result import from_error, from_report
+
+        assert self.workload is not None
+        workload = self.workload
+        threshold = effective_threshold(workload, self.settings)
+        try:
+            outcome = audit_workload(workload, session, self.settings, load_kb(self.config))
+        except WorkloadError as exc:
+            self.goblin_result = from_error(self.nodeid, workload.source.display_path,
+                                            workload.name, str(exc), threshold, workload)
+            raise
+        if outcome.report is None:
+            message = f"{workload.source.display_path}: audit failed: {outcome.error}"
+            self.goblin_result = from_error(self.nodeid, workload.source.display_path,
+                                            workload.name, message, threshold, workload,
+                                            session.info)
+            raise AuditError(message)
+        result = from_report(self.nodeid, workload, outcome.report, threshold)
+        self.goblin_result = result
+        if result.outcome == "failed":
+            raise WorkloadFailed(failure_text(result))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"goblin workload: {self.name}"
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from pytest_goblin.errors import GoblinError
+
+        if isinstance(excinfo.value, (GoblinError, WorkloadFailed)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
+class WorkloadFailed(AssertionError):
+    """A patch beats the workload by more than the threshold; the message says how."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach the workload's result to its report, so reporters (and xdist) see it."""
+    report = yield
+    if not isinstance(item, WorkloadItem):
+        return report
+    result = item.goblin_result
+    if result is None and report.when == "setup" and report.failed and call.excinfo:
+        from pytest_goblin.result import from_error
+
+        result = from_error(item.nodeid, str(item.path), item.name,
+                            str(call.excinfo.value), item.settings.threshold)
+    if result is not None and (report.when == "call" or report.failed):
+        report.goblin = result.model_dump(mode="json")
+        item.goblin_result = None
+    return report
+
+
+@pytest.fixture(scope="session")
+def goblin_device(pytestconfig: pytest.Config) -> DeviceSession:
+    """The session's device: one per session, shared by every workload and test."""
+    settings = pytestconfig.stash[SETTINGS_KEY]
+    if not settings.fake:
+        pytest.skip("goblin_device: only simulated devices are available; use --goblin-fake "
+                    "or ini goblin_fake = true")
+    _check_device(settings.fake_device)
+    from pytest_goblin.runner.session import DeviceSession
+
+    return DeviceSession(settings.fake_device)
+
+
+@pytest.fixture
+def goblin_audit(
+    goblin_device: DeviceSession, pytestconfig: pytest.Config
+) -> Callable[..., Report]:
+    """Audit a workload file from a Python test and get its Report.
+
+    ``goblin_audit(path, ignore=())`` raises AuditError when the audit cannot
+    complete and WorkloadError when the file cannot be read.
+    """
+    from pytest_goblin.audit import audit_workload
+    from pytest_goblin.errors import AuditError
+    from pytest_goblin.workload import load_workload
+
+    settings = pytestconfig.stash[SETTINGS_KEY]
+
+    def run(path: str | Path, ignore: tuple[str, ...] = ()) -> Report:
+        workload = load_workload(Path(path), str(path))
+        outcome = audit_workload(workload, goblin_device, settings, load_kb(pytestconfig), ignore)
+        if outcome.report is None:
+            raise AuditError(f"{path}: audit failed: {outcome.error}")
+        return outcome.report
+
+    return run

@@ -1,0 +1,41 @@
+"""The JSON report (``--goblin-json``): versioned, written atomically.
+
+Schema version 1. Top level: ``schema_version``, ``device`` {kind, name, …},
+``backend``, ``threshold``, ``projected``, ``workloads`` (one WorkloadResult
+each). Names are a public contract: fields are only ever added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_goblin import __version__
+from pytest_goblin.atomic import write_text
+from pytest_goblin.schemas import DeviceInfo, WorkloadResult
+
+SCHEMA_VERSION = 1
+
+
+def build(
+    results: Sequence[WorkloadResult],
+    device: DeviceInfo | None,
+    backend: str,
+    threshold: float,
+    fake: bool,
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator": f"pytest-goblin {__version__}",
+        "device": device.model_dump(mode="json") if device else None,
+        "backend": backend,
+        "threshold": threshold,
+        "projected": fake,
+        "workloads": [r.model_dump(mode="json") for r in results],
+    }
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    write_text(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,70 @@
+"""Turning an audit outcome into the WorkloadResult every report is made from."""
+
+from __future__ import annotations
+
+from pytest_goblin.schemas import DeviceInfo, PatchSummary, Report, RuleRef, WorkloadResult
+from pytest_goblin.verdict import decide
+from pytest_goblin.workload import Workload
+
+
+def from_report(
+    nodeid: str, workload: Workload, report: Report, threshold: float
+) -> WorkloadResult:
+    verdict = decide(report, threshold)
+    patch = report.patch if report.patch and report.patch.changes else None
+    return WorkloadResult(
+        nodeid=nodeid,
+        path=workload.source.display_path,
+        name=workload.name,
+        format=workload.source.format,
+        outcome=verdict.outcome,
+        reason=verdict.reason,
+        threshold=threshold,
+        device=report.device,
+        config=workload.config.model_dump(mode="json"),
+        baseline=report.before,
+        patched=report.after,
+        speedup=report.speedup,
+        speedup_ci=report.speedup_ci,
+        projected=report.projected,
+        rules=[RuleRef(id=r.rule_id, citation=r.citation) for r in patch.rationale] if patch else [],
+        patch=PatchSummary(changes=patch.changes, diff=patch.diff) if patch else None,
+        skipped_rules=report.patch.skipped if report.patch else [],
+        notes=report.notes,
+    )
+
+
+def from_error(
+    nodeid: str,
+    path: str,
+    name: str,
+    message: str,
+    threshold: float,
+    workload: Workload | None = None,
+    device: DeviceInfo | None = None,
+) -> WorkloadResult:
+    return WorkloadResult(
+        nodeid=nodeid,
+        path=path,
+        name=name,
+        format=workload.source.format if workload else None,
+        outcome="error",
+        reason="the audit could not be completed",
+        threshold=threshold,
+        device=device,
+        config=workload.config.model_dump(mode="json") if workload else None,
+        error=message,
+    )
+
+
+def skipped(nodeid: str, workload: Workload, reason: str, threshold: float) -> WorkloadResult:
+    return WorkloadResult(
+        nodeid=nodeid,
+        path=workload.source.display_path,
+        name=workload.name,
+        format=workload.source.format,
+        outcome="skipped",
+        reason=reason,
+        threshold=threshold,
+        config=workload.config.model_dump(mode="json"),
+    )
