@@ -99,9 +99,10 @@ class GoblinSession:
         self.config = config
         self.settings = settings
         self.results: list[WorkloadResult] = []
+        given = config.args_source == pytest.Config.ArgsSource.ARGS
         self._explicit = [
             (settings.invocation_dir / arg.split("::", 1)[0]).resolve()
-            for arg in config.args
+            for arg in (config.args if given else [])
         ]
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:

@@ -114,7 +114,7 @@ def _parse_threshold(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise pytest.UsageError(f"goblin threshold must be a number, got {raw!r}") from None
-    if not 0 < value < 10:
+    if not value > 0:
         raise pytest.UsageError(
             f"goblin threshold must be a fraction above 0 (0.10 = 10%), got {raw!r}"
         )

@@ -28,9 +28,11 @@ from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.schemas import AuditEvent, Report
 from pytest_goblin.workload import Workload
 
-MAX_STEPS = 10
-"""Cap on backend turns. The canonical trajectory takes seven; the rest is room
-for a model to recover from a refused call without running out before compare_runs."""
+MAX_STEPS = 14
+"""Cap on backend turns. The canonical trajectory takes seven tool calls, nine
+when a second query/patch round adds rules the first patch unlocked, plus a
+closing turn; the rest is room for a model to recover from a refused call
+without running out before compare_runs."""
 
 
 async def run_audit(
@@ -68,13 +70,11 @@ async def _drive(backend: Backend, state: AuditState) -> AsyncIterator[AuditEven
     if report is not None:
         yield AuditEvent(type="final_report", data={"report": report.model_dump(mode="json")})
         return
-    failures = [f"{r['name']}: {r['error']}" for r in results if not r["ok"]]
-    detail = f" Last failure: {failures[-1]}" if failures else ""
-    yield AuditEvent(
-        type="error",
-        data={"message": "audit ended without a report (no compare_runs, and not enough "
-                         "benchmarks and patches to synthesise one)." + detail},
-    )
+    failures = [r["error"] for r in results if not r["ok"]]
+    message = (failures[-1] if failures else
+               "audit ended without a report (no compare_runs, and not enough benchmarks "
+               "and patches to synthesise one)")
+    yield AuditEvent(type="error", data={"message": message})
 
 
 def _execute(

@@ -209,8 +209,27 @@ def _expected_range(rules: list[Any]) -> tuple[float | None, float | None]:
     return round(low, 3), round(high, 3)
 
 
+def _merge(base: Patch | None, new: list[Change]) -> list[Change]:
+    """The changes of a patch built on top of ``base``, relative to the original config.
+
+    A later change to a field the base already changed keeps the original old
+    value (eager → sdpa, then sdpa → flash, is eager → flash).
+    """
+    merged = {change.field: change for change in (base.changes if base else [])}
+    for change in new:
+        earlier = merged.get(change.field)
+        old = earlier.old if earlier else change.old
+        merged[change.field] = change.model_copy(update={"old": old})
+    return [change for change in merged.values() if change.old != change.new]
+
+
 def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
-    """Apply the requested rules whose conditions really hold for the config."""
+    """Apply the requested rules whose conditions really hold for the config.
+
+    Proposing on a config that an earlier patch produced builds on that patch,
+    so a rule that only applies after another (flash attention needs bf16)
+    joins the same patch and diff.
+    """
     config_id, config = _resolve_config(state, args)
     kb = state.context.kb
     match = kb.match(config, state.context.platform, ignore=state.context.ignore)
@@ -231,44 +250,58 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
             skipped.append(SkippedRule(rule_id=rule_id, reason="advisory: not a config change"))
         else:
             chosen.append(rule)
-    changes: list[Change] = []
-    data = config.model_dump()
-    for rule in chosen:
-        for path, old, new in rule.changes(config):
-            changes.append(Change(field=path, old=old, new=new, rule_id=rule.id))
-            _set_path(data, path, new)
-    if not changes:
+    new_changes = [
+        Change(field=path, old=old, new=new, rule_id=rule.id)
+        for rule in chosen
+        for path, old, new in rule.changes(config)
+    ]
+    if not new_changes:
         detail = "; ".join(f"{s.rule_id}: {s.reason}" for s in skipped) or "nothing to change"
         raise ToolFailure(f"no change to propose ({detail})")
+    base = state.patches.get(state.patch_of_config.get(config_id or ""))
+    changes = _merge(base, new_changes)
+    root = state.configs[state.root_config_id] if base and state.root_config_id else config
+    data = root.model_dump()
+    for change in changes:
+        _set_path(data, change.field, change.new)
     new_config = WorkloadConfig.model_validate(data)
+    rules = {rule.id: rule for rule in chosen}
+    if base:
+        rules = {r.rule_id: kb.get(r.rule_id) for r in base.rationale} | rules
+        skipped = [*base.skipped, *skipped]
+    live = {change.rule_id for change in changes}
+    for rule_id in [rid for rid in rules if rid not in live]:
+        skipped.append(SkippedRule(rule_id=rule_id, reason="superseded by a later rule"))
+        del rules[rule_id]
     notes: list[str] = []
     diff = ""
-    if state.workload is not None and config == state.workload.config:
+    if state.workload is not None and root == state.workload.config:
         from pytest_goblin.workload import patch_diff
 
         try:
             diff = patch_diff(state.workload, changes)
         except Exception as exc:  # the diff is a convenience; the patch stands without it
             notes.append(f"could not edit the file in place: {exc}")
-    low, high = _expected_range(chosen)
+    low, high = _expected_range(list(rules.values()))
     patch = Patch(
         new_config=new_config,
         changes=changes,
-        rule_ids=[rule.id for rule in chosen],
+        rule_ids=list(rules),
         diff=diff,
         rationale=[
             RuleApplication(rule_id=r.id, rationale=r.expected_impact, citation=list(r.citation),
                             targets_bucket=r.targets_bucket)
-            for r in chosen
+            for r in rules.values()
         ],
         skipped=skipped,
         expected_speedup_low=low,
         expected_speedup_high=high,
     )
     patch_id = state.store(state.patches, "patch", patch)
-    if config_id:
-        state.config_of_patch[patch_id] = config_id
-    return {"patch_id": patch_id, **patch.model_dump(mode="json"), "notes": notes}
+    new_config_id = state.store(state.configs, "cfg", new_config)
+    state.patch_of_config[new_config_id] = patch_id
+    return {"patch_id": patch_id, "config_id": new_config_id,
+            **patch.model_dump(mode="json"), "notes": notes}
 
 
 def benchmark(state: AuditState, args: BenchmarkArgs) -> dict[str, Any]:
@@ -433,6 +466,8 @@ def call(state: AuditState, name: str, args: dict[str, Any]) -> ToolResult:
     except ValidationError as exc:
         return ToolResult(ok=False, error=f"{name}: {exc.error_count()} invalid value(s): "
                           + "; ".join(e["msg"] for e in exc.errors()))
+    except GoblinError as exc:
+        return ToolResult(ok=False, error=f"{name}: {exc}")
     except Exception as exc:
         return ToolResult(ok=False, error=f"{name}: {type(exc).__name__}: {exc}")
     state.log.append({"name": name, "ok": True})

@@ -1,0 +1,304 @@
+"""Loading rule files and matching rules against a config.
+
+Built-in rules live in ``kb/rules/*.yaml`` (one file per category) and ship in the
+wheel; users add directories of their own (``--goblin-kb DIR``). A file holds a YAML
+list of rules, or a mapping ``{rules: [...]}``. Loading is strict: a bad rule is a
+``KnowledgeBaseError`` naming the file, the rule and the field, never a rule that is
+silently skipped (the seed warned and dropped invalid entries).
+
+Ids are unique. A user rule whose id is a built-in one replaces the built-in (that
+is how a team adapts a rule to its hardware) and is recorded in
+``KnowledgeBase.replaced`` so the plugin can say so; the same id twice among the
+built-ins, or twice among user directories, is an error naming both files.
+
+Order is deterministic everywhere: rules are kept sorted by category (in the order
+of ``CATEGORIES``) and then by id, and ``match`` returns its lists in that order.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from pytest_goblin.kb.conditions import did_you_mean
+from pytest_goblin.kb.schema import CATEGORIES, DEVICE_PLATFORMS, Rule
+from pytest_goblin.schemas import WorkloadConfig
+
+BUNDLED_DIR = Path(__file__).parent / "rules"
+
+
+class KnowledgeBaseError(ValueError):
+    """A rule file or rule that cannot be used; the message names file, rule and field."""
+
+
+@dataclass
+class MatchResult:
+    """The rules that apply to one config on one platform, and the ones dropped.
+
+    ``applicable`` holds patch and advisory rules whose platform fits, whose ``when``
+    holds and whose change is not already in place, after conflicts are resolved.
+    ``skipped`` holds ``(rule id, reason)`` for rules that matched but were dropped:
+    waived by the user, lost a conflict, or unmet version requirements. Rules that
+    simply did not match are in neither list.
+    """
+
+    applicable: list[Rule] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def patches(self) -> list[Rule]:
+        """The applicable rules that change the config (the ones a benchmark can judge)."""
+        return [r for r in self.applicable if r.kind == "patch"]
+
+    @property
+    def advisories(self) -> list[Rule]:
+        """The applicable rules that are advice only (reported as notes)."""
+        return [r for r in self.applicable if r.kind == "advisory"]
+
+
+class KnowledgeBase:
+    """A validated set of rules with unique ids, and where each came from."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        sources: Mapping[str, Path] | None = None,
+        replaced: Sequence[tuple[str, Path]] = (),
+    ) -> None:
+        by_id: dict[str, Rule] = {}
+        for rule in rules:
+            if rule.id in by_id:
+                raise KnowledgeBaseError(f"duplicate rule id {rule.id!r}")
+            by_id[rule.id] = rule
+        for rule in rules:
+            unknown = [other for other in rule.conflicts_with if other not in by_id]
+            if unknown:
+                where = f"{sources[rule.id]}: " if sources and rule.id in sources else ""
+                raise KnowledgeBaseError(
+                    f"{where}rule {rule.id!r}: conflicts_with names unknown rule "
+                    f"{unknown[0]!r}{did_you_mean(unknown[0], by_id)}"
+                )
+        self.rules: list[Rule] = sorted(rules, key=_order)
+        self.sources: dict[str, Path] = dict(sources or {})
+        self.replaced: list[tuple[str, Path]] = list(replaced)
+        self._by_id = by_id
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __contains__(self, rule_id: object) -> bool:
+        return rule_id in self._by_id
+
+    def get(self, rule_id: str) -> Rule:
+        """The rule with this id; KeyError with the closest ids when there is none."""
+        try:
+            return self._by_id[rule_id]
+        except KeyError:
+            raise KeyError(f"no rule {rule_id!r}{did_you_mean(rule_id, self._by_id)}") from None
+
+    def by_category(self) -> dict[str, list[Rule]]:
+        """Rules grouped by category, categories in display order, empty ones left out."""
+        groups: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            groups.setdefault(rule.category, []).append(rule)
+        return groups
+
+    def match(
+        self,
+        config: WorkloadConfig,
+        platform: str,
+        ignore: Collection[str] = (),
+        versions: Mapping[str, str] | None = None,
+    ) -> MatchResult:
+        """The rules that apply to ``config`` on a ``platform`` device.
+
+        Conflicts: two rules that change the same field (or one declares
+        ``conflicts_with`` the other) are resolved by ``priority``, higher first, ties
+        broken by id; the loser goes to ``skipped``. Ignored rules are dropped before
+        conflicts are resolved, so waiving ``flash-attention`` lets ``sdpa-attention``
+        apply.
+
+        Rules see each other's changes: a rule whose condition fails on ``config``
+        but holds once the other matching rules' changes to *other* fields are in
+        place joins too (flash attention needs bf16, so on an fp32 + eager config
+        it joins ``bf16-mixed-precision`` and then wins the attention field over
+        sdpa). Waiving ``bf16-mixed-precision`` leaves flash out and sdpa in. With ``versions`` (e.g. ``{"torch": "2.5.1"}``), rules whose
+        ``requires`` those versions contradict are skipped too.
+
+        An ignore entry that names no rule raises ``KnowledgeBaseError``: a typo in a
+        waiver would otherwise silently waive nothing.
+        """
+        if platform not in DEVICE_PLATFORMS:
+            raise ValueError(
+                f"unknown platform {platform!r}; expected one of {', '.join(DEVICE_PLATFORMS)}"
+            )
+        waived = set(ignore)
+        for rule_id in sorted(waived):
+            if rule_id not in self._by_id:
+                hint = did_you_mean(rule_id, self._by_id)
+                raise KnowledgeBaseError(f"goblin ignore names unknown rule {rule_id!r}{hint}")
+        skipped: list[tuple[Rule, str]] = []
+        live: list[tuple[Rule, set[str]]] = []
+        seen: set[str] = set()
+        candidates = [rule for rule in self.rules if rule.applies_on(platform)]
+        while True:
+            joined = False
+            for rule in candidates:
+                if rule.id in seen or not (
+                    rule.matches(config) or rule.matches(_with_others(config, rule, live))
+                ):
+                    continue
+                seen.add(rule.id)
+                joined = True
+                if rule.id in waived:
+                    skipped.append((rule, "ignored by goblin ignore"))
+                    continue
+                unmet = rule.unmet_requirements(versions) if versions is not None else []
+                if unmet:
+                    skipped.append((rule, f"requires {', '.join(unmet)}"))
+                else:
+                    live.append((rule, {path for path, _, _ in rule.changes(config)}))
+            if not joined:
+                break
+        accepted: list[tuple[Rule, set[str]]] = []
+        for rule, paths in sorted(live, key=lambda item: (-item[0].priority, item[0].id)):
+            reason = _conflict(rule, paths, accepted)
+            if reason is None:
+                accepted.append((rule, paths))
+            else:
+                skipped.append((rule, reason))
+        return MatchResult(
+            applicable=sorted((rule for rule, _ in accepted), key=_order),
+            skipped=[(rule.id, why) for rule, why in sorted(skipped, key=lambda s: _order(s[0]))],
+        )
+
+
+def load_kb(extra_dirs: Sequence[str | Path] = ()) -> KnowledgeBase:
+    """The built-in rules plus the rules in ``extra_dirs`` (directories or single files).
+
+    The built-in files are read and validated once per process.
+    """
+    bundled = _bundled()
+    rules = {rule.id: (rule, path) for rule, path in bundled}
+    builtin_ids = set(rules)
+    user_files: dict[str, Path] = {}
+    replaced: list[tuple[str, Path]] = []
+    for rule, path in (item for d in extra_dirs for item in _read_location(Path(d))):
+        if rule.id in user_files:
+            raise KnowledgeBaseError(
+                f"duplicate rule id {rule.id!r} in {user_files[rule.id]} and {path}"
+            )
+        user_files[rule.id] = path
+        if rule.id in builtin_ids:
+            replaced.append((rule.id, path))
+        rules[rule.id] = (rule, path)
+    return KnowledgeBase(
+        [rule for rule, _ in rules.values()],
+        sources={rule_id: path for rule_id, (_, path) in rules.items()},
+        replaced=replaced,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled() -> tuple[tuple[Rule, Path], ...]:
+    seen: dict[str, Path] = {}
+    loaded = []
+    for rule, path in _read_location(BUNDLED_DIR):
+        if rule.id in seen:
+            raise KnowledgeBaseError(f"duplicate rule id {rule.id!r} in {seen[rule.id]} and {path}")
+        seen[rule.id] = path
+        loaded.append((rule, path))
+    return tuple(loaded)
+
+
+def _read_location(location: Path) -> list[tuple[Rule, Path]]:
+    if location.is_file():
+        files = [location]
+    elif location.is_dir():
+        files = sorted(p for p in location.iterdir() if p.suffix in (".yaml", ".yml"))
+        if not files:
+            raise KnowledgeBaseError(f"{location}: no rule files (*.yaml, *.yml) in this directory")
+    else:
+        raise KnowledgeBaseError(f"{location}: no such rule directory or file")
+    return [(rule, path) for path in files for rule in read_rule_file(path)]
+
+
+def read_rule_file(path: Path) -> list[Rule]:
+    """The rules of one YAML file, each validated; the first bad one raises."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise KnowledgeBaseError(f"{path}: not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise KnowledgeBaseError(f"{path}: cannot read: {exc.strerror}") from None
+    if data is None:
+        return []
+    if isinstance(data, dict):
+        if set(data) != {"rules"}:
+            raise KnowledgeBaseError(
+                f"{path}: expected a list of rules or a mapping with only 'rules', "
+                f"got keys {sorted(map(str, data))}"
+            )
+        data = data["rules"]
+    if not isinstance(data, list):
+        raise KnowledgeBaseError(f"{path}: expected a list of rules, got {type(data).__name__}")
+    rules = []
+    for index, raw in enumerate(data, start=1):
+        if not isinstance(raw, dict):
+            raise KnowledgeBaseError(f"{path}: rule #{index}: expected a mapping, got {raw!r}")
+        rule_id = raw.get("id")
+        label = f"rule {rule_id!r} (#{index})" if isinstance(rule_id, str) else f"rule #{index}"
+        try:
+            rules.append(Rule.model_validate(raw))
+        except ValidationError as exc:
+            raise KnowledgeBaseError(f"{path}: {label}: {_describe(exc)}") from None
+    return rules
+
+
+def _with_others(
+    config: WorkloadConfig, rule: Rule, live: Sequence[tuple[Rule, set[str]]]
+) -> WorkloadConfig:
+    """``config`` with the live rules' changes applied, except to fields ``rule`` sets."""
+    own = set(rule.set)
+    patched = config
+    for other, paths in live:
+        if paths and not any(_overlap(p, q) for p in paths for q in own):
+            patched = other.apply(patched)
+    return patched
+
+
+def _conflict(rule: Rule, paths: set[str], accepted: list[tuple[Rule, set[str]]]) -> str | None:
+    for winner, winner_paths in accepted:
+        if winner.id in rule.conflicts_with or rule.id in winner.conflicts_with:
+            return f"conflicts with {winner.id} (declared)"
+        shared = sorted(p for p in paths if any(_overlap(p, q) for q in winner_paths))
+        if shared:
+            return f"conflicts with {winner.id} on {', '.join(shared)}"
+    return None
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether two dotted paths touch the same value (equal, or one contains the other)."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def _order(rule: Rule) -> tuple[int, str]:
+    return CATEGORIES.index(rule.category), rule.id
+
+
+def _describe(exc: ValidationError) -> str:
+    messages = []
+    for err in exc.errors():
+        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"])
+        loc = loc.replace(".[", "[")
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        messages.append(msg if not loc or msg.startswith(loc) else f"{loc}: {msg}")
+    return "; ".join(messages)

@@ -1,0 +1,289 @@
+"""The rule model: what one knowledge-base entry is, validated when it is loaded.
+
+Every check that can be made without a device is made here, at load time: the id
+format, the condition (parsed into a tree), the fields a rule sets (they must exist
+on ``WorkloadConfig`` and accept the value), the citations (https URLs, never
+titles) and the rule's own examples (each must really match, or really not match).
+The seed accepted rules that could never fire or always fired; such a rule now
+fails to load.
+
+Two kinds of rule:
+
+- ``patch``: ``set`` changes the config, so the change can be benchmarked. A patch
+  rule fires only when ``when`` holds *and* at least one ``set`` entry differs from
+  the config: a change already in place never fires again.
+- ``advisory``: host or cluster advice that no config field expresses (NUMA
+  balancing, a library caveat). ``set`` stays empty, ``advice`` says what to do in
+  words, and the rule fires when ``when`` holds. Advisories are reported as notes
+  and never take part in a verdict.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any, Final, Literal, get_args
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from pytest_goblin.kb.conditions import (
+    ALWAYS,
+    MISSING,
+    Condition,
+    field_annotation,
+    lookup,
+    parse_condition,
+)
+from pytest_goblin.schemas import WasteBucket, WorkloadConfig
+
+Category = Literal[
+    "precision", "attention", "memory", "optimizer", "data", "compile",
+    "kernels", "env", "collectives", "lora", "packing",
+]
+#: Categories in display order; rules are listed and matched in this order.
+CATEGORIES: Final[tuple[str, ...]] = get_args(Category)
+
+Platform = Literal["rocm-instinct", "rocm-radeon", "cuda", "cpu", "all"]
+#: The platforms a device can report; ``all`` is only a rule-side wildcard.
+DEVICE_PLATFORMS: Final[tuple[str, ...]] = ("rocm-instinct", "rocm-radeon", "cuda", "cpu")
+
+_KEBAB: Final = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_URL: Final = TypeAdapter(HttpUrl)
+
+
+class Examples(BaseModel):
+    """Partial configs a rule must match and must not match.
+
+    They are the rule's executable specification: the loader builds a
+    ``WorkloadConfig`` from each and refuses the rule if one of them disagrees, so a
+    rule that can never fire, or that always fires, cannot ship.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    matches: list[dict[str, Any]] = Field(min_length=1)
+    not_matches: list[dict[str, Any]] = Field(min_length=1)
+
+
+class Rule(BaseModel):
+    """One tuning rule: when it applies, what it changes, and the source that says so.
+
+    ``requires`` maps a component to a PEP 440 version specifier, for example
+    ``{torch: ">=2.4", rocm: "<6.2"}``. It is checked by ``requirements_met`` and by
+    ``KnowledgeBase.match`` when the caller passes the versions it knows; a component
+    whose version is unknown is not held against the rule (unknown is not evidence).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    id: str
+    category: Category
+    platforms: list[Platform] = Field(min_length=1)
+    kind: Literal["patch", "advisory"] = "patch"
+    when: Condition = ALWAYS
+    set: dict[str, Any] = Field(default_factory=dict)
+    advice: str | None = Field(
+        default=None, description="what to do, in words; required for advisory rules"
+    )
+    targets_bucket: WasteBucket | None = None
+    symptom: str = Field(min_length=1)
+    expected_impact: str = Field(min_length=1)
+    expected_speedup: tuple[float, float] | None = Field(
+        default=None, description="[low, high] tokens/s ratio, only where a source gives numbers"
+    )
+    citation: list[str] = Field(min_length=1)
+    conflicts_with: list[str] = Field(default_factory=list)
+    priority: int = Field(default=0, description="higher wins when two rules change one field")
+    requires: dict[str, str] | None = None
+    examples: Examples
+
+    @field_validator("id")
+    @classmethod
+    def _kebab(cls, value: str) -> str:
+        if not _KEBAB.match(value):
+            raise ValueError(f"{value!r} is not kebab-case (lowercase words joined by '-')")
+        return value
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _parse_when(cls, value: Any) -> Condition:
+        return parse_condition(value)
+
+    @field_validator("set")
+    @classmethod
+    def _known_paths(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for path in value:
+            field_annotation(path)
+        return value
+
+    @field_validator("citation", mode="before")
+    @classmethod
+    def _wrap_citation(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("citation")
+    @classmethod
+    def _https(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith("https://"):
+                raise ValueError(f"{url!r} is not an https URL; cite the source's address")
+            try:
+                _URL.validate_python(url)
+            except ValidationError as exc:
+                raise ValueError(f"{url!r}: {exc.errors()[0]['msg']}") from None
+        return value
+
+    @field_validator("expected_speedup")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 < value[0] <= value[1]:
+            raise ValueError(f"expected [low, high] with 0 < low <= high, got {list(value)}")
+        return value
+
+    @field_validator("requires")
+    @classmethod
+    def _specifiers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for component, spec in (value or {}).items():
+            try:
+                SpecifierSet(spec)
+            except InvalidSpecifier:
+                raise ValueError(
+                    f"{component}: {spec!r} is not a version specifier such as '>=2.4'"
+                ) from None
+        return value
+
+    @field_serializer("when")
+    def _dump_when(self, value: Condition) -> Any:
+        return value.to_data()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rule:
+        if self.kind == "patch" and not self.set:
+            raise ValueError("set: a patch rule must change at least one field "
+                             "(use kind: advisory for advice no field expresses)")
+        if self.kind == "advisory":
+            if self.set:
+                raise ValueError("set: an advisory rule changes nothing; put the action in advice")
+            if not self.advice:
+                raise ValueError("advice: an advisory rule must say what to do")
+        if self.id in self.conflicts_with:
+            raise ValueError("conflicts_with: a rule cannot conflict with itself")
+        try:
+            self.apply(WorkloadConfig())
+        except ValidationError as exc:
+            raise ValueError(f"set: {_first_error(exc)}") from None
+        self._check_examples()
+        return self
+
+    def applies_on(self, platform: str) -> bool:
+        """Whether the rule is meant for a device of this platform."""
+        return "all" in self.platforms or platform in self.platforms
+
+    def apply(self, config: WorkloadConfig) -> WorkloadConfig:
+        """The config with this rule's ``set`` applied (validated like any config)."""
+        if not self.set:
+            return config
+        data = config.model_dump()
+        for path, value in self.set.items():
+            _assign(data, path, copy.deepcopy(value))
+        return WorkloadConfig.model_validate(data)
+
+    def changes(self, config: WorkloadConfig) -> list[tuple[str, Any, Any]]:
+        """``(path, old, new)`` for each ``set`` entry that differs from ``config``.
+
+        Values are compared after validation, so ``env_vars.X: 1`` in a rule and
+        ``"1"`` in the config count as the same. An absent path's old value is None.
+        """
+        if not self.set:
+            return []
+        before = config.model_dump()
+        after = self.apply(config).model_dump()
+        result = []
+        for path in self.set:
+            old, new = lookup(before, path), lookup(after, path)
+            if old != new:
+                result.append((path, None if old is MISSING else old, new))
+        return result
+
+    def matches(self, config: WorkloadConfig) -> bool:
+        """Whether the rule fires for ``config``, regardless of platform: ``when`` holds
+        and (for a patch) its change is not already in place."""
+        return self._why_not(config) is None
+
+    def unmet_requirements(self, versions: Mapping[str, str]) -> list[str]:
+        """The ``requires`` entries that ``versions`` shows to be unmet, in words.
+
+        A component missing from ``versions``, or with a version that does not parse,
+        is unknown and not reported.
+        """
+        unmet = []
+        for component, spec in (self.requires or {}).items():
+            have = versions.get(component)
+            if have is None:
+                continue
+            try:
+                version = Version(have)
+            except InvalidVersion:
+                continue
+            if not SpecifierSet(spec).contains(version, prereleases=True):
+                unmet.append(f"{component}{spec} (have {have})")
+        return unmet
+
+    def requirements_met(self, versions: Mapping[str, str]) -> bool:
+        """Whether no known version contradicts ``requires``."""
+        return not self.unmet_requirements(versions)
+
+    def _why_not(self, config: WorkloadConfig) -> str | None:
+        if not self.when.evaluate(config.model_dump()):
+            return f"its condition ({self.when.describe()}) is false"
+        if self.kind == "patch" and not self.changes(config):
+            return "its change is already in place"
+        return None
+
+    def _check_examples(self) -> None:
+        for label, cases, expected in (
+            ("matches", self.examples.matches, True),
+            ("not_matches", self.examples.not_matches, False),
+        ):
+            for i, case in enumerate(cases):
+                try:
+                    config = WorkloadConfig.model_validate(case)
+                except ValidationError as exc:
+                    raise ValueError(
+                        f"examples.{label}[{i}] is not a valid config: {_first_error(exc)}"
+                    ) from None
+                reason = self._why_not(config)
+                if expected and reason is not None:
+                    raise ValueError(f"examples.{label}[{i}] {case!r} does not match: {reason}")
+                if not expected and reason is None:
+                    raise ValueError(f"examples.{label}[{i}] {case!r} matches, but should not")
+
+
+def _assign(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = data.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            data[part] = child
+        data = child
+    data[parts[-1]] = value
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else err["msg"]

@@ -1,0 +1,792 @@
+"""The fake runner: an analytic model of one optimizer step on a catalogued device.
+
+Nothing runs: FLOPs and bytes per step are counted from the config and the
+architecture, and turned into seconds with the device's published peaks
+(``devices.py``) and the efficiency constants below. Every number it returns
+is *projected* (``RunMetrics.projected``), is deterministic, and must never be
+compared with a measured one.
+
+Step time (one rank; ranks run in parallel)::
+
+    step = grad_accum x (device + host_gap + data_wait)   per micro-batch
+         + optimizer + all-reduce + per-step host overhead
+
+Device time per micro-batch
+    * Linear GEMMs. FLOPs per token: ``6N`` for full fine-tuning (2N forward,
+      2N activation-grad, 2N weight-grad); LoRA/QLoRA ``4N`` (frozen weights
+      get no weight-grad GEMM) plus ``6 r (in+out)`` per targeted linear per
+      layer for the adapters. ``N = ModelArch.matmul_params`` (PaLM App. B,
+      https://arxiv.org/abs/2204.02311; torchtitan excludes the input
+      embedding). Gradient checkpointing re-runs every decoder layer's forward:
+      ``2 x`` the decoder-layer parameters (the LM head sits outside the
+      checkpointed blocks) plus the adapters' forward.
+      Seconds = FLOPs / (peak[precision] x efficiency).
+    * Attention. ``12 L H Q T`` FLOPs per token (PaLM App. B: QK^T and AV, 2
+      FLOPs per MAC, x3 for forward and backward; H query heads, Q head dim,
+      T sequence). Fused kernels (flash, SDPA) run them at a kernel efficiency;
+      eager attention runs them as batched GEMMs at a lower one *and*
+      materialises the ``b x H x T x T`` score matrix in HBM, read and
+      written ``EAGER_SCORE_PASSES_FWD`` times in the forward and
+      ``EAGER_SCORE_PASSES_BWD`` times in the backward, at the device
+      bandwidth. Checkpointing re-runs the forward third.
+    * QLoRA dequantises the 4-bit base weights to 16-bit once per forward and
+      per backward of every micro-batch (memory traffic).
+
+Efficiency of a GEMM = ``GEMM_EFFICIENCY`` x platform factor x width factor x
+fill factor (x ``COMPILE_SPEEDUP`` with torch.compile). The fill factor
+``min(1, tokens/SATURATION_TOKENS) ** UNDERFILL_EXPONENT`` models micro-batches
+too small to fill the device; the width factor does the same for narrow models.
+
+Precision picks the peak: bf16/fp16 the 16-bit matrix rate; fp32 the FP32 rate
+(matrix cores idle for 16-bit: the big FP32 penalty); tf32 the TF32 rate where
+PyTorch uses it (not on ROCm, where ``allow_tf32`` is not honoured by default:
+modelled as fp32 with a warning); fp8 the FP8 rate for the linear GEMMs where
+the device has one, at ``FP8_GEMM_RATIO`` of the bf16 efficiency (attention stays
+bf16), else bf16 with a warning. fp16 GEMMs on Instinct run at
+``FP16_ROCM_GEMM_RATIO`` of bf16 ones.
+
+Host side
+    * Data: each sample costs ``DATA_SAMPLE_BASE_S + DATA_SAMPLE_PER_1K_TOKENS_S
+      x T/1024`` of collate work on the host. With ``dataloader_workers == 0``
+      it is serialised with the step; with W workers it overlaps and stalls
+      only by ``max(0, load/W - compute)``. The host-to-device copy of the
+      batch is serialised; pageable (unpinned) memory copies it slower.
+    * Dispatch: eager PyTorch spends ``OP_DISPATCH_S`` of host time per op. A
+      GPU runs asynchronously, so only dispatch time beyond the device time is
+      lost; a CPU device runs ops synchronously, so all of it is.
+    * ``HOST_STEP_OVERHEAD_S`` per optimizer step (loss ``.item()`` sync,
+      scheduler, ``zero_grad``, logging).
+
+Optimizer: bytes moved per trainable parameter over the device bandwidth
+(``OPTIMIZERS``). Multi-device: a ring all-reduce of the fp32 gradients
+(``2 (n-1)/n`` x gradient bytes) over ``INTERCONNECT_GBS``, not overlapped with
+compute. FSDP / DeepSpeed instead all-gather the parameters twice (forward and
+backward, in the compute dtype) and reduce-scatter the fp32 gradients, each
+``(n-1)/n`` x bytes, and shard weights, gradients and optimizer state ``n`` ways.
+
+Waste budget: seconds per step, peeled off counterfactually (each step is
+clamped so that no bucket is negative, and all buckets sum to the step):
+
+    precision_path   actual precision vs bf16 (same attention kernel)
+    kernel_shape     attention kernel vs the device's best; foreach vs fused AdamW
+    memory_headroom  time spent saving memory: checkpoint recompute, QLoRA
+                     dequantisation, micro-batches below saturation
+    data_wait, host_gap, comm_excess   as above
+    useful_gpu       what is left: the work at its best on this device
+
+MFU = tokens/s per device x model FLOPs per token / dense bf16 peak, with model
+FLOPs = the linear FLOPs above (trainable-aware: 4N + adapters for LoRA) plus
+attention, *without* recompute (the PaLM / Megatron MFU definition; HFU would
+count recompute). It is quoted against the bf16 peak whatever the precision,
+so fp32 and bf16 runs of one workload compare on one scale.
+
+Memory (decimal GB)
+    * weights: full fine-tuning keeps fp32 weights (AMP keeps fp32 master
+      weights; its per-op 16-bit autocast copies are transient and ignored;
+      pure-16-bit training is not modelled). LoRA keeps the frozen base in the
+      compute dtype (2 B/param for 16-bit, 4 for fp32) and fp32 adapters;
+      QLoRA keeps decoder-layer linears in 4 bits (0.5 B/param; quantisation
+      constants ignored) and embeddings, LM head and norms in 16 bits.
+    * gradients: fp32, trainable parameters only.
+    * optimizer state: ``OPTIMIZERS[...].state_bytes`` per trainable parameter.
+    * activations (Korthikanti et al. 2022, https://arxiv.org/abs/2205.05198):
+      ``s b h (34 + 5 a s / h)`` bytes per layer in 16 bits; fused attention
+      drops the ``5 a s / h`` score-matrix term; fp32 doubles it; full
+      checkpointing keeps ``2 s b h`` per layer plus one layer's full set. The
+      formula is for a GPT block (it counts dropout masks a Llama block lacks);
+      LoRA is modelled with the full set (an upper bound). Plus the logits
+      (``LOGITS_BYTES_PER_ELEMENT`` per token per vocabulary entry).
+    * ``WORKSPACE_GB`` for the runtime context, GEMM workspaces and allocator slack.
+
+Not modelled: padding (every sample is assumed to fill ``seq_len``, as packed
+or synthetic data does), dataloader prefetch depth and worker restarts, the
+first-step cost of torch.compile (warmup is excluded from benchmarks anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from pytest_goblin.errors import GoblinError
+from pytest_goblin.runner.architectures import ModelArch
+from pytest_goblin.runner.devices import DeviceSpec
+from pytest_goblin.schemas import RunMetrics, WasteBudget, WorkloadConfig
+
+# --- GEMM efficiency -----------------------------------------------------------------
+
+GEMM_EFFICIENCY = 0.45
+"""Achieved fraction of peak for big linear GEMMs in eager PyTorch, non-GEMM ops
+included. Calibrated: torchtitan reports 33-39% MFU for Llama-3.1-8B on H100 with
+FSDP (https://github.com/pytorch/torchtitan/blob/main/docs/performance.md)."""
+
+PLATFORM_EFFICIENCY: dict[str, float] = {
+    "cuda": 1.0,
+    # Derived from MLPerf Training v5.0 Llama-2-70B LoRA: similar time-to-train with
+    # 1.32x the nominal peak implies ~0.75x the H100's MFU
+    # (https://rocm.blogs.amd.com/artificial-intelligence/mlperf-training-v5.0/README.html).
+    "rocm-instinct": 0.75,
+    # Calibrated: consumer RDNA3 runs rocBLAS by default and its kernels are less tuned.
+    "rocm-radeon": 0.6,
+    # Calibrated: the CPU peak is a placeholder; oneDNN GEMMs reach well under peak.
+    "cpu": 0.6,
+}
+"""Scales every kernel efficiency by how close each software stack gets to its peak."""
+
+SATURATION_TOKENS: dict[str, int] = {"rocm": 8192, "cuda": 8192, "cpu": 1024}
+"""Tokens per micro-batch from which GEMMs fill the device (calibrated: 8k tokens x
+4k hidden GEMMs keep every CU/SM of an MI300X/H100 busy; a CPU saturates far earlier)."""
+
+SATURATION_HIDDEN: dict[str, int] = {"rocm": 4096, "cuda": 4096, "cpu": 1024}
+"""Model width from which GEMM tiles fill the device (calibrated, same reasoning)."""
+
+UNDERFILL_EXPONENT = 0.3
+"""How steeply efficiency falls below saturation (calibrated): half the tokens -> 0.81x."""
+
+COMPILE_SPEEDUP = 1.15
+"""torch.compile fuses the non-GEMM ops around the GEMMs: torchtitan Llama-3.1-8B
+5,762 -> 6,667 tok/s/GPU (+15.7%); applied to the linear-GEMM efficiency."""
+
+MAX_EFFICIENCY = 0.9
+"""No kernel exceeds this fraction of peak, whatever factors multiply up."""
+
+FP8_GEMM_RATIO = 0.7
+"""FP8 GEMMs reach this fraction of the efficiency of bf16 ones (scaling, casts,
+amax bookkeeping). Calibrated so that Float8 linears give torchtitan's Llama-3.1-8B
+step +28% (6,667 -> 8,532 tok/s/GPU) with attention left in bf16."""
+
+FP16_ROCM_GEMM_RATIO = 0.95
+"""fp16 GEMMs relative to bf16 on Instinct: AMD notes bf16 matrix-core execution is
+noticeably faster than f16 in Composable Kernel GEMMs
+(https://rocm.docs.amd.com/en/latest/how-to/rocm-for-ai/inference-optimization/workload.html);
+no figure is published, the 5% is calibrated."""
+
+# --- attention -------------------------------------------------------------------------
+
+ATTENTION_EFFICIENCY: dict[str, float] = {
+    # Calibrated: FA2 / CK flash kernels, fwd+bwd, counted with the 12LHQT convention.
+    "flash": 0.45,
+    # Calibrated: PyTorch SDPA dispatches to flash / memory-efficient backends
+    # (AOTriton on ROCm), a little behind the dedicated FA2 build on GPUs.
+    "sdpa": 0.40,
+    # Calibrated: eager QK^T and AV are batched GEMMs with K = head_dim, poorly shaped.
+    "math": 0.30,
+}
+"""Kernel efficiency of the attention FLOPs, before the platform factor."""
+
+EAGER_SCORE_PASSES_FWD = 4
+"""Eager forward touches the score matrix ~4 times: write QK^T, read it for the
+masked softmax, write the probabilities, read them for AV."""
+
+EAGER_SCORE_PASSES_BWD = 8
+"""Eager backward ~8 times: read probabilities for dV and for the softmax backward,
+read/write dP, write/read dS, and the mask and scale pointwise ops between them."""
+
+BANDWIDTH_EFFICIENCY = 0.8
+"""Achieved fraction of peak memory bandwidth for streaming kernels (calibrated;
+STREAM-like copies reach 80-90% of HBM peak)."""
+
+RADEON_SDPA_ENV = "TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL"
+"""On gfx110x SDPA silently falls back to the MATH backend unless this is "1"
+(https://github.com/pytorch/pytorch/pull/134498)."""
+
+# --- memory ----------------------------------------------------------------------------
+
+KORTHIKANTI_LINEAR_BYTES = 34
+"""Activation bytes per layer per (token x hidden) in 16 bits (Korthikanti et al. 2022)."""
+
+KORTHIKANTI_SCORE_BYTES = 5
+"""Activation bytes per layer per (token x heads x seq / hidden): the score matrix."""
+
+CHECKPOINT_BYTES = 2
+"""Bytes per layer per (token x hidden) kept with full checkpointing: the layer input."""
+
+LOGITS_BYTES_PER_ELEMENT = 8
+"""Logits per token per vocabulary entry: HF causal-LM heads upcast logits to fp32
+(4 B) and cross-entropy keeps its fp32 log-softmax for the backward (4 B)."""
+
+WORKSPACE_GB = 2.0
+"""Runtime context, BLAS workspaces and caching-allocator slack (calibrated)."""
+
+QLORA_BYTES_PER_PARAM = 0.5
+"""NF4 base weights: 4 bits per parameter (https://arxiv.org/abs/2305.14314)."""
+
+# --- host side -------------------------------------------------------------------------
+
+DATA_SAMPLE_BASE_S = 1.0e-3
+"""Host collate/tensorise cost per sample (calibrated)."""
+
+DATA_SAMPLE_PER_1K_TOKENS_S = 1.0e-3
+"""Extra host cost per sample per 1024 tokens of sequence (calibrated)."""
+
+H2D_BYTES_PER_TOKEN = 24
+"""input_ids, attention_mask and labels as int64: 3 x 8 bytes per token."""
+
+PINNED_H2D_GBS = 25.0
+"""Host-to-device copy from pinned memory (PCIe Gen4/5 x16, achieved; calibrated)."""
+
+PAGEABLE_H2D_GBS = 8.0
+"""From pageable memory the driver stages through a pinned bounce buffer (calibrated)."""
+
+OP_DISPATCH_S = 8e-6
+"""Host time PyTorch eager spends per op (dispatcher, autograd, launch; calibrated)."""
+
+OPS_PER_LAYER_EAGER = 90
+"""Ops per decoder layer per micro-batch, forward and backward (calibrated: ~30 fwd)."""
+
+OPS_PER_LAYER_COMPILED = 30
+"""With torch.compile the pointwise ops fuse into few generated kernels (calibrated)."""
+
+OPS_PER_LORA_TARGET = 12
+"""Extra ops per adapted linear per layer: dropout, A, B, scale, add, fwd and bwd."""
+
+HOST_STEP_OVERHEAD_S = 3e-3
+"""Per optimizer step: loss .item() sync, LR scheduler, zero_grad, logging (calibrated)."""
+
+# --- communication -------------------------------------------------------------------
+
+INTERCONNECT_GBS: dict[str, float] = {
+    "rocm-instinct": 300.0,  # calibrated: xGMI ring all-reduce bus bandwidth, 8x MI300X
+    "cuda": 350.0,  # calibrated: NVLink ring all-reduce bus bandwidth, 8x H100
+    "rocm-radeon": 25.0,  # calibrated: PCIe 4.0 x16 peer copies
+    "cpu": 10.0,  # calibrated: gloo over shared memory
+}
+"""Achieved all-reduce bus bandwidth per device, GB/s."""
+
+# --- optimizers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OptimizerModel:
+    """What an optimizer costs per trainable parameter.
+
+    ``step_bytes`` is the device-memory traffic of one step, ``state_bytes``
+    the state it keeps, and ``best`` the variant of the same algorithm that
+    moves the fewest bytes (the excess over it is kernel_shape waste).
+    """
+
+    step_bytes: float
+    state_bytes: float
+    best: str
+
+
+OPTIMIZERS: dict[str, OptimizerModel] = {
+    # torch.optim.AdamW foreach: weight decay, lerp, mul, addcmul, sqrt, div, add,
+    # addcdiv: 20 fp32 tensor reads/writes per parameter = 80 bytes.
+    "adamw_torch": OptimizerModel(step_bytes=80, state_bytes=8, best="adamw_torch_fused"),
+    # Fused AdamW: read param, grad, m, v; write param, m, v once: 7 x 4 bytes.
+    "adamw_torch_fused": OptimizerModel(step_bytes=28, state_bytes=8, best="adamw_torch_fused"),
+    # bitsandbytes 8-bit AdamW (fused kernel): 1-byte m and v, fp32 param and grad.
+    "adamw_bnb_8bit": OptimizerModel(step_bytes=16, state_bytes=2, best="adamw_bnb_8bit"),
+    "paged_adamw_8bit": OptimizerModel(step_bytes=16, state_bytes=2, best="paged_adamw_8bit"),
+    # HF "sgd": torch.optim.SGD without momentum: read param and grad, write param.
+    "sgd": OptimizerModel(step_bytes=12, state_bytes=0, best="sgd"),
+    # Adafactor: factored second moment, row/column reductions over each matrix
+    # (~4 B/param of state per the HF performance guide, which this follows).
+    "adafactor": OptimizerModel(step_bytes=24, state_bytes=4, best="adafactor"),
+}
+
+OPTIMIZER_ALIASES: dict[str, str] = {
+    "adamw": "adamw_torch",
+    "adamw_8bit": "adamw_bnb_8bit",
+}
+
+LORA_ALL_LINEAR = frozenset({"all-linear", "all_linear", "all"})
+
+MASTER_WEIGHT_BYTES = 4
+"""Trainable weights are fp32 (AMP master weights); so are LoRA adapters."""
+
+GRAD_BYTES = 4
+"""Gradients are fp32: AMP keeps fp32 master weights, so ``param.grad`` is fp32."""
+
+GB = 1e9
+TERA = 1e12
+
+
+class MemoryEstimate(BaseModel):
+    """Projected peak device memory of one rank, by component, in GB."""
+
+    model_config = ConfigDict(frozen=True)
+
+    weights_gb: float
+    grads_gb: float
+    optimizer_gb: float
+    activations_gb: float
+    workspace_gb: float
+    total_gb: float
+
+    def breakdown(self) -> str:
+        """The components in one line, for an OOM message a user can act on."""
+        return (
+            f"weights {self.weights_gb:.1f}, grads {self.grads_gb:.1f}, "
+            f"optimizer {self.optimizer_gb:.1f}, activations {self.activations_gb:.1f}, "
+            f"workspace {self.workspace_gb:.1f}"
+        )
+
+
+class ProjectedOOM(GoblinError):
+    """The analytic memory estimate exceeds the device's memory.
+
+    Carries the estimate, so that a report can show what did not fit.
+    """
+
+    def __init__(self, message: str, memory: MemoryEstimate) -> None:
+        super().__init__(message)
+        self.memory = memory
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """What a config means on a device once the defaults and fallbacks are applied."""
+
+    arch: ModelArch
+    precision: str
+    attention: str
+    optimizer: str
+    lora_targets: tuple[tuple[int, int], ...]
+    warnings: tuple[str, ...]
+
+
+class FakeRunner:
+    """Projects throughput, MFU, memory and the waste budget of a workload on a device."""
+
+    def __init__(self, device: DeviceSpec) -> None:
+        self.device = device
+
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+        """Project ``steps`` optimizer steps of ``config`` (all identical: no noise).
+
+        Raises ProjectedOOM when the memory estimate does not fit the device,
+        and ValueError for a config the model cannot price (unknown precision
+        or attention, no architecture).
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        res = self._resolve(config)
+        memory = self._memory(config, res)
+        if memory.total_gb > self.device.memory_gb:
+            raise ProjectedOOM(
+                f"projected OOM on {self.device.display_name}: needs {memory.total_gb:.1f} GB "
+                f"of {self.device.memory_gb:g} GB ({memory.breakdown()})",
+                memory,
+            )
+        budget = self._waste_budget(config, res)
+        step_time = budget.total
+        tokens_per_sec = config.tokens_per_step / step_time
+        return RunMetrics(
+            steps=steps,
+            tokens_per_sec=tokens_per_sec,
+            step_time_s=step_time,
+            tokens_per_step=config.tokens_per_step,
+            hbm_peak_gb=memory.total_gb,
+            mfu_pct=self._mfu_pct(config, res, tokens_per_sec),
+            projected=True,
+            runner_kind="fake",
+            device=self.device.name,
+            config_hash=config_hash(config),
+            waste_budget=budget,
+            samples=[tokens_per_sec],
+            warnings=list(res.warnings),
+        )
+
+    def memory(self, config: WorkloadConfig) -> MemoryEstimate:
+        """Projected peak memory of one rank, whether or not it fits the device."""
+        return self._memory(config, self._resolve(config))
+
+    # --- resolution --------------------------------------------------------------------
+
+    def _resolve(self, config: WorkloadConfig) -> _Resolved:
+        """Apply the device's fallbacks once, collecting a warning for each."""
+        arch = config.arch
+        warnings: list[str] = []
+        precision = self._precision(config.precision, warnings)
+        attention = self._attention(config, precision, warnings)
+        return _Resolved(
+            arch=arch,
+            precision=precision,
+            attention=attention,
+            optimizer=self._optimizer(config.optimizer, warnings),
+            lora_targets=_lora_target_shapes(config, arch, warnings),
+            warnings=tuple(warnings),
+        )
+
+    def _precision(self, precision: str, warnings: list[str]) -> str:
+        """The peak-rate key the linear GEMMs run at."""
+        if precision == "unknown":
+            raise ValueError(
+                "precision is unknown: the fake runner needs one of fp32, tf32, fp16, bf16, fp8"
+            )
+        peaks = self.device.peak_tflops
+        name = self.device.display_name
+        if precision == "tf32" and self.device.kind == "rocm":
+            warnings.append(
+                f"tf32 on {name}: PyTorch on ROCm does not use TF32 for matmuls by default; "
+                "modelled as fp32"
+            )
+            return "fp32"
+        if precision == "fp8" and "fp8" not in peaks:
+            warnings.append(f"{name} has no fp8 matrix rate; modelled as bf16")
+            return "bf16"
+        if precision not in peaks:
+            warnings.append(f"{name} has no {precision} rate; modelled at the fp32 rate")
+            return "fp32"
+        return precision
+
+    def _attention(self, config: WorkloadConfig, precision: str, warnings: list[str]) -> str:
+        """The attention kernel that really runs: flash, sdpa (fused) or math (eager)."""
+        impl = config.attention_impl
+        if impl == "unknown":
+            raise ValueError(
+                "attention_impl is unknown: the fake runner needs one of eager, sdpa, flash"
+            )
+        name = self.device.display_name
+        if impl == "eager":
+            return "math"
+        if impl == "flash" and not self.device.has_flash_attention:
+            warnings.append(f"flash-attn is not available on {name}; modelled as sdpa")
+            impl = "sdpa"
+        if impl == "flash" and precision in ("fp32", "tf32"):
+            warnings.append("flash-attn needs fp16/bf16 inputs; fp32 attention modelled as sdpa")
+            impl = "sdpa"
+        if impl == "sdpa" and self._sdpa_falls_back(config):
+            warnings.append(
+                f"SDPA on {name} falls back to the MATH backend unless {RADEON_SDPA_ENV}=1; "
+                "modelled as eager attention"
+            )
+            return "math"
+        return impl
+
+    def _sdpa_falls_back(self, config: WorkloadConfig) -> bool:
+        """RDNA3 SDPA has no fused backend unless the experimental AOTriton one is enabled."""
+        return (
+            self.device.platform == "rocm-radeon"
+            and config.env_vars.get(RADEON_SDPA_ENV) != "1"
+        )
+
+    def _best_attention(self, precision: str) -> str:
+        """The fastest attention kernel this device offers at this precision."""
+        if self.device.has_flash_attention and precision not in ("fp32", "tf32"):
+            return "flash"
+        return "sdpa"
+
+    @staticmethod
+    def _optimizer(name: str, warnings: list[str]) -> str:
+        """The OPTIMIZERS key; an unmodelled optimizer is priced as the HF default, and said so."""
+        key = OPTIMIZER_ALIASES.get(name.lower(), name.lower())
+        if key not in OPTIMIZERS:
+            warnings.append(f"optimizer {name!r} is not modelled; priced as adamw_torch")
+            return "adamw_torch"
+        return key
+
+    # --- FLOPs -------------------------------------------------------------------------
+
+    @staticmethod
+    def _adapter_params(config: WorkloadConfig, res: _Resolved) -> int:
+        """LoRA A and B matrices over all layers; 0 for full fine-tuning (no targets)."""
+        rank = config.lora_rank or 0
+        return res.arch.layers * sum(rank * (i + o) for i, o in res.lora_targets)
+
+    def _linear_flops_per_token(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Forward + backward GEMM FLOPs per token of the linears (trainable-aware)."""
+        n = res.arch.matmul_params
+        if config.finetune == "full":
+            return 6.0 * n
+        return 4.0 * n + 6.0 * self._adapter_params(config, res)
+
+    def _recompute_flops_per_token(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Extra linear FLOPs per token of re-running each checkpointed layer's forward."""
+        layer_params = res.arch.layers * res.arch.params_per_layer
+        return 2.0 * (layer_params + self._adapter_params(config, res))
+
+    @staticmethod
+    def _attention_flops_per_token(config: WorkloadConfig, arch: ModelArch) -> float:
+        """PaLM's 12·L·H·Q·T: QK^T and AV, forward and backward."""
+        return 12.0 * arch.layers * arch.heads * arch.dim_per_head * config.seq_len
+
+    # --- time --------------------------------------------------------------------------
+
+    def _efficiency(
+        self, base: float, config: WorkloadConfig, res: _Resolved, saturated: bool
+    ) -> float:
+        """A kernel's base efficiency scaled by platform, model width and micro-batch fill."""
+        kind = self.device.kind
+        eff = base * PLATFORM_EFFICIENCY[self.device.platform]
+        eff *= _fill(res.arch.hidden, SATURATION_HIDDEN[kind])
+        if not saturated:
+            eff *= _fill(config.batch_size * config.seq_len, SATURATION_TOKENS[kind])
+        return eff
+
+    def _linear_efficiency(
+        self, config: WorkloadConfig, res: _Resolved, precision: str, saturated: bool
+    ) -> float:
+        """Linear GEMMs: torch.compile fuses around them; fp8 and fp16 on ROCm lose a little."""
+        eff = self._efficiency(GEMM_EFFICIENCY, config, res, saturated)
+        if config.torch_compile:
+            eff *= COMPILE_SPEEDUP
+        if precision == "fp8":
+            eff *= FP8_GEMM_RATIO
+        if precision == "fp16" and self.device.platform == "rocm-instinct":
+            eff *= FP16_ROCM_GEMM_RATIO
+        return min(eff, MAX_EFFICIENCY)
+
+    def _device_time(
+        self,
+        config: WorkloadConfig,
+        res: _Resolved,
+        *,
+        precision: str,
+        attention: str,
+        memory_savers: bool,
+        saturated: bool,
+    ) -> float:
+        """Seconds of device work for one micro-batch.
+
+        ``memory_savers`` switches checkpoint recompute and QLoRA dequantisation
+        on; ``saturated`` pretends the micro-batch fills the device. Together
+        with the precision and attention kernel these are the counterfactuals
+        the waste budget peels off.
+        """
+        tokens = config.batch_size * config.seq_len
+        recompute = memory_savers and config.gradient_checkpointing
+        linear_flops = self._linear_flops_per_token(config, res)
+        if recompute:
+            linear_flops += self._recompute_flops_per_token(config, res)
+        peak = self.device.peak_tflops[precision] * TERA
+        eff = self._linear_efficiency(config, res, precision, saturated)
+        seconds = tokens * linear_flops / (peak * eff)
+        seconds += self._attention_time(config, res, precision, attention, recompute, saturated)
+        if memory_savers and config.finetune == "qlora":
+            seconds += self._dequant_time(config, res)
+        return seconds
+
+    def _attention_time(
+        self,
+        config: WorkloadConfig,
+        res: _Resolved,
+        precision: str,
+        attention: str,
+        recompute: bool,
+        saturated: bool,
+    ) -> float:
+        """Attention FLOPs at the kernel's efficiency, plus eager's score-matrix traffic.
+
+        Recompute re-runs the forward: a third of the FLOPs (4 of 12 LHQT).
+        """
+        arch = res.arch
+        attn_precision = "bf16" if precision == "fp8" else precision
+        share = 4.0 / 3.0 if recompute else 1.0
+        flops = (
+            config.batch_size * config.seq_len
+            * self._attention_flops_per_token(config, arch) * share
+        )
+        eff = self._efficiency(ATTENTION_EFFICIENCY[attention], config, res, saturated)
+        seconds = flops / (self.device.peak_tflops[attn_precision] * TERA * eff)
+        if attention == "math":
+            passes = EAGER_SCORE_PASSES_FWD + EAGER_SCORE_PASSES_BWD
+            if recompute:
+                passes += EAGER_SCORE_PASSES_FWD
+            score_bytes = (
+                arch.layers * config.batch_size * arch.heads * config.seq_len**2
+                * _element_bytes(attn_precision)
+            )
+            seconds += passes * score_bytes / self._bandwidth()
+        return seconds
+
+    def _dequant_time(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """QLoRA: read 4-bit weights, write and re-read a 16-bit copy, per fwd and bwd pass."""
+        passes = 3 if config.gradient_checkpointing else 2
+        weights = res.arch.layers * res.arch.params_per_layer
+        per_weight = QLORA_BYTES_PER_PARAM + 2 * _element_bytes("bf16")
+        return passes * weights * per_weight / self._bandwidth()
+
+    def _bandwidth(self) -> float:
+        """Achievable device-memory bandwidth, bytes/s."""
+        return self.device.bandwidth_gbs * GB * BANDWIDTH_EFFICIENCY
+
+    def _optimizer_time(self, config: WorkloadConfig, res: _Resolved, optimizer: str) -> float:
+        """The optimizer step is memory-bound: its bytes over the bandwidth."""
+        params = self._trainable_params(config, res) / _shards(config)
+        return params * OPTIMIZERS[optimizer].step_bytes / self._bandwidth()
+
+    def _dispatch_time(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Host seconds eager PyTorch spends issuing one micro-batch's ops."""
+        per_layer = OPS_PER_LAYER_COMPILED if config.torch_compile else OPS_PER_LAYER_EAGER
+        if config.finetune != "full":
+            per_layer += OPS_PER_LORA_TARGET * len(res.lora_targets)
+        return res.arch.layers * per_layer * OP_DISPATCH_S
+
+    def _data_time(self, config: WorkloadConfig, busy_s: float) -> float:
+        """Seconds per micro-batch the step waits for its data."""
+        per_sample = DATA_SAMPLE_BASE_S + DATA_SAMPLE_PER_1K_TOKENS_S * config.seq_len / 1024
+        load = config.batch_size * per_sample
+        if config.dataloader_workers == 0:
+            wait = load
+        else:
+            wait = max(0.0, load / config.dataloader_workers - busy_s)
+        return wait + self._copy_time(config)
+
+    def _copy_time(self, config: WorkloadConfig) -> float:
+        """Host-to-device copy of one micro-batch; none when the device is the host."""
+        if self.device.kind == "cpu":
+            return 0.0
+        rate = PINNED_H2D_GBS if config.dataloader_pin_memory else PAGEABLE_H2D_GBS
+        return config.batch_size * config.seq_len * H2D_BYTES_PER_TOKEN / (rate * GB)
+
+    def _comm_time(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Gradient (and FSDP parameter) collectives per optimizer step, not overlapped."""
+        n = config.world_size
+        if n == 1:
+            return 0.0
+        params = self._trainable_params(config, res)
+        if config.strategy in ("fsdp", "deepspeed"):
+            per_param = 2 * _element_bytes(res.precision) + GRAD_BYTES
+        else:
+            per_param = 2 * GRAD_BYTES
+        volume = (n - 1) / n * params * per_param
+        return volume / (INTERCONNECT_GBS[self.device.platform] * GB)
+
+    def _waste_budget(self, config: WorkloadConfig, res: _Resolved) -> WasteBudget:
+        """Seconds per optimizer step, by bucket; the buckets sum to the step time."""
+        actual = self._device_time(
+            config, res, precision=res.precision, attention=res.attention,
+            memory_savers=True, saturated=False,
+        )
+        at_bf16 = min(actual, self._device_time(
+            config, res, precision="bf16", attention=res.attention,
+            memory_savers=True, saturated=False,
+        ))
+        reference_precision = "bf16" if at_bf16 < actual else res.precision
+        best_attention = self._best_attention(reference_precision)
+        best_kernel = min(at_bf16, self._device_time(
+            config, res, precision=reference_precision, attention=best_attention,
+            memory_savers=True, saturated=False,
+        ))
+        reference_attention = best_attention if best_kernel < at_bf16 else res.attention
+        lean = min(best_kernel, self._device_time(
+            config, res, precision=reference_precision, attention=reference_attention,
+            memory_savers=False, saturated=True,
+        ))
+
+        dispatch = self._dispatch_time(config, res)
+        host_gap = dispatch if self.device.kind == "cpu" else max(0.0, dispatch - actual)
+        data_wait = self._data_time(config, busy_s=actual + host_gap)
+        optimizer = self._optimizer_time(config, res, res.optimizer)
+        optimizer_best = min(optimizer, self._optimizer_time(
+            config, res, OPTIMIZERS[res.optimizer].best
+        ))
+
+        accum = config.grad_accum_steps
+        return WasteBudget(
+            useful_gpu=accum * lean + optimizer_best,
+            precision_path=accum * (actual - at_bf16),
+            kernel_shape=accum * (at_bf16 - best_kernel) + (optimizer - optimizer_best),
+            memory_headroom=accum * (best_kernel - lean),
+            host_gap=accum * host_gap + HOST_STEP_OVERHEAD_S,
+            data_wait=accum * data_wait,
+            comm_excess=self._comm_time(config, res),
+        )
+
+    def _mfu_pct(self, config: WorkloadConfig, res: _Resolved, tokens_per_sec: float) -> float:
+        """Model FLOPs (no recompute) per second per device over the dense bf16 peak."""
+        flops_per_token = (
+            self._linear_flops_per_token(config, res)
+            + self._attention_flops_per_token(config, res.arch)
+        )
+        per_device = tokens_per_sec / config.world_size
+        return 100.0 * per_device * flops_per_token / (self.device.peak_tflops["bf16"] * TERA)
+
+    # --- memory ------------------------------------------------------------------------
+
+    def _trainable_params(self, config: WorkloadConfig, res: _Resolved) -> int:
+        """Parameters with gradients and optimizer state: all, or only the adapters."""
+        if config.finetune == "full":
+            return res.arch.total_params
+        return self._adapter_params(config, res)
+
+    def _weight_bytes(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """fp32 master weights for full fine-tuning; a frozen 16/32/4-bit base for (Q)LoRA."""
+        arch = res.arch
+        if config.finetune == "full":
+            return arch.total_params * MASTER_WEIGHT_BYTES
+        adapters = self._adapter_params(config, res) * MASTER_WEIGHT_BYTES
+        if config.finetune == "qlora":
+            layer_linears = arch.layers * sum(i * o for i, o in arch.layer_linear_shapes().values())
+            rest = arch.total_params - layer_linears
+            return layer_linears * QLORA_BYTES_PER_PARAM + rest * _element_bytes("bf16") + adapters
+        return arch.total_params * _element_bytes(res.precision) + adapters
+
+    def _activation_total(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Saved activations (Korthikanti et al.) plus the logits, in bytes."""
+        arch = res.arch
+        s, b, h, a = config.seq_len, config.batch_size, arch.hidden, arch.heads
+        per_token_hidden = KORTHIKANTI_LINEAR_BYTES
+        if res.attention == "math":
+            per_token_hidden += KORTHIKANTI_SCORE_BYTES * a * s / h
+        scale = _element_bytes(res.precision) / 2.0
+        full_layer = s * b * h * per_token_hidden * scale
+        if config.gradient_checkpointing:
+            layers = arch.layers * CHECKPOINT_BYTES * s * b * h * scale + full_layer
+        else:
+            layers = arch.layers * full_layer
+        logits = b * s * arch.vocab * LOGITS_BYTES_PER_ELEMENT
+        return layers + logits
+
+    def _memory(self, config: WorkloadConfig, res: _Resolved) -> MemoryEstimate:
+        """Peak memory of one rank: model states (sharded under FSDP) plus activations."""
+        shards = _shards(config)
+        trainable = self._trainable_params(config, res)
+        weights = self._weight_bytes(config, res) / shards / GB
+        grads = trainable * GRAD_BYTES / shards / GB
+        optimizer = trainable * OPTIMIZERS[res.optimizer].state_bytes / shards / GB
+        activations = self._activation_total(config, res) / GB
+        total = weights + grads + optimizer + activations + WORKSPACE_GB
+        return MemoryEstimate(
+            weights_gb=weights,
+            grads_gb=grads,
+            optimizer_gb=optimizer,
+            activations_gb=activations,
+            workspace_gb=WORKSPACE_GB,
+            total_gb=total,
+        )
+
+
+def config_hash(config: WorkloadConfig) -> str:
+    """First 16 hex digits of the SHA-256 of the config's JSON: stable across runs."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _fill(size: int, saturation: int) -> float:
+    """Efficiency factor for a dimension below the size that saturates the device."""
+    return min(1.0, size / saturation) ** UNDERFILL_EXPONENT
+
+
+def _element_bytes(precision: str) -> float:
+    """Bytes per element of activations and frozen weights: 4 in fp32/tf32, else 2."""
+    return 4.0 if precision in ("fp32", "tf32") else 2.0
+
+
+def _shards(config: WorkloadConfig) -> int:
+    """How many ways weights, gradients and optimizer state are split across ranks."""
+    return config.world_size if config.strategy in ("fsdp", "deepspeed") else 1
+
+
+def _lora_target_shapes(
+    config: WorkloadConfig, arch: ModelArch, warnings: list[str]
+) -> tuple[tuple[int, int], ...]:
+    """(in, out) of each adapted linear in one layer; empty for full fine-tuning."""
+    if config.finetune == "full":
+        return ()
+    shapes = arch.layer_linear_shapes()
+    targets = {t.lower() for t in config.lora_targets}
+    if targets & LORA_ALL_LINEAR:
+        return tuple(shapes.values())
+    matched = tuple(shape for name, shape in shapes.items() if name in targets)
+    unmatched = sorted(targets - set(shapes))
+    if unmatched:
+        warnings.append(
+            f"LoRA targets {unmatched} match no linear of {arch.name}; "
+            f"known: {', '.join(shapes)}"
+        )
+    return matched
