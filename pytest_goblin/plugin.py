@@ -126,13 +126,18 @@ class GoblinSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
             return
-        from pytest_goblin.report.terminal import summary_table
+        from pytest_goblin.report.terminal import advisories_text, summary_table
 
         terminalreporter.section("goblin")
         terminalreporter.line(self._header())
         terminalreporter.line("")
         for line in summary_table(self._sorted()).splitlines():
             terminalreporter.line(line)
+        advice = advisories_text(self._sorted())
+        if advice:
+            terminalreporter.line("")
+            for line in advice.splitlines():
+                terminalreporter.line(line)
         if self.settings.json_path:
             terminalreporter.line("")
             terminalreporter.line(f"JSON report: {self._json_path()}")
@@ -208,10 +213,13 @@ class WorkloadFile(pytest.File):
                                        workload=workload)
 
     def _display_path(self) -> str:
-        try:
-            return self.path.relative_to(self.config.rootpath).as_posix()
-        except ValueError:
-            return str(self.path)
+        """The path as the user's shell sees it, so ``git apply`` works where pytest ran."""
+        for base in (self.config.invocation_params.dir, self.config.rootpath):
+            try:
+                return self.path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+        return str(self.path)
 
 
 def _run_workload(goblin_device: DeviceSession, request: pytest.FixtureRequest) -> None:

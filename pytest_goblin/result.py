@@ -31,6 +31,7 @@ def from_report(
         patch=PatchSummary(changes=patch.changes, diff=patch.diff) if patch else None,
         skipped_rules=report.patch.skipped if report.patch else [],
         notes=report.notes,
+        advisories=report.advisories,
     )
 
 

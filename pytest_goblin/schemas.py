@@ -212,6 +212,14 @@ class SkippedRule(BaseModel):
     reason: str
 
 
+class Advisory(BaseModel):
+    """Host or cluster advice from an advisory rule: reported, never part of a verdict."""
+
+    id: str
+    advice: str
+    citation: list[str]
+
+
 class Patch(BaseModel):
     """A proposed change to a workload: the new config and a diff of the user's file."""
 
@@ -238,6 +246,7 @@ class Report(BaseModel):
     projected: bool
     summary_line: str
     notes: list[str] = Field(default_factory=list)
+    advisories: list[Advisory] = Field(default_factory=list)
 
 
 class AuditEvent(BaseModel):
@@ -283,4 +292,5 @@ class WorkloadResult(BaseModel):
     patch: PatchSummary | None = None
     skipped_rules: list[SkippedRule] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    advisories: list[Advisory] = Field(default_factory=list)
     error: str | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -346,3 +348,17 @@ def test_goblin_device_fixture_skips_without_a_device(pytester: pytest.Pytester)
     """)
     result = pytester.runpytest("-p", "no:cacheprovider", "test_mine.py")
     result.assert_outcomes(skipped=1)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_patch_applies_with_git_apply_and_gives_a_passing_workload(
+    pytester: pytest.Pytester,
+) -> None:
+    write(pytester, "w/bad.goblin.yaml", MISTUNED)
+    run_goblin(pytester, "w", "--goblin-json", "r.json")
+    diff = json.loads((pytester.path / "r.json").read_text())["workloads"][0]["patch"]["diff"]
+    (pytester.path / "fix.diff").write_text(diff)
+    subprocess.run(["git", "init", "-q"], cwd=pytester.path, check=True)
+    subprocess.run(["git", "apply", "fix.diff"], cwd=pytester.path, check=True)
+    result = run_goblin(pytester, "w")
+    result.assert_outcomes(passed=1)

@@ -20,6 +20,7 @@ from pytest_goblin.agent.state import AuditState
 from pytest_goblin.errors import GoblinError
 from pytest_goblin.schemas import (
     WASTE_BUCKETS,
+    Advisory,
     Change,
     Patch,
     Report,
@@ -335,7 +336,8 @@ def _patch(state: AuditState, ref: str | dict[str, Any] | None) -> Patch | None:
     return Patch.model_validate(data)
 
 
-def _advisories(state: AuditState) -> list[str]:
+def _advisories(state: AuditState) -> list[Advisory]:
+    """Advisory rules that hold for the audited config: reported beside the verdict."""
     config_id = state.root_config_id
     if config_id is None:
         return []
@@ -343,9 +345,9 @@ def _advisories(state: AuditState) -> list[str]:
         state.configs[config_id], state.context.platform, ignore=state.context.ignore
     )
     return [
-        f"advisory {rule.id}: {rule.expected_impact} ({rule.citation[0]})"
-        for rule in match.applicable
-        if rule.kind == "advisory"
+        Advisory(id=rule.id, advice=rule.advice or rule.expected_impact,
+                 citation=list(rule.citation))
+        for rule in match.advisories
     ]
 
 
@@ -378,7 +380,8 @@ def compare_runs(state: AuditState, args: CompareRunsArgs) -> dict[str, Any]:
             f"Tokens/s ({label}): {before.tokens_per_sec:,.0f} → {after.tokens_per_sec:,.0f} "
             f"({speedup:.2f}×). MFU: {before.mfu_pct:.0f}% → {after.mfu_pct:.0f}%."
         ),
-        notes=[*args.notes, *_advisories(state)],
+        notes=args.notes,
+        advisories=_advisories(state),
     )
     report_id = state.store(state.reports, "report", report)
     return {"report_id": report_id, **report.model_dump(mode="json")}

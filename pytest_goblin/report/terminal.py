@@ -47,6 +47,20 @@ def summary_table(results: Sequence[WorkloadResult]) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
+def advisories_text(results: Sequence[WorkloadResult]) -> str:
+    """Advice that no config change expresses, once per rule, with the workloads it concerns."""
+    seen: dict[str, tuple[Any, list[str]]] = {}
+    for result in results:
+        for advisory in result.advisories:
+            seen.setdefault(advisory.id, (advisory, []))[1].append(result.name)
+    lines = []
+    for advisory, names in seen.values():
+        who = "all workloads" if len(names) == len(results) > 1 else ", ".join(names)
+        lines.append(f"advisory {advisory.id} ({who}): {advisory.advice}")
+        lines.extend(f"    {url}" for url in advisory.citation)
+    return "\n".join(lines)
+
+
 def failure_text(result: WorkloadResult) -> str:
     """Why a workload failed, what wins how much, and the patch to apply."""
     assert result.baseline is not None and result.patched is not None

@@ -1,0 +1,110 @@
+"""Shared fixtures: an audit context on a simulated MI300X and workload files on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_goblin.agent.state import AuditContext, AuditState
+from pytest_goblin.kb.loader import KnowledgeBase, load_kb
+from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
+from pytest_goblin.workload import Workload, load_workload
+
+MISTUNED_YAML = """\
+# Llama-3-8B LoRA copied from an fp32 tutorial.
+name: llama-mistuned
+model: llama-3-8b
+finetune: lora
+lora_rank: 16
+batch_size: 2
+seq_len: 2048
+precision: fp32   # copied from a tutorial
+attention_impl: eager
+optimizer: adamw_torch
+dataloader_workers: 0
+"""
+
+TUNED_YAML = """\
+name: llama-tuned
+model: llama-3-8b
+finetune: lora
+lora_rank: 16
+batch_size: 4
+seq_len: 2048
+precision: bf16
+attention_impl: flash
+optimizer: adamw_torch_fused
+dataloader_workers: 4
+dataloader_pin_memory: true
+dataloader_persistent_workers: true
+"""
+
+WorkloadFactory = Callable[..., Workload]
+
+
+class MeasuredDevice:
+    """A runner whose numbers count as measured: the simulated device's, relabelled."""
+
+    def __init__(self, name: str = "mi300x") -> None:
+        self._simulated = SimulatedDevice(name)
+        self.info = DeviceInfo(
+            kind="rocm",
+            name=self._simulated.info.name,
+            platform=self._simulated.info.platform,
+            memory_gb=self._simulated.info.memory_gb,
+            arch=self._simulated.info.arch,
+        )
+
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+        metrics = self._simulated.run(config, steps)
+        return metrics.model_copy(update={"projected": False, "runner_kind": "torch"})
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    return load_kb()
+
+
+@pytest.fixture(scope="session")
+def device() -> SimulatedDevice:
+    return SimulatedDevice("mi300x")
+
+
+@pytest.fixture
+def context(device: SimulatedDevice, kb: KnowledgeBase) -> AuditContext:
+    return AuditContext(runner=device, projector=device, kb=kb, backend="planner")
+
+
+@pytest.fixture
+def workload(tmp_path: Path) -> WorkloadFactory:
+    """Write YAML (or JSON, by file name) into tmp_path and load it as a workload.
+
+    The display path is relative (``workloads/<name>``), as the plugin shows it.
+    """
+
+    def make(text: str = MISTUNED_YAML, filename: str = "w.goblin.yaml") -> Workload:
+        path = tmp_path / "workloads" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return load_workload(path, display=f"workloads/{filename}")
+
+    return make
+
+
+@pytest.fixture
+def mistuned(workload: WorkloadFactory) -> Workload:
+    return workload(MISTUNED_YAML)
+
+
+@pytest.fixture
+def tuned(workload: WorkloadFactory) -> Workload:
+    return workload(TUNED_YAML, filename="tuned.goblin.yaml")
+
+
+@pytest.fixture
+def state(context: AuditContext, mistuned: Workload) -> AuditState:
+    """An audit of the mistuned workload before any tool ran."""
+    return AuditState(context=context, workload=mistuned)
