@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|CREDENTIALS?)$", re.I)
+_SECRET_NAME = re.compile(
+    r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|CREDENTIALS?)$", re.I
+)
+_NOT_SECRET = frozenset({
+    "pad_token", "eos_token", "bos_token", "unk_token", "sep_token", "cls_token",
+    "mask_token", "chat_template_token",
+})
+"""Tokenizer special tokens: named like secrets, common in fine-tuning configs, harmless."""
+
 _SECRET_VALUE = (
     ("hf_token", re.compile(r"\bhf_[A-Za-z0-9]{20,}")),
     ("api_key", re.compile(r"\bsk-[A-Za-z0-9_-]{20,}")),
@@ -13,27 +21,36 @@ _SECRET_VALUE = (
     ("aws_key", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
     ("bearer_token", re.compile(r"Bearer\s+[A-Za-z0-9._~+/-]{8,}=*")),
 )
-
-
-_SECRET_ASSIGNMENT = re.compile(
-    r"(\b[A-Za-z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY)[\"']?\s*[:=]\s*[\"']?)"
-    r"([^\"'\s,}]+)",
+_ASSIGNMENT = re.compile(
+    r"(\b(?P<key>[A-Za-z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY))"
+    r"[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\"'\s,}]+)",
     re.I,
 )
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a key or variable name says its value is a secret."""
+    return bool(_SECRET_NAME.search(name)) and name.lower() not in _NOT_SECRET
 
 
 def redact_text(text: str) -> str:
     """Replace token-shaped substrings and values assigned to secret-named keys."""
     for label, pattern in _SECRET_VALUE:
         text = pattern.sub(f"<redacted:{label}>", text)
-    return _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + "<redacted>", text)
+
+    def hide(match: re.Match[str]) -> str:
+        if not is_secret_name(match.group("key")):
+            return match.group(0)
+        return match.group(1) + "<redacted>"
+
+    return _ASSIGNMENT.sub(hide, text)
 
 
-def redact_env(env: dict[str, str]) -> dict[str, str]:
-    """Hide the values of variables whose names say they hold a secret."""
+def redact_mapping(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Hide values under secret-named keys and token-shaped strings, at any depth."""
     return {
-        key: "<redacted>" if _SECRET_NAME.search(key) else redact_text(value)
-        for key, value in env.items()
+        key: "<redacted>" if is_secret_name(str(key)) else redact_value(value)
+        for key, value in mapping.items()
     }
 
 
@@ -42,7 +59,7 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
+        return redact_mapping(value)
     if isinstance(value, list):
         return [redact_value(v) for v in value]
     return value

@@ -16,7 +16,7 @@ import yaml
 
 from pytest_goblin.errors import NotAWorkload, WorkloadError
 from pytest_goblin.formats import native
-from pytest_goblin.redact import redact_env, redact_text
+from pytest_goblin.redact import redact_mapping, redact_text
 from pytest_goblin.schemas import Change, WorkloadConfig, WorkloadSettings
 
 WORKLOAD_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
@@ -101,7 +101,10 @@ def parse_workload(path: Path, display: str, text: str, data: Any) -> Workload:
             "and WorkloadConfig fields"
         )
     config, settings = native.read(data, display)
-    config = config.model_copy(update={"env_vars": redact_env(config.env_vars)})
+    config = config.model_copy(update={
+        "env_vars": redact_mapping(config.env_vars),
+        "extras": redact_mapping(config.extras),
+    })
     name = config.name or default_name(path)
     source = WorkloadSource(path=path, display_path=display, format=native.NAME, text=text)
     return Workload(name=name, config=config, settings=settings, source=source)
@@ -127,7 +130,10 @@ def patch_diff(workload: Workload, changes: list[Change]) -> str:
         fromfile=f"a/{source.display_path}",
         tofile=f"b/{source.display_path}",
     )
-    return redact_text("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+    return redact_text("".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+        for line in lines
+    ))
 
 
 def _get_path(config: WorkloadConfig, dotted: str) -> Any:

@@ -108,3 +108,9 @@ def tuned(workload: WorkloadFactory) -> Workload:
 def state(context: AuditContext, mistuned: Workload) -> AuditState:
     """An audit of the mistuned workload before any tool ran."""
     return AuditState(context=context, workload=mistuned)
+
+
+@pytest.fixture
+def measured_context(device: SimulatedDevice, kb: KnowledgeBase) -> AuditContext:
+    """Benchmarks count as measured; the simulated device is only the projector."""
+    return AuditContext(runner=MeasuredDevice(), projector=device, kb=kb, backend="planner")

@@ -104,18 +104,20 @@ def _synthesise(state: AuditState) -> Report | None:
     root = state.root_config_id
     if root is None or not state.patches:
         return None
-    patch_id = next(reversed(state.patches))
-    patch = state.patches[patch_id]
     original = state.configs[root]
     baseline = [k for k, cfg in state.config_of_run.items() if cfg == original]
-    patched = [k for k, cfg in state.config_of_run.items() if cfg == patch.new_config]
     name = state.workload.name if state.workload else "workload"
-    if baseline and patched:
-        args = tools.CompareRunsArgs(
-            workload_name=name, before=baseline[0], after=patched[-1], patch=patch_id,
-            notes=["report synthesised: the audit did not call compare_runs"],
-        )
-        return _compare(state, args)
+    for patch_id in reversed(state.patches):
+        patched = [k for k, cfg in state.config_of_run.items()
+                   if cfg == state.patches[patch_id].new_config]
+        if baseline and patched:
+            args = tools.CompareRunsArgs(
+                workload_name=name, before=baseline[0], after=patched[-1], patch=patch_id,
+                notes=["report synthesised: the audit did not call compare_runs"],
+            )
+            return _compare(state, args)
+    patch_id = next(reversed(state.patches))
+    patch = state.patches[patch_id]
     if baseline:
         projector = state.context.projector
         before = projector.run(original, 50)

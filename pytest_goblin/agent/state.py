@@ -49,6 +49,7 @@ class AuditState:
     patches: dict[str, Patch] = field(default_factory=dict)
     reports: dict[str, Report] = field(default_factory=dict)
     patch_of_config: dict[str, str] = field(default_factory=dict)
+    config_of_patch: dict[str, str] = field(default_factory=dict)
     config_of_run: dict[str, WorkloadConfig] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
 

@@ -8,6 +8,7 @@ ToolResult the loop can hand back to the model.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,19 +85,21 @@ class ToolFailure(GoblinError):
 
 
 def _resolve_config(state: AuditState, ref: _ConfigRef) -> tuple[str | None, WorkloadConfig]:
-    """The config a tool should act on, from an id, a patch id or an object."""
-    patch_id = getattr(ref, "patch_id", None)
-    if patch_id:
-        if patch_id not in state.patches:
-            raise ToolFailure(f"unknown patch_id {patch_id!r}; known: {sorted(state.patches)}")
-        return None, state.patches[patch_id].new_config
-    key = ref.config_id or (ref.config if isinstance(ref.config, str) else None)
+    """The config a tool should act on, and its id, from an id, a patch id or an object.
+
+    A patch id stands for the config that patch produced.
+    """
+    key = getattr(ref, "patch_id", None) or ref.config_id or (
+        ref.config if isinstance(ref.config, str) else None
+    )
     if key:
+        key = state.config_of_patch.get(key, key)
         if key in state.configs:
             return key, state.configs[key]
-        if key in state.patches:
-            return None, state.patches[key].new_config
-        raise ToolFailure(f"unknown config id {key!r}; known: {sorted(state.configs)}")
+        raise ToolFailure(
+            f"unknown id {key!r}; known configs: {sorted(state.configs)}, "
+            f"patches: {sorted(state.patches)}"
+        )
     if isinstance(ref.config, dict):
         return None, WorkloadConfig.model_validate(ref.config)
     if state.root_config_id:
@@ -301,6 +304,7 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
     patch_id = state.store(state.patches, "patch", patch)
     new_config_id = state.store(state.configs, "cfg", new_config)
     state.patch_of_config[new_config_id] = patch_id
+    state.config_of_patch[patch_id] = new_config_id
     return {"patch_id": patch_id, "config_id": new_config_id,
             **patch.model_dump(mode="json"), "notes": notes}
 
@@ -431,7 +435,7 @@ def _repair(args: dict[str, Any], model: type[_Args]) -> dict[str, Any]:
     model nested inside ``config`` (``{"config": {..., "steps": 50}}``) are lifted.
     """
     fields = model.model_fields
-    fixed = dict(args)
+    fixed = copy.deepcopy(args)
     for key, value in args.items():
         if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
             try:

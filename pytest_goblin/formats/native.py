@@ -70,7 +70,7 @@ def _validation_error(path: str, exc: Any, prefix: str | None = None) -> Workloa
         if prefix:
             loc = f"{prefix}.{loc}" if loc else prefix
         first_field = first_field or loc or None
-        msg = err["msg"]
+        msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not a WorkloadConfig field)"
         elif "input" in err and not isinstance(err["input"], dict):
@@ -99,7 +99,8 @@ def _apply_json(text: str, new_values: dict[str, Any]) -> str:
     indent_match = re.search(r"\n([ \t]+)\S", text)
     indent = indent_match.group(1) if indent_match else None
     out = json.dumps(data, indent=indent, ensure_ascii=False)
-    return out + "\n" if text.endswith("\n") else out
+    out = out + "\n" if text.endswith("\n") else out
+    return out.replace("\n", "\r\n") if "\r\n" in text else out
 
 
 def _scalar(value: Any, quote_strings: bool = False) -> str:
@@ -110,7 +111,11 @@ def _scalar(value: Any, quote_strings: bool = False) -> str:
 
 
 def _apply_yaml(text: str, new_values: dict[str, Any]) -> str:
-    lines = text.splitlines(keepends=True)
+    """Edit line by line in "\n" form, then restore the file's line endings."""
+    crlf = "\r\n" in text
+    body = text.replace("\r\n", "\n")
+    final_newline = body.endswith("\n") or not body
+    lines = body.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     for path, value in new_values.items():
@@ -119,7 +124,10 @@ def _apply_yaml(text: str, new_values: dict[str, Any]) -> str:
             _set_nested(lines, parent, leaf, value)
         else:
             _set_top_level(lines, path, value)
-    return "".join(lines)
+    edited = "".join(lines)
+    if not final_newline:
+        edited = edited.removesuffix("\n")
+    return edited.replace("\n", "\r\n") if crlf else edited
 
 
 def _top_level_index(lines: list[str], key: str) -> int | None:
