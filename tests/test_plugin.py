@@ -8,33 +8,8 @@ import subprocess
 
 import pytest
 
-MISTUNED = """\
-name: llama-mistuned
-model: llama-3-8b
-finetune: lora
-lora_rank: 16
-batch_size: 2
-seq_len: 2048
-precision: fp32   # copied from a tutorial
-attention_impl: eager
-optimizer: adamw_torch
-dataloader_workers: 0
-"""
-
-TUNED = """\
-name: llama-tuned
-model: llama-3-8b
-finetune: lora
-lora_rank: 16
-batch_size: 4
-seq_len: 2048
-precision: bf16
-attention_impl: flash
-optimizer: adamw_torch_fused
-dataloader_workers: 4
-dataloader_pin_memory: true
-dataloader_persistent_workers: true
-"""
+from conftest import MISTUNED_YAML as MISTUNED
+from conftest import TUNED_YAML as TUNED
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
