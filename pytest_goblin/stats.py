@@ -1,0 +1,93 @@
+"""Small, dependency-free statistics for paired throughput comparisons.
+
+Baseline and patched are measured in alternating windows (A B A B …), so
+window i of each arm saw the same drift. The speedup is the ratio of median
+tokens/s, and its confidence interval comes from a paired bootstrap: windows
+are resampled as pairs, which keeps the drift shared. The bootstrap is
+seeded, so the same samples always give the same interval (a CI gate must
+not flip on a re-run of the same numbers).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_RESAMPLES = 2000
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_SEED = 20261124
+
+
+@dataclass(frozen=True)
+class SpeedupEstimate:
+    """patched ÷ baseline throughput, with how sure we are of it."""
+
+    speedup: float
+    ci: tuple[float, float]
+    n: int
+    cv_baseline: float
+    cv_patched: float
+
+
+def cv(samples: Sequence[float]) -> float:
+    """Coefficient of variation (stdev ÷ mean); 0 for fewer than two samples."""
+    if len(samples) < 2:
+        return 0.0
+    mean = statistics.fmean(samples)
+    return statistics.stdev(samples) / mean if mean else math.inf
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile of already sorted values, q in [0, 1]."""
+    position = q * (len(sorted_values) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def paired_speedup(
+    baseline: Sequence[float],
+    patched: Sequence[float],
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> SpeedupEstimate:
+    """Ratio of medians with a paired-bootstrap percentile interval.
+
+    ``baseline[i]`` and ``patched[i]`` are tokens/s of the i-th window pair.
+    With a single pair the interval is the point: there is no spread to use.
+    """
+    if len(baseline) != len(patched):
+        raise ValueError(f"paired samples differ in length ({len(baseline)} vs {len(patched)})")
+    if not baseline:
+        raise ValueError("no samples")
+    if min(baseline) <= 0 or min(patched) <= 0:
+        raise ValueError("throughput samples must be positive")
+    point = statistics.median(patched) / statistics.median(baseline)
+    n = len(baseline)
+    if n == 1:
+        ci = (point, point)
+    else:
+        rng = random.Random(seed)
+        ratios = []
+        for _ in range(resamples):
+            picks = [rng.randrange(n) for _ in range(n)]
+            ratios.append(
+                statistics.median(patched[i] for i in picks)
+                / statistics.median(baseline[i] for i in picks)
+            )
+        ratios.sort()
+        tail = (1.0 - confidence) / 2
+        ci = (_percentile(ratios, tail), _percentile(ratios, 1.0 - tail))
+    return SpeedupEstimate(
+        speedup=point, ci=ci, n=n, cv_baseline=cv(baseline), cv_patched=cv(patched)
+    )
+
+
+def noise_band(estimate: SpeedupEstimate) -> float:
+    """Half-width of an A/A interval around 1: the smallest effect worth claiming."""
+    low, high = estimate.ci
+    return max(1.0 - low, high - 1.0, 0.0)

@@ -1,0 +1,84 @@
+"""The paired statistics behind verdicts, pinned on synthetic samples."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pytest_goblin.stats import cv, noise_band, paired_speedup
+
+
+def noisy(rng: random.Random, level: float, n: int, spread: float = 0.05) -> list[float]:
+    return [level * rng.lognormvariate(0.0, spread) for _ in range(n)]
+
+
+def test_speedup_is_the_ratio_of_medians() -> None:
+    estimate = paired_speedup([100, 110, 90], [200, 180, 220])
+    assert estimate.speedup == pytest.approx(2.0)
+
+
+def test_the_interval_brackets_the_point() -> None:
+    rng = random.Random(1)
+    estimate = paired_speedup(noisy(rng, 100, 12), noisy(rng, 130, 12))
+    low, high = estimate.ci
+    assert low <= estimate.speedup <= high
+
+
+def test_the_same_samples_always_give_the_same_interval() -> None:
+    rng = random.Random(2)
+    base, patched = noisy(rng, 100, 10), noisy(rng, 120, 10)
+    assert paired_speedup(base, patched).ci == paired_speedup(base, patched).ci
+
+
+def test_a_single_pair_has_its_point_as_interval() -> None:
+    estimate = paired_speedup([100.0], [150.0])
+    assert estimate.ci == (1.5, 1.5)
+    assert estimate.n == 1
+
+
+def test_more_noise_gives_a_wider_interval() -> None:
+    rng = random.Random(3)
+    quiet = paired_speedup(noisy(rng, 100, 12, 0.01), noisy(rng, 100, 12, 0.01))
+    loud = paired_speedup(noisy(rng, 100, 12, 0.10), noisy(rng, 100, 12, 0.10))
+    assert loud.ci[1] - loud.ci[0] > quiet.ci[1] - quiet.ci[0]
+
+
+def test_pairing_cancels_drift_shared_by_both_arms() -> None:
+    drift = [100 * (1 + 0.05 * i) for i in range(10)]
+    estimate = paired_speedup(drift, [1.2 * d for d in drift])
+    assert estimate.ci == pytest.approx((1.2, 1.2))
+
+
+def test_the_95_percent_interval_covers_the_true_ratio_in_most_experiments() -> None:
+    rng = random.Random(4)
+    covered = 0
+    experiments = 100
+    for _ in range(experiments):
+        estimate = paired_speedup(noisy(rng, 100, 15), noisy(rng, 125, 15), resamples=500)
+        covered += estimate.ci[0] <= 1.25 <= estimate.ci[1]
+    assert covered / experiments >= 0.85
+
+
+def test_coefficient_of_variation_per_side() -> None:
+    estimate = paired_speedup([90.0, 110.0], [100.0, 100.0])
+    assert estimate.cv_patched == 0.0
+    assert estimate.cv_baseline == pytest.approx(cv([90.0, 110.0]))
+    assert cv([5.0]) == 0.0
+
+
+def test_unpaired_or_empty_or_non_positive_samples_are_refused() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_speedup([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="no samples"):
+        paired_speedup([], [])
+    with pytest.raises(ValueError, match="positive"):
+        paired_speedup([0.0], [1.0])
+
+
+def test_noise_band_is_the_a_a_interval_half_width_around_one() -> None:
+    rng = random.Random(5)
+    estimate = paired_speedup(noisy(rng, 100, 12, 0.03), noisy(rng, 100, 12, 0.03))
+    band = noise_band(estimate)
+    assert band == pytest.approx(max(1 - estimate.ci[0], estimate.ci[1] - 1))
+    assert 0 < band < 0.1
