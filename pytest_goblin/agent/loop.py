@@ -143,9 +143,9 @@ def _compare(state: AuditState, args: tools.CompareRunsArgs) -> Report | None:
 class AuditOutcome:
     """A finished audit: the report, or the error, and every event on the way."""
 
-    report: Report | None
+    report: Report | None = field(repr=False)
     error: str | None
-    events: list[AuditEvent] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list, repr=False)
 
 
 def audit(workload: Workload, context: AuditContext, backend: Backend | None = None) -> AuditOutcome:

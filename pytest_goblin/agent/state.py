@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pytest_goblin.schemas import DeviceInfo, Patch, Report, RunMetrics, WorkloadConfig
 
 if TYPE_CHECKING:
-    from pytest_goblin.kb.loader import KnowledgeBase
+    from pytest_goblin.kb.loader import KnowledgeBase, MatchResult
     from pytest_goblin.workload import Workload
 
 
@@ -52,6 +52,16 @@ class AuditState:
     config_of_patch: dict[str, str] = field(default_factory=dict)
     config_of_run: dict[str, WorkloadConfig] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
+    _matches: dict[str, MatchResult] = field(default_factory=dict)
+
+    def match(self, config: WorkloadConfig) -> MatchResult:
+        """The knowledge base's match for a config on this device, computed once per config."""
+        key = config.model_dump_json()
+        if key not in self._matches:
+            self._matches[key] = self.context.kb.match(
+                config, self.context.platform, ignore=self.context.ignore
+            )
+        return self._matches[key]
 
     def store(self, table: dict[str, Any], prefix: str, value: Any) -> str:
         key = f"{prefix}-{len(table) + 1}"

@@ -9,6 +9,7 @@ ToolResult the loop can hand back to the model.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,9 +182,7 @@ def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
     if config_id:
         if config_id not in state.configs:
             raise ToolFailure(f"unknown config_id {config_id!r}; known: {sorted(state.configs)}")
-        result = state.context.kb.match(
-            state.configs[config_id], state.context.platform, ignore=state.context.ignore
-        )
+        result = state.match(state.configs[config_id])
         rules = [_lite_rule(rule, True) for rule in result.applicable]
         skipped = [{"rule_id": rid, "reason": why} for rid, why in result.skipped]
     elif not queries:
@@ -236,7 +235,7 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
     """
     config_id, config = _resolve_config(state, args)
     kb = state.context.kb
-    match = kb.match(config, state.context.platform, ignore=state.context.ignore)
+    match = state.match(config)
     applicable = {rule.id: rule for rule in match.applicable}
     reasons = dict(match.skipped)
     chosen = []
@@ -345,9 +344,7 @@ def _advisories(state: AuditState) -> list[Advisory]:
     config_id = state.root_config_id
     if config_id is None:
         return []
-    match = state.context.kb.match(
-        state.configs[config_id], state.context.platform, ignore=state.context.ignore
-    )
+    match = state.match(state.configs[config_id])
     return [
         Advisory(id=rule.id, advice=rule.advice or rule.expected_impact,
                  citation=list(rule.citation))
@@ -424,8 +421,14 @@ ALL_TOOLS: tuple[Tool, ...] = (
 TOOL_BY_NAME: dict[str, Tool] = {tool.name: tool for tool in ALL_TOOLS}
 
 
+@functools.lru_cache(maxsize=1)
+def _schemas() -> tuple[dict[str, Any], ...]:
+    return tuple(tool.schema() for tool in ALL_TOOLS)
+
+
 def tool_schemas() -> list[dict[str, Any]]:
-    return [tool.schema() for tool in ALL_TOOLS]
+    """The tools as a model sees them; generated from the argument models once per process."""
+    return copy.deepcopy(list(_schemas()))
 
 
 def _repair(args: dict[str, Any], model: type[_Args]) -> dict[str, Any]:
