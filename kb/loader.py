@@ -30,6 +30,7 @@ from pytest_goblin.kb.schema import CATEGORIES, DEVICE_PLATFORMS, Rule
 from pytest_goblin.schemas import WorkloadConfig
 
 BUNDLED_DIR = Path(__file__).parent / "rules"
+WAIVED_REASON = "ignored by goblin ignore"
 
 
 class KnowledgeBaseError(ValueError):
@@ -59,6 +60,15 @@ class MatchResult:
     def advisories(self) -> list[Rule]:
         """The applicable rules that are advice only (reported as notes)."""
         return [r for r in self.applicable if r.kind == "advisory"]
+
+    @property
+    def waived(self) -> list[str]:
+        """Ids of the rules that matched but were waived by ``goblin ignore``.
+
+        A waived id that did not match the config is not listed: the report says what
+        the waiver changed, not what it names.
+        """
+        return [rule_id for rule_id, why in self.skipped if why == WAIVED_REASON]
 
 
 class KnowledgeBase:
@@ -159,7 +169,7 @@ class KnowledgeBase:
                 seen.add(rule.id)
                 joined = True
                 if rule.id in waived:
-                    skipped.append((rule, "ignored by goblin ignore"))
+                    skipped.append((rule, WAIVED_REASON))
                     continue
                 unmet = rule.unmet_requirements(versions) if versions is not None else []
                 if unmet:
@@ -169,7 +179,7 @@ class KnowledgeBase:
             if not joined:
                 break
         accepted: list[tuple[Rule, set[str]]] = []
-        for rule, paths in sorted(live, key=lambda item: (-item[0].priority, item[0].id)):
+        for rule, paths in sorted(live, key=lambda item: _precedence(item[0])):
             reason = _conflict(rule, paths, accepted)
             if reason is None:
                 accepted.append((rule, paths))
@@ -266,10 +276,15 @@ def read_rule_file(path: Path) -> list[Rule]:
 def _with_others(
     config: WorkloadConfig, rule: Rule, live: Sequence[tuple[Rule, set[str]]]
 ) -> WorkloadConfig:
-    """``config`` with the live rules' changes applied, except to fields ``rule`` sets."""
+    """``config`` with the live rules' changes applied, except to fields ``rule`` sets.
+
+    Live rules may still conflict (flash and sdpa both set attention_impl), so they are
+    applied in reverse order of precedence: the change that will win the conflict is
+    applied last and is the one ``rule`` sees.
+    """
     own = set(rule.set)
     patched = config
-    for other, paths in live:
+    for other, paths in sorted(live, key=lambda item: _precedence(item[0]), reverse=True):
         if paths and not any(_overlap(p, q) for p in paths for q in own):
             patched = other.apply(patched)
     return patched
@@ -288,6 +303,11 @@ def _conflict(rule: Rule, paths: set[str], accepted: list[tuple[Rule, set[str]]]
 def _overlap(a: str, b: str) -> bool:
     """Whether two dotted paths touch the same value (equal, or one contains the other)."""
     return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def _precedence(rule: Rule) -> tuple[int, str]:
+    """Conflict order: higher priority first, ties broken by id."""
+    return -rule.priority, rule.id
 
 
 def _order(rule: Rule) -> tuple[int, str]:

@@ -7,12 +7,13 @@ Python test sees exactly what the gate sees.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.errors import WorkloadError
+from pytest_goblin.errors import UnsupportedConfig, WorkloadError
+from pytest_goblin.schemas import AuditEvent
 from pytest_goblin.workload import Workload
 
 if TYPE_CHECKING:
@@ -43,21 +44,31 @@ def audit_workload(
     settings: GoblinSettings,
     kb: KnowledgeBase,
     extra_ignore: Iterable[str] = (),
+    on_event: Callable[[AuditEvent], None] | None = None,
 ) -> AuditOutcome:
-    """Run the audit loop for one workload on its device."""
+    """Run the audit loop for one workload on its device; ``on_event`` sees events live.
+
+    Raises UnsupportedConfig, before anything runs, when the device cannot run
+    the workload as written (the item is skipped with the reason).
+    """
     path = workload.source.display_path
     bad = unknown_rule_ids(kb, workload.settings.ignore)
     if bad:
         raise WorkloadError(path, f"unknown rule id {', '.join(bad)}", field="goblin.ignore")
     try:
-        runner = session.runner_for(workload.settings.device)
+        runner = session.runner_for(workload.settings.device, workload.settings)
     except ValueError as exc:
         raise WorkloadError(path, str(exc), field="goblin.device") from None
+    reason = runner.unsupported(workload.config)
+    if reason:
+        raise UnsupportedConfig(reason, runner.info)
     context = AuditContext(
         runner=runner,
-        projector=runner,
+        projector=runner.projector,
         kb=kb,
         backend=settings.backend,
         ignore=settings.ignore | frozenset(workload.settings.ignore) | frozenset(extra_ignore),
+        model=settings.model,
+        base_url=settings.base_url,
     )
-    return audit(workload, context)
+    return audit(workload, context, on_event=on_event)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_goblin.schemas import DeviceInfo
+
 
 class GoblinError(Exception):
     """Base class: the message is complete and names what the user must fix."""
@@ -24,3 +29,26 @@ class NotAWorkload(GoblinError):
 
 class AuditError(GoblinError):
     """The audit could not be completed (the item ends as an error)."""
+
+
+class UnsupportedConfig(GoblinError):
+    """The device cannot run this config (flash attention on a CPU, fp8, a missing
+    library): the item is skipped with this reason, never run as something else."""
+
+    def __init__(self, reason: str, device: DeviceInfo | None = None) -> None:
+        super().__init__(reason)
+        self.device = device
+
+
+class RunFailed(GoblinError):
+    """A measured run ended without a result: the config's run failed (an error, a
+    diverged loss); the audit goes on and may try something else."""
+
+
+class DeviceOOM(RunFailed):
+    """The run ran out of device memory; its message starts with ``oom:``."""
+
+
+class DeviceFault(GoblinError):
+    """The device worker crashed or timed out. The run says nothing about the config,
+    so the audit stops and its item errors; the next run starts a fresh worker."""

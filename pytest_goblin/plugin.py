@@ -9,6 +9,7 @@ imported (pydantic, the knowledge base and the runners load on first use).
 from __future__ import annotations
 
 import fnmatch
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,13 +20,17 @@ from pytest_goblin import settings as settings_module
 from pytest_goblin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
+    from pytest_goblin.history import SavedRun
     from pytest_goblin.kb.loader import KnowledgeBase
+    from pytest_goblin.report.publish import Published
+    from pytest_goblin.report.summary import RunInfo
     from pytest_goblin.runner.session import DeviceSession
     from pytest_goblin.schemas import Report, WorkloadResult
     from pytest_goblin.workload import Workload
 
 KB_KEY = pytest.StashKey["KnowledgeBase"]()
-WORKLOAD_SUFFIXES = (".yaml", ".yml", ".json")
+SAVED_RUN_KEY = pytest.StashKey["SavedRun | None"]()
+WORKLOAD_SUFFIXES = (".yaml", ".yml", ".json", ".py")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,19 +43,55 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled or settings.show_rules:
         return
-    if not settings.fake:
-        raise pytest.UsageError(
-            "pytest-goblin measures on real devices with the torch runner, which this version "
-            "does not ship yet; add --goblin-fake for projected numbers from the analytic model"
-        )
     _check_device(settings.fake_device)
+    _check_backend(settings.backend)
     kb = load_kb(config)
     from pytest_goblin.audit import unknown_rule_ids
 
     bad = unknown_rule_ids(kb, settings.ignore)
     if bad:
         raise pytest.UsageError(f"goblin_ignore: unknown rule id {', '.join(bad)}")
+    config.stash[SAVED_RUN_KEY] = _saved_run(settings)
     config.pluginmanager.register(GoblinSession(config, settings), "goblin-session")
+
+
+def _saved_run(settings: GoblinSettings) -> SavedRun | None:
+    """The run ``--goblin-compare`` names, loaded before any item runs so items can fail on it."""
+    if settings.compare is None:
+        return None
+    from pytest_goblin.history import HistoryError, select
+
+    try:
+        return select(settings.storage, settings.compare)
+    except HistoryError as exc:
+        raise pytest.UsageError(f"--goblin-compare: {exc}") from None
+
+
+def _check_backend(requested: str) -> None:
+    """An LLM backend asked for by name needs its SDK: say which extra installs it."""
+    from pytest_goblin.agent.backends import BackendUnavailable, ensure_available
+
+    try:
+        ensure_available(requested)
+    except BackendUnavailable as exc:
+        raise pytest.UsageError(f"--goblin-backend: {exc}") from None
+
+
+def _live_writer(config: pytest.Config) -> Callable[[str], None] | None:
+    """Under ``-v``, a writer that shows lines under the running item, past output capture."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if config.get_verbosity() <= 0 or terminal is None or hasattr(config, "workerinput"):
+        return None
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if capture is None:
+            terminal.write_line(line)
+            return
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(line)
+
+    return write
 
 
 def _check_device(name: str) -> None:
@@ -86,9 +127,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     try:
         kb = load_kb(config)
     except pytest.UsageError as exc:
-        print(f"ERROR: {exc}")
+        print(f"ERROR: {exc}", file=sys.stderr)
         return int(pytest.ExitCode.USAGE_ERROR)
-    print(rules_listing(kb.rules))
+    print(rules_listing(kb, verbose=config.option.verbose > 0))
     return 0
 
 
@@ -99,11 +140,18 @@ class GoblinSession:
         self.config = config
         self.settings = settings
         self.results: list[WorkloadResult] = []
+        self.published: Published | None = None
         given = config.args_source == pytest.Config.ArgsSource.ARGS
         self._explicit = [
             (settings.invocation_dir / arg.split("::", 1)[0]).resolve()
             for arg in (config.args if given else [])
         ]
+        self._writes_events = (settings.events_path is not None
+                               and not hasattr(config, "workerinput"))
+        if self._writes_events:
+            from pytest_goblin.events import start_log
+
+            start_log(self._events_path())
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:
         if file_path.suffix not in WORKLOAD_SUFFIXES:
@@ -114,6 +162,10 @@ class GoblinSession:
         under = any(resolved.is_relative_to(arg) for arg in self._explicit if arg.is_dir())
         if not (matched or named or under):
             return None
+        from pytest_goblin.workload import may_hold_workload
+
+        if not may_hold_workload(file_path, self.config.getini("python_files")):
+            return None
         return WorkloadFile.from_parent(parent, path=file_path, matched=matched, named=named)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -122,6 +174,15 @@ class GoblinSession:
             from pytest_goblin.schemas import WorkloadResult
 
             self.results.append(WorkloadResult.model_validate(data))
+        events = getattr(report, "goblin_events", None)
+        if events and self._writes_events:
+            from pytest_goblin.events import append_records
+
+            append_records(self._events_path(), events)
+
+    def _events_path(self) -> Path:
+        assert self.settings.events_path is not None
+        return self.settings.invocation_dir / self.settings.events_path
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
@@ -130,6 +191,7 @@ class GoblinSession:
 
         terminalreporter.section("goblin")
         terminalreporter.line(self._header())
+        terminalreporter.line(self._agent_line())
         terminalreporter.line("")
         for line in summary_table(self._sorted()).splitlines():
             terminalreporter.line(line)
@@ -138,9 +200,43 @@ class GoblinSession:
             terminalreporter.line("")
             for line in advice.splitlines():
                 terminalreporter.line(line)
+        if self.settings.fix:
+            from pytest_goblin.fix import fix_summary
+
+            fixed = fix_summary(self._sorted())
+            if fixed:
+                terminalreporter.line("")
+                for line in fixed.splitlines():
+                    terminalreporter.line(line)
         if self.settings.json_path:
             terminalreporter.line("")
             terminalreporter.line(f"JSON report: {self._json_path()}")
+        self._report_history_and_outputs(terminalreporter)
+
+    def _report_history_and_outputs(self, terminalreporter: Any) -> None:
+        from pytest_goblin import history
+
+        lines = list(self.published.lines) if self.published else []
+        saved = self.config.stash.get(SAVED_RUN_KEY, None)
+        if saved is not None:
+            lines.insert(0, history.summary_line(saved, self.results,
+                                                 self.settings.compare_fail))
+        elif self.settings.compare is not None:
+            lines.insert(0, "history: " + history.missing_text(self.settings.storage,
+                                                               self.settings.compare))
+        for line in lines:
+            terminalreporter.line(line)
+        if self.published and self.published.markdown_stdout:
+            terminalreporter.line("")
+            terminalreporter.write(self.published.markdown_stdout)
+
+    def _run_info(self) -> RunInfo:
+        from pytest_goblin.report.summary import RunInfo
+
+        saved = self.config.stash.get(SAVED_RUN_KEY, None)
+        return RunInfo(device=self._device(), backend=self._backend(),
+                       threshold=self.settings.threshold, projected=self.settings.fake,
+                       compared_with=saved.describe() if saved else None)
 
     def _header(self) -> str:
         from pytest_goblin.report.terminal import header_line
@@ -149,6 +245,9 @@ class GoblinSession:
                            self.settings.fake)
 
     def _device(self) -> Any:
+        if not self.settings.fake:
+            # measured: the device the workloads ran on, as their worker found it
+            return next((r.device for r in self._sorted() if r.device is not None), None)
         from pytest_goblin.runner.devices import get_device
 
         return get_device(self.settings.fake_device).info()
@@ -156,7 +255,14 @@ class GoblinSession:
     def _backend(self) -> str:
         from pytest_goblin.agent.backends import resolve_name
 
-        return resolve_name(self.settings.backend)
+        return resolve_name(self.settings.backend, self.settings.base_url)
+
+    def _agent_line(self) -> str:
+        """Which backend drove the audits, with its model, and why it was chosen."""
+        from pytest_goblin.agent.backends import describe, select
+
+        selection = select(self.settings.backend, self.settings.base_url)
+        return describe(selection, self.settings.model, self.settings.base_url)
 
     def _sorted(self) -> list[WorkloadResult]:
         return sorted(self.results, key=lambda r: r.nodeid)
@@ -167,7 +273,13 @@ class GoblinSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.settings.json_path is None or hasattr(self.config, "workerinput"):
+        if hasattr(self.config, "workerinput"):
+            return
+        from pytest_goblin.report.publish import publish
+
+        self.published = publish(self._sorted(), self._run_info(), self.settings,
+                                 self.config.rootpath)
+        if self.settings.json_path is None:
             return
         from pytest_goblin.report import json_report
 
@@ -186,7 +298,13 @@ class WorkloadFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from pytest_goblin.errors import NotAWorkload, WorkloadError
-        from pytest_goblin.workload import default_name, is_workload_data, load_data, parse_workload
+        from pytest_goblin.workload import (
+            NOT_A_WORKLOAD,
+            default_name,
+            is_workload_data,
+            load_data,
+            parse_workload,
+        )
 
         display = self._display_path()
         try:
@@ -196,13 +314,11 @@ class WorkloadFile(pytest.File):
                 yield WorkloadItem.broken(self, default_name(self.path), exc)
             return
         if not is_workload_data(data):
-            message = (f"{display}: not a workload: expected a mapping with `model` or "
-                       "`model_name` and WorkloadConfig fields")
             if self.named:
-                raise self.CollectError(message)
+                raise self.CollectError(f"{display}: {NOT_A_WORKLOAD}")
             if self.matched:
-                yield WorkloadItem.broken(self, default_name(self.path), WorkloadError(
-                    display, "not a workload: expected a mapping with `model` or `model_name`"))
+                yield WorkloadItem.broken(self, default_name(self.path),
+                                          WorkloadError(display, NOT_A_WORKLOAD))
             return
         try:
             workload = parse_workload(self.path, display, text, data)
@@ -240,6 +356,7 @@ class WorkloadItem(pytest.Function):
         self.workload = workload
         self.load_error = load_error
         self.goblin_result: WorkloadResult | None = None
+        self.goblin_events: list[dict[str, Any]] = []
 
     @classmethod
     def broken(cls, parent: WorkloadFile, name: str, error: Exception) -> WorkloadItem:
@@ -264,16 +381,24 @@ class WorkloadItem(pytest.Function):
 
     def audit(self, session: DeviceSession) -> None:
         from pytest_goblin.audit import audit_workload, effective_threshold
-        from pytest_goblin.errors import AuditError, WorkloadError
-        from pytest_goblin.report.terminal import failure_text
-        from pytest_goblin.result import from_error, from_report
+        from pytest_goblin.errors import AuditError, DeviceFault, UnsupportedConfig, WorkloadError
+        from pytest_goblin.events import EventRecorder
+        from pytest_goblin.gates import judge
+        from pytest_goblin.result import from_error, from_report, skipped
 
         assert self.workload is not None
         workload = self.workload
         threshold = effective_threshold(workload, self.settings)
+        recorder = EventRecorder(self.nodeid, _live_writer(self.config))
+        self.goblin_events = recorder.records
         try:
-            outcome = audit_workload(workload, session, self.settings, load_kb(self.config))
-        except WorkloadError as exc:
+            outcome = audit_workload(workload, session, self.settings, load_kb(self.config),
+                                     on_event=recorder)
+        except UnsupportedConfig as exc:
+            self.goblin_result = skipped(self.nodeid, workload, str(exc), threshold,
+                                         exc.device)
+            pytest.skip(str(exc))
+        except (WorkloadError, DeviceFault) as exc:
             self.goblin_result = from_error(self.nodeid, workload.source.display_path,
                                             workload.name, str(exc), threshold, workload)
             raise
@@ -281,12 +406,19 @@ class WorkloadItem(pytest.Function):
             message = f"{workload.source.display_path}: audit failed: {outcome.error}"
             self.goblin_result = from_error(self.nodeid, workload.source.display_path,
                                             workload.name, message, threshold, workload,
-                                            session.info)
+                                            session.info, outcome.usage)
             raise AuditError(message)
-        result = from_report(self.nodeid, workload, outcome.report, threshold)
+        verdict = from_report(self.nodeid, workload, outcome.report, threshold, outcome.usage)
+        result, failure = judge(verdict, workload.settings,
+                                self.config.stash.get(SAVED_RUN_KEY, None),
+                                self.settings.compare_fail)
+        if self.settings.fix and verdict.outcome == "failed":
+            from pytest_goblin.fix import write_fix
+
+            result = write_fix(workload, result)
         self.goblin_result = result
-        if result.outcome == "failed":
-            raise WorkloadFailed(failure_text(result))
+        if failure is not None:
+            raise WorkloadFailed(failure)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"goblin workload: {self.name}"
@@ -316,22 +448,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         result = from_error(item.nodeid, str(item.path), item.name,
                             str(call.excinfo.value), item.settings.threshold)
     if result is not None and (report.when == "call" or report.failed):
+        from pytest_goblin.report.junit import properties
+
         report.goblin = result.model_dump(mode="json")
+        item.user_properties.extend(properties(result))
         item.goblin_result = None
+    if report.when == "call" and item.goblin_events and item.settings.events_path is not None:
+        report.goblin_events = item.goblin_events
+        item.goblin_events = []
     return report
 
 
 @pytest.fixture(scope="session")
-def goblin_device(pytestconfig: pytest.Config) -> DeviceSession:
-    """The session's device: one per session, shared by every workload and test."""
-    settings = pytestconfig.stash[SETTINGS_KEY]
-    if not settings.fake:
-        pytest.skip("goblin_device: only simulated devices are available; use --goblin-fake "
-                    "or ini goblin_fake = true")
-    _check_device(settings.fake_device)
-    from pytest_goblin.runner.session import DeviceSession
+def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
+    """The session's device: one per session, shared by every workload and test.
 
-    return DeviceSession(settings.fake_device)
+    Simulated with --goblin-fake; otherwise the --goblin-device it measures on,
+    whose worker processes end with the session.
+    """
+    settings = pytestconfig.stash[SETTINGS_KEY]
+    _check_device(settings.fake_device)
+    from pytest_goblin.runner.session import DeviceSession, MeasureOptions
+
+    measure = None if settings.fake else MeasureOptions(
+        device=settings.device, timeout_s=settings.timeout_s, steps=settings.steps,
+        warmup=settings.warmup, layers=settings.layers,
+    )
+    session = DeviceSession(settings.fake_device, measure)
+    yield session
+    session.close()
 
 
 @pytest.fixture
@@ -341,17 +486,22 @@ def goblin_audit(
     """Audit a workload file from a Python test and get its Report.
 
     ``goblin_audit(path, ignore=())`` raises AuditError when the audit cannot
-    complete and WorkloadError when the file cannot be read.
+    complete and WorkloadError when the file cannot be read, and skips the test
+    when the device cannot run the workload.
     """
     from pytest_goblin.audit import audit_workload
-    from pytest_goblin.errors import AuditError
+    from pytest_goblin.errors import AuditError, UnsupportedConfig
     from pytest_goblin.workload import load_workload
 
     settings = pytestconfig.stash[SETTINGS_KEY]
 
     def run(path: str | Path, ignore: tuple[str, ...] = ()) -> Report:
         workload = load_workload(Path(path), str(path))
-        outcome = audit_workload(workload, goblin_device, settings, load_kb(pytestconfig), ignore)
+        try:
+            outcome = audit_workload(workload, goblin_device, settings, load_kb(pytestconfig),
+                                     ignore)
+        except UnsupportedConfig as exc:
+            pytest.skip(str(exc))
         if outcome.report is None:
             raise AuditError(f"{path}: audit failed: {outcome.error}")
         return outcome.report

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _SECRET_NAME = re.compile(
@@ -62,4 +64,30 @@ def redact_value(value: Any) -> Any:
         return redact_mapping(value)
     if isinstance(value, list):
         return [redact_value(v) for v in value]
+    return value
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Values of secret-named environment variables (API keys, tokens), longest first.
+
+    A key that is not token-shaped (a vLLM ``--api-key``, a proxy password) is
+    still kept out of reports, event logs and LLM requests by its exact value.
+    Values shorter than 8 characters (``EMPTY``, ``1``) are not secrets.
+    """
+    environ = os.environ if environ is None else environ
+    values = {value for key, value in environ.items() if is_secret_name(key) and len(value) >= 8}
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+def redact_known(value: Any, secrets: Sequence[str]) -> Any:
+    """``redact_value``, after replacing every exact occurrence of the given secrets."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "<redacted>")
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: "<redacted>" if is_secret_name(str(key)) else redact_known(item, secrets)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_known(item, secrets) for item in value]
     return value

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from pytest_goblin.schemas import DeviceInfo, PatchSummary, Report, RuleRef, WorkloadResult
+from pytest_goblin.schemas import (
+    AuditUsage,
+    DeviceInfo,
+    PatchSummary,
+    Report,
+    RuleRef,
+    WorkloadResult,
+)
 from pytest_goblin.verdict import decide
 from pytest_goblin.workload import Workload
 
 
 def from_report(
-    nodeid: str, workload: Workload, report: Report, threshold: float
+    nodeid: str, workload: Workload, report: Report, threshold: float,
+    usage: AuditUsage | None = None,
 ) -> WorkloadResult:
     verdict = decide(report, threshold)
     patch = report.patch if report.patch and report.patch.changes else None
@@ -32,6 +40,8 @@ def from_report(
         skipped_rules=report.patch.skipped if report.patch else [],
         notes=report.notes,
         advisories=report.advisories,
+        waived=report.waived,
+        usage=usage,
     )
 
 
@@ -43,6 +53,7 @@ def from_error(
     threshold: float,
     workload: Workload | None = None,
     device: DeviceInfo | None = None,
+    usage: AuditUsage | None = None,
 ) -> WorkloadResult:
     return WorkloadResult(
         nodeid=nodeid,
@@ -55,10 +66,14 @@ def from_error(
         device=device,
         config=workload.config.model_dump(mode="json") if workload else None,
         error=message,
+        usage=usage,
     )
 
 
-def skipped(nodeid: str, workload: Workload, reason: str, threshold: float) -> WorkloadResult:
+def skipped(
+    nodeid: str, workload: Workload, reason: str, threshold: float,
+    device: DeviceInfo | None = None,
+) -> WorkloadResult:
     return WorkloadResult(
         nodeid=nodeid,
         path=workload.source.display_path,
@@ -67,5 +82,6 @@ def skipped(nodeid: str, workload: Workload, reason: str, threshold: float) -> W
         outcome="skipped",
         reason=reason,
         threshold=threshold,
+        device=device,
         config=workload.config.model_dump(mode="json"),
     )

@@ -8,7 +8,7 @@ so that its vocabulary keeps working.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -134,6 +134,10 @@ def _env_str(value: Any) -> str:
     return str(value)
 
 
+Budget = Annotated[float, Field(gt=0)] | dict[str, Annotated[float, Field(gt=0)]]
+"""A budget in the ``goblin:`` section: one limit for every device, or one per device name."""
+
+
 class WorkloadSettings(BaseModel):
     """The per-workload plugin settings: the ``goblin:`` section of a workload file."""
 
@@ -142,6 +146,33 @@ class WorkloadSettings(BaseModel):
     threshold: float | None = Field(default=None, gt=0)
     ignore: list[str] = Field(default_factory=list)
     device: str | None = None
+    layers: int | None = Field(
+        default=None, ge=1, description="measure this many layers and extrapolate the full model"
+    )
+    sample_cost_ms: float | None = Field(
+        default=None, ge=0, description="host CPU time per sample in measured runs (tokenising)"
+    )
+    min_tokens_per_sec: Budget | None = Field(
+        default=None, description="baseline tokens/s floor: a number, or {device: number}"
+    )
+    min_mfu_pct: Budget | None = Field(
+        default=None, description="baseline MFU floor in percent: a number, or {device: number}"
+    )
+    max_hbm_peak_gb: Budget | None = Field(
+        default=None,
+        description="baseline peak-memory ceiling in GB: a number, or {device: number}",
+    )
+
+    @field_validator("min_tokens_per_sec", "min_mfu_pct", "max_hbm_peak_gb")
+    @classmethod
+    def _budget_devices(cls, value: Budget | None) -> Budget | None:
+        """Device keys are catalogue names: a typo is an error, not a budget never checked."""
+        if isinstance(value, dict):
+            from pytest_goblin.runner.devices import get_device
+
+            for device in value:
+                get_device(device)
+        return value
 
 
 class WasteBudget(BaseModel):
@@ -168,6 +199,10 @@ class DeviceInfo(BaseModel):
     platform: str = Field(description="knowledge-base platform tag, e.g. rocm-instinct")
     memory_gb: float | None = None
     arch: str | None = None
+    torch_version: str | None = None
+    rocm_version: str | None = Field(default=None, description="HIP version of a ROCm build")
+    cuda_version: str | None = None
+    driver_version: str | None = None
 
 
 class RunMetrics(BaseModel):
@@ -178,7 +213,7 @@ class RunMetrics(BaseModel):
     step_time_s: float
     tokens_per_step: int
     hbm_peak_gb: float
-    mfu_pct: float
+    mfu_pct: float | None = Field(description="None when the device's peak is unknown")
     projected: bool
     runner_kind: Literal["fake", "torch"]
     device: str
@@ -189,6 +224,14 @@ class RunMetrics(BaseModel):
     )
     losses: list[float] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    warmup_steps: int = Field(default=0, description="untimed steps before the timed ones")
+    compile_time_s: float | None = Field(
+        default=None, description="what torch.compile added to the warmup steps, in seconds"
+    )
+    extrapolated_from_layers: list[int] = Field(
+        default_factory=list,
+        description="decoder depths measured when the full model's step time is extrapolated",
+    )
 
 
 class Change(BaseModel):
@@ -231,6 +274,10 @@ class Patch(BaseModel):
     skipped: list[SkippedRule] = Field(default_factory=list)
     expected_speedup_low: float | None = None
     expected_speedup_high: float | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="changes left out because the workload's file format cannot express them",
+    )
 
 
 class Report(BaseModel):
@@ -247,6 +294,9 @@ class Report(BaseModel):
     summary_line: str
     notes: list[str] = Field(default_factory=list)
     advisories: list[Advisory] = Field(default_factory=list)
+    waived: list[str] = Field(
+        default_factory=list, description="ids of rules that applied but were waived (ignore)"
+    )
 
 
 class AuditEvent(BaseModel):
@@ -254,6 +304,19 @@ class AuditEvent(BaseModel):
 
     type: Literal["thought", "tool_call", "tool_result", "final_report", "error"]
     data: dict[str, Any]
+
+
+class AuditUsage(BaseModel):
+    """What driving one audit took: backend turns, LLM tokens and the estimated cost.
+
+    The planner takes turns but no tokens; ``cost_usd`` is None when the
+    model's price is unknown.
+    """
+
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
 
 
 class RuleRef(BaseModel):
@@ -264,6 +327,36 @@ class RuleRef(BaseModel):
 class PatchSummary(BaseModel):
     changes: list[Change]
     diff: str
+
+
+class BudgetCheck(BaseModel):
+    """One budget from the ``goblin:`` section held against the baseline's numbers."""
+
+    key: Literal["min_tokens_per_sec", "min_mfu_pct", "max_hbm_peak_gb"]
+    limit: float
+    value: float
+    ok: bool
+
+
+class HistoryComparison(BaseModel):
+    """The baseline's tokens/s against the same workload in a saved run.
+
+    ``status`` is ``compared`` (same device fingerprint), ``not_comparable``
+    (another device, or measured against projected) or ``new`` (the saved run
+    does not have this workload). ``regressed`` is only ever set by
+    ``--goblin-compare-fail``.
+    """
+
+    run: str
+    status: Literal["compared", "not_comparable", "new"]
+    saved_tokens_per_sec: float | None = None
+    tokens_per_sec: float | None = None
+    change_pct: float | None = None
+    regressed: bool = False
+    fail_pct: float | None = None
+    config_changed: bool = False
+    saved_commit: str | None = None
+    reason: str = ""
 
 
 class WorkloadResult(BaseModel):
@@ -293,4 +386,9 @@ class WorkloadResult(BaseModel):
     skipped_rules: list[SkippedRule] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     advisories: list[Advisory] = Field(default_factory=list)
+    waived: list[str] = Field(default_factory=list)
     error: str | None = None
+    budgets: list[BudgetCheck] = Field(default_factory=list)
+    history: HistoryComparison | None = None
+    usage: AuditUsage | None = None
+    fixed: bool = Field(default=False, description="--goblin-fix wrote the patch into the file")

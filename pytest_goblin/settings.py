@@ -7,16 +7,22 @@ pytest-timeout's way. The object lives in ``config.stash[SETTINGS_KEY]``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_goblin.runner.options import DEFAULT_TIMEOUT_S, DEFAULT_WARMUP, parse_selector
+
 BACKENDS = ("auto", "planner", "claude", "qwen")
 DEFAULT_PATTERNS = ("*.goblin.yaml", "*.goblin.yml", "*.goblin.json")
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_FAKE_DEVICE = "mi300x"
+DEFAULT_STORAGE = ".goblin"
+DEVICE_HELP = ("device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
+               "cpu, cuda, cuda:N, rocm or rocm:N.")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,21 @@ class GoblinSettings:
     kb_dirs: tuple[Path, ...] = ()
     show_rules: bool = False
     invocation_dir: Path = field(default_factory=Path.cwd)
+    fix: bool = False
+    model: str | None = None
+    base_url: str | None = None
+    events_path: Path | None = None
+    md_path: str | None = None
+    html_path: Path | None = None
+    storage: Path = Path(DEFAULT_STORAGE)
+    save: str | None = None
+    compare: str | None = None
+    compare_fail: float | None = None
+    device: str = "auto"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    steps: int | None = None
+    warmup: int = DEFAULT_WARMUP
+    layers: int | None = None
 
 
 SETTINGS_KEY = pytest.StashKey[GoblinSettings]()
@@ -57,6 +78,43 @@ def add_options(parser: pytest.Parser) -> None:
                     help="add a directory of rule YAML files to the knowledge base (repeatable).")
     group.addoption("--goblin-rules", action="store_true", default=False,
                     help="list the knowledge base (id, category, platforms, citation) and exit.")
+    group.addoption("--goblin-fix", action="store_true", default=False,
+                    help="write the winning patch into the file of each failing workload.")
+    group.addoption("--goblin-model", metavar="ID", default=None,
+                    help="model of the claude or qwen backend (env GOBLIN_CLAUDE_MODEL / "
+                         "GOBLIN_QWEN_MODEL).")
+    group.addoption("--goblin-base-url", metavar="URL", default=None,
+                    help="OpenAI-compatible server (vLLM, …) for the qwen backend "
+                         "(env GOBLIN_QWEN_BASE_URL; key from GOBLIN_QWEN_API_KEY).")
+    group.addoption("--goblin-events", metavar="PATH", default=None,
+                    help="write every audit's events here as JSON lines, with the item's node id.")
+    group.addoption("--goblin-md", metavar="PATH", default=None,
+                    help="write a Markdown summary here (- for stdout); appended to when PATH "
+                         "is the file $GITHUB_STEP_SUMMARY names.")
+    group.addoption("--goblin-html", metavar="PATH", default=None,
+                    help="write a self-contained HTML report with a chart here.")
+    group.addoption("--goblin-save", metavar="NAME", nargs="?", const="", default=None,
+                    help="save this run's metrics under goblin_storage as NAME (default: the git "
+                         "commit); write --goblin-save=NAME before paths.")
+    group.addoption("--goblin-compare", metavar="NAME", nargs="?", const="latest", default=None,
+                    help="compare baseline tokens/s with the saved run NAME (default: latest), "
+                         "on the same device only.")
+    group.addoption("--goblin-compare-fail", metavar="PCT", default=None,
+                    help="fail a workload whose baseline tokens/s dropped more than PCT percent "
+                         "below the compared run (compares with latest if --goblin-compare is "
+                         "not given).")
+    group.addoption("--goblin-device", metavar="DEVICE", default=None, help=DEVICE_HELP)
+    group.addoption("--goblin-timeout", metavar="SECONDS", default=None,
+                    help="kill a measured run's worker after this long and error the item "
+                         f"(default {DEFAULT_TIMEOUT_S:g}).")
+    group.addoption("--goblin-steps", metavar="N", default=None,
+                    help="timed optimizer steps of every measured run (default: 10 to profile, "
+                         "50 to benchmark).")
+    group.addoption("--goblin-warmup", metavar="N", default=None,
+                    help=f"untimed steps before the timed ones (default {DEFAULT_WARMUP}).")
+    group.addoption("--goblin-layers", metavar="N", default=None,
+                    help="measure N decoder layers (and 1) and extrapolate the full model's step "
+                         "time; a workload's goblin.layers wins.")
 
     parser.addini("goblin_fake", "use the analytic model (like --goblin-fake)", type="bool",
                   default=False)
@@ -70,6 +128,16 @@ def add_options(parser: pytest.Parser) -> None:
                   default=list(DEFAULT_PATTERNS))
     parser.addini("goblin_ignore", "rule ids to waive in every workload", type="args", default=[])
     parser.addini("goblin_kb", "extra rule directories", type="paths", default=[])
+    parser.addini("goblin_model", "model of the claude or qwen backend", default="")
+    parser.addini("goblin_md", "path of the Markdown summary (- for stdout)", default="")
+    parser.addini("goblin_html", "path of the HTML report", default="")
+    parser.addini("goblin_storage", "directory of saved runs, relative to the rootdir",
+                  default=DEFAULT_STORAGE)
+    parser.addini("goblin_device", DEVICE_HELP, default="auto")
+    parser.addini("goblin_timeout", "seconds a measured run may take", default="")
+    parser.addini("goblin_steps", "timed steps of every measured run", default="")
+    parser.addini("goblin_warmup", "untimed steps before the timed ones", default="")
+    parser.addini("goblin_layers", "decoder layers to measure before extrapolating", default="")
 
 
 def _first(*values: Any) -> Any:
@@ -93,6 +161,10 @@ def build(config: pytest.Config) -> GoblinSettings:
     fake = bool(_first(opt.goblin_fake, _env_bool(fake_env), config.getini("goblin_fake")))
     json_path = _first(opt.goblin_json, config.getini("goblin_json"))
     kb_dirs = [Path(p) for p in (opt.goblin_kb or [])] + list(config.getini("goblin_kb"))
+    model, base_url = _llm_settings(config, backend)
+    html_path = _first(opt.goblin_html, config.getini("goblin_html"))
+    compare_fail = _parse_percent(opt.goblin_compare_fail)
+    compare = opt.goblin_compare or ("latest" if compare_fail is not None else None)
     return GoblinSettings(
         enabled=bool(opt.goblin) or bool(opt.goblin_rules),
         fake=fake,
@@ -106,7 +178,68 @@ def build(config: pytest.Config) -> GoblinSettings:
         kb_dirs=tuple(kb_dirs),
         show_rules=bool(opt.goblin_rules),
         invocation_dir=config.invocation_params.dir,
+        fix=bool(opt.goblin_fix),
+        model=model,
+        base_url=base_url,
+        events_path=Path(opt.goblin_events) if opt.goblin_events else None,
+        md_path=_first(opt.goblin_md, config.getini("goblin_md")),
+        html_path=Path(html_path) if html_path else None,
+        storage=config.rootpath / str(config.getini("goblin_storage") or DEFAULT_STORAGE),
+        save=_run_name(opt.goblin_save, "--goblin-save"),
+        compare=_run_name(compare, "--goblin-compare"),
+        compare_fail=compare_fail,
+        **_measure_settings(config),
     )
+
+
+def _measure_settings(config: pytest.Config) -> dict[str, Any]:
+    """--goblin-device, -timeout, -steps, -warmup and -layers (command line, then ini)."""
+    opt = config.option
+    device = str(_first(opt.goblin_device, os.environ.get("GOBLIN_DEVICE"),
+                        config.getini("goblin_device")))
+    try:
+        parse_selector(device)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--goblin-device: {exc}") from None
+    timeout = _first(opt.goblin_timeout, config.getini("goblin_timeout"))
+    steps = _first(opt.goblin_steps, config.getini("goblin_steps"))
+    warmup = _first(opt.goblin_warmup, config.getini("goblin_warmup"))
+    layers = _first(opt.goblin_layers, config.getini("goblin_layers"))
+    return {
+        "device": device.strip().lower(),
+        "timeout_s": DEFAULT_TIMEOUT_S if timeout is None else _parse_number(
+            timeout, "--goblin-timeout", float, minimum=0, inclusive=False),
+        "steps": None if steps is None else _parse_number(steps, "--goblin-steps", int, 1),
+        "warmup": DEFAULT_WARMUP if warmup is None else _parse_number(
+            warmup, "--goblin-warmup", int, 0),
+        "layers": None if layers is None else _parse_number(layers, "--goblin-layers", int, 1),
+    }
+
+
+def _parse_number(raw: Any, option: str, kind: type[int] | type[float], minimum: float,
+                  inclusive: bool = True) -> Any:
+    try:
+        value = kind(str(raw).strip())
+    except ValueError:
+        raise pytest.UsageError(f"{option} must be a number, got {raw!r}") from None
+    if value < minimum or (value == minimum and not inclusive):
+        bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
+        raise pytest.UsageError(f"{option} must be {bound}, got {raw!r}")
+    return value
+
+
+def _llm_settings(config: pytest.Config, backend: str) -> tuple[str | None, str | None]:
+    """The LLM backend's model and qwen's base URL.
+
+    The model's variable depends on the backend ``auto`` resolves to
+    (GOBLIN_CLAUDE_MODEL or GOBLIN_QWEN_MODEL), so it is resolved here.
+    """
+    from pytest_goblin.agent.backends import MODEL_ENV, qwen_base_url, resolve_name
+
+    base_url = qwen_base_url(config.option.goblin_base_url)
+    env_model = os.environ.get(MODEL_ENV.get(resolve_name(backend, base_url), ""))
+    model = _first(config.option.goblin_model, env_model, config.getini("goblin_model"))
+    return model, base_url
 
 
 def _parse_threshold(raw: str) -> float:
@@ -118,6 +251,35 @@ def _parse_threshold(raw: str) -> float:
         raise pytest.UsageError(
             f"goblin threshold must be a fraction above 0 (0.10 = 10%), got {raw!r}"
         )
+    return value
+
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _run_name(raw: str | None, option: str) -> str | None:
+    """A saved run's name is a plain file-name part; a path here means the option ate one."""
+    if raw is None or raw == "":
+        return raw
+    if not RUN_NAME.fullmatch(raw):
+        raise pytest.UsageError(
+            f"{option}: {raw!r} is not a run name (letters, digits, '.', '_', '-'); a bare "
+            f"{option} takes the next argument as its name, so write {option}=NAME"
+        )
+    return raw
+
+
+def _parse_percent(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip().removesuffix("%"))
+    except ValueError:
+        raise pytest.UsageError(
+            f"--goblin-compare-fail must be a percentage such as 5 or 5%, got {raw!r}"
+        ) from None
+    if not 0 < value < 100:
+        raise pytest.UsageError(f"--goblin-compare-fail must be between 0 and 100, got {raw!r}")
     return value
 
 

@@ -6,22 +6,33 @@ names the file and, where there is one, the field.
 
 from __future__ import annotations
 
+import ast
 import difflib
+import fnmatch
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pytest_goblin import formats
 from pytest_goblin.errors import NotAWorkload, WorkloadError
-from pytest_goblin.formats import native
+from pytest_goblin.formats import hf_script, native
+from pytest_goblin.formats.base import Format, Reading, Unpatchable, apply_edits, sidecar_hint
 from pytest_goblin.redact import redact_mapping, redact_text
 from pytest_goblin.schemas import Change, WorkloadConfig, WorkloadSettings
+from pytest_goblin.sidecar import is_sidecar, load_sidecar
 
-WORKLOAD_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+WORKLOAD_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".py"})
 MAX_FILE_BYTES = 1_000_000
 """Workload files are small; a bigger file is refused rather than parsed."""
+NOT_A_WORKLOAD = (
+    "not a workload: expected a goblin workload (a mapping with `model` or `model_name`) or a "
+    f"config of one of: {formats.names()}"
+)
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader when PyYAML was built with it: same semantics, much faster."""
 
@@ -42,6 +53,8 @@ class Workload:
     config: WorkloadConfig
     settings: WorkloadSettings
     source: WorkloadSource
+    sources: dict[str, str] = field(default_factory=dict)
+    """For each config field read from the file, the key (or call) it came from."""
 
 
 def default_name(path: Path) -> str:
@@ -65,15 +78,27 @@ def load_data(path: Path, display: str) -> tuple[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WorkloadError(display, f"not UTF-8 text (byte {exc.start})") from None
-    if path.suffix == ".json":
+    return text, parse_text(text, path.suffix, display)
+
+
+def parse_text(text: str, suffix: str, display: str) -> Any:
+    """Parsed content: JSON, YAML (safe loader), or a Python syntax tree (never run)."""
+    if suffix == ".py":
         try:
-            return text, json.loads(text)
+            return ast.parse(text, filename=display)
+        except SyntaxError as exc:
+            raise WorkloadError(
+                display, f"invalid Python at line {exc.lineno}: {exc.msg}"
+            ) from None
+    if suffix == ".json":
+        try:
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise WorkloadError(
                 display, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
     try:
-        return text, yaml.load(text, Loader=_SAFE_LOADER)
+        return yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -81,9 +106,29 @@ def load_data(path: Path, display: str) -> tuple[str, Any]:
         raise WorkloadError(display, f"invalid YAML{where}: {problem}") from None
 
 
+def may_hold_workload(path: Path, test_module_globs: Sequence[str]) -> bool:
+    """Whether a file met during collection can be a workload worth reading.
+
+    A sidecar belongs to its workload file. A Python file is read only when it
+    names a training-arguments class and is not a test module (pytest's own
+    collector has those).
+    """
+    if is_sidecar(path):
+        return False
+    if path.suffix != ".py":
+        return True
+    if path.name == "conftest.py" or any(fnmatch.fnmatch(path.name, g) for g in test_module_globs):
+        return False
+    try:
+        head = path.read_bytes()[:MAX_FILE_BYTES]
+    except OSError:
+        return False
+    return any(name.encode() in head for name in hf_script.ARGS_CALLS)
+
+
 def is_workload_data(data: Any) -> bool:
     """Whether parsed content looks like a workload in any supported format."""
-    return native.detect(data)
+    return formats.detect(data) is not None
 
 
 def load_workload(path: Path, display: str | None = None) -> Workload:
@@ -94,41 +139,157 @@ def load_workload(path: Path, display: str | None = None) -> Workload:
 
 
 def parse_workload(path: Path, display: str, text: str, data: Any) -> Workload:
-    """Validate already-loaded content into a Workload."""
+    """Validate already-loaded content into a Workload, in whichever format it is."""
     if data is None:
         raise WorkloadError(display, "file is empty")
-    if not native.detect(data):
-        raise NotAWorkload(
-            f"{display}: not a workload: expected a mapping with `model` or `model_name` "
-            "and WorkloadConfig fields"
-        )
-    config, settings = native.read(data, display)
+    fmt = formats.detect(data, path.suffix)
+    if fmt is None:
+        raise NotAWorkload(f"{display}: {NOT_A_WORKLOAD}")
+    if fmt.read is None:
+        config, settings = native.read(data, display)
+        sources = {key: key for key in data if key in WorkloadConfig.model_fields}
+        name = config.name
+    else:
+        reading = fmt.read(data, display)
+        sidecar = load_sidecar(path, display)
+        config = build_config(reading, sidecar.fields, path, display, sidecar.display)
+        settings, sources = sidecar.settings, reading.sources
+        name = sidecar.name
     config = config.model_copy(update={
         "env_vars": redact_mapping(config.env_vars),
         "extras": redact_mapping(config.extras),
     })
-    name = config.name or default_name(path)
-    source = WorkloadSource(path=path, display_path=display, format=native.NAME, text=text)
-    return Workload(name=name, config=config, settings=settings, source=source)
+    source = WorkloadSource(path=path, display_path=display, format=fmt.name, text=text)
+    return Workload(name=name or default_name(path), config=config, settings=settings,
+                    source=source, sources=sources)
+
+
+def build_config(
+    reading: Reading,
+    sidecar_fields: dict[str, Any],
+    path: Path,
+    display: str,
+    sidecar_display: str | None,
+) -> WorkloadConfig:
+    """A WorkloadConfig from a format's reading plus its sidecar; errors name the user's key."""
+    from pydantic import ValidationError
+
+    try:
+        config = WorkloadConfig.model_validate({**reading.fields, **sidecar_fields})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field_name = str(first["loc"][0]) if first["loc"] else None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if "input" in first and not isinstance(first["input"], dict):
+            message += f" (got {first['input']!r})"
+        if field_name in sidecar_fields and sidecar_display:
+            raise WorkloadError(sidecar_display, message, field=field_name) from None
+        key = reading.sources.get(field_name or "", field_name)
+        raise WorkloadError(display, message, field=key) from None
+    if config.model is None:
+        origin = reading.sources.get("model_name")
+        named = (f"model {config.model_name!r} (from `{origin}`) is not a preset"
+                 if origin else "the file does not name its model")
+        raise WorkloadError(display, f"{named}; {sidecar_hint(path)}", field=origin)
+    return config
+
+
+@dataclass(frozen=True)
+class PlannedPatch:
+    """A patch as the user's file can take it.
+
+    ``changes`` are the ones written into ``text``; ``dropped`` are the ones the
+    format cannot express, each with the reason. Benchmarks measure
+    ``changes`` only, so what is measured is what the diff gives.
+    """
+
+    changes: list[Change]
+    dropped: list[tuple[Change, str]]
+    text: str
+    diff: str
+
+
+def plan_patch(workload: Workload, changes: list[Change]) -> PlannedPatch:
+    """Write ``changes`` into the user's file, dropping those its format cannot express.
+
+    The edit is checked by reading the edited text back in the same format: a
+    change that does not read back as asked is dropped with the reason, and a
+    diff that would change anything else is refused.
+    """
+    source = workload.source
+    fmt = formats.BY_NAME[source.format]
+    kept = list(changes)
+    dropped: list[tuple[Change, str]] = []
+    while kept:
+        try:
+            edited = _edited(fmt, source, kept)
+        except Unpatchable as exc:
+            refused = [c for c in kept if c.field == exc.field]
+            if not refused:
+                raise ValueError(f"{fmt.name} refused {exc.field}, which no change sets") from None
+            dropped += [(c, exc.reason) for c in refused]
+            kept = [c for c in kept if c.field != exc.field]
+            continue
+        wrong = _read_back(workload, fmt, edited, kept)
+        if not wrong:
+            return PlannedPatch(kept, dropped, edited, _diff(source, edited))
+        dropped += [(c, why) for c, why in wrong]
+        kept = [c for c in kept if all(c is not bad for bad, _ in wrong)]
+    return PlannedPatch([], dropped, source.text, "")
 
 
 def patch_diff(workload: Workload, changes: list[Change]) -> str:
-    """A unified diff of the user's own file with the changes applied.
+    """A unified diff of the user's own file with every change applied (or a ValueError)."""
+    planned = plan_patch(workload, changes)
+    if planned.dropped:
+        reasons = "; ".join(f"{c.field}: {why}" for c, why in planned.dropped)
+        raise ValueError(f"cannot write into {workload.source.display_path}: {reasons}")
+    return planned.diff
 
-    The edit is checked by reading the edited text back: a diff that would not
-    produce the patched config is never shown.
-    """
+
+def _edited(fmt: Format, source: WorkloadSource, changes: list[Change]) -> str:
     new_values = {change.field: change.new for change in changes}
+    if fmt.apply is not None:
+        return fmt.apply(source.text, source.path.suffix, new_values)
+    assert fmt.edits is not None
+    data = parse_text(source.text, source.path.suffix, source.display_path)
+    edits = [edit for name, value in new_values.items() for edit in fmt.edits(data, name, value)]
+    return apply_edits(source.text, source.path.suffix, edits)
+
+
+def _read_back(
+    workload: Workload, fmt: Format, edited: str, changes: list[Change]
+) -> list[tuple[Change, str]]:
+    """The changes that the edited file does not read back as; ValueError for side effects."""
     source = workload.source
-    edited = native.apply(source.text, source.path.suffix, new_values)
-    reread = json.loads(edited) if source.path.suffix == ".json" else yaml.safe_load(edited)
-    config, _ = native.read(reread, source.display_path)
+    try:
+        data = parse_text(edited, source.path.suffix, source.display_path)
+        if formats.detect(data, source.path.suffix) is not fmt:
+            raise ValueError(f"editing {source.display_path} would make it no longer a "
+                             f"{fmt.name} file")
+        reread = parse_workload(source.path, source.display_path, edited, data)
+    except (WorkloadError, NotAWorkload) as exc:
+        raise ValueError(f"the edited file would not read back: {exc}") from None
+    reread_config = reread.config.model_dump()
+    expected = workload.config.model_dump()
     for change in changes:
-        if _get_path(config, change.field) != change.new:
-            raise ValueError(f"editing {source.display_path} in place did not set {change.field}")
+        _set_path(expected, change.field, change.new)
+    wrong = []
+    for key in expected:
+        if reread_config[key] == expected[key]:
+            continue
+        culprits = [c for c in changes if c.field.split(".", 1)[0] == key]
+        if not culprits:
+            raise ValueError(f"editing {source.display_path} would also change {key}")
+        wrong += [(c, f"the edited file reads back as {key} = {reread_config[key]!r}")
+                  for c in culprits]
+    return wrong
+
+
+def _diff(source: WorkloadSource, edited: str) -> str:
     lines = difflib.unified_diff(
-        source.text.splitlines(keepends=True),
-        edited.splitlines(keepends=True),
+        _lines(source.text),
+        _lines(edited),
         fromfile=f"a/{source.display_path}",
         tofile=f"b/{source.display_path}",
     )
@@ -138,8 +299,13 @@ def patch_diff(workload: Workload, changes: list[Change]) -> str:
     ))
 
 
-def _get_path(config: WorkloadConfig, dotted: str) -> Any:
-    value: Any = config.model_dump()
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
+def _lines(text: str) -> list[str]:
+    """Lines as ``patch`` sees them: split after each newline only (not at form feeds)."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[leaf] = value

@@ -395,6 +395,11 @@ class FakeRunner:
         """Projected peak memory of one rank, whether or not it fits the device."""
         return self._memory(config, self._resolve(config))
 
+    def mfu_pct(self, config: WorkloadConfig, tokens_per_sec: float) -> float:
+        """MFU of a throughput on this device as this model counts it; the torch runner
+        reports its measured tokens/s this way too."""
+        return self._mfu_pct(config, self._resolve(config), tokens_per_sec)
+
     # --- resolution --------------------------------------------------------------------
 
     def _resolve(self, config: WorkloadConfig) -> _Resolved:

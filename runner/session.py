@@ -1,50 +1,94 @@
-"""The device a pytest session benchmarks on, owned by the ``goblin_device`` fixture.
+"""The devices a pytest session benchmarks on, owned by the ``goblin_device`` fixture.
 
-In fake mode the "device" is a simulated one from the catalogue and every
-number is projected by the analytic model. A workload may name another
-simulated device in its ``goblin.device`` setting; sessions for those are made
-on first use and kept for the rest of the run.
+In fake mode the default device is a simulated one from the catalogue and
+every number is projected by the analytic model; a workload's
+``goblin.device`` names another simulated device. In measured mode the
+default device is the live one ``--goblin-device`` selects, trained on by the
+torch runner through worker processes; a workload's ``goblin.device`` selects
+another live device (``cpu``, ``cuda:1``, …). Devices are made on first use
+and kept for the rest of the run; ``close`` ends every worker.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Protocol
+
 from pytest_goblin.runner.devices import get_device
-from pytest_goblin.runner.fake import FakeRunner
-from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
+from pytest_goblin.runner.live import LiveDevice, TorchRunner
+from pytest_goblin.runner.options import SELECTOR_HELP, MeasureOptions, parse_selector
+from pytest_goblin.runner.simulated import SimulatedDevice
+from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig, WorkloadSettings
+
+__all__ = ["DeviceRunner", "DeviceSession", "MeasureOptions", "SimulatedDevice"]
 
 
-class SimulatedDevice:
-    """A catalogue device driven by the FakeRunner; satisfies the agent's Runner protocol."""
+class DeviceRunner(Protocol):
+    """What the session hands an audit: the agent's Runner, plus what the plugin asks first."""
 
-    def __init__(self, name: str) -> None:
-        self.spec = get_device(name)
-        self.info: DeviceInfo = self.spec.info()
-        self._runner = FakeRunner(self.spec)
+    @property
+    def info(self) -> DeviceInfo: ...
 
-    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
-        return self._runner.run(config, steps)
+    @property
+    def projector(self) -> SimulatedDevice: ...
+
+    def unsupported(self, config: WorkloadConfig) -> str | None: ...
+
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics: ...
 
 
 class DeviceSession:
-    """The session's device plus any simulated devices workloads ask for.
+    """The session's device plus any others workloads ask for.
 
-    Only simulated devices exist in this version; measured runs come with the
-    torch runner.
+    ``measure`` None means fake mode (simulated ``fake_device``); otherwise
+    runs are measured on ``measure.device``, and ``fake_device`` projects
+    for a live device the catalogue does not list.
     """
 
-    def __init__(self, default_device: str) -> None:
-        self.default = SimulatedDevice(default_device)
-        self._by_name: dict[str, SimulatedDevice] = {self.default.spec.name: self.default}
+    def __init__(self, fake_device: str, measure: MeasureOptions | None = None) -> None:
+        self.fake_device = get_device(fake_device).name
+        self.measure = measure
+        self._simulated: dict[str, SimulatedDevice] = {}
+        self._live: dict[str, LiveDevice] = {}
 
     @property
     def info(self) -> DeviceInfo:
-        return self.default.info
+        return self.runner_for().info
 
-    def runner_for(self, device: str | None = None) -> SimulatedDevice:
-        """The runner for a workload's ``goblin.device`` (the session default when None)."""
-        if device is None:
-            return self.default
-        key = get_device(device).name
-        if key not in self._by_name:
-            self._by_name[key] = SimulatedDevice(key)
-        return self._by_name[key]
+    def runner_for(
+        self, device: str | None = None, settings: WorkloadSettings | None = None
+    ) -> DeviceRunner:
+        """The runner for a workload's ``goblin.device`` (the session default when None).
+
+        A name the mode does not know is a ValueError that lists what it takes.
+        """
+        if self.measure is None:
+            key = get_device(device or self.fake_device).name
+            if key not in self._simulated:
+                self._simulated[key] = SimulatedDevice(key)
+            return self._simulated[key]
+        live = self._live_device(device or self.measure.device)
+        layers = settings.layers if settings and settings.layers else self.measure.layers
+        return TorchRunner(live, self.fake_device, layers,
+                           settings.sample_cost_ms if settings else None)
+
+    def _live_device(self, name: str) -> LiveDevice:
+        assert self.measure is not None
+        try:
+            selector = str(parse_selector(name))
+        except ValueError as not_a_selector:
+            try:
+                get_device(name)
+            except ValueError:
+                raise not_a_selector from None
+            raise ValueError(f"device {name!r} is a simulated device (for --goblin-fake); "
+                             f"measured runs take {SELECTOR_HELP}") from None
+        if selector not in self._live:
+            self._live[selector] = LiveDevice(replace(self.measure, device=selector))
+        return self._live[selector]
+
+    def close(self) -> None:
+        """End every worker process (the fixture's teardown; also safe to call twice)."""
+        for live in self._live.values():
+            live.close()
+        self._live.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -272,8 +273,9 @@ def test_an_exception_in_the_backend_becomes_a_single_error_event(
 
 
 def test_an_unavailable_backend_becomes_an_error_event_naming_the_planner(
-    mistuned: Workload, context: AuditContext
+    mistuned: Workload, context: AuditContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(sys.modules, "anthropic", None)
     outcome = audit(mistuned, replace(context, backend="claude"))
     assert [e.type for e in outcome.events] == ["error"]
     assert "claude" in outcome.error
@@ -283,7 +285,7 @@ def test_an_unavailable_backend_becomes_an_error_event_naming_the_planner(
 def test_make_backend_failure_of_any_kind_is_reported_not_raised(
     mistuned: Workload, context: AuditContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(requested: str, system_prompt: str) -> Any:
+    def broken(requested: str, system_prompt: str, **options: Any) -> Any:
         raise ImportError("no module named 'anthropic'; use --goblin-backend planner")
 
     monkeypatch.setattr(loop, "make_backend", broken)

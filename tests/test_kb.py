@@ -209,18 +209,39 @@ def test_a_rule_never_fires_when_its_change_is_already_in_place() -> None:
     assert not rule.matches(WorkloadConfig(env_vars={"HIP_FORCE_DEV_KERNARG": 1}))
 
 
-def test_a_tuned_config_gets_no_bundled_findings() -> None:
-    tuned = WorkloadConfig(
-        precision="bf16",
-        attention_impl="flash",
-        optimizer="adamw_torch_fused",
-        dataloader_workers=4,
-        dataloader_persistent_workers=True,
-        extras={"numa_balancing": 0},
-    )
-    for platform in ("rocm-instinct", "rocm-radeon", "cuda", "cpu"):
-        result = BUNDLED.match(tuned, platform)
-        assert (result.applicable, result.skipped) == ([], [])
+TUNED = WorkloadConfig(
+    precision="bf16",
+    attention_impl="flash",
+    optimizer="adamw_torch_fused",
+    dataloader_workers=4,
+    dataloader_persistent_workers=True,
+)
+
+
+@pytest.mark.parametrize("platform", ["rocm-instinct", "rocm-radeon", "cuda", "cpu"])
+def test_a_tuned_config_gets_no_bundled_patches(platform: str) -> None:
+    radeon_sdpa = {"TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL": "1"}
+    config = TUNED.model_copy(update={"env_vars": radeon_sdpa})
+    assert BUNDLED.match(config, platform).patches == []
+
+
+@pytest.mark.parametrize("platform", ["rocm-instinct", "rocm-radeon", "cuda", "cpu"])
+def test_a_config_with_every_marker_in_place_gets_no_bundled_findings(platform: str) -> None:
+    done = TUNED.model_copy(update={
+        "packing": True,
+        "torch_compile": True,
+        "env_vars": {
+            "TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL": "1",
+            "PYTORCH_TUNABLEOP_ENABLED": "1",
+            "PYTORCH_TUNABLEOP_TUNING": "0",
+            "HIP_FORCE_DEV_KERNARG": "1",
+            "TORCH_BLAS_PREFER_HIPBLASLT": "1",
+            "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+        },
+        "extras": {"numa_balancing": 0, "torch_compile_mode": "max-autotune"},
+    })
+    result = BUNDLED.match(done, platform)
+    assert (result.applicable, result.skipped) == ([], [])
 
 
 def test_changes_lists_only_the_fields_that_differ() -> None:

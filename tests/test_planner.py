@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -196,6 +197,7 @@ def test_the_planner_audits_an_example_with_fp16_habits(
 def test_auto_is_the_planner_without_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("GOBLIN_QWEN_BASE_URL", raising=False)
     assert resolve_name("auto") == "planner"
     assert isinstance(make_backend("auto", system_prompt=""), PlannerBackend)
 
@@ -204,7 +206,11 @@ def test_an_explicit_backend_name_is_kept() -> None:
     assert resolve_name("qwen") == "qwen"
 
 
-@pytest.mark.parametrize("name", ["claude", "qwen"])
-def test_an_unshipped_backend_is_unavailable_with_advice(name: str) -> None:
-    with pytest.raises(BackendUnavailable, match=rf"'{name}'.*--goblin-backend planner"):
+@pytest.mark.parametrize(("name", "sdk"), [("claude", "anthropic"), ("qwen", "huggingface_hub")])
+def test_a_backend_without_its_sdk_is_unavailable_naming_the_extra(
+    name: str, sdk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, sdk, None)
+    advice = rf"pytest-goblin\[{name}\].*--goblin-backend planner"
+    with pytest.raises(BackendUnavailable, match=advice):
         make_backend(name, system_prompt="")

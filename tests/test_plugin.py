@@ -256,21 +256,13 @@ def test_json_report_is_written_atomically_leaving_no_temp_files(
     assert sorted(p.name for p in pytester.path.glob("*report.json*")) == ["report.json"]
 
 
-def test_goblin_rules_lists_the_knowledge_base_and_exits_zero(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--goblin-rules")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "id*category*kind*platforms*citation",
-        "*flash-attention*attention*patch*https://*",
-        "*rules",
-    ])
-
-
-def test_measuring_without_fake_is_a_clear_usage_error(pytester: pytest.Pytester) -> None:
+def test_an_unknown_measuring_device_is_a_usage_error_listing_the_forms(
+    pytester: pytest.Pytester,
+) -> None:
     write(pytester, "w/good.goblin.yaml", TUNED)
-    result = pytester.runpytest("--goblin", "w")
+    result = pytester.runpytest("--goblin", "--goblin-device", "tpu", "w")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--goblin-fake*"])
+    result.stderr.fnmatch_lines(["*--goblin-device*'tpu'*auto, cpu, cuda, cuda:N, rocm*"])
 
 
 def test_unknown_fake_device_is_a_usage_error_listing_devices(pytester: pytest.Pytester) -> None:
@@ -314,15 +306,6 @@ def test_goblin_audit_fixture_returns_the_report(pytester: pytest.Pytester) -> N
     """)
     result = pytester.runpytest("--goblin-fake", "-p", "no:cacheprovider", "test_mine.py")
     result.assert_outcomes(passed=1)
-
-
-def test_goblin_device_fixture_skips_without_a_device(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_mine="""
-        def test_device(goblin_device):
-            pass
-    """)
-    result = pytester.runpytest("-p", "no:cacheprovider", "test_mine.py")
-    result.assert_outcomes(skipped=1)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

@@ -164,9 +164,9 @@ def test_compare_runs_reports_advisory_rules_apart_from_the_notes(state: AuditSt
     report = ok(state, "compare_runs", workload_name="w", before=run, after=run,
                 notes=["baseline only"])
     assert report["notes"] == ["baseline only"]
-    (advisory,) = report["advisories"]
-    assert advisory["id"] == "numa-balancing-off"
-    assert advisory["citation"][0].startswith("https://")
+    advisories = {advisory["id"]: advisory for advisory in report["advisories"]}
+    assert "numa-balancing-off" in advisories
+    assert all(a["citation"][0].startswith("https://") for a in advisories.values())
 
 
 def test_compare_runs_refuses_a_projected_and_a_measured_number(state: AuditState) -> None:

@@ -17,15 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from pytest_goblin.agent import tools
-from pytest_goblin.agent.backends import Backend, ToolCall, make_backend
+from pytest_goblin.agent.backends import Backend, TokenUsage, ToolCall, make_backend
 from pytest_goblin.agent.prompts import SYSTEM_PROMPT
 from pytest_goblin.agent.state import AuditContext, AuditState
-from pytest_goblin.schemas import AuditEvent, Report
+from pytest_goblin.errors import GoblinError
+from pytest_goblin.redact import environment_secrets, redact_known
+from pytest_goblin.schemas import AuditEvent, AuditUsage, Report, ToolResult
 from pytest_goblin.workload import Workload
 
 MAX_STEPS = 14
@@ -35,29 +41,73 @@ closing turn; the rest is room for a model to recover from a refused call
 without running out before compare_runs."""
 
 
+@dataclass
+class _Meter:
+    """Turns and tokens the audit's backend used; the cost is unknown once any turn's is."""
+
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def add(self, usage: TokenUsage) -> None:
+        self.turns += 1
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        if self.cost_usd is not None and usage.cost_usd is not None:
+            self.cost_usd += usage.cost_usd
+        else:
+            self.cost_usd = None
+
+    def dump(self) -> dict[str, Any]:
+        cost = None if self.cost_usd is None else round(self.cost_usd, 6)
+        return AuditUsage(turns=self.turns, input_tokens=self.input_tokens,
+                          output_tokens=self.output_tokens, cost_usd=cost).model_dump()
+
+
 async def run_audit(
     workload: Workload, context: AuditContext, backend: Backend | None = None
 ) -> AsyncIterator[AuditEvent]:
-    """Audit one workload and yield its events as they happen."""
+    """Audit one workload and yield its events as they happen.
+
+    The closing ``final_report`` or ``error`` event carries the audit's
+    ``usage`` (backend turns, tokens, estimated cost).
+    """
+    meter = _Meter()
     try:
-        backend = backend or make_backend(context.backend, system_prompt=SYSTEM_PROMPT)
+        backend = backend or make_backend(context.backend, system_prompt=SYSTEM_PROMPT,
+                                          model=context.model, base_url=context.base_url)
     except Exception as exc:
-        yield AuditEvent(type="error", data={"message": str(exc)})
+        yield _error(_describe(exc), meter)
         return
     state = AuditState(context=context, workload=workload)
     backend.add_user_message(f"Audit this fine-tuning workload: {workload.source.display_path}")
     try:
-        async for event in _drive(backend, state):
+        async for event in _drive(backend, state, meter):
             yield event
     except Exception as exc:
-        yield AuditEvent(type="error", data={"message": f"{type(exc).__name__}: {exc}"})
+        yield _error(_describe(exc), meter)
 
 
-async def _drive(backend: Backend, state: AuditState) -> AsyncIterator[AuditEvent]:
+def _describe(exc: Exception) -> str:
+    """A GoblinError's message is complete; anything else is named by its type."""
+    return str(exc) if isinstance(exc, GoblinError) else f"{type(exc).__name__}: {exc}"
+
+
+def _error(message: str, meter: _Meter) -> AuditEvent:
+    return AuditEvent(type="error", data={
+        "message": redact_known(message, environment_secrets()), "usage": meter.dump(),
+    })
+
+
+async def _drive(
+    backend: Backend, state: AuditState, meter: _Meter
+) -> AsyncIterator[AuditEvent]:
     schemas = tools.tool_schemas()
     results: list[dict[str, Any]] = []
     for _ in range(MAX_STEPS):
         turn = await backend.next_turn(schemas)
+        meter.add(turn.usage)
         for text in turn.text_blocks:
             if text:
                 yield AuditEvent(type="thought", data={"text": text})
@@ -68,23 +118,26 @@ async def _drive(backend: Backend, state: AuditState) -> AsyncIterator[AuditEven
             break
     report = _last_compare(state, results) or _synthesise(state)
     if report is not None:
-        yield AuditEvent(type="final_report", data={"report": report.model_dump(mode="json")})
+        yield AuditEvent(type="final_report", data={"report": report.model_dump(mode="json"),
+                                                    "usage": meter.dump()})
         return
     failures = [r["error"] for r in results if not r["ok"]]
     message = (failures[-1] if failures else
                "audit ended without a report (no compare_runs, and not enough benchmarks "
                "and patches to synthesise one)")
-    yield AuditEvent(type="error", data={"message": message})
+    yield _error(message, meter)
 
 
 def _execute(
     backend: Backend, state: AuditState, call: ToolCall, results: list[dict[str, Any]]
 ) -> list[AuditEvent]:
-    result = tools.call(state, call.name, call.input)
+    result = (ToolResult(ok=False, error=f"{call.name or 'tool call'}: {call.error}")
+              if call.error else tools.call(state, call.name, call.input))
     entry = {"id": call.id, "name": call.name, "ok": result.ok, "result": result.result,
              "error": result.error}
     results.append(entry)
     content = json.dumps(result.result, default=str) if result.ok else (result.error or "failed")
+    content = redact_known(content, environment_secrets())
     backend.add_tool_result(call.id, call.name, content, not result.ok)
     return [
         AuditEvent(type="tool_call", data={"id": call.id, "name": call.name, "input": call.input}),
@@ -146,17 +199,56 @@ class AuditOutcome:
     report: Report | None = field(repr=False)
     error: str | None
     events: list[AuditEvent] = field(default_factory=list, repr=False)
+    usage: AuditUsage = field(default_factory=AuditUsage)
 
 
-def audit(workload: Workload, context: AuditContext, backend: Backend | None = None) -> AuditOutcome:
-    """Run ``run_audit`` to completion (for callers without an event loop)."""
+def audit(
+    workload: Workload,
+    context: AuditContext,
+    backend: Backend | None = None,
+    on_event: Callable[[AuditEvent], None] | None = None,
+) -> AuditOutcome:
+    """Run ``run_audit`` to completion (for callers without an event loop).
+
+    ``on_event`` sees each event as it happens (live output, event logs).
+    """
 
     async def collect() -> AuditOutcome:
-        events = [event async for event in run_audit(workload, context, backend)]
+        events = []
+        async for event in run_audit(workload, context, backend):
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
         last = events[-1] if events else None
+        usage = AuditUsage.model_validate(last.data.get("usage", {})) if last else AuditUsage()
         if last is not None and last.type == "final_report":
-            return AuditOutcome(Report.model_validate(last.data["report"]), None, events)
+            return AuditOutcome(Report.model_validate(last.data["report"]), None, events, usage)
         message = last.data.get("message", "no events") if last else "no events"
-        return AuditOutcome(None, message, events)
+        return AuditOutcome(None, message, events, usage)
 
-    return asyncio.run(collect())
+    with _ctrl_c_raises_where_it_lands():
+        return asyncio.run(collect())
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _ctrl_c_raises_where_it_lands() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt at once, as in any synchronous test.
+
+    ``asyncio.run`` otherwise installs a SIGINT handler that only cancels the
+    task at its next ``await``; a tool blocked on a measured run has none until
+    the run ends. asyncio keeps out only when the handler is not Python's
+    default, so this is the default's behaviour under another name.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

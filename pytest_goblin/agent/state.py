@@ -34,6 +34,8 @@ class AuditContext:
     kb: KnowledgeBase
     backend: str = "auto"
     ignore: frozenset[str] = frozenset()
+    model: str | None = None
+    base_url: str | None = None
 
     @property
     def platform(self) -> str:

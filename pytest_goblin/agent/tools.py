@@ -14,12 +14,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_goblin.agent.state import AuditState
-from pytest_goblin.errors import GoblinError
+from pytest_goblin.errors import DeviceFault, GoblinError
 from pytest_goblin.schemas import (
     WASTE_BUCKETS,
     Advisory,
@@ -32,6 +32,9 @@ from pytest_goblin.schemas import (
     ToolResult,
     WorkloadConfig,
 )
+
+if TYPE_CHECKING:
+    from pytest_goblin.kb.loader import MatchResult
 
 
 class _Args(BaseModel):
@@ -125,6 +128,7 @@ def parse_config(state: AuditState, args: ParseConfigArgs) -> dict[str, Any]:
         "name": workload.name,
         "format": workload.source.format,
         "config": workload.config.model_dump(mode="json"),
+        "sources": workload.sources,
     }
 
 
@@ -264,6 +268,9 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
     base = state.patches.get(state.patch_of_config.get(config_id or ""))
     changes = _merge(base, new_changes)
     root = state.configs[state.root_config_id] if base and state.root_config_id else config
+    diff, notes, unwritten = "", list(base.notes if base else []), {}
+    if state.workload is not None and root == state.workload.config:
+        changes, diff, unwritten = _write_into_file(state, base, changes, notes)
     data = root.model_dump()
     for change in changes:
         _set_path(data, change.field, change.new)
@@ -274,17 +281,9 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
         skipped = [*base.skipped, *skipped]
     live = {change.rule_id for change in changes}
     for rule_id in [rid for rid in rules if rid not in live]:
-        skipped.append(SkippedRule(rule_id=rule_id, reason="superseded by a later rule"))
+        reason = unwritten.get(rule_id, "superseded by a later rule")
+        skipped.append(SkippedRule(rule_id=rule_id, reason=reason))
         del rules[rule_id]
-    notes: list[str] = []
-    diff = ""
-    if state.workload is not None and root == state.workload.config:
-        from pytest_goblin.workload import patch_diff
-
-        try:
-            diff = patch_diff(state.workload, changes)
-        except Exception as exc:  # the diff is a convenience; the patch stands without it
-            notes.append(f"could not edit the file in place: {exc}")
     low, high = _expected_range(list(rules.values()))
     patch = Patch(
         new_config=new_config,
@@ -299,13 +298,45 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
         skipped=skipped,
         expected_speedup_low=low,
         expected_speedup_high=high,
+        notes=notes,
     )
     patch_id = state.store(state.patches, "patch", patch)
     new_config_id = state.store(state.configs, "cfg", new_config)
     state.patch_of_config[new_config_id] = patch_id
     state.config_of_patch[patch_id] = new_config_id
-    return {"patch_id": patch_id, "config_id": new_config_id,
-            **patch.model_dump(mode="json"), "notes": notes}
+    return {"patch_id": patch_id, "config_id": new_config_id, **patch.model_dump(mode="json")}
+
+
+def _write_into_file(
+    state: AuditState, base: Patch | None, changes: list[Change], notes: list[str]
+) -> tuple[list[Change], str, dict[str, str]]:
+    """The changes the workload's own file can take, its diff, and why others were left out.
+
+    A change the file's format cannot express is dropped (and noted), never
+    benchmarked: what is measured is what the diff gives.
+    """
+    from pytest_goblin.workload import plan_patch
+
+    assert state.workload is not None
+    source = state.workload.source
+    try:
+        planned = plan_patch(state.workload, changes)
+    except ValueError as exc:
+        raise ToolFailure(f"cannot write the patch into {source.display_path}: {exc}") from None
+    unwritten: dict[str, str] = {}
+    for change, why in planned.dropped:
+        reason = f"not expressible in this {source.format} file: {why}"
+        unwritten.setdefault(change.rule_id, reason)
+        note = (f"left out {change.field} {change.old} -> {change.new} [{change.rule_id}]: "
+                f"{reason}")
+        if note not in notes:
+            notes.append(note)
+    earlier = base.changes if base else []
+    if not [change for change in planned.changes if change not in earlier]:
+        detail = "; ".join(f"{c.rule_id}: {why}" for c, why in planned.dropped)
+        raise ToolFailure(f"no change to propose that {source.display_path} can express "
+                          f"({detail})")
+    return planned.changes, planned.diff, unwritten
 
 
 def benchmark(state: AuditState, args: BenchmarkArgs) -> dict[str, Any]:
@@ -339,17 +370,30 @@ def _patch(state: AuditState, ref: str | dict[str, Any] | None) -> Patch | None:
     return Patch.model_validate(data)
 
 
+def _root_match(state: AuditState) -> MatchResult | None:
+    """The knowledge base's match for the audited (unpatched) config, if one was parsed."""
+    config_id = state.root_config_id
+    return None if config_id is None else state.match(state.configs[config_id])
+
+
 def _advisories(state: AuditState) -> list[Advisory]:
     """Advisory rules that hold for the audited config: reported beside the verdict."""
-    config_id = state.root_config_id
-    if config_id is None:
-        return []
-    match = state.match(state.configs[config_id])
+    match = _root_match(state)
     return [
         Advisory(id=rule.id, advice=rule.advice or rule.expected_impact,
                  citation=list(rule.citation))
-        for rule in match.advisories
+        for rule in (match.advisories if match else [])
     ]
+
+
+def _waived(state: AuditState) -> list[str]:
+    """Rules that hold for the audited config but a waiver (goblin ignore) switched off."""
+    match = _root_match(state)
+    return match.waived if match else []
+
+
+def _mfu(metrics: RunMetrics) -> str:
+    return "unknown" if metrics.mfu_pct is None else f"{metrics.mfu_pct:.0f}%"
 
 
 def compare_runs(state: AuditState, args: CompareRunsArgs) -> dict[str, Any]:
@@ -379,10 +423,11 @@ def compare_runs(state: AuditState, args: CompareRunsArgs) -> dict[str, Any]:
         projected=before.projected,
         summary_line=(
             f"Tokens/s ({label}): {before.tokens_per_sec:,.0f} → {after.tokens_per_sec:,.0f} "
-            f"({speedup:.2f}×). MFU: {before.mfu_pct:.0f}% → {after.mfu_pct:.0f}%."
+            f"({speedup:.2f}×). MFU: {_mfu(before)} → {_mfu(after)}."
         ),
-        notes=args.notes,
+        notes=[*args.notes, *(patch.notes if patch else [])],
         advisories=_advisories(state),
+        waived=_waived(state),
     )
     report_id = state.store(state.reports, "report", report)
     return {"report_id": report_id, **report.model_dump(mode="json")}
@@ -476,6 +521,8 @@ def call(state: AuditState, name: str, args: dict[str, Any]) -> ToolResult:
     except ValidationError as exc:
         return ToolResult(ok=False, error=f"{name}: {exc.error_count()} invalid value(s): "
                           + "; ".join(e["msg"] for e in exc.errors()))
+    except DeviceFault:
+        raise  # a crashed or hung worker ends the audit: no tool result could stand for it
     except GoblinError as exc:
         return ToolResult(ok=False, error=f"{name}: {exc}")
     except Exception as exc:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from pytest_goblin.schemas import DeviceInfo, WorkloadResult
+from pytest_goblin.schemas import AuditUsage, DeviceInfo, WorkloadResult
+
+if TYPE_CHECKING:
+    from pytest_goblin.kb.loader import KnowledgeBase
+    from pytest_goblin.kb.schema import Rule
 
 
 def _device_label(device: DeviceInfo | None) -> str:
@@ -41,10 +47,28 @@ def summary_table(results: Sequence[WorkloadResult]) -> str:
             _tok(r.patched.tokens_per_sec if r.patched and r.patch else None),
             speedup,
             r.outcome.upper() if r.outcome != "passed" else "passed",
+            _agent(r.usage),
             ", ".join(rule.id for rule in r.rules) or "-",
         ])
-    headers = ["workload", "baseline tok/s", "patched tok/s", "speedup", "verdict", "rules"]
+    headers = ["workload", "baseline tok/s", "patched tok/s", "speedup", "verdict", "agent",
+               "rules"]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _agent(usage: AuditUsage | None) -> str:
+    """What driving the audit took: turns, and for an LLM its tokens and estimated cost."""
+    if usage is None:
+        return "-"
+    turns = f"{usage.turns} turn{'s' if usage.turns != 1 else ''}"
+    if not usage.input_tokens and not usage.output_tokens:
+        return turns
+    cost = "cost n/a" if usage.cost_usd is None else f"~${usage.cost_usd:.3f}"
+    return (f"{turns}, {_count(usage.input_tokens)} in/{_count(usage.output_tokens)} out tok, "
+            f"{cost}")
+
+
+def _count(tokens: int) -> str:
+    return f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
 
 
 def advisories_text(results: Sequence[WorkloadResult]) -> str:
@@ -81,26 +105,111 @@ def failure_text(result: WorkloadResult) -> str:
         lines.extend(f"      {url}" for url in citations.get(change.rule_id, []))
     if result.patch and result.patch.diff:
         lines += ["", f"patch for {result.path} (git apply):", result.patch.diff.rstrip("\n")]
+    if result.waived:
+        lines.append(f"waived (goblin ignore): {', '.join(result.waived)}")
     for note in result.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
 
 
 def _metrics_line(m: Any) -> str:
-    return (f"{m.tokens_per_sec:,.0f} tok/s, step {m.step_time_s:.3f} s, MFU {m.mfu_pct:.1f}%, "
+    mfu = "unknown" if m.mfu_pct is None else f"{m.mfu_pct:.1f}%"
+    line = (f"{m.tokens_per_sec:,.0f} tok/s, step {m.step_time_s:.3f} s, MFU {mfu}, "
             f"peak memory {m.hbm_peak_gb:.1f} GB")
+    if m.extrapolated_from_layers:
+        depths = " and ".join(str(n) for n in m.extrapolated_from_layers)
+        line += f" (extrapolated from {depths} layers)"
+    return line
 
 
 def _show(value: Any) -> str:
     return "unset" if value is None else str(value)
 
 
-def rules_listing(rules: Sequence[Any]) -> str:
-    """The knowledge base as ``--goblin-rules`` prints it."""
-    rows = [
-        [rule.id, rule.category, rule.kind, ", ".join(rule.platforms), "\n".join(rule.citation)]
-        for rule in rules
+def rules_listing(kb: KnowledgeBase, verbose: bool = False) -> str:
+    """The knowledge base as ``--goblin-rules`` prints it, one section per category.
+
+    Each rule shows its id, kind, platforms, expected speedup and citations; user
+    rules are marked, and a user rule that replaces a built-in one says so. With
+    ``verbose`` each rule becomes a block that adds its condition, its change and the
+    symptom it addresses.
+    """
+    origins = _origins(kb)
+    sections = []
+    for category, rules in kb.by_category().items():
+        heading = f"{category} ({len(rules)} rule{'s' if len(rules) != 1 else ''})"
+        if verbose:
+            body = "\n\n".join(_rule_block(rule, origins.get(rule.id)) for rule in rules)
+        else:
+            rows = [
+                [_labelled(rule.id, origins.get(rule.id)), rule.kind, ", ".join(rule.platforms),
+                 _speedup(rule.expected_speedup), "\n".join(rule.citation)]
+                for rule in rules
+            ]
+            body = tabulate(rows, headers=["id", "kind", "platforms", "speedup", "citation"],
+                            tablefmt="simple", disable_numparse=True)
+        sections.append(f"{heading}\n{'=' * len(heading)}\n{body}")
+    files: dict[str, list[str]] = {}
+    for rule_id in origins:
+        files.setdefault(str(kb.sources[rule_id]), []).append(rule_id)
+    footer = [
+        f"{len(kb)} rules ({len(kb) - len(origins)} built-in, {len(origins)} user)",
+        *(f"user rules from {path}: {', '.join(ids)}" for path, ids in files.items()),
+        *(f"user rule {rule_id} replaces the built-in rule" for rule_id, _ in kb.replaced),
     ]
-    table = tabulate(rows, headers=["id", "category", "kind", "platforms", "citation"],
-                     tablefmt="simple")
-    return f"{table}\n\n{len(rows)} rules"
+    return "\n\n".join([*sections, "\n".join(footer)])
+
+
+def _origins(kb: KnowledgeBase) -> dict[str, str]:
+    """``user`` or ``user, replaces built-in`` for each user rule; built-ins are absent."""
+    from pytest_goblin.kb.loader import BUNDLED_DIR
+
+    replaced = {rule_id for rule_id, _ in kb.replaced}
+    return {
+        rule_id: "user, replaces built-in" if rule_id in replaced else "user"
+        for rule_id, path in kb.sources.items()
+        if path.parent != BUNDLED_DIR
+    }
+
+
+def _labelled(rule_id: str, origin: str | None) -> str:
+    return f"{rule_id} ({origin})" if origin else rule_id
+
+
+def _speedup(value: tuple[float, float] | None) -> str:
+    if value is None:
+        return "-"
+    low, high = value
+    return f"{low:g}×" if low == high else f"{low:g}–{high:g}×"
+
+
+def _rule_block(rule: Rule, origin: str | None) -> str:
+    """One rule in full, for ``--goblin-rules -v``."""
+    change = (", ".join(f"{path} = {json.dumps(value)}" for path, value in rule.set.items())
+              if rule.kind == "patch" else rule.advice or "")
+    fields = [
+        ("kind", rule.kind),
+        ("platforms", ", ".join(rule.platforms)),
+        ("speedup", _speedup(rule.expected_speedup)),
+        ("when", rule.when.describe()),
+        ("requires", ", ".join(f"{name}{spec}" for name, spec in (rule.requires or {}).items())),
+        ("sets" if rule.kind == "patch" else "advice", change),
+        ("symptom", rule.symptom),
+        ("citation", "\n".join(rule.citation)),
+    ]
+    lines = [_labelled(rule.id, origin)]
+    for name, text in fields:
+        if text:
+            lines.extend(_field_lines(name, text))
+    return "\n".join(lines)
+
+
+def _field_lines(name: str, text: str) -> list[str]:
+    """``name: text`` indented, wrapped at 100 columns, continuation lines aligned."""
+    head = f"    {name + ':':<11}"
+    pad = " " * len(head)
+    lines: list[str] = []
+    for paragraph in text.splitlines():
+        lines.extend(textwrap.wrap(paragraph, width=100 - len(head), break_long_words=False,
+                                   break_on_hyphens=False))
+    return [(head if i == 0 else pad) + line for i, line in enumerate(lines)]

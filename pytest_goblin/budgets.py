@@ -1,0 +1,91 @@
+"""Absolute budgets a workload asserts in its ``goblin:`` section.
+
+``min_tokens_per_sec`` and ``min_mfu_pct`` are floors, ``max_hbm_peak_gb`` a
+ceiling, all held against the baseline (the workload as written) on the device
+the item ran on. Each is one number for every device, or a mapping from
+catalogue device names (``mi300x``, ``h100``, …) to numbers; a device the
+mapping does not name has no budget. The relative gate answers "is something
+better?", a budget answers "is this good enough?" — pytest-benchmark users have
+asked for the second one for years (ionelmc/pytest-benchmark#40).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pytest_goblin.runner.devices import get_device
+from pytest_goblin.schemas import BudgetCheck, DeviceInfo, RunMetrics, WorkloadSettings
+
+BudgetKey = Literal["min_tokens_per_sec", "min_mfu_pct", "max_hbm_peak_gb"]
+BUDGET_KEYS: tuple[BudgetKey, ...] = ("min_tokens_per_sec", "min_mfu_pct", "max_hbm_peak_gb")
+_METRIC: dict[str, str] = {
+    "min_tokens_per_sec": "tokens_per_sec",
+    "min_mfu_pct": "mfu_pct",
+    "max_hbm_peak_gb": "hbm_peak_gb",
+}
+_UNIT: dict[str, str] = {
+    "min_tokens_per_sec": " tok/s",
+    "min_mfu_pct": "%",
+    "max_hbm_peak_gb": " GB",
+}
+
+
+def _squash(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def device_matches(key: str, device: DeviceInfo) -> bool:
+    """Whether a catalogue name denotes the device: its display name, or a name containing it.
+
+    The containment lets ``h100`` also name a measured "NVIDIA H100 80GB HBM3".
+    """
+    spec = get_device(key)
+    return device.name == spec.display_name or _squash(spec.name) in _squash(device.name)
+
+
+def limit_for(budget: float | dict[str, float] | None, device: DeviceInfo) -> float | None:
+    """The limit that applies on ``device``, or None when the budget does not name it."""
+    if budget is None or isinstance(budget, (int, float)):
+        return budget
+    return next((limit for key, limit in budget.items() if device_matches(key, device)), None)
+
+
+def check(
+    settings: WorkloadSettings, baseline: RunMetrics, device: DeviceInfo
+) -> list[BudgetCheck]:
+    """Every budget that applies on this device and has a number to hold it against."""
+    checks = []
+    for key in BUDGET_KEYS:
+        limit = limit_for(getattr(settings, key), device)
+        value = getattr(baseline, _METRIC[key])
+        if limit is None or value is None:
+            continue
+        ok = value <= limit if key.startswith("max_") else value >= limit
+        checks.append(BudgetCheck(key=key, limit=float(limit), value=float(value), ok=ok))
+    return checks
+
+
+def unchecked(settings: WorkloadSettings, baseline: RunMetrics, device: DeviceInfo) -> list[str]:
+    """Budgets that apply here but have no number to check (MFU on a device of unknown peak)."""
+    return [key for key in BUDGET_KEYS
+            if limit_for(getattr(settings, key), device) is not None
+            and getattr(baseline, _METRIC[key]) is None]
+
+
+def describe(check: BudgetCheck) -> str:
+    """``min_tokens_per_sec: 10,733 tok/s, below the floor of 12,000 tok/s``."""
+    unit = _UNIT[check.key]
+    if check.ok:
+        return f"{check.key}: {_number(check.value)}{unit} (budget {_number(check.limit)}{unit})"
+    where = "above the ceiling" if check.key.startswith("max_") else "below the floor"
+    return (f"{check.key}: {_number(check.value)}{unit}, {where} of "
+            f"{_number(check.limit)}{unit}")
+
+
+def misses(checks: Sequence[BudgetCheck]) -> list[BudgetCheck]:
+    return [c for c in checks if not c.ok]
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"

@@ -1,0 +1,62 @@
+"""``--goblin-fix``: write the winning patch into each failing workload's own file.
+
+Like a linter's ``--fix``: only items that fail because a patch beats them,
+only the changes that were benchmarked (the ones the file's format can
+express), written atomically with the file's permissions kept, and only when
+the file is still the text that was audited. The terminal summary lists what
+was written where.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+
+from pytest_goblin.atomic import write_text
+from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.workload import Workload, plan_patch
+
+
+def write_fix(workload: Workload, result: WorkloadResult) -> WorkloadResult:
+    """Write the result's patch into the workload's file; the returned result says whether."""
+    if result.patch is None or not result.patch.changes:
+        return result
+    source = workload.source
+    try:
+        current = source.path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return _not_written(result, f"cannot read {source.display_path}: {exc}")
+    if current != source.text:
+        return _not_written(result, f"{source.display_path} changed since it was audited")
+    planned = plan_patch(workload, result.patch.changes)
+    if planned.dropped:
+        reasons = "; ".join(f"{change.field}: {why}" for change, why in planned.dropped)
+        return _not_written(result, reasons)
+    mode = stat.S_IMODE(source.path.stat().st_mode)
+    write_text(source.path, planned.text)
+    os.chmod(source.path, mode)
+    return result.model_copy(update={"fixed": True})
+
+
+def _not_written(result: WorkloadResult, why: str) -> WorkloadResult:
+    return result.model_copy(update={"notes": [*result.notes, f"--goblin-fix did not write "
+                                                              f"the patch: {why}"]})
+
+
+def fix_summary(results: Sequence[WorkloadResult]) -> str:
+    """What ``--goblin-fix`` wrote: one line per file, then its changes."""
+    fixed = [result for result in results if result.fixed and result.patch is not None]
+    if not fixed:
+        return ""
+    lines = [f"--goblin-fix wrote {len(fixed)} file(s):"]
+    for result in fixed:
+        assert result.patch is not None
+        changes = ", ".join(f"{c.field} {_show(c.old)} -> {_show(c.new)}"
+                            for c in result.patch.changes)
+        lines.append(f"  {result.path}: {changes}")
+    return "\n".join(lines)
+
+
+def _show(value: object) -> str:
+    return "unset" if value is None else str(value)

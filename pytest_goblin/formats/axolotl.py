@@ -1,0 +1,223 @@
+"""Axolotl YAML configs (``axolotl train config.yml``).
+
+Defaults are axolotl's own (``src/axolotl/utils/schemas/config.py``): micro
+batch 1, ``sequence_len`` 512, ``optimizer`` adamw_torch_fused, ``bf16: auto``
+(bf16 on any GPU that has it), gradient checkpointing off; dataloader keys left
+unset reach the Hugging Face Trainer as its defaults (0 workers, pinned memory).
+Attention is written in the file's own style: the ``attn_implementation`` key
+(axolotl ≥ 0.17) or the legacy ``flash_attention``/``sdp_attention``/… flags,
+since mixing the two is a validation error in axolotl.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats.base import (
+    ALL_LINEAR,
+    HF_ATTENTION_NAMES,
+    Edit,
+    Fields,
+    Reading,
+    Unpatchable,
+    as_bool,
+    as_float,
+    as_int,
+    as_str,
+    hf_attention,
+    targets_list,
+)
+
+NAME = "axolotl"
+SUFFIXES = frozenset({".yaml", ".yml"})
+
+_MARKERS = frozenset({
+    "micro_batch_size", "sequence_len", "num_epochs", "adapter", "lora_r", "lora_target_linear",
+    "sample_packing", "val_set_size", "datasets", "optimizer", "lr_scheduler", "wandb_project",
+    "special_tokens", "plugins", "model_type", "tokenizer_type",
+})
+LEGACY_ATTENTION = {
+    "flash_attention": "flash", "sdp_attention": "sdpa", "eager_attention": "eager",
+    "xformers_attention": "flash", "flex_attention": "flash", "sage_attention": "flash",
+    "s2_attention": "flash",
+}
+_LEGACY_FOR = {"flash": "flash_attention", "sdpa": "sdp_attention", "eager": "eager_attention"}
+_PRECISION_KEYS = ("bf16", "fp16", "tf32", "sequence_len")
+_LOADER_KEYS = ("dataloader_num_workers", "dataloader_pin_memory", "dataloader_prefetch_factor",
+                "gradient_checkpointing", "sequence_len")
+
+
+def detect(data: Any) -> bool:
+    """``base_model`` plus at least one key only axolotl uses."""
+    return (isinstance(data, dict) and isinstance(data.get("base_model"), str)
+            and bool(_MARKERS & data.keys()))
+
+
+def read(data: dict[str, Any], display: str) -> Reading:
+    f = Fields(display, data.get)
+    f.put("model_name", data["base_model"], "base_model")
+    f.take("batch_size", "micro_batch_size", as_int, 1)
+    f.take("seq_len", "sequence_len", as_int, 512)
+    f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
+    if data.get("gradient_accumulation_steps") is None and data.get("batch_size") is not None:
+        total = as_int(data["batch_size"], display, "batch_size")
+        f.put("grad_accum_steps", max(1, total // f.fields["batch_size"]), "batch_size")
+    f.take("optimizer", "optimizer", as_str, "adamw_torch_fused")
+    f.take("lr", "learning_rate", as_float, 5e-5)
+    f.take("warmup_steps", "warmup_steps", as_int, 0)
+    f.take("dataloader_workers", "dataloader_num_workers", as_int, 0)
+    f.take("dataloader_pin_memory", "dataloader_pin_memory", as_bool, True)
+    f.take("dataloader_prefetch_factor", "dataloader_prefetch_factor", as_int, None)
+    f.take("packing", "sample_packing", as_bool, False)
+    f.put("dataloader_persistent_workers", False)
+    checkpointing = data.get("gradient_checkpointing")
+    f.put("gradient_checkpointing", checkpointing not in (None, False),
+          None if checkpointing is None else "gradient_checkpointing")
+    compile_value = data.get("torch_compile")
+    f.put("torch_compile", compile_value is True,
+          None if compile_value is None else "torch_compile")
+    f.put("precision", *_precision(data, display))
+    f.put("attention_impl", *_attention(data, display))
+    _read_adapter(data, display, f)
+    if data.get("deepspeed"):
+        f.put("strategy", "deepspeed", "deepspeed")
+    elif data.get("fsdp") or data.get("fsdp_config"):
+        f.put("strategy", "fsdp", "fsdp" if data.get("fsdp") else "fsdp_config")
+    return f.reading()
+
+
+def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
+    """Which dtype the matmuls run in, and the key that decides it (None: the default).
+
+    ``bf16: auto`` (the default) is bf16 on every GPU that has bf16, which is
+    every device pytest-goblin audits for.
+    """
+    for key, precision in (("fp8", "fp8"), ("bfloat16", "bf16"), ("float16", "fp16")):
+        if data.get(key) is not None and as_bool(data[key], display, key):
+            return precision, key
+    bf16 = data.get("bf16", "auto")
+    bf16 = "auto" if bf16 is None else bf16
+    fp16 = data.get("fp16") is not None and as_bool(data["fp16"], display, "fp16")
+    if bf16 != "auto" and as_bool(bf16, display, "bf16"):
+        return "bf16", "bf16"
+    if fp16:
+        return "fp16", "fp16"
+    if bf16 == "auto":
+        return "bf16", "bf16" if data.get("bf16") is not None else None
+    if data.get("tf32") is True:
+        return "tf32", "tf32"
+    return "fp32", "bf16"
+
+
+def _attention(data: dict[str, Any], display: str) -> tuple[str, str | None]:
+    if data.get("attn_implementation") is not None:
+        return hf_attention(data["attn_implementation"], display, "attn_implementation"), (
+            "attn_implementation"
+        )
+    for key, attention in LEGACY_ATTENTION.items():
+        if data.get(key) is not None and as_bool(data[key], display, key):
+            return attention, key
+    return "sdpa", None
+
+
+def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:
+    adapter = data.get("adapter")
+    if adapter is None:
+        f.put("finetune", "full")
+        return
+    if adapter not in ("lora", "qlora"):
+        raise WorkloadError(
+            display, f"adapter {adapter!r} is not one pytest-goblin can model (lora, qlora)",
+            field="adapter",
+        )
+    f.put("finetune", adapter, "adapter")
+    f.take("lora_rank", "lora_r", as_int, None)
+    f.take("lora_alpha", "lora_alpha", as_int, None)
+    if data.get("lora_target_linear"):
+        f.put("lora_targets", list(ALL_LINEAR), "lora_target_linear")
+    elif data.get("lora_target_modules"):
+        f.put("lora_targets", targets_list(data["lora_target_modules"]), "lora_target_modules")
+
+
+def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
+    """The keys that give ``field`` the value ``value``, in axolotl's vocabulary."""
+    simple = {
+        "batch_size": ("micro_batch_size", ("sequence_len",)),
+        "seq_len": ("sequence_len", ()),
+        "grad_accum_steps": ("gradient_accumulation_steps", ("micro_batch_size",)),
+        "optimizer": ("optimizer", ("learning_rate", "micro_batch_size")),
+        "lr": ("learning_rate", ("optimizer",)),
+        "warmup_steps": ("warmup_steps", ("learning_rate",)),
+        "packing": ("sample_packing", ("sequence_len",)),
+        "gradient_checkpointing": ("gradient_checkpointing", _PRECISION_KEYS),
+        "torch_compile": ("torch_compile", ("gradient_checkpointing", *_PRECISION_KEYS)),
+        "dataloader_workers": ("dataloader_num_workers", _LOADER_KEYS),
+        "dataloader_pin_memory": ("dataloader_pin_memory", _LOADER_KEYS),
+        "dataloader_prefetch_factor": ("dataloader_prefetch_factor", _LOADER_KEYS),
+        "lora_rank": ("lora_r", ("adapter",)),
+        "lora_alpha": ("lora_alpha", ("lora_r",)),
+    }
+    if field in simple:
+        key, after = simple[field]
+        found = [Edit((key,), value, after)]
+        total = data.get("batch_size")
+        if field == "batch_size" and data.get("gradient_accumulation_steps") is None and total:
+            accumulation = max(1, int(total) // int(data.get("micro_batch_size") or 1))
+            found.append(Edit(("gradient_accumulation_steps",), accumulation, (key,)))
+        return found
+    if field == "precision":
+        return _precision_edits(data, value)
+    if field == "attention_impl":
+        return _attention_edits(data, value)
+    if field == "lora_targets":
+        found = [Edit(("lora_target_modules",), list(value), ("lora_r", "adapter"))]
+        if data.get("lora_target_linear") and list(value) != ALL_LINEAR:
+            found.append(Edit(("lora_target_linear",), False))
+        return found
+    if field == "dataloader_persistent_workers":
+        raise Unpatchable(field, "axolotl's config has no dataloader_persistent_workers key")
+    raise Unpatchable(field, f"axolotl configs have no key for {field}")
+
+
+def _precision_edits(data: dict[str, Any], precision: str) -> list[Edit]:
+    after = ("bf16", "fp16", "tf32", "sequence_len")
+    pure = any(data.get(key) is not None for key in ("bfloat16", "float16"))
+    if precision in ("bf16", "fp16") and pure:
+        on, off = ("bfloat16", "float16") if precision == "bf16" else ("float16", "bfloat16")
+        found = [Edit((on,), True, ("bfloat16", "float16", *after))]
+        if data.get(off) is not None:
+            found.append(Edit((off,), False))
+        return found
+    found = [Edit((key,), False) for key in ("fp8", "bfloat16", "float16") if data.get(key)]
+    if precision == "bf16":
+        found.append(Edit(("bf16",), True, after))
+        if "fp16" in data:
+            found.append(Edit(("fp16",), False))
+    elif precision == "fp16":
+        found += [Edit(("fp16",), True, after), Edit(("bf16",), False, after)]
+    elif precision in ("fp32", "tf32"):
+        found.append(Edit(("bf16",), False, after))
+        if "fp16" in data:
+            found.append(Edit(("fp16",), False))
+        if precision == "tf32" or data.get("tf32"):
+            found.append(Edit(("tf32",), precision == "tf32", after))
+    elif precision == "fp8":
+        found = [Edit(("fp8",), True, after)]
+    else:
+        raise Unpatchable("precision", f"axolotl has no setting for precision {precision}")
+    return found
+
+
+def _attention_edits(data: dict[str, Any], attention: str) -> list[Edit]:
+    legacy = [key for key in LEGACY_ATTENTION if key in data]
+    if "attn_implementation" in data or not legacy:
+        if attention not in HF_ATTENTION_NAMES:
+            raise Unpatchable("attention_impl", f"no attn_implementation for {attention}")
+        return [Edit(("attn_implementation",), HF_ATTENTION_NAMES[attention],
+                      ("sequence_len", "base_model"))]
+    flag = _LEGACY_FOR.get(attention)
+    if flag is None:
+        raise Unpatchable("attention_impl", f"no legacy attention flag for {attention}")
+    found = [Edit((flag,), True, tuple(legacy))]
+    return found + [Edit((key,), False) for key in legacy if key != flag and data.get(key)]

@@ -1,0 +1,223 @@
+"""What every format module produces and raises, and the helpers they share.
+
+A format reads a file's parsed content into a ``Reading``: WorkloadConfig
+inputs plus, for each field, the key of the user's file it came from (fields
+the file leaves unset are filled with that framework's real default and have
+no source). It writes a patch back as ``Edit``s in its own vocabulary, or
+raises ``Unpatchable`` for a change its files have no key for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_goblin.errors import GoblinError, WorkloadError
+from pytest_goblin.formats.json_edit import JsonText
+from pytest_goblin.formats.yaml_edit import YamlText
+
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+"""LoRA on every linear of a Llama-style block (axolotl lora_target_linear, PEFT all-linear)."""
+
+PEFT_DEFAULT_TARGETS = ["q_proj", "v_proj"]
+"""PEFT's default target_modules for llama, mistral, qwen2 and gemma."""
+
+HF_ATTENTION_NAMES = {"eager": "eager", "sdpa": "sdpa", "flash": "flash_attention_2"}
+"""How transformers spells each attention class (``attn_implementation``)."""
+
+
+class Unpatchable(GoblinError):
+    """A change the file's format has no key for: reported, never half-written."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """WorkloadConfig inputs read from a file, and the key each field came from."""
+
+    fields: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One key of the user's file to set; ``after`` names related keys to insert it next to."""
+
+    path: tuple[str, ...]
+    value: Any
+    after: tuple[str, ...] = ()
+    quote: bool = False
+    """Write a string value in double quotes (as environment values usually are)."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """A file format: how to recognise it, read it and write a patch into it."""
+
+    name: str
+    suffixes: frozenset[str]
+    detect: Callable[[Any], bool]
+    read: Callable[[Any, str], Reading] | None = None
+    """(parsed content, display path) → Reading; None for the native format, whose
+    fields are WorkloadConfig's own and which validates itself (``native.read``)."""
+    edits: Callable[[Any, str, Any], list[Edit]] | None = None
+    """(parsed content, WorkloadConfig field, new value) → the keys to set, or Unpatchable."""
+    apply: Callable[[str, str, dict[str, Any]], str] | None = None
+    """Writes a whole patch itself (native, Python scripts) instead of ``edits``."""
+
+
+def apply_edits(text: str, suffix: str, edits: Sequence[Edit]) -> str:
+    """The YAML or JSON text with every edit written in place."""
+    if suffix == ".json":
+        document = JsonText(text)
+        for edit in edits:
+            document.set(edit.path, edit.value)
+        return document.text()
+    yaml_document = YamlText(text)
+    for edit in edits:
+        yaml_document.set(edit.path, edit.value, after=edit.after, quote=edit.quote)
+    return yaml_document.text()
+
+
+class Fields:
+    """WorkloadConfig inputs being read from a file, and the key (or call) each came from."""
+
+    def __init__(
+        self,
+        display: str,
+        get: Callable[[str], Any],
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        self.display = display
+        self.get = get
+        self._labels = labels or {}
+        self.fields: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+
+    def label(self, key: str) -> str:
+        """Where ``key`` is written in the file, as error messages and sources say it."""
+        return self._labels.get(key, key)
+
+    def take(self, field: str, key: str, convert: Callable[[Any, str, str], Any],
+             default: Any) -> None:
+        """``field`` from ``key`` (converted), or the framework's ``default`` when unset."""
+        value = self.get(key)
+        if value is None:
+            self.fields[field] = default
+        else:
+            self.put(field, convert(value, self.display, self.label(key)), key)
+
+    def put(self, field: str, value: Any, key: str | None = None) -> None:
+        """Set ``field``; ``key`` (when the file wrote the value) becomes its source."""
+        self.fields[field] = value
+        if key is not None:
+            self.sources[field] = self.label(key)
+
+    def reading(self) -> Reading:
+        return Reading(fields=self.fields, sources=self.sources)
+
+
+# --- reading values the way the frameworks do --------------------------------------
+
+
+def as_str(value: Any, display: str, key: str) -> str:
+    return str(value)
+
+
+
+def lookup(data: dict[str, Any], path: str) -> Any:
+    """The value at a dotted key path, or None where any part is missing."""
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def as_bool(value: Any, display: str, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise WorkloadError(display, f"expected true or false, got {value!r}", field=key)
+
+
+def as_int(value: Any, display: str, key: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise WorkloadError(display, f"expected an integer, got {value!r}", field=key)
+
+
+def as_float(value: Any, display: str, key: str) -> float:
+    """A number; YAML 1.1 reads ``2e-5`` as a string, which the frameworks accept."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise WorkloadError(display, f"expected a number, got {value!r}", field=key)
+
+
+def hf_attention(value: Any, display: str, key: str) -> str:
+    """A transformers ``attn_implementation`` as our attention class.
+
+    Fused kernels whose memory is linear in sequence length (FlashAttention 2/3,
+    flex attention, xformers, SageAttention, hub flash kernels) count as flash.
+    """
+    name = str(value).strip().lower()
+    if name == "eager":
+        return "eager"
+    if name in ("sdpa", "sdp"):
+        return "sdpa"
+    fused = ("flash", "flex", "xformers", "sage")
+    if any(word in name for word in fused):
+        return "flash"
+    raise WorkloadError(
+        display,
+        f"attention implementation {value!r} is not one pytest-goblin can model "
+        "(eager, sdpa, flash_attention_2, flash_attention_3, flex_attention)",
+        field=key,
+    )
+
+
+def hf_precision_from_dtype(value: Any) -> str | None:
+    """The precision a model loaded with this dtype trains in without autocast."""
+    name = str(value).lower().removeprefix("torch.")
+    return {"bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "fp16": "fp16",
+            "half": "fp16", "float32": "fp32", "fp32": "fp32", "float": "fp32",
+            "auto": "bf16"}.get(name)
+
+
+def targets_list(value: Any) -> list[str]:
+    """LoRA targets from a list, a comma string, or an all-linear spelling."""
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    else:
+        items = [str(part) for part in value]
+    if any(item.lower() in ("all", "all-linear", "all_linear") for item in items):
+        return list(ALL_LINEAR)
+    return items
+
+
+def sidecar_hint(path: Path) -> str:
+    """How to give a model's dims for a file whose format has no place for them."""
+    from pytest_goblin.sidecar import sidecar_path
+
+    return (
+        f"give the architecture in {sidecar_path(path).name} next to it: `model:` set to a "
+        "preset (llama-3-8b, qwen2.5-7b, …) or to dims {layers, hidden, intermediate, heads, "
+        "kv_heads, vocab}"
+    )

@@ -1,0 +1,334 @@
+"""Hugging Face TrainingArguments and TRL SFTConfig, as args files.
+
+Two formats share the vocabulary of ``transformers.TrainingArguments``:
+
+* ``trl``: the YAML given to ``trl sft --config``: SFTConfig, ModelConfig and
+  script keys in one namespace. TRL's defaults differ from the Trainer's:
+  bf16 is on unless fp16 is (``bf16: None ⇒ not fp16``), gradient checkpointing
+  is on (since TRL 0.22), ``max_length`` is 1024, the learning rate 2e-5, and
+  ModelConfig's LoRA is rank 16, alpha 32.
+* ``hf-args``: a JSON or YAML file for ``HfArgumentParser`` (``python run_clm.py
+  args.json``): TrainingArguments keys, maybe with model arguments such as
+  ``model_name_or_path``, ``torch_dtype`` and ``block_size``. Trainer defaults:
+  fp32, no checkpointing, batch 8, pinned memory, 0 workers.
+
+``interpret`` is shared with the Python script reader, which finds the same
+keys as keyword arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pytest_goblin.formats.base import (
+    HF_ATTENTION_NAMES,
+    PEFT_DEFAULT_TARGETS,
+    Edit,
+    Fields,
+    Reading,
+    Unpatchable,
+    as_bool,
+    as_float,
+    as_int,
+    as_str,
+    hf_attention,
+    hf_precision_from_dtype,
+    lookup,
+    targets_list,
+)
+
+TRL = "trl"
+HF_ARGS = "hf-args"
+SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+
+TRL_MARKERS = frozenset({
+    "max_length", "max_seq_length", "packing", "packing_strategy", "padding_free",
+    "dataset_text_field", "assistant_only_loss", "completion_only_loss", "use_peft", "lora_r",
+    "lora_target_modules", "model_init_kwargs", "dataset_train_split", "use_bnb_nested_quant",
+    "bnb_4bit_quant_type", "eval_packing",
+})
+TRAINING_ARGUMENTS = frozenset({
+    "output_dir", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+    "num_train_epochs", "max_steps", "bf16", "fp16", "tf32", "optim", "gradient_checkpointing",
+    "warmup_steps", "warmup_ratio", "lr_scheduler_type", "logging_steps", "save_steps",
+    "save_strategy", "eval_strategy", "evaluation_strategy", "do_train", "do_eval",
+    "dataloader_num_workers", "dataloader_pin_memory", "torch_compile", "weight_decay",
+    "per_device_eval_batch_size", "report_to", "max_grad_norm", "group_by_length",
+    "overwrite_output_dir", "logging_dir",
+})
+_BATCH_KEYS = frozenset({"per_device_train_batch_size", "gradient_accumulation_steps", "optim",
+                         "bf16", "fp16"})
+_FOREIGN = frozenset({
+    "base_model", "stage", "finetuning_type", "cutoff_len", "flash_attn", "lora_target",
+    "zero_optimization", "train_micro_batch_size_per_gpu", "train_batch_size",
+    "compute_environment", "distributed_type", "architectures", "hidden_size",
+})
+SEQ_KEYS = ("max_length", "max_seq_length", "block_size", "model_max_length")
+DTYPE_KEYS = ("dtype", "torch_dtype")
+_TRAIN = ("bf16", "fp16", "learning_rate", "gradient_accumulation_steps",
+          "per_device_train_batch_size")
+_LOADER = ("dataloader_num_workers", "dataloader_pin_memory", "gradient_accumulation_steps")
+MAPPED_KEYS = frozenset({
+    "model_name_or_path", "per_device_train_batch_size", "gradient_accumulation_steps", *SEQ_KEYS,
+    "bf16", "fp16", "tf32", *DTYPE_KEYS, "attn_implementation", "gradient_checkpointing",
+    "optim", "use_peft", "lora_r", "lora_alpha", "lora_target_modules", "load_in_4bit",
+    "packing", "dataloader_num_workers", "dataloader_pin_memory",
+    "dataloader_persistent_workers", "dataloader_prefetch_factor", "torch_compile",
+    "torch_compile_mode", "torch_compile_backend", "learning_rate", "warmup_steps",
+    "deepspeed", "fsdp",
+})
+"""Keys whose value becomes part of the WorkloadConfig."""
+
+
+def _is_mapping_without(data: Any, keys: frozenset[str]) -> bool:
+    if not isinstance(data, dict) or keys & data.keys():
+        return False
+    return not any(isinstance(v, dict) and "_component_" in v for v in data.values())
+
+
+def detect_trl(data: Any) -> bool:
+    """``model_name_or_path`` plus a key only TRL's SFTConfig or ModelConfig has."""
+    return (_is_mapping_without(data, _FOREIGN)
+            and isinstance(data.get("model_name_or_path"), str)
+            and bool(TRL_MARKERS & data.keys()))
+
+
+def detect_hf_args(data: Any) -> bool:
+    """Three or more TrainingArguments keys, at least one about the batch or precision."""
+    if not _is_mapping_without(data, _FOREIGN | TRL_MARKERS):
+        return False
+    known = TRAINING_ARGUMENTS & data.keys()
+    return len(known) >= 3 and bool(_BATCH_KEYS & known) and all(
+        isinstance(data[key], bool) for key in ("bf16", "fp16") if key in data
+    )
+
+
+def read_trl(data: dict[str, Any], display: str) -> Reading:
+    return interpret(data, {key: key for key in data}, display, trl=True)
+
+
+def read_hf_args(data: dict[str, Any], display: str) -> Reading:
+    return interpret(data, {key: key for key in data}, display, trl=False)
+
+
+def interpret(
+    values: dict[str, Any],
+    labels: dict[str, str],
+    display: str,
+    *,
+    trl: bool,
+    lora_defaults: tuple[int, int] = (16, 32),
+) -> Reading:
+    """WorkloadConfig inputs from TrainingArguments/SFTConfig/ModelConfig keys.
+
+    ``labels`` says where each key was written (the key itself in an args
+    file, a call and line in a script); error messages and sources use it.
+    """
+    f = Fields(display, values.get, labels)
+    if values.get("model_name_or_path") is not None:
+        f.put("model_name", str(values["model_name_or_path"]), "model_name_or_path")
+    read_trainer_keys(f, lr_default=2e-5 if trl else 5e-5)
+    seq_key = next((key for key in SEQ_KEYS if values.get(key) is not None), SEQ_KEYS[0])
+    f.take("seq_len", seq_key, as_int, 1024)
+    f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, trl)
+    f.take("packing", "packing", as_bool, False)
+    f.put("precision", *_precision(values, display, f.label, trl))
+    attention_key = attention_location(values)
+    f.put("attention_impl", "sdpa")
+    if attention_key:
+        f.put("attention_impl",
+              hf_attention(lookup(values, attention_key), display, f.label(attention_key)),
+              attention_key)
+    _adapter(values, f, lora_defaults)
+    env = values.get("env")
+    if trl and isinstance(env, dict):
+        f.put("env_vars", dict(env), "env")
+    return f.reading()
+
+
+def read_trainer_keys(f: Fields, *, lr_default: float) -> None:
+    """The TrainingArguments keys every Trainer-based format shares, with the Trainer's defaults.
+
+    ``warmup_steps`` below 1 is a ratio (transformers v5), not a step count;
+    setting a compile mode or backend turns ``torch_compile`` on.
+    """
+    f.take("batch_size", "per_device_train_batch_size", as_int, 8)
+    f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
+    f.take("optimizer", "optim", as_str, "adamw_torch")
+    f.take("lr", "learning_rate", as_float, lr_default)
+    f.take("dataloader_workers", "dataloader_num_workers", as_int, 0)
+    f.take("dataloader_pin_memory", "dataloader_pin_memory", as_bool, True)
+    f.take("dataloader_persistent_workers", "dataloader_persistent_workers", as_bool, False)
+    f.take("dataloader_prefetch_factor", "dataloader_prefetch_factor", as_int, None)
+    warmup = f.get("warmup_steps")
+    if warmup is not None and as_float(warmup, f.display, f.label("warmup_steps")) >= 1:
+        f.put("warmup_steps", as_int(warmup, f.display, f.label("warmup_steps")), "warmup_steps")
+    f.put("torch_compile", False)
+    key = next((k for k in ("torch_compile", "torch_compile_mode", "torch_compile_backend")
+                if f.get(k) is not None), None)
+    if key is not None:
+        on = as_bool(f.get(key), f.display, f.label(key)) if key == "torch_compile" else True
+        f.put("torch_compile", on, key)
+    if f.get("deepspeed"):
+        f.put("strategy", "deepspeed", "deepspeed")
+    elif f.get("fsdp"):
+        f.put("strategy", "fsdp", "fsdp")
+
+
+def attention_location(values: dict[str, Any]) -> str | None:
+    """The dotted key that holds the attention implementation, if any."""
+    if values.get("attn_implementation") is not None:
+        return "attn_implementation"
+    if lookup(values, "model_init_kwargs.attn_implementation") is not None:
+        return "model_init_kwargs.attn_implementation"
+    return None
+
+
+def dtype_location(values: dict[str, Any]) -> str | None:
+    """The dotted key that holds the dtype the model is loaded in, if any."""
+    for key in (*DTYPE_KEYS, *(f"model_init_kwargs.{k}" for k in DTYPE_KEYS)):
+        if lookup(values, key) is not None:
+            return key
+    return None
+
+
+def _precision(
+    values: dict[str, Any], display: str, label: Callable[[str], str], trl: bool
+) -> tuple[str, str | None]:
+    """Autocast flags first; without them the load dtype decides (TRL: bf16 unless fp16)."""
+    def flag(key: str) -> bool:
+        return values.get(key) is not None and as_bool(values[key], display, label(key))
+
+    if flag("bf16"):
+        return "bf16", "bf16"
+    if flag("fp16"):
+        return "fp16", "fp16"
+    if trl and values.get("bf16") is None:
+        return "bf16", None
+    dtype_key = dtype_location(values)
+    loaded = hf_precision_from_dtype(lookup(values, dtype_key)) if dtype_key else None
+    if loaded and loaded != "fp32":
+        return loaded, dtype_key
+    if flag("tf32"):
+        return "tf32", "tf32"
+    present = next((key for key in ("bf16", "fp16") if key in values), None)
+    return "fp32", present
+
+
+def _adapter(values: dict[str, Any], f: Fields, lora_defaults: tuple[int, int]) -> None:
+    use_peft = values.get("use_peft")
+    if use_peft is None or not as_bool(use_peft, f.display, f.label("use_peft")):
+        f.put("finetune", "full")
+        return
+    quantized = values.get("load_in_4bit") is not None and as_bool(
+        values["load_in_4bit"], f.display, f.label("load_in_4bit")
+    )
+    f.put("finetune", "qlora" if quantized else "lora",
+          "load_in_4bit" if quantized else "use_peft")
+    rank, alpha = lora_defaults
+    f.take("lora_rank", "lora_r", as_int, rank)
+    f.take("lora_alpha", "lora_alpha", as_int, alpha)
+    f.take("lora_targets", "lora_target_modules", lambda v, *_: targets_list(v),
+           list(PEFT_DEFAULT_TARGETS))
+
+
+# --- writing a patch ----------------------------------------------------------------
+
+
+def edits_trl(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
+    return _edits(data, field, value, trl=True)
+
+
+def edits_hf_args(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
+    return _edits(data, field, value, trl=False)
+
+
+TRAINER_KEYS = {
+    "batch_size": "per_device_train_batch_size", "grad_accum_steps": "gradient_accumulation_steps",
+    "optimizer": "optim", "lr": "learning_rate", "warmup_steps": "warmup_steps",
+    "torch_compile": "torch_compile", "dataloader_workers": "dataloader_num_workers",
+    "dataloader_pin_memory": "dataloader_pin_memory",
+    "dataloader_persistent_workers": "dataloader_persistent_workers",
+    "dataloader_prefetch_factor": "dataloader_prefetch_factor",
+}
+"""WorkloadConfig fields and the TrainingArguments keys that hold them."""
+
+
+def trainer_edit(field: str, value: Any, loader_anchors: tuple[str, ...]) -> Edit | None:
+    """The TrainingArguments key for ``field`` (None when it is not one of them).
+
+    A new key goes next to its kin: loader keys after ``loader_anchors``,
+    the rest after the batch and precision keys.
+    """
+    key = TRAINER_KEYS.get(field)
+    if key is None:
+        return None
+    return Edit((key,), value, loader_anchors if key.startswith("dataloader_") else _TRAIN)
+
+
+def _edits(data: dict[str, Any], field: str, value: Any, *, trl: bool) -> list[Edit]:
+    edit = trainer_edit(field, value, _LOADER)
+    if edit is not None:
+        return [edit]
+    if field == "gradient_checkpointing":
+        return [Edit(("gradient_checkpointing",), value, _TRAIN)]
+    trl_only = {
+        "packing": ("packing", SEQ_KEYS),
+        "lora_rank": ("lora_r", ("use_peft",)),
+        "lora_alpha": ("lora_alpha", ("lora_r", "use_peft")),
+    }
+    if field in trl_only:
+        if not trl:
+            raise Unpatchable(field, f"TrainingArguments has no key for {field} (TRL's has)")
+        key, after = trl_only[field]
+        return [Edit((key,), value, after)]
+    if field == "lora_targets" and trl:
+        return [Edit(("lora_target_modules",), list(value), ("lora_r", "use_peft"))]
+    if field == "seq_len":
+        key = next((k for k in SEQ_KEYS if k in data), "max_length" if trl else None)
+        if key is None:
+            raise Unpatchable(field, "TrainingArguments has no sequence length key; the "
+                              "script's tokenizer or data collator sets it")
+        return [Edit((key,), value, _TRAIN)]
+    if field == "precision":
+        return precision_edits(data, value, trl=trl)
+    if field == "attention_impl":
+        return _attention_edits(data, value, trl=trl)
+    if field.startswith("env_vars.") and trl:
+        return [Edit(("env", field.split(".", 1)[1]), str(value), quote=True)]
+    raise Unpatchable(field, f"{TRL if trl else 'TrainingArguments'} files have no key for {field}")
+
+
+def precision_edits(data: dict[str, Any], precision: str, *, trl: bool) -> list[Edit]:
+    """The autocast flags (and a float16 load dtype) that give ``precision``.
+
+    TRL turns bf16 on by itself unless fp16 is set, so fp32 and tf32 there
+    need an explicit ``bf16: false``.
+    """
+    if precision not in ("bf16", "fp16", "fp32", "tf32"):
+        raise Unpatchable("precision", f"no TrainingArguments flag for precision {precision}")
+    found = []
+    for key in ("bf16", "fp16"):
+        on = precision == key
+        if on or key in data or (trl and key == "bf16"):
+            found.append(Edit((key,), on, _TRAIN))
+    if precision == "tf32" or data.get("tf32"):
+        found.append(Edit(("tf32",), precision == "tf32", _TRAIN))
+    dtype_key = dtype_location(data)
+    if dtype_key and precision == "bf16" and hf_precision_from_dtype(
+        lookup(data, dtype_key)
+    ) == "fp16":
+        found.append(Edit(tuple(dtype_key.split(".")), "bfloat16"))
+    return found
+
+
+def _attention_edits(data: dict[str, Any], attention: str, *, trl: bool) -> list[Edit]:
+    if attention not in HF_ATTENTION_NAMES:
+        raise Unpatchable("attention_impl", f"no attn_implementation for {attention}")
+    key = attention_location(data) or ("attn_implementation" if trl else None)
+    if key is None:
+        raise Unpatchable("attention_impl", "TrainingArguments has no attention key; the "
+                          "script's from_pretrained(attn_implementation=...) sets it")
+    return [Edit(tuple(key.split(".")), HF_ATTENTION_NAMES[attention],
+                 ("dtype", "torch_dtype", "model_name_or_path"))]

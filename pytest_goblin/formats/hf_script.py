@@ -1,0 +1,353 @@
+"""Hugging Face / TRL training scripts, read from their syntax tree, never run.
+
+A script is a workload when it calls ``TrainingArguments``,
+``Seq2SeqTrainingArguments`` or ``SFTConfig``. The config comes from:
+
+* that call's keyword arguments (``**dict`` splats and named constants
+  resolved), read with the TrainingArguments/SFTConfig vocabulary and defaults;
+* the model's ``from_pretrained(model_id, attn_implementation=..., torch_dtype=...)``
+  (the model id is its first argument; the load dtype decides the precision
+  when no autocast flag does), ``BitsAndBytesConfig(load_in_4bit=True)``;
+* ``LoraConfig(r=..., lora_alpha=..., target_modules=...)`` with PEFT's defaults;
+* ``DataLoader(num_workers=..., ...)``, only in scripts without a Trainer: a
+  Trainer builds its own loaders from the arguments;
+* ``torch.compile(...)`` or ``model.compile()`` (never ``re.compile``),
+  ``model.gradient_checkpointing_enable()``, ``os.environ["K"] = "v"``.
+
+A patch edits the literal that holds each value, or adds a keyword to the
+call where the value was not written.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats import hf_args
+from pytest_goblin.formats.base import HF_ATTENTION_NAMES, Reading, Unpatchable
+from pytest_goblin.formats.py_edit import PyText
+from pytest_goblin.formats.script_ast import Script, Value, dotted, short_name
+
+NAME = "hf-script"
+SUFFIXES = frozenset({".py"})
+ARGS_CALLS = ("TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig")
+TRAINER_CALLS = ("Trainer", "SFTTrainer", "Seq2SeqTrainer")
+_NOT_MODELS = ("Tokenizer", "Processor", "Config", "FeatureExtractor", "Dataset")
+_LOADER_KEYS = {"num_workers": "dataloader_num_workers", "pin_memory": "dataloader_pin_memory",
+                "prefetch_factor": "dataloader_prefetch_factor",
+                "persistent_workers": "dataloader_persistent_workers"}
+_LORA_KEYS = {"r": "lora_r", "lora_alpha": "lora_alpha", "target_modules": "lora_target_modules"}
+_FIELD_KEYS = {
+    "batch_size": "per_device_train_batch_size", "grad_accum_steps": "gradient_accumulation_steps",
+    "optimizer": "optim", "lr": "learning_rate", "warmup_steps": "warmup_steps",
+    "gradient_checkpointing": "gradient_checkpointing", "torch_compile": "torch_compile",
+    "dataloader_workers": "dataloader_num_workers",
+    "dataloader_pin_memory": "dataloader_pin_memory",
+    "dataloader_persistent_workers": "dataloader_persistent_workers",
+    "dataloader_prefetch_factor": "dataloader_prefetch_factor", "packing": "packing",
+}
+
+
+@dataclass
+class _Place:
+    """Where a key lives in the script: the call it belongs to and its value there."""
+
+    call: ast.Call
+    key: str
+    value: Value | None
+    label: str
+
+
+@dataclass
+class _Discovery:
+    """Everything the script says that maps to a WorkloadConfig field."""
+
+    script: Script
+    args_call: ast.Call
+    trl: bool
+    places: dict[str, _Place] = field(default_factory=dict)
+    model_call: ast.Call | None = None
+    lora_call: ast.Call | None = None
+    compile_label: str | None = None
+    checkpointing_label: str | None = None
+    env: dict[str, tuple[ast.Assign, Value]] = field(default_factory=dict)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return {key: place.value.value for key, place in self.places.items()
+                if place.value is not None}
+
+
+def detect(data: Any) -> bool:
+    return isinstance(data, ast.Module) and bool(Script(data).calls_named(*ARGS_CALLS))
+
+
+def _label(call: ast.Call, key: str, value: Value | None) -> str:
+    """Where a keyword's value is written: the call, and the constant it names if any."""
+    where = f"{short_name(call.func)}({key}=)"
+    if value is not None and value.text.isidentifier():
+        return f"{where} via {value.text}, line {value.line}"
+    return f"{where} line {value.line if value is not None else call.lineno}"
+
+
+def _discover(tree: ast.Module) -> _Discovery:
+    script = Script(tree)
+    args_call = script.calls_named(*ARGS_CALLS)[0]
+    found = _Discovery(script, args_call, trl=short_name(args_call.func) == "SFTConfig")
+
+    def place(call: ast.Call, key: str, as_key: str | None = None) -> None:
+        value = script.keywords(call).get(key)
+        name = as_key or key
+        found.places[name] = _Place(call, key, value, _label(call, key, value))
+
+    for key in script.keywords(args_call):
+        place(args_call, key)
+    models = [call for call in script.calls_named("from_pretrained")
+              if not any(word in (dotted(call.func) or "") for word in _NOT_MODELS)]
+    if models:
+        found.model_call = models[0]
+        if models[0].args:
+            value = script.resolve(models[0].args[0])
+            found.places["model_name_or_path"] = _Place(
+                models[0], "", value, f"from_pretrained() line {models[0].lineno}"
+            )
+        for key in ("attn_implementation", "torch_dtype", "dtype", "load_in_4bit"):
+            if key in script.keywords(models[0]):
+                place(models[0], key)
+    if "model_name_or_path" not in found.places:
+        for trainer in script.calls_named("SFTTrainer"):
+            model = script.keywords(trainer).get("model")
+            if model is not None and isinstance(model.value, str):
+                found.places["model_name_or_path"] = _Place(
+                    trainer, "model", model, _label(trainer, "model", model)
+                )
+    four_bit = [call for call in script.calls_named("BitsAndBytesConfig")
+                if getattr(script.keywords(call).get("load_in_4bit"), "value", None) is True]
+    if four_bit:
+        place(four_bit[0], "load_in_4bit")
+    loras = script.calls_named("LoraConfig")
+    if loras:
+        found.lora_call = loras[0]
+        found.places["use_peft"] = _Place(loras[0], "", Value(True, True, None, "", 0),
+                                          f"LoraConfig() line {loras[0].lineno}")
+        for key, as_key in _LORA_KEYS.items():
+            if key in script.keywords(loras[0]):
+                place(loras[0], key, as_key)
+    loaders = script.calls_named("DataLoader")
+    if loaders and not script.calls_named(*TRAINER_CALLS):
+        for key, as_key in _LOADER_KEYS.items():
+            if key in script.keywords(loaders[0]):
+                place(loaders[0], key, as_key)
+    _compile_and_checkpointing(found, models)
+    _environment(found)
+    return found
+
+
+def _compile_and_checkpointing(found: _Discovery, models: list[ast.Call]) -> None:
+    """``torch.compile(...)``/``model.compile()`` and ``gradient_checkpointing_enable()``."""
+    model_names = {
+        target.id
+        for node in ast.walk(found.script.tree) if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call) and node.value in models
+        for target in node.targets if isinstance(target, ast.Name)
+    }
+    imports_compile = any(
+        isinstance(node, ast.ImportFrom) and node.module == "torch"
+        and any(alias.name == "compile" for alias in node.names)
+        for node in ast.walk(found.script.tree)
+    )
+    for call in found.script.calls_named("compile"):
+        func = call.func
+        is_torch = dotted(func) == "torch.compile" or (
+            isinstance(func, ast.Name) and imports_compile
+        )
+        is_model = (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                    and func.value.id in model_names)
+        if is_torch or is_model:
+            found.compile_label = f"{dotted(func) or 'compile'}() line {call.lineno}"
+            break
+    for call in found.script.calls_named("gradient_checkpointing_enable"):
+        found.checkpointing_label = f"gradient_checkpointing_enable() line {call.lineno}"
+        break
+
+
+def _environment(found: _Discovery) -> None:
+    for node in ast.walk(found.script.tree):
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target = node.targets[0]
+        if (isinstance(target, ast.Subscript) and dotted(target.value) == "os.environ"
+                and isinstance(target.slice, ast.Constant)
+                and isinstance(target.slice.value, str)):
+            found.env[target.slice.value] = (node, found.script.resolve(node.value))
+
+
+def read(tree: ast.Module, display: str) -> Reading:
+    found = _discover(tree)
+    for keyword in found.args_call.keywords:
+        if keyword.arg is None and found.script.dict_literal(keyword.value) is None:
+            raise WorkloadError(
+                display, f"`**{ast.unparse(keyword.value)}` is not a dict literal, so its keys "
+                "cannot be read without running the script",
+                field=f"{short_name(found.args_call.func)}(**) line {keyword.lineno}",
+            )
+    model = found.places.get("model_name_or_path")
+    if model is not None and (model.value is None or not model.value.known):
+        del found.places["model_name_or_path"]
+    for key, place in found.places.items():
+        if key in hf_args.MAPPED_KEYS and (place.value is None or not place.value.known):
+            text = place.value.text if place.value else "?"
+            raise WorkloadError(
+                display, f"`{text}` is not a literal; pytest-goblin reads scripts without "
+                "running them, so write a literal or a constant assigned once",
+                field=place.label,
+            )
+    values = found.values
+    labels = {key: place.label for key, place in found.places.items()}
+    if "dtype" in values and "torch_dtype" not in values:
+        values["torch_dtype"], labels["torch_dtype"] = values.pop("dtype"), labels["dtype"]
+    reading = hf_args.interpret(values, labels, display, trl=found.trl, lora_defaults=(8, 8))
+    fields, sources = dict(reading.fields), dict(reading.sources)
+    if found.compile_label:
+        fields["torch_compile"], sources["torch_compile"] = True, found.compile_label
+    if found.checkpointing_label:
+        fields["gradient_checkpointing"] = True
+        sources["gradient_checkpointing"] = found.checkpointing_label
+    env = {name: str(value.value) for name, (_, value) in found.env.items() if value.known}
+    if env:
+        fields["env_vars"] = env
+        sources["env_vars"] = f"os.environ line {min(n.lineno for n, _ in found.env.values())}"
+    return Reading(fields=fields, sources=sources)
+
+
+# --- writing a patch ----------------------------------------------------------------
+
+
+def apply(text: str, suffix: str, new_values: dict[str, Any]) -> str:
+    """The script with each new value written into the literal that holds it."""
+    found = _discover(ast.parse(text))
+    editor = PyText(text)
+    for field_name, value in new_values.items():
+        _write(found, editor, field_name, value)
+    return editor.result()
+
+
+def _set(editor: PyText, found: _Discovery, field_name: str, call: ast.Call, key: str,
+         value: Any) -> None:
+    """Edit ``key`` of ``call`` where it is written, or add it as a keyword."""
+    current = found.script.keywords(call).get(key)
+    if current is None:
+        editor.add_keyword(call, key, value)
+    elif current.node is None:
+        raise Unpatchable(field_name, f"{_label(call, key, current)} is the expression "
+                          f"`{current.text}`, not a literal to edit")
+    else:
+        editor.replace(current.node, value)
+
+
+def _write(found: _Discovery, editor: PyText, field_name: str, value: Any) -> None:
+    if field_name == "precision":
+        _write_precision(found, editor, value)
+    elif field_name == "attention_impl":
+        _write_attention(found, editor, value)
+    elif field_name in ("lora_rank", "lora_alpha", "lora_targets"):
+        if found.lora_call is None:
+            raise Unpatchable(field_name, "the script has no LoraConfig(...) to edit")
+        key = {"lora_rank": "r", "lora_alpha": "lora_alpha",
+               "lora_targets": "target_modules"}[field_name]
+        _set(editor, found, field_name, found.lora_call, key, value)
+    elif field_name.startswith("env_vars."):
+        _write_environment(found, editor, field_name, str(value))
+    elif field_name == "seq_len":
+        key = next((k for k in ("max_length", "max_seq_length") if k in found.places), None)
+        if key is None and not found.trl:
+            raise Unpatchable(field_name, "TrainingArguments has no sequence length; the "
+                              "script's tokenizer or collator sets it")
+        _set(editor, found, field_name, found.args_call, key or "max_length", value)
+    elif field_name in _FIELD_KEYS:
+        _write_training_key(found, editor, field_name, value)
+    else:
+        raise Unpatchable(field_name, f"a training script has no argument for {field_name}")
+
+
+def _write_training_key(found: _Discovery, editor: PyText, field_name: str, value: Any) -> None:
+    key = _FIELD_KEYS[field_name]
+    if field_name == "packing" and not found.trl:
+        raise Unpatchable(field_name, "TrainingArguments has no packing (TRL's SFTConfig has)")
+    if field_name == "torch_compile" and found.compile_label and not value:
+        raise Unpatchable(field_name, f"the script calls {found.compile_label}")
+    if field_name == "gradient_checkpointing" and found.checkpointing_label and not value:
+        raise Unpatchable(field_name, f"the script calls {found.checkpointing_label}")
+    place = found.places.get(key)
+    if place is not None and place.call is not found.args_call:
+        _set(editor, found, field_name, place.call, place.key, value)
+        return
+    _set(editor, found, field_name, found.args_call, key, value)
+
+
+def _write_precision(found: _Discovery, editor: PyText, precision: str) -> None:
+    for edit in hf_args.precision_edits(found.values, precision, trl=found.trl):
+        key = edit.path[-1]
+        if key in ("bf16", "fp16", "tf32"):
+            _set(editor, found, "precision", found.args_call, key, edit.value)
+            continue
+        if edit.path[0] == "model_init_kwargs":
+            _set_init_kwarg(found, editor, "precision", key, edit.value)
+            continue
+        place = found.places[key]
+        if place.value is None or place.value.node is None:
+            raise Unpatchable("precision", f"{place.label} is not a literal to edit")
+        editor.replace(place.value.node, edit.value)
+
+
+def _write_attention(found: _Discovery, editor: PyText, attention: str) -> None:
+    if attention not in HF_ATTENTION_NAMES:
+        raise Unpatchable("attention_impl", f"no attn_implementation for {attention}")
+    name = HF_ATTENTION_NAMES[attention]
+    if found.model_call is not None:
+        _set(editor, found, "attention_impl", found.model_call, "attn_implementation", name)
+        return
+    _set_init_kwarg(found, editor, "attention_impl", "attn_implementation", name)
+
+
+def _set_init_kwarg(found: _Discovery, editor: PyText, field_name: str, key: str,
+                    value: Any) -> None:
+    """Set ``key`` in SFTConfig's ``model_init_kwargs`` dict literal."""
+    init = next((kw.value for kw in found.args_call.keywords if kw.arg == "model_init_kwargs"),
+                None)
+    mapping = found.script.dict_literal(init) if init is not None else None
+    if mapping is None:
+        raise Unpatchable(field_name, f"the script has no from_pretrained(...) call or "
+                          f"model_init_kwargs dict to write {key} into")
+    current = found.script.splat(mapping).get(key)
+    if current is None:
+        editor.add_entry(mapping, key, value)
+    elif current.node is None:
+        raise Unpatchable(field_name, f"model_init_kwargs[{key!r}] is `{current.text}`")
+    else:
+        editor.replace(current.node, value)
+
+
+def _write_environment(found: _Discovery, editor: PyText, field_name: str, value: str) -> None:
+    name = field_name.split(".", 1)[1]
+    line = f"os.environ[{json.dumps(name)}] = {json.dumps(value)}"
+    if name in found.env:
+        current = found.env[name][1]
+        if current.node is None:
+            raise Unpatchable(field_name, f"os.environ[{name!r}] is set to an expression")
+        editor.replace(current.node, value)
+        return
+    tree = found.script.tree
+    if found.env:
+        last = max((statement for statement, _ in found.env.values()),
+                   key=lambda node: node.end_lineno or 0)
+        editor.add_line_after(last, line)
+        return
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    if not any(isinstance(node, ast.Import) and any(a.name == "os" for a in node.names)
+               for node in imports):
+        raise Unpatchable(field_name, "the script neither sets os.environ nor imports os")
+    editor.add_line_after(imports[-1], line)

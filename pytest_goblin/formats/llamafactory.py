@@ -1,0 +1,160 @@
+"""LLaMA-Factory training configs (``llamafactory-cli train config.yaml``).
+
+One flat namespace parsed by HfArgumentParser into LLaMA-Factory's model, data
+and fine-tuning arguments and a Hugging Face TrainingArguments subclass, so
+every Trainer key (``optim``, ``dataloader_*``, ``torch_compile``) is valid here.
+LLaMA-Factory's own defaults differ from the Trainer's in ways that matter:
+``finetuning_type`` is lora (rank 8, alpha 2 × rank, all linear layers),
+gradient checkpointing is **on** unless ``disable_gradient_checkpointing: true``,
+``cutoff_len`` is 2048, packing is on only for ``stage: pt``, and attention
+``flash_attn: auto`` leaves the choice to transformers (SDPA).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats.base import (
+    ALL_LINEAR,
+    Edit,
+    Fields,
+    Reading,
+    Unpatchable,
+    as_bool,
+    as_int,
+    targets_list,
+)
+from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
+
+NAME = "llamafactory"
+SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+
+_MARKERS = frozenset({
+    "stage", "finetuning_type", "cutoff_len", "template", "lora_target", "lora_rank",
+    "quantization_bit", "flash_attn", "plot_loss", "enable_liger_kernel",
+    "disable_gradient_checkpointing",
+})
+_FLASH_ATTN = {"auto": "sdpa", "sdpa": "sdpa", "disabled": "eager", "off": "eager",
+               "eager": "eager", "fa2": "flash", "fa3": "flash",
+               "flash_attention_2": "flash", "flash_attention_3": "flash"}
+_WRITE_FLASH_ATTN = {"flash": "fa2", "sdpa": "sdpa", "eager": "disabled"}
+_TRAIN = ("bf16", "fp16", "learning_rate", "gradient_accumulation_steps",
+          "per_device_train_batch_size")
+_DATA = ("dataloader_num_workers", "preprocessing_num_workers", "cutoff_len")
+
+
+def detect(data: Any) -> bool:
+    """``model_name_or_path`` plus at least one key only LLaMA-Factory uses."""
+    return (isinstance(data, dict) and isinstance(data.get("model_name_or_path"), str)
+            and bool(_MARKERS & data.keys()))
+
+
+def read(data: dict[str, Any], display: str) -> Reading:
+    f = Fields(display, data.get)
+    f.put("model_name", data["model_name_or_path"], "model_name_or_path")
+    read_trainer_keys(f, lr_default=5e-5)
+    f.take("seq_len", "cutoff_len", as_int, 2048)
+    disable = data.get("disable_gradient_checkpointing")
+    f.put("gradient_checkpointing",
+          not (disable is not None and as_bool(disable, display, "disable_gradient_checkpointing")),
+          None if disable is None else "disable_gradient_checkpointing")
+    f.put("precision", *_precision(data, display))
+    flash_attn = str(data.get("flash_attn") or "auto").strip().lower()
+    if flash_attn not in _FLASH_ATTN:
+        raise WorkloadError(display, f"unknown flash_attn {flash_attn!r} "
+                            f"(one of {', '.join(_FLASH_ATTN)})", field="flash_attn")
+    f.put("attention_impl", _FLASH_ATTN[flash_attn],
+          None if data.get("flash_attn") is None else "flash_attn")
+    _packing(data, display, f)
+    _method(data, display, f)
+    return f.reading()
+
+
+def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
+    for key, precision in (("pure_bf16", "bf16"), ("bf16", "bf16"), ("fp16", "fp16"),
+                           ("tf32", "tf32")):
+        if data.get(key) is not None and as_bool(data[key], display, key):
+            return precision, key
+    present = [key for key in ("bf16", "fp16", "pure_bf16") if key in data]
+    return "fp32", present[0] if present else None
+
+
+def _packing(data: dict[str, Any], display: str, f: Fields) -> None:
+    for key in ("neat_packing", "packing"):
+        if data.get(key) is not None and as_bool(data[key], display, key):
+            f.put("packing", True, key)
+            return
+    if data.get("packing") is not None:
+        f.put("packing", False, "packing")
+    else:
+        f.put("packing", data.get("stage", "sft") == "pt")
+
+
+def _method(data: dict[str, Any], display: str, f: Fields) -> None:
+    method = data.get("finetuning_type", "lora")
+    if method == "full":
+        f.put("finetune", "full", "finetuning_type")
+        return
+    if method != "lora":
+        raise WorkloadError(
+            display, f"finetuning_type {method!r} is not one pytest-goblin can model "
+            "(full, lora)", field="finetuning_type",
+        )
+    bits = data.get("quantization_bit")
+    four_bit = bits is not None and as_int(bits, display, "quantization_bit") == 4
+    if four_bit:
+        f.put("finetune", "qlora", "quantization_bit")
+    else:
+        f.put("finetune", "lora", "finetuning_type" if "finetuning_type" in data else None)
+    f.take("lora_rank", "lora_rank", as_int, 8)
+    f.take("lora_alpha", "lora_alpha", as_int, 2 * f.fields["lora_rank"])
+    f.take("lora_targets", "lora_target", lambda v, *_: targets_list(v), list(ALL_LINEAR))
+
+
+def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
+    """The keys that give ``field`` the value ``value``, in LLaMA-Factory's vocabulary."""
+    edit = trainer_edit(field, value, _DATA)
+    if edit is not None:
+        return [edit]
+    if field == "seq_len":
+        return [Edit(("cutoff_len",), value, ("template", "dataset"))]
+    if field == "lora_rank":
+        found = [Edit(("lora_rank",), value, ("finetuning_type",))]
+        if data.get("lora_alpha") is None:
+            rank = data.get("lora_rank", 8)
+            found.append(Edit(("lora_alpha",), 2 * int(rank), ("lora_rank", "finetuning_type")))
+        return found
+    if field == "lora_alpha":
+        return [Edit(("lora_alpha",), value, ("lora_rank", "finetuning_type"))]
+    if field == "gradient_checkpointing":
+        return [Edit(("disable_gradient_checkpointing",), not value,
+                     ("flash_attn", "model_name_or_path"))]
+    if field == "attention_impl":
+        if value not in _WRITE_FLASH_ATTN:
+            raise Unpatchable(field, f"flash_attn has no value for {value}")
+        return [Edit(("flash_attn",), _WRITE_FLASH_ATTN[value],
+                     ("trust_remote_code", "model_name_or_path"))]
+    if field == "packing":
+        found = [Edit(("packing",), value, ("cutoff_len",))]
+        if not value and data.get("neat_packing"):
+            found.append(Edit(("neat_packing",), False))
+        return found
+    if field == "lora_targets":
+        written = "all" if list(value) == ALL_LINEAR else ",".join(value)
+        return [Edit(("lora_target",), written, ("lora_rank", "finetuning_type"))]
+    if field == "precision":
+        return _precision_edits(data, value)
+    raise Unpatchable(field, f"LLaMA-Factory configs have no key for {field}")
+
+
+def _precision_edits(data: dict[str, Any], precision: str) -> list[Edit]:
+    if precision not in ("bf16", "fp16", "fp32", "tf32"):
+        raise Unpatchable("precision", f"LLaMA-Factory has no setting for precision {precision}")
+    wanted = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    found = [Edit((key,), on, _TRAIN) for key, on in wanted.items() if on or key in data]
+    if data.get("pure_bf16") and precision != "bf16":
+        found.append(Edit(("pure_bf16",), False))
+    if precision == "tf32" or data.get("tf32"):
+        found.append(Edit(("tf32",), precision == "tf32", _TRAIN))
+    return found

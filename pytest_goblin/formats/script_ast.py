@@ -1,0 +1,147 @@
+"""What a Python training script says, read from its syntax tree (never run).
+
+A keyword's value is resolved the way a reader would: a literal is itself; a
+name is the literal it was assigned (once, anywhere in the script), so
+``attn_implementation=ATTENTION`` reads ``ATTENTION = "eager"``; ``**ARGS``
+splats a dict literal (``{...}`` or ``dict(...)``); ``torch.bfloat16`` is a
+dtype. Each resolved value remembers the node that holds it, so a patch edits
+that literal, wherever it is. ``torch.cuda.is_bf16_supported()`` is known
+(True on every GPU audited) but, being an expression, is never edited.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any
+
+_BF16_PROBE = "is_bf16_supported"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A resolved expression: its value, whether it is known and editable, and where."""
+
+    value: Any
+    known: bool
+    node: ast.expr | None
+    """The literal node that holds the value (what a patch edits); None for expressions."""
+    text: str
+    line: int
+
+
+def short_name(func: ast.expr) -> str:
+    """``transformers.TrainingArguments`` → ``TrainingArguments``."""
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return ""
+
+
+def dotted(node: ast.expr) -> str | None:
+    """``torch.cuda.is_available`` as a string, for attribute chains of names."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None
+
+
+class Script:
+    """A parsed script: its calls in source order and its single-assignment names."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self.calls = sorted(
+            (node for node in ast.walk(tree) if isinstance(node, ast.Call)),
+            key=lambda node: (node.lineno, node.col_offset),
+        )
+        assigned: dict[str, list[ast.expr]] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        assigned.setdefault(target.id, []).append(node.value)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(
+                node.target, ast.Name
+            ) and node.value is not None:
+                assigned.setdefault(node.target.id, []).append(node.value)
+        self.names = {name: values[0] for name, values in assigned.items() if len(values) == 1}
+        """Names assigned exactly once: their value is unambiguous."""
+
+    def calls_named(self, *names: str) -> list[ast.Call]:
+        return [call for call in self.calls if short_name(call.func) in names]
+
+    def resolve(self, node: ast.expr, depth: int = 0) -> Value:
+        text = ast.unparse(node)
+        unknown = Value(None, False, None, text, node.lineno)
+        if depth > 10:
+            return unknown
+        if isinstance(node, ast.Name):
+            target = self.names.get(node.id)
+            if target is None:
+                return unknown
+            inner = self.resolve(target, depth + 1)
+            return Value(inner.value, inner.known, inner.node, text, inner.line)
+        name = dotted(node) if isinstance(node, ast.Attribute) else None
+        if name and name.startswith("torch."):
+            return Value(name, True, node, text, node.lineno)
+        if isinstance(node, ast.Call) and short_name(node.func) == _BF16_PROBE:
+            return Value(True, True, None, text, node.lineno)
+        if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+                and isinstance(node.operand, ast.Call)
+                and short_name(node.operand.func) == _BF16_PROBE):
+            return Value(False, True, None, text, node.lineno)
+        if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):
+            entries = {key.value: self.resolve(value, depth + 1)  # type: ignore[union-attr]
+                       for key, value in zip(node.keys, node.values, strict=True)}
+            known = all(entry.known for entry in entries.values())
+            value = {key: entry.value for key, entry in entries.items()} if known else None
+            return Value(value, known, node if known else None, text, node.lineno)
+        try:
+            value = ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return unknown
+        return Value(value, True, node, text, node.lineno)
+
+    def keywords(self, call: ast.Call) -> dict[str, Value]:
+        """A call's keyword arguments, ``**splats`` of dict literals included.
+
+        Explicit keywords win over splatted ones (Python itself refuses both).
+        """
+        found: dict[str, Value] = {}
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                for key, value in self.splat(keyword.value).items():
+                    found.setdefault(key, value)
+        for keyword in call.keywords:
+            if keyword.arg is not None:
+                found[keyword.arg] = self.resolve(keyword.value)
+        return found
+
+    def splat(self, node: ast.expr) -> dict[str, Value]:
+        """The entries of a dict literal (or ``dict(...)`` call) behind ``node``."""
+        if isinstance(node, ast.Name) and node.id in self.names:
+            node = self.names[node.id]
+        if isinstance(node, ast.Dict):
+            return {
+                key.value: self.resolve(value)
+                for key, value in zip(node.keys, node.values, strict=True)
+                if isinstance(key, ast.Constant) and isinstance(key.value, str)
+            }
+        if isinstance(node, ast.Call) and short_name(node.func) == "dict" and not node.args:
+            return self.keywords(node)
+        return {}
+
+    def dict_literal(self, node: ast.expr) -> ast.Dict | ast.Call | None:
+        """The dict literal (``{...}`` or ``dict(...)``) behind a keyword value, if any."""
+        if isinstance(node, ast.Name) and node.id in self.names:
+            node = self.names[node.id]
+        if isinstance(node, ast.Dict) or (
+            isinstance(node, ast.Call) and short_name(node.func) == "dict"
+        ):
+            return node
+        return None

@@ -1,0 +1,210 @@
+"""torchtune recipe configs (``tune run <recipe> --config config.yaml``).
+
+The model is a builder (``model._component_: torchtune.models.llama3_2.
+lora_llama3_2_1b``), whose name gives both the architecture and the method
+(``lora_``/``qlora_`` prefixes). Precision is ``dtype`` (bf16 or fp32, whole
+model: no autocast; fp16 is rejected by the recipes). Some things a torchtune
+config cannot say at all: the recipes build their DataLoader without workers
+or pinned memory, and attention is always SDPA. Those fields take the recipes'
+real values, and a patch that would change them is reported, not written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats.base import (
+    Edit,
+    Fields,
+    Reading,
+    Unpatchable,
+    as_bool,
+    as_float,
+    as_int,
+    lookup,
+)
+
+NAME = "torchtune"
+SUFFIXES = frozenset({".yaml", ".yml"})
+
+BUILDER_PRESETS = {
+    "llama3_8b": "llama-3-8b", "llama3_1_8b": "llama-3.1-8b", "llama3_1_70b": "llama-3.1-70b",
+    "llama3_2_1b": "llama-3.2-1b", "qwen2_5_0_5b": "qwen2.5-0.5b",
+    "qwen2_5_7b_base": "qwen2.5-7b", "qwen2_5_7b_instruct": "qwen2.5-7b",
+    "mistral_7b": "mistral-7b", "gemma2_2b": "gemma-2-2b", "phi3_mini": "phi-3-mini",
+}
+"""torchtune builder names (without ``lora_``/``qlora_``) for our presets."""
+
+OPTIMIZERS = {
+    "torch.optim.AdamW": "adamw_torch", "torch.optim.SGD": "sgd",
+    "torch.optim.Adafactor": "adafactor", "bitsandbytes.optim.PagedAdamW": "paged_adamw_32bit",
+    "bitsandbytes.optim.PagedAdamW8bit": "paged_adamw_8bit",
+    "bitsandbytes.optim.AdamW8bit": "adamw_bnb_8bit",
+}
+_NOT_IN_CONFIG = ("the recipes build their DataLoader without num_workers, pin_memory or "
+                  "prefetch settings, so the config has no key for")
+_DISTRIBUTED_KEYS = ("fsdp_cpu_offload", "fsdp_reshard_after_forward", "data_parallel_shard_dim",
+                     "data_parallel_replicate_dim", "tensor_parallel_dim", "custom_sharded_layers")
+_INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
+_REQUIRED = {
+    "batch_size": "batch_size is required by every torchtune recipe",
+    "tokenizer.max_seq_len": "tokenizer.max_seq_len is null, so torchtune keeps every sample at "
+                             "its full length and the sequence length is unknown; set "
+                             "tokenizer.max_seq_len",
+}
+
+
+def detect(data: Any) -> bool:
+    """A ``_component_`` from the torchtune package (model, checkpointer, dataset, …)."""
+    return isinstance(data, dict) and any(
+        isinstance(value, dict) and str(value.get("_component_", "")).startswith("torchtune.")
+        for value in data.values()
+    )
+
+
+def read(data: dict[str, Any], display: str) -> Reading:
+    f = Fields(display, lambda path: _resolved(data, path, display))
+    _model(data, display, f)
+    for required in ("batch_size", "tokenizer.max_seq_len"):
+        if f.get(required) is None:
+            raise WorkloadError(display, _REQUIRED[required], field=required)
+    f.take("batch_size", "batch_size", as_int, None)
+    f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
+    f.take("seq_len", "tokenizer.max_seq_len", as_int, None)
+    dtype = str(f.get("dtype") or "fp32").lower()
+    if dtype not in ("bf16", "fp32"):
+        raise WorkloadError(display, f"dtype {dtype!r}: torchtune recipes train in bf16 or fp32",
+                            field="dtype")
+    f.put("precision", dtype, None if f.get("dtype") is None else "dtype")
+    f.take("gradient_checkpointing", "enable_activation_checkpointing", as_bool, False)
+    f.take("lr", "optimizer.lr", as_float, 5e-5)
+    f.take("warmup_steps", "lr_scheduler.num_warmup_steps", as_int, 0)
+    f.take("packing", "dataset.packed", as_bool, False)
+    compile_value = f.get("compile")
+    if isinstance(compile_value, dict):
+        f.put("torch_compile", any(bool(v) for v in compile_value.values()), "compile")
+    else:
+        f.take("torch_compile", "compile", as_bool, False)
+    f.put("optimizer", _optimizer(data, display),
+          "optimizer.fused" if lookup(data, "optimizer.fused") is not None
+          else "optimizer._component_")
+    for field, value in (("attention_impl", "sdpa"), ("dataloader_workers", 0),
+                         ("dataloader_pin_memory", False),
+                         ("dataloader_persistent_workers", False),
+                         ("dataloader_prefetch_factor", None)):
+        f.put(field, value)
+    present = [key for key in _DISTRIBUTED_KEYS if key in data]
+    if present:
+        f.put("strategy", "fsdp", present[0])
+    return f.reading()
+
+
+def _resolved(data: dict[str, Any], path: str, display: str) -> Any:
+    """The value at a dotted path, with ``${key}`` interpolations of other keys followed."""
+    try:
+        return _follow(data, path)[1]
+    except ValueError as exc:
+        raise WorkloadError(display, str(exc), field=path) from None
+
+
+def _follow(data: dict[str, Any], path: str) -> tuple[str, Any]:
+    """The key a value really lives at, and the value: ``batch_size: ${micro}`` is ``micro``."""
+    seen = {path}
+    value = lookup(data, path)
+    while isinstance(value, str) and (match := _INTERPOLATION.match(value.strip())):
+        target = match.group(1)
+        if target in seen:
+            raise ValueError(f"interpolation loop at ${{{target}}}")
+        seen.add(target)
+        path, value = target, lookup(data, target)
+    return path, value
+
+
+def _model(data: dict[str, Any], display: str, f: Fields) -> None:
+    component = str(lookup(data, "model._component_") or "")
+    if not component:
+        raise WorkloadError(display, "no model._component_ (the model builder)",
+                            field="model._component_")
+    builder = component.rsplit(".", 1)[-1]
+    method = "full"
+    for prefix, name in (("qlora_", "qlora"), ("lora_", "lora")):
+        if builder.startswith(prefix):
+            builder, method = builder.removeprefix(prefix), name
+    if lookup(data, "model.quantize_base") is True:
+        method = "qlora"
+    checkpoint_dir = str(lookup(data, "checkpointer.checkpoint_dir") or "").rstrip("/")
+    if checkpoint_dir:
+        f.put("model_name", checkpoint_dir.rsplit("/", 1)[-1], "checkpointer.checkpoint_dir")
+    else:
+        f.put("model_name", builder, "model._component_")
+    if builder in BUILDER_PRESETS:
+        f.put("model", BUILDER_PRESETS[builder], "model._component_")
+    f.put("finetune", method, "model._component_")
+    if method == "full":
+        return
+    f.take("lora_rank", "model.lora_rank", as_int, 8)
+    f.take("lora_alpha", "model.lora_alpha", as_int, 16)
+    attention = lookup(data, "model.lora_attn_modules") or []
+    targets = ["o_proj" if name == "output_proj" else str(name) for name in attention]
+    if lookup(data, "model.apply_lora_to_mlp") is True:
+        targets += ["gate_proj", "up_proj", "down_proj"]
+    if targets:
+        f.put("lora_targets", targets, "model.lora_attn_modules")
+
+
+def _optimizer(data: dict[str, Any], display: str) -> str:
+    component = str(lookup(data, "optimizer._component_") or "")
+    if not component:
+        raise WorkloadError(display, "no optimizer._component_", field="optimizer._component_")
+    name = OPTIMIZERS.get(component, component)
+    fused = lookup(data, "optimizer.fused")
+    if name == "adamw_torch" and fused is not None and as_bool(fused, display, "optimizer.fused"):
+        return "adamw_torch_fused"
+    return name
+
+
+def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
+    """The keys that give ``field`` the value ``value``, in torchtune's vocabulary."""
+    simple = {
+        "batch_size": ("batch_size",),
+        "grad_accum_steps": ("gradient_accumulation_steps",),
+        "seq_len": ("tokenizer", "max_seq_len"),
+        "lr": ("optimizer", "lr"),
+        "lora_rank": ("model", "lora_rank"),
+        "lora_alpha": ("model", "lora_alpha"),
+    }
+    if field in simple:
+        path = tuple(_follow(data, ".".join(simple[field]))[0].split("."))
+        return [Edit(path, value, ("batch_size",))]
+    if field == "precision":
+        if value not in ("bf16", "fp32"):
+            raise Unpatchable(field, f"torchtune recipes train in bf16 or fp32, not {value}")
+        return [Edit(("dtype",), value, ("device",))]
+    if field == "gradient_checkpointing":
+        found = [Edit(("enable_activation_checkpointing",), value, ("dtype",))]
+        if not value and lookup(data, "enable_activation_offloading"):
+            found.append(Edit(("enable_activation_offloading",), False))
+        return found
+    if field == "packing":
+        if not isinstance(data.get("dataset"), dict):
+            raise Unpatchable(field, "dataset is not one mapping; set packed on each dataset")
+        return [Edit(("dataset", "packed"), value)]
+    if field == "torch_compile":
+        if isinstance(data.get("compile"), dict):
+            raise Unpatchable(field, "compile is a per-part mapping; choose its parts by hand")
+        return [Edit(("compile",), value, ("loss", "optimizer_in_bwd"))]
+    if field == "optimizer":
+        if value not in ("adamw_torch", "adamw_torch_fused") or (
+            lookup(data, "optimizer._component_") != "torch.optim.AdamW"
+        ):
+            raise Unpatchable(field, f"only torch.optim.AdamW's fused flag is patched, not a "
+                              f"switch to {value}")
+        return [Edit(("optimizer", "fused"), value == "adamw_torch_fused")]
+    if field.startswith("dataloader_"):
+        raise Unpatchable(field, f"{_NOT_IN_CONFIG} {field}")
+    if field == "attention_impl":
+        raise Unpatchable(field, "torchtune always uses SDPA; the config has no attention key")
+    raise Unpatchable(field, f"torchtune configs have no key for {field}")
+

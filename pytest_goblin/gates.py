@@ -1,0 +1,68 @@
+"""What fails an audited item besides a winning patch: its budgets and a regression.
+
+The verdict (``verdict.decide``) asks whether a patch beats the workload. On top
+of it a workload can miss an absolute budget from its ``goblin:`` section, and
+its baseline can have dropped below a saved run by more than
+``--goblin-compare-fail``. Each of these fails the item itself, with the numbers,
+so JUnit and every report show which workload regressed — not only the session.
+"""
+
+from __future__ import annotations
+
+from pytest_goblin import budgets, history
+from pytest_goblin.history import SavedRun
+from pytest_goblin.report.terminal import failure_text
+from pytest_goblin.schemas import WorkloadResult, WorkloadSettings
+
+
+def judge(
+    result: WorkloadResult,
+    settings: WorkloadSettings,
+    saved: SavedRun | None,
+    fail_pct: float | None,
+) -> tuple[WorkloadResult, str | None]:
+    """The result with its budgets and history filled in, and the failure message if it fails."""
+    patch_wins = result.outcome == "failed"
+    if result.baseline is None or result.device is None:
+        return result, failure_text(result) if patch_wins else None
+    checks = budgets.check(settings, result.baseline, result.device)
+    comparison = history.compare(saved, result, fail_pct) if saved else None
+    reasons = [result.reason] if patch_wins else []
+    reasons += [f"budget {budgets.describe(c)}" for c in budgets.misses(checks)]
+    if comparison is not None and comparison.regressed:
+        reasons.append(f"regression: {comparison.reason}")
+    unchecked = budgets.unchecked(settings, result.baseline, result.device)
+    notes = result.notes + [f"budget {key} not checked: the baseline has no such number on "
+                            f"{_device(result)}" for key in unchecked]
+    judged = result.model_copy(update={
+        "budgets": checks,
+        "notes": notes,
+        "history": comparison,
+        "outcome": "failed" if reasons else result.outcome,
+        "reason": "; ".join(reasons) if reasons else result.reason,
+    })
+    return judged, failure_message(judged, patch_wins) if reasons else None
+
+
+def failure_message(result: WorkloadResult, patch_wins: bool) -> str:
+    """The patch's failure text (when it wins), then each missed budget, then the regression."""
+    blocks = [failure_text(result)] if patch_wins else []
+    where = f"{'projected' if result.projected else 'measured'} on {_device(result)}"
+    missed = budgets.misses(result.budgets)
+    if missed:
+        lines = [f"{result.name}: misses {len(missed)} budget(s) of its goblin: section ({where})"]
+        lines += [f"  {budgets.describe(check)}" for check in missed]
+        blocks.append("\n".join(lines))
+    comparison = result.history
+    if comparison is not None and comparison.regressed:
+        commit = f" at commit {comparison.saved_commit[:8]}" if comparison.saved_commit else ""
+        blocks.append(f"{result.name}: regressed against saved run {comparison.run}{commit}:\n"
+                      f"  {comparison.reason}")
+    return "\n\n".join(blocks)
+
+
+def _device(result: WorkloadResult) -> str:
+    if result.device is None:
+        return "unknown device"
+    suffix = " (simulated)" if result.device.kind == "simulated" else ""
+    return result.device.name + suffix

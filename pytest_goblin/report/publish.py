@@ -1,0 +1,64 @@
+"""The end-of-session outputs beside the JSON report: Markdown, HTML and the saved run.
+
+Runs once, on the controller (never on an xdist worker), after every result is
+in. Returns what the terminal should say about them, so the session hook only
+prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_goblin import history
+from pytest_goblin.atomic import write_text
+from pytest_goblin.gitinfo import current_commit
+from pytest_goblin.report import html, markdown
+from pytest_goblin.report.summary import RunInfo
+from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.settings import GoblinSettings
+
+
+@dataclass
+class Published:
+    """What was written where, as lines for the terminal, and Markdown meant for stdout."""
+
+    lines: list[str] = field(default_factory=list)
+    markdown_stdout: str | None = None
+
+
+def publish(results: Sequence[WorkloadResult], info: RunInfo, settings: GoblinSettings,
+            rootpath: Path) -> Published:
+    out = Published()
+    if settings.md_path:
+        text = markdown.render(results, info)
+        written = markdown.write(settings.md_path, settings.invocation_dir, text)
+        if written is None:
+            out.markdown_stdout = text
+        else:
+            out.lines.append(f"Markdown summary: {written}")
+    if settings.html_path is not None:
+        path = settings.invocation_dir / settings.html_path
+        write_text(path, html.render(results, info))
+        out.lines.append(f"HTML report: {path}")
+    if settings.save is not None:
+        out.lines.append(_save(results, settings, rootpath))
+    return out
+
+
+def _save(results: Sequence[WorkloadResult], settings: GoblinSettings, rootpath: Path) -> str:
+    if not any(r.baseline is not None and r.device is not None for r in results):
+        return "history: nothing saved: no workload has numbers"
+    commit = current_commit(rootpath)
+    name = settings.save or history.auto_name(commit)
+    path = history.save(settings.storage, name, results, commit)
+    return f"history: saved run {path.stem} to {_relative(path)}"
+
+
+def _relative(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)

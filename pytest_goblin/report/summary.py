@@ -1,0 +1,86 @@
+"""What the Markdown and HTML reports share: the run's context and its counts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_goblin.schemas import DeviceInfo, WorkloadResult
+
+OUTCOME_ORDER = ("failed", "error", "passed", "skipped")
+OUTCOME_WORDS = {"failed": "failed", "error": "errors", "passed": "passed", "skipped": "skipped"}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a report says about the run as a whole, beside its workloads."""
+
+    device: DeviceInfo | None
+    backend: str
+    threshold: float
+    projected: bool
+    compared_with: str | None = None
+
+
+def device_label(device: DeviceInfo | None) -> str:
+    if device is None:
+        return "unknown device"
+    return f"{device.name} (simulated)" if device.kind == "simulated" else device.name
+
+
+def counts_text(results: Sequence[WorkloadResult]) -> str:
+    """``3 failed, 2 passed`` in pytest's order; ``no workloads`` for none."""
+    outcomes = [*OUTCOME_ORDER, *sorted({r.outcome for r in results} - set(OUTCOME_ORDER))]
+    parts = []
+    for outcome in outcomes:
+        count = sum(1 for r in results if r.outcome == outcome)
+        if count:
+            word = OUTCOME_WORDS.get(outcome, outcome)
+            parts.append(f"{count} {'error' if word == 'errors' and count == 1 else word}")
+    return ", ".join(parts) or "no workloads"
+
+
+def numbers_text(info: RunInfo) -> str:
+    """What the numbers are: projected by the model or measured, and where."""
+    how = "projected by the analytic model" if info.projected else "measured"
+    return f"{how} on {device_label(info.device)}"
+
+
+def speedup_text(result: WorkloadResult) -> str:
+    """``1.33×`` or ``1.33× (CI 1.20–1.45)``; ``-`` without a speedup."""
+    if result.speedup is None:
+        return "-"
+    text = f"{result.speedup:.2f}×"
+    if result.speedup_ci:
+        text += f" (CI {result.speedup_ci[0]:.2f}–{result.speedup_ci[1]:.2f})"
+    return text
+
+
+def patched_tokens(result: WorkloadResult) -> float | None:
+    """The patched throughput, shown only when there was a patch to measure."""
+    return result.patched.tokens_per_sec if result.patched and result.patch else None
+
+
+def tokens_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def failing(results: Sequence[WorkloadResult]) -> list[WorkloadResult]:
+    """The workloads a reader must look at: failed, then errored."""
+    return [r for r in results if r.outcome == "failed"] + [
+        r for r in results if r.outcome == "error"
+    ]
+
+
+def show_value(value: Any) -> str:
+    """A config value as the workload file spells it: ``true``, ``bf16``, ``unset`` for None."""
+    if value is None:
+        return "unset"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def mfu_text(value: float | None) -> str:
+    """MFU in percent, or ``unknown`` where the device's peak is not known."""
+    return "unknown" if value is None else f"{value:.1f}%"

@@ -1,0 +1,114 @@
+"""Finding the device a selector names, and describing it, inside the worker process.
+
+ROCm builds of PyTorch expose AMD GPUs through the ``cuda`` device type; they
+are told apart by ``torch.version.hip``. The report's ``device.kind`` is
+``rocm``, ``cuda`` or ``cpu``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pytest_goblin.runner.options import DeviceSelector
+from pytest_goblin.schemas import DeviceInfo
+
+
+class DeviceUnavailable(Exception):
+    """The selector names a device this machine or this PyTorch build does not have."""
+
+
+@dataclass(frozen=True)
+class Detected:
+    device: torch.device
+    info: DeviceInfo
+    lock_id: str
+    """Names the physical device, so that every process locks the same file for it."""
+
+
+def detect(selector: DeviceSelector) -> Detected:
+    """The torch device for ``selector`` and what the report says about it."""
+    gpu_kind = "rocm" if torch.version.hip else "cuda"
+    if selector.kind == "cpu" or (selector.kind == "auto" and not torch.cuda.is_available()):
+        return _cpu()
+    if selector.kind in ("cuda", "rocm") and selector.kind != gpu_kind:
+        build = f"ROCm (HIP {torch.version.hip})" if torch.version.hip else (
+            f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only")
+        raise DeviceUnavailable(
+            f"--goblin-device {selector}: this PyTorch {torch.__version__} is a {build} build"
+        )
+    if not torch.cuda.is_available():
+        raise DeviceUnavailable(f"--goblin-device {selector}: PyTorch sees no {gpu_kind} device")
+    index = selector.index or 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise DeviceUnavailable(
+            f"--goblin-device {selector}: only {count} {gpu_kind} device(s) are visible"
+        )
+    return _gpu(gpu_kind, index)
+
+
+def _gpu(kind: str, index: int) -> Detected:
+    device = torch.device("cuda", index)
+    torch.cuda.set_device(device)  # CUDA events and streams go to the current device
+    props = torch.cuda.get_device_properties(index)
+    if kind == "rocm":
+        arch = props.gcnArchName.split(":", 1)[0]  # gfx942:sramecc+:xnack- → gfx942
+        platform_tag = "rocm-radeon" if arch.startswith("gfx1") else "rocm-instinct"
+    else:
+        arch = f"sm_{props.major}{props.minor}"
+        platform_tag = "cuda"
+    info = DeviceInfo(
+        kind=kind,  # type: ignore[arg-type]  # "rocm" or "cuda"
+        name=props.name,
+        platform=platform_tag,
+        memory_gb=props.total_memory / 1e9,
+        arch=arch,
+        torch_version=torch.__version__,
+        rocm_version=torch.version.hip,
+        cuda_version=torch.version.cuda,
+        driver_version=_driver_version(kind),
+    )
+    uuid = getattr(props, "uuid", None)
+    lock_id = f"{kind}-{uuid}" if uuid else f"{kind}-{index}"
+    return Detected(device, info, lock_id)
+
+
+def _driver_version(kind: str) -> str | None:
+    """The kernel driver's version where the OS exposes it, else None."""
+    path = Path("/sys/module/amdgpu/version" if kind == "rocm" else "/proc/driver/nvidia/version")
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if kind == "cuda":
+        # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar ..."
+        words = text.splitlines()[0].split()
+        return next((w for w in words if w[:1].isdigit() and "." in w), None)
+    return text or None
+
+
+def _cpu() -> Detected:
+    info = DeviceInfo(
+        kind="cpu",
+        name=_cpu_name(),
+        platform="cpu",
+        memory_gb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9,
+        arch=platform.machine(),
+        torch_version=torch.__version__,
+    )
+    return Detected(torch.device("cpu"), info, "cpu")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"

@@ -1,0 +1,347 @@
+"""The pytest side of measured runs: worker processes, their protocol, locks and timeouts.
+
+Torch runs in worker subprocesses (``worker.py``), never in the pytest
+process: a crash, a hang or a leak ends one worker, not the session, and a
+workload's ``env_vars`` can be in place before torch initialises the device.
+One worker serves each environment signature of a device; it starts on first
+use, is reused across items, and is started again after it dies. A run that
+outlives ``--goblin-timeout`` has its worker killed (the worker's whole
+process group, DataLoader workers included). A file lock per physical device
+keeps two pytest processes (xdist workers, parallel CI jobs) from benchmarking
+on one device at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from pytest_goblin.errors import DeviceFault, DeviceOOM, RunFailed, UnsupportedConfig
+from pytest_goblin.runner.fake import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
+from pytest_goblin.runner.options import MeasureOptions
+from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
+from pytest_goblin.runner.simulated import SimulatedDevice
+from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
+
+START_TIMEOUT_S = 300.0
+"""Importing torch and initialising a GPU can take a while on a cold node; this is
+not a run, so ``--goblin-timeout`` does not apply."""
+
+SHUTDOWN_GRACE_S = 10.0
+STDERR_TAIL_LINES = 15
+LOCK_DIR = Path(tempfile.gettempdir()) / "pytest-goblin-locks"
+
+
+def sample_cost_s(config: WorkloadConfig, sample_cost_ms: float | None) -> float:
+    """Host CPU seconds per sample: the workload's ``goblin.sample_cost_ms``, or the
+    analytic model's figure, so that fake and measured runs assume the same cost."""
+    if sample_cost_ms is not None:
+        return sample_cost_ms / 1e3
+    return DATA_SAMPLE_BASE_S + DATA_SAMPLE_PER_1K_TOKENS_S * config.seq_len / 1024
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and everything it started, then reap it."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
+
+
+class DeviceWorker:
+    """One worker process: a device, an environment, one JSON line per request."""
+
+    def __init__(self, selector: str, env_vars: dict[str, str]) -> None:
+        self.selector = selector
+        self.env_vars = env_vars
+        self.hello: dict[str, Any] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._buffer = b""
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> dict[str, Any]:
+        """Start the process and read its hello (the device it found, or why none).
+
+        On Linux the worker dies with the thread that starts it (PR_SET_PDEATHSIG
+        follows the creating thread), so start workers from the main thread, as
+        pytest runs tests.
+        """
+        if self._process is not None:
+            self.kill()  # the remains of a worker that died while idle
+        self._stderr = tempfile.TemporaryFile()
+        self._buffer = b""
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "pytest_goblin.runner.worker", self.selector, str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env={**os.environ, **self.env_vars},
+            # its own process group: Ctrl-C in the terminal does not reach it, and
+            # killing the group also ends its DataLoader workers
+            start_new_session=True,
+        )
+        # also at interpreter exit, should the session end without closing it
+        self._finalizer = weakref.finalize(self, _kill_group, self._process)
+        self.hello = self._read(START_TIMEOUT_S, "while starting")
+        return self.hello
+
+    def request(self, message: dict[str, Any], timeout_s: float, what: str) -> dict[str, Any]:
+        """Send one request and wait up to ``timeout_s`` for its answer."""
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(json.dumps(message).encode() + b"\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            raise DeviceFault(self._died(what)) from None
+        return self._read(timeout_s, what)
+
+    def _read(self, timeout_s: float, what: str) -> dict[str, Any]:
+        assert self._process is not None and self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.kill()
+                    raise DeviceFault(f"the device worker timed out {what} (limit {timeout_s:g} s, "
+                                      "--goblin-timeout) and was killed")
+                ready, _, _ = select.select([fd], [], [], remaining)
+                if ready:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        raise DeviceFault(self._died(what))
+                    self._buffer += chunk
+        except DeviceFault:
+            raise
+        except BaseException:
+            # Ctrl-C (or anything else) mid-run: the run is lost, and no orphan may stay
+            self.kill()
+            raise
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def _died(self, what: str) -> str:
+        assert self._process is not None
+        try:
+            code = self._process.wait(SHUTDOWN_GRACE_S)
+        except subprocess.TimeoutExpired:  # it closed its output but lives on: end it
+            self.kill()
+            code = self._process.wait()
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        tail = self._stderr_tail()
+        self.kill()
+        return f"the device worker died {what} ({how}); the next run starts a fresh one.{tail}"
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        if not lines:
+            return ""
+        return "\nLast lines of its stderr:\n" + "\n".join(lines[-STDERR_TAIL_LINES:])
+
+    def kill(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+        self._close_files()
+
+    def ask_to_exit(self) -> None:
+        """Send the shutdown request without waiting (``close`` waits)."""
+        if self.alive:
+            assert self._process is not None and self._process.stdin is not None
+            try:
+                self._process.stdin.write(b'{"op": "shutdown"}\n')
+                self._process.stdin.flush()
+            except BrokenPipeError:
+                pass
+
+    def close(self) -> None:
+        """Ask the worker to exit; kill it if it has not within a few seconds."""
+        self.ask_to_exit()
+        if self._process is not None:
+            try:
+                self._process.wait(SHUTDOWN_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def _close_files(self) -> None:
+        if self._process is not None:
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+class LiveDevice:
+    """One selected device: its workers (one per environment signature) and its lock."""
+
+    def __init__(self, options: MeasureOptions) -> None:
+        self.options = options
+        self._workers: dict[tuple[tuple[str, str], ...], DeviceWorker] = {}
+        self._info: DeviceInfo | None = None
+        self._lock_path: Path | None = None
+        self._unavailable: str | None = None
+
+    def _worker(self, env_vars: dict[str, str]) -> DeviceWorker:
+        key = tuple(sorted(env_vars.items()))
+        if key not in self._workers:
+            self._workers[key] = DeviceWorker(self.options.device, dict(env_vars))
+        worker = self._workers[key]
+        if not worker.alive:
+            self._start(worker)
+        return worker
+
+    def _start(self, worker: DeviceWorker) -> None:
+        if self._unavailable:
+            raise DeviceFault(self._unavailable)
+        hello = worker.start()
+        if not hello["ok"]:
+            worker.kill()
+            # the same selector fails the same way every time: remember why
+            self._unavailable = (f"no device for --goblin-device {self.options.device}: "
+                                 f"{hello['message']}")
+            raise DeviceFault(self._unavailable)
+        if self._info is None:
+            self._info = DeviceInfo.model_validate(hello["info"])
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in hello["lock_id"])
+            self._lock_path = LOCK_DIR / f"{safe}.lock"
+
+    @property
+    def info(self) -> DeviceInfo:
+        """The device as a worker found it (starts the default worker if none ran yet)."""
+        if self._info is None:
+            self._worker({})
+        assert self._info is not None
+        return self._info
+
+    @contextmanager
+    def locked(self, env_vars: dict[str, str]) -> Iterator[None]:
+        """Start the worker for ``env_vars`` if needed, then hold the device's lock,
+        waiting while another process holds it."""
+        try:
+            from filelock import FileLock
+        except ModuleNotFoundError:
+            raise RunFailed(
+                "measured runs need filelock: pip install 'pytest-goblin[torch]'"
+            ) from None
+        self._worker(env_vars)  # the lock's name comes from the device the worker found
+        assert self._lock_path is not None
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        with FileLock(self._lock_path):
+            yield
+
+    def request(
+        self, env_vars: dict[str, str], message: dict[str, Any], what: str
+    ) -> dict[str, Any]:
+        return self._worker(env_vars).request(message, self.options.timeout_s, what)
+
+    def worker_pid(self, env_vars: dict[str, str]) -> int | None:
+        """The process id of the running worker for these variables (diagnostics, tests)."""
+        worker = self._workers.get(tuple(sorted(env_vars.items())))
+        return worker.pid if worker is not None and worker.alive else None
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            worker.ask_to_exit()  # all at once: each takes a moment to tear torch down
+        for worker in self._workers.values():
+            worker.close()
+        self._workers.clear()
+
+
+class TorchRunner:
+    """Measured runs of one workload's configs on a live device (the agent's Runner).
+
+    ``layers`` (``goblin.layers`` / ``--goblin-layers``) measures that many
+    decoder layers and one, and extrapolates the full model's step time;
+    ``sample_cost_ms`` is the workload's host cost per sample.
+    """
+
+    def __init__(self, device: LiveDevice, fake_device: str, layers: int | None = None,
+                 sample_cost_ms: float | None = None) -> None:
+        self.device = device
+        self.fake_device = fake_device
+        self.layers = layers
+        self.sample_cost_ms = sample_cost_ms
+
+    @property
+    def info(self) -> DeviceInfo:
+        return self.device.info
+
+    @property
+    def projector(self) -> SimulatedDevice:
+        """The analytic model of this device: its catalogue entry, else the session's
+        simulated device. Used only where both sides of a comparison are projected."""
+        spec, _ = catalogue_spec(self.info)
+        return SimulatedDevice(spec.name if spec else self.fake_device)
+
+    def unsupported(self, config: WorkloadConfig) -> str | None:
+        """Why this device cannot run ``config`` (the item is skipped), or None."""
+        with self.device.locked(config.env_vars):
+            response = self.device.request(
+                config.env_vars, {"op": "check", "config": config.model_dump(mode="json")},
+                "while checking the config",
+            )
+        return response.get("reason") if response["ok"] else None
+
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+        """Train ``config`` for ``steps`` timed steps (``--goblin-steps`` wins) and measure."""
+        options = self.device.options
+        steps = options.steps or steps
+        depths = self._depths(config.arch.layers)
+        with self.device.locked(config.env_vars):
+            runs = [self._measure(config, steps, depth) for depth in depths]
+        return run_metrics(config, runs, self.info)
+
+    def _depths(self, full: int) -> list[int | None]:
+        """The decoder depths to run: the full model, or one layer and ``layers``."""
+        wanted = self.layers
+        if wanted is None or wanted >= full:
+            return [None]
+        deep = max(wanted, 2)
+        return [None] if deep >= full else [1, deep]
+
+    def _measure(self, config: WorkloadConfig, steps: int, layers: int | None) -> Measurement:
+        message = {
+            "op": "run",
+            "config": config.model_dump(mode="json"),
+            "steps": steps,
+            "warmup": self.device.options.warmup,
+            "sample_cost_s": sample_cost_s(config, self.sample_cost_ms),
+            "layers": layers,
+        }
+        response = self.device.request(config.env_vars, message, f"during a run of {steps} steps")
+        if response["ok"]:
+            return Measurement.from_json(response["measurement"])
+        kind, text = response["kind"], response["message"]
+        if kind == "unsupported":
+            raise UnsupportedConfig(text)
+        if kind == "oom":
+            raise DeviceOOM(f"oom: {text}")
+        raise RunFailed(text)

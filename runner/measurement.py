@@ -1,0 +1,123 @@
+"""From what a worker measured to the RunMetrics a report shows.
+
+A worker returns raw timings (``Measurement``): seconds, steps and tokens per
+timed window, the loss of every step, the peak memory. This module, on the
+pytest side, turns them into RunMetrics: tokens/s per window (``samples``),
+step time, MFU against the catalogue's dense bf16 peak (the analytic model's
+convention, so that MFU figures compare across precisions), and, when fewer
+layers than the model has were run, the full model's step time extrapolated
+from two depths and labelled as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_goblin.runner.devices import DEVICES, DeviceSpec, get_device
+from pytest_goblin.runner.fake import FakeRunner, config_hash
+from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
+
+@dataclass(frozen=True)
+class Measurement:
+    """One run of ``layers`` decoder blocks, as the worker timed it."""
+
+    layers: int
+    warmup_steps: int
+    window_steps: list[int]  # optimizer steps per timed window
+    window_seconds: list[float]  # wall (device) seconds per window
+    window_tokens: list[int]  # tokens consumed per window
+    losses: list[float]  # every step, warmup included
+    peak_memory_gb: float
+    compile_time_s: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def step_time_s(self) -> float:
+        return sum(self.window_seconds) / sum(self.window_steps)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return sum(self.window_tokens) // sum(self.window_steps)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Measurement:
+        return cls(**data)
+
+
+def catalogue_spec(info: DeviceInfo) -> tuple[DeviceSpec | None, list[str]]:
+    """The catalogue entry whose peaks apply to a live device, and a note on the choice.
+
+    A GPU matches the entry whose key its name contains (the longest, so that
+    ``mi300x`` is not taken for ``mi300``); an unlisted GPU has no peak and its
+    MFU is unknown. A CPU is held against the catalogue's generic CPU, a
+    placeholder that says so in the run's warnings.
+    """
+    if info.kind == "cpu":
+        spec = get_device("cpu")
+        return spec, [f"MFU is against the catalogue's generic CPU peak "
+                      f"({spec.peak_tflops['bf16']:g} TFLOP/s bf16), a placeholder, not this CPU's"]
+    name = "".join(ch for ch in info.name.lower() if ch.isalnum())
+    candidates = [s for s in DEVICES.values() if s.kind == info.kind and s.name in name]
+    if not candidates:
+        return None, [f"{info.name} is not in the device catalogue: MFU is unknown"]
+    spec = max(candidates, key=lambda s: len(s.name))
+    return spec, []
+
+
+def run_metrics(
+    config: WorkloadConfig,
+    runs: list[Measurement],
+    info: DeviceInfo,
+) -> RunMetrics:
+    """RunMetrics of ``config`` from one full-depth run, or two shallower ones.
+
+    With two runs (depths a < b) the time per layer is their difference over
+    b - a, and each window of the deeper run is extended by that much per
+    missing layer; peak memory is extrapolated the same way.
+    """
+    deep = runs[-1]
+    full_layers = config.arch.layers
+    window_times = [s / n for s, n in zip(deep.window_seconds, deep.window_steps)]  # s/step
+    step_time = deep.step_time_s
+    peak = deep.peak_memory_gb
+    warnings = list(deep.warnings)
+    extrapolated_from: list[int] = []
+    if len(runs) == 2:
+        shallow = runs[0]
+        depth = deep.layers - shallow.layers
+        per_layer_s = (deep.step_time_s - shallow.step_time_s) / depth
+        if per_layer_s <= 0:
+            warnings.append(f"{shallow.layers} and {deep.layers} layers ran at the same speed "
+                            "within noise: the per-layer time is taken as zero")
+            per_layer_s = 0.0
+        per_layer_gb = max(0.0, (deep.peak_memory_gb - shallow.peak_memory_gb) / depth)
+        missing = full_layers - deep.layers
+        window_times = [t + missing * per_layer_s for t in window_times]
+        step_time += missing * per_layer_s
+        peak += missing * per_layer_gb
+        extrapolated_from = [shallow.layers, deep.layers]
+        warnings.append(f"step time and peak memory extrapolated to {full_layers} layers from "
+                        f"runs of {shallow.layers} and {deep.layers} layers")
+    tokens_per_step = deep.tokens_per_step
+    tokens_per_sec = tokens_per_step / step_time
+    spec, notes = catalogue_spec(info)
+    warnings.extend(notes)
+    return RunMetrics(
+        steps=sum(deep.window_steps),
+        tokens_per_sec=tokens_per_sec,
+        step_time_s=step_time,
+        tokens_per_step=tokens_per_step,
+        hbm_peak_gb=peak,
+        mfu_pct=None if spec is None else FakeRunner(spec).mfu_pct(config, tokens_per_sec),
+        projected=False,
+        runner_kind="torch",
+        device=info.name,
+        config_hash=config_hash(config),
+        samples=[tokens_per_step / t for t in window_times],
+        losses=deep.losses,
+        warnings=warnings,
+        warmup_steps=deep.warmup_steps,
+        compile_time_s=deep.compile_time_s,
+        extrapolated_from_layers=extrapolated_from,
+    )

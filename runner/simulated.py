@@ -1,0 +1,29 @@
+"""A catalogue device driven by the analytic model: every number it gives is projected."""
+
+from __future__ import annotations
+
+from pytest_goblin.runner.devices import get_device
+from pytest_goblin.runner.fake import FakeRunner
+from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
+
+
+class SimulatedDevice:
+    """A catalogue device driven by the FakeRunner; satisfies the agent's Runner protocol."""
+
+    def __init__(self, name: str) -> None:
+        self.spec = get_device(name)
+        self.info: DeviceInfo = self.spec.info()
+        self._runner = FakeRunner(self.spec)
+
+    @property
+    def projector(self) -> SimulatedDevice:
+        """What projects this device's numbers when an audit needs both sides projected."""
+        return self
+
+    def unsupported(self, config: WorkloadConfig) -> str | None:
+        """Nothing is refused: the analytic model prices what a device lacks as a fallback
+        and says so in the run's warnings."""
+        return None
+
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+        return self._runner.run(config, steps)
