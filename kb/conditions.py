@@ -122,6 +122,10 @@ class Condition(ABC):
         """A one-line, human-readable form (for ``--goblin-rules -v`` and reports)."""
 
     @abstractmethod
+    def paths(self) -> frozenset[str]:
+        """Every dotted path ``evaluate`` reads: the condition depends on nothing else."""
+
+    @abstractmethod
     def to_data(self) -> Any:
         """The canonical YAML form; ``parse_condition(c.to_data())`` gives ``c`` back."""
 
@@ -136,6 +140,9 @@ class Always(Condition):
 
     def describe(self) -> str:
         return "always"
+
+    def paths(self) -> frozenset[str]:
+        return frozenset()
 
     def to_data(self) -> None:
         return None
@@ -176,6 +183,9 @@ class Compare(Condition):
         shown = list(self.value) if isinstance(self.value, tuple) else self.value
         return f"{self.path} {_SYMBOLS[self.op]} {json.dumps(shown, default=str)}"
 
+    def paths(self) -> frozenset[str]:
+        return frozenset({self.path})
+
     def to_data(self) -> dict[str, Any]:
         value = list(self.value) if isinstance(self.value, tuple) else self.value
         return {self.path: {self.op: value}}
@@ -193,6 +203,9 @@ class All(Condition):
     def describe(self) -> str:
         return " and ".join(_grouped(p) for p in self.parts)
 
+    def paths(self) -> frozenset[str]:
+        return frozenset().union(*(p.paths() for p in self.parts))
+
     def to_data(self) -> dict[str, Any]:
         return {"all": [p.to_data() for p in self.parts]}
 
@@ -209,6 +222,9 @@ class AnyOf(Condition):
     def describe(self) -> str:
         return " or ".join(_grouped(p) for p in self.parts)
 
+    def paths(self) -> frozenset[str]:
+        return frozenset().union(*(p.paths() for p in self.parts))
+
     def to_data(self) -> dict[str, Any]:
         return {"any": [p.to_data() for p in self.parts]}
 
@@ -224,6 +240,9 @@ class Not(Condition):
 
     def describe(self) -> str:
         return f"not {_grouped(self.part)}"
+
+    def paths(self) -> frozenset[str]:
+        return self.part.paths()
 
     def to_data(self) -> dict[str, Any]:
         return {"not": self.part.to_data()}

@@ -21,10 +21,12 @@ import functools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from pytest_goblin import safe_yaml
 from pytest_goblin.kb.conditions import did_you_mean
 from pytest_goblin.kb.schema import CATEGORIES, DEVICE_PLATFORMS, Rule
 from pytest_goblin.schemas import WorkloadConfig
@@ -158,13 +160,12 @@ class KnowledgeBase:
         skipped: list[tuple[Rule, str]] = []
         live: list[tuple[Rule, set[str]]] = []
         seen: set[str] = set()
+        views = _Views(config)
         candidates = [rule for rule in self.rules if rule.applies_on(platform)]
         while True:
             joined = False
             for rule in candidates:
-                if rule.id in seen or not (
-                    rule.matches(config) or rule.matches(_with_others(config, rule, live))
-                ):
+                if rule.id in seen or not views.joins(rule, live):
                     continue
                 seen.add(rule.id)
                 joined = True
@@ -175,7 +176,7 @@ class KnowledgeBase:
                 if unmet:
                     skipped.append((rule, f"requires {', '.join(unmet)}"))
                 else:
-                    live.append((rule, {path for path, _, _ in rule.changes(config)}))
+                    live.append((rule, {path for path, _, _ in views.changes(rule)}))
             if not joined:
                 break
         accepted: list[tuple[Rule, set[str]]] = []
@@ -191,17 +192,23 @@ class KnowledgeBase:
         )
 
 
-def load_kb(extra_dirs: Sequence[str | Path] = ()) -> KnowledgeBase:
+def load_kb(
+    extra_dirs: Sequence[str | Path] = (), extra_rules: Sequence[tuple[Rule, Path]] = ()
+) -> KnowledgeBase:
     """The built-in rules plus the rules in ``extra_dirs`` (directories or single files).
 
-    The built-in files are read and validated once per process.
+    ``extra_rules`` are user rules from elsewhere (the ``pytest_goblin_rules``
+    hook), each with the file it came from; they join after the directories'
+    under the same rules for duplicates and replacements. The built-in files
+    are read and validated once per process.
     """
     bundled = _bundled()
     rules = {rule.id: (rule, path) for rule, path in bundled}
     builtin_ids = set(rules)
     user_files: dict[str, Path] = {}
     replaced: list[tuple[str, Path]] = []
-    for rule, path in (item for d in extra_dirs for item in _read_location(Path(d))):
+    located = [item for d in extra_dirs for item in _read_location(Path(d))]
+    for rule, path in [*located, *extra_rules]:
         if rule.id in user_files:
             raise KnowledgeBaseError(
                 f"duplicate rule id {rule.id!r} in {user_files[rule.id]} and {path}"
@@ -244,7 +251,7 @@ def _read_location(location: Path) -> list[tuple[Rule, Path]]:
 def read_rule_file(path: Path) -> list[Rule]:
     """The rules of one YAML file, each validated; the first bad one raises."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml.load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise KnowledgeBaseError(f"{path}: not valid YAML: {exc}") from None
     except OSError as exc:
@@ -260,34 +267,117 @@ def read_rule_file(path: Path) -> list[Rule]:
         data = data["rules"]
     if not isinstance(data, list):
         raise KnowledgeBaseError(f"{path}: expected a list of rules, got {type(data).__name__}")
-    rules = []
-    for index, raw in enumerate(data, start=1):
-        if not isinstance(raw, dict):
-            raise KnowledgeBaseError(f"{path}: rule #{index}: expected a mapping, got {raw!r}")
-        rule_id = raw.get("id")
-        label = f"rule {rule_id!r} (#{index})" if isinstance(rule_id, str) else f"rule #{index}"
-        try:
-            rules.append(Rule.model_validate(raw))
-        except ValidationError as exc:
-            raise KnowledgeBaseError(f"{path}: {label}: {_describe(exc)}") from None
-    return rules
+    return [validate_rule(raw, str(path), index) for index, raw in enumerate(data, start=1)]
 
 
-def _with_others(
-    config: WorkloadConfig, rule: Rule, live: Sequence[tuple[Rule, set[str]]]
-) -> WorkloadConfig:
-    """``config`` with the live rules' changes applied, except to fields ``rule`` sets.
+def validate_rule(raw: Any, source: str, index: int) -> Rule:
+    """The ``index``-th rule from ``source`` (a file, or a plugin's hook), validated.
+
+    A ``Rule`` is taken as it is; a mapping is validated as in a rule file, and
+    a bad one raises KnowledgeBaseError naming the source, the rule and the field.
+    """
+    if isinstance(raw, Rule):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise KnowledgeBaseError(f"{source}: rule #{index}: expected a mapping, got {raw!r}")
+    rule_id = raw.get("id")
+    label = f"rule {rule_id!r} (#{index})" if isinstance(rule_id, str) else f"rule #{index}"
+    try:
+        return Rule.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise KnowledgeBaseError(f"{source}: {label}: {_describe(exc)}") from None
+
+
+def _others(rule: Rule, live: Sequence[tuple[Rule, set[str]]]) -> tuple[Rule, ...]:
+    """The live rules whose changes ``rule`` sees: all but those touching fields it sets.
 
     Live rules may still conflict (flash and sdpa both set attention_impl), so they are
-    applied in reverse order of precedence: the change that will win the conflict is
-    applied last and is the one ``rule`` sees.
+    in reverse order of precedence: the change that will win the conflict is applied
+    last and is the one ``rule`` sees.
     """
     own = set(rule.set)
-    patched = config
-    for other, paths in sorted(live, key=lambda item: _precedence(item[0]), reverse=True):
-        if paths and not any(_overlap(p, q) for p in paths for q in own):
-            patched = other.apply(patched)
-    return patched
+    return tuple(
+        other
+        for other, paths in sorted(live, key=lambda item: _precedence(item[0]), reverse=True)
+        if paths and not any(_overlap(p, q) for p in paths for q in own)
+    )
+
+
+class _Views:
+    """One ``match`` call's configs as other rules' changes leave them, each made once.
+
+    The lookahead asks every candidate rule, on every pass, whether it fires once
+    the live rules' changes are in place. The answer only changes when a rule
+    joins, most candidates see the same set of changes, and a rule whose condition
+    is false and reads no field those changes touch cannot start to fire. So each
+    patched config is made once, and a rule is only evaluated on it when it could
+    answer differently there.
+    """
+
+    def __init__(self, config: WorkloadConfig) -> None:
+        dumped = config.model_dump()
+        self._base = dumped
+        self._configs: dict[tuple[str, ...], tuple[WorkloadConfig, dict[str, Any]]] = {
+            (): (config, dumped)
+        }
+        self._touched: dict[tuple[str, ...], frozenset[str]] = {(): frozenset()}
+        self._fired: dict[tuple[str, tuple[str, ...]], bool] = {}
+        self._asked: dict[str, int] = {}
+        self._dormant: dict[str, frozenset[str] | None] = {}
+
+    def joins(self, rule: Rule, live: Sequence[tuple[Rule, set[str]]]) -> bool:
+        """Whether ``rule`` fires on the config, or on it with the ``live`` rules' changes.
+
+        ``live`` only grows, so a rule that did not join is asked again only
+        once more rules are live.
+        """
+        if self._fires(rule, ()):
+            return True
+        if self._asked.get(rule.id) == len(live):
+            return False
+        self._asked[rule.id] = len(live)
+        others = _others(rule, live)
+        if not others:
+            return False
+        reads = self._reads_if_false(rule)
+        if reads is not None and not reads & self._touched[self._view(others)]:
+            return False
+        return self._fires(rule, others)
+
+    def changes(self, rule: Rule) -> list[tuple[str, Any, Any]]:
+        """``rule.changes`` on the config itself."""
+        config, dumped = self._configs[()]
+        return rule.changes(config, dumped)
+
+    def _reads_if_false(self, rule: Rule) -> frozenset[str] | None:
+        """The fields the rule's condition reads when it is false on the config, else None."""
+        if rule.id not in self._dormant:
+            false = not rule.when.evaluate(self._base)
+            self._dormant[rule.id] = (
+                frozenset(path.split(".", 1)[0] for path in rule.when.paths()) if false else None
+            )
+        return self._dormant[rule.id]
+
+    def _view(self, others: tuple[Rule, ...]) -> tuple[str, ...]:
+        """The key of the config with ``others``' changes applied, made on first use."""
+        key = tuple(other.id for other in others)
+        if key not in self._configs:
+            patched, dumped = self._configs[()]
+            for other in others:
+                patched = other.apply(patched, dumped)
+                dumped = patched.model_dump()
+            self._configs[key] = (patched, dumped)
+            self._touched[key] = frozenset(
+                field for field, value in dumped.items()
+                if value != self._base[field] or repr(value) != repr(self._base[field])
+            )
+        return key
+
+    def _fires(self, rule: Rule, others: tuple[Rule, ...]) -> bool:
+        key = self._view(others)
+        if (rule.id, key) not in self._fired:
+            self._fired[rule.id, key] = rule.fires(*self._configs[key])
+        return self._fired[rule.id, key]
 
 
 def _conflict(rule: Rule, paths: set[str], accepted: list[tuple[Rule, set[str]]]) -> str | None:

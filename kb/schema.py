@@ -192,25 +192,34 @@ class Rule(BaseModel):
         """Whether the rule is meant for a device of this platform."""
         return "all" in self.platforms or platform in self.platforms
 
-    def apply(self, config: WorkloadConfig) -> WorkloadConfig:
-        """The config with this rule's ``set`` applied (validated like any config)."""
+    def apply(
+        self, config: WorkloadConfig, dumped: dict[str, Any] | None = None
+    ) -> WorkloadConfig:
+        """The config with this rule's ``set`` applied (validated like any config).
+
+        ``dumped`` is ``config.model_dump()`` when the caller already has it; it
+        is not modified.
+        """
         if not self.set:
             return config
-        data = config.model_dump()
+        data = dict(config.model_dump() if dumped is None else dumped)
         for path, value in self.set.items():
             _assign(data, path, copy.deepcopy(value))
         return WorkloadConfig.model_validate(data)
 
-    def changes(self, config: WorkloadConfig) -> list[tuple[str, Any, Any]]:
+    def changes(
+        self, config: WorkloadConfig, dumped: dict[str, Any] | None = None
+    ) -> list[tuple[str, Any, Any]]:
         """``(path, old, new)`` for each ``set`` entry that differs from ``config``.
 
         Values are compared after validation, so ``env_vars.X: 1`` in a rule and
         ``"1"`` in the config count as the same. An absent path's old value is None.
+        ``dumped`` is ``config.model_dump()`` when the caller already has it.
         """
         if not self.set:
             return []
-        before = config.model_dump()
-        after = self.apply(config).model_dump()
+        before = config.model_dump() if dumped is None else dumped
+        after = self.apply(config, before).model_dump()
         result = []
         for path in self.set:
             old, new = lookup(before, path), lookup(after, path)
@@ -221,7 +230,18 @@ class Rule(BaseModel):
     def matches(self, config: WorkloadConfig) -> bool:
         """Whether the rule fires for ``config``, regardless of platform: ``when`` holds
         and (for a patch) its change is not already in place."""
-        return self._why_not(config) is None
+        return self.fires(config, config.model_dump())
+
+    def fires(self, config: WorkloadConfig, dumped: dict[str, Any]) -> bool:
+        """``matches`` for a caller that holds ``config.model_dump()`` already.
+
+        Matching a knowledge base asks this of every rule for every config, so it
+        dumps the config once and builds no explanation (``_why_not`` does, for
+        load errors).
+        """
+        if not self.when.evaluate(dumped):
+            return False
+        return self.kind != "patch" or bool(self.changes(config, dumped))
 
     def unmet_requirements(self, versions: Mapping[str, str]) -> list[str]:
         """The ``requires`` entries that ``versions`` shows to be unmet, in words.
@@ -273,12 +293,12 @@ class Rule(BaseModel):
 
 
 def _assign(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path, copying each mapping on the way so the caller's nested ones stay."""
     parts = path.split(".")
     for part in parts[:-1]:
         child = data.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            data[part] = child
+        child = dict(child) if isinstance(child, dict) else {}
+        data[part] = child
         data = child
     data[parts[-1]] = value
 

@@ -10,14 +10,19 @@ rules.
 Several queries give one list, ranked globally: a rule's score is its best score
 over the queries (the seed returned an unordered union in first-seen order). Ties
 are broken by id, and only rules with a score above zero are returned.
+
+The rules' term counts and the corpus statistics are computed once per set of rules
+(an audit queries the same knowledge base several times, a session hundreds of
+times) and kept for the few most recent sets.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from pytest_goblin.kb.schema import Rule
@@ -29,6 +34,7 @@ _STOP: Final = frozenset(
     "a an and are as at be by for from has have in into is it its no not of on or so "
     "than that the their then there this to too use used uses via when which while with".split()
 )
+_KEPT_INDEXES: Final = 8
 
 
 def tokenize(text: str) -> list[str]:
@@ -54,25 +60,59 @@ def search(
     rules = list(kb)
     if not rules:
         return []
-    docs = [Counter(_document(rule)) for rule in rules]
-    lengths = [sum(doc.values()) for doc in docs]
-    average = sum(lengths) / len(docs)
-    frequency = Counter(term for doc in docs for term in doc)
+    index = _index(rules)
     best: dict[str, tuple[Rule, float]] = {}
     for text in texts:
-        terms = set(tokenize(text))
-        for rule, doc, length in zip(rules, docs, lengths, strict=True):
-            score = sum(
-                _idf(len(docs), frequency[t])
-                * doc[t] * (_K1 + 1)
-                / (doc[t] + _K1 * (1 - _B + _B * length / average))
-                for t in terms
-                if t in doc
-            )
+        scores: dict[int, float] = {}
+        for term in set(tokenize(text)):
+            for position, weight in index.postings.get(term, ()):
+                scores[position] = scores.get(position, 0.0) + weight
+        for position, score in scores.items():
+            rule = rules[position]
             if score > 0 and score > best.get(rule.id, (rule, 0.0))[1]:
                 best[rule.id] = (rule, score)
     ranked = sorted(best.values(), key=lambda item: (-item[1], item[0].id))
     return ranked[:top_k]
+
+
+@dataclass(frozen=True)
+class _Index:
+    """BM25 over one list of rules, as postings: for each term, the rules that have
+    it with the term's whole contribution to their score."""
+
+    rules: tuple[Rule, ...]
+    postings: dict[str, list[tuple[int, float]]]
+
+
+_indexes: OrderedDict[tuple[int, ...], _Index] = OrderedDict()
+
+
+def _index(rules: list[Rule]) -> _Index:
+    """The index of ``rules``, built on first use.
+
+    Keyed by the rules' identities; a cached index holds its rules, so an id in
+    a key cannot be reused by another object while the entry lives.
+    """
+    key = tuple(map(id, rules))
+    cached = _indexes.get(key)
+    if cached is not None:
+        _indexes.move_to_end(key)
+        return cached
+    docs = [Counter(_document(rule)) for rule in rules]
+    lengths = [sum(doc.values()) for doc in docs]
+    average = sum(lengths) / len(docs)
+    frequency = Counter(term for doc in docs for term in doc)
+    postings: dict[str, list[tuple[int, float]]] = {}
+    for position, (doc, length) in enumerate(zip(docs, lengths, strict=True)):
+        norm = _K1 * (1 - _B + _B * length / average)
+        for term, count in doc.items():
+            weight = _idf(len(docs), frequency[term]) * count * (_K1 + 1) / (count + norm)
+            postings.setdefault(term, []).append((position, weight))
+    built = _Index(rules=tuple(rules), postings=postings)
+    _indexes[key] = built
+    if len(_indexes) > _KEPT_INDEXES:
+        _indexes.popitem(last=False)
+    return built
 
 
 def _document(rule: Rule) -> list[str]:

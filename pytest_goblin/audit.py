@@ -17,6 +17,8 @@ from pytest_goblin.schemas import AuditEvent
 from pytest_goblin.workload import Workload
 
 if TYPE_CHECKING:
+    from pytest_goblin.agent.backends import BackendFactory
+    from pytest_goblin.cache import AuditCache
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.runner.session import DeviceSession
     from pytest_goblin.settings import GoblinSettings
@@ -45,11 +47,18 @@ def audit_workload(
     kb: KnowledgeBase,
     extra_ignore: Iterable[str] = (),
     on_event: Callable[[AuditEvent], None] | None = None,
+    backend_factory: BackendFactory | None = None,
+    cache: AuditCache | None = None,
 ) -> AuditOutcome:
     """Run the audit loop for one workload on its device; ``on_event`` sees events live.
 
+    ``backend_factory`` (the plugins' make-backend hook) is asked for the
+    backend before the built-in ones.
+
     Raises UnsupportedConfig, before anything runs, when the device cannot run
-    the workload as written (the item is skipped with the reason).
+    the workload as written (the item is skipped with the reason). With a
+    ``cache``, a projected audit whose inputs did not change since an earlier
+    run is not run again: its Report is reused (``AuditOutcome.cached``).
     """
     path = workload.source.display_path
     bad = unknown_rule_ids(kb, workload.settings.ignore)
@@ -70,5 +79,24 @@ def audit_workload(
         ignore=settings.ignore | frozenset(workload.settings.ignore) | frozenset(extra_ignore),
         model=settings.model,
         base_url=settings.base_url,
+        backend_factory=backend_factory,
     )
-    return audit(workload, context, on_event=on_event)
+    if cache is None or not settings.fake:
+        return audit(workload, context, on_event=on_event)
+    key = _cache_key(cache, workload, context)
+    report = cache.load(key)
+    if report is not None:
+        return AuditOutcome(report, None, cached=True)
+    outcome = audit(workload, context, on_event=on_event)
+    if outcome.report is not None:
+        cache.save(key, outcome.report)
+    return outcome
+
+
+def _cache_key(cache: AuditCache, workload: Workload, context: AuditContext) -> str:
+    """The audit cache's key: everything a projected audit's outcome depends on."""
+    from pytest_goblin.agent.backends import resolve_model, resolve_name
+
+    backend = resolve_name(context.backend, context.base_url)
+    return cache.key(workload, context.kb, context.runner.info, backend,
+                     resolve_model(backend, context.model), context.base_url, context.ignore)

@@ -5,14 +5,19 @@ of it a workload can miss an absolute budget from its ``goblin:`` section, and
 its baseline can have dropped below a saved run by more than
 ``--goblin-compare-fail``. Each of these fails the item itself, with the numbers,
 so JUnit and every report show which workload regressed — not only the session.
+The other way round, a gap its ``goblin.accept`` block accepts (``accept``)
+keeps a winning patch from failing the item.
 """
 
 from __future__ import annotations
 
-from pytest_goblin import budgets, history
+from collections.abc import Sequence
+from datetime import date
+
+from pytest_goblin import accept, budgets, history
 from pytest_goblin.history import SavedRun
 from pytest_goblin.report.terminal import failure_text
-from pytest_goblin.schemas import WorkloadResult, WorkloadSettings
+from pytest_goblin.schemas import BudgetCheck, WorkloadResult, WorkloadSettings
 
 
 def judge(
@@ -20,33 +25,48 @@ def judge(
     settings: WorkloadSettings,
     saved: SavedRun | None,
     fail_pct: float | None,
+    today: date | None = None,
 ) -> tuple[WorkloadResult, str | None]:
-    """The result with its budgets and history filled in, and the failure message if it fails."""
-    patch_wins = result.outcome == "failed"
-    if result.baseline is None or result.device is None:
-        return result, failure_text(result) if patch_wins else None
-    checks = budgets.check(settings, result.baseline, result.device)
-    comparison = history.compare(saved, result, fail_pct) if saved else None
-    reasons = [result.reason] if patch_wins else []
+    """The result with its budgets and history filled in, and the failure message if it fails.
+
+    A gap that ``goblin.accept`` accepts on ``today`` (default: the local date)
+    fails nothing: the result comes back with ``accepted`` set, and the item is
+    xfail unless a budget or a regression fails it.
+    """
+    gap = accept.review(result, settings.accept, today or date.today())
+    patch_wins = result.outcome == "failed" and not gap.holds
+    checks: list[BudgetCheck] = []
+    unchecked: list[str] = []
+    comparison = None
+    if result.baseline is not None and result.device is not None:
+        checks = budgets.check(settings, result.baseline, result.device)
+        unchecked = budgets.unchecked(settings, result.baseline, result.device)
+        comparison = history.compare(saved, result, fail_pct) if saved else None
+    reasons = [result.reason, *gap.problems] if patch_wins else []
     reasons += [f"budget {budgets.describe(c)}" for c in budgets.misses(checks)]
     if comparison is not None and comparison.regressed:
         reasons.append(f"regression: {comparison.reason}")
-    unchecked = budgets.unchecked(settings, result.baseline, result.device)
-    notes = result.notes + [f"budget {key} not checked: the baseline has no such number on "
-                            f"{_device(result)}" for key in unchecked]
+    notes = result.notes + gap.notes + [
+        f"budget {key} not checked: the baseline has no such number on {_device(result)}"
+        for key in unchecked
+    ]
     judged = result.model_copy(update={
         "budgets": checks,
         "notes": notes,
         "history": comparison,
         "outcome": "failed" if reasons else result.outcome,
         "reason": "; ".join(reasons) if reasons else result.reason,
+        "accepted": settings.accept if gap.holds and not reasons else None,
     })
-    return judged, failure_message(judged, patch_wins) if reasons else None
+    return judged, failure_message(judged, patch_wins, gap.problems) if reasons else None
 
 
-def failure_message(result: WorkloadResult, patch_wins: bool) -> str:
-    """The patch's failure text (when it wins), then each missed budget, then the regression."""
-    blocks = [failure_text(result)] if patch_wins else []
+def failure_message(result: WorkloadResult, patch_wins: bool,
+                    accept_problems: Sequence[str] = ()) -> str:
+    """Why an acceptance no longer covers the gap, the patch's failure text (when it wins),
+    then each missed budget, then the regression."""
+    blocks = ["\n".join(accept_problems)] if accept_problems else []
+    blocks += [failure_text(result)] if patch_wins else []
     where = f"{'projected' if result.projected else 'measured'} on {_device(result)}"
     missed = budgets.misses(result.budgets)
     if missed:

@@ -20,9 +20,10 @@ from pytest_goblin import settings as settings_module
 from pytest_goblin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
+    from pytest_goblin.cache import AuditCache
     from pytest_goblin.history import SavedRun
     from pytest_goblin.kb.loader import KnowledgeBase
-    from pytest_goblin.report.publish import Published
+    from pytest_goblin.report.session import SessionReport
     from pytest_goblin.report.summary import RunInfo
     from pytest_goblin.runner.session import DeviceSession
     from pytest_goblin.schemas import Report, WorkloadResult
@@ -35,6 +36,13 @@ WORKLOAD_SUFFIXES = (".yaml", ".yml", ".json", ".py")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     settings_module.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """The ``pytest_goblin_*`` extension hooks (see ``pytest_goblin.hookspecs``)."""
+    from pytest_goblin import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,6 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"goblin_ignore: unknown rule id {', '.join(bad)}")
     config.stash[SAVED_RUN_KEY] = _saved_run(settings)
     config.pluginmanager.register(GoblinSession(config, settings), "goblin-session")
+    _register_builtin_reporters(config)
+
+
+def _register_builtin_reporters(config: pytest.Config) -> None:
+    """JSON, Markdown, HTML and history save, as ``pytest_goblin_report`` implementations."""
+    from pytest_goblin.report.builtin import PLUGIN_NAME, BuiltinReporters
+
+    config.pluginmanager.register(BuiltinReporters(), PLUGIN_NAME)
 
 
 def _saved_run(settings: GoblinSettings) -> SavedRun | None:
@@ -108,9 +124,11 @@ def load_kb(config: pytest.Config) -> KnowledgeBase:
     if KB_KEY not in config.stash:
         from pytest_goblin.kb.loader import KnowledgeBaseError, load_kb as load
 
+        from pytest_goblin.extensions import plugin_rules
+
         settings = config.stash[SETTINGS_KEY]
         try:
-            config.stash[KB_KEY] = load(settings.kb_dirs)
+            config.stash[KB_KEY] = load(settings.kb_dirs, plugin_rules(config))
         except KnowledgeBaseError as exc:
             raise pytest.UsageError(f"goblin knowledge base: {exc}") from None
     return config.stash[KB_KEY]
@@ -140,7 +158,7 @@ class GoblinSession:
         self.config = config
         self.settings = settings
         self.results: list[WorkloadResult] = []
-        self.published: Published | None = None
+        self.report: SessionReport | None = None
         given = config.args_source == pytest.Config.ArgsSource.ARGS
         self._explicit = [
             (settings.invocation_dir / arg.split("::", 1)[0]).resolve()
@@ -187,15 +205,20 @@ class GoblinSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
             return
-        from pytest_goblin.report.terminal import advisories_text, summary_table
+        from pytest_goblin.report.terminal import advisories_text, cache_line, summary_table
 
+        width = self.config.get_terminal_writer().fullwidth
         terminalreporter.section("goblin")
         terminalreporter.line(self._header())
         terminalreporter.line(self._agent_line())
+        cached = cache_line(self._sorted())
+        if cached:
+            terminalreporter.line(cached)
         terminalreporter.line("")
-        for line in summary_table(self._sorted()).splitlines():
+        for line in summary_table(self._sorted(), width).splitlines():
             terminalreporter.line(line)
-        advice = advisories_text(self._sorted())
+        advice = advisories_text(self._sorted(),
+                                 None if self.config.get_verbosity() > 0 else width)
         if advice:
             terminalreporter.line("")
             for line in advice.splitlines():
@@ -208,15 +231,15 @@ class GoblinSession:
                 terminalreporter.line("")
                 for line in fixed.splitlines():
                     terminalreporter.line(line)
-        if self.settings.json_path:
-            terminalreporter.line("")
-            terminalreporter.line(f"JSON report: {self._json_path()}")
         self._report_history_and_outputs(terminalreporter)
 
     def _report_history_and_outputs(self, terminalreporter: Any) -> None:
+        """What the reporters wrote, the history comparison, the closing counts line, and
+        the text a reporter meant for stdout."""
         from pytest_goblin import history
+        from pytest_goblin.report.terminal import outcome_line
 
-        lines = list(self.published.lines) if self.published else []
+        lines = list(self.report.lines) if self.report else []
         saved = self.config.stash.get(SAVED_RUN_KEY, None)
         if saved is not None:
             lines.insert(0, history.summary_line(saved, self.results,
@@ -224,11 +247,13 @@ class GoblinSession:
         elif self.settings.compare is not None:
             lines.insert(0, "history: " + history.missing_text(self.settings.storage,
                                                                self.settings.compare))
-        for line in lines:
+        for line in ["", *lines] if lines else []:
             terminalreporter.line(line)
-        if self.published and self.published.markdown_stdout:
+        terminalreporter.line("")
+        terminalreporter.line(outcome_line(self._sorted(), self._run_info()))
+        for text in self.report.stdout if self.report else []:
             terminalreporter.line("")
-            terminalreporter.write(self.published.markdown_stdout)
+            terminalreporter.write(text)
 
     def _run_info(self) -> RunInfo:
         from pytest_goblin.report.summary import RunInfo
@@ -267,25 +292,17 @@ class GoblinSession:
     def _sorted(self) -> list[WorkloadResult]:
         return sorted(self.results, key=lambda r: r.nodeid)
 
-    def _json_path(self) -> Path:
-        assert self.settings.json_path is not None
-        return self.settings.invocation_dir / self.settings.json_path
-
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Hand every result to the ``pytest_goblin_report`` reporters, once, on the controller."""
         if hasattr(self.config, "workerinput"):
             return
-        from pytest_goblin.report.publish import publish
+        from pytest_goblin.report.session import SessionReport
 
-        self.published = publish(self._sorted(), self._run_info(), self.settings,
-                                 self.config.rootpath)
-        if self.settings.json_path is None:
-            return
-        from pytest_goblin.report import json_report
-
-        document = json_report.build(self._sorted(), self._device(), self._backend(),
-                                     self.settings.threshold, self.settings.fake)
-        json_report.write(self._json_path(), document)
+        self.report = SessionReport(results=self._sorted(), run=self._run_info(),
+                                    settings=self.settings, rootpath=self.config.rootpath,
+                                    exitstatus=int(exitstatus))
+        self.config.hook.pytest_goblin_report(report=self.report, config=self.config)
 
 
 class WorkloadFile(pytest.File):
@@ -338,6 +355,21 @@ class WorkloadFile(pytest.File):
         return str(self.path)
 
 
+def _audit_cache(config: pytest.Config) -> AuditCache | None:
+    """The audit cache in pytest's cache directory; None without one (``-p no:cacheprovider``)
+    or with ``--goblin-no-cache``."""
+    store = getattr(config, "cache", None)
+    if store is None or config.stash[SETTINGS_KEY].no_cache:
+        return None
+    from pytest_goblin.cache import AuditCache
+
+    hooks = [getattr(config.hook, name, None)
+             for name in ("pytest_goblin_make_backend", "pytest_goblin_make_runner")]
+    extensions = {impl.plugin_name for hook in hooks if hook is not None
+                  for impl in hook.get_hookimpls()}
+    return AuditCache(store, extensions)
+
+
 def _run_workload(goblin_device: DeviceSession, request: pytest.FixtureRequest) -> None:
     """The test body of a workload item; the device comes through the fixture."""
     request.node.audit(goblin_device)
@@ -381,6 +413,7 @@ class WorkloadItem(pytest.Function):
 
     def audit(self, session: DeviceSession) -> None:
         from pytest_goblin.audit import audit_workload, effective_threshold
+        from pytest_goblin.extensions import backend_factory
         from pytest_goblin.errors import AuditError, DeviceFault, UnsupportedConfig, WorkloadError
         from pytest_goblin.events import EventRecorder
         from pytest_goblin.gates import judge
@@ -389,11 +422,17 @@ class WorkloadItem(pytest.Function):
         assert self.workload is not None
         workload = self.workload
         threshold = effective_threshold(workload, self.settings)
-        recorder = EventRecorder(self.nodeid, _live_writer(self.config))
-        self.goblin_events = recorder.records
+        writer = _live_writer(self.config)
+        recorder = None
+        if writer is not None or self.settings.events_path is not None:
+            # events are redacted record by record: only pay for that when someone reads them
+            recorder = EventRecorder(self.nodeid, writer)
+            self.goblin_events = recorder.records
         try:
             outcome = audit_workload(workload, session, self.settings, load_kb(self.config),
-                                     on_event=recorder)
+                                     on_event=recorder,
+                                     backend_factory=backend_factory(self.config),
+                                     cache=_audit_cache(self.config))
         except UnsupportedConfig as exc:
             self.goblin_result = skipped(self.nodeid, workload, str(exc), threshold,
                                          exc.device)
@@ -408,27 +447,33 @@ class WorkloadItem(pytest.Function):
                                             workload.name, message, threshold, workload,
                                             session.info, outcome.usage)
             raise AuditError(message)
-        verdict = from_report(self.nodeid, workload, outcome.report, threshold, outcome.usage)
+        verdict = from_report(self.nodeid, workload, outcome.report, threshold,
+                              None if outcome.cached else outcome.usage)
+        verdict.cached = outcome.cached
         result, failure = judge(verdict, workload.settings,
                                 self.config.stash.get(SAVED_RUN_KEY, None),
                                 self.settings.compare_fail)
-        if self.settings.fix and verdict.outcome == "failed":
+        if self.settings.fix and verdict.outcome == "failed" and result.accepted is None:
             from pytest_goblin.fix import write_fix
 
             result = write_fix(workload, result)
         self.goblin_result = result
         if failure is not None:
             raise WorkloadFailed(failure)
+        if result.accepted is not None:
+            from pytest_goblin.accept import xfail_reason
+
+            pytest.xfail(xfail_reason(result, result.accepted))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"goblin workload: {self.name}"
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         from pytest_goblin.errors import GoblinError
 
         if isinstance(excinfo.value, (GoblinError, WorkloadFailed)):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)
 
 
 class WorkloadFailed(AssertionError):
@@ -468,13 +513,14 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
     """
     settings = pytestconfig.stash[SETTINGS_KEY]
     _check_device(settings.fake_device)
-    from pytest_goblin.runner.session import DeviceSession, MeasureOptions
+    from pytest_goblin.extensions import device_session
+    from pytest_goblin.runner.session import MeasureOptions
 
     measure = None if settings.fake else MeasureOptions(
         device=settings.device, timeout_s=settings.timeout_s, steps=settings.steps,
         warmup=settings.warmup, layers=settings.layers,
     )
-    session = DeviceSession(settings.fake_device, measure)
+    session = device_session(pytestconfig, settings, measure)
     yield session
     session.close()
 
@@ -490,6 +536,7 @@ def goblin_audit(
     when the device cannot run the workload.
     """
     from pytest_goblin.audit import audit_workload
+    from pytest_goblin.extensions import backend_factory
     from pytest_goblin.errors import AuditError, UnsupportedConfig
     from pytest_goblin.workload import load_workload
 
@@ -499,7 +546,7 @@ def goblin_audit(
         workload = load_workload(Path(path), str(path))
         try:
             outcome = audit_workload(workload, goblin_device, settings, load_kb(pytestconfig),
-                                     ignore)
+                                     ignore, backend_factory=backend_factory(pytestconfig))
         except UnsupportedConfig as exc:
             pytest.skip(str(exc))
         if outcome.report is None:

@@ -28,6 +28,10 @@ _ASSIGNMENT = re.compile(
     r"[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\"'\s,}]+)",
     re.I,
 )
+_VALUE_MARKERS = ("hf_", "sk-", "ghp_", "gho_", "ghs_", "ghu_", "AKIA", "Bearer")
+"""The literal start of every ``_SECRET_VALUE`` pattern."""
+_KEY_BEFORE_VALUE = re.compile(r"(?:token|secret|passw(?:or)?d|api_?key|access_?key)[\"']?\s*[:=]")
+"""What every ``_ASSIGNMENT`` match contains, in case-folded text."""
 
 
 def is_secret_name(name: str) -> bool:
@@ -37,6 +41,8 @@ def is_secret_name(name: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Replace token-shaped substrings and values assigned to secret-named keys."""
+    if not _may_hold_secret(text):
+        return text
     for label, pattern in _SECRET_VALUE:
         text = pattern.sub(f"<redacted:{label}>", text)
 
@@ -46,6 +52,22 @@ def redact_text(text: str) -> str:
         return match.group(1) + "<redacted>"
 
     return _ASSIGNMENT.sub(hide, text)
+
+
+def _may_hold_secret(text: str) -> bool:
+    """Whether either pass of ``redact_text`` could change ``text``.
+
+    A quick test that lets most strings (tool results are kilobytes of JSON) skip
+    the passes: literal markers, and one case-sensitive scan of the case-folded
+    text, which is several times faster than the case-insensitive patterns. The
+    folding covers every character that those patterns match without regard to
+    case, dotted and dotless i included.
+    """
+    if any(marker in text for marker in _VALUE_MARKERS):
+        return True
+    folded = (text.lower() if text.isascii()
+              else text.casefold().replace("i\u0307", "i").replace("\u0131", "i"))
+    return _KEY_BEFORE_VALUE.search(folded) is not None
 
 
 def redact_mapping(mapping: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ so that its vocabulary keeps working.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -138,6 +139,38 @@ Budget = Annotated[float, Field(gt=0)] | dict[str, Annotated[float, Field(gt=0)]
 """A budget in the ``goblin:`` section: one limit for every device, or one per device name."""
 
 
+class Acceptance(BaseModel):
+    """A known gap accepted for now: the ``accept:`` block of a ``goblin:`` section.
+
+    While ``until`` (the last day it holds) has not passed and the gap has not
+    grown beyond ``max_speedup``, a workload a patch beats is xfail with
+    ``reason`` instead of failing (``pytest_goblin.accept`` decides).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    until: date = Field(description="last day the acceptance holds, written YYYY-MM-DD")
+    reason: str = Field(min_length=1, description="why the gap is accepted: the xfail reason")
+    max_speedup: float = Field(
+        gt=1, description="the largest speedup accepted; a gap beyond it fails the item again"
+    )
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: Any) -> Any:
+        """Only a real calendar date: no time of day, and no number read as a Unix time."""
+        if isinstance(value, datetime):
+            raise ValueError("expected a date without a time of day, e.g. 2026-09-30")
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise ValueError("expected a date written YYYY-MM-DD, e.g. 2026-09-30")
+
+
 class WorkloadSettings(BaseModel):
     """The per-workload plugin settings: the ``goblin:`` section of a workload file."""
 
@@ -161,6 +194,9 @@ class WorkloadSettings(BaseModel):
     max_hbm_peak_gb: Budget | None = Field(
         default=None,
         description="baseline peak-memory ceiling in GB: a number, or {device: number}",
+    )
+    accept: Acceptance | None = Field(
+        default=None, description="a known gap, xfail until a date: {until, reason, max_speedup}"
     )
 
     @field_validator("min_tokens_per_sec", "min_mfu_pct", "max_hbm_peak_gb")
@@ -392,3 +428,16 @@ class WorkloadResult(BaseModel):
     history: HistoryComparison | None = None
     usage: AuditUsage | None = None
     fixed: bool = Field(default=False, description="--goblin-fix wrote the patch into the file")
+    cached: bool = Field(
+        default=False,
+        description="the audit's report was reused from an earlier run with the same inputs",
+    )
+    accepted: Acceptance | None = Field(
+        default=None,
+        description="set when the item is xfail: a patch beats it, and goblin.accept accepts "
+        "that gap (outcome stays failed)",
+    )
+    inconclusive: bool = Field(
+        default=False,
+        description="the verdict could not be reached with confidence (outcome passed)",
+    )

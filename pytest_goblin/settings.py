@@ -53,6 +53,7 @@ class GoblinSettings:
     steps: int | None = None
     warmup: int = DEFAULT_WARMUP
     layers: int | None = None
+    no_cache: bool = False
 
 
 SETTINGS_KEY = pytest.StashKey[GoblinSettings]()
@@ -70,8 +71,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--goblin-threshold", metavar="FLOAT", default=None,
                     help="fail a workload when a patch is faster by more than this fraction "
                          f"(default {DEFAULT_THRESHOLD}).")
-    group.addoption("--goblin-backend", choices=BACKENDS, default=None,
-                    help="who drives the audit; auto = planner when no API key is set.")
+    group.addoption("--goblin-backend", metavar="NAME", default=None,
+                    help="who drives the audit: auto, planner, claude, qwen, or a name a "
+                         "pytest_goblin_make_backend plugin builds; auto = planner when no API "
+                         "key is set.")
     group.addoption("--goblin-json", metavar="PATH", default=None,
                     help="write the JSON report here (atomically).")
     group.addoption("--goblin-kb", metavar="DIR", action="append", default=None,
@@ -115,6 +118,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--goblin-layers", metavar="N", default=None,
                     help="measure N decoder layers (and 1) and extrapolate the full model's step "
                          "time; a workload's goblin.layers wins.")
+    group.addoption("--goblin-no-cache", action="store_true", default=False,
+                    help="audit every workload afresh instead of reusing an earlier run's "
+                         "projected audit of unchanged inputs.")
 
     parser.addini("goblin_fake", "use the analytic model (like --goblin-fake)", type="bool",
                   default=False)
@@ -153,9 +159,10 @@ def build(config: pytest.Config) -> GoblinSettings:
     threshold = _parse_threshold(str(threshold_raw))
     backend = str(_first(opt.goblin_backend, env.get("GOBLIN_AGENT_BACKEND"),
                          config.getini("goblin_backend")))
-    if backend not in BACKENDS:
+    if backend not in BACKENDS and not config.hook.pytest_goblin_make_backend.get_hookimpls():
         raise pytest.UsageError(
-            f"goblin backend {backend!r} is not one of {', '.join(BACKENDS)}"
+            f"goblin backend {backend!r} is not one of {', '.join(BACKENDS)} (and no plugin "
+            "implements pytest_goblin_make_backend)"
         )
     fake_env = env.get("GOBLIN_FAKE")
     fake = bool(_first(opt.goblin_fake, _env_bool(fake_env), config.getini("goblin_fake")))
@@ -188,6 +195,7 @@ def build(config: pytest.Config) -> GoblinSettings:
         save=_run_name(opt.goblin_save, "--goblin-save"),
         compare=_run_name(compare, "--goblin-compare"),
         compare_fail=compare_fail,
+        no_cache=bool(opt.goblin_no_cache),
         **_measure_settings(config),
     )
 

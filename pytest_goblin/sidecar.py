@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from pytest_goblin import safe_yaml
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.schemas import WorkloadSettings
 
@@ -63,7 +64,7 @@ def load_sidecar(path: Path, display: str) -> Sidecar:
         return Sidecar()
     shown = str(PurePosixPath(display).with_name(location.name))
     try:
-        data = yaml.safe_load(location.read_text(encoding="utf-8")) or {}
+        data = safe_yaml.load(location.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise WorkloadError(shown, f"cannot read the sidecar: {exc}") from None
     if not isinstance(data, dict):

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pytest_goblin import formats
+from pytest_goblin import formats, safe_yaml
 from pytest_goblin.errors import NotAWorkload, WorkloadError
 from pytest_goblin.formats import hf_script, native
 from pytest_goblin.formats.base import Format, Reading, Unpatchable, apply_edits, sidecar_hint
@@ -33,8 +33,6 @@ NOT_A_WORKLOAD = (
     "not a workload: expected a goblin workload (a mapping with `model` or `model_name`) or a "
     f"config of one of: {formats.names()}"
 )
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader when PyYAML was built with it: same semantics, much faster."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
                 display, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
     try:
-        return yaml.load(text, Loader=_SAFE_LOADER)
+        return safe_yaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -4,11 +4,13 @@ grouped-query attention, SwiGLU MLP, the block, the model.
 The torch runner trains this network with the dims of the workload's
 architecture (``ModelArch``) and random weights: throughput depends on the
 shapes and the kernels, not on the values. It follows the Hugging Face Llama
-implementation (https://github.com/huggingface/transformers/blob/main/src/transformers/models/llama/modeling_llama.py)
-in what it computes and nanoGPT
-(https://github.com/karpathy/nanoGPT/blob/master/model.py) in how it is written. The model is built on the meta device and materialised
-directly on the target device (``build``), so an 8B model never makes a round
-trip through host memory.
+implementation in what it computes and nanoGPT in how it is written:
+
+- https://github.com/huggingface/transformers/blob/main/src/transformers/models/llama/modeling_llama.py
+- https://github.com/karpathy/nanoGPT/blob/master/model.py
+
+The model is built on the meta device and materialised directly on the target
+device (``build``), so an 8B model never makes a round trip through host memory.
 """
 
 from __future__ import annotations

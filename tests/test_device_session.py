@@ -1,4 +1,4 @@
-"""The DeviceSession's worker processes on the CPU: reuse, restarts, timeouts, OOM, locks."""
+"""The DeviceSession's worker processes on the CPU: reuse, restarts, OOM, locks, shutdown."""
 
 from __future__ import annotations
 

@@ -74,19 +74,21 @@ async def run_audit(
     ``usage`` (backend turns, tokens, estimated cost).
     """
     meter = _Meter()
+    secrets = environment_secrets()
     try:
         backend = backend or make_backend(context.backend, system_prompt=SYSTEM_PROMPT,
-                                          model=context.model, base_url=context.base_url)
+                                          model=context.model, base_url=context.base_url,
+                                          plugins=context.backend_factory)
     except Exception as exc:
-        yield _error(_describe(exc), meter)
+        yield _error(_describe(exc), meter, secrets)
         return
     state = AuditState(context=context, workload=workload)
     backend.add_user_message(f"Audit this fine-tuning workload: {workload.source.display_path}")
     try:
-        async for event in _drive(backend, state, meter):
+        async for event in _drive(backend, state, meter, secrets):
             yield event
     except Exception as exc:
-        yield _error(_describe(exc), meter)
+        yield _error(_describe(exc), meter, secrets)
 
 
 def _describe(exc: Exception) -> str:
@@ -94,15 +96,17 @@ def _describe(exc: Exception) -> str:
     return str(exc) if isinstance(exc, GoblinError) else f"{type(exc).__name__}: {exc}"
 
 
-def _error(message: str, meter: _Meter) -> AuditEvent:
+def _error(message: str, meter: _Meter, secrets: tuple[str, ...]) -> AuditEvent:
     return AuditEvent(type="error", data={
-        "message": redact_known(message, environment_secrets()), "usage": meter.dump(),
+        "message": redact_known(message, secrets), "usage": meter.dump(),
     })
 
 
 async def _drive(
-    backend: Backend, state: AuditState, meter: _Meter
+    backend: Backend, state: AuditState, meter: _Meter, secrets: tuple[str, ...]
 ) -> AsyncIterator[AuditEvent]:
+    """The turns of one audit; ``secrets`` (the environment's, read once per audit) never
+    reach the backend."""
     schemas = tools.tool_schemas()
     results: list[dict[str, Any]] = []
     for _ in range(MAX_STEPS):
@@ -112,7 +116,7 @@ async def _drive(
             if text:
                 yield AuditEvent(type="thought", data={"text": text})
         for call in turn.tool_calls:
-            for event in _execute(backend, state, call, results):
+            for event in _execute(backend, state, call, results, secrets):
                 yield event
         if turn.stop_reason == "end_turn" or not turn.tool_calls:
             break
@@ -125,11 +129,12 @@ async def _drive(
     message = (failures[-1] if failures else
                "audit ended without a report (no compare_runs, and not enough benchmarks "
                "and patches to synthesise one)")
-    yield _error(message, meter)
+    yield _error(message, meter, secrets)
 
 
 def _execute(
-    backend: Backend, state: AuditState, call: ToolCall, results: list[dict[str, Any]]
+    backend: Backend, state: AuditState, call: ToolCall, results: list[dict[str, Any]],
+    secrets: tuple[str, ...],
 ) -> list[AuditEvent]:
     result = (ToolResult(ok=False, error=f"{call.name or 'tool call'}: {call.error}")
               if call.error else tools.call(state, call.name, call.input))
@@ -137,7 +142,7 @@ def _execute(
              "error": result.error}
     results.append(entry)
     content = json.dumps(result.result, default=str) if result.ok else (result.error or "failed")
-    content = redact_known(content, environment_secrets())
+    content = redact_known(content, secrets)
     backend.add_tool_result(call.id, call.name, content, not result.ok)
     return [
         AuditEvent(type="tool_call", data={"id": call.id, "name": call.name, "input": call.input}),
@@ -194,12 +199,17 @@ def _compare(state: AuditState, args: tools.CompareRunsArgs) -> Report | None:
 
 @dataclass
 class AuditOutcome:
-    """A finished audit: the report, or the error, and every event on the way."""
+    """A finished audit: the report, or the error, and every event on the way.
+
+    ``cached`` means the report was reused from an earlier run's identical audit
+    (``pytest_goblin.cache``): nothing ran, so there are no events or usage.
+    """
 
     report: Report | None = field(repr=False)
     error: str | None
     events: list[AuditEvent] = field(default_factory=list, repr=False)
     usage: AuditUsage = field(default_factory=AuditUsage)
+    cached: bool = False
 
 
 def audit(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pytest_goblin.schemas import DeviceInfo, Patch, Report, RunMetrics, WorkloadConfig
 
 if TYPE_CHECKING:
+    from pytest_goblin.agent.backends import BackendFactory
     from pytest_goblin.kb.loader import KnowledgeBase, MatchResult
     from pytest_goblin.workload import Workload
 
@@ -36,6 +37,8 @@ class AuditContext:
     ignore: frozenset[str] = frozenset()
     model: str | None = None
     base_url: str | None = None
+    backend_factory: BackendFactory | None = None
+    """Asked for the backend before the built-in ones (the make-backend plugin hook)."""
 
     @property
     def platform(self) -> str:

@@ -467,13 +467,18 @@ TOOL_BY_NAME: dict[str, Tool] = {tool.name: tool for tool in ALL_TOOLS}
 
 
 @functools.lru_cache(maxsize=1)
-def _schemas() -> tuple[dict[str, Any], ...]:
-    return tuple(tool.schema() for tool in ALL_TOOLS)
+def _schemas() -> str:
+    return json.dumps([tool.schema() for tool in ALL_TOOLS])
 
 
 def tool_schemas() -> list[dict[str, Any]]:
-    """The tools as a model sees them; generated from the argument models once per process."""
-    return copy.deepcopy(list(_schemas()))
+    """The tools as a model sees them; generated from the argument models once per process.
+
+    Each caller gets its own copy (decoded from JSON: several times faster than a
+    deep copy, and every audit asks).
+    """
+    result: list[dict[str, Any]] = json.loads(_schemas())
+    return result
 
 
 def _repair(args: dict[str, Any], model: type[_Args]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pytest_goblin.report.summary import (
     show_value,
     speedup_text,
     tokens_text,
+    verdict_key,
 )
 from pytest_goblin.schemas import RunMetrics, WorkloadResult
 
@@ -51,6 +52,7 @@ td a {{ overflow-wrap: anywhere; }}
 td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .passed {{ color: #1a7f37; }} .failed {{ color: #cf222e; font-weight: 600; }}
 .error {{ color: #9a6700; font-weight: 600; }} .skipped {{ color: #57606a; }}
+.accepted {{ color: #8250df; }} .inconclusive {{ color: #9a6700; }}
 details {{ border: 1px solid #d0d7de; border-radius: 6px; padding: 6px 10px; margin: 8px 0; }}
 summary {{ cursor: pointer; }}
 pre {{ background: #f6f8fa; padding: 8px; overflow-x: auto; font-size: 12.5px; }}
@@ -218,7 +220,7 @@ def _summary_table(results: Sequence[WorkloadResult]) -> str:
             "</td>",
             f'<td class="num">{tokens_text(patched_tokens(r))}</td>',
             f'<td class="num">{escape(speedup_text(r))}</td>',
-            f'<td class="{r.outcome}">{escape(r.outcome)}</td>',
+            f'<td class="{verdict_key(r)}">{escape(verdict_key(r))}</td>',
             f"<td>{escape(', '.join(rule.id for rule in r.rules) or '-')}</td>",
         ]
         if with_history:
@@ -246,7 +248,8 @@ def _workload(result: WorkloadResult) -> str:
     why = result.error if result.outcome == "error" and result.error else result.reason
     parts = [
         f'<details id="{_anchor(result)}"{opened}><summary><b>{escape(result.name)}</b> '
-        f'<span class="{result.outcome}">{escape(result.outcome)}</span>: {escape(why)}</summary>',
+        f'<span class="{verdict_key(result)}">{escape(verdict_key(result))}</span>: '
+        f'{escape(why)}</summary>',
         f"<p><code>{escape(result.path)}</code></p>",
     ]
     if result.baseline is not None:

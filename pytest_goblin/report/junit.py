@@ -27,6 +27,8 @@ def properties(result: WorkloadResult) -> list[tuple[str, str]]:
         ("goblin_speedup_ci_high", f"{result.speedup_ci[1]:.4f}" if result.speedup_ci else None),
         ("goblin_rules", ",".join(rule.id for rule in result.rules) or None),
         ("goblin_error", result.error),
+        ("goblin_accepted_until", result.accepted.until.isoformat() if result.accepted else None),
+        ("goblin_accepted_reason", result.accepted.reason if result.accepted else None),
     ]
     for check in result.budgets:
         props.append((f"goblin_budget_{check.key}",

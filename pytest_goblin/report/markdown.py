@@ -32,6 +32,7 @@ from pytest_goblin.report.summary import (
     show_value,
     speedup_text,
     tokens_text,
+    verdict_key,
 )
 from pytest_goblin.schemas import WorkloadResult
 
@@ -42,6 +43,8 @@ VERDICT = {
     "failed": "❌ failed",
     "error": "⚠️ error",
     "skipped": "⏭️ skipped",
+    "accepted": "☑️ accepted gap (xfail)",
+    "inconclusive": "❔ inconclusive",
 }
 _CELL_SPECIALS = re.compile(r"([\\`*_\[\]<>|&~])")
 
@@ -77,7 +80,7 @@ def _table(results: Sequence[WorkloadResult]) -> list[str]:
             tokens_text(r.baseline.tokens_per_sec if r.baseline else None),
             tokens_text(patched_tokens(r)),
             speedup_text(r),
-            _verdict(r.outcome),
+            _verdict(verdict_key(r)),
         ]
         if with_history:
             cells.append(_cell(_history_cell(r)))
@@ -104,7 +107,7 @@ def _history_cell(result: WorkloadResult) -> str:
 def _details(result: WorkloadResult) -> list[str]:
     """One collapsible section: blank lines around the Markdown inside, as GFM needs."""
     why = result.error if result.outcome == "error" and result.error else result.reason
-    summary = (f"{_verdict(result.outcome)} <b>{html.escape(result.name)}</b> "
+    summary = (f"{_verdict(verdict_key(result))} <b>{html.escape(result.name)}</b> "
                f"(<code>{html.escape(result.path)}</code>): {html.escape(why)}")
     lines = ["<details>", f"<summary>{summary}</summary>", ""]
     if result.outcome == "error":

@@ -9,8 +9,9 @@ from typing import Any
 
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult
 
-OUTCOME_ORDER = ("failed", "error", "passed", "skipped")
-OUTCOME_WORDS = {"failed": "failed", "error": "errors", "passed": "passed", "skipped": "skipped"}
+OUTCOME_ORDER = ("failed", "error", "accepted", "inconclusive", "passed", "skipped")
+OUTCOME_WORDS = {"failed": "failed", "error": "errors", "accepted": "accepted",
+                 "inconclusive": "inconclusive", "passed": "passed", "skipped": "skipped"}
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,23 @@ def device_label(device: DeviceInfo | None) -> str:
     return f"{device.name} (simulated)" if device.kind == "simulated" else device.name
 
 
+def verdict_key(result: WorkloadResult) -> str:
+    """The outcome a reader should see: ``accepted`` for a gap its ``goblin.accept`` covers
+    (xfail), ``inconclusive`` for a pass without confidence, else the outcome itself."""
+    if result.accepted is not None:
+        return "accepted"
+    if result.inconclusive and result.outcome == "passed":
+        return "inconclusive"
+    return result.outcome
+
+
 def counts_text(results: Sequence[WorkloadResult]) -> str:
     """``3 failed, 2 passed`` in pytest's order; ``no workloads`` for none."""
-    outcomes = [*OUTCOME_ORDER, *sorted({r.outcome for r in results} - set(OUTCOME_ORDER))]
+    keys = [verdict_key(r) for r in results]
+    outcomes = [*OUTCOME_ORDER, *sorted(set(keys) - set(OUTCOME_ORDER))]
     parts = []
     for outcome in outcomes:
-        count = sum(1 for r in results if r.outcome == outcome)
+        count = keys.count(outcome)
         if count:
             word = OUTCOME_WORDS.get(outcome, outcome)
             parts.append(f"{count} {'error' if word == 'errors' and count == 1 else word}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from pytest_goblin.report.summary import RunInfo, verdict_key
 from pytest_goblin.schemas import AuditUsage, DeviceInfo, WorkloadResult
 
 if TYPE_CHECKING:
@@ -34,25 +36,92 @@ def header_line(device: DeviceInfo | None, backend: str, threshold: float, fake:
     )
 
 
-def summary_table(results: Sequence[WorkloadResult]) -> str:
-    """One row per workload: name, baseline and patched tok/s, speedup, verdict, rules."""
-    rows = []
-    for r in results:
-        speedup = "-" if r.speedup is None else f"{r.speedup:.2f}×"
-        if r.speedup_ci:
-            speedup += f" [{r.speedup_ci[0]:.2f}, {r.speedup_ci[1]:.2f}]"
-        rows.append([
-            r.name,
-            _tok(r.baseline.tokens_per_sec if r.baseline else None),
-            _tok(r.patched.tokens_per_sec if r.patched and r.patch else None),
-            speedup,
-            r.outcome.upper() if r.outcome != "passed" else "passed",
-            _agent(r.usage),
-            ", ".join(rule.id for rule in r.rules) or "-",
-        ])
-    headers = ["workload", "baseline tok/s", "patched tok/s", "speedup", "verdict", "agent",
-               "rules"]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+VERDICT_CELLS = {
+    "passed": "✓ passed",
+    "inconclusive": "? inconclusive",
+    "failed": "✗ FAILED",
+    "accepted": "x accepted",
+    "error": "! ERROR",
+    "skipped": "- SKIPPED",
+}
+"""The verdict column: a symbol, then the outcome (capitals for what needs a look)."""
+
+COLUMNS = ("workload", "baseline tok/s", "patched tok/s", "speedup", "verdict", "agent", "rules")
+FOLD_ORDER = ("agent", "patched tok/s", "rules", "baseline tok/s")
+"""What gives way on a narrow terminal, in order; the rules wrap before they go."""
+
+
+def summary_table(results: Sequence[WorkloadResult], width: int | None = None) -> str:
+    """One row per workload: name, baseline and patched tok/s, speedup, verdict, agent, rules.
+
+    With ``width`` (the terminal's), a table too wide for it folds: columns
+    are left out in ``FOLD_ORDER`` until it fits — after each, while the rules
+    are still shown, wrapping them between rule ids is tried first — and a last
+    line says what was left out. Workload, speedup and verdict always stay.
+    """
+    rows = [_cells(r) for r in results]
+    shown = list(COLUMNS)
+    table = _render(shown, rows)
+    left_out = []
+    for column in FOLD_ORDER:
+        if width is None or _width(table) <= width:
+            break
+        shown.remove(column)
+        left_out.append(column)
+        table = _render(shown, rows)
+        if "rules" in shown and _width(table) > width:
+            others = _width(_render([c for c in shown if c != "rules"], rows))
+            wrapped = _render(shown, rows, rules_room=width - others - 2)
+            if _width(wrapped) <= width:
+                table = wrapped
+                break
+    if left_out:
+        table += f"\n(left out to fit {width} columns: {', '.join(left_out)})"
+    return table
+
+
+def _cells(r: WorkloadResult) -> dict[str, Any]:
+    speedup = "-" if r.speedup is None else f"{r.speedup:.2f}×"
+    if r.speedup_ci:
+        speedup += f" [{r.speedup_ci[0]:.2f}, {r.speedup_ci[1]:.2f}]"
+    return {
+        "workload": r.name,
+        "baseline tok/s": _tok(r.baseline.tokens_per_sec if r.baseline else None),
+        "patched tok/s": _tok(r.patched.tokens_per_sec if r.patched and r.patch else None),
+        "speedup": speedup,
+        "verdict": VERDICT_CELLS.get(verdict_key(r), r.outcome),
+        "agent": "cached" if r.cached else _agent(r.usage),
+        "rules": [rule.id for rule in r.rules],
+    }
+
+
+def _render(columns: Sequence[str], rows: Sequence[dict[str, Any]],
+            rules_room: int | None = None) -> str:
+    """The table of ``columns``; with ``rules_room``, rule ids wrap to lines that long."""
+    body = [[_rules_cell(row[c], rules_room) if c == "rules" else row[c] for c in columns]
+            for row in rows]
+    return tabulate(body, headers=list(columns), tablefmt="simple", disable_numparse=True)
+
+
+def _rules_cell(ids: Sequence[str], room: int | None) -> str:
+    """Rule ids joined by commas; with ``room``, broken into lines between ids."""
+    if not ids:
+        return "-"
+    if room is None:
+        return ", ".join(ids)
+    lines = [""]
+    for index, rule_id in enumerate(ids):
+        piece = rule_id + ("," if index < len(ids) - 1 else "")
+        joined = f"{lines[-1]} {piece}" if lines[-1] else piece
+        if lines[-1] and len(joined) > room:
+            lines.append(piece)
+        else:
+            lines[-1] = joined
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
 
 
 def _agent(usage: AuditUsage | None) -> str:
@@ -71,8 +140,13 @@ def _count(tokens: int) -> str:
     return f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
 
 
-def advisories_text(results: Sequence[WorkloadResult]) -> str:
-    """Advice that no config change expresses, once per rule, with the workloads it concerns."""
+def advisories_text(results: Sequence[WorkloadResult], width: int | None = None) -> str:
+    """Advice that no config change expresses, once per rule, with the workloads it concerns.
+
+    In full (``width`` None, what ``-v`` shows) each advisory gives its whole
+    advice and its citations. With ``width`` each is one line cut to it, a long
+    list of workloads becomes their count, and a last line says how to see more.
+    """
     seen: dict[str, tuple[Any, list[str]]] = {}
     for result in results:
         for advisory in result.advisories:
@@ -80,9 +154,34 @@ def advisories_text(results: Sequence[WorkloadResult]) -> str:
     lines = []
     for advisory, names in seen.values():
         who = "all workloads" if len(names) == len(results) > 1 else ", ".join(names)
-        lines.append(f"advisory {advisory.id} ({who}): {advisory.advice}")
-        lines.extend(f"    {url}" for url in advisory.citation)
+        if width is not None and len(who) > width // 3:
+            who = f"{len(names)} workloads"
+        line = f"advisory {advisory.id} ({who}): {advisory.advice}"
+        if width is None:
+            lines.append(line)
+            lines.extend(f"    {url}" for url in advisory.citation)
+        else:
+            lines.append(line if len(line) <= width else line[:width - 1] + "…")
+    if lines and width is not None:
+        lines.append("(-v shows each advisory in full, with the workloads and citations)")
     return "\n".join(lines)
+
+
+def outcome_line(results: Sequence[WorkloadResult], info: RunInfo) -> str:
+    """The section's closing line: ``goblin: 3 failed, 2 passed, 0 inconclusive, 0 errors
+    (projected on AMD Instinct MI300X (simulated))``.
+
+    The four counts are always there, in this order; accepted gaps (xfail) and
+    skipped workloads follow when there are any. Counted from the results'
+    ``verdict_key``, so inconclusive passes and accepted gaps are not passed or failed.
+    """
+    counts = Counter(verdict_key(r) for r in results)
+    errors = counts["error"]
+    parts = [f"{counts['failed']} failed", f"{counts['passed']} passed",
+             f"{counts['inconclusive']} inconclusive", f"{errors} error{'' if errors == 1 else 's'}"]
+    parts += [f"{counts[key]} {key}" for key in ("accepted", "skipped") if counts[key]]
+    how = "projected" if info.projected else "measured"
+    return f"goblin: {', '.join(parts)} ({how} on {_device_label(info.device)})"
 
 
 def failure_text(result: WorkloadResult) -> str:
@@ -213,3 +312,13 @@ def _field_lines(name: str, text: str) -> list[str]:
         lines.extend(textwrap.wrap(paragraph, width=100 - len(head), break_long_words=False,
                                    break_on_hyphens=False))
     return [(head if i == 0 else pad) + line for i, line in enumerate(lines)]
+
+
+def cache_line(results: Sequence[WorkloadResult]) -> str | None:
+    """How many audits were reused from the audit cache, when any were (the header's third line:
+    it stays when a narrow terminal folds the agent column and its ``cached`` cells)."""
+    cached = sum(r.cached for r in results)
+    if not cached:
+        return None
+    return (f"cache: {cached} of {len(results)} audits reused from an earlier run with the same "
+            "inputs (--goblin-no-cache audits afresh)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -56,6 +56,11 @@ class Backend(Protocol):
     def add_tool_result(
         self, tool_call_id: str, name: str, content: str, is_error: bool
     ) -> None: ...
+
+
+BackendFactory = Callable[[str, str, str | None, str | None], Backend | None]
+"""Builds the backend for a resolved name (name, system prompt, model, base URL), or None
+to leave it to the built-in ones: how the ``pytest_goblin_make_backend`` hook reaches here."""
 
 
 class BackendUnavailable(GoblinError):
@@ -170,21 +175,28 @@ def ensure_available(requested: str) -> None:
 
 
 def make_backend(
-    requested: str, system_prompt: str, model: str | None = None, base_url: str | None = None
+    requested: str, system_prompt: str, model: str | None = None, base_url: str | None = None,
+    plugins: BackendFactory | None = None,
 ) -> Backend:
-    """Build the backend for ``requested`` (auto, planner, claude, qwen).
+    """Build the backend for ``requested`` (auto, planner, claude, qwen, or a plugin's name).
 
     ``base_url`` is the qwen backend's OpenAI-compatible server; claude takes
-    its server from the SDK's own ``ANTHROPIC_BASE_URL``.
+    its server from the SDK's own ``ANTHROPIC_BASE_URL``. ``plugins`` is asked
+    first, with ``auto`` resolved; the built-in backends build what it leaves.
     """
     name = resolve_name(requested, base_url)
+    if plugins is not None:
+        backend = plugins(name, system_prompt, model, base_url)
+        if backend is not None:
+            return backend
     if name == "planner":
         from pytest_goblin.agent.backends.planner import PlannerBackend
 
         return PlannerBackend(system_prompt=system_prompt)
     if name not in AVAILABLE:
+        unbuilt = " (no pytest_goblin_make_backend plugin built it)" if plugins else ""
         raise BackendUnavailable(
-            f"unknown audit backend {name!r}; use one of auto, {', '.join(AVAILABLE)}"
+            f"unknown audit backend {name!r}{unbuilt}; use one of auto, {', '.join(AVAILABLE)}"
         )
     ensure_available(name)
     if name == "claude":

@@ -1,0 +1,87 @@
+"""Reading YAML that nobody vetted: workload files, sidecars and rule packs.
+
+``yaml.safe_load`` already builds plain data only (a ``!!python/object`` tag is
+an error, never a constructor call), and libyaml caps nesting at 1,000 levels.
+What it allows is an alias bomb ("billion laughs"): nine anchors, each a list of
+ten aliases of the one before, load in microseconds as shared objects, but
+every walker after the loader (pydantic, redaction, ``json.dumps``) expands them
+to a billion values and never returns. So the node graph is measured before
+anything is constructed: aliases may repeat a bounded number of nodes, and an
+alias inside its own anchor (a recursive structure) is refused.
+
+No supported format needs anchors, but people do write them to share a block
+(``<<: *defaults``), and that stays well within the bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import yaml
+
+MAX_ALIAS_NODES: Final = 10_000
+"""How many nodes aliases may add to a document beyond the nodes written out."""
+
+_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it: same semantics, much faster."""
+
+
+class UnsafeYaml(yaml.YAMLError):
+    """A document whose aliases would expand it beyond reason, or into itself."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+def load(text: str) -> Any:
+    """The document's data, as ``yaml.safe_load`` gives it; YAMLError when it is not
+    YAML or is an alias bomb (``UnsafeYaml``)."""
+    loader = _LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse a graph whose expanded tree exceeds its distinct nodes by MAX_ALIAS_NODES.
+
+    Walked without recursion (a document may nest 1,000 levels); each distinct
+    node's expanded size is computed once, so a bomb is measured, not expanded.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] - len(sizes) > MAX_ALIAS_NODES:
+                raise UnsafeYaml(
+                    f"aliases repeat more than {MAX_ALIAS_NODES:,} nodes (an alias bomb?); "
+                    "write the repeated values out", node.start_mark)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise UnsafeYaml("an alias refers to the anchor it is inside (a recursive "
+                             "structure); workloads are trees", node.start_mark)
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
