@@ -1,0 +1,161 @@
+"""Confirming a patch's win by measurement the harness controls, not the agent.
+
+The agent proposes; this module decides how sure we are. Baseline (A) and
+patched (B) are run in alternating rounds on the same device — A B, then B A,
+so that neither arm always runs first — and window i of one arm is paired
+with window i of the other, which ran moments apart and saw the same drift.
+After each round the paired bootstrap gives the speedup's interval:
+
+- failed: the interval's lower bound is above 1 + threshold;
+- passed: its upper bound is below 1 + threshold;
+- inconclusive: it straddles the bar — sample another round, up to
+  ``max_rounds`` or the time budget; still inconclusive at the end passes with
+  a visible warning (``strict`` makes it fail).
+
+A projected runner has one number per run and no noise: one round, and the
+interval is the point. The patched arm only counts if training still works:
+finite losses, and a final loss within ``loss_tolerance`` of the baseline's.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from pytest_goblin.schemas import RunMetrics, WorkloadConfig
+from pytest_goblin.stats import SpeedupEstimate, paired_speedup
+
+Decision = Literal["failed", "passed", "inconclusive"]
+
+
+class Runner(Protocol):
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics: ...
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    """How hard to look before deciding (from --goblin-max-repeats and friends)."""
+
+    threshold: float
+    min_rounds: int = 2
+    max_rounds: int = 6
+    time_budget_s: float | None = None
+    loss_tolerance: float = 0.05
+    strict: bool = False
+
+
+@dataclass
+class Confirmation:
+    """What the paired measurement concluded."""
+
+    decision: Decision
+    reason: str
+    estimate: SpeedupEstimate | None
+    rounds: int
+    baseline_runs: list[RunMetrics] = field(default_factory=list)
+    patched_runs: list[RunMetrics] = field(default_factory=list)
+    rejected: str | None = None
+    inconclusive: bool = False
+
+
+def classify(estimate: SpeedupEstimate, threshold: float) -> Decision:
+    """Where the interval lies against the bar 1 + threshold."""
+    bar = 1.0 + threshold
+    low, high = estimate.ci
+    if low > bar:
+        return "failed"
+    if high < bar:
+        return "passed"
+    if low == high:  # a point exactly on the bar is not above it
+        return "passed"
+    return "inconclusive"
+
+
+def _tail_mean(losses: Sequence[float]) -> float:
+    tail = losses[-max(1, len(losses) // 3):]
+    return statistics.fmean(tail)
+
+
+def loss_problem(baseline: RunMetrics, patched: RunMetrics, tolerance: float) -> str | None:
+    """Why the patched run does not count as training the same model, or None.
+
+    Both arms train from the same seed on the same data, so their late losses
+    should agree closely; a patch that diverges or overflows is not a win.
+    """
+    if not patched.losses or not baseline.losses:
+        return None
+    if not all(math.isfinite(x) for x in patched.losses):
+        return "patched run produced a non-finite loss (overflow or divergence)"
+    base, new = _tail_mean(baseline.losses), _tail_mean(patched.losses)
+    if base and abs(new - base) / abs(base) > tolerance:
+        return (f"patched run's final loss {new:.4f} differs from the baseline's {base:.4f} "
+                f"by more than {tolerance:.0%}")
+    return None
+
+
+def confirm(
+    runner: Runner,
+    baseline: WorkloadConfig,
+    patched: WorkloadConfig,
+    steps: int,
+    policy: SamplingPolicy,
+    clock: Callable[[], float] = time.monotonic,
+) -> Confirmation:
+    """Measure baseline and patched in alternating rounds until the verdict is clear."""
+    started = clock()
+    result = Confirmation(decision="inconclusive", reason="", estimate=None, rounds=0)
+    a_samples: list[float] = []
+    b_samples: list[float] = []
+    for round_index in range(policy.max_rounds):
+        if round_index % 2 == 0:
+            a_run, b_run = runner.run(baseline, steps), runner.run(patched, steps)
+        else:
+            b_run = runner.run(patched, steps)
+            a_run = runner.run(baseline, steps)
+        result.baseline_runs.append(a_run)
+        result.patched_runs.append(b_run)
+        result.rounds = round_index + 1
+        problem = loss_problem(a_run, b_run, policy.loss_tolerance)
+        if problem:
+            result.decision, result.rejected = "passed", problem
+            result.reason = f"patch rejected: {problem}"
+            return result
+        pairs = min(len(a_run.samples), len(b_run.samples)) or 1
+        a_samples += (a_run.samples or [a_run.tokens_per_sec])[:pairs]
+        b_samples += (b_run.samples or [b_run.tokens_per_sec])[:pairs]
+        result.estimate = paired_speedup(a_samples, b_samples)
+        result.decision = classify(result.estimate, policy.threshold)
+        if a_run.projected:
+            break
+        out_of_time = (policy.time_budget_s is not None
+                       and clock() - started >= policy.time_budget_s)
+        if result.decision != "inconclusive" and result.rounds >= policy.min_rounds:
+            break
+        if out_of_time:
+            break
+    result.reason = _reason(result, policy)
+    if result.decision == "inconclusive":
+        result.inconclusive = True
+        result.decision = "failed" if policy.strict else "passed"
+    return result
+
+
+def _reason(result: Confirmation, policy: SamplingPolicy) -> str:
+    assert result.estimate is not None
+    est = result.estimate
+    bar = 1.0 + policy.threshold
+    interval = f"{est.speedup:.3f}× [{est.ci[0]:.3f}, {est.ci[1]:.3f}]"
+    if est.ci[0] == est.ci[1]:
+        interval = f"{est.speedup:.3f}×"
+    where = {
+        "failed": f"above the {bar:.2f}× bar",
+        "passed": f"below the {bar:.2f}× bar",
+        "inconclusive": f"straddles the {bar:.2f}× bar after {result.rounds} rounds"
+                        + (" (--goblin-strict: counted as a failure)" if policy.strict else
+                           " (passed with a warning; --goblin-strict fails it)"),
+    }[result.decision]
+    return f"speedup {interval} from {est.n} paired windows, {where}"
