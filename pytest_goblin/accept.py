@@ -13,7 +13,8 @@ speedup, the same number the verdict holds against the threshold — exceeds
 ``max_speedup``; noise inside the interval is not growth. While it holds, the
 item is xfail; after the date or once the gap has grown, it fails again and
 says which, naming the file and the field. It covers only the patch's gap: a
-missed budget or a regression against a saved run still fails the item.
+missed budget or a regression against a saved run still fails the item. Once
+no patch beats the threshold (with confidence), a note says to remove it.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ def evidence(result: WorkloadResult) -> float | None:
 
 def review(result: WorkloadResult, acceptance: Acceptance | None, today: date) -> Review:
     """Whether ``acceptance`` turns this result's failure into an xfail on ``today``."""
-    if acceptance is None:
+    if acceptance is None or result.outcome not in ("passed", "failed"):
         return Review()
-    if result.outcome != "failed":
+    if result.outcome == "passed":
+        if result.inconclusive:
+            return Review()
         expired = (f"it expired on {acceptance.until.isoformat()} and "
                    if today > acceptance.until else "")
         return Review(notes=[f"goblin.accept is no longer needed: {expired}no patch beats the "

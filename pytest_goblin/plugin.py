@@ -9,6 +9,7 @@ imported (pydantic, the knowledge base and the runners load on first use).
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -161,9 +162,10 @@ class GoblinSession:
         self.report: SessionReport | None = None
         given = config.args_source == pytest.Config.ArgsSource.ARGS
         self._explicit = [
-            (settings.invocation_dir / arg.split("::", 1)[0]).resolve()
+            _real_path(settings.invocation_dir / arg.split("::", 1)[0])
             for arg in (config.args if given else [])
         ]
+        self._collected: dict[Path, Path] = {}
         self._writes_events = (settings.events_path is not None
                                and not hasattr(config, "workerinput"))
         if self._writes_events:
@@ -175,16 +177,27 @@ class GoblinSession:
         if file_path.suffix not in WORKLOAD_SUFFIXES:
             return None
         matched = any(fnmatch.fnmatch(file_path.name, p) for p in self.settings.patterns)
-        resolved = file_path.resolve()
+        resolved = _real_path(file_path)
         named = resolved in self._explicit
         under = any(resolved.is_relative_to(arg) for arg in self._explicit if arg.is_dir())
-        if not (matched or named or under):
+        # a file reached again through a symlinked directory (or a loop of them) is one workload
+        if not (matched or named or under) or self._collected.get(resolved, file_path) != file_path:
             return None
         from pytest_goblin.workload import may_hold_workload
 
         if not may_hold_workload(file_path, self.config.getini("python_files")):
             return None
+        self._collected[resolved] = file_path
         return WorkloadFile.from_parent(parent, path=file_path, matched=matched, named=named)
+
+    @pytest.hookimpl(wrapper=True, specname="pytest_collect_file")
+    def pytest_collect_file_of_scripts(self, file_path: Path) -> Iterator[None]:
+        """A training script named on the command line is ours alone: pytest's Python
+        collector would import it as a test module, running its module scope."""
+        collected = yield
+        if file_path.suffix == ".py" and _real_path(file_path) in self._collected:
+            return [node for node in collected if not isinstance(node, pytest.Module)]
+        return collected
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "goblin", None)
@@ -303,6 +316,12 @@ class GoblinSession:
                                     settings=self.settings, rootpath=self.config.rootpath,
                                     exitstatus=int(exitstatus))
         self.config.hook.pytest_goblin_report(report=self.report, config=self.config)
+
+
+def _real_path(path: Path) -> Path:
+    """The path with symlinks resolved; a symlink loop stays as it is (``Path.resolve``
+    raises on one)."""
+    return Path(os.path.realpath(path))
 
 
 class WorkloadFile(pytest.File):

@@ -22,8 +22,24 @@ import yaml
 MAX_ALIAS_NODES: Final = 10_000
 """How many nodes aliases may add to a document beyond the nodes written out."""
 
-_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader when PyYAML was built with it: same semantics, much faster."""
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, except that a date which does not exist (``2026-02-30``) stays the
+    string it is written as: the schema then refuses it naming its field, where PyYAML
+    would raise a bare ValueError out of the constructor."""
+
+
+def _timestamp(loader: Any, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 class UnsafeYaml(yaml.YAMLError):
@@ -38,7 +54,7 @@ class UnsafeYaml(yaml.YAMLError):
 def load(text: str) -> Any:
     """The document's data, as ``yaml.safe_load`` gives it; YAMLError when it is not
     YAML or is an alias bomb (``UnsafeYaml``)."""
-    loader = _LOADER(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:

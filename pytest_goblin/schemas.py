@@ -43,10 +43,12 @@ class WorkloadConfig(BaseModel):
     Keeps the seed's field names. A field the source leaves unset takes the
     real default of the framework that reads it (for the native format: the
     Hugging Face Trainer), and a value that cannot be known is ``unknown``:
-    never a "bad" default that would look like a finding.
+    never a "bad" default that would look like a finding. Sizes have upper
+    bounds far beyond any real run and floats must be finite, so an absurd
+    value is refused naming its field instead of being modelled.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     name: str | None = None
     model_name: str = "unknown"
@@ -56,25 +58,26 @@ class WorkloadConfig(BaseModel):
         "when absent, looked up from model_name.",
     )
     finetune: FinetuneType = "full"
-    batch_size: int = Field(default=8, ge=1, description="per-device micro-batch (HF default 8)")
-    grad_accum_steps: int = Field(default=1, ge=1)
-    seq_len: int = Field(default=1024, ge=1)
+    batch_size: int = Field(default=8, ge=1, le=65_536,
+                            description="per-device micro-batch (HF default 8)")
+    grad_accum_steps: int = Field(default=1, ge=1, le=65_536)
+    seq_len: int = Field(default=1024, ge=1, le=10_000_000)
     precision: Precision = "fp32"
     optimizer: str = "adamw_torch"
     attention_impl: AttentionImpl = "sdpa"
     gradient_checkpointing: bool = False
-    lora_rank: int | None = Field(default=None, ge=1)
+    lora_rank: int | None = Field(default=None, ge=1, le=65_536)
     lora_alpha: int | None = Field(default=None, ge=1)
     lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
     packing: bool = False
-    dataloader_workers: int = Field(default=0, ge=0)
+    dataloader_workers: int = Field(default=0, ge=0, le=1_024)
     dataloader_pin_memory: bool = True
-    dataloader_prefetch_factor: int | None = Field(default=None, ge=1)
+    dataloader_prefetch_factor: int | None = Field(default=None, ge=1, le=1_024)
     dataloader_persistent_workers: bool = False
     torch_compile: bool = False
     lr: float = Field(default=5e-5, gt=0)
     warmup_steps: int = Field(default=0, ge=0)
-    world_size: int = Field(default=1, ge=1)
+    world_size: int = Field(default=1, ge=1, le=1_000_000)
     strategy: Strategy = "single"
     env_vars: dict[str, str] = Field(default_factory=dict)
     extras: dict[str, Any] = Field(default_factory=dict)
@@ -147,7 +150,7 @@ class Acceptance(BaseModel):
     ``reason`` instead of failing (``pytest_goblin.accept`` decides).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     until: date = Field(description="last day the acceptance holds, written YYYY-MM-DD")
     reason: str = Field(min_length=1, description="why the gap is accepted: the xfail reason")
@@ -174,7 +177,7 @@ class Acceptance(BaseModel):
 class WorkloadSettings(BaseModel):
     """The per-workload plugin settings: the ``goblin:`` section of a workload file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     threshold: float | None = Field(default=None, gt=0)
     ignore: list[str] = Field(default_factory=list)

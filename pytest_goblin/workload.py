@@ -28,7 +28,10 @@ from pytest_goblin.sidecar import is_sidecar, load_sidecar
 
 WORKLOAD_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".py"})
 MAX_FILE_BYTES = 1_000_000
-"""Workload files are small; a bigger file is refused rather than parsed."""
+"""Workload files are small; a bigger file is refused before it is read."""
+MAX_DEPTH = 32
+"""Workload formats nest a few sections deep; data nested deeper is refused before any
+walker (validation, redaction, hashing) recurses into it."""
 NOT_A_WORKLOAD = (
     "not a workload: expected a goblin workload (a mapping with `model` or `model_name`) or a "
     f"config of one of: {formats.names()}"
@@ -65,43 +68,77 @@ def default_name(path: Path) -> str:
 
 
 def load_data(path: Path, display: str) -> tuple[str, Any]:
-    """The file's text and parsed content, or a WorkloadError that says why not."""
+    """The file's text and parsed content, or a WorkloadError that says why not.
+
+    The size is checked before anything is read, and at most one byte more than
+    the limit is ever read (a file that grows meanwhile is refused too).
+    """
     try:
-        raw = path.read_bytes()
+        size = path.stat().st_size
+        if size <= MAX_FILE_BYTES:
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_FILE_BYTES + 1)
+            size = len(raw)
     except OSError as exc:
         raise WorkloadError(display, f"cannot read file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise WorkloadError(display, f"file is {len(raw)} bytes; workloads are limited to 1 MB")
+    if size > MAX_FILE_BYTES:
+        raise WorkloadError(display, f"file is {size} bytes; workloads are limited to 1 MB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WorkloadError(display, f"not UTF-8 text (byte {exc.start})") from None
-    return text, parse_text(text, path.suffix, display)
+    data = parse_text(text, path.suffix, display) if text.strip() else None
+    if data is None:
+        raise WorkloadError(display, "file is empty")
+    return text, data
 
 
 def parse_text(text: str, suffix: str, display: str) -> Any:
-    """Parsed content: JSON, YAML (safe loader), or a Python syntax tree (never run)."""
-    if suffix == ".py":
-        try:
-            return ast.parse(text, filename=display)
-        except SyntaxError as exc:
-            raise WorkloadError(
-                display, f"invalid Python at line {exc.lineno}: {exc.msg}"
-            ) from None
-    if suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise WorkloadError(
-                display, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            ) from None
+    """Parsed content: JSON, YAML (safe loader), or a Python syntax tree (never run).
+
+    Data nested more than ``MAX_DEPTH`` levels is refused here, whichever parser
+    notices first (a parser's own recursion limit, or the check after it).
+    """
     try:
-        return safe_yaml.load(text)
+        if suffix == ".py":
+            return ast.parse(text, filename=display)
+        data = json.loads(text) if suffix == ".json" else safe_yaml.load(text)
+    except SyntaxError as exc:
+        raise WorkloadError(display, f"invalid Python at line {exc.lineno}: {exc.msg}") from None
+    except json.JSONDecodeError as exc:
+        raise WorkloadError(
+            display, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise WorkloadError(display, f"invalid YAML{where}: {problem}") from None
+    except (RecursionError, MemoryError):
+        raise WorkloadError(display, _too_deep()) from None
+    if _depth_exceeds(data, MAX_DEPTH):
+        raise WorkloadError(display, _too_deep())
+    return data
+
+
+def _too_deep() -> str:
+    return (f"nested more than {MAX_DEPTH} levels deep; a workload is a mapping with a few "
+            "nested sections")
+
+
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether lists and mappings nest more than ``limit`` levels (checked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = (value.values() if isinstance(value, dict)
+                    else value if isinstance(value, list) else ())
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def may_hold_workload(path: Path, test_module_globs: Sequence[str]) -> bool:
@@ -118,7 +155,8 @@ def may_hold_workload(path: Path, test_module_globs: Sequence[str]) -> bool:
     if path.name == "conftest.py" or any(fnmatch.fnmatch(path.name, g) for g in test_module_globs):
         return False
     try:
-        head = path.read_bytes()[:MAX_FILE_BYTES]
+        with path.open("rb") as handle:
+            head = handle.read(MAX_FILE_BYTES)
     except OSError:
         return False
     return any(name.encode() in head for name in hf_script.ARGS_CALLS)

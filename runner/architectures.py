@@ -14,18 +14,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ModelArch(BaseModel):
-    """Dims of a Llama-style decoder (RMSNorm, RoPE, GQA attention, gated MLP)."""
+    """Dims of a Llama-style decoder (RMSNorm, RoPE, GQA attention, gated MLP).
+
+    Each dim has an upper bound far beyond any published model, so that a typo
+    (a million layers) is refused naming its field instead of being modelled.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "custom"
-    layers: int = Field(gt=0)
-    hidden: int = Field(gt=0)
-    intermediate: int = Field(gt=0)
-    heads: int = Field(gt=0)
-    kv_heads: int | None = Field(default=None, gt=0)
-    vocab: int = Field(gt=0)
-    head_dim: int | None = Field(default=None, gt=0)
+    layers: int = Field(gt=0, le=10_000)
+    hidden: int = Field(gt=0, le=1_000_000)
+    intermediate: int = Field(gt=0, le=10_000_000)
+    heads: int = Field(gt=0, le=10_000)
+    kv_heads: int | None = Field(default=None, gt=0, le=10_000)
+    vocab: int = Field(gt=0, le=10_000_000)
+    head_dim: int | None = Field(default=None, gt=0, le=100_000)
     tied_embeddings: bool = False
     qkv_bias: bool = False
 

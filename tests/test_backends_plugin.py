@@ -132,6 +132,7 @@ def test_the_summary_shows_turns_tokens_and_estimated_cost_per_audit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GOBLIN_LLM_PRICE", "3,15")
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that the table keeps every column
     result = run_goblin(pytester, TUNED)
     result.stdout.fnmatch_lines([
         "workload*verdict*agent*rules",
@@ -140,8 +141,9 @@ def test_the_summary_shows_turns_tokens_and_estimated_cost_per_audit(
 
 
 def test_the_planner_reports_turns_and_no_tokens(
-    pytester: pytest.Pytester, example: Path
+    pytester: pytest.Pytester, example: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that the table keeps every column
     result = run_goblin(pytester, TUNED, "--goblin-json", "out.json")
     result.stdout.fnmatch_lines(["llama3-8b-lora-tuned*passed*turns*"])
     (workload,) = json.loads((pytester.path / "out.json").read_text())["workloads"]

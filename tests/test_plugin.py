@@ -129,8 +129,9 @@ def test_failure_text_names_speedup_device_changes_rules_citations_and_diff(
 
 
 def test_summary_table_has_a_header_line_and_one_row_per_workload(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that the table keeps every column
     write(pytester, "w/bad.goblin.yaml", MISTUNED)
     write(pytester, "w/good.goblin.yaml", TUNED)
     result = run_goblin(pytester, "w")

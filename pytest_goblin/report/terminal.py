@@ -163,7 +163,7 @@ def advisories_text(results: Sequence[WorkloadResult], width: int | None = None)
         else:
             lines.append(line if len(line) <= width else line[:width - 1] + "…")
     if lines and width is not None:
-        lines.append("(-v shows each advisory in full, with the workloads and citations)")
+        lines.append("(-v: each advisory in full, with citations)")
     return "\n".join(lines)
 
 
@@ -176,9 +176,9 @@ def outcome_line(results: Sequence[WorkloadResult], info: RunInfo) -> str:
     ``verdict_key``, so inconclusive passes and accepted gaps are not passed or failed.
     """
     counts = Counter(verdict_key(r) for r in results)
-    errors = counts["error"]
+    errors = f"{counts['error']} error{'' if counts['error'] == 1 else 's'}"
     parts = [f"{counts['failed']} failed", f"{counts['passed']} passed",
-             f"{counts['inconclusive']} inconclusive", f"{errors} error{'' if errors == 1 else 's'}"]
+             f"{counts['inconclusive']} inconclusive", errors]
     parts += [f"{counts[key]} {key}" for key in ("accepted", "skipped") if counts[key]]
     how = "projected" if info.projected else "measured"
     return f"goblin: {', '.join(parts)} ({how} on {_device_label(info.device)})"
