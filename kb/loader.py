@@ -32,6 +32,9 @@ from pytest_goblin.kb.schema import CATEGORIES, DEVICE_PLATFORMS, Rule
 from pytest_goblin.schemas import WorkloadConfig
 
 BUNDLED_DIR = Path(__file__).parent / "rules"
+MAX_DEPTH = 32
+"""Rule files nest a few levels (list, rule, ``when``, a few ``any``/``all``/``not``); data
+nested deeper is refused before the recursive condition parser sees it."""
 WAIVED_REASON = "ignored by goblin ignore"
 
 
@@ -256,6 +259,9 @@ def read_rule_file(path: Path) -> list[Rule]:
         raise KnowledgeBaseError(f"{path}: not valid YAML: {exc}") from None
     except OSError as exc:
         raise KnowledgeBaseError(f"{path}: cannot read: {exc.strerror}") from None
+    if safe_yaml.nested_deeper_than(data, MAX_DEPTH):
+        raise KnowledgeBaseError(f"{path}: nested more than {MAX_DEPTH} levels deep; conditions "
+                                 "nest a few any/all/not levels")
     if data is None:
         return []
     if isinstance(data, dict):
@@ -288,17 +294,16 @@ def validate_rule(raw: Any, source: str, index: int) -> Rule:
         raise KnowledgeBaseError(f"{source}: {label}: {_describe(exc)}") from None
 
 
-def _others(rule: Rule, live: Sequence[tuple[Rule, set[str]]]) -> tuple[Rule, ...]:
+def _others(rule: Rule, ordered: Sequence[tuple[Rule, set[str]]]) -> tuple[Rule, ...]:
     """The live rules whose changes ``rule`` sees: all but those touching fields it sets.
 
-    Live rules may still conflict (flash and sdpa both set attention_impl), so they are
-    in reverse order of precedence: the change that will win the conflict is applied
-    last and is the one ``rule`` sees.
+    Live rules may still conflict (flash and sdpa both set attention_impl), so
+    ``ordered`` is the live rules in reverse order of precedence: the change that
+    will win the conflict is applied last and is the one ``rule`` sees.
     """
     own = set(rule.set)
     return tuple(
-        other
-        for other, paths in sorted(live, key=lambda item: _precedence(item[0]), reverse=True)
+        other for other, paths in ordered
         if paths and not any(_overlap(p, q) for p in paths for q in own)
     )
 
@@ -324,6 +329,7 @@ class _Views:
         self._fired: dict[tuple[str, tuple[str, ...]], bool] = {}
         self._asked: dict[str, int] = {}
         self._dormant: dict[str, frozenset[str] | None] = {}
+        self._ordered: tuple[int, list[tuple[Rule, set[str]]]] = (0, [])
 
     def joins(self, rule: Rule, live: Sequence[tuple[Rule, set[str]]]) -> bool:
         """Whether ``rule`` fires on the config, or on it with the ``live`` rules' changes.
@@ -336,7 +342,10 @@ class _Views:
         if self._asked.get(rule.id) == len(live):
             return False
         self._asked[rule.id] = len(live)
-        others = _others(rule, live)
+        if self._ordered[0] != len(live):
+            ordered = sorted(live, key=lambda item: _precedence(item[0]), reverse=True)
+            self._ordered = (len(live), ordered)
+        others = _others(rule, self._ordered[1])
         if not others:
             return False
         reads = self._reads_if_false(rule)

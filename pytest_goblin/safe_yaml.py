@@ -59,7 +59,8 @@ def load(text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_aliases(node)
+        if "*" in text:  # an alias is written *name: without a star there is none
+            _check_aliases(node)
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -101,3 +102,20 @@ def _check_aliases(root: yaml.Node) -> None:
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node))
+
+
+def nested_deeper_than(data: Any, limit: int) -> bool:
+    """Whether lists and mappings in parsed data (YAML or JSON) nest more than ``limit``
+    levels. Checked without recursion, so that data too deep for the recursive walkers
+    after it (validation, redaction, rule conditions) is refused before they see it."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = (value.values() if isinstance(value, dict)
+                    else value if isinstance(value, list) else ())
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False

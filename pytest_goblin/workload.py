@@ -116,7 +116,7 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
         raise WorkloadError(display, f"invalid YAML{where}: {problem}") from None
     except (RecursionError, MemoryError):
         raise WorkloadError(display, _too_deep()) from None
-    if _depth_exceeds(data, MAX_DEPTH):
+    if safe_yaml.nested_deeper_than(data, MAX_DEPTH):
         raise WorkloadError(display, _too_deep())
     return data
 
@@ -124,21 +124,6 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
 def _too_deep() -> str:
     return (f"nested more than {MAX_DEPTH} levels deep; a workload is a mapping with a few "
             "nested sections")
-
-
-def _depth_exceeds(data: Any, limit: int) -> bool:
-    """Whether lists and mappings nest more than ``limit`` levels (checked without recursion)."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        children = (value.values() if isinstance(value, dict)
-                    else value if isinstance(value, list) else ())
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth + 1 > limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
 
 
 def may_hold_workload(path: Path, test_module_globs: Sequence[str]) -> bool:

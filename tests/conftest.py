@@ -1,4 +1,5 @@
-"""Shared fixtures: an audit context on a simulated MI300X and workload files on disk."""
+"""Shared fixtures: an audit context on a simulated MI300X, workload files on disk, and
+the results of auditing them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.kb.loader import KnowledgeBase, load_kb
 from pytest_goblin.runner.session import SimulatedDevice
-from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
+from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig, WorkloadResult
 from pytest_goblin.workload import Workload, load_workload
+from sample_results import audited
 
 MISTUNED_YAML = """\
 # Llama-3-8B LoRA copied from an fp32 tutorial.
@@ -114,3 +116,15 @@ def state(context: AuditContext, mistuned: Workload) -> AuditState:
 def measured_context(device: SimulatedDevice, kb: KnowledgeBase) -> AuditContext:
     """Benchmarks count as measured; the simulated device is only the projector."""
     return AuditContext(runner=MeasuredDevice(), projector=device, kb=kb, backend="planner")
+
+
+@pytest.fixture
+def failed(mistuned: Workload, context: AuditContext) -> WorkloadResult:
+    """The mistuned workload's result: a patch beats it (outcome failed)."""
+    return audited(mistuned, context)
+
+
+@pytest.fixture
+def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
+    """The tuned workload's result: nothing beats it (outcome passed)."""
+    return audited(tuned, context)

@@ -10,12 +10,10 @@ from pydantic import ValidationError
 
 from conftest import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
 from pytest_goblin import accept, gates
-from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report import markdown
 from pytest_goblin.report.junit import properties
 from pytest_goblin.schemas import Acceptance, WorkloadResult, WorkloadSettings
-from pytest_goblin.workload import Workload
-from sample_results import audited, run_info
+from sample_results import run_info
 
 REASON = "fp32 until the numerics study ends"
 
@@ -33,11 +31,6 @@ def write(pytester: pytest.Pytester, text: str, name: str = "w/a.goblin.yaml") -
 
 def run_goblin(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider", "w", *args)
-
-
-@pytest.fixture
-def failed(mistuned: Workload, context: AuditContext) -> WorkloadResult:
-    return audited(mistuned, context)
 
 
 def acceptance(until: date = date(2999, 12, 31), max_speedup: float = 20.0) -> Acceptance:
@@ -138,9 +131,8 @@ def test_growth_is_judged_on_the_ci_lower_bound_like_the_verdict(failed: Workloa
 
 
 def test_an_acceptance_nothing_needs_leaves_a_passing_result_with_a_note(
-    tuned: Workload, context: AuditContext,
+    passed: WorkloadResult,
 ) -> None:
-    passed = audited(tuned, context)
     judged, failure = gates.judge(passed, WorkloadSettings(accept=acceptance()), None, None)
     assert (judged.outcome, failure, judged.accepted) == ("passed", None, None)
     assert judged.notes[-1] == ("goblin.accept is no longer needed: no patch beats the "

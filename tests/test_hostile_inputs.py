@@ -197,3 +197,19 @@ def test_a_symlink_loop_named_on_the_command_line_is_not_an_internal_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: file or directory not found: loop.goblin.yaml"])
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_rule_pack_nested_too_deeply_is_a_usage_error_not_a_crash(
+    pytester: pytest.Pytester,
+) -> None:
+    rules = pytester.path / "rules"
+    rules.mkdir()
+    depth = 900
+    when = "{not: " * depth + "{batch_size: 2}" + "}" * depth
+    (rules / "deep.yaml").write_text(f"- id: deep-rule\n  when: {when}\n")
+    (pytester.path / "w.goblin.yaml").write_text(TUNED_YAML)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--goblin", "--goblin-fake",
+                                "--goblin-kb", "rules", "w.goblin.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: goblin knowledge base: rules/deep.yaml: nested more "
+                                 "than 32 levels deep; conditions nest a few any/all/not levels"])

@@ -7,21 +7,9 @@ import dataclasses
 import pytest
 
 from conftest import MISTUNED_YAML, TUNED_YAML
-from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report.terminal import advisories_text, outcome_line, summary_table
 from pytest_goblin.schemas import Acceptance, RuleRef, WorkloadResult
-from pytest_goblin.workload import Workload
-from sample_results import audited, errored, run_info
-
-
-@pytest.fixture
-def failed(mistuned: Workload, context: AuditContext) -> WorkloadResult:
-    return audited(mistuned, context)
-
-
-@pytest.fixture
-def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
-    return audited(tuned, context)
+from sample_results import errored, run_info
 
 
 def rows(table: str) -> list[str]:
