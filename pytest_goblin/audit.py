@@ -7,17 +7,19 @@ Python test sees exactly what the gate sees.
 from __future__ import annotations
 
 import difflib
+import statistics
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.errors import UnsupportedConfig, WorkloadError
-from pytest_goblin.schemas import AuditEvent
+from pytest_goblin.schemas import AuditEvent, Report
 from pytest_goblin.workload import Workload
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
+    from pytest_goblin.agent.state import Runner
     from pytest_goblin.cache import AuditCache
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.runner.session import DeviceSession
@@ -81,7 +83,12 @@ def audit_workload(
         base_url=settings.base_url,
         backend_factory=backend_factory,
     )
-    if cache is None or not settings.fake:
+    if not settings.fake:
+        outcome = audit(workload, context, on_event=on_event)
+        if outcome.report is not None:
+            outcome.report = confirm_report(outcome.report, runner, workload, settings)
+        return outcome
+    if cache is None:
         return audit(workload, context, on_event=on_event)
     key = _cache_key(cache, workload, context)
     report = cache.load(key)
@@ -100,3 +107,53 @@ def _cache_key(cache: AuditCache, workload: Workload, context: AuditContext) -> 
     backend = resolve_name(context.backend, context.base_url)
     return cache.key(workload, context.kb, context.runner.info, backend,
                      resolve_model(backend, context.model), context.base_url, context.ignore)
+
+
+def confirm_report(
+    report: Report, runner: Runner, workload: Workload, settings: GoblinSettings
+) -> Report:
+    """Settle a measured report's speedup by paired, alternating rounds.
+
+    The agent's two benchmarks are the first round; more rounds run until the
+    interval clears the bar either way, or ``--goblin-max-repeats`` / the time
+    budget runs out. A patched arm that fails to train (non-finite loss, out of
+    memory) is rejected: the report stands, the verdict passes with the reason.
+    """
+    if report.projected or report.patch is None or not report.patch.changes:
+        return report
+    from pytest_goblin.confirm import SamplingPolicy, confirm
+    from pytest_goblin.errors import DeviceOOM, RunFailed
+
+    policy = SamplingPolicy(
+        threshold=effective_threshold(workload, settings),
+        max_rounds=settings.max_repeats,
+        time_budget_s=settings.time_budget_s,
+        loss_tolerance=settings.loss_tolerance,
+        strict=settings.strict,
+    )
+    try:
+        result = confirm(runner, workload.config, report.patch.new_config, report.before.steps,
+                         policy, first_round=(report.before, report.after))
+    except (RunFailed, DeviceOOM) as exc:
+        return report.model_copy(update={"rejected": f"a repeat of the patched run failed: {exc}"})
+    estimate = result.estimate
+    assert estimate is not None
+    before = report.before.model_copy(update={
+        "samples": result.baseline_samples,
+        "tokens_per_sec": statistics.median(result.baseline_samples),
+    })
+    after = report.after.model_copy(update={
+        "samples": result.patched_samples,
+        "tokens_per_sec": statistics.median(result.patched_samples),
+    })
+    return report.model_copy(update={
+        "before": before,
+        "after": after,
+        "speedup": round(estimate.speedup, 4),
+        "speedup_ci": (round(estimate.ci[0], 4), round(estimate.ci[1], 4)),
+        "n_repeats": result.rounds,
+        "cv_baseline": round(estimate.cv_baseline, 4),
+        "cv_patched": round(estimate.cv_patched, 4),
+        "rejected": result.rejected,
+        "measurement": result.reason,
+    })

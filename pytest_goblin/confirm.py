@@ -58,6 +58,8 @@ class Confirmation:
     rounds: int
     baseline_runs: list[RunMetrics] = field(default_factory=list)
     patched_runs: list[RunMetrics] = field(default_factory=list)
+    baseline_samples: list[float] = field(default_factory=list)
+    patched_samples: list[float] = field(default_factory=list)
     rejected: str | None = None
     inconclusive: bool = False
 
@@ -104,14 +106,21 @@ def confirm(
     steps: int,
     policy: SamplingPolicy,
     clock: Callable[[], float] = time.monotonic,
+    first_round: tuple[RunMetrics, RunMetrics] | None = None,
 ) -> Confirmation:
-    """Measure baseline and patched in alternating rounds until the verdict is clear."""
+    """Measure baseline and patched in alternating rounds until the verdict is clear.
+
+    ``first_round`` is a baseline-then-patched pair already measured (the
+    audit's own benchmarks): it counts as round one instead of running again.
+    """
     started = clock()
     result = Confirmation(decision="inconclusive", reason="", estimate=None, rounds=0)
-    a_samples: list[float] = []
-    b_samples: list[float] = []
+    a_samples = result.baseline_samples
+    b_samples = result.patched_samples
     for round_index in range(policy.max_rounds):
-        if round_index % 2 == 0:
+        if round_index == 0 and first_round is not None:
+            a_run, b_run = first_round
+        elif round_index % 2 == 0:
             a_run, b_run = runner.run(baseline, steps), runner.run(patched, steps)
         else:
             b_run = runner.run(patched, steps)

@@ -467,7 +467,8 @@ class WorkloadItem(pytest.Function):
                                             session.info, outcome.usage)
             raise AuditError(message)
         verdict = from_report(self.nodeid, workload, outcome.report, threshold,
-                              None if outcome.cached else outcome.usage)
+                              None if outcome.cached else outcome.usage,
+                              strict=self.settings.strict)
         verdict.cached = outcome.cached
         result, failure = judge(verdict, workload.settings,
                                 self.config.stash.get(SAVED_RUN_KEY, None),

@@ -17,8 +17,9 @@ from pytest_goblin.workload import Workload
 def from_report(
     nodeid: str, workload: Workload, report: Report, threshold: float,
     usage: AuditUsage | None = None,
+    strict: bool = False,
 ) -> WorkloadResult:
-    verdict = decide(report, threshold)
+    verdict = decide(report, threshold, strict)
     patch = report.patch if report.patch and report.patch.changes else None
     return WorkloadResult(
         nodeid=nodeid,
@@ -42,6 +43,12 @@ def from_report(
         advisories=report.advisories,
         waived=report.waived,
         usage=usage,
+        inconclusive=verdict.inconclusive,
+        n_repeats=report.n_repeats,
+        cv_baseline=report.cv_baseline,
+        cv_patched=report.cv_patched,
+        verdict_reason=verdict.reason,
+        measurement=report.measurement,
     )
 
 

@@ -336,6 +336,15 @@ class Report(BaseModel):
     waived: list[str] = Field(
         default_factory=list, description="ids of rules that applied but were waived (ignore)"
     )
+    n_repeats: int = Field(default=1, description="paired measurement rounds behind speedup")
+    cv_baseline: float | None = None
+    cv_patched: float | None = None
+    rejected: str | None = Field(
+        default=None, description="why the patched arm does not count (e.g. its loss diverged)"
+    )
+    measurement: str | None = Field(
+        default=None, description="how the speedup and its interval were measured"
+    )
 
 
 class AuditEvent(BaseModel):
@@ -444,3 +453,8 @@ class WorkloadResult(BaseModel):
         default=False,
         description="the verdict could not be reached with confidence (outcome passed)",
     )
+    n_repeats: int = Field(default=1, description="paired measurement rounds behind speedup")
+    cv_baseline: float | None = None
+    cv_patched: float | None = None
+    verdict_reason: str = ""
+    measurement: str | None = None

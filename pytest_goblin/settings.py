@@ -20,6 +20,8 @@ BACKENDS = ("auto", "planner", "claude", "qwen")
 DEFAULT_PATTERNS = ("*.goblin.yaml", "*.goblin.yml", "*.goblin.json")
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_FAKE_DEVICE = "mi300x"
+DEFAULT_MAX_REPEATS = 6
+DEFAULT_LOSS_TOLERANCE = 0.05
 DEFAULT_STORAGE = ".goblin"
 DEVICE_HELP = ("device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
                "cpu, cuda, cuda:N, rocm or rocm:N.")
@@ -54,6 +56,10 @@ class GoblinSettings:
     warmup: int = DEFAULT_WARMUP
     layers: int | None = None
     no_cache: bool = False
+    max_repeats: int = DEFAULT_MAX_REPEATS
+    time_budget_s: float | None = None
+    strict: bool = False
+    loss_tolerance: float = DEFAULT_LOSS_TOLERANCE
 
 
 SETTINGS_KEY = pytest.StashKey[GoblinSettings]()
@@ -118,6 +124,16 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--goblin-layers", metavar="N", default=None,
                     help="measure N decoder layers (and 1) and extrapolate the full model's step "
                          "time; a workload's goblin.layers wins.")
+    group.addoption("--goblin-max-repeats", metavar="N", default=None,
+                    help="paired rounds of baseline and patched runs to settle a measured "
+                         f"verdict (default {DEFAULT_MAX_REPEATS}).")
+    group.addoption("--goblin-time-budget", metavar="SECONDS", default=None,
+                    help="stop sampling a workload's verdict after this long (default: none).")
+    group.addoption("--goblin-strict", action="store_true", default=None,
+                    help="fail a workload whose measured verdict stays inconclusive.")
+    group.addoption("--goblin-loss-tolerance", metavar="FRACTION", default=None,
+                    help="how far the patched run's final loss may drift from the baseline's "
+                         f"and still count (default {DEFAULT_LOSS_TOLERANCE}).")
     group.addoption("--goblin-no-cache", action="store_true", default=False,
                     help="audit every workload afresh instead of reusing an earlier run's "
                          "projected audit of unchanged inputs.")
@@ -144,6 +160,11 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("goblin_steps", "timed steps of every measured run", default="")
     parser.addini("goblin_warmup", "untimed steps before the timed ones", default="")
     parser.addini("goblin_layers", "decoder layers to measure before extrapolating", default="")
+    parser.addini("goblin_max_repeats", "paired rounds to settle a measured verdict", default="")
+    parser.addini("goblin_time_budget", "seconds of sampling per workload verdict", default="")
+    parser.addini("goblin_strict", "fail inconclusive measured verdicts", type="bool",
+                  default=False)
+    parser.addini("goblin_loss_tolerance", "allowed final-loss drift of a patch", default="")
 
 
 def _first(*values: Any) -> Any:
@@ -197,7 +218,25 @@ def build(config: pytest.Config) -> GoblinSettings:
         compare_fail=compare_fail,
         no_cache=bool(opt.goblin_no_cache),
         **_measure_settings(config),
+        **_sampling_settings(config),
     )
+
+
+def _sampling_settings(config: pytest.Config) -> dict[str, Any]:
+    """--goblin-max-repeats, -time-budget, -strict and -loss-tolerance (command line, then ini)."""
+    opt = config.option
+    repeats = _first(opt.goblin_max_repeats, config.getini("goblin_max_repeats"))
+    budget = _first(opt.goblin_time_budget, config.getini("goblin_time_budget"))
+    tolerance = _first(opt.goblin_loss_tolerance, config.getini("goblin_loss_tolerance"))
+    return {
+        "max_repeats": DEFAULT_MAX_REPEATS if repeats is None else _parse_number(
+            repeats, "--goblin-max-repeats", int, 1),
+        "time_budget_s": None if budget is None else _parse_number(
+            budget, "--goblin-time-budget", float, minimum=0, inclusive=False),
+        "strict": bool(opt.goblin_strict) or bool(config.getini("goblin_strict")),
+        "loss_tolerance": DEFAULT_LOSS_TOLERANCE if tolerance is None else _parse_number(
+            tolerance, "--goblin-loss-tolerance", float, minimum=0, inclusive=False),
+    }
 
 
 def _measure_settings(config: pytest.Config) -> dict[str, Any]:

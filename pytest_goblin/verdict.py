@@ -2,7 +2,8 @@
 
 speedup = patched tokens/s ÷ baseline tokens/s. The workload fails when a patch
 beats the baseline by more than the threshold: speedup > 1 + threshold. When a
-confidence interval is known, its lower bound is what must clear the bar.
+confidence interval is known, its lower bound is what must clear the bar, and an
+interval that straddles the bar is inconclusive.
 """
 
 from __future__ import annotations
@@ -16,21 +17,34 @@ from pytest_goblin.schemas import Outcome, Report
 class Verdict:
     outcome: Outcome
     reason: str
+    inconclusive: bool = False
 
 
-def decide(report: Report, threshold: float) -> Verdict:
-    """passed or failed for one audited workload."""
+def decide(report: Report, threshold: float, strict: bool = False) -> Verdict:
+    """passed or failed for one audited workload, and whether the evidence was inconclusive.
+
+    With a confidence interval (measured runs): failed when its lower bound is
+    above 1 + threshold, passed when its upper bound is below; an interval that
+    straddles the bar passes with a warning, or fails under ``strict``. A
+    projected report has no noise: its interval is its point.
+    """
     bar = 1.0 + threshold
     label = "projected" if report.projected else "measured"
     if report.patch is None or not report.patch.changes:
-        return Verdict("passed", f"no applicable patch ({label} {report.before.tokens_per_sec:,.0f} tok/s)")
-    evidence = report.speedup_ci[0] if report.speedup_ci else report.speedup
-    if evidence > bar:
-        return Verdict(
-            "failed",
-            f"patch is {report.speedup:.2f}× faster ({label}), above the {bar:.2f}× threshold",
-        )
-    return Verdict(
-        "passed",
-        f"best patch is {report.speedup:.2f}× ({label}), within the {bar:.2f}× threshold",
-    )
+        return Verdict("passed", f"no applicable patch ({label} "
+                                 f"{report.before.tokens_per_sec:,.0f} tok/s)")
+    if report.rejected:
+        return Verdict("passed", f"patch rejected: {report.rejected}")
+    low, high = report.speedup_ci or (report.speedup, report.speedup)
+    shown = f"{report.speedup:.2f}×" + (f" [{low:.2f}, {high:.2f}]" if low != high else "")
+    if low > bar:
+        return Verdict("failed", f"patch is {shown} faster ({label}), above the {bar:.2f}× "
+                                 "threshold")
+    if high <= bar:
+        return Verdict("passed", f"best patch is {shown} ({label}), within the {bar:.2f}× "
+                                 "threshold")
+    if strict:
+        return Verdict("failed", f"patch is {shown} ({label}): the interval straddles the "
+                                 f"{bar:.2f}× threshold (--goblin-strict)", inconclusive=True)
+    return Verdict("passed", f"inconclusive: patch is {shown} ({label}), the interval straddles "
+                             f"the {bar:.2f}× threshold", inconclusive=True)

@@ -7,9 +7,14 @@ import random
 
 import pytest
 
+from pytest_goblin.agent.loop import audit
+from pytest_goblin.agent.state import AuditContext
+from pytest_goblin.audit import confirm_report
 from pytest_goblin.confirm import Confirmation, SamplingPolicy, classify, confirm, loss_problem
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
+from pytest_goblin.settings import GoblinSettings
 from pytest_goblin.stats import paired_speedup
+from pytest_goblin.workload import Workload
 
 BASELINE = WorkloadConfig(model="qwen2.5-0.5b", precision="bf16", dataloader_workers=0)
 PATCHED = BASELINE.model_copy(update={"dataloader_workers": 4})
@@ -135,3 +140,25 @@ def test_a_a_comparisons_do_not_fail_at_the_default_threshold(seed: int) -> None
     result = confirm(NoisyRunner({0: 100.0, 4: 100.0}, noise=0.05, seed=seed),
                      BASELINE, PATCHED, 20, SamplingPolicy(threshold=0.10))
     assert result.decision == "passed"
+
+
+
+def test_the_audit_replaces_a_measured_reports_numbers_with_the_paired_estimate(
+    measured_context: AuditContext, mistuned: Workload,
+) -> None:
+    outcome = audit(mistuned, measured_context)
+    assert outcome.report is not None
+    report = confirm_report(outcome.report, measured_context.runner, mistuned,
+                            GoblinSettings(max_repeats=2))
+    assert report.n_repeats == 2
+    assert report.speedup_ci is not None
+    assert report.speedup_ci[0] <= report.speedup <= report.speedup_ci[1]
+    assert report.measurement is not None and "paired windows" in report.measurement
+
+
+def test_a_projected_report_is_left_as_the_point(context: AuditContext, mistuned: Workload) -> None:
+    outcome = audit(mistuned, context)
+    assert outcome.report is not None
+    report = confirm_report(outcome.report, context.runner, mistuned, GoblinSettings())
+    assert report == outcome.report
+    assert report.speedup_ci is None

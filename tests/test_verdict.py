@@ -76,3 +76,30 @@ def test_the_confidence_interval_lower_bound_decides_when_known(
 def test_the_reason_says_whether_numbers_are_projected_or_measured() -> None:
     assert "(projected)" in decide(report(2.0, a_patch()), 0.10).reason
     assert "(measured)" in decide(report(2.0, a_patch(), projected=False), 0.10).reason
+
+
+def test_an_interval_straddling_the_bar_passes_as_inconclusive() -> None:
+    verdict = decide(report(1.12, a_patch(), ci=(1.05, 1.18), projected=False), threshold=0.10)
+    assert verdict.outcome == "passed"
+    assert verdict.inconclusive
+    assert verdict.reason.startswith("inconclusive:")
+
+
+def test_strict_fails_an_inconclusive_interval() -> None:
+    verdict = decide(report(1.12, a_patch(), ci=(1.05, 1.18), projected=False), threshold=0.10,
+                     strict=True)
+    assert verdict.outcome == "failed"
+    assert verdict.inconclusive
+
+
+def test_an_interval_wholly_below_the_bar_passes_conclusively() -> None:
+    verdict = decide(report(1.02, a_patch(), ci=(0.97, 1.06), projected=False), threshold=0.10)
+    assert verdict.outcome == "passed"
+    assert not verdict.inconclusive
+
+
+def test_a_rejected_patch_passes_with_the_reason() -> None:
+    rejected = report(1.5, a_patch()).model_copy(update={"rejected": "loss diverged"})
+    verdict = decide(rejected, threshold=0.10)
+    assert verdict.outcome == "passed"
+    assert verdict.reason == "patch rejected: loss diverged"

@@ -194,9 +194,13 @@ def failure_text(result: WorkloadResult) -> str:
         "",
         f"  baseline: {_metrics_line(result.baseline)}",
         f"  patched:  {_metrics_line(result.patched)}",
-        "",
-        "changes:",
     ]
+    if result.measurement:
+        lines.append(f"  evidence: {result.measurement}"
+                     + (f"; CV baseline {result.cv_baseline:.1%}, patched {result.cv_patched:.1%}"
+                        if result.cv_baseline is not None and result.cv_patched is not None
+                        else ""))
+    lines += ["", "changes:"]
     citations = {rule.id: rule.citation for rule in result.rules}
     for change in result.patch.changes if result.patch else []:
         lines.append(f"  {change.field}: {_show(change.old)} -> {_show(change.new)}"
