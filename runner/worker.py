@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict
 from typing import IO, TYPE_CHECKING, Any
 
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 
 FAULT_ENV = "PYTEST_GOBLIN_FAULT"
 """Test hook: ``oom``, ``crash``, ``hang`` or ``nan`` makes runs fail that way at their
-second step; ``KIND:FIELD=VALUE`` (e.g. ``crash:batch_size=3``) only for configs whose
-FIELD has that VALUE."""
+second step; ``sleep=SECONDS`` slows every step by that much (a known slowdown for the
+verdict benchmarks); ``KIND:FIELD=VALUE`` (e.g. ``crash:batch_size=3``) only for configs
+whose FIELD has that VALUE."""
 
 FAULT_STEP = 1
 
@@ -70,6 +72,9 @@ def _fault_hook(config: WorkloadConfig) -> StepHook | None:
     def hook(step: int, model: Any) -> None:
         import torch
 
+        if kind.startswith("sleep="):
+            time.sleep(float(kind.removeprefix("sleep=")))
+            return
         if step != FAULT_STEP:
             return
         if kind == "oom":
