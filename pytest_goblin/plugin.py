@@ -506,6 +506,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if not isinstance(item, WorkloadItem):
         return report
+    if report.when != "call" and report.failed and call.excinfo is not None:
+        from pytest_goblin.errors import GoblinError
+
+        if isinstance(call.excinfo.value, GoblinError):
+            # a file that cannot be read errors in setup, where pytest would print the
+            # traceback of the plugin reading it: the message alone says what to fix
+            report.longrepr = str(call.excinfo.value)
     result = item.goblin_result
     if result is None and report.when == "setup" and report.failed and call.excinfo:
         from pytest_goblin.result import from_error

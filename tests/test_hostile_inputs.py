@@ -22,6 +22,10 @@ from typing import Any
 import pytest
 
 from conftest import TUNED_YAML
+from pytest_goblin.runner.architectures import ModelArch
+from pytest_goblin.runner.fake import ProjectedOOM
+from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.schemas import WorkloadConfig
 
 HOSTILE = Path(__file__).parent / "hostile"
 WALL_TIME_S = 120
@@ -140,10 +144,20 @@ def test_the_good_workload_in_the_same_run_passes(corpus_run: dict[str, Any]) ->
 def test_the_session_ends_normally_with_item_errors_and_no_traceback(
     corpus_run: dict[str, Any]
 ) -> None:
+    output = corpus_run["output"]
     assert corpus_run["code"] == pytest.ExitCode.TESTS_FAILED
-    assert "Traceback" not in corpus_run["output"]
-    assert "INTERNALERROR" not in corpus_run["output"]
-    assert "errors during collection" not in corpus_run["output"]
+    assert "errors during collection" not in output
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    assert "_ _ _ _" not in output, "pytest printed a traceback"
+    assert "\n>   " not in output, "pytest printed a traceback"
+    assert "pytest_goblin/" not in output, "a source file of the plugin was shown"
+
+
+def test_each_error_is_reported_by_its_message_alone(corpus_run: dict[str, Any]) -> None:
+    for name, message in ERRORS.items():
+        path = display_path(name)
+        assert f"\n{path}: {message}\n" in corpus_run["output"]
 
 
 def test_every_case_is_one_item_and_a_symlink_loop_adds_none(corpus_run: dict[str, Any]) -> None:
@@ -213,3 +227,28 @@ def test_a_rule_pack_nested_too_deeply_is_a_usage_error_not_a_crash(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: goblin knowledge base: rules/deep.yaml: nested more "
                                  "than 32 levels deep; conditions nest a few any/all/not levels"])
+
+
+LARGEST = ModelArch(layers=10_000, hidden=1_000_000, intermediate=10_000_000, heads=10_000,
+                    kv_heads=10_000, vocab=10_000_000)
+
+
+@pytest.mark.parametrize("device", ["mi300x", "h100", "cpu"])
+def test_the_analytic_model_refuses_the_largest_valid_workload_as_out_of_memory(
+    device: str,
+) -> None:
+    config = WorkloadConfig(model=LARGEST, batch_size=65_536, grad_accum_steps=65_536,
+                            seq_len=10_000_000, world_size=1_000_000, strategy="fsdp",
+                            precision="fp32", attention_impl="eager")
+    with pytest.raises(ProjectedOOM, match=r"needs [\d.]+ GB of [\d.]+ GB"):
+        SimulatedDevice(device).run(config, 500)
+
+
+def test_the_analytic_model_gives_finite_numbers_at_the_longest_sequence() -> None:
+    tiny = ModelArch(layers=1, hidden=64, intermediate=128, heads=1, vocab=1000)
+    config = WorkloadConfig(model=tiny, batch_size=1, seq_len=10_000_000, precision="bf16")
+    metrics = SimulatedDevice("mi300x").run(config, 500)
+    numbers = [metrics.tokens_per_sec, metrics.step_time_s, metrics.hbm_peak_gb,
+               metrics.mfu_pct, *metrics.waste_budget.model_dump().values()]
+    assert all(isinstance(n, float) and 0 <= n < float("inf") for n in numbers)
+
