@@ -67,9 +67,10 @@ ERRORS = {
         "or a config of one of: torchtune, goblin, axolotl, llamafactory, trl, hf-args, "
         "hf-script",
     "unknown-key.goblin.yaml":
-        "field 'gradient_acumulation_steps': unknown key (not a WorkloadConfig field)",
+        "field 'gradient_acumulation_steps': unknown key (not a WorkloadConfig field; did you "
+        "mean 'grad_accum_steps'?)",
     "unknown-setting.goblin.yaml":
-        "field 'goblin.treshold': unknown key (not a WorkloadConfig field)",
+        "field 'goblin.treshold': unknown key (not a goblin setting; did you mean 'threshold'?)",
     "wrong-type.goblin.yaml":
         "field 'batch_size': Input should be a valid integer, unable to parse string as an "
         "integer (got 'four')",

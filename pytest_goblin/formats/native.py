@@ -11,6 +11,7 @@ that hold a changed value move, comments and order stay.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from pytest_goblin.errors import NotAWorkload, WorkloadError
@@ -70,13 +71,24 @@ def _validation_error(path: str, exc: Any, prefix: str | None = None) -> Workloa
         first_field = first_field or loc or None
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (not a WorkloadConfig field)"
+            msg = _unknown_key(err["loc"], settings=prefix is not None)
         elif "input" in err and not isinstance(err["input"], dict):
             msg = f"{msg} (got {err['input']!r})"
         problems.append(f"'{loc}': {msg}" if loc else msg)
     if len(problems) == 1:
         return WorkloadError(path, problems[0].split(": ", 1)[1], field=first_field)
     return WorkloadError(path, "invalid fields: " + "; ".join(problems))
+
+
+def _unknown_key(loc: tuple[Any, ...], settings: bool) -> str:
+    """What a top-level unknown key is not, and the known key it is closest to (a typo,
+    usually)."""
+    if len(loc) != 1:
+        return "unknown key"
+    model = WorkloadSettings if settings else WorkloadConfig
+    close = difflib.get_close_matches(str(loc[0]), list(model.model_fields), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key (not a {'goblin setting' if settings else 'WorkloadConfig field'}{hint})"
 
 
 def apply(text: str, suffix: str, new_values: dict[str, Any]) -> str:
