@@ -192,6 +192,9 @@ def test_ctrl_c_during_a_run_leaves_no_worker_behind(pytester: pytest.Pytester) 
         [sys.executable, "-m", "pytest", *FAST, "w"], cwd=pytester.path,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TMPDIR": str(pytester.path)},  # device locks of its own
+        # a background job of a non-interactive shell (a CI script) ignores SIGINT, and
+        # children inherit that; a terminal's pytest has the default, so give it that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not workers_of(process.pid) and time.monotonic() < deadline:
