@@ -128,3 +128,14 @@ def failed(mistuned: Workload, context: AuditContext) -> WorkloadResult:
 def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
     """The tuned workload's result: nothing beats it (outcome passed)."""
     return audited(tuned, context)
+
+
+GOBLIN_ENV = ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN_FAKE_DEVICE",
+              "GOBLIN_DEVICE", "GOBLIN_QWEN_BASE_URL", "ANTHROPIC_API_KEY", "HF_TOKEN")
+"""Variables that change what the plugin does: a pytester run must not see the caller's."""
+
+
+@pytest.fixture
+def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in GOBLIN_ENV:
+        monkeypatch.delenv(var, raising=False)

@@ -20,12 +20,6 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 AXOLOTL = FILES / "axolotl" / "qwen25-7b-support-qlora.yml"
 
 
-@pytest.fixture
-def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN_FAKE_DEVICE",
-                "ANTHROPIC_API_KEY", "HF_TOKEN", "GOBLIN_QWEN_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-
 
 def failing_result(changes: list) -> WorkloadResult:
     return WorkloadResult(nodeid="n", path="w", name="w", outcome="failed", threshold=0.1,

@@ -16,12 +16,6 @@ AXOLOTL = FILES / "axolotl" / "qwen25-7b-support-qlora.yml"
 SCRIPT = FILES / "hf" / "llama3_qlora_train.py"
 
 
-@pytest.fixture
-def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN_FAKE_DEVICE",
-                "ANTHROPIC_API_KEY", "HF_TOKEN", "GOBLIN_QWEN_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-
 
 def run_goblin(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider", *args)

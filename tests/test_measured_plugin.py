@@ -43,12 +43,11 @@ FAST = ("--goblin", "--goblin-device", "cpu", "--goblin-steps", "2", "--goblin-w
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def isolated_device(isolated_env: None, monkeypatch: pytest.MonkeyPatch,
+                    tmp_path_factory: pytest.TempPathFactory) -> None:
     # device locks of their own, so that other pytest runs on this machine do not wait
     monkeypatch.setattr(live, "LOCK_DIR", tmp_path_factory.mktemp("locks"))
-    for var in ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN_FAKE_DEVICE",
-                "GOBLIN_DEVICE", "ANTHROPIC_API_KEY", "HF_TOKEN", FAULT_ENV):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(FAULT_ENV, raising=False)
 
 
 def write(pytester: pytest.Pytester, relpath: str, text: str) -> None:

@@ -14,12 +14,6 @@ from conftest import TUNED_YAML as TUNED
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
-@pytest.fixture
-def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN_FAKE_DEVICE",
-                "ANTHROPIC_API_KEY", "HF_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-
 
 def write(pytester: pytest.Pytester, relpath: str, text: str) -> None:
     path = pytester.path / relpath

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 BUILTIN_COUNT = len(load_kb())
 
 
-@pytest.fixture
-def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN_FAKE_DEVICE",
-                "ANTHROPIC_API_KEY", "HF_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-
 
 def team_rule(**overrides: Any) -> dict[str, Any]:
     """A valid team advisory: point HF_HOME at local disk."""
