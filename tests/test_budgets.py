@@ -18,11 +18,6 @@ H100_MEASURED = DeviceInfo(kind="cuda", name="NVIDIA H100 80GB HBM3", platform="
                            memory_gb=79.6, arch="sm_90")
 
 
-@pytest.fixture
-def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
-    return audited(tuned, context)
-
-
 def test_a_single_number_applies_on_every_device() -> None:
     assert budgets.limit_for(9000.0, MI300X) == budgets.limit_for(9000.0, H100_MEASURED) == 9000
 

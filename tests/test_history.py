@@ -12,12 +12,10 @@ import pytest
 
 from conftest import TUNED_YAML
 from pytest_goblin import history
-from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.gitinfo import Commit
 from pytest_goblin.history import HistoryError
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult
-from pytest_goblin.workload import Workload
-from sample_results import audited, errored
+from sample_results import errored
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 SAVED_AT = datetime(2025, 1, 31, 12, 0, tzinfo=timezone.utc)
@@ -47,16 +45,6 @@ V1_DOCUMENT = {
         },
     },
 }
-
-
-@pytest.fixture
-def failed(mistuned: Workload, context: AuditContext) -> WorkloadResult:
-    return audited(mistuned, context)
-
-
-@pytest.fixture
-def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
-    return audited(tuned, context)
 
 
 def slower(result: WorkloadResult, factor: float) -> WorkloadResult:

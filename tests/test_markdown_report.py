@@ -12,7 +12,6 @@ from conftest import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report import markdown
 from pytest_goblin.schemas import BudgetCheck, HistoryComparison, WorkloadResult
-from pytest_goblin.workload import Workload
 from sample_results import audited, errored, run_info
 
 pytestmark = pytest.mark.usefixtures("no_step_summary")
@@ -21,16 +20,6 @@ pytestmark = pytest.mark.usefixtures("no_step_summary")
 @pytest.fixture
 def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-
-
-@pytest.fixture
-def failed(mistuned: Workload, context: AuditContext) -> WorkloadResult:
-    return audited(mistuned, context)
-
-
-@pytest.fixture
-def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
-    return audited(tuned, context)
 
 
 def parse(text: str) -> list[Token]:
