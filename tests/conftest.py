@@ -139,3 +139,11 @@ GOBLIN_ENV = ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in GOBLIN_ENV:
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def fixed_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the width pytest lays its output out for: the short summary truncates each
+    failure's message to the terminal width, so a wide CI terminal would otherwise show
+    text in pytester runs that an 80-column one cuts off."""
+    monkeypatch.setenv("COLUMNS", "80")
