@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING
 from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.errors import UnsupportedConfig, WorkloadError
-from pytest_goblin.schemas import AuditEvent, Report
+from pytest_goblin.schemas import AuditEvent, Patch, Report
 from pytest_goblin.workload import Workload
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
     from pytest_goblin.agent.state import Runner
     from pytest_goblin.cache import AuditCache
+    from pytest_goblin.confirm import Confirmation, SamplingPolicy
+    from pytest_goblin.fallback import Candidate
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.runner.session import DeviceSession
     from pytest_goblin.settings import GoblinSettings
@@ -86,7 +88,7 @@ def audit_workload(
     if not settings.fake:
         outcome = audit(workload, context, on_event=on_event)
         if outcome.report is not None:
-            outcome.report = confirm_report(outcome.report, runner, workload, settings)
+            outcome.report = confirm_report(outcome.report, runner, workload, settings, kb)
         return outcome
     if cache is None:
         return audit(workload, context, on_event=on_event)
@@ -110,14 +112,18 @@ def _cache_key(cache: AuditCache, workload: Workload, context: AuditContext) -> 
 
 
 def confirm_report(
-    report: Report, runner: Runner, workload: Workload, settings: GoblinSettings
+    report: Report, runner: Runner, workload: Workload, settings: GoblinSettings,
+    kb: KnowledgeBase | None = None,
 ) -> Report:
     """Settle a measured report's speedup by paired, alternating rounds.
 
     The agent's two benchmarks are the first round; more rounds run until the
     interval clears the bar either way, or ``--goblin-max-repeats`` / the time
     budget runs out. A patched arm that fails to train (non-finite loss, out of
-    memory) is rejected: the report stands, the verdict passes with the reason.
+    memory) is rejected; with the ``kb`` its rules came from, the patch minus
+    one rule at a time is tried (``pytest_goblin.fallback``) and the first
+    that trains correctly is confirmed instead. Without one, the report stands
+    and the verdict passes with the reason.
     """
     if report.projected or report.patch is None or not report.patch.changes:
         return report
@@ -131,11 +137,56 @@ def confirm_report(
         loss_tolerance=settings.loss_tolerance,
         strict=settings.strict,
     )
+    steps = report.before.steps
     try:
-        result = confirm(runner, workload.config, report.patch.new_config, report.before.steps,
-                         policy, first_round=(report.before, report.after))
+        result = confirm(runner, workload.config, report.patch.new_config, steps, policy,
+                         first_round=(report.before, report.after))
     except (RunFailed, DeviceOOM) as exc:
-        return report.model_copy(update={"rejected": f"a repeat of the patched run failed: {exc}"})
+        result = None
+        problem = f"a repeat of the patched run failed: {exc}"
+    else:
+        problem = result.rejected
+    patch, fallback = report.patch, None
+    if problem is not None and kb is not None:
+        found = _fall_back(report, runner, workload, policy, kb, problem)
+        if found is not None:
+            patch, result = found[0].patch, found[1]
+            fallback = (f"the whole patch was rejected ({problem}); without "
+                        f"{found[0].dropped} it trains correctly, and that is what was measured")
+    if result is None or (result.rejected and fallback is None):
+        return report.model_copy(update={"rejected": problem})
+    return _with_estimate(report, patch, result, fallback)
+
+
+def _fall_back(
+    report: Report, runner: Runner, workload: Workload, policy: SamplingPolicy,
+    kb: KnowledgeBase, problem: str,
+) -> tuple[Candidate, Confirmation] | None:
+    """The first one-rule-smaller patch whose screening run passes the loss check and
+    whose paired confirmation is not rejected either, with that confirmation."""
+    from pytest_goblin.confirm import confirm, loss_problem
+    from pytest_goblin.errors import DeviceOOM, RunFailed, UnsupportedConfig
+    from pytest_goblin.fallback import candidates
+
+    assert report.patch is not None
+    steps = report.before.steps
+    for candidate in candidates(workload, report.patch, problem, kb):
+        config = candidate.patch.new_config
+        try:
+            screen = runner.run(config, steps)
+            if loss_problem(report.before, screen, policy.loss_tolerance):
+                continue
+            result = confirm(runner, workload.config, config, steps, policy)
+        except (RunFailed, DeviceOOM, UnsupportedConfig):
+            continue
+        if result.rejected is None:
+            return candidate, result
+    return None
+
+
+def _with_estimate(report: Report, patch: Patch, result: Confirmation,
+                   fallback: str | None) -> Report:
+    """The report with the paired estimate's numbers in place of the agent's first pair."""
     estimate = result.estimate
     assert estimate is not None
     before = report.before.model_copy(update={
@@ -145,10 +196,12 @@ def confirm_report(
     after = report.after.model_copy(update={
         "samples": result.patched_samples,
         "tokens_per_sec": statistics.median(result.patched_samples),
+        "losses": result.patched_runs[-1].losses,
     })
     return report.model_copy(update={
         "before": before,
         "after": after,
+        "patch": patch,
         "speedup": round(estimate.speedup, 4),
         "speedup_ci": (round(estimate.ci[0], 4), round(estimate.ci[1], 4)),
         "n_repeats": result.rounds,
@@ -156,4 +209,6 @@ def confirm_report(
         "cv_patched": round(estimate.cv_patched, 4),
         "rejected": result.rejected,
         "measurement": result.reason,
+        "fallback": fallback,
+        "notes": [*report.notes, fallback] if fallback else report.notes,
     })

@@ -49,6 +49,7 @@ def from_report(
         cv_patched=report.cv_patched,
         verdict_reason=verdict.reason,
         measurement=report.measurement,
+        fallback=report.fallback,
     )
 
 

@@ -345,6 +345,10 @@ class Report(BaseModel):
     measurement: str | None = Field(
         default=None, description="how the speedup and its interval were measured"
     )
+    fallback: str | None = Field(
+        default=None, description="set when the whole patch failed the loss check and a "
+        "smaller one (a rule dropped) is what was measured: which, and why"
+    )
 
 
 class AuditEvent(BaseModel):
@@ -458,3 +462,4 @@ class WorkloadResult(BaseModel):
     cv_patched: float | None = None
     verdict_reason: str = ""
     measurement: str | None = None
+    fallback: str | None = None

@@ -11,7 +11,7 @@ import difflib
 import fnmatch
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -330,3 +330,12 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     for part in parents:
         data = data.setdefault(part, {})
     data[leaf] = value
+
+
+def apply_changes(config: WorkloadConfig, changes: Iterable[Change]) -> WorkloadConfig:
+    """``config`` with each change's dotted field set to its new value, validated again
+    (a combination the schema refuses is a pydantic ValidationError, a ValueError)."""
+    data = config.model_dump()
+    for change in changes:
+        _set_path(data, change.field, change.new)
+    return WorkloadConfig.model_validate(data)

@@ -199,14 +199,7 @@ def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
     return {"rules": rules, "skipped": skipped, "platform": state.context.platform}
 
 
-def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        data = data.setdefault(part, {})
-    data[leaf] = value
-
-
-def _expected_range(rules: list[Any]) -> tuple[float | None, float | None]:
+def expected_range(rules: list[Any]) -> tuple[float | None, float | None]:
     ranges = [rule.expected_speedup for rule in rules if rule.expected_speedup]
     if not ranges:
         return None, None
@@ -271,10 +264,9 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
     diff, notes, unwritten = "", list(base.notes if base else []), {}
     if state.workload is not None and root == state.workload.config:
         changes, diff, unwritten = _write_into_file(state, base, changes, notes)
-    data = root.model_dump()
-    for change in changes:
-        _set_path(data, change.field, change.new)
-    new_config = WorkloadConfig.model_validate(data)
+    from pytest_goblin.workload import apply_changes
+
+    new_config = apply_changes(root, changes)
     rules = {rule.id: rule for rule in chosen}
     if base:
         rules = {r.rule_id: kb.get(r.rule_id) for r in base.rationale} | rules
@@ -284,7 +276,7 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
         reason = unwritten.get(rule_id, "superseded by a later rule")
         skipped.append(SkippedRule(rule_id=rule_id, reason=reason))
         del rules[rule_id]
-    low, high = _expected_range(list(rules.values()))
+    low, high = expected_range(list(rules.values()))
     patch = Patch(
         new_config=new_config,
         changes=changes,
