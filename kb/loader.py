@@ -102,6 +102,8 @@ class KnowledgeBase:
         self.sources: dict[str, Path] = dict(sources or {})
         self.replaced: list[tuple[str, Path]] = list(replaced)
         self._by_id = by_id
+        self._facts = {rule.id: _Facts.of(rule) for rule in self.rules}
+        self._candidates: dict[str, list[Rule]] = {}
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
@@ -163,8 +165,10 @@ class KnowledgeBase:
         skipped: list[tuple[Rule, str]] = []
         live: list[tuple[Rule, set[str]]] = []
         seen: set[str] = set()
-        views = _Views(config)
-        candidates = [rule for rule in self.rules if rule.applies_on(platform)]
+        views = _Views(config, self._facts)
+        if platform not in self._candidates:
+            self._candidates[platform] = [rule for rule in self.rules if rule.applies_on(platform)]
+        candidates = self._candidates[platform]
         while True:
             joined = False
             for rule in candidates:
@@ -294,18 +298,25 @@ def validate_rule(raw: Any, source: str, index: int) -> Rule:
         raise KnowledgeBaseError(f"{source}: {label}: {_describe(exc)}") from None
 
 
-def _others(rule: Rule, ordered: Sequence[tuple[Rule, set[str]]]) -> tuple[Rule, ...]:
-    """The live rules whose changes ``rule`` sees: all but those touching fields it sets.
+@dataclass(frozen=True)
+class _Facts:
+    """What matching needs to know about a rule beyond its config, worked out once per
+    knowledge base instead of on every lookahead of every match."""
 
-    Live rules may still conflict (flash and sdpa both set attention_impl), so
-    ``ordered`` is the live rules in reverse order of precedence: the change that
-    will win the conflict is applied last and is the one ``rule`` sees.
-    """
-    own = set(rule.set)
-    return tuple(
-        other for other, paths in ordered
-        if paths and not any(_overlap(p, q) for p in paths for q in own)
-    )
+    own: frozenset[str]
+    """The paths the rule sets."""
+    own_roots: frozenset[str]
+    """Their top-level fields: two paths can only overlap when these are shared."""
+    reads: frozenset[str]
+    """The top-level fields its condition reads."""
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Facts:
+        return cls(
+            own=frozenset(rule.set),
+            own_roots=frozenset(path.split(".", 1)[0] for path in rule.set),
+            reads=frozenset(path.split(".", 1)[0] for path in rule.when.paths()),
+        )
 
 
 class _Views:
@@ -315,21 +326,28 @@ class _Views:
     the live rules' changes are in place. The answer only changes when a rule
     joins, most candidates see the same set of changes, and a rule whose condition
     is false and reads no field those changes touch cannot start to fire. So each
-    patched config is made once, and a rule is only evaluated on it when it could
-    answer differently there.
+    patched config is made once, each rule's condition and change on the config
+    itself are worked out once, and a rule is only evaluated on a patched config
+    when it could answer differently there.
     """
 
-    def __init__(self, config: WorkloadConfig) -> None:
+    def __init__(self, config: WorkloadConfig, facts: Mapping[str, _Facts]) -> None:
         dumped = config.model_dump()
         self._base = dumped
+        self._facts = facts
         self._configs: dict[tuple[str, ...], tuple[WorkloadConfig, dict[str, Any]]] = {
             (): (config, dumped)
         }
         self._touched: dict[tuple[str, ...], frozenset[str]] = {(): frozenset()}
+        self._holds: dict[str, bool] = {}
+        self._here: dict[str, bool] = {}
+        self._changes: dict[str, list[tuple[str, Any, Any]]] = {}
         self._fired: dict[tuple[str, tuple[str, ...]], bool] = {}
         self._asked: dict[str, int] = {}
-        self._dormant: dict[str, frozenset[str] | None] = {}
-        self._ordered: tuple[int, list[tuple[Rule, set[str]]]] = (0, [])
+        self._live_count = 0
+        self._ordered: list[tuple[Rule, set[str], frozenset[str]]] = []
+        self._all: tuple[tuple[Rule, ...], tuple[str, ...]] = ((), ())
+        self._all_roots: frozenset[str] = frozenset()
 
     def joins(self, rule: Rule, live: Sequence[tuple[Rule, set[str]]]) -> bool:
         """Whether ``rule`` fires on the config, or on it with the ``live`` rules' changes.
@@ -337,39 +355,70 @@ class _Views:
         ``live`` only grows, so a rule that did not join is asked again only
         once more rules are live.
         """
-        if self._fires(rule, ()):
+        if self._fires_here(rule):
             return True
         if self._asked.get(rule.id) == len(live):
             return False
         self._asked[rule.id] = len(live)
-        if self._ordered[0] != len(live):
-            ordered = sorted(live, key=lambda item: _precedence(item[0]), reverse=True)
-            self._ordered = (len(live), ordered)
-        others = _others(rule, self._ordered[1])
+        if self._live_count != len(live):
+            self._order(live)
+        facts = self._facts[rule.id]
+        others, key = self._others(facts)
         if not others:
             return False
-        reads = self._reads_if_false(rule)
-        if reads is not None and not reads & self._touched[self._view(others)]:
+        if not self._holds[rule.id] and not facts.reads & self._touched[self._view(others, key)]:
             return False
-        return self._fires(rule, others)
+        return self._fires(rule, others, key)
 
     def changes(self, rule: Rule) -> list[tuple[str, Any, Any]]:
-        """``rule.changes`` on the config itself."""
-        config, dumped = self._configs[()]
-        return rule.changes(config, dumped)
+        """``rule.changes`` on the config itself, made once."""
+        if rule.id not in self._changes:
+            self._changes[rule.id] = rule.changes(*self._configs[()])
+        return self._changes[rule.id]
 
-    def _reads_if_false(self, rule: Rule) -> frozenset[str] | None:
-        """The fields the rule's condition reads when it is false on the config, else None."""
-        if rule.id not in self._dormant:
-            false = not rule.when.evaluate(self._base)
-            self._dormant[rule.id] = (
-                frozenset(path.split(".", 1)[0] for path in rule.when.paths()) if false else None
-            )
-        return self._dormant[rule.id]
+    def _fires_here(self, rule: Rule) -> bool:
+        """``rule.fires`` on the config itself, keeping whether its condition held."""
+        fired = self._here.get(rule.id)
+        if fired is None:
+            holds = rule.when.evaluate(self._base)
+            self._holds[rule.id] = holds
+            fired = holds and (rule.kind != "patch" or bool(self.changes(rule)))
+            self._here[rule.id] = fired
+        return fired
 
-    def _view(self, others: tuple[Rule, ...]) -> tuple[str, ...]:
-        """The key of the config with ``others``' changes applied, made on first use."""
-        key = tuple(other.id for other in others)
+    def _order(self, live: Sequence[tuple[Rule, set[str]]]) -> None:
+        """The live rules that change something, in reverse order of precedence.
+
+        Live rules may still conflict (flash and sdpa both set attention_impl): the
+        change that will win the conflict is applied last and is the one a rule sees.
+        Rules that change nothing (advisories) join without changing what others see.
+        """
+        added = [(rule, paths) for rule, paths in live[self._live_count:] if paths]
+        self._live_count = len(live)
+        if not added:
+            return
+        ordered = sorted([*((rule, paths) for rule, paths, _ in self._ordered), *added],
+                         key=lambda item: _precedence(item[0]), reverse=True)
+        self._ordered = [(rule, paths, frozenset(p.split(".", 1)[0] for p in paths))
+                         for rule, paths in ordered]
+        everyone = tuple(rule for rule, _, _ in self._ordered)
+        self._all = (everyone, tuple(rule.id for rule in everyone))
+        self._all_roots = frozenset().union(*(roots for _, _, roots in self._ordered))
+
+    def _others(self, facts: _Facts) -> tuple[tuple[Rule, ...], tuple[str, ...]]:
+        """The live rules whose changes a rule sees (all but those touching fields it
+        sets), and their ids."""
+        if not facts.own_roots & self._all_roots:
+            return self._all
+        others = tuple(
+            other for other, paths, roots in self._ordered
+            if not (roots & facts.own_roots
+                    and any(_overlap(p, q) for p in paths for q in facts.own))
+        )
+        return others, tuple(other.id for other in others)
+
+    def _view(self, others: tuple[Rule, ...], key: tuple[str, ...]) -> tuple[str, ...]:
+        """``key``, once the config with ``others``' changes applied is made."""
         if key not in self._configs:
             patched, dumped = self._configs[()]
             for other in others:
@@ -382,10 +431,9 @@ class _Views:
             )
         return key
 
-    def _fires(self, rule: Rule, others: tuple[Rule, ...]) -> bool:
-        key = self._view(others)
+    def _fires(self, rule: Rule, others: tuple[Rule, ...], key: tuple[str, ...]) -> bool:
         if (rule.id, key) not in self._fired:
-            self._fired[rule.id, key] = rule.fires(*self._configs[key])
+            self._fired[rule.id, key] = rule.fires(*self._configs[self._view(others, key)])
         return self._fired[rule.id, key]
 
 

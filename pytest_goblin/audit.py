@@ -14,17 +14,18 @@ from typing import TYPE_CHECKING
 from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.errors import UnsupportedConfig, WorkloadError
-from pytest_goblin.schemas import AuditEvent, Patch, Report
+from pytest_goblin.schemas import AuditEvent, NoiseFloor, Patch, Report
 from pytest_goblin.workload import Workload
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
     from pytest_goblin.agent.state import Runner
     from pytest_goblin.cache import AuditCache
+    from pytest_goblin.calibrate import Calibrations
     from pytest_goblin.confirm import Confirmation, SamplingPolicy
     from pytest_goblin.fallback import Candidate
     from pytest_goblin.kb.loader import KnowledgeBase
-    from pytest_goblin.runner.session import DeviceSession
+    from pytest_goblin.runner.session import DeviceRunner, DeviceSession
     from pytest_goblin.settings import GoblinSettings
 
 
@@ -53,11 +54,14 @@ def audit_workload(
     on_event: Callable[[AuditEvent], None] | None = None,
     backend_factory: BackendFactory | None = None,
     cache: AuditCache | None = None,
+    calibrations: Calibrations | None = None,
 ) -> AuditOutcome:
     """Run the audit loop for one workload on its device; ``on_event`` sees events live.
 
     ``backend_factory`` (the plugins' make-backend hook) is asked for the
-    backend before the built-in ones.
+    backend before the built-in ones. With ``calibrations``
+    (``--goblin-calibrate``), the device's noise floor is measured on first use
+    and a threshold below it raises ThresholdBelowNoise before the audit runs.
 
     Raises UnsupportedConfig, before anything runs, when the device cannot run
     the workload as written (the item is skipped with the reason). With a
@@ -75,6 +79,56 @@ def audit_workload(
     reason = runner.unsupported(workload.config)
     if reason:
         raise UnsupportedConfig(reason, runner.info)
+    floor = None
+    if calibrations is not None:
+        floor = _noise_floor(calibrations, runner, workload, settings)
+    outcome = _audit(workload, runner, settings, kb, extra_ignore, on_event, backend_factory,
+                     cache)
+    if settings.attribution and outcome.report is not None:
+        from pytest_goblin.attribution import with_attribution
+
+        outcome.report = with_attribution(outcome.report, workload.config, runner, kb,
+                                          settings.loss_tolerance)
+    outcome.noise_floor = floor
+    return outcome
+
+
+def _noise_floor(calibrations: Calibrations, runner: DeviceRunner, workload: Workload,
+                 settings: GoblinSettings) -> NoiseFloor:
+    """The device's noise floor (measured with this workload's baseline on first use);
+    ThresholdBelowNoise when the workload's threshold is below it."""
+    from pytest_goblin.agent.backends.planner import BENCHMARK_STEPS
+    from pytest_goblin.calibrate import calibrate, refusal
+    from pytest_goblin.errors import AuditError, RunFailed, ThresholdBelowNoise
+
+    info = runner.info
+    key = f"{info.kind}:{info.name}:{workload.settings.device or ''}"
+    try:
+        floor = calibrations.floor(key, lambda: calibrate(
+            runner, workload.config, settings.steps or BENCHMARK_STEPS, workload.name,
+            info.name))
+    except RunFailed as exc:
+        raise AuditError(f"{workload.source.display_path}: --goblin-calibrate could not run "
+                         f"the baseline against itself: {exc}") from None
+    source = ("the workload's goblin.threshold" if workload.settings.threshold
+              else "--goblin-threshold / goblin_threshold")
+    problem = refusal(floor, effective_threshold(workload, settings), source)
+    if problem:
+        raise ThresholdBelowNoise(f"{workload.source.display_path}: {problem}", floor)
+    return floor
+
+
+def _audit(
+    workload: Workload,
+    runner: DeviceRunner,
+    settings: GoblinSettings,
+    kb: KnowledgeBase,
+    extra_ignore: Iterable[str],
+    on_event: Callable[[AuditEvent], None] | None,
+    backend_factory: BackendFactory | None,
+    cache: AuditCache | None,
+) -> AuditOutcome:
+    """The audit itself, then the paired confirmation of a measured report."""
     context = AuditContext(
         runner=runner,
         projector=runner.projector,

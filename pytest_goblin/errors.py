@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytest_goblin.schemas import DeviceInfo
+    from pytest_goblin.schemas import DeviceInfo, NoiseFloor
 
 
 class GoblinError(Exception):
@@ -52,3 +52,12 @@ class DeviceOOM(RunFailed):
 class DeviceFault(GoblinError):
     """The device worker crashed or timed out. The run says nothing about the config,
     so the audit stops and its item errors; the next run starts a fresh worker."""
+
+
+class ThresholdBelowNoise(GoblinError):
+    """``--goblin-calibrate`` measured more noise on the device than the workload's
+    threshold: its verdict would flake, so the item errors with the figures."""
+
+    def __init__(self, message: str, floor: NoiseFloor) -> None:
+        super().__init__(message)
+        self.floor = floor

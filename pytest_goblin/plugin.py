@@ -22,6 +22,7 @@ from pytest_goblin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
     from pytest_goblin.cache import AuditCache
+    from pytest_goblin.calibrate import Calibrations
     from pytest_goblin.history import SavedRun
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.report.session import SessionReport
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from pytest_goblin.workload import Workload
 
 KB_KEY = pytest.StashKey["KnowledgeBase"]()
+CALIBRATIONS_KEY = pytest.StashKey["Calibrations"]()
 SAVED_RUN_KEY = pytest.StashKey["SavedRun | None"]()
 WORKLOAD_SUFFIXES = (".yaml", ".yml", ".json", ".py")
 
@@ -44,6 +46,14 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_goblin import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """The hooks that spread xdist workers over GPUs, when xdist is installed: registered
+    this early because xdist counts ``-n auto``'s workers before ``pytest_configure``."""
+    from pytest_goblin import xdist_gpus
+
+    xdist_gpus.register(early_config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,6 +71,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if bad:
         raise pytest.UsageError(f"goblin_ignore: unknown rule id {', '.join(bad)}")
     config.stash[SAVED_RUN_KEY] = _saved_run(settings)
+    if settings.calibrate:
+        from pytest_goblin.calibrate import Calibrations
+
+        config.stash[CALIBRATIONS_KEY] = Calibrations()
     config.pluginmanager.register(GoblinSession(config, settings), "goblin-session")
     _register_builtin_reporters(config)
 
@@ -218,12 +232,19 @@ class GoblinSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
             return
+        from pytest_goblin.calibrate import describe, noise_floors
         from pytest_goblin.report.terminal import advisories_text, cache_line, summary_table
+        from pytest_goblin.xdist_gpus import gpu_workers
 
         width = self.config.get_terminal_writer().fullwidth
         terminalreporter.section("goblin")
         terminalreporter.line(self._header())
+        for floor in noise_floors(self._sorted()):
+            terminalreporter.line(describe(floor))
         terminalreporter.line(self._agent_line())
+        spread = gpu_workers(self.config)
+        if spread is not None and spread.shared:
+            terminalreporter.line(spread.summary_line())
         cached = cache_line(self._sorted())
         if cached:
             terminalreporter.line(cached)
@@ -270,11 +291,13 @@ class GoblinSession:
 
     def _run_info(self) -> RunInfo:
         from pytest_goblin.report.summary import RunInfo
+        from pytest_goblin.xdist_gpus import gpu_workers
 
         saved = self.config.stash.get(SAVED_RUN_KEY, None)
         return RunInfo(device=self._device(), backend=self._backend(),
                        threshold=self.settings.threshold, projected=self.settings.fake,
-                       compared_with=saved.describe() if saved else None)
+                       compared_with=saved.describe() if saved else None,
+                       parallel=gpu_workers(self.config))
 
     def _header(self) -> str:
         from pytest_goblin.report.terminal import header_line
@@ -433,7 +456,13 @@ class WorkloadItem(pytest.Function):
     def audit(self, session: DeviceSession) -> None:
         from pytest_goblin.audit import audit_workload, effective_threshold
         from pytest_goblin.extensions import backend_factory
-        from pytest_goblin.errors import AuditError, DeviceFault, UnsupportedConfig, WorkloadError
+        from pytest_goblin.errors import (
+            AuditError,
+            DeviceFault,
+            ThresholdBelowNoise,
+            UnsupportedConfig,
+            WorkloadError,
+        )
         from pytest_goblin.events import EventRecorder
         from pytest_goblin.gates import judge
         from pytest_goblin.result import from_error, from_report, skipped
@@ -451,14 +480,17 @@ class WorkloadItem(pytest.Function):
             outcome = audit_workload(workload, session, self.settings, load_kb(self.config),
                                      on_event=recorder,
                                      backend_factory=backend_factory(self.config),
-                                     cache=_audit_cache(self.config))
+                                     cache=_audit_cache(self.config),
+                                     calibrations=self.config.stash.get(CALIBRATIONS_KEY, None))
         except UnsupportedConfig as exc:
             self.goblin_result = skipped(self.nodeid, workload, str(exc), threshold,
                                          exc.device)
             pytest.skip(str(exc))
-        except (WorkloadError, DeviceFault) as exc:
+        except (WorkloadError, DeviceFault, AuditError, ThresholdBelowNoise) as exc:
             self.goblin_result = from_error(self.nodeid, workload.source.display_path,
                                             workload.name, str(exc), threshold, workload)
+            if isinstance(exc, ThresholdBelowNoise):
+                self.goblin_result.noise_floor = exc.floor
             raise
         if outcome.report is None:
             message = f"{workload.source.display_path}: audit failed: {outcome.error}"
@@ -470,6 +502,7 @@ class WorkloadItem(pytest.Function):
                               None if outcome.cached else outcome.usage,
                               strict=self.settings.strict)
         verdict.cached = outcome.cached
+        verdict.noise_floor = outcome.noise_floor
         result, failure = judge(verdict, workload.settings,
                                 self.config.stash.get(SAVED_RUN_KEY, None),
                                 self.settings.compare_fail)
@@ -573,7 +606,8 @@ def goblin_audit(
         workload = load_workload(Path(path), str(path))
         try:
             outcome = audit_workload(workload, goblin_device, settings, load_kb(pytestconfig),
-                                     ignore, backend_factory=backend_factory(pytestconfig))
+                                     ignore, backend_factory=backend_factory(pytestconfig),
+                                     calibrations=pytestconfig.stash.get(CALIBRATIONS_KEY, None))
         except UnsupportedConfig as exc:
             pytest.skip(str(exc))
         if outcome.report is None:

@@ -50,6 +50,7 @@ def from_report(
         verdict_reason=verdict.reason,
         measurement=report.measurement,
         fallback=report.fallback,
+        attribution=report.attribution,
     )
 
 

@@ -282,6 +282,33 @@ class Change(BaseModel):
     rule_id: str
 
 
+class ChangeAttribution(BaseModel):
+    """What one change of a patch contributes: the patch measured (or projected) without it.
+
+    ``contribution`` is the change's share of the patch's log-speedup,
+    ``ln(speedup / speedup_without) / ln(speedup)`` (``pytest_goblin.attribution``
+    says why). A change the patch cannot run without has no figure, and ``note``
+    says what it is not separable from. Information only: never part of a verdict.
+    """
+
+    field: str
+    old: Any
+    new: Any
+    rule_id: str
+    speedup_without: float | None = Field(
+        default=None, description="the patch without this change, over the baseline"
+    )
+    contribution: float | None = Field(
+        default=None, description="share of the patch's log-speedup (1.0 = all of it)"
+    )
+    projected: bool
+    together_with: list[str] = Field(
+        default_factory=list,
+        description="fields left out with this one because their rules need it",
+    )
+    note: str = ""
+
+
 class RuleApplication(BaseModel):
     rule_id: str
     rationale: str
@@ -349,6 +376,9 @@ class Report(BaseModel):
         default=None, description="set when the whole patch failed the loss check and a "
         "smaller one (a rule dropped) is what was measured: which, and why"
     )
+    attribution: list[ChangeAttribution] = Field(
+        default_factory=list, description="each change's leave-one-out share (--goblin-attribution)"
+    )
 
 
 class AuditEvent(BaseModel):
@@ -411,6 +441,24 @@ class HistoryComparison(BaseModel):
     reason: str = ""
 
 
+class NoiseFloor(BaseModel):
+    """What an A/A comparison (a workload's baseline against itself) says about the
+    device's noise: ``--goblin-calibrate``, once per device and session."""
+
+    device: str = Field(description="the device's name")
+    workload: str = Field(description="the workload whose baseline config was run twice")
+    projected: bool
+    rounds: int = Field(description="paired A/A rounds")
+    n: int = Field(description="paired windows behind the interval")
+    ratio: float = Field(description="A/A speedup; 1 when there is no drift between arms")
+    ratio_ci: tuple[float, float]
+    band: float = Field(description="the interval's half-width around 1, as a fraction: "
+                        "no threshold below it can be told from noise")
+    mde: float = Field(description="minimum detectable effect (fraction): the smallest real "
+                       "speedup found with 80% power at this noise")
+    cv: float = Field(description="coefficient of variation of the windows' tokens/s")
+
+
 class WorkloadResult(BaseModel):
     """One workload's entry in every report: what was audited and how it ended.
 
@@ -463,3 +511,9 @@ class WorkloadResult(BaseModel):
     verdict_reason: str = ""
     measurement: str | None = None
     fallback: str | None = None
+    noise_floor: NoiseFloor | None = Field(
+        default=None, description="--goblin-calibrate: the A/A noise floor of this device"
+    )
+    attribution: list[ChangeAttribution] = Field(
+        default_factory=list, description="each change's leave-one-out share (--goblin-attribution)"
+    )

@@ -60,6 +60,8 @@ class GoblinSettings:
     time_budget_s: float | None = None
     strict: bool = False
     loss_tolerance: float = DEFAULT_LOSS_TOLERANCE
+    calibrate: bool = False
+    attribution: bool = False
 
 
 SETTINGS_KEY = pytest.StashKey[GoblinSettings]()
@@ -134,9 +136,17 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--goblin-loss-tolerance", metavar="FRACTION", default=None,
                     help="how far the patched run's final loss may drift from the baseline's "
                          f"and still count (default {DEFAULT_LOSS_TOLERANCE}).")
+    group.addoption("--goblin-calibrate", action="store_true", default=None,
+                    help="measure each device's noise floor once (a baseline against itself), "
+                         "show it in the summary, and error workloads whose threshold is below "
+                         "it.")
     group.addoption("--goblin-no-cache", action="store_true", default=False,
                     help="audit every workload afresh instead of reusing an earlier run's "
                          "projected audit of unchanged inputs.")
+    group.addoption("--goblin-attribution", action="store_true", default=None,
+                    help="measure each patch without one change at a time and report what "
+                         "each change contributes (information only; 2 runs per change when "
+                         "measured).")
 
     parser.addini("goblin_fake", "use the analytic model (like --goblin-fake)", type="bool",
                   default=False)
@@ -165,6 +175,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("goblin_strict", "fail inconclusive measured verdicts", type="bool",
                   default=False)
     parser.addini("goblin_loss_tolerance", "allowed final-loss drift of a patch", default="")
+    parser.addini("goblin_calibrate", "measure each device's A/A noise floor (like "
+                  "--goblin-calibrate)", type="bool", default=False)
+    parser.addini("goblin_attribution", "report each change's share of a patch's speedup",
+                  type="bool", default=False)
 
 
 def _first(*values: Any) -> Any:
@@ -217,13 +231,15 @@ def build(config: pytest.Config) -> GoblinSettings:
         compare=_run_name(compare, "--goblin-compare"),
         compare_fail=compare_fail,
         no_cache=bool(opt.goblin_no_cache),
+        attribution=bool(opt.goblin_attribution) or bool(config.getini("goblin_attribution")),
         **_measure_settings(config),
         **_sampling_settings(config),
     )
 
 
 def _sampling_settings(config: pytest.Config) -> dict[str, Any]:
-    """--goblin-max-repeats, -time-budget, -strict and -loss-tolerance (command line, then ini)."""
+    """--goblin-max-repeats, -time-budget, -strict, -loss-tolerance and -calibrate (command
+    line, then ini)."""
     opt = config.option
     repeats = _first(opt.goblin_max_repeats, config.getini("goblin_max_repeats"))
     budget = _first(opt.goblin_time_budget, config.getini("goblin_time_budget"))
@@ -236,6 +252,7 @@ def _sampling_settings(config: pytest.Config) -> dict[str, Any]:
         "strict": bool(opt.goblin_strict) or bool(config.getini("goblin_strict")),
         "loss_tolerance": DEFAULT_LOSS_TOLERANCE if tolerance is None else _parse_number(
             tolerance, "--goblin-loss-tolerance", float, minimum=0, inclusive=False),
+        "calibrate": bool(opt.goblin_calibrate) or bool(config.getini("goblin_calibrate")),
     }
 
 

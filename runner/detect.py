@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from pytest_goblin.runner.options import DeviceSelector
+from pytest_goblin.runner.visible import physical_id
 from pytest_goblin.schemas import DeviceInfo
 
 
@@ -74,7 +75,9 @@ def _gpu(kind: str, index: int) -> Detected:
         driver_version=_driver_version(kind),
     )
     uuid = getattr(props, "uuid", None)
-    lock_id = f"{kind}-{uuid}" if uuid else f"{kind}-{index}"
+    # without a UUID, the index followed through the visible-devices variables: a pinned
+    # xdist worker sees its GPU as index 0
+    lock_id = f"{kind}-{uuid}" if uuid else physical_id(kind, index, os.environ)
     return Detected(device, info, lock_id)
 
 

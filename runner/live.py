@@ -32,6 +32,7 @@ from pytest_goblin.runner.fake import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOK
 from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
 from pytest_goblin.runner.simulated import SimulatedDevice
+from pytest_goblin.runner.visible import environ_for
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 START_TIMEOUT_S = 300.0
@@ -97,7 +98,8 @@ class DeviceWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            env={**os.environ, **self.env_vars},
+            # an xdist worker's pinned GPU, unless the selector names an index
+            env={**environ_for(self.selector, os.environ), **self.env_vars},
             # its own process group: Ctrl-C in the terminal does not reach it, and
             # killing the group also ends its DataLoader workers
             start_new_session=True,

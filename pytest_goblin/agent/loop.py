@@ -31,7 +31,7 @@ from pytest_goblin.agent.prompts import SYSTEM_PROMPT
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.errors import GoblinError
 from pytest_goblin.redact import environment_secrets, redact_known
-from pytest_goblin.schemas import AuditEvent, AuditUsage, Report, ToolResult
+from pytest_goblin.schemas import AuditEvent, AuditUsage, NoiseFloor, Report, ToolResult
 from pytest_goblin.workload import Workload
 
 MAX_STEPS = 14
@@ -203,6 +203,7 @@ class AuditOutcome:
 
     ``cached`` means the report was reused from an earlier run's identical audit
     (``pytest_goblin.cache``): nothing ran, so there are no events or usage.
+    ``noise_floor`` is the device's A/A noise floor under ``--goblin-calibrate``.
     """
 
     report: Report | None = field(repr=False)
@@ -210,6 +211,7 @@ class AuditOutcome:
     events: list[AuditEvent] = field(default_factory=list, repr=False)
     usage: AuditUsage = field(default_factory=AuditUsage)
     cached: bool = False
+    noise_floor: NoiseFloor | None = None
 
 
 def audit(

@@ -27,7 +27,8 @@ class BuiltinReporters:
             path = settings.invocation_dir / settings.json_path
             run = report.run
             json_report.write(path, json_report.build(report.results, run.device, run.backend,
-                                                      run.threshold, run.projected))
+                                                      run.threshold, run.projected,
+                                                      run.parallel))
             report.lines.append(f"JSON report: {path}")
         published = publish(report.results, report.run, settings, report.rootpath)
         report.lines.extend(published.lines)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from html import escape
 
 from pytest_goblin import budgets
+from pytest_goblin.calibrate import describe, noise_floors
+from pytest_goblin.report.attribution import heading, share_text, summary
 from pytest_goblin.report.summary import (
     RunInfo,
     counts_text,
@@ -81,6 +83,8 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="facts">{escape(" · ".join(facts))}.</p>',
+        *(f'<p class="facts noise-floor">{escape(describe(floor))}</p>'
+          for floor in noise_floors(results)),
     ]
     if not results:
         parts.append("<p>No workloads were audited.</p>")
@@ -256,6 +260,8 @@ def _workload(result: WorkloadResult) -> str:
         parts.append(_metrics_table(result))
     if result.patch and result.patch.changes:
         parts.append(_changes(result))
+    if result.attribution:
+        parts.append(_attribution(result))
     if result.budgets:
         parts.append("<h4>Budgets</h4><ul>" + "".join(
             f'<li class="{"passed" if c.ok else "failed"}">{escape(budgets.describe(c))}</li>'
@@ -305,6 +311,21 @@ def _changes(result: WorkloadResult) -> str:
         for c in result.patch.changes)
     return ("<h4>Changes</h4><table><thead><tr><th>field</th><th>from</th><th>to</th>"
             f"<th>rule</th><th>citations</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _attribution(result: WorkloadResult) -> str:
+    """Each change's share of the speedup (``--goblin-attribution``), as a table."""
+    entries = result.attribution
+    rows = "".join(
+        f"<tr><td><code>{escape(e.field)}</code></td><td>{escape(show_value(e.old))}</td>"
+        f"<td>{escape(show_value(e.new))}</td><td><code>{escape(e.rule_id)}</code></td>"
+        f'<td class="num">{escape(share_text(e))}</td><td>{escape(e.note)}</td></tr>'
+        for e in entries)
+    how = summary(entries)
+    return (f"<h4>Attribution ({escape(heading(entries))})</h4><table><thead><tr>"
+            "<th>field</th><th>from</th><th>to</th><th>rule</th><th>share</th><th>note</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>"
+            + (f"<p>{escape(how)}</p>" if how else ""))
 
 
 def _links(urls: Sequence[str]) -> str:

@@ -1,8 +1,10 @@
 """The JSON report (``--goblin-json``): versioned, written atomically.
 
 Schema version 1. Top level: ``schema_version``, ``device`` {kind, name, …},
-``backend``, ``threshold``, ``projected``, ``workloads`` (one WorkloadResult
-each). Names are a public contract: fields are only ever added.
+``backend``, ``threshold``, ``projected``, ``parallel`` ({workers, gpus, shared}
+when a measured run spread xdist workers over GPUs, else null), ``noise_floors``
+(``--goblin-calibrate``: one NoiseFloor per device, empty without it), ``workloads``
+(one WorkloadResult each). Names are a public contract: fields are only ever added.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_goblin import __version__
 from pytest_goblin.atomic import write_text
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult
+
+if TYPE_CHECKING:
+    from pytest_goblin.xdist_gpus import GpuWorkers
 
 SCHEMA_VERSION = 1
 
@@ -25,7 +30,10 @@ def build(
     backend: str,
     threshold: float,
     fake: bool,
+    parallel: GpuWorkers | None = None,
 ) -> dict[str, Any]:
+    from pytest_goblin.calibrate import noise_floors
+
     return {
         "schema_version": SCHEMA_VERSION,
         "generator": f"pytest-goblin {__version__}",
@@ -33,6 +41,8 @@ def build(
         "backend": backend,
         "threshold": threshold,
         "projected": fake,
+        "parallel": parallel.as_json() if parallel else None,
+        "noise_floors": [floor.model_dump(mode="json") for floor in noise_floors(results)],
         "workloads": [r.model_dump(mode="json") for r in results],
     }
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from pytest_goblin import budgets
 from pytest_goblin.atomic import write_text
+from pytest_goblin.calibrate import describe, noise_floors
+from pytest_goblin.report.attribution import heading, share_text, summary
 from pytest_goblin.report.summary import (
     RunInfo,
     counts_text,
@@ -57,6 +59,9 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
     if info.compared_with:
         facts.append(f"history against saved run {_cell(info.compared_with)}")
     lines += [" · ".join(facts) + ".", ""]
+    floors = noise_floors(results)
+    if floors:
+        lines += [*(f"- {_cell(describe(floor))}" for floor in floors), ""]
     if results:
         lines += _table(results)
     else:
@@ -113,7 +118,8 @@ def _details(result: WorkloadResult) -> list[str]:
     if result.outcome == "error":
         lines += _fence(result.error or result.reason, "text")
     else:
-        lines += _metrics(result) + _changes(result) + _budgets(result) + _history(result)
+        lines += (_metrics(result) + _changes(result) + _attribution(result) + _budgets(result)
+                  + _history(result))
         for note in result.notes:
             lines += [f"> {_cell(note)}", ""]
         if result.patch and result.patch.diff:
@@ -146,6 +152,22 @@ def _changes(result: WorkloadResult) -> list[str]:
                      f"{_code(show_value(change.new))} (rule {_code(change.rule_id)})")
         lines += [f"  - <{url}>" for url in citations.get(change.rule_id, [])]
     return lines + [""]
+
+
+def _attribution(result: WorkloadResult) -> list[str]:
+    """Each change's share of the speedup (``--goblin-attribution``), as a table."""
+    entries = result.attribution
+    if not entries:
+        return []
+    lines = [f"**Attribution** ({heading(entries)})", "",
+             "| change | rule | share | note |", "|---|---|---|---|"]
+    for entry in entries:
+        change = (f"{_code(entry.field)}: {_code(show_value(entry.old))} → "
+                  f"{_code(show_value(entry.new))}")
+        lines.append(f"| {change} | {_code(entry.rule_id)} | {_cell(share_text(entry))} | "
+                     f"{_cell(entry.note) or '-'} |")
+    how = summary(entries)
+    return lines + (["", _cell(how)] if how else []) + [""]
 
 
 def _budgets(result: WorkloadResult) -> list[str]:

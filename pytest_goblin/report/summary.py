@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult
+
+if TYPE_CHECKING:
+    from pytest_goblin.xdist_gpus import GpuWorkers
 
 OUTCOME_ORDER = ("failed", "error", "accepted", "inconclusive", "passed", "skipped")
 OUTCOME_WORDS = {"failed": "failed", "error": "errors", "accepted": "accepted",
@@ -23,6 +26,8 @@ class RunInfo:
     threshold: float
     projected: bool
     compared_with: str | None = None
+    parallel: GpuWorkers | None = None
+    """xdist workers spread over GPUs (a measured run under ``-n``), else None."""
 
 
 def device_label(device: DeviceInfo | None) -> str:

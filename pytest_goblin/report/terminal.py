@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from pytest_goblin.report.attribution import heading, share_text, summary
 from pytest_goblin.report.summary import RunInfo, verdict_key
 from pytest_goblin.schemas import AuditUsage, DeviceInfo, WorkloadResult
 
@@ -202,10 +203,13 @@ def failure_text(result: WorkloadResult) -> str:
                         else ""))
     lines += ["", "changes:"]
     citations = {rule.id: rule.citation for rule in result.rules}
+    shares = {entry.field: entry for entry in result.attribution}
     for change in result.patch.changes if result.patch else []:
+        share = shares.get(change.field)
         lines.append(f"  {change.field}: {_show(change.old)} -> {_show(change.new)}"
-                     f"  [{change.rule_id}]")
+                     f"  [{change.rule_id}]" + (f"  {share_text(share)}" if share else ""))
         lines.extend(f"      {url}" for url in citations.get(change.rule_id, []))
+    lines += _attribution_lines(result)
     if result.patch and result.patch.diff:
         lines += ["", f"patch for {result.path} (git apply):", result.patch.diff.rstrip("\n")]
     if result.waived:
@@ -213,6 +217,16 @@ def failure_text(result: WorkloadResult) -> str:
     for note in result.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _attribution_lines(result: WorkloadResult) -> list[str]:
+    """Under the changes (each with its share): how the shares add up, and each change's note."""
+    if not result.attribution:
+        return []
+    how = summary(result.attribution)
+    lines = [f"attribution ({heading(result.attribution)}):"] + ([f"  {how}"] if how else [])
+    lines.extend(f"  {entry.field}: {entry.note}" for entry in result.attribution if entry.note)
+    return lines
 
 
 def _metrics_line(m: Any) -> str:

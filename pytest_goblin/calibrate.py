@@ -1,0 +1,108 @@
+"""The noise floor: ``--goblin-calibrate`` runs a baseline against itself (A/A).
+
+Two runs of the same config should be equally fast; how far apart they come
+out is the noise a verdict has to see through. Once per device and session,
+the first workload audited there has its baseline config measured in paired
+rounds against itself, exactly as a verdict measures baseline against patch.
+The A/A interval's half-width around 1 is the noise band: a threshold below
+it asks the gate to see differences it cannot tell from noise, so such a
+workload errors with the figures instead of flaking.
+
+The minimum detectable effect is the smallest true speedup the same sampling
+finds with 80% power at 95% confidence: (z₀.₉₇₅ + z₀.₈₀) / z₀.₉₇₅ times the band,
+the usual sample-size rule (e.g. NIST/SEMATECH e-Handbook §7.2.2.2). A
+projected device has no noise: its floor is 0 from a single pair of runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+from pytest_goblin.confirm import Runner
+from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
+from pytest_goblin.stats import noise_band, paired_speedup
+
+CALIBRATION_ROUNDS = 3
+"""A/A rounds (6 runs): enough windows for a stable interval at a third of the
+cost of a verdict's worst case; a verdict that samples longer resolves finer, so
+the band errs on the side of refusing too small a threshold."""
+
+_Z_CONFIDENCE = NormalDist().inv_cdf(0.975)
+_Z_POWER = NormalDist().inv_cdf(0.80)
+MDE_FACTOR = (_Z_CONFIDENCE + _Z_POWER) / _Z_CONFIDENCE
+
+
+def calibrate(runner: Runner, config: WorkloadConfig, steps: int, workload: str,
+              device: str, rounds: int = CALIBRATION_ROUNDS) -> NoiseFloor:
+    """Measure ``config`` against itself in ``rounds`` paired rounds on ``runner``."""
+    first: list[float] = []
+    second: list[float] = []
+    runs: list[RunMetrics] = []
+    for _ in range(rounds):
+        a, b = runner.run(config, steps), runner.run(config, steps)
+        runs += [a, b]
+        pairs = min(len(a.samples), len(b.samples)) or 1
+        first += (a.samples or [a.tokens_per_sec])[:pairs]
+        second += (b.samples or [b.tokens_per_sec])[:pairs]
+        if a.projected:
+            break
+    estimate = paired_speedup(first, second)
+    band = noise_band(estimate)
+    return NoiseFloor(
+        device=device,
+        workload=workload,
+        projected=runs[0].projected,
+        rounds=len(runs) // 2,
+        n=estimate.n,
+        ratio=round(estimate.speedup, 4),
+        ratio_ci=(round(estimate.ci[0], 4), round(estimate.ci[1], 4)),
+        band=round(band, 4),
+        mde=round(band * MDE_FACTOR, 4),
+        cv=round(max(estimate.cv_baseline, estimate.cv_patched), 4),
+    )
+
+
+def describe(floor: NoiseFloor) -> str:
+    """One line for a summary header."""
+    if floor.projected:
+        return (f"noise floor on {floor.device}: 0 (projected runs have no noise; "
+                "calibrate on the device with a measured run)")
+    low, high = floor.ratio_ci
+    return (f"noise floor on {floor.device}: ±{floor.band:.1%} (A/A of {floor.workload}: "
+            f"{floor.ratio:.3f}× [{low:.3f}, {high:.3f}] from {floor.n} paired windows, "
+            f"CV {floor.cv:.1%}); minimum detectable effect {floor.mde:.1%}")
+
+
+def noise_floors(results: Sequence[WorkloadResult]) -> list[NoiseFloor]:
+    """The distinct floors the results carry (one per device and xdist worker), in order."""
+    floors: list[NoiseFloor] = []
+    for result in results:
+        if result.noise_floor is not None and result.noise_floor not in floors:
+            floors.append(result.noise_floor)
+    return floors
+
+
+def refusal(floor: NoiseFloor, threshold: float, source: str) -> str | None:
+    """Why ``threshold`` (set by ``source``) cannot be used on this device, or None when it
+    clears the noise band."""
+    if threshold >= floor.band:
+        return None
+    return (f"threshold {threshold:.1%} ({source}) is below the noise band measured by "
+            f"--goblin-calibrate on {floor.device}: runs of the same config differ by up to "
+            f"±{floor.band:.1%} there, so a {threshold:.1%} gap cannot be told from noise; "
+            f"set {source} to at least {floor.band:.3f} (minimum detectable effect "
+            f"{floor.mde:.1%}) or quieten the runner")
+
+
+@dataclass
+class Calibrations:
+    """The session's noise floors, one per device, measured on first use."""
+
+    floors: dict[str, NoiseFloor] = field(default_factory=dict)
+
+    def floor(self, key: str, measure: Callable[[], NoiseFloor]) -> NoiseFloor:
+        if key not in self.floors:
+            self.floors[key] = measure()
+        return self.floors[key]

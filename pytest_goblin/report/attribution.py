@@ -1,0 +1,54 @@
+"""How a per-change attribution reads, the same in the failure text, Markdown and HTML.
+
+One phrase per change ("92% of the gain (1.18× without it)") and one
+sentence on how the shares add up. Shares of the log-speedup
+(``pytest_goblin.attribution``) add up to 100% when the changes act
+independently; further off than ``INTERACTION_TOLERANCE`` they interact, and
+the sentence says so rather than letting the numbers look like a partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pytest_goblin.schemas import ChangeAttribution
+
+INTERACTION_TOLERANCE = 0.10
+"""Shares that add up to within this of 100% count as independent changes."""
+
+
+def share_text(entry: ChangeAttribution) -> str:
+    """The change's share and what the patch gets without it; ``-`` when there is no figure."""
+    if entry.speedup_without is None:
+        return "not separable" if entry.note.startswith("not separable") else "-"
+    without = ("without it" if not entry.together_with
+               else f"without it and {', '.join(entry.together_with)}")
+    figure = f"{entry.speedup_without:.2f}× {without}"
+    if entry.contribution is None:
+        return figure
+    share = round(entry.contribution, 2) + 0.0  # no "-0%" for a share that rounds to nothing
+    return f"{share:.0%} of the gain ({figure})"
+
+
+def heading(entries: Sequence[ChangeAttribution]) -> str:
+    """What the figures are: ``projected, leave-one-out`` or ``measured, leave-one-out``."""
+    label = "projected" if entries and entries[0].projected else "measured"
+    return f"{label}, leave-one-out"
+
+
+def summary(entries: Sequence[ChangeAttribution]) -> str | None:
+    """One sentence on how the shares add up, or None for fewer than two shares."""
+    shares = [e.contribution for e in entries if e.contribution is not None]
+    if len(entries) < 2 or not shares:
+        return None
+    text = f"The shares add up to {sum(shares):.0%} of the speedup"
+    missing = [e.field for e in entries if e.contribution is None]
+    if missing:
+        return f"{text}; {', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no share."
+    if any(e.together_with for e in entries):
+        return (f"{text}; they overlap where a change is left out together with the changes "
+                "that need it.")
+    if abs(sum(shares) - 1.0) <= INTERACTION_TOLERANCE:
+        return f"{text}: the changes act independently."
+    return (f"{text}, not 100%: the changes interact, so each share is what leaving that change "
+            "out alone costs with all the others in place.")

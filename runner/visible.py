@@ -1,0 +1,165 @@
+"""The GPUs a process may use, read from the visible-devices variables without torch.
+
+CUDA reads ``CUDA_VISIBLE_DEVICES``. ROCm reads two layers: ``ROCR_VISIBLE_DEVICES``
+(the ROCm runtime: which GPUs exist for the process at all), then
+``HIP_VISIBLE_DEVICES`` — or ``CUDA_VISIBLE_DEVICES``, its alias, when HIP's is
+unset — whose indices count within what ROCR left visible (PyTorch reads them the
+same way). Each is a comma-separated list of indices or UUIDs (``GPU-…``,
+``MIG-…``). As CUDA (and PyTorch's reading of it) does, an entry that is neither
+ends the list (``-1`` hides every GPU), an empty value hides every GPU, and a
+repeated entry hides them all.
+
+An xdist worker pins one GPU by narrowing one variable to one entry
+(``pinned_variables``). A selector that names an index (``cuda:1``) means the
+index the user sees, so its device worker gets the variables as they were before
+pinning (``environ_for``). A device's lock names it physically (``physical_id``):
+every pinned worker sees its GPU as index 0, and those must still be different
+locks for different GPUs and one lock for one GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pytest_goblin.runner.options import parse_selector
+
+CUDA = "CUDA_VISIBLE_DEVICES"
+HIP = "HIP_VISIBLE_DEVICES"
+ROCR = "ROCR_VISIBLE_DEVICES"
+VARIABLES = (HIP, CUDA, ROCR)
+UNPINNED = "GOBLIN_UNPINNED_VISIBLE_DEVICES"
+"""Set by pinning: the visible-devices variables as they were before, as JSON (null: unset)."""
+
+KFD_NODES = Path("/sys/class/kfd/kfd/topology/nodes")
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+_ENTRY = re.compile(r"\d+|(?:GPU|MIG)-[0-9A-Za-z/_-]+")
+
+Platform = Literal["rocm", "cuda"]
+
+
+@dataclass(frozen=True)
+class Pin:
+    """Setting ``variable`` to ``value`` leaves one GPU visible (ROCR's layer, if set,
+    stays as it is: HIP's indices count within it)."""
+
+    variable: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.variable}={self.value}"
+
+
+def parse(value: str) -> list[str]:
+    """The entries of a visible-devices value: ``"0, 2"`` → ``["0", "2"]``."""
+    entries: list[str] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if not _ENTRY.fullmatch(entry):
+            break
+        entry = str(int(entry)) if entry.isdigit() else entry
+        if entry in entries:
+            return []
+        entries.append(entry)
+    return entries
+
+
+def installed(kfd_nodes: Path = KFD_NODES,
+              nvidia_gpus: Path = NVIDIA_GPUS) -> tuple[Platform | None, int]:
+    """The GPU platform the kernel drivers show, and how many GPUs it has.
+
+    ROCm's KFD topology lists one node per CPU socket and per GPU; a GPU node is
+    one with SIMDs. NVIDIA's driver has one directory per GPU. Read from the
+    file system because the pytest process must not import torch (seconds, and a
+    CUDA context in a process that never trains).
+    """
+    amd = sum(1 for node in _children(kfd_nodes) if _simd_count(node / "properties") > 0)
+    if amd:
+        return "rocm", amd
+    nvidia = len(_children(nvidia_gpus))
+    return ("cuda", nvidia) if nvidia else (None, 0)
+
+
+def _children(directory: Path) -> list[Path]:
+    try:
+        return list(directory.iterdir())
+    except OSError:
+        return []
+
+
+def _simd_count(properties: Path) -> int:
+    try:
+        lines = properties.read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        key, _, value = line.partition(" ")
+        if key == "simd_count":
+            return int(value) if value.strip().isdigit() else 0
+    return 0
+
+
+def pins(environ: Mapping[str, str], platform: Platform | None, count: int) -> list[Pin]:
+    """One pin per GPU this process may use, in the order the runtime numbers them.
+
+    ``count`` is how many GPUs the driver shows (used when no variable narrows
+    them). On ROCm a pin sets ``HIP_VISIBLE_DEVICES``; with no driver found, the
+    variable the user set, so that the pin means the same on either platform.
+    """
+    if platform == "cuda":
+        if CUDA in environ:
+            return [Pin(CUDA, entry) for entry in parse(environ[CUDA])]
+        return [Pin(CUDA, str(index)) for index in range(count)]
+    chooser = HIP if HIP in environ else CUDA if CUDA in environ else None
+    if chooser is not None:
+        variable = HIP if platform == "rocm" else chooser
+        return [Pin(variable, entry) for entry in parse(environ[chooser])]
+    if ROCR in environ:
+        count = len(parse(environ[ROCR]))
+    return [Pin(HIP, str(index)) for index in range(count)]
+
+
+def pinned_variables(environ: Mapping[str, str], pin: Pin) -> dict[str, str]:
+    """The variables to set in ``environ`` to pin: the pin itself, and the visible-devices
+    variables as they were (``UNPINNED``), kept for selectors that name an index."""
+    before = {name: environ.get(name) for name in VARIABLES}
+    return {pin.variable: pin.value, UNPINNED: json.dumps(before)}
+
+
+def environ_for(selector: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a device worker for ``selector``.
+
+    As pinned, unless the selector names an index: ``cuda:1`` counts among the
+    GPUs the user made visible, not within the one the xdist worker was given,
+    so the variables go back to what they were before pinning.
+    """
+    saved = environ.get(UNPINNED)
+    if saved is None or parse_selector(selector).index is None:
+        return dict(environ)
+    env = {key: value for key, value in environ.items() if key not in (UNPINNED, *VARIABLES)}
+    env.update({key: value for key, value in json.loads(saved).items() if value is not None})
+    return env
+
+
+def physical_id(kind: str, index: int, environ: Mapping[str, str]) -> str:
+    """``{kind}-{entry}``: the GPU that torch's ``index`` is, followed through the
+    variables' layers to the index (or UUID) the driver knows it by.
+
+    CUDA_VISIBLE_DEVICES="3,5" and index 1 → ``cuda-5``, the same as
+    CUDA_VISIBLE_DEVICES="5" and index 0; on ROCm, ROCR_VISIBLE_DEVICES="2,3"
+    with HIP_VISIBLE_DEVICES="1" and index 0 → ``rocm-3``.
+    """
+    layers = [environ.get(CUDA)] if kind == "cuda" else [
+        environ.get(HIP, environ.get(CUDA)), environ.get(ROCR)]
+    entry = str(index)
+    for value in layers:
+        if value is None or not entry.isdigit():
+            continue
+        entries = parse(value)
+        if int(entry) < len(entries):
+            entry = entries[int(entry)]
+    return f"{kind}-{entry}"
