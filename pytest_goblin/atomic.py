@@ -7,6 +7,14 @@ import tempfile
 from pathlib import Path
 
 
+def _default_mode() -> int:
+    """What ``open`` would give a new file: 0o666 less the umask (``mkstemp`` makes 0o600,
+    which would hide a report from the CI step that uploads it as another user)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -16,6 +24,7 @@ def write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -35,7 +44,7 @@ def create_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _default_mode())
         os.link(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -342,3 +342,17 @@ def test_a_run_saved_in_a_git_checkout_records_the_commit(pytester: pytest.Pytes
     assert saved.name == f"0001_{head[:12]}.json"
     commit = json.loads(saved.read_text())["commit"]
     assert (commit["id"], commit["dirty"]) == (head, False)
+
+
+def test_an_interrupted_run_is_not_saved(tmp_path: Path, failed: WorkloadResult) -> None:
+    from pytest_goblin.report.publish import publish
+    from pytest_goblin.report.summary import RunInfo
+    from pytest_goblin.settings import GoblinSettings
+
+    settings = GoblinSettings(save="main", storage=tmp_path / ".goblin", invocation_dir=tmp_path)
+    info = RunInfo(device=failed.device, backend="planner", threshold=0.1, projected=True)
+    published = publish([failed], info, settings, tmp_path, interrupted=True)
+    assert published.lines == ["history: not saved: the run was interrupted"]
+    assert not (tmp_path / ".goblin").exists()
+    saved = publish([failed], info, settings, tmp_path)
+    assert saved.lines[0].startswith("history: saved run 0001_main")

@@ -185,10 +185,13 @@ def wait_until_idle(pid: int, timeout_s: float = 60) -> None:
         used = now
 
 
-def test_ctrl_c_during_a_run_leaves_no_worker_behind(pytester: pytest.Pytester) -> None:
+def test_ctrl_c_during_a_run_leaves_no_worker_and_no_partial_file_behind(
+    pytester: pytest.Pytester,
+) -> None:
     write(pytester, "w/hang.goblin.yaml", TUNED + f"env_vars: {{{FAULT_ENV}: hang}}\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *FAST, "w"], cwd=pytester.path,
+        [sys.executable, "-m", "pytest", *FAST, "--goblin-json=out.json", "--goblin-save=x",
+         "w"], cwd=pytester.path,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TMPDIR": str(pytester.path)},  # device locks of its own
         # a background job of a non-interactive shell (a CI script) ignores SIGINT, and
@@ -204,3 +207,6 @@ def test_ctrl_c_during_a_run_leaves_no_worker_behind(pytester: pytest.Pytester) 
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == pytest.ExitCode.INTERRUPTED
     assert workers_of(process.pid) == []
+    assert not (pytester.path / ".goblin").exists()  # an interrupted run is not history
+    assert list(pytester.path.rglob("*.tmp")) == []
+    json.loads((pytester.path / "out.json").read_text())  # written whole, or not at all

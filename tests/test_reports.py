@@ -193,6 +193,13 @@ def test_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
+def test_atomic_write_gives_the_permissions_a_plain_write_would(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.json"
+    plain.write_text("data")
+    write_text(tmp_path / "report.json", "data")
+    assert (tmp_path / "report.json").stat().st_mode == plain.stat().st_mode
+
+
 def test_atomic_write_creates_missing_directories(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "report.json"
     write_text(path, "data")

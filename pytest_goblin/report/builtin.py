@@ -30,7 +30,8 @@ class BuiltinReporters:
                                                       run.threshold, run.projected,
                                                       run.parallel))
             report.lines.append(f"JSON report: {path}")
-        published = publish(report.results, report.run, settings, report.rootpath)
+        published = publish(report.results, report.run, settings, report.rootpath,
+                            interrupted=report.exitstatus == pytest.ExitCode.INTERRUPTED)
         report.lines.extend(published.lines)
         if published.markdown_stdout:
             report.stdout.append(published.markdown_stdout)

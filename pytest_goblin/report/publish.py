@@ -30,7 +30,9 @@ class Published:
 
 
 def publish(results: Sequence[WorkloadResult], info: RunInfo, settings: GoblinSettings,
-            rootpath: Path) -> Published:
+            rootpath: Path, interrupted: bool = False) -> Published:
+    """Write what the settings ask for. An ``interrupted`` run (Ctrl-C) is not saved to
+    history: a later ``--goblin-compare latest`` would meet a run missing workloads."""
     out = Published()
     if settings.md_path:
         text = markdown.render(results, info)
@@ -44,7 +46,8 @@ def publish(results: Sequence[WorkloadResult], info: RunInfo, settings: GoblinSe
         write_text(path, html.render(results, info))
         out.lines.append(f"HTML report: {path}")
     if settings.save is not None:
-        out.lines.append(_save(results, settings, rootpath))
+        out.lines.append("history: not saved: the run was interrupted" if interrupted
+                         else _save(results, settings, rootpath))
     return out
 
 
