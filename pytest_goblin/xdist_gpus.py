@@ -99,7 +99,8 @@ def plan(settings: GoblinSettings, environ: Mapping[str, str],
 def register(early_config: pytest.Config) -> None:
     """Register the hooks under ``--goblin`` when xdist is installed (and not ``-p no:xdist``)."""
     manager = early_config.pluginmanager
-    if early_config.known_args_namespace.goblin and manager.hasplugin("xdist") and not manager.has_plugin(PLUGIN_NAME):
+    wanted = early_config.known_args_namespace.goblin and manager.hasplugin("xdist")
+    if wanted and not manager.has_plugin(PLUGIN_NAME):
         manager.register(XdistGpus(), PLUGIN_NAME)
 
 

@@ -7,6 +7,7 @@ model is never the data bus.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,6 +17,27 @@ if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
     from pytest_goblin.kb.loader import KnowledgeBase, MatchResult
     from pytest_goblin.workload import Workload
+
+
+_RELEASE = re.compile(r"\d+(?:\.\d+)*")
+"""The release part of a version string: ``2.5.1+rocm6.2`` → 2.5.1, ``6.2.41133-dd7f95766``
+(torch.version.hip) → 6.2.41133."""
+
+
+def known_versions(info: DeviceInfo) -> dict[str, str]:
+    """The versions a rule's ``requires`` is checked against: torch, rocm and cuda where
+    the device reports them, and an NVIDIA GPU's compute capability (``sm_90`` → 9.0).
+    What the device does not report stays unknown, which no rule holds against it."""
+    versions = {}
+    for component, raw in (("torch", info.torch_version), ("rocm", info.rocm_version),
+                           ("cuda", info.cuda_version)):
+        release = _RELEASE.match(raw or "")
+        if release:
+            versions[component] = release.group(0)
+    if info.arch and info.arch.startswith("sm_") and info.arch[3:].isdigit():
+        digits = info.arch[3:]
+        versions["compute_capability"] = f"{digits[:-1]}.{digits[-1]}"
+    return versions
 
 
 class Runner(Protocol):
@@ -64,7 +86,8 @@ class AuditState:
         key = config.model_dump_json()
         if key not in self._matches:
             self._matches[key] = self.context.kb.match(
-                config, self.context.platform, ignore=self.context.ignore
+                config, self.context.platform, ignore=self.context.ignore,
+                versions=known_versions(self.context.runner.info),
             )
         return self._matches[key]
 
