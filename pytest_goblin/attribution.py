@@ -31,17 +31,18 @@ and never part of a verdict.
 beside a fresh baseline run, alternating which goes first (as the verdict's
 confirmation does), and its speedup is the ratio of the medians of the two
 runs' windows — 2 runs per variant, so k changes cost at most 2k runs, fewer
-when a variant is the baseline itself or cannot be built. Pairing each variant
+when a variant is the baseline itself, repeats another or cannot be built. Pairing each variant
 with the confirmed baseline's median would halve that, but it would compare
 runs made minutes apart, and drift (clocks, a neighbour on a shared runner)
 would land in the attribution. One pair is noisier than the verdict's repeated
-rounds, so a share smaller than the run-to-run noise is marked as such.
+rounds: its windows are paired and bootstrapped like the verdict's
+(``pytest_goblin.stats``), and a figure whose interval overlaps the whole
+patch's is marked "within the noise".
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ from pytest_goblin.confirm import loss_problem
 from pytest_goblin.errors import DeviceFault, GoblinError
 from pytest_goblin.kb.conditions import All
 from pytest_goblin.schemas import Change, ChangeAttribution, Report, RunMetrics, WorkloadConfig
+from pytest_goblin.stats import paired_speedup
 from pytest_goblin.workload import apply_changes
 
 if TYPE_CHECKING:
@@ -177,6 +179,16 @@ def _needs(
     return f"{changes[other].field} ({rule_id} needs {' and '.join(lost)})"
 
 
+@dataclass(frozen=True)
+class _Figure:
+    """The patch-without's speedup over the baseline (None: no number), its interval when
+    measured over several windows, and a remark on how it went."""
+
+    speedup: float | None
+    ci: tuple[float, float] | None = None
+    remark: str = ""
+
+
 class _Measurer:
     """Figures for variants: projected once each, or measured beside a fresh baseline."""
 
@@ -187,7 +199,7 @@ class _Measurer:
         self.report = report
         self.loss_tolerance = loss_tolerance
         self.pairs = 0
-        self.done: dict[str, tuple[float | None, str]] = {}
+        self.done: dict[str, _Figure] = {}
 
     def entry(self, variant: _Variant, changes: Sequence[Change]) -> ChangeAttribution:
         change = changes[variant.index]
@@ -204,31 +216,30 @@ class _Measurer:
         key = variant.config.model_dump_json()
         if key not in self.done:
             self.done[key] = self._figure(variant.config)
-        without, remark = self.done[key]
-        if remark:
-            notes.append(remark)
-        if without is None:
+        figure = self.done[key]
+        notes += [figure.remark] if figure.remark else []
+        if figure.speedup is None:
             return _entry(change, self.report.projected, together_with=together,
                           note=_join(notes))
-        share = self._share(without, notes)
-        return _entry(change, self.report.projected, speedup_without=round(without, 4),
+        share = self._share(figure, notes)
+        return _entry(change, self.report.projected, speedup_without=round(figure.speedup, 4),
                       contribution=None if share is None else round(share, 4),
                       together_with=together, note=_join(notes))
 
-    def _figure(self, config: WorkloadConfig) -> tuple[float | None, str]:
-        """The patch-without's speedup over the baseline, and a remark on how it went."""
+    def _figure(self, config: WorkloadConfig) -> _Figure:
         if config == self.baseline:
-            return 1.0, ""
+            return _Figure(1.0)
         try:
             if self.report.projected:
                 run = self._run(config)
-                return run.tokens_per_sec / self.report.before.tokens_per_sec, ""
+                return _Figure(run.tokens_per_sec / self.report.before.tokens_per_sec)
             return self._paired(config)
         except _NoFigure as exc:
-            return None, str(exc)
+            return _Figure(None, remark=str(exc))
 
-    def _paired(self, config: WorkloadConfig) -> tuple[float, str]:
-        """A fresh baseline run and a run of ``config``, in alternating order from pair to pair."""
+    def _paired(self, config: WorkloadConfig) -> _Figure:
+        """A fresh baseline run and a run of ``config``, in alternating order from pair to
+        pair; window i of one paired with window i of the other, as the verdict pairs them."""
         variant_first = self.pairs % 2 == 1
         self.pairs += 1
         if variant_first:
@@ -237,11 +248,12 @@ class _Measurer:
         else:
             base = self._run(self.baseline, baseline=True)
             rest = self._run(config)
-        pairs = min(len(base.samples), len(rest.samples)) or 1
-        ratio = (statistics.median((rest.samples or [rest.tokens_per_sec])[:pairs])
-                 / statistics.median((base.samples or [base.tokens_per_sec])[:pairs]))
+        windows = min(len(base.samples), len(rest.samples)) or 1
+        estimate = paired_speedup((base.samples or [base.tokens_per_sec])[:windows],
+                                  (rest.samples or [rest.tokens_per_sec])[:windows])
         problem = loss_problem(base, rest, self.loss_tolerance)
-        return ratio, f"loss check of the patch without it: {problem}" if problem else ""
+        return _Figure(estimate.speedup, estimate.ci if estimate.n > 1 else None,
+                       f"loss check of the patch without it: {problem}" if problem else "")
 
     def _run(self, config: WorkloadConfig, baseline: bool = False) -> RunMetrics:
         """A run of ``config``; _NoFigure says why there is none."""
@@ -254,17 +266,29 @@ class _Measurer:
                    else "not separable: without it the patch does not run here")
             raise _NoFigure(f"{why} ({exc})") from None
 
-    def _share(self, without: float, notes: list[str]) -> float | None:
-        """``ln(S / S_without) / ln(S)``; None when the patch's own gain is too small to share."""
+    def _share(self, figure: _Figure, notes: list[str]) -> float | None:
+        """``ln(S / S_without) / ln(S)``; None when the patch's own gain is too small to share.
+
+        A measured figure whose interval overlaps the whole patch's is noted: leaving the
+        change out made no difference the runs could tell from noise.
+        """
+        assert figure.speedup is not None
         whole = math.log(self.report.speedup)
         if abs(whole) < FLAT:
             notes.append("the patch's own speedup is too close to 1× to share out")
             return None
-        lost = math.log(self.report.speedup / without)
-        noise = max(self.report.cv_baseline or 0.0, self.report.cv_patched or 0.0)
-        if not self.report.projected and abs(lost) < 2 * noise:
-            notes.append(f"within the run-to-run noise (CV {noise:.1%})")
-        return lost / whole
+        whole_ci = self.report.speedup_ci or (self.report.speedup, self.report.speedup)
+        part_ci = figure.ci or (figure.speedup, figure.speedup)
+        overlap = part_ci[0] <= whole_ci[1] and whole_ci[0] <= part_ci[1]
+        if overlap and (figure.ci or self.report.speedup_ci):
+            notes.append(f"within the noise: without it {_interval(figure.speedup, figure.ci)}, "
+                         f"the whole patch {_interval(self.report.speedup, whole_ci)}")
+        return math.log(self.report.speedup / figure.speedup) / whole
+
+
+def _interval(point: float, ci: tuple[float, float] | None) -> str:
+    return f"{point:.2f}×" if ci is None or ci[0] == ci[1] else (
+        f"{point:.2f}× [{ci[0]:.2f}, {ci[1]:.2f}]")
 
 
 def _entry(change: Change, projected: bool, speedup_without: float | None = None,

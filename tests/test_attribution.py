@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import pytest
 
 from conftest import MISTUNED_YAML, MeasuredDevice, WorkloadFactory
+from test_audit_cache import DictStore
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.attribution import attribute, with_attribution
@@ -148,6 +150,27 @@ def test_measured_variants_are_measured_beside_a_fresh_baseline_in_alternating_o
     assert by_field(attributed.attribution)["precision"].contribution > 0.9
 
 
+def test_a_measured_change_whose_removal_stays_within_the_noise_is_marked_so(
+    mistuned: Workload, context: AuditContext, kb: KnowledgeBase, device: SimulatedDevice,
+) -> None:
+    class Noisy(MeasuredDevice):
+        """Five windows per run, scattered 3% around the analytic model's figure."""
+
+        rng = random.Random(11)
+
+        def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+            metrics = super().run(config, steps)
+            level = metrics.tokens_per_sec
+            return metrics.model_copy(update={
+                "samples": [level * self.rng.lognormvariate(0, 0.03) for _ in range(5)]})
+
+    report = projected_report(mistuned, context).model_copy(update={"projected": False})
+    entries = by_field(attribute(report, mistuned.config, Noisy(), kb, 0.05))
+    assert entries["optimizer"].note.startswith("within the noise: without it ")
+    assert "within the noise" not in entries["precision"].note
+    assert "within the noise" not in entries["attention_impl"].note
+
+
 def test_a_rejected_patch_has_nothing_to_attribute(
     mistuned: Workload, context: AuditContext, kb: KnowledgeBase, device: SimulatedDevice,
 ) -> None:
@@ -192,16 +215,6 @@ def test_attribution_is_absent_without_the_option(mistuned: Workload, kb: Knowle
 def test_a_cached_audit_is_attributed_afresh_and_the_cache_keeps_the_plain_report(
     mistuned: Workload, kb: KnowledgeBase,
 ) -> None:
-    class DictStore:
-        def __init__(self) -> None:
-            self.data: dict[str, object] = {}
-
-        def get(self, key: str, default: object) -> object:
-            return self.data.get(key, default)
-
-        def set(self, key: str, value: object) -> None:
-            self.data[key] = json.loads(json.dumps(value))
-
     store, session = DictStore(), DeviceSession("mi300x")
     settings = GoblinSettings(fake=True, backend="planner", attribution=True)
     audit_workload(mistuned, session, settings, kb, cache=AuditCache(store))
@@ -237,47 +250,49 @@ def test_a_share_that_rounds_to_nothing_is_not_negative() -> None:
     assert share_text(entry(-0.0002)) == "0% of the gain (1.50× without it)"
 
 
-@pytest.mark.usefixtures("isolated_env")
-def test_the_option_reaches_the_failure_text_and_the_json_markdown_and_html_reports(
-    pytester: pytest.Pytester,
-) -> None:
+@pytest.fixture
+def project(pytester: pytest.Pytester, isolated_env: None) -> pytest.Pytester:
+    """A project with the mistuned workload, run in fake mode with a JSON report."""
     (pytester.path / "workloads").mkdir()
     (pytester.path / "workloads/a.goblin.yaml").write_text(MISTUNED_YAML)
-    result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-attribution",
-                                "-p", "no:cacheprovider", "--goblin-json=report.json",
-                                "--goblin-md=summary.md", "--goblin-html=report.html",
-                                "workloads")
+    return pytester
+
+
+FAKE = ("--goblin", "--goblin-fake", "-p", "no:cacheprovider", "--goblin-json=report.json")
+
+
+def test_the_option_reaches_the_failure_text_and_the_json_markdown_and_html_reports(
+    project: pytest.Pytester,
+) -> None:
+    result = project.runpytest(*FAKE, "--goblin-attribution", "--goblin-md=summary.md",
+                               "--goblin-html=report.html", "workloads")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "  precision: fp32 -> bf16  ?bf16-mixed-precision?  *% of the gain (*× without it and "
         "attention_impl)",
         "attribution (projected, leave-one-out):",
     ])
-    [workload] = json.loads((pytester.path / "report.json").read_text())["workloads"]
+    [workload] = json.loads((project.path / "report.json").read_text())["workloads"]
     assert [e["field"] for e in workload["attribution"]] == [
         "precision", "attention_impl", "optimizer", "dataloader_workers",
         "dataloader_persistent_workers"]
     assert all(e["projected"] for e in workload["attribution"])
-    markdown = (pytester.path / "summary.md").read_text()
+    markdown = (project.path / "summary.md").read_text()
     assert "**Attribution** (projected, leave-one-out)" in markdown
     assert "| change | rule | share | note |" in markdown
-    page = (pytester.path / "report.html").read_text()
+    page = (project.path / "report.html").read_text()
     assert "<h4>Attribution (projected, leave-one-out)</h4>" in page
     assert "<th>share</th>" in page
 
 
-@pytest.mark.usefixtures("isolated_env")
 def test_the_ini_key_turns_attribution_on_and_output_is_unchanged_without_it(
-    pytester: pytest.Pytester,
+    project: pytest.Pytester,
 ) -> None:
-    (pytester.path / "workloads").mkdir()
-    (pytester.path / "workloads/a.goblin.yaml").write_text(MISTUNED_YAML)
-    args = ("--goblin", "--goblin-fake", "-p", "no:cacheprovider", "--goblin-json=report.json",
-            "workloads")
-    plain = pytester.runpytest(*args)
+    plain = project.runpytest(*FAKE, "workloads")
     assert "of the gain" not in plain.stdout.str()
     assert "attribution (projected" not in plain.stdout.str()
-    assert json.loads((pytester.path / "report.json").read_text())["workloads"][0][
+    assert json.loads((project.path / "report.json").read_text())["workloads"][0][
         "attribution"] == []
-    pytester.makeini("[pytest]\ngoblin_attribution = true\n")
-    pytester.runpytest(*args).stdout.fnmatch_lines(["attribution (projected, leave-one-out):"])
+    project.makeini("[pytest]\ngoblin_attribution = true\n")
+    project.runpytest(*FAKE, "workloads").stdout.fnmatch_lines([
+        "attribution (projected, leave-one-out):"])
