@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from paired_runs import TINY, comparisons
+from paired_runs import TINY, comparisons, print_outliers
 
 from pytest_goblin.settings import DEFAULT_THRESHOLD
 
@@ -21,9 +21,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     started = time.monotonic()
-    decisions = comparisons(TINY, TINY, args.comparisons, args.steps, {})
-    print(f"A/A: {decisions.count('failed')} false fails of {len(decisions)} at threshold "
-          f"{DEFAULT_THRESHOLD:.0%} (target 0 of 50); took {time.monotonic() - started:.0f} s")
+    results = comparisons(TINY, TINY, args.comparisons, args.steps, {})
+    failed = [r for r in results if r.decision == "failed"]
+    inconclusive = sum(r.inconclusive for r in results)
+    print(f"A/A: {len(failed)} false fails of {len(results)} at threshold "
+          f"{DEFAULT_THRESHOLD:.0%} (target 0 of 50), {inconclusive} passed as inconclusive; "
+          f"took {time.monotonic() - started:.0f} s")
+    print_outliers("false fail", failed)
 
 
 if __name__ == "__main__":

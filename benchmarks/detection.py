@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from paired_runs import SLOW, TINY, comparisons, step_time
+from paired_runs import SLOW, TINY, comparisons, print_outliers, step_time
 
 
 def main() -> None:
@@ -24,12 +24,14 @@ def main() -> None:
     step = step_time(args.steps)
     sleep = args.slowdown * step / (1 - args.slowdown)
     env = {"PYTEST_GOBLIN_FAULT": f"sleep={sleep:.5f}:name=slow"}
-    decisions = comparisons(SLOW, TINY, args.comparisons, args.steps, env)
-    detected = decisions.count("failed")
+    results = comparisons(SLOW, TINY, args.comparisons, args.steps, env)
+    missed = [r for r in results if r.decision != "failed"]
+    detected = len(results) - len(missed)
     print(f"detection of a {args.slowdown:.0%} slowdown (sleep {1e3 * sleep:.1f} ms on a "
-          f"{1e3 * step:.1f} ms step): {detected} of {len(decisions)} = "
-          f"{detected / len(decisions):.0%} (target >= 95%); took "
+          f"{1e3 * step:.1f} ms step): {detected} of {len(results)} = "
+          f"{detected / len(results):.0%} (target >= 95%); took "
           f"{time.monotonic() - started:.0f} s")
+    print_outliers("missed", missed)
 
 
 if __name__ == "__main__":

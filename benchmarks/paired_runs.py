@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pytest_goblin.confirm import SamplingPolicy, confirm
+from pytest_goblin.confirm import Confirmation, SamplingPolicy, confirm
 from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.session import DeviceSession
 from pytest_goblin.schemas import WorkloadConfig
@@ -25,8 +25,8 @@ SLOW = TINY.model_copy(update={"name": "slow"})
 
 
 def comparisons(baseline: WorkloadConfig, patched: WorkloadConfig, count: int, steps: int,
-                env: dict[str, str]) -> list[str]:
-    """The decision of ``count`` independent paired comparisons (fresh workers each)."""
+                env: dict[str, str]) -> list[Confirmation]:
+    """``count`` independent paired comparisons (fresh workers each), as confirmed."""
     os.environ.update(env)
     policy = SamplingPolicy(threshold=DEFAULT_THRESHOLD, max_rounds=DEFAULT_MAX_REPEATS)
     decisions = []
@@ -34,12 +34,18 @@ def comparisons(baseline: WorkloadConfig, patched: WorkloadConfig, count: int, s
         session = DeviceSession("cpu", MeasureOptions(device="cpu", warmup=2))
         try:
             runner = session.runner_for()
-            decisions.append(confirm(runner, baseline, patched, steps, policy).decision)
+            decisions.append(confirm(runner, baseline, patched, steps, policy))
         finally:
             session.close()
     for key in env:
         os.environ.pop(key, None)
     return decisions
+
+
+def print_outliers(label: str, results: list[Confirmation]) -> None:
+    """The evidence behind each result the target counts against, one per line."""
+    for index, result in enumerate(results):
+        print(f"  {label} #{index + 1}: {result.reason}")
 
 
 def step_time(steps: int) -> float:

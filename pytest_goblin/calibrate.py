@@ -39,16 +39,18 @@ def calibrate(runner: Runner, config: WorkloadConfig, steps: int, workload: str,
     """Measure ``config`` against itself in ``rounds`` paired rounds on ``runner``."""
     first: list[float] = []
     second: list[float] = []
+    labels: list[int] = []
     runs: list[RunMetrics] = []
-    for _ in range(rounds):
+    for index in range(rounds):
         a, b = runner.run(config, steps), runner.run(config, steps)
         runs += [a, b]
         pairs = min(len(a.samples), len(b.samples)) or 1
         first += (a.samples or [a.tokens_per_sec])[:pairs]
         second += (b.samples or [b.tokens_per_sec])[:pairs]
+        labels += [index] * pairs
         if a.projected:
             break
-    estimate = paired_speedup(first, second)
+    estimate = paired_speedup(first, second, rounds=labels)
     band = noise_band(estimate)
     return NoiseFloor(
         device=device,

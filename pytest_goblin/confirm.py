@@ -4,7 +4,9 @@ The agent proposes; this module decides how sure we are. Baseline (A) and
 patched (B) are run in alternating rounds on the same device — A B, then B A,
 so that neither arm always runs first — and window i of one arm is paired
 with window i of the other, which ran moments apart and saw the same drift.
-After each round the paired bootstrap gives the speedup's interval:
+After each round the paired bootstrap gives the speedup's interval, resampling
+rounds and then windows within them (a run-long disturbance is one sample, not
+five):
 
 - failed: the interval's lower bound is above 1 + threshold;
 - passed: its upper bound is below 1 + threshold;
@@ -117,6 +119,7 @@ def confirm(
     result = Confirmation(decision="inconclusive", reason="", estimate=None, rounds=0)
     a_samples = result.baseline_samples
     b_samples = result.patched_samples
+    rounds_of_pairs: list[int] = []
     for round_index in range(policy.max_rounds):
         if round_index == 0 and first_round is not None:
             a_run, b_run = first_round
@@ -136,7 +139,8 @@ def confirm(
         pairs = min(len(a_run.samples), len(b_run.samples)) or 1
         a_samples += (a_run.samples or [a_run.tokens_per_sec])[:pairs]
         b_samples += (b_run.samples or [b_run.tokens_per_sec])[:pairs]
-        result.estimate = paired_speedup(a_samples, b_samples)
+        rounds_of_pairs += [round_index] * pairs
+        result.estimate = paired_speedup(a_samples, b_samples, rounds=rounds_of_pairs)
         result.decision = classify(result.estimate, policy.threshold)
         if a_run.projected:
             break

@@ -6,6 +6,14 @@ tokens/s, and its confidence interval comes from a paired bootstrap: windows
 are resampled as pairs, which keeps the drift shared. The bootstrap is
 seeded, so the same samples always give the same interval (a CI gate must
 not flip on a re-run of the same numbers).
+
+Windows of one run are not independent of each other: a neighbour that
+hogs the machine for the length of a run slows every window of it alike. So
+when the pairs come from several rounds (``rounds``), the bootstrap is
+two-stage (Davison & Hinkley, *Bootstrap Methods and their Application*,
+§3.8): it resamples rounds first, then pairs within each chosen round. A
+disturbance that hit one round then widens the interval instead of passing
+for a confident effect, and rounds that agree keep it narrow.
 """
 
 from __future__ import annotations
@@ -54,11 +62,14 @@ def paired_speedup(
     confidence: float = DEFAULT_CONFIDENCE,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    rounds: Sequence[int] | None = None,
 ) -> SpeedupEstimate:
     """Ratio of medians with a paired-bootstrap percentile interval.
 
-    ``baseline[i]`` and ``patched[i]`` are tokens/s of the i-th window pair.
-    With a single pair the interval is the point: there is no spread to use.
+    ``baseline[i]`` and ``patched[i]`` are tokens/s of the i-th window pair;
+    ``rounds[i]``, when given, is the round (pair of runs) it came from, and
+    makes the bootstrap two-stage. With a single pair the interval is the
+    point: there is no spread to use.
     """
     if len(baseline) != len(patched):
         raise ValueError(f"paired samples differ in length ({len(baseline)} vs {len(patched)})")
@@ -66,15 +77,18 @@ def paired_speedup(
         raise ValueError("no samples")
     if min(baseline) <= 0 or min(patched) <= 0:
         raise ValueError("throughput samples must be positive")
+    if rounds is not None and len(rounds) != len(baseline):
+        raise ValueError(f"{len(rounds)} round labels for {len(baseline)} pairs")
     point = statistics.median(patched) / statistics.median(baseline)
     n = len(baseline)
     if n == 1:
         ci = (point, point)
     else:
         rng = random.Random(seed)
+        clusters = _clusters(rounds or [0] * n)
         ratios = []
         for _ in range(resamples):
-            picks = [rng.randrange(n) for _ in range(n)]
+            picks = _resample(clusters, rng)
             ratios.append(
                 statistics.median(patched[i] for i in picks)
                 / statistics.median(baseline[i] for i in picks)
@@ -85,6 +99,23 @@ def paired_speedup(
     return SpeedupEstimate(
         speedup=point, ci=ci, n=n, cv_baseline=cv(baseline), cv_patched=cv(patched)
     )
+
+
+def _clusters(rounds: Sequence[int]) -> list[list[int]]:
+    """The pair indexes of each round, in the order rounds first appear."""
+    groups: dict[int, list[int]] = {}
+    for index, label in enumerate(rounds):
+        groups.setdefault(label, []).append(index)
+    return list(groups.values())
+
+
+def _resample(clusters: list[list[int]], rng: random.Random) -> list[int]:
+    """One bootstrap draw of pair indexes: as many rounds as there are, drawn with
+    replacement, and within each drawn round as many of its pairs, drawn with replacement
+    (a single round is the plain paired bootstrap)."""
+    chosen = clusters if len(clusters) == 1 else [
+        clusters[rng.randrange(len(clusters))] for _ in clusters]
+    return [members[rng.randrange(len(members))] for members in chosen for _ in members]
 
 
 def noise_band(estimate: SpeedupEstimate) -> float:

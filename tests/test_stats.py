@@ -82,3 +82,40 @@ def test_noise_band_is_the_a_a_interval_half_width_around_one() -> None:
     band = noise_band(estimate)
     assert band == pytest.approx(max(1 - estimate.ci[0], estimate.ci[1] - 1))
     assert 0 < band < 0.1
+
+
+def rounds_of(levels: list[float], rng: random.Random, windows: int = 5) -> tuple[
+        list[float], list[float], list[int]]:
+    """A/A-like pairs: per round, the baseline near 100 and the patch near ``level``."""
+    base: list[float] = []
+    patched: list[float] = []
+    labels: list[int] = []
+    for index, level in enumerate(levels):
+        base += noisy(rng, 100, windows, 0.01)
+        patched += noisy(rng, level, windows, 0.01)
+        labels += [index] * windows
+    return base, patched, labels
+
+
+def test_a_disturbance_in_some_rounds_only_leaves_the_interval_open_when_rounds_are_known() -> None:
+    base, patched, labels = rounds_of([130, 130, 100, 130], random.Random(6))
+    by_window = paired_speedup(base, patched)
+    by_round = paired_speedup(base, patched, rounds=labels)
+    assert by_window.ci[0] > 1.10  # five windows of one run taken as five independent samples
+    assert by_round.ci[0] < 1.02
+
+
+def test_rounds_that_agree_keep_the_interval_narrow() -> None:
+    base, patched, labels = rounds_of([125, 125, 125], random.Random(7))
+    low, high = paired_speedup(base, patched, rounds=labels).ci
+    assert 1.2 < low <= high < 1.3
+
+
+def test_one_round_is_the_plain_paired_bootstrap() -> None:
+    base, patched, labels = rounds_of([120], random.Random(8))
+    assert paired_speedup(base, patched, rounds=labels) == paired_speedup(base, patched)
+
+
+def test_round_labels_must_match_the_pairs() -> None:
+    with pytest.raises(ValueError, match="2 round labels for 3 pairs"):
+        paired_speedup([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], rounds=[0, 1])
