@@ -30,11 +30,12 @@ A path whose value is null counts as missing for ``exists`` only.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
@@ -158,19 +159,19 @@ class Compare(Condition):
     path: str
     op: str
     value: Any
+    _parts: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _test: Callable[[Any, Any], bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # worked out once: matching asks every condition of every config an audit makes
         object.__setattr__(self, "_parts", tuple(self.path.split(".")))
-        object.__setattr__(self, "_test", _TESTS.get(self.op))
+        object.__setattr__(self, "_test", _TESTS[self.op])
 
     def evaluate(self, data: Mapping[str, Any]) -> bool:
-        actual = _follow(data, self._parts)  # type: ignore[attr-defined]
-        if self.op == "exists":
-            return (actual is not MISSING and actual is not None) is self.value
+        actual = _follow(data, self._parts)
         if actual is MISSING:
-            return self.op in ("ne", "not_in")
-        return bool(self._test(actual, self.value))  # type: ignore[attr-defined]
+            return self.op in ("ne", "not_in") or (self.op == "exists" and self.value is False)
+        return self._test(actual, self.value)
 
     def describe(self) -> str:
         if self.op == "exists":
@@ -346,11 +347,18 @@ def _check_value(op: str, value: Any, annotation: Any, here: str) -> Any:
 
 def _typed(op: str, value: Any, annotation: Any, here: str) -> Any:
     try:
-        TypeAdapter(annotation).validate_python(value, strict=True)
+        _adapter(annotation).validate_python(value, strict=True)
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"]
         raise ConditionError(f"{here}: {op} {value!r} can never hold: {reason}") from None
     return value
+
+
+@functools.lru_cache(maxsize=64)
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    """One validator per field type: building one costs more than the check it makes,
+    and loading the knowledge base checks a few hundred condition values."""
+    return TypeAdapter(annotation)
 
 
 def _same(actual: Any, expected: Any) -> bool:
@@ -358,6 +366,11 @@ def _same(actual: Any, expected: Any) -> bool:
     if isinstance(actual, bool) or isinstance(expected, bool):
         return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
     return bool(actual == expected)
+
+
+def _exists(actual: Any, wanted: bool) -> bool:
+    """``exists`` of a present value: a null counts as missing."""
+    return (actual is not None) is wanted
 
 
 def _differs(actual: Any, expected: Any) -> bool:
@@ -392,12 +405,12 @@ def _gte(actual: Any, value: Any) -> bool:
     return _is_number(actual) and bool(actual >= value)
 
 
-_TESTS: Final = {
+_TESTS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "eq": _same, "ne": _differs, "in": _among, "not_in": _not_among, "regex": _regex,
-    "lt": _lt, "lte": _lte, "gt": _gt, "gte": _gte,
+    "lt": _lt, "lte": _lte, "gt": _gt, "gte": _gte, "exists": _exists,
 }
-"""Each operator's test of a present value (``exists`` and absent values are handled
-before): chosen once per condition instead of by a chain of comparisons per call."""
+"""Each operator's test of a present value (an absent one is handled before): chosen
+once per condition instead of by a chain of comparisons on every call."""
 
 
 def _is_number(value: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -28,14 +29,25 @@ _ASSIGNMENT = re.compile(
     r"[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\"'\s,}]+)",
     re.I,
 )
-_VALUE_MARKERS = ("hf_", "sk-", "ghp_", "gho_", "ghs_", "ghu_", "AKIA", "Bearer")
-"""The literal start of every ``_SECRET_VALUE`` pattern."""
-_KEY_BEFORE_VALUE = re.compile(r"(?:token|secret|passw(?:or)?d|api_?key|access_?key)[\"']?\s*[:=]")
-"""What every ``_ASSIGNMENT`` match contains, in case-folded text."""
+_VALUE_MARKERS = ("hf_", "sk-", "AKIA", "Bearer")
+"""The literal start of every ``_SECRET_VALUE`` pattern but the GitHub one's."""
+_GITHUB_MARKERS = ("ghp_", "gho_", "ghs_", "ghu_")
+"""The GitHub pattern's literal starts, found by their common ``gh``: one scan, not four."""
+_AFTER_NAME = re.compile(r"[\"']?\s*[:=]")
+_AFTER_PASSW = re.compile(r"(?:or)?d[\"']?\s*[:=]")
+_NAME_ANCHORS = (("token", _AFTER_NAME), ("secret", _AFTER_NAME), ("passw", _AFTER_PASSW))
+"""The names every ``_ASSIGNMENT`` match contains (case-folded): each one's fixed start,
+and what must follow it."""
+_KEY_PREFIXES = ("api", "api_", "access", "access_")
+"""What comes before ``key`` in the two names that end in it."""
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
-    """Whether a key or variable name says its value is a secret."""
+    """Whether a key or variable name says its value is a secret.
+
+    Remembered per name: every audit asks it of every environment variable.
+    """
     return bool(_SECRET_NAME.search(name)) and name.lower() not in _NOT_SECRET
 
 
@@ -58,16 +70,47 @@ def _may_hold_secret(text: str) -> bool:
     """Whether either pass of ``redact_text`` could change ``text``.
 
     A quick test that lets most strings (tool results are kilobytes of JSON) skip
-    the passes: literal markers, and one case-sensitive scan of the case-folded
-    text, which is several times faster than the case-insensitive patterns. The
-    folding covers every character that those patterns match without regard to
-    case, dotted and dotless i included.
+    the passes: literal markers, and a case-sensitive search of the case-folded
+    text for the secret names, several times faster than the case-insensitive
+    patterns. The folding covers every character that those patterns match
+    without regard to case, dotted and dotless i included.
     """
-    if any(marker in text for marker in _VALUE_MARKERS):
+    if any(marker in text for marker in _VALUE_MARKERS) or _has_github_marker(text):
         return True
     folded = (text.lower() if text.isascii()
               else text.casefold().replace("i\u0307", "i").replace("\u0131", "i"))
-    return _KEY_BEFORE_VALUE.search(folded) is not None
+    return _names_a_value(folded)
+
+
+def _has_github_marker(text: str) -> bool:
+    at = text.find("gh")
+    while at >= 0:
+        if text.startswith(_GITHUB_MARKERS, at):
+            return True
+        at = text.find("gh", at + 2)
+    return False
+
+
+def _names_a_value(folded: str) -> bool:
+    """Whether case-folded text holds what every ``_ASSIGNMENT`` match contains:
+    ``(?:token|secret|passw(?:or)?d|api_?key|access_?key)["']?\\s*[:=]``.
+
+    The names are found with ``str.find`` and only what follows each is matched:
+    the same answer as searching with that pattern, in about half the time (its
+    scan tries five alternatives at every a, p, s and t).
+    """
+    for name, after in _NAME_ANCHORS:
+        at = folded.find(name)
+        while at >= 0:
+            if after.match(folded, at + len(name)):
+                return True
+            at = folded.find(name, at + 1)
+    at = folded.find("key")
+    while at >= 0:
+        if folded.endswith(_KEY_PREFIXES, 0, at) and _AFTER_NAME.match(folded, at + 3):
+            return True
+        at = folded.find("key", at + 1)
+    return False
 
 
 def redact_mapping(mapping: dict[str, Any]) -> dict[str, Any]:

@@ -347,6 +347,11 @@ class _Resolved:
     optimizer: str
     lora_targets: tuple[tuple[int, int], ...]
     warnings: tuple[str, ...]
+    matmul_params: int
+    """``arch.matmul_params``, ``arch.total_params`` and the parameters of all layers,
+    counted once per run: each is asked for by several of the run's estimates."""
+    total_params: int
+    layer_params: int
 
 
 class FakeRunner:
@@ -415,6 +420,9 @@ class FakeRunner:
             optimizer=self._optimizer(config.optimizer, warnings),
             lora_targets=_lora_target_shapes(config, arch, warnings),
             warnings=tuple(warnings),
+            matmul_params=arch.matmul_params,
+            total_params=arch.total_params,
+            layer_params=arch.layers * arch.params_per_layer,
         )
 
     def _precision(self, precision: str, warnings: list[str]) -> str:
@@ -495,15 +503,14 @@ class FakeRunner:
 
     def _linear_flops_per_token(self, config: WorkloadConfig, res: _Resolved) -> float:
         """Forward + backward GEMM FLOPs per token of the linears (trainable-aware)."""
-        n = res.arch.matmul_params
+        n = res.matmul_params
         if config.finetune == "full":
             return 6.0 * n
         return 4.0 * n + 6.0 * self._adapter_params(config, res)
 
     def _recompute_flops_per_token(self, config: WorkloadConfig, res: _Resolved) -> float:
         """Extra linear FLOPs per token of re-running each checkpointed layer's forward."""
-        layer_params = res.arch.layers * res.arch.params_per_layer
-        return 2.0 * (layer_params + self._adapter_params(config, res))
+        return 2.0 * (res.layer_params + self._adapter_params(config, res))
 
     @staticmethod
     def _attention_flops_per_token(config: WorkloadConfig, arch: ModelArch) -> float:
@@ -602,7 +609,7 @@ class FakeRunner:
     def _dequant_time(self, config: WorkloadConfig, res: _Resolved) -> float:
         """QLoRA: read 4-bit weights, write and re-read a 16-bit copy, per fwd and bwd pass."""
         passes = 3 if config.gradient_checkpointing else 2
-        weights = res.arch.layers * res.arch.params_per_layer
+        weights = res.layer_params
         per_weight = QLORA_BYTES_PER_PARAM + 2 * _element_bytes("bf16")
         return passes * weights * per_weight / self._bandwidth()
 
@@ -707,20 +714,20 @@ class FakeRunner:
     def _trainable_params(self, config: WorkloadConfig, res: _Resolved) -> int:
         """Parameters with gradients and optimizer state: all, or only the adapters."""
         if config.finetune == "full":
-            return res.arch.total_params
+            return res.total_params
         return self._adapter_params(config, res)
 
     def _weight_bytes(self, config: WorkloadConfig, res: _Resolved) -> float:
         """fp32 master weights for full fine-tuning; a frozen 16/32/4-bit base for (Q)LoRA."""
         arch = res.arch
         if config.finetune == "full":
-            return arch.total_params * MASTER_WEIGHT_BYTES
+            return res.total_params * MASTER_WEIGHT_BYTES
         adapters = self._adapter_params(config, res) * MASTER_WEIGHT_BYTES
         if config.finetune == "qlora":
             layer_linears = arch.layers * sum(i * o for i, o in arch.layer_linear_shapes().values())
-            rest = arch.total_params - layer_linears
+            rest = res.total_params - layer_linears
             return layer_linears * QLORA_BYTES_PER_PARAM + rest * _element_bytes("bf16") + adapters
-        return arch.total_params * _element_bytes(res.precision) + adapters
+        return res.total_params * _element_bytes(res.precision) + adapters
 
     def _activation_total(self, config: WorkloadConfig, res: _Resolved) -> float:
         """Saved activations (Korthikanti et al.) plus the logits, in bytes."""

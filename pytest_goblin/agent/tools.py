@@ -8,7 +8,6 @@ ToolResult the loop can hand back to the model.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 from collections.abc import Callable
@@ -480,7 +479,9 @@ def _repair(args: dict[str, Any], model: type[_Args]) -> dict[str, Any]:
     model nested inside ``config`` (``{"config": {..., "steps": 50}}``) are lifted.
     """
     fields = model.model_fields
-    fixed = copy.deepcopy(args)
+    # copies of just the two dicts this changes keep the caller's arguments as the model
+    # sent them; a deep copy of every call's arguments showed up in profiles of fake audits
+    fixed = dict(args)
     for key, value in args.items():
         if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
             try:
@@ -489,6 +490,7 @@ def _repair(args: dict[str, Any], model: type[_Args]) -> dict[str, Any]:
                 pass
     nested = fixed.get("config")
     if isinstance(nested, dict):
+        nested = fixed["config"] = dict(nested)
         for key in [k for k in nested if k in fields and k != "config"]:
             lifted = nested.pop(key)
             fixed.setdefault(key, lifted)

@@ -12,6 +12,7 @@ in config files, not every corner of the spec.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -230,6 +231,20 @@ class YamlText:
 
 
 def _plain(value: Any) -> str:
+    if value is None or isinstance(value, (str, int)):
+        return _plain_scalar(value)
+    return _dumped(value)
+
+
+@functools.lru_cache(maxsize=512, typed=True)
+def _plain_scalar(value: str | int | None) -> str:
+    """A string, integer or null as PyYAML writes it, remembered: the emitter costs more
+    than the rest of an edit, and patches write the same few rule values into many files.
+    (Floats are not remembered: 0.0 and -0.0 are equal keys but are written apart.)"""
+    return _dumped(value)
+
+
+def _dumped(value: Any) -> str:
     dumped = yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False)
     return dumped.strip().removesuffix("...").strip()
 
