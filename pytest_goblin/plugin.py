@@ -50,7 +50,10 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """The hooks that spread xdist workers over GPUs, when xdist is installed: registered
-    this early because xdist counts ``-n auto``'s workers before ``pytest_configure``."""
+    this early because xdist counts ``-n auto``'s workers before ``pytest_configure``.
+    Without ``--goblin`` nothing is imported: pytest alone must not pay for the plugin."""
+    if not early_config.known_args_namespace.goblin:
+        return
     from pytest_goblin import xdist_gpus
 
     xdist_gpus.register(early_config)
