@@ -25,9 +25,10 @@ from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, Worklo
 from pytest_goblin.stats import noise_band, paired_speedup
 
 CALIBRATION_ROUNDS = 3
-"""A/A rounds (6 runs): enough windows for a stable interval at a third of the
-cost of a verdict's worst case; a verdict that samples longer resolves finer, so
-the band errs on the side of refusing too small a threshold."""
+"""A/A rounds (6 runs): enough windows for a stable interval at under a third of
+the cost of a verdict's worst case (``--goblin-max-repeats``, 10 rounds); a
+verdict that samples longer resolves finer, so the band errs on the side of
+refusing too small a threshold."""
 
 _Z_CONFIDENCE = NormalDist().inv_cdf(0.975)
 _Z_POWER = NormalDist().inv_cdf(0.80)

@@ -43,8 +43,8 @@ class SamplingPolicy:
     """How hard to look before deciding (from --goblin-max-repeats and friends)."""
 
     threshold: float
-    min_rounds: int = 2
-    max_rounds: int = 6
+    min_rounds: int = 3
+    max_rounds: int = 10
     time_budget_s: float | None = None
     loss_tolerance: float = 0.05
     strict: bool = False
@@ -114,8 +114,13 @@ def confirm(
 
     ``first_round`` is a baseline-then-patched pair already measured (the
     audit's own benchmarks): it counts as round one instead of running again.
+    Without it, each arm runs once untimed first, so that neither arm's first
+    round pays for a cold worker (start-up, allocator, caches).
     """
     started = clock()
+    if first_round is None:
+        runner.run(baseline, steps)
+        runner.run(patched, steps)
     result = Confirmation(decision="inconclusive", reason="", estimate=None, rounds=0)
     a_samples = result.baseline_samples
     b_samples = result.patched_samples

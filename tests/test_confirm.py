@@ -70,10 +70,15 @@ def test_no_difference_passes_with_an_interval_below_the_bar() -> None:
     assert result.estimate is not None and result.estimate.ci[1] < 1.10
 
 
-def test_rounds_alternate_which_arm_runs_first() -> None:
+def test_each_arm_warms_up_once_then_rounds_alternate_which_arm_runs_first() -> None:
     runner = NoisyRunner({0: 100.0, 4: 100.0})
-    run_confirm(runner, min_rounds=2, max_rounds=2)
-    assert runner.calls == [0, 4, 4, 0]
+    result = run_confirm(runner, min_rounds=2, max_rounds=2)
+    assert runner.calls == [0, 4, 0, 4, 4, 0]
+    assert len(result.baseline_runs) == len(result.patched_runs) == 2
+
+
+def test_a_clear_verdict_still_takes_three_rounds_by_default() -> None:
+    assert run_confirm(NoisyRunner({0: 100.0, 4: 150.0})).rounds == 3
 
 
 def test_a_win_near_the_bar_samples_more_rounds_then_passes_with_a_warning() -> None:
@@ -180,6 +185,6 @@ class Bursty(NoisyRunner):
 
 
 def test_whole_runs_sped_up_by_a_quiet_neighbour_do_not_fail_an_a_a_comparison() -> None:
-    # runs go A B, B A, A B, B A: the patched runs of rounds 1, 3 and 4 are boosted
-    result = run_confirm(Bursty({1, 5, 6}), max_rounds=4)
+    # runs go A B (warm-up), A B, B A, A B, B A: the patched runs of rounds 1, 3, 4 are boosted
+    result = run_confirm(Bursty({3, 7, 8}), max_rounds=4)
     assert result.inconclusive and result.decision == "passed"
