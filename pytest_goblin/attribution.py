@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pytest_goblin.confirm import loss_problem
+from pytest_goblin.confirm import loss_problem, paired_windows
 from pytest_goblin.errors import DeviceFault, GoblinError
 from pytest_goblin.kb.conditions import All
 from pytest_goblin.schemas import Change, ChangeAttribution, Report, RunMetrics, WorkloadConfig
@@ -248,9 +248,7 @@ class _Measurer:
         else:
             base = self._run(self.baseline, baseline=True)
             rest = self._run(config)
-        windows = min(len(base.samples), len(rest.samples)) or 1
-        estimate = paired_speedup((base.samples or [base.tokens_per_sec])[:windows],
-                                  (rest.samples or [rest.tokens_per_sec])[:windows])
+        estimate = paired_speedup(*paired_windows(base, rest))
         problem = loss_problem(base, rest, self.loss_tolerance)
         return _Figure(estimate.speedup, estimate.ci if estimate.n > 1 else None,
                        f"loss check of the patch without it: {problem}" if problem else "")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
-from pytest_goblin.confirm import Runner
+from pytest_goblin.confirm import Runner, paired_windows
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
 from pytest_goblin.stats import noise_band, paired_speedup
 
@@ -45,10 +45,10 @@ def calibrate(runner: Runner, config: WorkloadConfig, steps: int, workload: str,
     for index in range(rounds):
         a, b = runner.run(config, steps), runner.run(config, steps)
         runs += [a, b]
-        pairs = min(len(a.samples), len(b.samples)) or 1
-        first += (a.samples or [a.tokens_per_sec])[:pairs]
-        second += (b.samples or [b.tokens_per_sec])[:pairs]
-        labels += [index] * pairs
+        a_windows, b_windows = paired_windows(a, b)
+        first += a_windows
+        second += b_windows
+        labels += [index] * len(a_windows)
         if a.projected:
             break
     estimate = paired_speedup(first, second, rounds=labels)

@@ -79,6 +79,14 @@ def classify(estimate: SpeedupEstimate, threshold: float) -> Decision:
     return "inconclusive"
 
 
+def paired_windows(a_run: RunMetrics, b_run: RunMetrics) -> tuple[list[float], list[float]]:
+    """Window i of one run beside window i of the other (as many as both have); a run
+    without windows is its one tokens/s figure."""
+    pairs = min(len(a_run.samples), len(b_run.samples)) or 1
+    return ((a_run.samples or [a_run.tokens_per_sec])[:pairs],
+            (b_run.samples or [b_run.tokens_per_sec])[:pairs])
+
+
 def _tail_mean(losses: Sequence[float]) -> float:
     tail = losses[-max(1, len(losses) // 3):]
     return statistics.fmean(tail)
@@ -141,10 +149,10 @@ def confirm(
             result.decision, result.rejected = "passed", problem
             result.reason = f"patch rejected: {problem}"
             return result
-        pairs = min(len(a_run.samples), len(b_run.samples)) or 1
-        a_samples += (a_run.samples or [a_run.tokens_per_sec])[:pairs]
-        b_samples += (b_run.samples or [b_run.tokens_per_sec])[:pairs]
-        rounds_of_pairs += [round_index] * pairs
+        a_windows, b_windows = paired_windows(a_run, b_run)
+        a_samples += a_windows
+        b_samples += b_windows
+        rounds_of_pairs += [round_index] * len(a_windows)
         result.estimate = paired_speedup(a_samples, b_samples, rounds=rounds_of_pairs)
         result.decision = classify(result.estimate, policy.threshold)
         if a_run.projected:
