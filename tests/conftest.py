@@ -142,8 +142,11 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def fixed_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pin the width pytest lays its output out for: the short summary truncates each
-    failure's message to the terminal width, so a wide CI terminal would otherwise show
-    text in pytester runs that an 80-column one cuts off."""
+def fixed_terminal_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin how pytest lays out its output in pytester runs: the short summary truncates
+    each failure's message to the terminal width, except on CI (pytest checks the `CI`
+    and `BUILD_NUMBER` variables), where it prints messages whole. Either a wide terminal
+    or a CI machine would otherwise show text that a local 80-column run cuts off."""
     monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("BUILD_NUMBER", raising=False)
