@@ -3,6 +3,7 @@ the results of auditing them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,23 +131,21 @@ def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
     return audited(tuned, context)
 
 
-GOBLIN_ENV = ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN_FAKE_DEVICE",
-              "GOBLIN_DEVICE", "GOBLIN_QWEN_BASE_URL", "ANTHROPIC_API_KEY", "HF_TOKEN")
-"""Variables that change what the plugin does: a pytester run must not see the caller's."""
-
-
-@pytest.fixture
-def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in GOBLIN_ENV:
-        monkeypatch.delenv(var, raising=False)
+OUTSIDE_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "HF_TOKEN", "GITHUB_STEP_SUMMARY",
+               "CI", "BUILD_NUMBER")
+"""Variables besides ``GOBLIN_*`` that change what the plugin or pytest does: ``CI`` and
+``BUILD_NUMBER`` make pytest print short-summary messages whole (uncut), and
+``GITHUB_STEP_SUMMARY`` makes the Markdown report append to the CI job's page."""
 
 
 @pytest.fixture(autouse=True)
-def fixed_terminal_layout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pin how pytest lays out its output in pytester runs: the short summary truncates
-    each failure's message to the terminal width, except on CI (pytest checks the `CI`
-    and `BUILD_NUMBER` variables), where it prints messages whole. Either a wide terminal
-    or a CI machine would otherwise show text that a local 80-column run cuts off."""
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test, and every pytester run it makes, sees the same environment whatever
+    machine runs it: no ``GOBLIN_*`` setting, API key or CI marker of the caller's, and
+    an 80-column terminal (the short summary cuts each failure's message to the terminal
+    width, so a wide terminal would show text an 80-column one cuts off)."""
+    for var in [name for name in os.environ if name.startswith("GOBLIN_")]:
+        monkeypatch.delenv(var)
+    for var in OUTSIDE_ENV:
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("BUILD_NUMBER", raising=False)

@@ -251,7 +251,7 @@ def test_a_share_that_rounds_to_nothing_is_not_negative() -> None:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, isolated_env: None) -> pytest.Pytester:
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A project with the mistuned workload, run in fake mode with a JSON report."""
     (pytester.path / "workloads").mkdir()
     (pytester.path / "workloads/a.goblin.yaml").write_text(MISTUNED_YAML)

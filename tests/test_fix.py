@@ -15,10 +15,8 @@ from pytest_goblin.schemas import PatchSummary, WorkloadResult
 from conftest import TUNED_YAML
 from format_support import FILES, change, load
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
 
 AXOLOTL = FILES / "axolotl" / "qwen25-7b-support-qlora.yml"
-
 
 
 def failing_result(changes: list) -> WorkloadResult:

@@ -10,11 +10,9 @@ import pytest
 
 from format_support import FILES
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
 
 AXOLOTL = FILES / "axolotl" / "qwen25-7b-support-qlora.yml"
 SCRIPT = FILES / "hf" / "llama3_qlora_train.py"
-
 
 
 def run_goblin(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

@@ -43,7 +43,7 @@ FAST = ("--goblin", "--goblin-device", "cpu", "--goblin-steps", "2", "--goblin-w
 
 
 @pytest.fixture(autouse=True)
-def isolated_device(isolated_env: None, monkeypatch: pytest.MonkeyPatch,
+def isolated_device(monkeypatch: pytest.MonkeyPatch,
                     tmp_path_factory: pytest.TempPathFactory) -> None:
     # device locks of their own, so that other pytest runs on this machine do not wait
     monkeypatch.setattr(live, "LOCK_DIR", tmp_path_factory.mktemp("locks"))

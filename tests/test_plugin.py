@@ -11,9 +11,6 @@ import pytest
 from conftest import MISTUNED_YAML as MISTUNED
 from conftest import TUNED_YAML as TUNED
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
 
 def write(pytester: pytest.Pytester, relpath: str, text: str) -> None:
     path = pytester.path / relpath

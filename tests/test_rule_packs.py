@@ -11,10 +11,8 @@ import yaml
 from conftest import MISTUNED_YAML as MISTUNED
 from pytest_goblin.kb import load_kb
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
 
 BUILTIN_COUNT = len(load_kb())
-
 
 
 def team_rule(**overrides: Any) -> dict[str, Any]:

@@ -11,8 +11,6 @@ from pytest_goblin.report.terminal import advisories_text, outcome_line, summary
 from pytest_goblin.schemas import Acceptance, RuleRef, WorkloadResult
 from sample_results import errored, run_info
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
 
 def rows(table: str) -> list[str]:
     """The body lines, without the note on what was left out."""
@@ -21,7 +19,6 @@ def rows(table: str) -> list[str]:
 
 def widest(text: str) -> int:
     return max(len(line) for line in text.splitlines())
-
 
 
 def run_goblin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, columns: int,

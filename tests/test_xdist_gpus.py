@@ -34,7 +34,7 @@ MEASURED = GoblinSettings(enabled=True)
 
 
 @pytest.fixture
-def no_visible_devices(monkeypatch: pytest.MonkeyPatch, isolated_env: None) -> None:
+def no_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     """The caller's visible-devices variables must not leak into a test that sets its own."""
     for var in (CUDA, HIP, ROCR, UNPINNED, "PYTEST_XDIST_AUTO_NUM_WORKERS"):
         monkeypatch.delenv(var, raising=False)
