@@ -21,6 +21,12 @@ file from a newer version is refused with a message, never misread.
 Only workloads on the same device fingerprint are compared: a number from
 another device (or a projected number against a measured one) says nothing
 about a regression, so it is reported as not comparable.
+
+A measured comparison is judged on an interval, not on two point estimates:
+both runs store their windows' tokens/s, and a drop only counts as a regression
+when the whole bootstrap interval of the change lies beyond the fail percentage
+(the same rule as a verdict's threshold), so one noisy run cannot fail a PR.
+Projected numbers are exact, so for them the point is the interval.
 """
 
 from __future__ import annotations
@@ -40,13 +46,17 @@ from pytest_goblin import __version__
 from pytest_goblin.atomic import create_text
 from pytest_goblin.errors import GoblinError
 from pytest_goblin.gitinfo import Commit
-from pytest_goblin.schemas import DeviceInfo, HistoryComparison, WorkloadResult
+from pytest_goblin.schemas import DeviceInfo, HistoryComparison, RunMetrics, WorkloadResult
+from pytest_goblin.stats import DEFAULT_CONFIDENCE, independent_ratio
 
 SCHEMA_VERSION = 1
 RUNS_DIR = "runs"
 LATEST = "latest"
 _RUN_FILE = re.compile(r"(\d{4,})_(.+)\.json")
 _FINGERPRINT_FIELDS = ("kind", "name", "platform", "arch", "memory_gb")
+INTERVAL_WINDOWS = 3
+"""Windows each run needs before a measured change is judged on its interval: from
+fewer, a bootstrap cannot tell a change from noise, so the point is used and said."""
 
 
 class HistoryError(GoblinError):
@@ -269,20 +279,52 @@ def compare(saved: SavedRun, result: WorkloadResult,
             reason=f"saved on {was}, now on {_device_label(result.device.model_dump())}",
         )
     change = (now - then) / then * 100 if then > 0 else 0.0
-    regressed = fail_pct is not None and change < -fail_pct
+    interval = _change_interval(entry.baseline, result.baseline, result.projected)
+    beyond = fail_pct is not None and change < -fail_pct
+    regressed = beyond and (interval is None or interval[1] < -fail_pct)
     changed = bool(entry.config_hash) and entry.config_hash != result.baseline.config_hash
-    label = "projected" if result.projected else "measured"
     reason = (f"baseline {now:,.0f} tok/s against {then:,.0f} tok/s in saved run {saved.id} "
-              f"({change:+.1f}%, {label})")
+              f"({change:+.1f}%{_describe_interval(interval, result)})")
     if regressed:
         reason += f": slower by more than {fail_pct:g}%"
+    elif beyond and interval is not None:
+        reason += (f": slower by more than {fail_pct:g}% at the medians, but the interval "
+                   f"reaches {interval[1]:+.1f}%: within the two runs' noise, not a regression")
     if changed:
         reason += "; the config changed since"
     return HistoryComparison(
         run=saved.id, status="compared", saved_tokens_per_sec=then, tokens_per_sec=now,
-        change_pct=change, regressed=regressed, fail_pct=fail_pct, config_changed=changed,
-        saved_commit=commit, reason=reason,
+        change_pct=change, change_ci_pct=interval, regressed=regressed, fail_pct=fail_pct,
+        config_changed=changed, saved_commit=commit, reason=reason,
     )
+
+
+def _change_interval(then: SavedMetrics, now: RunMetrics,
+                     projected: bool) -> tuple[float, float] | None:
+    """The confidence interval of the change in %, from both runs' windows; None for
+    projected numbers (exact) or when a run has fewer than ``INTERVAL_WINDOWS`` windows."""
+    if projected or min(len(then.samples), len(now.samples)) < INTERVAL_WINDOWS:
+        return None
+    _, (low, high) = independent_ratio(then.samples, now.samples)
+    return (low - 1) * 100, (high - 1) * 100
+
+
+def _describe_interval(interval: tuple[float, float] | None, result: WorkloadResult) -> str:
+    if result.projected:
+        return ", projected"
+    if interval is None:
+        return f", measured; point estimates: a run has fewer than {INTERVAL_WINDOWS} windows"
+    return (f" [{interval[0]:+.1f}%, {interval[1]:+.1f}%] at {DEFAULT_CONFIDENCE:.0%} "
+            "confidence, measured")
+
+
+def change_text(comparison: HistoryComparison) -> str:
+    """``-7.9%``, with its interval when it has one: ``-7.9% [-9.4%, -6.2%]``."""
+    text = f"{comparison.change_pct or 0.0:+.1f}%"
+    if comparison.change_ci_pct is not None:
+        low, high = comparison.change_ci_pct
+        text += f" [{low:+.1f}%, {high:+.1f}%]"
+    return text
 
 
 def summary_line(saved: SavedRun, results: Sequence[WorkloadResult],

@@ -434,6 +434,10 @@ class HistoryComparison(BaseModel):
     saved_tokens_per_sec: float | None = None
     tokens_per_sec: float | None = None
     change_pct: float | None = None
+    change_ci_pct: tuple[float, float] | None = Field(
+        default=None,
+        description="confidence interval of change_pct from both runs' windows (measured "
+                    "runs with enough windows); a regression needs all of it beyond fail_pct")
     regressed: bool = False
     fail_pct: float | None = None
     config_changed: bool = False

@@ -118,6 +118,38 @@ def _resample(clusters: list[list[int]], rng: random.Random) -> list[int]:
     return [members[rng.randrange(len(members))] for members in chosen for _ in members]
 
 
+def independent_ratio(
+    before: Sequence[float],
+    after: Sequence[float],
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> tuple[float, tuple[float, float]]:
+    """``median(after) ÷ median(before)`` for samples from two separate sessions, with a
+    bootstrap percentile interval that resamples each side on its own.
+
+    Windows of two sessions have no pairing (no shared drift), so unlike
+    ``paired_speedup`` each side is drawn independently. The interval only
+    knows each session's own spread; a slowdown of the whole machine between
+    the sessions is not in it (which is what a saved run is compared for).
+    """
+    if not before or not after:
+        raise ValueError("no samples")
+    if min(before) <= 0 or min(after) <= 0:
+        raise ValueError("throughput samples must be positive")
+    point = statistics.median(after) / statistics.median(before)
+    if len(before) == 1 and len(after) == 1:
+        return point, (point, point)
+    rng = random.Random(seed)
+    ratios = sorted(
+        statistics.median(rng.choices(after, k=len(after)))
+        / statistics.median(rng.choices(before, k=len(before)))
+        for _ in range(resamples)
+    )
+    tail = (1.0 - confidence) / 2
+    return point, (_percentile(ratios, tail), _percentile(ratios, 1.0 - tail))
+
+
 def noise_band(estimate: SpeedupEstimate) -> float:
     """Half-width of an A/A interval around 1: the smallest effect worth claiming."""
     low, high = estimate.ci

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +15,8 @@ from conftest import TUNED_YAML
 from pytest_goblin import history
 from pytest_goblin.gitinfo import Commit
 from pytest_goblin.history import HistoryError
-from pytest_goblin.schemas import DeviceInfo, WorkloadResult
+from pytest_goblin.report.junit import properties
+from pytest_goblin.schemas import DeviceInfo, HistoryComparison, WorkloadResult
 from sample_results import errored
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
@@ -57,6 +59,15 @@ def slower(result: WorkloadResult, factor: float) -> WorkloadResult:
 def on_device(result: WorkloadResult, **changes: object) -> WorkloadResult:
     assert result.device is not None
     return result.model_copy(update={"device": result.device.model_copy(update=changes)})
+
+
+def measured(result: WorkloadResult, windows: list[float]) -> WorkloadResult:
+    """``result`` as a measured run on a ROCm device whose baseline windows gave these tokens/s."""
+    assert result.baseline is not None
+    baseline = result.baseline.model_copy(update={
+        "samples": windows, "tokens_per_sec": statistics.median(windows), "projected": False})
+    return on_device(result, kind="rocm").model_copy(
+        update={"baseline": baseline, "projected": False})
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -175,6 +186,75 @@ def test_a_drop_beyond_the_fail_percentage_is_a_regression(
         return comparison.regressed
 
     assert (regressed(0.8), regressed(0.95), regressed(1.3)) == (True, False, False)
+
+
+STEADY = [1000.0, 1010.0, 990.0, 1005.0, 995.0, 1002.0]
+"""Windows of a measured run whose spread is about 1%."""
+
+
+def test_a_measured_drop_beyond_the_fail_percentage_with_an_interval_beyond_it_is_a_regression(
+    tmp_path: Path, passed: WorkloadResult,
+) -> None:
+    run = saved_run(tmp_path, measured(passed, STEADY))
+    comparison = history.compare(run, measured(passed, [w * 0.8 for w in STEADY]), 10.0)
+    assert comparison is not None and comparison.regressed
+    assert comparison.change_ci_pct is not None and comparison.change_ci_pct[1] < -10.0
+    assert "at 95% confidence, measured): slower by more than 10%" in comparison.reason
+
+
+def test_a_measured_drop_whose_interval_reaches_inside_the_fail_percentage_is_not_a_regression(
+    tmp_path: Path, passed: WorkloadResult,
+) -> None:
+    run = saved_run(tmp_path, measured(passed, STEADY))
+    noisy = [850.0, 1150.0, 700.0, 1190.0, 860.0, 500.0]
+    comparison = history.compare(run, measured(passed, noisy), 10.0)
+    assert comparison is not None and comparison.change_pct is not None
+    assert comparison.change_pct < -10.0 and not comparison.regressed
+    assert comparison.change_ci_pct is not None and comparison.change_ci_pct[1] > -10.0
+    assert "within the two runs' noise, not a regression" in comparison.reason
+
+
+def test_the_interval_of_a_measured_change_is_the_same_on_every_comparison(
+    tmp_path: Path, passed: WorkloadResult,
+) -> None:
+    run = saved_run(tmp_path, measured(passed, STEADY))
+    now = measured(passed, [w * 0.93 for w in reversed(STEADY)])
+    first, second = history.compare(run, now, 5.0), history.compare(run, now, 5.0)
+    assert first is not None and second is not None
+    assert first.change_ci_pct == second.change_ci_pct
+
+
+def test_a_measured_run_with_too_few_windows_is_judged_on_its_point_and_says_so(
+    tmp_path: Path, passed: WorkloadResult,
+) -> None:
+    run = saved_run(tmp_path, measured(passed, STEADY))
+    comparison = history.compare(run, measured(passed, [800.0, 790.0]), 10.0)
+    assert comparison is not None and comparison.regressed and comparison.change_ci_pct is None
+    assert "point estimates: a run has fewer than 3 windows" in comparison.reason
+
+
+def test_a_projected_change_has_no_interval(tmp_path: Path, passed: WorkloadResult) -> None:
+    comparison = history.compare(saved_run(tmp_path, passed), slower(passed, 0.8), 10.0)
+    assert comparison is not None and comparison.change_ci_pct is None
+    assert "(-20.0%, projected): slower by more than 10%" in comparison.reason
+
+
+def test_the_change_text_carries_the_interval_when_there_is_one() -> None:
+    point = HistoryComparison(run="0001_main", status="compared", change_pct=-7.94)
+    ranged = point.model_copy(update={"change_ci_pct": (-9.42, -6.2)})
+    assert (history.change_text(point), history.change_text(ranged)) == (
+        "-7.9%", "-7.9% [-9.4%, -6.2%]")
+
+
+def test_the_interval_of_a_change_becomes_a_junit_property(
+    tmp_path: Path, passed: WorkloadResult,
+) -> None:
+    now = measured(passed, [w * 0.8 for w in STEADY])
+    comparison = history.compare(saved_run(tmp_path, measured(passed, STEADY)), now, 10.0)
+    assert comparison is not None and comparison.change_ci_pct is not None
+    props = dict(properties(now.model_copy(update={"history": comparison})))
+    low, high = comparison.change_ci_pct
+    assert props["goblin_history_change_ci_pct"] == f"{low:.2f},{high:.2f}"
 
 
 def test_another_device_is_not_comparable_and_never_a_regression(

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pytest_goblin.stats import cv, noise_band, paired_speedup
+from pytest_goblin.stats import cv, independent_ratio, noise_band, paired_speedup
 
 
 def noisy(rng: random.Random, level: float, n: int, spread: float = 0.05) -> list[float]:
@@ -119,3 +119,45 @@ def test_one_round_is_the_plain_paired_bootstrap() -> None:
 def test_round_labels_must_match_the_pairs() -> None:
     with pytest.raises(ValueError, match="2 round labels for 3 pairs"):
         paired_speedup([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], rounds=[0, 1])
+
+
+# --- two separate sessions (saved runs) -------------------------------------------------
+
+
+def test_the_independent_ratio_is_after_over_before_medians_with_a_bracketing_interval() -> None:
+    point, (low, high) = independent_ratio([100.0, 110.0, 90.0], [80.0, 88.0, 72.0, 81.0])
+    assert point == pytest.approx(80.5 / 100.0)
+    assert low <= point <= high
+
+
+def test_the_independent_interval_is_the_point_for_one_window_each() -> None:
+    assert independent_ratio([100.0], [90.0]) == (0.9, (0.9, 0.9))
+
+
+def test_the_independent_interval_widens_with_either_side_s_noise() -> None:
+    steady = [100.0, 101.0, 99.0, 100.5, 99.5, 100.0]
+    noisy = [70.0, 130.0, 95.0, 120.0, 80.0, 105.0]
+
+    def width(before: list[float], after: list[float]) -> float:
+        _, (low, high) = independent_ratio(before, after)
+        return high - low
+    assert width(steady, noisy) > 5 * width(steady, steady)
+    assert width(noisy, steady) > 5 * width(steady, steady)
+
+
+def test_the_95_percent_independent_interval_covers_the_true_ratio_in_most_experiments() -> None:
+    rng = random.Random(7)
+    covered = 0
+    for _ in range(40):
+        before = [rng.gauss(1000.0, 30.0) for _ in range(12)]
+        after = [rng.gauss(900.0, 30.0) for _ in range(12)]
+        _, (low, high) = independent_ratio(before, after, resamples=500)
+        covered += low <= 0.9 <= high
+    assert covered >= 33
+
+
+def test_independent_samples_must_be_present_and_positive() -> None:
+    with pytest.raises(ValueError, match="no samples"):
+        independent_ratio([], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        independent_ratio([1.0, 0.0], [1.0])

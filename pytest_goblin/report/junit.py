@@ -38,6 +38,9 @@ def properties(result: WorkloadResult) -> list[tuple[str, str]]:
         props.append(("goblin_history_status", result.history.status))
         if result.history.change_pct is not None:
             props.append(("goblin_history_change_pct", f"{result.history.change_pct:.2f}"))
+        if result.history.change_ci_pct is not None:
+            low, high = result.history.change_ci_pct
+            props.append(("goblin_history_change_ci_pct", f"{low:.2f},{high:.2f}"))
         props.append(("goblin_history_regressed", str(result.history.regressed).lower()))
     return [(name, value) for name, value in props if value not in (None, "")]
 
