@@ -38,6 +38,18 @@ would land in the attribution. One pair is noisier than the verdict's repeated
 rounds: its windows are paired and bootstrapped like the verdict's
 (``pytest_goblin.stats``), and a figure whose interval overlaps the whole
 patch's is marked "within the noise".
+
+**Time budget.** ``--goblin-time-budget`` is one allowance per workload,
+shared with the verdict's sampling (``pytest_goblin.timebudget`` says why):
+measured attribution gets what the verdict left and, in the patch's order,
+starts no new pair once it is spent — the pair in flight finishes, so the
+overshoot is at most one pair. A change whose turn came too late has no figure
+and no share, ``not_measured`` is ``time_budget`` and its note says so; the
+shares of the changes measured before are unaffected (each is read against the
+whole patch's speedup alone). A variant that needs no run (the baseline itself,
+one already measured, one that cannot be built) still gets its entry.
+Projected attribution runs the analytic model, takes no time worth budgeting,
+and ignores the budget.
 """
 
 from __future__ import annotations
@@ -50,7 +62,14 @@ from typing import TYPE_CHECKING
 from pytest_goblin.confirm import loss_problem, paired_windows
 from pytest_goblin.errors import DeviceFault, GoblinError
 from pytest_goblin.kb.conditions import All
-from pytest_goblin.schemas import Change, ChangeAttribution, Report, RunMetrics, WorkloadConfig
+from pytest_goblin.schemas import (
+    Change,
+    ChangeAttribution,
+    NotMeasured,
+    Report,
+    RunMetrics,
+    WorkloadConfig,
+)
 from pytest_goblin.stats import paired_speedup
 from pytest_goblin.workload import apply_changes
 
@@ -58,13 +77,19 @@ if TYPE_CHECKING:
     from pytest_goblin.agent.state import Runner
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.runner.session import DeviceRunner
+    from pytest_goblin.timebudget import TimeBudget
 
 FLAT = 0.005
 """A patch whose |ln speedup| is below this (0.5%) has no gain to share out."""
 
 
 class _NoFigure(Exception):
-    """A variant that gave no number; the message is the entry's note."""
+    """A variant that gave no number; the message is the entry's note, ``not_measured``
+    why a config that might run was not measured (None: it cannot run here)."""
+
+    def __init__(self, note: str, not_measured: NotMeasured | None = None) -> None:
+        super().__init__(note)
+        self.not_measured = not_measured
 
 
 @dataclass
@@ -80,29 +105,34 @@ class _Variant:
 
 def with_attribution(
     report: Report, baseline: WorkloadConfig, runner: DeviceRunner, kb: KnowledgeBase,
-    loss_tolerance: float,
+    loss_tolerance: float, budget: TimeBudget | None = None,
 ) -> Report:
     """The report with each change's leave-one-out figure: measured on ``runner`` when the
     report is measured, projected by its analytic model when the report is projected.
 
     A report without a patch, or whose patched arm was rejected, has nothing to
-    attribute and is returned as it is.
+    attribute and is returned as it is. ``budget`` is the workload's time budget,
+    already started by the verdict; it bounds measuring only.
     """
     if report.patch is None or not report.patch.changes or report.rejected:
         return report
-    entries = attribute(report, baseline, runner.projector if report.projected else runner, kb,
-                        loss_tolerance)
+    if report.projected:
+        entries = attribute(report, baseline, runner.projector, kb, loss_tolerance)
+    else:
+        entries = attribute(report, baseline, runner, kb, loss_tolerance, budget)
     return report.model_copy(update={"attribution": entries})
 
 
 def attribute(
     report: Report, baseline: WorkloadConfig, runner: Runner, kb: KnowledgeBase,
-    loss_tolerance: float,
+    loss_tolerance: float, budget: TimeBudget | None = None,
 ) -> list[ChangeAttribution]:
     """One entry per change of ``report.patch``, in the patch's order.
 
     ``runner`` must label its numbers like the report (projected or measured).
-    A single-change patch runs nothing: its change is the whole speedup.
+    A single-change patch runs nothing: its change is the whole speedup. A
+    measured report starts no pair once ``budget`` is spent; projected ones
+    ignore it.
     """
     assert report.patch is not None
     changes = report.patch.changes
@@ -112,9 +142,11 @@ def attribute(
     if _rebuilt(baseline, changes) != report.patch.new_config:
         note = ("not measured: the patch's changes applied to the workload do not give the "
                 "config that was benchmarked, so leaving one out would compare unlike things")
-        return [_entry(change, report.projected, note=note) for change in changes]
+        return [_entry(change, report.projected, not_measured="patch_mismatch", note=note)
+                for change in changes]
     variants = [_variant(i, changes, baseline, kb) for i in range(len(changes))]
-    measurer = _Measurer(runner, baseline, report, loss_tolerance)
+    measurer = _Measurer(runner, baseline, report, loss_tolerance,
+                         None if report.projected else budget)
     return [measurer.entry(variant, changes) for variant in variants]
 
 
@@ -182,45 +214,47 @@ def _needs(
 @dataclass(frozen=True)
 class _Figure:
     """The patch-without's speedup over the baseline (None: no number), its interval when
-    measured over several windows, and a remark on how it went."""
+    measured over several windows, a remark on how it went, and why a config that might
+    run has no number."""
 
     speedup: float | None
     ci: tuple[float, float] | None = None
     remark: str = ""
+    not_measured: NotMeasured | None = None
 
 
 class _Measurer:
-    """Figures for variants: projected once each, or measured beside a fresh baseline."""
+    """Figures for variants: projected once each, or measured beside a fresh baseline while
+    the time budget lasts."""
 
     def __init__(self, runner: Runner, baseline: WorkloadConfig, report: Report,
-                 loss_tolerance: float) -> None:
+                 loss_tolerance: float, budget: TimeBudget | None) -> None:
         self.runner = runner
         self.baseline = baseline
         self.report = report
         self.loss_tolerance = loss_tolerance
+        self.budget = budget
         self.pairs = 0
         self.done: dict[str, _Figure] = {}
 
     def entry(self, variant: _Variant, changes: Sequence[Change]) -> ChangeAttribution:
         change = changes[variant.index]
         together = [changes[i].field for i in sorted(variant.left_out - {variant.index})]
-        notes = []
-        if variant.needs:
-            rest = "both" if len(variant.needs) == 1 else "all of them"
-            notes.append(f"not separable from {', '.join(variant.needs)}: the figure is the "
-                         f"patch without {rest}")
+        needs = f"not separable from {', '.join(variant.needs)}" if variant.needs else ""
         if variant.config is None:
             assert variant.problem is not None
             return _entry(change, self.report.projected, together_with=together,
-                          note=_join(notes + [f"not separable: {variant.problem}"]))
+                          note=_join([needs, f"not separable: {variant.problem}"]))
         key = variant.config.model_dump_json()
         if key not in self.done:
             self.done[key] = self._figure(variant.config)
         figure = self.done[key]
-        notes += [figure.remark] if figure.remark else []
         if figure.speedup is None:
             return _entry(change, self.report.projected, together_with=together,
-                          note=_join(notes))
+                          not_measured=figure.not_measured, note=_join([needs, figure.remark]))
+        rest = "both" if len(variant.needs) == 1 else "all of them"
+        notes = [f"{needs}: the figure is the patch without {rest}"] if needs else []
+        notes += [figure.remark] if figure.remark else []
         share = self._share(figure, notes)
         return _entry(change, self.report.projected, speedup_without=round(figure.speedup, 4),
                       contribution=None if share is None else round(share, 4),
@@ -233,9 +267,13 @@ class _Measurer:
             if self.report.projected:
                 run = self._run(config)
                 return _Figure(run.tokens_per_sec / self.report.before.tokens_per_sec)
+            if self.budget is not None and self.budget.spent():
+                raise _NoFigure(f"not measured: the workload's time budget "
+                                f"({self.budget.describe()}, shared with the verdict's "
+                                "sampling) was spent before its turn", "time_budget")
             return self._paired(config)
         except _NoFigure as exc:
-            return _Figure(None, remark=str(exc))
+            return _Figure(None, remark=str(exc), not_measured=exc.not_measured)
 
     def _paired(self, config: WorkloadConfig) -> _Figure:
         """A fresh baseline run and a run of ``config``, in alternating order from pair to
@@ -258,11 +296,14 @@ class _Measurer:
         try:
             return self.runner.run(config, self.report.before.steps)
         except DeviceFault as exc:  # a crashed worker says nothing about the config
-            raise _NoFigure(f"not measured: the device worker failed ({exc})") from None
+            raise _NoFigure(f"not measured: the device worker failed ({exc})",
+                            "device_fault") from None
         except (GoblinError, ValueError) as exc:
-            why = ("not measured: the baseline run beside it failed" if baseline
-                   else "not separable: without it the patch does not run here")
-            raise _NoFigure(f"{why} ({exc})") from None
+            if baseline:
+                raise _NoFigure(f"not measured: the baseline run beside it failed ({exc})",
+                                "baseline_failed") from None
+            raise _NoFigure(f"not separable: without it the patch does not run here ({exc})"
+                            ) from None
 
     def _share(self, figure: _Figure, notes: list[str]) -> float | None:
         """``ln(S / S_without) / ln(S)``; None when the patch's own gain is too small to share.
@@ -291,12 +332,13 @@ def _interval(point: float, ci: tuple[float, float] | None) -> str:
 
 def _entry(change: Change, projected: bool, speedup_without: float | None = None,
            contribution: float | None = None, together_with: list[str] | None = None,
-           note: str = "") -> ChangeAttribution:
+           not_measured: NotMeasured | None = None, note: str = "") -> ChangeAttribution:
     return ChangeAttribution(field=change.field, old=change.old, new=change.new,
                              rule_id=change.rule_id, speedup_without=speedup_without,
                              contribution=contribution, projected=projected,
-                             together_with=together_with or [], note=note)
+                             together_with=together_with or [], not_measured=not_measured,
+                             note=note)
 
 
 def _join(notes: Sequence[str]) -> str:
-    return "; ".join(notes)
+    return "; ".join(note for note in notes if note)

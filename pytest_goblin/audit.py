@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import statistics
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.errors import UnsupportedConfig, WorkloadError
 from pytest_goblin.schemas import AuditEvent, NoiseFloor, Patch, Report
+from pytest_goblin.timebudget import TimeBudget
 from pytest_goblin.workload import Workload
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ def audit_workload(
     backend_factory: BackendFactory | None = None,
     cache: AuditCache | None = None,
     calibrations: Calibrations | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AuditOutcome:
     """Run the audit loop for one workload on its device; ``on_event`` sees events live.
 
@@ -67,6 +70,8 @@ def audit_workload(
     the workload as written (the item is skipped with the reason). With a
     ``cache``, a projected audit whose inputs did not change since an earlier
     run is not run again: its Report is reused (``AuditOutcome.cached``).
+    The verdict's sampling and ``--goblin-attribution``'s measuring share one
+    ``--goblin-time-budget`` on ``clock`` (``pytest_goblin.timebudget``).
     """
     path = workload.source.display_path
     bad = unknown_rule_ids(kb, workload.settings.ignore)
@@ -82,13 +87,14 @@ def audit_workload(
     floor = None
     if calibrations is not None:
         floor = _noise_floor(calibrations, runner, workload, settings)
+    budget = TimeBudget(settings.time_budget_s, clock)
     outcome = _audit(workload, runner, settings, kb, extra_ignore, on_event, backend_factory,
-                     cache)
+                     cache, budget)
     if settings.attribution and outcome.report is not None:
         from pytest_goblin.attribution import with_attribution
 
         outcome.report = with_attribution(outcome.report, workload.config, runner, kb,
-                                          settings.loss_tolerance)
+                                          settings.loss_tolerance, budget)
     outcome.noise_floor = floor
     return outcome
 
@@ -127,8 +133,10 @@ def _audit(
     on_event: Callable[[AuditEvent], None] | None,
     backend_factory: BackendFactory | None,
     cache: AuditCache | None,
+    budget: TimeBudget,
 ) -> AuditOutcome:
-    """The audit itself, then the paired confirmation of a measured report."""
+    """The audit itself, then the paired confirmation of a measured report, which starts
+    the workload's time ``budget``."""
     context = AuditContext(
         runner=runner,
         projector=runner.projector,
@@ -142,7 +150,9 @@ def _audit(
     if not settings.fake:
         outcome = audit(workload, context, on_event=on_event)
         if outcome.report is not None:
-            outcome.report = confirm_report(outcome.report, runner, workload, settings, kb)
+            budget.start()
+            outcome.report = confirm_report(outcome.report, runner, workload, settings, kb,
+                                            clock=budget.clock)
         return outcome
     if cache is None:
         return audit(workload, context, on_event=on_event)
@@ -167,7 +177,7 @@ def _cache_key(cache: AuditCache, workload: Workload, context: AuditContext) -> 
 
 def confirm_report(
     report: Report, runner: Runner, workload: Workload, settings: GoblinSettings,
-    kb: KnowledgeBase | None = None,
+    kb: KnowledgeBase | None = None, clock: Callable[[], float] = time.monotonic,
 ) -> Report:
     """Settle a measured report's speedup by paired, alternating rounds.
 
@@ -177,7 +187,7 @@ def confirm_report(
     memory) is rejected; with the ``kb`` its rules came from, the patch minus
     one rule at a time is tried (``pytest_goblin.fallback``) and the first
     that trains correctly is confirmed instead. Without one, the report stands
-    and the verdict passes with the reason.
+    and the verdict passes with the reason. ``clock`` times ``--goblin-time-budget``.
     """
     if report.projected or report.patch is None or not report.patch.changes:
         return report
@@ -194,7 +204,7 @@ def confirm_report(
     steps = report.before.steps
     try:
         result = confirm(runner, workload.config, report.patch.new_config, steps, policy,
-                         first_round=(report.before, report.after))
+                         clock=clock, first_round=(report.before, report.after))
     except (RunFailed, DeviceOOM) as exc:
         result = None
         problem = f"a repeat of the patched run failed: {exc}"
@@ -202,7 +212,7 @@ def confirm_report(
         problem = result.rejected
     patch, fallback = report.patch, None
     if problem is not None and kb is not None:
-        found = _fall_back(report, runner, workload, policy, kb, problem)
+        found = _fall_back(report, runner, workload, policy, kb, problem, clock)
         if found is not None:
             patch, result = found[0].patch, found[1]
             fallback = (f"the whole patch was rejected ({problem}); without "
@@ -214,7 +224,7 @@ def confirm_report(
 
 def _fall_back(
     report: Report, runner: Runner, workload: Workload, policy: SamplingPolicy,
-    kb: KnowledgeBase, problem: str,
+    kb: KnowledgeBase, problem: str, clock: Callable[[], float],
 ) -> tuple[Candidate, Confirmation] | None:
     """The first one-rule-smaller patch whose screening run passes the loss check and
     whose paired confirmation is not rejected either, with that confirmation."""
@@ -230,7 +240,7 @@ def _fall_back(
             screen = runner.run(config, steps)
             if loss_problem(report.before, screen, policy.loss_tolerance):
                 continue
-            result = confirm(runner, workload.config, config, steps, policy)
+            result = confirm(runner, workload.config, config, steps, policy, clock=clock)
         except (RunFailed, DeviceOOM, UnsupportedConfig):
             continue
         if result.rejected is None:

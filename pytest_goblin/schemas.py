@@ -282,13 +282,17 @@ class Change(BaseModel):
     rule_id: str
 
 
+NotMeasured = Literal["time_budget", "device_fault", "baseline_failed", "patch_mismatch"]
+
+
 class ChangeAttribution(BaseModel):
     """What one change of a patch contributes: the patch measured (or projected) without it.
 
     ``contribution`` is the change's share of the patch's log-speedup,
     ``ln(speedup / speedup_without) / ln(speedup)`` (``pytest_goblin.attribution``
     says why). A change the patch cannot run without has no figure, and ``note``
-    says what it is not separable from. Information only: never part of a verdict.
+    says what it is not separable from; one that was not measured has no figure
+    either, and ``not_measured`` says why. Information only: never part of a verdict.
     """
 
     field: str
@@ -305,6 +309,12 @@ class ChangeAttribution(BaseModel):
     together_with: list[str] = Field(
         default_factory=list,
         description="fields left out with this one because their rules need it",
+    )
+    not_measured: NotMeasured | None = Field(
+        default=None,
+        description="why the patch without this change has no figure although it could have "
+        "one: --goblin-time-budget was spent before its turn, the device worker failed, the "
+        "baseline run beside it failed, or the changes do not rebuild the benchmarked config",
     )
     note: str = ""
 

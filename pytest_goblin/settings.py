@@ -130,7 +130,8 @@ def add_options(parser: pytest.Parser) -> None:
                     help="paired rounds of baseline and patched runs to settle a measured "
                          f"verdict (default {DEFAULT_MAX_REPEATS}).")
     group.addoption("--goblin-time-budget", metavar="SECONDS", default=None,
-                    help="stop sampling a workload's verdict after this long (default: none).")
+                    help="stop sampling a workload's verdict after this long; "
+                         "--goblin-attribution measures with what is left (default: none).")
     group.addoption("--goblin-strict", action="store_true", default=None,
                     help="fail a workload whose measured verdict stays inconclusive.")
     group.addoption("--goblin-loss-tolerance", metavar="FRACTION", default=None,
@@ -171,7 +172,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("goblin_warmup", "untimed steps before the timed ones", default="")
     parser.addini("goblin_layers", "decoder layers to measure before extrapolating", default="")
     parser.addini("goblin_max_repeats", "paired rounds to settle a measured verdict", default="")
-    parser.addini("goblin_time_budget", "seconds of sampling per workload verdict", default="")
+    parser.addini("goblin_time_budget",
+                  "seconds of measuring per workload (verdict first, then attribution)",
+                  default="")
     parser.addini("goblin_strict", "fail inconclusive measured verdicts", type="bool",
                   default=False)
     parser.addini("goblin_loss_tolerance", "allowed final-loss drift of a patch", default="")

@@ -72,3 +72,24 @@ def test_the_speedup_ci_becomes_low_and_high_properties(
 def test_no_property_is_written_for_a_number_the_workload_does_not_have() -> None:
     names = [name for name, _ in properties(errored())]
     assert names == ["goblin_outcome", "goblin_reason", "goblin_error"]
+
+
+def test_attribution_becomes_one_property_per_change_with_its_share(
+    pytester: pytest.Pytester,
+) -> None:
+    cases = run_with_junit(pytester, "--goblin-attribution")
+    shares = {name: value for name, value in cases["llama-mistuned"].items()
+              if name.startswith("goblin_attribution_")}
+    assert sorted(shares) == [
+        "goblin_attribution_attention_impl", "goblin_attribution_dataloader_persistent_workers",
+        "goblin_attribution_dataloader_workers", "goblin_attribution_optimizer",
+        "goblin_attribution_precision"]
+    assert float(shares["goblin_attribution_precision"]) > 0.9
+    assert not any(name.startswith("goblin_attribution_") for name in cases["llama-tuned"])
+
+
+def test_no_attribution_property_is_written_without_the_option(
+    pytester: pytest.Pytester,
+) -> None:
+    props = run_with_junit(pytester)["llama-mistuned"]
+    assert not any(name.startswith("goblin_attribution_") for name in props)

@@ -8,7 +8,8 @@ left out when the workload has no such number (an error has no speedup).
 
 from __future__ import annotations
 
-from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.report.attribution import share_text
+from pytest_goblin.schemas import ChangeAttribution, WorkloadResult
 
 
 def properties(result: WorkloadResult) -> list[tuple[str, str]]:
@@ -30,6 +31,7 @@ def properties(result: WorkloadResult) -> list[tuple[str, str]]:
         ("goblin_accepted_until", result.accepted.until.isoformat() if result.accepted else None),
         ("goblin_accepted_reason", result.accepted.reason if result.accepted else None),
     ]
+    props += [(f"goblin_attribution_{entry.field}", _share(entry)) for entry in result.attribution]
     for check in result.budgets:
         props.append((f"goblin_budget_{check.key}",
                       f"{_number(check.value)} {'ok' if check.ok else 'missed'} "
@@ -47,3 +49,11 @@ def properties(result: WorkloadResult) -> list[tuple[str, str]]:
 
 def _number(value: float) -> str:
     return f"{value:.1f}"
+
+
+def _share(entry: ChangeAttribution) -> str:
+    """The change's share of the gain as a fraction (``0.9234``; 1.0 is all of it), or, when
+    it has none, why, as the failure text says it (``not measured (time budget)``, …)."""
+    if entry.contribution is None:
+        return share_text(entry)
+    return f"{entry.contribution + 0.0:.4f}"  # + 0.0: no "-0.0000"
