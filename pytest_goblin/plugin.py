@@ -443,6 +443,13 @@ class WorkloadItem(pytest.Function):
     def settings(self) -> GoblinSettings:
         return self.config.stash[SETTINGS_KEY]
 
+    @property
+    def display_path(self) -> str:
+        """The file's path as the reports show it, whether or not it could be read:
+        relative to where pytest ran, as ``Workload.source.display_path`` is."""
+        assert isinstance(self.parent, WorkloadFile)
+        return self.parent._display_path()
+
     def setup(self) -> None:
         if self.load_error is not None:
             self.raise_load_error()
@@ -452,7 +459,7 @@ class WorkloadItem(pytest.Function):
         from pytest_goblin.result import from_error
 
         assert self.load_error is not None
-        self.goblin_result = from_error(self.nodeid, str(self.path), self.name,
+        self.goblin_result = from_error(self.nodeid, self.display_path, self.name,
                                         str(self.load_error), self.settings.threshold)
         raise self.load_error
 
@@ -553,7 +560,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if result is None and report.when == "setup" and report.failed and call.excinfo:
         from pytest_goblin.result import from_error
 
-        result = from_error(item.nodeid, str(item.path), item.name,
+        result = from_error(item.nodeid, item.display_path, item.name,
                             str(call.excinfo.value), item.settings.threshold)
     if result is not None and (report.when == "call" or report.failed):
         from pytest_goblin.report.junit import properties

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from conftest import MISTUNED_YAML, MeasuredDevice, WorkloadFactory
-from test_audit_cache import DictStore
+from dict_store import DictStore
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.attribution import attribute, with_attribution

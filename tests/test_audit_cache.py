@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import MISTUNED_YAML, TUNED_YAML
+from dict_store import DictStore
 from pytest_goblin.audit import audit_workload
 from pytest_goblin.cache import AuditCache
 from pytest_goblin.kb.loader import KnowledgeBase
@@ -170,19 +171,6 @@ def test_a_corrupt_entry_is_ignored_and_replaced(
     assert fresh["cached"] is False
     assert fresh["outcome"] == "failed"
     assert json.loads(entry.read_text())["version"] == 1
-
-
-class DictStore:
-    """pytest.Cache's get/set over a dict."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = json.loads(json.dumps(value))
 
 
 def test_measured_audits_are_never_cached(mistuned: Workload, kb: KnowledgeBase) -> None:

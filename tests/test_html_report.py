@@ -6,6 +6,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report import html
 from pytest_goblin.schemas import WorkloadResult
 from pytest_goblin.workload import Workload
+from pytest_goblin.xdist_gpus import GpuWorkers
 from sample_results import audited, errored, run_info
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -128,6 +130,25 @@ def test_workload_names_are_escaped(workload: WorkloadFactory, context: AuditCon
     result = audited(workload(odd), context)
     page = html.render([result], run_info(result))
     assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_a_line_under_the_heading_says_when_xdist_workers_shared_the_gpus(
+    passed: WorkloadResult,
+) -> None:
+    info = replace(run_info(passed), parallel=GpuWorkers(workers=3, gpus=2))
+    page = html.render([passed], info)
+    line = ('<p class="facts parallel">'
+            "goblin: 3 xdist workers share 2 GPUs: benchmarks on a shared GPU wait for its lock"
+            "</p>")
+    assert page.index("<h1>") < page.index(line) < page.index('<section id="chart">')
+
+
+@pytest.mark.parametrize("parallel", [None, GpuWorkers(workers=2, gpus=2)],
+                         ids=["serial", "one-worker-per-gpu"])
+def test_no_xdist_line_when_no_gpu_was_shared(passed: WorkloadResult,
+                                              parallel: GpuWorkers | None) -> None:
+    info = replace(run_info(passed), parallel=parallel)
+    assert not Elements(html.render([passed], info)).find("p", "parallel")
 
 
 def test_goblin_html_writes_the_page_and_says_where(pytester: pytest.Pytester) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report import markdown
 from pytest_goblin.schemas import BudgetCheck, HistoryComparison, WorkloadResult
+from pytest_goblin.xdist_gpus import GpuWorkers
 from sample_results import audited, errored, run_info
 
 pytestmark = pytest.mark.usefixtures("no_step_summary")
@@ -126,6 +128,24 @@ def test_a_history_column_appears_only_when_a_saved_run_was_compared(
         change_pct=-20.0, regressed=True, fail_pct=5.0, reason="slower")})
     rows = table_rows(parse(markdown.render([compared], run_info(passed, "0001_main"))))
     assert rows[0][-1] == "vs saved run" and rows[1][-1] == "-20.0% regressed"
+
+
+def test_a_line_under_the_facts_says_when_xdist_workers_shared_the_gpus(
+    passed: WorkloadResult,
+) -> None:
+    info = replace(run_info(passed), parallel=GpuWorkers(workers=3, gpus=2))
+    inlines = [t.content for t in parse(markdown.render([passed], info)) if t.type == "inline"]
+    assert inlines[1].startswith("Numbers ")
+    assert inlines[2] == (
+        "goblin: 3 xdist workers share 2 GPUs: benchmarks on a shared GPU wait for its lock")
+
+
+@pytest.mark.parametrize("parallel", [None, GpuWorkers(workers=2, gpus=2)],
+                         ids=["serial", "one-worker-per-gpu"])
+def test_no_xdist_line_when_no_gpu_was_shared(passed: WorkloadResult,
+                                              parallel: GpuWorkers | None) -> None:
+    info = replace(run_info(passed), parallel=parallel)
+    assert "xdist" not in markdown.render([passed], info)
 
 
 def test_a_section_lists_missed_budgets_and_the_regression_with_their_numbers(

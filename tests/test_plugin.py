@@ -189,6 +189,19 @@ def test_broken_workload_errors_without_stopping_the_others(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(["*w/b.goblin.yaml: invalid YAML at line 3*"])
 
 
+@pytest.mark.parametrize("text", ["model: llama-3-8b\nprecision: [unclosed\n", "model: nope\n"],
+                         ids=["unreadable", "invalid"])
+def test_a_broken_file_has_the_same_relative_json_path_as_a_good_one(
+    pytester: pytest.Pytester, text: str,
+) -> None:
+    write(pytester, "w/good.goblin.yaml", TUNED)
+    write(pytester, "w/broken.goblin.yaml", text)
+    run_goblin(pytester, "w", "--goblin-json", "report.json")
+    doc = json.loads((pytester.path / "report.json").read_text())
+    paths = {w["outcome"]: w["path"] for w in doc["workloads"]}
+    assert paths == {"passed": "w/good.goblin.yaml", "error": "w/broken.goblin.yaml"}
+
+
 def test_wrong_type_errors_name_the_file_and_the_field(pytester: pytest.Pytester) -> None:
     write(pytester, "w/a.goblin.yaml", TUNED.replace("batch_size: 4", "batch_size: four"))
     result = run_goblin(pytester, "w")

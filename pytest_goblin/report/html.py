@@ -16,12 +16,14 @@ from html import escape
 
 from pytest_goblin import budgets
 from pytest_goblin.calibrate import describe, noise_floors
+from pytest_goblin.history import change_text
 from pytest_goblin.report.attribution import heading, share_text, summary
 from pytest_goblin.report.summary import (
     RunInfo,
     counts_text,
     mfu_text,
     numbers_text,
+    parallel_text,
     patched_tokens,
     show_value,
     speedup_text,
@@ -76,6 +78,7 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
              f"backend {info.backend}"]
     if info.compared_with:
         facts.append(f"history against saved run {info.compared_with}")
+    parallel = parallel_text(info)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -83,6 +86,7 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="facts">{escape(" · ".join(facts))}.</p>',
+        *([f'<p class="facts parallel">{escape(parallel)}</p>'] if parallel else []),
         *(f'<p class="facts noise-floor">{escape(describe(floor))}</p>'
           for floor in noise_floors(results)),
     ]
@@ -239,7 +243,7 @@ def _history_cell(result: WorkloadResult) -> str:
         return "-"
     if comparison.status != "compared" or comparison.change_pct is None:
         return comparison.status.replace("_", " ")
-    text = f"{comparison.change_pct:+.1f}%"
+    text = change_text(comparison)
     return f"{text} (regressed)" if comparison.regressed else text
 
 

@@ -1,11 +1,11 @@
 """The Markdown summary (``--goblin-md PATH``) for a CI step summary or a PR comment.
 
 GitHub-flavoured Markdown: a heading with the counts, a line saying what the
-numbers are, a table with one row per workload (baseline, patched, speedup with
-its CI, verdict, and the change against a saved run when there is one), then a
-collapsible ``<details>`` section per failed or errored workload with the
-reason, the changes and their citations, missed budgets, the regression and
-the diff.
+numbers are (and one saying so when xdist workers shared GPUs), a table with
+one row per workload (baseline, patched, speedup with its CI, verdict, and the
+change against a saved run when there is one), then a collapsible
+``<details>`` section per failed or errored workload with the reason, the
+changes and their citations, missed budgets, the regression and the diff.
 
 ``-`` prints it to stdout. When PATH is the file ``$GITHUB_STEP_SUMMARY`` names,
 the summary is appended, as GitHub expects: other steps' summaries in the same
@@ -23,6 +23,7 @@ from pathlib import Path
 from pytest_goblin import budgets
 from pytest_goblin.atomic import write_text
 from pytest_goblin.calibrate import describe, noise_floors
+from pytest_goblin.history import change_text
 from pytest_goblin.report.attribution import heading, share_text, summary
 from pytest_goblin.report.summary import (
     RunInfo,
@@ -30,6 +31,7 @@ from pytest_goblin.report.summary import (
     failing,
     mfu_text,
     numbers_text,
+    parallel_text,
     patched_tokens,
     show_value,
     speedup_text,
@@ -59,6 +61,9 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
     if info.compared_with:
         facts.append(f"history against saved run {_cell(info.compared_with)}")
     lines += [" · ".join(facts) + ".", ""]
+    parallel = parallel_text(info)
+    if parallel:
+        lines += [_cell(parallel), ""]
     floors = noise_floors(results)
     if floors:
         lines += [*(f"- {_cell(describe(floor))}" for floor in floors), ""]
@@ -105,7 +110,7 @@ def _history_cell(result: WorkloadResult) -> str:
         return "new"
     if comparison.status == "not_comparable":
         return "not comparable (other device)"
-    text = f"{comparison.change_pct:+.1f}%"
+    text = change_text(comparison)
     return f"{text} regressed" if comparison.regressed else text
 
 

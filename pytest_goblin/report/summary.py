@@ -65,6 +65,13 @@ def numbers_text(info: RunInfo) -> str:
     return f"{how} on {device_label(info.device)}"
 
 
+def parallel_text(info: RunInfo) -> str | None:
+    """The terminal's line for xdist workers outnumbering their GPUs (benchmarks took
+    turns, so a reader weighing the numbers should know); None otherwise."""
+    spread = info.parallel
+    return spread.summary_line() if spread is not None and spread.shared else None
+
+
 def speedup_text(result: WorkloadResult) -> str:
     """``1.33×`` or ``1.33× (CI 1.20–1.45)``; ``-`` without a speedup."""
     if result.speedup is None:
