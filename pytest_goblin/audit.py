@@ -102,17 +102,22 @@ def audit_workload(
 def _noise_floor(calibrations: Calibrations, runner: DeviceRunner, workload: Workload,
                  settings: GoblinSettings) -> NoiseFloor:
     """The device's noise floor (measured with this workload's baseline on first use);
-    ThresholdBelowNoise when the workload's threshold is below it."""
+    ThresholdBelowNoise when the workload's threshold is below it.
+
+    The built-in runners name their physical device (``device_id``), under which xdist
+    workers share one floor; a plugin's runner without one is calibrated per process,
+    by its model and the workload's ``goblin.device``."""
     from pytest_goblin.agent.backends.planner import BENCHMARK_STEPS
     from pytest_goblin.calibrate import calibrate, refusal
     from pytest_goblin.errors import AuditError, RunFailed, ThresholdBelowNoise
 
     info = runner.info
-    key = f"{info.kind}:{info.name}:{workload.settings.device or ''}"
+    device_id: str | None = getattr(runner, "device_id", None)
+    key = device_id or f"{info.kind}:{info.name}:{workload.settings.device or ''}"
     try:
         floor = calibrations.floor(key, lambda: calibrate(
             runner, workload.config, settings.steps or BENCHMARK_STEPS, workload.name,
-            info.name))
+            info.name, device_id=device_id), physical=device_id is not None)
     except RunFailed as exc:
         raise AuditError(f"{workload.source.display_path}: --goblin-calibrate could not run "
                          f"the baseline against itself: {exc}") from None

@@ -1,9 +1,11 @@
 """The noise floor: ``--goblin-calibrate`` runs a baseline against itself (A/A).
 
 Two runs of the same config should be equally fast; how far apart they come
-out is the noise a verdict has to see through. Once per device and session,
-the first workload audited there has its baseline config measured in paired
-rounds against itself, exactly as a verdict measures baseline against patch.
+out is the noise a verdict has to see through. Once per physical device and
+test run, the first workload audited there has its baseline config measured in
+paired rounds against itself, exactly as a verdict measures baseline against
+patch; xdist workers that reach the same device share that floor
+(``pytest_goblin.shared_floors``).
 The A/A interval's half-width around 1 is the noise band: a threshold below
 it asks the gate to see differences it cannot tell from noise, so such a
 workload errors with the figures instead of flaking.
@@ -16,13 +18,18 @@ projected device has no noise: its floor is 0 from a single pair of runs.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 from pytest_goblin.confirm import Runner, paired_windows
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
 from pytest_goblin.stats import noise_band, paired_speedup
+
+if TYPE_CHECKING:
+    from pytest_goblin.shared_floors import SharedFloors
 
 CALIBRATION_ROUNDS = 3
 """A/A rounds (6 runs): enough windows for a stable interval at under a third of
@@ -36,8 +43,10 @@ MDE_FACTOR = (_Z_CONFIDENCE + _Z_POWER) / _Z_CONFIDENCE
 
 
 def calibrate(runner: Runner, config: WorkloadConfig, steps: int, workload: str,
-              device: str, rounds: int = CALIBRATION_ROUNDS) -> NoiseFloor:
-    """Measure ``config`` against itself in ``rounds`` paired rounds on ``runner``."""
+              device: str, rounds: int = CALIBRATION_ROUNDS,
+              device_id: str | None = None) -> NoiseFloor:
+    """Measure ``config`` against itself in ``rounds`` paired rounds on ``runner``, the
+    device named ``device`` (``device_id``: which one physically, where known)."""
     first: list[float] = []
     second: list[float] = []
     labels: list[int] = []
@@ -55,6 +64,7 @@ def calibrate(runner: Runner, config: WorkloadConfig, steps: int, workload: str,
     band = noise_band(estimate)
     return NoiseFloor(
         device=device,
+        device_id=device_id,
         workload=workload,
         projected=runs[0].projected,
         rounds=len(runs) // 2,
@@ -67,19 +77,30 @@ def calibrate(runner: Runner, config: WorkloadConfig, steps: int, workload: str,
     )
 
 
-def describe(floor: NoiseFloor) -> str:
-    """One line for a summary header."""
+def describe(floor: NoiseFloor, qualified: bool = False) -> str:
+    """One line for a summary header; ``qualified`` names the physical device too."""
+    device = floor.device
+    if qualified and floor.device_id:
+        device += f" ({floor.device_id})"
     if floor.projected:
-        return (f"noise floor on {floor.device}: 0 (projected runs have no noise; "
+        return (f"noise floor on {device}: 0 (projected runs have no noise; "
                 "calibrate on the device with a measured run)")
     low, high = floor.ratio_ci
-    return (f"noise floor on {floor.device}: ±{floor.band:.1%} (A/A of {floor.workload}: "
+    return (f"noise floor on {device}: ±{floor.band:.1%} (A/A of {floor.workload}: "
             f"{floor.ratio:.3f}× [{low:.3f}, {high:.3f}] from {floor.n} paired windows, "
             f"CV {floor.cv:.1%}); minimum detectable effect {floor.mde:.1%}")
 
 
+def describe_all(floors: Sequence[NoiseFloor]) -> list[str]:
+    """One line per floor. A device name that two floors share is followed by each one's
+    ``device_id``, so the floors of two GPUs of one model do not read as duplicates."""
+    names = Counter(floor.device for floor in floors)
+    return [describe(floor, qualified=names[floor.device] > 1) for floor in floors]
+
+
 def noise_floors(results: Sequence[WorkloadResult]) -> list[NoiseFloor]:
-    """The distinct floors the results carry (one per device and xdist worker), in order."""
+    """The distinct floors the results carry, in order: one per physical device, since
+    the xdist workers of a run share each device's floor."""
     floors: list[NoiseFloor] = []
     for result in results:
         if result.noise_floor is not None and result.noise_floor not in floors:
@@ -101,11 +122,21 @@ def refusal(floor: NoiseFloor, threshold: float, source: str) -> str | None:
 
 @dataclass
 class Calibrations:
-    """The session's noise floors, one per device, measured on first use."""
+    """The session's noise floors, one per device, measured on first use.
+
+    ``shared`` (on an xdist worker) holds the floors the run's other workers
+    measured: a floor whose key names the physical device is taken from there, or
+    measured and left there for them.
+    """
 
     floors: dict[str, NoiseFloor] = field(default_factory=dict)
+    shared: SharedFloors | None = None
 
-    def floor(self, key: str, measure: Callable[[], NoiseFloor]) -> NoiseFloor:
+    def floor(self, key: str, measure: Callable[[], NoiseFloor],
+              physical: bool = False) -> NoiseFloor:
+        """The floor under ``key``; ``physical`` when ``key`` is a ``device_id``, the same
+        in every process, so that the run's other workers may share it."""
         if key not in self.floors:
-            self.floors[key] = measure()
+            shared = self.shared if physical else None
+            self.floors[key] = shared.floor(key, measure) if shared is not None else measure()
         return self.floors[key]

@@ -83,6 +83,8 @@ def pytest_goblin_make_runner(
     ``pytest_goblin.runner.session.DeviceRunner`` protocol (``info``,
     ``projector``, ``unsupported``, ``run``). Called once per device per
     pytest process, when the ``goblin_device`` session first needs it; the
-    runner's ``close()``, if it has one, is called when the session ends. The
-    first non-None result wins.
+    runner's ``close()``, if it has one, is called when the session ends. A
+    ``device_id`` attribute, if it has one, names the physical device (the same
+    in every process): ``--goblin-calibrate`` then shares the device's noise floor
+    between xdist workers. The first non-None result wins.
     """

@@ -457,9 +457,14 @@ class HistoryComparison(BaseModel):
 
 class NoiseFloor(BaseModel):
     """What an A/A comparison (a workload's baseline against itself) says about the
-    device's noise: ``--goblin-calibrate``, once per device and session."""
+    device's noise: ``--goblin-calibrate``, once per physical device and test run (xdist
+    workers on one device share it)."""
 
     device: str = Field(description="the device's name")
+    device_id: str | None = Field(
+        default=None, description="the physical device, as its lock names it (cpu, "
+        "cuda-<uuid>, rocm-3, simulated-mi300x): tells apart the floors of two GPUs of "
+        "one model; null when a plugin's runner names none")
     workload: str = Field(description="the workload whose baseline config was run twice")
     projected: bool
     rounds: int = Field(description="paired A/A rounds")

@@ -52,6 +52,11 @@ def sample_cost_s(config: WorkloadConfig, sample_cost_ms: float | None) -> float
     return DATA_SAMPLE_BASE_S + DATA_SAMPLE_PER_1K_TOKENS_S * config.seq_len / 1024
 
 
+def file_stem(name: str) -> str:
+    """``name`` as a file name: a lock id can hold what a path cannot (a MIG UUID's ``/``)."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL the worker and everything it started, then reap it."""
     if process.poll() is None:
@@ -208,6 +213,7 @@ class LiveDevice:
         self.options = options
         self._workers: dict[tuple[tuple[str, str], ...], DeviceWorker] = {}
         self._info: DeviceInfo | None = None
+        self._lock_id: str | None = None
         self._lock_path: Path | None = None
         self._unavailable: str | None = None
 
@@ -232,8 +238,8 @@ class LiveDevice:
             raise DeviceFault(self._unavailable)
         if self._info is None:
             self._info = DeviceInfo.model_validate(hello["info"])
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in hello["lock_id"])
-            self._lock_path = LOCK_DIR / f"{safe}.lock"
+            self._lock_id = hello["lock_id"]
+            self._lock_path = LOCK_DIR / f"{file_stem(hello['lock_id'])}.lock"
 
     @property
     def info(self) -> DeviceInfo:
@@ -242,6 +248,15 @@ class LiveDevice:
             self._worker({})
         assert self._info is not None
         return self._info
+
+    @property
+    def lock_id(self) -> str:
+        """The physical device as its worker named it (``runner.detect``): one name in every
+        process that reaches it, however the visible-devices variables number it there."""
+        if self._lock_id is None:
+            self._worker({})
+        assert self._lock_id is not None
+        return self._lock_id
 
     @contextmanager
     def locked(self, env_vars: dict[str, str]) -> Iterator[None]:
@@ -295,6 +310,12 @@ class TorchRunner:
     @property
     def info(self) -> DeviceInfo:
         return self.device.info
+
+    @property
+    def device_id(self) -> str:
+        """The physical device (its lock id): xdist workers that reach the same device share
+        its ``--goblin-calibrate`` noise floor under this name."""
+        return self.device.lock_id
 
     @property
     def projector(self) -> SimulatedDevice:

@@ -13,6 +13,8 @@ class SimulatedDevice:
     def __init__(self, name: str) -> None:
         self.spec = get_device(name)
         self.info: DeviceInfo = self.spec.info()
+        self.device_id = f"simulated-{self.spec.name}"
+        """One catalogue entry is one device: xdist workers share its noise floor."""
         self._runner = FakeRunner(self.spec)
 
     @property

@@ -204,3 +204,10 @@ def test_the_projector_is_the_analytic_model_of_the_live_device(session: DeviceS
     started = time.monotonic()
     assert projector.run(tiny(), 50).projected is True
     assert time.monotonic() - started < 5
+
+
+def test_a_measured_runner_names_its_device_physically_by_the_lock_id(
+    session: DeviceSession,
+) -> None:
+    measured = runner(session)
+    assert measured.device_id == measured.device.lock_id == "cpu"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from html import escape
 
 from pytest_goblin import budgets
-from pytest_goblin.calibrate import describe, noise_floors
+from pytest_goblin.calibrate import describe_all, noise_floors
 from pytest_goblin.history import change_text
 from pytest_goblin.report.attribution import heading, share_text, summary
 from pytest_goblin.report.summary import (
@@ -87,8 +87,8 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
         f"<h1>{escape(title)}</h1>",
         f'<p class="facts">{escape(" · ".join(facts))}.</p>',
         *([f'<p class="facts parallel">{escape(parallel)}</p>'] if parallel else []),
-        *(f'<p class="facts noise-floor">{escape(describe(floor))}</p>'
-          for floor in noise_floors(results)),
+        *(f'<p class="facts noise-floor">{escape(line)}</p>'
+          for line in describe_all(noise_floors(results))),
     ]
     if not results:
         parts.append("<p>No workloads were audited.</p>")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pytest_goblin import budgets
 from pytest_goblin.atomic import write_text
-from pytest_goblin.calibrate import describe, noise_floors
+from pytest_goblin.calibrate import describe_all, noise_floors
 from pytest_goblin.history import change_text
 from pytest_goblin.report.attribution import heading, share_text, summary
 from pytest_goblin.report.summary import (
@@ -66,7 +66,7 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
         lines += [_cell(parallel), ""]
     floors = noise_floors(results)
     if floors:
-        lines += [*(f"- {_cell(describe(floor))}" for floor in floors), ""]
+        lines += [*(f"- {_cell(line)}" for line in describe_all(floors)), ""]
     if results:
         lines += _table(results)
     else:
