@@ -260,7 +260,8 @@ def read_rule_file(path: Path) -> list[Rule]:
     try:
         data = safe_yaml.load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise KnowledgeBaseError(f"{path}: not valid YAML: {exc}") from None
+        problem = safe_yaml.describe_error(exc, "not valid YAML")
+        raise KnowledgeBaseError(f"{path}: {problem}") from None
     except OSError as exc:
         raise KnowledgeBaseError(f"{path}: cannot read: {exc.strerror}") from None
     if safe_yaml.nested_deeper_than(data, MAX_DEPTH):

@@ -76,8 +76,10 @@ def failure_message(result: WorkloadResult, patch_wins: bool,
     comparison = result.history
     if comparison is not None and comparison.regressed:
         commit = f" at commit {comparison.saved_commit[:8]}" if comparison.saved_commit else ""
-        blocks.append(f"{result.name}: regressed against saved run {comparison.run}{commit}:\n"
-                      f"  {comparison.reason}")
+        # the first line is what pytest's short summary shows: it carries the change
+        change = "" if comparison.change_pct is None else f" ({comparison.change_pct:+.1f}%)"
+        blocks.append(f"{result.name}: regressed against saved run {comparison.run}{commit}"
+                      f"{change}:\n  {comparison.reason}")
     return "\n\n".join(blocks)
 
 

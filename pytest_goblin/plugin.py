@@ -76,8 +76,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SAVED_RUN_KEY] = _saved_run(settings)
     if settings.calibrate:
         from pytest_goblin.calibrate import Calibrations
+        from pytest_goblin.shared_floors import for_session
 
-        config.stash[CALIBRATIONS_KEY] = Calibrations()
+        config.stash[CALIBRATIONS_KEY] = Calibrations(shared=for_session(config))
     config.pluginmanager.register(GoblinSession(config, settings), "goblin-session")
     _register_builtin_reporters(config)
 
@@ -235,20 +236,20 @@ class GoblinSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
             return
-        from pytest_goblin.calibrate import describe, noise_floors
+        from pytest_goblin.calibrate import describe_all, noise_floors
         from pytest_goblin.report.terminal import advisories_text, cache_line, summary_table
         from pytest_goblin.xdist_gpus import gpu_workers
 
         width = self.config.get_terminal_writer().fullwidth
         terminalreporter.section("goblin")
         terminalreporter.line(self._header())
-        for floor in noise_floors(self._sorted()):
-            terminalreporter.line(describe(floor))
+        for line in describe_all(noise_floors(self._sorted())):
+            terminalreporter.line(line)
         terminalreporter.line(self._agent_line())
         spread = gpu_workers(self.config)
         if spread is not None and spread.shared:
             terminalreporter.line(spread.summary_line())
-        cached = cache_line(self._sorted())
+        cached = cache_line(self._sorted(), events=self.settings.events_path is not None)
         if cached:
             terminalreporter.line(cached)
         terminalreporter.line("")
@@ -375,7 +376,8 @@ class WorkloadFile(pytest.File):
             if self.matched or self.named:
                 yield WorkloadItem.broken(self, default_name(self.path), exc)
             return
-        if not is_workload_data(data):
+        claimed = self.matched or self.named
+        if not is_workload_data(data, claimed):
             if self.named:
                 raise self.CollectError(f"{display}: {NOT_A_WORKLOAD}")
             if self.matched:
@@ -383,7 +385,7 @@ class WorkloadFile(pytest.File):
                                           WorkloadError(display, NOT_A_WORKLOAD))
             return
         try:
-            workload = parse_workload(self.path, display, text, data)
+            workload = parse_workload(self.path, display, text, data, claimed)
         except (WorkloadError, NotAWorkload) as exc:
             yield WorkloadItem.broken(self, default_name(self.path), exc)
             return
@@ -556,6 +558,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             # a file that cannot be read errors in setup, where pytest would print the
             # traceback of the plugin reading it: the message alone says what to fix
             report.longrepr = str(call.excinfo.value)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        # pytest places a skip where pytest.skip was called, inside this plugin; -rs and
+        # JUnit should name the workload file the reason is about (from its first line)
+        report.longrepr = (str(item.path), 1, report.longrepr[2])
     result = item.goblin_result
     if result is None and report.when == "setup" and report.failed and call.excinfo:
         from pytest_goblin.result import from_error

@@ -66,6 +66,18 @@ def load(text: str) -> Any:
         loader.dispose()
 
 
+def describe_error(exc: yaml.YAMLError, label: str = "invalid YAML") -> str:
+    """One line for a YAML error: ``invalid YAML at line 3, column 10: did not find …``.
+
+    PyYAML's own text spans several lines and names the input ``"<unicode string>"``;
+    workload files, sidecars and rule packs all say where the problem is this way instead.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{label}{where}: {problem}"
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)

@@ -230,8 +230,8 @@ def build(config: pytest.Config) -> GoblinSettings:
         md_path=_first(opt.goblin_md, config.getini("goblin_md")),
         html_path=Path(html_path) if html_path else None,
         storage=config.rootpath / str(config.getini("goblin_storage") or DEFAULT_STORAGE),
-        save=_run_name(opt.goblin_save, "--goblin-save"),
-        compare=_run_name(compare, "--goblin-compare"),
+        save=_run_name(opt.goblin_save, "--goblin-save", config),
+        compare=_run_name(compare, "--goblin-compare", config),
         compare_fail=compare_fail,
         no_cache=bool(opt.goblin_no_cache),
         attribution=bool(opt.goblin_attribution) or bool(config.getini("goblin_attribution")),
@@ -324,16 +324,29 @@ def _parse_threshold(raw: str) -> float:
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def _run_name(raw: str | None, option: str) -> str | None:
+def _run_name(raw: str | None, option: str, config: pytest.Config) -> str | None:
     """A saved run's name is a plain file-name part; a path here means the option ate one."""
     if raw is None or raw == "":
         return raw
+    if _ate_a_path(raw, option, config):
+        raise pytest.UsageError(
+            f"{option}: {raw!r} is a path here, and a bare {option} takes the next argument "
+            f"as its run name; write {option}=NAME"
+        )
     if not RUN_NAME.fullmatch(raw):
         raise pytest.UsageError(
             f"{option}: {raw!r} is not a run name (letters, digits, '.', '_', '-'); a bare "
             f"{option} takes the next argument as its name, so write {option}=NAME"
         )
     return raw
+
+
+def _ate_a_path(raw: str, option: str, config: pytest.Config) -> bool:
+    """``--goblin-save workloads``: the bare option took, as its name, the test path that
+    followed it (a path with a slash is caught by the name's pattern; this catches the rest)."""
+    args = list(config.invocation_params.args)
+    spaced = any(flag == option and value == raw for flag, value in zip(args, args[1:]))
+    return spaced and (config.invocation_params.dir / raw).exists()
 
 
 def _parse_percent(raw: str | None) -> float | None:

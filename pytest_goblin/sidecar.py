@@ -65,7 +65,10 @@ def load_sidecar(path: Path, display: str) -> Sidecar:
     shown = str(PurePosixPath(display).with_name(location.name))
     try:
         data = safe_yaml.load(location.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        raise WorkloadError(shown, "cannot read the sidecar: "
+                            + safe_yaml.describe_error(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise WorkloadError(shown, f"cannot read the sidecar: {exc}") from None
     if not isinstance(data, dict):
         raise WorkloadError(shown, "a sidecar is a mapping with keys " + ", ".join(KEYS))

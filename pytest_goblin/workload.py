@@ -110,10 +110,7 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
             display, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise WorkloadError(display, f"invalid YAML{where}: {problem}") from None
+        raise WorkloadError(display, safe_yaml.describe_error(exc)) from None
     except (RecursionError, MemoryError):
         raise WorkloadError(display, _too_deep()) from None
     if safe_yaml.nested_deeper_than(data, MAX_DEPTH):
@@ -147,23 +144,31 @@ def may_hold_workload(path: Path, test_module_globs: Sequence[str]) -> bool:
     return any(name.encode() in head for name in hf_script.ARGS_CALLS)
 
 
-def is_workload_data(data: Any) -> bool:
-    """Whether parsed content looks like a workload in any supported format."""
-    return formats.detect(data) is not None
+def is_workload_data(data: Any, claimed: bool = False) -> bool:
+    """Whether parsed content looks like a workload in any supported format.
+
+    ``claimed``: the file is a workload by its name (``goblin_patterns``) or because
+    the user named it, so any mapping that names a model counts (see
+    ``native.names_a_model``).
+    """
+    return formats.detect(data) is not None or (claimed and native.names_a_model(data))
 
 
 def load_workload(path: Path, display: str | None = None) -> Workload:
-    """Read and validate one workload file."""
+    """Read and validate one workload file (named by the caller, so claimed)."""
     display = display or str(path)
     text, data = load_data(path, display)
-    return parse_workload(path, display, text, data)
+    return parse_workload(path, display, text, data, claimed=True)
 
 
-def parse_workload(path: Path, display: str, text: str, data: Any) -> Workload:
+def parse_workload(path: Path, display: str, text: str, data: Any,
+                   claimed: bool = False) -> Workload:
     """Validate already-loaded content into a Workload, in whichever format it is."""
     if data is None:
         raise WorkloadError(display, "file is empty")
     fmt = formats.detect(data, path.suffix)
+    if fmt is None and claimed and native.names_a_model(data):
+        fmt = formats.BY_NAME[native.NAME]
     if fmt is None:
         raise NotAWorkload(f"{display}: {NOT_A_WORKLOAD}")
     if fmt.read is None:

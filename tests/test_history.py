@@ -331,7 +331,8 @@ def test_a_save_compare_round_trip_fails_only_the_workload_that_regressed(
     assert after < before * 0.95
     second.stdout.fnmatch_lines([
         "*_ goblin workload: llama3-8b-lora-tuned _*",
-        "llama3-8b-lora-tuned: regressed against saved run 0001_main:",
+        f"llama3-8b-lora-tuned: regressed against saved run 0001_main "
+        f"({(after - before) / before * 100:+.1f}%):",
         f"  baseline {after:,.0f} tok/s against {before:,.0f} tok/s in saved run 0001_main "
         f"({(after - before) / before * 100:+.1f}%, projected): slower by more than 5%; "
         "the config changed since",

@@ -199,8 +199,8 @@ def test_an_alias_bomb_in_a_rule_pack_is_a_usage_error(pytester: pytest.Pytester
     result = pytester.runpytest("-p", "no:cacheprovider", "--goblin", "--goblin-fake",
                                 "--goblin-kb", "rules", "w.goblin.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: goblin knowledge base: rules/bomb.yaml: not valid YAML: "
-                                 "aliases repeat more than 10,000 nodes*"])
+    result.stderr.fnmatch_lines(["ERROR: goblin knowledge base: rules/bomb.yaml: not valid YAML "
+                                 "at line 5, column 6: aliases repeat more than 10,000 nodes*"])
 
 
 def test_a_symlink_loop_named_on_the_command_line_is_not_an_internal_error(

@@ -33,6 +33,17 @@ def detect(data: Any) -> bool:
     return known >= max(2, len(data) // 2)
 
 
+def names_a_model(data: Any) -> bool:
+    """A mapping with ``model`` or ``model_name``, whatever its other keys.
+
+    ``detect`` needs most keys to be ours, so that a stray YAML met while scanning
+    a directory is left alone; a file that is a workload by its name or because
+    the user named it is read with this looser test instead, so that a
+    ``model``-only workload runs and a misspelt key is an error naming that key.
+    """
+    return isinstance(data, dict) and bool(_IDENTIFYING_KEYS & data.keys())
+
+
 def read(data: Any, path: str) -> tuple[WorkloadConfig, WorkloadSettings]:
     """Validate a loaded mapping into a config and its settings."""
     from pydantic import ValidationError

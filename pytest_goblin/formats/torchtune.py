@@ -50,9 +50,9 @@ _DISTRIBUTED_KEYS = ("fsdp_cpu_offload", "fsdp_reshard_after_forward", "data_par
 _INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
 _REQUIRED = {
     "batch_size": "batch_size is required by every torchtune recipe",
-    "tokenizer.max_seq_len": "tokenizer.max_seq_len is null, so torchtune keeps every sample at "
-                             "its full length and the sequence length is unknown; set "
-                             "tokenizer.max_seq_len",
+    "tokenizer.max_seq_len": "tokenizer.max_seq_len is not set (or null), so torchtune keeps "
+                             "every sample at its full length and the sequence length is "
+                             "unknown; set tokenizer.max_seq_len",
 }
 
 

@@ -332,11 +332,16 @@ def _field_lines(name: str, text: str) -> list[str]:
     return [(head if i == 0 else pad) + line for i, line in enumerate(lines)]
 
 
-def cache_line(results: Sequence[WorkloadResult]) -> str | None:
+def cache_line(results: Sequence[WorkloadResult], events: bool = False) -> str | None:
     """How many audits were reused from the audit cache, when any were (the header's third line:
-    it stays when a narrow terminal folds the agent column and its ``cached`` cells)."""
+    it stays when a narrow terminal folds the agent column and its ``cached`` cells).
+
+    ``events``: --goblin-events is on; a reused audit ran nothing and logs no events, which
+    the line says, so an empty event log is not a mystery.
+    """
     cached = sum(r.cached for r in results)
     if not cached:
         return None
+    no_events = ", so --goblin-events has no events for them" if events else ""
     return (f"cache: {cached} of {len(results)} audits reused from an earlier run with the same "
-            "inputs (--goblin-no-cache audits afresh)")
+            f"inputs{no_events} (--goblin-no-cache audits afresh)")
