@@ -155,9 +155,8 @@ def _audit(
     if not settings.fake:
         outcome = audit(workload, context, on_event=on_event)
         if outcome.report is not None:
-            budget.start()
             outcome.report = confirm_report(outcome.report, runner, workload, settings, kb,
-                                            clock=budget.clock)
+                                            budget)
         return outcome
     if cache is None:
         return audit(workload, context, on_event=on_event)
@@ -182,7 +181,7 @@ def _cache_key(cache: AuditCache, workload: Workload, context: AuditContext) -> 
 
 def confirm_report(
     report: Report, runner: Runner, workload: Workload, settings: GoblinSettings,
-    kb: KnowledgeBase | None = None, clock: Callable[[], float] = time.monotonic,
+    kb: KnowledgeBase | None = None, budget: TimeBudget | None = None,
 ) -> Report:
     """Settle a measured report's speedup by paired, alternating rounds.
 
@@ -192,7 +191,8 @@ def confirm_report(
     memory) is rejected; with the ``kb`` its rules came from, the patch minus
     one rule at a time is tried (``pytest_goblin.fallback``) and the first
     that trains correctly is confirmed instead. Without one, the report stands
-    and the verdict passes with the reason. ``clock`` times ``--goblin-time-budget``.
+    and the verdict passes with the reason. The rounds, fallbacks included, spend the
+    workload's ``budget`` (``--goblin-time-budget``; started here if it has not been).
     """
     if report.projected or report.patch is None or not report.patch.changes:
         return report
@@ -207,9 +207,13 @@ def confirm_report(
         strict=settings.strict,
     )
     steps = report.before.steps
+    if budget is None:
+        budget = TimeBudget(settings.time_budget_s)
+    budget.start()
     try:
         result = confirm(runner, workload.config, report.patch.new_config, steps, policy,
-                         clock=clock, first_round=(report.before, report.after))
+                         clock=budget.clock, first_round=(report.before, report.after),
+                         started=budget.started)
     except (RunFailed, DeviceOOM) as exc:
         result = None
         problem = f"a repeat of the patched run failed: {exc}"
@@ -217,7 +221,7 @@ def confirm_report(
         problem = result.rejected
     patch, fallback = report.patch, None
     if problem is not None and kb is not None:
-        found = _fall_back(report, runner, workload, policy, kb, problem, clock)
+        found = _fall_back(report, runner, workload, policy, kb, problem, budget)
         if found is not None:
             patch, result = found[0].patch, found[1]
             fallback = (f"the whole patch was rejected ({problem}); without "
@@ -229,7 +233,7 @@ def confirm_report(
 
 def _fall_back(
     report: Report, runner: Runner, workload: Workload, policy: SamplingPolicy,
-    kb: KnowledgeBase, problem: str, clock: Callable[[], float],
+    kb: KnowledgeBase, problem: str, budget: TimeBudget,
 ) -> tuple[Candidate, Confirmation] | None:
     """The first one-rule-smaller patch whose screening run passes the loss check and
     whose paired confirmation is not rejected either, with that confirmation."""
@@ -245,7 +249,8 @@ def _fall_back(
             screen = runner.run(config, steps)
             if loss_problem(report.before, screen, policy.loss_tolerance):
                 continue
-            result = confirm(runner, workload.config, config, steps, policy, clock=clock)
+            result = confirm(runner, workload.config, config, steps, policy,
+                             clock=budget.clock, started=budget.started)
         except (RunFailed, DeviceOOM, UnsupportedConfig):
             continue
         if result.rejected is None:

@@ -117,15 +117,18 @@ def confirm(
     policy: SamplingPolicy,
     clock: Callable[[], float] = time.monotonic,
     first_round: tuple[RunMetrics, RunMetrics] | None = None,
+    started: float | None = None,
 ) -> Confirmation:
     """Measure baseline and patched in alternating rounds until the verdict is clear.
 
     ``first_round`` is a baseline-then-patched pair already measured (the
     audit's own benchmarks): it counts as round one instead of running again.
     Without it, each arm runs once untimed first, so that neither arm's first
-    round pays for a cold worker (start-up, allocator, caches).
+    round pays for a cold worker (start-up, allocator, caches). ``started`` is when the
+    time budget began counting on ``clock`` (a fallback's confirmation spends what the
+    whole patch's left); without it, now.
     """
-    started = clock()
+    started = clock() if started is None else started
     if first_round is None:
         runner.run(baseline, steps)
         runner.run(patched, steps)

@@ -14,6 +14,7 @@ from pytest_goblin.kb.loader import KnowledgeBase
 from pytest_goblin.result import from_report
 from pytest_goblin.schemas import Report, RunMetrics, WorkloadConfig
 from pytest_goblin.settings import GoblinSettings
+from pytest_goblin.timebudget import TimeBudget
 from pytest_goblin.workload import Workload
 from conftest import MeasuredDevice
 
@@ -113,3 +114,20 @@ def failed_patch_report(context: AuditContext, mistuned: Workload) -> Report:
     assert outcome.report is not None and outcome.report.patch is not None
     assert len(outcome.report.patch.rule_ids) >= 3
     return outcome.report
+
+
+def test_a_fallback_confirmation_spends_what_the_whole_patch_left_of_the_time_budget(
+    context: AuditContext, mistuned: Workload,
+) -> None:
+    device = LossyDevice(lambda config: config.precision == "bf16")
+    report = measured_report(mistuned, context, device)
+
+    def clock() -> float:
+        return 10.0 * len(device.configs)  # every run takes 10 s
+
+    budget = TimeBudget(45.0, clock)
+    settings = GoblinSettings(max_repeats=5, threshold=0.05, time_budget_s=45.0)
+    confirmed = confirm_report(report, device, mistuned, settings, context.kb, budget)
+    # screening run, two warm-ups and one round: 50 s since the budget started; counted
+    # from the fallback's own start it would be 40 s and a second round would run
+    assert confirmed.fallback is not None and confirmed.n_repeats == 1
