@@ -46,6 +46,7 @@ from pytest_goblin import __version__
 from pytest_goblin.atomic import create_text
 from pytest_goblin.errors import GoblinError
 from pytest_goblin.gitinfo import Commit
+from pytest_goblin.kb.conditions import did_you_mean
 from pytest_goblin.schemas import DeviceInfo, HistoryComparison, RunMetrics, WorkloadResult
 from pytest_goblin.stats import DEFAULT_CONFIDENCE, independent_ratio
 
@@ -157,15 +158,20 @@ def find_run(storage: Path, wanted: str) -> RunFile | None:
     return (exact or named or [None])[-1]
 
 
-def missing_text(storage: Path, wanted: str) -> str:
-    """Why there is nothing to compare with, and what there is instead."""
+def missing_text(storage: Path, wanted: str, fail_pct: float | None = None) -> str:
+    """Why there is nothing to compare with, what there is instead (with the closest names
+    to a mistyped one), and, under ``--goblin-compare-fail``, that nothing is gated."""
     runs = list_runs(storage)
     where = storage / RUNS_DIR
+    gates = (f"; --goblin-compare-fail {fail_pct:g} fails nothing in this run"
+             if fail_pct is not None else "")
     if not runs:
         return (f"no saved run under {where} yet: nothing to compare with "
-                "(save one with --goblin-save)")
+                f"(save one with --goblin-save){gates}")
     known = ", ".join(run.id for run in runs[-5:])
-    return f"no saved run named {wanted!r} under {where}: nothing to compare with (latest: {known})"
+    hint = did_you_mean(wanted, {*(run.name for run in runs), *(run.id for run in runs)})
+    return (f"no saved run named {wanted!r}{hint} under {where}: nothing to compare with "
+            f"(latest: {known}){gates}")
 
 
 def load_run(path: Path) -> SavedRun:

@@ -283,8 +283,8 @@ class GoblinSession:
             lines.insert(0, history.summary_line(saved, self.results,
                                                  self.settings.compare_fail))
         elif self.settings.compare is not None:
-            lines.insert(0, "history: " + history.missing_text(self.settings.storage,
-                                                               self.settings.compare))
+            lines.insert(0, "history: " + history.missing_text(
+                self.settings.storage, self.settings.compare, self.settings.compare_fail))
         for line in ["", *lines] if lines else []:
             terminalreporter.line(line)
         terminalreporter.line("")

@@ -370,7 +370,21 @@ def test_nothing_saved_yet_is_said_and_is_not_an_error(pytester: pytest.Pytester
     result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-compare-fail=5")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["history: no saved run under *runs yet: nothing to compare "
-                                 "with (save one with --goblin-save)"])
+                                 "with (save one with --goblin-save); --goblin-compare-fail 5 "
+                                 "fails nothing in this run"])
+
+
+def test_a_mistyped_run_name_is_answered_with_the_closest_saved_names(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".goblin.yaml", w=TUNED_YAML)
+    pytester.runpytest("--goblin", "--goblin-fake", "--goblin-save=main")
+    result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-compare=mian",
+                                "--goblin-compare-fail=5")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "history: no saved run named 'mian' (did you mean 'main'?) under *runs: nothing to "
+        "compare with (latest: 0001_main); --goblin-compare-fail 5 fails nothing in this run"])
 
 
 def test_a_corrupt_latest_run_is_a_usage_error_naming_the_file(pytester: pytest.Pytester) -> None:
