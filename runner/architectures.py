@@ -111,6 +111,10 @@ PRESETS: dict[str, ModelArch] = {
                   kv_heads=8, vocab=128256),
         ModelArch(name="llama-3.2-1b", layers=16, hidden=2048, intermediate=8192, heads=32,
                   kv_heads=8, vocab=128256, tied_embeddings=True),
+        # meta-llama/Llama-3.2-3B config.json, as copied verbatim in
+        # huggingface.co/mlx-community/Llama-3.2-3B-bf16 (and the torchtune llama3_2_3b builder)
+        ModelArch(name="llama-3.2-3b", layers=28, hidden=3072, intermediate=8192, heads=24,
+                  kv_heads=8, vocab=128256, tied_embeddings=True),
         ModelArch(name="llama-3.1-70b", layers=80, hidden=8192, intermediate=28672, heads=64,
                   kv_heads=8, vocab=128256),
         ModelArch(name="qwen2.5-0.5b", layers=24, hidden=896, intermediate=4864, heads=14,
@@ -119,6 +123,10 @@ PRESETS: dict[str, ModelArch] = {
                   kv_heads=4, vocab=152064, qkv_bias=True),
         ModelArch(name="mistral-7b", layers=32, hidden=4096, intermediate=14336, heads=32,
                   kv_heads=8, vocab=32000),
+        # mistralai/Mistral-7B-v0.3 config.json, as copied in huggingface.co/unsloth/
+        # mistral-7b-v0.3 (_name_or_path mistralai/Mistral-7B-v0.3): v0.2 with a 32768 vocab
+        ModelArch(name="mistral-7b-v0.3", layers=32, hidden=4096, intermediate=14336, heads=32,
+                  kv_heads=8, vocab=32768),
         ModelArch(name="gemma-2-2b", layers=26, hidden=2304, intermediate=9216, heads=8,
                   kv_heads=4, head_dim=256, vocab=256000, tied_embeddings=True),
         ModelArch(name="phi-3-mini", layers=32, hidden=3072, intermediate=8192, heads=32,
@@ -138,22 +146,27 @@ _ALIASES: dict[str, str] = {
     "qwen2.5-7b": "qwen2.5-7b",
     "mistral-7b": "mistral-7b",
     "mistral-7b-v0.1": "mistral-7b",
+    "mistral-7b-v0.2": "mistral-7b",
     "gemma-2-2b": "gemma-2-2b",
     "phi-3-mini": "phi-3-mini",
     "phi-3-mini-4k": "phi-3-mini",
 }
 
-_SUFFIXES = re.compile(r"(-instruct|-it|-hf|-bnb-4bit|-chat|-base)+$")
+_TAGS = re.compile(r"-(instruct|it|hf|chat|base)(?=-|$)")
+"""Variant tags that do not change the dims, wherever they stand: Mistral puts the
+version after them (``Mistral-7B-Instruct-v0.2``)."""
+_SUFFIXES = re.compile(r"(-unsloth|-bnb-4bit)+$")
 
 
 def lookup(name: str) -> ModelArch | None:
     """The preset for a preset name or a Hugging Face model id, or None.
 
-    Matches case-insensitively on the id's last path part, ignoring the org and
-    common suffixes (``-Instruct``, ``-it``, ``-hf``, ``-bnb-4bit``).
+    Matches case-insensitively on the id's last path part, ignoring the org,
+    variant tags (``-Instruct``, ``-it``, ``-hf``, ``-chat``, ``-base``) and
+    quantized-upload suffixes (``-bnb-4bit``, ``-unsloth-bnb-4bit``).
     """
     key = name.strip().lower().rsplit("/", 1)[-1]
-    key = _SUFFIXES.sub("", key)
+    key = _SUFFIXES.sub("", _TAGS.sub("", key))
     if key in PRESETS:
         return PRESETS[key]
     alias = _ALIASES.get(key)

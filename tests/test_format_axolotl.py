@@ -148,3 +148,21 @@ def test_a_new_micro_batch_keeps_the_accumulation_batch_size_implied(tmp_path: P
     planned = plan_patch(workload, [change(workload, "batch_size", 8)])
     data = yaml.safe_load(planned.text)
     assert (data["micro_batch_size"], data["gradient_accumulation_steps"]) == (8, 8)
+
+
+def test_an_8_bit_base_model_is_an_error_naming_load_in_8bit(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError, match="8-bit base model") as info:
+        write(tmp_path, "w/a.yml", MINIMAL + "adapter: lora\nload_in_8bit: true\n")
+    assert info.value.field == "load_in_8bit"
+
+
+def test_load_in_8bit_false_is_a_16_bit_lora(tmp_path: Path) -> None:
+    text = MINIMAL + "adapter: lora\nload_in_8bit: false\n"
+    assert write(tmp_path, "w/a.yml", text).config.finetune == "lora"
+
+
+def test_axolotls_s2_attention_implementation_is_flash_attention_underneath(
+    tmp_path: Path,
+) -> None:
+    text = MINIMAL + "attn_implementation: s2\n"
+    assert write(tmp_path, "w/a.yml", text).config.attention_impl == "flash"

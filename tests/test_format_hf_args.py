@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import hf_args
 from pytest_goblin.workload import plan_patch
 
@@ -122,3 +123,10 @@ def test_a_trl_config_is_not_taken_for_a_plain_args_file() -> None:
             "per_device_train_batch_size": 2, "bf16": True}
     assert hf_args.detect_trl(data)
     assert not hf_args.detect_hf_args(data)
+
+
+def test_an_8_bit_base_model_in_trl_is_an_error_naming_load_in_8bit(tmp_path: Path) -> None:
+    text = TRL_MINIMAL + "use_peft: true\nload_in_8bit: true\n"
+    with pytest.raises(WorkloadError, match="8-bit base model") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "load_in_8bit"

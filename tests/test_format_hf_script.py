@@ -202,3 +202,48 @@ def test_a_splat_of_something_other_than_a_dict_literal_is_an_error(tmp_path: Pa
     text = PLAIN.replace('output_dir="out", per_device_train_batch_size=4', "**load_config()")
     with pytest.raises(WorkloadError, match=r"`\*\*load_config\(\)` is not a dict literal"):
         script(tmp_path, text)
+
+
+def test_a_name_unpacked_from_a_tuple_of_literals_resolves(tmp_path: Path) -> None:
+    text = PLAIN.replace('model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B"',
+                         'model_id, output_dir = "Qwen/Qwen2.5-7B", "out"\n'
+                         'model = AutoModelForCausalLM.from_pretrained(model_id')
+    workload = script(tmp_path, text)
+    assert (workload.config.model_name, workload.config.arch.name) == ("Qwen/Qwen2.5-7B",
+                                                                        "qwen2.5-7b")
+    assert workload.sources["model_name"] == "from_pretrained() via model_id, line 4"
+
+
+def test_a_name_also_unpacked_from_a_call_has_no_known_value(tmp_path: Path) -> None:
+    text = PLAIN.replace('per_device_train_batch_size=4', 'per_device_train_batch_size=BS')
+    text += 'BS = 4\nBS, steps = read_schedule()\n'
+    with pytest.raises(WorkloadError, match="`BS` is not a literal"):
+        script(tmp_path, text)
+
+
+def test_a_keyword_added_after_a_commented_last_argument_leaves_the_comment_on_its_line(
+    tmp_path: Path,
+) -> None:
+    one_line = 'args = TrainingArguments(output_dir="out", per_device_train_batch_size=4)'
+    text = PLAIN.replace(one_line,
+                         'args = TrainingArguments(\n'
+                         '    output_dir="out",\n'
+                         '    per_device_train_batch_size=4  # fits in memory\n'
+                         ')')
+    workload = script(tmp_path, text)
+    planned = plan_patch(workload, [change(workload, "optimizer", "adamw_torch_fused")])
+    assert ('    per_device_train_batch_size=4,  # fits in memory\n'
+            '    optim="adamw_torch_fused"\n)') in planned.text
+
+
+def test_an_8_bit_base_model_is_an_error_naming_the_call(tmp_path: Path) -> None:
+    text = PLAIN.replace("torch_dtype=torch.bfloat16",
+                         "quantization_config=BitsAndBytesConfig(load_in_8bit=True)")
+    with pytest.raises(WorkloadError, match="8-bit base model") as error:
+        script(tmp_path, text)
+    assert error.value.field == "BitsAndBytesConfig(load_in_8bit=) line 4"
+
+
+def test_a_literal_true_is_not_named_as_a_constant_it_came_via(tmp_path: Path) -> None:
+    text = PLAIN.replace("batch_size=4", "batch_size=4, bf16=True")
+    assert script(tmp_path, text).sources["precision"] == "TrainingArguments(bf16=) line 5"

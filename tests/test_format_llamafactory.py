@@ -106,3 +106,12 @@ def test_a_new_rank_keeps_the_alpha_the_old_rank_implied(tmp_path: Path) -> None
     planned = plan_patch(workload, [change(workload, "lora_rank", 64)])
     assert [c.field for c in planned.changes] == ["lora_rank"]
     assert yaml.safe_load(planned.text)["lora_alpha"] == 32
+
+
+@pytest.mark.parametrize("bits", [8, 2])
+def test_a_base_model_quantized_to_other_than_4_bits_is_an_error_naming_the_key(
+    tmp_path: Path, bits: int
+) -> None:
+    with pytest.raises(WorkloadError, match=f"a {bits}-bit base model") as info:
+        write(tmp_path, "w/a.yaml", MINIMAL + f"quantization_bit: {bits}\n")
+    assert info.value.field == "quantization_bit"

@@ -14,7 +14,7 @@ from format_support import FILES, apply_diff, change, load
 
 WORKLOAD_FILES = sorted(
     str(path.relative_to(FILES)) for path in FILES.rglob("*.*")
-    if path.parent.name != "not_workloads"
+    if path.parent.name != "not_workloads" and not path.is_relative_to(FILES / "real")
 )
 CANDIDATES = [
     ("precision", "bf16"), ("attention_impl", "flash"), ("optimizer", "adamw_torch_fused"),

@@ -16,6 +16,7 @@ from typing import Any
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats.base import (
     ALL_LINEAR,
+    EIGHT_BIT,
     HF_ATTENTION_NAMES,
     Edit,
     Fields,
@@ -111,10 +112,14 @@ def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
 
 
 def _attention(data: dict[str, Any], display: str) -> tuple[str, str | None]:
-    if data.get("attn_implementation") is not None:
-        return hf_attention(data["attn_implementation"], display, "attn_implementation"), (
-            "attn_implementation"
-        )
+    """``attn_implementation`` takes transformers' names plus axolotl's own ``s2``
+    (shifted-sparse attention, FlashAttention 2 underneath, like the legacy
+    ``s2_attention`` flag)."""
+    value = data.get("attn_implementation")
+    if value is not None:
+        if str(value).strip().lower() == "s2":
+            return "flash", "attn_implementation"
+        return hf_attention(value, display, "attn_implementation"), "attn_implementation"
     for key, attention in LEGACY_ATTENTION.items():
         if data.get(key) is not None and as_bool(data[key], display, key):
             return attention, key
@@ -122,6 +127,9 @@ def _attention(data: dict[str, Any], display: str) -> tuple[str, str | None]:
 
 
 def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:
+    if data.get("load_in_8bit") is not None and as_bool(data["load_in_8bit"], display,
+                                                        "load_in_8bit"):
+        raise WorkloadError(display, EIGHT_BIT, field="load_in_8bit")
     adapter = data.get("adapter")
     if adapter is None:
         f.put("finetune", "full")

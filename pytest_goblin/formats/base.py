@@ -27,6 +27,10 @@ PEFT_DEFAULT_TARGETS = ["q_proj", "v_proj"]
 HF_ATTENTION_NAMES = {"eager": "eager", "sdpa": "sdpa", "flash": "flash_attention_2"}
 """How transformers spells each attention class (``attn_implementation``)."""
 
+EIGHT_BIT = ("an 8-bit base model (bitsandbytes LLM.int8) is not one pytest-goblin can model: "
+             "it models full and LoRA fine-tuning in 16/32-bit and QLoRA in 4-bit")
+"""Why an 8-bit base model is an item error rather than a 16-bit LoRA read by mistake."""
+
 
 class Unpatchable(GoblinError):
     """A change the file's format has no key for: reported, never half-written."""

@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats.base import (
+    EIGHT_BIT,
     HF_ATTENTION_NAMES,
     PEFT_DEFAULT_TARGETS,
     Edit,
@@ -73,7 +75,7 @@ MAPPED_KEYS = frozenset({
     "model_name_or_path", "per_device_train_batch_size", "gradient_accumulation_steps", *SEQ_KEYS,
     "bf16", "fp16", "tf32", *DTYPE_KEYS, "attn_implementation", "gradient_checkpointing",
     "optim", "use_peft", "lora_r", "lora_alpha", "lora_target_modules", "load_in_4bit",
-    "packing", "dataloader_num_workers", "dataloader_pin_memory",
+    "load_in_8bit", "packing", "dataloader_num_workers", "dataloader_pin_memory",
     "dataloader_persistent_workers", "dataloader_prefetch_factor", "torch_compile",
     "torch_compile_mode", "torch_compile_backend", "learning_rate", "warmup_steps",
     "deepspeed", "fsdp",
@@ -217,6 +219,9 @@ def _precision(
 
 
 def _adapter(values: dict[str, Any], f: Fields, lora_defaults: tuple[int, int]) -> None:
+    eight_bit = values.get("load_in_8bit")
+    if eight_bit is not None and as_bool(eight_bit, f.display, f.label("load_in_8bit")):
+        raise WorkloadError(f.display, EIGHT_BIT, field=f.label("load_in_8bit"))
     use_peft = values.get("use_peft")
     if use_peft is None or not as_bool(use_peft, f.display, f.label("use_peft")):
         f.put("finetune", "full")

@@ -7,7 +7,8 @@ A script is a workload when it calls ``TrainingArguments``,
   resolved), read with the TrainingArguments/SFTConfig vocabulary and defaults;
 * the model's ``from_pretrained(model_id, attn_implementation=..., torch_dtype=...)``
   (the model id is its first argument; the load dtype decides the precision
-  when no autocast flag does), ``BitsAndBytesConfig(load_in_4bit=True)``;
+  when no autocast flag does), ``BitsAndBytesConfig(load_in_4bit=True)``
+  (``load_in_8bit=True`` is an error: 8-bit base models are not modelled);
 * ``LoraConfig(r=..., lora_alpha=..., target_modules=...)`` with PEFT's defaults;
 * ``DataLoader(num_workers=..., ...)``, only in scripts without a Trainer: a
   Trainer builds its own loaders from the arguments;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import json
+import keyword
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,10 +87,15 @@ def detect(data: Any) -> bool:
     return isinstance(data, ast.Module) and bool(Script(data).calls_named(*ARGS_CALLS))
 
 
+def _names_a_constant(value: Value) -> bool:
+    """Whether the expression is a name (``ATTENTION``), not a literal (``True``)."""
+    return value.text.isidentifier() and not keyword.iskeyword(value.text)
+
+
 def _label(call: ast.Call, key: str, value: Value | None) -> str:
     """Where a keyword's value is written: the call, and the constant it names if any."""
     where = f"{short_name(call.func)}({key}=)"
-    if value is not None and value.text.isidentifier():
+    if value is not None and _names_a_constant(value):
         return f"{where} via {value.text}, line {value.line}"
     return f"{where} line {value.line if value is not None else call.lineno}"
 
@@ -111,10 +118,13 @@ def _discover(tree: ast.Module) -> _Discovery:
         found.model_call = models[0]
         if models[0].args:
             value = script.resolve(models[0].args[0])
+            where = (f"via {value.text}, line {value.line}" if _names_a_constant(value)
+                     else f"line {models[0].lineno}")
             found.places["model_name_or_path"] = _Place(
-                models[0], "", value, f"from_pretrained() line {models[0].lineno}"
+                models[0], "", value, f"from_pretrained() {where}"
             )
-        for key in ("attn_implementation", "torch_dtype", "dtype", "load_in_4bit"):
+        for key in ("attn_implementation", "torch_dtype", "dtype", "load_in_4bit",
+                    "load_in_8bit"):
             if key in script.keywords(models[0]):
                 place(models[0], key)
     if "model_name_or_path" not in found.places:
@@ -124,10 +134,11 @@ def _discover(tree: ast.Module) -> _Discovery:
                 found.places["model_name_or_path"] = _Place(
                     trainer, "model", model, _label(trainer, "model", model)
                 )
-    four_bit = [call for call in script.calls_named("BitsAndBytesConfig")
-                if getattr(script.keywords(call).get("load_in_4bit"), "value", None) is True]
-    if four_bit:
-        place(four_bit[0], "load_in_4bit")
+    for key in ("load_in_4bit", "load_in_8bit"):
+        quantized = [call for call in script.calls_named("BitsAndBytesConfig")
+                     if getattr(script.keywords(call).get(key), "value", None) is True]
+        if quantized:
+            place(quantized[0], key)
     loras = script.calls_named("LoraConfig")
     if loras:
         found.lora_call = loras[0]

@@ -102,8 +102,13 @@ def _method(data: dict[str, Any], display: str, f: Fields) -> None:
             "(full, lora)", field="finetuning_type",
         )
     bits = data.get("quantization_bit")
-    four_bit = bits is not None and as_int(bits, display, "quantization_bit") == 4
-    if four_bit:
+    if bits is not None and as_int(bits, display, "quantization_bit") != 4:
+        raise WorkloadError(
+            display, f"a {bits}-bit base model is not one pytest-goblin can model: it models "
+            "LoRA on a 16/32-bit model and QLoRA with quantization_bit: 4",
+            field="quantization_bit",
+        )
+    if bits is not None:
         f.put("finetune", "qlora", "quantization_bit")
     else:
         f.put("finetune", "lora", "finetuning_type" if "finetuning_type" in data else None)

@@ -3,7 +3,8 @@
 Edits are collected against the original text (node positions stay valid)
 and applied together, last first. A keyword added to a call follows the
 call's layout: one per line with the neighbours' indent and trailing comma
-when the call is written that way, ``, name=value`` on one line otherwise.
+when the call is written that way (below the last argument's line comment,
+which stays on its line), ``, name=value`` on one line otherwise.
 """
 
 from __future__ import annotations
@@ -92,8 +93,21 @@ class PyText:
         follow = re.match(r"[ \t]*,", self.text[at:])
         if follow:
             at += follow.end()
+            at += _comment_length(self.text, at)
             return at, at, "".join(f"{self._newline}{indent}{pair}," for pair in pairs)
-        return at, at, "".join(f",{self._newline}{indent}{pair}" for pair in pairs)
+        comment = self.text[at:at + _comment_length(self.text, at)]
+        added = f",{self._newline}{indent}".join(pairs)
+        return at, at + len(comment), f",{comment}{self._newline}{indent}{added}"
+
+
+def _comment_length(text: str, at: int) -> int:
+    """The length of a comment that ends the line at ``at`` (0 when there is none).
+
+    A keyword added after the last argument goes after that argument's comment,
+    which stays on the line it describes.
+    """
+    comment = re.match(r"[ \t]*#[^\r\n]*", text[at:])
+    return comment.end() if comment else 0
 
 
 def render(value: Any, old: str | None) -> str:

@@ -1,12 +1,13 @@
 """What a Python training script says, read from its syntax tree (never run).
 
 A keyword's value is resolved the way a reader would: a literal is itself; a
-name is the literal it was assigned (once, anywhere in the script), so
-``attn_implementation=ATTENTION`` reads ``ATTENTION = "eager"``; ``**ARGS``
-splats a dict literal (``{...}`` or ``dict(...)``); ``torch.bfloat16`` is a
-dtype. Each resolved value remembers the node that holds it, so a patch edits
-that literal, wherever it is. ``torch.cuda.is_bf16_supported()`` is known
-(True on every GPU audited) but, being an expression, is never edited.
+name is the literal it was assigned (once, anywhere in the script, also by
+unpacking ``a, b = "x", "y"``), so ``attn_implementation=ATTENTION`` reads
+``ATTENTION = "eager"``; ``**ARGS`` splats a dict literal (``{...}`` or
+``dict(...)``); ``torch.bfloat16`` is a dtype. Each resolved value remembers
+the node that holds it, so a patch edits that literal, wherever it is.
+``torch.cuda.is_bf16_supported()`` is known (True on every GPU audited) but,
+being an expression, is never edited.
 """
 
 from __future__ import annotations
@@ -50,6 +51,28 @@ def dotted(node: ast.expr) -> str | None:
     return None
 
 
+def _bindings(target: ast.expr, value: ast.expr) -> list[tuple[str, ast.expr]]:
+    """The names an assignment binds and the expression each receives.
+
+    ``model_id, output_dir = "Qwen/…", "out"`` (notebooks choose a model this
+    way) binds each name to its element. A name unpacked from anything else
+    (``a, b = f()``, a starred target) is bound to an expression that never
+    resolves, so it counts as assigned without a known value.
+    """
+    if isinstance(target, ast.Name):
+        return [(target.id, value)]
+    if not isinstance(target, (ast.Tuple, ast.List)):
+        return []
+    if (isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
+            and not any(isinstance(node, ast.Starred) for node in (*target.elts, *value.elts))):
+        return [pair for element, item in zip(target.elts, value.elts, strict=True)
+                for pair in _bindings(element, item)]
+    unknown = ast.copy_location(ast.Name(id="<unpacked>", ctx=ast.Load()), value)
+    return [pair for element in target.elts
+            for pair in _bindings(element.value if isinstance(element, ast.Starred) else element,
+                                  unknown)]
+
+
 class Script:
     """A parsed script: its calls in source order and its single-assignment names."""
 
@@ -63,8 +86,8 @@ class Script:
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign):
                 for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        assigned.setdefault(target.id, []).append(node.value)
+                    for name, value in _bindings(target, node.value):
+                        assigned.setdefault(name, []).append(value)
             elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(
                 node.target, ast.Name
             ) and node.value is not None:

@@ -31,7 +31,7 @@ SUFFIXES = frozenset({".yaml", ".yml"})
 
 BUILDER_PRESETS = {
     "llama3_8b": "llama-3-8b", "llama3_1_8b": "llama-3.1-8b", "llama3_1_70b": "llama-3.1-70b",
-    "llama3_2_1b": "llama-3.2-1b", "qwen2_5_0_5b": "qwen2.5-0.5b",
+    "llama3_2_1b": "llama-3.2-1b", "llama3_2_3b": "llama-3.2-3b", "qwen2_5_0_5b": "qwen2.5-0.5b",
     "qwen2_5_7b_base": "qwen2.5-7b", "qwen2_5_7b_instruct": "qwen2.5-7b",
     "mistral_7b": "mistral-7b", "gemma2_2b": "gemma-2-2b", "phi3_mini": "phi-3-mini",
 }
