@@ -19,6 +19,9 @@ class WorkloadError(GoblinError):
         self.path = path
         self.field = field
         self.message = message
+        self.format: str | None = None
+        """The format the file was recognised as before reading it failed (None when the
+        error came first): the errored item's result still says what the file is."""
         where = f"{path}: field '{field}'" if field else path
         super().__init__(f"{where}: {message}")
 

@@ -65,14 +65,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled or settings.show_rules:
         return
-    _check_device(settings.fake_device)
-    _check_backend(settings.backend)
+    _check_device(settings)
+    _check_backend(settings)
     kb = load_kb(config)
     from pytest_goblin.audit import unknown_rule_ids
 
     bad = unknown_rule_ids(kb, settings.ignore)
     if bad:
-        raise pytest.UsageError(f"goblin_ignore: unknown rule id {', '.join(bad)}")
+        raise pytest.UsageError(f"{settings.source('ignore')}: unknown rule id {', '.join(bad)}")
     config.stash[SAVED_RUN_KEY] = _saved_run(settings)
     if settings.calibrate:
         from pytest_goblin.calibrate import Calibrations
@@ -102,14 +102,14 @@ def _saved_run(settings: GoblinSettings) -> SavedRun | None:
         raise pytest.UsageError(f"--goblin-compare: {exc}") from None
 
 
-def _check_backend(requested: str) -> None:
+def _check_backend(settings: GoblinSettings) -> None:
     """An LLM backend asked for by name needs its SDK: say which extra installs it."""
     from pytest_goblin.agent.backends import BackendUnavailable, ensure_available
 
     try:
-        ensure_available(requested)
+        ensure_available(settings.backend)
     except BackendUnavailable as exc:
-        raise pytest.UsageError(f"--goblin-backend: {exc}") from None
+        raise pytest.UsageError(f"{settings.source('backend')}: {exc}") from None
 
 
 def _live_writer(config: pytest.Config) -> Callable[[str], None] | None:
@@ -129,13 +129,13 @@ def _live_writer(config: pytest.Config) -> Callable[[str], None] | None:
     return write
 
 
-def _check_device(name: str) -> None:
+def _check_device(settings: GoblinSettings) -> None:
     from pytest_goblin.runner.devices import get_device
 
     try:
-        get_device(name)
+        get_device(settings.fake_device)
     except ValueError as exc:
-        raise pytest.UsageError(f"--goblin-fake-device: {exc}") from None
+        raise pytest.UsageError(f"{settings.source('fake_device')}: {exc}") from None
 
 
 def load_kb(config: pytest.Config) -> KnowledgeBase:
@@ -458,11 +458,14 @@ class WorkloadItem(pytest.Function):
         super().setup()
 
     def raise_load_error(self) -> None:
+        from pytest_goblin.errors import WorkloadError
         from pytest_goblin.result import from_error
 
         assert self.load_error is not None
+        detected = self.load_error.format if isinstance(self.load_error, WorkloadError) else None
         self.goblin_result = from_error(self.nodeid, self.display_path, self.name,
-                                        str(self.load_error), self.settings.threshold)
+                                        str(self.load_error), self.settings.threshold,
+                                        detected_format=detected)
         raise self.load_error
 
     def audit(self, session: DeviceSession) -> None:
@@ -588,7 +591,7 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
     whose worker processes end with the session.
     """
     settings = pytestconfig.stash[SETTINGS_KEY]
-    _check_device(settings.fake_device)
+    _check_device(settings)
     from pytest_goblin.extensions import device_session
     from pytest_goblin.runner.session import MeasureOptions
 

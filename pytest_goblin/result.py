@@ -63,12 +63,15 @@ def from_error(
     workload: Workload | None = None,
     device: DeviceInfo | None = None,
     usage: AuditUsage | None = None,
+    detected_format: str | None = None,
 ) -> WorkloadResult:
+    """An errored item's result. ``detected_format``: the format of a file that was
+    recognised but could not be read (a ``workload`` says its own)."""
     return WorkloadResult(
         nodeid=nodeid,
         path=path,
         name=name,
-        format=workload.source.format if workload else None,
+        format=workload.source.format if workload else detected_format,
         outcome="error",
         reason="the audit could not be completed",
         threshold=threshold,

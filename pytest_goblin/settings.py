@@ -1,7 +1,11 @@
 """One settings object, built once from command line, environment and ini.
 
 Precedence is command line, then environment, then ini, then the default —
-pytest-timeout's way. The object lives in ``config.stash[SETTINGS_KEY]``.
+pytest-timeout's way. A bad value is a usage error that names where it came
+from. A relative path is relative to where pytest runs when it comes from the
+command line, and to the ini file's directory when it comes from the ini file
+(pytest's rule for its own ``paths`` values). The object lives in
+``config.stash[SETTINGS_KEY]``.
 """
 
 from __future__ import annotations
@@ -62,6 +66,25 @@ class GoblinSettings:
     loss_tolerance: float = DEFAULT_LOSS_TOLERANCE
     calibrate: bool = False
     attribution: bool = False
+    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    """Where ``fake_device``, ``backend`` and ``ignore`` came from, for the errors found
+    only after the settings are built (an unknown device, a missing SDK, a rule id)."""
+
+    def source(self, name: str) -> str:
+        """Setting ``name``'s source as an error names it; its option when not recorded."""
+        return self.sources.get(name, f"--goblin-{name.replace('_', '-')}")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A setting as the user wrote it, and where, so that an error names the place to fix."""
+
+    value: Any
+    source: str
+    """``--goblin-device``, ``GOBLIN_DEVICE (environment)``, ``goblin_device in pytest.ini``
+    or ``-o goblin_device``."""
+    base: Path | None = None
+    """The directory a relative path in an ini value is relative to; None: where pytest runs."""
 
 
 SETTINGS_KEY = pytest.StashKey[GoblinSettings]()
@@ -156,16 +179,19 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("goblin_threshold", "speedup fraction that fails a workload",
                   default=str(DEFAULT_THRESHOLD))
     parser.addini("goblin_backend", "audit backend: auto, planner, claude or qwen", default="auto")
-    parser.addini("goblin_json", "path of the JSON report", default="")
+    parser.addini("goblin_json", "path of the JSON report (relative to the ini file)",
+                  default="")
     parser.addini("goblin_patterns", "glob patterns of workload files", type="args",
                   default=list(DEFAULT_PATTERNS))
     parser.addini("goblin_ignore", "rule ids to waive in every workload", type="args", default=[])
     parser.addini("goblin_kb", "extra rule directories", type="paths", default=[])
     parser.addini("goblin_model", "model of the claude or qwen backend", default="")
-    parser.addini("goblin_md", "path of the Markdown summary (- for stdout)", default="")
-    parser.addini("goblin_html", "path of the HTML report", default="")
-    parser.addini("goblin_storage", "directory of saved runs, relative to the rootdir",
-                  default=DEFAULT_STORAGE)
+    parser.addini("goblin_md", "path of the Markdown summary (relative to the ini file; - for "
+                  "stdout)", default="")
+    parser.addini("goblin_html", "path of the HTML report (relative to the ini file)",
+                  default="")
+    parser.addini("goblin_storage", "directory of saved runs (relative to the ini file; default "
+                  f"{DEFAULT_STORAGE} in the rootdir)", default="")
     parser.addini("goblin_device", DEVICE_HELP, default="auto")
     parser.addini("goblin_timeout", "seconds a measured run may take", default="")
     parser.addini("goblin_steps", "timed steps of every measured run", default="")
@@ -191,33 +217,35 @@ def _first(*values: Any) -> Any:
 def build(config: pytest.Config) -> GoblinSettings:
     """Resolve every setting once; bad values are a usage error naming their source."""
     opt = config.option
-    env = os.environ
-    threshold_raw = _first(opt.goblin_threshold, env.get("GOBLIN_THRESHOLD"),
-                           config.getini("goblin_threshold"))
-    threshold = _parse_threshold(str(threshold_raw))
-    backend = str(_first(opt.goblin_backend, env.get("GOBLIN_AGENT_BACKEND"),
-                         config.getini("goblin_backend")))
+    threshold_raw = _pick(config, "threshold", "GOBLIN_THRESHOLD")
+    threshold = DEFAULT_THRESHOLD if threshold_raw is None else _parse_threshold(threshold_raw)
+    backend_raw = (_pick(config, "backend", "GOBLIN_AGENT_BACKEND")
+                   or Raw("auto", "goblin_backend (default)"))
+    backend = str(backend_raw.value)
     if backend not in BACKENDS and not config.hook.pytest_goblin_make_backend.get_hookimpls():
         raise pytest.UsageError(
-            f"goblin backend {backend!r} is not one of {', '.join(BACKENDS)} (and no plugin "
-            "implements pytest_goblin_make_backend)"
+            f"{backend_raw.source}: backend {backend!r} is not one of {', '.join(BACKENDS)} "
+            "(and no plugin implements pytest_goblin_make_backend)"
         )
-    fake_env = env.get("GOBLIN_FAKE")
+    fake_env = os.environ.get("GOBLIN_FAKE")
     fake = bool(_first(opt.goblin_fake, _env_bool(fake_env), config.getini("goblin_fake")))
-    json_path = _first(opt.goblin_json, config.getini("goblin_json"))
+    fake_device = (_pick(config, "fake_device", "GOBLIN_FAKE_DEVICE")
+                   or Raw(DEFAULT_FAKE_DEVICE, "goblin_fake_device (default)"))
     kb_dirs = [Path(p) for p in (opt.goblin_kb or [])] + list(config.getini("goblin_kb"))
     model, base_url = _llm_settings(config, backend)
-    html_path = _first(opt.goblin_html, config.getini("goblin_html"))
-    compare_fail = _parse_percent(opt.goblin_compare_fail)
+    json_raw = _pick(config, "json")
+    md_raw = _pick(config, "md")
+    html_raw = _pick(config, "html")
+    storage_raw = _pick(config, "storage", option=False)
+    compare_fail = _parse_percent(_pick(config, "compare_fail", ini=False))
     compare = opt.goblin_compare or ("latest" if compare_fail is not None else None)
     return GoblinSettings(
         enabled=bool(opt.goblin) or bool(opt.goblin_rules),
         fake=fake,
-        fake_device=str(_first(opt.goblin_fake_device, env.get("GOBLIN_FAKE_DEVICE"),
-                               config.getini("goblin_fake_device"))).lower(),
+        fake_device=str(fake_device.value).lower(),
         threshold=threshold,
         backend=backend,
-        json_path=Path(json_path) if json_path else None,
+        json_path=None if json_raw is None else _path(json_raw),
         patterns=tuple(config.getini("goblin_patterns")),
         ignore=frozenset(config.getini("goblin_ignore")),
         kb_dirs=tuple(kb_dirs),
@@ -227,71 +255,124 @@ def build(config: pytest.Config) -> GoblinSettings:
         model=model,
         base_url=base_url,
         events_path=Path(opt.goblin_events) if opt.goblin_events else None,
-        md_path=_first(opt.goblin_md, config.getini("goblin_md")),
-        html_path=Path(html_path) if html_path else None,
-        storage=config.rootpath / str(config.getini("goblin_storage") or DEFAULT_STORAGE),
+        md_path=None if md_raw is None else _markdown_target(md_raw),
+        html_path=None if html_raw is None else _path(html_raw),
+        storage=config.rootpath / DEFAULT_STORAGE if storage_raw is None else _path(storage_raw),
         save=_run_name(opt.goblin_save, "--goblin-save", config),
         compare=_run_name(compare, "--goblin-compare", config),
         compare_fail=compare_fail,
         no_cache=bool(opt.goblin_no_cache),
         attribution=bool(opt.goblin_attribution) or bool(config.getini("goblin_attribution")),
+        sources={"backend": backend_raw.source, "fake_device": fake_device.source,
+                 "ignore": _ini_source(config, "goblin_ignore")},
         **_measure_settings(config),
         **_sampling_settings(config),
     )
+
+
+def _pick(config: pytest.Config, name: str, env: str | None = None, *,
+          option: bool = True, ini: bool = True) -> Raw | None:
+    """Setting ``name`` from ``--goblin-<name>``, else the variable ``env``, else the ini
+    key ``goblin_<name>`` (its default included); None when none of them sets it.
+    ``option``/``ini`` False: the setting has no such option or key."""
+    key = f"goblin_{name}"
+    given = getattr(config.option, key) if option else None
+    if given not in (None, ""):
+        return Raw(given, f"--goblin-{name.replace('_', '-')}")
+    if env is not None and os.environ.get(env, ""):
+        return Raw(os.environ[env], f"{env} (environment)")
+    value = config.getini(key) if ini else None
+    if value in (None, ""):
+        return None
+    return Raw(value, _ini_source(config, key), _ini_dir(config))
+
+
+def _ini_source(config: pytest.Config, key: str) -> str:
+    """``-o goblin_x`` when the command line overrides the key, else ``goblin_x in
+    pytest.ini`` (the file as seen from where pytest runs), else ``goblin_x (default)``.
+    A key the file leaves unset gets the file's label for its default: a default is never
+    the bad value an error is about."""
+    if any(entry.split("=", 1)[0].strip() == key for entry in config.option.override_ini or ()):
+        return f"-o {key}"
+    if config.inipath is None:
+        return f"{key} (default)"
+    try:
+        shown = os.path.relpath(config.inipath, config.invocation_params.dir)
+    except ValueError:  # another drive on Windows
+        shown = str(config.inipath)
+    return f"{key} in {shown}"
+
+
+def _ini_dir(config: pytest.Config) -> Path:
+    """What a relative path in an ini value is relative to: the ini file's directory, as
+    pytest resolves its own ``paths`` values (``-o`` values and ``goblin_kb`` included)."""
+    return config.inipath.parent if config.inipath is not None else config.invocation_params.dir
+
+
+def _path(raw: Raw) -> Path:
+    """A path setting: from the command line relative to where pytest runs (the reports
+    join it to ``invocation_dir``), from the ini file relative to the ini file."""
+    return Path(raw.value) if raw.base is None else raw.base / str(raw.value)
+
+
+def _markdown_target(raw: Raw) -> str:
+    """``-`` (stdout) stays as it is; anything else is a path like ``_path``'s."""
+    value = str(raw.value)
+    return value if value == "-" else str(_path(raw))
 
 
 def _sampling_settings(config: pytest.Config) -> dict[str, Any]:
     """--goblin-max-repeats, -time-budget, -strict, -loss-tolerance and -calibrate (command
     line, then ini)."""
     opt = config.option
-    repeats = _first(opt.goblin_max_repeats, config.getini("goblin_max_repeats"))
-    budget = _first(opt.goblin_time_budget, config.getini("goblin_time_budget"))
-    tolerance = _first(opt.goblin_loss_tolerance, config.getini("goblin_loss_tolerance"))
+    repeats = _pick(config, "max_repeats")
+    budget = _pick(config, "time_budget")
+    tolerance = _pick(config, "loss_tolerance")
     return {
         "max_repeats": DEFAULT_MAX_REPEATS if repeats is None else _parse_number(
-            repeats, "--goblin-max-repeats", int, 1),
+            repeats, int, 1),
         "time_budget_s": None if budget is None else _parse_number(
-            budget, "--goblin-time-budget", float, minimum=0, inclusive=False),
+            budget, float, minimum=0, inclusive=False),
         "strict": bool(opt.goblin_strict) or bool(config.getini("goblin_strict")),
         "loss_tolerance": DEFAULT_LOSS_TOLERANCE if tolerance is None else _parse_number(
-            tolerance, "--goblin-loss-tolerance", float, minimum=0, inclusive=False),
+            tolerance, float, minimum=0, inclusive=False),
         "calibrate": bool(opt.goblin_calibrate) or bool(config.getini("goblin_calibrate")),
     }
 
 
 def _measure_settings(config: pytest.Config) -> dict[str, Any]:
-    """--goblin-device, -timeout, -steps, -warmup and -layers (command line, then ini)."""
-    opt = config.option
-    device = str(_first(opt.goblin_device, os.environ.get("GOBLIN_DEVICE"),
-                        config.getini("goblin_device")))
+    """--goblin-device (or GOBLIN_DEVICE), -timeout, -steps, -warmup and -layers (command
+    line, then ini)."""
+    device_raw = (_pick(config, "device", "GOBLIN_DEVICE")
+                  or Raw("auto", "goblin_device (default)"))
+    device = str(device_raw.value)
     try:
         parse_selector(device)
     except ValueError as exc:
-        raise pytest.UsageError(f"--goblin-device: {exc}") from None
-    timeout = _first(opt.goblin_timeout, config.getini("goblin_timeout"))
-    steps = _first(opt.goblin_steps, config.getini("goblin_steps"))
-    warmup = _first(opt.goblin_warmup, config.getini("goblin_warmup"))
-    layers = _first(opt.goblin_layers, config.getini("goblin_layers"))
+        raise pytest.UsageError(f"{device_raw.source}: {exc}") from None
+    timeout = _pick(config, "timeout")
+    steps = _pick(config, "steps")
+    warmup = _pick(config, "warmup")
+    layers = _pick(config, "layers")
     return {
         "device": device.strip().lower(),
         "timeout_s": DEFAULT_TIMEOUT_S if timeout is None else _parse_number(
-            timeout, "--goblin-timeout", float, minimum=0, inclusive=False),
-        "steps": None if steps is None else _parse_number(steps, "--goblin-steps", int, 1),
-        "warmup": DEFAULT_WARMUP if warmup is None else _parse_number(
-            warmup, "--goblin-warmup", int, 0),
-        "layers": None if layers is None else _parse_number(layers, "--goblin-layers", int, 1),
+            timeout, float, minimum=0, inclusive=False),
+        "steps": None if steps is None else _parse_number(steps, int, 1),
+        "warmup": DEFAULT_WARMUP if warmup is None else _parse_number(warmup, int, 0),
+        "layers": None if layers is None else _parse_number(layers, int, 1),
     }
 
 
-def _parse_number(raw: Any, option: str, kind: type[int] | type[float], minimum: float,
+def _parse_number(raw: Raw, kind: type[int] | type[float], minimum: float,
                   inclusive: bool = True) -> Any:
     try:
-        value = kind(str(raw).strip())
+        value = kind(str(raw.value).strip())
     except ValueError:
-        raise pytest.UsageError(f"{option} must be a number, got {raw!r}") from None
+        raise pytest.UsageError(f"{raw.source} must be a number, got {raw.value!r}") from None
     if value < minimum or (value == minimum and not inclusive):
         bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
-        raise pytest.UsageError(f"{option} must be {bound}, got {raw!r}")
+        raise pytest.UsageError(f"{raw.source} must be {bound}, got {raw.value!r}")
     return value
 
 
@@ -309,14 +390,14 @@ def _llm_settings(config: pytest.Config, backend: str) -> tuple[str | None, str 
     return model, base_url
 
 
-def _parse_threshold(raw: str) -> float:
+def _parse_threshold(raw: Raw) -> float:
     try:
-        value = float(raw)
+        value = float(str(raw.value))
     except ValueError:
-        raise pytest.UsageError(f"goblin threshold must be a number, got {raw!r}") from None
+        raise pytest.UsageError(f"{raw.source} must be a number, got {raw.value!r}") from None
     if not value > 0:
         raise pytest.UsageError(
-            f"goblin threshold must be a fraction above 0 (0.10 = 10%), got {raw!r}"
+            f"{raw.source} must be a fraction above 0 (0.10 = 10%), got {raw.value!r}"
         )
     return value
 
@@ -349,17 +430,17 @@ def _ate_a_path(raw: str, option: str, config: pytest.Config) -> bool:
     return spaced and (config.invocation_params.dir / raw).exists()
 
 
-def _parse_percent(raw: str | None) -> float | None:
+def _parse_percent(raw: Raw | None) -> float | None:
     if raw is None:
         return None
     try:
-        value = float(raw.strip().removesuffix("%"))
+        value = float(str(raw.value).strip().removesuffix("%"))
     except ValueError:
         raise pytest.UsageError(
-            f"--goblin-compare-fail must be a percentage such as 5 or 5%, got {raw!r}"
+            f"{raw.source} must be a percentage such as 5 or 5%, got {raw.value!r}"
         ) from None
     if not 0 < value < 100:
-        raise pytest.UsageError(f"--goblin-compare-fail must be between 0 and 100, got {raw!r}")
+        raise pytest.UsageError(f"{raw.source} must be between 0 and 100, got {raw.value!r}")
     return value
 
 

@@ -11,7 +11,8 @@ import difflib
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,16 +172,17 @@ def parse_workload(path: Path, display: str, text: str, data: Any,
         fmt = formats.BY_NAME[native.NAME]
     if fmt is None:
         raise NotAWorkload(f"{display}: {NOT_A_WORKLOAD}")
-    if fmt.read is None:
-        config, settings = native.read(data, display)
-        sources = {key: key for key in data if key in WorkloadConfig.model_fields}
-        name = config.name
-    else:
-        reading = fmt.read(data, display)
-        sidecar = load_sidecar(path, display)
-        config = build_config(reading, sidecar.fields, path, display, sidecar.display)
-        settings, sources = sidecar.settings, reading.sources
-        name = sidecar.name
+    with _recognised_as(fmt):
+        if fmt.read is None:
+            config, settings = native.read(data, display)
+            sources = {key: key for key in data if key in WorkloadConfig.model_fields}
+            name = config.name
+        else:
+            reading = fmt.read(data, display)
+            sidecar = load_sidecar(path, display)
+            config = build_config(reading, sidecar.fields, path, display, sidecar.display)
+            settings, sources = sidecar.settings, reading.sources
+            name = sidecar.name
     config = config.model_copy(update={
         "env_vars": redact_mapping(config.env_vars),
         "extras": redact_mapping(config.extras),
@@ -188,6 +190,17 @@ def parse_workload(path: Path, display: str, text: str, data: Any,
     source = WorkloadSource(path=path, display_path=display, format=fmt.name, text=text)
     return Workload(name=name or default_name(path), config=config, settings=settings,
                     source=source, sources=sources)
+
+
+@contextmanager
+def _recognised_as(fmt: Format) -> Iterator[None]:
+    """A WorkloadError raised while reading a file of a known format carries the format,
+    so the errored item's report still says what the file is."""
+    try:
+        yield
+    except WorkloadError as exc:
+        exc.format = fmt.name
+        raise
 
 
 def build_config(

@@ -199,8 +199,9 @@ def test_an_unknown_backend_name_without_a_backend_plugin_is_a_usage_error(
 ) -> None:
     result = run_goblin(pytester, "--goblin-backend", "scripted", "w")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*goblin backend 'scripted' is not one of auto, planner, claude, "
-                                 "qwen (and no plugin implements pytest_goblin_make_backend)"])
+    result.stderr.fnmatch_lines(["*--goblin-backend: backend 'scripted' is not one of auto, "
+                                 "planner, claude, qwen (and no plugin implements "
+                                 "pytest_goblin_make_backend)"])
 
 
 # --- pytest_goblin_make_runner ---------------------------------------------------------------

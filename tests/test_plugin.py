@@ -160,7 +160,7 @@ def test_bad_threshold_is_a_usage_error(pytester: pytest.Pytester) -> None:
     write(pytester, "w/bad.goblin.yaml", MISTUNED)
     result = run_goblin(pytester, "w", "--goblin-threshold", "ten")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*goblin threshold must be a number, got 'ten'*"])
+    result.stderr.fnmatch_lines(["*--goblin-threshold must be a number, got 'ten'*"])
 
 
 def test_ignored_rules_are_not_applied(pytester: pytest.Pytester) -> None:
