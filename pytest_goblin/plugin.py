@@ -61,9 +61,10 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a ROCm or CUDA device; skipped without one")
-    settings = settings_module.build(config)
-    config.stash[SETTINGS_KEY] = settings
-    if not settings.enabled or settings.show_rules:
+    if not (config.option.goblin or config.option.goblin_rules):
+        return
+    settings = settings_of(config)
+    if settings.show_rules:
         return
     _check_device(settings)
     _check_backend(settings)
@@ -138,6 +139,15 @@ def _check_device(settings: GoblinSettings) -> None:
         raise pytest.UsageError(f"{settings.source('fake_device')}: {exc}") from None
 
 
+def settings_of(config: pytest.Config) -> GoblinSettings:
+    """The session's settings, built on first use: without ``--goblin`` only a goblin
+    fixture reads them, so a bad ``GOBLIN_*`` variable or ini value fails that fixture's
+    tests, never a pytest run that does not use the plugin."""
+    if SETTINGS_KEY not in config.stash:
+        config.stash[SETTINGS_KEY] = settings_module.build(config)
+    return config.stash[SETTINGS_KEY]
+
+
 def load_kb(config: pytest.Config) -> KnowledgeBase:
     """The session's knowledge base: bundled rules plus --goblin-kb directories, loaded once."""
     if KB_KEY not in config.stash:
@@ -145,7 +155,7 @@ def load_kb(config: pytest.Config) -> KnowledgeBase:
 
         from pytest_goblin.extensions import plugin_rules
 
-        settings = config.stash[SETTINGS_KEY]
+        settings = settings_of(config)
         try:
             config.stash[KB_KEY] = load(settings.kb_dirs, plugin_rules(config))
         except KnowledgeBaseError as exc:
@@ -160,7 +170,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     from pytest_goblin.report.terminal import rules_listing
 
-    config.stash[SETTINGS_KEY] = settings_module.build(config)
+    settings_of(config)
     try:
         kb = load_kb(config)
     except pytest.UsageError as exc:
@@ -406,7 +416,7 @@ def _audit_cache(config: pytest.Config) -> AuditCache | None:
     """The audit cache in pytest's cache directory; None without one (``-p no:cacheprovider``)
     or with ``--goblin-no-cache``."""
     store = getattr(config, "cache", None)
-    if store is None or config.stash[SETTINGS_KEY].no_cache:
+    if store is None or settings_of(config).no_cache:
         return None
     from pytest_goblin.cache import AuditCache
 
@@ -443,7 +453,7 @@ class WorkloadItem(pytest.Function):
 
     @property
     def settings(self) -> GoblinSettings:
-        return self.config.stash[SETTINGS_KEY]
+        return settings_of(self.config)
 
     @property
     def display_path(self) -> str:
@@ -590,7 +600,7 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
     Simulated with --goblin-fake; otherwise the --goblin-device it measures on,
     whose worker processes end with the session.
     """
-    settings = pytestconfig.stash[SETTINGS_KEY]
+    settings = settings_of(pytestconfig)
     _check_device(settings)
     from pytest_goblin.extensions import device_session
     from pytest_goblin.runner.session import MeasureOptions
@@ -619,7 +629,7 @@ def goblin_audit(
     from pytest_goblin.errors import AuditError, UnsupportedConfig
     from pytest_goblin.workload import load_workload
 
-    settings = pytestconfig.stash[SETTINGS_KEY]
+    settings = settings_of(pytestconfig)
 
     def run(path: str | Path, ignore: tuple[str, ...] = ()) -> Report:
         workload = load_workload(Path(path), str(path))

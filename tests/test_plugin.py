@@ -29,6 +29,29 @@ def test_without_goblin_workload_files_are_not_collected(pytester: pytest.Pytest
     result.stdout.no_fnmatch_line("*= goblin =*")
 
 
+def test_without_goblin_a_bad_goblin_setting_does_not_stop_other_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GOBLIN_THRESHOLD", "ten")
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    pytester.runpytest().assert_outcomes(passed=1)
+    with_goblin = pytester.runpytest("--goblin")
+    assert with_goblin.ret == pytest.ExitCode.USAGE_ERROR
+    with_goblin.stderr.fnmatch_lines(["*GOBLIN_THRESHOLD (environment)*must be a number*"])
+
+
+def test_without_goblin_a_bad_setting_errors_only_the_tests_that_use_a_goblin_fixture(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GOBLIN_THRESHOLD", "ten")
+    pytester.makepyfile(
+        "def test_plain():\n    assert True\n\n"
+        "def test_audit(goblin_audit):\n    goblin_audit('w.goblin.yaml')\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*GOBLIN_THRESHOLD (environment)*must be a number*"])
+
+
 def test_one_item_per_workload_file_with_the_workload_name_in_the_node_id(
     pytester: pytest.Pytester,
 ) -> None:
