@@ -12,6 +12,11 @@ So they go next to it, in ``<file name without extension>.goblin.yaml``::
       threshold: 0.15
       ignore: [fused-adamw]
 
+``seq_len: 2048`` is only for a file that leaves the sequence length unknown
+(a torchtune recipe with ``tokenizer.max_seq_len: null``): the file's own value,
+or its framework's default, is what really trains, so a sidecar that says
+otherwise is an error rather than an override (see ``check_fills``).
+
 A sidecar is never collected as a workload of its own.
 """
 
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
@@ -29,12 +34,14 @@ from pytest_goblin.schemas import WorkloadSettings
 
 SUFFIX = ".goblin.yaml"
 OWNER_SUFFIXES = (".py", ".yaml", ".yml", ".json")
-KEYS = ("name", "model", "world_size", "goblin")
+KEYS = ("name", "model", "world_size", "seq_len", "goblin")
+FILLS = ("seq_len",)
+"""Sidecar fields that only fill in what the file leaves unknown, never override it."""
 
 
 @dataclass(frozen=True)
 class Sidecar:
-    """The sidecar's contents: config fields (model, world_size), settings, a name."""
+    """The sidecar's contents: config fields (model, world_size, seq_len), settings, a name."""
 
     fields: dict[str, Any] = field(default_factory=dict)
     settings: WorkloadSettings = field(default_factory=WorkloadSettings)
@@ -45,6 +52,11 @@ class Sidecar:
 def sidecar_path(path: Path) -> Path:
     """``configs/train.yml`` → ``configs/train.goblin.yaml``."""
     return path.with_name(path.name.removesuffix(path.suffix) + SUFFIX)
+
+
+def sidecar_display(display: str) -> str:
+    """How errors name the sidecar of the workload file shown as ``display``."""
+    return str(PurePosixPath(display).with_name(sidecar_path(Path(display)).name))
 
 
 def is_sidecar(path: Path) -> bool:
@@ -62,7 +74,7 @@ def load_sidecar(path: Path, display: str) -> Sidecar:
     location = sidecar_path(path)
     if not location.is_file():
         return Sidecar()
-    shown = str(PurePosixPath(display).with_name(location.name))
+    shown = sidecar_display(display)
     try:
         data = safe_yaml.load(location.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -83,4 +95,42 @@ def load_sidecar(path: Path, display: str) -> Sidecar:
         where = ".".join(str(part) for part in first["loc"])
         raise WorkloadError(shown, str(first["msg"]), field=f"goblin.{where}") from None
     fields = {key: data[key] for key in ("model", "world_size") if data.get(key) is not None}
+    if data.get("seq_len") is not None:
+        fields["seq_len"] = _seq_len(data["seq_len"], shown)
     return Sidecar(fields=fields, settings=settings, name=data.get("name"), display=shown)
+
+
+def _seq_len(value: Any, shown: str) -> int:
+    """``seq_len`` as the native format takes it (WorkloadConfig's own bounds)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from pytest_goblin.schemas import WorkloadConfig
+
+    try:
+        return TypeAdapter(Annotated[int, WorkloadConfig.model_fields["seq_len"]]).validate_python(
+            value)
+    except ValidationError as exc:
+        message = str(exc.errors()[0]["msg"])
+        raise WorkloadError(shown, f"{message} (got {value!r})", field="seq_len") from None
+
+
+def check_fills(sidecar: Sidecar, reading_fields: dict[str, Any], sources: dict[str, str],
+                display: str) -> None:
+    """A sidecar value for a field the file already decides must agree with the file.
+
+    The file (or, where it is silent, its framework's default) is what really
+    trains; a different sidecar value would audit a run that never happens.
+    """
+    for name in FILLS:
+        if name not in sidecar.fields or name not in reading_fields:
+            continue
+        value, given = reading_fields[name], sidecar.fields[name]
+        if value == given:
+            continue
+        source = sources.get(name)
+        decided = (f"{display} sets it: `{source}` is {value}" if source else
+                   f"{display} trains at its framework's default, {value}")
+        raise WorkloadError(sidecar.display or sidecar_display(display),
+                            f"{given} differs from the file's own {name}: {decided}. A sidecar's "
+                            f"{name} is only for a file that leaves it unknown; change the file "
+                            "or remove it here", field=name)

@@ -25,7 +25,7 @@ from pytest_goblin.formats import hf_script, native
 from pytest_goblin.formats.base import Format, Reading, Unpatchable, apply_edits, sidecar_hint
 from pytest_goblin.redact import redact_mapping, redact_text
 from pytest_goblin.schemas import Change, WorkloadConfig, WorkloadSettings
-from pytest_goblin.sidecar import is_sidecar, load_sidecar
+from pytest_goblin.sidecar import Sidecar, check_fills, is_sidecar, load_sidecar, sidecar_display
 
 WORKLOAD_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".py"})
 MAX_FILE_BYTES = 1_000_000
@@ -180,7 +180,7 @@ def parse_workload(path: Path, display: str, text: str, data: Any,
         else:
             reading = fmt.read(data, display)
             sidecar = load_sidecar(path, display)
-            config = build_config(reading, sidecar.fields, path, display, sidecar.display)
+            config = build_config(reading, sidecar, path, display)
             settings, sources = sidecar.settings, reading.sources
             name = sidecar.name
     config = config.model_copy(update={
@@ -203,16 +203,20 @@ def _recognised_as(fmt: Format) -> Iterator[None]:
         raise
 
 
-def build_config(
-    reading: Reading,
-    sidecar_fields: dict[str, Any],
-    path: Path,
-    display: str,
-    sidecar_display: str | None,
-) -> WorkloadConfig:
-    """A WorkloadConfig from a format's reading plus its sidecar; errors name the user's key."""
+def build_config(reading: Reading, sidecar: Sidecar, path: Path, display: str) -> WorkloadConfig:
+    """A WorkloadConfig from a format's reading plus its sidecar; errors name the user's key.
+
+    A field the file leaves unknown (``reading.unset``) must come from the sidecar,
+    and the error says both ways to give it.
+    """
     from pydantic import ValidationError
 
+    sidecar_fields = sidecar.fields
+    for name, unset in reading.unset.items():
+        if name not in sidecar_fields:
+            raise WorkloadError(display, f"{unset.reason}; set {unset.key}, or give `{name}:` in "
+                                f"the sidecar {sidecar_display(display)}", field=unset.key)
+    check_fills(sidecar, reading.fields, reading.sources, display)
     try:
         config = WorkloadConfig.model_validate({**reading.fields, **sidecar_fields})
     except ValidationError as exc:
@@ -221,8 +225,8 @@ def build_config(
         message = str(first["msg"]).removeprefix("Value error, ")
         if "input" in first and not isinstance(first["input"], dict):
             message += f" (got {first['input']!r})"
-        if field_name in sidecar_fields and sidecar_display:
-            raise WorkloadError(sidecar_display, message, field=field_name) from None
+        if field_name in sidecar_fields and sidecar.display:
+            raise WorkloadError(sidecar.display, message, field=field_name) from None
         key = reading.sources.get(field_name or "", field_name)
         raise WorkloadError(display, message, field=key) from None
     if config.model is None:

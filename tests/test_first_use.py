@@ -141,7 +141,7 @@ def test_the_summary_says_when_reused_audits_leave_the_event_log_without_their_e
 def test_a_torchtune_config_without_a_max_seq_len_is_told_it_is_not_set(tmp_path: Path) -> None:
     path = tmp_path / "recipe.yaml"
     path.write_text("model:\n  _component_: torchtune.models.llama3_2.llama3_2_1b\n"
-                    "batch_size: 2\n")
+                    "optimizer:\n  _component_: torch.optim.AdamW\nbatch_size: 2\n")
     with pytest.raises(WorkloadError, match=r"recipe.yaml: field 'tokenizer.max_seq_len': "
                                             r"tokenizer.max_seq_len is not set \(or null\)"):
         load_workload(path, "recipe.yaml")

@@ -33,8 +33,10 @@ CANDIDATES = [
     ("gradient_checkpointing", False), ("torch_compile", True), ("dataloader_workers", 4),
     ("packing", True), ("batch_size", 3), ("seq_len", 1536),
 ]
-SEQ_LEN_LINE = "  max_seq_len: 2048"
+SEQ_LEN = "seq_len: 2048\n"
 """What the torchtune error asks for: the recipes ship ``max_seq_len: null`` or no key."""
+TORCHTUNE_FIX = ("set tokenizer.max_seq_len, or give `seq_len:` in the sidecar "
+                 "real/torchtune/{}.goblin.yaml")
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,8 @@ class Case:
     relpath: str
     expected: dict[str, Any]
     sidecar: str | None = None
-    """A sidecar's text: the architecture of a model that is not a preset."""
-    set_max_seq_len: bool = False
-    """Give the torchtune recipe the ``tokenizer.max_seq_len`` its error asks for."""
+    """A sidecar's text: what the file cannot say (a model that is not a preset, the
+    sequence length of a recipe that does not truncate)."""
 
 
 READS = [
@@ -91,13 +92,13 @@ READS = [
         "lora_rank": 64, "lora_alpha": 128,
         "lora_targets": ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "packing": False,
-    }, set_max_seq_len=True),
+    }, sidecar=SEQ_LEN),
     Case("real/torchtune/mistral_7B_qlora_single_device.yaml", {
         "format": "torchtune", "arch": "mistral-7b", "batch_size": 4, "grad_accum_steps": 4,
         "seq_len": 2048, "precision": "bf16", "optimizer": "adamw_torch",
         "gradient_checkpointing": True, "finetune": "qlora", "lora_rank": 64, "lora_alpha": 16,
         "lora_targets": ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"],
-    }, set_max_seq_len=True),
+    }, sidecar=SEQ_LEN),
     Case("real/hf/trl_sft_trl_lora_qlora_notebook.py", {
         "format": "hf-script", "arch": "qwen2.5-7b",
         "model_name": "unsloth/qwen3-14b-unsloth-bnb-4bit", "batch_size": 1,
@@ -119,22 +120,15 @@ ERRORS = {
     "real/hf/trl_sft_trl_lora_qlora_notebook.py": (
         "from_pretrained() via model_id, line 69", "'unsloth/qwen3-14b-unsloth-bnb-4bit'"),
     "real/torchtune/llama3_2_1B_lora_single_device.yaml": (
-        "tokenizer.max_seq_len", "set tokenizer.max_seq_len"),
+        "tokenizer.max_seq_len", TORCHTUNE_FIX.format("llama3_2_1B_lora_single_device")),
     "real/torchtune/mistral_7B_qlora_single_device.yaml": (
-        "tokenizer.max_seq_len", "set tokenizer.max_seq_len"),
+        "tokenizer.max_seq_len", TORCHTUNE_FIX.format("mistral_7B_qlora_single_device")),
 }
 
 
 def prepare(tmp_path: Path, case: Case) -> Workload:
     """The case's file under ``tmp_path`` as the test needs it, read as the plugin reads it."""
     path = copy_in(tmp_path, case.relpath)
-    if case.set_max_seq_len:
-        text = path.read_text(encoding="utf-8")
-        if "max_seq_len: null" in text:
-            text = text.replace("  max_seq_len: null", SEQ_LEN_LINE)
-        else:
-            text = re.sub(r"(?m)^(tokenizer:\n(?:  .*\n)*)", rf"\g<1>{SEQ_LEN_LINE}\n", text)
-        path.write_text(text, encoding="utf-8")
     if case.sidecar is not None:
         sidecar_path(path).write_text(case.sidecar, encoding="utf-8")
     return load_workload(path, display=case.relpath)

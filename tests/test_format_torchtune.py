@@ -68,12 +68,41 @@ def test_interpolations_of_other_keys_are_resolved(tmp_path: Path) -> None:
     assert write(tmp_path, "w/a.yaml", text).config.batch_size == 6
 
 
+NO_TRUNCATION = small(tokenizer="tokenizer:\n  _component_: torchtune.models.llama3."
+                                "llama3_tokenizer\n  max_seq_len: null\n")
+
+
 def test_a_null_max_seq_len_is_an_error_naming_the_key(tmp_path: Path) -> None:
-    text = small(tokenizer="tokenizer:\n  _component_: torchtune.models.llama3.llama3_tokenizer"
-                           "\n  max_seq_len: null\n")
     with pytest.raises(WorkloadError) as info:
-        write(tmp_path, "w/a.yaml", text)
+        write(tmp_path, "w/a.yaml", NO_TRUNCATION)
     assert info.value.field == "tokenizer.max_seq_len"
+
+
+def test_the_null_max_seq_len_error_names_both_fixes_and_the_sidecar_path(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError) as info:
+        write(tmp_path, "w/a.yaml", NO_TRUNCATION)
+    assert str(info.value).endswith(
+        "set tokenizer.max_seq_len, or give `seq_len:` in the sidecar w/a.goblin.yaml")
+
+
+def test_a_sidecar_seq_len_gives_the_sequence_length_a_null_max_seq_len_leaves_open(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/a.goblin.yaml").write_text("seq_len: 3072\n")
+    assert write(tmp_path, "w/a.yaml", NO_TRUNCATION).config.seq_len == 3072
+
+
+def test_a_patch_never_writes_the_sidecar_seq_len_into_the_recipe(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/a.goblin.yaml").write_text("seq_len: 3072\n")
+    workload = write(tmp_path, "w/a.yaml", NO_TRUNCATION)
+    planned = plan_patch(workload, [change(workload, "seq_len", 1024),
+                                    change(workload, "batch_size", 4)])
+    assert [c.field for c in planned.changes] == ["batch_size"]
+    assert [c.field for c, _ in planned.dropped] == ["seq_len"]
+    assert "max_seq_len: null" in planned.text
+    assert (tmp_path / "w/a.goblin.yaml").read_text() == "seq_len: 3072\n"
 
 
 def test_fp16_is_an_error_because_the_recipes_reject_it(tmp_path: Path) -> None:

@@ -71,6 +71,43 @@ def test_bad_dims_in_the_sidecar_are_reported_against_the_sidecar(tmp_path: Path
     assert info.value.field == "model"
 
 
+@pytest.mark.parametrize("value", [0, -5, 10_000_001, "long", [2048]])
+def test_a_sidecar_seq_len_that_is_not_a_positive_int_in_bounds_is_an_error_naming_it(
+    tmp_path: Path, value: object
+) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/mystery.goblin.yaml").write_text(DIMS + f"seq_len: {value!r}\n")
+    with pytest.raises(WorkloadError) as info:
+        write(tmp_path, "w/mystery.yml", AXOLOTL)
+    assert info.value.path == "w/mystery.goblin.yaml"
+    assert info.value.field == "seq_len"
+
+
+def test_a_sidecar_seq_len_equal_to_the_files_own_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/mystery.goblin.yaml").write_text(DIMS + "seq_len: 1024\n")
+    assert write(tmp_path, "w/mystery.yml", AXOLOTL).config.seq_len == 1024
+
+
+def test_a_sidecar_seq_len_that_contradicts_the_file_is_an_error_naming_the_files_key(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/mystery.goblin.yaml").write_text(DIMS + "seq_len: 4096\n")
+    with pytest.raises(WorkloadError) as info:
+        write(tmp_path, "w/mystery.yml", AXOLOTL)
+    assert (info.value.path, info.value.field) == ("w/mystery.goblin.yaml", "seq_len")
+    assert "`sequence_len` is 1024" in info.value.message
+
+
+def test_a_sidecar_seq_len_does_not_override_a_frameworks_default_either(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/mystery.goblin.yaml").write_text(DIMS + "seq_len: 4096\n")
+    with pytest.raises(WorkloadError, match="framework's default, 512") as info:
+        write(tmp_path, "w/mystery.yml", AXOLOTL.replace("sequence_len: 1024\n", ""))
+    assert info.value.field == "seq_len"
+
+
 def test_a_sidecar_is_recognised_by_its_owner_beside_it(tmp_path: Path) -> None:
     owner = tmp_path / "train_qlora.py"
     owner.write_text("")

@@ -42,11 +42,26 @@ class Unpatchable(GoblinError):
 
 
 @dataclass(frozen=True)
+class Unset:
+    """A field the file leaves unknown and its framework has no default for.
+
+    torchtune's ``max_seq_len: null`` keeps every sample at its full length, so
+    the sequence length depends on the data: only the user can say it, in the
+    sidecar. ``key`` is where the file would say it; ``reason`` why it is unknown.
+    """
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Reading:
     """WorkloadConfig inputs read from a file, and the key each field came from."""
 
     fields: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)
+    unset: dict[str, Unset] = field(default_factory=dict)
+    """Fields the file leaves unknown: each must come from the sidecar, or reading fails."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,7 @@ class Fields:
         self._labels = labels or {}
         self.fields: dict[str, Any] = {}
         self.sources: dict[str, str] = {}
+        self.unset: dict[str, Unset] = {}
 
     def label(self, key: str) -> str:
         """Where ``key`` is written in the file, as error messages and sources say it."""
@@ -123,8 +139,12 @@ class Fields:
         if key is not None:
             self.sources[field] = self.label(key)
 
+    def unknown(self, field: str, key: str, reason: str) -> None:
+        """``field`` is not in the file (``key`` is where it would be) and has no default."""
+        self.unset[field] = Unset(self.label(key), reason)
+
     def reading(self) -> Reading:
-        return Reading(fields=self.fields, sources=self.sources)
+        return Reading(fields=self.fields, sources=self.sources, unset=self.unset)
 
 
 # --- reading values the way the frameworks do --------------------------------------

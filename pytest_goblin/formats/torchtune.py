@@ -7,6 +7,9 @@ model: no autocast; fp16 is rejected by the recipes). Some things a torchtune
 config cannot say at all: the recipes build their DataLoader without workers
 or pinned memory, and attention is always SDPA. Those fields take the recipes'
 real values, and a patch that would change them is reported, not written.
+The shipped recipes leave ``tokenizer.max_seq_len`` null (no truncation): the
+sequence length then depends on the data, so the user gives it as ``seq_len``
+in the sidecar, and a patch leaves it alone.
 """
 
 from __future__ import annotations
@@ -48,12 +51,8 @@ _NOT_IN_CONFIG = ("the recipes build their DataLoader without num_workers, pin_m
 _DISTRIBUTED_KEYS = ("fsdp_cpu_offload", "fsdp_reshard_after_forward", "data_parallel_shard_dim",
                      "data_parallel_replicate_dim", "tensor_parallel_dim", "custom_sharded_layers")
 _INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
-_REQUIRED = {
-    "batch_size": "batch_size is required by every torchtune recipe",
-    "tokenizer.max_seq_len": "tokenizer.max_seq_len is not set (or null), so torchtune keeps "
-                             "every sample at its full length and the sequence length is "
-                             "unknown; set tokenizer.max_seq_len",
-}
+_NO_MAX_SEQ_LEN = ("tokenizer.max_seq_len is not set (or null), so torchtune keeps every sample "
+                   "at its full length and the sequence length is unknown")
 
 
 def detect(data: Any) -> bool:
@@ -67,12 +66,15 @@ def detect(data: Any) -> bool:
 def read(data: dict[str, Any], display: str) -> Reading:
     f = Fields(display, lambda path: _resolved(data, path, display))
     _model(data, display, f)
-    for required in ("batch_size", "tokenizer.max_seq_len"):
-        if f.get(required) is None:
-            raise WorkloadError(display, _REQUIRED[required], field=required)
+    if f.get("batch_size") is None:
+        raise WorkloadError(display, "batch_size is required by every torchtune recipe",
+                            field="batch_size")
     f.take("batch_size", "batch_size", as_int, None)
     f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
-    f.take("seq_len", "tokenizer.max_seq_len", as_int, None)
+    if f.get("tokenizer.max_seq_len") is None:
+        f.unknown("seq_len", "tokenizer.max_seq_len", _NO_MAX_SEQ_LEN)
+    else:
+        f.take("seq_len", "tokenizer.max_seq_len", as_int, None)
     dtype = str(f.get("dtype") or "fp32").lower()
     if dtype not in ("bf16", "fp32"):
         raise WorkloadError(display, f"dtype {dtype!r}: torchtune recipes train in bf16 or fp32",
@@ -175,6 +177,9 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
         "lora_rank": ("model", "lora_rank"),
         "lora_alpha": ("model", "lora_alpha"),
     }
+    if field == "seq_len" and _follow(data, "tokenizer.max_seq_len")[1] is None:
+        raise Unpatchable(field, "tokenizer.max_seq_len is unset, so the sequence length is the "
+                          "data's, given in the sidecar; a patch does not change it")
     if field in simple:
         path = tuple(_follow(data, ".".join(simple[field]))[0].split("."))
         return [Edit(path, value, ("batch_size",))]
