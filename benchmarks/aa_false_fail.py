@@ -12,7 +12,7 @@ import time
 
 from paired_runs import TINY, comparisons, print_outliers
 
-from pytest_goblin.settings import DEFAULT_THRESHOLD
+from pytest_goblin.plugin.settings import DEFAULT_THRESHOLD
 
 
 def main() -> None:

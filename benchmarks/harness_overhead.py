@@ -26,7 +26,7 @@ import torch
 from pytest_goblin.runner.data import make_loader
 from pytest_goblin.runner.model import ModelOptions, build
 from pytest_goblin.runner.options import MeasureOptions
-from pytest_goblin.runner.session import DeviceSession
+from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.runner.training import window_sizes
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 
-from pytest_goblin.confirm import Confirmation, SamplingPolicy, confirm
+from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy, confirm
 from pytest_goblin.runner.options import MeasureOptions
-from pytest_goblin.runner.session import DeviceSession
+from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.schemas import WorkloadConfig
-from pytest_goblin.settings import DEFAULT_MAX_REPEATS, DEFAULT_THRESHOLD
+from pytest_goblin.plugin.settings import DEFAULT_MAX_REPEATS, DEFAULT_THRESHOLD
 
 TINY = WorkloadConfig(
     name="fast",

@@ -48,7 +48,7 @@ from pytest_goblin.errors import GoblinError
 from pytest_goblin.gitinfo import Commit
 from pytest_goblin.kb.conditions import did_you_mean
 from pytest_goblin.schemas import DeviceInfo, HistoryComparison, RunMetrics, WorkloadResult
-from pytest_goblin.stats import DEFAULT_CONFIDENCE, independent_ratio
+from pytest_goblin.audit.stats import DEFAULT_CONFIDENCE, independent_ratio
 
 SCHEMA_VERSION = 1
 RUNS_DIR = "runs"

@@ -147,7 +147,7 @@ class Acceptance(BaseModel):
 
     While ``until`` (the last day it holds) has not passed and the gap has not
     grown beyond ``max_speedup``, a workload a patch beats is xfail with
-    ``reason`` instead of failing (``pytest_goblin.accept`` decides).
+    ``reason`` instead of failing (``pytest_goblin.verdict.known_gaps`` decides).
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -289,7 +289,7 @@ class ChangeAttribution(BaseModel):
     """What one change of a patch contributes: the patch measured (or projected) without it.
 
     ``contribution`` is the change's share of the patch's log-speedup,
-    ``ln(speedup / speedup_without) / ln(speedup)`` (``pytest_goblin.attribution``
+    ``ln(speedup / speedup_without) / ln(speedup)`` (``pytest_goblin.audit.attribution``
     says why). A change the patch cannot run without has no figure, and ``note``
     says what it is not separable from; one that was not measured has no figure
     either, and ``not_measured`` says why. Information only: never part of a verdict.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_goblin.runner.devices import DEVICES, DeviceSpec, get_device
-from pytest_goblin.runner.fake import FakeRunner, config_hash
+from pytest_goblin.runner.analytic import FakeRunner, config_hash
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 @dataclass(frozen=True)

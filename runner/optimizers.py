@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from pytest_goblin.runner.fake import OPTIMIZER_ALIASES
+from pytest_goblin.runner.analytic import OPTIMIZER_ALIASES
 
 BITSANDBYTES: dict[str, str] = {
     "adamw_bnb_8bit": "AdamW8bit",

@@ -11,9 +11,9 @@ import pytest
 
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.kb.loader import KnowledgeBase, load_kb
-from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig, WorkloadResult
-from pytest_goblin.workload import Workload, load_workload
+from pytest_goblin.workload.read import Workload, load_workload
 from sample_results import audited
 
 MISTUNED_YAML = """\

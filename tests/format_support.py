@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_goblin.schemas import Change
-from pytest_goblin.workload import Workload, load_workload
+from pytest_goblin.workload.read import Workload, load_workload
 
 FILES = Path(__file__).parent / "format_files"
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from pytest_goblin.report.session import SessionReport
+from pytest_goblin.report.session_report import SessionReport
 
 RECEIVED = "received.json"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pytest_goblin import result as results
+from pytest_goblin.verdict import result as results
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report.summary import RunInfo
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 
 THRESHOLD = 0.10
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
-from pytest_goblin import accept, gates
+from pytest_goblin.verdict import gates, known_gaps as accept
 from pytest_goblin.report import markdown
 from pytest_goblin.report.junit import properties
 from pytest_goblin.schemas import Acceptance, WorkloadResult, WorkloadSettings

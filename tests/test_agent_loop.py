@@ -13,7 +13,7 @@ from pytest_goblin.agent.backends import AgentTurn, ToolCall
 from pytest_goblin.agent.loop import MAX_STEPS, audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.schemas import AuditEvent
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 
 
 class ScriptedBackend:

@@ -12,16 +12,16 @@ from conftest import MISTUNED_YAML, MeasuredDevice, WorkloadFactory
 from dict_store import DictStore
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.attribution import attribute, with_attribution
-from pytest_goblin.audit import audit_workload, confirm_report
-from pytest_goblin.cache import AuditCache
+from pytest_goblin.audit.attribution import attribute, with_attribution
+from pytest_goblin.audit.run import audit_workload, confirm_report
+from pytest_goblin.audit.cache import AuditCache
 from pytest_goblin.errors import DeviceOOM
 from pytest_goblin.kb.loader import KnowledgeBase
-from pytest_goblin.report.attribution import share_text, summary
-from pytest_goblin.runner.session import DeviceSession, SimulatedDevice
+from pytest_goblin.report.attribution_text import share_text, summary
+from pytest_goblin.runner.device_session import DeviceSession, SimulatedDevice
 from pytest_goblin.schemas import ChangeAttribution, Report, RunMetrics, WorkloadConfig
-from pytest_goblin.settings import GoblinSettings
-from pytest_goblin.workload import Workload
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.workload.read import Workload
 
 SINGLE_CHANGE_YAML = """\
 name: only-pin-memory

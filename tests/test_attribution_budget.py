@@ -7,21 +7,21 @@ from __future__ import annotations
 import pytest
 
 from conftest import MeasuredDevice
-from pytest_goblin import result as results
+from pytest_goblin.verdict import result as results
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.attribution import attribute, with_attribution
-from pytest_goblin.audit import audit_workload
+from pytest_goblin.audit.attribution import attribute, with_attribution
+from pytest_goblin.audit.run import audit_workload
 from pytest_goblin.kb.loader import KnowledgeBase
 from pytest_goblin.report import html, markdown
 from pytest_goblin.report.json_report import build
 from pytest_goblin.report.junit import properties
 from pytest_goblin.report.terminal import failure_text
-from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import ChangeAttribution, Report, RunMetrics, WorkloadConfig
-from pytest_goblin.settings import GoblinSettings
-from pytest_goblin.timebudget import TimeBudget
-from pytest_goblin.workload import Workload
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.audit.timebudget import TimeBudget
+from pytest_goblin.workload.read import Workload
 from sample_results import run_info
 
 RUN_S = 10.0

@@ -10,13 +10,13 @@ import pytest
 
 from conftest import MISTUNED_YAML, TUNED_YAML
 from dict_store import DictStore
-from pytest_goblin.audit import audit_workload
-from pytest_goblin.cache import AuditCache
+from pytest_goblin.audit.run import audit_workload
+from pytest_goblin.audit.cache import AuditCache
 from pytest_goblin.kb.loader import KnowledgeBase
-from pytest_goblin.runner.session import DeviceSession, SimulatedDevice
+from pytest_goblin.runner.device_session import DeviceSession, SimulatedDevice
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
-from pytest_goblin.settings import GoblinSettings
-from pytest_goblin.workload import Workload
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.workload.read import Workload
 
 pytestmark = pytest.mark.usefixtures("planner_only")
 

@@ -18,7 +18,7 @@ from pytest_goblin.agent.backends.prices import price_for
 from pytest_goblin.agent.loop import MAX_STEPS, AuditOutcome, audit
 from pytest_goblin.agent.prompts import SYSTEM_PROMPT
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 
 from conftest import MISTUNED_YAML, WorkloadFactory
 from llm_servers import (

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from conftest import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
-from pytest_goblin import budgets, gates
+from pytest_goblin.verdict import budgets, gates
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult, WorkloadSettings
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 from sample_results import audited
 
 MI300X = DeviceInfo(kind="simulated", name="AMD Instinct MI300X", platform="rocm-instinct",

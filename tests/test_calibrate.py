@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from pytest_goblin.audit import audit_workload
-from pytest_goblin.calibrate import (
+from pytest_goblin.audit.run import audit_workload
+from pytest_goblin.audit.calibrate import (
     MDE_FACTOR,
     Calibrations,
     calibrate,
@@ -18,10 +18,10 @@ from pytest_goblin.calibrate import (
 )
 from pytest_goblin.errors import ThresholdBelowNoise
 from pytest_goblin.kb.loader import KnowledgeBase
-from pytest_goblin.runner.session import DeviceSession, SimulatedDevice
+from pytest_goblin.runner.device_session import DeviceSession, SimulatedDevice
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig
-from pytest_goblin.settings import GoblinSettings
-from pytest_goblin.workload import Workload
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.workload.read import Workload
 from conftest import MISTUNED_YAML
 
 CONFIG = WorkloadConfig(model="qwen2.5-0.5b", precision="bf16")
@@ -174,7 +174,7 @@ def test_an_audit_above_the_noise_carries_the_floor(
 NOISY_RIG = """
 import random
 
-from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.runner.device_session import SimulatedDevice
 
 
 class Rig:

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goblin.audit import audit_workload
-from pytest_goblin.calibrate import MDE_FACTOR, Calibrations, describe_all
+from pytest_goblin.audit.run import audit_workload
+from pytest_goblin.audit.calibrate import MDE_FACTOR, Calibrations, describe_all
 from pytest_goblin.kb.loader import KnowledgeBase
-from pytest_goblin.plugin import CALIBRATIONS_KEY
+from pytest_goblin.plugin.hooks import CALIBRATIONS_KEY
 from pytest_goblin.report import html, markdown
-from pytest_goblin.runner.session import DeviceSession, SimulatedDevice
+from pytest_goblin.runner.device_session import DeviceSession, SimulatedDevice
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
-from pytest_goblin.settings import GoblinSettings
-from pytest_goblin.shared_floors import SharedFloors, run_directory
-from pytest_goblin.workload import Workload
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.plugin.shared_floors import SharedFloors, run_directory
+from pytest_goblin.workload.read import Workload
 from conftest import MISTUNED_YAML, TUNED_YAML
 from sample_results import run_info
 

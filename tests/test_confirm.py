@@ -9,12 +9,12 @@ import pytest
 
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.audit import confirm_report
-from pytest_goblin.confirm import Confirmation, SamplingPolicy, classify, confirm, loss_problem
+from pytest_goblin.audit.run import confirm_report
+from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy, classify, confirm, loss_problem
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
-from pytest_goblin.settings import GoblinSettings
-from pytest_goblin.stats import paired_speedup
-from pytest_goblin.workload import Workload
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.audit.stats import paired_speedup
+from pytest_goblin.workload.read import Workload
 
 BASELINE = WorkloadConfig(model="qwen2.5-0.5b", precision="bf16", dataloader_workers=0)
 PATCHED = BASELINE.model_copy(update={"dataloader_workers": 4})

@@ -18,9 +18,9 @@ from pytest_goblin.errors import (  # noqa: E402
     RunFailed,
     UnsupportedConfig,
 )
-from pytest_goblin.runner import live  # noqa: E402
-from pytest_goblin.runner.live import TorchRunner  # noqa: E402
-from pytest_goblin.runner.session import DeviceSession, MeasureOptions  # noqa: E402
+from pytest_goblin.runner import measured as live  # noqa: E402
+from pytest_goblin.runner.measured import TorchRunner  # noqa: E402
+from pytest_goblin.runner.device_session import DeviceSession, MeasureOptions  # noqa: E402
 from pytest_goblin.runner.worker import FAULT_ENV  # noqa: E402
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings  # noqa: E402
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_goblin.errors import WorkloadError
-from pytest_goblin.workload import load_workload
+from pytest_goblin.workload.read import load_workload
 
 AXOLOTL_UNKNOWN_MODEL = """\
 base_model: someorg/unreleased-model-9b

@@ -8,14 +8,14 @@ import pytest
 
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.audit import confirm_report
-from pytest_goblin.fallback import candidates
+from pytest_goblin.audit.run import confirm_report
+from pytest_goblin.audit.fallback import candidates
 from pytest_goblin.kb.loader import KnowledgeBase
-from pytest_goblin.result import from_report
+from pytest_goblin.verdict.result import from_report
 from pytest_goblin.schemas import Report, RunMetrics, WorkloadConfig
-from pytest_goblin.settings import GoblinSettings
-from pytest_goblin.timebudget import TimeBudget
-from pytest_goblin.workload import Workload
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.audit.timebudget import TimeBudget
+from pytest_goblin.workload.read import Workload
 from conftest import MeasuredDevice
 
 SETTINGS = GoblinSettings(max_repeats=2)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import TUNED_YAML
 from pytest_goblin.errors import WorkloadError
-from pytest_goblin.workload import load_workload
+from pytest_goblin.workload.read import load_workload
 
 
 def write(pytester: pytest.Pytester, relpath: str, text: str) -> None:
@@ -90,7 +90,7 @@ def test_a_run_named_like_a_directory_is_saved_when_written_with_an_equals_sign(
 
 
 NO_FLASH_RUNNER = """
-from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.runner.device_session import SimulatedDevice
 
 
 class NoFlash:

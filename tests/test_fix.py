@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_goblin.fix import fix_summary, write_fix
+from pytest_goblin.workload.fix import fix_summary, write_fix
 from pytest_goblin.schemas import PatchSummary, WorkloadResult
 
 from conftest import TUNED_YAML

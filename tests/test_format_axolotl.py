@@ -9,7 +9,7 @@ import yaml
 
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import axolotl
-from pytest_goblin.workload import plan_patch
+from pytest_goblin.workload.read import plan_patch
 
 from format_support import change, load, write
 

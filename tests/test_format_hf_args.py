@@ -10,7 +10,7 @@ import yaml
 
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import hf_args
-from pytest_goblin.workload import plan_patch
+from pytest_goblin.workload.read import plan_patch
 
 from format_support import change, load, write
 

@@ -19,8 +19,8 @@ import pytest
 
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats.base import ALL_LINEAR
-from pytest_goblin.sidecar import sidecar_path
-from pytest_goblin.workload import Workload, load_workload, plan_patch
+from pytest_goblin.workload.sidecar import sidecar_path
+from pytest_goblin.workload.read import Workload, load_workload, plan_patch
 
 from format_support import FILES, apply_diff, change, copy_in
 

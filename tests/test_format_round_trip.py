@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goblin.workload import Workload, load_workload, plan_patch
+from pytest_goblin.workload.read import Workload, load_workload, plan_patch
 
 from format_support import FILES, apply_diff, change, load
 

@@ -442,7 +442,7 @@ def test_a_run_saved_in_a_git_checkout_records_the_commit(pytester: pytest.Pytes
 def test_an_interrupted_run_is_not_saved(tmp_path: Path, failed: WorkloadResult) -> None:
     from pytest_goblin.report.publish import publish
     from pytest_goblin.report.summary import RunInfo
-    from pytest_goblin.settings import GoblinSettings
+    from pytest_goblin.plugin.settings import GoblinSettings
 
     settings = GoblinSettings(save="main", storage=tmp_path / ".goblin", invocation_dir=tmp_path)
     info = RunInfo(device=failed.device, backend="planner", threshold=0.1, projected=True)

@@ -209,7 +209,7 @@ def test_an_unknown_backend_name_without_a_backend_plugin_is_a_usage_error(
 RUNNER_PLUGIN = """
 from pathlib import Path
 
-from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.runner.device_session import SimulatedDevice
 
 
 class Rig:

@@ -23,8 +23,8 @@ import pytest
 
 from conftest import TUNED_YAML
 from pytest_goblin.runner.architectures import ModelArch
-from pytest_goblin.runner.fake import ProjectedOOM
-from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.runner.analytic import ProjectedOOM
+from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import WorkloadConfig
 
 HOSTILE = Path(__file__).parent / "hostile"

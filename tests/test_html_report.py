@@ -16,8 +16,8 @@ from conftest import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report import html
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.workload import Workload
-from pytest_goblin.xdist_gpus import GpuWorkers
+from pytest_goblin.workload.read import Workload
+from pytest_goblin.plugin.xdist_gpus import GpuWorkers
 from sample_results import audited, errored, run_info
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

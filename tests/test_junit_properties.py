@@ -9,7 +9,7 @@ import pytest
 from conftest import MISTUNED_YAML, TUNED_YAML
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report.junit import properties
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 from sample_results import audited, errored
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_goblin.kb import CATEGORIES, DEVICE_PLATFORMS, KnowledgeBase, Rule, load_kb
 from pytest_goblin.runner.devices import get_device
-from pytest_goblin.runner.fake import FakeRunner
+from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.schemas import WorkloadConfig
 
 BUNDLED = load_kb()

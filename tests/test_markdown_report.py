@@ -13,7 +13,7 @@ from conftest import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report import markdown
 from pytest_goblin.schemas import BudgetCheck, HistoryComparison, WorkloadResult
-from pytest_goblin.xdist_gpus import GpuWorkers
+from pytest_goblin.plugin.xdist_gpus import GpuWorkers
 from sample_results import audited, errored, run_info
 
 pytestmark = pytest.mark.usefixtures("no_step_summary")

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pytest_goblin.runner import live  # noqa: E402
+from pytest_goblin.runner import measured as live  # noqa: E402
 from pytest_goblin.runner.worker import FAULT_ENV  # noqa: E402
 
 TINY = """\

@@ -11,7 +11,7 @@ import yaml
 from pytest_goblin.errors import NotAWorkload, WorkloadError
 from pytest_goblin.formats import native
 from pytest_goblin.schemas import Change
-from pytest_goblin.workload import Workload, load_workload, patch_diff
+from pytest_goblin.workload.read import Workload, load_workload, patch_diff
 
 from conftest import MISTUNED_YAML, WorkloadFactory
 

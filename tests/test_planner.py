@@ -13,7 +13,7 @@ from pytest_goblin.agent.backends import AgentTurn, BackendUnavailable, make_bac
 from pytest_goblin.agent.backends.planner import BENCHMARK_STEPS, PROFILE_STEPS, PlannerBackend
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 
 from conftest import WorkloadFactory
 

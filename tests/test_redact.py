@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_goblin.redact import redact_mapping, redact_text, redact_value
 from pytest_goblin.schemas import Change
-from pytest_goblin.workload import patch_diff
+from pytest_goblin.workload.read import patch_diff
 
 from conftest import WorkloadFactory
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goblin import result as results
+from pytest_goblin.verdict import result as results
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.atomic import write_text
@@ -19,7 +19,7 @@ from pytest_goblin.report.terminal import (
     summary_table,
 )
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 
 THRESHOLD = 0.10
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_goblin.agent.state import AuditContext, AuditState, known_versions
 from pytest_goblin.kb.loader import KnowledgeBase
-from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import DeviceInfo, WorkloadConfig
 
 FULL_BF16_8B = WorkloadConfig(model="llama-3-8b", finetune="full", precision="bf16")

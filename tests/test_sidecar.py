@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_goblin.errors import WorkloadError
-from pytest_goblin.sidecar import is_sidecar, sidecar_path
+from pytest_goblin.workload.sidecar import is_sidecar, sidecar_path
 
 from format_support import write
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pytest_goblin.stats import cv, independent_ratio, noise_band, paired_speedup
+from pytest_goblin.audit.stats import cv, independent_ratio, noise_band, paired_speedup
 
 
 def noisy(rng: random.Random, level: float, n: int, spread: float = 0.05) -> list[float]:

@@ -14,7 +14,7 @@ from pytest_goblin.agent import tools
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.kb.loader import load_kb
 from pytest_goblin.schemas import ToolResult
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 
 TOOL_NAMES = {"parse_config", "profile_run", "query_rocm_kb", "propose_patch", "benchmark",
               "compare_runs"}

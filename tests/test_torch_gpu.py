@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from pytest_goblin.runner.detect import detect  # noqa: E402
 from pytest_goblin.runner.options import MeasureOptions, parse_selector  # noqa: E402
-from pytest_goblin.runner.session import DeviceSession  # noqa: E402
+from pytest_goblin.runner.device_session import DeviceSession  # noqa: E402
 from pytest_goblin.runner.training import RunRequest, measure, unsupported_reason  # noqa: E402
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings  # noqa: E402
 

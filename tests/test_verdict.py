@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pytest_goblin.schemas import Change, DeviceInfo, Patch, Report, RunMetrics, WorkloadConfig
-from pytest_goblin.verdict import decide
+from pytest_goblin.verdict.rule import decide
 
 DEVICE = DeviceInfo(kind="simulated", name="AMD Instinct MI300X", platform="rocm-instinct")
 

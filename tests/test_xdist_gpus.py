@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import MISTUNED_YAML, TUNED_YAML
-from pytest_goblin import xdist_gpus
+from pytest_goblin.plugin import xdist_gpus
 from pytest_goblin.report import json_report
 from pytest_goblin.runner.visible import (
     CUDA,
@@ -27,8 +27,8 @@ from pytest_goblin.runner.visible import (
     pins,
 )
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.settings import SETTINGS_KEY, GoblinSettings
-from pytest_goblin.xdist_gpus import GpuPlan, GpuWorkers, XdistGpus, plan
+from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
+from pytest_goblin.plugin.xdist_gpus import GpuPlan, GpuWorkers, XdistGpus, plan
 
 MEASURED = GoblinSettings(enabled=True)
 
@@ -317,7 +317,7 @@ def pytest_configure(config):
 """
 
 RIG = """
-from pytest_goblin.runner.session import SimulatedDevice
+from pytest_goblin.runner.device_session import SimulatedDevice
 
 
 class Rig:

@@ -32,7 +32,7 @@ from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.errors import GoblinError
 from pytest_goblin.redact import environment_secrets, redact_known
 from pytest_goblin.schemas import AuditEvent, AuditUsage, NoiseFloor, Report, ToolResult
-from pytest_goblin.workload import Workload
+from pytest_goblin.workload.read import Workload
 
 MAX_STEPS = 14
 """Cap on backend turns. The canonical trajectory takes seven tool calls, nine
@@ -202,7 +202,7 @@ class AuditOutcome:
     """A finished audit: the report, or the error, and every event on the way.
 
     ``cached`` means the report was reused from an earlier run's identical audit
-    (``pytest_goblin.cache``): nothing ran, so there are no events or usage.
+    (``pytest_goblin.audit.cache``): nothing ran, so there are no events or usage.
     ``noise_floor`` is the device's A/A noise floor under ``--goblin-calibrate``.
     """
 

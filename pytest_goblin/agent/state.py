@@ -16,7 +16,7 @@ from pytest_goblin.schemas import DeviceInfo, Patch, Report, RunMetrics, Workloa
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
     from pytest_goblin.kb.loader import KnowledgeBase, MatchResult
-    from pytest_goblin.workload import Workload
+    from pytest_goblin.workload.read import Workload
 
 
 _RELEASE = re.compile(r"\d+(?:\.\d+)*")

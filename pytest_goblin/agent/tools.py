@@ -263,7 +263,7 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
     diff, notes, unwritten = "", list(base.notes if base else []), {}
     if state.workload is not None and root == state.workload.config:
         changes, diff, unwritten = _write_into_file(state, base, changes, notes)
-    from pytest_goblin.workload import apply_changes
+    from pytest_goblin.workload.read import apply_changes
 
     new_config = apply_changes(root, changes)
     rules = {rule.id: rule for rule in chosen}
@@ -306,7 +306,7 @@ def _write_into_file(
     A change the file's format cannot express is dropped (and noted), never
     benchmarked: what is measured is what the diff gives.
     """
-    from pytest_goblin.workload import plan_patch
+    from pytest_goblin.workload.read import plan_patch
 
     assert state.workload is not None
     source = state.workload.source

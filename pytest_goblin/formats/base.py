@@ -238,7 +238,7 @@ def targets_list(value: Any) -> list[str]:
 
 def sidecar_hint(path: Path) -> str:
     """How to give a model's dims for a file whose format has no place for them."""
-    from pytest_goblin.sidecar import sidecar_path
+    from pytest_goblin.workload.sidecar import sidecar_path
 
     return (
         f"give the architecture in {sidecar_path(path).name} next to it: `model:` set to a "

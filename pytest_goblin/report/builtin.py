@@ -11,7 +11,7 @@ import pytest
 
 from pytest_goblin.report import json_report
 from pytest_goblin.report.publish import publish
-from pytest_goblin.report.session import SessionReport
+from pytest_goblin.report.session_report import SessionReport
 
 PLUGIN_NAME = "goblin-reporters"
 """``-p no:goblin-reporters`` turns the built-in outputs off."""

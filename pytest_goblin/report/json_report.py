@@ -19,7 +19,7 @@ from pytest_goblin.atomic import write_text
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult
 
 if TYPE_CHECKING:
-    from pytest_goblin.xdist_gpus import GpuWorkers
+    from pytest_goblin.plugin.xdist_gpus import GpuWorkers
 
 SCHEMA_VERSION = 1
 
@@ -32,7 +32,7 @@ def build(
     fake: bool,
     parallel: GpuWorkers | None = None,
 ) -> dict[str, Any]:
-    from pytest_goblin.calibrate import noise_floors
+    from pytest_goblin.audit.calibrate import noise_floors
 
     return {
         "schema_version": SCHEMA_VERSION,

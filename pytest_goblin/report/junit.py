@@ -8,7 +8,7 @@ left out when the workload has no such number (an error has no speedup).
 
 from __future__ import annotations
 
-from pytest_goblin.report.attribution import share_text
+from pytest_goblin.report.attribution_text import share_text
 from pytest_goblin.schemas import ChangeAttribution, WorkloadResult
 
 

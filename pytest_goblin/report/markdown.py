@@ -20,11 +20,11 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pytest_goblin import budgets
+from pytest_goblin.verdict import budgets
 from pytest_goblin.atomic import write_text
-from pytest_goblin.calibrate import describe_all, noise_floors
+from pytest_goblin.audit.calibrate import describe_all, noise_floors
 from pytest_goblin.history import change_text
-from pytest_goblin.report.attribution import heading, share_text, summary
+from pytest_goblin.report.attribution_text import heading, share_text, summary
 from pytest_goblin.report.summary import (
     RunInfo,
     counts_text,

@@ -18,7 +18,7 @@ from pytest_goblin.gitinfo import current_commit
 from pytest_goblin.report import html, markdown
 from pytest_goblin.report.summary import RunInfo
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.settings import GoblinSettings
+from pytest_goblin.plugin.settings import GoblinSettings
 
 
 @dataclass

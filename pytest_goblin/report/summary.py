@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult
 
 if TYPE_CHECKING:
-    from pytest_goblin.xdist_gpus import GpuWorkers
+    from pytest_goblin.plugin.xdist_gpus import GpuWorkers
 
 OUTCOME_ORDER = ("failed", "error", "accepted", "inconclusive", "passed", "skipped")
 OUTCOME_WORDS = {"failed": "failed", "error": "errors", "accepted": "accepted",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from pytest_goblin.report.attribution import heading, share_text, summary
+from pytest_goblin.report.attribution_text import heading, share_text, summary
 from pytest_goblin.report.summary import RunInfo, verdict_key
 from pytest_goblin.schemas import AuditUsage, DeviceInfo, WorkloadResult
 

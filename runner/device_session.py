@@ -15,9 +15,9 @@ from dataclasses import replace
 from typing import Protocol
 
 from pytest_goblin.runner.devices import get_device
-from pytest_goblin.runner.live import LiveDevice, TorchRunner
+from pytest_goblin.runner.measured import LiveDevice, TorchRunner
 from pytest_goblin.runner.options import SELECTOR_HELP, MeasureOptions, parse_selector
-from pytest_goblin.runner.simulated import SimulatedDevice
+from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig, WorkloadSettings
 
 __all__ = ["DeviceRunner", "DeviceSession", "MeasureOptions", "SimulatedDevice"]

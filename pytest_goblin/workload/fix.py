@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from pytest_goblin.atomic import write_text
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.workload import Workload, plan_patch
+from pytest_goblin.workload.read import Workload, plan_patch
 
 
 def write_fix(workload: Workload, result: WorkloadResult) -> WorkloadResult:

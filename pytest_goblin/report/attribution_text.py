@@ -2,7 +2,7 @@
 
 One phrase per change ("92% of the gain (1.18× without it)") and one
 sentence on how the shares add up. Shares of the log-speedup
-(``pytest_goblin.attribution``) add up to 100% when the changes act
+(``pytest_goblin.audit.attribution``) add up to 100% when the changes act
 independently; further off than ``INTERACTION_TOLERANCE`` they interact, and
 the sentence says so rather than letting the numbers look like a partition.
 A change left unmeasured because ``--goblin-time-budget`` ran out reads "not

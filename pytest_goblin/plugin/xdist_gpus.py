@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_goblin import settings as settings_module
+from pytest_goblin.plugin import settings as settings_module
 from pytest_goblin.runner.options import parse_selector
 from pytest_goblin.runner.visible import VARIABLES, Pin, installed, pinned_variables, pins
-from pytest_goblin.settings import SETTINGS_KEY, GoblinSettings
+from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -19,9 +19,9 @@ import pytest
 from pytest_goblin.agent.backends import Backend, BackendFactory
 from pytest_goblin.kb.loader import validate_rule
 from pytest_goblin.kb.schema import Rule
-from pytest_goblin.runner.session import DeviceRunner, DeviceSession, MeasureOptions
+from pytest_goblin.runner.device_session import DeviceRunner, DeviceSession, MeasureOptions
 from pytest_goblin.schemas import WorkloadSettings
-from pytest_goblin.settings import GoblinSettings
+from pytest_goblin.plugin.settings import GoblinSettings
 
 
 def plugin_rules(config: pytest.Config) -> list[tuple[Rule, Path]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytest_goblin.report.summary import RunInfo
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.settings import GoblinSettings
+from pytest_goblin.plugin.settings import GoblinSettings
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_goblin import atomic
-from pytest_goblin.runner.live import file_stem
+from pytest_goblin.runner.measured import file_stem
 from pytest_goblin.schemas import NoiseFloor
 
 if TYPE_CHECKING:

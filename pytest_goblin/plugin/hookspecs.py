@@ -22,9 +22,9 @@ import pytest
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import Backend
     from pytest_goblin.kb.schema import Rule
-    from pytest_goblin.report.session import SessionReport
-    from pytest_goblin.runner.session import DeviceRunner
-    from pytest_goblin.settings import GoblinSettings
+    from pytest_goblin.report.session_report import SessionReport
+    from pytest_goblin.runner.device_session import DeviceRunner
+    from pytest_goblin.plugin.settings import GoblinSettings
 
 
 @pytest.hookspec
@@ -44,7 +44,7 @@ def pytest_goblin_rules(config: pytest.Config) -> Sequence[Rule | Mapping[str, A
 def pytest_goblin_report(report: SessionReport, config: pytest.Config) -> None:
     """See the session's results once, after the last workload, on the controller.
 
-    ``report`` is a ``pytest_goblin.report.session.SessionReport``: every
+    ``report`` is a ``pytest_goblin.report.session_report.SessionReport``: every
     workload's ``WorkloadResult`` (also those from xdist workers), the run's
     device, backend, threshold and whether numbers are projected, the
     settings and pytest's exit status. Append to ``report.lines`` what the
@@ -80,7 +80,7 @@ def pytest_goblin_make_runner(
     ``device`` is a workload's ``goblin.device`` (None: the session's default
     device); ``settings`` says whether the session is fake (``settings.fake``)
     and which device it measures on. The object must speak the
-    ``pytest_goblin.runner.session.DeviceRunner`` protocol (``info``,
+    ``pytest_goblin.runner.device_session.DeviceRunner`` protocol (``info``,
     ``projector``, ``unsupported``, ``run``). Called once per device per
     pytest process, when the ``goblin_device`` session first needs it; the
     runner's ``close()``, if it has one, is called when the session ends. A

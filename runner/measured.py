@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_goblin.errors import DeviceFault, DeviceOOM, RunFailed, UnsupportedConfig
-from pytest_goblin.runner.fake import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
+from pytest_goblin.runner.analytic import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
 from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
-from pytest_goblin.runner.simulated import SimulatedDevice
+from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.runner.visible import environ_for
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 

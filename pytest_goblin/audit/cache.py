@@ -31,7 +31,7 @@ from pytest_goblin.schemas import DeviceInfo, Report
 
 if TYPE_CHECKING:
     from pytest_goblin.kb.loader import KnowledgeBase
-    from pytest_goblin.workload import Workload
+    from pytest_goblin.workload.read import Workload
 
 ENTRY_VERSION: Final = 1
 KEY_PREFIX: Final = "goblin/audit/"

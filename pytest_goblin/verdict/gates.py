@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from pytest_goblin import accept, budgets, history
+from pytest_goblin import history
+from pytest_goblin.verdict import budgets, known_gaps as accept
 from pytest_goblin.history import SavedRun
 from pytest_goblin.report.terminal import failure_text
 from pytest_goblin.schemas import BudgetCheck, WorkloadResult, WorkloadSettings

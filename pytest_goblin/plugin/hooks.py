@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_goblin import settings as settings_module
-from pytest_goblin.settings import SETTINGS_KEY, GoblinSettings
+from pytest_goblin.plugin import settings as settings_module
+from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
-    from pytest_goblin.cache import AuditCache
-    from pytest_goblin.calibrate import Calibrations
+    from pytest_goblin.audit.cache import AuditCache
+    from pytest_goblin.audit.calibrate import Calibrations
     from pytest_goblin.history import SavedRun
     from pytest_goblin.kb.loader import KnowledgeBase
-    from pytest_goblin.report.session import SessionReport
+    from pytest_goblin.report.session_report import SessionReport
     from pytest_goblin.report.summary import RunInfo
-    from pytest_goblin.runner.session import DeviceSession
+    from pytest_goblin.runner.device_session import DeviceSession
     from pytest_goblin.schemas import Report, WorkloadResult
-    from pytest_goblin.workload import Workload
+    from pytest_goblin.workload.read import Workload
 
 KB_KEY = pytest.StashKey["KnowledgeBase"]()
 CALIBRATIONS_KEY = pytest.StashKey["Calibrations"]()
@@ -42,8 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    """The ``pytest_goblin_*`` extension hooks (see ``pytest_goblin.hookspecs``)."""
-    from pytest_goblin import hookspecs
+    """The ``pytest_goblin_*`` extension hooks (see ``pytest_goblin.plugin.hookspecs``)."""
+    from pytest_goblin.plugin import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
 
@@ -54,7 +54,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     Without ``--goblin`` nothing is imported: pytest alone must not pay for the plugin."""
     if not early_config.known_args_namespace.goblin:
         return
-    from pytest_goblin import xdist_gpus
+    from pytest_goblin.plugin import xdist_gpus
 
     xdist_gpus.register(early_config)
 
@@ -69,15 +69,15 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_device(settings)
     _check_backend(settings)
     kb = load_kb(config)
-    from pytest_goblin.audit import unknown_rule_ids
+    from pytest_goblin.audit.run import unknown_rule_ids
 
     bad = unknown_rule_ids(kb, settings.ignore)
     if bad:
         raise pytest.UsageError(f"{settings.source('ignore')}: unknown rule id {', '.join(bad)}")
     config.stash[SAVED_RUN_KEY] = _saved_run(settings)
     if settings.calibrate:
-        from pytest_goblin.calibrate import Calibrations
-        from pytest_goblin.shared_floors import for_session
+        from pytest_goblin.audit.calibrate import Calibrations
+        from pytest_goblin.plugin.shared_floors import for_session
 
         config.stash[CALIBRATIONS_KEY] = Calibrations(shared=for_session(config))
     config.pluginmanager.register(GoblinSession(config, settings), "goblin-session")
@@ -153,7 +153,7 @@ def load_kb(config: pytest.Config) -> KnowledgeBase:
     if KB_KEY not in config.stash:
         from pytest_goblin.kb.loader import KnowledgeBaseError, load_kb as load
 
-        from pytest_goblin.extensions import plugin_rules
+        from pytest_goblin.plugin.extensions import plugin_rules
 
         settings = settings_of(config)
         try:
@@ -211,7 +211,7 @@ class GoblinSession:
         # a file reached again through a symlinked directory (or a loop of them) is one workload
         if not (matched or named or under) or self._collected.get(resolved, file_path) != file_path:
             return None
-        from pytest_goblin.workload import may_hold_workload
+        from pytest_goblin.workload.read import may_hold_workload
 
         if not may_hold_workload(file_path, self.config.getini("python_files")):
             return None
@@ -246,9 +246,9 @@ class GoblinSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
             return
-        from pytest_goblin.calibrate import describe_all, noise_floors
+        from pytest_goblin.audit.calibrate import describe_all, noise_floors
         from pytest_goblin.report.terminal import advisories_text, cache_line, summary_table
-        from pytest_goblin.xdist_gpus import gpu_workers
+        from pytest_goblin.plugin.xdist_gpus import gpu_workers
 
         width = self.config.get_terminal_writer().fullwidth
         terminalreporter.section("goblin")
@@ -272,7 +272,7 @@ class GoblinSession:
             for line in advice.splitlines():
                 terminalreporter.line(line)
         if self.settings.fix:
-            from pytest_goblin.fix import fix_summary
+            from pytest_goblin.workload.fix import fix_summary
 
             fixed = fix_summary(self._sorted())
             if fixed:
@@ -305,7 +305,7 @@ class GoblinSession:
 
     def _run_info(self) -> RunInfo:
         from pytest_goblin.report.summary import RunInfo
-        from pytest_goblin.xdist_gpus import gpu_workers
+        from pytest_goblin.plugin.xdist_gpus import gpu_workers
 
         saved = self.config.stash.get(SAVED_RUN_KEY, None)
         return RunInfo(device=self._device(), backend=self._backend(),
@@ -347,7 +347,7 @@ class GoblinSession:
         """Hand every result to the ``pytest_goblin_report`` reporters, once, on the controller."""
         if hasattr(self.config, "workerinput"):
             return
-        from pytest_goblin.report.session import SessionReport
+        from pytest_goblin.report.session_report import SessionReport
 
         self.report = SessionReport(results=self._sorted(), run=self._run_info(),
                                     settings=self.settings, rootpath=self.config.rootpath,
@@ -371,7 +371,7 @@ class WorkloadFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from pytest_goblin.errors import NotAWorkload, WorkloadError
-        from pytest_goblin.workload import (
+        from pytest_goblin.workload.read import (
             NOT_A_WORKLOAD,
             default_name,
             is_workload_data,
@@ -418,7 +418,7 @@ def _audit_cache(config: pytest.Config) -> AuditCache | None:
     store = getattr(config, "cache", None)
     if store is None or settings_of(config).no_cache:
         return None
-    from pytest_goblin.cache import AuditCache
+    from pytest_goblin.audit.cache import AuditCache
 
     hooks = [getattr(config.hook, name, None)
              for name in ("pytest_goblin_make_backend", "pytest_goblin_make_runner")]
@@ -469,7 +469,7 @@ class WorkloadItem(pytest.Function):
 
     def raise_load_error(self) -> None:
         from pytest_goblin.errors import WorkloadError
-        from pytest_goblin.result import from_error
+        from pytest_goblin.verdict.result import from_error
 
         assert self.load_error is not None
         detected = self.load_error.format if isinstance(self.load_error, WorkloadError) else None
@@ -479,8 +479,8 @@ class WorkloadItem(pytest.Function):
         raise self.load_error
 
     def audit(self, session: DeviceSession) -> None:
-        from pytest_goblin.audit import audit_workload, effective_threshold
-        from pytest_goblin.extensions import backend_factory
+        from pytest_goblin.audit.run import audit_workload, effective_threshold
+        from pytest_goblin.plugin.extensions import backend_factory
         from pytest_goblin.errors import (
             AuditError,
             DeviceFault,
@@ -489,8 +489,8 @@ class WorkloadItem(pytest.Function):
             WorkloadError,
         )
         from pytest_goblin.events import EventRecorder
-        from pytest_goblin.gates import judge
-        from pytest_goblin.result import from_error, from_report, skipped
+        from pytest_goblin.verdict.gates import judge
+        from pytest_goblin.verdict.result import from_error, from_report, skipped
 
         assert self.workload is not None
         workload = self.workload
@@ -532,14 +532,14 @@ class WorkloadItem(pytest.Function):
                                 self.config.stash.get(SAVED_RUN_KEY, None),
                                 self.settings.compare_fail)
         if self.settings.fix and verdict.outcome == "failed" and result.accepted is None:
-            from pytest_goblin.fix import write_fix
+            from pytest_goblin.workload.fix import write_fix
 
             result = write_fix(workload, result)
         self.goblin_result = result
         if failure is not None:
             raise WorkloadFailed(failure)
         if result.accepted is not None:
-            from pytest_goblin.accept import xfail_reason
+            from pytest_goblin.verdict.known_gaps import xfail_reason
 
             pytest.xfail(xfail_reason(result, result.accepted))
 
@@ -577,7 +577,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = (str(item.path), 1, report.longrepr[2])
     result = item.goblin_result
     if result is None and report.when == "setup" and report.failed and call.excinfo:
-        from pytest_goblin.result import from_error
+        from pytest_goblin.verdict.result import from_error
 
         result = from_error(item.nodeid, item.display_path, item.name,
                             str(call.excinfo.value), item.settings.threshold)
@@ -602,8 +602,8 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
     """
     settings = settings_of(pytestconfig)
     _check_device(settings)
-    from pytest_goblin.extensions import device_session
-    from pytest_goblin.runner.session import MeasureOptions
+    from pytest_goblin.plugin.extensions import device_session
+    from pytest_goblin.runner.device_session import MeasureOptions
 
     measure = None if settings.fake else MeasureOptions(
         device=settings.device, timeout_s=settings.timeout_s, steps=settings.steps,
@@ -624,10 +624,10 @@ def goblin_audit(
     complete and WorkloadError when the file cannot be read, and skips the test
     when the device cannot run the workload.
     """
-    from pytest_goblin.audit import audit_workload
-    from pytest_goblin.extensions import backend_factory
+    from pytest_goblin.audit.run import audit_workload
+    from pytest_goblin.plugin.extensions import backend_factory
     from pytest_goblin.errors import AuditError, UnsupportedConfig
-    from pytest_goblin.workload import load_workload
+    from pytest_goblin.workload.read import load_workload
 
     settings = settings_of(pytestconfig)
 

@@ -14,7 +14,7 @@ independently add up to exactly 100%, and each reads as "this much of the
 gain". ``S / S_without − 1`` would not add up to anything. When the shares add
 up to noticeably more or less than 100%, the changes interact — two changes
 that shrink the same part of a step overlap — and the report says so
-(``pytest_goblin.report.attribution``). The raw ``speedup_without`` is kept
+(``pytest_goblin.report.attribution_text``). The raw ``speedup_without`` is kept
 beside the share.
 
 **A change another rule needs is left out together with it.** Without bf16,
@@ -36,11 +36,11 @@ with the confirmed baseline's median would halve that, but it would compare
 runs made minutes apart, and drift (clocks, a neighbour on a shared runner)
 would land in the attribution. One pair is noisier than the verdict's repeated
 rounds: its windows are paired and bootstrapped like the verdict's
-(``pytest_goblin.stats``), and a figure whose interval overlaps the whole
+(``pytest_goblin.audit.stats``), and a figure whose interval overlaps the whole
 patch's is marked "within the noise".
 
 **Time budget.** ``--goblin-time-budget`` is one allowance per workload,
-shared with the verdict's sampling (``pytest_goblin.timebudget`` says why):
+shared with the verdict's sampling (``pytest_goblin.audit.timebudget`` says why):
 measured attribution gets what the verdict left and, in the patch's order,
 starts no new pair once it is spent — the pair in flight finishes, so the
 overshoot is at most one pair. A change whose turn came too late has no figure
@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pytest_goblin.confirm import loss_problem, paired_windows
+from pytest_goblin.audit.confirm import loss_problem, paired_windows
 from pytest_goblin.errors import DeviceFault, GoblinError
 from pytest_goblin.kb.conditions import All
 from pytest_goblin.schemas import (
@@ -70,14 +70,14 @@ from pytest_goblin.schemas import (
     RunMetrics,
     WorkloadConfig,
 )
-from pytest_goblin.stats import paired_speedup
-from pytest_goblin.workload import apply_changes
+from pytest_goblin.audit.stats import paired_speedup
+from pytest_goblin.workload.read import apply_changes
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.state import Runner
     from pytest_goblin.kb.loader import KnowledgeBase
-    from pytest_goblin.runner.session import DeviceRunner
-    from pytest_goblin.timebudget import TimeBudget
+    from pytest_goblin.runner.device_session import DeviceRunner
+    from pytest_goblin.audit.timebudget import TimeBudget
 
 FLAT = 0.005
 """A patch whose |ln speedup| is below this (0.5%) has no gain to share out."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pytest_goblin.agent.tools import expected_range
 from pytest_goblin.kb.loader import KnowledgeBase
 from pytest_goblin.schemas import Patch, SkippedRule
-from pytest_goblin.workload import Workload, apply_changes, patch_diff
+from pytest_goblin.workload.read import Workload, apply_changes, patch_diff
 
 NUMERICS_FIRST = ("precision", "compile", "kernels", "attention", "optimizer")
 """Categories whose rules change the arithmetic, most likely to break training first."""

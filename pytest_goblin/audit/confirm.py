@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
-from pytest_goblin.stats import SpeedupEstimate, paired_speedup
+from pytest_goblin.audit.stats import SpeedupEstimate, paired_speedup
 
 Decision = Literal["failed", "passed", "inconclusive"]
 

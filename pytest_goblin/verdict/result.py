@@ -10,8 +10,8 @@ from pytest_goblin.schemas import (
     RuleRef,
     WorkloadResult,
 )
-from pytest_goblin.verdict import decide
-from pytest_goblin.workload import Workload
+from pytest_goblin.verdict.rule import decide
+from pytest_goblin.workload.read import Workload
 
 
 def from_report(

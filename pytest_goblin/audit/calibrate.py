@@ -5,7 +5,7 @@ out is the noise a verdict has to see through. Once per physical device and
 test run, the first workload audited there has its baseline config measured in
 paired rounds against itself, exactly as a verdict measures baseline against
 patch; xdist workers that reach the same device share that floor
-(``pytest_goblin.shared_floors``).
+(``pytest_goblin.plugin.shared_floors``).
 The A/A interval's half-width around 1 is the noise band: a threshold below
 it asks the gate to see differences it cannot tell from noise, so such a
 workload errors with the figures instead of flaking.
@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
-from pytest_goblin.confirm import Runner, paired_windows
+from pytest_goblin.audit.confirm import Runner, paired_windows
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
-from pytest_goblin.stats import noise_band, paired_speedup
+from pytest_goblin.audit.stats import noise_band, paired_speedup
 
 if TYPE_CHECKING:
-    from pytest_goblin.shared_floors import SharedFloors
+    from pytest_goblin.plugin.shared_floors import SharedFloors
 
 CALIBRATION_ROUNDS = 3
 """A/A rounds (6 runs): enough windows for a stable interval at under a third of

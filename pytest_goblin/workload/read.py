@@ -25,7 +25,7 @@ from pytest_goblin.formats import hf_script, native
 from pytest_goblin.formats.base import Format, Reading, Unpatchable, apply_edits, sidecar_hint
 from pytest_goblin.redact import redact_mapping, redact_text
 from pytest_goblin.schemas import Change, WorkloadConfig, WorkloadSettings
-from pytest_goblin.sidecar import Sidecar, check_fills, is_sidecar, load_sidecar, sidecar_display
+from pytest_goblin.workload.sidecar import Sidecar, check_fills, is_sidecar, load_sidecar, sidecar_display
 
 WORKLOAD_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".py"})
 MAX_FILE_BYTES = 1_000_000

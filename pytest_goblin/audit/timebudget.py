@@ -5,10 +5,10 @@ The budget is one allowance per workload for the measuring the harness adds to
 the audit, counted from the moment the verdict's paired rounds start (the
 agent's own profile and benchmark runs come before and are not counted). The
 verdict spends first — it is what gates CI — and stops sampling once the budget
-is spent (``pytest_goblin.confirm``; a fallback to a smaller patch goes on from
+is spent (``pytest_goblin.audit.confirm``; a fallback to a smaller patch goes on from
 where the rejected whole patch stopped); ``--goblin-attribution`` then measures with
 what is left and starts no leave-one-out pair once it is spent
-(``pytest_goblin.attribution``). One allowance rather than one per phase keeps
+(``pytest_goblin.audit.attribution``). One allowance rather than one per phase keeps
 the option's promise when attribution is on: a patch with six changes does not
 add minutes to a workload that was given one. A verdict that needed the whole
 budget leaves attribution nothing, and the changes say so instead of showing a

@@ -16,19 +16,19 @@ from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.errors import UnsupportedConfig, WorkloadError
 from pytest_goblin.schemas import AuditEvent, NoiseFloor, Patch, Report
-from pytest_goblin.timebudget import TimeBudget
-from pytest_goblin.workload import Workload
+from pytest_goblin.audit.timebudget import TimeBudget
+from pytest_goblin.workload.read import Workload
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
     from pytest_goblin.agent.state import Runner
-    from pytest_goblin.cache import AuditCache
-    from pytest_goblin.calibrate import Calibrations
-    from pytest_goblin.confirm import Confirmation, SamplingPolicy
-    from pytest_goblin.fallback import Candidate
+    from pytest_goblin.audit.cache import AuditCache
+    from pytest_goblin.audit.calibrate import Calibrations
+    from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy
+    from pytest_goblin.audit.fallback import Candidate
     from pytest_goblin.kb.loader import KnowledgeBase
-    from pytest_goblin.runner.session import DeviceRunner, DeviceSession
-    from pytest_goblin.settings import GoblinSettings
+    from pytest_goblin.runner.device_session import DeviceRunner, DeviceSession
+    from pytest_goblin.plugin.settings import GoblinSettings
 
 
 def unknown_rule_ids(kb: KnowledgeBase, ids: Iterable[str]) -> list[str]:
@@ -71,7 +71,7 @@ def audit_workload(
     ``cache``, a projected audit whose inputs did not change since an earlier
     run is not run again: its Report is reused (``AuditOutcome.cached``).
     The verdict's sampling and ``--goblin-attribution``'s measuring share one
-    ``--goblin-time-budget`` on ``clock`` (``pytest_goblin.timebudget``).
+    ``--goblin-time-budget`` on ``clock`` (``pytest_goblin.audit.timebudget``).
     """
     path = workload.source.display_path
     bad = unknown_rule_ids(kb, workload.settings.ignore)
@@ -91,7 +91,7 @@ def audit_workload(
     outcome = _audit(workload, runner, settings, kb, extra_ignore, on_event, backend_factory,
                      cache, budget)
     if settings.attribution and outcome.report is not None:
-        from pytest_goblin.attribution import with_attribution
+        from pytest_goblin.audit.attribution import with_attribution
 
         outcome.report = with_attribution(outcome.report, workload.config, runner, kb,
                                           settings.loss_tolerance, budget)
@@ -108,7 +108,7 @@ def _noise_floor(calibrations: Calibrations, runner: DeviceRunner, workload: Wor
     workers share one floor; a plugin's runner without one is calibrated per process,
     by its model and the workload's ``goblin.device``."""
     from pytest_goblin.agent.backends.planner import BENCHMARK_STEPS
-    from pytest_goblin.calibrate import calibrate, refusal
+    from pytest_goblin.audit.calibrate import calibrate, refusal
     from pytest_goblin.errors import AuditError, RunFailed, ThresholdBelowNoise
 
     info = runner.info
@@ -189,14 +189,14 @@ def confirm_report(
     interval clears the bar either way, or ``--goblin-max-repeats`` / the time
     budget runs out. A patched arm that fails to train (non-finite loss, out of
     memory) is rejected; with the ``kb`` its rules came from, the patch minus
-    one rule at a time is tried (``pytest_goblin.fallback``) and the first
+    one rule at a time is tried (``pytest_goblin.audit.fallback``) and the first
     that trains correctly is confirmed instead. Without one, the report stands
     and the verdict passes with the reason. The rounds, fallbacks included, spend the
     workload's ``budget`` (``--goblin-time-budget``; started here if it has not been).
     """
     if report.projected or report.patch is None or not report.patch.changes:
         return report
-    from pytest_goblin.confirm import SamplingPolicy, confirm
+    from pytest_goblin.audit.confirm import SamplingPolicy, confirm
     from pytest_goblin.errors import DeviceOOM, RunFailed
 
     policy = SamplingPolicy(
@@ -237,9 +237,9 @@ def _fall_back(
 ) -> tuple[Candidate, Confirmation] | None:
     """The first one-rule-smaller patch whose screening run passes the loss check and
     whose paired confirmation is not rejected either, with that confirmation."""
-    from pytest_goblin.confirm import confirm, loss_problem
+    from pytest_goblin.audit.confirm import confirm, loss_problem
     from pytest_goblin.errors import DeviceOOM, RunFailed, UnsupportedConfig
-    from pytest_goblin.fallback import candidates
+    from pytest_goblin.audit.fallback import candidates
 
     assert report.patch is not None
     steps = report.before.steps

@@ -1,0 +1,1 @@
+"""Reading workload files into a WorkloadConfig, and planning and writing patches."""
