@@ -14,56 +14,9 @@ from pytest_goblin.kb.loader import KnowledgeBase, load_kb
 from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig, WorkloadResult
 from pytest_goblin.workload.read import Workload, load_workload
-from sample_results import audited
+from helpers.sample_results import audited
 
-MISTUNED_YAML = """\
-# Llama-3-8B LoRA copied from an fp32 tutorial.
-name: llama-mistuned
-model: llama-3-8b
-finetune: lora
-lora_rank: 16
-batch_size: 2
-seq_len: 2048
-precision: fp32   # copied from a tutorial
-attention_impl: eager
-optimizer: adamw_torch
-dataloader_workers: 0
-"""
-
-TUNED_YAML = """\
-name: llama-tuned
-model: llama-3-8b
-finetune: lora
-lora_rank: 16
-batch_size: 4
-seq_len: 2048
-precision: bf16
-attention_impl: flash
-optimizer: adamw_torch_fused
-dataloader_workers: 4
-dataloader_pin_memory: true
-dataloader_persistent_workers: true
-"""
-
-WorkloadFactory = Callable[..., Workload]
-
-
-class MeasuredDevice:
-    """A runner whose numbers count as measured: the simulated device's, relabelled."""
-
-    def __init__(self, name: str = "mi300x") -> None:
-        self._simulated = SimulatedDevice(name)
-        self.info = DeviceInfo(
-            kind="rocm",
-            name=self._simulated.info.name,
-            platform=self._simulated.info.platform,
-            memory_gb=self._simulated.info.memory_gb,
-            arch=self._simulated.info.arch,
-        )
-
-    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
-        metrics = self._simulated.run(config, steps)
-        return metrics.model_copy(update={"projected": False, "runner_kind": "torch"})
+from helpers.workloads import MISTUNED_YAML, TUNED_YAML, MeasuredDevice, WorkloadFactory
 
 
 @pytest.fixture(scope="session")

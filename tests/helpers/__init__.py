@@ -1,0 +1,1 @@
+"""Helpers the tests import as modules (``from helpers import workloads``)."""

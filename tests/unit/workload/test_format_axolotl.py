@@ -1,0 +1,168 @@
+"""Specification of the axolotl format: axolotl's keys and defaults, patches in its vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats import axolotl
+from pytest_goblin.workload.read import plan_patch
+
+from helpers.format_support import change, load, write
+
+SUPPORT = "axolotl/qwen25-7b-support-qlora.yml"
+FAQ = "axolotl/llama32-1b-faq-lora.yaml"
+MINIMAL = """\
+base_model: meta-llama/Meta-Llama-3-8B
+datasets:
+  - path: ./data.jsonl
+    type: alpaca
+num_epochs: 1
+"""
+
+
+def test_reads_the_keys_of_an_axolotl_file(tmp_path: Path) -> None:
+    config = load(tmp_path, SUPPORT).config
+    assert (config.model_name, config.arch.name) == ("Qwen/Qwen2.5-7B", "qwen2.5-7b")
+    assert (config.batch_size, config.grad_accum_steps, config.seq_len) == (1, 16, 4096)
+    assert (config.precision, config.optimizer, config.gradient_checkpointing) == (
+        "fp16", "paged_adamw_8bit", True
+    )
+    assert (config.finetune, config.lora_rank, config.lora_alpha) == ("qlora", 64, 32)
+    assert config.lr == 1e-4
+
+
+def test_lora_target_linear_means_every_linear_layer(tmp_path: Path) -> None:
+    targets = load(tmp_path, SUPPORT).config.lora_targets
+    assert targets == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                       "down_proj"]
+
+
+def test_records_the_key_each_field_came_from(tmp_path: Path) -> None:
+    sources = load(tmp_path, SUPPORT).sources
+    assert sources["batch_size"] == "micro_batch_size"
+    assert sources["precision"] == "fp16"
+    assert sources["lora_targets"] == "lora_target_linear"
+    assert "attention_impl" not in sources
+
+
+def test_unset_keys_take_axolotls_defaults(tmp_path: Path) -> None:
+    config = write(tmp_path, "w/minimal.yml", MINIMAL).config
+    assert (config.batch_size, config.seq_len, config.grad_accum_steps) == (1, 512, 1)
+    assert config.optimizer == "adamw_torch_fused"
+    assert config.precision == "bf16"
+    assert config.attention_impl == "sdpa"
+    assert not config.gradient_checkpointing
+    assert (config.dataloader_workers, config.dataloader_pin_memory) == (0, True)
+    assert config.finetune == "full"
+
+
+def test_batch_size_without_accumulation_gives_the_accumulation(tmp_path: Path) -> None:
+    text = MINIMAL + "micro_batch_size: 4\nbatch_size: 32\n"
+    assert write(tmp_path, "w/a.yml", text).config.grad_accum_steps == 8
+
+
+def test_legacy_attention_flags_are_read(tmp_path: Path) -> None:
+    assert write(tmp_path, "w/a.yml", MINIMAL + "flash_attention: true\n").config.attention_impl \
+        == "flash"
+    assert write(tmp_path, "w/b.yml", MINIMAL + "eager_attention: true\n").config.attention_impl \
+        == "eager"
+
+
+def test_flash_attention_goes_into_the_legacy_flag_when_the_file_uses_them(tmp_path: Path) -> None:
+    text = MINIMAL + "eager_attention: true   # debugging\nflash_attention:\n"
+    workload = write(tmp_path, "w/a.yml", text)
+    planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
+    assert "-eager_attention: true   # debugging" in planned.diff.splitlines()
+    assert "+eager_attention: false   # debugging" in planned.diff.splitlines()
+    assert "+flash_attention: true" in planned.diff.splitlines()
+    assert "attn_implementation" not in planned.text
+
+
+def test_flash_attention_goes_into_attn_implementation_in_current_files(tmp_path: Path) -> None:
+    workload = load(tmp_path, FAQ)
+    planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
+    assert yaml.safe_load(planned.text)["attn_implementation"] == "flash_attention_2"
+    assert "# debugging a NaN, never switched back" in planned.text
+
+
+def test_a_file_with_no_attention_key_gets_attn_implementation(tmp_path: Path) -> None:
+    workload = write(tmp_path, "w/a.yml", MINIMAL)
+    planned = plan_patch(workload, [change(workload, "attention_impl", "eager")])
+    assert yaml.safe_load(planned.text)["attn_implementation"] == "eager"
+
+
+def test_bf16_is_written_as_bf16_true_and_fp16_false(tmp_path: Path) -> None:
+    workload = load(tmp_path, SUPPORT)
+    planned = plan_patch(workload, [change(workload, "precision", "bf16")])
+    data = yaml.safe_load(planned.text)
+    assert (data["bf16"], data["fp16"]) == (True, False)
+    assert "+fp16: false   # the old V100 box" in planned.diff.splitlines()
+
+
+def test_pure_half_precision_files_are_patched_with_the_pure_flags(tmp_path: Path) -> None:
+    workload = write(tmp_path, "w/a.yml", MINIMAL + "float16: true\n")
+    assert workload.config.precision == "fp16"
+    planned = plan_patch(workload, [change(workload, "precision", "bf16")])
+    data = yaml.safe_load(planned.text)
+    assert (data["bfloat16"], data["float16"]) == (True, False)
+
+
+def test_persistent_workers_cannot_be_written_and_say_why(tmp_path: Path) -> None:
+    workload = load(tmp_path, FAQ)
+    planned = plan_patch(workload, [change(workload, "dataloader_persistent_workers", True),
+                                    change(workload, "optimizer", "adamw_torch_fused")])
+    assert [c.field for c in planned.changes] == ["optimizer"]
+    ((dropped, why),) = planned.dropped
+    assert dropped.field == "dataloader_persistent_workers"
+    assert "no dataloader_persistent_workers key" in why
+
+
+def test_an_adapter_it_cannot_model_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError) as info:
+        write(tmp_path, "w/a.yml", MINIMAL + "adapter: ia3\n")
+    assert info.value.field == "adapter"
+    assert "'ia3'" in str(info.value)
+
+
+def test_an_unknown_attention_implementation_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError) as info:
+        write(tmp_path, "w/a.yml", MINIMAL + "attn_implementation: paged_magic\n")
+    assert info.value.field == "attn_implementation"
+
+
+@pytest.mark.parametrize("data", [
+    {"base_model": "x"},
+    {"micro_batch_size": 2, "sequence_len": 512},
+    {"model_name_or_path": "x", "cutoff_len": 1024},
+])
+def test_needs_base_model_and_an_axolotl_key_to_be_detected(data: dict) -> None:
+    assert not axolotl.detect(data)
+
+
+def test_a_new_micro_batch_keeps_the_accumulation_batch_size_implied(tmp_path: Path) -> None:
+    workload = write(tmp_path, "w/a.yml", MINIMAL + "micro_batch_size: 4\nbatch_size: 32\n")
+    planned = plan_patch(workload, [change(workload, "batch_size", 8)])
+    data = yaml.safe_load(planned.text)
+    assert (data["micro_batch_size"], data["gradient_accumulation_steps"]) == (8, 8)
+
+
+def test_an_8_bit_base_model_is_an_error_naming_load_in_8bit(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError, match="8-bit base model") as info:
+        write(tmp_path, "w/a.yml", MINIMAL + "adapter: lora\nload_in_8bit: true\n")
+    assert info.value.field == "load_in_8bit"
+
+
+def test_load_in_8bit_false_is_a_16_bit_lora(tmp_path: Path) -> None:
+    text = MINIMAL + "adapter: lora\nload_in_8bit: false\n"
+    assert write(tmp_path, "w/a.yml", text).config.finetune == "lora"
+
+
+def test_axolotls_s2_attention_implementation_is_flash_attention_underneath(
+    tmp_path: Path,
+) -> None:
+    text = MINIMAL + "attn_implementation: s2\n"
+    assert write(tmp_path, "w/a.yml", text).config.attention_impl == "flash"

@@ -1,0 +1,132 @@
+"""Specification of TrainingArguments args files and TRL CLI configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats import hf_args
+from pytest_goblin.workload.read import plan_patch
+
+from helpers.format_support import change, load, write
+
+TRL = "trl/qwen25_05b_sft.yaml"
+CLM = "hf/phi3_mini_clm_args.json"
+TRL_MINIMAL = "model_name_or_path: Qwen/Qwen2.5-0.5B\ndataset_name: tickets\nmax_length: 512\n"
+HF_MINIMAL = {"model_name_or_path": "mistralai/Mistral-7B-v0.1", "output_dir": "out",
+              "per_device_train_batch_size": 4, "learning_rate": 1e-5}
+
+
+def test_trl_turns_bf16_and_checkpointing_on_by_default(tmp_path: Path) -> None:
+    config = write(tmp_path, "w/sft.yaml", TRL_MINIMAL).config
+    assert (config.precision, config.gradient_checkpointing) == ("bf16", True)
+    assert (config.seq_len, config.lr, config.batch_size) == (512, 2e-5, 8)
+
+
+def test_trainingarguments_files_take_the_trainers_defaults(tmp_path: Path) -> None:
+    workload = write(tmp_path, "w/args.json", json.dumps(HF_MINIMAL))
+    assert workload.source.format == "hf-args"
+    config = workload.config
+    assert (config.precision, config.gradient_checkpointing) == ("fp32", False)
+    assert (config.dataloader_workers, config.dataloader_pin_memory) == (0, True)
+    assert (config.seq_len, config.optimizer) == (1024, "adamw_torch")
+
+
+def test_reads_a_trl_config_with_model_keys_and_env(tmp_path: Path) -> None:
+    workload = load(tmp_path, TRL)
+    config = workload.config
+    assert (config.arch.name, config.attention_impl, config.packing) == (
+        "qwen2.5-0.5b", "eager", True
+    )
+    assert config.env_vars == {"TOKENIZERS_PARALLELISM": "false"}
+    assert workload.sources["attention_impl"] == "attn_implementation"
+
+
+def test_a_float16_load_dtype_without_autocast_flags_is_fp16(tmp_path: Path) -> None:
+    text = json.dumps({**HF_MINIMAL, "torch_dtype": "float16"}, indent=2)
+    workload = write(tmp_path, "w/args.json", text)
+    assert workload.config.precision == "fp16"
+    planned = plan_patch(workload, [change(workload, "precision", "bf16")])
+    data = json.loads(planned.text)
+    assert (data["bf16"], data["torch_dtype"]) == (True, "bfloat16")
+
+
+def test_fp32_in_trl_needs_an_explicit_bf16_false(tmp_path: Path) -> None:
+    workload = write(tmp_path, "w/sft.yaml", TRL_MINIMAL)
+    planned = plan_patch(workload, [change(workload, "precision", "fp32")])
+    assert yaml.safe_load(planned.text)["bf16"] is False
+
+
+def test_attention_goes_into_model_init_kwargs_when_the_file_writes_it_there(
+    tmp_path: Path,
+) -> None:
+    text = TRL_MINIMAL + "model_init_kwargs: {attn_implementation: eager, dtype: bfloat16}\n"
+    workload = write(tmp_path, "w/sft.yaml", text)
+    assert workload.config.attention_impl == "eager"
+    planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
+    assert yaml.safe_load(planned.text)["model_init_kwargs"] == {
+        "attn_implementation": "flash_attention_2", "dtype": "bfloat16"
+    }
+
+
+def test_trl_gets_a_top_level_attn_implementation_when_absent(tmp_path: Path) -> None:
+    workload = write(tmp_path, "w/sft.yaml", TRL_MINIMAL)
+    planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
+    assert yaml.safe_load(planned.text)["attn_implementation"] == "flash_attention_2"
+
+
+def test_an_env_var_joins_the_env_section_quoted(tmp_path: Path) -> None:
+    workload = load(tmp_path, TRL)
+    planned = plan_patch(workload, [change(workload, "env_vars.HIP_FORCE_DEV_KERNARG", "1")])
+    assert planned.text.endswith('  HIP_FORCE_DEV_KERNARG: "1"\n')
+
+
+def test_an_args_file_cannot_take_attention_or_packing(tmp_path: Path) -> None:
+    workload = load(tmp_path, CLM)
+    planned = plan_patch(workload, [change(workload, "attention_impl", "flash"),
+                                    change(workload, "packing", True),
+                                    change(workload, "seq_len", 4096)])
+    assert [c.field for c in planned.changes] == ["seq_len"]
+    assert json.loads(planned.text)["block_size"] == 4096
+    reasons = {c.field: why for c, why in planned.dropped}
+    assert "from_pretrained" in reasons["attention_impl"]
+    assert "TRL" in reasons["packing"]
+
+
+def test_the_json_diff_touches_only_changed_members(tmp_path: Path) -> None:
+    workload = load(tmp_path, CLM)
+    planned = plan_patch(workload, [change(workload, "dataloader_workers", 4)])
+    assert [line for line in planned.diff.splitlines() if line[:1] in "+-"] == [
+        "--- a/hf/phi3_mini_clm_args.json", "+++ b/hf/phi3_mini_clm_args.json",
+        '-  "dataloader_num_workers": 0,', '+  "dataloader_num_workers": 4,',
+    ]
+
+
+@pytest.mark.parametrize("data", [
+    {"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+     "bf16": {"enabled": "auto"}, "zero_optimization": {"stage": 2}},
+    {"output_dir": "out", "learning_rate": 1e-4},
+    {"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "bf16": True,
+     "gradient_accumulation_steps": 1, "optim": "x"},
+])
+def test_other_json_with_training_words_is_not_an_args_file(data: dict) -> None:
+    assert not hf_args.detect_hf_args(data)
+    assert not hf_args.detect_trl(data)
+
+
+def test_a_trl_config_is_not_taken_for_a_plain_args_file() -> None:
+    data = {"model_name_or_path": "x", "packing": True, "output_dir": "o",
+            "per_device_train_batch_size": 2, "bf16": True}
+    assert hf_args.detect_trl(data)
+    assert not hf_args.detect_hf_args(data)
+
+
+def test_an_8_bit_base_model_in_trl_is_an_error_naming_load_in_8bit(tmp_path: Path) -> None:
+    text = TRL_MINIMAL + "use_peft: true\nload_in_8bit: true\n"
+    with pytest.raises(WorkloadError, match="8-bit base model") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "load_in_8bit"

@@ -1,0 +1,249 @@
+"""Specification of training scripts read from their syntax tree, and patched literal by literal."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats import hf_script
+from pytest_goblin.workload.read import plan_patch
+
+from helpers.format_support import change, load, write
+
+QLORA = "hf/llama3_qlora_train.py"
+PLAIN = '''\
+import torch
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B", torch_dtype=torch.bfloat16)
+args = TrainingArguments(output_dir="out", per_device_train_batch_size=4)
+Trainer(model=model, args=args).train()
+'''
+
+
+def script(tmp_path: Path, text: str, name: str = "train.py"):
+    return write(tmp_path, f"w/{name}", text)
+
+
+def test_reads_the_args_call_the_model_lora_and_quantization(tmp_path: Path) -> None:
+    config = load(tmp_path, QLORA).config
+    assert (config.model_name, config.arch.name) == ("meta-llama/Meta-Llama-3-8B", "llama-3-8b")
+    assert (config.finetune, config.lora_rank, config.lora_alpha) == ("qlora", 32, 16)
+    assert (config.seq_len, config.optimizer, config.gradient_checkpointing) == (
+        4096, "paged_adamw_32bit", True
+    )
+
+
+def test_names_resolve_in_keyword_arguments(tmp_path: Path) -> None:
+    workload = load(tmp_path, QLORA)
+    assert workload.config.attention_impl == "eager"
+    assert workload.sources["attention_impl"] == (
+        "from_pretrained(attn_implementation=) via ATTENTION, line 13"
+    )
+
+
+def test_dict_splats_give_keyword_arguments(tmp_path: Path) -> None:
+    config = load(tmp_path, QLORA).config
+    assert (config.batch_size, config.grad_accum_steps) == (1, 16)
+
+
+def test_environment_assignments_are_read(tmp_path: Path) -> None:
+    assert load(tmp_path, QLORA).config.env_vars == {"WANDB_PROJECT": "support-qlora"}
+
+
+def test_the_load_dtype_decides_precision_without_autocast_flags(tmp_path: Path) -> None:
+    assert script(tmp_path, PLAIN).config.precision == "bf16"
+    fp32 = PLAIN.replace("torch.bfloat16", "torch.float32")
+    assert script(tmp_path, fp32, "b.py").config.precision == "fp32"
+
+
+def test_trainingarguments_scripts_take_the_trainers_defaults(tmp_path: Path) -> None:
+    config = script(tmp_path, PLAIN).config
+    assert (config.gradient_checkpointing, config.dataloader_pin_memory, config.finetune) == (
+        False, True, "full"
+    )
+    assert config.attention_impl == "sdpa"
+
+
+def test_re_compile_is_not_torch_compile(tmp_path: Path) -> None:
+    text = "import re\nPATTERN = re.compile('x')\n" + PLAIN
+    assert not script(tmp_path, text).config.torch_compile
+
+
+@pytest.mark.parametrize("call", ["model = torch.compile(model)", "model.compile()"])
+def test_compiling_the_model_is_torch_compile(tmp_path: Path, call: str) -> None:
+    text = PLAIN.replace("args = ", f"{call}\nargs = ")
+    workload = script(tmp_path, text)
+    assert workload.config.torch_compile
+    assert "compile" in workload.sources["torch_compile"]
+
+
+def test_gradient_checkpointing_enable_turns_checkpointing_on(tmp_path: Path) -> None:
+    text = PLAIN.replace("args = ", "model.gradient_checkpointing_enable()\nargs = ")
+    workload = script(tmp_path, text)
+    assert workload.config.gradient_checkpointing
+    planned = plan_patch(workload, [change(workload, "gradient_checkpointing", False)])
+    assert "gradient_checkpointing_enable()" in planned.dropped[0][1]
+
+
+def test_a_non_literal_value_is_an_error_naming_the_call_and_line(tmp_path: Path) -> None:
+    text = PLAIN.replace("per_device_train_batch_size=4", "per_device_train_batch_size=cli.bs")
+    with pytest.raises(WorkloadError) as info:
+        script(tmp_path, text)
+    assert info.value.field == "TrainingArguments(per_device_train_batch_size=) line 5"
+    assert "`cli.bs` is not a literal" in str(info.value)
+
+
+def test_the_bf16_capability_probe_reads_as_true_but_is_never_edited(tmp_path: Path) -> None:
+    text = PLAIN.replace('output_dir="out"', 'output_dir="out", '
+                         "bf16=torch.cuda.is_bf16_supported()")
+    workload = script(tmp_path, text)
+    assert workload.config.precision == "bf16"
+    planned = plan_patch(workload, [change(workload, "precision", "fp16")])
+    assert planned.changes == []
+    assert "not a literal" in planned.dropped[0][1]
+
+
+def test_a_dataloader_counts_only_in_a_script_without_a_trainer(tmp_path: Path) -> None:
+    loader = "loader = DataLoader(data, num_workers=8, pin_memory=False)\n"
+    with_trainer = script(tmp_path, PLAIN + loader)
+    assert with_trainer.config.dataloader_workers == 0
+    custom = PLAIN.replace("Trainer(model=model, args=args).train()\n", "") + loader
+    config = script(tmp_path, custom, "custom.py").config
+    assert (config.dataloader_workers, config.dataloader_pin_memory) == (8, False)
+
+
+def test_scripts_are_parsed_never_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    text = f"open({str(marker)!r}, 'w').write('x')\n" + PLAIN
+    script(tmp_path, text)
+    assert not marker.exists()
+
+
+def test_a_script_without_an_arguments_call_is_not_detected() -> None:
+    tree = ast.parse("import re\nfrom transformers import TrainingArguments\n"
+                     "PATTERN = re.compile('TrainingArguments')\n")
+    assert not hf_script.detect(tree)
+
+
+# --- patches --------------------------------------------------------------------------
+
+
+def test_the_constant_that_holds_a_value_is_what_changes(tmp_path: Path) -> None:
+    workload = load(tmp_path, QLORA)
+    planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
+    assert [line for line in planned.diff.splitlines() if line[:1] in "+-"][2:] == [
+        '-ATTENTION = "eager"  # flash-attn did not build on the old image',
+        '+ATTENTION = "flash_attention_2"  # flash-attn did not build on the old image',
+    ]
+
+
+def test_bf16_flips_the_flags_and_the_float16_load_dtype(tmp_path: Path) -> None:
+    workload = load(tmp_path, QLORA)
+    planned = plan_patch(workload, [change(workload, "precision", "bf16")])
+    changed = [line for line in planned.diff.splitlines() if line[:1] in "+-"][2:]
+    assert "+    torch_dtype=torch.bfloat16," in changed
+    assert "+    fp16=False," in changed
+    assert "+    bf16=True," in changed
+
+
+def test_a_missing_keyword_follows_a_one_per_line_call(tmp_path: Path) -> None:
+    workload = load(tmp_path, QLORA)
+    planned = plan_patch(workload, [change(workload, "dataloader_workers", 4)])
+    lines = planned.text.splitlines()
+    at = lines.index("    dataloader_num_workers=4,")
+    assert lines[at - 1] == "    **TRAIN_KW," and lines[at + 1] == ")"
+
+
+def test_a_missing_keyword_joins_a_one_line_call(tmp_path: Path) -> None:
+    workload = script(tmp_path, PLAIN)
+    planned = plan_patch(workload, [change(workload, "optimizer", "adamw_torch_fused")])
+    assert ('args = TrainingArguments(output_dir="out", per_device_train_batch_size=4, '
+            'optim="adamw_torch_fused")') in planned.text
+
+
+def test_a_value_from_a_dict_splat_is_edited_inside_the_dict(tmp_path: Path) -> None:
+    workload = load(tmp_path, QLORA)
+    planned = plan_patch(workload, [change(workload, "batch_size", 2)])
+    assert "+    per_device_train_batch_size=2," in planned.diff.splitlines()
+    assert planned.text.count("per_device_train_batch_size") == 1
+
+
+def test_an_environment_variable_is_added_after_the_existing_ones(tmp_path: Path) -> None:
+    workload = load(tmp_path, QLORA)
+    planned = plan_patch(workload, [change(workload, "env_vars.HIP_FORCE_DEV_KERNARG", "1"),
+                                    change(workload, "env_vars.WANDB_PROJECT", "faq")])
+    lines = planned.text.splitlines()
+    at = lines.index('os.environ["WANDB_PROJECT"] = "faq"')
+    assert lines[at + 1] == 'os.environ["HIP_FORCE_DEV_KERNARG"] = "1"'
+
+
+def test_attention_without_from_pretrained_goes_into_model_init_kwargs(tmp_path: Path) -> None:
+    text = ('from trl import SFTConfig, SFTTrainer\n'
+            'args = SFTConfig(output_dir="o", model_init_kwargs={"dtype": "bfloat16"})\n'
+            'SFTTrainer(model="Qwen/Qwen2.5-0.5B", args=args).train()\n')
+    workload = script(tmp_path, text)
+    assert workload.config.model_name == "Qwen/Qwen2.5-0.5B"
+    planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
+    assert ('model_init_kwargs={"dtype": "bfloat16", '
+            '"attn_implementation": "flash_attention_2"}') in planned.text
+
+
+def test_packing_cannot_be_written_into_trainingarguments(tmp_path: Path) -> None:
+    workload = script(tmp_path, PLAIN)
+    planned = plan_patch(workload, [change(workload, "packing", True)])
+    assert "SFTConfig" in planned.dropped[0][1]
+
+
+def test_a_splat_of_something_other_than_a_dict_literal_is_an_error(tmp_path: Path) -> None:
+    text = PLAIN.replace('output_dir="out", per_device_train_batch_size=4', "**load_config()")
+    with pytest.raises(WorkloadError, match=r"`\*\*load_config\(\)` is not a dict literal"):
+        script(tmp_path, text)
+
+
+def test_a_name_unpacked_from_a_tuple_of_literals_resolves(tmp_path: Path) -> None:
+    text = PLAIN.replace('model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B"',
+                         'model_id, output_dir = "Qwen/Qwen2.5-7B", "out"\n'
+                         'model = AutoModelForCausalLM.from_pretrained(model_id')
+    workload = script(tmp_path, text)
+    assert (workload.config.model_name, workload.config.arch.name) == ("Qwen/Qwen2.5-7B",
+                                                                        "qwen2.5-7b")
+    assert workload.sources["model_name"] == "from_pretrained() via model_id, line 4"
+
+
+def test_a_name_also_unpacked_from_a_call_has_no_known_value(tmp_path: Path) -> None:
+    text = PLAIN.replace('per_device_train_batch_size=4', 'per_device_train_batch_size=BS')
+    text += 'BS = 4\nBS, steps = read_schedule()\n'
+    with pytest.raises(WorkloadError, match="`BS` is not a literal"):
+        script(tmp_path, text)
+
+
+def test_a_keyword_added_after_a_commented_last_argument_leaves_the_comment_on_its_line(
+    tmp_path: Path,
+) -> None:
+    one_line = 'args = TrainingArguments(output_dir="out", per_device_train_batch_size=4)'
+    text = PLAIN.replace(one_line,
+                         'args = TrainingArguments(\n'
+                         '    output_dir="out",\n'
+                         '    per_device_train_batch_size=4  # fits in memory\n'
+                         ')')
+    workload = script(tmp_path, text)
+    planned = plan_patch(workload, [change(workload, "optimizer", "adamw_torch_fused")])
+    assert ('    per_device_train_batch_size=4,  # fits in memory\n'
+            '    optim="adamw_torch_fused"\n)') in planned.text
+
+
+def test_an_8_bit_base_model_is_an_error_naming_the_call(tmp_path: Path) -> None:
+    text = PLAIN.replace("torch_dtype=torch.bfloat16",
+                         "quantization_config=BitsAndBytesConfig(load_in_8bit=True)")
+    with pytest.raises(WorkloadError, match="8-bit base model") as error:
+        script(tmp_path, text)
+    assert error.value.field == "BitsAndBytesConfig(load_in_8bit=) line 4"
+
+
+def test_a_literal_true_is_not_named_as_a_constant_it_came_via(tmp_path: Path) -> None:
+    text = PLAIN.replace("batch_size=4", "batch_size=4, bf16=True")
+    assert script(tmp_path, text).sources["precision"] == "TrainingArguments(bf16=) line 5"

@@ -1,0 +1,117 @@
+"""Specification of the LLaMA-Factory format: its own defaults and its inverted keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats import llamafactory
+from pytest_goblin.workload.read import plan_patch
+
+from helpers.format_support import change, load, write
+
+CONTRACTS = "llamafactory/llama3_8b_contracts_lora.yaml"
+GEMMA = "llamafactory/gemma2_2b_full_ds2.yaml"
+MINIMAL = "model_name_or_path: Qwen/Qwen2.5-7B-Instruct\nstage: sft\ntemplate: qwen\n"
+
+
+def test_reads_a_lora_config(tmp_path: Path) -> None:
+    config = load(tmp_path, CONTRACTS).config
+    assert config.arch.name == "llama-3-8b"
+    assert (config.finetune, config.lora_rank, config.lora_alpha) == ("lora", 16, 32)
+    assert config.lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert (config.seq_len, config.batch_size, config.grad_accum_steps) == (4096, 2, 8)
+    assert (config.precision, config.attention_impl) == ("fp16", "eager")
+
+
+def test_unset_keys_take_llamafactorys_defaults(tmp_path: Path) -> None:
+    config = write(tmp_path, "w/a.yaml", MINIMAL).config
+    assert (config.finetune, config.lora_rank, config.lora_alpha) == ("lora", 8, 16)
+    assert len(config.lora_targets) == 7
+    assert config.gradient_checkpointing
+    assert (config.seq_len, config.batch_size) == (2048, 8)
+    assert config.attention_impl == "sdpa"
+    assert not config.packing
+
+
+def test_packing_is_on_by_default_only_for_pretraining(tmp_path: Path) -> None:
+    text = MINIMAL.replace("stage: sft", "stage: pt")
+    assert write(tmp_path, "w/a.yaml", text).config.packing
+
+
+def test_disable_gradient_checkpointing_turns_it_off(tmp_path: Path) -> None:
+    workload = load(tmp_path, GEMMA)
+    assert not workload.config.gradient_checkpointing
+    assert workload.sources["gradient_checkpointing"] == "disable_gradient_checkpointing"
+    assert workload.config.strategy == "deepspeed"
+
+
+def test_checkpointing_is_patched_through_the_inverted_key(tmp_path: Path) -> None:
+    workload = load(tmp_path, CONTRACTS)
+    planned = plan_patch(workload, [change(workload, "gradient_checkpointing", False)])
+    assert yaml.safe_load(planned.text)["disable_gradient_checkpointing"] is True
+
+
+def test_flash_attention_is_written_as_fa2_keeping_the_comment(tmp_path: Path) -> None:
+    workload = load(tmp_path, CONTRACTS)
+    planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
+    assert "+flash_attn: fa2  # fa2 wheel missing on the old image" in planned.diff.splitlines()
+
+
+def test_a_new_training_key_goes_into_the_train_section(tmp_path: Path) -> None:
+    workload = load(tmp_path, GEMMA)
+    planned = plan_patch(workload, [change(workload, "optimizer", "adamw_torch_fused")])
+    lines = planned.text.splitlines()
+    assert lines.index("optim: adamw_torch_fused") > lines.index("### train")
+
+
+def test_bf16_replaces_fp16(tmp_path: Path) -> None:
+    workload = load(tmp_path, CONTRACTS)
+    planned = plan_patch(workload, [change(workload, "precision", "bf16")])
+    data = yaml.safe_load(planned.text)
+    assert (data["bf16"], data["fp16"]) == (True, False)
+
+
+def test_four_bit_quantization_is_qlora(tmp_path: Path) -> None:
+    config = write(tmp_path, "w/a.yaml", MINIMAL + "quantization_bit: 4\n").config
+    assert config.finetune == "qlora"
+
+
+def test_a_method_it_cannot_model_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError) as info:
+        write(tmp_path, "w/a.yaml", MINIMAL + "finetuning_type: freeze\n")
+    assert info.value.field == "finetuning_type"
+
+
+def test_lora_targets_are_written_as_llamafactorys_comma_string(tmp_path: Path) -> None:
+    workload = load(tmp_path, CONTRACTS)
+    planned = plan_patch(workload, [change(workload, "lora_targets", ["q_proj", "v_proj"])])
+    assert yaml.safe_load(planned.text)["lora_target"] == "q_proj,v_proj"
+
+
+@pytest.mark.parametrize("data", [
+    {"model_name_or_path": "x", "max_length": 1024},
+    {"stage": "sft", "template": "llama3"},
+])
+def test_needs_model_name_or_path_and_a_llamafactory_key_to_be_detected(data: dict) -> None:
+    assert not llamafactory.detect(data)
+
+
+def test_a_new_rank_keeps_the_alpha_the_old_rank_implied(tmp_path: Path) -> None:
+    workload = write(tmp_path, "w/a.yaml", MINIMAL + "lora_rank: 16\n")
+    assert workload.config.lora_alpha == 32
+    planned = plan_patch(workload, [change(workload, "lora_rank", 64)])
+    assert [c.field for c in planned.changes] == ["lora_rank"]
+    assert yaml.safe_load(planned.text)["lora_alpha"] == 32
+
+
+@pytest.mark.parametrize("bits", [8, 2])
+def test_a_base_model_quantized_to_other_than_4_bits_is_an_error_naming_the_key(
+    tmp_path: Path, bits: int
+) -> None:
+    with pytest.raises(WorkloadError, match=f"a {bits}-bit base model") as info:
+        write(tmp_path, "w/a.yaml", MINIMAL + f"quantization_bit: {bits}\n")
+    assert info.value.field == "quantization_bit"

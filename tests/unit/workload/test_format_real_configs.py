@@ -1,0 +1,212 @@
+"""Real configs from the ecosystem, kept as published in tests/data/format_files/real.
+
+Each file names its source repository, path and licence on its first line. Each
+is read to the fields its framework really trains with, or refused with an
+error that names the key and says what to do; each patch applies to the file
+as published and keeps its comments.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats.base import ALL_LINEAR
+from pytest_goblin.workload.sidecar import sidecar_path
+from pytest_goblin.workload.read import Workload, load_workload, plan_patch
+
+from helpers.format_support import FILES, apply_diff, change, copy_in
+
+REAL = FILES / "real"
+REAL_FILES = sorted(str(path.relative_to(FILES)) for path in REAL.rglob("*.*"))
+SOURCE_LINE = re.compile(r"^# Source: \S+/\S+ \S+.* \((Apache-2\.0|BSD-3-Clause|MIT)\b")
+TOOLS = {"git": ["git", "apply"], "patch": ["patch", "-p1", "--quiet"]}
+CANDIDATES = [
+    ("precision", "bf16"), ("attention_impl", "flash"), ("optimizer", "adamw_torch_fused"),
+    ("gradient_checkpointing", False), ("torch_compile", True), ("dataloader_workers", 4),
+    ("packing", True), ("batch_size", 3), ("seq_len", 1536),
+]
+SEQ_LEN = "seq_len: 2048\n"
+"""What the torchtune error asks for: the recipes ship ``max_seq_len: null`` or no key."""
+TORCHTUNE_FIX = ("set tokenizer.max_seq_len, or give `seq_len:` in the sidecar "
+                 "real/torchtune/{}.goblin.yaml")
+
+
+@dataclass(frozen=True)
+class Case:
+    """A real config that reads, what it reads as, and what it needs beside it, if anything."""
+
+    relpath: str
+    expected: dict[str, Any]
+    sidecar: str | None = None
+    """A sidecar's text: what the file cannot say (a model that is not a preset, the
+    sequence length of a recipe that does not truncate)."""
+
+
+READS = [
+    Case("real/axolotl/llama-3_fft-8b-liger-fsdp.yaml", {
+        "format": "axolotl", "arch": "llama-3.1-8b", "batch_size": 2, "grad_accum_steps": 4,
+        "seq_len": 4096, "precision": "bf16", "attention_impl": "flash",
+        "optimizer": "adamw_torch_fused", "gradient_checkpointing": True, "finetune": "full",
+        "packing": True, "strategy": "fsdp",
+    }),
+    Case("real/axolotl/phi_phi3-ft.yml", {
+        "format": "axolotl", "arch": "phi-3-mini", "batch_size": 12, "grad_accum_steps": 2,
+        "seq_len": 4000, "precision": "bf16", "attention_impl": "flash",
+        "optimizer": "adamw_torch", "gradient_checkpointing": True, "finetune": "full",
+        "packing": True, "strategy": "fsdp",
+    }),
+    Case("real/llamafactory/train_full_llama3_full_sft.yaml", {
+        "format": "llamafactory", "arch": "llama-3-8b", "batch_size": 1, "grad_accum_steps": 2,
+        "seq_len": 2048, "precision": "bf16", "attention_impl": "sdpa",
+        "optimizer": "adamw_torch", "gradient_checkpointing": True, "finetune": "full",
+        "packing": False, "strategy": "deepspeed",
+    }),
+    Case("real/llamafactory/train_lora_llama3_lora_sft.yaml", {
+        "format": "llamafactory", "arch": "llama-3-8b", "batch_size": 1, "grad_accum_steps": 8,
+        "seq_len": 2048, "precision": "bf16", "attention_impl": "sdpa",
+        "gradient_checkpointing": True, "finetune": "lora", "lora_rank": 8, "lora_alpha": 16,
+        "lora_targets": ALL_LINEAR, "packing": False,
+    }),
+    Case("real/llamafactory/train_qlora_llama3_lora_sft_otfq.yaml", {
+        "format": "llamafactory", "arch": "llama-3-8b", "finetune": "qlora", "lora_rank": 8,
+        "lora_alpha": 16, "lora_targets": ALL_LINEAR, "precision": "bf16",
+    }),
+    Case("real/trl/alignment-handbook_zephyr-7b-beta_sft_config_qlora.yaml", {
+        "format": "trl", "arch": "mistral-7b", "batch_size": 4, "grad_accum_steps": 2,
+        "seq_len": 2048, "precision": "bf16", "attention_impl": "flash",
+        "optimizer": "adamw_torch", "gradient_checkpointing": True, "finetune": "qlora",
+        "lora_rank": 16, "lora_alpha": 16, "lora_targets": ALL_LINEAR, "packing": False,
+    }),
+    Case("real/torchtune/llama3_2_1B_lora_single_device.yaml", {
+        "format": "torchtune", "arch": "llama-3.2-1b", "batch_size": 4, "grad_accum_steps": 8,
+        "seq_len": 2048, "precision": "bf16", "attention_impl": "sdpa",
+        "optimizer": "adamw_torch_fused", "gradient_checkpointing": False, "finetune": "lora",
+        "lora_rank": 64, "lora_alpha": 128,
+        "lora_targets": ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "packing": False,
+    }, sidecar=SEQ_LEN),
+    Case("real/torchtune/mistral_7B_qlora_single_device.yaml", {
+        "format": "torchtune", "arch": "mistral-7b", "batch_size": 4, "grad_accum_steps": 4,
+        "seq_len": 2048, "precision": "bf16", "optimizer": "adamw_torch",
+        "gradient_checkpointing": True, "finetune": "qlora", "lora_rank": 64, "lora_alpha": 16,
+        "lora_targets": ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"],
+    }, sidecar=SEQ_LEN),
+    Case("real/hf/trl_sft_trl_lora_qlora_notebook.py", {
+        "format": "hf-script", "arch": "qwen2.5-7b",
+        "model_name": "unsloth/qwen3-14b-unsloth-bnb-4bit", "batch_size": 1,
+        "grad_accum_steps": 4, "seq_len": 1024, "precision": "bf16", "attention_impl": "sdpa",
+        "optimizer": "paged_adamw_8bit", "gradient_checkpointing": True, "finetune": "qlora",
+        "lora_rank": 32, "lora_alpha": 32, "lora_targets": ALL_LINEAR, "packing": False,
+    }, sidecar="model: qwen2.5-7b\n"),
+]
+ERRORS = {
+    "real/axolotl/llama-3_lora-8b.yml": ("load_in_8bit", "8-bit base model"),
+    "real/axolotl/qwen2_qlora-fsdp.yaml": (
+        "base_model", "'Qwen/Qwen2-7B' (from `base_model`) is not a preset; give the "
+        "architecture in qwen2_qlora-fsdp.goblin.yaml"),
+    "real/hf/peft_dora_finetuning.py": (
+        "TrainingArguments(per_device_train_batch_size=) via batch_size, line 106",
+        "`batch_size` is not a literal"),
+    "real/hf/peft_finetune_fp4_opt_bnb_peft.py": (
+        "from_pretrained() line 47", "'facebook/opt-350m'"),
+    "real/hf/trl_sft_trl_lora_qlora_notebook.py": (
+        "from_pretrained() via model_id, line 69", "'unsloth/qwen3-14b-unsloth-bnb-4bit'"),
+    "real/torchtune/llama3_2_1B_lora_single_device.yaml": (
+        "tokenizer.max_seq_len", TORCHTUNE_FIX.format("llama3_2_1B_lora_single_device")),
+    "real/torchtune/mistral_7B_qlora_single_device.yaml": (
+        "tokenizer.max_seq_len", TORCHTUNE_FIX.format("mistral_7B_qlora_single_device")),
+}
+
+
+def prepare(tmp_path: Path, case: Case) -> Workload:
+    """The case's file under ``tmp_path`` as the test needs it, read as the plugin reads it."""
+    path = copy_in(tmp_path, case.relpath)
+    if case.sidecar is not None:
+        sidecar_path(path).write_text(case.sidecar, encoding="utf-8")
+    return load_workload(path, display=case.relpath)
+
+
+def reading(workload: Workload) -> dict[str, Any]:
+    config = workload.config.model_dump()
+    config.update(format=workload.source.format, arch=workload.config.arch.name)
+    return config
+
+
+def test_every_real_config_names_its_source_and_licence_on_its_first_line() -> None:
+    for relpath in REAL_FILES:
+        first = (FILES / relpath).read_text(encoding="utf-8").splitlines()[0]
+        assert SOURCE_LINE.match(first), (relpath, first)
+
+
+def test_every_real_config_has_an_expected_reading_or_error() -> None:
+    assert set(REAL_FILES) == {case.relpath for case in READS} | set(ERRORS)
+
+
+@pytest.mark.parametrize("case", READS, ids=lambda case: case.relpath)
+def test_a_real_config_reads_as_its_framework_trains(tmp_path: Path, case: Case) -> None:
+    found = reading(prepare(tmp_path, case))
+    assert {key: found[key] for key in case.expected} == case.expected
+
+
+@pytest.mark.parametrize("relpath", sorted(ERRORS))
+def test_a_real_config_that_cannot_be_read_names_the_key_and_what_to_do(
+    tmp_path: Path, relpath: str
+) -> None:
+    field, message = ERRORS[relpath]
+    with pytest.raises(WorkloadError) as info:
+        load_workload(copy_in(tmp_path, relpath), display=relpath)
+    assert info.value.field == field
+    assert message in str(info.value)
+    assert str(info.value).startswith(relpath)
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+@pytest.mark.parametrize("case", READS, ids=lambda case: case.relpath)
+def test_the_patch_of_a_real_config_applies_and_reads_back_as_patched(
+    tmp_path: Path, case: Case, tool: str
+) -> None:
+    if shutil.which(TOOLS[tool][0]) is None:
+        pytest.skip(f"{TOOLS[tool][0]} is not installed")
+    workload = prepare(tmp_path, case)
+    changes = [c for c in (change(workload, f, new) for f, new in CANDIDATES) if c.old != c.new]
+    planned = plan_patch(workload, changes)
+    assert planned.changes, "a real config takes some of the candidate changes"
+    if tool == "git":
+        subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    result = apply_diff(TOOLS[tool], planned.diff, tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    patched = tmp_path / case.relpath
+    assert patched.read_text(encoding="utf-8") == planned.text
+    expected = workload.config.model_dump() | {c.field: c.new for c in planned.changes}
+    assert load_workload(patched, display=case.relpath).config.model_dump() == expected
+
+
+@pytest.mark.parametrize("case", READS, ids=lambda case: case.relpath)
+def test_every_comment_of_a_real_config_survives_its_patch(tmp_path: Path, case: Case) -> None:
+    workload = prepare(tmp_path, case)
+    changes = [c for c in (change(workload, f, new) for f, new in CANDIDATES) if c.old != c.new]
+    edited = plan_patch(workload, changes).text
+    comments = [line[line.index("#"):] for line in workload.source.text.splitlines()
+                if line.lstrip().startswith("#") or "  #" in line]
+    assert all(comment in edited for comment in comments)
+
+
+def test_keywords_added_to_a_commented_sftconfig_go_below_the_last_comment(
+    tmp_path: Path,
+) -> None:
+    workload = prepare(tmp_path, READS[-1])
+    planned = plan_patch(workload, [change(workload, "torch_compile", True),
+                                    change(workload, "dataloader_workers", 4)])
+    lines = planned.text.splitlines()
+    at = lines.index("    torch_compile=True,")
+    assert lines[at - 1].startswith("    push_to_hub=True,  ")
+    assert lines[at - 1].endswith("# Automatically push the trained model to the Hugging Face Hub")
+    assert lines[at + 1] == "    dataloader_num_workers=4,"
