@@ -24,9 +24,11 @@ def main() -> None:
     results = comparisons(TINY, TINY, args.comparisons, args.steps, {})
     failed = [r for r in results if r.decision == "failed"]
     inconclusive = sum(r.inconclusive for r in results)
-    print(f"A/A: {len(failed)} false fails of {len(results)} at threshold "
-          f"{DEFAULT_THRESHOLD:.0%} (target 0 of 50), {inconclusive} passed as inconclusive; "
-          f"took {time.monotonic() - started:.0f} s")
+    print(
+        f"A/A: {len(failed)} false fails of {len(results)} at threshold "
+        f"{DEFAULT_THRESHOLD:.0%} (target 0 of 50), {inconclusive} passed as inconclusive; "
+        f"took {time.monotonic() - started:.0f} s"
+    )
     print_outliers("false fail", failed)
 
 

@@ -13,25 +13,38 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pytest_goblin.runner.devices import get_device
 from pytest_goblin.runner.analytic import FakeRunner
-from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.device_session import DeviceSession
+from pytest_goblin.runner.devices import get_device
+from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.schemas import WorkloadConfig
 
 BASE = WorkloadConfig(
     name="calibration",
-    model={"layers": 4, "hidden": 256, "intermediate": 688, "heads": 8, "kv_heads": 4,
-           "vocab": 2048},
-    batch_size=4, seq_len=512, precision="fp32", attention_impl="sdpa",
-    optimizer="adamw_torch_fused", dataloader_workers=2, lr=1e-3,
+    model={
+        "layers": 4,
+        "hidden": 256,
+        "intermediate": 688,
+        "heads": 8,
+        "kv_heads": 4,
+        "vocab": 2048,
+    },
+    batch_size=4,
+    seq_len=512,
+    precision="fp32",
+    attention_impl="sdpa",
+    optimizer="adamw_torch_fused",
+    dataloader_workers=2,
+    lr=1e-3,
 )
 
 KNOBS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "attention eager -> sdpa": ({"attention_impl": "eager"}, {"attention_impl": "sdpa"}),
     "dataloader workers 0 -> 2": ({"dataloader_workers": 0}, {"dataloader_workers": 2}),
-    "gradient checkpointing on -> off": ({"gradient_checkpointing": True},
-                                         {"gradient_checkpointing": False}),
+    "gradient checkpointing on -> off": (
+        {"gradient_checkpointing": True},
+        {"gradient_checkpointing": False},
+    ),
     "full -> LoRA r16": ({"finetune": "full"}, {"finetune": "lora", "lora_rank": 16}),
     "batch 1 -> 4": ({"batch_size": 1}, {"batch_size": 4}),
     "AdamW foreach -> fused": ({"optimizer": "adamw_torch"}, {"optimizer": "adamw_torch_fused"}),

@@ -27,10 +27,12 @@ def main() -> None:
     results = comparisons(SLOW, TINY, args.comparisons, args.steps, env)
     missed = [r for r in results if r.decision != "failed"]
     detected = len(results) - len(missed)
-    print(f"detection of a {args.slowdown:.0%} slowdown (sleep {1e3 * sleep:.1f} ms on a "
-          f"{1e3 * step:.1f} ms step): {detected} of {len(results)} = "
-          f"{detected / len(results):.0%} (target >= 95%); took "
-          f"{time.monotonic() - started:.0f} s")
+    print(
+        f"detection of a {args.slowdown:.0%} slowdown (sleep {1e3 * sleep:.1f} ms on a "
+        f"{1e3 * step:.1f} ms step): {detected} of {len(results)} = "
+        f"{detected / len(results):.0%} (target >= 95%); took "
+        f"{time.monotonic() - started:.0f} s"
+    )
     print_outliers("missed", missed)
 
 

@@ -24,16 +24,22 @@ import time
 import torch
 
 from pytest_goblin.runner.data import make_loader
+from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.runner.model import ModelOptions, build
 from pytest_goblin.runner.options import MeasureOptions
-from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.runner.training import window_sizes
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings
 
 CONFIG = WorkloadConfig(
     name="harness-overhead",
-    model={"layers": 4, "hidden": 256, "intermediate": 688, "heads": 8, "kv_heads": 4,
-           "vocab": 4096},
+    model={
+        "layers": 4,
+        "hidden": 256,
+        "intermediate": 688,
+        "heads": 8,
+        "kv_heads": 4,
+        "vocab": 4096,
+    },
     batch_size=4,
     seq_len=256,
     precision="fp32",
@@ -47,11 +53,17 @@ WARMUP = 3
 
 def plain_loop(config: WorkloadConfig, steps: int, device: torch.device) -> list[float]:
     """Tokens/s per window of a hand-written loop: build, warm up, time ``steps`` steps."""
-    model, _ = build(config.arch, config.seq_len, ModelOptions(attention=config.attention_impl),
-                     device)
+    model, _ = build(
+        config.arch, config.seq_len, ModelOptions(attention=config.attention_impl), device
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=True)
-    loader = make_loader(config, config.arch.vocab, (WARMUP + steps) * config.batch_size,
-                         sample_cost_s=0.0, device=device)
+    loader = make_loader(
+        config,
+        config.arch.vocab,
+        (WARMUP + steps) * config.batch_size,
+        sample_cost_s=0.0,
+        device=device,
+    )
     batches = iter(loader)
 
     def step() -> None:
@@ -87,22 +99,30 @@ def main() -> None:
 
     session = DeviceSession("cpu", MeasureOptions(device=args.device, warmup=WARMUP))
     runner = session.runner_for(None, WorkloadSettings(sample_cost_ms=0))
-    torch_device = torch.device("cpu" if args.device == "cpu" else "cuda",
-                                int(args.device.split(":")[1]) if ":" in args.device else None)
+    torch_device = torch.device(
+        "cpu" if args.device == "cpu" else "cuda",
+        int(args.device.split(":")[1]) if ":" in args.device else None,
+    )
     harness, plain = [], []
     try:
-        print(f"device: {runner.info.name}; {CONFIG.arch.total_params / 1e6:.1f}M parameters, "
-              f"{CONFIG.batch_size} x {CONFIG.seq_len} tokens per step, {args.steps} timed steps")
+        print(
+            f"device: {runner.info.name}; {CONFIG.arch.total_params / 1e6:.1f}M parameters, "
+            f"{CONFIG.batch_size} x {CONFIG.seq_len} tokens per step, {args.steps} timed steps"
+        )
         for pair in range(args.pairs):
             harness.append(max(runner.run(CONFIG, args.steps).samples))
             plain.append(max(plain_loop(CONFIG, args.steps, torch_device)))
-            print(f"pair {pair + 1}: runner {harness[-1]:,.0f} tok/s, "
-                  f"plain loop {plain[-1]:,.0f} tok/s, ratio {harness[-1] / plain[-1]:.3f}")
+            print(
+                f"pair {pair + 1}: runner {harness[-1]:,.0f} tok/s, "
+                f"plain loop {plain[-1]:,.0f} tok/s, ratio {harness[-1] / plain[-1]:.3f}"
+            )
     finally:
         session.close()
     ratio = statistics.median(h / p for h, p in zip(harness, plain))
-    print(f"runner / plain loop, median of {args.pairs} pairs: {ratio:.3f}; "
-          f"harness overhead {100 * (1 - ratio):+.1f}% (target under 3%)")
+    print(
+        f"runner / plain loop, median of {args.pairs} pairs: {ratio:.3f}; "
+        f"harness overhead {100 * (1 - ratio):+.1f}% (target under 3%)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,23 +9,35 @@ from __future__ import annotations
 import os
 
 from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy, confirm
-from pytest_goblin.runner.options import MeasureOptions
-from pytest_goblin.runner.device_session import DeviceSession
-from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.plugin.settings import DEFAULT_MAX_REPEATS, DEFAULT_THRESHOLD
+from pytest_goblin.runner.device_session import DeviceSession
+from pytest_goblin.runner.options import MeasureOptions
+from pytest_goblin.schemas import WorkloadConfig
 
 TINY = WorkloadConfig(
     name="fast",
-    model={"layers": 2, "hidden": 128, "intermediate": 344, "heads": 4, "kv_heads": 2,
-           "vocab": 1024},
-    batch_size=2, seq_len=256, precision="fp32", attention_impl="sdpa",
-    optimizer="adamw_torch_fused", dataloader_workers=0, lr=1e-3,
+    model={
+        "layers": 2,
+        "hidden": 128,
+        "intermediate": 344,
+        "heads": 4,
+        "kv_heads": 2,
+        "vocab": 1024,
+    },
+    batch_size=2,
+    seq_len=256,
+    precision="fp32",
+    attention_impl="sdpa",
+    optimizer="adamw_torch_fused",
+    dataloader_workers=0,
+    lr=1e-3,
 )
 SLOW = TINY.model_copy(update={"name": "slow"})
 
 
-def comparisons(baseline: WorkloadConfig, patched: WorkloadConfig, count: int, steps: int,
-                env: dict[str, str]) -> list[Confirmation]:
+def comparisons(
+    baseline: WorkloadConfig, patched: WorkloadConfig, count: int, steps: int, env: dict[str, str]
+) -> list[Confirmation]:
     """``count`` independent paired comparisons (fresh workers each), as confirmed."""
     os.environ.update(env)
     policy = SamplingPolicy(threshold=DEFAULT_THRESHOLD, max_rounds=DEFAULT_MAX_REPEATS)

@@ -68,8 +68,14 @@ def run(args: list[str], cwd: Path) -> float:
     """Wall time of one fresh `python -m pytest -q ...` process."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=cwd, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     return time.perf_counter() - start
 
 
@@ -96,37 +102,64 @@ def main() -> None:
         workloads = make_workloads(root, 200)
         many = make_workloads(root, 2000)
 
-        without, with_plugin = timed([
-            [*NO_CACHE, "--collect-only", "-p", "no:goblin", suite.name],
-            [*NO_CACHE, "--collect-only", suite.name],
-        ], root, repeats)
-        print(f"(a) collect-only, 500 tests: without plugin {without:.3f} s, with plugin "
-              f"{with_plugin:.3f} s, overhead {100 * (with_plugin / without - 1):+.1f}% "
-              "(target < 5%)")
+        without, with_plugin = timed(
+            [
+                [*NO_CACHE, "--collect-only", "-p", "no:goblin", suite.name],
+                [*NO_CACHE, "--collect-only", suite.name],
+            ],
+            root,
+            repeats,
+        )
+        print(
+            f"(a) collect-only, 500 tests: without plugin {without:.3f} s, with plugin "
+            f"{with_plugin:.3f} s, overhead {100 * (with_plugin / without - 1):+.1f}% "
+            "(target < 5%)"
+        )
 
-        plain, collected, audited = timed([
-            [*NO_CACHE, trivial.name],
-            [*NO_CACHE, "--goblin", "--goblin-fake", "--collect-only", workloads.name],
-            [*NO_CACHE, "--goblin", "--goblin-fake", workloads.name],
-        ], root, repeats)
-        print(f"(b) 200 trivial tests {plain:.3f} s; 200 fake audits {audited:.3f} s; "
-              f"ratio {audited / plain:.2f}x (target < 2x, and < 10 s)")
-        print(f"    floor: collecting the 200 workload files, no audit: {collected:.3f} s "
-              f"({collected / plain:.2f}x the trivial tests)")
+        plain, collected, audited = timed(
+            [
+                [*NO_CACHE, trivial.name],
+                [*NO_CACHE, "--goblin", "--goblin-fake", "--collect-only", workloads.name],
+                [*NO_CACHE, "--goblin", "--goblin-fake", workloads.name],
+            ],
+            root,
+            repeats,
+        )
+        print(
+            f"(b) 200 trivial tests {plain:.3f} s; 200 fake audits {audited:.3f} s; "
+            f"ratio {audited / plain:.2f}x (target < 2x, and < 10 s)"
+        )
+        print(
+            f"    floor: collecting the 200 workload files, no audit: {collected:.3f} s "
+            f"({collected / plain:.2f}x the trivial tests)"
+        )
 
-        bare, collect = timed([
-            [*NO_CACHE, "--collect-only", "-p", "no:goblin", suite.name],
-            [*NO_CACHE, "--goblin", "--goblin-fake", "--collect-only", many.name],
-        ], root, repeats)
-        print(f"(c) collect 2,000 workload files: {collect:.3f} s (target < 2 s; "
-              f"a bare pytest start here takes about {bare:.3f} s)")
+        bare, collect = timed(
+            [
+                [*NO_CACHE, "--collect-only", "-p", "no:goblin", suite.name],
+                [*NO_CACHE, "--goblin", "--goblin-fake", "--collect-only", many.name],
+            ],
+            root,
+            repeats,
+        )
+        print(
+            f"(c) collect 2,000 workload files: {collect:.3f} s (target < 2 s; "
+            f"a bare pytest start here takes about {bare:.3f} s)"
+        )
 
-        trivial_again, cached = timed([
-            [*NO_CACHE, trivial.name],
-            ["--goblin", "--goblin-fake", workloads.name],
-        ], root, repeats)
-        print(f"    200 audits reused from the audit cache: {cached:.3f} s "
-              f"({cached / trivial_again:.2f}x the trivial tests, measured beside them)")
+        trivial_again, cached = timed(
+            [
+                [*NO_CACHE, trivial.name],
+                ["--goblin", "--goblin-fake", workloads.name],
+            ],
+            root,
+            repeats,
+        )
+        print(
+            f"    200 audits reused from the audit cache: {cached:.3f} s "
+            f"({cached / trivial_again:.2f}x the trivial tests, measured beside them)"
+        )
+
 
 if __name__ == "__main__":
     main()

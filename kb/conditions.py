@@ -44,13 +44,29 @@ from pytest_goblin.runner.architectures import ModelArch
 from pytest_goblin.schemas import WorkloadConfig
 
 OPERATORS: Final[tuple[str, ...]] = (
-    "eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "exists"
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "regex",
+    "exists",
 )
 
 _NUMERIC_OPS: Final = frozenset({"lt", "lte", "gt", "gte"})
 _SYMBOLS: Final = {
-    "eq": "==", "ne": "!=", "in": "in", "not_in": "not in",
-    "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "regex": "=~",
+    "eq": "==",
+    "ne": "!=",
+    "in": "in",
+    "not_in": "not in",
+    "lt": "<",
+    "lte": "<=",
+    "gt": ">",
+    "gte": ">=",
+    "regex": "=~",
 }
 
 
@@ -106,9 +122,7 @@ def field_annotation(path: str) -> Any:
         if rest not in dims:
             raise ValueError(f"unknown model dim {path!r}{did_you_mean(rest, dims)}")
         return dims[rest].annotation
-    raise ValueError(
-        f"{path!r}: {root!r} has no sub-fields (only env_vars, extras and model do)"
-    )
+    raise ValueError(f"{path!r}: {root!r} has no sub-fields (only env_vars, extras and model do)")
 
 
 class Condition(ABC):
@@ -406,8 +420,16 @@ def _gte(actual: Any, value: Any) -> bool:
 
 
 _TESTS: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "eq": _same, "ne": _differs, "in": _among, "not_in": _not_among, "regex": _regex,
-    "lt": _lt, "lte": _lte, "gt": _gt, "gte": _gte, "exists": _exists,
+    "eq": _same,
+    "ne": _differs,
+    "in": _among,
+    "not_in": _not_among,
+    "regex": _regex,
+    "lt": _lt,
+    "lte": _lte,
+    "gt": _gt,
+    "gte": _gte,
+    "exists": _exists,
 }
 """Each operator's test of a present value (an absent one is handled before): chosen
 once per condition instead of by a chain of comparisons on every call."""

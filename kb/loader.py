@@ -265,8 +265,10 @@ def read_rule_file(path: Path) -> list[Rule]:
     except OSError as exc:
         raise KnowledgeBaseError(f"{path}: cannot read: {exc.strerror}") from None
     if safe_yaml.nested_deeper_than(data, MAX_DEPTH):
-        raise KnowledgeBaseError(f"{path}: nested more than {MAX_DEPTH} levels deep; conditions "
-                                 "nest a few any/all/not levels")
+        raise KnowledgeBaseError(
+            f"{path}: nested more than {MAX_DEPTH} levels deep; conditions "
+            "nest a few any/all/not levels"
+        )
     if data is None:
         return []
     if isinstance(data, dict):
@@ -394,14 +396,18 @@ class _Views:
         change that will win the conflict is applied last and is the one a rule sees.
         Rules that change nothing (advisories) join without changing what others see.
         """
-        added = [(rule, paths) for rule, paths in live[self._live_count:] if paths]
+        added = [(rule, paths) for rule, paths in live[self._live_count :] if paths]
         self._live_count = len(live)
         if not added:
             return
-        ordered = sorted([*((rule, paths) for rule, paths, _ in self._ordered), *added],
-                         key=lambda item: _precedence(item[0]), reverse=True)
-        self._ordered = [(rule, paths, frozenset(p.split(".", 1)[0] for p in paths))
-                         for rule, paths in ordered]
+        ordered = sorted(
+            [*((rule, paths) for rule, paths, _ in self._ordered), *added],
+            key=lambda item: _precedence(item[0]),
+            reverse=True,
+        )
+        self._ordered = [
+            (rule, paths, frozenset(p.split(".", 1)[0] for p in paths)) for rule, paths in ordered
+        ]
         everyone = tuple(rule for rule, _, _ in self._ordered)
         self._all = (everyone, tuple(rule.id for rule in everyone))
         self._all_roots = frozenset().union(*(roots for _, _, roots in self._ordered))
@@ -412,9 +418,11 @@ class _Views:
         if not facts.own_roots & self._all_roots:
             return self._all
         others = tuple(
-            other for other, paths, roots in self._ordered
-            if not (roots & facts.own_roots
-                    and any(_overlap(p, q) for p in paths for q in facts.own))
+            other
+            for other, paths, roots in self._ordered
+            if not (
+                roots & facts.own_roots and any(_overlap(p, q) for p in paths for q in facts.own)
+            )
         )
         return others, tuple(other.id for other in others)
 
@@ -427,7 +435,8 @@ class _Views:
                 dumped = patched.model_dump()
             self._configs[key] = (patched, dumped)
             self._touched[key] = frozenset(
-                field for field, value in dumped.items()
+                field
+                for field, value in dumped.items()
                 if value != self._base[field] or repr(value) != repr(self._base[field])
             )
         return key

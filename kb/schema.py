@@ -50,8 +50,17 @@ from pytest_goblin.kb.conditions import (
 from pytest_goblin.schemas import WasteBucket, WorkloadConfig
 
 Category = Literal[
-    "precision", "attention", "memory", "optimizer", "data", "compile",
-    "kernels", "env", "collectives", "lora", "packing",
+    "precision",
+    "attention",
+    "memory",
+    "optimizer",
+    "data",
+    "compile",
+    "kernels",
+    "env",
+    "collectives",
+    "lora",
+    "packing",
 ]
 #: Categories in display order; rules are listed and matched in this order.
 CATEGORIES: Final[tuple[str, ...]] = get_args(Category)
@@ -172,8 +181,10 @@ class Rule(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
         if self.kind == "patch" and not self.set:
-            raise ValueError("set: a patch rule must change at least one field "
-                             "(use kind: advisory for advice no field expresses)")
+            raise ValueError(
+                "set: a patch rule must change at least one field "
+                "(use kind: advisory for advice no field expresses)"
+            )
         if self.kind == "advisory":
             if self.set:
                 raise ValueError("set: an advisory rule changes nothing; put the action in advice")
@@ -192,9 +203,7 @@ class Rule(BaseModel):
         """Whether the rule is meant for a device of this platform."""
         return "all" in self.platforms or platform in self.platforms
 
-    def apply(
-        self, config: WorkloadConfig, dumped: dict[str, Any] | None = None
-    ) -> WorkloadConfig:
+    def apply(self, config: WorkloadConfig, dumped: dict[str, Any] | None = None) -> WorkloadConfig:
         """The config with this rule's ``set`` applied (validated like any config).
 
         ``dumped`` is ``config.model_dump()`` when the caller already has it; it

@@ -31,8 +31,48 @@ _K1: Final = 1.2
 _B: Final = 0.75
 _TOKEN: Final = re.compile(r"[a-z0-9]+")
 _STOP: Final = frozenset(
-    "a an and are as at be by for from has have in into is it its no not of on or so "
-    "than that the their then there this to too use used uses via when which while with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "this",
+        "to",
+        "too",
+        "use",
+        "used",
+        "uses",
+        "via",
+        "when",
+        "which",
+        "while",
+        "with",
+    ]
 )
 _KEPT_INDEXES: Final = 8
 

@@ -30,13 +30,15 @@ class EventRecorder:
 
     def __call__(self, event: AuditEvent) -> None:
         data = redact_known(event.data, self._secrets)
-        self.records.append({
-            "nodeid": self.nodeid,
-            "seq": len(self.records),
-            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "type": event.type,
-            "data": data,
-        })
+        self.records.append(
+            {
+                "nodeid": self.nodeid,
+                "seq": len(self.records),
+                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "type": event.type,
+                "data": data,
+            }
+        )
         if self._write_line is not None:
             self._write_line(live_line(event.type, data))
 
@@ -55,16 +57,22 @@ def live_line(kind: str, data: dict[str, Any]) -> str:
     else:
         text = f"error: {' '.join(str(data.get('message', '')).split())}"
     line = f"    {text}"
-    return line if len(line) <= LIVE_WIDTH else line[:LIVE_WIDTH - 1] + "…"
+    return line if len(line) <= LIVE_WIDTH else line[: LIVE_WIDTH - 1] + "…"
 
 
 def _result_summary(data: dict[str, Any]) -> str:
     if not data.get("ok"):
         return f"error: {' '.join(str(data.get('error', '')).split())}"
     result = data.get("result")
-    ids = ([f"{key} {value}" for key, value in result.items()
-            if key.endswith("_id") and isinstance(value, str)]
-           if isinstance(result, dict) else [])
+    ids = (
+        [
+            f"{key} {value}"
+            for key, value in result.items()
+            if key.endswith("_id") and isinstance(value, str)
+        ]
+        if isinstance(result, dict)
+        else []
+    )
     return "ok" + (f" ({', '.join(ids)})" if ids else "")
 
 

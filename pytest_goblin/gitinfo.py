@@ -26,14 +26,19 @@ def current_commit(where: Path) -> Commit | None:
         return None
     branch = _git(where, "rev-parse", "--abbrev-ref", "HEAD")
     status = _git(where, "status", "--porcelain", "--untracked-files=no")
-    return Commit(id=head, branch=None if branch in (None, "HEAD") else branch,
-                  dirty=bool(status))
+    return Commit(id=head, branch=None if branch in (None, "HEAD") else branch, dirty=bool(status))
 
 
 def _git(where: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            ["git", *args],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

@@ -44,11 +44,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pytest_goblin import __version__
 from pytest_goblin.atomic import create_text
+from pytest_goblin.audit.stats import DEFAULT_CONFIDENCE, independent_ratio
 from pytest_goblin.errors import GoblinError
 from pytest_goblin.gitinfo import Commit
 from pytest_goblin.kb.conditions import did_you_mean
 from pytest_goblin.schemas import DeviceInfo, HistoryComparison, RunMetrics, WorkloadResult
-from pytest_goblin.audit.stats import DEFAULT_CONFIDENCE, independent_ratio
 
 SCHEMA_VERSION = 1
 RUNS_DIR = "runs"
@@ -163,15 +163,22 @@ def missing_text(storage: Path, wanted: str, fail_pct: float | None = None) -> s
     to a mistyped one), and, under ``--goblin-compare-fail``, that nothing is gated."""
     runs = list_runs(storage)
     where = storage / RUNS_DIR
-    gates = (f"; --goblin-compare-fail {fail_pct:g} fails nothing in this run"
-             if fail_pct is not None else "")
+    gates = (
+        f"; --goblin-compare-fail {fail_pct:g} fails nothing in this run"
+        if fail_pct is not None
+        else ""
+    )
     if not runs:
-        return (f"no saved run under {where} yet: nothing to compare with "
-                f"(save one with --goblin-save){gates}")
+        return (
+            f"no saved run under {where} yet: nothing to compare with "
+            f"(save one with --goblin-save){gates}"
+        )
     known = ", ".join(run.id for run in runs[-5:])
     hint = did_you_mean(wanted, {*(run.name for run in runs), *(run.id for run in runs)})
-    return (f"no saved run named {wanted!r}{hint} under {where}: nothing to compare with "
-            f"(latest: {known}){gates}")
+    return (
+        f"no saved run named {wanted!r}{hint} under {where}: nothing to compare with "
+        f"(latest: {known}){gates}"
+    )
 
 
 def load_run(path: Path) -> SavedRun:
@@ -181,8 +188,9 @@ def load_run(path: Path) -> SavedRun:
     except OSError as exc:
         raise HistoryError(f"{path}: cannot read saved run: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HistoryError(f"{path}: saved run is corrupt (not JSON: {exc}); delete it or "
-                           "compare with another run") from None
+        raise HistoryError(
+            f"{path}: saved run is corrupt (not JSON: {exc}); delete it or compare with another run"
+        ) from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise HistoryError(f"{path}: not a pytest-goblin saved run (no schema_version)")
@@ -198,8 +206,9 @@ def load_run(path: Path) -> SavedRun:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:3]
         )
-        raise HistoryError(f"{path}: saved run is corrupt ({problems}); delete it or compare "
-                           "with another run") from None
+        raise HistoryError(
+            f"{path}: saved run is corrupt ({problems}); delete it or compare with another run"
+        ) from None
 
 
 def select(storage: Path, wanted: str) -> SavedRun | None:
@@ -215,8 +224,13 @@ def auto_name(commit: Commit | None) -> str:
     return commit.id[:12] + ("-dirty" if commit.dirty else "")
 
 
-def document(run_id: str, name: str, results: Sequence[WorkloadResult],
-             commit: Commit | None, saved_at: datetime) -> dict[str, Any]:
+def document(
+    run_id: str,
+    name: str,
+    results: Sequence[WorkloadResult],
+    commit: Commit | None,
+    saved_at: datetime,
+) -> dict[str, Any]:
     """The JSON document of a run: every workload that has a measured (or projected) baseline."""
     workloads = {}
     for result in results:
@@ -240,14 +254,20 @@ def document(run_id: str, name: str, results: Sequence[WorkloadResult],
         "id": run_id,
         "name": name,
         "saved_at": saved_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": ({"id": commit.id, "branch": commit.branch, "dirty": commit.dirty}
-                   if commit else None),
+        "commit": (
+            {"id": commit.id, "branch": commit.branch, "dirty": commit.dirty} if commit else None
+        ),
         "workloads": workloads,
     }
 
 
-def save(storage: Path, name: str, results: Sequence[WorkloadResult],
-         commit: Commit | None, saved_at: datetime | None = None) -> Path:
+def save(
+    storage: Path,
+    name: str,
+    results: Sequence[WorkloadResult],
+    commit: Commit | None,
+    saved_at: datetime | None = None,
+) -> Path:
     """Save a run under the next free number; returns its file."""
     when = saved_at or datetime.now(timezone.utc)
     runs = list_runs(storage)
@@ -255,8 +275,10 @@ def save(storage: Path, name: str, results: Sequence[WorkloadResult],
     while True:
         run_id = f"{number:04d}_{name}"
         path = storage / RUNS_DIR / f"{run_id}.json"
-        text = json.dumps(document(run_id, name, results, commit, when), indent=2,
-                          ensure_ascii=False) + "\n"
+        text = (
+            json.dumps(document(run_id, name, results, commit, when), indent=2, ensure_ascii=False)
+            + "\n"
+        )
         try:
             create_text(path, text)
         except FileExistsError:
@@ -265,8 +287,9 @@ def save(storage: Path, name: str, results: Sequence[WorkloadResult],
         return path
 
 
-def compare(saved: SavedRun, result: WorkloadResult,
-            fail_pct: float | None) -> HistoryComparison | None:
+def compare(
+    saved: SavedRun, result: WorkloadResult, fail_pct: float | None
+) -> HistoryComparison | None:
     """This result's baseline against the saved run; None when the result has no numbers."""
     if result.baseline is None or result.device is None:
         return None
@@ -274,13 +297,21 @@ def compare(saved: SavedRun, result: WorkloadResult,
     entry = saved.workloads.get(result.nodeid)
     commit = saved.commit.id if saved.commit else None
     if entry is None:
-        return HistoryComparison(run=saved.id, status="new", tokens_per_sec=now,
-                                 saved_commit=commit, reason=f"not in saved run {saved.id}")
+        return HistoryComparison(
+            run=saved.id,
+            status="new",
+            tokens_per_sec=now,
+            saved_commit=commit,
+            reason=f"not in saved run {saved.id}",
+        )
     then = entry.baseline.tokens_per_sec
     if entry.device_fingerprint != device_fingerprint(result.device):
         was = _device_label(entry.device)
         return HistoryComparison(
-            run=saved.id, status="not_comparable", saved_tokens_per_sec=then, tokens_per_sec=now,
+            run=saved.id,
+            status="not_comparable",
+            saved_tokens_per_sec=then,
+            tokens_per_sec=now,
             saved_commit=commit,
             reason=f"saved on {was}, now on {_device_label(result.device.model_dump())}",
         )
@@ -289,24 +320,37 @@ def compare(saved: SavedRun, result: WorkloadResult,
     beyond = fail_pct is not None and change < -fail_pct
     regressed = beyond and (interval is None or interval[1] < -fail_pct)
     changed = bool(entry.config_hash) and entry.config_hash != result.baseline.config_hash
-    reason = (f"baseline {now:,.0f} tok/s against {then:,.0f} tok/s in saved run {saved.id} "
-              f"({change:+.1f}%{_describe_interval(interval, result)})")
+    reason = (
+        f"baseline {now:,.0f} tok/s against {then:,.0f} tok/s in saved run {saved.id} "
+        f"({change:+.1f}%{_describe_interval(interval, result)})"
+    )
     if regressed:
         reason += f": slower by more than {fail_pct:g}%"
     elif beyond and interval is not None:
-        reason += (f": slower by more than {fail_pct:g}% at the medians, but the interval "
-                   f"reaches {interval[1]:+.1f}%: within the two runs' noise, not a regression")
+        reason += (
+            f": slower by more than {fail_pct:g}% at the medians, but the interval "
+            f"reaches {interval[1]:+.1f}%: within the two runs' noise, not a regression"
+        )
     if changed:
         reason += "; the config changed since"
     return HistoryComparison(
-        run=saved.id, status="compared", saved_tokens_per_sec=then, tokens_per_sec=now,
-        change_pct=change, change_ci_pct=interval, regressed=regressed, fail_pct=fail_pct,
-        config_changed=changed, saved_commit=commit, reason=reason,
+        run=saved.id,
+        status="compared",
+        saved_tokens_per_sec=then,
+        tokens_per_sec=now,
+        change_pct=change,
+        change_ci_pct=interval,
+        regressed=regressed,
+        fail_pct=fail_pct,
+        config_changed=changed,
+        saved_commit=commit,
+        reason=reason,
     )
 
 
-def _change_interval(then: SavedMetrics, now: RunMetrics,
-                     projected: bool) -> tuple[float, float] | None:
+def _change_interval(
+    then: SavedMetrics, now: RunMetrics, projected: bool
+) -> tuple[float, float] | None:
     """The confidence interval of the change in %, from both runs' windows; None for
     projected numbers (exact) or when a run has fewer than ``INTERVAL_WINDOWS`` windows."""
     if projected or min(len(then.samples), len(now.samples)) < INTERVAL_WINDOWS:
@@ -320,8 +364,10 @@ def _describe_interval(interval: tuple[float, float] | None, result: WorkloadRes
         return ", projected"
     if interval is None:
         return f", measured; point estimates: a run has fewer than {INTERVAL_WINDOWS} windows"
-    return (f" [{interval[0]:+.1f}%, {interval[1]:+.1f}%] at {DEFAULT_CONFIDENCE:.0%} "
-            "confidence, measured")
+    return (
+        f" [{interval[0]:+.1f}%, {interval[1]:+.1f}%] at {DEFAULT_CONFIDENCE:.0%} "
+        "confidence, measured"
+    )
 
 
 def change_text(comparison: HistoryComparison) -> str:
@@ -333,12 +379,13 @@ def change_text(comparison: HistoryComparison) -> str:
     return text
 
 
-def summary_line(saved: SavedRun, results: Sequence[WorkloadResult],
-                 fail_pct: float | None) -> str:
+def summary_line(saved: SavedRun, results: Sequence[WorkloadResult], fail_pct: float | None) -> str:
     """One line for the terminal: what was compared with what, and how it came out."""
     comparisons = [r.history for r in results if r.history is not None]
-    counts = {status: sum(1 for c in comparisons if c.status == status)
-              for status in ("compared", "not_comparable", "new")}
+    counts = {
+        status: sum(1 for c in comparisons if c.status == status)
+        for status in ("compared", "not_comparable", "new")
+    }
     parts = [f"{counts['compared']} compared"]
     if fail_pct is not None:
         parts.append(f"{sum(1 for c in comparisons if c.regressed)} regressed beyond {fail_pct:g}%")

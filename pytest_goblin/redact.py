@@ -11,10 +11,18 @@ from typing import Any
 _SECRET_NAME = re.compile(
     r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|CREDENTIALS?)$", re.I
 )
-_NOT_SECRET = frozenset({
-    "pad_token", "eos_token", "bos_token", "unk_token", "sep_token", "cls_token",
-    "mask_token", "chat_template_token",
-})
+_NOT_SECRET = frozenset(
+    {
+        "pad_token",
+        "eos_token",
+        "bos_token",
+        "unk_token",
+        "sep_token",
+        "cls_token",
+        "mask_token",
+        "chat_template_token",
+    }
+)
 """Tokenizer special tokens: named like secrets, common in fine-tuning configs, harmless."""
 
 _SECRET_VALUE = (
@@ -77,8 +85,11 @@ def _may_hold_secret(text: str) -> bool:
     """
     if any(marker in text for marker in _VALUE_MARKERS) or _has_github_marker(text):
         return True
-    folded = (text.lower() if text.isascii()
-              else text.casefold().replace("i\u0307", "i").replace("\u0131", "i"))
+    folded = (
+        text.lower()
+        if text.isascii()
+        else text.casefold().replace("i\u0307", "i").replace("\u0131", "i")
+    )
     return _names_a_value(folded)
 
 
@@ -151,8 +162,10 @@ def redact_known(value: Any, secrets: Sequence[str]) -> Any:
             value = value.replace(secret, "<redacted>")
         return redact_text(value)
     if isinstance(value, dict):
-        return {key: "<redacted>" if is_secret_name(str(key)) else redact_known(item, secrets)
-                for key, item in value.items()}
+        return {
+            key: "<redacted>" if is_secret_name(str(key)) else redact_known(item, secrets)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [redact_known(item, secrets) for item in value]
     return value

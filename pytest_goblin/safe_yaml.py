@@ -104,13 +104,18 @@ def _check_aliases(root: yaml.Node) -> None:
             if sizes[key] - len(sizes) > MAX_ALIAS_NODES:
                 raise UnsafeYaml(
                     f"aliases repeat more than {MAX_ALIAS_NODES:,} nodes (an alias bomb?); "
-                    "write the repeated values out", node.start_mark)
+                    "write the repeated values out",
+                    node.start_mark,
+                )
             continue
         if key in sizes:
             continue
         if key in open_nodes:
-            raise UnsafeYaml("an alias refers to the anchor it is inside (a recursive "
-                             "structure); workloads are trees", node.start_mark)
+            raise UnsafeYaml(
+                "an alias refers to the anchor it is inside (a recursive "
+                "structure); workloads are trees",
+                node.start_mark,
+            )
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node))
@@ -123,8 +128,9 @@ def nested_deeper_than(data: Any, limit: int) -> bool:
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
-        children = (value.values() if isinstance(value, dict)
-                    else value if isinstance(value, list) else ())
+        children = (
+            value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        )
         for child in children:
             if isinstance(child, (dict, list)):
                 if depth + 1 > limit:

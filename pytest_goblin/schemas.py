@@ -25,7 +25,12 @@ WasteBucket = Literal[
 Outcome = Literal["passed", "failed", "error", "skipped"]
 
 WASTE_BUCKETS: tuple[str, ...] = (
-    "data_wait", "host_gap", "comm_excess", "memory_headroom", "precision_path", "kernel_shape"
+    "data_wait",
+    "host_gap",
+    "comm_excess",
+    "memory_headroom",
+    "precision_path",
+    "kernel_shape",
 )
 
 
@@ -58,8 +63,9 @@ class WorkloadConfig(BaseModel):
         "when absent, looked up from model_name.",
     )
     finetune: FinetuneType = "full"
-    batch_size: int = Field(default=8, ge=1, le=65_536,
-                            description="per-device micro-batch (HF default 8)")
+    batch_size: int = Field(
+        default=8, ge=1, le=65_536, description="per-device micro-batch (HF default 8)"
+    )
     grad_accum_steps: int = Field(default=1, ge=1, le=65_536)
     seq_len: int = Field(default=1024, ge=1, le=10_000_000)
     precision: Precision = "fp32"
@@ -383,8 +389,9 @@ class Report(BaseModel):
         default=None, description="how the speedup and its interval were measured"
     )
     fallback: str | None = Field(
-        default=None, description="set when the whole patch failed the loss check and a "
-        "smaller one (a rule dropped) is what was measured: which, and why"
+        default=None,
+        description="set when the whole patch failed the loss check and a "
+        "smaller one (a rule dropped) is what was measured: which, and why",
     )
     attribution: list[ChangeAttribution] = Field(
         default_factory=list, description="each change's leave-one-out share (--goblin-attribution)"
@@ -447,7 +454,8 @@ class HistoryComparison(BaseModel):
     change_ci_pct: tuple[float, float] | None = Field(
         default=None,
         description="confidence interval of change_pct from both runs' windows (measured "
-                    "runs with enough windows); a regression needs all of it beyond fail_pct")
+        "runs with enough windows); a regression needs all of it beyond fail_pct",
+    )
     regressed: bool = False
     fail_pct: float | None = None
     config_changed: bool = False
@@ -462,19 +470,25 @@ class NoiseFloor(BaseModel):
 
     device: str = Field(description="the device's name")
     device_id: str | None = Field(
-        default=None, description="the physical device, as its lock names it (cpu, "
+        default=None,
+        description="the physical device, as its lock names it (cpu, "
         "cuda-<uuid>, rocm-3, simulated-mi300x): tells apart the floors of two GPUs of "
-        "one model; null when a plugin's runner names none")
+        "one model; null when a plugin's runner names none",
+    )
     workload: str = Field(description="the workload whose baseline config was run twice")
     projected: bool
     rounds: int = Field(description="paired A/A rounds")
     n: int = Field(description="paired windows behind the interval")
     ratio: float = Field(description="A/A speedup; 1 when there is no drift between arms")
     ratio_ci: tuple[float, float]
-    band: float = Field(description="the interval's half-width around 1, as a fraction: "
-                        "no threshold below it can be told from noise")
-    mde: float = Field(description="minimum detectable effect (fraction): the smallest real "
-                       "speedup found with 80% power at this noise")
+    band: float = Field(
+        description="the interval's half-width around 1, as a fraction: "
+        "no threshold below it can be told from noise"
+    )
+    mde: float = Field(
+        description="minimum detectable effect (fraction): the smallest real "
+        "speedup found with 80% power at this noise"
+    )
     cv: float = Field(description="coefficient of variation of the windows' tokens/s")
 
 

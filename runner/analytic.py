@@ -473,10 +473,7 @@ class FakeRunner:
 
     def _sdpa_falls_back(self, config: WorkloadConfig) -> bool:
         """RDNA3 SDPA has no fused backend unless the experimental AOTriton one is enabled."""
-        return (
-            self.device.platform == "rocm-radeon"
-            and config.env_vars.get(RADEON_SDPA_ENV) != "1"
-        )
+        return self.device.platform == "rocm-radeon" and config.env_vars.get(RADEON_SDPA_ENV) != "1"
 
     def _best_attention(self, precision: str) -> str:
         """The fastest attention kernel this device offers at this precision."""
@@ -590,8 +587,10 @@ class FakeRunner:
         attn_precision = "bf16" if precision == "fp8" else precision
         share = 4.0 / 3.0 if recompute else 1.0
         flops = (
-            config.batch_size * config.seq_len
-            * self._attention_flops_per_token(config, arch) * share
+            config.batch_size
+            * config.seq_len
+            * self._attention_flops_per_token(config, arch)
+            * share
         )
         eff = self._efficiency(ATTENTION_EFFICIENCY[attention], config, res, saturated)
         seconds = flops / (self.device.peak_tflops[attn_precision] * TERA * eff)
@@ -600,7 +599,10 @@ class FakeRunner:
             if recompute:
                 passes += EAGER_SCORE_PASSES_FWD
             score_bytes = (
-                arch.layers * config.batch_size * arch.heads * config.seq_len**2
+                arch.layers
+                * config.batch_size
+                * arch.heads
+                * config.seq_len**2
                 * _element_bytes(attn_precision)
             )
             seconds += passes * score_bytes / self._bandwidth()
@@ -662,32 +664,57 @@ class FakeRunner:
     def _waste_budget(self, config: WorkloadConfig, res: _Resolved) -> WasteBudget:
         """Seconds per optimizer step, by bucket; the buckets sum to the step time."""
         actual = self._device_time(
-            config, res, precision=res.precision, attention=res.attention,
-            memory_savers=True, saturated=False,
+            config,
+            res,
+            precision=res.precision,
+            attention=res.attention,
+            memory_savers=True,
+            saturated=False,
         )
-        at_bf16 = min(actual, self._device_time(
-            config, res, precision="bf16", attention=res.attention,
-            memory_savers=True, saturated=False,
-        ))
+        at_bf16 = min(
+            actual,
+            self._device_time(
+                config,
+                res,
+                precision="bf16",
+                attention=res.attention,
+                memory_savers=True,
+                saturated=False,
+            ),
+        )
         reference_precision = "bf16" if at_bf16 < actual else res.precision
         best_attention = self._best_attention(reference_precision)
-        best_kernel = min(at_bf16, self._device_time(
-            config, res, precision=reference_precision, attention=best_attention,
-            memory_savers=True, saturated=False,
-        ))
+        best_kernel = min(
+            at_bf16,
+            self._device_time(
+                config,
+                res,
+                precision=reference_precision,
+                attention=best_attention,
+                memory_savers=True,
+                saturated=False,
+            ),
+        )
         reference_attention = best_attention if best_kernel < at_bf16 else res.attention
-        lean = min(best_kernel, self._device_time(
-            config, res, precision=reference_precision, attention=reference_attention,
-            memory_savers=False, saturated=True,
-        ))
+        lean = min(
+            best_kernel,
+            self._device_time(
+                config,
+                res,
+                precision=reference_precision,
+                attention=reference_attention,
+                memory_savers=False,
+                saturated=True,
+            ),
+        )
 
         dispatch = self._dispatch_time(config, res)
         host_gap = dispatch if self.device.kind == "cpu" else max(0.0, dispatch - actual)
         data_wait = self._data_time(config, busy_s=actual + host_gap)
         optimizer = self._optimizer_time(config, res, res.optimizer)
-        optimizer_best = min(optimizer, self._optimizer_time(
-            config, res, OPTIMIZERS[res.optimizer].best
-        ))
+        optimizer_best = min(
+            optimizer, self._optimizer_time(config, res, OPTIMIZERS[res.optimizer].best)
+        )
 
         accum = config.grad_accum_steps
         return WasteBudget(
@@ -702,10 +729,9 @@ class FakeRunner:
 
     def _mfu_pct(self, config: WorkloadConfig, res: _Resolved, tokens_per_sec: float) -> float:
         """Model FLOPs (no recompute) per second per device over the dense bf16 peak."""
-        flops_per_token = (
-            self._linear_flops_per_token(config, res)
-            + self._attention_flops_per_token(config, res.arch)
-        )
+        flops_per_token = self._linear_flops_per_token(
+            config, res
+        ) + self._attention_flops_per_token(config, res.arch)
         per_device = tokens_per_sec / config.world_size
         return 100.0 * per_device * flops_per_token / (self.device.peak_tflops["bf16"] * TERA)
 
@@ -798,7 +824,6 @@ def _lora_target_shapes(
     unmatched = sorted(targets - set(shapes))
     if unmatched:
         warnings.append(
-            f"LoRA targets {unmatched} match no linear of {arch.name}; "
-            f"known: {', '.join(shapes)}"
+            f"LoRA targets {unmatched} match no linear of {arch.name}; known: {', '.join(shapes)}"
         )
     return matched

@@ -40,8 +40,9 @@ class SyntheticTokens(Dataset[torch.Tensor]):
     drawn from a generator seeded with ``(seed, i)``.
     """
 
-    def __init__(self, vocab: int, seq_len: int, length: int, sample_cost_s: float,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, vocab: int, seq_len: int, length: int, sample_cost_s: float, seed: int = 0
+    ) -> None:
         ranks = torch.arange(1, vocab + 1, dtype=torch.float64)
         weights = ranks.pow(-ZIPF_EXPONENT)
         self.cdf = weights.cumsum(0) / weights.sum()  # (vocab,)

@@ -37,8 +37,11 @@ def detect(selector: DeviceSelector) -> Detected:
     if selector.kind == "cpu" or (selector.kind == "auto" and not torch.cuda.is_available()):
         return _cpu()
     if selector.kind in ("cuda", "rocm") and selector.kind != gpu_kind:
-        build = f"ROCm (HIP {torch.version.hip})" if torch.version.hip else (
-            f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only")
+        build = (
+            f"ROCm (HIP {torch.version.hip})"
+            if torch.version.hip
+            else (f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only")
+        )
         raise DeviceUnavailable(
             f"--goblin-device {selector}: this PyTorch {torch.__version__} is a {build} build"
         )

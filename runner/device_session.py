@@ -69,8 +69,9 @@ class DeviceSession:
             return self._simulated[key]
         live = self._live_device(device or self.measure.device)
         layers = settings.layers if settings and settings.layers else self.measure.layers
-        return TorchRunner(live, self.fake_device, layers,
-                           settings.sample_cost_ms if settings else None)
+        return TorchRunner(
+            live, self.fake_device, layers, settings.sample_cost_ms if settings else None
+        )
 
     def _live_device(self, name: str) -> LiveDevice:
         assert self.measure is not None
@@ -81,8 +82,10 @@ class DeviceSession:
                 get_device(name)
             except ValueError:
                 raise not_a_selector from None
-            raise ValueError(f"device {name!r} is a simulated device (for --goblin-fake); "
-                             f"measured runs take {SELECTOR_HELP}") from None
+            raise ValueError(
+                f"device {name!r} is a simulated device (for --goblin-fake); "
+                f"measured runs take {SELECTOR_HELP}"
+            ) from None
         if selector not in self._live:
             self._live[selector] = LiveDevice(replace(self.measure, device=selector))
         return self._live[selector]

@@ -29,8 +29,8 @@ from typing import IO, Any
 
 from pytest_goblin.errors import DeviceFault, DeviceOOM, RunFailed, UnsupportedConfig
 from pytest_goblin.runner.analytic import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
-from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
+from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.runner.visible import environ_for
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
@@ -96,7 +96,7 @@ class DeviceWorker:
         """
         if self._process is not None:
             self.kill()  # the remains of a worker that died while idle
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
         self._buffer = b""
         self._process = subprocess.Popen(
             [sys.executable, "-m", "pytest_goblin.runner.worker", self.selector, str(os.getpid())],
@@ -133,8 +133,10 @@ class DeviceWorker:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.kill()
-                    raise DeviceFault(f"the device worker timed out {what} (limit {timeout_s:g} s, "
-                                      "--goblin-timeout) and was killed")
+                    raise DeviceFault(
+                        f"the device worker timed out {what} (limit {timeout_s:g} s, "
+                        "--goblin-timeout) and was killed"
+                    )
                 ready, _, _ = select.select([fd], [], [], remaining)
                 if ready:
                     chunk = os.read(fd, 1 << 16)
@@ -233,8 +235,9 @@ class LiveDevice:
         if not hello["ok"]:
             worker.kill()
             # the same selector fails the same way every time: remember why
-            self._unavailable = (f"no device for --goblin-device {self.options.device}: "
-                                 f"{hello['message']}")
+            self._unavailable = (
+                f"no device for --goblin-device {self.options.device}: {hello['message']}"
+            )
             raise DeviceFault(self._unavailable)
         if self._info is None:
             self._info = DeviceInfo.model_validate(hello["info"])
@@ -300,8 +303,13 @@ class TorchRunner:
     ``sample_cost_ms`` is the workload's host cost per sample.
     """
 
-    def __init__(self, device: LiveDevice, fake_device: str, layers: int | None = None,
-                 sample_cost_ms: float | None = None) -> None:
+    def __init__(
+        self,
+        device: LiveDevice,
+        fake_device: str,
+        layers: int | None = None,
+        sample_cost_ms: float | None = None,
+    ) -> None:
         self.device = device
         self.fake_device = fake_device
         self.layers = layers
@@ -328,7 +336,8 @@ class TorchRunner:
         """Why this device cannot run ``config`` (the item is skipped), or None."""
         with self.device.locked(config.env_vars):
             response = self.device.request(
-                config.env_vars, {"op": "check", "config": config.model_dump(mode="json")},
+                config.env_vars,
+                {"op": "check", "config": config.model_dump(mode="json")},
                 "while checking the config",
             )
         return response.get("reason") if response["ok"] else None

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_goblin.runner.devices import DEVICES, DeviceSpec, get_device
 from pytest_goblin.runner.analytic import FakeRunner, config_hash
+from pytest_goblin.runner.devices import DEVICES, DeviceSpec, get_device
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -55,8 +56,10 @@ def catalogue_spec(info: DeviceInfo) -> tuple[DeviceSpec | None, list[str]]:
     """
     if info.kind == "cpu":
         spec = get_device("cpu")
-        return spec, [f"MFU is against the catalogue's generic CPU peak "
-                      f"({spec.peak_tflops['bf16']:g} TFLOP/s bf16), a placeholder, not this CPU's"]
+        return spec, [
+            f"MFU is against the catalogue's generic CPU peak "
+            f"({spec.peak_tflops['bf16']:g} TFLOP/s bf16), a placeholder, not this CPU's"
+        ]
     name = "".join(ch for ch in info.name.lower() if ch.isalnum())
     candidates = [s for s in DEVICES.values() if s.kind == info.kind and s.name in name]
     if not candidates:
@@ -88,8 +91,10 @@ def run_metrics(
         depth = deep.layers - shallow.layers
         per_layer_s = (deep.step_time_s - shallow.step_time_s) / depth
         if per_layer_s <= 0:
-            warnings.append(f"{shallow.layers} and {deep.layers} layers ran at the same speed "
-                            "within noise: the per-layer time is taken as zero")
+            warnings.append(
+                f"{shallow.layers} and {deep.layers} layers ran at the same speed "
+                "within noise: the per-layer time is taken as zero"
+            )
             per_layer_s = 0.0
         per_layer_gb = max(0.0, (deep.peak_memory_gb - shallow.peak_memory_gb) / depth)
         missing = full_layers - deep.layers
@@ -97,8 +102,10 @@ def run_metrics(
         step_time += missing * per_layer_s
         peak += missing * per_layer_gb
         extrapolated_from = [shallow.layers, deep.layers]
-        warnings.append(f"step time and peak memory extrapolated to {full_layers} layers from "
-                        f"runs of {shallow.layers} and {deep.layers} layers")
+        warnings.append(
+            f"step time and peak memory extrapolated to {full_layers} layers from "
+            f"runs of {shallow.layers} and {deep.layers} layers"
+        )
     tokens_per_step = deep.tokens_per_step
     tokens_per_sec = tokens_per_step / step_time
     spec, notes = catalogue_spec(info)

@@ -189,8 +189,9 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList(Block(arch, options.attention) for _ in range(n_layers))
         self.norm = RMSNorm(arch.hidden)
         # a tied head reuses the embedding matrix (Llama-3.2, Qwen2.5-0.5B, Gemma)
-        self.lm_head = (None if arch.tied_embeddings
-                        else nn.Linear(arch.hidden, arch.vocab, bias=False))
+        self.lm_head = (
+            None if arch.tied_embeddings else nn.Linear(arch.hidden, arch.vocab, bias=False)
+        )
         self.register_buffer("rope_cos", torch.empty(seq_len, arch.dim_per_head), persistent=False)
         self.register_buffer("rope_sin", torch.empty(seq_len, arch.dim_per_head), persistent=False)
 
@@ -278,8 +279,10 @@ def build(
         alpha = options.lora_alpha or PEFT_DEFAULT_ALPHA
         unmatched = add_lora(model, options.lora_rank, alpha, options.lora_targets)
         if unmatched:
-            warnings.append(f"LoRA targets {unmatched} match no linear; known: "
-                            f"{', '.join(arch.layer_linear_shapes())}")
+            warnings.append(
+                f"LoRA targets {unmatched} match no linear; known: "
+                f"{', '.join(arch.layer_linear_shapes())}"
+            )
         for param in model.parameters():
             if not param.requires_grad:
                 param.data = param.data.to(frozen_dtype)

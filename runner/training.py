@@ -32,7 +32,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from pytest_goblin.runner.data import make_loader
 from pytest_goblin.runner.measurement import Measurement
 from pytest_goblin.runner.model import ModelOptions, build
-from pytest_goblin.runner.optimizers import make_optimizer, unsupported_reason as optimizer_reason
+from pytest_goblin.runner.optimizers import make_optimizer
+from pytest_goblin.runner.optimizers import unsupported_reason as optimizer_reason
 from pytest_goblin.schemas import WorkloadConfig
 
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -68,14 +69,20 @@ class RunRequest:
 def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | None:
     """Why ``device`` cannot run ``config`` as written, or None when it can."""
     if config.precision == "fp8":
-        return ("fp8 training needs Float8 linears (torchao or Transformer Engine), "
-                "which pytest-goblin does not ship")
+        return (
+            "fp8 training needs Float8 linears (torchao or Transformer Engine), "
+            "which pytest-goblin does not ship"
+        )
     if config.finetune == "qlora":
-        return ("QLoRA needs 4-bit base weights from bitsandbytes, which the torch runner "
-                "does not build")
+        return (
+            "QLoRA needs 4-bit base weights from bitsandbytes, which the torch runner "
+            "does not build"
+        )
     if config.world_size > 1:
-        return (f"world_size {config.world_size} ({config.strategy}) needs {config.world_size} "
-                "devices; the torch runner measures one")
+        return (
+            f"world_size {config.world_size} ({config.strategy}) needs {config.world_size} "
+            "devices; the torch runner measures one"
+        )
     reason = optimizer_reason(config.optimizer)
     if reason:
         return reason
@@ -92,8 +99,15 @@ def _flash_reason(config: WorkloadConfig, device: torch.device) -> str | None:
         return None  # the run itself says how to give an architecture
     arch = config.model
     dtype = HALF_DTYPES.get(config.precision, torch.float32)
-    q = torch.randn(1, arch.heads, config.seq_len, arch.dim_per_head, device=device,
-                    dtype=dtype, requires_grad=True)
+    q = torch.randn(
+        1,
+        arch.heads,
+        config.seq_len,
+        arch.dim_per_head,
+        device=device,
+        dtype=dtype,
+        requires_grad=True,
+    )
     try:
         with warnings.catch_warnings(), sdpa_kernel(SDPBackend.FLASH_ATTENTION):
             # torch explains a refusal in UserWarnings, then raises "No available kernel"
@@ -101,8 +115,10 @@ def _flash_reason(config: WorkloadConfig, device: torch.device) -> str | None:
             F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
     except RuntimeError as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return (f"flash attention is not available on {torch.cuda.get_device_name(device)} for "
-                f"{config.precision} inputs with head_dim {arch.dim_per_head}: {detail}")
+        return (
+            f"flash attention is not available on {torch.cuda.get_device_name(device)} for "
+            f"{config.precision} inputs with head_dim {arch.dim_per_head}: {detail}"
+        )
     return None
 
 
@@ -193,13 +209,22 @@ class _Trainer:
             lora_targets=tuple(config.lora_targets),
             layers=request.layers,
         )
-        self.model, self.warnings = build(config.arch, config.seq_len, options, device,
-                                          frozen_dtype=half or torch.float32, seed=request.seed)
+        self.model, self.warnings = build(
+            config.arch,
+            config.seq_len,
+            options,
+            device,
+            frozen_dtype=half or torch.float32,
+            seed=request.seed,
+        )
         self.model.train()
         if config.torch_compile:
             torch._dynamo.reset()  # a fresh cache per run: each run compiles its own model
-        self.step_model: nn.Module = (torch.compile(self.model, backend=COMPILE_BACKEND)
-                                      if config.torch_compile else self.model)
+        self.step_model: nn.Module = (
+            torch.compile(self.model, backend=COMPILE_BACKEND)
+            if config.torch_compile
+            else self.model
+        )
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(config.optimizer, trainable, config.lr)
         warmup = config.warmup_steps
@@ -207,13 +232,15 @@ class _Trainer:
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
         # a disabled autocast still needs a dtype the device's autocast accepts
-        self.autocast = torch.autocast(device.type, dtype=half or torch.bfloat16,
-                                       enabled=half is not None)
+        self.autocast = torch.autocast(
+            device.type, dtype=half or torch.bfloat16, enabled=half is not None
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
         total_steps = request.warmup + request.steps
         samples = total_steps * config.grad_accum_steps * config.batch_size
-        self.loader = make_loader(config, config.arch.vocab, samples, request.sample_cost_s,
-                                  device, request.seed)
+        self.loader = make_loader(
+            config, config.arch.vocab, samples, request.sample_cost_s, device, request.seed
+        )
         self.batches: Iterator[torch.Tensor] = iter(self.loader)
 
     def step(self) -> tuple[torch.Tensor, int]:
@@ -260,8 +287,9 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
     return _timed_run(_Trainer(request, device), request, memory, hook)
 
 
-def _timed_run(trainer: _Trainer, request: RunRequest, memory: _PeakMemory,
-               hook: StepHook | None) -> Measurement:
+def _timed_run(
+    trainer: _Trainer, request: RunRequest, memory: _PeakMemory, hook: StepHook | None
+) -> Measurement:
     clock = _Clock(trainer.device)
     warmup = request.warmup
     losses: list[torch.Tensor] = []

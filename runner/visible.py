@@ -68,8 +68,9 @@ def parse(value: str) -> list[str]:
     return entries
 
 
-def installed(kfd_nodes: Path = KFD_NODES,
-              nvidia_gpus: Path = NVIDIA_GPUS) -> tuple[Platform | None, int]:
+def installed(
+    kfd_nodes: Path = KFD_NODES, nvidia_gpus: Path = NVIDIA_GPUS
+) -> tuple[Platform | None, int]:
     """The GPU platform the kernel drivers show, and how many GPUs it has.
 
     ROCm's KFD topology lists one node per CPU socket and per GPU; a GPU node is
@@ -153,8 +154,11 @@ def physical_id(kind: str, index: int, environ: Mapping[str, str]) -> str:
     CUDA_VISIBLE_DEVICES="5" and index 0; on ROCm, ROCR_VISIBLE_DEVICES="2,3"
     with HIP_VISIBLE_DEVICES="1" and index 0 → ``rocm-3``.
     """
-    layers = [environ.get(CUDA)] if kind == "cuda" else [
-        environ.get(HIP, environ.get(CUDA)), environ.get(ROCR)]
+    layers = (
+        [environ.get(CUDA)]
+        if kind == "cuda"
+        else [environ.get(HIP, environ.get(CUDA)), environ.get(ROCR)]
+    )
     entry = str(index)
     for value in layers:
         if value is None or not entry.isdigit():

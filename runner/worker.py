@@ -111,15 +111,23 @@ def _handle(request: dict[str, Any], detected: Detected) -> dict[str, Any]:
         config = WorkloadConfig.model_validate(request["config"])
         if request["op"] == "check":
             return {"ok": True, "reason": unsupported_reason(config, detected.device)}
-        run = RunRequest(config=config, steps=request["steps"], warmup=request["warmup"],
-                         sample_cost_s=request["sample_cost_s"], layers=request.get("layers"))
+        run = RunRequest(
+            config=config,
+            steps=request["steps"],
+            warmup=request["warmup"],
+            sample_cost_s=request["sample_cost_s"],
+            layers=request.get("layers"),
+        )
         measurement = measure(run, detected.device, _fault_hook(config))
         return {"ok": True, "measurement": asdict(measurement)}
     except Unsupported as exc:
         return {"ok": False, "kind": "unsupported", "message": str(exc)}
     except (torch.OutOfMemoryError, MemoryError) as exc:
-        return {"ok": False, "kind": "oom",
-                "message": f"out of memory on {detected.info.name}: {_first_line(exc)}"}
+        return {
+            "ok": False,
+            "kind": "oom",
+            "message": f"out of memory on {detected.info.name}: {_first_line(exc)}",
+        }
     except Diverged as exc:
         return {"ok": False, "kind": "diverged", "message": str(exc)}
     except Exception as exc:
@@ -138,8 +146,10 @@ def _detect(selector: str) -> Detected:
     except ModuleNotFoundError as exc:
         if exc.name != "torch":
             raise
-        raise RuntimeError("the torch runner needs PyTorch: pip install 'pytest-goblin[torch]' "
-                           "(or a ROCm or CUDA build of torch)") from None
+        raise RuntimeError(
+            "the torch runner needs PyTorch: pip install 'pytest-goblin[torch]' "
+            "(or a ROCm or CUDA build of torch)"
+        ) from None
     # torch.optim imports torch._dynamo on first use (a second or more): pay for it here,
     # at start-up, rather than inside the first run's timeout
     import torch._dynamo  # noqa: F401
@@ -166,8 +176,12 @@ def main(argv: list[str]) -> int:
     info = detected.info
     _send(protocol, {"ok": True, "info": info.model_dump(mode="json"), "lock_id": detected.lock_id})
     # stderr is what a crash report shows: say what this worker is and what it was doing
-    print(f"pytest-goblin worker {os.getpid()}: {info.name} ({info.kind}, torch "
-          f"{info.torch_version})", file=sys.stderr, flush=True)
+    print(
+        f"pytest-goblin worker {os.getpid()}: {info.name} ({info.kind}, torch "
+        f"{info.torch_version})",
+        file=sys.stderr,
+        flush=True,
+    )
     for line in sys.stdin:
         request = json.loads(line)
         if request["op"] == "shutdown":

@@ -4,19 +4,17 @@ the results of auditing them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from helpers.sample_results import audited
+from helpers.workloads import MISTUNED_YAML, TUNED_YAML, MeasuredDevice, WorkloadFactory
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.kb.loader import KnowledgeBase, load_kb
 from pytest_goblin.runner.device_session import SimulatedDevice
-from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig, WorkloadResult
+from pytest_goblin.schemas import WorkloadResult
 from pytest_goblin.workload.read import Workload, load_workload
-from helpers.sample_results import audited
-
-from helpers.workloads import MISTUNED_YAML, TUNED_YAML, MeasuredDevice, WorkloadFactory
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +82,14 @@ def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
     return audited(tuned, context)
 
 
-OUTSIDE_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "HF_TOKEN", "GITHUB_STEP_SUMMARY",
-               "CI", "BUILD_NUMBER")
+OUTSIDE_ENV = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "HF_TOKEN",
+    "GITHUB_STEP_SUMMARY",
+    "CI",
+    "BUILD_NUMBER",
+)
 """Variables besides ``GOBLIN_*`` that change what the plugin or pytest does: ``CI`` and
 ``BUILD_NUMBER`` make pytest print short-summary messages whole (uncut), and
 ``GITHUB_STEP_SUMMARY`` makes the Markdown report append to the CI job's page."""

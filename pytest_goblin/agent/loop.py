@@ -61,8 +61,12 @@ class _Meter:
 
     def dump(self) -> dict[str, Any]:
         cost = None if self.cost_usd is None else round(self.cost_usd, 6)
-        return AuditUsage(turns=self.turns, input_tokens=self.input_tokens,
-                          output_tokens=self.output_tokens, cost_usd=cost).model_dump()
+        return AuditUsage(
+            turns=self.turns,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=cost,
+        ).model_dump()
 
 
 async def run_audit(
@@ -76,9 +80,13 @@ async def run_audit(
     meter = _Meter()
     secrets = environment_secrets()
     try:
-        backend = backend or make_backend(context.backend, system_prompt=SYSTEM_PROMPT,
-                                          model=context.model, base_url=context.base_url,
-                                          plugins=context.backend_factory)
+        backend = backend or make_backend(
+            context.backend,
+            system_prompt=SYSTEM_PROMPT,
+            model=context.model,
+            base_url=context.base_url,
+            plugins=context.backend_factory,
+        )
     except Exception as exc:
         yield _error(_describe(exc), meter, secrets)
         return
@@ -97,9 +105,13 @@ def _describe(exc: Exception) -> str:
 
 
 def _error(message: str, meter: _Meter, secrets: tuple[str, ...]) -> AuditEvent:
-    return AuditEvent(type="error", data={
-        "message": redact_known(message, secrets), "usage": meter.dump(),
-    })
+    return AuditEvent(
+        type="error",
+        data={
+            "message": redact_known(message, secrets),
+            "usage": meter.dump(),
+        },
+    )
 
 
 async def _drive(
@@ -122,24 +134,40 @@ async def _drive(
             break
     report = _last_compare(state, results) or _synthesise(state)
     if report is not None:
-        yield AuditEvent(type="final_report", data={"report": report.model_dump(mode="json"),
-                                                    "usage": meter.dump()})
+        yield AuditEvent(
+            type="final_report",
+            data={"report": report.model_dump(mode="json"), "usage": meter.dump()},
+        )
         return
     failures = [r["error"] for r in results if not r["ok"]]
-    message = (failures[-1] if failures else
-               "audit ended without a report (no compare_runs, and not enough benchmarks "
-               "and patches to synthesise one)")
+    message = (
+        failures[-1]
+        if failures
+        else "audit ended without a report (no compare_runs, and not enough benchmarks "
+        "and patches to synthesise one)"
+    )
     yield _error(message, meter, secrets)
 
 
 def _execute(
-    backend: Backend, state: AuditState, call: ToolCall, results: list[dict[str, Any]],
+    backend: Backend,
+    state: AuditState,
+    call: ToolCall,
+    results: list[dict[str, Any]],
     secrets: tuple[str, ...],
 ) -> list[AuditEvent]:
-    result = (ToolResult(ok=False, error=f"{call.name or 'tool call'}: {call.error}")
-              if call.error else tools.call(state, call.name, call.input))
-    entry = {"id": call.id, "name": call.name, "ok": result.ok, "result": result.result,
-             "error": result.error}
+    result = (
+        ToolResult(ok=False, error=f"{call.name or 'tool call'}: {call.error}")
+        if call.error
+        else tools.call(state, call.name, call.input)
+    )
+    entry = {
+        "id": call.id,
+        "name": call.name,
+        "ok": result.ok,
+        "result": result.result,
+        "error": result.error,
+    }
     results.append(entry)
     content = json.dumps(result.result, default=str) if result.ok else (result.error or "failed")
     content = redact_known(content, secrets)
@@ -166,11 +194,15 @@ def _synthesise(state: AuditState) -> Report | None:
     baseline = [k for k, cfg in state.config_of_run.items() if cfg == original]
     name = state.workload.name if state.workload else "workload"
     for patch_id in reversed(state.patches):
-        patched = [k for k, cfg in state.config_of_run.items()
-                   if cfg == state.patches[patch_id].new_config]
+        patched = [
+            k for k, cfg in state.config_of_run.items() if cfg == state.patches[patch_id].new_config
+        ]
         if baseline and patched:
             args = tools.CompareRunsArgs(
-                workload_name=name, before=baseline[0], after=patched[-1], patch=patch_id,
+                workload_name=name,
+                before=baseline[0],
+                after=patched[-1],
+                patch=patch_id,
                 notes=["report synthesised: the audit did not call compare_runs"],
             )
             return _compare(state, args)
@@ -183,10 +215,14 @@ def _synthesise(state: AuditState) -> Report | None:
         state.metrics["projected-baseline"] = before
         state.metrics["projected-patched"] = after
         args = tools.CompareRunsArgs(
-            workload_name=name, before="projected-baseline", after="projected-patched",
+            workload_name=name,
+            before="projected-baseline",
+            after="projected-patched",
             patch=patch_id,
-            notes=["report synthesised from one benchmark: both sides projected by the "
-                   "analytic model, the measured baseline is not compared"],
+            notes=[
+                "report synthesised from one benchmark: both sides projected by the "
+                "analytic model, the measured baseline is not compared"
+            ],
         )
         return _compare(state, args)
     return None
@@ -255,8 +291,10 @@ def _ctrl_c_raises_where_it_lands() -> Iterator[None]:
     the run ends. asyncio keeps out only when the handler is not Python's
     default, so this is the default's behaviour under another name.
     """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield
         return
     signal.signal(signal.SIGINT, _raise_keyboard_interrupt)

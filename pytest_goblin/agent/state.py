@@ -29,8 +29,11 @@ def known_versions(info: DeviceInfo) -> dict[str, str]:
     the device reports them, and an NVIDIA GPU's compute capability (``sm_90`` → 9.0).
     What the device does not report stays unknown, which no rule holds against it."""
     versions = {}
-    for component, raw in (("torch", info.torch_version), ("rocm", info.rocm_version),
-                           ("cuda", info.cuda_version)):
+    for component, raw in (
+        ("torch", info.torch_version),
+        ("rocm", info.rocm_version),
+        ("cuda", info.cuda_version),
+    ):
         release = _RELEASE.match(raw or "")
         if release:
             versions[component] = release.group(0)
@@ -86,7 +89,9 @@ class AuditState:
         key = config.model_dump_json()
         if key not in self._matches:
             self._matches[key] = self.context.kb.match(
-                config, self.context.platform, ignore=self.context.ignore,
+                config,
+                self.context.platform,
+                ignore=self.context.ignore,
                 versions=known_versions(self.context.runner.info),
             )
         return self._matches[key]

@@ -92,8 +92,10 @@ def _resolve_config(state: AuditState, ref: _ConfigRef) -> tuple[str | None, Wor
 
     A patch id stands for the config that patch produced.
     """
-    key = getattr(ref, "patch_id", None) or ref.config_id or (
-        ref.config if isinstance(ref.config, str) else None
+    key = (
+        getattr(ref, "patch_id", None)
+        or ref.config_id
+        or (ref.config if isinstance(ref.config, str) else None)
     )
     if key:
         key = state.config_of_patch.get(key, key)
@@ -142,7 +144,7 @@ def _symptoms(metrics: RunMetrics) -> list[str]:
         "memory_headroom": "device memory left unused; batch could be larger",
         "precision_path": "matmuls running in a slow precision (fp32) instead of bf16 matrix cores",
         "kernel_shape": "attention kernel inefficient: eager softmax attention materialises the "
-                        "score matrix",
+        "score matrix",
     }
     found = [
         (budget[bucket] / total, bucket)
@@ -242,7 +244,8 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
             known = any(r.id == rule_id for r in kb.rules)
             why = reasons.get(rule_id) or (
                 "its condition does not hold for this config on " + state.context.platform
-                if known else "no rule with this id in the knowledge base"
+                if known
+                else "no rule with this id in the knowledge base"
             )
             skipped.append(SkippedRule(rule_id=rule_id, reason=why))
         elif rule.kind != "patch":
@@ -282,8 +285,12 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
         rule_ids=list(rules),
         diff=diff,
         rationale=[
-            RuleApplication(rule_id=r.id, rationale=r.expected_impact, citation=list(r.citation),
-                            targets_bucket=r.targets_bucket)
+            RuleApplication(
+                rule_id=r.id,
+                rationale=r.expected_impact,
+                citation=list(r.citation),
+                targets_bucket=r.targets_bucket,
+            )
             for r in rules.values()
         ],
         skipped=skipped,
@@ -318,15 +325,13 @@ def _write_into_file(
     for change, why in planned.dropped:
         reason = f"not expressible in this {source.format} file: {why}"
         unwritten.setdefault(change.rule_id, reason)
-        note = (f"left out {change.field} {change.old} -> {change.new} [{change.rule_id}]: "
-                f"{reason}")
+        note = f"left out {change.field} {change.old} -> {change.new} [{change.rule_id}]: {reason}"
         if note not in notes:
             notes.append(note)
     earlier = base.changes if base else []
     if not [change for change in planned.changes if change not in earlier]:
         detail = "; ".join(f"{c.rule_id}: {why}" for c, why in planned.dropped)
-        raise ToolFailure(f"no change to propose that {source.display_path} can express "
-                          f"({detail})")
+        raise ToolFailure(f"no change to propose that {source.display_path} can express ({detail})")
     return planned.changes, planned.diff, unwritten
 
 
@@ -371,8 +376,9 @@ def _advisories(state: AuditState) -> list[Advisory]:
     """Advisory rules that hold for the audited config: reported beside the verdict."""
     match = _root_match(state)
     return [
-        Advisory(id=rule.id, advice=rule.advice or rule.expected_impact,
-                 citation=list(rule.citation))
+        Advisory(
+            id=rule.id, advice=rule.advice or rule.expected_impact, citation=list(rule.citation)
+        )
         for rule in (match.advisories if match else [])
     ]
 
@@ -440,19 +446,47 @@ class Tool:
 
 
 ALL_TOOLS: tuple[Tool, ...] = (
-    Tool("parse_config", "Read the workload file under audit. Returns config_id, name, format "
-         "and the normalised config.", ParseConfigArgs, parse_config),
-    Tool("profile_run", "Run a few steps of a config and report metrics and symptoms (where "
-         "the step time goes).", ProfileRunArgs, profile_run),
-    Tool("query_rocm_kb", "Look up cited tuning rules. With config_id, rules whose conditions "
-         "hold for that config come first (matches_config=true); symptoms add text matches.",
-         QueryKbArgs, query_rocm_kb),
-    Tool("propose_patch", "Apply rules (by id) to a config. Returns patch_id, the changes, and "
-         "a unified diff of the user's file.", ProposePatchArgs, propose_patch),
-    Tool("benchmark", "Benchmark a config (config_id) or a patch's new config (patch_id). "
-         "Returns metrics_id and RunMetrics.", BenchmarkArgs, benchmark),
-    Tool("compare_runs", "Compare baseline and patched runs by metrics_id; returns the final "
-         "Report. Call this last.", CompareRunsArgs, compare_runs),
+    Tool(
+        "parse_config",
+        "Read the workload file under audit. Returns config_id, name, format "
+        "and the normalised config.",
+        ParseConfigArgs,
+        parse_config,
+    ),
+    Tool(
+        "profile_run",
+        "Run a few steps of a config and report metrics and symptoms (where the step time goes).",
+        ProfileRunArgs,
+        profile_run,
+    ),
+    Tool(
+        "query_rocm_kb",
+        "Look up cited tuning rules. With config_id, rules whose conditions "
+        "hold for that config come first (matches_config=true); symptoms add text matches.",
+        QueryKbArgs,
+        query_rocm_kb,
+    ),
+    Tool(
+        "propose_patch",
+        "Apply rules (by id) to a config. Returns patch_id, the changes, and "
+        "a unified diff of the user's file.",
+        ProposePatchArgs,
+        propose_patch,
+    ),
+    Tool(
+        "benchmark",
+        "Benchmark a config (config_id) or a patch's new config (patch_id). "
+        "Returns metrics_id and RunMetrics.",
+        BenchmarkArgs,
+        benchmark,
+    ),
+    Tool(
+        "compare_runs",
+        "Compare baseline and patched runs by metrics_id; returns the final "
+        "Report. Call this last.",
+        CompareRunsArgs,
+        compare_runs,
+    ),
 )
 TOOL_BY_NAME: dict[str, Tool] = {tool.name: tool for tool in ALL_TOOLS}
 
@@ -518,8 +552,11 @@ def call(state: AuditState, name: str, args: dict[str, Any]) -> ToolResult:
     try:
         result = tool.fn(state, parsed)
     except ValidationError as exc:
-        return ToolResult(ok=False, error=f"{name}: {exc.error_count()} invalid value(s): "
-                          + "; ".join(e["msg"] for e in exc.errors()))
+        return ToolResult(
+            ok=False,
+            error=f"{name}: {exc.error_count()} invalid value(s): "
+            + "; ".join(e["msg"] for e in exc.errors()),
+        )
     except DeviceFault:
         raise  # a crashed or hung worker ends the audit: no tool result could stand for it
     except GoblinError as exc:

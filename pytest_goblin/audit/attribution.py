@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pytest_goblin.audit.confirm import loss_problem, paired_windows
+from pytest_goblin.audit.stats import paired_speedup
 from pytest_goblin.errors import DeviceFault, GoblinError
 from pytest_goblin.kb.conditions import All
 from pytest_goblin.schemas import (
@@ -70,14 +71,13 @@ from pytest_goblin.schemas import (
     RunMetrics,
     WorkloadConfig,
 )
-from pytest_goblin.audit.stats import paired_speedup
 from pytest_goblin.workload.read import apply_changes
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.state import Runner
+    from pytest_goblin.audit.timebudget import TimeBudget
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.runner.device_session import DeviceRunner
-    from pytest_goblin.audit.timebudget import TimeBudget
 
 FLAT = 0.005
 """A patch whose |ln speedup| is below this (0.5%) has no gain to share out."""
@@ -104,8 +104,12 @@ class _Variant:
 
 
 def with_attribution(
-    report: Report, baseline: WorkloadConfig, runner: DeviceRunner, kb: KnowledgeBase,
-    loss_tolerance: float, budget: TimeBudget | None = None,
+    report: Report,
+    baseline: WorkloadConfig,
+    runner: DeviceRunner,
+    kb: KnowledgeBase,
+    loss_tolerance: float,
+    budget: TimeBudget | None = None,
 ) -> Report:
     """The report with each change's leave-one-out figure: measured on ``runner`` when the
     report is measured, projected by its analytic model when the report is projected.
@@ -124,8 +128,12 @@ def with_attribution(
 
 
 def attribute(
-    report: Report, baseline: WorkloadConfig, runner: Runner, kb: KnowledgeBase,
-    loss_tolerance: float, budget: TimeBudget | None = None,
+    report: Report,
+    baseline: WorkloadConfig,
+    runner: Runner,
+    kb: KnowledgeBase,
+    loss_tolerance: float,
+    budget: TimeBudget | None = None,
 ) -> list[ChangeAttribution]:
     """One entry per change of ``report.patch``, in the patch's order.
 
@@ -137,16 +145,28 @@ def attribute(
     assert report.patch is not None
     changes = report.patch.changes
     if len(changes) == 1:
-        return [_entry(changes[0], report.projected, speedup_without=1.0, contribution=1.0,
-                       note="the patch's only change: the whole speedup")]
+        return [
+            _entry(
+                changes[0],
+                report.projected,
+                speedup_without=1.0,
+                contribution=1.0,
+                note="the patch's only change: the whole speedup",
+            )
+        ]
     if _rebuilt(baseline, changes) != report.patch.new_config:
-        note = ("not measured: the patch's changes applied to the workload do not give the "
-                "config that was benchmarked, so leaving one out would compare unlike things")
-        return [_entry(change, report.projected, not_measured="patch_mismatch", note=note)
-                for change in changes]
+        note = (
+            "not measured: the patch's changes applied to the workload do not give the "
+            "config that was benchmarked, so leaving one out would compare unlike things"
+        )
+        return [
+            _entry(change, report.projected, not_measured="patch_mismatch", note=note)
+            for change in changes
+        ]
     variants = [_variant(i, changes, baseline, kb) for i in range(len(changes))]
-    measurer = _Measurer(runner, baseline, report, loss_tolerance,
-                         None if report.projected else budget)
+    measurer = _Measurer(
+        runner, baseline, report, loss_tolerance, None if report.projected else budget
+    )
     return [measurer.entry(variant, changes) for variant in variants]
 
 
@@ -183,7 +203,10 @@ def _variant(
 
 
 def _needs(
-    other: int, left_out: set[int], changes: Sequence[Change], baseline: WorkloadConfig,
+    other: int,
+    left_out: set[int],
+    changes: Sequence[Change],
+    baseline: WorkloadConfig,
     kb: KnowledgeBase,
 ) -> str | None:
     """Why change ``other`` cannot stay once ``left_out`` is gone, or None when it can.
@@ -197,10 +220,12 @@ def _needs(
     rule = kb.get(rule_id)
     own = {i for i, c in enumerate(changes) if c.rule_id == rule_id}
     try:
-        everything_else = apply_changes(baseline, [c for i, c in enumerate(changes)
-                                                   if i not in own])
-        without = apply_changes(baseline, [c for i, c in enumerate(changes)
-                                           if i not in own | left_out])
+        everything_else = apply_changes(
+            baseline, [c for i, c in enumerate(changes) if i not in own]
+        )
+        without = apply_changes(
+            baseline, [c for i, c in enumerate(changes) if i not in own | left_out]
+        )
     except ValueError:
         return None
     held, fails = everything_else.model_dump(), without.model_dump()
@@ -227,8 +252,14 @@ class _Measurer:
     """Figures for variants: projected once each, or measured beside a fresh baseline while
     the time budget lasts."""
 
-    def __init__(self, runner: Runner, baseline: WorkloadConfig, report: Report,
-                 loss_tolerance: float, budget: TimeBudget | None) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        baseline: WorkloadConfig,
+        report: Report,
+        loss_tolerance: float,
+        budget: TimeBudget | None,
+    ) -> None:
         self.runner = runner
         self.baseline = baseline
         self.report = report
@@ -243,22 +274,36 @@ class _Measurer:
         needs = f"not separable from {', '.join(variant.needs)}" if variant.needs else ""
         if variant.config is None:
             assert variant.problem is not None
-            return _entry(change, self.report.projected, together_with=together,
-                          note=_join([needs, f"not separable: {variant.problem}"]))
+            return _entry(
+                change,
+                self.report.projected,
+                together_with=together,
+                note=_join([needs, f"not separable: {variant.problem}"]),
+            )
         key = variant.config.model_dump_json()
         if key not in self.done:
             self.done[key] = self._figure(variant.config)
         figure = self.done[key]
         if figure.speedup is None:
-            return _entry(change, self.report.projected, together_with=together,
-                          not_measured=figure.not_measured, note=_join([needs, figure.remark]))
+            return _entry(
+                change,
+                self.report.projected,
+                together_with=together,
+                not_measured=figure.not_measured,
+                note=_join([needs, figure.remark]),
+            )
         rest = "both" if len(variant.needs) == 1 else "all of them"
         notes = [f"{needs}: the figure is the patch without {rest}"] if needs else []
         notes += [figure.remark] if figure.remark else []
         share = self._share(figure, notes)
-        return _entry(change, self.report.projected, speedup_without=round(figure.speedup, 4),
-                      contribution=None if share is None else round(share, 4),
-                      together_with=together, note=_join(notes))
+        return _entry(
+            change,
+            self.report.projected,
+            speedup_without=round(figure.speedup, 4),
+            contribution=None if share is None else round(share, 4),
+            together_with=together,
+            note=_join(notes),
+        )
 
     def _figure(self, config: WorkloadConfig) -> _Figure:
         if config == self.baseline:
@@ -268,9 +313,12 @@ class _Measurer:
                 run = self._run(config)
                 return _Figure(run.tokens_per_sec / self.report.before.tokens_per_sec)
             if self.budget is not None and self.budget.spent():
-                raise _NoFigure(f"not measured: the workload's time budget "
-                                f"({self.budget.describe()}, shared with the verdict's "
-                                "sampling) was spent before its turn", "time_budget")
+                raise _NoFigure(
+                    f"not measured: the workload's time budget "
+                    f"({self.budget.describe()}, shared with the verdict's "
+                    "sampling) was spent before its turn",
+                    "time_budget",
+                )
             return self._paired(config)
         except _NoFigure as exc:
             return _Figure(None, remark=str(exc), not_measured=exc.not_measured)
@@ -288,22 +336,28 @@ class _Measurer:
             rest = self._run(config)
         estimate = paired_speedup(*paired_windows(base, rest))
         problem = loss_problem(base, rest, self.loss_tolerance)
-        return _Figure(estimate.speedup, estimate.ci if estimate.n > 1 else None,
-                       f"loss check of the patch without it: {problem}" if problem else "")
+        return _Figure(
+            estimate.speedup,
+            estimate.ci if estimate.n > 1 else None,
+            f"loss check of the patch without it: {problem}" if problem else "",
+        )
 
     def _run(self, config: WorkloadConfig, baseline: bool = False) -> RunMetrics:
         """A run of ``config``; _NoFigure says why there is none."""
         try:
             return self.runner.run(config, self.report.before.steps)
         except DeviceFault as exc:  # a crashed worker says nothing about the config
-            raise _NoFigure(f"not measured: the device worker failed ({exc})",
-                            "device_fault") from None
+            raise _NoFigure(
+                f"not measured: the device worker failed ({exc})", "device_fault"
+            ) from None
         except (GoblinError, ValueError) as exc:
             if baseline:
-                raise _NoFigure(f"not measured: the baseline run beside it failed ({exc})",
-                                "baseline_failed") from None
-            raise _NoFigure(f"not separable: without it the patch does not run here ({exc})"
-                            ) from None
+                raise _NoFigure(
+                    f"not measured: the baseline run beside it failed ({exc})", "baseline_failed"
+                ) from None
+            raise _NoFigure(
+                f"not separable: without it the patch does not run here ({exc})"
+            ) from None
 
     def _share(self, figure: _Figure, notes: list[str]) -> float | None:
         """``ln(S / S_without) / ln(S)``; None when the patch's own gain is too small to share.
@@ -320,24 +374,42 @@ class _Measurer:
         part_ci = figure.ci or (figure.speedup, figure.speedup)
         overlap = part_ci[0] <= whole_ci[1] and whole_ci[0] <= part_ci[1]
         if overlap and (figure.ci or self.report.speedup_ci):
-            notes.append(f"within the noise: without it {_interval(figure.speedup, figure.ci)}, "
-                         f"the whole patch {_interval(self.report.speedup, whole_ci)}")
+            notes.append(
+                f"within the noise: without it {_interval(figure.speedup, figure.ci)}, "
+                f"the whole patch {_interval(self.report.speedup, whole_ci)}"
+            )
         return math.log(self.report.speedup / figure.speedup) / whole
 
 
 def _interval(point: float, ci: tuple[float, float] | None) -> str:
-    return f"{point:.2f}×" if ci is None or ci[0] == ci[1] else (
-        f"{point:.2f}× [{ci[0]:.2f}, {ci[1]:.2f}]")
+    return (
+        f"{point:.2f}×"
+        if ci is None or ci[0] == ci[1]
+        else (f"{point:.2f}× [{ci[0]:.2f}, {ci[1]:.2f}]")
+    )
 
 
-def _entry(change: Change, projected: bool, speedup_without: float | None = None,
-           contribution: float | None = None, together_with: list[str] | None = None,
-           not_measured: NotMeasured | None = None, note: str = "") -> ChangeAttribution:
-    return ChangeAttribution(field=change.field, old=change.old, new=change.new,
-                             rule_id=change.rule_id, speedup_without=speedup_without,
-                             contribution=contribution, projected=projected,
-                             together_with=together_with or [], not_measured=not_measured,
-                             note=note)
+def _entry(
+    change: Change,
+    projected: bool,
+    speedup_without: float | None = None,
+    contribution: float | None = None,
+    together_with: list[str] | None = None,
+    not_measured: NotMeasured | None = None,
+    note: str = "",
+) -> ChangeAttribution:
+    return ChangeAttribution(
+        field=change.field,
+        old=change.old,
+        new=change.new,
+        rule_id=change.rule_id,
+        speedup_without=speedup_without,
+        contribution=contribution,
+        projected=projected,
+        together_with=together_with or [],
+        not_measured=not_measured,
+        note=note,
+    )
 
 
 def _join(notes: Sequence[str]) -> str:

@@ -83,21 +83,23 @@ class AuditCache:
         from pytest_goblin.history import device_fingerprint
 
         source = workload.source
-        return KEY_PREFIX + _digest({
-            "plugin": __version__,
-            "extensions": self._extensions,
-            "file": {"path": source.display_path, "format": source.format, "text": source.text},
-            "name": workload.name,
-            "config": workload.config.model_dump(mode="json"),
-            "settings": workload.settings.model_dump(mode="json"),
-            "kb": kb_digest(kb),
-            "backend": backend,
-            "model": model,
-            "base_url": base_url,
-            "ignore": sorted(ignore),
-            "mode": "projected",
-            "device": device_fingerprint(device),
-        })
+        return KEY_PREFIX + _digest(
+            {
+                "plugin": __version__,
+                "extensions": self._extensions,
+                "file": {"path": source.display_path, "format": source.format, "text": source.text},
+                "name": workload.name,
+                "config": workload.config.model_dump(mode="json"),
+                "settings": workload.settings.model_dump(mode="json"),
+                "kb": kb_digest(kb),
+                "backend": backend,
+                "model": model,
+                "base_url": base_url,
+                "ignore": sorted(ignore),
+                "mode": "projected",
+                "device": device_fingerprint(device),
+            }
+        )
 
     def load(self, key: str) -> Report | None:
         """The Report saved under ``key``, or None when there is none or it is unusable."""

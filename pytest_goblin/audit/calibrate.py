@@ -25,8 +25,8 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from pytest_goblin.audit.confirm import Runner, paired_windows
-from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
 from pytest_goblin.audit.stats import noise_band, paired_speedup
+from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
 
 if TYPE_CHECKING:
     from pytest_goblin.plugin.shared_floors import SharedFloors
@@ -42,9 +42,15 @@ _Z_POWER = NormalDist().inv_cdf(0.80)
 MDE_FACTOR = (_Z_CONFIDENCE + _Z_POWER) / _Z_CONFIDENCE
 
 
-def calibrate(runner: Runner, config: WorkloadConfig, steps: int, workload: str,
-              device: str, rounds: int = CALIBRATION_ROUNDS,
-              device_id: str | None = None) -> NoiseFloor:
+def calibrate(
+    runner: Runner,
+    config: WorkloadConfig,
+    steps: int,
+    workload: str,
+    device: str,
+    rounds: int = CALIBRATION_ROUNDS,
+    device_id: str | None = None,
+) -> NoiseFloor:
     """Measure ``config`` against itself in ``rounds`` paired rounds on ``runner``, the
     device named ``device`` (``device_id``: which one physically, where known)."""
     first: list[float] = []
@@ -83,12 +89,16 @@ def describe(floor: NoiseFloor, qualified: bool = False) -> str:
     if qualified and floor.device_id:
         device += f" ({floor.device_id})"
     if floor.projected:
-        return (f"noise floor on {device}: 0 (projected runs have no noise; "
-                "calibrate on the device with a measured run)")
+        return (
+            f"noise floor on {device}: 0 (projected runs have no noise; "
+            "calibrate on the device with a measured run)"
+        )
     low, high = floor.ratio_ci
-    return (f"noise floor on {device}: ±{floor.band:.1%} (A/A of {floor.workload}: "
-            f"{floor.ratio:.3f}× [{low:.3f}, {high:.3f}] from {floor.n} paired windows, "
-            f"CV {floor.cv:.1%}); minimum detectable effect {floor.mde:.1%}")
+    return (
+        f"noise floor on {device}: ±{floor.band:.1%} (A/A of {floor.workload}: "
+        f"{floor.ratio:.3f}× [{low:.3f}, {high:.3f}] from {floor.n} paired windows, "
+        f"CV {floor.cv:.1%}); minimum detectable effect {floor.mde:.1%}"
+    )
 
 
 def describe_all(floors: Sequence[NoiseFloor]) -> list[str]:
@@ -113,11 +123,13 @@ def refusal(floor: NoiseFloor, threshold: float, source: str) -> str | None:
     clears the noise band."""
     if threshold >= floor.band:
         return None
-    return (f"threshold {threshold:.1%} ({source}) is below the noise band measured by "
-            f"--goblin-calibrate on {floor.device}: runs of the same config differ by up to "
-            f"±{floor.band:.1%} there, so a {threshold:.1%} gap cannot be told from noise; "
-            f"set {source} to at least {floor.band:.3f} (minimum detectable effect "
-            f"{floor.mde:.1%}) or quieten the runner")
+    return (
+        f"threshold {threshold:.1%} ({source}) is below the noise band measured by "
+        f"--goblin-calibrate on {floor.device}: runs of the same config differ by up to "
+        f"±{floor.band:.1%} there, so a {threshold:.1%} gap cannot be told from noise; "
+        f"set {source} to at least {floor.band:.3f} (minimum detectable effect "
+        f"{floor.mde:.1%}) or quieten the runner"
+    )
 
 
 @dataclass
@@ -132,8 +144,9 @@ class Calibrations:
     floors: dict[str, NoiseFloor] = field(default_factory=dict)
     shared: SharedFloors | None = None
 
-    def floor(self, key: str, measure: Callable[[], NoiseFloor],
-              physical: bool = False) -> NoiseFloor:
+    def floor(
+        self, key: str, measure: Callable[[], NoiseFloor], physical: bool = False
+    ) -> NoiseFloor:
         """The floor under ``key``; ``physical`` when ``key`` is a ``device_id``, the same
         in every process, so that the run's other workers may share it."""
         if key not in self.floors:

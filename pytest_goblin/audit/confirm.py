@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 from pytest_goblin.audit.stats import SpeedupEstimate, paired_speedup
+from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 
 Decision = Literal["failed", "passed", "inconclusive"]
 
@@ -83,12 +83,14 @@ def paired_windows(a_run: RunMetrics, b_run: RunMetrics) -> tuple[list[float], l
     """Window i of one run beside window i of the other (as many as both have); a run
     without windows is its one tokens/s figure."""
     pairs = min(len(a_run.samples), len(b_run.samples)) or 1
-    return ((a_run.samples or [a_run.tokens_per_sec])[:pairs],
-            (b_run.samples or [b_run.tokens_per_sec])[:pairs])
+    return (
+        (a_run.samples or [a_run.tokens_per_sec])[:pairs],
+        (b_run.samples or [b_run.tokens_per_sec])[:pairs],
+    )
 
 
 def _tail_mean(losses: Sequence[float]) -> float:
-    tail = losses[-max(1, len(losses) // 3):]
+    tail = losses[-max(1, len(losses) // 3) :]
     return statistics.fmean(tail)
 
 
@@ -104,8 +106,10 @@ def loss_problem(baseline: RunMetrics, patched: RunMetrics, tolerance: float) ->
         return "patched run produced a non-finite loss (overflow or divergence)"
     base, new = _tail_mean(baseline.losses), _tail_mean(patched.losses)
     if base and abs(new - base) / abs(base) > tolerance:
-        return (f"patched run's final loss {new:.4f} differs from the baseline's {base:.4f} "
-                f"by more than {tolerance:.0%}")
+        return (
+            f"patched run's final loss {new:.4f} differs from the baseline's {base:.4f} "
+            f"by more than {tolerance:.0%}"
+        )
     return None
 
 
@@ -160,8 +164,7 @@ def confirm(
         result.decision = classify(result.estimate, policy.threshold)
         if a_run.projected:
             break
-        out_of_time = (policy.time_budget_s is not None
-                       and clock() - started >= policy.time_budget_s)
+        out_of_time = policy.time_budget_s is not None and clock() - started >= policy.time_budget_s
         if result.decision != "inconclusive" and result.rounds >= policy.min_rounds:
             break
         if out_of_time:
@@ -184,7 +187,10 @@ def _reason(result: Confirmation, policy: SamplingPolicy) -> str:
         "failed": f"above the {bar:.2f}× bar",
         "passed": f"below the {bar:.2f}× bar",
         "inconclusive": f"straddles the {bar:.2f}× bar after {result.rounds} rounds"
-                        + (" (--goblin-strict: counted as a failure)" if policy.strict else
-                           " (passed with a warning; --goblin-strict fails it)"),
+        + (
+            " (--goblin-strict: counted as a failure)"
+            if policy.strict
+            else " (passed with a warning; --goblin-strict fails it)"
+        ),
     }[result.decision]
     return f"speedup {interval} from {est.n} paired windows, {where}"

@@ -32,8 +32,9 @@ class Candidate:
     patch: Patch
 
 
-def without_rule(workload: Workload, patch: Patch, rule_id: str, reason: str,
-                 kb: KnowledgeBase) -> Patch | None:
+def without_rule(
+    workload: Workload, patch: Patch, rule_id: str, reason: str, kb: KnowledgeBase
+) -> Patch | None:
     """``patch`` minus the changes of ``rule_id``, with its config and diff rebuilt;
     None when nothing is left or the smaller patch is not a valid config."""
     changes = [change for change in patch.changes if change.rule_id != rule_id]
@@ -46,20 +47,23 @@ def without_rule(workload: Workload, patch: Patch, rule_id: str, reason: str,
         return None
     kept = [rule_id_ for rule_id_ in patch.rule_ids if rule_id_ != rule_id]
     low, high = expected_range([kb.get(rid) for rid in kept if rid in kb])
-    return patch.model_copy(update={
-        "new_config": new_config,
-        "changes": changes,
-        "rule_ids": kept,
-        "diff": diff,
-        "rationale": [r for r in patch.rationale if r.rule_id != rule_id],
-        "skipped": [*patch.skipped, SkippedRule(rule_id=rule_id, reason=reason)],
-        "expected_speedup_low": low,
-        "expected_speedup_high": high,
-    })
+    return patch.model_copy(
+        update={
+            "new_config": new_config,
+            "changes": changes,
+            "rule_ids": kept,
+            "diff": diff,
+            "rationale": [r for r in patch.rationale if r.rule_id != rule_id],
+            "skipped": [*patch.skipped, SkippedRule(rule_id=rule_id, reason=reason)],
+            "expected_speedup_low": low,
+            "expected_speedup_high": high,
+        }
+    )
 
 
-def candidates(workload: Workload, patch: Patch, problem: str,
-               kb: KnowledgeBase) -> Iterator[Candidate]:
+def candidates(
+    workload: Workload, patch: Patch, problem: str, kb: KnowledgeBase
+) -> Iterator[Candidate]:
     """Each one-rule-smaller patch worth trying, numerics first, later rules first within."""
     rules = list(dict.fromkeys(change.rule_id for change in patch.changes))
     if len(rules) < 2:
@@ -68,12 +72,16 @@ def candidates(workload: Workload, patch: Patch, problem: str,
     def order(item: tuple[int, str]) -> tuple[int, int]:
         position, rule_id = item
         category = kb.get(rule_id).category if rule_id in kb else ""
-        rank = NUMERICS_FIRST.index(category) if category in NUMERICS_FIRST else len(
-            NUMERICS_FIRST)
+        rank = NUMERICS_FIRST.index(category) if category in NUMERICS_FIRST else len(NUMERICS_FIRST)
         return rank, -position
 
     for _, rule_id in sorted(enumerate(rules), key=order):
-        smaller = without_rule(workload, patch, rule_id,
-                               f"dropped: the whole patch failed the loss check ({problem})", kb)
+        smaller = without_rule(
+            workload,
+            patch,
+            rule_id,
+            f"dropped: the whole patch failed the loss check ({problem})",
+            kb,
+        )
         if smaller is not None:
             yield Candidate(rule_id, smaller)

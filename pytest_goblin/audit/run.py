@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
+from pytest_goblin.audit.timebudget import TimeBudget
 from pytest_goblin.errors import UnsupportedConfig, WorkloadError
 from pytest_goblin.schemas import AuditEvent, NoiseFloor, Patch, Report
-from pytest_goblin.audit.timebudget import TimeBudget
 from pytest_goblin.workload.read import Workload
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy
     from pytest_goblin.audit.fallback import Candidate
     from pytest_goblin.kb.loader import KnowledgeBase
-    from pytest_goblin.runner.device_session import DeviceRunner, DeviceSession
     from pytest_goblin.plugin.settings import GoblinSettings
+    from pytest_goblin.runner.device_session import DeviceRunner, DeviceSession
 
 
 def unknown_rule_ids(kb: KnowledgeBase, ids: Iterable[str]) -> list[str]:
@@ -88,19 +88,22 @@ def audit_workload(
     if calibrations is not None:
         floor = _noise_floor(calibrations, runner, workload, settings)
     budget = TimeBudget(settings.time_budget_s, clock)
-    outcome = _audit(workload, runner, settings, kb, extra_ignore, on_event, backend_factory,
-                     cache, budget)
+    outcome = _audit(
+        workload, runner, settings, kb, extra_ignore, on_event, backend_factory, cache, budget
+    )
     if settings.attribution and outcome.report is not None:
         from pytest_goblin.audit.attribution import with_attribution
 
-        outcome.report = with_attribution(outcome.report, workload.config, runner, kb,
-                                          settings.loss_tolerance, budget)
+        outcome.report = with_attribution(
+            outcome.report, workload.config, runner, kb, settings.loss_tolerance, budget
+        )
     outcome.noise_floor = floor
     return outcome
 
 
-def _noise_floor(calibrations: Calibrations, runner: DeviceRunner, workload: Workload,
-                 settings: GoblinSettings) -> NoiseFloor:
+def _noise_floor(
+    calibrations: Calibrations, runner: DeviceRunner, workload: Workload, settings: GoblinSettings
+) -> NoiseFloor:
     """The device's noise floor (measured with this workload's baseline on first use);
     ThresholdBelowNoise when the workload's threshold is below it.
 
@@ -115,14 +118,28 @@ def _noise_floor(calibrations: Calibrations, runner: DeviceRunner, workload: Wor
     device_id: str | None = getattr(runner, "device_id", None)
     key = device_id or f"{info.kind}:{info.name}:{workload.settings.device or ''}"
     try:
-        floor = calibrations.floor(key, lambda: calibrate(
-            runner, workload.config, settings.steps or BENCHMARK_STEPS, workload.name,
-            info.name, device_id=device_id), physical=device_id is not None)
+        floor = calibrations.floor(
+            key,
+            lambda: calibrate(
+                runner,
+                workload.config,
+                settings.steps or BENCHMARK_STEPS,
+                workload.name,
+                info.name,
+                device_id=device_id,
+            ),
+            physical=device_id is not None,
+        )
     except RunFailed as exc:
-        raise AuditError(f"{workload.source.display_path}: --goblin-calibrate could not run "
-                         f"the baseline against itself: {exc}") from None
-    source = ("the workload's goblin.threshold" if workload.settings.threshold
-              else "--goblin-threshold / goblin_threshold")
+        raise AuditError(
+            f"{workload.source.display_path}: --goblin-calibrate could not run "
+            f"the baseline against itself: {exc}"
+        ) from None
+    source = (
+        "the workload's goblin.threshold"
+        if workload.settings.threshold
+        else "--goblin-threshold / goblin_threshold"
+    )
     problem = refusal(floor, effective_threshold(workload, settings), source)
     if problem:
         raise ThresholdBelowNoise(f"{workload.source.display_path}: {problem}", floor)
@@ -155,8 +172,7 @@ def _audit(
     if not settings.fake:
         outcome = audit(workload, context, on_event=on_event)
         if outcome.report is not None:
-            outcome.report = confirm_report(outcome.report, runner, workload, settings, kb,
-                                            budget)
+            outcome.report = confirm_report(outcome.report, runner, workload, settings, kb, budget)
         return outcome
     if cache is None:
         return audit(workload, context, on_event=on_event)
@@ -175,13 +191,24 @@ def _cache_key(cache: AuditCache, workload: Workload, context: AuditContext) -> 
     from pytest_goblin.agent.backends import resolve_model, resolve_name
 
     backend = resolve_name(context.backend, context.base_url)
-    return cache.key(workload, context.kb, context.runner.info, backend,
-                     resolve_model(backend, context.model), context.base_url, context.ignore)
+    return cache.key(
+        workload,
+        context.kb,
+        context.runner.info,
+        backend,
+        resolve_model(backend, context.model),
+        context.base_url,
+        context.ignore,
+    )
 
 
 def confirm_report(
-    report: Report, runner: Runner, workload: Workload, settings: GoblinSettings,
-    kb: KnowledgeBase | None = None, budget: TimeBudget | None = None,
+    report: Report,
+    runner: Runner,
+    workload: Workload,
+    settings: GoblinSettings,
+    kb: KnowledgeBase | None = None,
+    budget: TimeBudget | None = None,
 ) -> Report:
     """Settle a measured report's speedup by paired, alternating rounds.
 
@@ -211,9 +238,16 @@ def confirm_report(
         budget = TimeBudget(settings.time_budget_s)
     budget.start()
     try:
-        result = confirm(runner, workload.config, report.patch.new_config, steps, policy,
-                         clock=budget.clock, first_round=(report.before, report.after),
-                         started=budget.started)
+        result = confirm(
+            runner,
+            workload.config,
+            report.patch.new_config,
+            steps,
+            policy,
+            clock=budget.clock,
+            first_round=(report.before, report.after),
+            started=budget.started,
+        )
     except (RunFailed, DeviceOOM) as exc:
         result = None
         problem = f"a repeat of the patched run failed: {exc}"
@@ -224,22 +258,29 @@ def confirm_report(
         found = _fall_back(report, runner, workload, policy, kb, problem, budget)
         if found is not None:
             patch, result = found[0].patch, found[1]
-            fallback = (f"the whole patch was rejected ({problem}); without "
-                        f"{found[0].dropped} it trains correctly, and that is what was measured")
+            fallback = (
+                f"the whole patch was rejected ({problem}); without "
+                f"{found[0].dropped} it trains correctly, and that is what was measured"
+            )
     if result is None or (result.rejected and fallback is None):
         return report.model_copy(update={"rejected": problem})
     return _with_estimate(report, patch, result, fallback)
 
 
 def _fall_back(
-    report: Report, runner: Runner, workload: Workload, policy: SamplingPolicy,
-    kb: KnowledgeBase, problem: str, budget: TimeBudget,
+    report: Report,
+    runner: Runner,
+    workload: Workload,
+    policy: SamplingPolicy,
+    kb: KnowledgeBase,
+    problem: str,
+    budget: TimeBudget,
 ) -> tuple[Candidate, Confirmation] | None:
     """The first one-rule-smaller patch whose screening run passes the loss check and
     whose paired confirmation is not rejected either, with that confirmation."""
     from pytest_goblin.audit.confirm import confirm, loss_problem
-    from pytest_goblin.errors import DeviceOOM, RunFailed, UnsupportedConfig
     from pytest_goblin.audit.fallback import candidates
+    from pytest_goblin.errors import DeviceOOM, RunFailed, UnsupportedConfig
 
     assert report.patch is not None
     steps = report.before.steps
@@ -249,8 +290,15 @@ def _fall_back(
             screen = runner.run(config, steps)
             if loss_problem(report.before, screen, policy.loss_tolerance):
                 continue
-            result = confirm(runner, workload.config, config, steps, policy,
-                             clock=budget.clock, started=budget.started)
+            result = confirm(
+                runner,
+                workload.config,
+                config,
+                steps,
+                policy,
+                clock=budget.clock,
+                started=budget.started,
+            )
         except (RunFailed, DeviceOOM, UnsupportedConfig):
             continue
         if result.rejected is None:
@@ -258,31 +306,38 @@ def _fall_back(
     return None
 
 
-def _with_estimate(report: Report, patch: Patch, result: Confirmation,
-                   fallback: str | None) -> Report:
+def _with_estimate(
+    report: Report, patch: Patch, result: Confirmation, fallback: str | None
+) -> Report:
     """The report with the paired estimate's numbers in place of the agent's first pair."""
     estimate = result.estimate
     assert estimate is not None
-    before = report.before.model_copy(update={
-        "samples": result.baseline_samples,
-        "tokens_per_sec": statistics.median(result.baseline_samples),
-    })
-    after = report.after.model_copy(update={
-        "samples": result.patched_samples,
-        "tokens_per_sec": statistics.median(result.patched_samples),
-        "losses": result.patched_runs[-1].losses,
-    })
-    return report.model_copy(update={
-        "before": before,
-        "after": after,
-        "patch": patch,
-        "speedup": round(estimate.speedup, 4),
-        "speedup_ci": (round(estimate.ci[0], 4), round(estimate.ci[1], 4)),
-        "n_repeats": result.rounds,
-        "cv_baseline": round(estimate.cv_baseline, 4),
-        "cv_patched": round(estimate.cv_patched, 4),
-        "rejected": result.rejected,
-        "measurement": result.reason,
-        "fallback": fallback,
-        "notes": [*report.notes, fallback] if fallback else report.notes,
-    })
+    before = report.before.model_copy(
+        update={
+            "samples": result.baseline_samples,
+            "tokens_per_sec": statistics.median(result.baseline_samples),
+        }
+    )
+    after = report.after.model_copy(
+        update={
+            "samples": result.patched_samples,
+            "tokens_per_sec": statistics.median(result.patched_samples),
+            "losses": result.patched_runs[-1].losses,
+        }
+    )
+    return report.model_copy(
+        update={
+            "before": before,
+            "after": after,
+            "patch": patch,
+            "speedup": round(estimate.speedup, 4),
+            "speedup_ci": (round(estimate.ci[0], 4), round(estimate.ci[1], 4)),
+            "n_repeats": result.rounds,
+            "cv_baseline": round(estimate.cv_baseline, 4),
+            "cv_patched": round(estimate.cv_patched, 4),
+            "rejected": result.rejected,
+            "measurement": result.reason,
+            "fallback": fallback,
+            "notes": [*report.notes, fallback] if fallback else report.notes,
+        }
+    )

@@ -113,8 +113,11 @@ def _resample(clusters: list[list[int]], rng: random.Random) -> list[int]:
     """One bootstrap draw of pair indexes: as many rounds as there are, drawn with
     replacement, and within each drawn round as many of its pairs, drawn with replacement
     (a single round is the plain paired bootstrap)."""
-    chosen = clusters if len(clusters) == 1 else [
-        clusters[rng.randrange(len(clusters))] for _ in clusters]
+    chosen = (
+        clusters
+        if len(clusters) == 1
+        else [clusters[rng.randrange(len(clusters))] for _ in clusters]
+    )
     return [members[rng.randrange(len(members))] for members in chosen for _ in members]
 
 

@@ -33,26 +33,53 @@ from pytest_goblin.formats.base import (
 NAME = "axolotl"
 SUFFIXES = frozenset({".yaml", ".yml"})
 
-_MARKERS = frozenset({
-    "micro_batch_size", "sequence_len", "num_epochs", "adapter", "lora_r", "lora_target_linear",
-    "sample_packing", "val_set_size", "datasets", "optimizer", "lr_scheduler", "wandb_project",
-    "special_tokens", "plugins", "model_type", "tokenizer_type",
-})
+_MARKERS = frozenset(
+    {
+        "micro_batch_size",
+        "sequence_len",
+        "num_epochs",
+        "adapter",
+        "lora_r",
+        "lora_target_linear",
+        "sample_packing",
+        "val_set_size",
+        "datasets",
+        "optimizer",
+        "lr_scheduler",
+        "wandb_project",
+        "special_tokens",
+        "plugins",
+        "model_type",
+        "tokenizer_type",
+    }
+)
 LEGACY_ATTENTION = {
-    "flash_attention": "flash", "sdp_attention": "sdpa", "eager_attention": "eager",
-    "xformers_attention": "flash", "flex_attention": "flash", "sage_attention": "flash",
+    "flash_attention": "flash",
+    "sdp_attention": "sdpa",
+    "eager_attention": "eager",
+    "xformers_attention": "flash",
+    "flex_attention": "flash",
+    "sage_attention": "flash",
     "s2_attention": "flash",
 }
 _LEGACY_FOR = {"flash": "flash_attention", "sdpa": "sdp_attention", "eager": "eager_attention"}
 _PRECISION_KEYS = ("bf16", "fp16", "tf32", "sequence_len")
-_LOADER_KEYS = ("dataloader_num_workers", "dataloader_pin_memory", "dataloader_prefetch_factor",
-                "gradient_checkpointing", "sequence_len")
+_LOADER_KEYS = (
+    "dataloader_num_workers",
+    "dataloader_pin_memory",
+    "dataloader_prefetch_factor",
+    "gradient_checkpointing",
+    "sequence_len",
+)
 
 
 def detect(data: Any) -> bool:
     """``base_model`` plus at least one key only axolotl uses."""
-    return (isinstance(data, dict) and isinstance(data.get("base_model"), str)
-            and bool(_MARKERS & data.keys()))
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("base_model"), str)
+        and bool(_MARKERS & data.keys())
+    )
 
 
 def read(data: dict[str, Any], display: str) -> Reading:
@@ -73,11 +100,15 @@ def read(data: dict[str, Any], display: str) -> Reading:
     f.take("packing", "sample_packing", as_bool, False)
     f.put("dataloader_persistent_workers", False)
     checkpointing = data.get("gradient_checkpointing")
-    f.put("gradient_checkpointing", checkpointing not in (None, False),
-          None if checkpointing is None else "gradient_checkpointing")
+    f.put(
+        "gradient_checkpointing",
+        checkpointing not in (None, False),
+        None if checkpointing is None else "gradient_checkpointing",
+    )
     compile_value = data.get("torch_compile")
-    f.put("torch_compile", compile_value is True,
-          None if compile_value is None else "torch_compile")
+    f.put(
+        "torch_compile", compile_value is True, None if compile_value is None else "torch_compile"
+    )
     f.put("precision", *_precision(data, display))
     f.put("attention_impl", *_attention(data, display))
     _read_adapter(data, display, f)
@@ -127,8 +158,9 @@ def _attention(data: dict[str, Any], display: str) -> tuple[str, str | None]:
 
 
 def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:
-    if data.get("load_in_8bit") is not None and as_bool(data["load_in_8bit"], display,
-                                                        "load_in_8bit"):
+    if data.get("load_in_8bit") is not None and as_bool(
+        data["load_in_8bit"], display, "load_in_8bit"
+    ):
         raise WorkloadError(display, EIGHT_BIT, field="load_in_8bit")
     adapter = data.get("adapter")
     if adapter is None:
@@ -136,7 +168,8 @@ def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:
         return
     if adapter not in ("lora", "qlora"):
         raise WorkloadError(
-            display, f"adapter {adapter!r} is not one pytest-goblin can model (lora, qlora)",
+            display,
+            f"adapter {adapter!r} is not one pytest-goblin can model (lora, qlora)",
             field="adapter",
         )
     f.put("finetune", adapter, "adapter")
@@ -222,8 +255,13 @@ def _attention_edits(data: dict[str, Any], attention: str) -> list[Edit]:
     if "attn_implementation" in data or not legacy:
         if attention not in HF_ATTENTION_NAMES:
             raise Unpatchable("attention_impl", f"no attn_implementation for {attention}")
-        return [Edit(("attn_implementation",), HF_ATTENTION_NAMES[attention],
-                      ("sequence_len", "base_model"))]
+        return [
+            Edit(
+                ("attn_implementation",),
+                HF_ATTENTION_NAMES[attention],
+                ("sequence_len", "base_model"),
+            )
+        ]
     flag = _LEGACY_FOR.get(attention)
     if flag is None:
         raise Unpatchable("attention_impl", f"no legacy attention flag for {attention}")

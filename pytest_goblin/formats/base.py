@@ -27,8 +27,10 @@ PEFT_DEFAULT_TARGETS = ["q_proj", "v_proj"]
 HF_ATTENTION_NAMES = {"eager": "eager", "sdpa": "sdpa", "flash": "flash_attention_2"}
 """How transformers spells each attention class (``attn_implementation``)."""
 
-EIGHT_BIT = ("an 8-bit base model (bitsandbytes LLM.int8) is not one pytest-goblin can model: "
-             "it models full and LoRA fine-tuning in 16/32-bit and QLoRA in 4-bit")
+EIGHT_BIT = (
+    "an 8-bit base model (bitsandbytes LLM.int8) is not one pytest-goblin can model: "
+    "it models full and LoRA fine-tuning in 16/32-bit and QLoRA in 4-bit"
+)
 """Why an 8-bit base model is an item error rather than a 16-bit LoRA read by mistake."""
 
 
@@ -124,8 +126,9 @@ class Fields:
         """Where ``key`` is written in the file, as error messages and sources say it."""
         return self._labels.get(key, key)
 
-    def take(self, field: str, key: str, convert: Callable[[Any, str, str], Any],
-             default: Any) -> None:
+    def take(
+        self, field: str, key: str, convert: Callable[[Any, str, str], Any], default: Any
+    ) -> None:
         """``field`` from ``key`` (converted), or the framework's ``default`` when unset."""
         value = self.get(key)
         if value is None:
@@ -152,7 +155,6 @@ class Fields:
 
 def as_str(value: Any, display: str, key: str) -> str:
     return str(value)
-
 
 
 def lookup(data: dict[str, Any], path: str) -> Any:
@@ -220,9 +222,17 @@ def hf_attention(value: Any, display: str, key: str) -> str:
 def hf_precision_from_dtype(value: Any) -> str | None:
     """The precision a model loaded with this dtype trains in without autocast."""
     name = str(value).lower().removeprefix("torch.")
-    return {"bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "fp16": "fp16",
-            "half": "fp16", "float32": "fp32", "fp32": "fp32", "float": "fp32",
-            "auto": "bf16"}.get(name)
+    return {
+        "bfloat16": "bf16",
+        "bf16": "bf16",
+        "float16": "fp16",
+        "fp16": "fp16",
+        "half": "fp16",
+        "float32": "fp32",
+        "fp32": "fp32",
+        "float": "fp32",
+        "auto": "bf16",
+    }.get(name)
 
 
 def targets_list(value: Any) -> list[str]:

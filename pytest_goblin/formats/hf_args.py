@@ -44,42 +44,124 @@ TRL = "trl"
 HF_ARGS = "hf-args"
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
-TRL_MARKERS = frozenset({
-    "max_length", "max_seq_length", "packing", "packing_strategy", "padding_free",
-    "dataset_text_field", "assistant_only_loss", "completion_only_loss", "use_peft", "lora_r",
-    "lora_target_modules", "model_init_kwargs", "dataset_train_split", "use_bnb_nested_quant",
-    "bnb_4bit_quant_type", "eval_packing",
-})
-TRAINING_ARGUMENTS = frozenset({
-    "output_dir", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-    "num_train_epochs", "max_steps", "bf16", "fp16", "tf32", "optim", "gradient_checkpointing",
-    "warmup_steps", "warmup_ratio", "lr_scheduler_type", "logging_steps", "save_steps",
-    "save_strategy", "eval_strategy", "evaluation_strategy", "do_train", "do_eval",
-    "dataloader_num_workers", "dataloader_pin_memory", "torch_compile", "weight_decay",
-    "per_device_eval_batch_size", "report_to", "max_grad_norm", "group_by_length",
-    "overwrite_output_dir", "logging_dir",
-})
-_BATCH_KEYS = frozenset({"per_device_train_batch_size", "gradient_accumulation_steps", "optim",
-                         "bf16", "fp16"})
-_FOREIGN = frozenset({
-    "base_model", "stage", "finetuning_type", "cutoff_len", "flash_attn", "lora_target",
-    "zero_optimization", "train_micro_batch_size_per_gpu", "train_batch_size",
-    "compute_environment", "distributed_type", "architectures", "hidden_size",
-})
+TRL_MARKERS = frozenset(
+    {
+        "max_length",
+        "max_seq_length",
+        "packing",
+        "packing_strategy",
+        "padding_free",
+        "dataset_text_field",
+        "assistant_only_loss",
+        "completion_only_loss",
+        "use_peft",
+        "lora_r",
+        "lora_target_modules",
+        "model_init_kwargs",
+        "dataset_train_split",
+        "use_bnb_nested_quant",
+        "bnb_4bit_quant_type",
+        "eval_packing",
+    }
+)
+TRAINING_ARGUMENTS = frozenset(
+    {
+        "output_dir",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "bf16",
+        "fp16",
+        "tf32",
+        "optim",
+        "gradient_checkpointing",
+        "warmup_steps",
+        "warmup_ratio",
+        "lr_scheduler_type",
+        "logging_steps",
+        "save_steps",
+        "save_strategy",
+        "eval_strategy",
+        "evaluation_strategy",
+        "do_train",
+        "do_eval",
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "torch_compile",
+        "weight_decay",
+        "per_device_eval_batch_size",
+        "report_to",
+        "max_grad_norm",
+        "group_by_length",
+        "overwrite_output_dir",
+        "logging_dir",
+    }
+)
+_BATCH_KEYS = frozenset(
+    {"per_device_train_batch_size", "gradient_accumulation_steps", "optim", "bf16", "fp16"}
+)
+_FOREIGN = frozenset(
+    {
+        "base_model",
+        "stage",
+        "finetuning_type",
+        "cutoff_len",
+        "flash_attn",
+        "lora_target",
+        "zero_optimization",
+        "train_micro_batch_size_per_gpu",
+        "train_batch_size",
+        "compute_environment",
+        "distributed_type",
+        "architectures",
+        "hidden_size",
+    }
+)
 SEQ_KEYS = ("max_length", "max_seq_length", "block_size", "model_max_length")
 DTYPE_KEYS = ("dtype", "torch_dtype")
-_TRAIN = ("bf16", "fp16", "learning_rate", "gradient_accumulation_steps",
-          "per_device_train_batch_size")
+_TRAIN = (
+    "bf16",
+    "fp16",
+    "learning_rate",
+    "gradient_accumulation_steps",
+    "per_device_train_batch_size",
+)
 _LOADER = ("dataloader_num_workers", "dataloader_pin_memory", "gradient_accumulation_steps")
-MAPPED_KEYS = frozenset({
-    "model_name_or_path", "per_device_train_batch_size", "gradient_accumulation_steps", *SEQ_KEYS,
-    "bf16", "fp16", "tf32", *DTYPE_KEYS, "attn_implementation", "gradient_checkpointing",
-    "optim", "use_peft", "lora_r", "lora_alpha", "lora_target_modules", "load_in_4bit",
-    "load_in_8bit", "packing", "dataloader_num_workers", "dataloader_pin_memory",
-    "dataloader_persistent_workers", "dataloader_prefetch_factor", "torch_compile",
-    "torch_compile_mode", "torch_compile_backend", "learning_rate", "warmup_steps",
-    "deepspeed", "fsdp",
-})
+MAPPED_KEYS = frozenset(
+    {
+        "model_name_or_path",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        *SEQ_KEYS,
+        "bf16",
+        "fp16",
+        "tf32",
+        *DTYPE_KEYS,
+        "attn_implementation",
+        "gradient_checkpointing",
+        "optim",
+        "use_peft",
+        "lora_r",
+        "lora_alpha",
+        "lora_target_modules",
+        "load_in_4bit",
+        "load_in_8bit",
+        "packing",
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "dataloader_persistent_workers",
+        "dataloader_prefetch_factor",
+        "torch_compile",
+        "torch_compile_mode",
+        "torch_compile_backend",
+        "learning_rate",
+        "warmup_steps",
+        "deepspeed",
+        "fsdp",
+    }
+)
 """Keys whose value becomes part of the WorkloadConfig."""
 
 
@@ -91,9 +173,11 @@ def _is_mapping_without(data: Any, keys: frozenset[str]) -> bool:
 
 def detect_trl(data: Any) -> bool:
     """``model_name_or_path`` plus a key only TRL's SFTConfig or ModelConfig has."""
-    return (_is_mapping_without(data, _FOREIGN)
-            and isinstance(data.get("model_name_or_path"), str)
-            and bool(TRL_MARKERS & data.keys()))
+    return (
+        _is_mapping_without(data, _FOREIGN)
+        and isinstance(data.get("model_name_or_path"), str)
+        and bool(TRL_MARKERS & data.keys())
+    )
 
 
 def detect_hf_args(data: Any) -> bool:
@@ -101,8 +185,10 @@ def detect_hf_args(data: Any) -> bool:
     if not _is_mapping_without(data, _FOREIGN | TRL_MARKERS):
         return False
     known = TRAINING_ARGUMENTS & data.keys()
-    return len(known) >= 3 and bool(_BATCH_KEYS & known) and all(
-        isinstance(data[key], bool) for key in ("bf16", "fp16") if key in data
+    return (
+        len(known) >= 3
+        and bool(_BATCH_KEYS & known)
+        and all(isinstance(data[key], bool) for key in ("bf16", "fp16") if key in data)
     )
 
 
@@ -139,9 +225,11 @@ def interpret(
     attention_key = attention_location(values)
     f.put("attention_impl", "sdpa")
     if attention_key:
-        f.put("attention_impl",
-              hf_attention(lookup(values, attention_key), display, f.label(attention_key)),
-              attention_key)
+        f.put(
+            "attention_impl",
+            hf_attention(lookup(values, attention_key), display, f.label(attention_key)),
+            attention_key,
+        )
     _adapter(values, f, lora_defaults)
     env = values.get("env")
     if trl and isinstance(env, dict):
@@ -167,8 +255,14 @@ def read_trainer_keys(f: Fields, *, lr_default: float) -> None:
     if warmup is not None and as_float(warmup, f.display, f.label("warmup_steps")) >= 1:
         f.put("warmup_steps", as_int(warmup, f.display, f.label("warmup_steps")), "warmup_steps")
     f.put("torch_compile", False)
-    key = next((k for k in ("torch_compile", "torch_compile_mode", "torch_compile_backend")
-                if f.get(k) is not None), None)
+    key = next(
+        (
+            k
+            for k in ("torch_compile", "torch_compile_mode", "torch_compile_backend")
+            if f.get(k) is not None
+        ),
+        None,
+    )
     if key is not None:
         on = as_bool(f.get(key), f.display, f.label(key)) if key == "torch_compile" else True
         f.put("torch_compile", on, key)
@@ -199,6 +293,7 @@ def _precision(
     values: dict[str, Any], display: str, label: Callable[[str], str], trl: bool
 ) -> tuple[str, str | None]:
     """Autocast flags first; without them the load dtype decides (TRL: bf16 unless fp16)."""
+
     def flag(key: str) -> bool:
         return values.get(key) is not None and as_bool(values[key], display, label(key))
 
@@ -229,13 +324,16 @@ def _adapter(values: dict[str, Any], f: Fields, lora_defaults: tuple[int, int]) 
     quantized = values.get("load_in_4bit") is not None and as_bool(
         values["load_in_4bit"], f.display, f.label("load_in_4bit")
     )
-    f.put("finetune", "qlora" if quantized else "lora",
-          "load_in_4bit" if quantized else "use_peft")
+    f.put("finetune", "qlora" if quantized else "lora", "load_in_4bit" if quantized else "use_peft")
     rank, alpha = lora_defaults
     f.take("lora_rank", "lora_r", as_int, rank)
     f.take("lora_alpha", "lora_alpha", as_int, alpha)
-    f.take("lora_targets", "lora_target_modules", lambda v, *_: targets_list(v),
-           list(PEFT_DEFAULT_TARGETS))
+    f.take(
+        "lora_targets",
+        "lora_target_modules",
+        lambda v, *_: targets_list(v),
+        list(PEFT_DEFAULT_TARGETS),
+    )
 
 
 # --- writing a patch ----------------------------------------------------------------
@@ -250,9 +348,13 @@ def edits_hf_args(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
 
 
 TRAINER_KEYS = {
-    "batch_size": "per_device_train_batch_size", "grad_accum_steps": "gradient_accumulation_steps",
-    "optimizer": "optim", "lr": "learning_rate", "warmup_steps": "warmup_steps",
-    "torch_compile": "torch_compile", "dataloader_workers": "dataloader_num_workers",
+    "batch_size": "per_device_train_batch_size",
+    "grad_accum_steps": "gradient_accumulation_steps",
+    "optimizer": "optim",
+    "lr": "learning_rate",
+    "warmup_steps": "warmup_steps",
+    "torch_compile": "torch_compile",
+    "dataloader_workers": "dataloader_num_workers",
     "dataloader_pin_memory": "dataloader_pin_memory",
     "dataloader_persistent_workers": "dataloader_persistent_workers",
     "dataloader_prefetch_factor": "dataloader_prefetch_factor",
@@ -293,8 +395,11 @@ def _edits(data: dict[str, Any], field: str, value: Any, *, trl: bool) -> list[E
     if field == "seq_len":
         key = next((k for k in SEQ_KEYS if k in data), "max_length" if trl else None)
         if key is None:
-            raise Unpatchable(field, "TrainingArguments has no sequence length key; the "
-                              "script's tokenizer or data collator sets it")
+            raise Unpatchable(
+                field,
+                "TrainingArguments has no sequence length key; the "
+                "script's tokenizer or data collator sets it",
+            )
         return [Edit((key,), value, _TRAIN)]
     if field == "precision":
         return precision_edits(data, value, trl=trl)
@@ -321,9 +426,11 @@ def precision_edits(data: dict[str, Any], precision: str, *, trl: bool) -> list[
     if precision == "tf32" or data.get("tf32"):
         found.append(Edit(("tf32",), precision == "tf32", _TRAIN))
     dtype_key = dtype_location(data)
-    if dtype_key and precision == "bf16" and hf_precision_from_dtype(
-        lookup(data, dtype_key)
-    ) == "fp16":
+    if (
+        dtype_key
+        and precision == "bf16"
+        and hf_precision_from_dtype(lookup(data, dtype_key)) == "fp16"
+    ):
         found.append(Edit(tuple(dtype_key.split(".")), "bfloat16"))
     return found
 
@@ -333,7 +440,15 @@ def _attention_edits(data: dict[str, Any], attention: str, *, trl: bool) -> list
         raise Unpatchable("attention_impl", f"no attn_implementation for {attention}")
     key = attention_location(data) or ("attn_implementation" if trl else None)
     if key is None:
-        raise Unpatchable("attention_impl", "TrainingArguments has no attention key; the "
-                          "script's from_pretrained(attn_implementation=...) sets it")
-    return [Edit(tuple(key.split(".")), HF_ATTENTION_NAMES[attention],
-                 ("dtype", "torch_dtype", "model_name_or_path"))]
+        raise Unpatchable(
+            "attention_impl",
+            "TrainingArguments has no attention key; the "
+            "script's from_pretrained(attn_implementation=...) sets it",
+        )
+    return [
+        Edit(
+            tuple(key.split(".")),
+            HF_ATTENTION_NAMES[attention],
+            ("dtype", "torch_dtype", "model_name_or_path"),
+        )
+    ]

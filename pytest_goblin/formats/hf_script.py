@@ -38,18 +38,26 @@ SUFFIXES = frozenset({".py"})
 ARGS_CALLS = ("TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig")
 TRAINER_CALLS = ("Trainer", "SFTTrainer", "Seq2SeqTrainer")
 _NOT_MODELS = ("Tokenizer", "Processor", "Config", "FeatureExtractor", "Dataset")
-_LOADER_KEYS = {"num_workers": "dataloader_num_workers", "pin_memory": "dataloader_pin_memory",
-                "prefetch_factor": "dataloader_prefetch_factor",
-                "persistent_workers": "dataloader_persistent_workers"}
+_LOADER_KEYS = {
+    "num_workers": "dataloader_num_workers",
+    "pin_memory": "dataloader_pin_memory",
+    "prefetch_factor": "dataloader_prefetch_factor",
+    "persistent_workers": "dataloader_persistent_workers",
+}
 _LORA_KEYS = {"r": "lora_r", "lora_alpha": "lora_alpha", "target_modules": "lora_target_modules"}
 _FIELD_KEYS = {
-    "batch_size": "per_device_train_batch_size", "grad_accum_steps": "gradient_accumulation_steps",
-    "optimizer": "optim", "lr": "learning_rate", "warmup_steps": "warmup_steps",
-    "gradient_checkpointing": "gradient_checkpointing", "torch_compile": "torch_compile",
+    "batch_size": "per_device_train_batch_size",
+    "grad_accum_steps": "gradient_accumulation_steps",
+    "optimizer": "optim",
+    "lr": "learning_rate",
+    "warmup_steps": "warmup_steps",
+    "gradient_checkpointing": "gradient_checkpointing",
+    "torch_compile": "torch_compile",
     "dataloader_workers": "dataloader_num_workers",
     "dataloader_pin_memory": "dataloader_pin_memory",
     "dataloader_persistent_workers": "dataloader_persistent_workers",
-    "dataloader_prefetch_factor": "dataloader_prefetch_factor", "packing": "packing",
+    "dataloader_prefetch_factor": "dataloader_prefetch_factor",
+    "packing": "packing",
 }
 
 
@@ -79,8 +87,9 @@ class _Discovery:
 
     @property
     def values(self) -> dict[str, Any]:
-        return {key: place.value.value for key, place in self.places.items()
-                if place.value is not None}
+        return {
+            key: place.value.value for key, place in self.places.items() if place.value is not None
+        }
 
 
 def detect(data: Any) -> bool:
@@ -112,19 +121,24 @@ def _discover(tree: ast.Module) -> _Discovery:
 
     for key in script.keywords(args_call):
         place(args_call, key)
-    models = [call for call in script.calls_named("from_pretrained")
-              if not any(word in (dotted(call.func) or "") for word in _NOT_MODELS)]
+    models = [
+        call
+        for call in script.calls_named("from_pretrained")
+        if not any(word in (dotted(call.func) or "") for word in _NOT_MODELS)
+    ]
     if models:
         found.model_call = models[0]
         if models[0].args:
             value = script.resolve(models[0].args[0])
-            where = (f"via {value.text}, line {value.line}" if _names_a_constant(value)
-                     else f"line {models[0].lineno}")
+            where = (
+                f"via {value.text}, line {value.line}"
+                if _names_a_constant(value)
+                else f"line {models[0].lineno}"
+            )
             found.places["model_name_or_path"] = _Place(
                 models[0], "", value, f"from_pretrained() {where}"
             )
-        for key in ("attn_implementation", "torch_dtype", "dtype", "load_in_4bit",
-                    "load_in_8bit"):
+        for key in ("attn_implementation", "torch_dtype", "dtype", "load_in_4bit", "load_in_8bit"):
             if key in script.keywords(models[0]):
                 place(models[0], key)
     if "model_name_or_path" not in found.places:
@@ -135,15 +149,19 @@ def _discover(tree: ast.Module) -> _Discovery:
                     trainer, "model", model, _label(trainer, "model", model)
                 )
     for key in ("load_in_4bit", "load_in_8bit"):
-        quantized = [call for call in script.calls_named("BitsAndBytesConfig")
-                     if getattr(script.keywords(call).get(key), "value", None) is True]
+        quantized = [
+            call
+            for call in script.calls_named("BitsAndBytesConfig")
+            if getattr(script.keywords(call).get(key), "value", None) is True
+        ]
         if quantized:
             place(quantized[0], key)
     loras = script.calls_named("LoraConfig")
     if loras:
         found.lora_call = loras[0]
-        found.places["use_peft"] = _Place(loras[0], "", Value(True, True, None, "", 0),
-                                          f"LoraConfig() line {loras[0].lineno}")
+        found.places["use_peft"] = _Place(
+            loras[0], "", Value(True, True, None, "", 0), f"LoraConfig() line {loras[0].lineno}"
+        )
         for key, as_key in _LORA_KEYS.items():
             if key in script.keywords(loras[0]):
                 place(loras[0], key, as_key)
@@ -161,12 +179,16 @@ def _compile_and_checkpointing(found: _Discovery, models: list[ast.Call]) -> Non
     """``torch.compile(...)``/``model.compile()`` and ``gradient_checkpointing_enable()``."""
     model_names = {
         target.id
-        for node in ast.walk(found.script.tree) if isinstance(node, ast.Assign)
-        and isinstance(node.value, ast.Call) and node.value in models
-        for target in node.targets if isinstance(target, ast.Name)
+        for node in ast.walk(found.script.tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and node.value in models
+        for target in node.targets
+        if isinstance(target, ast.Name)
     }
     imports_compile = any(
-        isinstance(node, ast.ImportFrom) and node.module == "torch"
+        isinstance(node, ast.ImportFrom)
+        and node.module == "torch"
         and any(alias.name == "compile" for alias in node.names)
         for node in ast.walk(found.script.tree)
     )
@@ -175,8 +197,11 @@ def _compile_and_checkpointing(found: _Discovery, models: list[ast.Call]) -> Non
         is_torch = dotted(func) == "torch.compile" or (
             isinstance(func, ast.Name) and imports_compile
         )
-        is_model = (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                    and func.value.id in model_names)
+        is_model = (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in model_names
+        )
         if is_torch or is_model:
             found.compile_label = f"{dotted(func) or 'compile'}() line {call.lineno}"
             break
@@ -190,20 +215,24 @@ def _environment(found: _Discovery) -> None:
         if not isinstance(node, ast.Assign) or len(node.targets) != 1:
             continue
         target = node.targets[0]
-        if (isinstance(target, ast.Subscript) and dotted(target.value) == "os.environ"
-                and isinstance(target.slice, ast.Constant)
-                and isinstance(target.slice.value, str)):
+        if (
+            isinstance(target, ast.Subscript)
+            and dotted(target.value) == "os.environ"
+            and isinstance(target.slice, ast.Constant)
+            and isinstance(target.slice.value, str)
+        ):
             found.env[target.slice.value] = (node, found.script.resolve(node.value))
 
 
 def read(tree: ast.Module, display: str) -> Reading:
     found = _discover(tree)
-    for keyword in found.args_call.keywords:
-        if keyword.arg is None and found.script.dict_literal(keyword.value) is None:
+    for splat in found.args_call.keywords:
+        if splat.arg is None and found.script.dict_literal(splat.value) is None:
             raise WorkloadError(
-                display, f"`**{ast.unparse(keyword.value)}` is not a dict literal, so its keys "
+                display,
+                f"`**{ast.unparse(splat.value)}` is not a dict literal, so its keys "
                 "cannot be read without running the script",
-                field=f"{short_name(found.args_call.func)}(**) line {keyword.lineno}",
+                field=f"{short_name(found.args_call.func)}(**) line {splat.lineno}",
             )
     model = found.places.get("model_name_or_path")
     if model is not None and (model.value is None or not model.value.known):
@@ -212,7 +241,8 @@ def read(tree: ast.Module, display: str) -> Reading:
         if key in hf_args.MAPPED_KEYS and (place.value is None or not place.value.known):
             text = place.value.text if place.value else "?"
             raise WorkloadError(
-                display, f"`{text}` is not a literal; pytest-goblin reads scripts without "
+                display,
+                f"`{text}` is not a literal; pytest-goblin reads scripts without "
                 "running them, so write a literal or a constant assigned once",
                 field=place.label,
             )
@@ -246,15 +276,19 @@ def apply(text: str, suffix: str, new_values: dict[str, Any]) -> str:
     return editor.result()
 
 
-def _set(editor: PyText, found: _Discovery, field_name: str, call: ast.Call, key: str,
-         value: Any) -> None:
+def _set(
+    editor: PyText, found: _Discovery, field_name: str, call: ast.Call, key: str, value: Any
+) -> None:
     """Edit ``key`` of ``call`` where it is written, or add it as a keyword."""
     current = found.script.keywords(call).get(key)
     if current is None:
         editor.add_keyword(call, key, value)
     elif current.node is None:
-        raise Unpatchable(field_name, f"{_label(call, key, current)} is the expression "
-                          f"`{current.text}`, not a literal to edit")
+        raise Unpatchable(
+            field_name,
+            f"{_label(call, key, current)} is the expression "
+            f"`{current.text}`, not a literal to edit",
+        )
     else:
         editor.replace(current.node, value)
 
@@ -267,16 +301,20 @@ def _write(found: _Discovery, editor: PyText, field_name: str, value: Any) -> No
     elif field_name in ("lora_rank", "lora_alpha", "lora_targets"):
         if found.lora_call is None:
             raise Unpatchable(field_name, "the script has no LoraConfig(...) to edit")
-        key = {"lora_rank": "r", "lora_alpha": "lora_alpha",
-               "lora_targets": "target_modules"}[field_name]
+        key = {"lora_rank": "r", "lora_alpha": "lora_alpha", "lora_targets": "target_modules"}[
+            field_name
+        ]
         _set(editor, found, field_name, found.lora_call, key, value)
     elif field_name.startswith("env_vars."):
         _write_environment(found, editor, field_name, str(value))
     elif field_name == "seq_len":
         key = next((k for k in ("max_length", "max_seq_length") if k in found.places), None)
         if key is None and not found.trl:
-            raise Unpatchable(field_name, "TrainingArguments has no sequence length; the "
-                              "script's tokenizer or collator sets it")
+            raise Unpatchable(
+                field_name,
+                "TrainingArguments has no sequence length; the "
+                "script's tokenizer or collator sets it",
+            )
         _set(editor, found, field_name, found.args_call, key or "max_length", value)
     elif field_name in _FIELD_KEYS:
         _write_training_key(found, editor, field_name, value)
@@ -324,15 +362,20 @@ def _write_attention(found: _Discovery, editor: PyText, attention: str) -> None:
     _set_init_kwarg(found, editor, "attention_impl", "attn_implementation", name)
 
 
-def _set_init_kwarg(found: _Discovery, editor: PyText, field_name: str, key: str,
-                    value: Any) -> None:
+def _set_init_kwarg(
+    found: _Discovery, editor: PyText, field_name: str, key: str, value: Any
+) -> None:
     """Set ``key`` in SFTConfig's ``model_init_kwargs`` dict literal."""
-    init = next((kw.value for kw in found.args_call.keywords if kw.arg == "model_init_kwargs"),
-                None)
+    init = next(
+        (kw.value for kw in found.args_call.keywords if kw.arg == "model_init_kwargs"), None
+    )
     mapping = found.script.dict_literal(init) if init is not None else None
     if mapping is None:
-        raise Unpatchable(field_name, f"the script has no from_pretrained(...) call or "
-                          f"model_init_kwargs dict to write {key} into")
+        raise Unpatchable(
+            field_name,
+            f"the script has no from_pretrained(...) call or "
+            f"model_init_kwargs dict to write {key} into",
+        )
     current = found.script.splat(mapping).get(key)
     if current is None:
         editor.add_entry(mapping, key, value)
@@ -353,12 +396,15 @@ def _write_environment(found: _Discovery, editor: PyText, field_name: str, value
         return
     tree = found.script.tree
     if found.env:
-        last = max((statement for statement, _ in found.env.values()),
-                   key=lambda node: node.end_lineno or 0)
+        last = max(
+            (statement for statement, _ in found.env.values()),
+            key=lambda node: node.end_lineno or 0,
+        )
         editor.add_line_after(last, line)
         return
     imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    if not any(isinstance(node, ast.Import) and any(a.name == "os" for a in node.names)
-               for node in imports):
+    if not any(
+        isinstance(node, ast.Import) and any(a.name == "os" for a in node.names) for node in imports
+    ):
         raise Unpatchable(field_name, "the script neither sets os.environ nor imports os")
     editor.add_line_after(imports[-1], line)

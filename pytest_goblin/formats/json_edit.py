@@ -52,7 +52,7 @@ class JsonText:
                 raise ValueError(f"{'.'.join(path[:depth])} is not an object")
             if key not in node.members:
                 nested: Any = value
-                for inner in reversed(path[depth + 1:]):
+                for inner in reversed(path[depth + 1 :]):
                     nested = {inner: nested}
                 self._add_member(node, key, nested)
                 return
@@ -61,11 +61,12 @@ class JsonText:
 
     def _add_member(self, node: _Node, key: str, value: Any) -> None:
         if not node.members:
-            self._splice(node.start, node.end, "{" + f"{json.dumps(key)}: "
-                         + self._render(value, "") + "}")
+            self._splice(
+                node.start, node.end, "{" + f"{json.dumps(key)}: " + self._render(value, "") + "}"
+            )
             return
         key_start, last = list(node.members.values())[-1]
-        between = self._text[node.start:key_start]
+        between = self._text[node.start : key_start]
         if "\n" in between:
             indent = self._line_indent(key_start)
             separator = f",{self._newline}{indent}"

@@ -30,24 +30,50 @@ from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
 NAME = "llamafactory"
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
-_MARKERS = frozenset({
-    "stage", "finetuning_type", "cutoff_len", "template", "lora_target", "lora_rank",
-    "quantization_bit", "flash_attn", "plot_loss", "enable_liger_kernel",
-    "disable_gradient_checkpointing",
-})
-_FLASH_ATTN = {"auto": "sdpa", "sdpa": "sdpa", "disabled": "eager", "off": "eager",
-               "eager": "eager", "fa2": "flash", "fa3": "flash",
-               "flash_attention_2": "flash", "flash_attention_3": "flash"}
+_MARKERS = frozenset(
+    {
+        "stage",
+        "finetuning_type",
+        "cutoff_len",
+        "template",
+        "lora_target",
+        "lora_rank",
+        "quantization_bit",
+        "flash_attn",
+        "plot_loss",
+        "enable_liger_kernel",
+        "disable_gradient_checkpointing",
+    }
+)
+_FLASH_ATTN = {
+    "auto": "sdpa",
+    "sdpa": "sdpa",
+    "disabled": "eager",
+    "off": "eager",
+    "eager": "eager",
+    "fa2": "flash",
+    "fa3": "flash",
+    "flash_attention_2": "flash",
+    "flash_attention_3": "flash",
+}
 _WRITE_FLASH_ATTN = {"flash": "fa2", "sdpa": "sdpa", "eager": "disabled"}
-_TRAIN = ("bf16", "fp16", "learning_rate", "gradient_accumulation_steps",
-          "per_device_train_batch_size")
+_TRAIN = (
+    "bf16",
+    "fp16",
+    "learning_rate",
+    "gradient_accumulation_steps",
+    "per_device_train_batch_size",
+)
 _DATA = ("dataloader_num_workers", "preprocessing_num_workers", "cutoff_len")
 
 
 def detect(data: Any) -> bool:
     """``model_name_or_path`` plus at least one key only LLaMA-Factory uses."""
-    return (isinstance(data, dict) and isinstance(data.get("model_name_or_path"), str)
-            and bool(_MARKERS & data.keys()))
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("model_name_or_path"), str)
+        and bool(_MARKERS & data.keys())
+    )
 
 
 def read(data: dict[str, Any], display: str) -> Reading:
@@ -56,24 +82,36 @@ def read(data: dict[str, Any], display: str) -> Reading:
     read_trainer_keys(f, lr_default=5e-5)
     f.take("seq_len", "cutoff_len", as_int, 2048)
     disable = data.get("disable_gradient_checkpointing")
-    f.put("gradient_checkpointing",
-          not (disable is not None and as_bool(disable, display, "disable_gradient_checkpointing")),
-          None if disable is None else "disable_gradient_checkpointing")
+    f.put(
+        "gradient_checkpointing",
+        not (disable is not None and as_bool(disable, display, "disable_gradient_checkpointing")),
+        None if disable is None else "disable_gradient_checkpointing",
+    )
     f.put("precision", *_precision(data, display))
     flash_attn = str(data.get("flash_attn") or "auto").strip().lower()
     if flash_attn not in _FLASH_ATTN:
-        raise WorkloadError(display, f"unknown flash_attn {flash_attn!r} "
-                            f"(one of {', '.join(_FLASH_ATTN)})", field="flash_attn")
-    f.put("attention_impl", _FLASH_ATTN[flash_attn],
-          None if data.get("flash_attn") is None else "flash_attn")
+        raise WorkloadError(
+            display,
+            f"unknown flash_attn {flash_attn!r} (one of {', '.join(_FLASH_ATTN)})",
+            field="flash_attn",
+        )
+    f.put(
+        "attention_impl",
+        _FLASH_ATTN[flash_attn],
+        None if data.get("flash_attn") is None else "flash_attn",
+    )
     _packing(data, display, f)
     _method(data, display, f)
     return f.reading()
 
 
 def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
-    for key, precision in (("pure_bf16", "bf16"), ("bf16", "bf16"), ("fp16", "fp16"),
-                           ("tf32", "tf32")):
+    for key, precision in (
+        ("pure_bf16", "bf16"),
+        ("bf16", "bf16"),
+        ("fp16", "fp16"),
+        ("tf32", "tf32"),
+    ):
         if data.get(key) is not None and as_bool(data[key], display, key):
             return precision, key
     present = [key for key in ("bf16", "fp16", "pure_bf16") if key in data]
@@ -98,13 +136,15 @@ def _method(data: dict[str, Any], display: str, f: Fields) -> None:
         return
     if method != "lora":
         raise WorkloadError(
-            display, f"finetuning_type {method!r} is not one pytest-goblin can model "
-            "(full, lora)", field="finetuning_type",
+            display,
+            f"finetuning_type {method!r} is not one pytest-goblin can model (full, lora)",
+            field="finetuning_type",
         )
     bits = data.get("quantization_bit")
     if bits is not None and as_int(bits, display, "quantization_bit") != 4:
         raise WorkloadError(
-            display, f"a {bits}-bit base model is not one pytest-goblin can model: it models "
+            display,
+            f"a {bits}-bit base model is not one pytest-goblin can model: it models "
             "LoRA on a 16/32-bit model and QLoRA with quantization_bit: 4",
             field="quantization_bit",
         )
@@ -133,13 +173,21 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
     if field == "lora_alpha":
         return [Edit(("lora_alpha",), value, ("lora_rank", "finetuning_type"))]
     if field == "gradient_checkpointing":
-        return [Edit(("disable_gradient_checkpointing",), not value,
-                     ("flash_attn", "model_name_or_path"))]
+        return [
+            Edit(
+                ("disable_gradient_checkpointing",), not value, ("flash_attn", "model_name_or_path")
+            )
+        ]
     if field == "attention_impl":
         if value not in _WRITE_FLASH_ATTN:
             raise Unpatchable(field, f"flash_attn has no value for {value}")
-        return [Edit(("flash_attn",), _WRITE_FLASH_ATTN[value],
-                     ("trust_remote_code", "model_name_or_path"))]
+        return [
+            Edit(
+                ("flash_attn",),
+                _WRITE_FLASH_ATTN[value],
+                ("trust_remote_code", "model_name_or_path"),
+            )
+        ]
     if field == "packing":
         found = [Edit(("packing",), value, ("cutoff_len",))]
         if not value and data.get("neat_packing"):

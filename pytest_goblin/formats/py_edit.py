@@ -29,11 +29,11 @@ class PyText:
     def offset(self, lineno: int, col: int) -> int:
         """A node position (1-based line, UTF-8 byte column) as an index into the text."""
         start = self._starts[lineno - 1]
-        line = self.text[start:self._starts[lineno] if lineno < len(self._starts) else None]
+        line = self.text[start : self._starts[lineno] if lineno < len(self._starts) else None]
         return start + len(line.encode("utf-8")[:col].decode("utf-8", errors="ignore"))
 
     def source(self, node: ast.AST) -> str:
-        return self.text[self._start(node):self._end(node)]
+        return self.text[self._start(node) : self._end(node)]
 
     def _start(self, node: ast.AST) -> int:
         return self.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
@@ -57,8 +57,9 @@ class PyText:
         rendered = f"{json.dumps(key)}: {render(value, None)}"
         close = self._end(mapping) - 1
         if mapping.values:
-            self._edits.append((self._end(mapping.values[-1]), self._end(mapping.values[-1]),
-                                f", {rendered}"))
+            self._edits.append(
+                (self._end(mapping.values[-1]), self._end(mapping.values[-1]), f", {rendered}")
+            )
         else:
             self._edits.append((close, close, rendered))
 
@@ -95,7 +96,7 @@ class PyText:
             at += follow.end()
             at += _comment_length(self.text, at)
             return at, at, "".join(f"{self._newline}{indent}{pair}," for pair in pairs)
-        comment = self.text[at:at + _comment_length(self.text, at)]
+        comment = self.text[at : at + _comment_length(self.text, at)]
         added = f",{self._newline}{indent}".join(pairs)
         return at, at + len(comment), f",{comment}{self._newline}{indent}{added}"
 

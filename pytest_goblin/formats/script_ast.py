@@ -63,14 +63,24 @@ def _bindings(target: ast.expr, value: ast.expr) -> list[tuple[str, ast.expr]]:
         return [(target.id, value)]
     if not isinstance(target, (ast.Tuple, ast.List)):
         return []
-    if (isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
-            and not any(isinstance(node, ast.Starred) for node in (*target.elts, *value.elts))):
-        return [pair for element, item in zip(target.elts, value.elts, strict=True)
-                for pair in _bindings(element, item)]
+    if (
+        isinstance(value, (ast.Tuple, ast.List))
+        and len(value.elts) == len(target.elts)
+        and not any(isinstance(node, ast.Starred) for node in (*target.elts, *value.elts))
+    ):
+        return [
+            pair
+            for element, item in zip(target.elts, value.elts, strict=True)
+            for pair in _bindings(element, item)
+        ]
     unknown = ast.copy_location(ast.Name(id="<unpacked>", ctx=ast.Load()), value)
-    return [pair for element in target.elts
-            for pair in _bindings(element.value if isinstance(element, ast.Starred) else element,
-                                  unknown)]
+    return [
+        pair
+        for element in target.elts
+        for pair in _bindings(
+            element.value if isinstance(element, ast.Starred) else element, unknown
+        )
+    ]
 
 
 class Script:
@@ -88,9 +98,11 @@ class Script:
                 for target in node.targets:
                     for name, value in _bindings(target, node.value):
                         assigned.setdefault(name, []).append(value)
-            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(
-                node.target, ast.Name
-            ) and node.value is not None:
+            elif (
+                isinstance(node, (ast.AnnAssign, ast.AugAssign))
+                and isinstance(node.target, ast.Name)
+                and node.value is not None
+            ):
                 assigned.setdefault(node.target.id, []).append(node.value)
         self.names = {name: values[0] for name, values in assigned.items() if len(values) == 1}
         """Names assigned exactly once: their value is unambiguous."""
@@ -114,13 +126,18 @@ class Script:
             return Value(name, True, node, text, node.lineno)
         if isinstance(node, ast.Call) and short_name(node.func) == _BF16_PROBE:
             return Value(True, True, None, text, node.lineno)
-        if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
-                and isinstance(node.operand, ast.Call)
-                and short_name(node.operand.func) == _BF16_PROBE):
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.Not)
+            and isinstance(node.operand, ast.Call)
+            and short_name(node.operand.func) == _BF16_PROBE
+        ):
             return Value(False, True, None, text, node.lineno)
         if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):
-            entries = {key.value: self.resolve(value, depth + 1)  # type: ignore[union-attr]
-                       for key, value in zip(node.keys, node.values, strict=True)}
+            entries = {
+                key.value: self.resolve(value, depth + 1)  # type: ignore[union-attr]
+                for key, value in zip(node.keys, node.values, strict=True)
+            }
             known = all(entry.known for entry in entries.values())
             value = {key: entry.value for key, entry in entries.items()} if known else None
             return Value(value, known, node if known else None, text, node.lineno)

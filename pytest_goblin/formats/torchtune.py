@@ -33,26 +33,45 @@ NAME = "torchtune"
 SUFFIXES = frozenset({".yaml", ".yml"})
 
 BUILDER_PRESETS = {
-    "llama3_8b": "llama-3-8b", "llama3_1_8b": "llama-3.1-8b", "llama3_1_70b": "llama-3.1-70b",
-    "llama3_2_1b": "llama-3.2-1b", "llama3_2_3b": "llama-3.2-3b", "qwen2_5_0_5b": "qwen2.5-0.5b",
-    "qwen2_5_7b_base": "qwen2.5-7b", "qwen2_5_7b_instruct": "qwen2.5-7b",
-    "mistral_7b": "mistral-7b", "gemma2_2b": "gemma-2-2b", "phi3_mini": "phi-3-mini",
+    "llama3_8b": "llama-3-8b",
+    "llama3_1_8b": "llama-3.1-8b",
+    "llama3_1_70b": "llama-3.1-70b",
+    "llama3_2_1b": "llama-3.2-1b",
+    "llama3_2_3b": "llama-3.2-3b",
+    "qwen2_5_0_5b": "qwen2.5-0.5b",
+    "qwen2_5_7b_base": "qwen2.5-7b",
+    "qwen2_5_7b_instruct": "qwen2.5-7b",
+    "mistral_7b": "mistral-7b",
+    "gemma2_2b": "gemma-2-2b",
+    "phi3_mini": "phi-3-mini",
 }
 """torchtune builder names (without ``lora_``/``qlora_``) for our presets."""
 
 OPTIMIZERS = {
-    "torch.optim.AdamW": "adamw_torch", "torch.optim.SGD": "sgd",
-    "torch.optim.Adafactor": "adafactor", "bitsandbytes.optim.PagedAdamW": "paged_adamw_32bit",
+    "torch.optim.AdamW": "adamw_torch",
+    "torch.optim.SGD": "sgd",
+    "torch.optim.Adafactor": "adafactor",
+    "bitsandbytes.optim.PagedAdamW": "paged_adamw_32bit",
     "bitsandbytes.optim.PagedAdamW8bit": "paged_adamw_8bit",
     "bitsandbytes.optim.AdamW8bit": "adamw_bnb_8bit",
 }
-_NOT_IN_CONFIG = ("the recipes build their DataLoader without num_workers, pin_memory or "
-                  "prefetch settings, so the config has no key for")
-_DISTRIBUTED_KEYS = ("fsdp_cpu_offload", "fsdp_reshard_after_forward", "data_parallel_shard_dim",
-                     "data_parallel_replicate_dim", "tensor_parallel_dim", "custom_sharded_layers")
+_NOT_IN_CONFIG = (
+    "the recipes build their DataLoader without num_workers, pin_memory or "
+    "prefetch settings, so the config has no key for"
+)
+_DISTRIBUTED_KEYS = (
+    "fsdp_cpu_offload",
+    "fsdp_reshard_after_forward",
+    "data_parallel_shard_dim",
+    "data_parallel_replicate_dim",
+    "tensor_parallel_dim",
+    "custom_sharded_layers",
+)
 _INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
-_NO_MAX_SEQ_LEN = ("tokenizer.max_seq_len is not set (or null), so torchtune keeps every sample "
-                   "at its full length and the sequence length is unknown")
+_NO_MAX_SEQ_LEN = (
+    "tokenizer.max_seq_len is not set (or null), so torchtune keeps every sample "
+    "at its full length and the sequence length is unknown"
+)
 
 
 def detect(data: Any) -> bool:
@@ -67,8 +86,9 @@ def read(data: dict[str, Any], display: str) -> Reading:
     f = Fields(display, lambda path: _resolved(data, path, display))
     _model(data, display, f)
     if f.get("batch_size") is None:
-        raise WorkloadError(display, "batch_size is required by every torchtune recipe",
-                            field="batch_size")
+        raise WorkloadError(
+            display, "batch_size is required by every torchtune recipe", field="batch_size"
+        )
     f.take("batch_size", "batch_size", as_int, None)
     f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
     if f.get("tokenizer.max_seq_len") is None:
@@ -77,8 +97,9 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.take("seq_len", "tokenizer.max_seq_len", as_int, None)
     dtype = str(f.get("dtype") or "fp32").lower()
     if dtype not in ("bf16", "fp32"):
-        raise WorkloadError(display, f"dtype {dtype!r}: torchtune recipes train in bf16 or fp32",
-                            field="dtype")
+        raise WorkloadError(
+            display, f"dtype {dtype!r}: torchtune recipes train in bf16 or fp32", field="dtype"
+        )
     f.put("precision", dtype, None if f.get("dtype") is None else "dtype")
     f.take("gradient_checkpointing", "enable_activation_checkpointing", as_bool, False)
     f.take("lr", "optimizer.lr", as_float, 5e-5)
@@ -89,13 +110,20 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.put("torch_compile", any(bool(v) for v in compile_value.values()), "compile")
     else:
         f.take("torch_compile", "compile", as_bool, False)
-    f.put("optimizer", _optimizer(data, display),
-          "optimizer.fused" if lookup(data, "optimizer.fused") is not None
-          else "optimizer._component_")
-    for field, value in (("attention_impl", "sdpa"), ("dataloader_workers", 0),
-                         ("dataloader_pin_memory", False),
-                         ("dataloader_persistent_workers", False),
-                         ("dataloader_prefetch_factor", None)):
+    f.put(
+        "optimizer",
+        _optimizer(data, display),
+        "optimizer.fused"
+        if lookup(data, "optimizer.fused") is not None
+        else "optimizer._component_",
+    )
+    for field, value in (
+        ("attention_impl", "sdpa"),
+        ("dataloader_workers", 0),
+        ("dataloader_pin_memory", False),
+        ("dataloader_persistent_workers", False),
+        ("dataloader_prefetch_factor", None),
+    ):
         f.put(field, value)
     present = [key for key in _DISTRIBUTED_KEYS if key in data]
     if present:
@@ -127,8 +155,9 @@ def _follow(data: dict[str, Any], path: str) -> tuple[str, Any]:
 def _model(data: dict[str, Any], display: str, f: Fields) -> None:
     component = str(lookup(data, "model._component_") or "")
     if not component:
-        raise WorkloadError(display, "no model._component_ (the model builder)",
-                            field="model._component_")
+        raise WorkloadError(
+            display, "no model._component_ (the model builder)", field="model._component_"
+        )
     builder = component.rsplit(".", 1)[-1]
     method = "full"
     for prefix, name in (("qlora_", "qlora"), ("lora_", "lora")):
@@ -178,8 +207,11 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
         "lora_alpha": ("model", "lora_alpha"),
     }
     if field == "seq_len" and _follow(data, "tokenizer.max_seq_len")[1] is None:
-        raise Unpatchable(field, "tokenizer.max_seq_len is unset, so the sequence length is the "
-                          "data's, given in the sidecar; a patch does not change it")
+        raise Unpatchable(
+            field,
+            "tokenizer.max_seq_len is unset, so the sequence length is the "
+            "data's, given in the sidecar; a patch does not change it",
+        )
     if field in simple:
         path = tuple(_follow(data, ".".join(simple[field]))[0].split("."))
         return [Edit(path, value, ("batch_size",))]
@@ -204,12 +236,12 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
         if value not in ("adamw_torch", "adamw_torch_fused") or (
             lookup(data, "optimizer._component_") != "torch.optim.AdamW"
         ):
-            raise Unpatchable(field, f"only torch.optim.AdamW's fused flag is patched, not a "
-                              f"switch to {value}")
+            raise Unpatchable(
+                field, f"only torch.optim.AdamW's fused flag is patched, not a switch to {value}"
+            )
         return [Edit(("optimizer", "fused"), value == "adamw_torch_fused")]
     if field.startswith("dataloader_"):
         raise Unpatchable(field, f"{_NOT_IN_CONFIG} {field}")
     if field == "attention_impl":
         raise Unpatchable(field, "torchtune always uses SDPA; the config has no attention key")
     raise Unpatchable(field, f"torchtune configs have no key for {field}")
-

@@ -87,7 +87,7 @@ class YamlText:
     def _entry(self, index: int) -> _Entry:
         line = self.lines[index].rstrip("\n")
         indent = _indent(line)
-        rest = line[_colon(line) + 1:]
+        rest = line[_colon(line) + 1 :]
         value, comment = _split_comment(rest)
         last = index
         for j in range(index + 1, len(self.lines)):
@@ -96,8 +96,9 @@ class YamlText:
                 continue
             depth = _indent(self.lines[j])
             sequence_item = depth == indent and not value.strip() and stripped.startswith("-")
-            closing = (depth == indent and stripped[0] in "]}"
-                       and value.strip().startswith(("[", "{")))
+            closing = (
+                depth == indent and stripped[0] in "]}" and value.strip().startswith(("[", "{"))
+            )
             if depth > indent or sequence_item or closing:
                 last = j
                 continue
@@ -152,7 +153,7 @@ class YamlText:
             self._replace(entry, None, quote, blank=True)
         child = self._child_indent(index + 1, entry.end)
         if child is None:
-            self.lines[index + 1:index + 1] = self._new_lines(
+            self.lines[index + 1 : index + 1] = self._new_lines(
                 rest, value, entry.indent + self._unit, quote
             )
             return
@@ -190,7 +191,7 @@ class YamlText:
         head = line[: _colon(line) + 1]
         old = entry.value.strip()
         rendered = "" if blank else self._render(value, old or None, quote)
-        del self.lines[entry.index + 1:entry.end]
+        del self.lines[entry.index + 1 : entry.end]
         gap = entry.value[: len(entry.value) - len(entry.value.lstrip())] or " "
         comment = entry.comment
         if not old and comment and not comment[:1].isspace():
@@ -211,8 +212,8 @@ class YamlText:
 
     def _render(self, value: Any, old: str | None, quote: bool) -> str:
         if isinstance(value, bool):
-            capital = old[0].isupper() if old and old.lower() in _BOOL_TOKENS else (
-                self._capital_bools
+            capital = (
+                old[0].isupper() if old and old.lower() in _BOOL_TOKENS else (self._capital_bools)
             )
             word = "true" if value else "false"
             return word.capitalize() if capital else word
@@ -282,12 +283,18 @@ def _split_comment(rest: str) -> tuple[str, str]:
             quote = char
         elif char == "#" and i > 0 and rest[i - 1] in " \t":
             value = rest[:i].rstrip(" \t")
-            return value, rest[len(value):]
+            return value, rest[len(value) :]
     return rest.rstrip(" \t"), ""
 
 
 def _indent_unit(lines: list[str]) -> int:
     """The document's indentation step (2 when nothing is indented)."""
-    depths = sorted({_indent(line) for line in lines
-                     if line.strip() and not line.lstrip().startswith(("#", "-"))} - {0})
+    depths = sorted(
+        {
+            _indent(line)
+            for line in lines
+            if line.strip() and not line.lstrip().startswith(("#", "-"))
+        }
+        - {0}
+    )
     return depths[0] if depths else 2

@@ -19,9 +19,9 @@ import pytest
 from pytest_goblin.agent.backends import Backend, BackendFactory
 from pytest_goblin.kb.loader import validate_rule
 from pytest_goblin.kb.schema import Rule
+from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.runner.device_session import DeviceRunner, DeviceSession, MeasureOptions
 from pytest_goblin.schemas import WorkloadSettings
-from pytest_goblin.plugin.settings import GoblinSettings
 
 
 def plugin_rules(config: pytest.Config) -> list[tuple[Rule, Path]]:
@@ -36,8 +36,10 @@ def plugin_rules(config: pytest.Config) -> list[tuple[Rule, Path]]:
         label = f"{source} (pytest_goblin_rules of plugin {impl.plugin_name!r})"
         kwargs = {"config": config}
         contributed = impl.function(**{name: kwargs[name] for name in impl.argnames})
-        found += [(validate_rule(raw, label, index), source)
-                  for index, raw in enumerate(contributed or (), start=1)]
+        found += [
+            (validate_rule(raw, label, index), source)
+            for index, raw in enumerate(contributed or (), start=1)
+        ]
     return found
 
 
@@ -52,11 +54,12 @@ def _source(impl: Any) -> Path:
 def backend_factory(config: pytest.Config) -> BackendFactory:
     """The ``pytest_goblin_make_backend`` hook as the plain factory an AuditContext carries."""
 
-    def make(name: str, system_prompt: str, model: str | None,
-             base_url: str | None) -> Backend | None:
+    def make(
+        name: str, system_prompt: str, model: str | None, base_url: str | None
+    ) -> Backend | None:
         backend: Backend | None = config.hook.pytest_goblin_make_backend(
-            name=name, system_prompt=system_prompt, model=model, base_url=base_url,
-            config=config)
+            name=name, system_prompt=system_prompt, model=model, base_url=base_url, config=config
+        )
         return backend
 
     return make
@@ -69,14 +72,19 @@ class PluggableDeviceSession(DeviceSession):
     session's default); where it returns None the built-in runners do.
     """
 
-    def __init__(self, fake_device: str, measure: MeasureOptions | None,
-                 make_runner: Callable[[str | None], DeviceRunner | None]) -> None:
+    def __init__(
+        self,
+        fake_device: str,
+        measure: MeasureOptions | None,
+        make_runner: Callable[[str | None], DeviceRunner | None],
+    ) -> None:
         super().__init__(fake_device, measure)
         self._make_runner = make_runner
         self._plugged: dict[str | None, DeviceRunner | None] = {}
 
-    def runner_for(self, device: str | None = None,
-                   settings: WorkloadSettings | None = None) -> DeviceRunner:
+    def runner_for(
+        self, device: str | None = None, settings: WorkloadSettings | None = None
+    ) -> DeviceRunner:
         if device not in self._plugged:
             self._plugged[device] = self._make_runner(device)
         return self._plugged[device] or super().runner_for(device, settings)
@@ -92,13 +100,15 @@ class PluggableDeviceSession(DeviceSession):
         super().close()
 
 
-def device_session(config: pytest.Config, settings: GoblinSettings,
-                   measure: MeasureOptions | None) -> PluggableDeviceSession:
+def device_session(
+    config: pytest.Config, settings: GoblinSettings, measure: MeasureOptions | None
+) -> PluggableDeviceSession:
     """The ``goblin_device`` session, with the ``pytest_goblin_make_runner`` hook asked first."""
 
     def make_runner(device: str | None) -> DeviceRunner | None:
         runner: DeviceRunner | None = config.hook.pytest_goblin_make_runner(
-            device=device, settings=settings, config=config)
+            device=device, settings=settings, config=config
+        )
         return runner
 
     return PluggableDeviceSession(settings.fake_device, measure, make_runner)

@@ -22,7 +22,6 @@ from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
     from pytest_goblin.audit.cache import AuditCache
-    from pytest_goblin.audit.calibrate import Calibrations
     from pytest_goblin.history import SavedRun
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.report.session_report import SessionReport
@@ -86,7 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _register_builtin_reporters(config: pytest.Config) -> None:
     """JSON, Markdown, HTML and history save, as ``pytest_goblin_report`` implementations."""
-    from pytest_goblin.report.builtin import PLUGIN_NAME, BuiltinReporters
+    from pytest_goblin.plugin.reporters import PLUGIN_NAME, BuiltinReporters
 
     config.pluginmanager.register(BuiltinReporters(), PLUGIN_NAME)
 
@@ -151,8 +150,8 @@ def settings_of(config: pytest.Config) -> GoblinSettings:
 def load_kb(config: pytest.Config) -> KnowledgeBase:
     """The session's knowledge base: bundled rules plus --goblin-kb directories, loaded once."""
     if KB_KEY not in config.stash:
-        from pytest_goblin.kb.loader import KnowledgeBaseError, load_kb as load
-
+        from pytest_goblin.kb.loader import KnowledgeBaseError
+        from pytest_goblin.kb.loader import load_kb as load
         from pytest_goblin.plugin.extensions import plugin_rules
 
         settings = settings_of(config)
@@ -194,8 +193,9 @@ class GoblinSession:
             for arg in (config.args if given else [])
         ]
         self._collected: dict[Path, Path] = {}
-        self._writes_events = (settings.events_path is not None
-                               and not hasattr(config, "workerinput"))
+        self._writes_events = settings.events_path is not None and not hasattr(
+            config, "workerinput"
+        )
         if self._writes_events:
             from pytest_goblin.events import start_log
 
@@ -247,8 +247,8 @@ class GoblinSession:
         if not self.results:
             return
         from pytest_goblin.audit.calibrate import describe_all, noise_floors
-        from pytest_goblin.report.terminal import advisories_text, cache_line, summary_table
         from pytest_goblin.plugin.xdist_gpus import gpu_workers
+        from pytest_goblin.report.terminal import advisories_text, cache_line, summary_table
 
         width = self.config.get_terminal_writer().fullwidth
         terminalreporter.section("goblin")
@@ -265,8 +265,7 @@ class GoblinSession:
         terminalreporter.line("")
         for line in summary_table(self._sorted(), width).splitlines():
             terminalreporter.line(line)
-        advice = advisories_text(self._sorted(),
-                                 None if self.config.get_verbosity() > 0 else width)
+        advice = advisories_text(self._sorted(), None if self.config.get_verbosity() > 0 else width)
         if advice:
             terminalreporter.line("")
             for line in advice.splitlines():
@@ -290,11 +289,15 @@ class GoblinSession:
         lines = list(self.report.lines) if self.report else []
         saved = self.config.stash.get(SAVED_RUN_KEY, None)
         if saved is not None:
-            lines.insert(0, history.summary_line(saved, self.results,
-                                                 self.settings.compare_fail))
+            lines.insert(0, history.summary_line(saved, self.results, self.settings.compare_fail))
         elif self.settings.compare is not None:
-            lines.insert(0, "history: " + history.missing_text(
-                self.settings.storage, self.settings.compare, self.settings.compare_fail))
+            lines.insert(
+                0,
+                "history: "
+                + history.missing_text(
+                    self.settings.storage, self.settings.compare, self.settings.compare_fail
+                ),
+            )
         for line in ["", *lines] if lines else []:
             terminalreporter.line(line)
         terminalreporter.line("")
@@ -304,20 +307,25 @@ class GoblinSession:
             terminalreporter.write(text)
 
     def _run_info(self) -> RunInfo:
-        from pytest_goblin.report.summary import RunInfo
         from pytest_goblin.plugin.xdist_gpus import gpu_workers
+        from pytest_goblin.report.summary import RunInfo
 
         saved = self.config.stash.get(SAVED_RUN_KEY, None)
-        return RunInfo(device=self._device(), backend=self._backend(),
-                       threshold=self.settings.threshold, projected=self.settings.fake,
-                       compared_with=saved.describe() if saved else None,
-                       parallel=gpu_workers(self.config))
+        return RunInfo(
+            device=self._device(),
+            backend=self._backend(),
+            threshold=self.settings.threshold,
+            projected=self.settings.fake,
+            compared_with=saved.describe() if saved else None,
+            parallel=gpu_workers(self.config),
+        )
 
     def _header(self) -> str:
         from pytest_goblin.report.terminal import header_line
 
-        return header_line(self._device(), self._backend(), self.settings.threshold,
-                           self.settings.fake)
+        return header_line(
+            self._device(), self._backend(), self.settings.threshold, self.settings.fake
+        )
 
     def _device(self) -> Any:
         if not self.settings.fake:
@@ -349,9 +357,13 @@ class GoblinSession:
             return
         from pytest_goblin.report.session_report import SessionReport
 
-        self.report = SessionReport(results=self._sorted(), run=self._run_info(),
-                                    settings=self.settings, rootpath=self.config.rootpath,
-                                    exitstatus=int(exitstatus))
+        self.report = SessionReport(
+            results=self._sorted(),
+            run=self._run_info(),
+            settings=self.settings,
+            rootpath=self.config.rootpath,
+            exitstatus=int(exitstatus),
+        )
         self.config.hook.pytest_goblin_report(report=self.report, config=self.config)
 
 
@@ -391,16 +403,18 @@ class WorkloadFile(pytest.File):
             if self.named:
                 raise self.CollectError(f"{display}: {NOT_A_WORKLOAD}")
             if self.matched:
-                yield WorkloadItem.broken(self, default_name(self.path),
-                                          WorkloadError(display, NOT_A_WORKLOAD))
+                yield WorkloadItem.broken(
+                    self, default_name(self.path), WorkloadError(display, NOT_A_WORKLOAD)
+                )
             return
         try:
             workload = parse_workload(self.path, display, text, data, claimed)
         except (WorkloadError, NotAWorkload) as exc:
             yield WorkloadItem.broken(self, default_name(self.path), exc)
             return
-        yield WorkloadItem.from_parent(self, name=workload.name, callobj=_run_workload,
-                                       workload=workload)
+        yield WorkloadItem.from_parent(
+            self, name=workload.name, callobj=_run_workload, workload=workload
+        )
 
     def _display_path(self) -> str:
         """The path as the user's shell sees it, so ``git apply`` works where pytest ran."""
@@ -420,10 +434,13 @@ def _audit_cache(config: pytest.Config) -> AuditCache | None:
         return None
     from pytest_goblin.audit.cache import AuditCache
 
-    hooks = [getattr(config.hook, name, None)
-             for name in ("pytest_goblin_make_backend", "pytest_goblin_make_runner")]
-    extensions = {impl.plugin_name for hook in hooks if hook is not None
-                  for impl in hook.get_hookimpls()}
+    hooks = [
+        getattr(config.hook, name, None)
+        for name in ("pytest_goblin_make_backend", "pytest_goblin_make_runner")
+    ]
+    extensions = {
+        impl.plugin_name for hook in hooks if hook is not None for impl in hook.get_hookimpls()
+    }
     return AuditCache(store, extensions)
 
 
@@ -439,8 +456,13 @@ def _raise_load_error(request: pytest.FixtureRequest) -> None:
 class WorkloadItem(pytest.Function):
     """A workload as a test: passes, fails (a patch wins), errors or skips."""
 
-    def __init__(self, *, workload: Workload | None = None,
-                 load_error: Exception | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        workload: Workload | None = None,
+        load_error: Exception | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.workload = workload
         self.load_error = load_error
@@ -473,14 +495,18 @@ class WorkloadItem(pytest.Function):
 
         assert self.load_error is not None
         detected = self.load_error.format if isinstance(self.load_error, WorkloadError) else None
-        self.goblin_result = from_error(self.nodeid, self.display_path, self.name,
-                                        str(self.load_error), self.settings.threshold,
-                                        detected_format=detected)
+        self.goblin_result = from_error(
+            self.nodeid,
+            self.display_path,
+            self.name,
+            str(self.load_error),
+            self.settings.threshold,
+            detected_format=detected,
+        )
         raise self.load_error
 
     def audit(self, session: DeviceSession) -> None:
         from pytest_goblin.audit.run import audit_workload, effective_threshold
-        from pytest_goblin.plugin.extensions import backend_factory
         from pytest_goblin.errors import (
             AuditError,
             DeviceFault,
@@ -489,6 +515,7 @@ class WorkloadItem(pytest.Function):
             WorkloadError,
         )
         from pytest_goblin.events import EventRecorder
+        from pytest_goblin.plugin.extensions import backend_factory
         from pytest_goblin.verdict.gates import judge
         from pytest_goblin.verdict.result import from_error, from_report, skipped
 
@@ -502,35 +529,60 @@ class WorkloadItem(pytest.Function):
             recorder = EventRecorder(self.nodeid, writer)
             self.goblin_events = recorder.records
         try:
-            outcome = audit_workload(workload, session, self.settings, load_kb(self.config),
-                                     on_event=recorder,
-                                     backend_factory=backend_factory(self.config),
-                                     cache=_audit_cache(self.config),
-                                     calibrations=self.config.stash.get(CALIBRATIONS_KEY, None))
+            outcome = audit_workload(
+                workload,
+                session,
+                self.settings,
+                load_kb(self.config),
+                on_event=recorder,
+                backend_factory=backend_factory(self.config),
+                cache=_audit_cache(self.config),
+                calibrations=self.config.stash.get(CALIBRATIONS_KEY, None),
+            )
         except UnsupportedConfig as exc:
-            self.goblin_result = skipped(self.nodeid, workload, str(exc), threshold,
-                                         exc.device)
+            self.goblin_result = skipped(self.nodeid, workload, str(exc), threshold, exc.device)
             pytest.skip(str(exc))
         except (WorkloadError, DeviceFault, AuditError, ThresholdBelowNoise) as exc:
-            self.goblin_result = from_error(self.nodeid, workload.source.display_path,
-                                            workload.name, str(exc), threshold, workload)
+            self.goblin_result = from_error(
+                self.nodeid,
+                workload.source.display_path,
+                workload.name,
+                str(exc),
+                threshold,
+                workload,
+            )
             if isinstance(exc, ThresholdBelowNoise):
                 self.goblin_result.noise_floor = exc.floor
             raise
         if outcome.report is None:
             message = f"{workload.source.display_path}: audit failed: {outcome.error}"
-            self.goblin_result = from_error(self.nodeid, workload.source.display_path,
-                                            workload.name, message, threshold, workload,
-                                            session.info, outcome.usage)
+            self.goblin_result = from_error(
+                self.nodeid,
+                workload.source.display_path,
+                workload.name,
+                message,
+                threshold,
+                workload,
+                session.info,
+                outcome.usage,
+            )
             raise AuditError(message)
-        verdict = from_report(self.nodeid, workload, outcome.report, threshold,
-                              None if outcome.cached else outcome.usage,
-                              strict=self.settings.strict)
+        verdict = from_report(
+            self.nodeid,
+            workload,
+            outcome.report,
+            threshold,
+            None if outcome.cached else outcome.usage,
+            strict=self.settings.strict,
+        )
         verdict.cached = outcome.cached
         verdict.noise_floor = outcome.noise_floor
-        result, failure = judge(verdict, workload.settings,
-                                self.config.stash.get(SAVED_RUN_KEY, None),
-                                self.settings.compare_fail)
+        result, failure = judge(
+            verdict,
+            workload.settings,
+            self.config.stash.get(SAVED_RUN_KEY, None),
+            self.settings.compare_fail,
+        )
         if self.settings.fix and verdict.outcome == "failed" and result.accepted is None:
             from pytest_goblin.workload.fix import write_fix
 
@@ -579,8 +631,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if result is None and report.when == "setup" and report.failed and call.excinfo:
         from pytest_goblin.verdict.result import from_error
 
-        result = from_error(item.nodeid, item.display_path, item.name,
-                            str(call.excinfo.value), item.settings.threshold)
+        result = from_error(
+            item.nodeid,
+            item.display_path,
+            item.name,
+            str(call.excinfo.value),
+            item.settings.threshold,
+        )
     if result is not None and (report.when == "call" or report.failed):
         from pytest_goblin.report.junit import properties
 
@@ -605,9 +662,16 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
     from pytest_goblin.plugin.extensions import device_session
     from pytest_goblin.runner.device_session import MeasureOptions
 
-    measure = None if settings.fake else MeasureOptions(
-        device=settings.device, timeout_s=settings.timeout_s, steps=settings.steps,
-        warmup=settings.warmup, layers=settings.layers,
+    measure = (
+        None
+        if settings.fake
+        else MeasureOptions(
+            device=settings.device,
+            timeout_s=settings.timeout_s,
+            steps=settings.steps,
+            warmup=settings.warmup,
+            layers=settings.layers,
+        )
     )
     session = device_session(pytestconfig, settings, measure)
     yield session
@@ -625,8 +689,8 @@ def goblin_audit(
     when the device cannot run the workload.
     """
     from pytest_goblin.audit.run import audit_workload
-    from pytest_goblin.plugin.extensions import backend_factory
     from pytest_goblin.errors import AuditError, UnsupportedConfig
+    from pytest_goblin.plugin.extensions import backend_factory
     from pytest_goblin.workload.read import load_workload
 
     settings = settings_of(pytestconfig)
@@ -634,9 +698,15 @@ def goblin_audit(
     def run(path: str | Path, ignore: tuple[str, ...] = ()) -> Report:
         workload = load_workload(Path(path), str(path))
         try:
-            outcome = audit_workload(workload, goblin_device, settings, load_kb(pytestconfig),
-                                     ignore, backend_factory=backend_factory(pytestconfig),
-                                     calibrations=pytestconfig.stash.get(CALIBRATIONS_KEY, None))
+            outcome = audit_workload(
+                workload,
+                goblin_device,
+                settings,
+                load_kb(pytestconfig),
+                ignore,
+                backend_factory=backend_factory(pytestconfig),
+                calibrations=pytestconfig.stash.get(CALIBRATIONS_KEY, None),
+            )
         except UnsupportedConfig as exc:
             pytest.skip(str(exc))
         if outcome.report is None:

@@ -22,9 +22,9 @@ import pytest
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import Backend
     from pytest_goblin.kb.schema import Rule
+    from pytest_goblin.plugin.settings import GoblinSettings
     from pytest_goblin.report.session_report import SessionReport
     from pytest_goblin.runner.device_session import DeviceRunner
-    from pytest_goblin.plugin.settings import GoblinSettings
 
 
 @pytest.hookspec
@@ -57,7 +57,10 @@ def pytest_goblin_report(report: SessionReport, config: pytest.Config) -> None:
 
 @pytest.hookspec(firstresult=True)
 def pytest_goblin_make_backend(
-    name: str, system_prompt: str, model: str | None, base_url: str | None,
+    name: str,
+    system_prompt: str,
+    model: str | None,
+    base_url: str | None,
     config: pytest.Config,
 ) -> Backend | None:
     """Return the audit driver for backend ``name``, or None to leave it to others.

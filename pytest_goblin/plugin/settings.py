@@ -27,8 +27,10 @@ DEFAULT_FAKE_DEVICE = "mi300x"
 DEFAULT_MAX_REPEATS = 10
 DEFAULT_LOSS_TOLERANCE = 0.05
 DEFAULT_STORAGE = ".goblin"
-DEVICE_HELP = ("device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
-               "cpu, cuda, cuda:N, rocm or rocm:N.")
+DEVICE_HELP = (
+    "device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
+    "cpu, cuda, cuda:N, rocm or rocm:N."
+)
 
 
 @dataclass(frozen=True)
@@ -93,121 +95,260 @@ SETTINGS_KEY = pytest.StashKey[GoblinSettings]()
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``goblin`` option group and its ini keys."""
     group = parser.getgroup("goblin", "performance audits of fine-tuning workloads (pytest-goblin)")
-    group.addoption("--goblin", action="store_true", default=None,
-                    help="collect workload files and audit each one as a test item.")
-    group.addoption("--goblin-fake", action="store_true", default=None,
-                    help="project with the analytic model instead of measuring (no GPU needed).")
-    group.addoption("--goblin-fake-device", metavar="NAME", default=None,
-                    help=f"simulated device for --goblin-fake (default {DEFAULT_FAKE_DEVICE}).")
-    group.addoption("--goblin-threshold", metavar="FLOAT", default=None,
-                    help="fail a workload when a patch is faster by more than this fraction "
-                         f"(default {DEFAULT_THRESHOLD}).")
-    group.addoption("--goblin-backend", metavar="NAME", default=None,
-                    help="who drives the audit: auto, planner, claude, qwen, or a name a "
-                         "pytest_goblin_make_backend plugin builds; auto = planner when no API "
-                         "key is set.")
-    group.addoption("--goblin-json", metavar="PATH", default=None,
-                    help="write the JSON report here (atomically).")
-    group.addoption("--goblin-kb", metavar="DIR", action="append", default=None,
-                    help="add a directory of rule YAML files to the knowledge base (repeatable).")
-    group.addoption("--goblin-rules", action="store_true", default=False,
-                    help="list the knowledge base (id, category, platforms, citation) and exit.")
-    group.addoption("--goblin-fix", action="store_true", default=False,
-                    help="write the winning patch into the file of each failing workload.")
-    group.addoption("--goblin-model", metavar="ID", default=None,
-                    help="model of the claude or qwen backend (env GOBLIN_CLAUDE_MODEL / "
-                         "GOBLIN_QWEN_MODEL).")
-    group.addoption("--goblin-base-url", metavar="URL", default=None,
-                    help="OpenAI-compatible server (vLLM, …) for the qwen backend "
-                         "(env GOBLIN_QWEN_BASE_URL; key from GOBLIN_QWEN_API_KEY).")
-    group.addoption("--goblin-events", metavar="PATH", default=None,
-                    help="write every audit's events here as JSON lines, with the item's node id.")
-    group.addoption("--goblin-md", metavar="PATH", default=None,
-                    help="write a Markdown summary here (- for stdout); appended to when PATH "
-                         "is the file $GITHUB_STEP_SUMMARY names.")
-    group.addoption("--goblin-html", metavar="PATH", default=None,
-                    help="write a self-contained HTML report with a chart here.")
-    group.addoption("--goblin-save", metavar="NAME", nargs="?", const="", default=None,
-                    help="save this run's metrics under goblin_storage as NAME (default: the git "
-                         "commit); write --goblin-save=NAME before paths.")
-    group.addoption("--goblin-compare", metavar="NAME", nargs="?", const="latest", default=None,
-                    help="compare baseline tokens/s with the saved run NAME (default: latest), "
-                         "on the same device only.")
-    group.addoption("--goblin-compare-fail", metavar="PCT", default=None,
-                    help="fail a workload whose baseline tokens/s dropped more than PCT percent "
-                         "below the compared run (compares with latest if --goblin-compare is "
-                         "not given).")
+    group.addoption(
+        "--goblin",
+        action="store_true",
+        default=None,
+        help="collect workload files and audit each one as a test item.",
+    )
+    group.addoption(
+        "--goblin-fake",
+        action="store_true",
+        default=None,
+        help="project with the analytic model instead of measuring (no GPU needed).",
+    )
+    group.addoption(
+        "--goblin-fake-device",
+        metavar="NAME",
+        default=None,
+        help=f"simulated device for --goblin-fake (default {DEFAULT_FAKE_DEVICE}).",
+    )
+    group.addoption(
+        "--goblin-threshold",
+        metavar="FLOAT",
+        default=None,
+        help="fail a workload when a patch is faster by more than this fraction "
+        f"(default {DEFAULT_THRESHOLD}).",
+    )
+    group.addoption(
+        "--goblin-backend",
+        metavar="NAME",
+        default=None,
+        help="who drives the audit: auto, planner, claude, qwen, or a name a "
+        "pytest_goblin_make_backend plugin builds; auto = planner when no API "
+        "key is set.",
+    )
+    group.addoption(
+        "--goblin-json",
+        metavar="PATH",
+        default=None,
+        help="write the JSON report here (atomically).",
+    )
+    group.addoption(
+        "--goblin-kb",
+        metavar="DIR",
+        action="append",
+        default=None,
+        help="add a directory of rule YAML files to the knowledge base (repeatable).",
+    )
+    group.addoption(
+        "--goblin-rules",
+        action="store_true",
+        default=False,
+        help="list the knowledge base (id, category, platforms, citation) and exit.",
+    )
+    group.addoption(
+        "--goblin-fix",
+        action="store_true",
+        default=False,
+        help="write the winning patch into the file of each failing workload.",
+    )
+    group.addoption(
+        "--goblin-model",
+        metavar="ID",
+        default=None,
+        help="model of the claude or qwen backend (env GOBLIN_CLAUDE_MODEL / GOBLIN_QWEN_MODEL).",
+    )
+    group.addoption(
+        "--goblin-base-url",
+        metavar="URL",
+        default=None,
+        help="OpenAI-compatible server (vLLM, …) for the qwen backend "
+        "(env GOBLIN_QWEN_BASE_URL; key from GOBLIN_QWEN_API_KEY).",
+    )
+    group.addoption(
+        "--goblin-events",
+        metavar="PATH",
+        default=None,
+        help="write every audit's events here as JSON lines, with the item's node id.",
+    )
+    group.addoption(
+        "--goblin-md",
+        metavar="PATH",
+        default=None,
+        help="write a Markdown summary here (- for stdout); appended to when PATH "
+        "is the file $GITHUB_STEP_SUMMARY names.",
+    )
+    group.addoption(
+        "--goblin-html",
+        metavar="PATH",
+        default=None,
+        help="write a self-contained HTML report with a chart here.",
+    )
+    group.addoption(
+        "--goblin-save",
+        metavar="NAME",
+        nargs="?",
+        const="",
+        default=None,
+        help="save this run's metrics under goblin_storage as NAME (default: the git "
+        "commit); write --goblin-save=NAME before paths.",
+    )
+    group.addoption(
+        "--goblin-compare",
+        metavar="NAME",
+        nargs="?",
+        const="latest",
+        default=None,
+        help="compare baseline tokens/s with the saved run NAME (default: latest), "
+        "on the same device only.",
+    )
+    group.addoption(
+        "--goblin-compare-fail",
+        metavar="PCT",
+        default=None,
+        help="fail a workload whose baseline tokens/s dropped more than PCT percent "
+        "below the compared run (compares with latest if --goblin-compare is "
+        "not given).",
+    )
     group.addoption("--goblin-device", metavar="DEVICE", default=None, help=DEVICE_HELP)
-    group.addoption("--goblin-timeout", metavar="SECONDS", default=None,
-                    help="kill a measured run's worker after this long and error the item "
-                         f"(default {DEFAULT_TIMEOUT_S:g}).")
-    group.addoption("--goblin-steps", metavar="N", default=None,
-                    help="timed optimizer steps of every measured run (default: 10 to profile, "
-                         "50 to benchmark).")
-    group.addoption("--goblin-warmup", metavar="N", default=None,
-                    help=f"untimed steps before the timed ones (default {DEFAULT_WARMUP}).")
-    group.addoption("--goblin-layers", metavar="N", default=None,
-                    help="measure N decoder layers (and 1) and extrapolate the full model's step "
-                         "time; a workload's goblin.layers wins.")
-    group.addoption("--goblin-max-repeats", metavar="N", default=None,
-                    help="paired rounds of baseline and patched runs to settle a measured "
-                         f"verdict (default {DEFAULT_MAX_REPEATS}).")
-    group.addoption("--goblin-time-budget", metavar="SECONDS", default=None,
-                    help="stop sampling a workload's verdict after this long; "
-                         "--goblin-attribution measures with what is left (default: none).")
-    group.addoption("--goblin-strict", action="store_true", default=None,
-                    help="fail a workload whose measured verdict stays inconclusive.")
-    group.addoption("--goblin-loss-tolerance", metavar="FRACTION", default=None,
-                    help="how far the patched run's final loss may drift from the baseline's "
-                         f"and still count (default {DEFAULT_LOSS_TOLERANCE}).")
-    group.addoption("--goblin-calibrate", action="store_true", default=None,
-                    help="measure each device's noise floor once (a baseline against itself), "
-                         "show it in the summary, and error workloads whose threshold is below "
-                         "it.")
-    group.addoption("--goblin-no-cache", action="store_true", default=False,
-                    help="audit every workload afresh instead of reusing an earlier run's "
-                         "projected audit of unchanged inputs.")
-    group.addoption("--goblin-attribution", action="store_true", default=None,
-                    help="measure each patch without one change at a time and report what "
-                         "each change contributes (information only; 2 runs per change when "
-                         "measured).")
+    group.addoption(
+        "--goblin-timeout",
+        metavar="SECONDS",
+        default=None,
+        help="kill a measured run's worker after this long and error the item "
+        f"(default {DEFAULT_TIMEOUT_S:g}).",
+    )
+    group.addoption(
+        "--goblin-steps",
+        metavar="N",
+        default=None,
+        help="timed optimizer steps of every measured run (default: 10 to profile, "
+        "50 to benchmark).",
+    )
+    group.addoption(
+        "--goblin-warmup",
+        metavar="N",
+        default=None,
+        help=f"untimed steps before the timed ones (default {DEFAULT_WARMUP}).",
+    )
+    group.addoption(
+        "--goblin-layers",
+        metavar="N",
+        default=None,
+        help="measure N decoder layers (and 1) and extrapolate the full model's step "
+        "time; a workload's goblin.layers wins.",
+    )
+    group.addoption(
+        "--goblin-max-repeats",
+        metavar="N",
+        default=None,
+        help="paired rounds of baseline and patched runs to settle a measured "
+        f"verdict (default {DEFAULT_MAX_REPEATS}).",
+    )
+    group.addoption(
+        "--goblin-time-budget",
+        metavar="SECONDS",
+        default=None,
+        help="stop sampling a workload's verdict after this long; "
+        "--goblin-attribution measures with what is left (default: none).",
+    )
+    group.addoption(
+        "--goblin-strict",
+        action="store_true",
+        default=None,
+        help="fail a workload whose measured verdict stays inconclusive.",
+    )
+    group.addoption(
+        "--goblin-loss-tolerance",
+        metavar="FRACTION",
+        default=None,
+        help="how far the patched run's final loss may drift from the baseline's "
+        f"and still count (default {DEFAULT_LOSS_TOLERANCE}).",
+    )
+    group.addoption(
+        "--goblin-calibrate",
+        action="store_true",
+        default=None,
+        help="measure each device's noise floor once (a baseline against itself), "
+        "show it in the summary, and error workloads whose threshold is below "
+        "it.",
+    )
+    group.addoption(
+        "--goblin-no-cache",
+        action="store_true",
+        default=False,
+        help="audit every workload afresh instead of reusing an earlier run's "
+        "projected audit of unchanged inputs.",
+    )
+    group.addoption(
+        "--goblin-attribution",
+        action="store_true",
+        default=None,
+        help="measure each patch without one change at a time and report what "
+        "each change contributes (information only; 2 runs per change when "
+        "measured).",
+    )
 
-    parser.addini("goblin_fake", "use the analytic model (like --goblin-fake)", type="bool",
-                  default=False)
-    parser.addini("goblin_fake_device", "simulated device for fake mode",
-                  default=DEFAULT_FAKE_DEVICE)
-    parser.addini("goblin_threshold", "speedup fraction that fails a workload",
-                  default=str(DEFAULT_THRESHOLD))
+    parser.addini(
+        "goblin_fake", "use the analytic model (like --goblin-fake)", type="bool", default=False
+    )
+    parser.addini(
+        "goblin_fake_device", "simulated device for fake mode", default=DEFAULT_FAKE_DEVICE
+    )
+    parser.addini(
+        "goblin_threshold", "speedup fraction that fails a workload", default=str(DEFAULT_THRESHOLD)
+    )
     parser.addini("goblin_backend", "audit backend: auto, planner, claude or qwen", default="auto")
-    parser.addini("goblin_json", "path of the JSON report (relative to the ini file)",
-                  default="")
-    parser.addini("goblin_patterns", "glob patterns of workload files", type="args",
-                  default=list(DEFAULT_PATTERNS))
+    parser.addini("goblin_json", "path of the JSON report (relative to the ini file)", default="")
+    parser.addini(
+        "goblin_patterns",
+        "glob patterns of workload files",
+        type="args",
+        default=list(DEFAULT_PATTERNS),
+    )
     parser.addini("goblin_ignore", "rule ids to waive in every workload", type="args", default=[])
     parser.addini("goblin_kb", "extra rule directories", type="paths", default=[])
     parser.addini("goblin_model", "model of the claude or qwen backend", default="")
-    parser.addini("goblin_md", "path of the Markdown summary (relative to the ini file; - for "
-                  "stdout)", default="")
-    parser.addini("goblin_html", "path of the HTML report (relative to the ini file)",
-                  default="")
-    parser.addini("goblin_storage", "directory of saved runs (relative to the ini file; default "
-                  f"{DEFAULT_STORAGE} in the rootdir)", default="")
+    parser.addini(
+        "goblin_md",
+        "path of the Markdown summary (relative to the ini file; - for stdout)",
+        default="",
+    )
+    parser.addini("goblin_html", "path of the HTML report (relative to the ini file)", default="")
+    parser.addini(
+        "goblin_storage",
+        "directory of saved runs (relative to the ini file; default "
+        f"{DEFAULT_STORAGE} in the rootdir)",
+        default="",
+    )
     parser.addini("goblin_device", DEVICE_HELP, default="auto")
     parser.addini("goblin_timeout", "seconds a measured run may take", default="")
     parser.addini("goblin_steps", "timed steps of every measured run", default="")
     parser.addini("goblin_warmup", "untimed steps before the timed ones", default="")
     parser.addini("goblin_layers", "decoder layers to measure before extrapolating", default="")
     parser.addini("goblin_max_repeats", "paired rounds to settle a measured verdict", default="")
-    parser.addini("goblin_time_budget",
-                  "seconds of measuring per workload (verdict first, then attribution)",
-                  default="")
-    parser.addini("goblin_strict", "fail inconclusive measured verdicts", type="bool",
-                  default=False)
+    parser.addini(
+        "goblin_time_budget",
+        "seconds of measuring per workload (verdict first, then attribution)",
+        default="",
+    )
+    parser.addini(
+        "goblin_strict", "fail inconclusive measured verdicts", type="bool", default=False
+    )
     parser.addini("goblin_loss_tolerance", "allowed final-loss drift of a patch", default="")
-    parser.addini("goblin_calibrate", "measure each device's A/A noise floor (like "
-                  "--goblin-calibrate)", type="bool", default=False)
-    parser.addini("goblin_attribution", "report each change's share of a patch's speedup",
-                  type="bool", default=False)
+    parser.addini(
+        "goblin_calibrate",
+        "measure each device's A/A noise floor (like --goblin-calibrate)",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "goblin_attribution",
+        "report each change's share of a patch's speedup",
+        type="bool",
+        default=False,
+    )
 
 
 def _first(*values: Any) -> Any:
@@ -219,8 +360,9 @@ def build(config: pytest.Config) -> GoblinSettings:
     opt = config.option
     threshold_raw = _pick(config, "threshold", "GOBLIN_THRESHOLD")
     threshold = DEFAULT_THRESHOLD if threshold_raw is None else _parse_threshold(threshold_raw)
-    backend_raw = (_pick(config, "backend", "GOBLIN_AGENT_BACKEND")
-                   or Raw("auto", "goblin_backend (default)"))
+    backend_raw = _pick(config, "backend", "GOBLIN_AGENT_BACKEND") or Raw(
+        "auto", "goblin_backend (default)"
+    )
     backend = str(backend_raw.value)
     if backend not in BACKENDS and not config.hook.pytest_goblin_make_backend.get_hookimpls():
         raise pytest.UsageError(
@@ -229,8 +371,9 @@ def build(config: pytest.Config) -> GoblinSettings:
         )
     fake_env = os.environ.get("GOBLIN_FAKE")
     fake = bool(_first(opt.goblin_fake, _env_bool(fake_env), config.getini("goblin_fake")))
-    fake_device = (_pick(config, "fake_device", "GOBLIN_FAKE_DEVICE")
-                   or Raw(DEFAULT_FAKE_DEVICE, "goblin_fake_device (default)"))
+    fake_device = _pick(config, "fake_device", "GOBLIN_FAKE_DEVICE") or Raw(
+        DEFAULT_FAKE_DEVICE, "goblin_fake_device (default)"
+    )
     kb_dirs = [Path(p) for p in (opt.goblin_kb or [])] + list(config.getini("goblin_kb"))
     model, base_url = _llm_settings(config, backend)
     json_raw = _pick(config, "json")
@@ -263,15 +406,24 @@ def build(config: pytest.Config) -> GoblinSettings:
         compare_fail=compare_fail,
         no_cache=bool(opt.goblin_no_cache),
         attribution=bool(opt.goblin_attribution) or bool(config.getini("goblin_attribution")),
-        sources={"backend": backend_raw.source, "fake_device": fake_device.source,
-                 "ignore": _ini_source(config, "goblin_ignore")},
+        sources={
+            "backend": backend_raw.source,
+            "fake_device": fake_device.source,
+            "ignore": _ini_source(config, "goblin_ignore"),
+        },
         **_measure_settings(config),
         **_sampling_settings(config),
     )
 
 
-def _pick(config: pytest.Config, name: str, env: str | None = None, *,
-          option: bool = True, ini: bool = True) -> Raw | None:
+def _pick(
+    config: pytest.Config,
+    name: str,
+    env: str | None = None,
+    *,
+    option: bool = True,
+    ini: bool = True,
+) -> Raw | None:
     """Setting ``name`` from ``--goblin-<name>``, else the variable ``env``, else the ini
     key ``goblin_<name>`` (its default included); None when none of them sets it.
     ``option``/``ini`` False: the setting has no such option or key."""
@@ -329,13 +481,14 @@ def _sampling_settings(config: pytest.Config) -> dict[str, Any]:
     budget = _pick(config, "time_budget")
     tolerance = _pick(config, "loss_tolerance")
     return {
-        "max_repeats": DEFAULT_MAX_REPEATS if repeats is None else _parse_number(
-            repeats, int, 1),
-        "time_budget_s": None if budget is None else _parse_number(
-            budget, float, minimum=0, inclusive=False),
+        "max_repeats": DEFAULT_MAX_REPEATS if repeats is None else _parse_number(repeats, int, 1),
+        "time_budget_s": None
+        if budget is None
+        else _parse_number(budget, float, minimum=0, inclusive=False),
         "strict": bool(opt.goblin_strict) or bool(config.getini("goblin_strict")),
-        "loss_tolerance": DEFAULT_LOSS_TOLERANCE if tolerance is None else _parse_number(
-            tolerance, float, minimum=0, inclusive=False),
+        "loss_tolerance": DEFAULT_LOSS_TOLERANCE
+        if tolerance is None
+        else _parse_number(tolerance, float, minimum=0, inclusive=False),
         "calibrate": bool(opt.goblin_calibrate) or bool(config.getini("goblin_calibrate")),
     }
 
@@ -343,8 +496,7 @@ def _sampling_settings(config: pytest.Config) -> dict[str, Any]:
 def _measure_settings(config: pytest.Config) -> dict[str, Any]:
     """--goblin-device (or GOBLIN_DEVICE), -timeout, -steps, -warmup and -layers (command
     line, then ini)."""
-    device_raw = (_pick(config, "device", "GOBLIN_DEVICE")
-                  or Raw("auto", "goblin_device (default)"))
+    device_raw = _pick(config, "device", "GOBLIN_DEVICE") or Raw("auto", "goblin_device (default)")
     device = str(device_raw.value)
     try:
         parse_selector(device)
@@ -356,16 +508,18 @@ def _measure_settings(config: pytest.Config) -> dict[str, Any]:
     layers = _pick(config, "layers")
     return {
         "device": device.strip().lower(),
-        "timeout_s": DEFAULT_TIMEOUT_S if timeout is None else _parse_number(
-            timeout, float, minimum=0, inclusive=False),
+        "timeout_s": DEFAULT_TIMEOUT_S
+        if timeout is None
+        else _parse_number(timeout, float, minimum=0, inclusive=False),
         "steps": None if steps is None else _parse_number(steps, int, 1),
         "warmup": DEFAULT_WARMUP if warmup is None else _parse_number(warmup, int, 0),
         "layers": None if layers is None else _parse_number(layers, int, 1),
     }
 
 
-def _parse_number(raw: Raw, kind: type[int] | type[float], minimum: float,
-                  inclusive: bool = True) -> Any:
+def _parse_number(
+    raw: Raw, kind: type[int] | type[float], minimum: float, inclusive: bool = True
+) -> Any:
     try:
         value = kind(str(raw.value).strip())
     except ValueError:

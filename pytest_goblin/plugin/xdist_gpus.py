@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_goblin.plugin import settings as settings_module
+from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
 from pytest_goblin.runner.options import parse_selector
 from pytest_goblin.runner.visible import VARIABLES, Pin, installed, pinned_variables, pins
-from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,15 +74,18 @@ class GpuWorkers:
     def summary_line(self) -> str:
         """The terminal summary's line for a run whose workers outnumber its GPUs."""
         gpus = f"{self.gpus} GPU{'' if self.gpus == 1 else 's'}"
-        return (f"goblin: {self.workers} xdist workers share {gpus}: "
-                "benchmarks on a shared GPU wait for its lock")
+        return (
+            f"goblin: {self.workers} xdist workers share {gpus}: "
+            "benchmarks on a shared GPU wait for its lock"
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {"workers": self.workers, "gpus": self.gpus, "shared": self.shared}
 
 
-def plan(settings: GoblinSettings, environ: Mapping[str, str],
-         platform: Platform | None, count: int) -> GpuPlan | None:
+def plan(
+    settings: GoblinSettings, environ: Mapping[str, str], platform: Platform | None, count: int
+) -> GpuPlan | None:
     """The GPUs to spread workers over; None when there are none to spread over (fake
     mode, the CPU, no GPU visible), which leaves ``-n auto`` to xdist."""
     if not settings.enabled or settings.fake:

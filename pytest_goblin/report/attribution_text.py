@@ -29,8 +29,11 @@ def share_text(entry: ChangeAttribution) -> str:
         if entry.not_measured is not None:
             return "not measured"
         return "not separable" if entry.note.startswith("not separable") else "-"
-    without = ("without it" if not entry.together_with
-               else f"without it and {', '.join(entry.together_with)}")
+    without = (
+        "without it"
+        if not entry.together_with
+        else f"without it and {', '.join(entry.together_with)}"
+    )
     figure = f"{entry.speedup_without:.2f}× {without}"
     if entry.contribution is None:
         return figure
@@ -61,12 +64,16 @@ def summary(entries: Sequence[ChangeAttribution]) -> str | None:
     if gaps:
         return f"{text}; {'; '.join(gaps)}."
     if any(e.together_with for e in entries):
-        return (f"{text}; they overlap where a change is left out together with the changes "
-                "that need it.")
+        return (
+            f"{text}; they overlap where a change is left out together with the changes "
+            "that need it."
+        )
     if abs(sum(shares) - 1.0) <= INTERACTION_TOLERANCE:
         return f"{text}: the changes act independently."
-    return (f"{text}, not 100%: the changes interact, so each share is what leaving that change "
-            "out alone costs with all the others in place.")
+    return (
+        f"{text}, not 100%: the changes interact, so each share is what leaving that change "
+        "out alone costs with all the others in place."
+    )
 
 
 def _they(fields: Sequence[str], one: str, many: str) -> str:

@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable, Sequence
 from html import escape
 
-from pytest_goblin.verdict import budgets
 from pytest_goblin.audit.calibrate import describe_all, noise_floors
 from pytest_goblin.history import change_text
 from pytest_goblin.report.attribution_text import heading, share_text, summary
@@ -31,6 +30,7 @@ from pytest_goblin.report.summary import (
     verdict_key,
 )
 from pytest_goblin.schemas import RunMetrics, WorkloadResult
+from pytest_goblin.verdict import budgets
 
 BASELINE_COLOUR = "#4e79a7"
 PATCHED_COLOUR = "#f28e2b"
@@ -74,8 +74,11 @@ svg .grid {{ stroke: #e5e7eb; }}
 def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
     """The whole page."""
     title = f"pytest-goblin: {counts_text(results)}"
-    facts = [f"Numbers {numbers_text(info)}", f"threshold {info.threshold:.0%}",
-             f"backend {info.backend}"]
+    facts = [
+        f"Numbers {numbers_text(info)}",
+        f"threshold {info.threshold:.0%}",
+        f"backend {info.backend}",
+    ]
     if info.compared_with:
         facts.append(f"history against saved run {info.compared_with}")
     parallel = parallel_text(info)
@@ -87,8 +90,10 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
         f"<h1>{escape(title)}</h1>",
         f'<p class="facts">{escape(" · ".join(facts))}.</p>',
         *([f'<p class="facts parallel">{escape(parallel)}</p>'] if parallel else []),
-        *(f'<p class="facts noise-floor">{escape(line)}</p>'
-          for line in describe_all(noise_floors(results))),
+        *(
+            f'<p class="facts noise-floor">{escape(line)}</p>'
+            for line in describe_all(noise_floors(results))
+        ),
     ]
     if not results:
         parts.append("<p>No workloads were audited.</p>")
@@ -97,10 +102,14 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
             '<section id="chart"><h2>Throughput: baseline and patched</h2>',
             '<p class="legend"><span class="baseline"></span>baseline tokens/s'
             '<span class="patched"></span>patched tokens/s (whisker: speedup CI)</p>',
-            chart(results), "</section>",
-            '<section id="summary"><h2>Summary</h2>', _summary_table(results), "</section>",
+            chart(results),
+            "</section>",
+            '<section id="summary"><h2>Summary</h2>',
+            _summary_table(results),
+            "</section>",
             '<section id="workloads"><h2>Workloads</h2>',
-            *(_workload(r) for r in results), "</section>",
+            *(_workload(r) for r in results),
+            "</section>",
         ]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -117,34 +126,47 @@ def chart(results: Sequence[WorkloadResult]) -> str:
     def x(value: float) -> float:
         return LABEL_WIDTH + (value / limit * plot if limit else 0.0)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{CHART_WIDTH}" '
-           f'height="{height}" viewBox="0 0 {CHART_WIDTH} {height}" '
-           'style="max-width: 100%; height: auto" '
-           'aria-label="baseline and patched tokens per second per workload">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{CHART_WIDTH}" '
+        f'height="{height}" viewBox="0 0 {CHART_WIDTH} {height}" '
+        'style="max-width: 100%; height: auto" '
+        'aria-label="baseline and patched tokens per second per workload">'
+    ]
     tick = 0.0
     while tick <= limit + step / 2:
         tx = x(tick)
-        out.append(f'<line class="grid" x1="{tx:.1f}" y1="{AXIS_HEIGHT - 6}" x2="{tx:.1f}" '
-                   f'y2="{height - 4}"/>')
-        out.append(f'<text class="tick" x="{tx:.1f}" y="{AXIS_HEIGHT - 12}" '
-                   f'text-anchor="middle">{escape(_short(tick))}</text>')
+        out.append(
+            f'<line class="grid" x1="{tx:.1f}" y1="{AXIS_HEIGHT - 6}" x2="{tx:.1f}" '
+            f'y2="{height - 4}"/>'
+        )
+        out.append(
+            f'<text class="tick" x="{tx:.1f}" y="{AXIS_HEIGHT - 12}" '
+            f'text-anchor="middle">{escape(_short(tick))}</text>'
+        )
         tick += step
     for index, result in enumerate(results):
         y = AXIS_HEIGHT + index * row
-        label = (result.name if len(result.name) <= LABEL_CHARS
-                 else result.name[:LABEL_CHARS - 1] + "…")
-        out.append(f'<text x="{LABEL_WIDTH - 8}" y="{y + BAR_HEIGHT + 4}" text-anchor="end">'
-                   f"<title>{escape(result.name)}</title>{escape(label)}</text>")
+        label = (
+            result.name if len(result.name) <= LABEL_CHARS else result.name[: LABEL_CHARS - 1] + "…"
+        )
+        out.append(
+            f'<text x="{LABEL_WIDTH - 8}" y="{y + BAR_HEIGHT + 4}" text-anchor="end">'
+            f"<title>{escape(result.name)}</title>{escape(label)}</text>"
+        )
         if result.baseline is None:
-            out.append(f'<text class="tick" x="{LABEL_WIDTH + 4}" y="{y + BAR_HEIGHT + 4}">'
-                       f"{escape(result.outcome)}: no numbers</text>")
+            out.append(
+                f'<text class="tick" x="{LABEL_WIDTH + 4}" y="{y + BAR_HEIGHT + 4}">'
+                f"{escape(result.outcome)}: no numbers</text>"
+            )
             continue
         baseline = result.baseline.tokens_per_sec
         out += [_bar(result, "baseline", baseline, y, x), _value(baseline, x(baseline), y)]
         patched = patched_tokens(result)
         if patched is None:
-            out.append(f'<text class="tick" x="{LABEL_WIDTH + 4}" '
-                       f'y="{y + 2 * BAR_HEIGHT - 3}">no patch</text>')
+            out.append(
+                f'<text class="tick" x="{LABEL_WIDTH + 4}" '
+                f'y="{y + 2 * BAR_HEIGHT - 3}">no patch</text>'
+            )
             continue
         out.append(_bar(result, "patched", patched, y + BAR_HEIGHT, x))
         end = x(patched)
@@ -159,10 +181,12 @@ def chart(results: Sequence[WorkloadResult]) -> str:
 def _bar(result: WorkloadResult, kind: str, value: float, y: float, x: Scale) -> str:
     colour = BASELINE_COLOUR if kind == "baseline" else PATCHED_COLOUR
     width = max(x(value) - LABEL_WIDTH, 1.0)
-    return (f'<rect class="bar {kind}" data-workload="{escape(result.name)}" '
-            f'data-value="{value:.1f}" x="{LABEL_WIDTH}" y="{y:.1f}" width="{width:.1f}" '
-            f'height="{BAR_HEIGHT - 2}" fill="{colour}" shape-rendering="crispEdges">'
-            f"<title>{escape(result.name)} {kind}: {value:,.0f} tok/s</title></rect>")
+    return (
+        f'<rect class="bar {kind}" data-workload="{escape(result.name)}" '
+        f'data-value="{value:.1f}" x="{LABEL_WIDTH}" y="{y:.1f}" width="{width:.1f}" '
+        f'height="{BAR_HEIGHT - 2}" fill="{colour}" shape-rendering="crispEdges">'
+        f"<title>{escape(result.name)} {kind}: {value:,.0f} tok/s</title></rect>"
+    )
 
 
 def _value(value: float, end: float, y: float) -> str:
@@ -177,12 +201,16 @@ def _whisker(result: WorkloadResult, y: float, x: Scale) -> str:
     attrs = f'stroke="{WHISKER_COLOUR}" stroke-width="2" shape-rendering="crispEdges"'
     caps = "".join(
         f'<line x1="{x(v):.1f}" y1="{y + 1:.1f}" x2="{x(v):.1f}" y2="{y + BAR_HEIGHT - 3:.1f}" '
-        f"{attrs}/>" for v in (low, high))
-    return (f'<g class="whisker" data-workload="{escape(result.name)}" data-low="{low:.1f}" '
-            f'data-high="{high:.1f}"><title>speedup CI {result.speedup_ci[0]:.2f}–'
-            f'{result.speedup_ci[1]:.2f}×: {low:,.0f}–{high:,.0f} tok/s</title>'
-            f'<line x1="{x(low):.1f}" y1="{mid:.1f}" x2="{x(high):.1f}" y2="{mid:.1f}" {attrs}/>'
-            f"{caps}</g>")
+        f"{attrs}/>"
+        for v in (low, high)
+    )
+    return (
+        f'<g class="whisker" data-workload="{escape(result.name)}" data-low="{low:.1f}" '
+        f'data-high="{high:.1f}"><title>speedup CI {result.speedup_ci[0]:.2f}–'
+        f"{result.speedup_ci[1]:.2f}×: {low:,.0f}–{high:,.0f} tok/s</title>"
+        f'<line x1="{x(low):.1f}" y1="{mid:.1f}" x2="{x(high):.1f}" y2="{mid:.1f}" {attrs}/>'
+        f"{caps}</g>"
+    )
 
 
 def _chart_max(result: WorkloadResult) -> float:
@@ -218,9 +246,14 @@ def _summary_table(results: Sequence[WorkloadResult]) -> str:
     numeric = {1, 2, 3}
     if with_history:
         head.append("vs saved run")
-    rows = ["<table><thead><tr>" + "".join(
-        f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
-        for i, h in enumerate(head)) + "</tr></thead><tbody>"]
+    rows = [
+        "<table><thead><tr>"
+        + "".join(
+            f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
+            for i, h in enumerate(head)
+        )
+        + "</tr></thead><tbody>"
+    ]
     for r in results:
         cells = [
             f'<td><a href="#{_anchor(r)}">{escape(r.name)}</a></td>',
@@ -257,7 +290,7 @@ def _workload(result: WorkloadResult) -> str:
     parts = [
         f'<details id="{_anchor(result)}"{opened}><summary><b>{escape(result.name)}</b> '
         f'<span class="{verdict_key(result)}">{escape(verdict_key(result))}</span>: '
-        f'{escape(why)}</summary>',
+        f"{escape(why)}</summary>",
         f"<p><code>{escape(result.path)}</code></p>",
     ]
     if result.baseline is not None:
@@ -267,17 +300,26 @@ def _workload(result: WorkloadResult) -> str:
     if result.attribution:
         parts.append(_attribution(result))
     if result.budgets:
-        parts.append("<h4>Budgets</h4><ul>" + "".join(
-            f'<li class="{"passed" if c.ok else "failed"}">{escape(budgets.describe(c))}</li>'
-            for c in result.budgets) + "</ul>")
+        parts.append(
+            "<h4>Budgets</h4><ul>"
+            + "".join(
+                f'<li class="{"passed" if c.ok else "failed"}">{escape(budgets.describe(c))}</li>'
+                for c in result.budgets
+            )
+            + "</ul>"
+        )
     if result.history is not None:
         parts.append(f"<h4>History</h4><p>{escape(result.history.reason)}</p>")
     if result.notes:
         parts.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in result.notes) + "</ul>")
     if result.advisories:
-        parts.append("<h4>Advisories</h4><ul>" + "".join(
-            f"<li>{escape(a.advice)} {_links(a.citation)}</li>" for a in result.advisories)
-            + "</ul>")
+        parts.append(
+            "<h4>Advisories</h4><ul>"
+            + "".join(
+                f"<li>{escape(a.advice)} {_links(a.citation)}</li>" for a in result.advisories
+            )
+            + "</ul>"
+        )
     if result.patch and result.patch.diff:
         parts.append(f"<h4>Patch (git apply)</h4>{_diff(result.patch.diff)}")
     if result.outcome == "error" and result.error:
@@ -299,9 +341,11 @@ def _metrics_table(result: WorkloadResult) -> str:
     ]
     head = "".join(f'<th class="num">{name}</th>' for name, _ in arms)
     body = "".join(
-        f"<tr><td>{label}</td>" + "".join(f'<td class="num">{escape(show(m))}</td>'
-                                          for _, m in arms) + "</tr>"
-        for label, show in rows)
+        f"<tr><td>{label}</td>"
+        + "".join(f'<td class="num">{escape(show(m))}</td>' for _, m in arms)
+        + "</tr>"
+        for label, show in rows
+    )
     return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -312,9 +356,12 @@ def _changes(result: WorkloadResult) -> str:
         f"<tr><td><code>{escape(c.field)}</code></td><td>{escape(show_value(c.old))}</td>"
         f"<td>{escape(show_value(c.new))}</td><td><code>{escape(c.rule_id)}</code></td>"
         f"<td>{_links(citations.get(c.rule_id, []))}</td></tr>"
-        for c in result.patch.changes)
-    return ("<h4>Changes</h4><table><thead><tr><th>field</th><th>from</th><th>to</th>"
-            f"<th>rule</th><th>citations</th></tr></thead><tbody>{rows}</tbody></table>")
+        for c in result.patch.changes
+    )
+    return (
+        "<h4>Changes</h4><table><thead><tr><th>field</th><th>from</th><th>to</th>"
+        f"<th>rule</th><th>citations</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _attribution(result: WorkloadResult) -> str:
@@ -324,12 +371,14 @@ def _attribution(result: WorkloadResult) -> str:
         f"<tr><td><code>{escape(e.field)}</code></td><td>{escape(show_value(e.old))}</td>"
         f"<td>{escape(show_value(e.new))}</td><td><code>{escape(e.rule_id)}</code></td>"
         f'<td class="num">{escape(share_text(e))}</td><td>{escape(e.note)}</td></tr>'
-        for e in entries)
+        for e in entries
+    )
     how = summary(entries)
-    return (f"<h4>Attribution ({escape(heading(entries))})</h4><table><thead><tr>"
-            "<th>field</th><th>from</th><th>to</th><th>rule</th><th>share</th><th>note</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table>"
-            + (f"<p>{escape(how)}</p>" if how else ""))
+    return (
+        f"<h4>Attribution ({escape(heading(entries))})</h4><table><thead><tr>"
+        "<th>field</th><th>from</th><th>to</th><th>rule</th><th>share</th><th>note</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>" + (f"<p>{escape(how)}</p>" if how else "")
+    )
 
 
 def _links(urls: Sequence[str]) -> str:
@@ -339,8 +388,14 @@ def _links(urls: Sequence[str]) -> str:
 def _diff(diff: str) -> str:
     lines = []
     for line in diff.rstrip("\n").splitlines():
-        kind = ("hunk" if line.startswith("@@") else
-                "add" if line.startswith("+") and not line.startswith("+++") else
-                "del" if line.startswith("-") and not line.startswith("---") else "")
+        kind = (
+            "hunk"
+            if line.startswith("@@")
+            else "add"
+            if line.startswith("+") and not line.startswith("+++")
+            else "del"
+            if line.startswith("-") and not line.startswith("---")
+            else ""
+        )
         lines.append(f'<span class="{kind}">{escape(line)}</span>' if kind else escape(line))
     return '<pre class="diff">' + "\n".join(lines) + "</pre>"

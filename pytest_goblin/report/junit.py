@@ -19,10 +19,14 @@ def properties(result: WorkloadResult) -> list[tuple[str, str]]:
         ("goblin_reason", result.reason),
         ("goblin_device", result.device.name if result.device else None),
         ("goblin_projected", None if result.projected is None else str(result.projected).lower()),
-        ("goblin_baseline_tokens_per_sec", _number(result.baseline.tokens_per_sec)
-         if result.baseline else None),
-        ("goblin_patched_tokens_per_sec", _number(result.patched.tokens_per_sec)
-         if result.patched and result.patch else None),
+        (
+            "goblin_baseline_tokens_per_sec",
+            _number(result.baseline.tokens_per_sec) if result.baseline else None,
+        ),
+        (
+            "goblin_patched_tokens_per_sec",
+            _number(result.patched.tokens_per_sec) if result.patched and result.patch else None,
+        ),
         ("goblin_speedup", None if result.speedup is None else f"{result.speedup:.4f}"),
         ("goblin_speedup_ci_low", f"{result.speedup_ci[0]:.4f}" if result.speedup_ci else None),
         ("goblin_speedup_ci_high", f"{result.speedup_ci[1]:.4f}" if result.speedup_ci else None),
@@ -33,9 +37,13 @@ def properties(result: WorkloadResult) -> list[tuple[str, str]]:
     ]
     props += [(f"goblin_attribution_{entry.field}", _share(entry)) for entry in result.attribution]
     for check in result.budgets:
-        props.append((f"goblin_budget_{check.key}",
-                      f"{_number(check.value)} {'ok' if check.ok else 'missed'} "
-                      f"(limit {_number(check.limit)})"))
+        props.append(
+            (
+                f"goblin_budget_{check.key}",
+                f"{_number(check.value)} {'ok' if check.ok else 'missed'} "
+                f"(limit {_number(check.limit)})",
+            )
+        )
     if result.history is not None:
         props.append(("goblin_history_status", result.history.status))
         if result.history.change_pct is not None:

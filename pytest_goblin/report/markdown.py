@@ -20,7 +20,6 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pytest_goblin.verdict import budgets
 from pytest_goblin.atomic import write_text
 from pytest_goblin.audit.calibrate import describe_all, noise_floors
 from pytest_goblin.history import change_text
@@ -39,6 +38,7 @@ from pytest_goblin.report.summary import (
     verdict_key,
 )
 from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.verdict import budgets
 
 STDOUT = "-"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -56,8 +56,11 @@ _CELL_SPECIALS = re.compile(r"([\\`*_\[\]<>|&~])")
 def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
     """The whole summary as Markdown text, ending in a newline."""
     lines = [f"## pytest-goblin: {counts_text(results)}", ""]
-    facts = [f"Numbers {numbers_text(info)}", f"threshold {info.threshold:.0%}",
-             f"backend `{info.backend}`"]
+    facts = [
+        f"Numbers {numbers_text(info)}",
+        f"threshold {info.threshold:.0%}",
+        f"backend `{info.backend}`",
+    ]
     if info.compared_with:
         facts.append(f"history against saved run {_cell(info.compared_with)}")
     lines += [" · ".join(facts) + ".", ""]
@@ -117,14 +120,21 @@ def _history_cell(result: WorkloadResult) -> str:
 def _details(result: WorkloadResult) -> list[str]:
     """One collapsible section: blank lines around the Markdown inside, as GFM needs."""
     why = result.error if result.outcome == "error" and result.error else result.reason
-    summary = (f"{_verdict(verdict_key(result))} <b>{html.escape(result.name)}</b> "
-               f"(<code>{html.escape(result.path)}</code>): {html.escape(why)}")
+    summary = (
+        f"{_verdict(verdict_key(result))} <b>{html.escape(result.name)}</b> "
+        f"(<code>{html.escape(result.path)}</code>): {html.escape(why)}"
+    )
     lines = ["<details>", f"<summary>{summary}</summary>", ""]
     if result.outcome == "error":
         lines += _fence(result.error or result.reason, "text")
     else:
-        lines += (_metrics(result) + _changes(result) + _attribution(result) + _budgets(result)
-                  + _history(result))
+        lines += (
+            _metrics(result)
+            + _changes(result)
+            + _attribution(result)
+            + _budgets(result)
+            + _history(result)
+        )
         for note in result.notes:
             lines += [f"> {_cell(note)}", ""]
         if result.patch and result.patch.diff:
@@ -138,12 +148,15 @@ def _metrics(result: WorkloadResult) -> list[str]:
     for label, metrics in (("Baseline", result.baseline), ("Patched", result.patched)):
         if metrics is None or (label == "Patched" and result.patch is None):
             continue
-        lines.append(f"- **{label}:** {metrics.tokens_per_sec:,.0f} tok/s, step "
-                     f"{metrics.step_time_s:.3f} s, MFU {mfu_text(metrics.mfu_pct)}, peak memory "
-                     f"{metrics.hbm_peak_gb:.1f} GB")
+        lines.append(
+            f"- **{label}:** {metrics.tokens_per_sec:,.0f} tok/s, step "
+            f"{metrics.step_time_s:.3f} s, MFU {mfu_text(metrics.mfu_pct)}, peak memory "
+            f"{metrics.hbm_peak_gb:.1f} GB"
+        )
     if result.speedup is not None and result.patch is not None:
-        lines.append(f"- **Speedup:** {speedup_text(result)}, threshold "
-                     f"{1 + result.threshold:.2f}×")
+        lines.append(
+            f"- **Speedup:** {speedup_text(result)}, threshold {1 + result.threshold:.2f}×"
+        )
     return lines + [""] if lines else []
 
 
@@ -153,8 +166,10 @@ def _changes(result: WorkloadResult) -> list[str]:
     citations = {rule.id: rule.citation for rule in result.rules}
     lines = ["**Changes**", ""]
     for change in result.patch.changes:
-        lines.append(f"- {_code(change.field)}: {_code(show_value(change.old))} → "
-                     f"{_code(show_value(change.new))} (rule {_code(change.rule_id)})")
+        lines.append(
+            f"- {_code(change.field)}: {_code(show_value(change.old))} → "
+            f"{_code(show_value(change.new))} (rule {_code(change.rule_id)})"
+        )
         lines += [f"  - <{url}>" for url in citations.get(change.rule_id, [])]
     return lines + [""]
 
@@ -164,13 +179,20 @@ def _attribution(result: WorkloadResult) -> list[str]:
     entries = result.attribution
     if not entries:
         return []
-    lines = [f"**Attribution** ({heading(entries)})", "",
-             "| change | rule | share | note |", "|---|---|---|---|"]
+    lines = [
+        f"**Attribution** ({heading(entries)})",
+        "",
+        "| change | rule | share | note |",
+        "|---|---|---|---|",
+    ]
     for entry in entries:
-        change = (f"{_code(entry.field)}: {_code(show_value(entry.old))} → "
-                  f"{_code(show_value(entry.new))}")
-        lines.append(f"| {change} | {_code(entry.rule_id)} | {_cell(share_text(entry))} | "
-                     f"{_cell(entry.note) or '-'} |")
+        change = (
+            f"{_code(entry.field)}: {_code(show_value(entry.old))} → {_code(show_value(entry.new))}"
+        )
+        lines.append(
+            f"| {change} | {_code(entry.rule_id)} | {_cell(share_text(entry))} | "
+            f"{_cell(entry.note) or '-'} |"
+        )
     how = summary(entries)
     return lines + (["", _cell(how)] if how else []) + [""]
 
@@ -209,8 +231,9 @@ def _fence(text: str, info: str) -> list[str]:
     return [f"{fence}{info}", text.rstrip("\n"), fence, ""]
 
 
-def write(target: str, base: Path, text: str,
-          environ: Mapping[str, str] | None = None) -> Path | None:
+def write(
+    target: str, base: Path, text: str, environ: Mapping[str, str] | None = None
+) -> Path | None:
     """Write the summary to ``target`` (relative to ``base``); None when it went to stdout.
 
     The step-summary file is appended to; any other file is replaced atomically.

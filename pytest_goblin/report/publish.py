@@ -15,10 +15,10 @@ from pathlib import Path
 from pytest_goblin import history
 from pytest_goblin.atomic import write_text
 from pytest_goblin.gitinfo import current_commit
+from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.report import html, markdown
 from pytest_goblin.report.summary import RunInfo
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.plugin.settings import GoblinSettings
 
 
 @dataclass
@@ -29,8 +29,13 @@ class Published:
     markdown_stdout: str | None = None
 
 
-def publish(results: Sequence[WorkloadResult], info: RunInfo, settings: GoblinSettings,
-            rootpath: Path, interrupted: bool = False) -> Published:
+def publish(
+    results: Sequence[WorkloadResult],
+    info: RunInfo,
+    settings: GoblinSettings,
+    rootpath: Path,
+    interrupted: bool = False,
+) -> Published:
     """Write what the settings ask for. An ``interrupted`` run (Ctrl-C) is not saved to
     history: a later ``--goblin-compare latest`` would meet a run missing workloads."""
     out = Published()
@@ -46,8 +51,11 @@ def publish(results: Sequence[WorkloadResult], info: RunInfo, settings: GoblinSe
         write_text(path, html.render(results, info))
         out.lines.append(f"HTML report: {path}")
     if settings.save is not None:
-        out.lines.append("history: not saved: the run was interrupted" if interrupted
-                         else _save(results, settings, rootpath))
+        out.lines.append(
+            "history: not saved: the run was interrupted"
+            if interrupted
+            else _save(results, settings, rootpath)
+        )
     return out
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.report.summary import RunInfo
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.plugin.settings import GoblinSettings
 
 
 @dataclass

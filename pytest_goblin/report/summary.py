@@ -13,8 +13,14 @@ if TYPE_CHECKING:
     from pytest_goblin.plugin.xdist_gpus import GpuWorkers
 
 OUTCOME_ORDER = ("failed", "error", "accepted", "inconclusive", "passed", "skipped")
-OUTCOME_WORDS = {"failed": "failed", "error": "errors", "accepted": "accepted",
-                 "inconclusive": "inconclusive", "passed": "passed", "skipped": "skipped"}
+OUTCOME_WORDS = {
+    "failed": "failed",
+    "error": "errors",
+    "accepted": "accepted",
+    "inconclusive": "inconclusive",
+    "passed": "passed",
+    "skipped": "skipped",
+}
 
 
 @dataclass(frozen=True)

@@ -96,11 +96,14 @@ def _cells(r: WorkloadResult) -> dict[str, Any]:
     }
 
 
-def _render(columns: Sequence[str], rows: Sequence[dict[str, Any]],
-            rules_room: int | None = None) -> str:
+def _render(
+    columns: Sequence[str], rows: Sequence[dict[str, Any]], rules_room: int | None = None
+) -> str:
     """The table of ``columns``; with ``rules_room``, rule ids wrap to lines that long."""
-    body = [[_rules_cell(row[c], rules_room) if c == "rules" else row[c] for c in columns]
-            for row in rows]
+    body = [
+        [_rules_cell(row[c], rules_room) if c == "rules" else row[c] for c in columns]
+        for row in rows
+    ]
     return tabulate(body, headers=list(columns), tablefmt="simple", disable_numparse=True)
 
 
@@ -133,8 +136,7 @@ def _agent(usage: AuditUsage | None) -> str:
     if not usage.input_tokens and not usage.output_tokens:
         return turns
     cost = "cost n/a" if usage.cost_usd is None else f"~${usage.cost_usd:.3f}"
-    return (f"{turns}, {_count(usage.input_tokens)} in/{_count(usage.output_tokens)} out tok, "
-            f"{cost}")
+    return f"{turns}, {_count(usage.input_tokens)} in/{_count(usage.output_tokens)} out tok, {cost}"
 
 
 def _count(tokens: int) -> str:
@@ -162,7 +164,7 @@ def advisories_text(results: Sequence[WorkloadResult], width: int | None = None)
             lines.append(line)
             lines.extend(f"    {url}" for url in advisory.citation)
         else:
-            lines.append(line if len(line) <= width else line[:width - 1] + "…")
+            lines.append(line if len(line) <= width else line[: width - 1] + "…")
     if lines and width is not None:
         lines.append("(-v: each advisory in full, with citations)")
     return "\n".join(lines)
@@ -178,8 +180,12 @@ def outcome_line(results: Sequence[WorkloadResult], info: RunInfo) -> str:
     """
     counts = Counter(verdict_key(r) for r in results)
     errors = f"{counts['error']} error{'' if counts['error'] == 1 else 's'}"
-    parts = [f"{counts['failed']} failed", f"{counts['passed']} passed",
-             f"{counts['inconclusive']} inconclusive", errors]
+    parts = [
+        f"{counts['failed']} failed",
+        f"{counts['passed']} passed",
+        f"{counts['inconclusive']} inconclusive",
+        errors,
+    ]
     parts += [f"{counts[key]} {key}" for key in ("accepted", "skipped") if counts[key]]
     how = "projected" if info.projected else "measured"
     return f"goblin: {', '.join(parts)} ({how} on {_device_label(info.device)})"
@@ -197,17 +203,23 @@ def failure_text(result: WorkloadResult) -> str:
         f"  patched:  {_metrics_line(result.patched)}",
     ]
     if result.measurement:
-        lines.append(f"  evidence: {result.measurement}"
-                     + (f"; CV baseline {result.cv_baseline:.1%}, patched {result.cv_patched:.1%}"
-                        if result.cv_baseline is not None and result.cv_patched is not None
-                        else ""))
+        lines.append(
+            f"  evidence: {result.measurement}"
+            + (
+                f"; CV baseline {result.cv_baseline:.1%}, patched {result.cv_patched:.1%}"
+                if result.cv_baseline is not None and result.cv_patched is not None
+                else ""
+            )
+        )
     lines += ["", "changes:"]
     citations = {rule.id: rule.citation for rule in result.rules}
     shares = {entry.field: entry for entry in result.attribution}
     for change in result.patch.changes if result.patch else []:
         share = shares.get(change.field)
-        lines.append(f"  {change.field}: {_show(change.old)} -> {_show(change.new)}"
-                     f"  [{change.rule_id}]" + (f"  {share_text(share)}" if share else ""))
+        lines.append(
+            f"  {change.field}: {_show(change.old)} -> {_show(change.new)}"
+            f"  [{change.rule_id}]" + (f"  {share_text(share)}" if share else "")
+        )
         lines.extend(f"      {url}" for url in citations.get(change.rule_id, []))
     lines += _attribution_lines(result)
     if result.patch and result.patch.diff:
@@ -231,8 +243,10 @@ def _attribution_lines(result: WorkloadResult) -> list[str]:
 
 def _metrics_line(m: Any) -> str:
     mfu = "unknown" if m.mfu_pct is None else f"{m.mfu_pct:.1f}%"
-    line = (f"{m.tokens_per_sec:,.0f} tok/s, step {m.step_time_s:.3f} s, MFU {mfu}, "
-            f"peak memory {m.hbm_peak_gb:.1f} GB")
+    line = (
+        f"{m.tokens_per_sec:,.0f} tok/s, step {m.step_time_s:.3f} s, MFU {mfu}, "
+        f"peak memory {m.hbm_peak_gb:.1f} GB"
+    )
     if m.extrapolated_from_layers:
         depths = " and ".join(str(n) for n in m.extrapolated_from_layers)
         line += f" (extrapolated from {depths} layers)"
@@ -259,12 +273,21 @@ def rules_listing(kb: KnowledgeBase, verbose: bool = False) -> str:
             body = "\n\n".join(_rule_block(rule, origins.get(rule.id)) for rule in rules)
         else:
             rows = [
-                [_labelled(rule.id, origins.get(rule.id)), rule.kind, ", ".join(rule.platforms),
-                 _speedup(rule.expected_speedup), "\n".join(rule.citation)]
+                [
+                    _labelled(rule.id, origins.get(rule.id)),
+                    rule.kind,
+                    ", ".join(rule.platforms),
+                    _speedup(rule.expected_speedup),
+                    "\n".join(rule.citation),
+                ]
                 for rule in rules
             ]
-            body = tabulate(rows, headers=["id", "kind", "platforms", "speedup", "citation"],
-                            tablefmt="simple", disable_numparse=True)
+            body = tabulate(
+                rows,
+                headers=["id", "kind", "platforms", "speedup", "citation"],
+                tablefmt="simple",
+                disable_numparse=True,
+            )
         sections.append(f"{heading}\n{'=' * len(heading)}\n{body}")
     files: dict[str, list[str]] = {}
     for rule_id in origins:
@@ -302,8 +325,11 @@ def _speedup(value: tuple[float, float] | None) -> str:
 
 def _rule_block(rule: Rule, origin: str | None) -> str:
     """One rule in full, for ``--goblin-rules -v``."""
-    change = (", ".join(f"{path} = {json.dumps(value)}" for path, value in rule.set.items())
-              if rule.kind == "patch" else rule.advice or "")
+    change = (
+        ", ".join(f"{path} = {json.dumps(value)}" for path, value in rule.set.items())
+        if rule.kind == "patch"
+        else rule.advice or ""
+    )
     fields = [
         ("kind", rule.kind),
         ("platforms", ", ".join(rule.platforms)),
@@ -327,8 +353,11 @@ def _field_lines(name: str, text: str) -> list[str]:
     pad = " " * len(head)
     lines: list[str] = []
     for paragraph in text.splitlines():
-        lines.extend(textwrap.wrap(paragraph, width=100 - len(head), break_long_words=False,
-                                   break_on_hyphens=False))
+        lines.extend(
+            textwrap.wrap(
+                paragraph, width=100 - len(head), break_long_words=False, break_on_hyphens=False
+            )
+        )
     return [(head if i == 0 else pad) + line for i, line in enumerate(lines)]
 
 
@@ -343,5 +372,7 @@ def cache_line(results: Sequence[WorkloadResult], events: bool = False) -> str |
     if not cached:
         return None
     no_events = ", so --goblin-events has no events for them" if events else ""
-    return (f"cache: {cached} of {len(results)} audits reused from an earlier run with the same "
-            f"inputs{no_events} (--goblin-no-cache audits afresh)")
+    return (
+        f"cache: {cached} of {len(results)} audits reused from an earlier run with the same "
+        f"inputs{no_events} (--goblin-no-cache audits afresh)"
+    )

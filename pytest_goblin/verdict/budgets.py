@@ -68,9 +68,12 @@ def check(
 
 def unchecked(settings: WorkloadSettings, baseline: RunMetrics, device: DeviceInfo) -> list[str]:
     """Budgets that apply here but have no number to check (MFU on a device of unknown peak)."""
-    return [key for key in BUDGET_KEYS
-            if limit_for(getattr(settings, key), device) is not None
-            and getattr(baseline, _METRIC[key]) is None]
+    return [
+        key
+        for key in BUDGET_KEYS
+        if limit_for(getattr(settings, key), device) is not None
+        and getattr(baseline, _METRIC[key]) is None
+    ]
 
 
 def describe(check: BudgetCheck) -> str:
@@ -79,8 +82,7 @@ def describe(check: BudgetCheck) -> str:
     if check.ok:
         return f"{check.key}: {_number(check.value)}{unit} (budget {_number(check.limit)}{unit})"
     where = "above the ceiling" if check.key.startswith("max_") else "below the floor"
-    return (f"{check.key}: {_number(check.value)}{unit}, {where} of "
-            f"{_number(check.limit)}{unit}")
+    return f"{check.key}: {_number(check.value)}{unit}, {where} of {_number(check.limit)}{unit}"
 
 
 def misses(checks: Sequence[BudgetCheck]) -> list[BudgetCheck]:

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from datetime import date
 
 from pytest_goblin import history
-from pytest_goblin.verdict import budgets, known_gaps as accept
 from pytest_goblin.history import SavedRun
 from pytest_goblin.report.terminal import failure_text
 from pytest_goblin.schemas import BudgetCheck, WorkloadResult, WorkloadSettings
+from pytest_goblin.verdict import budgets
+from pytest_goblin.verdict import known_gaps as accept
 
 
 def judge(
@@ -47,23 +48,30 @@ def judge(
     reasons += [f"budget {budgets.describe(c)}" for c in budgets.misses(checks)]
     if comparison is not None and comparison.regressed:
         reasons.append(f"regression: {comparison.reason}")
-    notes = result.notes + gap.notes + [
-        f"budget {key} not checked: the baseline has no such number on {_device(result)}"
-        for key in unchecked
-    ]
-    judged = result.model_copy(update={
-        "budgets": checks,
-        "notes": notes,
-        "history": comparison,
-        "outcome": "failed" if reasons else result.outcome,
-        "reason": "; ".join(reasons) if reasons else result.reason,
-        "accepted": settings.accept if gap.holds and not reasons else None,
-    })
+    notes = (
+        result.notes
+        + gap.notes
+        + [
+            f"budget {key} not checked: the baseline has no such number on {_device(result)}"
+            for key in unchecked
+        ]
+    )
+    judged = result.model_copy(
+        update={
+            "budgets": checks,
+            "notes": notes,
+            "history": comparison,
+            "outcome": "failed" if reasons else result.outcome,
+            "reason": "; ".join(reasons) if reasons else result.reason,
+            "accepted": settings.accept if gap.holds and not reasons else None,
+        }
+    )
     return judged, failure_message(judged, patch_wins, gap.problems) if reasons else None
 
 
-def failure_message(result: WorkloadResult, patch_wins: bool,
-                    accept_problems: Sequence[str] = ()) -> str:
+def failure_message(
+    result: WorkloadResult, patch_wins: bool, accept_problems: Sequence[str] = ()
+) -> str:
     """Why an acceptance no longer covers the gap, the patch's failure text (when it wins),
     then each missed budget, then the regression."""
     blocks = ["\n".join(accept_problems)] if accept_problems else []
@@ -79,8 +87,10 @@ def failure_message(result: WorkloadResult, patch_wins: bool,
         commit = f" at commit {comparison.saved_commit[:8]}" if comparison.saved_commit else ""
         # the first line is what pytest's short summary shows: it carries the change
         change = "" if comparison.change_pct is None else f" ({comparison.change_pct:+.1f}%)"
-        blocks.append(f"{result.name}: regressed against saved run {comparison.run}{commit}"
-                      f"{change}:\n  {comparison.reason}")
+        blocks.append(
+            f"{result.name}: regressed against saved run {comparison.run}{commit}"
+            f"{change}:\n  {comparison.reason}"
+        )
     return "\n\n".join(blocks)
 
 

@@ -52,20 +52,29 @@ def review(result: WorkloadResult, acceptance: Acceptance | None, today: date) -
     if result.outcome == "passed":
         if result.inconclusive:
             return Review()
-        expired = (f"it expired on {acceptance.until.isoformat()} and "
-                   if today > acceptance.until else "")
-        return Review(notes=[f"goblin.accept is no longer needed: {expired}no patch beats the "
-                             f"threshold; remove it from {result.path}"])
+        expired = (
+            f"it expired on {acceptance.until.isoformat()} and " if today > acceptance.until else ""
+        )
+        return Review(
+            notes=[
+                f"goblin.accept is no longer needed: {expired}no patch beats the "
+                f"threshold; remove it from {result.path}"
+            ]
+        )
     problems = []
     if today > acceptance.until:
-        problems.append(f"{result.path}: field 'goblin.accept.until': the acceptance expired on "
-                        f"{acceptance.until.isoformat()} and the gap still stands (accepted "
-                        f"because: {acceptance.reason})")
+        problems.append(
+            f"{result.path}: field 'goblin.accept.until': the acceptance expired on "
+            f"{acceptance.until.isoformat()} and the gap still stands (accepted "
+            f"because: {acceptance.reason})"
+        )
     judged = evidence(result)
     if judged is not None and judged > acceptance.max_speedup:
         how = "its CI's lower bound" if result.speedup_ci else "the speedup"
-        problems.append(f"{result.path}: field 'goblin.accept.max_speedup': the gap grew beyond "
-                        f"the accepted {acceptance.max_speedup:.2f}× ({how} is {judged:.2f}×)")
+        problems.append(
+            f"{result.path}: field 'goblin.accept.max_speedup': the gap grew beyond "
+            f"the accepted {acceptance.max_speedup:.2f}× ({how} is {judged:.2f}×)"
+        )
     if problems:
         return Review(problems=problems)
     return Review(holds=True, notes=[f"accepted gap: {xfail_reason(result, acceptance)}"])
@@ -74,5 +83,7 @@ def review(result: WorkloadResult, acceptance: Acceptance | None, today: date) -
 def xfail_reason(result: WorkloadResult, acceptance: Acceptance) -> str:
     """The xfail reason pytest shows: the team's reason, the date, and the gap's size."""
     speedup = "-" if result.speedup is None else f"{result.speedup:.2f}×"
-    return (f"{acceptance.reason} (accepted until {acceptance.until.isoformat()}; "
-            f"patch {speedup}, accepted up to {acceptance.max_speedup:.2f}×)")
+    return (
+        f"{acceptance.reason} (accepted until {acceptance.until.isoformat()}; "
+        f"patch {speedup}, accepted up to {acceptance.max_speedup:.2f}×)"
+    )

@@ -15,7 +15,10 @@ from pytest_goblin.workload.read import Workload
 
 
 def from_report(
-    nodeid: str, workload: Workload, report: Report, threshold: float,
+    nodeid: str,
+    workload: Workload,
+    report: Report,
+    threshold: float,
     usage: AuditUsage | None = None,
     strict: bool = False,
 ) -> WorkloadResult:
@@ -36,7 +39,9 @@ def from_report(
         speedup=report.speedup,
         speedup_ci=report.speedup_ci,
         projected=report.projected,
-        rules=[RuleRef(id=r.rule_id, citation=r.citation) for r in patch.rationale] if patch else [],
+        rules=[RuleRef(id=r.rule_id, citation=r.citation) for r in patch.rationale]
+        if patch
+        else [],
         patch=PatchSummary(changes=patch.changes, diff=patch.diff) if patch else None,
         skipped_rules=report.patch.skipped if report.patch else [],
         notes=report.notes,
@@ -83,7 +88,10 @@ def from_error(
 
 
 def skipped(
-    nodeid: str, workload: Workload, reason: str, threshold: float,
+    nodeid: str,
+    workload: Workload,
+    reason: str,
+    threshold: float,
     device: DeviceInfo | None = None,
 ) -> WorkloadResult:
     return WorkloadResult(

@@ -31,20 +31,31 @@ def decide(report: Report, threshold: float, strict: bool = False) -> Verdict:
     bar = 1.0 + threshold
     label = "projected" if report.projected else "measured"
     if report.patch is None or not report.patch.changes:
-        return Verdict("passed", f"no applicable patch ({label} "
-                                 f"{report.before.tokens_per_sec:,.0f} tok/s)")
+        return Verdict(
+            "passed", f"no applicable patch ({label} {report.before.tokens_per_sec:,.0f} tok/s)"
+        )
     if report.rejected:
         return Verdict("passed", f"patch rejected: {report.rejected}")
     low, high = report.speedup_ci or (report.speedup, report.speedup)
     shown = f"{report.speedup:.2f}×" + (f" [{low:.2f}, {high:.2f}]" if low != high else "")
     if low > bar:
-        return Verdict("failed", f"patch is {shown} faster ({label}), above the {bar:.2f}× "
-                                 "threshold")
+        return Verdict(
+            "failed", f"patch is {shown} faster ({label}), above the {bar:.2f}× threshold"
+        )
     if high <= bar:
-        return Verdict("passed", f"best patch is {shown} ({label}), within the {bar:.2f}× "
-                                 "threshold")
+        return Verdict(
+            "passed", f"best patch is {shown} ({label}), within the {bar:.2f}× threshold"
+        )
     if strict:
-        return Verdict("failed", f"patch is {shown} ({label}): the interval straddles the "
-                                 f"{bar:.2f}× threshold (--goblin-strict)", inconclusive=True)
-    return Verdict("passed", f"inconclusive: patch is {shown} ({label}), the interval straddles "
-                             f"the {bar:.2f}× threshold", inconclusive=True)
+        return Verdict(
+            "failed",
+            f"patch is {shown} ({label}): the interval straddles the "
+            f"{bar:.2f}× threshold (--goblin-strict)",
+            inconclusive=True,
+        )
+    return Verdict(
+        "passed",
+        f"inconclusive: patch is {shown} ({label}), the interval straddles "
+        f"the {bar:.2f}× threshold",
+        inconclusive=True,
+    )

@@ -40,8 +40,9 @@ def write_fix(workload: Workload, result: WorkloadResult) -> WorkloadResult:
 
 
 def _not_written(result: WorkloadResult, why: str) -> WorkloadResult:
-    return result.model_copy(update={"notes": [*result.notes, f"--goblin-fix did not write "
-                                                              f"the patch: {why}"]})
+    return result.model_copy(
+        update={"notes": [*result.notes, f"--goblin-fix did not write the patch: {why}"]}
+    )
 
 
 def fix_summary(results: Sequence[WorkloadResult]) -> str:
@@ -52,8 +53,9 @@ def fix_summary(results: Sequence[WorkloadResult]) -> str:
     lines = [f"--goblin-fix wrote {len(fixed)} file(s):"]
     for result in fixed:
         assert result.patch is not None
-        changes = ", ".join(f"{c.field} {_show(c.old)} -> {_show(c.new)}"
-                            for c in result.patch.changes)
+        changes = ", ".join(
+            f"{c.field} {_show(c.old)} -> {_show(c.new)}" for c in result.patch.changes
+        )
         lines.append(f"  {result.path}: {changes}")
     return "\n".join(lines)
 

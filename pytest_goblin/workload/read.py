@@ -25,7 +25,13 @@ from pytest_goblin.formats import hf_script, native
 from pytest_goblin.formats.base import Format, Reading, Unpatchable, apply_edits, sidecar_hint
 from pytest_goblin.redact import redact_mapping, redact_text
 from pytest_goblin.schemas import Change, WorkloadConfig, WorkloadSettings
-from pytest_goblin.workload.sidecar import Sidecar, check_fills, is_sidecar, load_sidecar, sidecar_display
+from pytest_goblin.workload.sidecar import (
+    Sidecar,
+    check_fills,
+    is_sidecar,
+    load_sidecar,
+    sidecar_display,
+)
 
 WORKLOAD_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".py"})
 MAX_FILE_BYTES = 1_000_000
@@ -120,8 +126,10 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
 
 
 def _too_deep() -> str:
-    return (f"nested more than {MAX_DEPTH} levels deep; a workload is a mapping with a few "
-            "nested sections")
+    return (
+        f"nested more than {MAX_DEPTH} levels deep; a workload is a mapping with a few "
+        "nested sections"
+    )
 
 
 def may_hold_workload(path: Path, test_module_globs: Sequence[str]) -> bool:
@@ -162,8 +170,9 @@ def load_workload(path: Path, display: str | None = None) -> Workload:
     return parse_workload(path, display, text, data, claimed=True)
 
 
-def parse_workload(path: Path, display: str, text: str, data: Any,
-                   claimed: bool = False) -> Workload:
+def parse_workload(
+    path: Path, display: str, text: str, data: Any, claimed: bool = False
+) -> Workload:
     """Validate already-loaded content into a Workload, in whichever format it is."""
     if data is None:
         raise WorkloadError(display, "file is empty")
@@ -183,13 +192,20 @@ def parse_workload(path: Path, display: str, text: str, data: Any,
             config = build_config(reading, sidecar, path, display)
             settings, sources = sidecar.settings, reading.sources
             name = sidecar.name
-    config = config.model_copy(update={
-        "env_vars": redact_mapping(config.env_vars),
-        "extras": redact_mapping(config.extras),
-    })
+    config = config.model_copy(
+        update={
+            "env_vars": redact_mapping(config.env_vars),
+            "extras": redact_mapping(config.extras),
+        }
+    )
     source = WorkloadSource(path=path, display_path=display, format=fmt.name, text=text)
-    return Workload(name=name or default_name(path), config=config, settings=settings,
-                    source=source, sources=sources)
+    return Workload(
+        name=name or default_name(path),
+        config=config,
+        settings=settings,
+        source=source,
+        sources=sources,
+    )
 
 
 @contextmanager
@@ -214,8 +230,12 @@ def build_config(reading: Reading, sidecar: Sidecar, path: Path, display: str) -
     sidecar_fields = sidecar.fields
     for name, unset in reading.unset.items():
         if name not in sidecar_fields:
-            raise WorkloadError(display, f"{unset.reason}; set {unset.key}, or give `{name}:` in "
-                                f"the sidecar {sidecar_display(display)}", field=unset.key)
+            raise WorkloadError(
+                display,
+                f"{unset.reason}; set {unset.key}, or give `{name}:` in "
+                f"the sidecar {sidecar_display(display)}",
+                field=unset.key,
+            )
     check_fills(sidecar, reading.fields, reading.sources, display)
     try:
         config = WorkloadConfig.model_validate({**reading.fields, **sidecar_fields})
@@ -231,8 +251,11 @@ def build_config(reading: Reading, sidecar: Sidecar, path: Path, display: str) -
         raise WorkloadError(display, message, field=key) from None
     if config.model is None:
         origin = reading.sources.get("model_name")
-        named = (f"model {config.model_name!r} (from `{origin}`) is not a preset"
-                 if origin else "the file does not name its model")
+        named = (
+            f"model {config.model_name!r} (from `{origin}`) is not a preset"
+            if origin
+            else "the file does not name its model"
+        )
         raise WorkloadError(display, f"{named}; {sidecar_hint(path)}", field=origin)
     return config
 
@@ -308,8 +331,9 @@ def _read_back(
     try:
         data = parse_text(edited, source.path.suffix, source.display_path)
         if formats.detect(data, source.path.suffix) is not fmt:
-            raise ValueError(f"editing {source.display_path} would make it no longer a "
-                             f"{fmt.name} file")
+            raise ValueError(
+                f"editing {source.display_path} would make it no longer a {fmt.name} file"
+            )
         reread = parse_workload(source.path, source.display_path, edited, data)
     except (WorkloadError, NotAWorkload) as exc:
         raise ValueError(f"the edited file would not read back: {exc}") from None
@@ -324,8 +348,9 @@ def _read_back(
         culprits = [c for c in changes if c.field.split(".", 1)[0] == key]
         if not culprits:
             raise ValueError(f"editing {source.display_path} would also change {key}")
-        wrong += [(c, f"the edited file reads back as {key} = {reread_config[key]!r}")
-                  for c in culprits]
+        wrong += [
+            (c, f"the edited file reads back as {key} = {reread_config[key]!r}") for c in culprits
+        ]
     return wrong
 
 
@@ -336,10 +361,12 @@ def _diff(source: WorkloadSource, edited: str) -> str:
         fromfile=f"a/{source.display_path}",
         tofile=f"b/{source.display_path}",
     )
-    return redact_text("".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-        for line in lines
-    ))
+    return redact_text(
+        "".join(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in lines
+        )
+    )
 
 
 def _lines(text: str) -> list[str]:

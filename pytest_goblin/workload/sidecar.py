@@ -78,16 +78,21 @@ def load_sidecar(path: Path, display: str) -> Sidecar:
     try:
         data = safe_yaml.load(location.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise WorkloadError(shown, "cannot read the sidecar: "
-                            + safe_yaml.describe_error(exc)) from None
+        raise WorkloadError(
+            shown, "cannot read the sidecar: " + safe_yaml.describe_error(exc)
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkloadError(shown, f"cannot read the sidecar: {exc}") from None
     if not isinstance(data, dict):
         raise WorkloadError(shown, "a sidecar is a mapping with keys " + ", ".join(KEYS))
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
-        raise WorkloadError(shown, f"unknown key (a sidecar has {', '.join(KEYS)}; the rest of "
-                            "the config lives in the workload file)", field=unknown[0])
+        raise WorkloadError(
+            shown,
+            f"unknown key (a sidecar has {', '.join(KEYS)}; the rest of "
+            "the config lives in the workload file)",
+            field=unknown[0],
+        )
     try:
         settings = WorkloadSettings.model_validate(data.get("goblin") or {})
     except ValidationError as exc:
@@ -108,14 +113,16 @@ def _seq_len(value: Any, shown: str) -> int:
 
     try:
         return TypeAdapter(Annotated[int, WorkloadConfig.model_fields["seq_len"]]).validate_python(
-            value)
+            value
+        )
     except ValidationError as exc:
         message = str(exc.errors()[0]["msg"])
         raise WorkloadError(shown, f"{message} (got {value!r})", field="seq_len") from None
 
 
-def check_fills(sidecar: Sidecar, reading_fields: dict[str, Any], sources: dict[str, str],
-                display: str) -> None:
+def check_fills(
+    sidecar: Sidecar, reading_fields: dict[str, Any], sources: dict[str, str], display: str
+) -> None:
     """A sidecar value for a field the file already decides must agree with the file.
 
     The file (or, where it is silent, its framework's default) is what really
@@ -128,9 +135,15 @@ def check_fills(sidecar: Sidecar, reading_fields: dict[str, Any], sources: dict[
         if value == given:
             continue
         source = sources.get(name)
-        decided = (f"{display} sets it: `{source}` is {value}" if source else
-                   f"{display} trains at its framework's default, {value}")
-        raise WorkloadError(sidecar.display or sidecar_display(display),
-                            f"{given} differs from the file's own {name}: {decided}. A sidecar's "
-                            f"{name} is only for a file that leaves it unknown; change the file "
-                            "or remove it here", field=name)
+        decided = (
+            f"{display} sets it: `{source}` is {value}"
+            if source
+            else f"{display} trains at its framework's default, {value}"
+        )
+        raise WorkloadError(
+            sidecar.display or sidecar_display(display),
+            f"{given} differs from the file's own {name}: {decided}. A sidecar's "
+            f"{name} is only for a file that leaves it unknown; change the file "
+            "or remove it here",
+            field=name,
+        )

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from helpers import paths
 from pytest_goblin.schemas import Change
 from pytest_goblin.workload.read import Workload, load_workload
-from helpers import paths
 
 FILES = paths.DATA / "format_files"
 
@@ -45,5 +45,4 @@ def change(workload: Workload, field: str, new: Any) -> Change:
 
 def apply_diff(tool: list[str], diff: str, root: Path) -> subprocess.CompletedProcess[str]:
     """Run ``git apply`` or ``patch -p1`` on ``diff`` in ``root``."""
-    return subprocess.run(tool, input=diff, text=True, cwd=root, capture_output=True,
-                          check=False)
+    return subprocess.run(tool, input=diff, text=True, cwd=root, capture_output=True, check=False)

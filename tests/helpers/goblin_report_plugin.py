@@ -20,15 +20,17 @@ RECEIVED = "received.json"
 def pytest_goblin_report(report: SessionReport, config: pytest.Config) -> None:
     path = report.rootpath / RECEIVED
     calls = json.loads(path.read_text()) if path.exists() else []
-    calls.append({
-        "outcomes": {r.nodeid: r.outcome for r in report.results},
-        "device": report.run.device.name if report.run.device else None,
-        "backend": report.run.backend,
-        "threshold": report.run.threshold,
-        "projected": report.run.projected,
-        "exitstatus": report.exitstatus,
-        "lines_before": list(report.lines),
-        "on_worker": hasattr(config, "workerinput"),
-    })
+    calls.append(
+        {
+            "outcomes": {r.nodeid: r.outcome for r in report.results},
+            "device": report.run.device.name if report.run.device else None,
+            "backend": report.run.backend,
+            "threshold": report.run.threshold,
+            "projected": report.run.projected,
+            "exitstatus": report.exitstatus,
+            "lines_before": list(report.lines),
+            "on_worker": hasattr(config, "workerinput"),
+        }
+    )
     path.write_text(json.dumps(calls))
     report.lines.append(f"dashboard: posted {len(report.results)} workloads")

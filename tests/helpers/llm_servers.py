@@ -25,11 +25,19 @@ from typing import Any
 from pytest_goblin.agent.backends import AgentTurn
 from pytest_goblin.agent.backends.planner import PlannerBackend
 
-
 LLM_VARIABLES = (
-    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "HF_TOKEN",
-    "HUGGINGFACEHUB_API_TOKEN", "GOBLIN_AGENT_BACKEND", "GOBLIN_CLAUDE_MODEL", "GOBLIN_QWEN_MODEL",
-    "GOBLIN_QWEN_PROVIDER", "GOBLIN_QWEN_BASE_URL", "GOBLIN_QWEN_API_KEY", "GOBLIN_LLM_PRICE",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "HF_TOKEN",
+    "HUGGINGFACEHUB_API_TOKEN",
+    "GOBLIN_AGENT_BACKEND",
+    "GOBLIN_CLAUDE_MODEL",
+    "GOBLIN_QWEN_MODEL",
+    "GOBLIN_QWEN_PROVIDER",
+    "GOBLIN_QWEN_BASE_URL",
+    "GOBLIN_QWEN_API_KEY",
+    "GOBLIN_LLM_PRICE",
 )
 """Every variable that steers the LLM backends: tests start without any of them."""
 
@@ -70,8 +78,9 @@ class LLMServer:
         self._respond = script if callable(script) else self._next_reply
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.01,), daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -90,8 +99,11 @@ class LLMServer:
     def _next_reply(self, request: Request) -> Reply:
         assert self._replies is not None
         if not self._replies:
-            return Reply({"error": {"type": "test_error", "message": "script exhausted"}}, 500,
-                         {"x-should-retry": "false"})
+            return Reply(
+                {"error": {"type": "test_error", "message": "script exhausted"}},
+                500,
+                {"x-should-retry": "false"},
+            )
         return self._replies.pop(0)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -138,23 +150,41 @@ def tool_use(call_id: str, name: str, /, **arguments: Any) -> dict[str, Any]:
     return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
 
 
-def anthropic_reply(*blocks: dict[str, Any], stop_reason: str | None = None,
-                    input_tokens: int = 120, output_tokens: int = 30,
-                    cache_read: int = 0, cache_write: int = 0) -> Reply:
+def anthropic_reply(
+    *blocks: dict[str, Any],
+    stop_reason: str | None = None,
+    input_tokens: int = 120,
+    output_tokens: int = 30,
+    cache_read: int = 0,
+    cache_write: int = 0,
+) -> Reply:
     if stop_reason is None:
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
-    return Reply({
-        "id": "msg_test", "type": "message", "role": "assistant", "model": "claude-test",
-        "content": list(blocks), "stop_reason": stop_reason, "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                  "cache_read_input_tokens": cache_read,
-                  "cache_creation_input_tokens": cache_write},
-    })
+    return Reply(
+        {
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-test",
+            "content": list(blocks),
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cache_read_input_tokens": cache_read,
+                "cache_creation_input_tokens": cache_write,
+            },
+        }
+    )
 
 
 def anthropic_error(status: int, kind: str, message: str, **headers: str) -> Reply:
-    return Reply({"type": "error", "error": {"type": kind, "message": message}}, status,
-                 {name.replace("_", "-"): value for name, value in headers.items()})
+    return Reply(
+        {"type": "error", "error": {"type": kind, "message": message}},
+        status,
+        {name.replace("_", "-"): value for name, value in headers.items()},
+    )
 
 
 def tool_results(request: Request) -> list[dict[str, Any]]:
@@ -169,28 +199,47 @@ def tool_results(request: Request) -> list[dict[str, Any]]:
 
 def openai_call(call_id: str | None, name: str, arguments: Any) -> dict[str, Any]:
     """A native tool call; ``arguments`` is sent as given (a JSON string, usually)."""
-    return {"id": call_id, "type": "function",
-            "function": {"name": name, "arguments": arguments}}
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-def openai_reply(content: str | None = None, calls: list[dict[str, Any]] | None = None,
-                 finish_reason: str | None = None, prompt_tokens: int = 150,
-                 completion_tokens: int = 40) -> Reply:
+def openai_reply(
+    content: str | None = None,
+    calls: list[dict[str, Any]] | None = None,
+    finish_reason: str | None = None,
+    prompt_tokens: int = 150,
+    completion_tokens: int = 40,
+) -> Reply:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = calls
-    return Reply({
-        "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": "qwen-test",
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": finish_reason or ("tool_calls" if calls else "stop")}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    })
+    return Reply(
+        {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "qwen-test",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": finish_reason or ("tool_calls" if calls else "stop"),
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    )
 
 
 def openai_error(status: int, message: str, **headers: str) -> Reply:
-    return Reply({"object": "error", "message": message, "type": "error", "code": status},
-                 status, {name.replace("_", "-"): value for name, value in headers.items()})
+    return Reply(
+        {"object": "error", "message": message, "type": "error", "code": status},
+        status,
+        {name.replace("_", "-"): value for name, value in headers.items()},
+    )
 
 
 def tool_messages(request: Request) -> list[dict[str, Any]]:
@@ -217,8 +266,7 @@ class PlannerModel:
     def __call__(self, request: Request) -> Reply:
         body = request.body
         anthropic = request.path.endswith("/messages")
-        first, rounds = (_anthropic_conversation(body) if anthropic
-                         else _openai_conversation(body))
+        first, rounds = _anthropic_conversation(body) if anthropic else _openai_conversation(body)
         planner = PlannerBackend()
         planner.add_user_message(first)
         calls_so_far = 0
@@ -240,9 +288,13 @@ def _anthropic_conversation(body: dict[str, Any]) -> tuple[str, list[Round]]:
     messages = body["messages"]
     first = "".join(b["text"] for b in messages[0]["content"] if b["type"] == "text")
     rounds = [
-        [(b["content"], bool(b.get("is_error"))) for b in m["content"]
-         if b["type"] == "tool_result"]
-        for m in messages[1:] if m["role"] == "user"
+        [
+            (b["content"], bool(b.get("is_error")))
+            for b in m["content"]
+            if b["type"] == "tool_result"
+        ]
+        for m in messages[1:]
+        if m["role"] == "user"
     ]
     return first, rounds
 
@@ -269,4 +321,3 @@ def _anthropic_turn(turn: AgentTurn, ids: list[str]) -> Reply:
 def _openai_turn(turn: AgentTurn, ids: list[str]) -> Reply:
     calls = [openai_call(i, c.name, json.dumps(c.input)) for i, c in zip(ids, turn.tool_calls)]
     return openai_reply(" ".join(turn.text_blocks), calls)
-

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pytest_goblin.verdict import result as results
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report.summary import RunInfo
 from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.verdict import result as results
 from pytest_goblin.workload.read import Workload
 
 THRESHOLD = 0.10
@@ -26,5 +26,10 @@ def errored(name: str = "bad") -> WorkloadResult:
 
 
 def run_info(result: WorkloadResult, compared_with: str | None = None) -> RunInfo:
-    return RunInfo(device=result.device, backend="planner", threshold=THRESHOLD,
-                   projected=bool(result.projected), compared_with=compared_with)
+    return RunInfo(
+        device=result.device,
+        backend="planner",
+        threshold=THRESHOLD,
+        projected=bool(result.projected),
+        compared_with=compared_with,
+    )

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from helpers.llm_servers import LLM_VARIABLES, LLMServer, PlannerModel, anthropic_error
 from helpers import paths
+from helpers.llm_servers import LLM_VARIABLES, LLMServer, PlannerModel, anthropic_error
 
 EXAMPLE_PROJECT = paths.EXAMPLE_PROJECT
 API_KEY = "test-anthropic-key-4d2e91"
@@ -28,8 +28,9 @@ def no_llm_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def example(pytester: pytest.Pytester) -> Path:
     """The bundled example project (settings, rules, workloads), copied into the test directory."""
-    shutil.copytree(EXAMPLE_PROJECT, pytester.path, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".*"))
+    shutil.copytree(
+        EXAMPLE_PROJECT, pytester.path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*")
+    )
     return pytester.path / "workloads"
 
 
@@ -60,8 +61,10 @@ def verdicts(pytester: pytest.Pytester, backend: str) -> dict[str, tuple[Any, ..
     run_goblin(pytester, "--goblin-backend", backend, "--goblin-json", str(report), "workloads")
     document = json.loads(report.read_text())
     assert document["backend"] == backend
-    return {w["name"]: (w["outcome"], w["speedup"], [r["id"] for r in w["rules"]])
-            for w in document["workloads"]}
+    return {
+        w["name"]: (w["outcome"], w["speedup"], [r["id"] for r in w["rules"]])
+        for w in document["workloads"]
+    }
 
 
 # --- done when: the LLM backends reach the planner's verdicts ------------------------------
@@ -92,15 +95,25 @@ def test_the_base_url_option_points_qwen_at_the_server(
 ) -> None:
     planner = run_goblin(pytester, "--goblin-backend", "planner", TUNED)
     with LLMServer(PlannerModel()) as server:
-        result = run_goblin(pytester, "--goblin-backend", "qwen", "--goblin-base-url",
-                            f"{server.url}/v1", "--goblin-model", "served-qwen", TUNED)
+        result = run_goblin(
+            pytester,
+            "--goblin-backend",
+            "qwen",
+            "--goblin-base-url",
+            f"{server.url}/v1",
+            "--goblin-model",
+            "served-qwen",
+            TUNED,
+        )
     assert result.parseoutcomes() == planner.parseoutcomes()
     assert server.requests
     assert {r.body["model"] for r in server.requests} == {"served-qwen"}
 
 
 def test_the_model_comes_from_the_ini_unless_the_environment_names_one(
-    pytester: pytest.Pytester, example: Path, qwen_server: LLMServer,
+    pytester: pytest.Pytester,
+    example: Path,
+    qwen_server: LLMServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ini = pytester.path / "pytest.ini"
@@ -121,24 +134,30 @@ def test_the_header_says_which_backend_drove_the_audits_and_why(
     pytester: pytest.Pytester, example: Path, claude_server: LLMServer
 ) -> None:
     result = run_goblin(pytester, TUNED)
-    result.stdout.fnmatch_lines([
-        "*= goblin =*",
-        "device: * | backend: claude | *",
-        "agent: claude (model claude-sonnet-5-5); auto: ANTHROPIC_API_KEY is set",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= goblin =*",
+            "device: * | backend: claude | *",
+            "agent: claude (model claude-sonnet-5-5); auto: ANTHROPIC_API_KEY is set",
+        ]
+    )
 
 
 def test_the_summary_shows_turns_tokens_and_estimated_cost_per_audit(
-    pytester: pytest.Pytester, example: Path, claude_server: LLMServer,
+    pytester: pytest.Pytester,
+    example: Path,
+    claude_server: LLMServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GOBLIN_LLM_PRICE", "3,15")
     monkeypatch.setenv("COLUMNS", "200")  # wide enough that the table keeps every column
     result = run_goblin(pytester, TUNED)
-    result.stdout.fnmatch_lines([
-        "workload*verdict*agent*rules",
-        "llama3-8b-lora-tuned*passed*turns, * in/* out tok, ~$*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "workload*verdict*agent*rules",
+            "llama3-8b-lora-tuned*passed*turns, * in/* out tok, ~$*",
+        ]
+    )
 
 
 def test_the_planner_reports_turns_and_no_tokens(
@@ -177,11 +196,21 @@ def test_goblin_events_writes_every_audits_events_as_json_lines_with_the_node_id
 def test_goblin_events_collects_the_events_of_xdist_workers(
     pytester: pytest.Pytester, example: Path
 ) -> None:
-    result = run_goblin(pytester, "-p", "xdist", "-n", "2", "--goblin-events", "events.jsonl",
-                        TUNED, "workloads/llama3-8b-lora-tutorial.goblin.yaml")
+    result = run_goblin(
+        pytester,
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "--goblin-events",
+        "events.jsonl",
+        TUNED,
+        "workloads/llama3-8b-lora-tutorial.goblin.yaml",
+    )
     result.assert_outcomes(passed=1, failed=1)
-    records = [json.loads(line) for line in (pytester.path / "events.jsonl").read_text()
-               .splitlines()]
+    records = [
+        json.loads(line) for line in (pytester.path / "events.jsonl").read_text().splitlines()
+    ]
     assert len({r["nodeid"] for r in records}) == 2
     assert [r["type"] for r in records].count("final_report") == 2
 
@@ -190,15 +219,17 @@ def test_verbose_streams_thoughts_and_tool_calls_under_the_item(
     pytester: pytest.Pytester, example: Path, claude_server: LLMServer
 ) -> None:
     result = run_goblin(pytester, "-v", TUNED)
-    result.stdout.fnmatch_lines([
-        "workloads/llama3-8b-lora-tuned.goblin.yaml::llama3-8b-lora-tuned *",
-        "    thought: Reading the workload file.",
-        '    -> parse_config {"file_path": "workloads/llama3-8b-lora-tuned.goblin.yaml"}',
-        "    <- parse_config: ok (config_id cfg-1)",
-        "    -> compare_runs *",
-        "    report: Tokens/s*",
-        "*::llama3-8b-lora-tuned PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "workloads/llama3-8b-lora-tuned.goblin.yaml::llama3-8b-lora-tuned *",
+            "    thought: Reading the workload file.",
+            '    -> parse_config {"file_path": "workloads/llama3-8b-lora-tuned.goblin.yaml"}',
+            "    <- parse_config: ok (config_id cfg-1)",
+            "    -> compare_runs *",
+            "    report: Tokens/s*",
+            "*::llama3-8b-lora-tuned PASSED*",
+        ]
+    )
 
 
 def test_without_verbose_nothing_is_streamed(
@@ -220,17 +251,21 @@ def test_an_auth_failure_is_an_item_error_naming_the_variable_without_the_key(
         monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
         result = run_goblin(pytester, "--goblin-backend", "claude", TUNED)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*audit failed: claude: *HTTP 401*check ANTHROPIC_API_KEY*",
-        "llama3-8b-lora-tuned*ERROR*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*audit failed: claude: *HTTP 401*check ANTHROPIC_API_KEY*",
+            "llama3-8b-lora-tuned*ERROR*",
+        ]
+    )
     assert API_KEY not in result.stdout.str()
 
 
-@pytest.mark.parametrize(("backend", "sdk"), [("claude", "anthropic"),
-                                              ("qwen", "huggingface_hub")])
+@pytest.mark.parametrize(("backend", "sdk"), [("claude", "anthropic"), ("qwen", "huggingface_hub")])
 def test_a_backend_whose_sdk_is_missing_is_a_usage_error_naming_the_extra(
-    backend: str, sdk: str, pytester: pytest.Pytester, example: Path,
+    backend: str,
+    sdk: str,
+    pytester: pytest.Pytester,
+    example: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, sdk, None)

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goblin.audit.run import audit_workload
+from helpers.sample_results import run_info
+from helpers.workloads import MISTUNED_YAML, TUNED_YAML
 from pytest_goblin.audit.calibrate import MDE_FACTOR, Calibrations, describe_all
+from pytest_goblin.audit.run import audit_workload
 from pytest_goblin.kb.loader import KnowledgeBase
 from pytest_goblin.plugin.hooks import CALIBRATIONS_KEY
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.plugin.shared_floors import SharedFloors, run_directory
 from pytest_goblin.report import html, markdown
 from pytest_goblin.runner.device_session import DeviceSession, SimulatedDevice
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
-from pytest_goblin.plugin.settings import GoblinSettings
-from pytest_goblin.plugin.shared_floors import SharedFloors, run_directory
 from pytest_goblin.workload.read import Workload
-from helpers.workloads import MISTUNED_YAML, TUNED_YAML
-from helpers.sample_results import run_info
 
 
 class Measurer:
@@ -34,9 +34,19 @@ class Measurer:
 
     def measure(self, device_id: str, band: float = 0.02) -> NoiseFloor:
         self.measured.append(device_id)
-        return NoiseFloor(device="Rig", device_id=device_id, workload="w", projected=False,
-                          rounds=3, n=15, ratio=1.0, ratio_ci=(1 - band, 1 + band), band=band,
-                          mde=band * MDE_FACTOR, cv=0.01)
+        return NoiseFloor(
+            device="Rig",
+            device_id=device_id,
+            workload="w",
+            projected=False,
+            rounds=3,
+            n=15,
+            ratio=1.0,
+            ratio_ci=(1 - band, 1 + band),
+            band=band,
+            mde=band * MDE_FACTOR,
+            cv=0.01,
+        )
 
 
 def worker(directory: Path) -> Calibrations:
@@ -68,7 +78,8 @@ def test_a_key_that_does_not_name_the_device_physically_is_not_shared(tmp_path: 
 
 @pytest.mark.parametrize("content", [b"", b"{not json", b'{"device": "Rig"}', b"\xff\xfe"])
 def test_a_corrupt_shared_floor_is_measured_again_and_replaced(
-    tmp_path: Path, content: bytes,
+    tmp_path: Path,
+    content: bytes,
 ) -> None:
     (tmp_path / "cpu.json").write_bytes(content)
     counter = Measurer()
@@ -95,7 +106,8 @@ def test_a_floor_that_cannot_be_shared_is_still_measured_and_used(tmp_path: Path
 
 
 def test_without_filelock_racing_workers_both_use_the_floor_written_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "filelock", None)
     counter = Measurer()
@@ -131,8 +143,9 @@ class CountingRig:
     def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
         self.runs += 1
         metrics = self.projector.run(config, steps)
-        return metrics.model_copy(update={"projected": False,
-                                          "samples": [metrics.tokens_per_sec] * 5})
+        return metrics.model_copy(
+            update={"projected": False, "samples": [metrics.tokens_per_sec] * 5}
+        )
 
 
 class RigSession(DeviceSession):
@@ -144,17 +157,21 @@ class RigSession(DeviceSession):
         return self.rig
 
 
-def audit_runs(calibrations: Calibrations | None, workload: Workload,
-               kb: KnowledgeBase) -> tuple[int, NoiseFloor | None]:
+def audit_runs(
+    calibrations: Calibrations | None, workload: Workload, kb: KnowledgeBase
+) -> tuple[int, NoiseFloor | None]:
     """How many runs auditing ``workload`` made on a fresh rig on GPU rocm-2, and its floor."""
     rig = CountingRig("rocm-2")
-    outcome = audit_workload(workload, RigSession(rig), GoblinSettings(max_repeats=2), kb,
-                             calibrations=calibrations)
+    outcome = audit_workload(
+        workload, RigSession(rig), GoblinSettings(max_repeats=2), kb, calibrations=calibrations
+    )
     return rig.runs, outcome.noise_floor
 
 
 def test_audits_in_two_workers_on_one_gpu_calibrate_it_once(
-    tmp_path: Path, workload, kb: KnowledgeBase,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    workload,
+    kb: KnowledgeBase,  # type: ignore[no-untyped-def]
 ) -> None:
     mistuned: Workload = workload(MISTUNED_YAML)
     uncalibrated, _ = audit_runs(None, mistuned, kb)
@@ -176,11 +193,14 @@ def test_floors_of_two_gpus_of_one_model_name_their_devices() -> None:
 
 
 def test_the_markdown_and_html_reports_name_the_gpus_of_floors_of_one_model(
-    failed: WorkloadResult, passed: WorkloadResult,
+    failed: WorkloadResult,
+    passed: WorkloadResult,
 ) -> None:
     counter = Measurer()
-    results = [failed.model_copy(update={"noise_floor": counter.measure("rocm-0")}),
-               passed.model_copy(update={"noise_floor": counter.measure("rocm-1")})]
+    results = [
+        failed.model_copy(update={"noise_floor": counter.measure("rocm-0")}),
+        passed.model_copy(update={"noise_floor": counter.measure("rocm-1")}),
+    ]
     info = run_info(failed)
     for text in (markdown.render(results, info), html.render(results, info)):
         assert "noise floor on Rig (rocm-0)" in text and "noise floor on Rig (rocm-1)" in text
@@ -206,7 +226,9 @@ def pytest_goblin_report(report):
 
 
 def test_two_workers_on_one_device_report_a_single_floor_and_leave_no_files(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     pytest.importorskip("xdist")
     temp = tmp_path / "tmp"
@@ -215,8 +237,18 @@ def test_two_workers_on_one_device_report_a_single_floor_and_leave_no_files(
     pytester.makeconftest(SHARED_FILES_AT_THE_END)
     pytester.makefile(".goblin.yaml", a=MISTUNED_YAML, b=TUNED_YAML)
     result = pytester.runpytest_subprocess(
-        "--goblin", "--goblin-fake", "--goblin-calibrate", "-p", "no:cacheprovider",
-        "-n", "2", "--dist", "loadfile", "--goblin-json", "out.json")
+        "--goblin",
+        "--goblin-fake",
+        "--goblin-calibrate",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        "--dist",
+        "loadfile",
+        "--goblin-json",
+        "out.json",
+    )
     result.assert_outcomes(failed=1, passed=1)
     document = json.loads((pytester.path / "out.json").read_text())
     (only,) = document["noise_floors"]
@@ -224,5 +256,6 @@ def test_two_workers_on_one_device_report_a_single_floor_and_leave_no_files(
     assert [w["noise_floor"] for w in document["workloads"]] == [only, only]
     assert result.stdout.str().count("noise floor on AMD Instinct MI300X") == 1
     assert (pytester.path / "shared.txt").read_text() == "simulated-mi300x.json"
-    assert [path.name for path in temp.iterdir()
-            if path.name.startswith("pytest-goblin-calibration-")] == []
+    assert [
+        path.name for path in temp.iterdir() if path.name.startswith("pytest-goblin-calibration-")
+    ] == []

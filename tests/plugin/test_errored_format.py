@@ -24,8 +24,9 @@ bf16: true
 
 def errored_result(pytester: pytest.Pytester, name: str, text: str) -> dict[str, Any]:
     (pytester.path / name).write_text(text)
-    result = pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider",
-                                "--goblin-json=report.json", name)
+    result = pytester.runpytest(
+        "--goblin", "--goblin-fake", "-p", "no:cacheprovider", "--goblin-json=report.json", name
+    )
     result.assert_outcomes(errors=1)
     (workload,) = json.loads((pytester.path / "report.json").read_text())["workloads"]
     assert workload["outcome"] == "error"

@@ -37,8 +37,12 @@ def test_a_misspelt_key_in_a_goblin_file_names_the_key_and_a_suggestion(
     write(pytester, "w/typo.goblin.yaml", "model: llama-3-8b\ngradient_acumulation_steps: 4\n")
     result = run_goblin(pytester, "w")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*w/typo.goblin.yaml: field 'gradient_acumulation_steps': "
-                                 "unknown key*did you mean 'grad_accum_steps'?*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*w/typo.goblin.yaml: field 'gradient_acumulation_steps': "
+            "unknown key*did you mean 'grad_accum_steps'?*"
+        ]
+    )
 
 
 def test_a_broken_workload_named_on_the_command_line_does_not_stop_the_others(
@@ -86,7 +90,8 @@ def test_a_run_named_like_a_directory_is_saved_when_written_with_an_equals_sign(
     write(pytester, "workloads/fine.goblin.yaml", "model: qwen2.5-0.5b\nprecision: bf16\n")
     pytester.runpytest("--goblin", "--goblin-fake", "--goblin-save=workloads", "workloads")
     assert [p.name for p in (pytester.path / ".goblin" / "runs").iterdir()] == [
-        "0001_workloads.json"]
+        "0001_workloads.json"
+    ]
 
 
 NO_FLASH_RUNNER = """
@@ -116,12 +121,16 @@ def test_a_skipped_workload_is_reported_at_its_own_file_not_inside_the_plugin(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makeconftest(NO_FLASH_RUNNER)
-    write(pytester, "w/flash.goblin.yaml", "model: qwen2.5-0.5b\nattention_impl: flash\n"
-                                           "precision: bf16\n")
+    write(
+        pytester,
+        "w/flash.goblin.yaml",
+        "model: qwen2.5-0.5b\nattention_impl: flash\nprecision: bf16\n",
+    )
     result = run_goblin(pytester, "-rs", "w")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED [1] w/flash.goblin.yaml:1: no flash-attention kernels "
-                                 "here"])
+    result.stdout.fnmatch_lines(
+        ["SKIPPED [1] w/flash.goblin.yaml:1: no flash-attention kernels here"]
+    )
     result.stdout.no_fnmatch_line("*plugin.py*")
 
 
@@ -133,30 +142,47 @@ def test_the_summary_says_when_reused_audits_leave_the_event_log_without_their_e
     pytester.runpytest(*args)
     result = pytester.runpytest(*args)
     assert (pytester.path / "events.jsonl").read_text() == ""
-    result.stdout.fnmatch_lines(["cache: 1 of 1 audits reused from an earlier run with the same "
-                                 "inputs, so --goblin-events has no events for them "
-                                 "(--goblin-no-cache audits afresh)"])
+    result.stdout.fnmatch_lines(
+        [
+            "cache: 1 of 1 audits reused from an earlier run with the same "
+            "inputs, so --goblin-events has no events for them "
+            "(--goblin-no-cache audits afresh)"
+        ]
+    )
 
 
 def test_a_torchtune_config_without_a_max_seq_len_is_told_it_is_not_set(tmp_path: Path) -> None:
     path = tmp_path / "recipe.yaml"
-    path.write_text("model:\n  _component_: torchtune.models.llama3_2.llama3_2_1b\n"
-                    "optimizer:\n  _component_: torch.optim.AdamW\nbatch_size: 2\n")
-    with pytest.raises(WorkloadError, match=r"recipe.yaml: field 'tokenizer.max_seq_len': "
-                                            r"tokenizer.max_seq_len is not set \(or null\)"):
+    path.write_text(
+        "model:\n  _component_: torchtune.models.llama3_2.llama3_2_1b\n"
+        "optimizer:\n  _component_: torch.optim.AdamW\nbatch_size: 2\n"
+    )
+    with pytest.raises(
+        WorkloadError,
+        match=r"recipe.yaml: field 'tokenizer.max_seq_len': "
+        r"tokenizer.max_seq_len is not set \(or null\)",
+    ):
         load_workload(path, "recipe.yaml")
 
 
 def test_a_sidecar_with_broken_yaml_is_one_line_naming_the_line_and_column(
     pytester: pytest.Pytester,
 ) -> None:
-    write(pytester, "w/train.json", '{"model_name_or_path": "Qwen/Qwen2.5-0.5B", "bf16": true, '
-                                     '"per_device_train_batch_size": 4, "optim": "adamw_torch"}')
+    write(
+        pytester,
+        "w/train.json",
+        '{"model_name_or_path": "Qwen/Qwen2.5-0.5B", "bf16": true, '
+        '"per_device_train_batch_size": 4, "optim": "adamw_torch"}',
+    )
     write(pytester, "w/train.goblin.yaml", "world_size: [8\n")
     result = run_goblin(pytester, "w")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["w/train.goblin.yaml: cannot read the sidecar: invalid YAML at "
-                                 "line 2, column 1: did not find expected ',' or ']'"])
+    result.stdout.fnmatch_lines(
+        [
+            "w/train.goblin.yaml: cannot read the sidecar: invalid YAML at "
+            "line 2, column 1: did not find expected ',' or ']'"
+        ]
+    )
     result.stdout.no_fnmatch_line("*<unicode string>*")
 
 
@@ -167,8 +193,10 @@ def test_a_rule_pack_with_broken_yaml_is_one_line_naming_the_line_and_column(
     write(pytester, "w/fine.goblin.yaml", "model: qwen2.5-0.5b\nprecision: bf16\n")
     result = run_goblin(pytester, "--goblin-kb=rules", "w")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert result.stderr.lines[0] == ("ERROR: goblin knowledge base: rules/site.yaml: not valid "
-                                      "YAML at line 3, column 1: did not find expected ',' or ']'")
+    assert result.stderr.lines[0] == (
+        "ERROR: goblin knowledge base: rules/site.yaml: not valid "
+        "YAML at line 3, column 1: did not find expected ',' or ']'"
+    )
 
 
 def test_the_first_line_of_a_regression_says_how_much_so_the_short_summary_does_too(
@@ -179,6 +207,9 @@ def test_the_first_line_of_a_regression_says_how_much_so_the_short_summary_does_
     run_goblin(pytester, "--goblin-save=m", "w")
     write(pytester, "w/a.goblin.yaml", tuned.replace("batch_size: 4", "batch_size: 1"))
     result = run_goblin(pytester, "--goblin-compare=m", "--goblin-compare-fail=5", "-rf", "w")
-    result.stdout.fnmatch_lines(["a: regressed against saved run 0001_m (-*%):",
-                                 "FAILED w/a.goblin.yaml::a - a: regressed against saved run "
-                                 "0001_m (-*%):"])
+    result.stdout.fnmatch_lines(
+        [
+            "a: regressed against saved run 0001_m (-*%):",
+            "FAILED w/a.goblin.yaml::a - a: regressed against saved run 0001_m (-*%):",
+        ]
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,8 +40,13 @@ def pytest_goblin_rules(config):
 
 @pytest.fixture(autouse=True)
 def workloads(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "ANTHROPIC_API_KEY", "HF_TOKEN",
-                "GOBLIN_QWEN_BASE_URL"):
+    for var in (
+        "GOBLIN_AGENT_BACKEND",
+        "GOBLIN_FAKE",
+        "ANTHROPIC_API_KEY",
+        "HF_TOKEN",
+        "GOBLIN_QWEN_BASE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     for relpath, text in WORKLOADS.items():
         path = pytester.path / relpath
@@ -63,11 +67,18 @@ def received(pytester: pytest.Pytester) -> list[dict[str, Any]]:
 
 
 def test_a_reporter_plugin_receives_every_workload_once(pytester: pytest.Pytester) -> None:
-    run_goblin(pytester, "-p", "helpers.goblin_report_plugin", "w").assert_outcomes(failed=1, passed=1)
+    run_goblin(pytester, "-p", "helpers.goblin_report_plugin", "w").assert_outcomes(
+        failed=1, passed=1
+    )
     (call,) = received(pytester)
     assert call["outcomes"] == {NODEIDS[0]: "failed", NODEIDS[1]: "passed"}
-    assert (call["device"], call["backend"], call["threshold"], call["projected"],
-            call["exitstatus"]) == ("AMD Instinct MI300X", "planner", 0.10, True, 1)
+    assert (
+        call["device"],
+        call["backend"],
+        call["threshold"],
+        call["projected"],
+        call["exitstatus"],
+    ) == ("AMD Instinct MI300X", "planner", 0.10, True, 1)
 
 
 def test_under_xdist_the_reporter_runs_once_on_the_controller_with_every_workload(
@@ -116,10 +127,12 @@ def test_goblin_rules_lists_a_plugin_rule_with_the_file_that_contributes_it(
     pytester.makeconftest(RULE_PLUGIN)
     result = pytester.runpytest("--goblin-rules", "-p", "no:cacheprovider")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "team-scratch-on-nvme (user)*advisory*rocm-instinct*",
-        f"user rules from {pytester.path / 'conftest.py'}: team-scratch-on-nvme",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "team-scratch-on-nvme (user)*advisory*rocm-instinct*",
+            f"user rules from {pytester.path / 'conftest.py'}: team-scratch-on-nvme",
+        ]
+    )
 
 
 def test_a_plugin_rule_with_a_built_in_id_replaces_the_built_in(
@@ -136,10 +149,12 @@ def test_an_invalid_plugin_rule_is_a_usage_error_naming_the_file_the_rule_and_th
     pytester.makeconftest(RULE_PLUGIN.replace("'kind': 'advisory'", "'kind': 'advise'"))
     result = run_goblin(pytester, "w")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        f"*goblin knowledge base: {pytester.path / 'conftest.py'} (pytest_goblin_rules of plugin "
-        "*): rule 'team-scratch-on-nvme' (#1): kind: *"
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            f"*goblin knowledge base: {pytester.path / 'conftest.py'} (pytest_goblin_rules of plugin "
+            "*): rule 'team-scratch-on-nvme' (#1): kind: *"
+        ]
+    )
 
 
 def test_a_plugin_rule_with_the_id_of_a_rule_pack_rule_is_a_usage_error_naming_both(
@@ -150,10 +165,12 @@ def test_a_plugin_rule_with_the_id_of_a_rule_pack_rule_is_a_usage_error_naming_b
     (pytester.path / "rules/team.yaml").write_text(json.dumps([RULE]))
     result = run_goblin(pytester, "--goblin-kb", "rules", "w")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "*duplicate rule id 'team-scratch-on-nvme' in rules/team.yaml and "
-        f"{pytester.path / 'conftest.py'}"
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*duplicate rule id 'team-scratch-on-nvme' in rules/team.yaml and "
+            f"{pytester.path / 'conftest.py'}"
+        ]
+    )
 
 
 # --- pytest_goblin_make_backend --------------------------------------------------------------
@@ -179,8 +196,7 @@ def pytest_goblin_make_backend(name, system_prompt):
 
 def test_a_backend_plugin_drives_the_audits_under_its_own_name(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(BACKEND_PLUGIN)
-    result = run_goblin(pytester, "--goblin-backend", "scripted", "--goblin-json", "out.json",
-                        "w")
+    result = run_goblin(pytester, "--goblin-backend", "scripted", "--goblin-json", "out.json", "w")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*backend: scripted*", "agent: scripted; requested"])
     assert json.loads((pytester.path / "out.json").read_text())["backend"] == "scripted"
@@ -200,9 +216,13 @@ def test_an_unknown_backend_name_without_a_backend_plugin_is_a_usage_error(
 ) -> None:
     result = run_goblin(pytester, "--goblin-backend", "scripted", "w")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--goblin-backend: backend 'scripted' is not one of auto, "
-                                 "planner, claude, qwen (and no plugin implements "
-                                 "pytest_goblin_make_backend)"])
+    result.stderr.fnmatch_lines(
+        [
+            "*--goblin-backend: backend 'scripted' is not one of auto, "
+            "planner, claude, qwen (and no plugin implements "
+            "pytest_goblin_make_backend)"
+        ]
+    )
 
 
 # --- pytest_goblin_make_runner ---------------------------------------------------------------
@@ -239,14 +259,16 @@ def test_a_runner_plugin_measures_the_workloads_and_is_closed_at_the_end(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makeconftest(RUNNER_PLUGIN)
-    result = pytester.runpytest("--goblin", "-p", "no:cacheprovider", "--goblin-json", "out.json",
-                                "w")
+    result = pytester.runpytest(
+        "--goblin", "-p", "no:cacheprovider", "--goblin-json", "out.json", "w"
+    )
     result.assert_outcomes(failed=1, passed=1)
     document = json.loads((pytester.path / "out.json").read_text())
     assert (document["device"]["name"], document["projected"]) == ("Test Rig", False)
     assert {w["device"]["name"] for w in document["workloads"]} == {"Test Rig"}
-    result.stdout.fnmatch_lines(["goblin: 1 failed, 1 passed, 0 inconclusive, 0 errors "
-                                 "(measured on Test Rig)"])
+    result.stdout.fnmatch_lines(
+        ["goblin: 1 failed, 1 passed, 0 inconclusive, 0 errors (measured on Test Rig)"]
+    )
     assert (pytester.path / "rig-closed.txt").read_text() == "closed"
 
 

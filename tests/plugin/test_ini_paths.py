@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.workloads import TUNED_YAML
 from helpers import paths
+from helpers.workloads import TUNED_YAML
 
 EXAMPLE_RULES = paths.EXAMPLE_PROJECT / "rules" / "team.yaml"
 
@@ -45,7 +45,8 @@ def test_goblin_json_is_relative_to_the_ini_file(pytester: pytest.Pytester, sub:
 
 
 def test_goblin_json_on_the_command_line_is_relative_to_where_pytest_runs(
-    pytester: pytest.Pytester, sub: Path,
+    pytester: pytest.Pytester,
+    sub: Path,
 ) -> None:
     write_ini(pytester, "goblin_json = reports/goblin.json")
     run(pytester, "--goblin-json=here.json").assert_outcomes(passed=1)
@@ -61,8 +62,9 @@ def test_goblin_md_is_relative_to_the_ini_file(pytester: pytest.Pytester, sub: P
     result.stdout.fnmatch_lines([f"Markdown summary: {summary}"])
 
 
-def test_goblin_md_dash_in_the_ini_file_still_means_stdout(pytester: pytest.Pytester,
-                                                           sub: Path) -> None:
+def test_goblin_md_dash_in_the_ini_file_still_means_stdout(
+    pytester: pytest.Pytester, sub: Path
+) -> None:
     write_ini(pytester, "goblin_md = -")
     result = run(pytester)
     result.stdout.fnmatch_lines(["## pytest-goblin: 1 passed"])
@@ -87,7 +89,8 @@ def test_goblin_kb_is_relative_to_the_ini_file(pytester: pytest.Pytester, sub: P
 
 
 def test_goblin_storage_is_relative_to_the_ini_file_not_to_a_rootdir_set_elsewhere(
-    pytester: pytest.Pytester, sub: Path,
+    pytester: pytest.Pytester,
+    sub: Path,
 ) -> None:
     write_ini(pytester, "goblin_storage = perf-history")
     run(pytester, "--goblin-save=main", f"--rootdir={sub}").assert_outcomes(passed=1)
@@ -95,8 +98,9 @@ def test_goblin_storage_is_relative_to_the_ini_file_not_to_a_rootdir_set_elsewhe
     assert not (sub / "perf-history").exists()
 
 
-def test_saved_runs_default_to_dot_goblin_in_the_rootdir(pytester: pytest.Pytester,
-                                                         sub: Path) -> None:
+def test_saved_runs_default_to_dot_goblin_in_the_rootdir(
+    pytester: pytest.Pytester, sub: Path
+) -> None:
     write_ini(pytester, "goblin_fake = true")
     run(pytester, "--goblin-save=main").assert_outcomes(passed=1)
     assert (pytester.path / ".goblin/runs/0001_main.json").is_file()

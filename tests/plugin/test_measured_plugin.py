@@ -19,8 +19,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pytest_goblin.runner import measured as live  # noqa: E402
-from pytest_goblin.runner.worker import FAULT_ENV  # noqa: E402
+from pytest_goblin.runner import measured as live
+from pytest_goblin.runner.worker import FAULT_ENV
 
 TINY = """\
 model: {layers: 2, hidden: 64, intermediate: 172, heads: 4, kv_heads: 2, vocab: 256}
@@ -28,7 +28,9 @@ seq_len: 32
 lr: 3.0e-3
 """
 
-TUNED = TINY + """\
+TUNED = (
+    TINY
+    + """\
 name: tuned
 batch_size: 2
 attention_impl: sdpa
@@ -37,14 +39,25 @@ dataloader_workers: 1
 dataloader_persistent_workers: true
 goblin: {sample_cost_ms: 0}
 """
+)
 
-FAST = ("--goblin", "--goblin-device", "cpu", "--goblin-steps", "2", "--goblin-warmup", "1",
-        "-p", "no:cacheprovider")
+FAST = (
+    "--goblin",
+    "--goblin-device",
+    "cpu",
+    "--goblin-steps",
+    "2",
+    "--goblin-warmup",
+    "1",
+    "-p",
+    "no:cacheprovider",
+)
 
 
 @pytest.fixture(autouse=True)
-def isolated_device(monkeypatch: pytest.MonkeyPatch,
-                    tmp_path_factory: pytest.TempPathFactory) -> None:
+def isolated_device(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     # device locks of their own, so that other pytest runs on this machine do not wait
     monkeypatch.setattr(live, "LOCK_DIR", tmp_path_factory.mktemp("locks"))
     monkeypatch.delenv(FAULT_ENV, raising=False)
@@ -143,15 +156,29 @@ def test_out_of_memory_backs_off_a_patch_and_errors_a_baseline(
 def test_the_goblin_device_fixture_is_the_measured_device_without_fake(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(test_mine="""
+    pytester.makepyfile(
+        test_mine="""
         def test_device(goblin_device):
             options = goblin_device.measure
             assert (options.device, options.timeout_s, options.steps) == ("cpu", 30.0, 4)
             assert (options.warmup, options.layers) == (2, 3)
-    """)
-    result = pytester.runpytest("--goblin-device", "cpu", "--goblin-timeout", "30",
-                                "--goblin-steps", "4", "--goblin-warmup", "2",
-                                "--goblin-layers", "3", "-p", "no:cacheprovider", "test_mine.py")
+    """
+    )
+    result = pytester.runpytest(
+        "--goblin-device",
+        "cpu",
+        "--goblin-timeout",
+        "30",
+        "--goblin-steps",
+        "4",
+        "--goblin-warmup",
+        "2",
+        "--goblin-layers",
+        "3",
+        "-p",
+        "no:cacheprovider",
+        "test_mine.py",
+    )
     result.assert_outcomes(passed=1)
 
 
@@ -190,9 +217,10 @@ def test_ctrl_c_during_a_run_leaves_no_worker_and_no_partial_file_behind(
 ) -> None:
     write(pytester, "w/hang.goblin.yaml", TUNED + f"env_vars: {{{FAULT_ENV}: hang}}\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *FAST, "--goblin-json=out.json", "--goblin-save=x",
-         "w"], cwd=pytester.path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "pytest", *FAST, "--goblin-json=out.json", "--goblin-save=x", "w"],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "TMPDIR": str(pytester.path)},  # device locks of its own
         # a background job of a non-interactive shell (a CI script) ignores SIGINT, and
         # children inherit that; a terminal's pytest has the default, so give it that

@@ -7,13 +7,16 @@ import pytest
 from pytest_goblin.runner.options import DeviceSelector, parse_selector
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("auto", DeviceSelector("auto")),
-    ("CPU", DeviceSelector("cpu")),
-    ("cuda", DeviceSelector("cuda")),
-    ("cuda:1", DeviceSelector("cuda", 1)),
-    (" rocm:0 ", DeviceSelector("rocm", 0)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("auto", DeviceSelector("auto")),
+        ("CPU", DeviceSelector("cpu")),
+        ("cuda", DeviceSelector("cuda")),
+        ("cuda:1", DeviceSelector("cuda", 1)),
+        (" rocm:0 ", DeviceSelector("rocm", 0)),
+    ],
+)
 def test_every_selector_form_parses(text: str, expected: DeviceSelector) -> None:
     assert parse_selector(text) == expected
 

@@ -30,7 +30,8 @@ def test_without_goblin_workload_files_are_not_collected(pytester: pytest.Pytest
 
 
 def test_without_goblin_a_bad_goblin_setting_does_not_stop_other_tests(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GOBLIN_THRESHOLD", "ten")
     pytester.makepyfile("def test_plain():\n    assert True\n")
@@ -41,12 +42,14 @@ def test_without_goblin_a_bad_goblin_setting_does_not_stop_other_tests(
 
 
 def test_without_goblin_a_bad_setting_errors_only_the_tests_that_use_a_goblin_fixture(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GOBLIN_THRESHOLD", "ten")
     pytester.makepyfile(
         "def test_plain():\n    assert True\n\n"
-        "def test_audit(goblin_audit):\n    goblin_audit('w.goblin.yaml')\n")
+        "def test_audit(goblin_audit):\n    goblin_audit('w.goblin.yaml')\n"
+    )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*GOBLIN_THRESHOLD (environment)*must be a number*"])
@@ -58,10 +61,12 @@ def test_one_item_per_workload_file_with_the_workload_name_in_the_node_id(
     write(pytester, "workloads/a.goblin.yaml", MISTUNED)
     write(pytester, "workloads/b.goblin.yaml", TUNED)
     result = run_goblin(pytester, "--collect-only", "-q", "workloads")
-    result.stdout.fnmatch_lines([
-        "workloads/a.goblin.yaml::llama-mistuned",
-        "workloads/b.goblin.yaml::llama-tuned",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "workloads/a.goblin.yaml::llama-mistuned",
+            "workloads/b.goblin.yaml::llama-tuned",
+        ]
+    )
 
 
 def test_file_name_is_the_workload_name_when_the_file_gives_none(
@@ -76,10 +81,13 @@ def test_plain_yaml_under_an_explicit_directory_is_collected_when_it_is_a_worklo
     pytester: pytest.Pytester,
 ) -> None:
     write(pytester, "workloads/plain.yaml", TUNED)
-    write(pytester, "workloads/plain.json", json.dumps({"model": "qwen2.5-0.5b",
-                                                        "precision": "bf16"}))
+    write(
+        pytester, "workloads/plain.json", json.dumps({"model": "qwen2.5-0.5b", "precision": "bf16"})
+    )
     result = run_goblin(pytester, "--collect-only", "-q", "workloads")
-    result.stdout.fnmatch_lines(["workloads/plain.json::plain", "workloads/plain.yaml::llama-tuned"])
+    result.stdout.fnmatch_lines(
+        ["workloads/plain.json::plain", "workloads/plain.yaml::llama-tuned"]
+    )
 
 
 def test_plain_yaml_outside_explicit_paths_needs_the_pattern(pytester: pytest.Pytester) -> None:
@@ -126,20 +134,22 @@ def test_failure_text_names_speedup_device_changes_rules_citations_and_diff(
 ) -> None:
     write(pytester, "w/bad.goblin.yaml", MISTUNED)
     result = run_goblin(pytester, "w")
-    result.stdout.fnmatch_lines([
-        "*llama-mistuned: a patched config is *× faster (projected on AMD Instinct MI300X "
-        "(simulated)); threshold 1.10×",
-        "*baseline: * tok/s*",
-        "*patched: * tok/s*",
-        "*precision: fp32 -> bf16*[[]bf16-mixed-precision[]]",
-        "*https://*",
-        "*attention_impl: eager -> flash*[[]flash-attention[]]",
-        "*patch for w/bad.goblin.yaml (git apply):",
-        "--- a/w/bad.goblin.yaml",
-        "+++ b/w/bad.goblin.yaml",
-        "-precision: fp32   # copied from a tutorial",
-        "+precision: bf16   # copied from a tutorial",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*llama-mistuned: a patched config is *× faster (projected on AMD Instinct MI300X "
+            "(simulated)); threshold 1.10×",
+            "*baseline: * tok/s*",
+            "*patched: * tok/s*",
+            "*precision: fp32 -> bf16*[[]bf16-mixed-precision[]]",
+            "*https://*",
+            "*attention_impl: eager -> flash*[[]flash-attention[]]",
+            "*patch for w/bad.goblin.yaml (git apply):",
+            "--- a/w/bad.goblin.yaml",
+            "+++ b/w/bad.goblin.yaml",
+            "-precision: fp32   # copied from a tutorial",
+            "+precision: bf16   # copied from a tutorial",
+        ]
+    )
 
 
 def test_summary_table_has_a_header_line_and_one_row_per_workload(
@@ -149,14 +159,16 @@ def test_summary_table_has_a_header_line_and_one_row_per_workload(
     write(pytester, "w/bad.goblin.yaml", MISTUNED)
     write(pytester, "w/good.goblin.yaml", TUNED)
     result = run_goblin(pytester, "w")
-    result.stdout.fnmatch_lines([
-        "*= goblin =*",
-        "device: AMD Instinct MI300X (simulated) | backend: planner | threshold: 10% | "
-        "numbers: projected*",
-        "workload*baseline tok/s*patched tok/s*speedup*verdict*rules",
-        "llama-mistuned*FAILED*bf16-mixed-precision*",
-        "llama-tuned*passed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= goblin =*",
+            "device: AMD Instinct MI300X (simulated) | backend: planner | threshold: 10% | "
+            "numbers: projected*",
+            "workload*baseline tok/s*patched tok/s*speedup*verdict*rules",
+            "llama-mistuned*FAILED*bf16-mixed-precision*",
+            "llama-tuned*passed*",
+        ]
+    )
 
 
 def test_threshold_from_the_command_line(pytester: pytest.Pytester) -> None:
@@ -197,10 +209,12 @@ def test_unknown_ignored_rule_id_errors_with_a_suggestion(pytester: pytest.Pytes
     write(pytester, "w/bad.goblin.yaml", MISTUNED + "goblin:\n  ignore: [flash-atention]\n")
     result = run_goblin(pytester, "w")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*w/bad.goblin.yaml: field 'goblin.ignore': unknown rule id 'flash-atention' "
-        "(did you mean 'flash-attention'?)*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*w/bad.goblin.yaml: field 'goblin.ignore': unknown rule id 'flash-atention' "
+            "(did you mean 'flash-attention'?)*"
+        ]
+    )
 
 
 def test_broken_workload_errors_without_stopping_the_others(pytester: pytest.Pytester) -> None:
@@ -212,10 +226,14 @@ def test_broken_workload_errors_without_stopping_the_others(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(["*w/b.goblin.yaml: invalid YAML at line 3*"])
 
 
-@pytest.mark.parametrize("text", ["model: llama-3-8b\nprecision: [unclosed\n", "model: nope\n"],
-                         ids=["unreadable", "invalid"])
+@pytest.mark.parametrize(
+    "text",
+    ["model: llama-3-8b\nprecision: [unclosed\n", "model: nope\n"],
+    ids=["unreadable", "invalid"],
+)
 def test_a_broken_file_has_the_same_relative_json_path_as_a_good_one(
-    pytester: pytest.Pytester, text: str,
+    pytester: pytest.Pytester,
+    text: str,
 ) -> None:
     write(pytester, "w/good.goblin.yaml", TUNED)
     write(pytester, "w/broken.goblin.yaml", text)
@@ -260,15 +278,30 @@ def test_json_report_carries_the_documented_fields(pytester: pytest.Pytester) ->
     by_name = {w["name"]: w for w in doc["workloads"]}
     assert {w["outcome"] for w in doc["workloads"]} == {"failed", "passed", "error"}
     bad = by_name["llama-mistuned"]
-    for key in ("nodeid", "path", "name", "format", "outcome", "config", "baseline", "patched",
-                "speedup", "speedup_ci", "projected", "rules", "patch", "error"):
+    for key in (
+        "nodeid",
+        "path",
+        "name",
+        "format",
+        "outcome",
+        "config",
+        "baseline",
+        "patched",
+        "speedup",
+        "speedup_ci",
+        "projected",
+        "rules",
+        "patch",
+        "error",
+    ):
         assert key in bad, key
     assert bad["nodeid"] == "w/bad.goblin.yaml::llama-mistuned"
     assert bad["format"] == "goblin"
     assert bad["projected"] is True
     assert bad["speedup"] > 1.1
     assert bad["patched"]["tokens_per_sec"] / bad["baseline"]["tokens_per_sec"] == pytest.approx(
-        bad["speedup"], rel=1e-3)
+        bad["speedup"], rel=1e-3
+    )
     assert all(r["citation"][0].startswith("https://") for r in bad["rules"])
     assert bad["patch"]["diff"].startswith("--- a/w/bad.goblin.yaml")
     assert {c["field"] for c in bad["patch"]["changes"]} >= {"precision", "attention_impl"}
@@ -319,19 +352,25 @@ def test_a_baseline_that_does_not_fit_the_device_errors_with_the_memory_breakdow
     write(pytester, "w/big.goblin.yaml", "model: llama-3.1-70b\nprecision: bf16\n")
     result = run_goblin(pytester, "w")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*w/big.goblin.yaml: audit failed: *projected OOM on AMD "
-                                 "Instinct MI300X: needs * GB of 192 GB (weights *"])
+    result.stdout.fnmatch_lines(
+        [
+            "*w/big.goblin.yaml: audit failed: *projected OOM on AMD "
+            "Instinct MI300X: needs * GB of 192 GB (weights *"
+        ]
+    )
 
 
 def test_goblin_audit_fixture_returns_the_report(pytester: pytest.Pytester) -> None:
     write(pytester, "w/bad.goblin.yaml", MISTUNED)
-    pytester.makepyfile(test_mine="""
+    pytester.makepyfile(
+        test_mine="""
         def test_audit(goblin_audit):
             report = goblin_audit("w/bad.goblin.yaml")
             assert report.projected
             assert report.speedup > 1.1
             assert "bf16-mixed-precision" in report.patch.rule_ids
-    """)
+    """
+    )
     result = pytester.runpytest("--goblin-fake", "-p", "no:cacheprovider", "test_mine.py")
     result.assert_outcomes(passed=1)
 

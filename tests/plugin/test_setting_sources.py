@@ -19,19 +19,41 @@ class Setting:
 
 
 SETTINGS = [
-    Setting("--goblin-threshold", "GOBLIN_THRESHOLD", "goblin_threshold", "ten",
-            " must be a number, got 'ten'"),
-    Setting("--goblin-device", "GOBLIN_DEVICE", "goblin_device", "tpu",
-            ": device 'tpu' is not one of auto, cpu, cuda, cuda:N, rocm or rocm:N"),
-    Setting("--goblin-max-repeats", None, "goblin_max_repeats", "0",
-            " must be at least 1, got '0'"),
-    Setting("--goblin-time-budget", None, "goblin_time_budget", "soon",
-            " must be a number, got 'soon'"),
-    Setting("--goblin-compare-fail", None, None, "fast",
-            " must be a percentage such as 5 or 5%, got 'fast'"),
-    Setting("--goblin-backend", "GOBLIN_AGENT_BACKEND", "goblin_backend", "nope",
-            ": backend 'nope' is not one of auto, planner, claude, qwen (and no plugin "
-            "implements pytest_goblin_make_backend)"),
+    Setting(
+        "--goblin-threshold",
+        "GOBLIN_THRESHOLD",
+        "goblin_threshold",
+        "ten",
+        " must be a number, got 'ten'",
+    ),
+    Setting(
+        "--goblin-device",
+        "GOBLIN_DEVICE",
+        "goblin_device",
+        "tpu",
+        ": device 'tpu' is not one of auto, cpu, cuda, cuda:N, rocm or rocm:N",
+    ),
+    Setting(
+        "--goblin-max-repeats", None, "goblin_max_repeats", "0", " must be at least 1, got '0'"
+    ),
+    Setting(
+        "--goblin-time-budget", None, "goblin_time_budget", "soon", " must be a number, got 'soon'"
+    ),
+    Setting(
+        "--goblin-compare-fail",
+        None,
+        None,
+        "fast",
+        " must be a percentage such as 5 or 5%, got 'fast'",
+    ),
+    Setting(
+        "--goblin-backend",
+        "GOBLIN_AGENT_BACKEND",
+        "goblin_backend",
+        "nope",
+        ": backend 'nope' is not one of auto, planner, claude, qwen (and no plugin "
+        "implements pytest_goblin_make_backend)",
+    ),
 ]
 
 
@@ -53,8 +75,9 @@ def assert_usage_error(result: pytest.RunResult, message: str) -> None:
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=ids(SETTINGS))
-def test_a_bad_command_line_value_names_the_option(pytester: pytest.Pytester,
-                                                   setting: Setting) -> None:
+def test_a_bad_command_line_value_names_the_option(
+    pytester: pytest.Pytester, setting: Setting
+) -> None:
     result = run(pytester, f"{setting.option}={setting.bad}")
     assert_usage_error(result, f"{setting.option}{setting.expected}")
 
@@ -63,9 +86,9 @@ WITH_ENV = [s for s in SETTINGS if s.env]
 
 
 @pytest.mark.parametrize("setting", WITH_ENV, ids=ids(WITH_ENV))
-def test_a_bad_environment_value_names_the_variable(pytester: pytest.Pytester,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    setting: Setting) -> None:
+def test_a_bad_environment_value_names_the_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, setting: Setting
+) -> None:
     assert setting.env is not None
     monkeypatch.setenv(setting.env, setting.bad)
     result = run(pytester)
@@ -76,15 +99,17 @@ WITH_INI = [s for s in SETTINGS if s.ini]
 
 
 @pytest.mark.parametrize("setting", WITH_INI, ids=ids(WITH_INI))
-def test_a_bad_ini_value_names_the_key_and_the_ini_file(pytester: pytest.Pytester,
-                                                        setting: Setting) -> None:
+def test_a_bad_ini_value_names_the_key_and_the_ini_file(
+    pytester: pytest.Pytester, setting: Setting
+) -> None:
     write_ini(pytester, f"{setting.ini} = {setting.bad}")
     result = run(pytester)
     assert_usage_error(result, f"{setting.ini} in pytest.ini{setting.expected}")
 
 
 def test_the_ini_file_is_named_as_seen_from_where_pytest_runs(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_ini(pytester, "goblin_threshold = ten")
     monkeypatch.chdir(pytester.mkdir("sub"))
@@ -106,27 +131,34 @@ def test_an_ini_override_on_the_command_line_names_the_o_option(
     assert_usage_error(result, "-o goblin_max_repeats must be at least 1, got '0'")
 
 
-def test_the_source_named_is_the_one_that_wins(pytester: pytest.Pytester,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_source_named_is_the_one_that_wins(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_ini(pytester, "goblin_device = gpu")
     monkeypatch.setenv("GOBLIN_DEVICE", "tpu")
     result = run(pytester)
-    assert_usage_error(result, "GOBLIN_DEVICE (environment): device 'tpu' is not one of auto, "
-                               "cpu, cuda, cuda:N, rocm or rocm:N")
+    assert_usage_error(
+        result,
+        "GOBLIN_DEVICE (environment): device 'tpu' is not one of auto, "
+        "cpu, cuda, cuda:N, rocm or rocm:N",
+    )
 
 
-def test_a_bad_simulated_device_names_its_source(pytester: pytest.Pytester,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_simulated_device_names_its_source(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GOBLIN_FAKE_DEVICE", "tpu9")
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: GOBLIN_FAKE_DEVICE (environment): unknown device "
-                                 "'tpu9'; valid devices: *mi300x*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: GOBLIN_FAKE_DEVICE (environment): unknown device 'tpu9'; valid devices: *mi300x*"]
+    )
 
 
 def test_an_unknown_ignored_rule_names_the_ini_file(pytester: pytest.Pytester) -> None:
     write_ini(pytester, "goblin_ignore = flash-atention")
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: goblin_ignore in pytest.ini: unknown rule id "
-                                 "'flash-atention'*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: goblin_ignore in pytest.ini: unknown rule id 'flash-atention'*"]
+    )

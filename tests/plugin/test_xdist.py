@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
+
 from helpers import paths
 
 EXAMPLE = paths.EXAMPLE_PROJECT
 
 
 def verdicts(pytester: pytest.Pytester, report: str, *args: str) -> list[tuple[str, str]]:
-    pytester.runpytest_subprocess("--goblin", "--goblin-fake", "workloads", "-p",
-                                  "no:cacheprovider", "--goblin-json", report, *args)
+    pytester.runpytest_subprocess(
+        "--goblin",
+        "--goblin-fake",
+        "workloads",
+        "-p",
+        "no:cacheprovider",
+        "--goblin-json",
+        report,
+        *args,
+    )
     document = json.loads((pytester.path / report).read_text())
     return sorted((w["nodeid"], w["outcome"]) for w in document["workloads"])
 

@@ -12,6 +12,8 @@ import pytest
 
 from helpers.workloads import MISTUNED_YAML, TUNED_YAML
 from pytest_goblin.plugin import xdist_gpus
+from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
+from pytest_goblin.plugin.xdist_gpus import GpuPlan, GpuWorkers, XdistGpus, plan
 from pytest_goblin.report import json_report
 from pytest_goblin.runner.visible import (
     CUDA,
@@ -27,8 +29,6 @@ from pytest_goblin.runner.visible import (
     pins,
 )
 from pytest_goblin.schemas import WorkloadResult
-from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
-from pytest_goblin.plugin.xdist_gpus import GpuPlan, GpuWorkers, XdistGpus, plan
 
 MEASURED = GoblinSettings(enabled=True)
 
@@ -58,8 +58,7 @@ def test_a_negative_entry_ends_the_list() -> None:
 
 
 def test_uuid_entries_are_kept_as_they_are() -> None:
-    assert parse("GPU-8932f937-d72c,MIG-GPU-5c89/1/0") == ["GPU-8932f937-d72c",
-                                                            "MIG-GPU-5c89/1/0"]
+    assert parse("GPU-8932f937-d72c,MIG-GPU-5c89/1/0") == ["GPU-8932f937-d72c", "MIG-GPU-5c89/1/0"]
 
 
 def test_a_repeated_entry_hides_every_gpu() -> None:
@@ -153,8 +152,7 @@ def test_without_pinning_every_selector_keeps_the_environment() -> None:
 
 
 def test_a_pinned_worker_locks_the_gpu_an_unpinned_process_locks() -> None:
-    assert physical_id("cuda", 0, {CUDA: "5"}) == physical_id("cuda", 1, {CUDA: "3,5"}) \
-        == "cuda-5"
+    assert physical_id("cuda", 0, {CUDA: "5"}) == physical_id("cuda", 1, {CUDA: "3,5"}) == "cuda-5"
 
 
 def test_on_rocm_the_lock_follows_hip_through_rocr() -> None:
@@ -177,11 +175,15 @@ def test_a_measured_run_spreads_workers_over_the_visible_gpus() -> None:
     assert plan(MEASURED, {CUDA: "3,5"}, None, 0) == GpuPlan(2, (Pin(CUDA, "3"), Pin(CUDA, "5")))
 
 
-@pytest.mark.parametrize("settings", [
-    GoblinSettings(enabled=True, fake=True),
-    GoblinSettings(enabled=True, device="cpu"),
-    GoblinSettings(),
-], ids=["fake", "cpu", "without-goblin"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GoblinSettings(enabled=True, fake=True),
+        GoblinSettings(enabled=True, device="cpu"),
+        GoblinSettings(),
+    ],
+    ids=["fake", "cpu", "without-goblin"],
+)
 def test_fake_mode_and_the_cpu_spread_nothing(settings: GoblinSettings) -> None:
     assert plan(settings, {CUDA: "3,5"}, "cuda", 2) is None
 
@@ -191,48 +193,68 @@ def test_no_visible_gpu_spreads_nothing() -> None:
 
 
 def test_a_device_naming_an_index_is_one_gpu_with_nothing_to_pin() -> None:
-    assert plan(GoblinSettings(enabled=True, device="cuda:1"), {CUDA: "3,5"}, "cuda", 2) \
-        == GpuPlan(1)
+    assert plan(GoblinSettings(enabled=True, device="cuda:1"), {CUDA: "3,5"}, "cuda", 2) == GpuPlan(
+        1
+    )
 
 
 def test_workers_beyond_the_gpu_count_take_the_gpus_round_robin() -> None:
     gpus = plan(MEASURED, {CUDA: "3,5"}, None, 0)
     assert gpus is not None
     assert [str(gpus.pin_for(worker)) for worker in range(5)] == [
-        f"{CUDA}=3", f"{CUDA}=5", f"{CUDA}=3", f"{CUDA}=5", f"{CUDA}=3"]
+        f"{CUDA}=3",
+        f"{CUDA}=5",
+        f"{CUDA}=3",
+        f"{CUDA}=5",
+        f"{CUDA}=3",
+    ]
 
 
 # --- the controller's hooks --------------------------------------------------------------
 
 
-def configure_nodes(plugin: XdistGpus, settings: GoblinSettings, workerids: list[str],
-                    spec: str = "popen") -> list[dict[str, Any]]:
+def configure_nodes(
+    plugin: XdistGpus, settings: GoblinSettings, workerids: list[str], spec: str = "popen"
+) -> list[dict[str, Any]]:
     """``pytest_configure_node`` for each worker, as xdist's controller calls it."""
     execnet = pytest.importorskip("execnet")
     config = SimpleNamespace(stash=pytest.Stash())
     config.stash[SETTINGS_KEY] = settings
-    nodes = [SimpleNamespace(config=config, gateway=SimpleNamespace(spec=execnet.XSpec(spec)),
-                             workerinput={"workerid": workerid, "workercount": 3})
-             for workerid in workerids]
+    nodes = [
+        SimpleNamespace(
+            config=config,
+            gateway=SimpleNamespace(spec=execnet.XSpec(spec)),
+            workerinput={"workerid": workerid, "workercount": 3},
+        )
+        for workerid in workerids
+    ]
     for node in nodes:
         plugin.pytest_configure_node(node)
     return [node.workerinput for node in nodes]
 
 
 def test_each_worker_is_given_its_gpu_and_a_restarted_worker_the_same(
-    monkeypatch: pytest.MonkeyPatch, no_visible_devices: None,
+    monkeypatch: pytest.MonkeyPatch,
+    no_visible_devices: None,
 ) -> None:
     monkeypatch.setenv(CUDA, "3,5")
     monkeypatch.setattr(xdist_gpus, "installed", lambda: (None, 0))
     given = configure_nodes(XdistGpus(), MEASURED, ["gw0", "gw1", "gw2", "gw1"])
     assert [w[xdist_gpus.WORKERINPUT_KEY] for w in given] == [
-        [CUDA, "3"], [CUDA, "5"], [CUDA, "3"], [CUDA, "5"]]
+        [CUDA, "3"],
+        [CUDA, "5"],
+        [CUDA, "3"],
+        [CUDA, "5"],
+    ]
 
 
-@pytest.mark.parametrize("spec", ["popen//env:CUDA_VISIBLE_DEVICES=1", "ssh=gpu-host"],
-                         ids=["pinned-by-tx", "remote"])
+@pytest.mark.parametrize(
+    "spec", ["popen//env:CUDA_VISIBLE_DEVICES=1", "ssh=gpu-host"], ids=["pinned-by-tx", "remote"]
+)
 def test_a_worker_pinned_by_its_tx_spec_or_on_another_machine_is_given_no_gpu(
-    monkeypatch: pytest.MonkeyPatch, no_visible_devices: None, spec: str,
+    monkeypatch: pytest.MonkeyPatch,
+    no_visible_devices: None,
+    spec: str,
 ) -> None:
     monkeypatch.setenv(CUDA, "3,5")
     given = configure_nodes(XdistGpus(), MEASURED, ["gw0"], spec)
@@ -240,12 +262,14 @@ def test_a_worker_pinned_by_its_tx_spec_or_on_another_machine_is_given_no_gpu(
 
 
 def test_a_device_naming_an_index_gives_the_workers_no_gpu_but_they_share_it(
-    monkeypatch: pytest.MonkeyPatch, no_visible_devices: None,
+    monkeypatch: pytest.MonkeyPatch,
+    no_visible_devices: None,
 ) -> None:
     monkeypatch.setenv(CUDA, "3,5")
     plugin = XdistGpus()
-    given = configure_nodes(plugin, GoblinSettings(enabled=True, device="cuda:1"),
-                            ["gw0", "gw1", "gw2"])
+    given = configure_nodes(
+        plugin, GoblinSettings(enabled=True, device="cuda:1"), ["gw0", "gw1", "gw2"]
+    )
     assert all(xdist_gpus.WORKERINPUT_KEY not in w for w in given)
     assert plugin.spread() == GpuWorkers(workers=3, gpus=1)
 
@@ -253,20 +277,23 @@ def test_a_device_naming_an_index_gives_the_workers_no_gpu_but_they_share_it(
 def test_the_summary_says_when_workers_outnumber_gpus() -> None:
     assert GpuWorkers(8, 2).shared
     assert GpuWorkers(8, 2).summary_line() == (
-        "goblin: 8 xdist workers share 2 GPUs: benchmarks on a shared GPU wait for its lock")
+        "goblin: 8 xdist workers share 2 GPUs: benchmarks on a shared GPU wait for its lock"
+    )
     assert not GpuWorkers(2, 2).shared
 
 
 def test_the_json_report_records_workers_and_gpus(failed: WorkloadResult) -> None:
-    document = json_report.build([failed], failed.device, "planner", 0.1, fake=False,
-                                 parallel=GpuWorkers(3, 2))
+    document = json_report.build(
+        [failed], failed.device, "planner", 0.1, fake=False, parallel=GpuWorkers(3, 2)
+    )
     assert document["parallel"] == {"workers": 3, "gpus": 2, "shared": True}
-    assert json_report.build([failed], failed.device, "planner", 0.1, fake=True)[
-        "parallel"] is None
+    assert json_report.build([failed], failed.device, "planner", 0.1, fake=True)["parallel"] is None
 
 
 def test_auto_starts_one_worker_per_visible_gpu(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, no_visible_devices: None,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    no_visible_devices: None,
 ) -> None:
     pytest.importorskip("xdist")
     monkeypatch.setenv(CUDA, "0,1,2,3,4,5,6")
@@ -274,10 +301,13 @@ def test_auto_starts_one_worker_per_visible_gpu(
     assert config.hook.pytest_xdist_auto_num_workers(config=config) == 7
 
 
-@pytest.mark.parametrize("args", [["--goblin-fake"], ["--goblin-device", "cpu"]],
-                         ids=["fake", "cpu"])
+@pytest.mark.parametrize(
+    "args", [["--goblin-fake"], ["--goblin-device", "cpu"]], ids=["fake", "cpu"]
+)
 def test_auto_is_xdists_own_count_in_fake_mode_and_on_the_cpu(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, no_visible_devices: None,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    no_visible_devices: None,
     args: list[str],
 ) -> None:
     pytest.importorskip("xdist")
@@ -288,7 +318,9 @@ def test_auto_is_xdists_own_count_in_fake_mode_and_on_the_cpu(
 
 
 def test_auto_is_xdists_own_count_when_pytest_xdist_auto_num_workers_is_set(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, no_visible_devices: None,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    no_visible_devices: None,
 ) -> None:
     pytest.importorskip("xdist")
     monkeypatch.setenv(CUDA, "0,1,2,3,4,5,6")
@@ -347,7 +379,9 @@ def pinned_gpus(pytester: pytest.Pytester) -> list[str]:
 
 
 def test_auto_under_xdist_gives_each_of_two_gpus_its_own_worker(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, no_visible_devices: None,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    no_visible_devices: None,
 ) -> None:
     pytest.importorskip("xdist")
     monkeypatch.setenv(CUDA, "3,5")
@@ -360,18 +394,22 @@ def test_auto_under_xdist_gives_each_of_two_gpus_its_own_worker(
 
 
 def test_three_workers_on_two_gpus_share_them_and_the_run_says_so(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, no_visible_devices: None,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    no_visible_devices: None,
 ) -> None:
     pytest.importorskip("xdist")
     monkeypatch.setenv(CUDA, "3,5")
     pytester.makeconftest(RECORD_ENV + RIG)
     for name, text in (("bad", MISTUNED_YAML), ("good", TUNED_YAML)):
         (pytester.path / f"{name}.goblin.yaml").write_text(text)
-    result = pytester.runpytest_subprocess("--goblin", "-n", "3", "-p", "no:cacheprovider",
-                                           "--goblin-json", "out.json")
+    result = pytester.runpytest_subprocess(
+        "--goblin", "-n", "3", "-p", "no:cacheprovider", "--goblin-json", "out.json"
+    )
     result.assert_outcomes(failed=1, passed=1)
-    result.stdout.fnmatch_lines([
-        "goblin: 3 xdist workers share 2 GPUs: benchmarks on a shared GPU wait for its lock"])
+    result.stdout.fnmatch_lines(
+        ["goblin: 3 xdist workers share 2 GPUs: benchmarks on a shared GPU wait for its lock"]
+    )
     document = json.loads((pytester.path / "out.json").read_text())
     assert document["parallel"] == {"workers": 3, "gpus": 2, "shared": True}
     assert pinned_gpus(pytester) == ["3", "3", "5"]

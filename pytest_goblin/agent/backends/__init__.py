@@ -122,15 +122,22 @@ def select(
     if environ.get("ANTHROPIC_API_KEY"):
         if sdk_installed("claude"):
             return Selection("claude", "auto: ANTHROPIC_API_KEY is set")
-        missing.append(f"ANTHROPIC_API_KEY is set but anthropic is not installed "
-                       f"({install_hint('claude')})")
-    qwen_signal = ("HF_TOKEN" if environ.get("HF_TOKEN")
-                   else "a qwen base URL" if qwen_base_url(base_url, environ) else None)
+        missing.append(
+            f"ANTHROPIC_API_KEY is set but anthropic is not installed ({install_hint('claude')})"
+        )
+    qwen_signal = (
+        "HF_TOKEN"
+        if environ.get("HF_TOKEN")
+        else "a qwen base URL"
+        if qwen_base_url(base_url, environ)
+        else None
+    )
     if qwen_signal:
         if sdk_installed("qwen"):
             return Selection("qwen", f"auto: {qwen_signal} is set")
-        missing.append(f"{qwen_signal} is set but huggingface_hub is not installed "
-                       f"({install_hint('qwen')})")
+        missing.append(
+            f"{qwen_signal} is set but huggingface_hub is not installed ({install_hint('qwen')})"
+        )
     if missing:
         return Selection("planner", "auto: " + "; ".join(missing))
     return Selection("planner", f"auto: no ANTHROPIC_API_KEY, HF_TOKEN or {QWEN_BASE_URL_ENV}")
@@ -175,7 +182,10 @@ def ensure_available(requested: str) -> None:
 
 
 def make_backend(
-    requested: str, system_prompt: str, model: str | None = None, base_url: str | None = None,
+    requested: str,
+    system_prompt: str,
+    model: str | None = None,
+    base_url: str | None = None,
     plugins: BackendFactory | None = None,
 ) -> Backend:
     """Build the backend for ``requested`` (auto, planner, claude, qwen, or a plugin's name).

@@ -73,8 +73,9 @@ class ClaudeBackend:
         self._sdk = anthropic
         self._secrets = environment_secrets(environ)
         try:
-            self._client = anthropic.Anthropic(base_url=base_url, max_retries=max_retries,
-                                               timeout=timeout_s)
+            self._client = anthropic.Anthropic(
+                base_url=base_url, max_retries=max_retries, timeout=timeout_s
+            )
         except anthropic.CredentialsError as exc:
             raise BackendAuthError(self._no_credentials(exc)) from None
         self._system = [{"type": "text", "text": system_prompt, "cache_control": CACHED}]
@@ -82,17 +83,24 @@ class ClaudeBackend:
         self._results: list[dict[str, Any]] = []
 
     def add_user_message(self, text: str) -> None:
-        self._messages.append({"role": "user", "content": [
-            {"type": "text", "text": redact_known(text, self._secrets)},
-        ]})
+        self._messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": redact_known(text, self._secrets)},
+                ],
+            }
+        )
 
     def add_tool_result(self, tool_call_id: str, name: str, content: str, is_error: bool) -> None:
-        self._results.append({
-            "type": "tool_result",
-            "tool_use_id": tool_call_id,
-            "content": redact_known(content, self._secrets),
-            "is_error": is_error,
-        })
+        self._results.append(
+            {
+                "type": "tool_result",
+                "tool_use_id": tool_call_id,
+                "content": redact_known(content, self._secrets),
+                "is_error": is_error,
+            }
+        )
 
     async def next_turn(self, tool_schemas: list[dict[str, Any]]) -> AgentTurn:
         if self._results:
@@ -108,31 +116,42 @@ class ClaudeBackend:
         sdk = self._sdk
         try:
             return self._client.messages.create(
-                model=self.model, max_tokens=self.max_tokens, system=self._system,
-                tools=tools, messages=self._messages,
+                model=self.model,
+                max_tokens=self.max_tokens,
+                system=self._system,
+                tools=tools,
+                messages=self._messages,
             )
         except sdk.AuthenticationError as exc:
-            raise BackendAuthError(self._scrub(
-                f"claude: the Anthropic API rejected the credentials (HTTP 401: "
-                f"{_api_message(exc)}); check ANTHROPIC_API_KEY"
-            )) from None
+            raise BackendAuthError(
+                self._scrub(
+                    f"claude: the Anthropic API rejected the credentials (HTTP 401: "
+                    f"{_api_message(exc)}); check ANTHROPIC_API_KEY"
+                )
+            ) from None
         except sdk.PermissionDeniedError as exc:
-            raise BackendAuthError(self._scrub(
-                f"claude: the Anthropic API refused access (HTTP 403: {_api_message(exc)}); "
-                f"check that ANTHROPIC_API_KEY may use model {self.model}"
-            )) from None
+            raise BackendAuthError(
+                self._scrub(
+                    f"claude: the Anthropic API refused access (HTTP 403: {_api_message(exc)}); "
+                    f"check that ANTHROPIC_API_KEY may use model {self.model}"
+                )
+            ) from None
         except sdk.APIStatusError as exc:
             retried = exc.status_code in (408, 409, 429) or exc.status_code >= 500
-            raise BackendError(self._scrub(
-                f"claude: the Anthropic API answered HTTP {exc.status_code} "
-                f"({_api_message(exc)})"
-                + (f" after {self.max_retries} retries" if retried else "")
-            )) from None
+            raise BackendError(
+                self._scrub(
+                    f"claude: the Anthropic API answered HTTP {exc.status_code} "
+                    f"({_api_message(exc)})"
+                    + (f" after {self.max_retries} retries" if retried else "")
+                )
+            ) from None
         except sdk.APIConnectionError as exc:
-            raise BackendError(self._scrub(
-                f"claude: cannot reach the Anthropic API at {self._client.base_url} ({exc}) "
-                f"after {self.max_retries} retries; check ANTHROPIC_BASE_URL"
-            )) from None
+            raise BackendError(
+                self._scrub(
+                    f"claude: cannot reach the Anthropic API at {self._client.base_url} ({exc}) "
+                    f"after {self.max_retries} retries; check ANTHROPIC_BASE_URL"
+                )
+            ) from None
         except sdk.CredentialsError as exc:
             raise BackendAuthError(self._no_credentials(exc)) from None
         except TypeError as exc:
@@ -141,8 +160,9 @@ class ClaudeBackend:
             raise BackendAuthError(self._no_credentials(exc)) from None
 
     def _no_credentials(self, exc: Exception) -> str:
-        return self._scrub(f"claude: no usable Anthropic credentials ({exc}); "
-                           "set ANTHROPIC_API_KEY")
+        return self._scrub(
+            f"claude: no usable Anthropic credentials ({exc}); set ANTHROPIC_API_KEY"
+        )
 
     def _turn(self, message: anthropic.types.Message) -> AgentTurn:
         texts = [block.text for block in message.content if block.type == "text"]
@@ -153,9 +173,12 @@ class ClaudeBackend:
         if message.stop_reason == "refusal":
             category = getattr(message.stop_details, "category", None)
             texts.append(f"The model declined to continue ({category or 'no category given'}).")
-        return AgentTurn(text_blocks=texts, tool_calls=calls,
-                         stop_reason="tool_use" if calls and stop != "end_turn" else stop,
-                         usage=self._usage(message))
+        return AgentTurn(
+            text_blocks=texts,
+            tool_calls=calls,
+            stop_reason="tool_use" if calls and stop != "end_turn" else stop,
+            usage=self._usage(message),
+        )
 
     def _usage(self, message: anthropic.types.Message) -> TokenUsage:
         usage = message.usage
@@ -166,7 +189,8 @@ class ClaudeBackend:
             input_tokens=usage.input_tokens + written + read,
             output_tokens=usage.output_tokens,
             cost_usd=price.cost(usage.input_tokens, usage.output_tokens, written, read)
-            if price else None,
+            if price
+            else None,
         )
 
     def _scrub(self, text: str) -> str:

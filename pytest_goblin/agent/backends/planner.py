@@ -102,21 +102,33 @@ class PlannerBackend:
             if kb_key in err:
                 return patch, "", None
             if kb_key not in r:
-                text = ("Looking up tuning rules for this config and its symptoms." if n == 1
-                        else "Checking whether the patched config unlocks further rules.")
-                return patch, text, self._call(
-                    kb_key, "query_rocm_kb", symptoms=symptoms or ["training step"],
-                    config_id=config_id,
+                text = (
+                    "Looking up tuning rules for this config and its symptoms."
+                    if n == 1
+                    else "Checking whether the patched config unlocks further rules."
+                )
+                return (
+                    patch,
+                    text,
+                    self._call(
+                        kb_key,
+                        "query_rocm_kb",
+                        symptoms=symptoms or ["training step"],
+                        config_id=config_id,
+                    ),
                 )
             rule_ids = [
-                rule["id"] for rule in r[kb_key].get("rules", [])
+                rule["id"]
+                for rule in r[kb_key].get("rules", [])
                 if rule.get("kind") == "patch" and rule.get("matches_config")
             ]
             if not rule_ids or patch_key in err:
                 return patch, "", None
             if patch_key not in r:
-                return patch, f"Applying {', '.join(rule_ids)}.", self._call(
-                    patch_key, "propose_patch", config_id=config_id, rule_ids=rule_ids
+                return (
+                    patch,
+                    f"Applying {', '.join(rule_ids)}.",
+                    self._call(patch_key, "propose_patch", config_id=config_id, rule_ids=rule_ids),
                 )
             patch = r[patch_key]
             config_id = patch["config_id"]
@@ -129,13 +141,21 @@ class PlannerBackend:
         name = r["parse"]["name"]
         if "patched" in r and patch is not None:
             return "Comparing baseline and patched runs.", self._call(
-                "compare", "compare_runs", workload_name=name, before=baseline,
-                after=r["patched"]["metrics_id"], patch=patch["patch_id"],
+                "compare",
+                "compare_runs",
+                workload_name=name,
+                before=baseline,
+                after=r["patched"]["metrics_id"],
+                patch=patch["patch_id"],
             )
-        notes = [f"{key} failed: {value}" for key, value in err.items()
-                 if key.startswith("patch")]
+        notes = [f"{key} failed: {value}" for key, value in err.items() if key.startswith("patch")]
         text = "No applicable patch could be measured; reporting the baseline."
         return text, self._call(
-            "compare", "compare_runs", workload_name=name, before=baseline, after=baseline,
-            patch=None, notes=notes,
+            "compare",
+            "compare_runs",
+            workload_name=name,
+            before=baseline,
+            after=baseline,
+            patch=None,
+            notes=notes,
         )

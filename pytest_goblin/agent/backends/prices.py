@@ -29,11 +29,19 @@ class Price:
     input: float
     output: float
 
-    def cost(self, input_tokens: int, output_tokens: int, cache_write_tokens: int = 0,
-             cache_read_tokens: int = 0) -> float:
+    def cost(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cache_write_tokens: int = 0,
+        cache_read_tokens: int = 0,
+    ) -> float:
         """``input_tokens`` is the uncached input; cached tokens are priced by their factors."""
-        weighted_input = (input_tokens + cache_write_tokens * CACHE_WRITE_FACTOR
-                          + cache_read_tokens * CACHE_READ_FACTOR)
+        weighted_input = (
+            input_tokens
+            + cache_write_tokens * CACHE_WRITE_FACTOR
+            + cache_read_tokens * CACHE_READ_FACTOR
+        )
         return (weighted_input * self.input + output_tokens * self.output) / 1e6
 
 

@@ -65,7 +65,7 @@ class QwenBackend:
         model: str | None = None,
         base_url: str | None = None,
         *,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen: safe to share)
         max_tokens: int = MAX_TOKENS,
         timeout_s: float = REQUEST_TIMEOUT_S,
         environ: Mapping[str, str] = os.environ,
@@ -81,7 +81,8 @@ class QwenBackend:
             key = environ.get(API_KEY_ENV) or "EMPTY"
             self._key_variable = API_KEY_ENV
             self._client = huggingface_hub.InferenceClient(
-                base_url=self.base_url, api_key=key, timeout=timeout_s)
+                base_url=self.base_url, api_key=key, timeout=timeout_s
+            )
         else:
             key = environ.get("HF_TOKEN") or huggingface_hub.get_token() or ""
             self._key_variable = "HF_TOKEN"
@@ -91,7 +92,8 @@ class QwenBackend:
                     f"point {QWEN_BASE_URL_ENV} at an OpenAI-compatible server"
                 )
             self._client = huggingface_hub.InferenceClient(
-                provider=self.provider, api_key=key, timeout=timeout_s)
+                provider=self.provider, api_key=key, timeout=timeout_s
+            )
         self._secrets = (*environment_secrets(environ), *([key] if len(key) >= 8 else []))
         self._messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
         self._ids: set[str] = set()
@@ -105,13 +107,26 @@ class QwenBackend:
 
     def add_tool_result(self, tool_call_id: str, name: str, content: str, is_error: bool) -> None:
         text = self._scrub(content)
-        self._messages.append({"role": "tool", "tool_call_id": tool_call_id,
-                               "content": f"ERROR: {text}" if is_error else text})
+        self._messages.append(
+            {
+                "role": "tool",
+                "tool_call_id": tool_call_id,
+                "content": f"ERROR: {text}" if is_error else text,
+            }
+        )
 
     async def next_turn(self, tool_schemas: list[dict[str, Any]]) -> AgentTurn:
-        tools = [{"type": "function", "function": {
-            "name": s["name"], "description": s.get("description", ""),
-            "parameters": s["input_schema"]}} for s in tool_schemas]
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": s["name"],
+                    "description": s.get("description", ""),
+                    "parameters": s["input_schema"],
+                },
+            }
+            for s in tool_schemas
+        ]
         output = await self._complete(tools)
         return self._turn(output, {s["name"]: s["input_schema"] for s in tool_schemas})
 
@@ -120,23 +135,31 @@ class QwenBackend:
         while True:
             try:
                 return await asyncio.to_thread(
-                    self._client.chat_completion, messages=list(self._messages),
-                    model=self.model, tools=tools, tool_choice="auto",
+                    self._client.chat_completion,
+                    messages=list(self._messages),
+                    model=self.model,
+                    tools=tools,
+                    tool_choice="auto",
                     max_tokens=self.max_tokens,
                 )
             except Exception as exc:
                 status = _status(exc)
                 if status in (401, 403):
-                    raise BackendAuthError(self._scrub(
-                        f"qwen: {self.server} refused the credentials (HTTP {status}: "
-                        f"{_server_message(exc)}); check {self._key_variable}"
-                    )) from None
+                    raise BackendAuthError(
+                        self._scrub(
+                            f"qwen: {self.server} refused the credentials (HTTP {status}: "
+                            f"{_server_message(exc)}); check {self._key_variable}"
+                        )
+                    ) from None
                 if attempt >= self.retry.retries or not _retryable(exc, status):
                     retried = f" after {attempt} retries" if attempt else ""
-                    raise BackendError(self._scrub(
-                        f"qwen: {self.server} failed{retried}: "
-                        + (f"HTTP {status}: " if status else "") + _server_message(exc)
-                    )) from None
+                    raise BackendError(
+                        self._scrub(
+                            f"qwen: {self.server} failed{retried}: "
+                            + (f"HTTP {status}: " if status else "")
+                            + _server_message(exc)
+                        )
+                    ) from None
                 headers = getattr(getattr(exc, "response", None), "headers", None) or {}
                 await self.retry.sleep(self.retry.delay(attempt, retry_after(headers)))
                 attempt += 1
@@ -151,8 +174,9 @@ class QwenBackend:
         visible, written = recover_text_calls(visible, schemas)
         native = message.tool_calls or []
         parsed = [_native(call) for call in native] if native else written
-        calls = [self._with_id(native[i].id if native else None, call)
-                 for i, call in enumerate(parsed)]
+        calls = [
+            self._with_id(native[i].id if native else None, call) for i, call in enumerate(parsed)
+        ]
         truncated = choice.finish_reason == "length"
         if truncated and calls:
             calls[-1] = replace(calls[-1], error=TRUNCATED)
@@ -182,9 +206,14 @@ class QwenBackend:
         message: dict[str, Any] = {"role": "assistant", "content": visible}
         if calls:
             message["tool_calls"] = [
-                {"id": call.id, "type": "function", "function": {
-                    "name": call.name or "invalid_call",
-                    "arguments": json.dumps({} if call.error else call.input)}}
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {
+                        "name": call.name or "invalid_call",
+                        "arguments": json.dumps({} if call.error else call.input),
+                    },
+                }
                 for call in calls
             ]
         self._messages.append(message)

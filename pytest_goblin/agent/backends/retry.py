@@ -33,7 +33,7 @@ class RetryPolicy:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
         if retry_after_s is not None and retry_after_s > 0:
             return min(retry_after_s, self.max_wait_s)
-        backoff = min(self.base_delay_s * 2.0 ** attempt, self.max_delay_s)
+        backoff = min(self.base_delay_s * 2.0**attempt, self.max_delay_s)
         return backoff * (1 - 0.25 * random.random())
 
 

@@ -26,8 +26,10 @@ _INVALID_ESCAPE = re.compile(r'\\(?!["\\/bfnrtu])')
 _XML_FUNCTION = re.compile(r"<function=([^>\s]+)>(.*?)(?:</function>|$)", re.S)
 _XML_PARAMETER = re.compile(r"<parameter=([^>\s]+)>(.*?)(?:</parameter>|(?=<parameter=)|$)", re.S)
 _CALL_SHAPE = 'write <tool_call>{"name": "<tool>", "arguments": {...}}</tool_call>'
-TRUNCATED = ("the reply was cut off at max_tokens before this call was complete, so it was "
-             "not run; call it again")
+TRUNCATED = (
+    "the reply was cut off at max_tokens before this call was complete, so it was "
+    "not run; call it again"
+)
 """The error a call gets when the reply ended mid-call: its arguments may be incomplete."""
 
 
@@ -150,12 +152,13 @@ def _read_block(
     close = text.find(CALL_CLOSE, body)
     block_end = len(text) if close == -1 else close + len(CALL_CLOSE)
     if text.startswith("<function=", body):
-        return _xml_call(text[body:close if close != -1 else len(text)], schemas), block_end
+        return _xml_call(text[body : close if close != -1 else len(text)], schemas), block_end
     try:
         payload, end = json.JSONDecoder().raw_decode(text, body)
     except json.JSONDecodeError as exc:
-        return ParsedCall("", {}, f"could not read the <tool_call> block ({exc.msg}); "
-                          f"{_CALL_SHAPE}"), block_end
+        return ParsedCall(
+            "", {}, f"could not read the <tool_call> block ({exc.msg}); {_CALL_SHAPE}"
+        ), block_end
     after = re.match(r"\s*" + re.escape(CALL_CLOSE), text[end:])
     end = end + after.end() if after else end
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):

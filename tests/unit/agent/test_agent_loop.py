@@ -49,8 +49,9 @@ class LoopingBackend(ScriptedBackend):
 
     async def next_turn(self, tool_schemas: list[dict[str, Any]]) -> AgentTurn:
         self.turns_taken += 1
-        call = ToolCall(id=f"t{self.turns_taken}", name="parse_config",
-                        input={"file_path": self._file_path})
+        call = ToolCall(
+            id=f"t{self.turns_taken}", name="parse_config", input={"file_path": self._file_path}
+        )
         return AgentTurn(tool_calls=[call], stop_reason="tool_use")
 
 
@@ -67,9 +68,11 @@ class ExplodingBackend(ScriptedBackend):
 
 
 def tool_turn(call_id: str, name: str, **args: Any) -> AgentTurn:
-    return AgentTurn(text_blocks=[f"calling {name}"],
-                     tool_calls=[ToolCall(id=call_id, name=name, input=args)],
-                     stop_reason="tool_use")
+    return AgentTurn(
+        text_blocks=[f"calling {name}"],
+        tool_calls=[ToolCall(id=call_id, name=name, input=args)],
+        stop_reason="tool_use",
+    )
 
 
 def tool_names(events: list[AuditEvent]) -> list[str]:
@@ -121,8 +124,14 @@ def test_planner_trajectory_on_a_mistuned_workload(
 ) -> None:
     outcome = audit(mistuned, context)
     assert tool_names(outcome.events) == [
-        "parse_config", "profile_run", "query_rocm_kb", "propose_patch", "query_rocm_kb",
-        "benchmark", "benchmark", "compare_runs",
+        "parse_config",
+        "profile_run",
+        "query_rocm_kb",
+        "propose_patch",
+        "query_rocm_kb",
+        "benchmark",
+        "benchmark",
+        "compare_runs",
     ]
     assert all(e.data["ok"] for e in outcome.events if e.type == "tool_result")
 
@@ -131,8 +140,9 @@ def test_planner_benchmarks_the_baseline_by_config_id_and_the_patch_by_patch_id(
     mistuned: Workload, context: AuditContext
 ) -> None:
     events = audit(mistuned, context).events
-    benchmarks = [e.data["input"] for e in events
-                  if e.type == "tool_call" and e.data["name"] == "benchmark"]
+    benchmarks = [
+        e.data["input"] for e in events if e.type == "tool_call" and e.data["name"] == "benchmark"
+    ]
     assert benchmarks[0]["config_id"] == "cfg-1"
     assert benchmarks[1]["patch_id"] == "patch-1"
 
@@ -152,7 +162,11 @@ def test_mistuned_workload_reports_a_patch_that_wins(
 def test_planner_trajectory_on_a_tuned_workload(tuned: Workload, context: AuditContext) -> None:
     outcome = audit(tuned, context)
     assert tool_names(outcome.events) == [
-        "parse_config", "profile_run", "query_rocm_kb", "benchmark", "compare_runs",
+        "parse_config",
+        "profile_run",
+        "query_rocm_kb",
+        "benchmark",
+        "compare_runs",
     ]
     assert outcome.report is not None
     assert outcome.report.patch is None
@@ -170,10 +184,12 @@ def test_audit_sends_the_workload_display_path_to_the_backend(
 def test_tool_results_go_back_to_the_backend_with_their_call_ids(
     mistuned: Workload, context: AuditContext
 ) -> None:
-    backend = ScriptedBackend([
-        tool_turn("t1", "parse_config", file_path="workloads/w.goblin.yaml"),
-        tool_turn("t2", "benchmark", config_id="cfg-404"),
-    ])
+    backend = ScriptedBackend(
+        [
+            tool_turn("t1", "parse_config", file_path="workloads/w.goblin.yaml"),
+            tool_turn("t2", "benchmark", config_id="cfg-404"),
+        ]
+    )
     audit(mistuned, context, backend)
     assert [(r[0], r[1], r[3]) for r in backend.tool_results] == [
         ("t1", "parse_config", False),
@@ -185,13 +201,16 @@ def test_tool_results_go_back_to_the_backend_with_their_call_ids(
 def test_tool_call_events_carry_the_arguments_as_the_backend_sent_them(
     mistuned: Workload, context: AuditContext
 ) -> None:
-    backend = ScriptedBackend([
-        tool_turn("t1", "parse_config", file_path=mistuned.source.display_path),
-        tool_turn("t2", "benchmark", config={"config_id": "cfg-1", "steps": 20}),
-    ])
+    backend = ScriptedBackend(
+        [
+            tool_turn("t1", "parse_config", file_path=mistuned.source.display_path),
+            tool_turn("t2", "benchmark", config={"config_id": "cfg-1", "steps": 20}),
+        ]
+    )
     events = audit(mistuned, context, backend).events
-    (sent,) = [e.data["input"] for e in events
-               if e.type == "tool_call" and e.data["name"] == "benchmark"]
+    (sent,) = [
+        e.data["input"] for e in events if e.type == "tool_call" and e.data["name"] == "benchmark"
+    ]
     assert sent == {"config": {"config_id": "cfg-1", "steps": 20}}
 
 
@@ -202,11 +221,13 @@ def test_two_benchmarks_and_a_patch_without_compare_give_a_synthesised_report_of
     mistuned: Workload, context: AuditContext
 ) -> None:
     path = mistuned.source.display_path
-    backend = ScriptedBackend([
-        *parse_and_patch(path),
-        tool_turn("t3", "benchmark", config_id="cfg-1", steps=20),
-        tool_turn("t4", "benchmark", patch_id="patch-1", steps=20),
-    ])
+    backend = ScriptedBackend(
+        [
+            *parse_and_patch(path),
+            tool_turn("t3", "benchmark", config_id="cfg-1", steps=20),
+            tool_turn("t4", "benchmark", patch_id="patch-1", steps=20),
+        ]
+    )
     outcome = audit(mistuned, context, backend)
     assert "compare_runs" not in tool_names(outcome.events)
     assert outcome.events[-1].type == "final_report"
@@ -222,10 +243,12 @@ def test_a_patch_and_only_the_baseline_benchmark_give_a_projected_report(
     mistuned: Workload, measured_context: AuditContext
 ) -> None:
     path = mistuned.source.display_path
-    backend = ScriptedBackend([
-        *parse_and_patch(path),
-        tool_turn("t3", "benchmark", config_id="cfg-1"),
-    ])
+    backend = ScriptedBackend(
+        [
+            *parse_and_patch(path),
+            tool_turn("t3", "benchmark", config_id="cfg-1"),
+        ]
+    )
     outcome = audit(mistuned, measured_context, backend)
     report = outcome.report
     assert report is not None, outcome.error
@@ -235,9 +258,11 @@ def test_a_patch_and_only_the_baseline_benchmark_give_a_projected_report(
 
 
 def test_only_parsing_ends_in_an_error_event(mistuned: Workload, context: AuditContext) -> None:
-    backend = ScriptedBackend([
-        tool_turn("t1", "parse_config", file_path=mistuned.source.display_path),
-    ])
+    backend = ScriptedBackend(
+        [
+            tool_turn("t1", "parse_config", file_path=mistuned.source.display_path),
+        ]
+    )
     outcome = audit(mistuned, context, backend)
     assert outcome.report is None
     assert outcome.events[-1].type == "error"

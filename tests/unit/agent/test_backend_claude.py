@@ -12,15 +12,6 @@ from typing import Any
 import anthropic
 import pytest
 
-from pytest_goblin.agent import tools
-from pytest_goblin.agent.backends.claude import STOP_REASONS, ClaudeBackend
-from pytest_goblin.agent.backends.prices import price_for
-from pytest_goblin.agent.loop import MAX_STEPS, AuditOutcome, audit
-from pytest_goblin.agent.prompts import SYSTEM_PROMPT
-from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.workload.read import Workload
-
-from helpers.workloads import MISTUNED_YAML, WorkloadFactory
 from helpers.llm_servers import (
     LLM_VARIABLES,
     LLMServer,
@@ -33,6 +24,14 @@ from helpers.llm_servers import (
     tool_results,
     tool_use,
 )
+from helpers.workloads import MISTUNED_YAML, WorkloadFactory
+from pytest_goblin.agent import tools
+from pytest_goblin.agent.backends.claude import STOP_REASONS, ClaudeBackend
+from pytest_goblin.agent.backends.prices import price_for
+from pytest_goblin.agent.loop import MAX_STEPS, AuditOutcome, audit
+from pytest_goblin.agent.prompts import SYSTEM_PROMPT
+from pytest_goblin.agent.state import AuditContext
+from pytest_goblin.workload.read import Workload
 
 API_KEY = "test-anthropic-key-7f3a9c"
 """Not token-shaped on purpose: it must be kept out of requests by its value."""
@@ -47,8 +46,9 @@ def claude_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
 
 
-def run(script: list[Reply] | Any, workload: Workload, context: AuditContext,
-        **options: Any) -> tuple[AuditOutcome, LLMServer]:
+def run(
+    script: list[Reply] | Any, workload: Workload, context: AuditContext, **options: Any
+) -> tuple[AuditOutcome, LLMServer]:
     with LLMServer(script) as server:
         backend = ClaudeBackend(SYSTEM_PROMPT, base_url=server.url, **options)
         return audit(workload, context, backend=backend), server
@@ -84,8 +84,9 @@ def test_every_request_offers_the_six_tools_with_the_system_prompt_and_tools_cac
         assert request.path == "/v1/messages"
         assert [tool["name"] for tool in body["tools"]] == TOOL_NAMES
         assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
-        assert body["system"] == [{"type": "text", "text": SYSTEM_PROMPT,
-                                   "cache_control": {"type": "ephemeral"}}]
+        assert body["system"] == [
+            {"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}
+        ]
         assert body["model"] == "claude-sonnet-5-5"
 
 
@@ -106,8 +107,10 @@ def test_two_tool_calls_in_one_turn_get_both_results_in_one_user_message(
 ) -> None:
     script = [
         anthropic_reply(parse_call()),
-        anthropic_reply(tool_use("toolu_2", "profile_run", config_id="cfg-1"),
-                        tool_use("toolu_3", "query_rocm_kb", config_id="cfg-1")),
+        anthropic_reply(
+            tool_use("toolu_2", "profile_run", config_id="cfg-1"),
+            tool_use("toolu_3", "query_rocm_kb", config_id="cfg-1"),
+        ),
         DONE,
     ]
     _, server = run(script, mistuned, context)
@@ -122,8 +125,9 @@ def test_two_tool_calls_in_one_turn_get_both_results_in_one_user_message(
 def test_misnested_arguments_are_unwrapped_and_the_tool_runs(
     mistuned: Workload, context: AuditContext
 ) -> None:
-    misnested = tool_use("toolu_1", "parse_config", name="parse_config",
-                         arguments={"file_path": PATH})
+    misnested = tool_use(
+        "toolu_1", "parse_config", name="parse_config", arguments={"file_path": PATH}
+    )
     _, server = run([anthropic_reply(misnested), DONE], mistuned, context)
     (result,) = tool_results(server.requests[1])
     assert result["is_error"] is False
@@ -185,13 +189,15 @@ def test_an_empty_response_ends_the_audit_with_an_error_not_a_crash(
 # --- server failures -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "kind"), [(529, "overloaded_error"),
-                                              (429, "rate_limit_error")])
+@pytest.mark.parametrize(("status", "kind"), [(529, "overloaded_error"), (429, "rate_limit_error")])
 def test_an_overload_or_rate_limit_once_is_retried_by_the_sdk(
     status: int, kind: str, mistuned: Workload, context: AuditContext
 ) -> None:
-    script = [anthropic_error(status, kind, "try again", retry_after_ms="1"),
-              anthropic_reply(parse_call()), DONE]
+    script = [
+        anthropic_error(status, kind, "try again", retry_after_ms="1"),
+        anthropic_reply(parse_call()),
+        DONE,
+    ]
     outcome, server = run(script, mistuned, context)
     first, retried, after = server.requests
     assert retried.text == first.text
@@ -244,18 +250,23 @@ def test_no_secret_reaches_a_request_or_an_event(
 def test_usage_adds_cached_input_to_the_tokens_and_prices_the_model(
     mistuned: Workload, context: AuditContext
 ) -> None:
-    script = [anthropic_reply(parse_call(), input_tokens=100, output_tokens=20,
-                              cache_write=1000, cache_read=0),
-              anthropic_reply(text_block("Done."), input_tokens=50, output_tokens=10,
-                              cache_write=0, cache_read=1000)]
+    script = [
+        anthropic_reply(
+            parse_call(), input_tokens=100, output_tokens=20, cache_write=1000, cache_read=0
+        ),
+        anthropic_reply(
+            text_block("Done."), input_tokens=50, output_tokens=10, cache_write=0, cache_read=1000
+        ),
+    ]
     outcome, _ = run(script, mistuned, context, model="claude-haiku-4-5")
     price = price_for("claude-haiku-4-5")
     assert price is not None
     assert outcome.usage.turns == 2
     assert outcome.usage.input_tokens == 100 + 1000 + 50 + 1000
     assert outcome.usage.output_tokens == 30
-    expected = price.cost(100, 20, cache_write_tokens=1000) + price.cost(50, 10,
-                                                                         cache_read_tokens=1000)
+    expected = price.cost(100, 20, cache_write_tokens=1000) + price.cost(
+        50, 10, cache_read_tokens=1000
+    )
     assert outcome.usage.cost_usd == pytest.approx(expected)
 
 

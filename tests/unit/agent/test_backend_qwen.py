@@ -13,14 +13,6 @@ import huggingface_hub
 import pytest
 from huggingface_hub.utils._http import default_client_factory
 
-from pytest_goblin.agent import tools
-from pytest_goblin.agent.backends.qwen import QwenBackend
-from pytest_goblin.agent.backends.retry import RetryPolicy
-from pytest_goblin.agent.loop import MAX_STEPS, AuditOutcome, audit
-from pytest_goblin.agent.prompts import SYSTEM_PROMPT
-from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.workload.read import Workload
-
 from helpers.llm_servers import (
     LLM_VARIABLES,
     LLMServer,
@@ -32,6 +24,13 @@ from helpers.llm_servers import (
     openai_reply,
     tool_messages,
 )
+from pytest_goblin.agent import tools
+from pytest_goblin.agent.backends.qwen import QwenBackend
+from pytest_goblin.agent.backends.retry import RetryPolicy
+from pytest_goblin.agent.loop import MAX_STEPS, AuditOutcome, audit
+from pytest_goblin.agent.prompts import SYSTEM_PROMPT
+from pytest_goblin.agent.state import AuditContext
+from pytest_goblin.workload.read import Workload
 
 HF_TOKEN = "hf_" + "s" * 34
 PATH = "workloads/w.goblin.yaml"
@@ -63,11 +62,20 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
-def run(script: list[Reply] | Any, workload: Workload, context: AuditContext,
-        sleeps: Sleeps | None = None, **options: Any) -> tuple[AuditOutcome, LLMServer]:
+def run(
+    script: list[Reply] | Any,
+    workload: Workload,
+    context: AuditContext,
+    sleeps: Sleeps | None = None,
+    **options: Any,
+) -> tuple[AuditOutcome, LLMServer]:
     with LLMServer(script) as server:
-        backend = QwenBackend(SYSTEM_PROMPT, base_url=f"{server.url}/v1",
-                              retry=RetryPolicy(sleep=sleeps or Sleeps()), **options)
+        backend = QwenBackend(
+            SYSTEM_PROMPT,
+            base_url=f"{server.url}/v1",
+            retry=RetryPolicy(sleep=sleeps or Sleeps()),
+            **options,
+        )
         return audit(workload, context, backend=backend), server
 
 
@@ -101,8 +109,7 @@ def test_every_request_offers_the_six_tools_as_openai_functions_to_the_chosen_mo
         assert body["model"] == "Qwen/Qwen3-8B"
         assert body["tool_choice"] == "auto"
         assert [t["function"]["name"] for t in body["tools"]] == TOOL_NAMES
-        assert all(t["type"] == "function" and "parameters" in t["function"]
-                   for t in body["tools"])
+        assert all(t["type"] == "function" and "parameters" in t["function"] for t in body["tools"])
         assert body["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
 
 
@@ -141,28 +148,34 @@ def test_the_base_url_server_gets_the_goblin_qwen_api_key_and_it_stays_out_of_th
 def test_two_tool_calls_in_one_turn_are_echoed_and_answered_with_their_ids(
     mistuned: Workload, context: AuditContext
 ) -> None:
-    two = [openai_call("call_b", "profile_run", json.dumps({"config_id": "cfg-1"})),
-           openai_call("call_c", "query_rocm_kb", json.dumps({"config_id": "cfg-1"}))]
-    outcome, server = run([openai_reply(calls=[PARSE]), openai_reply(calls=two), DONE],
-                          mistuned, context)
+    two = [
+        openai_call("call_b", "profile_run", json.dumps({"config_id": "cfg-1"})),
+        openai_call("call_c", "query_rocm_kb", json.dumps({"config_id": "cfg-1"})),
+    ]
+    outcome, server = run(
+        [openai_reply(calls=[PARSE]), openai_reply(calls=two), DONE], mistuned, context
+    )
     echoed = server.requests[2].body["messages"][-3]
     assert [c["id"] for c in echoed["tool_calls"]] == ["call_b", "call_c"]
     assert [m["tool_call_id"] for m in tool_messages(server.requests[2])] == ["call_b", "call_c"]
-    assert ran(outcome) == [("parse_config", True), ("profile_run", True),
-                            ("query_rocm_kb", True)]
+    assert ran(outcome) == [("parse_config", True), ("profile_run", True), ("query_rocm_kb", True)]
 
 
 def test_misnested_arguments_are_unwrapped(mistuned: Workload, context: AuditContext) -> None:
     misnested = json.dumps({"name": "parse_config", "arguments": {"file_path": PATH}})
-    outcome, _ = run([openai_reply(calls=[openai_call("c1", "parse_config", misnested)]), DONE],
-                     mistuned, context)
+    outcome, _ = run(
+        [openai_reply(calls=[openai_call("c1", "parse_config", misnested)]), DONE],
+        mistuned,
+        context,
+    )
     assert ran(outcome) == [("parse_config", True)]
 
 
 def test_double_encoded_arguments_are_decoded(mistuned: Workload, context: AuditContext) -> None:
     double = json.dumps(json.dumps({"file_path": PATH}))
-    outcome, server = run([openai_reply(calls=[openai_call("c1", "parse_config", double)]), DONE],
-                          mistuned, context)
+    outcome, server = run(
+        [openai_reply(calls=[openai_call("c1", "parse_config", double)]), DONE], mistuned, context
+    )
     assert ran(outcome) == [("parse_config", True)]
     echoed = server.requests[1].body["messages"][-2]["tool_calls"][0]["function"]["arguments"]
     assert json.loads(echoed) == {"file_path": PATH}
@@ -191,12 +204,16 @@ def test_missing_call_ids_are_made_up_and_kept_consistent(
 def test_hermes_calls_in_text_are_recovered_and_think_is_never_shown_or_run(
     mistuned: Workload, context: AuditContext
 ) -> None:
-    drafted = ('<tool_call>{"name": "compare_runs", "arguments": {"workload_name": "w", '
-               '"before": "run-1", "after": "run-2"}}</tool_call>')
-    content = (f"<think>I could call {drafted} but first I must read it.</think>\n"
-               f"Reading the workload.\n<tool_call>\n"
-               f'{{"name": "parse_config", "arguments": {{"file_path": "{PATH}"}}}}\n'
-               f"</tool_call>")
+    drafted = (
+        '<tool_call>{"name": "compare_runs", "arguments": {"workload_name": "w", '
+        '"before": "run-1", "after": "run-2"}}</tool_call>'
+    )
+    content = (
+        f"<think>I could call {drafted} but first I must read it.</think>\n"
+        f"Reading the workload.\n<tool_call>\n"
+        f'{{"name": "parse_config", "arguments": {{"file_path": "{PATH}"}}}}\n'
+        f"</tool_call>"
+    )
     outcome, server = run([openai_reply(content), DONE], mistuned, context)
     assert ran(outcome) == [("parse_config", True)]
     thoughts = [e.data["text"] for e in outcome.events if e.type == "thought"]
@@ -210,10 +227,11 @@ def test_hermes_calls_in_text_are_recovered_and_think_is_never_shown_or_run(
 def test_native_calls_win_and_the_same_call_written_as_text_does_not_run_twice(
     mistuned: Workload, context: AuditContext
 ) -> None:
-    written = ('Reading.\n<tool_call>{"name": "parse_config", "arguments": '
-               f'{{"file_path": "{PATH}"}}}}</tool_call>')
-    outcome, _ = run([openai_reply(written, calls=[PARSE]), DONE],
-                     mistuned, context)
+    written = (
+        'Reading.\n<tool_call>{"name": "parse_config", "arguments": '
+        f'{{"file_path": "{PATH}"}}}}</tool_call>'
+    )
+    outcome, _ = run([openai_reply(written, calls=[PARSE]), DONE], mistuned, context)
     assert ran(outcome) == [("parse_config", True)]
     assert [e.data["text"] for e in outcome.events if e.type == "thought"][0] == "Reading."
 
@@ -224,9 +242,11 @@ def test_compare_runs_left_inside_think_is_not_run_and_the_report_is_synthesised
     def call(call_id: str, name: str, **arguments: Any) -> Reply:
         return openai_reply(calls=[openai_call(call_id, name, json.dumps(arguments))])
 
-    thinking = ('<think>Now <tool_call>{"name": "compare_runs", "arguments": {"workload_name": '
-                '"w", "before": "run-1", "after": "run-2", "patch": "patch-1"}}</tool_call>'
-                "</think>The audit is complete.")
+    thinking = (
+        '<think>Now <tool_call>{"name": "compare_runs", "arguments": {"workload_name": '
+        '"w", "before": "run-1", "after": "run-2", "patch": "patch-1"}}</tool_call>'
+        "</think>The audit is complete."
+    )
     script = [
         call("c1", "parse_config", file_path=PATH),
         call("c2", "propose_patch", config_id="cfg-1", rule_ids=["bf16-mixed-precision"]),
@@ -244,8 +264,9 @@ def test_compare_runs_left_inside_think_is_not_run_and_the_report_is_synthesised
 def test_a_tool_call_cut_off_at_max_tokens_is_not_run(
     mistuned: Workload, context: AuditContext
 ) -> None:
-    outcome, server = run([openai_reply(calls=[PARSE], finish_reason="length"), DONE],
-                          mistuned, context)
+    outcome, server = run(
+        [openai_reply(calls=[PARSE], finish_reason="length"), DONE], mistuned, context
+    )
     assert ran(outcome) == [("parse_config", False)]
     assert "cut off" in tool_messages(server.requests[1])[0]["content"]
 
@@ -269,16 +290,20 @@ def test_a_runaway_model_is_stopped_by_the_step_cap(
     ids = itertools.count(1)
 
     def forever(request: Request) -> Reply:
-        return openai_reply(calls=[openai_call(f"call_{next(ids)}", "parse_config",
-                                               json.dumps({"file_path": PATH}))])
+        return openai_reply(
+            calls=[
+                openai_call(f"call_{next(ids)}", "parse_config", json.dumps({"file_path": PATH}))
+            ]
+        )
 
     outcome, server = run(forever, mistuned, context)
     assert len(server.requests) == MAX_STEPS
     assert outcome.report is None
 
 
-@pytest.mark.parametrize("reply", [openai_reply(""), Reply({"choices": []})],
-                         ids=["empty content", "no choices"])
+@pytest.mark.parametrize(
+    "reply", [openai_reply(""), Reply({"choices": []})], ids=["empty content", "no choices"]
+)
 def test_an_empty_response_ends_the_audit_with_an_error_not_a_crash(
     reply: Reply, mistuned: Workload, context: AuditContext
 ) -> None:
@@ -344,12 +369,19 @@ def hub_transport() -> Iterator[list[httpx2.Request]]:
     def handle(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
         if request.url.path.startswith("/api/models/"):
-            return httpx2.Response(200, json={
-                "id": "Qwen/Qwen2.5-7B-Instruct",
-                "inferenceProviderMapping": {"together": {
-                    "providerId": "Qwen/Qwen2.5-7B-Instruct-Turbo", "status": "live",
-                    "task": "conversational"}},
-            })
+            return httpx2.Response(
+                200,
+                json={
+                    "id": "Qwen/Qwen2.5-7B-Instruct",
+                    "inferenceProviderMapping": {
+                        "together": {
+                            "providerId": "Qwen/Qwen2.5-7B-Instruct-Turbo",
+                            "status": "live",
+                            "task": "conversational",
+                        }
+                    },
+                },
+            )
         return httpx2.Response(200, json=openai_reply("Done.").body)
 
     transport = httpx2.MockTransport(handle)
@@ -359,14 +391,17 @@ def hub_transport() -> Iterator[list[httpx2.Request]]:
 
 
 def test_the_provider_setting_really_selects_the_provider(
-    hub_transport: list[httpx2.Request], mistuned: Workload, context: AuditContext,
+    hub_transport: list[httpx2.Request],
+    mistuned: Workload,
+    context: AuditContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GOBLIN_QWEN_PROVIDER", "together")
     outcome = audit(mistuned, replace(context, backend="qwen"))
     chat = [r for r in hub_transport if r.url.path.endswith("/chat/completions")]
     assert [str(r.url) for r in chat] == [
-        "https://router.huggingface.co/together/v1/chat/completions"]
+        "https://router.huggingface.co/together/v1/chat/completions"
+    ]
     assert json.loads(chat[0].content)["model"] == "Qwen/Qwen2.5-7B-Instruct-Turbo"
     assert chat[0].headers["authorization"] == f"Bearer {HF_TOKEN}"
     assert outcome.usage.turns == 1

@@ -15,8 +15,14 @@ from pytest_goblin.agent.backends import (
     select,
 )
 
-LLM_VARIABLES = ("ANTHROPIC_API_KEY", "HF_TOKEN", "GOBLIN_QWEN_BASE_URL", "GOBLIN_QWEN_PROVIDER",
-                 "GOBLIN_CLAUDE_MODEL", "GOBLIN_QWEN_MODEL")
+LLM_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "HF_TOKEN",
+    "GOBLIN_QWEN_BASE_URL",
+    "GOBLIN_QWEN_PROVIDER",
+    "GOBLIN_CLAUDE_MODEL",
+    "GOBLIN_QWEN_MODEL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +50,11 @@ def test_auto_picks_qwen_when_hf_token_is_set() -> None:
 @pytest.mark.parametrize("where", ["option", "environment"])
 def test_auto_picks_qwen_when_a_base_url_is_set(where: str) -> None:
     url = "http://localhost:8000/v1"
-    selection = (select("auto", base_url=url, environ={}) if where == "option"
-                 else select("auto", environ={"GOBLIN_QWEN_BASE_URL": url}))
+    selection = (
+        select("auto", base_url=url, environ={})
+        if where == "option"
+        else select("auto", environ={"GOBLIN_QWEN_BASE_URL": url})
+    )
     assert selection == Selection("qwen", "auto: a qwen base URL is set")
 
 
@@ -86,8 +95,7 @@ def test_the_model_setting_wins_over_the_variable_which_wins_over_the_default() 
 
 
 def test_the_header_line_names_backend_model_and_reason() -> None:
-    line = describe(Selection("claude", "auto: ANTHROPIC_API_KEY is set"), "claude-haiku-4-5",
-                    None)
+    line = describe(Selection("claude", "auto: ANTHROPIC_API_KEY is set"), "claude-haiku-4-5", None)
     assert line == "agent: claude (model claude-haiku-4-5); auto: ANTHROPIC_API_KEY is set"
 
 
@@ -102,4 +110,5 @@ def test_the_header_line_names_the_qwen_server_or_provider(
 
 def test_the_header_line_for_the_planner_has_no_model() -> None:
     assert describe(Selection("planner", "requested"), "ignored", None) == (
-        "agent: planner; requested")
+        "agent: planner; requested"
+    )

@@ -31,7 +31,8 @@ def test_an_unlisted_model_has_no_price_rather_than_a_guess() -> None:
 
 def test_the_price_variable_prices_any_model() -> None:
     assert price_for("Qwen/Qwen2.5-7B-Instruct", environ={"GOBLIN_LLM_PRICE": "0.2,0.6"}) == (
-        Price(0.2, 0.6))
+        Price(0.2, 0.6)
+    )
 
 
 def test_a_malformed_price_variable_says_the_expected_form() -> None:
@@ -41,8 +42,9 @@ def test_a_malformed_price_variable_says_the_expected_form() -> None:
 
 def test_cost_weights_cache_writes_and_reads_against_the_input_price() -> None:
     price = Price(input=2.0, output=10.0)
-    cost = price.cost(input_tokens=1000, output_tokens=100, cache_write_tokens=4000,
-                      cache_read_tokens=8000)
+    cost = price.cost(
+        input_tokens=1000, output_tokens=100, cache_write_tokens=4000, cache_read_tokens=8000
+    )
     expected_input = 1000 + 4000 * CACHE_WRITE_FACTOR + 8000 * CACHE_READ_FACTOR
     assert cost == pytest.approx((expected_input * 2.0 + 100 * 10.0) / 1e6)
 
@@ -74,12 +76,18 @@ def test_without_retry_after_the_wait_doubles_with_jitter_up_to_the_maximum() ->
 
 
 def test_values_of_secret_named_variables_are_secrets() -> None:
-    environ = {"GOBLIN_QWEN_API_KEY": "vllm-key-1234", "HF_TOKEN": "hf_abcdefghijklmnopqrstuv",
-               "GOBLIN_QWEN_MODEL": "Qwen/Qwen2.5-7B-Instruct", "SHORT_TOKEN": "EMPTY"}
+    environ = {
+        "GOBLIN_QWEN_API_KEY": "vllm-key-1234",
+        "HF_TOKEN": "hf_abcdefghijklmnopqrstuv",
+        "GOBLIN_QWEN_MODEL": "Qwen/Qwen2.5-7B-Instruct",
+        "SHORT_TOKEN": "EMPTY",
+    }
     assert set(environment_secrets(environ)) == {"vllm-key-1234", "hf_abcdefghijklmnopqrstuv"}
 
 
 def test_known_secret_values_are_redacted_anywhere_in_a_value() -> None:
     value = {"message": "401 for key vllm-key-1234", "items": ["x vllm-key-1234 y"]}
     assert redact_known(value, ["vllm-key-1234"]) == {
-        "message": "401 for key <redacted>", "items": ["x <redacted> y"]}
+        "message": "401 for key <redacted>",
+        "items": ["x <redacted> y"],
+    }

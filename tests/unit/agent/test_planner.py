@@ -9,22 +9,23 @@ from typing import Any
 
 import pytest
 
+from helpers.workloads import WorkloadFactory
 from pytest_goblin.agent.backends import AgentTurn, BackendUnavailable, make_backend, resolve_name
 from pytest_goblin.agent.backends.planner import BENCHMARK_STEPS, PROFILE_STEPS, PlannerBackend
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.workload.read import Workload
 
-from helpers.workloads import WorkloadFactory
-
 PATH = "workloads/w.goblin.yaml"
 PARSED = {"config_id": "cfg-1", "name": "w"}
 PROFILED = {"symptoms": ["precision_path: 80% of step time, fp32 matmuls"]}
-MATCHING = {"rules": [
-    {"id": "bf16-mixed-precision", "kind": "patch", "matches_config": True},
-    {"id": "numa-balancing-off", "kind": "advisory", "matches_config": True},
-    {"id": "sdpa-attention", "kind": "patch", "matches_config": False},
-]}
+MATCHING = {
+    "rules": [
+        {"id": "bf16-mixed-precision", "kind": "patch", "matches_config": True},
+        {"id": "numa-balancing-off", "kind": "advisory", "matches_config": True},
+        {"id": "sdpa-attention", "kind": "patch", "matches_config": False},
+    ]
+}
 NOTHING = {"rules": [{"id": "numa-balancing-off", "kind": "advisory", "matches_config": True}]}
 PATCHED = {"patch_id": "patch-1", "config_id": "cfg-2"}
 
@@ -39,8 +40,9 @@ def started() -> PlannerBackend:
     return planner
 
 
-def answer(planner: PlannerBackend, turn: AgentTurn, result: Any = None,
-           error: str | None = None) -> None:
+def answer(
+    planner: PlannerBackend, turn: AgentTurn, result: Any = None, error: str | None = None
+) -> None:
     (call,) = turn.tool_calls
     if error is None:
         planner.add_tool_result(call.id, call.name, json.dumps(result), False)
@@ -82,8 +84,10 @@ def test_profiles_the_parsed_config_by_id() -> None:
 
 def test_queries_the_knowledge_base_with_the_profile_symptoms_and_the_config() -> None:
     turn = play(started(), PARSED, PROFILED)
-    assert only_call(turn) == ("query_rocm_kb", {"symptoms": PROFILED["symptoms"],
-                                                 "config_id": "cfg-1"})
+    assert only_call(turn) == (
+        "query_rocm_kb",
+        {"symptoms": PROFILED["symptoms"], "config_id": "cfg-1"},
+    )
 
 
 def test_queries_with_a_generic_symptom_when_the_profile_shows_none() -> None:
@@ -93,8 +97,10 @@ def test_queries_with_a_generic_symptom_when_the_profile_shows_none() -> None:
 
 def test_patches_with_the_matching_patch_rules_only() -> None:
     turn = play(started(), PARSED, PROFILED, MATCHING)
-    assert only_call(turn) == ("propose_patch", {"config_id": "cfg-1",
-                                                 "rule_ids": ["bf16-mixed-precision"]})
+    assert only_call(turn) == (
+        "propose_patch",
+        {"config_id": "cfg-1", "rule_ids": ["bf16-mixed-precision"]},
+    )
 
 
 def test_queries_again_on_the_patched_config() -> None:
@@ -106,23 +112,34 @@ def test_queries_again_on_the_patched_config() -> None:
 def test_benchmarks_baseline_then_patch_then_compares_them() -> None:
     planner = started()
     baseline = play(planner, PARSED, PROFILED, MATCHING, PATCHED, NOTHING)
-    assert only_call(baseline) == ("benchmark", {"config_id": "cfg-1",
-                                                 "steps": BENCHMARK_STEPS})
+    assert only_call(baseline) == ("benchmark", {"config_id": "cfg-1", "steps": BENCHMARK_STEPS})
     answer(planner, baseline, {"metrics_id": "run-1"})
     patched = step(planner)
-    assert only_call(patched) == ("benchmark", {"patch_id": "patch-1",
-                                                "steps": BENCHMARK_STEPS})
+    assert only_call(patched) == ("benchmark", {"patch_id": "patch-1", "steps": BENCHMARK_STEPS})
     answer(planner, patched, {"metrics_id": "run-2"})
-    assert only_call(step(planner)) == ("compare_runs", {
-        "workload_name": "w", "before": "run-1", "after": "run-2", "patch": "patch-1",
-    })
+    assert only_call(step(planner)) == (
+        "compare_runs",
+        {
+            "workload_name": "w",
+            "before": "run-1",
+            "after": "run-2",
+            "patch": "patch-1",
+        },
+    )
 
 
 def test_without_a_matching_rule_compares_the_baseline_with_itself() -> None:
     turn = play(started(), PARSED, PROFILED, NOTHING, {"metrics_id": "run-1"})
-    assert only_call(turn) == ("compare_runs", {
-        "workload_name": "w", "before": "run-1", "after": "run-1", "patch": None, "notes": [],
-    })
+    assert only_call(turn) == (
+        "compare_runs",
+        {
+            "workload_name": "w",
+            "before": "run-1",
+            "after": "run-1",
+            "patch": None,
+            "notes": [],
+        },
+    )
 
 
 def test_a_refused_patch_is_reported_as_a_note_on_the_baseline_comparison() -> None:
@@ -157,8 +174,14 @@ def test_stops_when_the_workload_cannot_run() -> None:
 
 
 def test_ends_with_the_summary_line_after_the_comparison() -> None:
-    turn = play(started(), PARSED, PROFILED, NOTHING, {"metrics_id": "run-1"},
-                {"summary_line": "Tokens/s (projected): 1 → 1 (1.00×)."})
+    turn = play(
+        started(),
+        PARSED,
+        PROFILED,
+        NOTHING,
+        {"metrics_id": "run-1"},
+        {"summary_line": "Tokens/s (projected): 1 → 1 (1.00×)."},
+    )
     assert turn.tool_calls == []
     assert turn.stop_reason == "end_turn"
     assert turn.text_blocks == ["Tokens/s (projected): 1 → 1 (1.00×)."]
@@ -187,8 +210,10 @@ def test_the_planner_audits_an_example_with_fp16_habits(
     )
     outcome = audit(loaded, context)
     assert outcome.report is not None and outcome.report.patch is not None
-    assert {c.rule_id for c in outcome.report.patch.changes} >= {"bf16-over-fp16-on-amd",
-                                                                  "flash-attention"}
+    assert {c.rule_id for c in outcome.report.patch.changes} >= {
+        "bf16-over-fp16-on-amd",
+        "flash-attention",
+    }
 
 
 # --- building backends -------------------------------------------------------------------

@@ -24,17 +24,23 @@ ARGS = {"config_id": "cfg-1", "steps": 20}
 
 def test_a_closed_think_block_is_reasoning_and_the_rest_is_visible() -> None:
     assert split_think("<think>plan it</think>\nReading the file.") == (
-        "plan it", "Reading the file.")
+        "plan it",
+        "Reading the file.",
+    )
 
 
 def test_a_closing_tag_without_an_opening_one_ends_the_reasoning() -> None:
     assert split_think("the template opened it</think>Visible.") == (
-        "the template opened it", "Visible.")
+        "the template opened it",
+        "Visible.",
+    )
 
 
 def test_an_unclosed_think_block_is_all_reasoning() -> None:
     assert split_think("Start. <think>cut off while thinking") == (
-        "cut off while thinking", "Start.")
+        "cut off while thinking",
+        "Start.",
+    )
 
 
 def test_text_without_think_is_all_visible() -> None:
@@ -79,7 +85,7 @@ def test_code_fences_stray_backslashes_and_trailing_text_are_repaired() -> None:
 
 
 def test_truncated_json_fails_closed_with_a_message_for_the_model() -> None:
-    with pytest.raises(ArgumentError, match="not valid JSON.*complete JSON object"):
+    with pytest.raises(ArgumentError, match=r"not valid JSON.*complete JSON object"):
         decode_arguments('{"config_id": "cfg-1", "ste', "profile_run")
 
 
@@ -92,8 +98,10 @@ def test_arguments_that_are_not_an_object_are_refused() -> None:
 
 
 def test_hermes_tool_call_blocks_are_recovered_and_removed_from_the_text() -> None:
-    text = ('Let me profile it.\n<tool_call>\n{"name": "profile_run", "arguments": '
-            '{"config_id": "cfg-1", "steps": 20}}\n</tool_call>')
+    text = (
+        'Let me profile it.\n<tool_call>\n{"name": "profile_run", "arguments": '
+        '{"config_id": "cfg-1", "steps": 20}}\n</tool_call>'
+    )
     clean, calls = recover_text_calls(text, SCHEMAS)
     assert clean == "Let me profile it."
     assert calls == [ParsedCall("profile_run", ARGS)]
@@ -107,8 +115,10 @@ def test_several_blocks_are_several_calls_and_duplicates_are_dropped() -> None:
 
 
 def test_a_closing_tag_inside_a_string_argument_does_not_cut_the_call() -> None:
-    text = ('<tool_call>{"name": "compare_runs", "arguments": {"workload_name": '
-            '"a</tool_call>b", "before": "run-1", "after": "run-2"}}</tool_call>')
+    text = (
+        '<tool_call>{"name": "compare_runs", "arguments": {"workload_name": '
+        '"a</tool_call>b", "before": "run-1", "after": "run-2"}}</tool_call>'
+    )
     _, calls = recover_text_calls(text, SCHEMAS)
     assert calls[0].arguments["workload_name"] == "a</tool_call>b"
 
@@ -120,8 +130,10 @@ def test_an_unreadable_block_becomes_an_error_call() -> None:
 
 
 def test_qwen3_coder_xml_calls_are_recovered_with_typed_values() -> None:
-    text = ("<tool_call>\n<function=profile_run>\n<parameter=config_id>\ncfg-1\n</parameter>\n"
-            "<parameter=steps>\n20\n</parameter>\n</function>\n</tool_call>")
+    text = (
+        "<tool_call>\n<function=profile_run>\n<parameter=config_id>\ncfg-1\n</parameter>\n"
+        "<parameter=steps>\n20\n</parameter>\n</function>\n</tool_call>"
+    )
     _, calls = recover_text_calls(text, SCHEMAS)
     assert calls == [ParsedCall("profile_run", ARGS)]
 

@@ -16,8 +16,14 @@ from pytest_goblin.kb.loader import load_kb
 from pytest_goblin.schemas import ToolResult
 from pytest_goblin.workload.read import Workload
 
-TOOL_NAMES = {"parse_config", "profile_run", "query_rocm_kb", "propose_patch", "benchmark",
-              "compare_runs"}
+TOOL_NAMES = {
+    "parse_config",
+    "profile_run",
+    "query_rocm_kb",
+    "propose_patch",
+    "benchmark",
+    "compare_runs",
+}
 
 
 def ok(state: AuditState, name: str, **args: Any) -> dict[str, Any]:
@@ -147,8 +153,9 @@ def test_compare_runs_by_ids_returns_a_report(state: AuditState) -> None:
     ok(state, "propose_patch", config_id="cfg-1", rule_ids=["bf16-mixed-precision"])
     before = ok(state, "benchmark", config_id="cfg-1")["metrics_id"]
     after = ok(state, "benchmark", patch_id="patch-1")["metrics_id"]
-    report = ok(state, "compare_runs", workload_name="w", before=before, after=after,
-                patch="patch-1")
+    report = ok(
+        state, "compare_runs", workload_name="w", before=before, after=after, patch="patch-1"
+    )
     assert report["report_id"] == "report-1"
     assert report["speedup"] == pytest.approx(
         state.metrics[after].tokens_per_sec / state.metrics[before].tokens_per_sec, rel=1e-3
@@ -161,8 +168,9 @@ def test_compare_runs_by_ids_returns_a_report(state: AuditState) -> None:
 def test_compare_runs_reports_advisory_rules_apart_from_the_notes(state: AuditState) -> None:
     parsed(state)
     run = ok(state, "benchmark", config_id="cfg-1")["metrics_id"]
-    report = ok(state, "compare_runs", workload_name="w", before=run, after=run,
-                notes=["baseline only"])
+    report = ok(
+        state, "compare_runs", workload_name="w", before=run, after=run, notes=["baseline only"]
+    )
     assert report["notes"] == ["baseline only"]
     advisories = {advisory["id"]: advisory for advisory in report["advisories"]}
     assert "numa-balancing-off" in advisories
@@ -174,8 +182,9 @@ def test_compare_runs_refuses_a_projected_and_a_measured_number(state: AuditStat
     projected = ok(state, "benchmark", config_id="cfg-1")
     measured = {key: value for key, value in projected.items() if key != "metrics_id"}
     measured.update(projected=False, runner_kind="torch")
-    error = refused(state, "compare_runs", {"workload_name": "w", "before": "run-1",
-                                            "after": measured})
+    error = refused(
+        state, "compare_runs", {"workload_name": "w", "before": "run-1", "after": measured}
+    )
     assert "cannot compare a projected number with a measured one" in error
 
 
@@ -183,14 +192,16 @@ def test_compare_runs_refuses_runs_from_different_devices(state: AuditState) -> 
     parsed(state)
     run = ok(state, "benchmark", config_id="cfg-1")
     elsewhere = {**run, "device": "mi250x"}
-    error = refused(state, "compare_runs", {"workload_name": "w", "before": "run-1",
-                                            "after": elsewhere})
+    error = refused(
+        state, "compare_runs", {"workload_name": "w", "before": "run-1", "after": elsewhere}
+    )
     assert "different devices" in error
 
 
 def test_compare_runs_refuses_an_unknown_metrics_id(state: AuditState) -> None:
-    error = refused(state, "compare_runs", {"workload_name": "w", "before": "run-1",
-                                            "after": "run-2"})
+    error = refused(
+        state, "compare_runs", {"workload_name": "w", "before": "run-1", "after": "run-2"}
+    )
     assert "unknown before metrics_id 'run-1'" in error
 
 
@@ -202,22 +213,30 @@ def test_propose_patch_refuses_a_rule_whose_condition_does_not_hold(
 ) -> None:
     state = AuditState(context=context, workload=tuned)
     parsed(state)
-    error = refused(state, "propose_patch", {"config_id": "cfg-1",
-                                             "rule_ids": ["bf16-mixed-precision"]})
+    error = refused(
+        state, "propose_patch", {"config_id": "cfg-1", "rule_ids": ["bf16-mixed-precision"]}
+    )
     assert "no change to propose" in error
-    assert "bf16-mixed-precision: its condition does not hold for this config on rocm-instinct" \
+    assert (
+        "bf16-mixed-precision: its condition does not hold for this config on rocm-instinct"
         in error
+    )
     assert state.patches == {}
 
 
 def test_propose_patch_records_ignored_and_unknown_rules_as_skipped(
     context: AuditContext, mistuned: Workload
 ) -> None:
-    state = AuditState(context=replace(context, ignore=frozenset({"dataloader-workers"})),
-                       workload=mistuned)
+    state = AuditState(
+        context=replace(context, ignore=frozenset({"dataloader-workers"})), workload=mistuned
+    )
     parsed(state)
-    result = ok(state, "propose_patch", config_id="cfg-1",
-                rule_ids=["fused-adamw", "dataloader-workers", "no-such-rule"])
+    result = ok(
+        state,
+        "propose_patch",
+        config_id="cfg-1",
+        rule_ids=["fused-adamw", "dataloader-workers", "no-such-rule"],
+    )
     assert result["rule_ids"] == ["fused-adamw"]
     assert {s["rule_id"]: s["reason"] for s in result["skipped"]} == {
         "dataloader-workers": "ignored by goblin ignore",
@@ -227,10 +246,12 @@ def test_propose_patch_records_ignored_and_unknown_rules_as_skipped(
 
 def test_propose_patch_refuses_an_advisory_rule_as_a_change(state: AuditState) -> None:
     parsed(state)
-    result = ok(state, "propose_patch", config_id="cfg-1",
-                rule_ids=["fused-adamw", "numa-balancing-off"])
-    assert {"rule_id": "numa-balancing-off", "reason": "advisory: not a config change"} \
-        in result["skipped"]
+    result = ok(
+        state, "propose_patch", config_id="cfg-1", rule_ids=["fused-adamw", "numa-balancing-off"]
+    )
+    assert {"rule_id": "numa-balancing-off", "reason": "advisory: not a config change"} in result[
+        "skipped"
+    ]
 
 
 def test_propose_patch_returns_a_new_config_id_and_the_changes(state: AuditState) -> None:
@@ -238,16 +259,16 @@ def test_propose_patch_returns_a_new_config_id_and_the_changes(state: AuditState
     result = ok(state, "propose_patch", config_id="cfg-1", rule_ids=["bf16-mixed-precision"])
     assert result["patch_id"] == "patch-1"
     assert result["config_id"] == "cfg-2"
-    assert result["changes"] == [{"field": "precision", "old": "fp32", "new": "bf16",
-                                  "rule_id": "bf16-mixed-precision"}]
+    assert result["changes"] == [
+        {"field": "precision", "old": "fp32", "new": "bf16", "rule_id": "bf16-mixed-precision"}
+    ]
     assert state.configs["cfg-2"].precision == "bf16"
     assert state.configs["cfg-1"].precision == "fp32"
 
 
 def test_patch_diff_is_a_unified_diff_of_the_users_file(state: AuditState) -> None:
     parsed(state)
-    diff = ok(state, "propose_patch", config_id="cfg-1",
-              rule_ids=["bf16-mixed-precision"])["diff"]
+    diff = ok(state, "propose_patch", config_id="cfg-1", rule_ids=["bf16-mixed-precision"])["diff"]
     lines = diff.splitlines()
     assert lines[0] == "--- a/workloads/w.goblin.yaml"
     assert lines[1] == "+++ b/workloads/w.goblin.yaml"
@@ -260,8 +281,7 @@ def test_patch_diff_is_a_unified_diff_of_the_users_file(state: AuditState) -> No
 def test_a_patch_on_a_patched_config_merges_with_the_earlier_patch(state: AuditState) -> None:
     parsed(state)
     first = ok(state, "propose_patch", config_id="cfg-1", rule_ids=["bf16-mixed-precision"])
-    second = ok(state, "propose_patch", config_id=first["config_id"],
-                rule_ids=["fused-adamw"])
+    second = ok(state, "propose_patch", config_id=first["config_id"], rule_ids=["fused-adamw"])
     assert second["patch_id"] == "patch-2"
     assert [c["field"] for c in second["changes"]] == ["precision", "optimizer"]
     assert second["rule_ids"] == ["bf16-mixed-precision", "fused-adamw"]
@@ -283,18 +303,26 @@ def test_a_later_change_to_the_same_field_keeps_the_original_old_value(
 ) -> None:
     pack = tmp_path / "rules" / "attention.yaml"
     pack.parent.mkdir()
-    pack.write_text(yaml.safe_dump([{
-        "id": "sdpa-to-flash",
-        "category": "attention",
-        "platforms": ["all"],
-        "when": {"attention_impl": "sdpa"},
-        "set": {"attention_impl": "flash"},
-        "symptom": "sdpa where flash is available",
-        "expected_impact": "a fused kernel",
-        "citation": "https://example.org/flash",
-        "examples": {"matches": [{"attention_impl": "sdpa"}],
-                     "not_matches": [{"attention_impl": "eager"}]},
-    }]))
+    pack.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "id": "sdpa-to-flash",
+                    "category": "attention",
+                    "platforms": ["all"],
+                    "when": {"attention_impl": "sdpa"},
+                    "set": {"attention_impl": "flash"},
+                    "symptom": "sdpa where flash is available",
+                    "expected_impact": "a fused kernel",
+                    "citation": "https://example.org/flash",
+                    "examples": {
+                        "matches": [{"attention_impl": "sdpa"}],
+                        "not_matches": [{"attention_impl": "eager"}],
+                    },
+                }
+            ]
+        )
+    )
     kb = load_kb([pack.parent])
     state = AuditState(
         context=replace(context, kb=kb, ignore=frozenset({"flash-attention"})), workload=mistuned
@@ -302,12 +330,13 @@ def test_a_later_change_to_the_same_field_keeps_the_original_old_value(
     parsed(state)
     first = ok(state, "propose_patch", config_id="cfg-1", rule_ids=["sdpa-attention"])
     assert first["changes"][0]["new"] == "sdpa"
-    second = ok(state, "propose_patch", config_id=first["config_id"],
-                rule_ids=["sdpa-to-flash"])
-    assert second["changes"] == [{"field": "attention_impl", "old": "eager", "new": "flash",
-                                  "rule_id": "sdpa-to-flash"}]
-    assert {"rule_id": "sdpa-attention", "reason": "superseded by a later rule"} \
-        in second["skipped"]
+    second = ok(state, "propose_patch", config_id=first["config_id"], rule_ids=["sdpa-to-flash"])
+    assert second["changes"] == [
+        {"field": "attention_impl", "old": "eager", "new": "flash", "rule_id": "sdpa-to-flash"}
+    ]
+    assert {"rule_id": "sdpa-attention", "reason": "superseded by a later rule"} in second[
+        "skipped"
+    ]
     assert "-attention_impl: eager" in second["diff"]
     assert "+attention_impl: flash" in second["diff"]
 
@@ -337,8 +366,9 @@ def test_query_with_config_id_puts_matching_rules_first(state: AuditState) -> No
 def test_query_leaves_out_ignored_rules_and_lists_them_as_skipped(
     context: AuditContext, mistuned: Workload
 ) -> None:
-    state = AuditState(context=replace(context, ignore=frozenset({"fused-adamw"})),
-                       workload=mistuned)
+    state = AuditState(
+        context=replace(context, ignore=frozenset({"fused-adamw"})), workload=mistuned
+    )
     parsed(state)
     result = ok(state, "query_rocm_kb", config_id="cfg-1", symptom="optimizer step kernels")
     assert "fused-adamw" not in {rule["id"] for rule in result["rules"]}

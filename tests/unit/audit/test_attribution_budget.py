@@ -6,23 +6,23 @@ from __future__ import annotations
 
 import pytest
 
+from helpers.sample_results import run_info
 from helpers.workloads import MeasuredDevice
-from pytest_goblin.verdict import result as results
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.audit.attribution import attribute, with_attribution
 from pytest_goblin.audit.run import audit_workload
+from pytest_goblin.audit.timebudget import TimeBudget
 from pytest_goblin.kb.loader import KnowledgeBase
+from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.report import html, markdown
 from pytest_goblin.report.json_report import build
 from pytest_goblin.report.junit import properties
 from pytest_goblin.report.terminal import failure_text
 from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import ChangeAttribution, Report, RunMetrics, WorkloadConfig
-from pytest_goblin.plugin.settings import GoblinSettings
-from pytest_goblin.audit.timebudget import TimeBudget
+from pytest_goblin.verdict import result as results
 from pytest_goblin.workload.read import Workload
-from helpers.sample_results import run_info
 
 RUN_S = 10.0
 """Seconds of the fake clock that one run of the timed device takes."""
@@ -92,51 +92,80 @@ def cut_short(mistuned: Workload, context: AuditContext, kb: KnowledgeBase) -> R
     """The mistuned workload's measured report, attributed with time for two pairs only."""
     clock = Clock()
     report = measured_report(mistuned, context)
-    return with_attribution(report, mistuned.config, TimedDevice(clock), kb, 0.05,
-                            started(25, clock))
+    return with_attribution(
+        report, mistuned.config, TimedDevice(clock), kb, 0.05, started(25, clock)
+    )
 
 
 def test_no_pair_is_started_once_the_budget_is_spent(
-    mistuned: Workload, context: AuditContext, kb: KnowledgeBase,
+    mistuned: Workload,
+    context: AuditContext,
+    kb: KnowledgeBase,
 ) -> None:
     clock = Clock()
     device = TimedDevice(clock)
-    entries = by_field(attribute(measured_report(mistuned, context), mistuned.config, device,
-                                 kb, 0.05, started(25, clock)))
+    entries = by_field(
+        attribute(
+            measured_report(mistuned, context),
+            mistuned.config,
+            device,
+            kb,
+            0.05,
+            started(25, clock),
+        )
+    )
     assert len(device.configs) == 4  # two pairs: 20 s < 25 s, then 40 s >= 25 s
     assert [f for f, e in entries.items() if e.not_measured == "time_budget"] == LATE
     assert all(entries[f].contribution is not None for f in ("precision", "attention_impl"))
 
 
 def test_a_change_left_unmeasured_has_no_figure_and_says_why(
-    mistuned: Workload, context: AuditContext, kb: KnowledgeBase,
+    mistuned: Workload,
+    context: AuditContext,
+    kb: KnowledgeBase,
 ) -> None:
     clock = Clock()
-    entries = by_field(attribute(measured_report(mistuned, context), mistuned.config,
-                                 TimedDevice(clock), kb, 0.05, started(25, clock)))
+    entries = by_field(
+        attribute(
+            measured_report(mistuned, context),
+            mistuned.config,
+            TimedDevice(clock),
+            kb,
+            0.05,
+            started(25, clock),
+        )
+    )
     optimizer = entries["optimizer"]
     assert optimizer.speedup_without is None and optimizer.contribution is None
-    assert optimizer.note == ("not measured: the workload's time budget (--goblin-time-budget "
-                              "25 s, shared with the verdict's sampling) was spent before its "
-                              "turn")
+    assert optimizer.note == (
+        "not measured: the workload's time budget (--goblin-time-budget "
+        "25 s, shared with the verdict's sampling) was spent before its "
+        "turn"
+    )
 
 
 def test_the_shares_measured_in_time_are_those_an_unlimited_budget_gives(
-    mistuned: Workload, context: AuditContext, kb: KnowledgeBase,
+    mistuned: Workload,
+    context: AuditContext,
+    kb: KnowledgeBase,
 ) -> None:
     report = measured_report(mistuned, context)
     clock = Clock()
-    limited = by_field(attribute(report, mistuned.config, TimedDevice(clock), kb, 0.05,
-                                 started(25, clock)))
-    unlimited = by_field(attribute(report, mistuned.config, TimedDevice(Clock()), kb, 0.05,
-                                   started(None, Clock())))
+    limited = by_field(
+        attribute(report, mistuned.config, TimedDevice(clock), kb, 0.05, started(25, clock))
+    )
+    unlimited = by_field(
+        attribute(report, mistuned.config, TimedDevice(Clock()), kb, 0.05, started(None, Clock()))
+    )
     assert all(e.not_measured is None for e in unlimited.values())
     for field in ("precision", "attention_impl"):
         assert limited[field] == unlimited[field]
 
 
 def test_a_single_change_patch_needs_no_run_and_keeps_its_whole_share_when_out_of_time(
-    mistuned: Workload, context: AuditContext, kb: KnowledgeBase,
+    mistuned: Workload,
+    context: AuditContext,
+    kb: KnowledgeBase,
 ) -> None:
     report = measured_report(mistuned, context)
     assert report.patch is not None
@@ -145,14 +174,17 @@ def test_a_single_change_patch_needs_no_run_and_keeps_its_whole_share_when_out_o
     budget = started(1, clock)
     clock.now = 100.0
     device = TimedDevice(clock)
-    [entry] = attribute(report.model_copy(update={"patch": single}), mistuned.config, device,
-                        kb, 0.05, budget)
+    [entry] = attribute(
+        report.model_copy(update={"patch": single}), mistuned.config, device, kb, 0.05, budget
+    )
     assert device.configs == []
     assert entry.contribution == 1.0 and entry.not_measured is None
 
 
 def test_projected_attribution_ignores_a_spent_budget(
-    mistuned: Workload, context: AuditContext, kb: KnowledgeBase,
+    mistuned: Workload,
+    context: AuditContext,
+    kb: KnowledgeBase,
 ) -> None:
     clock = Clock()
     budget = started(1, clock)
@@ -160,22 +192,30 @@ def test_projected_attribution_ignores_a_spent_budget(
     report = audit(mistuned, context).report
     assert report is not None and report.projected
     attributed = with_attribution(report, mistuned.config, TimedDevice(clock), kb, 0.05, budget)
-    assert all(e.speedup_without is not None and e.not_measured is None
-               for e in attributed.attribution)
+    assert all(
+        e.speedup_without is not None and e.not_measured is None for e in attributed.attribution
+    )
 
 
-def audited_on(clock: Clock, mistuned: Workload, kb: KnowledgeBase,
-               budget_s: float | None) -> Report:
+def audited_on(
+    clock: Clock, mistuned: Workload, kb: KnowledgeBase, budget_s: float | None
+) -> Report:
     """The plugin's audit of the mistuned workload on the timed device, with attribution."""
     settings = GoblinSettings(backend="planner", attribution=True, time_budget_s=budget_s)
-    outcome = audit_workload(mistuned, TimedSession(TimedDevice(clock)),  # type: ignore[arg-type]
-                             settings, kb, clock=clock)
+    outcome = audit_workload(
+        mistuned,
+        TimedSession(TimedDevice(clock)),  # type: ignore[arg-type]
+        settings,
+        kb,
+        clock=clock,
+    )
     assert outcome.report is not None
     return outcome.report
 
 
 def test_attribution_measures_with_what_the_verdict_left_of_the_budget(
-    mistuned: Workload, kb: KnowledgeBase,
+    mistuned: Workload,
+    kb: KnowledgeBase,
 ) -> None:
     # the verdict's rounds 2 and 3 take 40 s of the 50; attribution's first pair ends at 60 s
     report = audited_on(Clock(), mistuned, kb, budget_s=50)
@@ -183,11 +223,14 @@ def test_attribution_measures_with_what_the_verdict_left_of_the_budget(
     entries = by_field(report.attribution)
     assert entries["precision"].contribution is not None
     assert [f for f, e in entries.items() if e.not_measured == "time_budget"] == [
-        "attention_impl", *LATE]
+        "attention_impl",
+        *LATE,
+    ]
 
 
 def test_a_verdict_that_spent_the_whole_budget_leaves_attribution_nothing(
-    mistuned: Workload, kb: KnowledgeBase,
+    mistuned: Workload,
+    kb: KnowledgeBase,
 ) -> None:
     report = audited_on(Clock(), mistuned, kb, budget_s=15)
     assert report.n_repeats == 2  # the verdict read the same clock: out of time after 20 s
@@ -200,31 +243,38 @@ def test_without_a_budget_every_change_is_measured(mistuned: Workload, kb: Knowl
 
 
 def test_the_failure_text_marks_each_late_change_and_sums_up_the_rest(
-    mistuned: Workload, cut_short: Report,
+    mistuned: Workload,
+    cut_short: Report,
 ) -> None:
     text = failure_text(results.from_report("w::w", mistuned, cut_short, 0.10))
-    assert ("  optimizer: adamw_torch -> adamw_torch_fused  [fused-adamw]  "
-            "not measured (time budget)") in text.splitlines()
+    assert (
+        "  optimizer: adamw_torch -> adamw_torch_fused  [fused-adamw]  not measured (time budget)"
+    ) in text.splitlines()
     [how] = [line for line in text.splitlines() if line.startswith("  The shares add up to ")]
-    assert how.endswith("% of the speedup; optimizer, dataloader_workers, "
-                        "dataloader_persistent_workers were not measured: the time budget ran "
-                        "out.")
+    assert how.endswith(
+        "% of the speedup; optimizer, dataloader_workers, "
+        "dataloader_persistent_workers were not measured: the time budget ran "
+        "out."
+    )
 
 
 def test_the_markdown_and_html_reports_mark_each_late_change(
-    mistuned: Workload, cut_short: Report,
+    mistuned: Workload,
+    cut_short: Report,
 ) -> None:
     result = results.from_report("w::w", mistuned, cut_short, 0.10)
     page = markdown.render([result], run_info(result))
     row = next(line for line in page.splitlines() if line.startswith("| `optimizer`"))
     assert "| not measured (time budget) | not measured: the workload's time budget" in row
     assert "were not measured: the time budget ran out." in page
-    assert ('<td class="num">not measured (time budget)</td>'
-            in html.render([result], run_info(result)))
+    assert '<td class="num">not measured (time budget)</td>' in html.render(
+        [result], run_info(result)
+    )
 
 
 def test_the_json_entry_of_a_late_change_names_the_time_budget(
-    mistuned: Workload, cut_short: Report,
+    mistuned: Workload,
+    cut_short: Report,
 ) -> None:
     result = results.from_report("w::w", mistuned, cut_short, 0.10)
     document = build([result], result.device, "planner", 0.10, fake=False)
@@ -235,7 +285,8 @@ def test_the_json_entry_of_a_late_change_names_the_time_budget(
 
 
 def test_junit_gives_each_change_its_share_or_why_it_has_none(
-    mistuned: Workload, cut_short: Report,
+    mistuned: Workload,
+    cut_short: Report,
 ) -> None:
     props = dict(properties(results.from_report("w::w", mistuned, cut_short, 0.10)))
     assert float(props["goblin_attribution_precision"]) > 0.9

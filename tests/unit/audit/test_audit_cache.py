@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from helpers.workloads import MISTUNED_YAML, TUNED_YAML
 from helpers.dict_store import DictStore
-from pytest_goblin.audit.run import audit_workload
+from helpers.workloads import MISTUNED_YAML, TUNED_YAML
 from pytest_goblin.audit.cache import AuditCache
+from pytest_goblin.audit.run import audit_workload
 from pytest_goblin.kb.loader import KnowledgeBase
+from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.runner.device_session import DeviceSession, SimulatedDevice
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
-from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.workload.read import Workload
 
 pytestmark = pytest.mark.usefixtures("planner_only")
@@ -37,8 +37,15 @@ TEAM_RULE = """\
 
 @pytest.fixture
 def planner_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOBLIN_THRESHOLD", "GOBLIN_AGENT_BACKEND", "GOBLIN_FAKE", "GOBLIN_FAKE_DEVICE",
-                "ANTHROPIC_API_KEY", "HF_TOKEN", "GOBLIN_QWEN_BASE_URL"):
+    for var in (
+        "GOBLIN_THRESHOLD",
+        "GOBLIN_AGENT_BACKEND",
+        "GOBLIN_FAKE",
+        "GOBLIN_FAKE_DEVICE",
+        "ANTHROPIC_API_KEY",
+        "HF_TOKEN",
+        "GOBLIN_QWEN_BASE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -65,8 +72,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def audit(pytester: pytest.Pytester, *args: str) -> dict[str, Any]:
     """Run the gate with a JSON report; the report's one workload."""
-    pytester.runpytest("--goblin", "--goblin-fake", "--goblin-json", "out.json", *args,
-                       "workloads")
+    pytester.runpytest("--goblin", "--goblin-fake", "--goblin-json", "out.json", *args, "workloads")
     (workload,) = json.loads((pytester.path / "out.json").read_text())["workloads"]
     return dict(workload)
 
@@ -95,11 +101,13 @@ def test_a_reused_audit_is_marked_in_the_summary(
     monkeypatch.setenv("COLUMNS", "200")
     project.runpytest("--goblin", "--goblin-fake", "workloads")
     result = project.runpytest("--goblin", "--goblin-fake", "workloads")
-    result.stdout.fnmatch_lines([
-        "cache: 1 of 1 audits reused from an earlier run with the same inputs "
-        "(--goblin-no-cache audits afresh)",
-        "llama-mistuned *cached*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "cache: 1 of 1 audits reused from an earlier run with the same inputs "
+            "(--goblin-no-cache audits afresh)",
+            "llama-mistuned *cached*",
+        ]
+    )
 
 
 def test_the_verdict_is_decided_again_from_the_reused_report(project: pytest.Pytester) -> None:
@@ -109,9 +117,7 @@ def test_the_verdict_is_decided_again_from_the_reused_report(project: pytest.Pyt
     assert relaxed["outcome"] == "passed"
 
 
-def test_a_changed_workload_is_audited_afresh(
-    project: pytest.Pytester, runs: list[int]
-) -> None:
+def test_a_changed_workload_is_audited_afresh(project: pytest.Pytester, runs: list[int]) -> None:
     audit(project)
     runs.clear()
     (project.path / "workloads" / "w.goblin.yaml").write_text(TUNED_YAML)
@@ -121,9 +127,7 @@ def test_a_changed_workload_is_audited_afresh(
     assert fresh["outcome"] == "passed"
 
 
-def test_a_changed_knowledge_base_audits_afresh(
-    project: pytest.Pytester, runs: list[int]
-) -> None:
+def test_a_changed_knowledge_base_audits_afresh(project: pytest.Pytester, runs: list[int]) -> None:
     (project.path / "rules").mkdir()
     pack = project.path / "rules" / "team.yaml"
     pack.write_text(TEAM_RULE)
@@ -153,12 +157,15 @@ def test_without_the_cacheprovider_plugin_every_run_audits(
     assert again["cached"] is False
 
 
-@pytest.mark.parametrize("content", [
-    "{not json at all",
-    json.dumps({"version": 1, "report": {"speedup": "fast"}}),
-    json.dumps({"version": 99, "report": {}}),
-    json.dumps(["a", "list"]),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json at all",
+        json.dumps({"version": 1, "report": {"speedup": "fast"}}),
+        json.dumps({"version": 99, "report": {}}),
+        json.dumps(["a", "list"]),
+    ],
+)
 def test_a_corrupt_entry_is_ignored_and_replaced(
     project: pytest.Pytester, runs: list[int], content: str
 ) -> None:
@@ -176,8 +183,9 @@ def test_a_corrupt_entry_is_ignored_and_replaced(
 def test_measured_audits_are_never_cached(mistuned: Workload, kb: KnowledgeBase) -> None:
     store = DictStore()
     measured = GoblinSettings(enabled=True, fake=False, backend="planner")
-    outcome = audit_workload(mistuned, DeviceSession("mi300x"), measured, kb,
-                             cache=AuditCache(store))
+    outcome = audit_workload(
+        mistuned, DeviceSession("mi300x"), measured, kb, cache=AuditCache(store)
+    )
     assert outcome.report is not None and not outcome.cached
     assert store.data == {}
 
@@ -190,8 +198,9 @@ def test_a_plugin_backend_or_runner_is_part_of_the_key(
     session = DeviceSession("mi300x")
     audit_workload(mistuned, session, fake, kb, cache=AuditCache(store))
     again = audit_workload(mistuned, session, fake, kb, cache=AuditCache(store))
-    other = audit_workload(mistuned, session, fake, kb,
-                           cache=AuditCache(store, extensions=["acme_backend"]))
+    other = audit_workload(
+        mistuned, session, fake, kb, cache=AuditCache(store, extensions=["acme_backend"])
+    )
     assert again.cached
     assert not other.cached
     assert len(store.data) == 2

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pytest_goblin.audit.run import audit_workload
+from helpers.workloads import MISTUNED_YAML
 from pytest_goblin.audit.calibrate import (
     MDE_FACTOR,
     Calibrations,
@@ -16,13 +16,13 @@ from pytest_goblin.audit.calibrate import (
     noise_floors,
     refusal,
 )
+from pytest_goblin.audit.run import audit_workload
 from pytest_goblin.errors import ThresholdBelowNoise
 from pytest_goblin.kb.loader import KnowledgeBase
+from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.runner.device_session import DeviceSession, SimulatedDevice
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig
-from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.workload.read import Workload
-from helpers.workloads import MISTUNED_YAML
 
 CONFIG = WorkloadConfig(model="qwen2.5-0.5b", precision="bf16")
 
@@ -39,14 +39,33 @@ class Jittery:
     def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
         self.runs += 1
         samples = [1000.0 * self.rng.lognormvariate(0, self.noise) for _ in range(self.windows)]
-        return RunMetrics(steps=steps, tokens_per_sec=sum(samples) / len(samples),
-                          step_time_s=1.0, tokens_per_step=4096, hbm_peak_gb=1.0, mfu_pct=1.0,
-                          projected=False, runner_kind="torch", device="cpu", samples=samples)
+        return RunMetrics(
+            steps=steps,
+            tokens_per_sec=sum(samples) / len(samples),
+            step_time_s=1.0,
+            tokens_per_step=4096,
+            hbm_peak_gb=1.0,
+            mfu_pct=1.0,
+            projected=False,
+            runner_kind="torch",
+            device="cpu",
+            samples=samples,
+        )
 
 
 def floor(band: float) -> NoiseFloor:
-    return NoiseFloor(device="Rig", workload="w", projected=False, rounds=3, n=15, ratio=1.0,
-                      ratio_ci=(1 - band, 1 + band), band=band, mde=band * MDE_FACTOR, cv=0.02)
+    return NoiseFloor(
+        device="Rig",
+        workload="w",
+        projected=False,
+        rounds=3,
+        n=15,
+        ratio=1.0,
+        ratio_ci=(1 - band, 1 + band),
+        band=band,
+        mde=band * MDE_FACTOR,
+        cv=0.02,
+    )
 
 
 def test_an_a_a_run_pairs_every_window_of_three_rounds() -> None:
@@ -66,13 +85,14 @@ def test_the_band_is_the_a_a_interval_half_width_and_grows_with_noise() -> None:
 
 def test_the_minimum_detectable_effect_is_the_band_scaled_for_80_percent_power() -> None:
     result = calibrate(Jittery(noise=0.05), CONFIG, 50, "w", "Rig")
-    assert MDE_FACTOR == pytest.approx((1.95996 + 0.84162) / 1.95996, rel=1e-4)
+    assert pytest.approx((1.95996 + 0.84162) / 1.95996, rel=1e-4) == MDE_FACTOR
     assert result.mde == pytest.approx(result.band * MDE_FACTOR, abs=1e-4)
 
 
 def test_the_same_samples_give_the_same_floor() -> None:
     assert calibrate(Jittery(0.05), CONFIG, 50, "w", "Rig") == calibrate(
-        Jittery(0.05), CONFIG, 50, "w", "Rig")
+        Jittery(0.05), CONFIG, 50, "w", "Rig"
+    )
 
 
 def test_a_projected_device_has_a_zero_floor_from_one_pair() -> None:
@@ -85,7 +105,9 @@ def test_a_projected_device_has_a_zero_floor_from_one_pair() -> None:
 def test_a_threshold_below_the_band_is_refused_with_the_figures() -> None:
     message = refusal(floor(0.06), 0.05, "--goblin-threshold / goblin_threshold")
     assert message is not None
-    assert "threshold 5.0% (--goblin-threshold / goblin_threshold) is below the noise band" in message
+    assert (
+        "threshold 5.0% (--goblin-threshold / goblin_threshold) is below the noise band" in message
+    )
     assert "±6.0%" in message and "at least 0.060" in message
 
 
@@ -109,9 +131,12 @@ def test_each_device_is_calibrated_once_per_session() -> None:
 
 def test_the_summary_lists_each_distinct_floor_once(failed, passed) -> None:  # type: ignore[no-untyped-def]
     one, two = floor(0.01), floor(0.02)
-    results = [failed.model_copy(update={"noise_floor": one}),
-               passed.model_copy(update={"noise_floor": one}),
-               passed.model_copy(update={"noise_floor": two}), failed]
+    results = [
+        failed.model_copy(update={"noise_floor": one}),
+        passed.model_copy(update={"noise_floor": one}),
+        passed.model_copy(update={"noise_floor": two}),
+        failed,
+    ]
     assert noise_floors(results) == [one, two]
 
 
@@ -142,31 +167,45 @@ class NoisySession(DeviceSession):
 
 
 def test_an_audit_refuses_a_threshold_below_the_devices_noise(
-    workload, kb: KnowledgeBase,  # type: ignore[no-untyped-def]
+    workload,
+    kb: KnowledgeBase,  # type: ignore[no-untyped-def]
 ) -> None:
     mistuned: Workload = workload(MISTUNED_YAML)
     with pytest.raises(ThresholdBelowNoise) as raised:
-        audit_workload(mistuned, NoisySession(noise=0.10), GoblinSettings(threshold=0.01), kb,
-                       calibrations=Calibrations())
+        audit_workload(
+            mistuned,
+            NoisySession(noise=0.10),
+            GoblinSettings(threshold=0.01),
+            kb,
+            calibrations=Calibrations(),
+        )
     assert str(raised.value).startswith("workloads/w.goblin.yaml: threshold 1.0% ")
     assert raised.value.floor.band > 0.01
 
 
 def test_a_workloads_own_threshold_is_named_when_it_is_refused(
-    workload, kb: KnowledgeBase,  # type: ignore[no-untyped-def]
+    workload,
+    kb: KnowledgeBase,  # type: ignore[no-untyped-def]
 ) -> None:
     mistuned: Workload = workload(MISTUNED_YAML + "goblin:\n  threshold: 0.01\n")
-    with pytest.raises(ThresholdBelowNoise, match="the workload's goblin.threshold"):
-        audit_workload(mistuned, NoisySession(noise=0.10), GoblinSettings(), kb,
-                       calibrations=Calibrations())
+    with pytest.raises(ThresholdBelowNoise, match=r"the workload's goblin.threshold"):
+        audit_workload(
+            mistuned, NoisySession(noise=0.10), GoblinSettings(), kb, calibrations=Calibrations()
+        )
 
 
 def test_an_audit_above_the_noise_carries_the_floor(
-    workload, kb: KnowledgeBase,  # type: ignore[no-untyped-def]
+    workload,
+    kb: KnowledgeBase,  # type: ignore[no-untyped-def]
 ) -> None:
     session = NoisySession(noise=0.005)
-    outcome = audit_workload(workload(MISTUNED_YAML), session, GoblinSettings(max_repeats=2),
-                             kb, calibrations=Calibrations())
+    outcome = audit_workload(
+        workload(MISTUNED_YAML),
+        session,
+        GoblinSettings(max_repeats=2),
+        kb,
+        calibrations=Calibrations(),
+    )
     assert outcome.noise_floor is not None and outcome.noise_floor.device == "Rig"
     assert outcome.noise_floor.band < 0.10
 
@@ -204,14 +243,17 @@ def test_calibrating_a_noisy_rig_errors_every_workload_and_reports_the_floor(
 ) -> None:
     pytester.makeconftest(NOISY_RIG)
     pytester.makefile(".goblin.yaml", a=MISTUNED_YAML, b=MISTUNED_YAML.replace("fp32", "bf16"))
-    result = pytester.runpytest("--goblin", "--goblin-calibrate", "-p", "no:cacheprovider",
-                                "--goblin-json", "out.json")
+    result = pytester.runpytest(
+        "--goblin", "--goblin-calibrate", "-p", "no:cacheprovider", "--goblin-json", "out.json"
+    )
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        "a.goblin.yaml: threshold 10.0% (--goblin-threshold / goblin_threshold) is below the "
-        "noise band measured by --goblin-calibrate on Busy Rig*",
-        "noise floor on Busy Rig: ±*% (A/A of llama-mistuned: * from 15 paired windows, *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "a.goblin.yaml: threshold 10.0% (--goblin-threshold / goblin_threshold) is below the "
+            "noise band measured by --goblin-calibrate on Busy Rig*",
+            "noise floor on Busy Rig: ±*% (A/A of llama-mistuned: * from 15 paired windows, *",
+        ]
+    )
     document = json.loads((pytester.path / "out.json").read_text())
     (only,) = document["noise_floors"]
     assert only["device"] == "Busy Rig" and only["band"] > 0.10
@@ -221,17 +263,26 @@ def test_calibrating_a_noisy_rig_errors_every_workload_and_reports_the_floor(
 
 def test_calibrate_in_fake_mode_says_projections_have_no_noise(pytester: pytest.Pytester) -> None:
     pytester.makefile(".goblin.yaml", a=MISTUNED_YAML)
-    result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-calibrate", "-p",
-                                "no:cacheprovider", "--goblin-md", "out.md")
+    result = pytester.runpytest(
+        "--goblin",
+        "--goblin-fake",
+        "--goblin-calibrate",
+        "-p",
+        "no:cacheprovider",
+        "--goblin-md",
+        "out.md",
+    )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["noise floor on AMD Instinct MI300X: 0 (projected runs have "
-                                 "no noise*"])
+    result.stdout.fnmatch_lines(
+        ["noise floor on AMD Instinct MI300X: 0 (projected runs have no noise*"]
+    )
     assert "noise floor on AMD Instinct MI300X: 0" in (pytester.path / "out.md").read_text()
 
 
 def test_without_calibrate_no_floor_is_measured_or_shown(pytester: pytest.Pytester) -> None:
     pytester.makefile(".goblin.yaml", a=MISTUNED_YAML)
-    result = pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider",
-                                "--goblin-json", "out.json")
+    result = pytester.runpytest(
+        "--goblin", "--goblin-fake", "-p", "no:cacheprovider", "--goblin-json", "out.json"
+    )
     assert "noise floor" not in result.stdout.str()
     assert json.loads((pytester.path / "out.json").read_text())["noise_floors"] == []

@@ -9,11 +9,17 @@ import pytest
 
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
+from pytest_goblin.audit.confirm import (
+    Confirmation,
+    SamplingPolicy,
+    classify,
+    confirm,
+    loss_problem,
+)
 from pytest_goblin.audit.run import confirm_report
-from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy, classify, confirm, loss_problem
-from pytest_goblin.schemas import RunMetrics, WorkloadConfig
-from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.audit.stats import paired_speedup
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 from pytest_goblin.workload.read import Workload
 
 BASELINE = WorkloadConfig(model="qwen2.5-0.5b", precision="bf16", dataloader_workers=0)
@@ -23,8 +29,14 @@ PATCHED = BASELINE.model_copy(update={"dataloader_workers": 4})
 class NoisyRunner:
     """Measured-looking runs: tokens/s per window around a level, with noise and drift."""
 
-    def __init__(self, levels: dict[int, float], noise: float = 0.03, windows: int = 5,
-                 losses: dict[int, list[float]] | None = None, seed: int = 7) -> None:
+    def __init__(
+        self,
+        levels: dict[int, float],
+        noise: float = 0.03,
+        windows: int = 5,
+        losses: dict[int, list[float]] | None = None,
+        seed: int = 7,
+    ) -> None:
         self.levels = levels
         self.noise = noise
         self.windows = windows
@@ -40,17 +52,33 @@ class NoisyRunner:
         level = self.levels[workers] * self.drift
         samples = [level * self.rng.lognormvariate(0, self.noise) for _ in range(self.windows)]
         return RunMetrics(
-            steps=steps, tokens_per_sec=sum(samples) / len(samples), step_time_s=1.0,
-            tokens_per_step=4096, hbm_peak_gb=1.0, mfu_pct=10.0, projected=False,
-            runner_kind="torch", device="cpu", samples=samples,
+            steps=steps,
+            tokens_per_sec=sum(samples) / len(samples),
+            step_time_s=1.0,
+            tokens_per_step=4096,
+            hbm_peak_gb=1.0,
+            mfu_pct=10.0,
+            projected=False,
+            runner_kind="torch",
+            device="cpu",
+            samples=samples,
             losses=self.losses.get(workers, [2.0, 1.9, 1.8]),
         )
 
 
 def projected(tps: float) -> RunMetrics:
-    return RunMetrics(steps=50, tokens_per_sec=tps, step_time_s=1.0, tokens_per_step=4096,
-                      hbm_peak_gb=1.0, mfu_pct=10.0, projected=True, runner_kind="fake",
-                      device="mi300x", samples=[tps])
+    return RunMetrics(
+        steps=50,
+        tokens_per_sec=tps,
+        step_time_s=1.0,
+        tokens_per_step=4096,
+        hbm_peak_gb=1.0,
+        mfu_pct=10.0,
+        projected=True,
+        runner_kind="fake",
+        device="mi300x",
+        samples=[tps],
+    )
 
 
 def run_confirm(runner: NoisyRunner, **policy: object) -> Confirmation:
@@ -99,9 +127,14 @@ def test_strict_turns_an_inconclusive_verdict_into_a_failure() -> None:
 def test_the_time_budget_stops_sampling() -> None:
     ticks = iter(range(100))
     runner = NoisyRunner({0: 100.0, 4: 110.0}, noise=0.08)
-    result = confirm(runner, BASELINE, PATCHED, 20,
-                     SamplingPolicy(threshold=0.10, max_rounds=10, time_budget_s=2),
-                     clock=lambda: float(next(ticks)))
+    result = confirm(
+        runner,
+        BASELINE,
+        PATCHED,
+        20,
+        SamplingPolicy(threshold=0.10, max_rounds=10, time_budget_s=2),
+        clock=lambda: float(next(ticks)),
+    )
     assert result.rounds == 2
 
 
@@ -117,8 +150,7 @@ def test_a_projected_runner_decides_in_one_round_on_the_point() -> None:
 
 
 def test_a_patch_whose_loss_diverges_is_rejected_not_a_win() -> None:
-    runner = NoisyRunner({0: 100.0, 4: 200.0},
-                         losses={0: [2.0, 1.9, 1.8], 4: [2.0, 3.5, 7.0]})
+    runner = NoisyRunner({0: 100.0, 4: 200.0}, losses={0: [2.0, 1.9, 1.8], 4: [2.0, 3.5, 7.0]})
     result = run_confirm(runner)
     assert result.decision == "passed"
     assert result.rejected is not None and "final loss" in result.rejected
@@ -142,19 +174,25 @@ def test_classify_treats_a_point_on_the_bar_as_passing() -> None:
 
 @pytest.mark.parametrize("seed", range(10))
 def test_a_a_comparisons_do_not_fail_at_the_default_threshold(seed: int) -> None:
-    result = confirm(NoisyRunner({0: 100.0, 4: 100.0}, noise=0.05, seed=seed),
-                     BASELINE, PATCHED, 20, SamplingPolicy(threshold=0.10))
+    result = confirm(
+        NoisyRunner({0: 100.0, 4: 100.0}, noise=0.05, seed=seed),
+        BASELINE,
+        PATCHED,
+        20,
+        SamplingPolicy(threshold=0.10),
+    )
     assert result.decision == "passed"
 
 
-
 def test_the_audit_replaces_a_measured_reports_numbers_with_the_paired_estimate(
-    measured_context: AuditContext, mistuned: Workload,
+    measured_context: AuditContext,
+    mistuned: Workload,
 ) -> None:
     outcome = audit(mistuned, measured_context)
     assert outcome.report is not None
-    report = confirm_report(outcome.report, measured_context.runner, mistuned,
-                            GoblinSettings(max_repeats=2))
+    report = confirm_report(
+        outcome.report, measured_context.runner, mistuned, GoblinSettings(max_repeats=2)
+    )
     assert report.n_repeats == 2
     assert report.speedup_ci is not None
     assert report.speedup_ci[0] <= report.speedup <= report.speedup_ci[1]

@@ -6,17 +6,17 @@ import math
 
 import pytest
 
+from helpers.workloads import MeasuredDevice
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.audit.run import confirm_report
 from pytest_goblin.audit.fallback import candidates
-from pytest_goblin.kb.loader import KnowledgeBase
-from pytest_goblin.verdict.result import from_report
-from pytest_goblin.schemas import Report, RunMetrics, WorkloadConfig
-from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.audit.run import confirm_report
 from pytest_goblin.audit.timebudget import TimeBudget
+from pytest_goblin.kb.loader import KnowledgeBase
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.schemas import Report, RunMetrics, WorkloadConfig
+from pytest_goblin.verdict.result import from_report
 from pytest_goblin.workload.read import Workload
-from helpers.workloads import MeasuredDevice
 
 SETTINGS = GoblinSettings(max_repeats=2)
 
@@ -36,14 +36,18 @@ class LossyDevice(MeasuredDevice):
 
 
 def measured_report(workload: Workload, context: AuditContext, device: LossyDevice) -> Report:
-    outcome = audit(workload, AuditContext(runner=device, projector=context.projector,
-                                           kb=context.kb, backend="planner"))
+    outcome = audit(
+        workload,
+        AuditContext(runner=device, projector=context.projector, kb=context.kb, backend="planner"),
+    )
     assert outcome.report is not None and outcome.report.patch is not None
     return outcome.report
 
 
 def test_candidates_drop_the_precision_rule_first(
-    failed_patch_report: Report, mistuned: Workload, kb: KnowledgeBase,
+    failed_patch_report: Report,
+    mistuned: Workload,
+    kb: KnowledgeBase,
 ) -> None:
     assert failed_patch_report.patch is not None
     first = next(candidates(mistuned, failed_patch_report.patch, "loss was NaN", kb))
@@ -52,7 +56,9 @@ def test_candidates_drop_the_precision_rule_first(
 
 
 def test_a_smaller_patch_has_its_own_diff_config_and_skipped_reason(
-    failed_patch_report: Report, mistuned: Workload, kb: KnowledgeBase,
+    failed_patch_report: Report,
+    mistuned: Workload,
+    kb: KnowledgeBase,
 ) -> None:
     assert failed_patch_report.patch is not None
     first = next(candidates(mistuned, failed_patch_report.patch, "loss was NaN", kb))
@@ -64,21 +70,30 @@ def test_a_smaller_patch_has_its_own_diff_config_and_skipped_reason(
 
 
 def test_a_single_rule_patch_has_no_smaller_candidate(
-    failed_patch_report: Report, mistuned: Workload, kb: KnowledgeBase,
+    failed_patch_report: Report,
+    mistuned: Workload,
+    kb: KnowledgeBase,
 ) -> None:
     assert failed_patch_report.patch is not None
     rule = failed_patch_report.patch.changes[0].rule_id
-    single = failed_patch_report.patch.model_copy(update={
-        "changes": [c for c in failed_patch_report.patch.changes if c.rule_id == rule]})
+    single = failed_patch_report.patch.model_copy(
+        update={"changes": [c for c in failed_patch_report.patch.changes if c.rule_id == rule]}
+    )
     assert list(candidates(mistuned, single, "loss was NaN", kb)) == []
 
 
 def test_a_patch_that_diverges_is_measured_without_the_guilty_rule(
-    context: AuditContext, mistuned: Workload,
+    context: AuditContext,
+    mistuned: Workload,
 ) -> None:
     device = LossyDevice(lambda config: config.precision == "bf16")
-    report = confirm_report(measured_report(mistuned, context, device), device, mistuned,
-                            GoblinSettings(max_repeats=2, threshold=0.05), context.kb)
+    report = confirm_report(
+        measured_report(mistuned, context, device),
+        device,
+        mistuned,
+        GoblinSettings(max_repeats=2, threshold=0.05),
+        context.kb,
+    )
     assert report.rejected is None
     assert report.patch is not None and report.patch.new_config.precision == "fp32"
     assert report.fallback is not None and "non-finite loss" in report.fallback
@@ -88,18 +103,21 @@ def test_a_patch_that_diverges_is_measured_without_the_guilty_rule(
 
 
 def test_a_patch_stays_rejected_when_no_smaller_one_trains(
-    context: AuditContext, mistuned: Workload,
+    context: AuditContext,
+    mistuned: Workload,
 ) -> None:
     device = LossyDevice(lambda config: config != mistuned.config)
-    report = confirm_report(measured_report(mistuned, context, device), device, mistuned,
-                            SETTINGS, context.kb)
+    report = confirm_report(
+        measured_report(mistuned, context, device), device, mistuned, SETTINGS, context.kb
+    )
     assert report.rejected is not None and "non-finite" in report.rejected
     assert report.fallback is None
     assert from_report("w::x", mistuned, report, 0.10).outcome == "passed"
 
 
 def test_without_the_knowledge_base_a_rejected_patch_is_not_retried(
-    context: AuditContext, mistuned: Workload,
+    context: AuditContext,
+    mistuned: Workload,
 ) -> None:
     device = LossyDevice(lambda config: config.precision == "bf16")
     report = measured_report(mistuned, context, device)
@@ -117,7 +135,8 @@ def failed_patch_report(context: AuditContext, mistuned: Workload) -> Report:
 
 
 def test_a_fallback_confirmation_spends_what_the_whole_patch_left_of_the_time_budget(
-    context: AuditContext, mistuned: Workload,
+    context: AuditContext,
+    mistuned: Workload,
 ) -> None:
     device = LossyDevice(lambda config: config.precision == "bf16")
     report = measured_report(mistuned, context, device)

@@ -84,8 +84,9 @@ def test_noise_band_is_the_a_a_interval_half_width_around_one() -> None:
     assert 0 < band < 0.1
 
 
-def rounds_of(levels: list[float], rng: random.Random, windows: int = 5) -> tuple[
-        list[float], list[float], list[int]]:
+def rounds_of(
+    levels: list[float], rng: random.Random, windows: int = 5
+) -> tuple[list[float], list[float], list[int]]:
     """A/A-like pairs: per round, the baseline near 100 and the patch near ``level``."""
     base: list[float] = []
     patched: list[float] = []
@@ -141,6 +142,7 @@ def test_the_independent_interval_widens_with_either_side_s_noise() -> None:
     def width(before: list[float], after: list[float]) -> float:
         _, (low, high) = independent_ratio(before, after)
         return high - low
+
     assert width(steady, noisy) > 5 * width(steady, steady)
     assert width(noisy, steady) > 5 * width(steady, steady)
 

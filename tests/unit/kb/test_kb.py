@@ -105,8 +105,11 @@ def test_rules_are_ordered_by_category_then_id() -> None:
         ({"seq_len": {"gte": 8193}}, {"seq_len": 8192}, False),
         ({"optimizer": {"regex": "(?i)8bit"}}, {"optimizer": "paged_adamw_8bit"}, True),
         ({"optimizer": {"regex": "^adamw_torch$"}}, {"optimizer": "adamw_torch_fused"}, False),
-        ({"env_vars.HIP_FORCE_DEV_KERNARG": {"exists": True}},
-         {"env_vars": {"HIP_FORCE_DEV_KERNARG": "1"}}, True),
+        (
+            {"env_vars.HIP_FORCE_DEV_KERNARG": {"exists": True}},
+            {"env_vars": {"HIP_FORCE_DEV_KERNARG": "1"}},
+            True,
+        ),
         ({"lora_rank": {"exists": True}}, {}, False),
         ({"extras.launch": {"eq": {"procs": 8}}}, {"extras": {"launch": {"procs": 8}}}, True),
         ({"model.layers": {"gte": 32}}, {"model": "llama-3-8b"}, True),
@@ -227,19 +230,21 @@ def test_a_tuned_config_gets_no_bundled_patches(platform: str) -> None:
 
 @pytest.mark.parametrize("platform", ["rocm-instinct", "rocm-radeon", "cuda", "cpu"])
 def test_a_config_with_every_marker_in_place_gets_no_bundled_findings(platform: str) -> None:
-    done = TUNED.model_copy(update={
-        "packing": True,
-        "torch_compile": True,
-        "env_vars": {
-            "TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL": "1",
-            "PYTORCH_TUNABLEOP_ENABLED": "1",
-            "PYTORCH_TUNABLEOP_TUNING": "0",
-            "HIP_FORCE_DEV_KERNARG": "1",
-            "TORCH_BLAS_PREFER_HIPBLASLT": "1",
-            "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
-        },
-        "extras": {"numa_balancing": 0, "torch_compile_mode": "max-autotune"},
-    })
+    done = TUNED.model_copy(
+        update={
+            "packing": True,
+            "torch_compile": True,
+            "env_vars": {
+                "TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL": "1",
+                "PYTORCH_TUNABLEOP_ENABLED": "1",
+                "PYTORCH_TUNABLEOP_TUNING": "0",
+                "HIP_FORCE_DEV_KERNARG": "1",
+                "TORCH_BLAS_PREFER_HIPBLASLT": "1",
+                "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+            },
+            "extras": {"numa_balancing": 0, "torch_compile_mode": "max-autotune"},
+        }
+    )
     result = BUNDLED.match(done, platform)
     assert (result.applicable, result.skipped) == ([], [])
 
@@ -359,8 +364,10 @@ def test_a_tie_in_priority_is_broken_by_id() -> None:
     examples = {"matches": [{}], "not_matches": [{"dataloader_workers": 4}]}
     base = rule_data(when=None, examples=examples)
     kb = KnowledgeBase(
-        [Rule.model_validate({**base, "id": "b-workers"}),
-         Rule.model_validate({**base, "id": "a-workers"})]
+        [
+            Rule.model_validate({**base, "id": "b-workers"}),
+            Rule.model_validate({**base, "id": "a-workers"}),
+        ]
     )
     result = kb.match(WorkloadConfig(), "cpu")
     assert [rule.id for rule in result.applicable] == ["a-workers"]

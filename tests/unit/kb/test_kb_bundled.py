@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pytest_goblin.kb import CATEGORIES, DEVICE_PLATFORMS, KnowledgeBase, Rule, load_kb
-from pytest_goblin.runner.devices import get_device
 from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.devices import get_device
 from pytest_goblin.schemas import WorkloadConfig
 
 BUNDLED = load_kb()
@@ -53,8 +53,9 @@ def test_no_rule_fires_on_a_platform_it_does_not_name(rule: Rule) -> None:
 
 
 def test_a_rule_sees_the_winner_of_a_conflict_it_depends_on() -> None:
-    result = BUNDLED.match(WorkloadConfig(precision="fp32", attention_impl="eager"),
-                           "rocm-instinct")
+    result = BUNDLED.match(
+        WorkloadConfig(precision="fp32", attention_impl="eager"), "rocm-instinct"
+    )
     ids = [rule.id for rule in result.applicable]
     assert "flash-attention" in ids
     assert "padding-free-packing" in ids
@@ -63,8 +64,7 @@ def test_a_rule_sees_the_winner_of_a_conflict_it_depends_on() -> None:
 
 def test_waived_lists_only_waived_rules_that_matched() -> None:
     config = WorkloadConfig(precision="fp32", attention_impl="eager")
-    result = BUNDLED.match(config, "cuda",
-                           ignore=["bf16-mixed-precision", "fp8-linear-layers"])
+    result = BUNDLED.match(config, "cuda", ignore=["bf16-mixed-precision", "fp8-linear-layers"])
     assert result.waived == ["bf16-mixed-precision"]
 
 
@@ -73,8 +73,7 @@ def test_waived_lists_only_waived_rules_that_matched() -> None:
 # The largest config each bound admits: 8B-class Llama-style dims, rank 64 on every
 # linear, 16-bit, no checkpointing after the change.
 LARGEST_ADMITTED: dict[str, Any] = {
-    "model": {"layers": 32, "hidden": 4096, "intermediate": 18944, "heads": 32,
-              "vocab": 152064},
+    "model": {"layers": 32, "hidden": 4096, "intermediate": 18944, "heads": 32, "vocab": 152064},
     "lora_rank": 64,
     "lora_targets": ["all-linear"],
     "precision": "fp16",
@@ -96,8 +95,11 @@ def test_a_memory_bounded_patch_fits_the_smallest_device_of_its_platforms(
     config = WorkloadConfig.model_validate({**LARGEST_ADMITTED, **BOUNDED[rule_id], **shape})
     assert rule.matches(config)
     smallest = min(
-        (device for device in map(get_device, ("mi250x", "mi300x", "a100", "h100"))
-         if rule.applies_on(device.platform)),
+        (
+            device
+            for device in map(get_device, ("mi250x", "mi300x", "a100", "h100"))
+            if rule.applies_on(device.platform)
+        ),
         key=lambda device: device.memory_gb,
     )
     needed = FakeRunner(smallest).memory(rule.apply(config)).total_gb
@@ -107,9 +109,14 @@ def test_a_memory_bounded_patch_fits_the_smallest_device_of_its_platforms(
 @pytest.mark.parametrize("rule_id", sorted(BOUNDED))
 @pytest.mark.parametrize(
     "beyond",
-    [{"seq_len": 4096, "batch_size": 2}, {"seq_len": 8192, "batch_size": 1},
-     {"lora_rank": 128}, {"precision": "fp32"}, {"attention_impl": "eager"},
-     {"model": "llama-3.1-70b"}],
+    [
+        {"seq_len": 4096, "batch_size": 2},
+        {"seq_len": 8192, "batch_size": 1},
+        {"lora_rank": 128},
+        {"precision": "fp32"},
+        {"attention_impl": "eager"},
+        {"model": "llama-3.1-70b"},
+    ],
     ids=lambda b: ",".join(f"{k}={v}" for k, v in b.items()),
 )
 def test_a_memory_bounded_patch_stays_out_beyond_its_bound(

@@ -23,17 +23,34 @@ from pytest_goblin.schemas import WorkloadConfig
 BUNDLED = load_kb()
 
 GRID = [
-    dict(zip(("precision", "attention_impl", "optimizer", "dataloader_workers", "finetune",
-              "gradient_checkpointing"), values, strict=True))
+    dict(
+        zip(
+            (
+                "precision",
+                "attention_impl",
+                "optimizer",
+                "dataloader_workers",
+                "finetune",
+                "gradient_checkpointing",
+            ),
+            values,
+            strict=True,
+        )
+    )
     for values in itertools.product(
-        ("fp32", "fp16", "bf16"), ("eager", "sdpa", "flash"), ("adamw_torch", "adamw_torch_fused"),
-        (0, 4), ("full", "qlora"), (False, True),
+        ("fp32", "fp16", "bf16"),
+        ("eager", "sdpa", "flash"),
+        ("adamw_torch", "adamw_torch_fused"),
+        (0, 4),
+        ("full", "qlora"),
+        (False, True),
     )
 ]
 
 
-def plain_match(kb: KnowledgeBase, config: WorkloadConfig, platform: str,
-                ignore: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+def plain_match(
+    kb: KnowledgeBase, config: WorkloadConfig, platform: str, ignore: Sequence[str]
+) -> tuple[list[str], list[tuple[str, str]]]:
     """The fixed point without shortcuts: the definition ``match`` must agree with."""
     live: list[tuple[Rule, set[str]]] = []
     skipped: list[tuple[Rule, str]] = []
@@ -43,8 +60,9 @@ def plain_match(kb: KnowledgeBase, config: WorkloadConfig, platform: str,
     while joined:
         joined = False
         for rule in candidates:
-            if rule.id in seen or not (rule.matches(config)
-                                       or rule.matches(with_others(config, rule, live))):
+            if rule.id in seen or not (
+                rule.matches(config) or rule.matches(with_others(config, rule, live))
+            ):
                 continue
             seen.add(rule.id)
             joined = True
@@ -59,12 +77,15 @@ def plain_match(kb: KnowledgeBase, config: WorkloadConfig, platform: str,
             accepted.append((rule, paths))
         else:
             skipped.append((rule, reason))
-    return ([rule.id for rule in sorted((r for r, _ in accepted), key=_order)],
-            [(rule.id, why) for rule, why in sorted(skipped, key=lambda s: _order(s[0]))])
+    return (
+        [rule.id for rule in sorted((r for r, _ in accepted), key=_order)],
+        [(rule.id, why) for rule, why in sorted(skipped, key=lambda s: _order(s[0]))],
+    )
 
 
-def with_others(config: WorkloadConfig, rule: Rule,
-                live: Sequence[tuple[Rule, set[str]]]) -> WorkloadConfig:
+def with_others(
+    config: WorkloadConfig, rule: Rule, live: Sequence[tuple[Rule, set[str]]]
+) -> WorkloadConfig:
     own = set(rule.set)
     for other, paths in sorted(live, key=lambda item: _precedence(item[0]), reverse=True):
         if paths and not any(_overlap(p, q) for p in paths for q in own):
@@ -83,8 +104,13 @@ def test_match_agrees_with_the_plain_fixed_point(platform: str, ignore: tuple[st
 
 
 def test_matching_leaves_the_config_and_its_dump_untouched() -> None:
-    config = WorkloadConfig(model="llama-3-8b", precision="fp32", attention_impl="eager",
-                            env_vars={"HF_HOME": "/data"}, extras={"note": {"a": 1}})
+    config = WorkloadConfig(
+        model="llama-3-8b",
+        precision="fp32",
+        attention_impl="eager",
+        env_vars={"HF_HOME": "/data"},
+        extras={"note": {"a": 1}},
+    )
     before: dict[str, Any] = config.model_dump()
     BUNDLED.match(config, "rocm-instinct")
     assert config.model_dump() == before

@@ -11,7 +11,6 @@ import yaml
 from helpers.workloads import MISTUNED_YAML as MISTUNED
 from pytest_goblin.kb import load_kb
 
-
 BUILTIN_COUNT = len(load_kb())
 
 
@@ -53,38 +52,45 @@ def test_goblin_rules_lists_every_rule_grouped_by_category_and_exits_zero(
 ) -> None:
     result = rules(pytester)
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "precision (* rules)",
-        "id*kind*platforms*speedup*citation",
-        "bf16-mixed-precision*patch*cuda, rocm-instinct, rocm-radeon*-*https://*",
-        "attention (* rules)",
-        "flash-attention*patch*rocm-instinct, cuda*https://*",
-        "optimizer (* rules)",
-        "fused-adamw*patch*all*1.016–1.036×*https://github.com/pytorch/torchtitan/pull/881",
-        f"{BUILTIN_COUNT} rules ({BUILTIN_COUNT} built-in, 0 user)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "precision (* rules)",
+            "id*kind*platforms*speedup*citation",
+            "bf16-mixed-precision*patch*cuda, rocm-instinct, rocm-radeon*-*https://*",
+            "attention (* rules)",
+            "flash-attention*patch*rocm-instinct, cuda*https://*",
+            "optimizer (* rules)",
+            "fused-adamw*patch*all*1.016–1.036×*https://github.com/pytorch/torchtitan/pull/881",
+            f"{BUILTIN_COUNT} rules ({BUILTIN_COUNT} built-in, 0 user)",
+        ]
+    )
     result.stdout.no_fnmatch_line("*when:*")
 
 
 def test_every_listed_rule_carries_an_https_citation(pytester: pytest.Pytester) -> None:
     lines = rules(pytester).stdout.lines
-    listed = [line.split()[0] for line in lines
-              if line and not line.startswith(" ") and "https://" in line]
+    listed = [
+        line.split()[0]
+        for line in lines
+        if line and not line.startswith(" ") and "https://" in line
+    ]
     assert len(listed) == BUILTIN_COUNT >= 40
 
 
 def test_verbose_listing_adds_condition_change_and_symptom(pytester: pytest.Pytester) -> None:
     result = rules(pytester, "-v")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "bf16-mixed-precision",
-        "    kind:      patch",
-        "    platforms: cuda, rocm-instinct, rocm-radeon",
-        '    when:      precision in ["fp32", "tf32"]',
-        '    sets:      precision = "bf16"',
-        "    symptom:   Training runs in FP32*",
-        "    citation:  https://*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "bf16-mixed-precision",
+            "    kind:      patch",
+            "    platforms: cuda, rocm-instinct, rocm-radeon",
+            '    when:      precision in ["fp32", "tf32"]',
+            '    sets:      precision = "bf16"',
+            "    symptom:   Training runs in FP32*",
+            "    citation:  https://*",
+        ]
+    )
     result.stdout.fnmatch_lines(["numa-balancing-off", "*advice:    Turn off automatic NUMA*"])
 
 
@@ -94,26 +100,35 @@ def test_a_user_pack_from_the_command_line_is_listed_and_marked(
     path = write_pack(pytester, "team-rules/site.yaml", team_rule())
     result = rules(pytester, "--goblin-kb", "team-rules")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "team-hf-home (user)*advisory*rocm-instinct*https://huggingface.co/*",
-        f"{BUILTIN_COUNT + 1} rules ({BUILTIN_COUNT} built-in, 1 user)",
-        f"user rules from {path}: team-hf-home",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "team-hf-home (user)*advisory*rocm-instinct*https://huggingface.co/*",
+            f"{BUILTIN_COUNT + 1} rules ({BUILTIN_COUNT} built-in, 1 user)",
+            f"user rules from {path}: team-hf-home",
+        ]
+    )
 
 
 def test_a_user_rule_that_replaces_a_builtin_says_so(pytester: pytest.Pytester) -> None:
     replacement = team_rule(
-        id="dataloader-workers", category="data", kind="patch", platforms=["all"], advice=None,
-        when={"dataloader_workers": 0}, set={"dataloader_workers": 8},
+        id="dataloader-workers",
+        category="data",
+        kind="patch",
+        platforms=["all"],
+        advice=None,
+        when={"dataloader_workers": 0},
+        set={"dataloader_workers": 8},
         examples={"matches": [{}], "not_matches": [{"dataloader_workers": 8}]},
     )
     write_pack(pytester, "team-rules/site.yaml", replacement)
     result = rules(pytester, "--goblin-kb", "team-rules")
-    result.stdout.fnmatch_lines([
-        "dataloader-workers (user, replaces built-in)*patch*all*",
-        f"{BUILTIN_COUNT} rules ({BUILTIN_COUNT - 1} built-in, 1 user)",
-        "user rule dataloader-workers replaces the built-in rule",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "dataloader-workers (user, replaces built-in)*patch*all*",
+            f"{BUILTIN_COUNT} rules ({BUILTIN_COUNT - 1} built-in, 1 user)",
+            "user rule dataloader-workers replaces the built-in rule",
+        ]
+    )
 
 
 def test_ini_rule_directories_resolve_relative_to_the_ini_file(
@@ -130,12 +145,17 @@ def test_ini_rule_directories_resolve_relative_to_the_ini_file(
     ("overrides", "rule_label", "field"),
     [
         ({"category": "networking"}, "rule 'team-hf-home' (#1)", "category:"),
-        ({"when": {"env_vars.HF_HOME": {"exist": False}}}, "rule 'team-hf-home' (#1)",
-         "unknown operator 'exist'"),
+        (
+            {"when": {"env_vars.HF_HOME": {"exist": False}}},
+            "rule 'team-hf-home' (#1)",
+            "unknown operator 'exist'",
+        ),
         ({"citation": "HF hub docs"}, "rule 'team-hf-home' (#1)", "not an https URL"),
-        ({"examples": {"matches": [{"env_vars": {"HF_HOME": "/nvme/hf"}}],
-                       "not_matches": [{}]}},
-         "rule 'team-hf-home' (#1)", "examples.matches*does not match"),
+        (
+            {"examples": {"matches": [{"env_vars": {"HF_HOME": "/nvme/hf"}}], "not_matches": [{}]}},
+            "rule 'team-hf-home' (#1)",
+            "examples.matches*does not match",
+        ),
     ],
 )
 def test_an_invalid_user_rule_is_a_usage_error_naming_file_rule_and_field(
@@ -151,8 +171,9 @@ def test_an_invalid_user_rule_stops_an_audit_run_too(pytester: pytest.Pytester) 
     path = write_pack(pytester, "team-rules/site.yaml", team_rule(platforms=["rocm"]))
     (pytester.path / "w").mkdir()
     (pytester.path / "w" / "a.goblin.yaml").write_text(MISTUNED)
-    result = pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider",
-                                "--goblin-kb", "team-rules", "w")
+    result = pytester.runpytest(
+        "--goblin", "--goblin-fake", "-p", "no:cacheprovider", "--goblin-kb", "team-rules", "w"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{path}: rule 'team-hf-home' (#1): platforms*"])
 
@@ -161,8 +182,9 @@ def test_an_invalid_user_rule_stops_an_audit_run_too(pytester: pytest.Pytester) 
 
 
 def run_with_json(pytester: pytest.Pytester, *args: str) -> dict[str, Any]:
-    pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider",
-                       "--goblin-json", "report.json", *args)
+    pytester.runpytest(
+        "--goblin", "--goblin-fake", "-p", "no:cacheprovider", "--goblin-json", "report.json", *args
+    )
     return json.loads((pytester.path / "report.json").read_text())
 
 

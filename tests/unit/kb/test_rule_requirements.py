@@ -15,13 +15,16 @@ def info(**fields: str) -> DeviceInfo:
 
 
 def test_versions_keep_the_release_part_of_what_torch_reports() -> None:
-    assert known_versions(info(torch_version="2.5.1+rocm6.2", rocm_version="6.2.41133-dd7f95766",
-                               arch="gfx942")) == {"torch": "2.5.1", "rocm": "6.2.41133"}
+    assert known_versions(
+        info(torch_version="2.5.1+rocm6.2", rocm_version="6.2.41133-dd7f95766", arch="gfx942")
+    ) == {"torch": "2.5.1", "rocm": "6.2.41133"}
 
 
 def test_an_nvidia_architecture_gives_the_compute_capability() -> None:
     assert known_versions(info(arch="sm_90", cuda_version="12.4")) == {
-        "cuda": "12.4", "compute_capability": "9.0"}
+        "cuda": "12.4",
+        "compute_capability": "9.0",
+    }
 
 
 def test_what_the_device_does_not_report_stays_unknown() -> None:

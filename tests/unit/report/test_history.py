@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import paths
+from helpers.sample_results import errored
 from helpers.workloads import TUNED_YAML
 from pytest_goblin import history
 from pytest_goblin.gitinfo import Commit
 from pytest_goblin.history import HistoryError
 from pytest_goblin.report.junit import properties
 from pytest_goblin.schemas import DeviceInfo, HistoryComparison, WorkloadResult
-from helpers.sample_results import errored
-from helpers import paths
 
 EXAMPLE = paths.EXAMPLE_PROJECT
 SAVED_AT = datetime(2025, 1, 31, 12, 0, tzinfo=timezone.utc)
@@ -35,16 +35,37 @@ V1_DOCUMENT = {
     "added_later": {"anything": True},
     "workloads": {
         "workloads/w.goblin.yaml::llama-mistuned": {
-            "name": "llama-mistuned", "path": "workloads/w.goblin.yaml", "outcome": "failed",
+            "name": "llama-mistuned",
+            "path": "workloads/w.goblin.yaml",
+            "outcome": "failed",
             "config_hash": "c58f6fd03bcd1fde",
-            "device": {"kind": "simulated", "name": "AMD Instinct MI300X",
-                       "platform": "rocm-instinct", "memory_gb": 192.0, "arch": "gfx942"},
+            "device": {
+                "kind": "simulated",
+                "name": "AMD Instinct MI300X",
+                "platform": "rocm-instinct",
+                "memory_gb": 192.0,
+                "arch": "gfx942",
+            },
             "device_fingerprint": history.device_fingerprint(
-                {"kind": "simulated", "name": "AMD Instinct MI300X",
-                 "platform": "rocm-instinct", "memory_gb": 192.0, "arch": "gfx942"}),
-            "baseline": {"tokens_per_sec": 1500.0, "step_time_s": 2.7, "mfu_pct": 3.5,
-                         "hbm_peak_gb": 160.8, "projected": True, "new_metric": 1},
-            "patched": None, "speedup": 1.0, "speedup_ci": None,
+                {
+                    "kind": "simulated",
+                    "name": "AMD Instinct MI300X",
+                    "platform": "rocm-instinct",
+                    "memory_gb": 192.0,
+                    "arch": "gfx942",
+                }
+            ),
+            "baseline": {
+                "tokens_per_sec": 1500.0,
+                "step_time_s": 2.7,
+                "mfu_pct": 3.5,
+                "hbm_peak_gb": 160.8,
+                "projected": True,
+                "new_metric": 1,
+            },
+            "patched": None,
+            "speedup": 1.0,
+            "speedup_ci": None,
         },
     },
 }
@@ -53,7 +74,8 @@ V1_DOCUMENT = {
 def slower(result: WorkloadResult, factor: float) -> WorkloadResult:
     assert result.baseline is not None
     baseline = result.baseline.model_copy(
-        update={"tokens_per_sec": result.baseline.tokens_per_sec * factor})
+        update={"tokens_per_sec": result.baseline.tokens_per_sec * factor}
+    )
     return result.model_copy(update={"baseline": baseline})
 
 
@@ -65,17 +87,24 @@ def on_device(result: WorkloadResult, **changes: object) -> WorkloadResult:
 def measured(result: WorkloadResult, windows: list[float]) -> WorkloadResult:
     """``result`` as a measured run on a ROCm device whose baseline windows gave these tokens/s."""
     assert result.baseline is not None
-    baseline = result.baseline.model_copy(update={
-        "samples": windows, "tokens_per_sec": statistics.median(windows), "projected": False})
+    baseline = result.baseline.model_copy(
+        update={
+            "samples": windows,
+            "tokens_per_sec": statistics.median(windows),
+            "projected": False,
+        }
+    )
     return on_device(result, kind="rocm").model_copy(
-        update={"baseline": baseline, "projected": False})
+        update={"baseline": baseline, "projected": False}
+    )
 
 
 # --- storage -------------------------------------------------------------------------------
 
 
 def test_a_saved_run_reads_back_with_metrics_fingerprint_config_hash_and_commit(
-    tmp_path: Path, failed: WorkloadResult,
+    tmp_path: Path,
+    failed: WorkloadResult,
 ) -> None:
     path = history.save(tmp_path, "main", [failed], COMMIT, SAVED_AT)
     assert path == tmp_path / "runs" / "0001_main.json"
@@ -96,7 +125,8 @@ def test_runs_are_numbered_and_never_overwritten(tmp_path: Path, failed: Workloa
 
 
 def test_a_name_selects_the_newest_run_of_that_name_and_an_id_selects_exactly(
-    tmp_path: Path, failed: WorkloadResult,
+    tmp_path: Path,
+    failed: WorkloadResult,
 ) -> None:
     for name in ("main", "pr", "main", "pr"):
         history.save(tmp_path, name, [failed], None)
@@ -132,10 +162,14 @@ def test_a_version_1_document_with_fields_added_later_stays_readable(tmp_path: P
 
 def test_a_run_from_a_newer_version_is_refused_with_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "0001_future.json"
-    path.write_text(json.dumps({**V1_DOCUMENT, "schema_version": 2,
-                                "generator": "pytest-goblin 9.0"}))
-    with pytest.raises(HistoryError, match=r"newer pytest-goblin \(pytest-goblin 9.0, schema "
-                                           r"version 2\).*upgrade pytest-goblin"):
+    path.write_text(
+        json.dumps({**V1_DOCUMENT, "schema_version": 2, "generator": "pytest-goblin 9.0"})
+    )
+    with pytest.raises(
+        HistoryError,
+        match=r"newer pytest-goblin \(pytest-goblin 9.0, schema "
+        r"version 2\).*upgrade pytest-goblin",
+    ):
         history.load_run(path)
 
 
@@ -143,8 +177,11 @@ def test_a_run_from_a_newer_version_is_refused_with_what_to_do(tmp_path: Path) -
 def test_a_corrupt_run_is_refused_naming_the_file(tmp_path: Path, content: str) -> None:
     path = tmp_path / "0001_bad.json"
     path.write_text(content)
-    with pytest.raises(HistoryError, match=r"0001_bad\.json: (saved run is corrupt|not a "
-                                           r"pytest-goblin saved run)"):
+    with pytest.raises(
+        HistoryError,
+        match=r"0001_bad\.json: (saved run is corrupt|not a "
+        r"pytest-goblin saved run)",
+    ):
         history.load_run(path)
 
 
@@ -154,8 +191,11 @@ def test_the_device_fingerprint_separates_devices_and_projected_from_measured(
     assert failed.device is not None
     simulated = history.device_fingerprint(failed.device)
     measured = history.device_fingerprint(failed.device.model_copy(update={"kind": "rocm"}))
-    other = history.device_fingerprint(DeviceInfo(kind="simulated", name="NVIDIA H100 SXM",
-                                                  platform="cuda", memory_gb=80, arch="sm_90"))
+    other = history.device_fingerprint(
+        DeviceInfo(
+            kind="simulated", name="NVIDIA H100 SXM", platform="cuda", memory_gb=80, arch="sm_90"
+        )
+    )
     assert len({simulated, measured, other}) == 3
     assert history.device_fingerprint(failed.device.model_dump()) == simulated
 
@@ -168,7 +208,8 @@ def saved_run(tmp_path: Path, *results: WorkloadResult) -> history.SavedRun:
 
 
 def test_the_same_workload_on_the_same_device_is_compared_by_baseline_tokens_per_second(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     comparison = history.compare(saved_run(tmp_path, passed), slower(passed, 0.8), None)
     assert comparison is not None and comparison.status == "compared"
@@ -177,7 +218,8 @@ def test_the_same_workload_on_the_same_device_is_compared_by_baseline_tokens_per
 
 
 def test_a_drop_beyond_the_fail_percentage_is_a_regression(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     run = saved_run(tmp_path, passed)
 
@@ -194,7 +236,8 @@ STEADY = [1000.0, 1010.0, 990.0, 1005.0, 995.0, 1002.0]
 
 
 def test_a_measured_drop_beyond_the_fail_percentage_with_an_interval_beyond_it_is_a_regression(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     run = saved_run(tmp_path, measured(passed, STEADY))
     comparison = history.compare(run, measured(passed, [w * 0.8 for w in STEADY]), 10.0)
@@ -204,7 +247,8 @@ def test_a_measured_drop_beyond_the_fail_percentage_with_an_interval_beyond_it_i
 
 
 def test_a_measured_drop_whose_interval_reaches_inside_the_fail_percentage_is_not_a_regression(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     run = saved_run(tmp_path, measured(passed, STEADY))
     noisy = [850.0, 1150.0, 700.0, 1190.0, 860.0, 500.0]
@@ -216,7 +260,8 @@ def test_a_measured_drop_whose_interval_reaches_inside_the_fail_percentage_is_no
 
 
 def test_the_interval_of_a_measured_change_is_the_same_on_every_comparison(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     run = saved_run(tmp_path, measured(passed, STEADY))
     now = measured(passed, [w * 0.93 for w in reversed(STEADY)])
@@ -226,7 +271,8 @@ def test_the_interval_of_a_measured_change_is_the_same_on_every_comparison(
 
 
 def test_a_measured_run_with_too_few_windows_is_judged_on_its_point_and_says_so(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     run = saved_run(tmp_path, measured(passed, STEADY))
     comparison = history.compare(run, measured(passed, [800.0, 790.0]), 10.0)
@@ -244,11 +290,14 @@ def test_the_change_text_carries_the_interval_when_there_is_one() -> None:
     point = HistoryComparison(run="0001_main", status="compared", change_pct=-7.94)
     ranged = point.model_copy(update={"change_ci_pct": (-9.42, -6.2)})
     assert (history.change_text(point), history.change_text(ranged)) == (
-        "-7.9%", "-7.9% [-9.4%, -6.2%]")
+        "-7.9%",
+        "-7.9% [-9.4%, -6.2%]",
+    )
 
 
 def test_the_interval_of_a_change_becomes_a_junit_property(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     now = measured(passed, [w * 0.8 for w in STEADY])
     comparison = history.compare(saved_run(tmp_path, measured(passed, STEADY)), now, 10.0)
@@ -259,7 +308,8 @@ def test_the_interval_of_a_change_becomes_a_junit_property(
 
 
 def test_another_device_is_not_comparable_and_never_a_regression(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     moved = on_device(slower(passed, 0.5), name="NVIDIA H100 SXM", platform="cuda")
     comparison = history.compare(saved_run(tmp_path, passed), moved, 5.0)
@@ -269,22 +319,25 @@ def test_another_device_is_not_comparable_and_never_a_regression(
 
 
 def test_a_measured_number_is_not_compared_with_a_projected_one(
-    tmp_path: Path, passed: WorkloadResult,
+    tmp_path: Path,
+    passed: WorkloadResult,
 ) -> None:
     comparison = history.compare(saved_run(tmp_path, passed), on_device(passed, kind="rocm"), 5.0)
     assert comparison is not None and comparison.status == "not_comparable"
 
 
-def test_a_workload_the_saved_run_lacks_is_new(tmp_path: Path, passed: WorkloadResult,
-                                               failed: WorkloadResult) -> None:
+def test_a_workload_the_saved_run_lacks_is_new(
+    tmp_path: Path, passed: WorkloadResult, failed: WorkloadResult
+) -> None:
     comparison = history.compare(saved_run(tmp_path, passed), failed, 5.0)
     assert comparison is not None and comparison.status == "new" and not comparison.regressed
 
 
 def test_a_changed_config_is_flagged(tmp_path: Path, passed: WorkloadResult) -> None:
     assert passed.baseline is not None
-    edited = passed.model_copy(update={"baseline": passed.baseline.model_copy(
-        update={"config_hash": "0000000000000000"})})
+    edited = passed.model_copy(
+        update={"baseline": passed.baseline.model_copy(update={"config_hash": "0000000000000000"})}
+    )
     comparison = history.compare(saved_run(tmp_path, passed), edited, None)
     assert comparison is not None and comparison.config_changed
     assert "the config changed since" in comparison.reason
@@ -294,13 +347,18 @@ def test_a_changed_config_is_flagged(tmp_path: Path, passed: WorkloadResult) -> 
 
 
 def example_project(pytester: pytest.Pytester) -> None:
-    shutil.copytree(EXAMPLE, pytester.path, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".goblin", ".pytest_cache", "__pycache__"))
+    shutil.copytree(
+        EXAMPLE,
+        pytester.path,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".goblin", ".pytest_cache", "__pycache__"),
+    )
 
 
 def run_goblin(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider", *args,
-                              "workloads")
+    return pytester.runpytest(
+        "--goblin", "--goblin-fake", "-p", "no:cacheprovider", *args, "workloads"
+    )
 
 
 def outcomes(pytester: pytest.Pytester, report: str) -> dict[str, str]:
@@ -320,26 +378,33 @@ def test_a_save_compare_round_trip_fails_only_the_workload_that_regressed(
     tuned = pytester.path / "workloads" / "llama3-8b-lora-tuned.goblin.yaml"
     tuned.write_text(tuned.read_text().replace("batch_size: 4", "batch_size: 2"))
 
-    second = run_goblin(pytester, "--goblin-compare=main", "--goblin-compare-fail=5",
-                        "--goblin-json=second.json")
+    second = run_goblin(
+        pytester, "--goblin-compare=main", "--goblin-compare-fail=5", "--goblin-json=second.json"
+    )
 
     assert outcomes(pytester, "second.json") == {**before_outcomes, nodeid: "failed"}
     then = json.loads((pytester.path / ".goblin/runs/0001_main.json").read_text())
     before = then["workloads"][nodeid]["baseline"]["tokens_per_sec"]
-    (now,) = [w for w in json.loads((pytester.path / "second.json").read_text())["workloads"]
-              if w["nodeid"] == nodeid]
+    (now,) = [
+        w
+        for w in json.loads((pytester.path / "second.json").read_text())["workloads"]
+        if w["nodeid"] == nodeid
+    ]
     after = now["baseline"]["tokens_per_sec"]
     assert after < before * 0.95
-    second.stdout.fnmatch_lines([
-        "*_ goblin workload: llama3-8b-lora-tuned _*",
-        f"llama3-8b-lora-tuned: regressed against saved run 0001_main "
-        f"({(after - before) / before * 100:+.1f}%):",
-        f"  baseline {after:,.0f} tok/s against {before:,.0f} tok/s in saved run 0001_main "
-        f"({(after - before) / before * 100:+.1f}%, projected): slower by more than 5%; "
-        "the config changed since",
-    ])
-    second.stdout.fnmatch_lines(["history: against 0001_main (saved *): * compared, "
-                                 "1 regressed beyond 5%"])
+    second.stdout.fnmatch_lines(
+        [
+            "*_ goblin workload: llama3-8b-lora-tuned _*",
+            f"llama3-8b-lora-tuned: regressed against saved run 0001_main "
+            f"({(after - before) / before * 100:+.1f}%):",
+            f"  baseline {after:,.0f} tok/s against {before:,.0f} tok/s in saved run 0001_main "
+            f"({(after - before) / before * 100:+.1f}%, projected): slower by more than 5%; "
+            "the config changed since",
+        ]
+    )
+    second.stdout.fnmatch_lines(
+        ["history: against 0001_main (saved *): * compared, 1 regressed beyond 5%"]
+    )
     assert second.stdout.str().count("regressed against saved run") == 1
 
 
@@ -348,31 +413,42 @@ def test_without_compare_fail_a_drop_is_reported_but_fails_nothing(
 ) -> None:
     pytester.makefile(".goblin.yaml", w=TUNED_YAML)
     pytester.runpytest("--goblin", "--goblin-fake", "--goblin-save=base")
-    (pytester.path / "w.goblin.yaml").write_text(TUNED_YAML.replace("batch_size: 4",
-                                                                    "batch_size: 2"))
+    (pytester.path / "w.goblin.yaml").write_text(
+        TUNED_YAML.replace("batch_size: 4", "batch_size: 2")
+    )
     result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-compare", "--goblin-md=-")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["history: against 0001_base *: 1 compared",
-                                 "| llama-tuned | * | ✅ passed | -1?.?% |"])
+    result.stdout.fnmatch_lines(
+        ["history: against 0001_base *: 1 compared", "| llama-tuned | * | ✅ passed | -1?.?% |"]
+    )
 
 
 def test_a_run_on_another_device_is_reported_not_comparable(pytester: pytest.Pytester) -> None:
     pytester.makefile(".goblin.yaml", w=TUNED_YAML)
     pytester.runpytest("--goblin", "--goblin-fake", "--goblin-save")
-    result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-fake-device=h100",
-                                "--goblin-compare-fail=1")
+    result = pytester.runpytest(
+        "--goblin", "--goblin-fake", "--goblin-fake-device=h100", "--goblin-compare-fail=1"
+    )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["history: against 0001_* (*): 0 compared, 0 regressed beyond "
-                                 "1%, 1 not comparable (other device)"])
+    result.stdout.fnmatch_lines(
+        [
+            "history: against 0001_* (*): 0 compared, 0 regressed beyond "
+            "1%, 1 not comparable (other device)"
+        ]
+    )
 
 
 def test_nothing_saved_yet_is_said_and_is_not_an_error(pytester: pytest.Pytester) -> None:
     pytester.makefile(".goblin.yaml", w=TUNED_YAML)
     result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-compare-fail=5")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["history: no saved run under *runs yet: nothing to compare "
-                                 "with (save one with --goblin-save); --goblin-compare-fail 5 "
-                                 "fails nothing in this run"])
+    result.stdout.fnmatch_lines(
+        [
+            "history: no saved run under *runs yet: nothing to compare "
+            "with (save one with --goblin-save); --goblin-compare-fail 5 "
+            "fails nothing in this run"
+        ]
+    )
 
 
 def test_a_mistyped_run_name_is_answered_with_the_closest_saved_names(
@@ -380,12 +456,16 @@ def test_a_mistyped_run_name_is_answered_with_the_closest_saved_names(
 ) -> None:
     pytester.makefile(".goblin.yaml", w=TUNED_YAML)
     pytester.runpytest("--goblin", "--goblin-fake", "--goblin-save=main")
-    result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-compare=mian",
-                                "--goblin-compare-fail=5")
+    result = pytester.runpytest(
+        "--goblin", "--goblin-fake", "--goblin-compare=mian", "--goblin-compare-fail=5"
+    )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        "history: no saved run named 'mian' (did you mean 'main'?) under *runs: nothing to "
-        "compare with (latest: 0001_main); --goblin-compare-fail 5 fails nothing in this run"])
+    result.stdout.fnmatch_lines(
+        [
+            "history: no saved run named 'mian' (did you mean 'main'?) under *runs: nothing to "
+            "compare with (latest: 0001_main); --goblin-compare-fail 5 fails nothing in this run"
+        ]
+    )
 
 
 def test_a_corrupt_latest_run_is_a_usage_error_naming_the_file(pytester: pytest.Pytester) -> None:
@@ -418,8 +498,9 @@ def test_a_bare_save_before_a_path_is_a_usage_error_that_says_how(
 
 
 @pytest.mark.parametrize("value", ["fast", "0", "150%"])
-def test_a_bad_compare_fail_percentage_is_a_usage_error(pytester: pytest.Pytester,
-                                                         value: str) -> None:
+def test_a_bad_compare_fail_percentage_is_a_usage_error(
+    pytester: pytest.Pytester, value: str
+) -> None:
     result = pytester.runpytest("--goblin", "--goblin-fake", f"--goblin-compare-fail={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--goblin-compare-fail must be*"])
@@ -431,8 +512,9 @@ def test_a_run_saved_in_a_git_checkout_records_the_commit(pytester: pytest.Pytes
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     for args in (["init", "-q"], ["add", "w.goblin.yaml"], ["commit", "-q", "-m", "w"]):
         subprocess.run([*git, *args], cwd=pytester.path, check=True, capture_output=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pytester.path, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=pytester.path, check=True, capture_output=True, text=True
+    ).stdout.strip()
     pytester.runpytest("--goblin", "--goblin-fake", "--goblin-save")
     (saved,) = (pytester.path / ".goblin" / "runs").iterdir()
     assert saved.name == f"0001_{head[:12]}.json"
@@ -441,9 +523,9 @@ def test_a_run_saved_in_a_git_checkout_records_the_commit(pytester: pytest.Pytes
 
 
 def test_an_interrupted_run_is_not_saved(tmp_path: Path, failed: WorkloadResult) -> None:
+    from pytest_goblin.plugin.settings import GoblinSettings
     from pytest_goblin.report.publish import publish
     from pytest_goblin.report.summary import RunInfo
-    from pytest_goblin.plugin.settings import GoblinSettings
 
     settings = GoblinSettings(save="main", storage=tmp_path / ".goblin", invocation_dir=tmp_path)
     info = RunInfo(device=failed.device, backend="planner", threshold=0.1, projected=True)

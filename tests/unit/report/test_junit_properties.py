@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from helpers.sample_results import audited, errored
 from helpers.workloads import MISTUNED_YAML, TUNED_YAML
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.report.junit import properties
 from pytest_goblin.workload.read import Workload
-from helpers.sample_results import audited, errored
 
 
 def run_with_junit(pytester: pytest.Pytester, *args: str) -> dict[str, dict[str, str]]:
@@ -20,11 +20,20 @@ def run_with_junit(pytester: pytest.Pytester, *args: str) -> dict[str, dict[str,
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)
     xml_path = pytester.path / "junit.xml"
-    pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider",
-                       f"--junitxml={xml_path}", *args, "workloads")
+    pytester.runpytest(
+        "--goblin",
+        "--goblin-fake",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={xml_path}",
+        *args,
+        "workloads",
+    )
     cases = ET.parse(xml_path).getroot().iter("testcase")
-    return {case.get("name", ""): {p.get("name", ""): p.get("value", "")
-                                   for p in case.iter("property")} for case in cases}
+    return {
+        case.get("name", ""): {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        for case in cases
+    }
 
 
 def test_a_failed_workload_carries_throughput_speedup_reason_and_rules(
@@ -32,8 +41,11 @@ def test_a_failed_workload_carries_throughput_speedup_reason_and_rules(
 ) -> None:
     props = run_with_junit(pytester)["llama-mistuned"]
     assert props["goblin_outcome"] == "failed"
-    assert float(props["goblin_patched_tokens_per_sec"]) > float(
-        props["goblin_baseline_tokens_per_sec"]) > 0
+    assert (
+        float(props["goblin_patched_tokens_per_sec"])
+        > float(props["goblin_baseline_tokens_per_sec"])
+        > 0
+    )
     assert float(props["goblin_speedup"]) > 1.1
     assert "faster" in props["goblin_reason"]
     assert "bf16-mixed-precision" in props["goblin_rules"].split(",")
@@ -62,7 +74,8 @@ def test_properties_reach_the_junit_file_from_xdist_workers(pytester: pytest.Pyt
 
 
 def test_the_speedup_ci_becomes_low_and_high_properties(
-    mistuned: Workload, context: AuditContext,
+    mistuned: Workload,
+    context: AuditContext,
 ) -> None:
     result = audited(mistuned, context).model_copy(update={"speedup_ci": (1.5, 1.75)})
     props = dict(properties(result))
@@ -78,12 +91,18 @@ def test_attribution_becomes_one_property_per_change_with_its_share(
     pytester: pytest.Pytester,
 ) -> None:
     cases = run_with_junit(pytester, "--goblin-attribution")
-    shares = {name: value for name, value in cases["llama-mistuned"].items()
-              if name.startswith("goblin_attribution_")}
+    shares = {
+        name: value
+        for name, value in cases["llama-mistuned"].items()
+        if name.startswith("goblin_attribution_")
+    }
     assert sorted(shares) == [
-        "goblin_attribution_attention_impl", "goblin_attribution_dataloader_persistent_workers",
-        "goblin_attribution_dataloader_workers", "goblin_attribution_optimizer",
-        "goblin_attribution_precision"]
+        "goblin_attribution_attention_impl",
+        "goblin_attribution_dataloader_persistent_workers",
+        "goblin_attribution_dataloader_workers",
+        "goblin_attribution_optimizer",
+        "goblin_attribution_precision",
+    ]
     assert float(shares["goblin_attribution_precision"]) > 0.9
     assert not any(name.startswith("goblin_attribution_") for name in cases["llama-tuned"])
 

@@ -9,12 +9,12 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from helpers.sample_results import audited, errored, run_info
 from helpers.workloads import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
 from pytest_goblin.agent.state import AuditContext
+from pytest_goblin.plugin.xdist_gpus import GpuWorkers
 from pytest_goblin.report import markdown
 from pytest_goblin.schemas import BudgetCheck, HistoryComparison, WorkloadResult
-from pytest_goblin.plugin.xdist_gpus import GpuWorkers
-from helpers.sample_results import audited, errored, run_info
 
 pytestmark = pytest.mark.usefixtures("no_step_summary")
 
@@ -39,13 +39,19 @@ def table_rows(tokens: list[Token]) -> list[list[str]]:
         elif in_table and token.type == "tr_open":
             rows.append([])
         elif in_table and token.type == "inline":
-            rows[-1].append("".join(child.content for child in token.children or []
-                                    if child.type in ("text", "code_inline")))
+            rows[-1].append(
+                "".join(
+                    child.content
+                    for child in token.children or []
+                    if child.type in ("text", "code_inline")
+                )
+            )
     return rows
 
 
 def test_the_summary_is_a_gfm_table_with_a_header_and_one_row_per_workload(
-    failed: WorkloadResult, passed: WorkloadResult,
+    failed: WorkloadResult,
+    passed: WorkloadResult,
 ) -> None:
     tokens = parse(markdown.render([failed, passed], run_info(failed)))
     rows = table_rows(tokens)
@@ -56,7 +62,8 @@ def test_the_summary_is_a_gfm_table_with_a_header_and_one_row_per_workload(
 
 
 def test_the_heading_counts_outcomes_and_the_numbers_are_labelled_projected(
-    failed: WorkloadResult, passed: WorkloadResult,
+    failed: WorkloadResult,
+    passed: WorkloadResult,
 ) -> None:
     text = markdown.render([failed, passed, errored()], run_info(failed))
     tokens = parse(text)
@@ -76,8 +83,13 @@ def test_a_failing_workload_gets_a_collapsible_section_with_its_diff_and_citatio
     fences = [t for t in tokens if t.type == "fence"]
     assert [f.info for f in fences] == ["diff"]
     assert fences[0].content == failed.patch.diff
-    links = {child.attrs["href"] for t in tokens if t.type == "inline"
-             for child in t.children or [] if child.type == "link_open"}
+    links = {
+        child.attrs["href"]
+        for t in tokens
+        if t.type == "inline"
+        for child in t.children or []
+        if child.type == "link_open"
+    }
     assert {url for rule in failed.rules for url in rule.citation} <= links
 
 
@@ -96,13 +108,16 @@ def test_a_passing_workload_gets_no_section(passed: WorkloadResult) -> None:
 def test_an_errored_workload_gets_a_section_with_its_error(failed: WorkloadResult) -> None:
     bad = errored()
     tokens = parse(markdown.render([bad], run_info(failed)))
-    assert "⚠️ error <b>bad</b>" in tokens[next(i for i, t in enumerate(tokens)
-                                                if t.type == "html_block")].content
+    assert (
+        "⚠️ error <b>bad</b>"
+        in tokens[next(i for i, t in enumerate(tokens) if t.type == "html_block")].content
+    )
     assert [t.content.strip() for t in tokens if t.type == "fence"] == [bad.error]
 
 
 def test_workload_names_with_markdown_syntax_render_literally(
-    workload: WorkloadFactory, context: AuditContext,
+    workload: WorkloadFactory,
+    context: AuditContext,
 ) -> None:
     odd = MISTUNED_YAML.replace("name: llama-mistuned", "name: 'a|b *c* <i>d</i> [e](f)'")
     result = audited(workload(odd), context)
@@ -123,9 +138,20 @@ def test_a_history_column_appears_only_when_a_saved_run_was_compared(
     passed: WorkloadResult,
 ) -> None:
     assert "vs saved run" not in markdown.render([passed], run_info(passed))
-    compared = passed.model_copy(update={"history": HistoryComparison(
-        run="0001_main", status="compared", saved_tokens_per_sec=100.0, tokens_per_sec=80.0,
-        change_pct=-20.0, regressed=True, fail_pct=5.0, reason="slower")})
+    compared = passed.model_copy(
+        update={
+            "history": HistoryComparison(
+                run="0001_main",
+                status="compared",
+                saved_tokens_per_sec=100.0,
+                tokens_per_sec=80.0,
+                change_pct=-20.0,
+                regressed=True,
+                fail_pct=5.0,
+                reason="slower",
+            )
+        }
+    )
     rows = table_rows(parse(markdown.render([compared], run_info(passed, "0001_main"))))
     assert rows[0][-1] == "vs saved run" and rows[1][-1] == "-20.0% regressed"
 
@@ -137,13 +163,16 @@ def test_a_line_under_the_facts_says_when_xdist_workers_shared_the_gpus(
     inlines = [t.content for t in parse(markdown.render([passed], info)) if t.type == "inline"]
     assert inlines[1].startswith("Numbers ")
     assert inlines[2] == (
-        "goblin: 3 xdist workers share 2 GPUs: benchmarks on a shared GPU wait for its lock")
+        "goblin: 3 xdist workers share 2 GPUs: benchmarks on a shared GPU wait for its lock"
+    )
 
 
-@pytest.mark.parametrize("parallel", [None, GpuWorkers(workers=2, gpus=2)],
-                         ids=["serial", "one-worker-per-gpu"])
-def test_no_xdist_line_when_no_gpu_was_shared(passed: WorkloadResult,
-                                              parallel: GpuWorkers | None) -> None:
+@pytest.mark.parametrize(
+    "parallel", [None, GpuWorkers(workers=2, gpus=2)], ids=["serial", "one-worker-per-gpu"]
+)
+def test_no_xdist_line_when_no_gpu_was_shared(
+    passed: WorkloadResult, parallel: GpuWorkers | None
+) -> None:
     info = replace(run_info(passed), parallel=parallel)
     assert "xdist" not in markdown.render([passed], info)
 
@@ -151,13 +180,20 @@ def test_no_xdist_line_when_no_gpu_was_shared(passed: WorkloadResult,
 def test_a_section_lists_missed_budgets_and_the_regression_with_their_numbers(
     passed: WorkloadResult,
 ) -> None:
-    regressed = passed.model_copy(update={
-        "outcome": "failed",
-        "budgets": [BudgetCheck(key="min_mfu_pct", limit=50.0, value=33.7, ok=False)],
-        "history": HistoryComparison(run="0001_main", status="compared", change_pct=-20.0,
-                                     regressed=True, fail_pct=5.0,
-                                     reason="baseline 80 tok/s against 100 tok/s (-20.0%)"),
-    })
+    regressed = passed.model_copy(
+        update={
+            "outcome": "failed",
+            "budgets": [BudgetCheck(key="min_mfu_pct", limit=50.0, value=33.7, ok=False)],
+            "history": HistoryComparison(
+                run="0001_main",
+                status="compared",
+                change_pct=-20.0,
+                regressed=True,
+                fail_pct=5.0,
+                reason="baseline 80 tok/s against 100 tok/s (-20.0%)",
+            ),
+        }
+    )
     text = markdown.render([regressed], run_info(passed))
     section = text.split("<details>", 1)[1]
     assert "**Budgets missed**\n\n- min\\_mfu\\_pct: 33.7%, below the floor of 50.0%" in section
@@ -168,8 +204,9 @@ def test_a_section_lists_missed_budgets_and_the_regression_with_their_numbers(
 
 def test_an_unknown_mfu_is_shown_as_unknown(failed: WorkloadResult) -> None:
     assert failed.baseline is not None
-    unknown = failed.model_copy(update={
-        "baseline": failed.baseline.model_copy(update={"mfu_pct": None})})
+    unknown = failed.model_copy(
+        update={"baseline": failed.baseline.model_copy(update={"mfu_pct": None})}
+    )
     assert "MFU unknown, peak memory" in markdown.render([unknown], run_info(failed))
 
 
@@ -188,8 +225,9 @@ def test_write_replaces_an_ordinary_file(tmp_path: Path) -> None:
 def test_write_appends_to_the_github_step_summary_file(tmp_path: Path) -> None:
     summary = tmp_path / "step_summary"
     summary.write_text("# Build\nok\n")
-    markdown.write(str(summary), tmp_path, "## pytest-goblin\n",
-                   environ={"GITHUB_STEP_SUMMARY": str(summary)})
+    markdown.write(
+        str(summary), tmp_path, "## pytest-goblin\n", environ={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
     assert summary.read_text() == "# Build\nok\n\n## pytest-goblin\n"
 
 
@@ -209,12 +247,19 @@ def test_goblin_md_dash_prints_the_summary_after_the_terminal_table(
     pytester: pytest.Pytester,
 ) -> None:
     result = run_goblin(pytester, "--goblin-md", "-", "workloads")
-    result.stdout.fnmatch_lines(["*= goblin =*", "## pytest-goblin: 1 failed, 1 passed",
-                                 "| workload | baseline tok/s*", "<details>"])
+    result.stdout.fnmatch_lines(
+        [
+            "*= goblin =*",
+            "## pytest-goblin: 1 failed, 1 passed",
+            "| workload | baseline tok/s*",
+            "<details>",
+        ]
+    )
 
 
 def test_goblin_md_appends_to_the_step_summary_named_by_the_environment(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     summary = pytester.path / "step-summary.md"
     summary.write_text("earlier step\n")

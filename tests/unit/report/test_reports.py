@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_goblin.verdict import result as results
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.atomic import write_text
@@ -19,6 +18,7 @@ from pytest_goblin.report.terminal import (
     summary_table,
 )
 from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.verdict import result as results
 from pytest_goblin.workload.read import Workload
 
 THRESHOLD = 0.10
@@ -28,22 +28,29 @@ THRESHOLD = 0.10
 def failed(mistuned: Workload, context: AuditContext) -> WorkloadResult:
     outcome = audit(mistuned, context)
     assert outcome.report is not None
-    return results.from_report("workloads/w.goblin.yaml::llama-mistuned", mistuned,
-                               outcome.report, THRESHOLD)
+    return results.from_report(
+        "workloads/w.goblin.yaml::llama-mistuned", mistuned, outcome.report, THRESHOLD
+    )
 
 
 @pytest.fixture
 def passed(tuned: Workload, context: AuditContext) -> WorkloadResult:
     outcome = audit(tuned, context)
     assert outcome.report is not None
-    return results.from_report("workloads/tuned.goblin.yaml::llama-tuned", tuned,
-                               outcome.report, THRESHOLD)
+    return results.from_report(
+        "workloads/tuned.goblin.yaml::llama-tuned", tuned, outcome.report, THRESHOLD
+    )
 
 
 @pytest.fixture
 def errored() -> WorkloadResult:
-    return results.from_error("workloads/bad.goblin.yaml::bad", "workloads/bad.goblin.yaml",
-                              "bad", "workloads/bad.goblin.yaml: file is empty", THRESHOLD)
+    return results.from_error(
+        "workloads/bad.goblin.yaml::bad",
+        "workloads/bad.goblin.yaml",
+        "bad",
+        "workloads/bad.goblin.yaml: file is empty",
+        THRESHOLD,
+    )
 
 
 def body_rows(table: str) -> list[str]:
@@ -142,8 +149,10 @@ def test_advisories_are_listed_once_per_rule_for_all_workloads(
 
 def test_header_line_says_whether_numbers_are_projected() -> None:
     line = header_line(None, "planner", 0.1, fake=True)
-    assert line == ("device: unknown device | backend: planner | threshold: 10% | "
-                    "numbers: projected (analytic model)")
+    assert line == (
+        "device: unknown device | backend: planner | threshold: 10% | "
+        "numbers: projected (analytic model)"
+    )
 
 
 # --- JSON ----------------------------------------------------------------------------------
@@ -152,11 +161,11 @@ def test_header_line_says_whether_numbers_are_projected() -> None:
 def test_json_report_has_schema_version_1_and_the_documented_keys(
     failed: WorkloadResult, errored: WorkloadResult
 ) -> None:
-    document = json_report.build([failed, errored], failed.device, "planner", THRESHOLD,
-                                 fake=True)
+    document = json_report.build([failed, errored], failed.device, "planner", THRESHOLD, fake=True)
     assert document["schema_version"] == 1
-    assert {"schema_version", "device", "backend", "threshold", "projected", "workloads"} \
-        <= set(document)
+    assert {"schema_version", "device", "backend", "threshold", "projected", "workloads"} <= set(
+        document
+    )
     assert document["device"]["kind"] == "simulated"
     assert document["backend"] == "planner"
     assert document["threshold"] == THRESHOLD
@@ -170,8 +179,7 @@ def test_json_report_workloads_round_trip_to_results(failed: WorkloadResult) -> 
     assert WorkloadResult.model_validate(document["workloads"][0]) == failed
 
 
-def test_json_report_write_produces_the_document(tmp_path: Path,
-                                                 errored: WorkloadResult) -> None:
+def test_json_report_write_produces_the_document(tmp_path: Path, errored: WorkloadResult) -> None:
     document = json_report.build([errored], None, "planner", THRESHOLD, fake=True)
     path = tmp_path / "out" / "goblin.json"
     json_report.write(path, document)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_goblin.runner.devices import DEVICES, get_device
 from pytest_goblin.runner.analytic import FakeRunner, MemoryEstimate, ProjectedOOM
+from pytest_goblin.runner.devices import DEVICES, get_device
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 
 # The reference workload: Llama-3-8B LoRA r16 on one MI300X, well tuned.
@@ -35,8 +35,13 @@ QWEN_FULL: dict[str, Any] = {
     "dataloader_workers": 0,
 }
 
-TINY_ARCH: dict[str, int] = {"layers": 2, "hidden": 256, "intermediate": 512, "heads": 4,
-                             "vocab": 1000}
+TINY_ARCH: dict[str, int] = {
+    "layers": 2,
+    "hidden": 256,
+    "intermediate": 512,
+    "heads": 4,
+    "vocab": 1000,
+}
 
 
 def config(base: dict[str, Any], **changes: Any) -> WorkloadConfig:
@@ -57,8 +62,13 @@ def memory(base: dict[str, Any], device: str = "mi300x", **changes: Any) -> Memo
 
 VARIED_CONFIGS: list[dict[str, Any]] = [
     LLAMA_LORA,
-    {**LLAMA_LORA, "precision": "fp32", "attention_impl": "eager", "dataloader_workers": 0,
-     "batch_size": 2},
+    {
+        **LLAMA_LORA,
+        "precision": "fp32",
+        "attention_impl": "eager",
+        "dataloader_workers": 0,
+        "batch_size": 2,
+    },
     {**LLAMA_LORA, "gradient_checkpointing": True, "optimizer": "adamw_torch", "batch_size": 1},
     {**LLAMA_LORA, "finetune": "qlora", "grad_accum_steps": 4},
     {**LLAMA_LORA, "world_size": 8, "strategy": "ddp", "precision": "fp8"},
@@ -149,8 +159,9 @@ def test_fp32_is_slower_than_bf16_on_matrix_cores() -> None:
 
 def test_fp32_eager_without_workers_is_at_least_3x_slower() -> None:
     tuned = run(LLAMA_LORA, batch_size=2)
-    untuned = run(LLAMA_LORA, batch_size=2, precision="fp32", attention_impl="eager",
-                  dataloader_workers=0)
+    untuned = run(
+        LLAMA_LORA, batch_size=2, precision="fp32", attention_impl="eager", dataloader_workers=0
+    )
     assert speedup(untuned, tuned) >= 3
 
 
@@ -342,8 +353,15 @@ def test_mfu_excludes_recompute() -> None:
 def test_llama_70b_full_finetune_on_one_mi300x_is_projected_oom() -> None:
     expected = r"projected OOM on AMD Instinct MI300X: needs .* of 192 GB"
     with pytest.raises(ProjectedOOM, match=expected):
-        run({**LLAMA_LORA, "model": "llama-3.1-70b", "finetune": "full", "lora_rank": None,
-             "batch_size": 1})
+        run(
+            {
+                **LLAMA_LORA,
+                "model": "llama-3.1-70b",
+                "finetune": "full",
+                "lora_rank": None,
+                "batch_size": 1,
+            }
+        )
 
 
 def test_projected_oom_carries_the_memory_estimate() -> None:
@@ -355,8 +373,13 @@ def test_projected_oom_carries_the_memory_estimate() -> None:
 
 def test_memory_components_sum_to_the_total() -> None:
     estimate = memory(QWEN_FULL)
-    parts = (estimate.weights_gb + estimate.grads_gb + estimate.optimizer_gb
-             + estimate.activations_gb + estimate.workspace_gb)
+    parts = (
+        estimate.weights_gb
+        + estimate.grads_gb
+        + estimate.optimizer_gb
+        + estimate.activations_gb
+        + estimate.workspace_gb
+    )
     assert parts == pytest.approx(estimate.total_gb)
 
 

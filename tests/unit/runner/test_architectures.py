@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
+from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
 from pytest_goblin.runner.architectures import PRESETS, lookup
 from pytest_goblin.runner.devices import DEVICES
-from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
 from pytest_goblin.schemas import WorkloadConfig
 
 PUBLISHED_BILLIONS = {
@@ -35,15 +35,18 @@ def test_preset_parameter_count_is_within_one_percent_of_the_published_total(
     assert computed == pytest.approx(PUBLISHED_BILLIONS[preset], rel=0.01)
 
 
-@pytest.mark.parametrize(("model_id", "preset"), [
-    ("meta-llama/Llama-3.2-3B-Instruct", "llama-3.2-3b"),
-    ("mistralai/Mistral-7B-Instruct-v0.1", "mistral-7b"),
-    ("mistralai/Mistral-7B-Instruct-v0.2", "mistral-7b"),
-    ("mistralai/Mistral-7B-Instruct-v0.3", "mistral-7b-v0.3"),
-    ("unsloth/mistral-7b-v0.3-bnb-4bit", "mistral-7b-v0.3"),
-    ("unsloth/Llama-3.2-1B-Instruct-unsloth-bnb-4bit", "llama-3.2-1b"),
-    ("google/gemma-2-2b-it", "gemma-2-2b"),
-])
+@pytest.mark.parametrize(
+    ("model_id", "preset"),
+    [
+        ("meta-llama/Llama-3.2-3B-Instruct", "llama-3.2-3b"),
+        ("mistralai/Mistral-7B-Instruct-v0.1", "mistral-7b"),
+        ("mistralai/Mistral-7B-Instruct-v0.2", "mistral-7b"),
+        ("mistralai/Mistral-7B-Instruct-v0.3", "mistral-7b-v0.3"),
+        ("unsloth/mistral-7b-v0.3-bnb-4bit", "mistral-7b-v0.3"),
+        ("unsloth/Llama-3.2-1B-Instruct-unsloth-bnb-4bit", "llama-3.2-1b"),
+        ("google/gemma-2-2b-it", "gemma-2-2b"),
+    ],
+)
 def test_a_model_id_finds_its_preset_whatever_its_variant_tags(model_id: str, preset: str) -> None:
     found = lookup(model_id)
     assert found is not None and found.name == preset
@@ -56,13 +59,24 @@ def test_a_model_id_of_another_size_finds_no_preset() -> None:
 @pytest.mark.parametrize("device", sorted(DEVICES))
 def test_projected_mfu_is_never_above_one_hundred_percent(device: str) -> None:
     runner = FakeRunner(DEVICES[device])
-    grid = itertools.product(["qwen2.5-0.5b", "llama-3.2-1b", "llama-3-8b"],
-                             ["fp32", "bf16", "fp16"], ["eager", "sdpa", "flash"],
-                             [1, 8, 32], [False, True])
+    grid = itertools.product(
+        ["qwen2.5-0.5b", "llama-3.2-1b", "llama-3-8b"],
+        ["fp32", "bf16", "fp16"],
+        ["eager", "sdpa", "flash"],
+        [1, 8, 32],
+        [False, True],
+    )
     for model, precision, attention, batch, compile_ in grid:
-        config = WorkloadConfig(model=model, precision=precision, attention_impl=attention,
-                                batch_size=batch, seq_len=1024, torch_compile=compile_,
-                                finetune="lora", dataloader_workers=4)
+        config = WorkloadConfig(
+            model=model,
+            precision=precision,
+            attention_impl=attention,
+            batch_size=batch,
+            seq_len=1024,
+            torch_compile=compile_,
+            finetune="lora",
+            dataloader_workers=4,
+        )
         try:
             metrics = runner.run(config, 10)
         except ProjectedOOM:

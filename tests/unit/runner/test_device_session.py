@@ -12,17 +12,17 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pytest_goblin.errors import (  # noqa: E402
+from pytest_goblin.errors import (
     DeviceFault,
     DeviceOOM,
     RunFailed,
     UnsupportedConfig,
 )
-from pytest_goblin.runner import measured as live  # noqa: E402
-from pytest_goblin.runner.measured import TorchRunner  # noqa: E402
-from pytest_goblin.runner.device_session import DeviceSession, MeasureOptions  # noqa: E402
-from pytest_goblin.runner.worker import FAULT_ENV  # noqa: E402
-from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings  # noqa: E402
+from pytest_goblin.runner import measured as live
+from pytest_goblin.runner.device_session import DeviceSession, MeasureOptions
+from pytest_goblin.runner.measured import TorchRunner
+from pytest_goblin.runner.worker import FAULT_ENV
+from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings
 
 DIMS = {"layers": 2, "hidden": 64, "intermediate": 172, "heads": 4, "kv_heads": 2, "vocab": 256}
 
@@ -105,7 +105,7 @@ def test_a_worker_killed_mid_run_errors_the_run_and_the_next_run_restarts_it(
     env = {FAULT_ENV: "crash:batch_size=3"}
     measured.run(faulty("crash:batch_size=3"), steps=2)
     before = measured.device.worker_pid(env)
-    with pytest.raises(DeviceFault, match="(?s)died during a run.*SIGKILL.*stderr.*run: "):
+    with pytest.raises(DeviceFault, match=r"(?s)died during a run.*SIGKILL.*stderr.*run: "):
         measured.run(faulty("crash:batch_size=3", batch_size=3), steps=3)
     assert measured.run(faulty("crash:batch_size=3"), steps=2).tokens_per_sec > 0
     after = measured.device.worker_pid(env)
@@ -116,7 +116,7 @@ def test_out_of_memory_is_reported_as_oom_and_the_worker_lives_on(
     session: DeviceSession,
 ) -> None:
     measured = runner(session)
-    with pytest.raises(DeviceOOM, match="^oom: out of memory on"):
+    with pytest.raises(DeviceOOM, match=r"^oom: out of memory on"):
         measured.run(faulty("oom:batch_size=3", batch_size=3), steps=3)
     pid = measured.device.worker_pid({FAULT_ENV: "oom:batch_size=3"})
     assert measured.run(faulty("oom:batch_size=3"), steps=2).tokens_per_sec > 0

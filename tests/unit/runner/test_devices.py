@@ -55,7 +55,11 @@ def test_unknown_device_error_lists_the_valid_names() -> None:
 def test_mi300x_figures_match_the_rocm_architecture_doc() -> None:
     spec = get_device("mi300x")
     assert spec.peak_tflops == {
-        "fp32": 163.4, "tf32": 653.7, "fp16": 1307.4, "bf16": 1307.4, "fp8": 2614.9
+        "fp32": 163.4,
+        "tf32": 653.7,
+        "fp16": 1307.4,
+        "bf16": 1307.4,
+        "fp8": 2614.9,
     }
     assert (spec.memory_gb, spec.bandwidth_gbs, spec.arch) == (192, 5300, "gfx942")
 
@@ -63,7 +67,11 @@ def test_mi300x_figures_match_the_rocm_architecture_doc() -> None:
 def test_h100_figures_are_the_dense_sxm_rates() -> None:
     spec = get_device("h100")
     assert spec.peak_tflops == {
-        "fp32": 67, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4, "fp8": 1978.9
+        "fp32": 67,
+        "tf32": 494.7,
+        "fp16": 989.4,
+        "bf16": 989.4,
+        "fp8": 1978.9,
     }
     assert (spec.memory_gb, spec.bandwidth_gbs, spec.arch) == (80, 3350, "sm_90")
 
@@ -116,7 +124,10 @@ def test_info_describes_a_simulated_device() -> None:
     info = get_device("mi300x").info()
     assert info.kind == "simulated"
     assert (info.name, info.platform, info.memory_gb, info.arch) == (
-        "AMD Instinct MI300X", "rocm-instinct", 192, "gfx942"
+        "AMD Instinct MI300X",
+        "rocm-instinct",
+        192,
+        "gfx942",
     )
 
 

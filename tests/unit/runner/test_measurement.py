@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pytest_goblin.runner.devices import get_device
 from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.devices import get_device
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
 from pytest_goblin.schemas import DeviceInfo, WorkloadConfig
 
@@ -53,14 +53,17 @@ def test_a_gpu_the_catalogue_does_not_list_has_an_unknown_mfu() -> None:
     assert any("MFU is unknown" in w for w in metrics.warnings)
 
 
-@pytest.mark.parametrize(("name", "kind", "key"), [
-    ("NVIDIA H100 80GB HBM3", "cuda", "h100"),
-    ("NVIDIA H200", "cuda", "h200"),
-    ("NVIDIA A100-SXM4-80GB", "cuda", "a100"),
-    ("AMD Instinct MI300X", "rocm", "mi300x"),
-    ("AMD Instinct MI325X", "rocm", "mi325x"),
-    ("AMD Radeon RX 7900 XTX", "rocm", "rx7900xtx"),
-])
+@pytest.mark.parametrize(
+    ("name", "kind", "key"),
+    [
+        ("NVIDIA H100 80GB HBM3", "cuda", "h100"),
+        ("NVIDIA H200", "cuda", "h200"),
+        ("NVIDIA A100-SXM4-80GB", "cuda", "a100"),
+        ("AMD Instinct MI300X", "rocm", "mi300x"),
+        ("AMD Instinct MI325X", "rocm", "mi325x"),
+        ("AMD Radeon RX 7900 XTX", "rocm", "rx7900xtx"),
+    ],
+)
 def test_a_live_gpu_finds_its_catalogue_entry_by_name(name: str, kind: Any, key: str) -> None:
     spec, notes = catalogue_spec(DeviceInfo(kind=kind, name=name, platform="x"))
     assert spec is not None and spec.name == key and notes == []

@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pytest_goblin.runner.detect import detect  # noqa: E402
-from pytest_goblin.runner.options import MeasureOptions, parse_selector  # noqa: E402
 from pytest_goblin.runner.device_session import DeviceSession  # noqa: E402
+from pytest_goblin.runner.options import MeasureOptions, parse_selector  # noqa: E402
 from pytest_goblin.runner.training import RunRequest, measure, unsupported_reason  # noqa: E402
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings  # noqa: E402
 
@@ -24,8 +24,13 @@ DIMS = {"layers": 2, "hidden": 256, "intermediate": 688, "heads": 4, "kv_heads":
 
 
 def small(**fields: Any) -> WorkloadConfig:
-    values: dict[str, Any] = {"model": DIMS, "batch_size": 4, "seq_len": 256, "lr": 1e-3,
-                              "precision": "bf16"}
+    values: dict[str, Any] = {
+        "model": DIMS,
+        "batch_size": 4,
+        "seq_len": 256,
+        "lr": 1e-3,
+        "precision": "bf16",
+    }
     return WorkloadConfig(**(values | fields))
 
 

@@ -35,8 +35,9 @@ def tiny(**fields: Any) -> WorkloadConfig:
 
 
 def run(config: WorkloadConfig, steps: int = 6, warmup: int = 1, **request: Any) -> Measurement:
-    return measure(RunRequest(config, steps=steps, warmup=warmup, sample_cost_s=0.0, **request),
-                   CPU)
+    return measure(
+        RunRequest(config, steps=steps, warmup=warmup, sample_cost_s=0.0, **request), CPU
+    )
 
 
 def test_a_run_gives_positive_tokens_per_second_finite_falling_loss_and_peak_memory() -> None:
@@ -105,8 +106,9 @@ def test_fp16_uses_a_grad_scaler_and_bf16_does_not() -> None:
     assert fp16.scaler.is_enabled() and not bf16.scaler.is_enabled()
 
 
-@pytest.mark.parametrize("optimizer", ["adamw_torch", "adamw_torch_fused", "adamw_hf", "sgd",
-                                       "adafactor", "adamw"])
+@pytest.mark.parametrize(
+    "optimizer", ["adamw_torch", "adamw_torch_fused", "adamw_hf", "sgd", "adafactor", "adamw"]
+)
 def test_every_built_in_optimizer_trains(optimizer: str) -> None:
     measurement = run(tiny(optimizer=optimizer), steps=2)
     assert all(math.isfinite(loss) for loss in measurement.losses)
@@ -119,8 +121,9 @@ def test_the_optimizer_implementation_follows_the_name() -> None:
     assert fused.optimizer.defaults["fused"] is True
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None,
-                    reason="bitsandbytes is installed here")
+@pytest.mark.skipif(
+    importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed here"
+)
 def test_eight_bit_optimizers_need_bitsandbytes() -> None:
     reason = optimizer_reason("adamw_bnb_8bit")
     assert reason is not None and "bitsandbytes" in reason
@@ -131,13 +134,16 @@ def test_an_optimizer_the_runner_does_not_build_is_refused_with_the_ones_it_does
     assert reason is not None and "adamw_torch_fused" in reason
 
 
-@pytest.mark.parametrize(("fields", "needle"), [
-    ({"attention_impl": "flash"}, "flash attention needs a ROCm or CUDA GPU"),
-    ({"precision": "fp8"}, "fp8"),
-    ({"finetune": "qlora"}, "QLoRA"),
-    ({"world_size": 8, "strategy": "fsdp"}, "world_size 8"),
-    ({"optimizer": "paged_adamw_8bit"}, "bitsandbytes"),
-])
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"attention_impl": "flash"}, "flash attention needs a ROCm or CUDA GPU"),
+        ({"precision": "fp8"}, "fp8"),
+        ({"finetune": "qlora"}, "QLoRA"),
+        ({"world_size": 8, "strategy": "fsdp"}, "world_size 8"),
+        ({"optimizer": "paged_adamw_8bit"}, "bitsandbytes"),
+    ],
+)
 def test_what_the_device_cannot_run_is_refused_with_the_reason(
     fields: dict[str, Any], needle: str
 ) -> None:
@@ -187,8 +193,12 @@ def test_synthetic_samples_are_the_same_in_every_run() -> None:
 
 
 def test_the_dataloader_honours_the_data_knobs() -> None:
-    config = tiny(dataloader_workers=2, dataloader_prefetch_factor=4,
-                  dataloader_persistent_workers=True, dataloader_pin_memory=True)
+    config = tiny(
+        dataloader_workers=2,
+        dataloader_prefetch_factor=4,
+        dataloader_persistent_workers=True,
+        dataloader_pin_memory=True,
+    )
     loader = make_loader(config, vocab=256, samples=8, sample_cost_s=0.0, device=CPU)
     assert loader.num_workers == 2 and loader.prefetch_factor == 4
     assert loader.persistent_workers is True
@@ -196,8 +206,9 @@ def test_the_dataloader_honours_the_data_knobs() -> None:
 
 
 def test_without_workers_prefetch_and_persistence_are_not_passed() -> None:
-    config = tiny(dataloader_workers=0, dataloader_prefetch_factor=4,
-                  dataloader_persistent_workers=True)
+    config = tiny(
+        dataloader_workers=0, dataloader_prefetch_factor=4, dataloader_persistent_workers=True
+    )
     loader = make_loader(config, vocab=256, samples=8, sample_cost_s=0.0, device=CPU)
     assert loader.num_workers == 0 and loader.persistent_workers is False
 

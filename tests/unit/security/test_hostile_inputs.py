@@ -16,15 +16,14 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers import paths
 from helpers.workloads import TUNED_YAML
-from pytest_goblin.runner.architectures import ModelArch
 from pytest_goblin.runner.analytic import ProjectedOOM
+from pytest_goblin.runner.architectures import ModelArch
 from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import WorkloadConfig
 
@@ -45,48 +44,32 @@ ERRORS = {
     "empty.goblin.yaml": "file is empty",
     "binary.goblin.yaml": "not UTF-8 text (byte 0)",
     "latin1.goblin.yaml": "not UTF-8 text (byte 27)",
-    "malformed-yaml.goblin.yaml":
-        "invalid YAML at line 3, column 10: did not find expected ',' or ']'",
-    "malformed-json.goblin.json":
-        "invalid JSON at line 4, column 1: Expecting property name enclosed in double quotes",
-    "python-tag.goblin.yaml":
-        "invalid YAML at line 3, column 12: could not determine a constructor for the tag "
-        "'tag:yaml.org,2002:python/object/apply:os.system'",
-    "billion-laughs.goblin.yaml":
-        "invalid YAML at line 6, column 6: aliases repeat more than 10,000 nodes (an alias "
-        "bomb?); write the repeated values out",
-    "recursive-alias.goblin.yaml":
-        "invalid YAML at line 2, column 9: an alias refers to the anchor it is inside (a "
-        "recursive structure); workloads are trees",
+    "malformed-yaml.goblin.yaml": "invalid YAML at line 3, column 10: did not find expected ',' or ']'",
+    "malformed-json.goblin.json": "invalid JSON at line 4, column 1: Expecting property name enclosed in double quotes",
+    "python-tag.goblin.yaml": "invalid YAML at line 3, column 12: could not determine a constructor for the tag "
+    "'tag:yaml.org,2002:python/object/apply:os.system'",
+    "billion-laughs.goblin.yaml": "invalid YAML at line 6, column 6: aliases repeat more than 10,000 nodes (an alias "
+    "bomb?); write the repeated values out",
+    "recursive-alias.goblin.yaml": "invalid YAML at line 2, column 9: an alias refers to the anchor it is inside (a "
+    "recursive structure); workloads are trees",
     "huge.goblin.yaml": "file is 52428800 bytes; workloads are limited to 1 MB",
-    "deep-json.goblin.json":
-        "nested more than 32 levels deep; a workload is a mapping with a few nested sections",
-    "deep-yaml.goblin.yaml":
-        "nested more than 32 levels deep; a workload is a mapping with a few nested sections",
-    "list.goblin.yaml":
-        "not a workload: expected a goblin workload (a mapping with `model` or `model_name`) "
-        "or a config of one of: torchtune, goblin, axolotl, llamafactory, trl, hf-args, "
-        "hf-script",
-    "unknown-key.goblin.yaml":
-        "field 'gradient_acumulation_steps': unknown key (not a WorkloadConfig field; did you "
-        "mean 'grad_accum_steps'?)",
-    "unknown-setting.goblin.yaml":
-        "field 'goblin.treshold': unknown key (not a goblin setting; did you mean 'threshold'?)",
-    "wrong-type.goblin.yaml":
-        "field 'batch_size': Input should be a valid integer, unable to parse string as an "
-        "integer (got 'four')",
-    "batch-zero.goblin.yaml":
-        "field 'batch_size': Input should be greater than or equal to 1 (got 0)",
-    "negative-workers.goblin.json":
-        "field 'dataloader_workers': Input should be greater than or equal to 0 (got -4)",
-    "huge-seq-len.goblin.yaml":
-        "field 'seq_len': Input should be less than or equal to 10000000 (got 1000000000)",
-    "million-layers.goblin.yaml":
-        "field 'model.layers': Input should be less than or equal to 10000 (got 1000000)",
+    "deep-json.goblin.json": "nested more than 32 levels deep; a workload is a mapping with a few nested sections",
+    "deep-yaml.goblin.yaml": "nested more than 32 levels deep; a workload is a mapping with a few nested sections",
+    "list.goblin.yaml": "not a workload: expected a goblin workload (a mapping with `model` or `model_name`) "
+    "or a config of one of: torchtune, goblin, axolotl, llamafactory, trl, hf-args, "
+    "hf-script",
+    "unknown-key.goblin.yaml": "field 'gradient_acumulation_steps': unknown key (not a WorkloadConfig field; did you "
+    "mean 'grad_accum_steps'?)",
+    "unknown-setting.goblin.yaml": "field 'goblin.treshold': unknown key (not a goblin setting; did you mean 'threshold'?)",
+    "wrong-type.goblin.yaml": "field 'batch_size': Input should be a valid integer, unable to parse string as an "
+    "integer (got 'four')",
+    "batch-zero.goblin.yaml": "field 'batch_size': Input should be greater than or equal to 1 (got 0)",
+    "negative-workers.goblin.json": "field 'dataloader_workers': Input should be greater than or equal to 0 (got -4)",
+    "huge-seq-len.goblin.yaml": "field 'seq_len': Input should be less than or equal to 10000000 (got 1000000000)",
+    "million-layers.goblin.yaml": "field 'model.layers': Input should be less than or equal to 10000 (got 1000000)",
     "nan-lr.goblin.yaml": "field 'lr': Input should be a finite number (got nan)",
     "infinite-lr.goblin.json": "field 'lr': Input should be a finite number (got inf)",
-    "syntax_error_train.py":
-        "invalid Python at line 6: invalid syntax. Perhaps you forgot a comma?",
+    "syntax_error_train.py": "invalid Python at line 6: invalid syntax. Perhaps you forgot a comma?",
 }
 """Each case's file (under ``workloads/``, scripts at the top) and its item's error, after
 ``<path>: ``."""
@@ -115,11 +98,24 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (workloads / "nested").mkdir()
     (workloads / "nested" / "up").symlink_to("..", target_is_directory=True)
     (workloads / "self.goblin.yaml").symlink_to("self.goblin.yaml")
-    command = [sys.executable, "-c", RUN.format(limit=MEMORY_BYTES), "-p", "no:cacheprovider",
-               "--goblin", "--goblin-fake", "--goblin-json", "report.json", "-rA",
-               "workloads", "syntax_error_train.py", "side_effect_train.py"]
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True,
-                          timeout=WALL_TIME_S, check=False)
+    command = [
+        sys.executable,
+        "-c",
+        RUN.format(limit=MEMORY_BYTES),
+        "-p",
+        "no:cacheprovider",
+        "--goblin",
+        "--goblin-fake",
+        "--goblin-json",
+        "report.json",
+        "-rA",
+        "workloads",
+        "syntax_error_train.py",
+        "side_effect_train.py",
+    ]
+    done = subprocess.run(
+        command, cwd=root, capture_output=True, text=True, timeout=WALL_TIME_S, check=False
+    )
     report = json.loads((root / "report.json").read_text())
     return {
         "root": root,
@@ -144,7 +140,7 @@ def test_the_good_workload_in_the_same_run_passes(corpus_run: dict[str, Any]) ->
 
 
 def test_the_session_ends_normally_with_item_errors_and_no_traceback(
-    corpus_run: dict[str, Any]
+    corpus_run: dict[str, Any],
 ) -> None:
     output = corpus_run["output"]
     assert corpus_run["code"] == pytest.ExitCode.TESTS_FAILED
@@ -180,36 +176,56 @@ def test_a_rule_pack_with_a_broken_rule_is_a_usage_error_naming_file_rule_and_fi
 ) -> None:
     shutil.copytree(HOSTILE / "rules", pytester.path / "rules")
     (pytester.path / "w.goblin.yaml").write_text(TUNED_YAML)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--goblin", "--goblin-fake",
-                                "--goblin-kb", "rules", "w.goblin.yaml")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--goblin",
+        "--goblin-fake",
+        "--goblin-kb",
+        "rules",
+        "w.goblin.yaml",
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "ERROR: goblin knowledge base: rules/broken.yaml: rule 'team-bigger-batch' (#1): "
-        "when.batch_size: unknown operator 'less_than'; expected one of eq, ne, in, not_in, "
-        "lt, lte, gt, gte, regex, exists",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: goblin knowledge base: rules/broken.yaml: rule 'team-bigger-batch' (#1): "
+            "when.batch_size: unknown operator 'less_than'; expected one of eq, ne, in, not_in, "
+            "lt, lte, gt, gte, regex, exists",
+        ]
+    )
 
 
 def test_an_alias_bomb_in_a_rule_pack_is_a_usage_error(pytester: pytest.Pytester) -> None:
     rules = pytester.path / "rules"
     rules.mkdir()
-    bomb = (HOSTILE / "billion-laughs.yaml").read_text().replace("model: llama-3-8b\n",
-                                                                         "")
+    bomb = (HOSTILE / "billion-laughs.yaml").read_text().replace("model: llama-3-8b\n", "")
     (rules / "bomb.yaml").write_text(bomb.replace("extras:", "rules:"))
     (pytester.path / "w.goblin.yaml").write_text(TUNED_YAML)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--goblin", "--goblin-fake",
-                                "--goblin-kb", "rules", "w.goblin.yaml")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--goblin",
+        "--goblin-fake",
+        "--goblin-kb",
+        "rules",
+        "w.goblin.yaml",
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: goblin knowledge base: rules/bomb.yaml: not valid YAML "
-                                 "at line 5, column 6: aliases repeat more than 10,000 nodes*"])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: goblin knowledge base: rules/bomb.yaml: not valid YAML "
+            "at line 5, column 6: aliases repeat more than 10,000 nodes*"
+        ]
+    )
 
 
 def test_a_symlink_loop_named_on_the_command_line_is_not_an_internal_error(
     pytester: pytest.Pytester,
 ) -> None:
     (pytester.path / "loop.goblin.yaml").symlink_to("loop.goblin.yaml")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--goblin", "--goblin-fake",
-                                "loop.goblin.yaml")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--goblin", "--goblin-fake", "loop.goblin.yaml"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: file or directory not found: loop.goblin.yaml"])
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
@@ -224,24 +240,48 @@ def test_a_rule_pack_nested_too_deeply_is_a_usage_error_not_a_crash(
     when = "{not: " * depth + "{batch_size: 2}" + "}" * depth
     (rules / "deep.yaml").write_text(f"- id: deep-rule\n  when: {when}\n")
     (pytester.path / "w.goblin.yaml").write_text(TUNED_YAML)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--goblin", "--goblin-fake",
-                                "--goblin-kb", "rules", "w.goblin.yaml")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--goblin",
+        "--goblin-fake",
+        "--goblin-kb",
+        "rules",
+        "w.goblin.yaml",
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: goblin knowledge base: rules/deep.yaml: nested more "
-                                 "than 32 levels deep; conditions nest a few any/all/not levels"])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: goblin knowledge base: rules/deep.yaml: nested more "
+            "than 32 levels deep; conditions nest a few any/all/not levels"
+        ]
+    )
 
 
-LARGEST = ModelArch(layers=10_000, hidden=1_000_000, intermediate=10_000_000, heads=10_000,
-                    kv_heads=10_000, vocab=10_000_000)
+LARGEST = ModelArch(
+    layers=10_000,
+    hidden=1_000_000,
+    intermediate=10_000_000,
+    heads=10_000,
+    kv_heads=10_000,
+    vocab=10_000_000,
+)
 
 
 @pytest.mark.parametrize("device", ["mi300x", "h100", "cpu"])
 def test_the_analytic_model_refuses_the_largest_valid_workload_as_out_of_memory(
     device: str,
 ) -> None:
-    config = WorkloadConfig(model=LARGEST, batch_size=65_536, grad_accum_steps=65_536,
-                            seq_len=10_000_000, world_size=1_000_000, strategy="fsdp",
-                            precision="fp32", attention_impl="eager")
+    config = WorkloadConfig(
+        model=LARGEST,
+        batch_size=65_536,
+        grad_accum_steps=65_536,
+        seq_len=10_000_000,
+        world_size=1_000_000,
+        strategy="fsdp",
+        precision="fp32",
+        attention_impl="eager",
+    )
     with pytest.raises(ProjectedOOM, match=r"needs [\d.]+ GB of [\d.]+ GB"):
         SimulatedDevice(device).run(config, 500)
 
@@ -250,7 +290,11 @@ def test_the_analytic_model_gives_finite_numbers_at_the_longest_sequence() -> No
     tiny = ModelArch(layers=1, hidden=64, intermediate=128, heads=1, vocab=1000)
     config = WorkloadConfig(model=tiny, batch_size=1, seq_len=10_000_000, precision="bf16")
     metrics = SimulatedDevice("mi300x").run(config, 500)
-    numbers = [metrics.tokens_per_sec, metrics.step_time_s, metrics.hbm_peak_gb,
-               metrics.mfu_pct, *metrics.waste_budget.model_dump().values()]
+    numbers = [
+        metrics.tokens_per_sec,
+        metrics.step_time_s,
+        metrics.hbm_peak_gb,
+        metrics.mfu_pct,
+        *metrics.waste_budget.model_dump().values(),
+    ]
     assert all(isinstance(n, float) and 0 <= n < float("inf") for n in numbers)
-

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from helpers.workloads import WorkloadFactory
 from pytest_goblin.redact import redact_mapping, redact_text, redact_value
 from pytest_goblin.schemas import Change
 from pytest_goblin.workload.read import patch_diff
-
-from helpers.workloads import WorkloadFactory
 
 HF = "hf_" + "a1B2c3D4e5F6g7H8i9J0kLmN"
 SK = "sk-" + "proj_a1B2c3D4e5F6g7H8i9J0"
@@ -59,8 +58,7 @@ def test_max_tokens_is_not_a_secret() -> None:
 
 def test_redact_value_reaches_strings_inside_nested_data() -> None:
     data = {"a": [HF, {"b": SK}], "n": 3}
-    assert redact_value(data) == {"a": ["<redacted:hf_token>", {"b": "<redacted:api_key>"}],
-                                  "n": 3}
+    assert redact_value(data) == {"a": ["<redacted:hf_token>", {"b": "<redacted:api_key>"}], "n": 3}
 
 
 def test_tokens_next_to_a_patched_line_are_redacted_in_the_diff(

@@ -60,10 +60,24 @@ def leaky_run(pytester: pytest.Pytester, claude_server: LLMServer) -> pytest.Run
     workload.parent.mkdir()
     workload.write_text(LEAKY_WORKLOAD)
     return pytester.runpytest(
-        "--goblin", "--goblin-fake", "--goblin-backend", "claude", "-v", "-rA",
-        "--goblin-json", "out/report.json", "--goblin-md", "out/summary.md",
-        "--goblin-html", "out/report.html", "--junitxml", "out/junit.xml",
-        "--goblin-events", "out/events.jsonl", "--goblin-save=leak", "workloads",
+        "--goblin",
+        "--goblin-fake",
+        "--goblin-backend",
+        "claude",
+        "-v",
+        "-rA",
+        "--goblin-json",
+        "out/report.json",
+        "--goblin-md",
+        "out/summary.md",
+        "--goblin-html",
+        "out/report.html",
+        "--junitxml",
+        "out/junit.xml",
+        "--goblin-events",
+        "out/events.jsonl",
+        "--goblin-save=leak",
+        "workloads",
     )
 
 
@@ -85,8 +99,13 @@ def test_the_run_audits_the_workload_and_writes_every_output(
 ) -> None:
     leaky_run.assert_outcomes(failed=1)
     files = written_files(pytester.path)
-    for output in ("out/report.json", "out/summary.md", "out/report.html", "out/junit.xml",
-                   "out/events.jsonl"):
+    for output in (
+        "out/report.json",
+        "out/summary.md",
+        "out/report.html",
+        "out/junit.xml",
+        "out/events.jsonl",
+    ):
         assert output in files
     assert any(name.startswith(".goblin/runs/") for name in files)
     assert any(name.startswith(".pytest_cache/v/goblin/audit/") for name in files)
@@ -108,8 +127,7 @@ def test_no_secret_reaches_the_terminal(leaky_run: pytest.RunResult) -> None:
 def test_no_secret_reaches_an_llm_request(
     leaky_run: pytest.RunResult, claude_server: LLMServer
 ) -> None:
-    assert [leaks(request.text) for request in claude_server.requests
-            if leaks(request.text)] == []
+    assert [leaks(request.text) for request in claude_server.requests if leaks(request.text)] == []
 
 
 def test_the_diff_keeps_the_commented_lines_with_their_secrets_hidden(

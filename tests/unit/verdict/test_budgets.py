@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+from helpers.sample_results import audited
 from helpers.workloads import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
-from pytest_goblin.verdict import budgets, gates
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult, WorkloadSettings
+from pytest_goblin.verdict import budgets, gates
 from pytest_goblin.workload.read import Workload
-from helpers.sample_results import audited
 
-MI300X = DeviceInfo(kind="simulated", name="AMD Instinct MI300X", platform="rocm-instinct",
-                    memory_gb=192, arch="gfx942")
-H100_MEASURED = DeviceInfo(kind="cuda", name="NVIDIA H100 80GB HBM3", platform="cuda",
-                           memory_gb=79.6, arch="sm_90")
+MI300X = DeviceInfo(
+    kind="simulated",
+    name="AMD Instinct MI300X",
+    platform="rocm-instinct",
+    memory_gb=192,
+    arch="gfx942",
+)
+H100_MEASURED = DeviceInfo(
+    kind="cuda", name="NVIDIA H100 80GB HBM3", platform="cuda", memory_gb=79.6, arch="sm_90"
+)
 
 
 def test_a_single_number_applies_on_every_device() -> None:
@@ -32,9 +38,11 @@ def test_a_mapping_applies_only_on_the_devices_it_names() -> None:
 def test_floors_fail_below_and_the_ceiling_fails_above(passed: WorkloadResult) -> None:
     assert passed.baseline is not None and passed.device is not None
     base = passed.baseline
-    settings = WorkloadSettings(min_tokens_per_sec=base.tokens_per_sec * 1.1,
-                                min_mfu_pct=base.mfu_pct * 0.9,
-                                max_hbm_peak_gb=base.hbm_peak_gb * 0.9)
+    settings = WorkloadSettings(
+        min_tokens_per_sec=base.tokens_per_sec * 1.1,
+        min_mfu_pct=base.mfu_pct * 0.9,
+        max_hbm_peak_gb=base.hbm_peak_gb * 0.9,
+    )
     checks = {c.key: c.ok for c in budgets.check(settings, base, passed.device)}
     assert checks == {"min_tokens_per_sec": False, "min_mfu_pct": True, "max_hbm_peak_gb": False}
 
@@ -43,12 +51,15 @@ def test_an_mfu_floor_is_not_checked_where_mfu_is_unknown_and_a_note_says_so(
     passed: WorkloadResult,
 ) -> None:
     assert passed.baseline is not None
-    unknown = passed.model_copy(update={
-        "baseline": passed.baseline.model_copy(update={"mfu_pct": None})})
+    unknown = passed.model_copy(
+        update={"baseline": passed.baseline.model_copy(update={"mfu_pct": None})}
+    )
     judged, message = gates.judge(unknown, WorkloadSettings(min_mfu_pct=90), None, None)
     assert (judged.outcome, message, judged.budgets) == ("passed", None, [])
-    assert judged.notes[-1] == ("budget min_mfu_pct not checked: the baseline has no such number "
-                                "on AMD Instinct MI300X (simulated)")
+    assert judged.notes[-1] == (
+        "budget min_mfu_pct not checked: the baseline has no such number "
+        "on AMD Instinct MI300X (simulated)"
+    )
 
 
 def test_no_budget_means_no_check(passed: WorkloadResult) -> None:
@@ -75,11 +86,14 @@ def test_a_missed_budget_fails_a_passing_workload_with_the_numbers(
     settings = WorkloadSettings(min_tokens_per_sec=20000)
     judged, message = gates.judge(passed, settings, None, None)
     assert judged.outcome == "failed"
-    assert judged.reason == (f"budget min_tokens_per_sec: {passed.baseline.tokens_per_sec:,.0f} "
-                             "tok/s, below the floor of 20,000 tok/s")
+    assert judged.reason == (
+        f"budget min_tokens_per_sec: {passed.baseline.tokens_per_sec:,.0f} "
+        "tok/s, below the floor of 20,000 tok/s"
+    )
     assert message is not None and message.startswith(
         "llama-tuned: misses 1 budget(s) of its goblin: section (projected on AMD Instinct MI300X "
-        "(simulated))")
+        "(simulated))"
+    )
     assert "a patched config is" not in message
 
 
@@ -90,7 +104,8 @@ def test_a_met_budget_keeps_the_verdict_and_records_the_check(passed: WorkloadRe
 
 
 def test_a_winning_patch_and_a_missed_budget_are_both_in_the_message(
-    mistuned: Workload, context: AuditContext,
+    mistuned: Workload,
+    context: AuditContext,
 ) -> None:
     result = audited(mistuned, context)
     judged, message = gates.judge(result, WorkloadSettings(max_hbm_peak_gb=100), None, None)
@@ -105,23 +120,29 @@ def run_goblin(pytester: pytest.Pytester, text: str) -> pytest.RunResult:
 
 
 def test_a_workload_within_its_budgets_passes(pytester: pytest.Pytester) -> None:
-    result = run_goblin(pytester, TUNED_YAML + "goblin:\n  min_tokens_per_sec: 10000\n"
-                                               "  min_mfu_pct: {mi300x: 20}\n"
-                                               "  max_hbm_peak_gb: 100\n")
+    result = run_goblin(
+        pytester,
+        TUNED_YAML + "goblin:\n  min_tokens_per_sec: 10000\n"
+        "  min_mfu_pct: {mi300x: 20}\n"
+        "  max_hbm_peak_gb: 100\n",
+    )
     result.assert_outcomes(passed=1)
 
 
 def test_a_workload_below_its_floor_on_this_device_fails_with_the_numbers(
     pytester: pytest.Pytester,
 ) -> None:
-    result = run_goblin(pytester, TUNED_YAML + "goblin:\n  min_tokens_per_sec: "
-                                               "{mi300x: 20000, h100: 1000}\n")
+    result = run_goblin(
+        pytester, TUNED_YAML + "goblin:\n  min_tokens_per_sec: {mi300x: 20000, h100: 1000}\n"
+    )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "llama-tuned: misses 1 budget(s) of its goblin: section (projected on AMD Instinct "
-        "MI300X (simulated))",
-        "  min_tokens_per_sec: 1?,??? tok/s, below the floor of 20,000 tok/s",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "llama-tuned: misses 1 budget(s) of its goblin: section (projected on AMD Instinct "
+            "MI300X (simulated))",
+            "  min_tokens_per_sec: 1?,??? tok/s, below the floor of 20,000 tok/s",
+        ]
+    )
 
 
 def test_a_budget_for_another_device_is_not_applied(pytester: pytest.Pytester) -> None:

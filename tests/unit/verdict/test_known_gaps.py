@@ -8,19 +8,21 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
+from helpers.sample_results import run_info
 from helpers.workloads import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
-from pytest_goblin.verdict import gates, known_gaps as accept
 from pytest_goblin.report import markdown
 from pytest_goblin.report.junit import properties
 from pytest_goblin.schemas import Acceptance, WorkloadResult, WorkloadSettings
-from helpers.sample_results import run_info
+from pytest_goblin.verdict import gates
+from pytest_goblin.verdict import known_gaps as accept
 
 REASON = "fp32 until the numerics study ends"
 
 
 def accepting(until: str = "2999-12-31", max_speedup: float = 20.0) -> str:
-    return (f"goblin:\n  accept: {{until: {until}, reason: {REASON!r}, "
-            f"max_speedup: {max_speedup}}}\n")
+    return (
+        f"goblin:\n  accept: {{until: {until}, reason: {REASON!r}, max_speedup: {max_speedup}}}\n"
+    )
 
 
 def write(pytester: pytest.Pytester, text: str, name: str = "w/a.goblin.yaml") -> None:
@@ -44,8 +46,12 @@ def test_an_accepted_gap_makes_the_item_xfail_with_the_reason(pytester: pytest.P
     write(pytester, MISTUNED_YAML + accepting())
     result = run_goblin(pytester, "-rx")
     result.assert_outcomes(xfailed=1)
-    result.stdout.fnmatch_lines([f"XFAIL w/a.goblin.yaml::llama-mistuned - {REASON} "
-                                 "(accepted until 2999-12-31; patch *×, accepted up to 20.00×)"])
+    result.stdout.fnmatch_lines(
+        [
+            f"XFAIL w/a.goblin.yaml::llama-mistuned - {REASON} "
+            "(accepted until 2999-12-31; patch *×, accepted up to 20.00×)"
+        ]
+    )
 
 
 def test_the_json_report_keeps_outcome_failed_and_adds_the_acceptance(
@@ -64,12 +70,14 @@ def test_the_item_fails_again_after_the_date_naming_the_file_and_field(
     write(pytester, MISTUNED_YAML + accepting(until="2000-01-31"))
     result = run_goblin(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "w/a.goblin.yaml: field 'goblin.accept.until': the acceptance expired on 2000-01-31 "
-        f"and the gap still stands (accepted because: {REASON})",
-        "",
-        "llama-mistuned: a patched config is *× faster*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "w/a.goblin.yaml: field 'goblin.accept.until': the acceptance expired on 2000-01-31 "
+            f"and the gap still stands (accepted because: {REASON})",
+            "",
+            "llama-mistuned: a patched config is *× faster*",
+        ]
+    )
 
 
 def test_the_item_fails_again_when_the_gap_grows_beyond_max_speedup(
@@ -78,10 +86,12 @@ def test_the_item_fails_again_when_the_gap_grows_beyond_max_speedup(
     write(pytester, MISTUNED_YAML + accepting(max_speedup=1.5))
     result = run_goblin(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "w/a.goblin.yaml: field 'goblin.accept.max_speedup': the gap grew beyond the accepted "
-        "1.50× (the speedup is *×)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "w/a.goblin.yaml: field 'goblin.accept.max_speedup': the gap grew beyond the accepted "
+            "1.50× (the speedup is *×)",
+        ]
+    )
 
 
 def test_an_impossible_date_is_an_item_error_naming_the_file_and_field(
@@ -91,8 +101,12 @@ def test_an_impossible_date_is_an_item_error_naming_the_file_and_field(
     write(pytester, TUNED_YAML, "w/b.goblin.yaml")
     result = run_goblin(pytester)
     result.assert_outcomes(errors=1, passed=1)
-    result.stdout.fnmatch_lines(["*w/a.goblin.yaml: field 'goblin.accept.until': expected a date "
-                                 "written YYYY-MM-DD, e.g. 2026-09-30 (got '2026-02-30')"])
+    result.stdout.fnmatch_lines(
+        [
+            "*w/a.goblin.yaml: field 'goblin.accept.until': expected a date "
+            "written YYYY-MM-DD, e.g. 2026-09-30 (got '2026-02-30')"
+        ]
+    )
 
 
 def test_an_acceptance_without_max_speedup_is_an_error_naming_the_field(
@@ -101,8 +115,9 @@ def test_an_acceptance_without_max_speedup_is_an_error_naming_the_field(
     write(pytester, MISTUNED_YAML + "goblin:\n  accept: {until: 2999-12-31, reason: x}\n")
     result = run_goblin(pytester)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*w/a.goblin.yaml: field 'goblin.accept.max_speedup': "
-                                 "Field required*"])
+    result.stdout.fnmatch_lines(
+        ["*w/a.goblin.yaml: field 'goblin.accept.max_speedup': Field required*"]
+    )
 
 
 def test_goblin_fix_leaves_the_file_of_an_accepted_gap_alone(pytester: pytest.Pytester) -> None:
@@ -126,8 +141,9 @@ def test_growth_is_judged_on_the_ci_lower_bound_like_the_verdict(failed: Workloa
     today = date(2030, 1, 1)
     assert accept.review(noisy, acceptance(max_speedup=1.4), today).holds
     (problem,) = accept.review(noisy, acceptance(max_speedup=1.3), today).problems
-    assert problem.endswith("the gap grew beyond the accepted 1.30× (its CI's lower bound is "
-                            "1.38×)")
+    assert problem.endswith(
+        "the gap grew beyond the accepted 1.30× (its CI's lower bound is 1.38×)"
+    )
 
 
 def test_an_acceptance_nothing_needs_leaves_a_passing_result_with_a_note(
@@ -135,14 +151,17 @@ def test_an_acceptance_nothing_needs_leaves_a_passing_result_with_a_note(
 ) -> None:
     judged, failure = gates.judge(passed, WorkloadSettings(accept=acceptance()), None, None)
     assert (judged.outcome, failure, judged.accepted) == ("passed", None, None)
-    assert judged.notes[-1] == ("goblin.accept is no longer needed: no patch beats the "
-                                "threshold; remove it from workloads/tuned.goblin.yaml")
+    assert judged.notes[-1] == (
+        "goblin.accept is no longer needed: no patch beats the "
+        "threshold; remove it from workloads/tuned.goblin.yaml"
+    )
 
 
 def test_a_missed_budget_still_fails_an_accepted_gap(failed: WorkloadResult) -> None:
     assert failed.baseline is not None
-    settings = WorkloadSettings(accept=acceptance(),
-                                min_tokens_per_sec=failed.baseline.tokens_per_sec * 2)
+    settings = WorkloadSettings(
+        accept=acceptance(), min_tokens_per_sec=failed.baseline.tokens_per_sec * 2
+    )
     judged, failure = gates.judge(failed, settings, None, None)
     assert judged.accepted is None
     assert failure is not None and "misses 1 budget(s)" in failure
@@ -165,8 +184,9 @@ def test_until_takes_only_a_calendar_date(until: object) -> None:
 
 def test_an_acceptance_is_read_from_a_workload_file(workload: WorkloadFactory) -> None:
     loaded = workload(MISTUNED_YAML + accepting(until="2031-03-01", max_speedup=1.25))
-    assert loaded.settings.accept == Acceptance(until=date(2031, 3, 1), reason=REASON,
-                                                max_speedup=1.25)
+    assert loaded.settings.accept == Acceptance(
+        until=date(2031, 3, 1), reason=REASON, max_speedup=1.25
+    )
 
 
 # --- the other reports ----------------------------------------------------------------------
@@ -188,5 +208,8 @@ def test_markdown_counts_and_shows_an_accepted_gap_apart_from_the_failures(
 
 def test_junit_carries_the_acceptance(xfailed: WorkloadResult) -> None:
     props = dict(properties(xfailed))
-    assert (props["goblin_outcome"], props["goblin_accepted_until"],
-            props["goblin_accepted_reason"]) == ("failed", "2999-12-31", REASON)
+    assert (
+        props["goblin_outcome"],
+        props["goblin_accepted_until"],
+        props["goblin_accepted_reason"],
+    ) == ("failed", "2999-12-31", REASON)

@@ -13,27 +13,48 @@ DEVICE = DeviceInfo(kind="simulated", name="AMD Instinct MI300X", platform="rocm
 
 
 def metrics(tokens_per_sec: float, projected: bool = True) -> RunMetrics:
-    return RunMetrics(steps=50, tokens_per_sec=tokens_per_sec, step_time_s=1.0,
-                      tokens_per_step=4096, hbm_peak_gb=40.0, mfu_pct=30.0,
-                      projected=projected, runner_kind="fake", device="mi300x")
+    return RunMetrics(
+        steps=50,
+        tokens_per_sec=tokens_per_sec,
+        step_time_s=1.0,
+        tokens_per_step=4096,
+        hbm_peak_gb=40.0,
+        mfu_pct=30.0,
+        projected=projected,
+        runner_kind="fake",
+        device="mi300x",
+    )
 
 
 def a_patch(**overrides: Any) -> Patch:
     data: dict[str, Any] = {
         "new_config": WorkloadConfig(model="llama-3-8b", precision="bf16"),
-        "changes": [Change(field="precision", old="fp32", new="bf16",
-                           rule_id="bf16-mixed-precision")],
+        "changes": [
+            Change(field="precision", old="fp32", new="bf16", rule_id="bf16-mixed-precision")
+        ],
         "rule_ids": ["bf16-mixed-precision"],
     }
     data.update(overrides)
     return Patch(**data)
 
 
-def report(speedup: float, patch: Patch | None = None,
-           ci: tuple[float, float] | None = None, projected: bool = True) -> Report:
-    return Report(workload_name="w", device=DEVICE, before=metrics(1000.0, projected),
-                  after=metrics(1000.0 * speedup, projected), patch=patch, speedup=speedup,
-                  speedup_ci=ci, projected=projected, summary_line="")
+def report(
+    speedup: float,
+    patch: Patch | None = None,
+    ci: tuple[float, float] | None = None,
+    projected: bool = True,
+) -> Report:
+    return Report(
+        workload_name="w",
+        device=DEVICE,
+        before=metrics(1000.0, projected),
+        after=metrics(1000.0 * speedup, projected),
+        patch=patch,
+        speedup=speedup,
+        speedup_ci=ci,
+        projected=projected,
+        summary_line="",
+    )
 
 
 def test_fails_when_the_speedup_is_above_one_plus_the_threshold() -> None:
@@ -86,8 +107,9 @@ def test_an_interval_straddling_the_bar_passes_as_inconclusive() -> None:
 
 
 def test_strict_fails_an_inconclusive_interval() -> None:
-    verdict = decide(report(1.12, a_patch(), ci=(1.05, 1.18), projected=False), threshold=0.10,
-                     strict=True)
+    verdict = decide(
+        report(1.12, a_patch(), ci=(1.05, 1.18), projected=False), threshold=0.10, strict=True
+    )
     assert verdict.outcome == "failed"
     assert verdict.inconclusive
 

@@ -9,32 +9,39 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_goblin.workload.fix import fix_summary, write_fix
-from pytest_goblin.schemas import PatchSummary, WorkloadResult
-
-from helpers.workloads import TUNED_YAML
 from helpers.format_support import FILES, change, load
-
+from helpers.workloads import TUNED_YAML
+from pytest_goblin.schemas import PatchSummary, WorkloadResult
+from pytest_goblin.workload.fix import fix_summary, write_fix
 
 AXOLOTL = FILES / "axolotl" / "qwen25-7b-support-qlora.yml"
 
 
 def failing_result(changes: list) -> WorkloadResult:
-    return WorkloadResult(nodeid="n", path="w", name="w", outcome="failed", threshold=0.1,
-                          patch=PatchSummary(changes=changes, diff="(diff)"))
+    return WorkloadResult(
+        nodeid="n",
+        path="w",
+        name="w",
+        outcome="failed",
+        threshold=0.1,
+        patch=PatchSummary(changes=changes, diff="(diff)"),
+    )
 
 
 def test_fix_writes_the_patch_into_a_failing_workload_only(pytester: pytest.Pytester) -> None:
     (pytester.path / "w").mkdir()
     shutil.copyfile(AXOLOTL, pytester.path / "w/support.yml")
     (pytester.path / "w/tuned.goblin.yaml").write_text(TUNED_YAML)
-    result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-fix", "-p",
-                                "no:cacheprovider", "w")
+    result = pytester.runpytest(
+        "--goblin", "--goblin-fake", "--goblin-fix", "-p", "no:cacheprovider", "w"
+    )
     result.assert_outcomes(failed=1, passed=1)
-    result.stdout.fnmatch_lines([
-        "--goblin-fix wrote 1 file(s):",
-        "  w/support.yml: precision fp16 -> bf16*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "--goblin-fix wrote 1 file(s):",
+            "  w/support.yml: precision fp16 -> bf16*",
+        ]
+    )
     fixed = (pytester.path / "w/support.yml").read_text()
     assert yaml.safe_load(fixed)["bf16"] is True
     assert "fp16: false   # the old V100 box" in fixed

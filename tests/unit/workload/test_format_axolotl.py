@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.format_support import change, load, write
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import axolotl
 from pytest_goblin.workload.read import plan_patch
-
-from helpers.format_support import change, load, write
 
 SUPPORT = "axolotl/qwen25-7b-support-qlora.yml"
 FAQ = "axolotl/llama32-1b-faq-lora.yaml"
@@ -29,7 +28,9 @@ def test_reads_the_keys_of_an_axolotl_file(tmp_path: Path) -> None:
     assert (config.model_name, config.arch.name) == ("Qwen/Qwen2.5-7B", "qwen2.5-7b")
     assert (config.batch_size, config.grad_accum_steps, config.seq_len) == (1, 16, 4096)
     assert (config.precision, config.optimizer, config.gradient_checkpointing) == (
-        "fp16", "paged_adamw_8bit", True
+        "fp16",
+        "paged_adamw_8bit",
+        True,
     )
     assert (config.finetune, config.lora_rank, config.lora_alpha) == ("qlora", 64, 32)
     assert config.lr == 1e-4
@@ -37,8 +38,7 @@ def test_reads_the_keys_of_an_axolotl_file(tmp_path: Path) -> None:
 
 def test_lora_target_linear_means_every_linear_layer(tmp_path: Path) -> None:
     targets = load(tmp_path, SUPPORT).config.lora_targets
-    assert targets == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                       "down_proj"]
+    assert targets == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def test_records_the_key_each_field_came_from(tmp_path: Path) -> None:
@@ -66,10 +66,14 @@ def test_batch_size_without_accumulation_gives_the_accumulation(tmp_path: Path) 
 
 
 def test_legacy_attention_flags_are_read(tmp_path: Path) -> None:
-    assert write(tmp_path, "w/a.yml", MINIMAL + "flash_attention: true\n").config.attention_impl \
+    assert (
+        write(tmp_path, "w/a.yml", MINIMAL + "flash_attention: true\n").config.attention_impl
         == "flash"
-    assert write(tmp_path, "w/b.yml", MINIMAL + "eager_attention: true\n").config.attention_impl \
+    )
+    assert (
+        write(tmp_path, "w/b.yml", MINIMAL + "eager_attention: true\n").config.attention_impl
         == "eager"
+    )
 
 
 def test_flash_attention_goes_into_the_legacy_flag_when_the_file_uses_them(tmp_path: Path) -> None:
@@ -113,8 +117,13 @@ def test_pure_half_precision_files_are_patched_with_the_pure_flags(tmp_path: Pat
 
 def test_persistent_workers_cannot_be_written_and_say_why(tmp_path: Path) -> None:
     workload = load(tmp_path, FAQ)
-    planned = plan_patch(workload, [change(workload, "dataloader_persistent_workers", True),
-                                    change(workload, "optimizer", "adamw_torch_fused")])
+    planned = plan_patch(
+        workload,
+        [
+            change(workload, "dataloader_persistent_workers", True),
+            change(workload, "optimizer", "adamw_torch_fused"),
+        ],
+    )
     assert [c.field for c in planned.changes] == ["optimizer"]
     ((dropped, why),) = planned.dropped
     assert dropped.field == "dataloader_persistent_workers"
@@ -134,11 +143,14 @@ def test_an_unknown_attention_implementation_is_an_error_naming_the_key(tmp_path
     assert info.value.field == "attn_implementation"
 
 
-@pytest.mark.parametrize("data", [
-    {"base_model": "x"},
-    {"micro_batch_size": 2, "sequence_len": 512},
-    {"model_name_or_path": "x", "cutoff_len": 1024},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"base_model": "x"},
+        {"micro_batch_size": 2, "sequence_len": 512},
+        {"model_name_or_path": "x", "cutoff_len": 1024},
+    ],
+)
 def test_needs_base_model_and_an_axolotl_key_to_be_detected(data: dict) -> None:
     assert not axolotl.detect(data)
 

@@ -10,7 +10,6 @@ import pytest
 
 from helpers.format_support import FILES
 
-
 AXOLOTL = FILES / "axolotl" / "qwen25-7b-support-qlora.yml"
 SCRIPT = FILES / "hf" / "llama3_qlora_train.py"
 
@@ -50,9 +49,11 @@ def test_configs_of_every_format_are_collected_under_a_named_directory(
 def test_a_test_module_is_left_to_pytest_even_if_it_builds_trainingarguments(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(test_args="def test_x():\n"
-                        "    from transformers import TrainingArguments\n"
-                        "    TrainingArguments(output_dir='o', bf16=True)\n")
+    pytester.makepyfile(
+        test_args="def test_x():\n"
+        "    from transformers import TrainingArguments\n"
+        "    TrainingArguments(output_dir='o', bf16=True)\n"
+    )
     result = run_goblin(pytester, "--collect-only", "-q", ".")
     result.stdout.fnmatch_lines(["test_args.py::test_x"])
     result.stdout.no_fnmatch_line("*test_args.py::test_args*")
@@ -71,7 +72,8 @@ def test_the_json_report_names_the_format(pytester: pytest.Pytester) -> None:
     run_goblin(pytester, "w", "--goblin-json", "r.json")
     report = json.loads((pytester.path / "r.json").read_text())
     assert {w["name"]: w["format"] for w in report["workloads"]} == {
-        "support": "axolotl", "train": "hf-script"
+        "support": "axolotl",
+        "train": "hf-script",
     }
 
 
@@ -82,16 +84,24 @@ def test_an_axolotl_failure_shows_a_diff_of_its_yaml_that_keeps_comments_and_app
     original = (pytester.path / "w/support.yml").read_text()
     result = run_goblin(pytester, "w")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*precision: fp16 -> bf16*",
-        "patch for w/support.yml (git apply):",
-        "--- a/w/support.yml",
-        "+++ b/w/support.yml",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*precision: fp16 -> bf16*",
+            "patch for w/support.yml (git apply):",
+            "--- a/w/support.yml",
+            "+++ b/w/support.yml",
+        ]
+    )
     result.stdout.fnmatch_lines(["+fp16: false   # the old V100 box"])
     diff = diff_in(result.outlines, "--- a/w/support.yml")
-    applied = subprocess.run(["git", "apply", "--check", "-"], input=diff, text=True,
-                             cwd=pytester.path, capture_output=True, check=False)
+    applied = subprocess.run(
+        ["git", "apply", "--check", "-"],
+        input=diff,
+        text=True,
+        cwd=pytester.path,
+        capture_output=True,
+        check=False,
+    )
     assert applied.returncode == 0, applied.stderr
     assert (pytester.path / "w/support.yml").read_text() == original
 

@@ -8,17 +8,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.format_support import change, load, write
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import hf_args
 from pytest_goblin.workload.read import plan_patch
 
-from helpers.format_support import change, load, write
-
 TRL = "trl/qwen25_05b_sft.yaml"
 CLM = "hf/phi3_mini_clm_args.json"
 TRL_MINIMAL = "model_name_or_path: Qwen/Qwen2.5-0.5B\ndataset_name: tickets\nmax_length: 512\n"
-HF_MINIMAL = {"model_name_or_path": "mistralai/Mistral-7B-v0.1", "output_dir": "out",
-              "per_device_train_batch_size": 4, "learning_rate": 1e-5}
+HF_MINIMAL = {
+    "model_name_or_path": "mistralai/Mistral-7B-v0.1",
+    "output_dir": "out",
+    "per_device_train_batch_size": 4,
+    "learning_rate": 1e-5,
+}
 
 
 def test_trl_turns_bf16_and_checkpointing_on_by_default(tmp_path: Path) -> None:
@@ -40,7 +43,9 @@ def test_reads_a_trl_config_with_model_keys_and_env(tmp_path: Path) -> None:
     workload = load(tmp_path, TRL)
     config = workload.config
     assert (config.arch.name, config.attention_impl, config.packing) == (
-        "qwen2.5-0.5b", "eager", True
+        "qwen2.5-0.5b",
+        "eager",
+        True,
     )
     assert config.env_vars == {"TOKENIZERS_PARALLELISM": "false"}
     assert workload.sources["attention_impl"] == "attn_implementation"
@@ -69,7 +74,8 @@ def test_attention_goes_into_model_init_kwargs_when_the_file_writes_it_there(
     assert workload.config.attention_impl == "eager"
     planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
     assert yaml.safe_load(planned.text)["model_init_kwargs"] == {
-        "attn_implementation": "flash_attention_2", "dtype": "bfloat16"
+        "attn_implementation": "flash_attention_2",
+        "dtype": "bfloat16",
     }
 
 
@@ -87,9 +93,14 @@ def test_an_env_var_joins_the_env_section_quoted(tmp_path: Path) -> None:
 
 def test_an_args_file_cannot_take_attention_or_packing(tmp_path: Path) -> None:
     workload = load(tmp_path, CLM)
-    planned = plan_patch(workload, [change(workload, "attention_impl", "flash"),
-                                    change(workload, "packing", True),
-                                    change(workload, "seq_len", 4096)])
+    planned = plan_patch(
+        workload,
+        [
+            change(workload, "attention_impl", "flash"),
+            change(workload, "packing", True),
+            change(workload, "seq_len", 4096),
+        ],
+    )
     assert [c.field for c in planned.changes] == ["seq_len"]
     assert json.loads(planned.text)["block_size"] == 4096
     reasons = {c.field: why for c, why in planned.dropped}
@@ -101,26 +112,45 @@ def test_the_json_diff_touches_only_changed_members(tmp_path: Path) -> None:
     workload = load(tmp_path, CLM)
     planned = plan_patch(workload, [change(workload, "dataloader_workers", 4)])
     assert [line for line in planned.diff.splitlines() if line[:1] in "+-"] == [
-        "--- a/hf/phi3_mini_clm_args.json", "+++ b/hf/phi3_mini_clm_args.json",
-        '-  "dataloader_num_workers": 0,', '+  "dataloader_num_workers": 4,',
+        "--- a/hf/phi3_mini_clm_args.json",
+        "+++ b/hf/phi3_mini_clm_args.json",
+        '-  "dataloader_num_workers": 0,',
+        '+  "dataloader_num_workers": 4,',
     ]
 
 
-@pytest.mark.parametrize("data", [
-    {"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
-     "bf16": {"enabled": "auto"}, "zero_optimization": {"stage": 2}},
-    {"output_dir": "out", "learning_rate": 1e-4},
-    {"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "bf16": True,
-     "gradient_accumulation_steps": 1, "optim": "x"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {
+            "train_micro_batch_size_per_gpu": "auto",
+            "gradient_accumulation_steps": "auto",
+            "bf16": {"enabled": "auto"},
+            "zero_optimization": {"stage": 2},
+        },
+        {"output_dir": "out", "learning_rate": 1e-4},
+        {
+            "architectures": ["LlamaForCausalLM"],
+            "hidden_size": 4096,
+            "bf16": True,
+            "gradient_accumulation_steps": 1,
+            "optim": "x",
+        },
+    ],
+)
 def test_other_json_with_training_words_is_not_an_args_file(data: dict) -> None:
     assert not hf_args.detect_hf_args(data)
     assert not hf_args.detect_trl(data)
 
 
 def test_a_trl_config_is_not_taken_for_a_plain_args_file() -> None:
-    data = {"model_name_or_path": "x", "packing": True, "output_dir": "o",
-            "per_device_train_batch_size": 2, "bf16": True}
+    data = {
+        "model_name_or_path": "x",
+        "packing": True,
+        "output_dir": "o",
+        "per_device_train_batch_size": 2,
+        "bf16": True,
+    }
     assert hf_args.detect_trl(data)
     assert not hf_args.detect_hf_args(data)
 

@@ -7,21 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from helpers.format_support import change, load, write
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import hf_script
 from pytest_goblin.workload.read import plan_patch
 
-from helpers.format_support import change, load, write
-
 QLORA = "hf/llama3_qlora_train.py"
-PLAIN = '''\
+PLAIN = """\
 import torch
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
 model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B", torch_dtype=torch.bfloat16)
 args = TrainingArguments(output_dir="out", per_device_train_batch_size=4)
 Trainer(model=model, args=args).train()
-'''
+"""
 
 
 def script(tmp_path: Path, text: str, name: str = "train.py"):
@@ -33,7 +32,9 @@ def test_reads_the_args_call_the_model_lora_and_quantization(tmp_path: Path) -> 
     assert (config.model_name, config.arch.name) == ("meta-llama/Meta-Llama-3-8B", "llama-3-8b")
     assert (config.finetune, config.lora_rank, config.lora_alpha) == ("qlora", 32, 16)
     assert (config.seq_len, config.optimizer, config.gradient_checkpointing) == (
-        4096, "paged_adamw_32bit", True
+        4096,
+        "paged_adamw_32bit",
+        True,
     )
 
 
@@ -63,7 +64,9 @@ def test_the_load_dtype_decides_precision_without_autocast_flags(tmp_path: Path)
 def test_trainingarguments_scripts_take_the_trainers_defaults(tmp_path: Path) -> None:
     config = script(tmp_path, PLAIN).config
     assert (config.gradient_checkpointing, config.dataloader_pin_memory, config.finetune) == (
-        False, True, "full"
+        False,
+        True,
+        "full",
     )
     assert config.attention_impl == "sdpa"
 
@@ -98,8 +101,9 @@ def test_a_non_literal_value_is_an_error_naming_the_call_and_line(tmp_path: Path
 
 
 def test_the_bf16_capability_probe_reads_as_true_but_is_never_edited(tmp_path: Path) -> None:
-    text = PLAIN.replace('output_dir="out"', 'output_dir="out", '
-                         "bf16=torch.cuda.is_bf16_supported()")
+    text = PLAIN.replace(
+        'output_dir="out"', 'output_dir="out", bf16=torch.cuda.is_bf16_supported()'
+    )
     workload = script(tmp_path, text)
     assert workload.config.precision == "bf16"
     planned = plan_patch(workload, [change(workload, "precision", "fp16")])
@@ -124,8 +128,10 @@ def test_scripts_are_parsed_never_run(tmp_path: Path) -> None:
 
 
 def test_a_script_without_an_arguments_call_is_not_detected() -> None:
-    tree = ast.parse("import re\nfrom transformers import TrainingArguments\n"
-                     "PATTERN = re.compile('TrainingArguments')\n")
+    tree = ast.parse(
+        "import re\nfrom transformers import TrainingArguments\n"
+        "PATTERN = re.compile('TrainingArguments')\n"
+    )
     assert not hf_script.detect(tree)
 
 
@@ -161,8 +167,10 @@ def test_a_missing_keyword_follows_a_one_per_line_call(tmp_path: Path) -> None:
 def test_a_missing_keyword_joins_a_one_line_call(tmp_path: Path) -> None:
     workload = script(tmp_path, PLAIN)
     planned = plan_patch(workload, [change(workload, "optimizer", "adamw_torch_fused")])
-    assert ('args = TrainingArguments(output_dir="out", per_device_train_batch_size=4, '
-            'optim="adamw_torch_fused")') in planned.text
+    assert (
+        'args = TrainingArguments(output_dir="out", per_device_train_batch_size=4, '
+        'optim="adamw_torch_fused")'
+    ) in planned.text
 
 
 def test_a_value_from_a_dict_splat_is_edited_inside_the_dict(tmp_path: Path) -> None:
@@ -174,22 +182,30 @@ def test_a_value_from_a_dict_splat_is_edited_inside_the_dict(tmp_path: Path) -> 
 
 def test_an_environment_variable_is_added_after_the_existing_ones(tmp_path: Path) -> None:
     workload = load(tmp_path, QLORA)
-    planned = plan_patch(workload, [change(workload, "env_vars.HIP_FORCE_DEV_KERNARG", "1"),
-                                    change(workload, "env_vars.WANDB_PROJECT", "faq")])
+    planned = plan_patch(
+        workload,
+        [
+            change(workload, "env_vars.HIP_FORCE_DEV_KERNARG", "1"),
+            change(workload, "env_vars.WANDB_PROJECT", "faq"),
+        ],
+    )
     lines = planned.text.splitlines()
     at = lines.index('os.environ["WANDB_PROJECT"] = "faq"')
     assert lines[at + 1] == 'os.environ["HIP_FORCE_DEV_KERNARG"] = "1"'
 
 
 def test_attention_without_from_pretrained_goes_into_model_init_kwargs(tmp_path: Path) -> None:
-    text = ('from trl import SFTConfig, SFTTrainer\n'
-            'args = SFTConfig(output_dir="o", model_init_kwargs={"dtype": "bfloat16"})\n'
-            'SFTTrainer(model="Qwen/Qwen2.5-0.5B", args=args).train()\n')
+    text = (
+        "from trl import SFTConfig, SFTTrainer\n"
+        'args = SFTConfig(output_dir="o", model_init_kwargs={"dtype": "bfloat16"})\n'
+        'SFTTrainer(model="Qwen/Qwen2.5-0.5B", args=args).train()\n'
+    )
     workload = script(tmp_path, text)
     assert workload.config.model_name == "Qwen/Qwen2.5-0.5B"
     planned = plan_patch(workload, [change(workload, "attention_impl", "flash")])
-    assert ('model_init_kwargs={"dtype": "bfloat16", '
-            '"attn_implementation": "flash_attention_2"}') in planned.text
+    assert (
+        'model_init_kwargs={"dtype": "bfloat16", "attn_implementation": "flash_attention_2"}'
+    ) in planned.text
 
 
 def test_packing_cannot_be_written_into_trainingarguments(tmp_path: Path) -> None:
@@ -205,18 +221,22 @@ def test_a_splat_of_something_other_than_a_dict_literal_is_an_error(tmp_path: Pa
 
 
 def test_a_name_unpacked_from_a_tuple_of_literals_resolves(tmp_path: Path) -> None:
-    text = PLAIN.replace('model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B"',
-                         'model_id, output_dir = "Qwen/Qwen2.5-7B", "out"\n'
-                         'model = AutoModelForCausalLM.from_pretrained(model_id')
+    text = PLAIN.replace(
+        'model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B"',
+        'model_id, output_dir = "Qwen/Qwen2.5-7B", "out"\n'
+        "model = AutoModelForCausalLM.from_pretrained(model_id",
+    )
     workload = script(tmp_path, text)
-    assert (workload.config.model_name, workload.config.arch.name) == ("Qwen/Qwen2.5-7B",
-                                                                        "qwen2.5-7b")
+    assert (workload.config.model_name, workload.config.arch.name) == (
+        "Qwen/Qwen2.5-7B",
+        "qwen2.5-7b",
+    )
     assert workload.sources["model_name"] == "from_pretrained() via model_id, line 4"
 
 
 def test_a_name_also_unpacked_from_a_call_has_no_known_value(tmp_path: Path) -> None:
-    text = PLAIN.replace('per_device_train_batch_size=4', 'per_device_train_batch_size=BS')
-    text += 'BS = 4\nBS, steps = read_schedule()\n'
+    text = PLAIN.replace("per_device_train_batch_size=4", "per_device_train_batch_size=BS")
+    text += "BS = 4\nBS, steps = read_schedule()\n"
     with pytest.raises(WorkloadError, match="`BS` is not a literal"):
         script(tmp_path, text)
 
@@ -225,20 +245,24 @@ def test_a_keyword_added_after_a_commented_last_argument_leaves_the_comment_on_i
     tmp_path: Path,
 ) -> None:
     one_line = 'args = TrainingArguments(output_dir="out", per_device_train_batch_size=4)'
-    text = PLAIN.replace(one_line,
-                         'args = TrainingArguments(\n'
-                         '    output_dir="out",\n'
-                         '    per_device_train_batch_size=4  # fits in memory\n'
-                         ')')
+    text = PLAIN.replace(
+        one_line,
+        "args = TrainingArguments(\n"
+        '    output_dir="out",\n'
+        "    per_device_train_batch_size=4  # fits in memory\n"
+        ")",
+    )
     workload = script(tmp_path, text)
     planned = plan_patch(workload, [change(workload, "optimizer", "adamw_torch_fused")])
-    assert ('    per_device_train_batch_size=4,  # fits in memory\n'
-            '    optim="adamw_torch_fused"\n)') in planned.text
+    assert (
+        '    per_device_train_batch_size=4,  # fits in memory\n    optim="adamw_torch_fused"\n)'
+    ) in planned.text
 
 
 def test_an_8_bit_base_model_is_an_error_naming_the_call(tmp_path: Path) -> None:
-    text = PLAIN.replace("torch_dtype=torch.bfloat16",
-                         "quantization_config=BitsAndBytesConfig(load_in_8bit=True)")
+    text = PLAIN.replace(
+        "torch_dtype=torch.bfloat16", "quantization_config=BitsAndBytesConfig(load_in_8bit=True)"
+    )
     with pytest.raises(WorkloadError, match="8-bit base model") as error:
         script(tmp_path, text)
     assert error.value.field == "BitsAndBytesConfig(load_in_8bit=) line 4"

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.format_support import change, load, write
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import llamafactory
 from pytest_goblin.workload.read import plan_patch
-
-from helpers.format_support import change, load, write
 
 CONTRACTS = "llamafactory/llama3_8b_contracts_lora.yaml"
 GEMMA = "llamafactory/gemma2_2b_full_ds2.yaml"
@@ -92,10 +91,13 @@ def test_lora_targets_are_written_as_llamafactorys_comma_string(tmp_path: Path) 
     assert yaml.safe_load(planned.text)["lora_target"] == "q_proj,v_proj"
 
 
-@pytest.mark.parametrize("data", [
-    {"model_name_or_path": "x", "max_length": 1024},
-    {"stage": "sft", "template": "llama3"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"model_name_or_path": "x", "max_length": 1024},
+        {"stage": "sft", "template": "llama3"},
+    ],
+)
 def test_needs_model_name_or_path_and_a_llamafactory_key_to_be_detected(data: dict) -> None:
     assert not llamafactory.detect(data)
 

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
+from helpers.format_support import load
 from pytest_goblin.agent import tools
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext, AuditState
-
-from helpers.format_support import load
 
 TORCHTUNE = "torchtune/llama32_1b_full_single_device.yaml"
 
@@ -38,8 +37,12 @@ def test_parse_config_gives_the_format_and_where_each_field_came_from(
 def test_an_unexpressible_change_is_left_out_of_the_patch_and_its_config(
     torchtune_state: AuditState,
 ) -> None:
-    result = call(torchtune_state, "propose_patch", config_id="cfg-1",
-                  rule_ids=["bf16-mixed-precision", "dataloader-workers"]).result
+    result = call(
+        torchtune_state,
+        "propose_patch",
+        config_id="cfg-1",
+        rule_ids=["bf16-mixed-precision", "dataloader-workers"],
+    ).result
     assert [c["field"] for c in result["changes"]] == ["precision"]
     new_config = torchtune_state.configs[result["config_id"]]
     assert (new_config.precision, new_config.dataloader_workers) == ("bf16", 0)
@@ -50,22 +53,30 @@ def test_an_unexpressible_change_is_left_out_of_the_patch_and_its_config(
 def test_the_left_out_change_is_noted_and_its_rule_skipped_with_the_reason(
     torchtune_state: AuditState,
 ) -> None:
-    result = call(torchtune_state, "propose_patch", config_id="cfg-1",
-                  rule_ids=["bf16-mixed-precision", "dataloader-workers"]).result
+    result = call(
+        torchtune_state,
+        "propose_patch",
+        config_id="cfg-1",
+        rule_ids=["bf16-mixed-precision", "dataloader-workers"],
+    ).result
     (note,) = result["notes"]
-    assert note.startswith("left out dataloader_workers 0 -> 4 [dataloader-workers]: "
-                           "not expressible in this torchtune file")
+    assert note.startswith(
+        "left out dataloader_workers 0 -> 4 [dataloader-workers]: "
+        "not expressible in this torchtune file"
+    )
     skipped = {s["rule_id"]: s["reason"] for s in result["skipped"]}
     assert "DataLoader" in skipped["dataloader-workers"]
     assert result["rule_ids"] == ["bf16-mixed-precision"]
 
 
 def test_a_patch_of_only_unexpressible_changes_is_refused(torchtune_state: AuditState) -> None:
-    result = call(torchtune_state, "propose_patch", config_id="cfg-1",
-                  rule_ids=["dataloader-workers"])
+    result = call(
+        torchtune_state, "propose_patch", config_id="cfg-1", rule_ids=["dataloader-workers"]
+    )
     assert not result.ok
-    assert "no change to propose that torchtune/llama32_1b_full_single_device.yaml can " \
-           "express" in (result.error or "")
+    assert "no change to propose that torchtune/llama32_1b_full_single_device.yaml can express" in (
+        result.error or ""
+    )
 
 
 def test_the_report_carries_the_note_and_measures_only_the_written_patch(

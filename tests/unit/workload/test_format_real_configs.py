@@ -17,26 +17,32 @@ from typing import Any
 
 import pytest
 
+from helpers.format_support import FILES, apply_diff, change, copy_in
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats.base import ALL_LINEAR
-from pytest_goblin.workload.sidecar import sidecar_path
 from pytest_goblin.workload.read import Workload, load_workload, plan_patch
-
-from helpers.format_support import FILES, apply_diff, change, copy_in
+from pytest_goblin.workload.sidecar import sidecar_path
 
 REAL = FILES / "real"
 REAL_FILES = sorted(str(path.relative_to(FILES)) for path in REAL.rglob("*.*"))
 SOURCE_LINE = re.compile(r"^# Source: \S+/\S+ \S+.* \((Apache-2\.0|BSD-3-Clause|MIT)\b")
 TOOLS = {"git": ["git", "apply"], "patch": ["patch", "-p1", "--quiet"]}
 CANDIDATES = [
-    ("precision", "bf16"), ("attention_impl", "flash"), ("optimizer", "adamw_torch_fused"),
-    ("gradient_checkpointing", False), ("torch_compile", True), ("dataloader_workers", 4),
-    ("packing", True), ("batch_size", 3), ("seq_len", 1536),
+    ("precision", "bf16"),
+    ("attention_impl", "flash"),
+    ("optimizer", "adamw_torch_fused"),
+    ("gradient_checkpointing", False),
+    ("torch_compile", True),
+    ("dataloader_workers", 4),
+    ("packing", True),
+    ("batch_size", 3),
+    ("seq_len", 1536),
 ]
 SEQ_LEN = "seq_len: 2048\n"
 """What the torchtune error asks for: the recipes ship ``max_seq_len: null`` or no key."""
-TORCHTUNE_FIX = ("set tokenizer.max_seq_len, or give `seq_len:` in the sidecar "
-                 "real/torchtune/{}.goblin.yaml")
+TORCHTUNE_FIX = (
+    "set tokenizer.max_seq_len, or give `seq_len:` in the sidecar real/torchtune/{}.goblin.yaml"
+)
 
 
 @dataclass(frozen=True)
@@ -51,78 +57,193 @@ class Case:
 
 
 READS = [
-    Case("real/axolotl/llama-3_fft-8b-liger-fsdp.yaml", {
-        "format": "axolotl", "arch": "llama-3.1-8b", "batch_size": 2, "grad_accum_steps": 4,
-        "seq_len": 4096, "precision": "bf16", "attention_impl": "flash",
-        "optimizer": "adamw_torch_fused", "gradient_checkpointing": True, "finetune": "full",
-        "packing": True, "strategy": "fsdp",
-    }),
-    Case("real/axolotl/phi_phi3-ft.yml", {
-        "format": "axolotl", "arch": "phi-3-mini", "batch_size": 12, "grad_accum_steps": 2,
-        "seq_len": 4000, "precision": "bf16", "attention_impl": "flash",
-        "optimizer": "adamw_torch", "gradient_checkpointing": True, "finetune": "full",
-        "packing": True, "strategy": "fsdp",
-    }),
-    Case("real/llamafactory/train_full_llama3_full_sft.yaml", {
-        "format": "llamafactory", "arch": "llama-3-8b", "batch_size": 1, "grad_accum_steps": 2,
-        "seq_len": 2048, "precision": "bf16", "attention_impl": "sdpa",
-        "optimizer": "adamw_torch", "gradient_checkpointing": True, "finetune": "full",
-        "packing": False, "strategy": "deepspeed",
-    }),
-    Case("real/llamafactory/train_lora_llama3_lora_sft.yaml", {
-        "format": "llamafactory", "arch": "llama-3-8b", "batch_size": 1, "grad_accum_steps": 8,
-        "seq_len": 2048, "precision": "bf16", "attention_impl": "sdpa",
-        "gradient_checkpointing": True, "finetune": "lora", "lora_rank": 8, "lora_alpha": 16,
-        "lora_targets": ALL_LINEAR, "packing": False,
-    }),
-    Case("real/llamafactory/train_qlora_llama3_lora_sft_otfq.yaml", {
-        "format": "llamafactory", "arch": "llama-3-8b", "finetune": "qlora", "lora_rank": 8,
-        "lora_alpha": 16, "lora_targets": ALL_LINEAR, "precision": "bf16",
-    }),
-    Case("real/trl/alignment-handbook_zephyr-7b-beta_sft_config_qlora.yaml", {
-        "format": "trl", "arch": "mistral-7b", "batch_size": 4, "grad_accum_steps": 2,
-        "seq_len": 2048, "precision": "bf16", "attention_impl": "flash",
-        "optimizer": "adamw_torch", "gradient_checkpointing": True, "finetune": "qlora",
-        "lora_rank": 16, "lora_alpha": 16, "lora_targets": ALL_LINEAR, "packing": False,
-    }),
-    Case("real/torchtune/llama3_2_1B_lora_single_device.yaml", {
-        "format": "torchtune", "arch": "llama-3.2-1b", "batch_size": 4, "grad_accum_steps": 8,
-        "seq_len": 2048, "precision": "bf16", "attention_impl": "sdpa",
-        "optimizer": "adamw_torch_fused", "gradient_checkpointing": False, "finetune": "lora",
-        "lora_rank": 64, "lora_alpha": 128,
-        "lora_targets": ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        "packing": False,
-    }, sidecar=SEQ_LEN),
-    Case("real/torchtune/mistral_7B_qlora_single_device.yaml", {
-        "format": "torchtune", "arch": "mistral-7b", "batch_size": 4, "grad_accum_steps": 4,
-        "seq_len": 2048, "precision": "bf16", "optimizer": "adamw_torch",
-        "gradient_checkpointing": True, "finetune": "qlora", "lora_rank": 64, "lora_alpha": 16,
-        "lora_targets": ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"],
-    }, sidecar=SEQ_LEN),
-    Case("real/hf/trl_sft_trl_lora_qlora_notebook.py", {
-        "format": "hf-script", "arch": "qwen2.5-7b",
-        "model_name": "unsloth/qwen3-14b-unsloth-bnb-4bit", "batch_size": 1,
-        "grad_accum_steps": 4, "seq_len": 1024, "precision": "bf16", "attention_impl": "sdpa",
-        "optimizer": "paged_adamw_8bit", "gradient_checkpointing": True, "finetune": "qlora",
-        "lora_rank": 32, "lora_alpha": 32, "lora_targets": ALL_LINEAR, "packing": False,
-    }, sidecar="model: qwen2.5-7b\n"),
+    Case(
+        "real/axolotl/llama-3_fft-8b-liger-fsdp.yaml",
+        {
+            "format": "axolotl",
+            "arch": "llama-3.1-8b",
+            "batch_size": 2,
+            "grad_accum_steps": 4,
+            "seq_len": 4096,
+            "precision": "bf16",
+            "attention_impl": "flash",
+            "optimizer": "adamw_torch_fused",
+            "gradient_checkpointing": True,
+            "finetune": "full",
+            "packing": True,
+            "strategy": "fsdp",
+        },
+    ),
+    Case(
+        "real/axolotl/phi_phi3-ft.yml",
+        {
+            "format": "axolotl",
+            "arch": "phi-3-mini",
+            "batch_size": 12,
+            "grad_accum_steps": 2,
+            "seq_len": 4000,
+            "precision": "bf16",
+            "attention_impl": "flash",
+            "optimizer": "adamw_torch",
+            "gradient_checkpointing": True,
+            "finetune": "full",
+            "packing": True,
+            "strategy": "fsdp",
+        },
+    ),
+    Case(
+        "real/llamafactory/train_full_llama3_full_sft.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "llama-3-8b",
+            "batch_size": 1,
+            "grad_accum_steps": 2,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "attention_impl": "sdpa",
+            "optimizer": "adamw_torch",
+            "gradient_checkpointing": True,
+            "finetune": "full",
+            "packing": False,
+            "strategy": "deepspeed",
+        },
+    ),
+    Case(
+        "real/llamafactory/train_lora_llama3_lora_sft.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "llama-3-8b",
+            "batch_size": 1,
+            "grad_accum_steps": 8,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "attention_impl": "sdpa",
+            "gradient_checkpointing": True,
+            "finetune": "lora",
+            "lora_rank": 8,
+            "lora_alpha": 16,
+            "lora_targets": ALL_LINEAR,
+            "packing": False,
+        },
+    ),
+    Case(
+        "real/llamafactory/train_qlora_llama3_lora_sft_otfq.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "llama-3-8b",
+            "finetune": "qlora",
+            "lora_rank": 8,
+            "lora_alpha": 16,
+            "lora_targets": ALL_LINEAR,
+            "precision": "bf16",
+        },
+    ),
+    Case(
+        "real/trl/alignment-handbook_zephyr-7b-beta_sft_config_qlora.yaml",
+        {
+            "format": "trl",
+            "arch": "mistral-7b",
+            "batch_size": 4,
+            "grad_accum_steps": 2,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "attention_impl": "flash",
+            "optimizer": "adamw_torch",
+            "gradient_checkpointing": True,
+            "finetune": "qlora",
+            "lora_rank": 16,
+            "lora_alpha": 16,
+            "lora_targets": ALL_LINEAR,
+            "packing": False,
+        },
+    ),
+    Case(
+        "real/torchtune/llama3_2_1B_lora_single_device.yaml",
+        {
+            "format": "torchtune",
+            "arch": "llama-3.2-1b",
+            "batch_size": 4,
+            "grad_accum_steps": 8,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "attention_impl": "sdpa",
+            "optimizer": "adamw_torch_fused",
+            "gradient_checkpointing": False,
+            "finetune": "lora",
+            "lora_rank": 64,
+            "lora_alpha": 128,
+            "lora_targets": ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            "packing": False,
+        },
+        sidecar=SEQ_LEN,
+    ),
+    Case(
+        "real/torchtune/mistral_7B_qlora_single_device.yaml",
+        {
+            "format": "torchtune",
+            "arch": "mistral-7b",
+            "batch_size": 4,
+            "grad_accum_steps": 4,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "optimizer": "adamw_torch",
+            "gradient_checkpointing": True,
+            "finetune": "qlora",
+            "lora_rank": 64,
+            "lora_alpha": 16,
+            "lora_targets": ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"],
+        },
+        sidecar=SEQ_LEN,
+    ),
+    Case(
+        "real/hf/trl_sft_trl_lora_qlora_notebook.py",
+        {
+            "format": "hf-script",
+            "arch": "qwen2.5-7b",
+            "model_name": "unsloth/qwen3-14b-unsloth-bnb-4bit",
+            "batch_size": 1,
+            "grad_accum_steps": 4,
+            "seq_len": 1024,
+            "precision": "bf16",
+            "attention_impl": "sdpa",
+            "optimizer": "paged_adamw_8bit",
+            "gradient_checkpointing": True,
+            "finetune": "qlora",
+            "lora_rank": 32,
+            "lora_alpha": 32,
+            "lora_targets": ALL_LINEAR,
+            "packing": False,
+        },
+        sidecar="model: qwen2.5-7b\n",
+    ),
 ]
 ERRORS = {
     "real/axolotl/llama-3_lora-8b.yml": ("load_in_8bit", "8-bit base model"),
     "real/axolotl/qwen2_qlora-fsdp.yaml": (
-        "base_model", "'Qwen/Qwen2-7B' (from `base_model`) is not a preset; give the "
-        "architecture in qwen2_qlora-fsdp.goblin.yaml"),
+        "base_model",
+        "'Qwen/Qwen2-7B' (from `base_model`) is not a preset; give the "
+        "architecture in qwen2_qlora-fsdp.goblin.yaml",
+    ),
     "real/hf/peft_dora_finetuning.py": (
         "TrainingArguments(per_device_train_batch_size=) via batch_size, line 106",
-        "`batch_size` is not a literal"),
+        "`batch_size` is not a literal",
+    ),
     "real/hf/peft_finetune_fp4_opt_bnb_peft.py": (
-        "from_pretrained() line 47", "'facebook/opt-350m'"),
+        "from_pretrained() line 47",
+        "'facebook/opt-350m'",
+    ),
     "real/hf/trl_sft_trl_lora_qlora_notebook.py": (
-        "from_pretrained() via model_id, line 69", "'unsloth/qwen3-14b-unsloth-bnb-4bit'"),
+        "from_pretrained() via model_id, line 69",
+        "'unsloth/qwen3-14b-unsloth-bnb-4bit'",
+    ),
     "real/torchtune/llama3_2_1B_lora_single_device.yaml": (
-        "tokenizer.max_seq_len", TORCHTUNE_FIX.format("llama3_2_1B_lora_single_device")),
+        "tokenizer.max_seq_len",
+        TORCHTUNE_FIX.format("llama3_2_1B_lora_single_device"),
+    ),
     "real/torchtune/mistral_7B_qlora_single_device.yaml": (
-        "tokenizer.max_seq_len", TORCHTUNE_FIX.format("mistral_7B_qlora_single_device")),
+        "tokenizer.max_seq_len",
+        TORCHTUNE_FIX.format("mistral_7B_qlora_single_device"),
+    ),
 }
 
 
@@ -194,8 +315,11 @@ def test_every_comment_of_a_real_config_survives_its_patch(tmp_path: Path, case:
     workload = prepare(tmp_path, case)
     changes = [c for c in (change(workload, f, new) for f, new in CANDIDATES) if c.old != c.new]
     edited = plan_patch(workload, changes).text
-    comments = [line[line.index("#"):] for line in workload.source.text.splitlines()
-                if line.lstrip().startswith("#") or "  #" in line]
+    comments = [
+        line[line.index("#") :]
+        for line in workload.source.text.splitlines()
+        if line.lstrip().startswith("#") or "  #" in line
+    ]
     assert all(comment in edited for comment in comments)
 
 
@@ -203,8 +327,10 @@ def test_keywords_added_to_a_commented_sftconfig_go_below_the_last_comment(
     tmp_path: Path,
 ) -> None:
     workload = prepare(tmp_path, READS[-1])
-    planned = plan_patch(workload, [change(workload, "torch_compile", True),
-                                    change(workload, "dataloader_workers", 4)])
+    planned = plan_patch(
+        workload,
+        [change(workload, "torch_compile", True), change(workload, "dataloader_workers", 4)],
+    )
     lines = planned.text.splitlines()
     at = lines.index("    torch_compile=True,")
     assert lines[at - 1].startswith("    push_to_hub=True,  ")

@@ -8,19 +8,27 @@ from pathlib import Path
 
 import pytest
 
+from helpers.format_support import FILES, apply_diff, change, load
 from pytest_goblin.workload.read import Workload, load_workload, plan_patch
 
-from helpers.format_support import FILES, apply_diff, change, load
-
 WORKLOAD_FILES = sorted(
-    str(path.relative_to(FILES)) for path in FILES.rglob("*.*")
+    str(path.relative_to(FILES))
+    for path in FILES.rglob("*.*")
     if path.parent.name != "not_workloads" and not path.is_relative_to(FILES / "real")
 )
 CANDIDATES = [
-    ("precision", "bf16"), ("attention_impl", "flash"), ("optimizer", "adamw_torch_fused"),
-    ("gradient_checkpointing", False), ("torch_compile", True), ("dataloader_workers", 6),
-    ("dataloader_pin_memory", True), ("dataloader_persistent_workers", True),
-    ("dataloader_prefetch_factor", 3), ("batch_size", 3), ("seq_len", 1536), ("packing", True),
+    ("precision", "bf16"),
+    ("attention_impl", "flash"),
+    ("optimizer", "adamw_torch_fused"),
+    ("gradient_checkpointing", False),
+    ("torch_compile", True),
+    ("dataloader_workers", 6),
+    ("dataloader_pin_memory", True),
+    ("dataloader_persistent_workers", True),
+    ("dataloader_prefetch_factor", 3),
+    ("batch_size", 3),
+    ("seq_len", 1536),
+    ("packing", True),
     ("env_vars.TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL", "1"),
 ]
 TOOLS = {"git": ["git", "apply"], "patch": ["patch", "-p1", "--quiet"]}
@@ -35,9 +43,13 @@ def test_every_test_file_is_a_workload_in_the_format_its_folder_names() -> None:
     found: dict[str, set[str]] = {}
     for rel in WORKLOAD_FILES:
         found.setdefault(Path(rel).parent.name, set()).add(load_workload(FILES / rel).source.format)
-    assert found == {"axolotl": {"axolotl"}, "torchtune": {"torchtune"},
-                     "llamafactory": {"llamafactory"}, "trl": {"trl"},
-                     "hf": {"hf-args", "hf-script"}}
+    assert found == {
+        "axolotl": {"axolotl"},
+        "torchtune": {"torchtune"},
+        "llamafactory": {"llamafactory"},
+        "trl": {"trl"},
+        "hf": {"hf-args", "hf-script"},
+    }
 
 
 @pytest.mark.parametrize("relpath", WORKLOAD_FILES)
@@ -78,8 +90,11 @@ def test_comments_and_untouched_lines_survive_the_patch(tmp_path: Path, relpath:
     edited = planned.text.splitlines()
     comments = [line.strip() for line in original if line.lstrip().startswith("#")]
     assert all(any(c == line.strip() for line in edited) for c in comments)
-    removed = [line for line in planned.diff.splitlines()
-               if line.startswith("-") and not line.startswith("---")]
+    removed = [
+        line
+        for line in planned.diff.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ]
     assert len(removed) <= len(planned.changes) * 3
 
 

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.format_support import change, load, write
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import torchtune
 from pytest_goblin.workload.read import plan_patch
-
-from helpers.format_support import change, load, write
 
 FULL = "torchtune/llama32_1b_full_single_device.yaml"
 LORA = "torchtune/qwen25_7b_lora_distributed.yaml"
@@ -21,7 +20,7 @@ def small(**overrides: str) -> str:
     lines = {
         "model": "model:\n  _component_: torchtune.models.llama3_2.llama3_2_1b\n",
         "tokenizer": "tokenizer:\n  _component_: torchtune.models.llama3.llama3_tokenizer\n"
-                     "  max_seq_len: 1024\n",
+        "  max_seq_len: 1024\n",
         "optimizer": "optimizer:\n  _component_: torch.optim.AdamW\n  lr: 3e-4\n",
         "batch_size": "batch_size: 8\n",
     }
@@ -38,7 +37,13 @@ def test_the_builder_gives_the_architecture_and_the_method(tmp_path: Path) -> No
 
 def test_lora_modules_use_hugging_face_names(tmp_path: Path) -> None:
     assert load(tmp_path, LORA).config.lora_targets == [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
     ]
 
 
@@ -46,7 +51,9 @@ def test_reads_nested_keys(tmp_path: Path) -> None:
     config = load(tmp_path, LORA).config
     assert (config.seq_len, config.batch_size, config.grad_accum_steps) == (4096, 2, 4)
     assert (config.precision, config.optimizer, config.packing) == (
-        "bf16", "adamw_torch_fused", True
+        "bf16",
+        "adamw_torch_fused",
+        True,
     )
     assert (config.lr, config.warmup_steps, config.torch_compile) == (2e-4, 50, True)
     assert config.strategy == "fsdp"
@@ -68,8 +75,10 @@ def test_interpolations_of_other_keys_are_resolved(tmp_path: Path) -> None:
     assert write(tmp_path, "w/a.yaml", text).config.batch_size == 6
 
 
-NO_TRUNCATION = small(tokenizer="tokenizer:\n  _component_: torchtune.models.llama3."
-                                "llama3_tokenizer\n  max_seq_len: null\n")
+NO_TRUNCATION = small(
+    tokenizer="tokenizer:\n  _component_: torchtune.models.llama3."
+    "llama3_tokenizer\n  max_seq_len: null\n"
+)
 
 
 def test_a_null_max_seq_len_is_an_error_naming_the_key(tmp_path: Path) -> None:
@@ -82,7 +91,8 @@ def test_the_null_max_seq_len_error_names_both_fixes_and_the_sidecar_path(tmp_pa
     with pytest.raises(WorkloadError) as info:
         write(tmp_path, "w/a.yaml", NO_TRUNCATION)
     assert str(info.value).endswith(
-        "set tokenizer.max_seq_len, or give `seq_len:` in the sidecar w/a.goblin.yaml")
+        "set tokenizer.max_seq_len, or give `seq_len:` in the sidecar w/a.goblin.yaml"
+    )
 
 
 def test_a_sidecar_seq_len_gives_the_sequence_length_a_null_max_seq_len_leaves_open(
@@ -97,8 +107,9 @@ def test_a_patch_never_writes_the_sidecar_seq_len_into_the_recipe(tmp_path: Path
     (tmp_path / "w").mkdir()
     (tmp_path / "w/a.goblin.yaml").write_text("seq_len: 3072\n")
     workload = write(tmp_path, "w/a.yaml", NO_TRUNCATION)
-    planned = plan_patch(workload, [change(workload, "seq_len", 1024),
-                                    change(workload, "batch_size", 4)])
+    planned = plan_patch(
+        workload, [change(workload, "seq_len", 1024), change(workload, "batch_size", 4)]
+    )
     assert [c.field for c in planned.changes] == ["batch_size"]
     assert [c.field for c, _ in planned.dropped] == ["seq_len"]
     assert "max_seq_len: null" in planned.text
@@ -116,8 +127,11 @@ def test_the_fused_optimizer_is_written_inside_the_optimizer_block(tmp_path: Pat
     planned = plan_patch(workload, [change(workload, "optimizer", "adamw_torch_fused")])
     lines = planned.diff.splitlines()
     at = lines.index("-  fused: False")
-    assert lines[at - 2:at + 3] == [
-        "   _component_: torch.optim.AdamW", "   lr: 2e-5", "-  fused: False", "+  fused: True",
+    assert lines[at - 2 : at + 3] == [
+        "   _component_: torch.optim.AdamW",
+        "   lr: 2e-5",
+        "-  fused: False",
+        "+  fused: True",
         " optimizer_in_bwd: False",
     ]
 
@@ -131,8 +145,9 @@ def test_packing_is_written_into_the_dataset_block(tmp_path: Path) -> None:
 
 def test_dataloader_changes_are_reported_not_written(tmp_path: Path) -> None:
     workload = load(tmp_path, FULL)
-    planned = plan_patch(workload, [change(workload, "dataloader_workers", 4),
-                                    change(workload, "precision", "bf16")])
+    planned = plan_patch(
+        workload, [change(workload, "dataloader_workers", 4), change(workload, "precision", "bf16")]
+    )
     assert [c.field for c in planned.changes] == ["precision"]
     ((dropped, why),) = planned.dropped
     assert dropped.field == "dataloader_workers"
@@ -152,15 +167,19 @@ def test_turning_checkpointing_off_also_turns_offloading_off(tmp_path: Path) -> 
     planned = plan_patch(workload, [change(workload, "gradient_checkpointing", False)])
     data = yaml.safe_load(planned.text)
     assert (data["enable_activation_checkpointing"], data["enable_activation_offloading"]) == (
-        False, False
+        False,
+        False,
     )
 
 
-@pytest.mark.parametrize("data", [
-    {"model": {"_target_": "torchtune.models.llama3_2.llama3_2_1b"}},
-    {"model": {"_component_": "mylib.models.Tiny"}, "batch_size": 4},
-    {"_component_": "torchtune.models.llama3_2.llama3_2_1b"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"model": {"_target_": "torchtune.models.llama3_2.llama3_2_1b"}},
+        {"model": {"_component_": "mylib.models.Tiny"}, "batch_size": 4},
+        {"_component_": "torchtune.models.llama3_2.llama3_2_1b"},
+    ],
+)
 def test_needs_a_torchtune_component_to_be_detected(data: dict) -> None:
     assert not torchtune.detect(data)
 

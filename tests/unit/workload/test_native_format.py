@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.workloads import MISTUNED_YAML, WorkloadFactory
 from pytest_goblin.errors import NotAWorkload, WorkloadError
 from pytest_goblin.formats import native
 from pytest_goblin.schemas import Change
 from pytest_goblin.workload.read import Workload, load_workload, patch_diff
-
-from helpers.workloads import MISTUNED_YAML, WorkloadFactory
 
 COMMENTED = """\
 # A LoRA run.
@@ -107,8 +106,11 @@ def test_apply_creates_the_env_vars_block_when_absent() -> None:
 
 
 def test_apply_keeps_crlf_line_endings_on_inserted_lines() -> None:
-    edited = native.apply("model: llama-3-8b\r\nprecision: fp32\r\n", ".yaml",
-                          {"precision": "bf16", "optimizer": "adamw_torch_fused"})
+    edited = native.apply(
+        "model: llama-3-8b\r\nprecision: fp32\r\n",
+        ".yaml",
+        {"precision": "bf16", "optimizer": "adamw_torch_fused"},
+    )
     assert edited == "model: llama-3-8b\r\nprecision: bf16\r\noptimizer: adamw_torch_fused\r\n"
 
 
@@ -139,7 +141,8 @@ def test_patch_diff_of_a_json_workload_is_a_diff_of_the_json_file(
     loaded = workload(text, filename="w.goblin.json")
     diff = patch_diff(loaded, [Change(field="precision", old="fp32", new="bf16", rule_id="r")])
     assert diff.splitlines()[:2] == [
-        "--- a/workloads/w.goblin.json", "+++ b/workloads/w.goblin.json"
+        "--- a/workloads/w.goblin.json",
+        "+++ b/workloads/w.goblin.json",
     ]
     assert '-  "precision": "fp32"' in diff.splitlines()
     assert '+  "precision": "bf16"' in diff.splitlines()
@@ -219,8 +222,9 @@ def test_read_refuses_a_non_mapping_with_its_type() -> None:
 
 def test_python_yaml_tags_are_refused_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    data = (f"model: llama-3-8b\nprecision: !!python/object/apply:os.system "
-            f"['touch {marker}']\n").encode()
+    data = (
+        f"model: llama-3-8b\nprecision: !!python/object/apply:os.system ['touch {marker}']\n"
+    ).encode()
     with pytest.raises(WorkloadError, match=r"invalid YAML at line 2"):
         load_bytes(tmp_path, data)
     assert not marker.exists()
@@ -250,11 +254,17 @@ def test_an_unknown_preset_name_is_an_error_naming_model(tmp_path: Path) -> None
 
 
 def test_explicit_dims_give_a_custom_architecture(tmp_path: Path) -> None:
-    data = (b"model_name: acme/tiny\n"
-            b"model: {layers: 2, hidden: 256, intermediate: 512, heads: 4, vocab: 1000}\n")
+    data = (
+        b"model_name: acme/tiny\n"
+        b"model: {layers: 2, hidden: 256, intermediate: 512, heads: 4, vocab: 1000}\n"
+    )
     arch = load_bytes(tmp_path, data).config.arch
     assert (arch.name, arch.layers, arch.hidden, arch.heads, arch.n_kv_heads) == (
-        "custom", 2, 256, 4, 4
+        "custom",
+        2,
+        256,
+        4,
+        4,
     )
 
 

@@ -45,11 +45,14 @@ def test_an_empty_document_is_none() -> None:
     assert load("# only a comment\n") is None
 
 
-@pytest.mark.parametrize(("data", "deeper"), [
-    ({"a": {"b": [1, 2]}}, False),
-    ({"a": {"b": [[1]]}}, True),
-    ([[[]]], False),
-    ("text", False),
-])
+@pytest.mark.parametrize(
+    ("data", "deeper"),
+    [
+        ({"a": {"b": [1, 2]}}, False),
+        ({"a": {"b": [[1]]}}, True),
+        ([[[]]], False),
+        ("text", False),
+    ],
+)
 def test_nesting_depth_counts_lists_and_mappings(data: object, deeper: bool) -> None:
     assert nested_deeper_than(data, 3) is deeper

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.format_support import write
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.workload.sidecar import is_sidecar, sidecar_path
-
-from helpers.format_support import write
 
 AXOLOTL = """\
 base_model: acme/mystery-3b

@@ -108,20 +108,28 @@ def test_a_new_nested_block_is_created_with_the_files_indent() -> None:
 
 
 def test_a_key_inside_a_flow_mapping_is_set() -> None:
-    edited = edit("model_init_kwargs: {dtype: bfloat16}  # kw\n",
-                  "model_init_kwargs.attn_implementation", "sdpa")
+    edited = edit(
+        "model_init_kwargs: {dtype: bfloat16}  # kw\n",
+        "model_init_kwargs.attn_implementation",
+        "sdpa",
+    )
     assert yaml.safe_load(edited)["model_init_kwargs"] == {
-        "dtype": "bfloat16", "attn_implementation": "sdpa"
+        "dtype": "bfloat16",
+        "attn_implementation": "sdpa",
     }
     assert edited.endswith("  # kw\n")
 
 
 def test_a_multi_line_flow_list_stays_part_of_its_key() -> None:
-    text = ("checkpointer:\n  files: [\n    a.safetensors,\n    b.safetensors,\n  ]\n"
-            "  model_type: QWEN2\nseed: 1\n")
+    text = (
+        "checkpointer:\n  files: [\n    a.safetensors,\n    b.safetensors,\n  ]\n"
+        "  model_type: QWEN2\nseed: 1\n"
+    )
     edited = edit(text, "checkpointer.output_dir", "/out")
     assert yaml.safe_load(edited)["checkpointer"] == {
-        "files": ["a.safetensors", "b.safetensors"], "model_type": "QWEN2", "output_dir": "/out"
+        "files": ["a.safetensors", "b.safetensors"],
+        "model_type": "QWEN2",
+        "output_dir": "/out",
     }
 
 
@@ -132,8 +140,11 @@ def test_crlf_line_endings_are_kept_on_new_lines() -> None:
 
 def test_nothing_else_changes_byte_for_byte() -> None:
     edited = edit(TORCHTUNE_BLOCKS, "compile", True)
-    changed = [(a, b) for a, b in zip(TORCHTUNE_BLOCKS.splitlines(), edited.splitlines(),
-                                      strict=True) if a != b]
+    changed = [
+        (a, b)
+        for a, b in zip(TORCHTUNE_BLOCKS.splitlines(), edited.splitlines(), strict=True)
+        if a != b
+    ]
     assert changed == [("compile: False", "compile: True")]
 
 

@@ -26,12 +26,25 @@ class BuiltinReporters:
         if settings.json_path is not None:
             path = settings.invocation_dir / settings.json_path
             run = report.run
-            json_report.write(path, json_report.build(report.results, run.device, run.backend,
-                                                      run.threshold, run.projected,
-                                                      run.parallel))
+            json_report.write(
+                path,
+                json_report.build(
+                    report.results,
+                    run.device,
+                    run.backend,
+                    run.threshold,
+                    run.projected,
+                    run.parallel,
+                ),
+            )
             report.lines.append(f"JSON report: {path}")
-        published = publish(report.results, report.run, settings, report.rootpath,
-                            interrupted=report.exitstatus == pytest.ExitCode.INTERRUPTED)
+        published = publish(
+            report.results,
+            report.run,
+            settings,
+            report.rootpath,
+            interrupted=report.exitstatus == pytest.ExitCode.INTERRUPTED,
+        )
         report.lines.extend(published.lines)
         if published.markdown_stdout:
             report.stdout.append(published.markdown_stdout)
