@@ -30,6 +30,7 @@ from typing import Literal, Protocol
 
 from pytest_goblin.audit.stats import SpeedupEstimate, paired_speedup
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
+from pytest_goblin.verdict.rule import position
 
 Decision = Literal["failed", "passed", "inconclusive"]
 
@@ -67,16 +68,11 @@ class Confirmation:
 
 
 def classify(estimate: SpeedupEstimate, threshold: float) -> Decision:
-    """Where the interval lies against the bar 1 + threshold."""
-    bar = 1.0 + threshold
+    """Where the interval lies against the bar 1 + threshold, by the verdict's own rule."""
     low, high = estimate.ci
-    if low > bar:
-        return "failed"
-    if high < bar:
-        return "passed"
-    if low == high:  # a point exactly on the bar is not above it
-        return "passed"
-    return "inconclusive"
+    return {"above": "failed", "below": "passed", "straddles": "inconclusive"}[
+        position(low, high, threshold)
+    ]
 
 
 def paired_windows(a_run: RunMetrics, b_run: RunMetrics) -> tuple[list[float], list[float]]:

@@ -3,8 +3,9 @@
 ``min_tokens_per_sec`` and ``min_mfu_pct`` are floors, ``max_hbm_peak_gb`` a
 ceiling, all held against the baseline (the workload as written) on the device
 the item ran on. Each is one number for every device, or a mapping from
-catalogue device names (``mi300x``, ``h100``, …) to numbers; a device the
-mapping does not name has no budget. The relative gate answers "is something
+catalogue device names (``mi300x``, ``h100``, …) to numbers, matched on the catalogue
+key the device resolved to (``DeviceInfo.catalogue_key``); a device the mapping does not
+name has no budget. The relative gate answers "is something
 better?", a budget answers "is this good enough?" — pytest-benchmark users have
 asked for the second one for years (ionelmc/pytest-benchmark#40).
 """
@@ -31,17 +32,18 @@ _UNIT: dict[str, str] = {
 }
 
 
-def _squash(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
 def device_matches(key: str, device: DeviceInfo) -> bool:
-    """Whether a catalogue name denotes the device: its display name, or a name containing it.
+    """Whether a catalogue name denotes the device: the catalogue key it resolved to.
 
-    The containment lets ``h100`` also name a measured "NVIDIA H100 80GB HBM3".
+    A measured GPU is resolved from its arch, compute units and memory
+    (``runner.devices.resolve_identity``), so ``h100`` applies to an H100 SXM whatever its
+    driver calls it, and not to a GH200, an H100 PCIe or a MIG slice, whose names contain
+    the same letters; a device that resolved to no entry has no per-device budget.
     """
     spec = get_device(key)
-    return device.name == spec.display_name or _squash(spec.name) in _squash(device.name)
+    if device.catalogue_key is None and device.kind == "simulated":
+        return device.name == spec.display_name  # recorded before devices carried their key
+    return device.catalogue_key == spec.name
 
 
 def limit_for(budget: float | dict[str, float] | None, device: DeviceInfo) -> float | None:

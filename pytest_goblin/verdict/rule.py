@@ -9,8 +9,27 @@ interval that straddles the bar is inconclusive.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pytest_goblin.schemas import Outcome, Report
+
+Position = Literal["above", "below", "straddles"]
+
+
+def position(low: float, high: float, threshold: float) -> Position:
+    """Where a speedup interval [low, high] lies against the bar 1 + threshold.
+
+    The one bar rule: ``above`` when even the lower bound beats the bar (the patch
+    wins), ``below`` when the upper bound does not exceed it (a point exactly on the bar
+    is not above it), ``straddles`` otherwise. The verdict (:func:`decide`) and the
+    confirm loop's stopping rule (``pytest_goblin.audit.confirm.classify``) both call it.
+    """
+    bar = 1.0 + threshold
+    if low > bar:
+        return "above"
+    if high <= bar:
+        return "below"
+    return "straddles"
 
 
 @dataclass(frozen=True)
@@ -38,11 +57,12 @@ def decide(report: Report, threshold: float, strict: bool = False) -> Verdict:
         return Verdict("passed", f"patch rejected: {report.rejected}")
     low, high = report.speedup_ci or (report.speedup, report.speedup)
     shown = f"{report.speedup:.2f}×" + (f" [{low:.2f}, {high:.2f}]" if low != high else "")
-    if low > bar:
+    where = position(low, high, threshold)
+    if where == "above":
         return Verdict(
             "failed", f"patch is {shown} faster ({label}), above the {bar:.2f}× threshold"
         )
-    if high <= bar:
+    if where == "below":
         return Verdict(
             "passed", f"best patch is {shown} ({label}), within the {bar:.2f}× threshold"
         )

@@ -17,7 +17,7 @@ from helpers.workloads import MISTUNED_YAML, TUNED_YAML
 from pytest_goblin.audit.calibrate import MDE_FACTOR, Calibrations, describe_all
 from pytest_goblin.audit.run import audit_workload
 from pytest_goblin.kb.loader import KnowledgeBase
-from pytest_goblin.plugin.hooks import CALIBRATIONS_KEY
+from pytest_goblin.plugin.config import CALIBRATIONS_KEY
 from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.plugin.shared_floors import SharedFloors, run_directory
 from pytest_goblin.report import html, markdown

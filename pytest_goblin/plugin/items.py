@@ -1,0 +1,247 @@
+"""The collection nodes: a workload file and its one item.
+
+A ``WorkloadItem`` runs its workload's audit with the session's device
+(``goblin_device``) and carries the outcome that :mod:`pytest_goblin.verdict.outcome`
+settles out to pytest: a failure, an xfail, a skip or an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_goblin.audit.cache import AuditCache
+from pytest_goblin.audit.run import audit_workload, effective_threshold
+from pytest_goblin.errors import (
+    AuditError,
+    DeviceFault,
+    GoblinError,
+    NotAWorkload,
+    ThresholdBelowNoise,
+    UnsupportedConfig,
+    WorkloadError,
+)
+from pytest_goblin.events import EventRecorder
+from pytest_goblin.plugin import config as config_state
+from pytest_goblin.plugin.extensions import backend_factory
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.runner.device_session import DeviceSession
+from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.verdict.outcome import settle
+from pytest_goblin.verdict.result import from_error, skipped
+from pytest_goblin.workload.fix import write_fix
+from pytest_goblin.workload.read import (
+    NOT_A_WORKLOAD,
+    Workload,
+    default_name,
+    is_workload_data,
+    load_data,
+    parse_workload,
+)
+
+
+class WorkloadFile(pytest.File):
+    """One workload file: yields one item, which errors if the file cannot be read."""
+
+    def __init__(self, *, matched: bool = False, named: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.matched = matched
+        self.named = named
+
+    def collect(self) -> Iterator[pytest.Item]:
+
+        display = self._display_path()
+        try:
+            text, data = load_data(self.path, display)
+        except WorkloadError as exc:
+            if self.matched or self.named:
+                yield WorkloadItem.broken(self, default_name(self.path), exc)
+            return
+        claimed = self.matched or self.named
+        if not is_workload_data(data, claimed):
+            if self.named:
+                raise self.CollectError(f"{display}: {NOT_A_WORKLOAD}")
+            if self.matched:
+                yield WorkloadItem.broken(
+                    self, default_name(self.path), WorkloadError(display, NOT_A_WORKLOAD)
+                )
+            return
+        try:
+            workload = parse_workload(self.path, display, text, data, claimed)
+        except (WorkloadError, NotAWorkload) as exc:
+            yield WorkloadItem.broken(self, default_name(self.path), exc)
+            return
+        yield WorkloadItem.from_parent(
+            self, name=workload.name, callobj=_run_workload, workload=workload
+        )
+
+    def _display_path(self) -> str:
+        """The path as the user's shell sees it, so ``git apply`` works where pytest ran."""
+        for base in (self.config.invocation_params.dir, self.config.rootpath):
+            try:
+                return self.path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+        return str(self.path)
+
+
+def _audit_cache(config: pytest.Config) -> AuditCache | None:
+    """The audit cache in pytest's cache directory; None without one (``-p no:cacheprovider``)
+    or with ``--goblin-no-cache``."""
+    store = getattr(config, "cache", None)
+    if store is None or config_state.settings_of(config).no_cache:
+        return None
+
+    hooks = [
+        getattr(config.hook, name, None)
+        for name in ("pytest_goblin_make_backend", "pytest_goblin_make_runner")
+    ]
+    extensions = {
+        impl.plugin_name for hook in hooks if hook is not None for impl in hook.get_hookimpls()
+    }
+    return AuditCache(store, extensions)
+
+
+def _run_workload(goblin_device: DeviceSession, request: pytest.FixtureRequest) -> None:
+    """The test body of a workload item; the device comes through the fixture."""
+    request.node.audit(goblin_device)
+
+
+def _raise_load_error(request: pytest.FixtureRequest) -> None:
+    request.node.raise_load_error()
+
+
+class WorkloadItem(pytest.Function):
+    """A workload as a test: passes, fails (a patch wins), errors or skips."""
+
+    def __init__(
+        self,
+        *,
+        workload: Workload | None = None,
+        load_error: Exception | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workload = workload
+        self.load_error = load_error
+        self.goblin_result: WorkloadResult | None = None
+        self.goblin_events: list[dict[str, Any]] = []
+
+    @classmethod
+    def broken(cls, parent: WorkloadFile, name: str, error: Exception) -> WorkloadItem:
+        return cls.from_parent(parent, name=name, callobj=_raise_load_error, load_error=error)
+
+    @property
+    def settings(self) -> GoblinSettings:
+        return config_state.settings_of(self.config)
+
+    @property
+    def display_path(self) -> str:
+        """The file's path as the reports show it, whether or not it could be read:
+        relative to where pytest ran, as ``Workload.source.display_path`` is."""
+        assert isinstance(self.parent, WorkloadFile)
+        return self.parent._display_path()
+
+    def setup(self) -> None:
+        if self.load_error is not None:
+            self.raise_load_error()
+        super().setup()
+
+    def raise_load_error(self) -> None:
+
+        assert self.load_error is not None
+        detected = self.load_error.format if isinstance(self.load_error, WorkloadError) else None
+        self.goblin_result = from_error(
+            self.nodeid,
+            self.display_path,
+            self.name,
+            str(self.load_error),
+            self.settings.threshold,
+            detected_format=detected,
+        )
+        raise self.load_error
+
+    def audit(self, session: DeviceSession) -> None:
+
+        assert self.workload is not None
+        workload = self.workload
+        threshold = effective_threshold(workload, self.settings)
+        writer = config_state.live_writer(self.config)
+        recorder = None
+        if writer is not None or self.settings.events_path is not None:
+            # events are redacted record by record: only pay for that when someone reads them
+            recorder = EventRecorder(self.nodeid, writer)
+            self.goblin_events = recorder.records
+        try:
+            outcome = audit_workload(
+                workload,
+                session,
+                self.settings,
+                config_state.load_kb(self.config),
+                on_event=recorder,
+                backend_factory=backend_factory(self.config),
+                cache=_audit_cache(self.config),
+                calibrations=self.config.stash.get(config_state.CALIBRATIONS_KEY, None),
+            )
+        except UnsupportedConfig as exc:
+            self.goblin_result = skipped(self.nodeid, workload, str(exc), threshold, exc.device)
+            pytest.skip(str(exc))
+        except (WorkloadError, DeviceFault, AuditError, ThresholdBelowNoise) as exc:
+            self.goblin_result = from_error(
+                self.nodeid,
+                workload.source.display_path,
+                workload.name,
+                str(exc),
+                threshold,
+                workload,
+            )
+            if isinstance(exc, ThresholdBelowNoise):
+                self.goblin_result.noise_floor = exc.floor
+            raise
+        if outcome.report is None:
+            message = f"{workload.source.display_path}: audit failed: {outcome.error}"
+            self.goblin_result = from_error(
+                self.nodeid,
+                workload.source.display_path,
+                workload.name,
+                message,
+                threshold,
+                workload,
+                session.info,
+                outcome.usage,
+            )
+            raise AuditError(message)
+        settled = settle(
+            self.nodeid,
+            workload,
+            outcome,
+            outcome.report,
+            threshold,
+            strict=self.settings.strict,
+            saved=self.config.stash.get(config_state.SAVED_RUN_KEY, None),
+            compare_fail=self.settings.compare_fail,
+        )
+        result = settled.result
+        if self.settings.fix and settled.patch_wins and result.accepted is None:
+            result = write_fix(workload, result)
+        self.goblin_result = result
+        if settled.failure is not None:
+            raise WorkloadFailed(settled.failure)
+        if settled.xfail is not None:
+            pytest.xfail(settled.xfail)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"goblin workload: {self.name}"
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+
+        if isinstance(excinfo.value, (GoblinError, WorkloadFailed)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class WorkloadFailed(AssertionError):
+    """A patch beats the workload by more than the threshold; the message says how."""

@@ -1,0 +1,212 @@
+"""The session object: the hooks that exist only under ``--goblin``.
+
+Registered by ``pytest_configure`` when ``--goblin`` is given. It decides which files
+are workloads (collection), gathers every item's result (on the xdist controller too),
+prints the goblin summary, and hands the results to the ``pytest_goblin_report``
+reporters at the end of the session.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_goblin import history
+from pytest_goblin.agent.backends import describe, resolve_name, select
+from pytest_goblin.audit.calibrate import describe_all, noise_floors
+from pytest_goblin.events import append_records, start_log
+from pytest_goblin.plugin.config import SAVED_RUN_KEY
+from pytest_goblin.plugin.items import WorkloadFile
+from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.plugin.xdist_gpus import gpu_workers
+from pytest_goblin.report.session_report import SessionReport
+from pytest_goblin.report.summary import RunInfo
+from pytest_goblin.report.terminal import (
+    advisories_text,
+    cache_line,
+    header_line,
+    outcome_line,
+    summary_table,
+)
+from pytest_goblin.runner.devices import get_device
+from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.workload.fix import fix_summary
+from pytest_goblin.workload.read import WORKLOAD_SUFFIXES, may_hold_workload
+
+
+class GoblinSession:
+    """The hooks that only exist under ``--goblin``: collection and reporting."""
+
+    def __init__(self, config: pytest.Config, settings: GoblinSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self.results: list[WorkloadResult] = []
+        self.report: SessionReport | None = None
+        given = config.args_source == pytest.Config.ArgsSource.ARGS
+        self._explicit = [
+            real_path(settings.invocation_dir / arg.split("::", 1)[0])
+            for arg in (config.args if given else [])
+        ]
+        self._collected: dict[Path, Path] = {}
+        self._writes_events = settings.events_path is not None and not hasattr(
+            config, "workerinput"
+        )
+        if self._writes_events:
+            start_log(self._events_path())
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:
+        if file_path.suffix not in WORKLOAD_SUFFIXES:
+            return None
+        matched = any(fnmatch.fnmatch(file_path.name, p) for p in self.settings.patterns)
+        resolved = real_path(file_path)
+        named = resolved in self._explicit
+        under = any(resolved.is_relative_to(arg) for arg in self._explicit if arg.is_dir())
+        # a file reached again through a symlinked directory (or a loop of them) is one workload
+        if not (matched or named or under) or self._collected.get(resolved, file_path) != file_path:
+            return None
+
+        if not may_hold_workload(file_path, self.config.getini("python_files")):
+            return None
+        self._collected[resolved] = file_path
+        return WorkloadFile.from_parent(parent, path=file_path, matched=matched, named=named)
+
+    @pytest.hookimpl(wrapper=True, specname="pytest_collect_file")
+    def pytest_collect_file_of_scripts(self, file_path: Path) -> Iterator[None]:
+        """A training script named on the command line is ours alone: pytest's Python
+        collector would import it as a test module, running its module scope."""
+        collected = yield
+        if file_path.suffix == ".py" and real_path(file_path) in self._collected:
+            return [node for node in collected if not isinstance(node, pytest.Module)]
+        return collected
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "goblin", None)
+        if data:
+            self.results.append(WorkloadResult.model_validate(data))
+        events = getattr(report, "goblin_events", None)
+        if events and self._writes_events:
+            append_records(self._events_path(), events)
+
+    def _events_path(self) -> Path:
+        assert self.settings.events_path is not None
+        return self.settings.invocation_dir / self.settings.events_path
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results:
+            return
+
+        width = self.config.get_terminal_writer().fullwidth
+        terminalreporter.section("goblin")
+        terminalreporter.line(self._header())
+        for line in describe_all(noise_floors(self._sorted())):
+            terminalreporter.line(line)
+        terminalreporter.line(self._agent_line())
+        spread = gpu_workers(self.config)
+        if spread is not None and spread.shared:
+            terminalreporter.line(spread.summary_line())
+        cached = cache_line(self._sorted(), events=self.settings.events_path is not None)
+        if cached:
+            terminalreporter.line(cached)
+        terminalreporter.line("")
+        for line in summary_table(self._sorted(), width).splitlines():
+            terminalreporter.line(line)
+        advice = advisories_text(self._sorted(), None if self.config.get_verbosity() > 0 else width)
+        if advice:
+            terminalreporter.line("")
+            for line in advice.splitlines():
+                terminalreporter.line(line)
+        if self.settings.fix:
+            fixed = fix_summary(self._sorted())
+            if fixed:
+                terminalreporter.line("")
+                for line in fixed.splitlines():
+                    terminalreporter.line(line)
+        self._report_history_and_outputs(terminalreporter)
+
+    def _report_history_and_outputs(self, terminalreporter: Any) -> None:
+        """What the reporters wrote, the history comparison, the closing counts line, and
+        the text a reporter meant for stdout."""
+
+        lines = list(self.report.lines) if self.report else []
+        saved = self.config.stash.get(SAVED_RUN_KEY, None)
+        if saved is not None:
+            lines.insert(0, history.summary_line(saved, self.results, self.settings.compare_fail))
+        elif self.settings.compare is not None:
+            lines.insert(
+                0,
+                "history: "
+                + history.missing_text(
+                    self.settings.storage, self.settings.compare, self.settings.compare_fail
+                ),
+            )
+        for line in ["", *lines] if lines else []:
+            terminalreporter.line(line)
+        terminalreporter.line("")
+        terminalreporter.line(outcome_line(self._sorted(), self._run_info()))
+        for text in self.report.stdout if self.report else []:
+            terminalreporter.line("")
+            terminalreporter.write(text)
+
+    def _run_info(self) -> RunInfo:
+
+        saved = self.config.stash.get(SAVED_RUN_KEY, None)
+        return RunInfo(
+            device=self._device(),
+            backend=self._backend(),
+            threshold=self.settings.threshold,
+            projected=self.settings.fake,
+            compared_with=saved.describe() if saved else None,
+            parallel=gpu_workers(self.config),
+        )
+
+    def _header(self) -> str:
+
+        return header_line(
+            self._device(), self._backend(), self.settings.threshold, self.settings.fake
+        )
+
+    def _device(self) -> Any:
+        if not self.settings.fake:
+            # measured: the device the workloads ran on, as their worker found it
+            return next((r.device for r in self._sorted() if r.device is not None), None)
+
+        return get_device(self.settings.fake_device).info()
+
+    def _backend(self) -> str:
+
+        return resolve_name(self.settings.backend, self.settings.base_url)
+
+    def _agent_line(self) -> str:
+        """Which backend drove the audits, with its model, and why it was chosen."""
+
+        selection = select(self.settings.backend, self.settings.base_url)
+        return describe(selection, self.settings.model, self.settings.base_url)
+
+    def _sorted(self) -> list[WorkloadResult]:
+        return sorted(self.results, key=lambda r: r.nodeid)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Hand every result to the ``pytest_goblin_report`` reporters, once, on the controller."""
+        if hasattr(self.config, "workerinput"):
+            return
+
+        self.report = SessionReport(
+            results=self._sorted(),
+            run=self._run_info(),
+            settings=self.settings,
+            rootpath=self.config.rootpath,
+            exitstatus=int(exitstatus),
+        )
+        self.config.hook.pytest_goblin_report(report=self.report, config=self.config)
+
+
+def real_path(path: Path) -> Path:
+    """The path with symlinks resolved; a symlink loop stays as it is (``Path.resolve``
+    raises on one)."""
+    return Path(os.path.realpath(path))
