@@ -248,6 +248,15 @@ class DeviceInfo(BaseModel):
     rocm_version: str | None = Field(default=None, description="HIP version of a ROCm build")
     cuda_version: str | None = None
     driver_version: str | None = None
+    compute_units: int | None = Field(
+        default=None, description="CUs (AMD) or SMs (NVIDIA) this device exposes"
+    )
+    clock_mhz: float | None = Field(default=None, description="maximum engine clock, MHz")
+    catalogue_key: str | None = Field(
+        default=None,
+        description="the device catalogue entry this device is, resolved from arch, compute "
+        "units and memory (not the marketing name); per-device budgets match on it",
+    )
 
 
 class RunMetrics(BaseModel):

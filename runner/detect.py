@@ -14,9 +14,14 @@ from pathlib import Path
 
 import torch
 
+from pytest_goblin.runner.devices import resolve_identity
 from pytest_goblin.runner.options import DeviceSelector
 from pytest_goblin.runner.visible import physical_id
 from pytest_goblin.schemas import DeviceInfo
+
+GIB = 2**30
+"""Device memory is sized in binary units: an "80 GB" H100 holds 80 GiB (85.9e9 bytes), so
+``memory_gb`` is ``total_memory`` over 2^30, which reads 80, not 85.9."""
 
 
 class DeviceUnavailable(Exception):
@@ -53,10 +58,10 @@ def detect(selector: DeviceSelector) -> Detected:
         raise DeviceUnavailable(
             f"--goblin-device {selector}: only {count} {gpu_kind} device(s) are visible"
         )
-    return _gpu(gpu_kind, index)
+    return _gpu(gpu_kind, index, count)
 
 
-def _gpu(kind: str, index: int) -> Detected:
+def _gpu(kind: str, index: int, count: int) -> Detected:
     device = torch.device("cuda", index)
     torch.cuda.set_device(device)  # CUDA events and streams go to the current device
     props = torch.cuda.get_device_properties(index)
@@ -66,22 +71,38 @@ def _gpu(kind: str, index: int) -> Detected:
     else:
         arch = f"sm_{props.major}{props.minor}"
         platform_tag = "cuda"
+    # clock_rate (kHz, the device's maximum engine clock) is in torch's properties from 2.6
+    clock_khz = getattr(props, "clock_rate", 0)
     info = DeviceInfo(
         kind=kind,  # type: ignore[arg-type]  # "rocm" or "cuda"
         name=props.name,
         platform=platform_tag,
-        memory_gb=props.total_memory / 1e9,
+        memory_gb=props.total_memory / GIB,
         arch=arch,
         torch_version=torch.__version__,
         rocm_version=torch.version.hip,
         cuda_version=torch.version.cuda,
         driver_version=_driver_version(kind),
+        compute_units=props.multi_processor_count or None,
+        clock_mhz=clock_khz / 1e3 if clock_khz else None,
     )
-    uuid = getattr(props, "uuid", None)
-    # without a UUID, the index followed through the visible-devices variables: a pinned
-    # xdist worker sees its GPU as index 0
-    lock_id = f"{kind}-{uuid}" if uuid else physical_id(kind, index, os.environ)
+    info = info.model_copy(update={"catalogue_key": resolve_identity(info).key})
+    uuids = [str(getattr(torch.cuda.get_device_properties(i), "uuid", "")) for i in range(count)]
+    # without a usable UUID, the index followed through the visible-devices variables: a
+    # pinned xdist worker sees its GPU as index 0
+    uuid = uuids[index]
+    lock_id = f"{kind}-{uuid}" if usable_uuid(uuid, uuids) else physical_id(kind, index, os.environ)
     return Detected(device, info, lock_id)
+
+
+def usable_uuid(uuid: str, visible: list[str]) -> bool:
+    """Whether ``uuid`` names one physical device: not empty, not all zeros (devices and
+    drivers that have none report zeros), and not shared with another visible device (MI300X
+    partitions reported one UUID for the whole package before ROCm 7.12)."""
+    digits = "".join(ch for ch in uuid if ch.isalnum()).removeprefix("GPU").removeprefix("MIG")
+    if not digits or set(digits) <= {"0"}:
+        return False
+    return visible.count(uuid) == 1
 
 
 def _driver_version(kind: str) -> str | None:
@@ -103,7 +124,7 @@ def _cpu() -> Detected:
         kind="cpu",
         name=_cpu_name(),
         platform="cpu",
-        memory_gb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9,
+        memory_gb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB,
         arch=platform.machine(),
         torch_version=torch.__version__,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_goblin.runner.analytic import FakeRunner, config_hash
-from pytest_goblin.runner.devices import DEVICES, DeviceSpec, get_device
+from pytest_goblin.runner.devices import DeviceSpec, get_device, resolve_identity
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 
@@ -47,12 +47,13 @@ class Measurement:
 
 
 def catalogue_spec(info: DeviceInfo) -> tuple[DeviceSpec | None, list[str]]:
-    """The catalogue entry whose peaks apply to a live device, and a note on the choice.
+    """The catalogue entry whose peaks apply to a live device, and notes on the choice.
 
-    A GPU matches the entry whose key its name contains (the longest, so that
-    ``mi300x`` is not taken for ``mi300``); an unlisted GPU has no peak and its
-    MFU is unknown. A CPU is held against the catalogue's generic CPU, a
-    placeholder that says so in the run's warnings.
+    A GPU is identified by its arch, compute units, memory and clock
+    (``devices.resolve_identity``), never by its marketing name; a part of a listed chip
+    (a partition, a MIG slice) gets that chip's peaks scaled, and a GPU of an unlisted
+    arch has no peak, so its MFU is unknown. A CPU is held against the catalogue's generic
+    CPU, a placeholder that says so in the run's warnings.
     """
     if info.kind == "cpu":
         spec = get_device("cpu")
@@ -60,12 +61,8 @@ def catalogue_spec(info: DeviceInfo) -> tuple[DeviceSpec | None, list[str]]:
             f"MFU is against the catalogue's generic CPU peak "
             f"({spec.peak_tflops['bf16']:g} TFLOP/s bf16), a placeholder, not this CPU's"
         ]
-    name = "".join(ch for ch in info.name.lower() if ch.isalnum())
-    candidates = [s for s in DEVICES.values() if s.kind == info.kind and s.name in name]
-    if not candidates:
-        return None, [f"{info.name} is not in the device catalogue: MFU is unknown"]
-    spec = max(candidates, key=lambda s: len(s.name))
-    return spec, []
+    identity = resolve_identity(info)
+    return identity.spec(), list(identity.notes)
 
 
 def run_metrics(

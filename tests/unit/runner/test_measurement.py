@@ -13,7 +13,15 @@ from pytest_goblin.schemas import DeviceInfo, WorkloadConfig
 
 CONFIG = WorkloadConfig(model="llama-3.2-1b", batch_size=2, seq_len=512, precision="bf16")
 TOKENS_PER_STEP = 2 * 512
-H100 = DeviceInfo(kind="cuda", name="NVIDIA H100 80GB HBM3", platform="cuda", arch="sm_90")
+H100 = DeviceInfo(
+    kind="cuda",
+    name="NVIDIA H100 80GB HBM3",
+    platform="cuda",
+    arch="sm_90",
+    memory_gb=79.6,
+    compute_units=132,
+    clock_mhz=1980,
+)
 
 
 def measurement(layers: int, step_s: float, peak_gb: float = 10.0, windows: int = 4) -> Measurement:
@@ -54,19 +62,43 @@ def test_a_gpu_the_catalogue_does_not_list_has_an_unknown_mfu() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "kind", "key"),
+    ("name", "kind", "arch", "units", "memory_gb", "key"),
     [
-        ("NVIDIA H100 80GB HBM3", "cuda", "h100"),
-        ("NVIDIA H200", "cuda", "h200"),
-        ("NVIDIA A100-SXM4-80GB", "cuda", "a100"),
-        ("AMD Instinct MI300X", "rocm", "mi300x"),
-        ("AMD Instinct MI325X", "rocm", "mi325x"),
-        ("AMD Radeon RX 7900 XTX", "rocm", "rx7900xtx"),
+        ("NVIDIA H100 80GB HBM3", "cuda", "sm_90", 132, 79.6, "h100"),
+        ("NVIDIA H200", "cuda", "sm_90", 132, 139.8, "h200"),
+        ("NVIDIA A100-SXM4-80GB", "cuda", "sm_80", 108, 79.3, "a100"),
+        ("AMD Instinct MI300X", "rocm", "gfx942", 304, 191.98, "mi300x"),
+        ("AMD Radeon Graphics", "rocm", "gfx942", 304, 255.98, "mi325x"),
+        ("", "rocm", "gfx90a", 110, 63.98, "mi250x"),
+        ("AMD Radeon RX 7900 XTX", "rocm", "gfx1100", 96, 23.98, "rx7900xtx"),
     ],
 )
-def test_a_live_gpu_finds_its_catalogue_entry_by_name(name: str, kind: Any, key: str) -> None:
-    spec, notes = catalogue_spec(DeviceInfo(kind=kind, name=name, platform="x"))
+def test_a_live_gpu_finds_its_catalogue_entry_from_its_properties(
+    name: str, kind: Any, arch: str, units: int, memory_gb: float, key: str
+) -> None:
+    info = DeviceInfo(
+        kind=kind,
+        name=name,
+        platform="x",
+        arch=arch,
+        compute_units=units,
+        memory_gb=memory_gb,
+    )
+    spec, notes = catalogue_spec(info)
     assert spec is not None and spec.name == key and notes == []
+
+
+def test_mfu_of_a_partition_is_against_its_share_of_the_chip() -> None:
+    whole = DeviceInfo(
+        kind="rocm", name="AMD Instinct MI300X", platform="x", arch="gfx942",
+        compute_units=304, memory_gb=191.98,
+    )  # fmt: skip
+    cpx = whole.model_copy(update={"compute_units": 38, "memory_gb": 47.98})
+    full = run_metrics(CONFIG, [measurement(16, 0.5)], whole)
+    part = run_metrics(CONFIG, [measurement(16, 0.5)], cpx)
+    assert full.mfu_pct is not None and part.mfu_pct is not None
+    assert part.mfu_pct == pytest.approx(full.mfu_pct * 304 / 38)
+    assert any("budgets given per device do not apply" in w for w in part.warnings)
 
 
 def test_a_cpu_is_held_against_the_placeholder_and_says_so() -> None:

@@ -76,3 +76,14 @@ def test_a_measured_gpu_run_reports_the_device_and_mfu(gpu: DeviceSession) -> No
     assert metrics.projected is False and metrics.tokens_per_sec > 0
     assert gpu.info.kind in ("rocm", "cuda")
     assert (metrics.mfu_pct is None) == any("MFU is unknown" in w for w in metrics.warnings)
+
+
+def test_the_gpu_is_identified_from_its_properties_and_its_memory_is_in_gib() -> None:
+    found = detect(parse_selector("auto"))
+    props = torch.cuda.get_device_properties(0)
+    assert found.info.compute_units == props.multi_processor_count
+    assert found.info.memory_gb == pytest.approx(props.total_memory / 2**30)
+    if found.info.catalogue_key is not None:  # a listed whole device: its entry's CU count
+        from pytest_goblin.runner.devices import DEVICES
+
+        assert DEVICES[found.info.catalogue_key].compute_units == props.multi_processor_count

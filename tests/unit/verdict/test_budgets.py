@@ -20,7 +20,22 @@ MI300X = DeviceInfo(
     arch="gfx942",
 )
 H100_MEASURED = DeviceInfo(
-    kind="cuda", name="NVIDIA H100 80GB HBM3", platform="cuda", memory_gb=79.6, arch="sm_90"
+    kind="cuda",
+    name="NVIDIA H100 80GB HBM3",
+    platform="cuda",
+    memory_gb=79.6,
+    arch="sm_90",
+    compute_units=132,
+    catalogue_key="h100",
+)
+GH200_MEASURED = DeviceInfo(
+    kind="cuda",
+    name="NVIDIA GH200 480GB",
+    platform="cuda",
+    memory_gb=94.5,
+    arch="sm_90",
+    compute_units=132,
+    catalogue_key=None,
 )
 
 
@@ -33,6 +48,13 @@ def test_a_mapping_applies_only_on_the_devices_it_names() -> None:
     assert budgets.limit_for(floors, MI300X) == 12000
     assert budgets.limit_for(floors, H100_MEASURED) == 9000
     assert budgets.limit_for({"mi250x": 5000.0}, MI300X) is None
+
+
+def test_a_mapping_matches_the_resolved_catalogue_key_not_letters_in_the_name() -> None:
+    # "GH200" contains "h200", but a GH200 resolves to no catalogue entry
+    assert budgets.limit_for({"h200": 9000.0, "h100": 8000.0}, GH200_MEASURED) is None
+    renamed = H100_MEASURED.model_copy(update={"name": "AMD Radeon Graphics"})
+    assert budgets.limit_for({"h100": 9000.0}, renamed) == 9000
 
 
 def test_floors_fail_below_and_the_ceiling_fails_above(passed: WorkloadResult) -> None:
