@@ -9,27 +9,76 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_goblin.formats import axolotl, hf_args, hf_script, llamafactory, native, torchtune
+from pytest_goblin.formats import (
+    axolotl,
+    firefly,
+    hf_args,
+    hf_script,
+    llamafactory,
+    native,
+    open_instruct,
+    torchtune,
+)
 from pytest_goblin.formats.base import Format
+from pytest_goblin.formats.vocabulary import (
+    AXOLOTL_KEYS,
+    FIREFLY_KEYS,
+    LLAMAFACTORY_KEYS,
+    OPEN_INSTRUCT_KEYS,
+    TRAINER_KEYS,
+    TRL_KEYS,
+    Vocabulary,
+)
 
 FORMATS: tuple[Format, ...] = (
     Format(torchtune.NAME, torchtune.SUFFIXES, torchtune.detect, torchtune.read, torchtune.edits),
     Format(native.NAME, frozenset({".yaml", ".yml", ".json"}), native.detect, apply=native.apply),
-    Format(axolotl.NAME, axolotl.SUFFIXES, axolotl.detect, axolotl.read, axolotl.edits),
+    Format(
+        axolotl.NAME,
+        axolotl.SUFFIXES,
+        axolotl.detect,
+        axolotl.read,
+        axolotl.edits,
+        vocabulary=AXOLOTL_KEYS,
+    ),
+    Format(
+        firefly.NAME,
+        firefly.SUFFIXES,
+        firefly.detect,
+        firefly.read,
+        firefly.edits,
+        vocabulary=FIREFLY_KEYS,
+    ),
     Format(
         llamafactory.NAME,
         llamafactory.SUFFIXES,
         llamafactory.detect,
         llamafactory.read,
         llamafactory.edits,
+        vocabulary=LLAMAFACTORY_KEYS,
     ),
-    Format(hf_args.TRL, hf_args.SUFFIXES, hf_args.detect_trl, hf_args.read_trl, hf_args.edits_trl),
+    Format(
+        open_instruct.NAME,
+        open_instruct.SUFFIXES,
+        open_instruct.detect,
+        open_instruct.read,
+        vocabulary=OPEN_INSTRUCT_KEYS,
+    ),
+    Format(
+        hf_args.TRL,
+        hf_args.SUFFIXES,
+        hf_args.detect_trl,
+        hf_args.read_trl,
+        hf_args.edits_trl,
+        vocabulary=TRL_KEYS,
+    ),
     Format(
         hf_args.HF_ARGS,
         hf_args.SUFFIXES,
         hf_args.detect_hf_args,
         hf_args.read_hf_args,
         hf_args.edits_hf_args,
+        vocabulary=TRAINER_KEYS,
     ),
     Format(
         hf_script.NAME, hf_script.SUFFIXES, hf_script.detect, hf_script.read, apply=hf_script.apply
@@ -44,9 +93,29 @@ def detect(data: Any, suffix: str | None = None) -> Format | None:
     With a suffix, only formats whose files carry it are considered.
     """
     return next(
-        (fmt for fmt in FORMATS if (suffix is None or suffix in fmt.suffixes) and fmt.detect(data)),
+        (
+            fmt
+            for fmt in FORMATS
+            if (suffix is None or suffix in fmt.suffixes) and fmt.accepts(data)
+        ),
         None,
     )
+
+
+def near_misses(data: Any, suffix: str | None = None) -> list[tuple[Vocabulary, list[str]]]:
+    """Strict frameworks whose markers ``data`` has but which refuse some of its keys.
+
+    Such a file is of a known shape but no known framework's: an item error names the
+    unknown keys and the frameworks considered, rather than a reading as the wrong one.
+    """
+    return [
+        (fmt.vocabulary, fmt.vocabulary.unknown(data))
+        for fmt in FORMATS
+        if (suffix is None or suffix in fmt.suffixes)
+        and fmt.vocabulary is not None
+        and fmt.detect(data)
+        and not fmt.accepts(data)
+    ]
 
 
 def names() -> str:

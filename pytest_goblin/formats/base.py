@@ -16,6 +16,7 @@ from typing import Any
 
 from pytest_goblin.errors import GoblinError, WorkloadError
 from pytest_goblin.formats.json_edit import JsonText
+from pytest_goblin.formats.vocabulary import Vocabulary
 from pytest_goblin.formats.yaml_edit import YamlText
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -91,6 +92,38 @@ class Format:
     """(parsed content, WorkloadConfig field, new value) → the keys to set, or Unpatchable."""
     apply: Callable[[str, str, dict[str, Any]], str] | None = None
     """Writes a whole patch itself (native, Python scripts) instead of ``edits``."""
+    vocabulary: Vocabulary | None = None
+    """The top-level keys the framework accepts: a file with others is not this format when
+    the framework is strict, and an edit of a key outside it is never written."""
+
+    def accepts(self, data: Any) -> bool:
+        """Whether ``data`` is this format's: its markers, and no key a strict framework refuses."""
+        if not self.detect(data):
+            return False
+        return self.vocabulary is None or not (
+            self.vocabulary.strict and self.vocabulary.unknown(data)
+        )
+
+
+def check_vocabulary(fmt: Format, data: Any, field: str, edits: Sequence[Edit]) -> None:
+    """Unpatchable when an edit for ``field`` writes a key the framework does not accept.
+
+    A framework that refuses unknown keys would fail the run; one that ignores
+    them would train as before while the report claims a change. A key the file
+    already sets is accepted (a script's own argument class may add keys, such
+    as ``torch_dtype`` beside TrainingArguments).
+    """
+    vocabulary = fmt.vocabulary
+    if vocabulary is None:
+        return
+    for edit in edits:
+        if edit.path[0] not in vocabulary.keys and edit.path[0] not in data:
+            effect = "refuses" if vocabulary.strict else "ignores"
+            raise Unpatchable(
+                field,
+                f"{vocabulary.framework} has no key {edit.path[0]!r} (it {effect} keys it does "
+                f"not know; keys from {vocabulary.source})",
+            )
 
 
 def apply_edits(text: str, suffix: str, edits: Sequence[Edit]) -> str:

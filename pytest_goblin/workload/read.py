@@ -22,7 +22,16 @@ import yaml
 from pytest_goblin import formats, safe_yaml
 from pytest_goblin.errors import NotAWorkload, WorkloadError
 from pytest_goblin.formats import hf_script, native
-from pytest_goblin.formats.base import Format, Reading, Unpatchable, apply_edits, sidecar_hint
+from pytest_goblin.formats.base import (
+    Edit,
+    Format,
+    Reading,
+    Unpatchable,
+    apply_edits,
+    check_vocabulary,
+    sidecar_hint,
+)
+from pytest_goblin.formats.vocabulary import Vocabulary
 from pytest_goblin.redact import redact_mapping, redact_text
 from pytest_goblin.schemas import Change, WorkloadConfig, WorkloadSettings
 from pytest_goblin.workload.sidecar import (
@@ -160,7 +169,11 @@ def is_workload_data(data: Any, claimed: bool = False) -> bool:
     the user named it, so any mapping that names a model counts (see
     ``native.names_a_model``).
     """
-    return formats.detect(data) is not None or (claimed and native.names_a_model(data))
+    return (
+        formats.detect(data) is not None
+        or bool(formats.near_misses(data))
+        or (claimed and native.names_a_model(data))
+    )
 
 
 def load_workload(path: Path, display: str | None = None) -> Workload:
@@ -180,6 +193,9 @@ def parse_workload(
     if fmt is None and claimed and native.names_a_model(data):
         fmt = formats.BY_NAME[native.NAME]
     if fmt is None:
+        misses = formats.near_misses(data, path.suffix)
+        if misses:
+            raise WorkloadError(display, _unknown_keys(misses), field=misses[0][1][0])
         raise NotAWorkload(f"{display}: {NOT_A_WORKLOAD}")
     with _recognised_as(fmt):
         if fmt.read is None:
@@ -205,6 +221,19 @@ def parse_workload(
         settings=settings,
         source=source,
         sources=sources,
+    )
+
+
+def _unknown_keys(misses: list[tuple[Vocabulary, list[str]]]) -> str:
+    """Why a file shaped like a strict framework's is none of them: the keys each refuses."""
+    parts = [
+        f"{vocabulary.framework} refuses {', '.join(keys)} (keys from {vocabulary.source})"
+        for vocabulary, keys in misses
+    ]
+    considered = ", ".join(vocabulary.framework for vocabulary, _ in misses)
+    return (
+        f"keys of no framework pytest-goblin reads: {'; '.join(parts)}. Considered: "
+        f"{considered}; fix the keys, or describe the run as a goblin workload"
     )
 
 
@@ -319,7 +348,11 @@ def _edited(fmt: Format, source: WorkloadSource, changes: list[Change]) -> str:
         return fmt.apply(source.text, source.path.suffix, new_values)
     assert fmt.edits is not None
     data = parse_text(source.text, source.path.suffix, source.display_path)
-    edits = [edit for name, value in new_values.items() for edit in fmt.edits(data, name, value)]
+    edits: list[Edit] = []
+    for name, value in new_values.items():
+        found = fmt.edits(data, name, value)
+        check_vocabulary(fmt, data, name, found)
+        edits += found
     return apply_edits(source.text, source.path.suffix, edits)
 
 
