@@ -6,13 +6,15 @@ user's own module). Rules live in ``rules/*.yaml``, one file per category; see
 """
 
 from pytest_goblin.kb.conditions import Condition, ConditionError, evaluate, parse_condition
+from pytest_goblin.kb.facts import AuditFacts
 from pytest_goblin.kb.loader import KnowledgeBase, KnowledgeBaseError, MatchResult, load_kb
-from pytest_goblin.kb.schema import CATEGORIES, DEVICE_PLATFORMS, Examples, Rule
+from pytest_goblin.kb.schema import CATEGORIES, DEVICE_PLATFORMS, Examples, Rule, example_case
 from pytest_goblin.kb.search import search
 
 __all__ = [
     "CATEGORIES",
     "DEVICE_PLATFORMS",
+    "AuditFacts",
     "Condition",
     "ConditionError",
     "Examples",
@@ -21,6 +23,7 @@ __all__ = [
     "MatchResult",
     "Rule",
     "evaluate",
+    "example_case",
     "load_kb",
     "parse_condition",
     "search",

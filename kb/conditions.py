@@ -1,7 +1,6 @@
 """The condition language of rule ``when`` clauses.
 
-The seed compared every condition with ``==``, so rules written with ``$lt`` or
-``$regex`` could never fire and typos went unnoticed. Here a condition is parsed
+A condition is parsed
 once, at load time, into a typed tree: an unknown field, an unknown operator or a
 value the field can never hold fails loading with a message that says where,
 instead of silently never matching.
@@ -18,7 +17,11 @@ Syntax (one form, mapping-based)::
 
 A mapping with several keys holds when every entry holds. Fields are dotted paths
 into ``WorkloadConfig.model_dump()``: a top-level field, ``env_vars.NAME``,
-``extras.any.depth`` or ``model.<dim>``. Operators: ``eq ne in not_in lt lte gt gte
+``extras.any.depth`` or ``model.<dim>``; or read-only *facts* about the audited
+device and the baseline's profile run (``FACTS``: ``device.memory_gb``,
+``profile.memory_fraction``, ``profile.buckets.memory_headroom``, ...), which an
+audit passes beside the config. Where a fact is unknown (no profile yet, a device
+that does not report its memory) it is missing. Operators: ``eq ne in not_in lt lte gt gte
 regex exists``. A bare list is refused (write ``{in: [...]}`` or ``{eq: [...]}``),
 because reading it as either would surprise half the readers.
 
@@ -41,7 +44,24 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from pytest_goblin.runner.architectures import ModelArch
-from pytest_goblin.schemas import WorkloadConfig
+from pytest_goblin.schemas import WASTE_BUCKETS, WorkloadConfig
+
+FACTS: Final[dict[str, tuple[Any, str]]] = {
+    "device.name": (str, "the audited device's catalogue name, e.g. mi300x, or its own name"),
+    "device.platform": (str, "rocm-instinct, rocm-radeon, cuda or cpu"),
+    "device.memory_gb": (float, "the device's memory in GB (10^9 bytes)"),
+    "profile.peak_memory_gb": (float, "peak memory of the baseline's profile run, GB"),
+    "profile.memory_fraction": (float, "profile.peak_memory_gb / device.memory_gb"),
+    **{
+        f"profile.buckets.{bucket}": (float, f"share of the profiled step time in {bucket}")
+        for bucket in WASTE_BUCKETS
+    },
+}
+"""The read-only facts a condition may read beside the config: type and meaning.
+
+Measured audits give the profile's figures as measured; projected audits as the
+analytic model projects them. A rule may not ``set`` a fact."""
+FACT_ROOTS: Final = frozenset(path.split(".", 1)[0] for path in FACTS)
 
 OPERATORS: Final[tuple[str, ...]] = (
     "eq",
@@ -106,6 +126,10 @@ def field_annotation(path: str) -> Any:
     typos with the same message.
     """
     root, _, rest = path.partition(".")
+    if root in FACT_ROOTS:
+        if path not in FACTS:
+            raise ValueError(f"unknown fact {path!r}{did_you_mean(path, FACTS)}")
+        return FACTS[path][0]
     fields = WorkloadConfig.model_fields
     if root not in fields:
         raise ValueError(f"unknown field {path!r}{did_you_mean(root, fields)}")

@@ -4,7 +4,7 @@ Built-in rules live in ``kb/rules/*.yaml`` (one file per category) and ship in t
 wheel; users add directories of their own (``--goblin-kb DIR``). A file holds a YAML
 list of rules, or a mapping ``{rules: [...]}``. Loading is strict: a bad rule is a
 ``KnowledgeBaseError`` naming the file, the rule and the field, never a rule that is
-silently skipped (the seed warned and dropped invalid entries).
+silently skipped.
 
 Ids are unique. A user rule whose id is a built-in one replaces the built-in (that
 is how a team adapts a rule to its hardware) and is recorded in
@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from pytest_goblin import safe_yaml
 from pytest_goblin.kb.conditions import did_you_mean
+from pytest_goblin.kb.facts import AuditFacts
 from pytest_goblin.kb.schema import CATEGORIES, DEVICE_PLATFORMS, Rule
 from pytest_goblin.schemas import WorkloadConfig
 
@@ -49,12 +50,15 @@ class MatchResult:
     ``applicable`` holds patch and advisory rules whose platform fits, whose ``when``
     holds and whose change is not already in place, after conflicts are resolved.
     ``skipped`` holds ``(rule id, reason)`` for rules that matched but were dropped:
-    waived by the user, lost a conflict, or unmet version requirements. Rules that
-    simply did not match are in neither list.
+    waived by the user, lost a conflict, unmet version requirements, or (with an
+    audit's facts) a change that does not fit the device. Rules that simply did not
+    match are in neither list. ``options`` holds, for each applicable rule with a fit
+    guard or a search, the variants of its change that fit (path → value each).
     """
 
     applicable: list[Rule] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    options: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def patches(self) -> list[Rule]:
@@ -134,8 +138,14 @@ class KnowledgeBase:
         platform: str,
         ignore: Collection[str] = (),
         versions: Mapping[str, str] | None = None,
+        facts: AuditFacts | None = None,
     ) -> MatchResult:
         """The rules that apply to ``config`` on a ``platform`` device.
+
+        ``facts`` (an audit's device and profile, ``pytest_goblin.kb.facts``) are what
+        conditions read beside the config, and check each rule's fit guard: a
+        guarded change that does not fit is skipped with the predicted peak. Without
+        facts, conditions on facts are false and guards are not checked.
 
         Conflicts: two rules that change the same field (or one declares
         ``conflicts_with`` the other) are resolved by ``priority``, higher first, ties
@@ -165,7 +175,8 @@ class KnowledgeBase:
         skipped: list[tuple[Rule, str]] = []
         live: list[tuple[Rule, set[str]]] = []
         seen: set[str] = set()
-        views = _Views(config, self._facts)
+        views = _Views(config, self._facts, facts.data if facts else None)
+        options: dict[str, list[dict[str, Any]]] = {}
         if platform not in self._candidates:
             self._candidates[platform] = [rule for rule in self.rules if rule.applies_on(platform)]
         candidates = self._candidates[platform]
@@ -182,8 +193,18 @@ class KnowledgeBase:
                 unmet = rule.unmet_requirements(versions) if versions is not None else []
                 if unmet:
                     skipped.append((rule, f"requires {', '.join(unmet)}"))
-                else:
-                    live.append((rule, {path for path, _, _ in views.changes(rule)}))
+                    continue
+                if rule.kind == "patch" and (rule.fits or rule.search):
+                    variants, misfit = (
+                        (rule.variants(config), None)
+                        if facts is None
+                        else rule.admitted(config, facts)
+                    )
+                    if misfit is not None:
+                        skipped.append((rule, misfit))
+                        continue
+                    options[rule.id] = variants
+                live.append((rule, {path for path, _, _ in views.changes(rule)}))
             if not joined:
                 break
         accepted: list[tuple[Rule, set[str]]] = []
@@ -193,9 +214,11 @@ class KnowledgeBase:
                 accepted.append((rule, paths))
             else:
                 skipped.append((rule, reason))
+        kept = sorted((rule for rule, _ in accepted), key=_order)
         return MatchResult(
-            applicable=sorted((rule for rule, _ in accepted), key=_order),
+            applicable=kept,
             skipped=[(rule.id, why) for rule, why in sorted(skipped, key=lambda s: _order(s[0]))],
+            options={rule.id: options[rule.id] for rule in kept if rule.id in options},
         )
 
 
@@ -316,8 +339,8 @@ class _Facts:
     @classmethod
     def of(cls, rule: Rule) -> _Facts:
         return cls(
-            own=frozenset(rule.set),
-            own_roots=frozenset(path.split(".", 1)[0] for path in rule.set),
+            own=frozenset(rule.paths),
+            own_roots=frozenset(path.split(".", 1)[0] for path in rule.paths),
             reads=frozenset(path.split(".", 1)[0] for path in rule.when.paths()),
         )
 
@@ -334,10 +357,17 @@ class _Views:
     when it could answer differently there.
     """
 
-    def __init__(self, config: WorkloadConfig, facts: Mapping[str, _Facts]) -> None:
+    def __init__(
+        self,
+        config: WorkloadConfig,
+        facts: Mapping[str, _Facts],
+        audit_facts: Mapping[str, Any] | None = None,
+    ) -> None:
         dumped = config.model_dump()
         self._base = dumped
         self._facts = facts
+        self._audit_facts = audit_facts
+        self._seen = {**dumped, **audit_facts} if audit_facts else dumped
         self._configs: dict[tuple[str, ...], tuple[WorkloadConfig, dict[str, Any]]] = {
             (): (config, dumped)
         }
@@ -383,7 +413,7 @@ class _Views:
         """``rule.fires`` on the config itself, keeping whether its condition held."""
         fired = self._here.get(rule.id)
         if fired is None:
-            holds = rule.when.evaluate(self._base)
+            holds = rule.when.evaluate(self._seen)
             self._holds[rule.id] = holds
             fired = holds and (rule.kind != "patch" or bool(self.changes(rule)))
             self._here[rule.id] = fired
@@ -443,7 +473,9 @@ class _Views:
 
     def _fires(self, rule: Rule, others: tuple[Rule, ...], key: tuple[str, ...]) -> bool:
         if (rule.id, key) not in self._fired:
-            self._fired[rule.id, key] = rule.fires(*self._configs[self._view(others, key)])
+            self._fired[rule.id, key] = rule.fires(
+                *self._configs[self._view(others, key)], self._audit_facts
+            )
         return self._fired[rule.id, key]
 
 

@@ -4,14 +4,20 @@ Every check that can be made without a device is made here, at load time: the id
 format, the condition (parsed into a tree), the fields a rule sets (they must exist
 on ``WorkloadConfig`` and accept the value), the citations (https URLs, never
 titles) and the rule's own examples (each must really match, or really not match).
-The seed accepted rules that could never fire or always fired; such a rule now
-fails to load.
+A rule that could never fire, or that always fires, fails to load.
 
 Two kinds of rule:
 
 - ``patch``: ``set`` changes the config, so the change can be benchmarked. A patch
   rule fires only when ``when`` holds *and* at least one ``set`` entry differs from
   the config: a change already in place never fires again.
+  A patch rule whose change uses more memory declares a fit guard (``fits:
+  {max_memory_fraction: 0.85}``, ``pytest_goblin.kb.facts``): in an audit it is
+  admitted only when the patched config's predicted peak stays under that share of
+  the device's memory. ``search: micro_batch`` instead of ``set`` makes a rule
+  with several admissible values: the per-device batch grows by each factor that
+  divides ``grad_accum_steps``, which shrinks by the same factor, so the global
+  batch (``batch_size x grad_accum_steps``) stays exactly the same.
 - ``advisory``: host or cluster advice that no config field expresses (NUMA
   balancing, a library caveat). ``set`` stays empty, ``advice`` says what to do in
   words, and the rule fires when ``when`` holds. Advisories are reported as notes
@@ -41,12 +47,14 @@ from pydantic import (
 
 from pytest_goblin.kb.conditions import (
     ALWAYS,
+    FACT_ROOTS,
     MISSING,
     Condition,
     field_annotation,
     lookup,
     parse_condition,
 )
+from pytest_goblin.kb.facts import AuditFacts, catalogue_facts
 from pytest_goblin.schemas import WasteBucket, WorkloadConfig
 
 Category = Literal[
@@ -69,6 +77,10 @@ Platform = Literal["rocm-instinct", "rocm-radeon", "cuda", "cpu", "all"]
 #: The platforms a device can report; ``all`` is only a rule-side wildcard.
 DEVICE_PLATFORMS: Final[tuple[str, ...]] = ("rocm-instinct", "rocm-radeon", "cuda", "cpu")
 
+Search = Literal["micro_batch"]
+#: The fields a ``search: micro_batch`` rule changes.
+MICRO_BATCH_PATHS: Final[tuple[str, ...]] = ("batch_size", "grad_accum_steps")
+
 _KEBAB: Final = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _URL: Final = TypeAdapter(HttpUrl)
 
@@ -85,6 +97,16 @@ class Examples(BaseModel):
 
     matches: list[dict[str, Any]] = Field(min_length=1)
     not_matches: list[dict[str, Any]] = Field(min_length=1)
+
+
+class FitGuard(BaseModel):
+    """A memory-hungry change is admitted only when the patched config fits the device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_memory_fraction: float = Field(
+        gt=0, le=1, description="largest predicted peak memory, as a share of device memory"
+    )
 
 
 class Rule(BaseModel):
@@ -104,6 +126,10 @@ class Rule(BaseModel):
     kind: Literal["patch", "advisory"] = "patch"
     when: Condition = ALWAYS
     set: dict[str, Any] = Field(default_factory=dict)
+    search: Search | None = Field(
+        default=None, description="a change with several admissible values, instead of set"
+    )
+    fits: FitGuard | None = None
     advice: str | None = Field(
         default=None, description="what to do, in words; required for advisory rules"
     )
@@ -135,6 +161,10 @@ class Rule(BaseModel):
     @classmethod
     def _known_paths(cls, value: dict[str, Any]) -> dict[str, Any]:
         for path in value:
+            if path.split(".", 1)[0] in FACT_ROOTS:
+                raise ValueError(
+                    f"{path!r} is a read-only fact about the audit, not a config field"
+                )
             field_annotation(path)
         return value
 
@@ -180,11 +210,15 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
-        if self.kind == "patch" and not self.set:
+        if self.kind == "patch" and not self.set and self.search is None:
             raise ValueError(
                 "set: a patch rule must change at least one field "
                 "(use kind: advisory for advice no field expresses)"
             )
+        if self.search is not None and (self.set or self.kind != "patch"):
+            raise ValueError("search: a search rule is a patch rule whose search makes the change")
+        if self.fits is not None and self.kind != "patch":
+            raise ValueError("fits: only a patch rule's change can be guarded")
         if self.kind == "advisory":
             if self.set:
                 raise ValueError("set: an advisory rule changes nothing; put the action in advice")
@@ -203,54 +237,114 @@ class Rule(BaseModel):
         """Whether the rule is meant for a device of this platform."""
         return "all" in self.platforms or platform in self.platforms
 
-    def apply(self, config: WorkloadConfig, dumped: dict[str, Any] | None = None) -> WorkloadConfig:
-        """The config with this rule's ``set`` applied (validated like any config).
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The config paths the rule's change writes."""
+        return MICRO_BATCH_PATHS if self.search == "micro_batch" else tuple(self.set)
 
-        ``dumped`` is ``config.model_dump()`` when the caller already has it; it
-        is not modified.
+    def variants(self, config: WorkloadConfig) -> list[dict[str, Any]]:
+        """Each admissible change for ``config``, as path → value.
+
+        One (``set``) for a plain rule. For ``search: micro_batch``, one per factor
+        k > 1 dividing ``grad_accum_steps``, smallest first: ``batch_size x k`` and
+        ``grad_accum_steps / k``, so the global batch stays exactly the same (the
+        learning rate, warmup and what is trained are never touched).
         """
-        if not self.set:
+        if self.search != "micro_batch":
+            return [self.set] if self.set else []
+        batch, accum = config.batch_size, config.grad_accum_steps
+        limit = WorkloadConfig.model_fields["batch_size"].metadata
+        most = min((m.le for m in limit if hasattr(m, "le")), default=None)
+        return [
+            {"batch_size": batch * k, "grad_accum_steps": accum // k}
+            for k in range(2, accum + 1)
+            if accum % k == 0 and (most is None or batch * k <= most)
+        ]
+
+    def apply(
+        self,
+        config: WorkloadConfig,
+        dumped: dict[str, Any] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> WorkloadConfig:
+        """The config with this rule's change applied (validated like any config).
+
+        ``values`` picks one of ``variants``; by default the first. ``dumped`` is
+        ``config.model_dump()`` when the caller already has it; it is not modified.
+        """
+        if values is None:
+            found = self.variants(config)
+            values = found[0] if found else {}
+        if not values:
             return config
         data = dict(config.model_dump() if dumped is None else dumped)
-        for path, value in self.set.items():
+        for path, value in values.items():
             _assign(data, path, copy.deepcopy(value))
         return WorkloadConfig.model_validate(data)
 
     def changes(
-        self, config: WorkloadConfig, dumped: dict[str, Any] | None = None
+        self,
+        config: WorkloadConfig,
+        dumped: dict[str, Any] | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, Any, Any]]:
-        """``(path, old, new)`` for each ``set`` entry that differs from ``config``.
+        """``(path, old, new)`` for each path of the change that differs from ``config``.
 
         Values are compared after validation, so ``env_vars.X: 1`` in a rule and
         ``"1"`` in the config count as the same. An absent path's old value is None.
-        ``dumped`` is ``config.model_dump()`` when the caller already has it.
+        ``dumped`` is ``config.model_dump()`` when the caller already has it;
+        ``values`` picks a variant (the first by default).
         """
-        if not self.set:
+        if not self.paths:
             return []
         before = config.model_dump() if dumped is None else dumped
-        after = self.apply(config, before).model_dump()
+        after = self.apply(config, before, values).model_dump()
         result = []
-        for path in self.set:
+        for path in self.paths:
             old, new = lookup(before, path), lookup(after, path)
             if old != new:
                 result.append((path, None if old is MISSING else old, new))
         return result
 
-    def matches(self, config: WorkloadConfig) -> bool:
+    def matches(self, config: WorkloadConfig, facts: AuditFacts | None = None) -> bool:
         """Whether the rule fires for ``config``, regardless of platform: ``when`` holds
-        and (for a patch) its change is not already in place."""
-        return self.fires(config, config.model_dump())
+        (on the config and the audit's ``facts``) and, for a patch, its change is not
+        already in place. The fit guard is the matcher's (``admitted``)."""
+        return self.fires(config, config.model_dump(), facts.data if facts else None)
 
-    def fires(self, config: WorkloadConfig, dumped: dict[str, Any]) -> bool:
+    def fires(
+        self,
+        config: WorkloadConfig,
+        dumped: dict[str, Any],
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
         """``matches`` for a caller that holds ``config.model_dump()`` already.
 
         Matching a knowledge base asks this of every rule for every config, so it
-        dumps the config once and builds no explanation (``_why_not`` does, for
+        dumps the config once and builds no explanation (``why_not`` does, for
         load errors).
         """
-        if not self.when.evaluate(dumped):
+        if not self.when.evaluate({**dumped, **facts} if facts else dumped):
             return False
         return self.kind != "patch" or bool(self.changes(config, dumped))
+
+    def admitted(
+        self, config: WorkloadConfig, facts: AuditFacts
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The variants of the change that pass the fit guard on this device, and why
+        none does (None when some do). A rule without a guard admits every variant."""
+        variants = self.variants(config)
+        if self.fits is None:
+            return variants, None
+        reasons = []
+        kept = []
+        for values in variants:
+            why = facts.misfit(self.apply(config, values=values), self.fits.max_memory_fraction)
+            if why is None:
+                kept.append(values)
+            else:
+                reasons.append(why)
+        return kept, (None if kept else reasons[0] if reasons else "nothing to change")
 
     def unmet_requirements(self, versions: Mapping[str, str]) -> list[str]:
         """The ``requires`` entries that ``versions`` shows to be unmet, in words.
@@ -275,11 +369,16 @@ class Rule(BaseModel):
         """Whether no known version contradicts ``requires``."""
         return not self.unmet_requirements(versions)
 
-    def _why_not(self, config: WorkloadConfig) -> str | None:
-        if not self.when.evaluate(config.model_dump()):
+    def why_not(self, config: WorkloadConfig, facts: AuditFacts | None = None) -> str | None:
+        """Why the rule does not apply to ``config`` (with an example's ``facts``, its fit
+        guard too), or None when it does."""
+        dumped = config.model_dump()
+        if not self.when.evaluate({**dumped, **facts.data} if facts else dumped):
             return f"its condition ({self.when.describe()}) is false"
         if self.kind == "patch" and not self.changes(config):
             return "its change is already in place"
+        if facts is not None and self.fits is not None:
+            return self.admitted(config, facts)[1]
         return None
 
     def _check_examples(self) -> None:
@@ -289,16 +388,37 @@ class Rule(BaseModel):
         ):
             for i, case in enumerate(cases):
                 try:
-                    config = WorkloadConfig.model_validate(case)
+                    config, facts = example_case(case)
                 except ValidationError as exc:
                     raise ValueError(
                         f"examples.{label}[{i}] is not a valid config: {_first_error(exc)}"
                     ) from None
-                reason = self._why_not(config)
+                except (KeyError, ValueError, TypeError) as exc:
+                    raise ValueError(f"examples.{label}[{i}]: facts: {exc}") from None
+                reason = self.why_not(config, facts)
                 if expected and reason is not None:
                     raise ValueError(f"examples.{label}[{i}] {case!r} does not match: {reason}")
                 if not expected and reason is None:
                     raise ValueError(f"examples.{label}[{i}] {case!r} matches, but should not")
+
+
+def example_case(case: Mapping[str, Any]) -> tuple[WorkloadConfig, AuditFacts | None]:
+    """A rule example's config, and the facts it gives (``device: {name: mi300x}``,
+    ``profile: {...}``): ``device.name`` names a catalogue device whose analytic model
+    fills the rest. ValidationError for a bad config, ValueError for bad facts."""
+    config = WorkloadConfig.model_validate({k: v for k, v in case.items() if k not in FACT_ROOTS})
+    if "device" not in case and "profile" not in case:
+        return config, None
+    device, profile = case.get("device") or {}, case.get("profile") or {}
+    if not isinstance(device, Mapping) or not isinstance(profile, Mapping):
+        raise ValueError("device and profile are mappings of facts")
+    if "name" not in device:
+        raise ValueError("device.name: give a catalogue device, e.g. {device: {name: mi300x}}")
+    for root, values in (("device", device), ("profile", profile)):
+        for key in values:
+            if key != "buckets":
+                field_annotation(f"{root}.{key}")
+    return config, catalogue_facts(device, profile, config)
 
 
 def _assign(data: dict[str, Any], path: str, value: Any) -> None:

@@ -16,6 +16,7 @@ from pytest_goblin.kb import (
     KnowledgeBaseError,
     Rule,
     evaluate,
+    example_case,
     load_kb,
     parse_condition,
     search,
@@ -66,9 +67,9 @@ def test_bundled_rules_load_with_unique_ids() -> None:
 @pytest.mark.parametrize("rule", BUNDLED.rules, ids=lambda r: r.id)
 def test_bundled_rule_examples_hold(rule: Rule) -> None:
     for case in rule.examples.matches:
-        assert rule.matches(WorkloadConfig.model_validate(case)), case
+        assert rule.why_not(*example_case(case)) is None, case
     for case in rule.examples.not_matches:
-        assert not rule.matches(WorkloadConfig.model_validate(case)), case
+        assert rule.why_not(*example_case(case)) is not None, case
 
 
 @pytest.mark.parametrize("rule", BUNDLED.rules, ids=lambda r: r.id)

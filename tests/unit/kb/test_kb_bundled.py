@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from pytest_goblin.kb import CATEGORIES, DEVICE_PLATFORMS, KnowledgeBase, Rule, load_kb
+from pytest_goblin.kb import (
+    CATEGORIES,
+    DEVICE_PLATFORMS,
+    KnowledgeBase,
+    Rule,
+    example_case,
+    load_kb,
+)
+from pytest_goblin.kb.facts import AuditFacts, catalogue_facts
 from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.runner.devices import get_device
 from pytest_goblin.schemas import WorkloadConfig
@@ -38,10 +46,12 @@ def test_each_rule_fires_through_the_matcher_on_every_platform_it_names(rule: Ru
     platforms = DEVICE_PLATFORMS if "all" in rule.platforms else rule.platforms
     for platform in platforms:
         for case in rule.examples.matches:
-            applicable = kb.match(WorkloadConfig.model_validate(case), platform).applicable
+            config, facts = example_case(case)
+            applicable = kb.match(config, platform, facts=facts).applicable
             assert [r.id for r in applicable] == [rule.id], (platform, case)
         for case in rule.examples.not_matches:
-            assert kb.match(WorkloadConfig.model_validate(case), platform).applicable == []
+            config, facts = example_case(case)
+            assert kb.match(config, platform, facts=facts).applicable == []
 
 
 @pytest.mark.parametrize("rule", BUNDLED.rules, ids=lambda r: r.id)
@@ -49,7 +59,8 @@ def test_no_rule_fires_on_a_platform_it_does_not_name(rule: Rule) -> None:
     kb = alone(rule)
     for platform in (p for p in DEVICE_PLATFORMS if not rule.applies_on(p)):
         for case in rule.examples.matches:
-            assert kb.match(WorkloadConfig.model_validate(case), platform).applicable == []
+            config, facts = example_case(case)
+            assert kb.match(config, platform, facts=facts).applicable == []
 
 
 def test_a_rule_sees_the_winner_of_a_conflict_it_depends_on() -> None:
@@ -68,59 +79,113 @@ def test_waived_lists_only_waived_rules_that_matched() -> None:
     assert result.waived == ["bf16-mixed-precision"]
 
 
-# --- memory-bounded patches ------------------------------------------------------------
+# --- fit-guarded patches ---------------------------------------------------------------
 
-# The largest config each bound admits: 8B-class Llama-style dims, rank 64 on every
-# linear, 16-bit, no checkpointing after the change.
-LARGEST_ADMITTED: dict[str, Any] = {
-    "model": {"layers": 32, "hidden": 4096, "intermediate": 18944, "heads": 32, "vocab": 152064},
-    "lora_rank": 64,
-    "lora_targets": ["all-linear"],
-    "precision": "fp16",
-    "attention_impl": "sdpa",
-}
-BOUNDED = {
-    "checkpointing-off-when-it-fits": {"finetune": "lora", "gradient_checkpointing": True},
-    "lora-over-qlora-when-it-fits": {"finetune": "qlora"},
-}
-SHAPES = [{"seq_len": 2048, "batch_size": 2}, {"seq_len": 4096, "batch_size": 1}]
+GUARDED = sorted(rule.id for rule in BUNDLED if rule.fits is not None)
+DEVICES = ("mi250x", "mi300x", "a100", "h100", "cpu")
 
 
-@pytest.mark.parametrize("rule_id", sorted(BOUNDED))
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s['seq_len']}x{s['batch_size']}")
-def test_a_memory_bounded_patch_fits_the_smallest_device_of_its_platforms(
-    rule_id: str, shape: dict[str, int]
-) -> None:
-    rule = BUNDLED.get(rule_id)
-    config = WorkloadConfig.model_validate({**LARGEST_ADMITTED, **BOUNDED[rule_id], **shape})
-    assert rule.matches(config)
-    smallest = min(
-        (
-            device
-            for device in map(get_device, ("mi250x", "mi300x", "a100", "h100"))
-            if rule.applies_on(device.platform)
-        ),
-        key=lambda device: device.memory_gb,
-    )
-    needed = FakeRunner(smallest).memory(rule.apply(config)).total_gb
-    assert needed < smallest.memory_gb
+def facts_on(device: str, config: WorkloadConfig, peak_gb: float | None = None) -> AuditFacts:
+    """An audit's facts for ``config`` profiled on a catalogue device (projected peak
+    unless ``peak_gb`` says what the profile measured)."""
+    profile = {} if peak_gb is None else {"peak_memory_gb": peak_gb}
+    return catalogue_facts({"name": device}, profile, config)
 
 
-@pytest.mark.parametrize("rule_id", sorted(BOUNDED))
+def test_the_memory_hungry_rules_are_guarded() -> None:
+    assert {"checkpointing-off-when-it-fits", "larger-micro-batch"} <= set(GUARDED)
+    assert "lora-over-qlora-when-it-fits" in GUARDED
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
-    "beyond",
+    "shape",
     [
-        {"seq_len": 4096, "batch_size": 2},
-        {"seq_len": 8192, "batch_size": 1},
-        {"lora_rank": 128},
-        {"precision": "fp32"},
-        {"attention_impl": "eager"},
-        {"model": "llama-3.1-70b"},
+        {"model": "qwen2.5-7b", "finetune": "lora", "seq_len": 4096, "batch_size": 4},
+        {"model": "llama-3-8b", "finetune": "full", "seq_len": 2048, "batch_size": 2},
+        {"model": "llama-3.1-70b", "finetune": "qlora", "seq_len": 8192, "batch_size": 1},
+        {"model": "qwen2.5-0.5b", "finetune": "lora", "seq_len": 1024, "batch_size": 8},
     ],
-    ids=lambda b: ",".join(f"{k}={v}" for k, v in b.items()),
+    ids=lambda s: f"{s['model']}-{s['finetune']}",
 )
-def test_a_memory_bounded_patch_stays_out_beyond_its_bound(
-    rule_id: str, beyond: dict[str, Any]
-) -> None:
-    fields = {**LARGEST_ADMITTED, **BOUNDED[rule_id], **SHAPES[0], **beyond}
-    assert not BUNDLED.get(rule_id).matches(WorkloadConfig.model_validate(fields))
+def test_an_admitted_guarded_change_fits_the_device(device: str, shape: dict[str, Any]) -> None:
+    config = WorkloadConfig.model_validate(
+        {
+            **shape,
+            "precision": "bf16",
+            "attention_impl": "sdpa",
+            "gradient_checkpointing": True,
+            "grad_accum_steps": 8,
+        }
+    )
+    spec = get_device(device)
+    facts = facts_on(device, config)
+    result = BUNDLED.match(config, spec.platform, facts=facts)
+    runner = FakeRunner(spec)
+    for rule in result.patches:
+        if rule.fits is None:
+            continue
+        for values in result.options[rule.id]:
+            patched = rule.apply(config, values=values)
+            assert runner.memory(patched).total_gb <= rule.fits.max_memory_fraction * spec.memory_gb
+    for rule_id, why in result.skipped:
+        if rule_id in GUARDED:
+            assert why.startswith("does not fit: predicted peak"), why
+
+
+def test_a_measured_peak_above_the_projection_scales_the_prediction() -> None:
+    config = WorkloadConfig(
+        model="qwen2.5-7b",
+        finetune="lora",
+        precision="bf16",
+        attention_impl="sdpa",
+        gradient_checkpointing=True,
+        seq_len=4096,
+        batch_size=4,
+    )
+    projected = facts_on("mi300x", config)
+    assert "checkpointing-off-when-it-fits" in [
+        r.id for r in BUNDLED.match(config, "rocm-instinct", facts=projected).patches
+    ]
+    # the device measured twice the projected peak: without checkpointing it no longer fits
+    measured = facts_on(
+        "mi300x", config, peak_gb=2 * FakeRunner(get_device("mi300x")).memory(config).total_gb
+    )
+    skipped = dict(BUNDLED.match(config, "rocm-instinct", facts=measured).skipped)
+    assert skipped["checkpointing-off-when-it-fits"].startswith("does not fit")
+
+
+def test_a_baseline_at_ninety_percent_of_memory_gets_no_memory_hungry_change() -> None:
+    config = WorkloadConfig(
+        model="llama-3-8b",
+        finetune="qlora",
+        precision="bf16",
+        attention_impl="flash",
+        gradient_checkpointing=True,
+        seq_len=2048,
+        batch_size=2,
+        grad_accum_steps=8,
+    )
+    facts = facts_on("mi300x", config, peak_gb=0.9 * 192)
+    result = BUNDLED.match(config, "rocm-instinct", facts=facts)
+    assert not [rule.id for rule in result.patches if rule.fits is not None]
+    assert {rid for rid, _ in result.skipped} >= set(GUARDED)
+
+
+def test_without_the_device_memory_a_guarded_rule_stays_out() -> None:
+    config = WorkloadConfig(gradient_checkpointing=True)
+    facts = AuditFacts(data={"device": {"name": "x", "platform": "cpu"}})
+    skipped = dict(BUNDLED.match(config, "cpu", facts=facts).skipped)
+    assert "cannot be checked" in skipped["checkpointing-off-when-it-fits"]
+
+
+def test_micro_batch_variants_keep_the_global_batch() -> None:
+    rule = BUNDLED.get("larger-micro-batch")
+    config = WorkloadConfig(batch_size=2, grad_accum_steps=12)
+    variants = rule.variants(config)
+    assert [v["batch_size"] for v in variants] == [4, 6, 8, 12, 24]
+    for values in variants:
+        patched = rule.apply(config, values=values)
+        assert patched.batch_size * patched.grad_accum_steps == 24
+        assert (patched.lr, patched.warmup_steps) == (config.lr, config.warmup_steps)
+    assert rule.variants(WorkloadConfig(grad_accum_steps=1)) == []
