@@ -8,7 +8,7 @@ download: results are deterministic and cost nothing to compute for a few hundre
 rules.
 
 Several queries give one list, ranked globally: a rule's score is its best score
-over the queries (the seed returned an unordered union in first-seen order). Ties
+over the queries. Ties
 are broken by id, and only rules with a score above zero are returned.
 
 The rules' term counts and the corpus statistics are computed once per set of rules

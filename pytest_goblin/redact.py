@@ -1,4 +1,4 @@
-"""Keep secrets out of reports, logs and LLM requests (principle 6)."""
+"""Keep secrets out of reports, logs and LLM requests (docs/backends.md, "Secrets")."""
 
 from __future__ import annotations
 

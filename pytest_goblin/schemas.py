@@ -2,8 +2,8 @@
 
 One source of truth: tools validate their inputs against these models, tool JSON
 schemas are generated from them, and the JSON report dumps them. Field names
-follow the seed system (``WorkloadConfig``, ``RunMetrics``, ``Patch``, ``Report``)
-so that its vocabulary keeps working.
+(``WorkloadConfig``, ``RunMetrics``, ``Patch``, ``Report``) are a public contract:
+rule conditions, the JSON report and saved runs use them.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class ToolResult(BaseModel):
 class WorkloadConfig(BaseModel):
     """One fine-tuning workload, normalised from whatever file described it.
 
-    Keeps the seed's field names. A field the source leaves unset takes the
+    A field the source leaves unset takes the
     real default of the framework that reads it (for the native format: the
     Hugging Face Trainer), and a value that cannot be known is ``unknown``:
     never a "bad" default that would look like a finding. Sizes have upper
@@ -221,7 +221,7 @@ class WorkloadSettings(BaseModel):
 
 
 class WasteBudget(BaseModel):
-    """Seconds per optimizer step, split into where the time goes (the seed's buckets)."""
+    """Seconds per optimizer step, split into where the time goes (a rule's ``targets_bucket`` names one)."""
 
     useful_gpu: float = 0.0
     data_wait: float = 0.0
@@ -408,7 +408,7 @@ class Report(BaseModel):
 
 
 class AuditEvent(BaseModel):
-    """One event of an audit stream (the seed's SSEEvent)."""
+    """One event of an audit stream (``--goblin-events`` writes each as a JSON line)."""
 
     type: Literal["thought", "tool_call", "tool_result", "final_report", "error"]
     data: dict[str, Any]

@@ -2,8 +2,9 @@
 
 Both runners need the same facts about a model: the analytic model counts FLOPs
 and bytes from them, the torch runner builds the network from them. Preset dims
-are the `config.json` fields of the published checkpoints (see
-``shared/reference/formats.md`` §6); parameter counts are computed, never typed in.
+are the `config.json` fields of the published checkpoints on the Hugging Face Hub
+(for example https://huggingface.co/Qwen/Qwen2.5-7B/blob/main/config.json); parameter
+counts are computed, never typed in.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The device catalogue: published peak rates, memory and bandwidth per device.
 
-The analytic runner (``fake.py``) turns FLOPs and bytes into seconds with these
+The analytic model (``runner/analytic.py``) turns FLOPs and bytes into seconds with these
 figures, and MFU is computed against the dense BF16 peak listed here. Every
 figure is a vendor datasheet number (dense, no sparsity, max boost clock) or is
 derived from one in the way the comment next to it says; ``sources`` lists where
-they come from (see also ``shared/reference/tuning-rules.md`` §3.3).
+they come from.
 
 Conventions:
 

@@ -2,7 +2,7 @@
 
 Keys are the WorkloadConfig field names, plus a ``goblin:`` section with the
 per-workload plugin settings. Keys left out take the Hugging Face Trainer's
-defaults (the seed's field names are the Trainer's), so an unset key never
+defaults, so an unset key never
 looks like a finding that the user did not write.
 
 Patches are written back by editing the user's text in place: only the lines

@@ -1,6 +1,7 @@
 """Turning what a model wrote into tool calls the loop can trust.
 
-Models return tool calls in many shapes (reference/llm-backends.md §4):
+Models return tool calls in many shapes (vLLM's parsers show most of them:
+https://docs.vllm.ai/en/latest/features/tool_calling/):
 arguments as a dict, a JSON string or a double-encoded string; a call wrapped
 in ``{"name": …, "arguments": …}``; calls written as text in hermes
 ``<tool_call>{…}</tool_call>`` or Qwen3-Coder ``<function=…>`` form when the
