@@ -1,9 +1,8 @@
 """The condition language of rule ``when`` clauses.
 
-A condition is parsed
-once, at load time, into a typed tree: an unknown field, an unknown operator or a
-value the field can never hold fails loading with a message that says where,
-instead of silently never matching.
+A condition is parsed once, at load time, into a typed tree: an unknown field, an
+unknown operator or a value the field can never hold fails loading with a message
+that says where, instead of silently never matching.
 
 Syntax (one form, mapping-based)::
 
