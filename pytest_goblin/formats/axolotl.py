@@ -1,9 +1,16 @@
 """Axolotl YAML configs (``axolotl train config.yml``).
 
-Defaults are axolotl's own (``src/axolotl/utils/schemas/config.py``): micro
-batch 1, ``sequence_len`` 512, ``optimizer`` adamw_torch_fused, ``bf16: auto``
-(bf16 on any GPU that has it), gradient checkpointing off; dataloader keys left
-unset reach the Hugging Face Trainer as its defaults (0 workers, pinned memory).
+Defaults are axolotl's own (v0.18.0 ``src/axolotl/utils/schemas/config.py``):
+micro batch 1, ``sequence_len`` 512, ``optimizer`` adamw_torch_fused, ``bf16:
+auto`` (bf16 on any GPU that has it), gradient checkpointing off. When none of
+``dataloader_num_workers``, ``dataloader_pin_memory`` and
+``dataloader_prefetch_factor`` is set, axolotl's ``default_dataloader_opts``
+validator gives one worker per GPU of the node (one on the single device an
+audit models), pinned memory and a prefetch factor of 256; once any of them is
+set, the others reach the Hugging Face Trainer unset (0 workers, pinned
+memory, no prefetch factor), so a patch that sets one writes all three.
+Preference and RL training (``rl: dpo``, ``kto``, ``grpo``, …) is refused by
+name: pytest-goblin models supervised fine-tuning only.
 Attention is written in the file's own style: the ``attn_implementation`` key
 (axolotl ≥ 0.17) or the legacy ``flash_attention``/``sdp_attention``/… flags,
 since mixing the two is a validation error in axolotl.
@@ -64,6 +71,14 @@ LEGACY_ATTENTION = {
 }
 _LEGACY_FOR = {"flash": "flash_attention", "sdpa": "sdp_attention", "eager": "eager_attention"}
 _PRECISION_KEYS = ("bf16", "fp16", "tf32", "sequence_len")
+_DATALOADER = {
+    "dataloader_num_workers": "dataloader_workers",
+    "dataloader_pin_memory": "dataloader_pin_memory",
+    "dataloader_prefetch_factor": "dataloader_prefetch_factor",
+}
+_UNSET_DATALOADER = (1, True, 256)
+"""What axolotl's ``default_dataloader_opts`` sets when no dataloader key is: ``n_gpu``
+workers (one GPU here), pinned memory, prefetch factor 256."""
 _LOADER_KEYS = (
     "dataloader_num_workers",
     "dataloader_pin_memory",
@@ -83,6 +98,14 @@ def detect(data: Any) -> bool:
 
 
 def read(data: dict[str, Any], display: str) -> Reading:
+    if data.get("rl") is not None:
+        raise WorkloadError(
+            display,
+            f"rl: {data['rl']} is preference or reinforcement-learning training (several "
+            "sequences per example, a reference or reward model); pytest-goblin models "
+            "supervised fine-tuning only",
+            field="rl",
+        )
     f = Fields(display, data.get)
     f.put("model_name", data["base_model"], "base_model")
     f.take("batch_size", "micro_batch_size", as_int, 1)
@@ -94,9 +117,13 @@ def read(data: dict[str, Any], display: str) -> Reading:
     f.take("optimizer", "optimizer", as_str, "adamw_torch_fused")
     f.take("lr", "learning_rate", as_float, 5e-5)
     f.take("warmup_steps", "warmup_steps", as_int, 0)
-    f.take("dataloader_workers", "dataloader_num_workers", as_int, 0)
-    f.take("dataloader_pin_memory", "dataloader_pin_memory", as_bool, True)
-    f.take("dataloader_prefetch_factor", "dataloader_prefetch_factor", as_int, None)
+    if any(data.get(key) is not None for key in _DATALOADER):
+        f.take("dataloader_workers", "dataloader_num_workers", as_int, 0)
+        f.take("dataloader_pin_memory", "dataloader_pin_memory", as_bool, True)
+        f.take("dataloader_prefetch_factor", "dataloader_prefetch_factor", as_int, None)
+    else:
+        for field, value in zip(_DATALOADER.values(), _UNSET_DATALOADER, strict=True):
+            f.put(field, value)
     f.take("packing", "sample_packing", as_bool, False)
     f.put("dataloader_persistent_workers", False)
     checkpointing = data.get("gradient_checkpointing")
@@ -202,6 +229,12 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
     if field in simple:
         key, after = simple[field]
         found = [Edit((key,), value, after)]
+        if key in _DATALOADER and not any(data.get(k) is not None for k in _DATALOADER):
+            found += [
+                Edit((other,), default, _LOADER_KEYS)
+                for other, default in zip(_DATALOADER, _UNSET_DATALOADER, strict=True)
+                if other != key
+            ]
         total = data.get("batch_size")
         if field == "batch_size" and data.get("gradient_accumulation_steps") is None and total:
             accumulation = max(1, int(total) // int(data.get("micro_batch_size") or 1))

@@ -39,6 +39,8 @@ from pytest_goblin.formats.base import (
     lookup,
     targets_list,
 )
+from pytest_goblin.formats.vocabulary import TRAINING_ARGUMENTS as TRAINING_ARGUMENTS_KEYS
+from pytest_goblin.formats.vocabulary import TRL_KEYS, TRL_SFT
 
 TRL = "trl"
 HF_ARGS = "hf-args"
@@ -119,6 +121,20 @@ _FOREIGN = frozenset(
         "hidden_size",
     }
 )
+_TRL_OWN = (
+    TRL_SFT
+    - TRAINING_ARGUMENTS_KEYS
+    - {
+        "model_name_or_path",
+        "model_revision",
+        "torch_dtype",
+        "dtype",
+        "trust_remote_code",
+        "attn_implementation",
+    }
+)
+"""Keys ``trl sft`` parses that a Trainer script's own model arguments (``run_clm.py``'s
+``ModelArguments``: model, revision, dtype, remote code, attention) do not also have."""
 SEQ_KEYS = ("max_length", "max_seq_length", "block_size", "model_max_length")
 DTYPE_KEYS = ("dtype", "torch_dtype")
 _TRAIN = (
@@ -172,12 +188,17 @@ def _is_mapping_without(data: Any, keys: frozenset[str]) -> bool:
 
 
 def detect_trl(data: Any) -> bool:
-    """``model_name_or_path`` plus a key only TRL's SFTConfig or ModelConfig has."""
-    return (
-        _is_mapping_without(data, _FOREIGN)
-        and isinstance(data.get("model_name_or_path"), str)
-        and bool(TRL_MARKERS & data.keys())
-    )
+    """``model_name_or_path`` plus a key only TRL's SFTConfig or ModelConfig has, or a file
+    whose every key is one ``trl sft`` parses and one of them TRL's own (TRL's
+    ``examples/cli_configs/example_config.yaml`` sets only the model, ``dataset_name``
+    and three Trainer keys)."""
+    if not _is_mapping_without(data, _FOREIGN) or not isinstance(
+        data.get("model_name_or_path"), str
+    ):
+        return False
+    if TRL_MARKERS & data.keys():
+        return True
+    return not TRL_KEYS.unknown(data) and bool(_TRL_OWN & data.keys())
 
 
 def detect_hf_args(data: Any) -> bool:

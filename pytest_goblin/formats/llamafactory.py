@@ -7,7 +7,16 @@ LLaMA-Factory's own defaults differ from the Trainer's in ways that matter:
 ``finetuning_type`` is lora (rank 8, alpha 2 × rank, all linear layers),
 gradient checkpointing is **on** unless ``disable_gradient_checkpointing: true``,
 ``cutoff_len`` is 2048, packing is on only for ``stage: pt``, and attention
-``flash_attn: auto`` leaves the choice to transformers (SDPA).
+``flash_attn: auto`` leaves the choice to transformers (SDPA). Defaults from
+LLaMA-Factory v0.9.5 ``src/llamafactory/hparams/{model,data,finetuning}_args.py``.
+
+Some switches own the optimizer (v0.9.5 ``src/llamafactory/train/trainer_utils.py``,
+``create_custom_optimizer``): GaLore builds its own AdamW/8-bit AdamW/Adafactor from
+``optim`` and raises ``Unknown optim`` for anything else (``adamw_torch_fused``
+included), APOLLO accepts only ``adamw_torch``, and Adam-mini and Muon ignore
+``optim``; a patch respects that. Preference and RL stages (``rm``, ``ppo``,
+``dpo``, ``kto``) are refused by name: pytest-goblin models pre-training and
+supervised fine-tuning only.
 """
 
 from __future__ import annotations
@@ -65,6 +74,27 @@ _TRAIN = (
     "per_device_train_batch_size",
 )
 _DATA = ("dataloader_num_workers", "preprocessing_num_workers", "cutoff_len")
+_STAGES = {
+    "rm": "reward-model training (pairs of sequences through a value head)",
+    "ppo": "PPO (generation, a reward model and a value model)",
+    "dpo": "preference training (chosen and rejected sequences and a reference forward)",
+    "kto": "preference training (KTO, with a reference forward)",
+}
+_GALORE_OPTIM = {
+    "adamw_torch": "galore_adamw",
+    "adamw_bnb_8bit": "galore_adamw_8bit",
+    "adamw_8bit": "galore_adamw_8bit",
+    "paged_adamw_8bit": "galore_adamw_8bit",
+    "adafactor": "galore_adafactor",
+}
+"""The optim values LLaMA-Factory's GaLore accepts, and the transformers name of what it builds."""
+_OWNERS = {
+    "use_galore": "GaLore builds its optimizer from optim and accepts only {}",
+    "use_apollo": "APOLLO builds its optimizer from optim and accepts only {}",
+    "use_adam_mini": "Adam-mini replaces the optimizer and ignores optim",
+    "use_muon": "Muon replaces the optimizer and ignores optim",
+}
+_ALLOWED_OPTIM = {"use_galore": tuple(_GALORE_OPTIM), "use_apollo": ("adamw_torch",)}
 
 
 def detect(data: Any) -> bool:
@@ -77,9 +107,21 @@ def detect(data: Any) -> bool:
 
 
 def read(data: dict[str, Any], display: str) -> Reading:
+    stage = str(data.get("stage", "sft"))
+    if stage not in ("sft", "pt"):
+        raise WorkloadError(
+            display,
+            f"stage {stage!r} is {_STAGES.get(stage, 'not a stage LLaMA-Factory has')}; "
+            "pytest-goblin models pre-training (pt) and supervised fine-tuning (sft) only",
+            field="stage",
+        )
     f = Fields(display, data.get)
     f.put("model_name", data["model_name_or_path"], "model_name_or_path")
     read_trainer_keys(f, lr_default=5e-5)
+    owner = _optimizer_owner(data, display)
+    if owner is not None:
+        key, name = owner
+        f.put("optimizer", name, key)
     f.take("seq_len", "cutoff_len", as_int, 2048)
     disable = data.get("disable_gradient_checkpointing")
     f.put(
@@ -105,8 +147,28 @@ def read(data: dict[str, Any], display: str) -> Reading:
     return f.reading()
 
 
+def _optimizer_owner(data: dict[str, Any], display: str) -> tuple[str, str] | None:
+    """The switch that builds the optimizer instead of ``optim``, and what it builds."""
+    optim = str(data.get("optim", "adamw_torch"))
+    for key in _OWNERS:
+        if data.get(key) is None or not as_bool(data[key], display, key):
+            continue
+        allowed = _ALLOWED_OPTIM.get(key)
+        if allowed is not None and optim not in allowed:
+            raise WorkloadError(
+                display,
+                f"{key} with optim {optim!r}: LLaMA-Factory raises 'Unknown optim' "
+                f"({_OWNERS[key].format(', '.join(allowed))})",
+                field="optim",
+            )
+        names = {"use_galore": _GALORE_OPTIM.get(optim), "use_apollo": "apollo_adamw"}
+        return key, names.get(key) or key.removeprefix("use_")
+    return None
+
+
 def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
     for key, precision in (
+        ("fp8", "fp8"),
         ("pure_bf16", "bf16"),
         ("bf16", "bf16"),
         ("fp16", "fp16"),
@@ -159,6 +221,11 @@ def _method(data: dict[str, Any], display: str, f: Fields) -> None:
 
 def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
     """The keys that give ``field`` the value ``value``, in LLaMA-Factory's vocabulary."""
+    if field == "optimizer":
+        for key, why in _OWNERS.items():
+            if data.get(key):
+                allowed = ", ".join(_ALLOWED_OPTIM.get(key, ()))
+                raise Unpatchable(field, f"{key}: {why.format(allowed)}")
     edit = trainer_edit(field, value, _DATA)
     if edit is not None:
         return [edit]
@@ -202,10 +269,14 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
 
 
 def _precision_edits(data: dict[str, Any], precision: str) -> list[Edit]:
+    if precision == "fp8":
+        return [Edit(("fp8",), True, _TRAIN)]
     if precision not in ("bf16", "fp16", "fp32", "tf32"):
         raise Unpatchable("precision", f"LLaMA-Factory has no setting for precision {precision}")
     wanted = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
     found = [Edit((key,), on, _TRAIN) for key, on in wanted.items() if on or key in data]
+    if data.get("fp8"):
+        found.append(Edit(("fp8",), False))
     if data.get("pure_bf16") and precision != "bf16":
         found.append(Edit(("pure_bf16",), False))
     if precision == "tf32" or data.get("tf32"):

@@ -56,7 +56,8 @@ def test_unset_keys_take_axolotls_defaults(tmp_path: Path) -> None:
     assert config.precision == "bf16"
     assert config.attention_impl == "sdpa"
     assert not config.gradient_checkpointing
-    assert (config.dataloader_workers, config.dataloader_pin_memory) == (0, True)
+    assert (config.dataloader_workers, config.dataloader_pin_memory) == (1, True)
+    assert config.dataloader_prefetch_factor == 256
     assert config.finetune == "full"
 
 
