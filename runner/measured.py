@@ -217,7 +217,9 @@ class LiveDevice:
         self._info: DeviceInfo | None = None
         self._lock_id: str | None = None
         self._lock_path: Path | None = None
-        self._unavailable: str | None = None
+        # why a worker could not start, per environment signature: one set of env_vars
+        # (a bad HIP_VISIBLE_DEVICES, say) failing says nothing about the others
+        self._unavailable: dict[tuple[tuple[str, str], ...], str] = {}
 
     def _worker(self, env_vars: dict[str, str]) -> DeviceWorker:
         key = tuple(sorted(env_vars.items()))
@@ -225,22 +227,26 @@ class LiveDevice:
             self._workers[key] = DeviceWorker(self.options.device, dict(env_vars))
         worker = self._workers[key]
         if not worker.alive:
-            self._start(worker)
+            self._start(worker, key)
         return worker
 
-    def _start(self, worker: DeviceWorker) -> None:
-        if self._unavailable:
-            raise DeviceFault(self._unavailable)
+    def _start(self, worker: DeviceWorker, key: tuple[tuple[str, str], ...]) -> None:
+        if key in self._unavailable:
+            raise DeviceFault(self._unavailable[key])
         hello = worker.start()
         if not hello["ok"]:
             worker.kill()
-            # the same selector fails the same way every time: remember why
-            self._unavailable = (
-                f"no device for --goblin-device {self.options.device}: {hello['message']}"
+            # the same selector and variables fail the same way every time: remember why
+            where = f" with env_vars {dict(key)}" if key else ""
+            self._unavailable[key] = (
+                f"no device for --goblin-device {self.options.device}{where}: {hello['message']}"
             )
-            raise DeviceFault(self._unavailable)
+            raise DeviceFault(self._unavailable[key])
         if self._info is None:
-            self._info = DeviceInfo.model_validate(hello["info"])
+            # the engine is the session's choice, not the worker's: it names it in the device
+            self._info = DeviceInfo.model_validate(
+                {**hello["info"], "engine": self.options.engine}
+            )
             self._lock_id = hello["lock_id"]
             self._lock_path = LOCK_DIR / f"{file_stem(hello['lock_id'])}.lock"
 
@@ -280,7 +286,11 @@ class LiveDevice:
     def request(
         self, env_vars: dict[str, str], message: dict[str, Any], what: str
     ) -> dict[str, Any]:
-        return self._worker(env_vars).request(message, self.options.timeout_s, what)
+        worker = self._worker(env_vars)
+        response = worker.request(message, self.options.timeout_s, what)
+        if response.get("fatal"):
+            worker.close()  # it exits after a sticky device error; the next run starts anew
+        return response
 
     def worker_pid(self, env_vars: dict[str, str]) -> int | None:
         """The process id of the running worker for these variables (diagnostics, tests)."""
@@ -337,7 +347,11 @@ class TorchRunner:
         with self.device.locked(config.env_vars):
             response = self.device.request(
                 config.env_vars,
-                {"op": "check", "config": config.model_dump(mode="json")},
+                {
+                    "op": "check",
+                    "config": config.model_dump(mode="json"),
+                    "engine": self.device.options.engine,
+                },
                 "while checking the config",
             )
         return response.get("reason") if response["ok"] else None
@@ -367,6 +381,7 @@ class TorchRunner:
             "warmup": self.device.options.warmup,
             "sample_cost_s": sample_cost_s(config, self.sample_cost_ms),
             "layers": layers,
+            "engine": self.device.options.engine,
         }
         response = self.device.request(config.env_vars, message, f"during a run of {steps} steps")
         if response["ok"]:

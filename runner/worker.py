@@ -3,14 +3,19 @@
 ``python -m pytest_goblin.runner.worker SELECTOR PARENT_PID`` detects the device,
 writes one ``hello`` line, then answers one JSON line per request line on stdin:
 
-    {"op": "check", "config": {...}}                      -> {"ok": true, "reason": str | null}
+    {"op": "check", "config": {...}, "engine": "hf"}      -> {"ok": true, "reason": str | null}
     {"op": "run", "config": {...}, "steps": 50, "warmup": 3,
-     "sample_cost_s": 0.002, "layers": null}              -> {"ok": true, "measurement": {...}}
+     "sample_cost_s": 0.002, "layers": null, "engine": "hf"}
+                                                          -> {"ok": true, "measurement": {...}}
     {"op": "shutdown"}                                    -> (exits)
 
+``engine`` (``runner/engines.py``) picks the training stack that runs: ``hf`` or
+``native`` (the default when a request names none).
+
 A failed request answers ``{"ok": false, "kind": KIND, "message": ...}`` with KIND
-``unsupported`` (the item is skipped), ``oom``, ``diverged`` or ``error``; the
-worker lives on. The protocol owns the original stdout: anything else printing
+``unsupported`` (the item is skipped), ``oom``, ``diverged`` or ``error``, and
+``"fatal": true`` after a sticky device error (illegal address, device assert, ...), after
+which the worker exits; otherwise it lives on. The protocol owns the original stdout: anything else printing
 to stdout (a library, a C extension) is sent to stderr instead.
 
 The workload's ``env_vars`` are in this process's environment from its start,
@@ -38,8 +43,8 @@ if TYPE_CHECKING:
 # FAULT_ENV, and only the worker process needs torch.
 
 FAULT_ENV = "PYTEST_GOBLIN_FAULT"
-"""Test hook: ``oom``, ``crash``, ``hang`` or ``nan`` makes runs fail that way at their
-second step; ``sleep=SECONDS`` slows every step by that much (a known slowdown for the
+"""Test hook: ``oom``, ``blas-oom`` (a library's allocation failure), ``fatal`` (a sticky
+device error), ``crash``, ``hang`` or ``nan`` makes runs fail that way at their second step; ``sleep=SECONDS`` slows every step by that much (a known slowdown for the
 verdict benchmarks); ``KIND:FIELD=VALUE`` (e.g. ``crash:batch_size=3``) only for configs
 whose FIELD has that VALUE."""
 
@@ -79,15 +84,76 @@ def _fault_hook(config: WorkloadConfig) -> StepHook | None:
             return
         if kind == "oom":
             raise torch.OutOfMemoryError(f"out of memory injected by {FAULT_ENV}")
+        if kind == "blas-oom":  # how cuBLAS/hipBLAS report a failed allocation
+            raise RuntimeError(
+                f"CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate(handle) "
+                f"(injected by {FAULT_ENV})"
+            )
+        if kind == "fatal":  # a sticky device error, as torch raises it
+            raise RuntimeError(
+                f"CUDA error: an illegal memory access was encountered (injected by {FAULT_ENV})"
+            )
         if kind == "crash":
             os.kill(os.getpid(), signal.SIGKILL)
         if kind == "hang":
             threading.Event().wait()
         if kind == "nan":
             with torch.no_grad():
-                model.embed.weight.fill_(float("nan"))
+                # the native decoder's embedding, or a transformers/PEFT model's
+                embed = (
+                    model.get_input_embeddings()
+                    if hasattr(model, "get_input_embeddings")
+                    else model.embed
+                )
+                embed.weight.fill_(float("nan"))
 
     return hook
+
+
+OOM_MARKERS = (
+    "out of memory",  # torch.OutOfMemoryError's "CUDA/HIP out of memory", hipErrorOutOfMemory
+    "ErrorOutOfMemory",  # hipErrorOutOfMemory / cudaErrorMemoryAllocation by enum name
+    "ErrorMemoryAllocation",
+    "BLAS_STATUS_ALLOC_FAILED",  # CUBLAS_/HIPBLAS_STATUS_ALLOC_FAILED, raised as RuntimeError
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "MIOPEN_STATUS_ALLOC_FAILED",
+    "rocblas_status_memory_error",
+)
+"""Messages of out-of-memory failures that libraries raise as plain RuntimeErrors: cuBLAS
+and hipBLAS handle creation and workspace allocation fail this way (torch 2.x
+aten/src/ATen/cuda/Exceptions.h, TORCH_CUDABLAS_CHECK), so the type alone misses them."""
+
+FATAL_MARKERS = (
+    "illegal memory access",  # cudaErrorIllegalAddress, hipErrorIllegalAddress
+    "illegal instruction",  # cudaErrorIllegalInstruction
+    "misaligned address",  # cudaErrorMisalignedAddress
+    "device-side assert",  # cudaErrorAssert, hipErrorAssert
+    "unspecified launch failure",  # cudaErrorLaunchFailure, hipErrorLaunchFailure
+    "uncorrectable ECC error",  # cudaErrorECCUncorrectable
+    "memory access fault",  # HSA: "Memory access fault by GPU node-N ... page not present"
+    "page fault",
+    "hardware stack error",  # cudaErrorHardwareStackError
+    "invalid program counter",  # cudaErrorInvalidPc
+)
+"""Errors that leave the device context unusable ("sticky": every later CUDA/HIP call
+in the process fails the same way; CUDA Runtime API, cudaError enum, and HIP's
+hipError_t, https://rocm.docs.amd.com/projects/HIP/en/latest/reference/error_codes.html).
+After one, the worker answers and exits; the next run starts a fresh one."""
+
+
+def failure_kind(exc: BaseException) -> tuple[str, bool]:
+    """``(kind, fatal)`` of a failed run's exception: ``oom`` for out-of-memory by type or
+    by message, else ``error``; fatal when the device context cannot be used again."""
+    import torch
+
+    text = str(exc)
+    lowered = text.lower()
+    fatal = any(marker.lower() in lowered for marker in FATAL_MARKERS)
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or any(
+        marker.lower() in lowered for marker in OOM_MARKERS
+    ):
+        return "oom", fatal
+    return "error", fatal
 
 
 def _first_line(exc: BaseException) -> str:
@@ -96,21 +162,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _handle(request: dict[str, Any], detected: Detected) -> dict[str, Any]:
-    import torch
 
-    from pytest_goblin.runner.training import (
-        Diverged,
-        RunRequest,
-        Unsupported,
-        measure,
-        unsupported_reason,
-    )
+    from pytest_goblin.runner.engines import load_engine
+    from pytest_goblin.runner.training import Diverged, RunRequest, Unsupported
     from pytest_goblin.schemas import WorkloadConfig
 
     try:
         config = WorkloadConfig.model_validate(request["config"])
+        engine = load_engine(request.get("engine", "native"))
         if request["op"] == "check":
-            return {"ok": True, "reason": unsupported_reason(config, detected.device)}
+            return {"ok": True, "reason": engine.unsupported_reason(config, detected.device)}
         run = RunRequest(
             config=config,
             steps=request["steps"],
@@ -118,20 +179,22 @@ def _handle(request: dict[str, Any], detected: Detected) -> dict[str, Any]:
             sample_cost_s=request["sample_cost_s"],
             layers=request.get("layers"),
         )
-        measurement = measure(run, detected.device, _fault_hook(config))
+        measurement = engine.measure(run, detected.device, _fault_hook(config))
         return {"ok": True, "measurement": asdict(measurement)}
     except Unsupported as exc:
         return {"ok": False, "kind": "unsupported", "message": str(exc)}
-    except (torch.OutOfMemoryError, MemoryError) as exc:
-        return {
-            "ok": False,
-            "kind": "oom",
-            "message": f"out of memory on {detected.info.name}: {_first_line(exc)}",
-        }
     except Diverged as exc:
         return {"ok": False, "kind": "diverged", "message": str(exc)}
-    except Exception as exc:
-        return {"ok": False, "kind": "error", "message": f"{type(exc).__name__}: {exc}"}
+    except (Exception, MemoryError) as exc:
+        kind, fatal = failure_kind(exc)
+        message = (
+            f"out of memory on {detected.info.name}: {_first_line(exc)}"
+            if kind == "oom"
+            else f"{type(exc).__name__}: {exc}"
+        )
+        if fatal:
+            message += " (a fatal device error: the worker exits, the next run starts a new one)"
+        return {"ok": False, "kind": kind, "message": message, "fatal": fatal}
 
 
 def _send(out: IO[str], message: dict[str, Any]) -> None:
@@ -190,6 +253,10 @@ def main(argv: list[str]) -> int:
         details = {k: v for k, v in request.items() if k not in ("op", "config")}
         print(f"{request['op']}: {name} {details}", file=sys.stderr, flush=True)
         response = _handle(request, detected)
+        if response.get("fatal"):
+            # the device context is broken: anything more it did would fail the same way
+            _send(protocol, response)
+            return 3
         release_memory(detected.device)
         _send(protocol, response)
     return 0

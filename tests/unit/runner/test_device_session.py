@@ -211,3 +211,52 @@ def test_a_measured_runner_names_its_device_physically_by_the_lock_id(
 ) -> None:
     measured = runner(session)
     assert measured.device_id == measured.device.lock_id == "cpu"
+
+
+def test_a_library_oom_raised_as_a_runtime_error_is_reported_as_oom(
+    session: DeviceSession,
+) -> None:
+    with pytest.raises(DeviceOOM, match="BLAS_STATUS_ALLOC_FAILED"):
+        runner(session).run(faulty("blas-oom:batch_size=3", batch_size=3), steps=3)
+
+
+def test_a_sticky_device_error_fails_the_run_and_the_worker_is_replaced(
+    session: DeviceSession,
+) -> None:
+    measured = runner(session)
+    env = {FAULT_ENV: "fatal:batch_size=3"}
+    measured.run(faulty("fatal:batch_size=3"), steps=2)
+    before = measured.device.worker_pid(env)
+    with pytest.raises(RunFailed, match=r"illegal memory access.*fatal device error"):
+        measured.run(faulty("fatal:batch_size=3", batch_size=3), steps=3)
+    assert measured.device.worker_pid(env) is None  # it exited rather than serve errors
+    assert measured.run(faulty("fatal:batch_size=3"), steps=2).tokens_per_sec > 0
+    after = measured.device.worker_pid(env)
+    assert before is not None and not alive(before) and after not in (None, before)
+
+
+def test_a_start_failure_is_remembered_for_its_env_vars_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    starts: list[dict[str, str]] = []
+
+    def start(worker: live.DeviceWorker) -> dict[str, Any]:
+        starts.append(worker.env_vars)
+        if "BROKEN" in worker.env_vars:
+            return {"ok": False, "message": "hipErrorNoDevice"}
+        return live.DeviceWorker.start.__wrapped__(worker)  # type: ignore[attr-defined]
+
+    start.__wrapped__ = live.DeviceWorker.start  # type: ignore[attr-defined]
+    monkeypatch.setattr(live.DeviceWorker, "start", start)
+    device = live.LiveDevice(MeasureOptions(device="cpu", timeout_s=60, warmup=0))
+    try:
+        for _ in range(2):
+            with pytest.raises(DeviceFault, match=r"with env_vars \{'BROKEN': '1'\}"):
+                device.request({"BROKEN": "1"}, {"op": "check", "config": {}}, "checking")
+        assert starts == [{"BROKEN": "1"}]  # remembered, not retried
+        response = device.request(
+            {}, {"op": "check", "config": tiny().model_dump(mode="json")}, "checking"
+        )
+        assert response == {"ok": True, "reason": None}
+    finally:
+        device.close()
