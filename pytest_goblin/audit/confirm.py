@@ -4,6 +4,12 @@ The agent proposes; this module decides how sure we are. Baseline (A) and
 patched (B) are run in alternating rounds on the same device — A B, then B A,
 so that neither arm always runs first — and window i of one arm is paired
 with window i of the other, which ran moments apart and saw the same drift.
+Decisions are taken only after whole A B + B A blocks (ABBA): after an odd
+number of rounds one arm would have run first twice as often, and on a GPU
+whose clocks boost early and then sag under a power cap, running first is a
+bias. The audit's own two benchmarks ran minutes apart, with the agent's work
+between them, so on a device they only warm the workers and the first pair is
+measured anew; a projected runner has no drift, and its pair is used as is.
 After each round the paired bootstrap gives the speedup's interval, resampling
 rounds and then windows within them (a run-long disturbance is one sample, not
 five):
@@ -44,7 +50,7 @@ class SamplingPolicy:
     """How hard to look before deciding (from --goblin-max-repeats and friends)."""
 
     threshold: float
-    min_rounds: int = 3
+    min_rounds: int = 4
     max_rounds: int = 10
     time_budget_s: float | None = None
     loss_tolerance: float = 0.05
@@ -122,21 +128,36 @@ def confirm(
     """Measure baseline and patched in alternating rounds until the verdict is clear.
 
     ``first_round`` is a baseline-then-patched pair already measured (the
-    audit's own benchmarks): it counts as round one instead of running again.
+    audit's own benchmarks). Projected, it is round one; measured, it only
+    stands for the warm-up, since its two runs were not taken as a pair.
     Without it, each arm runs once untimed first, so that neither arm's first
-    round pays for a cold worker (start-up, allocator, caches). ``started`` is when the
+    round pays for a cold worker (start-up, allocator, caches). Sampling stops at
+    the end of an A B + B A block (``max_rounds`` is rounded down to even when it
+    is at least 2), or when the time budget is spent. ``started`` is when the
     time budget began counting on ``clock`` (a fallback's confirmation spends what the
     whole patch's left); without it, now.
     """
     started = clock() if started is None else started
-    if first_round is None:
+    if first_round is not None and not first_round[0].projected:
+        problem = loss_problem(*first_round, policy.loss_tolerance)
+        if problem:  # the patched run already failed to train: nothing to measure
+            return Confirmation(
+                decision="passed",
+                reason=f"patch rejected: {problem}",
+                estimate=None,
+                rounds=0,
+                rejected=problem,
+            )
+        first_round = None  # it warmed the workers; the pair is measured again below
+    elif first_round is None:
         runner.run(baseline, steps)
         runner.run(patched, steps)
+    last_round = policy.max_rounds - policy.max_rounds % 2 if policy.max_rounds >= 2 else 1
     result = Confirmation(decision="inconclusive", reason="", estimate=None, rounds=0)
     a_samples = result.baseline_samples
     b_samples = result.patched_samples
     rounds_of_pairs: list[int] = []
-    for round_index in range(policy.max_rounds):
+    for round_index in range(last_round):
         if round_index == 0 and first_round is not None:
             a_run, b_run = first_round
         elif round_index % 2 == 0:
@@ -161,7 +182,8 @@ def confirm(
         if a_run.projected:
             break
         out_of_time = policy.time_budget_s is not None and clock() - started >= policy.time_budget_s
-        if result.decision != "inconclusive" and result.rounds >= policy.min_rounds:
+        balanced = result.rounds % 2 == 0
+        if result.decision != "inconclusive" and result.rounds >= policy.min_rounds and balanced:
             break
         if out_of_time:
             break

@@ -217,9 +217,10 @@ def test_attribution_measures_with_what_the_verdict_left_of_the_budget(
     mistuned: Workload,
     kb: KnowledgeBase,
 ) -> None:
-    # the verdict's rounds 2 and 3 take 40 s of the 50; attribution's first pair ends at 60 s
-    report = audited_on(Clock(), mistuned, kb, budget_s=50)
-    assert report.n_repeats == 3
+    # the verdict's four rounds (two ABBA blocks) take 80 s of the 90; attribution's first
+    # pair starts inside the budget and ends at 100 s
+    report = audited_on(Clock(), mistuned, kb, budget_s=90)
+    assert report.n_repeats == 4
     entries = by_field(report.attribution)
     assert entries["precision"].contribution is not None
     assert [f for f, e in entries.items() if e.not_measured == "time_budget"] == [
@@ -233,7 +234,7 @@ def test_a_verdict_that_spent_the_whole_budget_leaves_attribution_nothing(
     kb: KnowledgeBase,
 ) -> None:
     report = audited_on(Clock(), mistuned, kb, budget_s=15)
-    assert report.n_repeats == 2  # the verdict read the same clock: out of time after 20 s
+    assert report.n_repeats == 1  # the verdict read the same clock: out of time after 20 s
     assert all(e.not_measured == "time_budget" for e in report.attribution)
 
 

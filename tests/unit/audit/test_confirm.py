@@ -105,8 +105,53 @@ def test_each_arm_warms_up_once_then_rounds_alternate_which_arm_runs_first() -> 
     assert len(result.baseline_runs) == len(result.patched_runs) == 2
 
 
-def test_a_clear_verdict_still_takes_three_rounds_by_default() -> None:
-    assert run_confirm(NoisyRunner({0: 100.0, 4: 150.0})).rounds == 3
+def test_a_clear_verdict_still_takes_two_balanced_blocks_by_default() -> None:
+    runner = NoisyRunner({0: 100.0, 4: 150.0})
+    assert run_confirm(runner).rounds == 4
+    # after the warm-up pair: A B, B A, A B, B A — each arm ran first equally often
+    assert runner.calls[2:] == [0, 4, 4, 0, 0, 4, 4, 0]
+
+
+def test_a_verdict_is_only_taken_after_a_whole_abba_block() -> None:
+    runner = NoisyRunner({0: 100.0, 4: 150.0})
+    result = run_confirm(runner, min_rounds=3)
+    assert result.rounds == 4 and result.decision == "failed"
+
+
+def test_an_odd_round_limit_is_rounded_down_to_a_balanced_one() -> None:
+    runner = NoisyRunner({0: 100.0, 4: 110.0}, noise=0.08)
+    result = run_confirm(runner, max_rounds=5)
+    assert result.rounds == 4
+    firsts = runner.calls[2::2]
+    assert firsts.count(0) == firsts.count(4)
+
+
+def test_the_audits_own_measured_pair_warms_up_and_the_first_pair_is_measured_anew() -> None:
+    runner = NoisyRunner({0: 100.0, 4: 150.0})
+    agent_pair = (runner.run(BASELINE, 20), runner.run(PATCHED, 20))
+    runner.calls.clear()
+    result = confirm(
+        runner, BASELINE, PATCHED, 20, SamplingPolicy(threshold=0.10), first_round=agent_pair
+    )
+    assert runner.calls == [0, 4, 4, 0, 0, 4, 4, 0]  # no extra warm-up, four measured rounds
+    assert agent_pair[0] not in result.baseline_runs
+    assert result.estimate is not None and result.estimate.n == 4 * runner.windows
+
+
+def test_a_projected_pair_from_the_audit_is_the_round() -> None:
+    class Projected:
+        calls = 0
+
+        def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+            self.calls += 1
+            return projected(150.0 if config.dataloader_workers else 100.0)
+
+    runner = Projected()
+    pair = (projected(100.0), projected(150.0))
+    result = confirm(
+        runner, BASELINE, PATCHED, 50, SamplingPolicy(threshold=0.10), first_round=pair
+    )
+    assert runner.calls == 0 and result.rounds == 1 and result.decision == "failed"
 
 
 def test_a_win_near_the_bar_samples_more_rounds_then_passes_with_a_warning() -> None:
