@@ -9,6 +9,10 @@ to a billion values and never returns. So the node graph is measured before
 anything is constructed: aliases may repeat a bounded number of nodes, and an
 alias inside its own anchor (a recursive structure) is refused.
 
+A key written twice in one mapping is refused too: PyYAML keeps the last value,
+but a patch edits the first occurrence, so the file would be read one way and
+patched another (and the frameworks themselves disagree about which one wins).
+
 No supported format needs anchors, but people do write them to share a block
 (``<<: *defaults``), and that stays well within the bound.
 """
@@ -43,7 +47,8 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 class UnsafeYaml(yaml.YAMLError):
-    """A document whose aliases would expand it beyond reason, or into itself."""
+    """A document whose aliases would expand it beyond reason, or into itself, or that
+    gives one key twice."""
 
     def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
         super().__init__(problem)
@@ -61,6 +66,7 @@ def load(text: str) -> Any:
             return None
         if "*" in text:  # an alias is written *name: without a star there is none
             _check_aliases(node)
+        _check_duplicate_keys(node)
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -119,6 +125,34 @@ def _check_aliases(root: yaml.Node) -> None:
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node))
+
+
+def _check_duplicate_keys(root: yaml.Node) -> None:
+    """Refuse a mapping that gives one key twice, naming the key and both lines.
+
+    Walked without recursion and each node once (aliases share nodes). Merge keys
+    (``<<: *defaults``) are YAML's way to override a shared block and are not duplicates.
+    """
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], yaml.Node] = {}
+            for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                earlier = first.setdefault((key.tag, key.value), key)
+                if earlier is not key:
+                    raise UnsafeYaml(
+                        f"duplicate key {key.value!r} (first at line "
+                        f"{earlier.start_mark.line + 1}); give each key once",
+                        key.start_mark,
+                    )
+        stack.extend(_children(node))
 
 
 def nested_deeper_than(data: Any, limit: int) -> bool:

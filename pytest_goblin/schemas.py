@@ -180,12 +180,18 @@ class Acceptance(BaseModel):
         raise ValueError("expected a date written YYYY-MM-DD, e.g. 2026-09-30")
 
 
+MAX_THRESHOLD = 10.0
+"""The largest threshold accepted (10.0 = a patch must be 11x faster to fail). The
+biggest gaps real configs show (fp32 to bf16 with flash attention) are under 10x, so a
+bar above this never fails anything: it switches the gate off while looking like one."""
+
+
 class WorkloadSettings(BaseModel):
     """The per-workload plugin settings: the ``goblin:`` section of a workload file."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    threshold: float | None = Field(default=None, gt=0)
+    threshold: float | None = Field(default=None, gt=0, le=MAX_THRESHOLD)
     ignore: list[str] = Field(default_factory=list)
     device: str | None = None
     layers: int | None = Field(

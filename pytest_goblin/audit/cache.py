@@ -13,7 +13,10 @@ a GPU gate that reused last week's numbers would miss a driver regression.
 The store is anything with pytest's ``Cache`` interface (``get(key, default)``,
 ``set(key, value)``, JSON values), so this module needs no pytest. An entry that
 cannot be read back (edited by hand, written by another version) is a miss,
-never an error.
+never an error. Each entry carries a digest of its key and report, so an entry
+edited after it was written (a failing audit's numbers turned into a pass by hand,
+or a report copied under another key) is a miss too: the gate re-audits instead of
+trusting it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ if TYPE_CHECKING:
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.workload.read import Workload
 
-ENTRY_VERSION: Final = 1
+ENTRY_VERSION: Final = 2
+"""2: entries carry ``digest`` (version 1 entries had none and are misses)."""
 KEY_PREFIX: Final = "goblin/audit/"
 """Entries live under ``.pytest_cache/v/goblin/audit/``."""
 
@@ -106,13 +110,24 @@ class AuditCache:
         entry = self._store.get(key, None)
         if not isinstance(entry, dict) or entry.get("version") != ENTRY_VERSION:
             return None
+        data = entry.get("report")
+        if entry.get("digest") != _entry_digest(key, data):
+            return None
         try:
-            return Report.model_validate(entry.get("report"))
+            return Report.model_validate(data)
         except ValidationError:
             return None
 
     def save(self, key: str, report: Report) -> None:
-        self._store.set(key, {"version": ENTRY_VERSION, "report": report.model_dump(mode="json")})
+        data = report.model_dump(mode="json")
+        self._store.set(
+            key, {"version": ENTRY_VERSION, "report": data, "digest": _entry_digest(key, data)}
+        )
+
+
+def _entry_digest(key: str, report: Any) -> str:
+    """What an entry's ``digest`` must be: its key and report, hashed together."""
+    return _digest({"key": key, "report": report})
 
 
 def _digest(data: Any) -> str:

@@ -39,6 +39,7 @@ from pytest_goblin.workload.read import (
     default_name,
     is_workload_data,
     load_data,
+    looks_like_workload,
     parse_workload,
 )
 
@@ -57,7 +58,7 @@ class WorkloadFile(pytest.File):
         try:
             text, data = load_data(self.path, display)
         except WorkloadError as exc:
-            if self.matched or self.named:
+            if self.matched or self.named or looks_like_workload(self.path):
                 yield WorkloadItem.broken(self, default_name(self.path), exc)
             return
         claimed = self.matched or self.named

@@ -118,7 +118,12 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
     try:
         if suffix == ".py":
             return ast.parse(text, filename=display)
-        data = json.loads(text) if suffix == ".json" else safe_yaml.load(text)
+        if suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        else:
+            data = safe_yaml.load(text)
+    except DuplicateKey as exc:
+        raise WorkloadError(display, f"invalid JSON: {exc}", field=exc.key) from None
     except SyntaxError as exc:
         raise WorkloadError(display, f"invalid Python at line {exc.lineno}: {exc.msg}") from None
     except json.JSONDecodeError as exc:
@@ -131,6 +136,26 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
         raise WorkloadError(display, _too_deep()) from None
     if safe_yaml.nested_deeper_than(data, MAX_DEPTH):
         raise WorkloadError(display, _too_deep())
+    return data
+
+
+class DuplicateKey(ValueError):
+    """A JSON object that gives one key twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r} in one object; give each key once")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a repeated key: ``json`` keeps the last value,
+    but a patch edits the first occurrence, so the file would be read one way and
+    patched another."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise DuplicateKey(key)
+        data[key] = value
     return data
 
 
@@ -160,6 +185,34 @@ def may_hold_workload(path: Path, test_module_globs: Sequence[str]) -> bool:
     except OSError:
         return False
     return any(name.encode() in head for name in hf_script.ARGS_CALLS)
+
+
+_MODEL_KEY_LINE = re.compile(
+    r"""^\s*["']?(model|model_name|base_model|model_name_or_path)["']?\s*:"""
+    r"|_component_[\"']?\s*:\s*[\"']?torchtune\.",
+    re.MULTILINE,
+)
+"""A line that gives a model the way some supported format does, or a torchtune component."""
+
+
+def looks_like_workload(path: Path) -> bool:
+    """Whether a file met in a directory scan, which could not be parsed, was meant as a
+    workload: then its error is an item, never silence (a broken config next to good ones
+    must not turn the gate green by vanishing).
+
+    A Python file got here because it names a training-arguments class
+    (``may_hold_workload``); a YAML or JSON file counts when a line names a model
+    (``model:``, ``base_model:``, ``model_name_or_path:`` …) or a torchtune component. A
+    file too big, unreadable or not text is left alone, as an unrelated one would be.
+    """
+    if path.suffix == ".py":
+        return True
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(MAX_FILE_BYTES + 1).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return len(text) <= MAX_FILE_BYTES and _MODEL_KEY_LINE.search(text) is not None
 
 
 def is_workload_data(data: Any, claimed: bool = False) -> bool:
@@ -199,6 +252,7 @@ def parse_workload(
         raise NotAWorkload(f"{display}: {NOT_A_WORKLOAD}")
     with _recognised_as(fmt):
         if fmt.read is None:
+            _check_native_types(data, display)
             config, settings = native.read(data, display)
             sources = {key: key for key in data if key in WorkloadConfig.model_fields}
             name = config.name
@@ -235,6 +289,27 @@ def _unknown_keys(misses: list[tuple[Vocabulary, list[str]]]) -> str:
         f"keys of no framework pytest-goblin reads: {'; '.join(parts)}. Considered: "
         f"{considered}; fix the keys, or describe the run as a goblin workload"
     )
+
+
+def _check_native_types(data: Any, display: str) -> None:
+    """Refuse a native field whose value is of another type than the schema's.
+
+    pydantic's lax mode would coerce ``batch_size: true`` to 1, ``seq_len: "2048"`` to
+    2048 and ``gradient_checkpointing: "yes"`` to True: a typo would be audited as a
+    different workload than the file reads. Our own format has no reason to accept any
+    of them (the framework formats follow their framework's parsing instead).
+    """
+    if not isinstance(data, dict):
+        return
+    for name, value in data.items():
+        info = WorkloadConfig.model_fields.get(name)
+        if info is None or value is None:
+            continue
+        kinds = {info.annotation} | set(getattr(info.annotation, "__args__", ()))
+        if bool in kinds and not isinstance(value, bool):
+            raise WorkloadError(display, f"expected true or false, got {value!r}", field=name)
+        if int in kinds and (isinstance(value, bool) or not isinstance(value, int)):
+            raise WorkloadError(display, f"expected an integer, got {value!r}", field=name)
 
 
 @contextmanager

@@ -177,7 +177,40 @@ def test_a_corrupt_entry_is_ignored_and_replaced(
     assert runs
     assert fresh["cached"] is False
     assert fresh["outcome"] == "failed"
-    assert json.loads(entry.read_text())["version"] == 1
+    assert json.loads(entry.read_text())["version"] == 2
+
+
+def test_an_edited_entry_is_not_trusted(project: pytest.Pytester, runs: list[int]) -> None:
+    """A failing audit's cached numbers edited into a pass are a miss: the gate re-audits
+    and fails again (issue 18, case 4)."""
+    assert audit(project)["outcome"] == "failed"
+    (entry,) = entries(project)
+    data = json.loads(entry.read_text())
+    report = data["report"]
+    report["speedup"] = 1.0
+    report["speedup_ci"] = [0.99, 1.01] if report.get("speedup_ci") else None
+    report["patch"] = None
+    entry.write_text(json.dumps(data))
+    runs.clear()
+    fresh = audit(project)
+    assert runs
+    assert fresh["cached"] is False
+    assert fresh["outcome"] == "failed"
+
+
+def test_an_entry_copied_under_another_key_is_not_trusted(
+    mistuned: Workload, kb: KnowledgeBase
+) -> None:
+    """The digest binds the report to its key: a report saved for one set of inputs
+    does not stand in for another."""
+    store = DictStore()
+    fake = GoblinSettings(enabled=True, fake=True, backend="planner")
+    audit_workload(mistuned, DeviceSession("mi300x"), fake, kb, cache=AuditCache(store))
+    ((key, entry),) = store.data.items()
+    cache = AuditCache(store)
+    assert cache.load(key) is not None
+    store.data["goblin/audit/other"] = entry
+    assert cache.load("goblin/audit/other") is None
 
 
 def test_measured_audits_are_never_cached(mistuned: Workload, kb: KnowledgeBase) -> None:

@@ -61,8 +61,7 @@ ERRORS = {
     "unknown-key.goblin.yaml": "field 'gradient_acumulation_steps': unknown key (not a WorkloadConfig field; did you "
     "mean 'grad_accum_steps'?)",
     "unknown-setting.goblin.yaml": "field 'goblin.treshold': unknown key (not a goblin setting; did you mean 'threshold'?)",
-    "wrong-type.goblin.yaml": "field 'batch_size': Input should be a valid integer, unable to parse string as an "
-    "integer (got 'four')",
+    "wrong-type.goblin.yaml": "field 'batch_size': expected an integer, got 'four'",
     "batch-zero.goblin.yaml": "field 'batch_size': Input should be greater than or equal to 1 (got 0)",
     "negative-workers.goblin.json": "field 'dataloader_workers': Input should be greater than or equal to 0 (got -4)",
     "huge-seq-len.goblin.yaml": "field 'seq_len': Input should be less than or equal to 10000000 (got 1000000000)",
@@ -70,6 +69,14 @@ ERRORS = {
     "nan-lr.goblin.yaml": "field 'lr': Input should be a finite number (got nan)",
     "infinite-lr.goblin.json": "field 'lr': Input should be a finite number (got inf)",
     "syntax_error_train.py": "invalid Python at line 6: invalid syntax. Perhaps you forgot a comma?",
+    "duplicate-key.goblin.yaml": "invalid YAML at line 5, column 1: duplicate key 'attention_impl' (first at "
+    "line 2); give each key once",
+    "duplicate-key.goblin.json": "field 'attention_impl': invalid JSON: duplicate key 'attention_impl' in one "
+    "object; give each key once",
+    "bool-batch.goblin.yaml": "field 'batch_size': expected an integer, got True",
+    "string-seq-len.goblin.yaml": "field 'seq_len': expected an integer, got '2048'",
+    "yes-checkpointing.goblin.yaml": "field 'gradient_checkpointing': expected true or false, got 'yes'",
+    "infinite-threshold.goblin.yaml": "field 'goblin.threshold': Input should be a finite number (got inf)",
 }
 """Each case's file (under ``workloads/``, scripts at the top) and its item's error, after
 ``<path>: ``."""
