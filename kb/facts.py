@@ -72,6 +72,7 @@ def audit_facts(
 
     The profile's peak calibrates the analytic memory model: a measured peak 20%
     above the projected one makes every patched config's prediction 20% higher.
+    Without a profile the model's projection stands as it is.
     """
     device: dict[str, Any] = {"name": device_name, "platform": platform}
     if memory_gb:
@@ -93,7 +94,7 @@ def audit_facts(
     return AuditFacts(
         data=data,
         memory_gb=float(memory_gb) if memory_gb else None,
-        peak_model=peak_model if profile is not None else None,
+        peak_model=peak_model,
         scale=scale,
     )
 

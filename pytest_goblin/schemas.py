@@ -263,6 +263,10 @@ class DeviceInfo(BaseModel):
         description="the device catalogue entry this device is, resolved from arch, compute "
         "units and memory (not the marketing name); per-device budgets match on it",
     )
+    engine: str | None = Field(
+        default=None,
+        description="the engine measured runs train with (hf or native); None when projected",
+    )
 
 
 class RunMetrics(BaseModel):
@@ -377,6 +381,22 @@ class Patch(BaseModel):
     )
 
 
+class SearchCandidate(BaseModel):
+    """One patched config the audit's search considered: what it changes and how it ranked.
+
+    ``speedup`` is measured against the baseline where the candidate was benchmarked
+    (``projected`` false), else the analytic model's projection; ``chosen`` marks the
+    one the verdict judges."""
+
+    changes: list[Change]
+    speedup: float | None = Field(description="patched / baseline tokens/s")
+    projected: bool
+    peak_memory_gb: float | None = Field(
+        default=None, description="measured, or predicted from the profile by the memory model"
+    )
+    chosen: bool = False
+
+
 class Report(BaseModel):
     """The outcome of one audit: baseline against patched, and why."""
 
@@ -410,6 +430,10 @@ class Report(BaseModel):
     )
     attribution: list[ChangeAttribution] = Field(
         default_factory=list, description="each change's leave-one-out share (--goblin-attribution)"
+    )
+    candidates: list[SearchCandidate] = Field(
+        default_factory=list,
+        description="the patched configs the search ranked, best first; chosen is judged",
     )
 
 
@@ -564,4 +588,8 @@ class WorkloadResult(BaseModel):
     )
     attribution: list[ChangeAttribution] = Field(
         default_factory=list, description="each change's leave-one-out share (--goblin-attribution)"
+    )
+    candidates: list[SearchCandidate] = Field(
+        default_factory=list,
+        description="the patched configs the search ranked, best first; chosen is judged",
     )

@@ -15,6 +15,7 @@ from pytest_goblin.schemas import DeviceInfo, Patch, Report, RunMetrics, Workloa
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
+    from pytest_goblin.kb.facts import AuditFacts
     from pytest_goblin.kb.loader import KnowledgeBase, MatchResult
     from pytest_goblin.workload.read import Workload
 
@@ -64,6 +65,10 @@ class AuditContext:
     base_url: str | None = None
     backend_factory: BackendFactory | None = None
     """Asked for the backend before the built-in ones (the make-backend plugin hook)."""
+    measure_candidates: int = 1
+    """How many of the search's best candidates the audit benchmarks: more than one only
+    in measured mode with room in ``--goblin-time-budget``, where the analytic model's
+    ranking may be wrong and a measurement is worth its time."""
 
     @property
     def platform(self) -> str:
@@ -82,10 +87,17 @@ class AuditState:
     config_of_patch: dict[str, str] = field(default_factory=dict)
     config_of_run: dict[str, WorkloadConfig] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
+    profile: RunMetrics | None = None
+    """The audited config's profile run: its peak memory and waste buckets are facts."""
+    projections: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    """Each proposed patch's projected speedup and predicted peak memory (GB): the
+    search's ranking."""
     _matches: dict[str, MatchResult] = field(default_factory=dict)
+    _facts: AuditFacts | None = None
 
     def match(self, config: WorkloadConfig) -> MatchResult:
-        """The knowledge base's match for a config on this device, computed once per config."""
+        """The knowledge base's match for a config on this device, computed once per config
+        (and again once the profile changes the facts)."""
         key = config.model_dump_json()
         if key not in self._matches:
             self._matches[key] = self.context.kb.match(
@@ -93,8 +105,49 @@ class AuditState:
                 self.context.platform,
                 ignore=self.context.ignore,
                 versions=known_versions(self.context.runner.info),
+                facts=self.facts,
             )
         return self._matches[key]
+
+    def set_profile(self, metrics: RunMetrics) -> None:
+        """Record the audited config's profile: rules now see its memory and buckets."""
+        self.profile = metrics
+        self._facts = None
+        self._matches.clear()
+
+    @property
+    def facts(self) -> AuditFacts:
+        """What rules see of the device and the profile, and the fit guard's memory model.
+
+        Before a profile exists the memory model is the analytic projection unscaled;
+        after, it is scaled by the profile's peak (``pytest_goblin.kb.facts``)."""
+        if self._facts is None:
+            from pytest_goblin.kb.facts import audit_facts
+
+            info = self.context.runner.info
+            spec = getattr(self.context.projector, "spec", None)
+            root = self.configs.get(self.root_config_id or "")
+            self._facts = audit_facts(
+                device_name=spec.name if spec is not None else info.name,
+                platform=info.platform,
+                memory_gb=info.memory_gb,
+                baseline=root if root is not None else WorkloadConfig(),
+                profile=self.profile,
+                peak_model=self.projected_peak,
+            )
+        return self._facts
+
+    def projected_peak(self, config: WorkloadConfig) -> float:
+        """The analytic model's peak memory of ``config`` on this device, GB, fit or not."""
+        from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
+
+        spec = getattr(self.context.projector, "spec", None)
+        if spec is not None:
+            return FakeRunner(spec).memory(config).total_gb
+        try:
+            return self.context.projector.run(config, 1).hbm_peak_gb
+        except ProjectedOOM as exc:
+            return exc.memory.total_gb
 
     def store(self, table: dict[str, Any], prefix: str, value: Any) -> str:
         key = f"{prefix}-{len(table) + 1}"

@@ -8,6 +8,7 @@ ToolResult the loop can hand back to the model.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from pytest_goblin.schemas import (
     Report,
     RuleApplication,
     RunMetrics,
+    SearchCandidate,
     SkippedRule,
     ToolResult,
     WorkloadConfig,
@@ -66,6 +68,13 @@ class QueryKbArgs(_Args):
 
 class ProposePatchArgs(_ConfigRef):
     rule_ids: list[str] = Field(min_length=1, description="ids from query_rocm_kb")
+    micro_batch: int | None = Field(
+        default=None,
+        ge=1,
+        description="with a micro-batch rule: the per-device batch to use, one of its "
+        "micro_batch_options (grad_accum_steps shrinks by the same factor); the largest "
+        "option by default",
+    )
 
 
 class BenchmarkArgs(_ConfigRef):
@@ -159,13 +168,20 @@ def _symptoms(metrics: RunMetrics) -> list[str]:
 
 def profile_run(state: AuditState, args: ProfileRunArgs) -> dict[str, Any]:
     """A short run of the config, and the symptoms it shows."""
-    _, config = _resolve_config(state, args)
+    config_id, config = _resolve_config(state, args)
     metrics = state.context.runner.run(config, args.steps)
+    if config_id is not None and config_id == state.root_config_id:
+        state.set_profile(metrics)
     return {"metrics": metrics.model_dump(mode="json"), "symptoms": _symptoms(metrics)}
 
 
-def _lite_rule(rule: Any, matches: bool) -> dict[str, Any]:
-    return {
+def _lite_rule(
+    rule: Any, matches: bool, options: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A rule as the model sees it. A rule the search may leave out (``try_without``:
+    it is fit-guarded or it compiles) and a micro-batch rule's admissible batches
+    (``micro_batch_options``, those that fit) say what candidates it allows."""
+    lite = {
         "id": rule.id,
         "kind": rule.kind,
         "symptom": rule.symptom,
@@ -174,6 +190,18 @@ def _lite_rule(rule: Any, matches: bool) -> dict[str, Any]:
         "citation": list(rule.citation),
         "matches_config": matches,
     }
+    if rule.kind == "patch" and (rule.fits is not None or rule.category == "compile"):
+        lite["try_without"] = True
+    if rule.fits is not None:
+        lite["max_memory_fraction"] = rule.fits.max_memory_fraction
+    if rule.search == "micro_batch":
+        lite["transform"] = {
+            "batch_size": "x k",
+            "grad_accum_steps": "/ k (global batch unchanged)",
+        }
+        if options is not None:
+            lite["micro_batch_options"] = [values["batch_size"] for values in options]
+    return lite
 
 
 def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
@@ -188,7 +216,7 @@ def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
         if config_id not in state.configs:
             raise ToolFailure(f"unknown config_id {config_id!r}; known: {sorted(state.configs)}")
         result = state.match(state.configs[config_id])
-        rules = [_lite_rule(rule, True) for rule in result.applicable]
+        rules = [_lite_rule(rule, True, result.options.get(rule.id)) for rule in result.applicable]
         skipped = [{"rule_id": rid, "reason": why} for rid, why in result.skipped]
     elif not queries:
         raise ToolFailure("give symptom, symptoms or config_id")
@@ -197,7 +225,13 @@ def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
         if rule.id not in seen:
             seen.add(rule.id)
             rules.append(_lite_rule(rule, False))
-    return {"rules": rules, "skipped": skipped, "platform": state.context.platform}
+    return {
+        "rules": rules,
+        "skipped": skipped,
+        "platform": state.context.platform,
+        "facts": state.facts.data,
+        "measure_candidates": state.context.measure_candidates,
+    }
 
 
 def expected_range(rules: list[Any]) -> tuple[float | None, float | None]:
@@ -255,7 +289,9 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
     new_changes = [
         Change(field=path, old=old, new=new, rule_id=rule.id)
         for rule in chosen
-        for path, old, new in rule.changes(config)
+        for path, old, new in rule.changes(
+            config, values=_values(rule, config, match.options.get(rule.id), args.micro_batch)
+        )
     ]
     if not new_changes:
         detail = "; ".join(f"{s.rule_id}: {s.reason}" for s in skipped) or "nothing to change"
@@ -278,6 +314,7 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
         reason = unwritten.get(rule_id, "superseded by a later rule")
         skipped.append(SkippedRule(rule_id=rule_id, reason=reason))
         del rules[rule_id]
+    speedup, peak = _project(state, root, new_config, list(rules.values()))
     low, high = expected_range(list(rules.values()))
     patch = Patch(
         new_config=new_config,
@@ -302,7 +339,66 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
     new_config_id = state.store(state.configs, "cfg", new_config)
     state.patch_of_config[new_config_id] = patch_id
     state.config_of_patch[patch_id] = new_config_id
-    return {"patch_id": patch_id, "config_id": new_config_id, **patch.model_dump(mode="json")}
+    state.projections[patch_id] = (speedup, peak)
+    return {
+        "patch_id": patch_id,
+        "config_id": new_config_id,
+        "projected_speedup": round(speedup, 4),
+        "peak_memory_gb": None if peak is None else round(peak, 2),
+        **patch.model_dump(mode="json"),
+    }
+
+
+def _values(
+    rule: Any,
+    config: WorkloadConfig,
+    options: list[dict[str, Any]] | None,
+    micro_batch: int | None,
+) -> dict[str, Any] | None:
+    """The variant of a rule's change to apply: for a micro-batch rule the requested
+    batch (one that fits) or the largest that fits; the rule's ``set`` otherwise."""
+    if rule.search != "micro_batch":
+        return None
+    admitted = options if options is not None else rule.variants(config)
+    if not admitted:
+        raise ToolFailure(f"{rule.id}: no micro-batch fits this device")
+    if micro_batch is None:
+        return admitted[-1]
+    for values in admitted:
+        if values["batch_size"] == micro_batch:
+            return values
+    choices = ", ".join(str(values["batch_size"]) for values in admitted)
+    raise ToolFailure(
+        f"{rule.id}: micro_batch {micro_batch} is not admissible; choose one of {choices} "
+        "(each divides the global batch and fits the device)"
+    )
+
+
+def _project(
+    state: AuditState, root: WorkloadConfig, patched: WorkloadConfig, rules: list[Any]
+) -> tuple[float, float | None]:
+    """The patched config's projected speedup over ``root`` and its predicted peak, GB.
+
+    A patch with a fit-guarded rule must fit under the strictest guard as a whole
+    (checkpointing off and a larger micro-batch may each fit, and not together);
+    one the analytic model projects out of memory is refused outright.
+    """
+    from pytest_goblin.runner.analytic import ProjectedOOM
+
+    facts = state.facts
+    guards = [rule.fits.max_memory_fraction for rule in rules if rule.fits is not None]
+    if guards:
+        misfit = facts.misfit(patched, min(guards))
+        if misfit is not None:
+            guarded = ", ".join(rule.id for rule in rules if rule.fits is not None)
+            raise ToolFailure(f"the patch {misfit}; leave out {guarded} or choose a smaller batch")
+    projector = state.context.projector
+    try:
+        before = projector.run(root, 1).tokens_per_sec
+        after = projector.run(patched, 1).tokens_per_sec
+    except ProjectedOOM as exc:
+        raise ToolFailure(f"the patched config does not fit: {exc}") from None
+    return after / before, facts.peak_gb(patched)
 
 
 def _write_into_file(
@@ -319,6 +415,26 @@ def _write_into_file(
     source = state.workload.source
     try:
         planned = plan_patch(state.workload, changes)
+        # a micro-batch move is batch_size and grad_accum_steps together: writing one
+        # without the other would change the global batch, so neither is written
+        kb = state.context.kb
+        split = {
+            change.rule_id
+            for change, _ in planned.dropped
+            if change.rule_id in kb and kb.get(change.rule_id).search is not None
+        }
+        if split:
+            whole = plan_patch(state.workload, [c for c in changes if c.rule_id not in split])
+            half = "its other half cannot be written, and alone it changes the global batch"
+            gone = {id(c) for c, _ in planned.dropped}
+            planned = dataclasses.replace(
+                whole,
+                dropped=[
+                    *whole.dropped,
+                    *((c, why) for c, why in planned.dropped if c.rule_id in split),
+                    *((c, half) for c in changes if c.rule_id in split and id(c) not in gone),
+                ],
+            )
     except ValueError as exc:
         raise ToolFailure(f"cannot write the patch into {source.display_path}: {exc}") from None
     unwritten: dict[str, str] = {}
@@ -425,9 +541,44 @@ def compare_runs(state: AuditState, args: CompareRunsArgs) -> dict[str, Any]:
         notes=[*args.notes, *(patch.notes if patch else [])],
         advisories=_advisories(state),
         waived=_waived(state),
+        candidates=_candidates(state, before, patch),
     )
     report_id = state.store(state.reports, "report", report)
     return {"report_id": report_id, **report.model_dump(mode="json")}
+
+
+def _candidates(
+    state: AuditState, before: RunMetrics, chosen: Patch | None
+) -> list[SearchCandidate]:
+    """The patches the audit proposed, best first: measured against ``before`` where one
+    was benchmarked on the same runner, else projected. One entry per distinct config."""
+    found: dict[str, SearchCandidate] = {}
+    for patch_id, (projected_speedup, peak) in state.projections.items():
+        patch = state.patches[patch_id]
+        key = patch.new_config.model_dump_json()
+        runs = [
+            state.metrics[run_id]
+            for run_id, config in state.config_of_run.items()
+            if config == patch.new_config and state.metrics[run_id].projected == before.projected
+        ]
+        measured = runs[-1] if runs and not before.projected else None
+        candidate = SearchCandidate(
+            changes=patch.changes,
+            speedup=round(
+                measured.tokens_per_sec / before.tokens_per_sec
+                if measured is not None
+                else projected_speedup,
+                4,
+            ),
+            projected=measured is None,
+            peak_memory_gb=round(measured.hbm_peak_gb if measured else peak, 2)
+            if measured is not None or peak is not None
+            else None,
+            chosen=chosen is not None and patch.new_config == chosen.new_config,
+        )
+        if key not in found or candidate.chosen:
+            found[key] = candidate
+    return sorted(found.values(), key=lambda c: -(c.speedup or 0.0))
 
 
 @dataclass(frozen=True)
@@ -468,8 +619,10 @@ ALL_TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "propose_patch",
-        "Apply rules (by id) to a config. Returns patch_id, the changes, and "
-        "a unified diff of the user's file.",
+        "Apply rules (by id) to a config. Returns patch_id, the changes, a unified diff of "
+        "the user's file, its projected_speedup and predicted peak_memory_gb. Propose "
+        "several candidates (with and without try_without rules, each micro_batch option) "
+        "and benchmark the best.",
         ProposePatchArgs,
         propose_patch,
     ),

@@ -5,11 +5,16 @@ through the same loop and tools as an LLM would — it is a Backend, not a
 bypass — and decides each step only from the tool results it is given:
 
 parse_config → profile_run → (query_rocm_kb → propose_patch, repeated on the patched
-config while new rules apply) → benchmark (baseline) → benchmark (patched) → compare_runs.
+config while new rules apply) → the search: one propose_patch per other candidate the
+matching rules allow (with and without each ``try_without`` rule, each admissible
+micro-batch), all in one turn → benchmark (baseline) → benchmark the candidate with the
+best projected speedup (in measured mode the best ``measure_candidates``; the next one
+when a benchmark fails) → compare_runs with the fastest measured candidate.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -18,6 +23,10 @@ from pytest_goblin.agent.backends import AgentTurn, ToolCall
 PROFILE_STEPS = 10
 BENCHMARK_STEPS = 50
 MAX_PATCH_ROUNDS = 3
+MAX_CANDIDATES = 48
+"""Cap on the search's proposals; the smallest micro-batches go first when it binds."""
+MAX_BENCHMARK_FAILURES = 3
+"""Candidates tried after failed benchmarks (out of memory, a crash) before giving up."""
 
 
 class PlannerBackend:
@@ -27,8 +36,8 @@ class PlannerBackend:
         self._file_path: str | None = None
         self._results: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
-        self._pending: list[ToolCall] = []
         self._calls = 0
+        self._searched = False
 
     def add_user_message(self, text: str) -> None:
         self._file_path = text.split(":", 1)[1].strip() if ":" in text else text.strip()
@@ -41,16 +50,17 @@ class PlannerBackend:
             self._results[key] = json.loads(content)
 
     async def next_turn(self, tool_schemas: list[dict[str, Any]]) -> AgentTurn:
-        text, call = self._plan()
-        if call is None:
+        text, calls = self._plan()
+        if calls is None:
             return AgentTurn(text_blocks=[text], stop_reason="end_turn")
-        return AgentTurn(text_blocks=[text], tool_calls=[call], stop_reason="tool_use")
+        batch = calls if isinstance(calls, list) else [calls]
+        return AgentTurn(text_blocks=[text], tool_calls=batch, stop_reason="tool_use")
 
     def _call(self, key: str, name: str, **args: Any) -> ToolCall:
         self._calls += 1
         return ToolCall(id=f"planner-{self._calls}:{key}", name=name, input=args)
 
-    def _plan(self) -> tuple[str, ToolCall | None]:
+    def _plan(self) -> tuple[str, ToolCall | list[ToolCall] | None]:
         """The next step, decided from the results so far."""
         r, err = self._results, self._errors
         if "parse" not in r:
@@ -69,21 +79,108 @@ class PlannerBackend:
         patch, round_text, call = self._patch_rounds(config_id, r["profile"].get("symptoms", []))
         if call is not None:
             return round_text, call
+        if "kb1" in r and not self._searched:
+            calls = self._search_calls(config_id, patch)
+            self._searched = True
+            if calls:
+                text = f"Comparing {len(calls) + 1} candidate patches with the analytic model."
+                return text, calls
         if "baseline" not in r:
             if "baseline" in err:
                 return f"The baseline could not be benchmarked: {err['baseline']}", None
             return "Benchmarking the baseline config.", self._call(
                 "baseline", "benchmark", config_id=config_id, steps=BENCHMARK_STEPS
             )
-        if patch and "patched" not in r and "patched" not in err:
-            return "Benchmarking the patched config.", self._call(
-                "patched", "benchmark", patch_id=patch["patch_id"], steps=BENCHMARK_STEPS
-            )
+        bench = self._next_benchmark(patch)
+        if bench is not None:
+            return bench
         if "compare" not in r and "compare" not in err:
-            return self._compare(r, err, patch)
+            return self._compare(r, err)
         if "compare" in err:
             return f"Comparing the runs failed: {err['compare']}", None
         return r["compare"]["summary_line"], None
+
+    def _candidates(self, patch: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """Every proposed candidate, best projected speedup first (the last round's patch
+        first among equals)."""
+        found = [patch] if patch else []
+        found += [v for k, v in self._results.items() if k.startswith("alt")]
+        return sorted(found, key=lambda p: -float(p.get("projected_speedup") or 0.0))
+
+    def _search_calls(self, root_id: str, patch: dict[str, Any] | None) -> list[ToolCall]:
+        """propose_patch calls for the candidates other than ``patch``: each subset of the
+        ``try_without`` rules left out, each admissible micro-batch. Without a patch (the
+        whole set was refused, e.g. it does not fit as a whole) the rules come from the
+        first query and the whole set is not proposed again."""
+        lite = {
+            rule["id"]: rule
+            for key, result in self._results.items()
+            if key.startswith("kb")
+            for rule in result.get("rules", [])
+            if rule.get("matches_config")
+        }
+        proposed = (
+            patch.get("rule_ids", [])
+            if patch
+            else [rid for rid, rule in lite.items() if rule.get("kind") == "patch"]
+        )
+        rule_ids = [rid for rid in proposed if rid in lite]
+        micro = next((rid for rid in rule_ids if "micro_batch_options" in lite[rid]), None)
+        knobs = [rid for rid in rule_ids if lite[rid].get("try_without") and rid != micro]
+        fixed = [rid for rid in rule_ids if rid not in knobs and rid != micro]
+        if not knobs and micro is None:
+            return []
+        batches: list[int | None] = [None]
+        if micro is not None:
+            batches += lite[micro]["micro_batch_options"]
+        combos = []
+        for keep in itertools.product((True, False), repeat=len(knobs)):
+            for batch in batches:
+                ids = fixed + [rid for rid, on in zip(knobs, keep, strict=True) if on]
+                if batch is not None and micro is not None:
+                    ids.append(micro)
+                full = all(keep) and batch == batches[-1]
+                # the round's patch is every rule with the largest micro-batch
+                full = full or (not knobs and micro is None)
+                if ids and not full:
+                    combos.append((ids, batch))
+        # when the cap binds, the largest micro-batches (the likeliest wins) stay
+        combos.sort(key=lambda combo: -(combo[1] or 0))
+        return [
+            self._call(f"alt{n}", "propose_patch", config_id=root_id, rule_ids=ids)
+            if batch is None
+            else self._call(
+                f"alt{n}", "propose_patch", config_id=root_id, rule_ids=ids, micro_batch=batch
+            )
+            for n, (ids, batch) in enumerate(combos[:MAX_CANDIDATES], start=1)
+        ]
+
+    def _next_benchmark(self, patch: dict[str, Any] | None) -> tuple[str, ToolCall] | None:
+        """The next candidate to benchmark, best projected first, or None when done: one
+        measured candidate (``measure_candidates`` in measured mode), the next when a
+        benchmark fails."""
+        r, err = self._results, self._errors
+        measured = [k for k in r if k.startswith("bench-")]
+        failed = [k for k in err if k.startswith("bench-")]
+        wanted = 1 if r["baseline"].get("projected", True) else self._measure()
+        if len(measured) >= wanted or len(failed) >= MAX_BENCHMARK_FAILURES:
+            return None
+        for candidate in self._candidates(patch):
+            key = f"bench-{candidate['patch_id']}"
+            if key not in r and key not in err:
+                text = (
+                    "Benchmarking the patched config."
+                    if not measured and not failed
+                    else "Benchmarking the next-best candidate."
+                )
+                return text, self._call(
+                    key, "benchmark", patch_id=candidate["patch_id"], steps=BENCHMARK_STEPS
+                )
+        return None
+
+    def _measure(self) -> int:
+        """How many candidates the audit measures (the knowledge-base query says)."""
+        return max(1, int(self._results.get("kb1", {}).get("measure_candidates", 1)))
 
     def _patch_rounds(
         self, config_id: str, symptoms: list[str]
@@ -134,21 +231,27 @@ class PlannerBackend:
             config_id = patch["config_id"]
         return patch, "", None
 
-    def _compare(
-        self, r: dict[str, Any], err: dict[str, str], patch: dict[str, Any] | None
-    ) -> tuple[str, ToolCall]:
+    def _compare(self, r: dict[str, Any], err: dict[str, str]) -> tuple[str, ToolCall]:
+        """compare_runs of the baseline with the fastest benchmarked candidate, or with
+        itself (and why) when none could be benchmarked."""
         baseline = r["baseline"]["metrics_id"]
         name = r["parse"]["name"]
-        if "patched" in r and patch is not None:
+        runs = [(key.removeprefix("bench-"), r[key]) for key in r if key.startswith("bench-")]
+        if runs:
+            patch_id, best = max(runs, key=lambda run: float(run[1].get("tokens_per_sec", 0.0)))
             return "Comparing baseline and patched runs.", self._call(
                 "compare",
                 "compare_runs",
                 workload_name=name,
                 before=baseline,
-                after=r["patched"]["metrics_id"],
-                patch=patch["patch_id"],
+                after=best["metrics_id"],
+                patch=patch_id,
             )
-        notes = [f"{key} failed: {value}" for key, value in err.items() if key.startswith("patch")]
+        notes = [
+            f"{key} failed: {value}"
+            for key, value in err.items()
+            if key.startswith(("patch", "bench-"))
+        ]
         text = "No applicable patch could be measured; reporting the baseline."
         return text, self._call(
             "compare",

@@ -27,7 +27,7 @@ SINGLE_CHANGE_YAML = """\
 name: only-pin-memory
 model: qwen2.5-0.5b
 precision: bf16
-attention_impl: sdpa
+attention_impl: flash
 optimizer: adamw_torch_fused
 dataloader_workers: 4
 dataloader_persistent_workers: true
