@@ -45,6 +45,8 @@ MARKERS = frozenset(FIREFLY - TRAINING_ARGUMENTS - {"model_name_or_path", "lora_
 """Keys only Firefly's CustomizedArguments has (``lora_rank`` and the model key are shared
 with LLaMA-Factory, so they mark nothing)."""
 _TRAIN_MODES = {"full": "full", "lora": "lora", "qlora": "qlora"}
+_PINNED_OPTIM = "adamw_torch"
+"""The ``optim`` default of transformers 4.34, which Firefly's requirements.txt pins."""
 _TRAIN = ("bf16", "fp16", "learning_rate", "per_device_train_batch_size")
 
 
@@ -79,7 +81,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
             field="max_seq_length",
         )
     f.take("seq_len", "max_seq_length", as_int, None)
-    read_trainer_keys(f, lr_default=5e-5)
+    read_trainer_keys(f, lr_default=5e-5, optim_default=_PINNED_OPTIM)
     f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, False)
     f.put("precision", *_precision(data, display))
     f.put("attention_impl", "sdpa")

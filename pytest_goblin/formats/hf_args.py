@@ -40,7 +40,7 @@ from pytest_goblin.formats.base import (
     targets_list,
 )
 from pytest_goblin.formats.vocabulary import TRAINING_ARGUMENTS as TRAINING_ARGUMENTS_KEYS
-from pytest_goblin.formats.vocabulary import TRL_KEYS, TRL_SFT
+from pytest_goblin.formats.vocabulary import TRL_DPO_ONLY, TRL_KEYS, TRL_SFT
 
 TRL = "trl"
 HF_ARGS = "hf-args"
@@ -135,6 +135,12 @@ _TRL_OWN = (
 )
 """Keys ``trl sft`` parses that a Trainer script's own model arguments (``run_clm.py``'s
 ``ModelArguments``: model, revision, dtype, remote code, attention) do not also have."""
+TRL_MAX_LENGTH = 1024
+"""SFTConfig's ``max_length`` default (TRL v1.9.0 ``trl/trainer/sft_config.py``)."""
+NO_SEQ_LEN = (
+    "TrainingArguments has no sequence length and none of the script's usual keys is set "
+    "(its tokenizer or data collator decides), so the sequence length is unknown"
+)
 SEQ_KEYS = ("max_length", "max_seq_length", "block_size", "model_max_length")
 DTYPE_KEYS = ("dtype", "torch_dtype")
 _TRAIN = (
@@ -196,7 +202,7 @@ def detect_trl(data: Any) -> bool:
         data.get("model_name_or_path"), str
     ):
         return False
-    if TRL_MARKERS & data.keys():
+    if (TRL_MARKERS | TRL_DPO_ONLY) & data.keys():
         return True
     return not TRL_KEYS.unknown(data) and bool(_TRL_OWN & data.keys())
 
@@ -214,6 +220,15 @@ def detect_hf_args(data: Any) -> bool:
 
 
 def read_trl(data: dict[str, Any], display: str) -> Reading:
+    preference = sorted(TRL_DPO_ONLY & data.keys())
+    if preference:
+        raise WorkloadError(
+            display,
+            f"{', '.join(preference)} are DPOConfig's (TRL trl/trainer/dpo_config.py): "
+            "preference training runs chosen and rejected sequences and a reference forward, "
+            "and pytest-goblin models supervised fine-tuning only",
+            field=preference[0],
+        )
     return interpret(data, {key: key for key in data}, display, trl=True)
 
 
@@ -238,8 +253,13 @@ def interpret(
     if values.get("model_name_or_path") is not None:
         f.put("model_name", str(values["model_name_or_path"]), "model_name_or_path")
     read_trainer_keys(f, lr_default=2e-5 if trl else 5e-5)
-    seq_key = next((key for key in SEQ_KEYS if values.get(key) is not None), SEQ_KEYS[0])
-    f.take("seq_len", seq_key, as_int, 1024)
+    seq_key = next((key for key in SEQ_KEYS if values.get(key) is not None), None)
+    if seq_key is not None:
+        f.take("seq_len", seq_key, as_int, None)
+    elif trl:
+        f.put("seq_len", TRL_MAX_LENGTH)
+    else:
+        f.unknown("seq_len", " or ".join(SEQ_KEYS), NO_SEQ_LEN)
     f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, trl)
     f.take("packing", "packing", as_bool, False)
     f.put("precision", *_precision(values, display, f.label, trl))
@@ -258,7 +278,15 @@ def interpret(
     return f.reading()
 
 
-def read_trainer_keys(f: Fields, *, lr_default: float) -> None:
+TRAINER_DEFAULT_OPTIM = "adamw_torch_fused"
+"""TrainingArguments' ``optim`` default in transformers v4.57.6 and v5.25.0
+(``src/transformers/training_args.py``, ``default_optim``): fused AdamW wherever torch is
+2.8 or newer, as every current ROCm and CUDA wheel is (plain ``adamw_torch`` before)."""
+
+
+def read_trainer_keys(
+    f: Fields, *, lr_default: float, optim_default: str = TRAINER_DEFAULT_OPTIM
+) -> None:
     """The TrainingArguments keys every Trainer-based format shares, with the Trainer's defaults.
 
     ``warmup_steps`` below 1 is a ratio (transformers v5), not a step count;
@@ -266,7 +294,7 @@ def read_trainer_keys(f: Fields, *, lr_default: float) -> None:
     """
     f.take("batch_size", "per_device_train_batch_size", as_int, 8)
     f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
-    f.take("optimizer", "optim", as_str, "adamw_torch")
+    f.take("optimizer", "optim", as_str, optim_default)
     f.take("lr", "learning_rate", as_float, lr_default)
     f.take("dataloader_workers", "dataloader_num_workers", as_int, 0)
     f.take("dataloader_pin_memory", "dataloader_pin_memory", as_bool, True)

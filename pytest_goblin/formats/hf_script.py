@@ -248,6 +248,7 @@ def read(tree: ast.Module, display: str) -> Reading:
             )
     values = found.values
     labels = {key: place.label for key, place in found.places.items()}
+    labels[" or ".join(hf_args.SEQ_KEYS)] = "the script's sequence length"
     if "dtype" in values and "torch_dtype" not in values:
         values["torch_dtype"], labels["torch_dtype"] = values.pop("dtype"), labels["dtype"]
     reading = hf_args.interpret(values, labels, display, trl=found.trl, lora_defaults=(8, 8))
@@ -261,7 +262,7 @@ def read(tree: ast.Module, display: str) -> Reading:
     if env:
         fields["env_vars"] = env
         sources["env_vars"] = f"os.environ line {min(n.lineno for n, _ in found.env.values())}"
-    return Reading(fields=fields, sources=sources)
+    return Reading(fields=fields, sources=sources, unset=dict(reading.unset))
 
 
 # --- writing a patch ----------------------------------------------------------------

@@ -68,6 +68,9 @@ _DISTRIBUTED_KEYS = (
     "custom_sharded_layers",
 )
 _INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
+_SEQ_KEYS = ("tokenizer.max_seq_len", "dataset.max_seq_len")
+"""Where the sequence length is set: the tokenizer (torchtune ≥ 0.3), or the dataset builder's
+``max_seq_len`` argument of torchtune ≤ 0.2 (v0.2.1 ``torchtune/datasets/_alpaca.py``)."""
 _NO_MAX_SEQ_LEN = (
     "tokenizer.max_seq_len is not set (or null), so torchtune keeps every sample "
     "at its full length and the sequence length is unknown"
@@ -83,6 +86,22 @@ def detect(data: Any) -> bool:
 
 
 def read(data: dict[str, Any], display: str) -> Reading:
+    preference = next(
+        (
+            f"{key}._component_"
+            for key, value in data.items()
+            if isinstance(value, dict) and ".rlhf." in str(value.get("_component_", ""))
+        ),
+        None,
+    )
+    if preference is not None:
+        raise WorkloadError(
+            display,
+            f"{lookup(data, preference)} is a preference/RL loss (DPO and PPO recipes run "
+            "chosen and rejected sequences and a reference model); pytest-goblin models "
+            "supervised fine-tuning only",
+            field=preference,
+        )
     f = Fields(display, lambda path: _resolved(data, path, display))
     _model(data, display, f)
     if f.get("batch_size") is None:
@@ -91,10 +110,11 @@ def read(data: dict[str, Any], display: str) -> Reading:
         )
     f.take("batch_size", "batch_size", as_int, None)
     f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
-    if f.get("tokenizer.max_seq_len") is None:
+    seq_key = next((key for key in _SEQ_KEYS if f.get(key) is not None), None)
+    if seq_key is None:
         f.unknown("seq_len", "tokenizer.max_seq_len", _NO_MAX_SEQ_LEN)
     else:
-        f.take("seq_len", "tokenizer.max_seq_len", as_int, None)
+        f.take("seq_len", seq_key, as_int, None)
     dtype = str(f.get("dtype") or "fp32").lower()
     if dtype not in ("bf16", "fp32"):
         raise WorkloadError(
@@ -201,17 +221,19 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
     simple = {
         "batch_size": ("batch_size",),
         "grad_accum_steps": ("gradient_accumulation_steps",),
-        "seq_len": ("tokenizer", "max_seq_len"),
         "lr": ("optimizer", "lr"),
         "lora_rank": ("model", "lora_rank"),
         "lora_alpha": ("model", "lora_alpha"),
     }
-    if field == "seq_len" and _follow(data, "tokenizer.max_seq_len")[1] is None:
-        raise Unpatchable(
-            field,
-            "tokenizer.max_seq_len is unset, so the sequence length is the "
-            "data's, given in the sidecar; a patch does not change it",
-        )
+    if field == "seq_len":
+        key = next((k for k in _SEQ_KEYS if _follow(data, k)[1] is not None), None)
+        if key is None:
+            raise Unpatchable(
+                field,
+                "tokenizer.max_seq_len is unset, so the sequence length is the "
+                "data's, given in the sidecar; a patch does not change it",
+            )
+        return [Edit(tuple(_follow(data, key)[0].split(".")), value, ("batch_size",))]
     if field in simple:
         path = tuple(_follow(data, ".".join(simple[field]))[0].split("."))
         return [Edit(path, value, ("batch_size",))]

@@ -21,6 +21,7 @@ HF_MINIMAL = {
     "output_dir": "out",
     "per_device_train_batch_size": 4,
     "learning_rate": 1e-5,
+    "block_size": 1024,
 }
 
 
@@ -36,7 +37,23 @@ def test_trainingarguments_files_take_the_trainers_defaults(tmp_path: Path) -> N
     config = workload.config
     assert (config.precision, config.gradient_checkpointing) == ("fp32", False)
     assert (config.dataloader_workers, config.dataloader_pin_memory) == (0, True)
-    assert (config.seq_len, config.optimizer) == (1024, "adamw_torch")
+    assert (config.seq_len, config.optimizer) == (1024, "adamw_torch_fused")
+
+
+def test_an_args_file_without_a_sequence_length_asks_for_one(tmp_path: Path) -> None:
+    text = json.dumps({key: v for key, v in HF_MINIMAL.items() if key != "block_size"})
+    with pytest.raises(WorkloadError) as info:
+        write(tmp_path, "w/args.json", text)
+    assert "the sequence length is unknown" in str(info.value)
+    assert info.value.field == "max_length or max_seq_length or block_size or model_max_length"
+
+
+def test_trl_example_config_is_read_as_trl_with_its_defaults(tmp_path: Path) -> None:
+    workload = load(tmp_path, "real/trl/trl_cli_configs_example_config.yaml")
+    config = workload.config
+    assert workload.source.format == "trl"
+    assert (config.seq_len, config.precision, config.gradient_checkpointing) == (1024, "bf16", True)
+    assert (config.optimizer, config.lr) == ("adamw_torch_fused", 1e-4)
 
 
 def test_reads_a_trl_config_with_model_keys_and_env(tmp_path: Path) -> None:

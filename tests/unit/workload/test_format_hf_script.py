@@ -11,6 +11,7 @@ from helpers.format_support import change, load, write
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import hf_script
 from pytest_goblin.workload.read import plan_patch
+from pytest_goblin.workload.sidecar import sidecar_path
 
 QLORA = "hf/llama3_qlora_train.py"
 PLAIN = """\
@@ -23,8 +24,21 @@ Trainer(model=model, args=args).train()
 """
 
 
-def script(tmp_path: Path, text: str, name: str = "train.py"):
+def script(tmp_path: Path, text: str, name: str = "train.py", seq_len: int | None = 1024):
+    """The script read as the plugin reads it; TrainingArguments has no sequence length, so
+    the sidecar gives one unless ``seq_len`` is None."""
+    if seq_len is not None:
+        sidecar = sidecar_path(tmp_path / "w" / name)
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        sidecar.write_text(f"seq_len: {seq_len}\n", encoding="utf-8")
     return write(tmp_path, f"w/{name}", text)
+
+
+def test_a_trainer_script_without_a_sequence_length_asks_for_one(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError) as info:
+        script(tmp_path, PLAIN, seq_len=None)
+    assert "TrainingArguments has no sequence length" in str(info.value)
+    assert "give `seq_len:` in the sidecar w/train.goblin.yaml" in str(info.value)
 
 
 def test_reads_the_args_call_the_model_lora_and_quantization(tmp_path: Path) -> None:

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from helpers.format_support import FILES, apply_diff, change, copy_in
+from pytest_goblin import formats
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats.base import ALL_LINEAR
 from pytest_goblin.workload.read import Workload, load_workload, plan_patch
@@ -38,6 +40,10 @@ CANDIDATES = [
     ("batch_size", 3),
     ("seq_len", 1536),
 ]
+QWEN2_1_5B = (
+    "model: {layers: 28, hidden: 1536, intermediate: 8960, heads: 12, kv_heads: 2, vocab: 151936}\n"
+)
+"""Qwen/Qwen2-1.5B-Instruct's dims, from its config.json on the Hugging Face Hub."""
 SEQ_LEN = "seq_len: 2048\n"
 """What the torchtune error asks for: the recipes ship ``max_seq_len: null`` or no key."""
 TORCHTUNE_FIX = (
@@ -101,7 +107,7 @@ READS = [
             "seq_len": 2048,
             "precision": "bf16",
             "attention_impl": "sdpa",
-            "optimizer": "adamw_torch",
+            "optimizer": "adamw_torch_fused",
             "gradient_checkpointing": True,
             "finetune": "full",
             "packing": False,
@@ -148,7 +154,7 @@ READS = [
             "seq_len": 2048,
             "precision": "bf16",
             "attention_impl": "flash",
-            "optimizer": "adamw_torch",
+            "optimizer": "adamw_torch_fused",
             "gradient_checkpointing": True,
             "finetune": "qlora",
             "lora_rank": 16,
@@ -196,6 +202,64 @@ READS = [
         sidecar=SEQ_LEN,
     ),
     Case(
+        "real/llamafactory/extras_galore_llama3_full_sft.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "llama-3-8b",
+            "finetune": "full",
+            "optimizer": "galore_adamw",
+            "precision": "bf16",
+            "seq_len": 2048,
+            "gradient_checkpointing": True,
+            "dataloader_workers": 4,
+        },
+    ),
+    Case(
+        "real/llamafactory/extras_apollo_llama3_full_sft.yaml",
+        {"format": "llamafactory", "finetune": "full", "optimizer": "apollo_adamw"},
+    ),
+    Case(
+        "real/llamafactory/extras_muon_qwen2_full_sft.yaml",
+        {"format": "llamafactory", "finetune": "full", "optimizer": "muon"},
+        sidecar=QWEN2_1_5B,
+    ),
+    Case(
+        "real/llamafactory/extras_fp8_llama3_fp8_fsdp_sft.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "llama-3-8b",
+            "precision": "fp8",
+            "seq_len": 1024,
+            "grad_accum_steps": 8,
+            "strategy": "fsdp",
+        },
+    ),
+    Case(
+        "real/torchtune/v0.2.1_phi3_mini_full.yaml",
+        {
+            "format": "torchtune",
+            "arch": "phi-3-mini",
+            "seq_len": 4096,
+            "batch_size": 2,
+            "grad_accum_steps": 16,
+            "precision": "bf16",
+            "finetune": "full",
+        },
+    ),
+    Case(
+        "real/trl/trl_cli_configs_example_config.yaml",
+        {
+            "format": "trl",
+            "arch": "qwen2.5-0.5b",
+            "seq_len": 1024,
+            "precision": "bf16",
+            "gradient_checkpointing": True,
+            "optimizer": "adamw_torch_fused",
+            "lr": 1e-4,
+            "finetune": "full",
+        },
+    ),
+    Case(
         "real/hf/trl_sft_trl_lora_qlora_notebook.py",
         {
             "format": "hf-script",
@@ -229,8 +293,22 @@ ERRORS = {
         "`batch_size` is not a literal",
     ),
     "real/hf/peft_finetune_fp4_opt_bnb_peft.py": (
-        "from_pretrained() line 47",
-        "'facebook/opt-350m'",
+        "the script's sequence length",
+        "so the sequence length is unknown; set the script's sequence length, or give "
+        "`seq_len:` in the sidecar real/hf/peft_finetune_fp4_opt_bnb_peft.goblin.yaml",
+    ),
+    "real/axolotl/llama-3_instruct-dpo-lora-8b.yml": ("rl", "rl: dpo is preference"),
+    "real/llamafactory/train_lora_qwen3_lora_dpo.yaml": (
+        "stage",
+        "stage 'dpo' is preference training",
+    ),
+    "real/open_instruct/train_configs_sft_default.yaml": (
+        "add_bos",
+        "an open-instruct config (keys add_bos, checkpointing_steps",
+    ),
+    "real/torchtune/llama3_1_8B_lora_dpo_single_device.yaml": (
+        "loss._component_",
+        "torchtune.rlhf.loss.DPOLoss is a preference/RL loss",
     ),
     "real/hf/trl_sft_trl_lora_qlora_notebook.py": (
         "from_pretrained() via model_id, line 69",
@@ -336,3 +414,29 @@ def test_keywords_added_to_a_commented_sftconfig_go_below_the_last_comment(
     assert lines[at - 1].startswith("    push_to_hub=True,  ")
     assert lines[at - 1].endswith("# Automatically push the trained model to the Hugging Face Hub")
     assert lines[at + 1] == "    dataloader_num_workers=4,"
+
+
+@pytest.mark.parametrize("case", READS, ids=lambda case: case.relpath)
+def test_every_key_a_real_configs_patch_writes_is_one_its_framework_accepts(
+    tmp_path: Path, case: Case
+) -> None:
+    workload = prepare(tmp_path, case)
+    fmt = formats.BY_NAME[workload.source.format]
+    if fmt.vocabulary is None:
+        pytest.skip(f"{fmt.name} edits fixed component paths, not free keys")
+    candidates = [
+        ("optimizer", "adamw_torch_fused"),
+        ("gradient_checkpointing", not workload.config.gradient_checkpointing),
+        ("dataloader_workers", 4),
+        ("dataloader_persistent_workers", True),
+        ("torch_compile", True),
+        ("precision", "bf16"),
+        ("attention_impl", "flash"),
+        ("packing", True),
+    ]
+    changes = [c for c in (change(workload, f, new) for f, new in candidates) if c.old != c.new]
+    planned = plan_patch(workload, changes)
+    before = yaml.safe_load(workload.source.text)
+    after = yaml.safe_load(planned.text)
+    added = set(after) - set(before)
+    assert not [key for key in added if key not in fmt.vocabulary.keys]

@@ -29,7 +29,7 @@ def test_an_unknown_model_without_dims_says_how_to_give_them(tmp_path: Path) -> 
 
 
 def test_a_file_that_names_no_model_points_at_the_sidecar_too(tmp_path: Path) -> None:
-    text = '{"output_dir": "o", "per_device_train_batch_size": 2, "bf16": true}'
+    text = '{"output_dir": "o", "per_device_train_batch_size": 2, "bf16": true, "block_size": 512}'
     with pytest.raises(WorkloadError, match=r"does not name its model.*args\.goblin\.yaml"):
         write(tmp_path, "w/args.json", text)
 

@@ -1,0 +1,157 @@
+"""Each framework's own keys: files are read as a framework only when their keys are its,
+and patches write only keys the framework accepts, within its constraints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers.format_support import change, load, write
+from pytest_goblin import formats
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.formats.base import Edit, Unpatchable, check_vocabulary
+from pytest_goblin.workload.read import load_workload, plan_patch
+
+FIREFLY = {
+    "output_dir": "output/firefly-qwen1.5-7b-sft-qlora",
+    "model_name_or_path": "Qwen/Qwen2.5-7B",
+    "train_file": "./data/dummy_data.jsonl",
+    "template_name": "qwen",
+    "per_device_train_batch_size": 1,
+    "gradient_accumulation_steps": 16,
+    "learning_rate": 2e-4,
+    "max_seq_length": 1024,
+    "lora_rank": 64,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "use_unsloth": False,
+    "gradient_checkpointing": False,
+    "optim": "paged_adamw_32bit",
+    "fp16": True,
+    "dataloader_num_workers": 0,
+}
+"""The shape of Firefly's train_args/sft/qlora/*.json (its key names; Firefly ships no licence,
+so its files are not copied here)."""
+
+
+def firefly(tmp_path: Path, **changes: object):
+    text = json.dumps({**FIREFLY, **changes}, indent=4)
+    return write(tmp_path, "w/firefly.json", text)
+
+
+def test_firefly_json_is_read_by_its_own_reader(tmp_path: Path) -> None:
+    workload = firefly(tmp_path)
+    config = workload.config
+    assert workload.source.format == "firefly"
+    assert (config.finetune, config.lora_rank, config.lora_alpha) == ("qlora", 64, 16)
+    assert (config.seq_len, config.precision, config.optimizer) == (
+        1024,
+        "fp16",
+        "paged_adamw_32bit",
+    )
+    assert not config.gradient_checkpointing
+
+
+def test_a_firefly_patch_writes_firefly_keys_never_llamafactory_ones(tmp_path: Path) -> None:
+    workload = firefly(tmp_path)
+    planned = plan_patch(
+        workload,
+        [change(workload, "gradient_checkpointing", True), change(workload, "precision", "bf16")],
+    )
+    written = json.loads(planned.text)
+    assert "disable_gradient_checkpointing" not in written
+    assert (written["gradient_checkpointing"], written["bf16"], written["fp16"]) == (
+        True,
+        True,
+        False,
+    )
+
+
+def test_firefly_dpo_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError, match="task_type dpo is preference training") as info:
+        firefly(tmp_path, task_type="dpo")
+    assert info.value.field == "task_type"
+
+
+def test_llamafactory_markers_with_keys_it_refuses_are_an_error_naming_them(
+    tmp_path: Path,
+) -> None:
+    text = yaml.safe_dump(
+        {
+            "model_name_or_path": "meta-llama/Meta-Llama-3-8B",
+            "stage": "sft",
+            "cutoff_len": 1024,
+            "train_on_everything": True,
+        }
+    )
+    with pytest.raises(WorkloadError) as info:
+        write(tmp_path, "w/run.yaml", text)
+    message = str(info.value)
+    assert info.value.field == "train_on_everything"
+    assert "LLaMA-Factory refuses train_on_everything" in message
+    assert "LLaMA-Factory v0.9.5" in message
+    assert "Considered: LLaMA-Factory" in message
+
+
+def test_such_a_file_is_collected_so_that_its_error_is_seen() -> None:
+    data = {"model_name_or_path": "m", "stage": "sft", "train_on_everything": True}
+    assert formats.detect(data) is None
+    assert [vocabulary.framework for vocabulary, _ in formats.near_misses(data)] == [
+        "LLaMA-Factory"
+    ]
+
+
+def test_galore_keeps_its_optimizer(tmp_path: Path) -> None:
+    workload = load(tmp_path, "real/llamafactory/extras_galore_llama3_full_sft.yaml")
+    planned = plan_patch(workload, [change(workload, "optimizer", "adamw_torch_fused")])
+    assert planned.changes == []
+    assert "GaLore builds its optimizer from optim and accepts only" in planned.dropped[0][1]
+
+
+def test_galore_with_an_optim_llamafactory_rejects_is_an_error(tmp_path: Path) -> None:
+    text = "model_name_or_path: meta-llama/Meta-Llama-3-8B\nstage: sft\nfinetuning_type: full\n"
+    text += "use_galore: true\noptim: adamw_torch_fused\n"
+    with pytest.raises(WorkloadError, match="raises 'Unknown optim'") as info:
+        write(tmp_path, "w/galore.yaml", text)
+    assert info.value.field == "optim"
+
+
+def test_axolotl_without_dataloader_keys_reads_axolotls_defaults(tmp_path: Path) -> None:
+    workload = load(tmp_path, "real/axolotl/llama-3_fft-8b-liger-fsdp.yaml")
+    config = workload.config
+    assert (config.dataloader_workers, config.dataloader_pin_memory) == (1, True)
+    assert config.dataloader_prefetch_factor == 256
+
+
+def test_an_axolotl_dataloader_patch_keeps_the_defaults_it_would_switch_off(
+    tmp_path: Path,
+) -> None:
+    workload = load(tmp_path, "real/axolotl/llama-3_fft-8b-liger-fsdp.yaml")
+    planned = plan_patch(workload, [change(workload, "dataloader_workers", 4)])
+    written = yaml.safe_load(planned.text)
+    assert (
+        written["dataloader_num_workers"],
+        written["dataloader_pin_memory"],
+        written["dataloader_prefetch_factor"],
+    ) == (4, True, 256)
+
+
+def test_an_edit_of_a_key_the_framework_does_not_have_is_not_patchable() -> None:
+    fmt = formats.BY_NAME["trl"]
+    with pytest.raises(Unpatchable, match="TRL has no key 'use_fast_kernels'"):
+        check_vocabulary(fmt, {}, "kernels", [Edit(("use_fast_kernels",), True)])
+    check_vocabulary(fmt, {}, "batch_size", [Edit(("per_device_train_batch_size",), 2)])
+
+
+def test_a_dpo_config_of_trl_is_not_read_as_sft(tmp_path: Path) -> None:
+    text = "model_name_or_path: Qwen/Qwen2.5-0.5B\ndataset_name: trl-lib/ultrafeedback_binarized\n"
+    text += "beta: 0.1\nmax_prompt_length: 512\n"
+    path = tmp_path / "w/dpo.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(WorkloadError, match="preference training") as info:
+        load_workload(path, display="w/dpo.yaml")
+    assert info.value.field == "beta"
