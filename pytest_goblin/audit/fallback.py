@@ -6,8 +6,11 @@ the others are still a real win that the user should hear about. The harness,
 not the model, retries: it drops one rule at a time, numerics first (precision
 rules are what overflow), screens each smaller patch with one patched run
 against the baseline's losses, and hands the first one that trains correctly
-back to be confirmed by paired rounds like any patch. The cost is bounded by
-the number of rules in the patch; the report says what was dropped and why.
+back to be confirmed by paired rounds like any patch. When the patched run ran
+out of memory the memory-hungry rules (those with a fit guard, then the memory
+category) are dropped first instead: the fit guard predicted that they fit, and
+the device said otherwise. The cost is bounded by the number of rules in the
+patch; the report says what was dropped and why.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from pytest_goblin.workload.read import Workload, apply_changes, patch_diff
 
 NUMERICS_FIRST = ("precision", "compile", "kernels", "attention", "optimizer")
 """Categories whose rules change the arithmetic, most likely to break training first."""
+MEMORY_FIRST = ("memory", "lora")
+"""Categories whose rules use more memory, most likely behind an out-of-memory error."""
+
+
+def out_of_memory(problem: str) -> bool:
+    """Whether a rejection is an out-of-memory error (``DeviceOOM`` messages start with
+    ``oom:``; a projected one says ``projected OOM``)."""
+    return "oom:" in problem.lower() or "out of memory" in problem.lower()
 
 
 @dataclass(frozen=True)
@@ -64,23 +75,30 @@ def without_rule(
 def candidates(
     workload: Workload, patch: Patch, problem: str, kb: KnowledgeBase
 ) -> Iterator[Candidate]:
-    """Each one-rule-smaller patch worth trying, numerics first, later rules first within."""
+    """Each one-rule-smaller patch worth trying, later rules first within a rank: numerics
+    first, or after an out-of-memory error the memory-hungry rules first."""
     rules = list(dict.fromkeys(change.rule_id for change in patch.changes))
     if len(rules) < 2:
         return
+    oom = out_of_memory(problem)
+    first = MEMORY_FIRST if oom else NUMERICS_FIRST
 
-    def order(item: tuple[int, str]) -> tuple[int, int]:
+    def order(item: tuple[int, str]) -> tuple[int, int, int]:
         position, rule_id = item
-        category = kb.get(rule_id).category if rule_id in kb else ""
-        rank = NUMERICS_FIRST.index(category) if category in NUMERICS_FIRST else len(NUMERICS_FIRST)
-        return rank, -position
+        rule = kb.get(rule_id) if rule_id in kb else None
+        category = rule.category if rule else ""
+        guarded = 0 if oom and rule is not None and rule.fits is not None else 1
+        rank = first.index(category) if category in first else len(first)
+        return guarded, rank, -position
 
     for _, rule_id in sorted(enumerate(rules), key=order):
         smaller = without_rule(
             workload,
             patch,
             rule_id,
-            f"dropped: the whole patch failed the loss check ({problem})",
+            f"dropped: the whole patch ran out of memory ({problem})"
+            if oom
+            else f"dropped: the whole patch failed the loss check ({problem})",
             kb,
         )
         if smaller is not None:

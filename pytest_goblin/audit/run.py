@@ -16,7 +16,7 @@ from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.audit.timebudget import TimeBudget
 from pytest_goblin.errors import UnsupportedConfig, WorkloadError
-from pytest_goblin.schemas import AuditEvent, NoiseFloor, Patch, Report
+from pytest_goblin.schemas import AuditEvent, NoiseFloor, Patch, Report, SearchCandidate
 from pytest_goblin.workload.read import Workload
 
 if TYPE_CHECKING:
@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.plugin.settings import GoblinSettings
     from pytest_goblin.runner.device_session import DeviceRunner, DeviceSession
+
+
+MEASURED_CANDIDATES = 3
+"""How many of the search's best candidates a measured audit benchmarks when the user
+set --goblin-time-budget (a promise of time for measuring); without it, the best one.
+The analytic model ranks candidates well between kinds of change, less well between
+close ones (micro-batch 4 or 8), which only a measurement settles."""
 
 
 def unknown_rule_ids(kb: KnowledgeBase, ids: Iterable[str]) -> list[str]:
@@ -168,6 +175,9 @@ def _audit(
         model=settings.model,
         base_url=settings.base_url,
         backend_factory=backend_factory,
+        measure_candidates=MEASURED_CANDIDATES
+        if not settings.fake and settings.time_budget_s is not None
+        else 1,
     )
     if not settings.fake:
         outcome = audit(workload, context, on_event=on_event)
@@ -309,9 +319,26 @@ def _fall_back(
 def _with_estimate(
     report: Report, patch: Patch, result: Confirmation, fallback: str | None
 ) -> Report:
-    """The report with the paired estimate's numbers in place of the agent's first pair."""
+    """The report with the paired estimate's numbers in place of the agent's first pair;
+    the chosen search candidate carries the confirmed speedup (a fallback's smaller
+    patch becomes the chosen one)."""
     estimate = result.estimate
     assert estimate is not None
+    confirmed = SearchCandidate(
+        changes=patch.changes,
+        speedup=round(estimate.speedup, 4),
+        projected=False,
+        peak_memory_gb=round(result.patched_runs[-1].hbm_peak_gb, 2)
+        if result.patched_runs
+        else None,
+        chosen=True,
+    )
+    candidates = [
+        c.model_copy(update={"chosen": False})
+        for c in report.candidates
+        if not (c.chosen and fallback is None)
+    ]
+    candidates = sorted([*candidates, confirmed], key=lambda c: -(c.speedup or 0.0))
     before = report.before.model_copy(
         update={
             "samples": result.baseline_samples,
@@ -339,5 +366,6 @@ def _with_estimate(
             "measurement": result.reason,
             "fallback": fallback,
             "notes": [*report.notes, fallback] if fallback else report.notes,
+            "candidates": candidates if report.candidates else [],
         }
     )

@@ -16,6 +16,7 @@ from html import escape
 
 from pytest_goblin.audit.calibrate import describe_all, noise_floors
 from pytest_goblin.history import change_text
+from pytest_goblin.report import candidates_text
 from pytest_goblin.report.attribution_text import heading, share_text, summary
 from pytest_goblin.report.summary import (
     RunInfo,
@@ -299,6 +300,8 @@ def _workload(result: WorkloadResult) -> str:
         parts.append(_changes(result))
     if result.attribution:
         parts.append(_attribution(result))
+    if candidates_text.shown(result):
+        parts.append(_candidates(result))
     if result.budgets:
         parts.append(
             "<h4>Budgets</h4><ul>"
@@ -378,6 +381,23 @@ def _attribution(result: WorkloadResult) -> str:
         f"<h4>Attribution ({escape(heading(entries))})</h4><table><thead><tr>"
         "<th>field</th><th>from</th><th>to</th><th>rule</th><th>share</th><th>note</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>" + (f"<p>{escape(how)}</p>" if how else "")
+    )
+
+
+def _candidates(result: WorkloadResult) -> str:
+    """The search's best candidates, with what each changes beyond the shared changes."""
+    top = candidates_text.shown(result)
+    shared = candidates_text.shared_text(top)
+    rows = "".join(
+        f'<tr><td class="num">{escape(candidates_text.figures_text(c))}</td>'
+        f"<td><code>{escape(candidates_text.changes_text(c, top))}</code></td></tr>"
+        for c in top
+    )
+    return (
+        f"<h4>Candidates ({escape(candidates_text.heading(result))})</h4>"
+        + (f"<p>All of them: <code>{escape(shared)}</code></p>" if shared else "")
+        + "<table><thead><tr><th>speedup</th><th>changes</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from pytest_goblin.atomic import write_text
 from pytest_goblin.audit.calibrate import describe_all, noise_floors
 from pytest_goblin.history import change_text
+from pytest_goblin.report import candidates_text
 from pytest_goblin.report.attribution_text import heading, share_text, summary
 from pytest_goblin.report.summary import (
     RunInfo,
@@ -132,6 +133,7 @@ def _details(result: WorkloadResult) -> list[str]:
             _metrics(result)
             + _changes(result)
             + _attribution(result)
+            + _candidates(result)
             + _budgets(result)
             + _history(result)
         )
@@ -195,6 +197,22 @@ def _attribution(result: WorkloadResult) -> list[str]:
         )
     how = summary(entries)
     return lines + (["", _cell(how)] if how else []) + [""]
+
+
+def _candidates(result: WorkloadResult) -> list[str]:
+    """The search's best candidates, with what each changes beyond the shared changes."""
+    top = candidates_text.shown(result)
+    if not top:
+        return []
+    shared = candidates_text.shared_text(top)
+    lines = [f"**Candidates** ({candidates_text.heading(result)})", ""]
+    if shared:
+        lines += [f"All of them: {_code(shared)}", ""]
+    lines += ["| speedup | changes |", "|---|---|"]
+    for candidate in top:
+        changes = candidates_text.changes_text(candidate, top)
+        lines.append(f"| {_cell(candidates_text.figures_text(candidate))} | {_code(changes)} |")
+    return lines + [""]
 
 
 def _budgets(result: WorkloadResult) -> list[str]:

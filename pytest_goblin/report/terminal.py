@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from pytest_goblin.report import candidates_text
 from pytest_goblin.report.attribution_text import heading, share_text, summary
 from pytest_goblin.report.summary import RunInfo, verdict_key
 from pytest_goblin.schemas import AuditUsage, DeviceInfo, WorkloadResult
@@ -222,6 +223,7 @@ def failure_text(result: WorkloadResult) -> str:
         )
         lines.extend(f"      {url}" for url in citations.get(change.rule_id, []))
     lines += _attribution_lines(result)
+    lines += candidates_text.lines(result)
     if result.patch and result.patch.diff:
         lines += ["", f"patch for {result.path} (git apply):", result.patch.diff.rstrip("\n")]
     if result.waived:

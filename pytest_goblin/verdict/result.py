@@ -56,6 +56,7 @@ def from_report(
         measurement=report.measurement,
         fallback=report.fallback,
         attribution=report.attribution,
+        candidates=report.candidates,
     )
 
 
