@@ -299,7 +299,19 @@ def rules_listing(kb: KnowledgeBase, verbose: bool = False) -> str:
         *(f"user rules from {path}: {', '.join(ids)}" for path, ids in files.items()),
         *(f"user rule {rule_id} replaces the built-in rule" for rule_id, _ in kb.replaced),
     ]
+    if verbose:
+        sections.append(_facts_section())
     return "\n\n".join([*sections, "\n".join(footer)])
+
+
+def _facts_section() -> str:
+    """The facts about the device and the profile that a ``when`` may read beside the
+    config (``pytest_goblin.kb.conditions.FACTS``)."""
+    from pytest_goblin.kb.conditions import FACTS
+
+    heading = "facts a condition can read (about the audited device and the profile run)"
+    rows = [f"    {path:<34} {meaning}" for path, (_, meaning) in FACTS.items()]
+    return "\n".join([heading, "=" * len(heading), *rows])
 
 
 def _origins(kb: KnowledgeBase) -> dict[str, str]:
@@ -332,6 +344,17 @@ def _rule_block(rule: Rule, origin: str | None) -> str:
         if rule.kind == "patch"
         else rule.advice or ""
     )
+    if rule.search == "micro_batch":
+        change = (
+            "batch_size x k, grad_accum_steps / k for each k dividing grad_accum_steps "
+            "(the global batch stays the same); the audit compares them"
+        )
+    fits = (
+        f"patched peak memory, predicted from the profile, at most "
+        f"{rule.fits.max_memory_fraction:.0%} of the device's memory"
+        if rule.fits is not None
+        else ""
+    )
     fields = [
         ("kind", rule.kind),
         ("platforms", ", ".join(rule.platforms)),
@@ -339,6 +362,7 @@ def _rule_block(rule: Rule, origin: str | None) -> str:
         ("when", rule.when.describe()),
         ("requires", ", ".join(f"{name}{spec}" for name, spec in (rule.requires or {}).items())),
         ("sets" if rule.kind == "patch" else "advice", change),
+        ("fits", fits),
         ("symptom", rule.symptom),
         ("citation", "\n".join(rule.citation)),
     ]
