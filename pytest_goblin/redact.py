@@ -31,18 +31,26 @@ _SECRET_VALUE = (
     ("github_token", re.compile(r"\bgh[opsu]_[A-Za-z0-9]{20,}")),
     ("aws_key", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
     ("bearer_token", re.compile(r"Bearer\s+[A-Za-z0-9._~+/-]{8,}=*")),
+    ("github_token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}")),
+    ("slack_token", re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,}")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{30,}")),
 )
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@\"'\\]+:)[^/\s@\"'\\]+@")
+"""The password of ``postgres://user:pw@host`` or ``https://user:pw@host``; the user and
+host stay, so the report still says which database or server was meant."""
 _ASSIGNMENT = re.compile(
     r"(\b(?P<key>[A-Za-z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY))"
-    r"[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\"'\s,}]+)",
+    r"\\?[\"']?\s*[:=]\s*(?:\\?[\"'])?)(?P<value>[^\"'\s,}\\]+)",
     re.I,
 )
-_VALUE_MARKERS = ("hf_", "sk-", "AKIA", "Bearer")
+"""``KEY: value``, ``KEY="value"``, and the same inside a JSON string (``KEY: \\"value\\"``):
+the value stops before a quote or backslash, so quoting, escaped or not, survives."""
+_VALUE_MARKERS = ("hf_", "sk-", "AKIA", "Bearer", "github_pat_", "xox", "AIza")
 """The literal start of every ``_SECRET_VALUE`` pattern but the GitHub one's."""
 _GITHUB_MARKERS = ("ghp_", "gho_", "ghs_", "ghu_")
 """The GitHub pattern's literal starts, found by their common ``gh``: one scan, not four."""
-_AFTER_NAME = re.compile(r"[\"']?\s*[:=]")
-_AFTER_PASSW = re.compile(r"(?:or)?d[\"']?\s*[:=]")
+_AFTER_NAME = re.compile(r"\\?[\"']?\s*[:=]")
+_AFTER_PASSW = re.compile(r"(?:or)?d\\?[\"']?\s*[:=]")
 _NAME_ANCHORS = (("token", _AFTER_NAME), ("secret", _AFTER_NAME), ("passw", _AFTER_PASSW))
 """The names every ``_ASSIGNMENT`` match contains (case-folded): each one's fixed start,
 and what must follow it."""
@@ -65,6 +73,8 @@ def redact_text(text: str) -> str:
         return text
     for label, pattern in _SECRET_VALUE:
         text = pattern.sub(f"<redacted:{label}>", text)
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub(r"\1<redacted>@", text)
 
     def hide(match: re.Match[str]) -> str:
         if not is_secret_name(match.group("key")):
@@ -84,6 +94,8 @@ def _may_hold_secret(text: str) -> bool:
     without regard to case, dotted and dotless i included.
     """
     if any(marker in text for marker in _VALUE_MARKERS) or _has_github_marker(text):
+        return True
+    if "://" in text and "@" in text:
         return True
     folded = (
         text.lower()

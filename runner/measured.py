@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_goblin.errors import DeviceFault, DeviceOOM, RunFailed, UnsupportedConfig
+from pytest_goblin.runner import worker_env
 from pytest_goblin.runner.analytic import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
 from pytest_goblin.runner.options import MeasureOptions
@@ -38,6 +40,13 @@ from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 START_TIMEOUT_S = 300.0
 """Importing torch and initialising a GPU can take a while on a cold node; this is
 not a run, so ``--goblin-timeout`` does not apply."""
+
+TUNABLEOP_FILE = "PYTORCH_TUNABLEOP_FILENAME"
+"""Where TunableOp reads and writes its tuned GEMMs (torch/cuda/tunable.py; it inserts the
+device ordinal before the extension). Left unset, every worker of every session writes
+``tunableop_results0.csv`` in the working directory (all pinned workers are device 0) and
+later sessions reuse it; the runner points it into a directory of this session's, one per
+worker, unless the workload's env_vars name a file."""
 
 SHUTDOWN_GRACE_S = 10.0
 STDERR_TAIL_LINES = 15
@@ -70,9 +79,12 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 class DeviceWorker:
     """One worker process: a device, an environment, one JSON line per request."""
 
-    def __init__(self, selector: str, env_vars: dict[str, str]) -> None:
+    def __init__(
+        self, selector: str, env_vars: dict[str, str], tunableop_dir: Path | None = None
+    ) -> None:
         self.selector = selector
         self.env_vars = env_vars
+        self.tunableop_dir = tunableop_dir
         self.hello: dict[str, Any] = {}
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -104,7 +116,7 @@ class DeviceWorker:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             # an xdist worker's pinned GPU, unless the selector names an index
-            env={**environ_for(self.selector, os.environ), **self.env_vars},
+            env=self._environment(),
             # its own process group: Ctrl-C in the terminal does not reach it, and
             # killing the group also ends its DataLoader workers
             start_new_session=True,
@@ -113,6 +125,15 @@ class DeviceWorker:
         self._finalizer = weakref.finalize(self, _kill_group, self._process)
         self.hello = self._read(START_TIMEOUT_S, "while starting")
         return self.hello
+
+    def _environment(self) -> dict[str, str]:
+        """The worker's environment: pytest's, the pinned GPU, the workload's variables, and
+        a TunableOp results file of this worker's own unless one is named."""
+        env = {**environ_for(self.selector, os.environ), **self.env_vars}
+        if self.tunableop_dir is not None and TUNABLEOP_FILE not in env:
+            self.tunableop_dir.mkdir(parents=True, exist_ok=True)
+            env[TUNABLEOP_FILE] = str(self.tunableop_dir / "tunableop_results.csv")
+        return env
 
     def request(self, message: dict[str, Any], timeout_s: float, what: str) -> dict[str, Any]:
         """Send one request and wait up to ``timeout_s`` for its answer."""
@@ -217,14 +238,21 @@ class LiveDevice:
         self._info: DeviceInfo | None = None
         self._lock_id: str | None = None
         self._lock_path: Path | None = None
+        self._session_dir: Path | None = None  # this session's files (TunableOp results)
         # why a worker could not start, per environment signature: one set of env_vars
         # (a bad HIP_VISIBLE_DEVICES, say) failing says nothing about the others
         self._unavailable: dict[tuple[tuple[str, str], ...], str] = {}
 
     def _worker(self, env_vars: dict[str, str]) -> DeviceWorker:
+        refused = worker_env.check(env_vars)  # also a patch's env_vars, not only the file's
+        if refused is not None:
+            raise DeviceFault(f"env_vars.{refused[0]}: {refused[1]}")
         key = tuple(sorted(env_vars.items()))
         if key not in self._workers:
-            self._workers[key] = DeviceWorker(self.options.device, dict(env_vars))
+            if self._session_dir is None:
+                self._session_dir = Path(tempfile.mkdtemp(prefix="pytest-goblin-session-"))
+            tunableop_dir = self._session_dir / f"tunableop-{len(self._workers)}"
+            self._workers[key] = DeviceWorker(self.options.device, dict(env_vars), tunableop_dir)
         worker = self._workers[key]
         if not worker.alive:
             self._start(worker, key)
@@ -244,9 +272,7 @@ class LiveDevice:
             raise DeviceFault(self._unavailable[key])
         if self._info is None:
             # the engine is the session's choice, not the worker's: it names it in the device
-            self._info = DeviceInfo.model_validate(
-                {**hello["info"], "engine": self.options.engine}
-            )
+            self._info = DeviceInfo.model_validate({**hello["info"], "engine": self.options.engine})
             self._lock_id = hello["lock_id"]
             self._lock_path = LOCK_DIR / f"{file_stem(hello['lock_id'])}.lock"
 
@@ -303,6 +329,9 @@ class LiveDevice:
         for worker in self._workers.values():
             worker.close()
         self._workers.clear()
+        if self._session_dir is not None:  # written by the workers as they exited
+            shutil.rmtree(self._session_dir, ignore_errors=True)
+            self._session_dir = None
 
 
 class TorchRunner:

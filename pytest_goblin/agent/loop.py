@@ -169,8 +169,12 @@ def _execute(
         "error": result.error,
     }
     results.append(entry)
-    content = json.dumps(result.result, default=str) if result.ok else (result.error or "failed")
-    content = redact_known(content, secrets)
+    # redact the values, then serialise: redacting the JSON text would cut into its quoting
+    content = (
+        json.dumps(redact_known(json.loads(json.dumps(result.result, default=str)), secrets))
+        if result.ok
+        else redact_known(result.error or "failed", secrets)
+    )
     backend.add_tool_result(call.id, call.name, content, not result.ok)
     return [
         AuditEvent(type="tool_call", data={"id": call.id, "name": call.name, "input": call.input}),

@@ -28,6 +28,7 @@ from pytest_goblin.events import EventRecorder
 from pytest_goblin.plugin import config as config_state
 from pytest_goblin.plugin.extensions import backend_factory
 from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.runner import worker_env
 from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.schemas import WorkloadResult
 from pytest_goblin.verdict.outcome import settle
@@ -176,6 +177,8 @@ class WorkloadItem(pytest.Function):
             # events are redacted record by record: only pay for that when someone reads them
             recorder = EventRecorder(self.nodeid, writer)
             self.goblin_events = recorder.records
+        if not self.settings.fake:
+            self._check_worker_env(workload, threshold)
         try:
             outcome = audit_workload(
                 workload,
@@ -233,6 +236,24 @@ class WorkloadItem(pytest.Function):
             raise WorkloadFailed(settled.failure)
         if settled.xfail is not None:
             pytest.xfail(settled.xfail)
+
+    def _check_worker_env(self, workload: Workload, threshold: float) -> None:
+        """Refuse, before any device work, env_vars that would make the measured worker
+        load code (``PYTHONPATH``, ``LD_PRELOAD`` …) or that no environment can carry."""
+        refused = worker_env.check(workload.config.env_vars)
+        if refused is None:
+            return
+        name, reason = refused
+        error = WorkloadError(workload.source.display_path, reason, field=f"env_vars.{name}")
+        self.goblin_result = from_error(
+            self.nodeid,
+            workload.source.display_path,
+            workload.name,
+            str(error),
+            threshold,
+            workload,
+        )
+        raise error
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"goblin workload: {self.name}"
