@@ -216,6 +216,51 @@ def _prose(text: str) -> str:
     return text.replace("<", "&lt;").replace("*", r"\*")
 
 
+# ---------------------------------------------------------------- options reference
+
+
+@page("options.md")
+def options_page() -> str:
+    """Every setting from the settings table: option, ini key, variables, default, help."""
+    from pytest_goblin.plugin.settings import SETTINGS
+
+    parts = [
+        _HEADER.format(command=REGENERATE, source="`pytest_goblin/plugin/settings.py`"),
+        "# Options reference\n\n",
+        "Every setting of the plugin, by topic. A setting is written on the command line "
+        "(`--goblin-<name>`), in the ini file (`goblin_<name>`, in `pytest.ini`, "
+        "`[tool.pytest.ini_options]`, …) or in the environment (`GOBLIN_<NAME>`); the "
+        "command line wins over the environment, which wins over the ini file. A dash "
+        "means the setting cannot be written there. On/off settings take `1`, `true`, "
+        "`yes`, `on`, `0`, `false`, `no` or `off` in the environment; lists are "
+        "space-separated words. [Setting options](configuration.md) says how relative "
+        "paths resolve and how a bad value is reported.\n",
+    ]
+    groups: dict[str, list[str]] = {}
+    for spec in SETTINGS:
+        option = spec.option_name or "–"
+        if spec.option_name and spec.kind not in ("flag", "optional"):
+            option = f"{spec.option_name} {spec.metavar or 'VALUE'}"
+        elif spec.kind == "optional":
+            option = f"{spec.option_name}[={spec.metavar}]"
+        cells = [
+            _code(option) if spec.option_name else "–",
+            _code(spec.ini_name) if spec.ini_name else "–",
+            "<br>".join(_code(name) for name in spec.env_names) or "–",
+            _code(spec.default_text) if spec.default_text else "–",
+            spec.help.replace("|", "\\|"),
+        ]
+        groups.setdefault(spec.group, []).append("| " + " | ".join(cells) + " |\n")
+    for group, rows in groups.items():
+        parts += [
+            f"\n## {group}\n\n",
+            "| option | ini key | environment | default | what it does |\n",
+            "|---|---|---|---|---|\n",
+            *rows,
+        ]
+    return "".join(parts)
+
+
 # ---------------------------------------------------------------- command line
 
 

@@ -1,20 +1,28 @@
 """One settings object, built once from command line, environment and ini.
 
+Each setting is declared once, as a field of :class:`GoblinSettings` made by
+:func:`setting`: its type, default, help, option, ini key, environment variables and
+group. That declaration (:data:`SETTINGS`) drives ``addoption``, ``addini``, the
+resolution in :func:`build` and the generated ``docs/options.md``.
+
 Precedence is command line, then environment, then ini, then the default —
-pytest-timeout's way. A bad value is a usage error that names where it came
-from. A relative path is relative to where pytest runs when it comes from the
-command line, and to the ini file's directory when it comes from the ini file
-(pytest's rule for its own ``paths`` values). The object lives in
-``config.stash[SETTINGS_KEY]``.
+pytest-timeout's way. The option ``--goblin-<key>`` has the ini key ``goblin_<key>``
+and the variable ``GOBLIN_<KEY>`` (a few older variable names are kept beside it). A
+bad value is a usage error that names where it came from. A relative path is relative
+to where pytest runs when it comes from the command line or the environment, and to
+the ini file's directory when it comes from the ini file (pytest's rule for its own
+``paths`` values). The object lives in ``config.stash[SETTINGS_KEY]``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -27,54 +35,14 @@ DEFAULT_FAKE_DEVICE = "mi300x"
 DEFAULT_MAX_REPEATS = 10
 DEFAULT_LOSS_TOLERANCE = 0.05
 DEFAULT_STORAGE = ".goblin"
-DEVICE_HELP = (
-    "device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
-    "cpu, cuda, cuda:N, rocm or rocm:N."
-)
 
-
-@dataclass(frozen=True)
-class GoblinSettings:
-    enabled: bool = False
-    fake: bool = False
-    fake_device: str = DEFAULT_FAKE_DEVICE
-    threshold: float = DEFAULT_THRESHOLD
-    backend: str = "auto"
-    json_path: Path | None = None
-    patterns: tuple[str, ...] = DEFAULT_PATTERNS
-    ignore: frozenset[str] = frozenset()
-    kb_dirs: tuple[Path, ...] = ()
-    show_rules: bool = False
-    invocation_dir: Path = field(default_factory=Path.cwd)
-    fix: bool = False
-    model: str | None = None
-    base_url: str | None = None
-    events_path: Path | None = None
-    md_path: str | None = None
-    html_path: Path | None = None
-    storage: Path = Path(DEFAULT_STORAGE)
-    save: str | None = None
-    compare: str | None = None
-    compare_fail: float | None = None
-    device: str = "auto"
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    steps: int | None = None
-    warmup: int = DEFAULT_WARMUP
-    layers: int | None = None
-    no_cache: bool = False
-    max_repeats: int = DEFAULT_MAX_REPEATS
-    time_budget_s: float | None = None
-    strict: bool = False
-    loss_tolerance: float = DEFAULT_LOSS_TOLERANCE
-    calibrate: bool = False
-    attribution: bool = False
-    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    """Where ``fake_device``, ``backend`` and ``ignore`` came from, for the errors found
-    only after the settings are built (an unknown device, a missing SDK, a rule id)."""
-
-    def source(self, name: str) -> str:
-        """Setting ``name``'s source as an error names it; its option when not recorded."""
-        return self.sources.get(name, f"--goblin-{name.replace('_', '-')}")
+Kind = Literal["value", "flag", "optional", "list", "paths"]
+"""How a setting is written. ``value``: one string, parsed. ``flag``: on/off (a bare
+option; ``true``/``false`` in the ini; ``1``/``0``, ``yes``/``no``… in the environment).
+``optional``: an option whose value may be left out (``--goblin-save``). ``list``: ini
+words (and shell words in the environment). ``paths``: directories added from every
+source (a repeatable option, the ini key and the variable), not one picked by
+precedence."""
 
 
 @dataclass(frozen=True)
@@ -89,354 +57,611 @@ class Raw:
     """The directory a relative path in an ini value is relative to; None: where pytest runs."""
 
 
+Parse = Callable[[Raw, pytest.Config], Any]
+"""Turns what the user wrote into the field's value; raises ``pytest.UsageError`` naming
+``raw.source`` when the value is bad."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting's declaration: where it can be written, how it is read, how it is shown."""
+
+    help: str
+    group: str
+    """The heading it sits under in ``docs/options.md``."""
+    kind: Kind = "value"
+    key: str | None = None
+    """The ``<key>`` of ``--goblin-<key>``, ``goblin_<key>`` and ``GOBLIN_<KEY>``; None:
+    the field name with ``-`` for ``_``. Empty: the bare ``--goblin``."""
+    option: bool = True
+    ini: bool = True
+    env: bool = True
+    env_aliases: tuple[str, ...] = ()
+    """Older variable names, read after ``GOBLIN_<KEY>``."""
+    parse: Parse | None = None
+    """None: the value as written (a string, a bool, a tuple of words)."""
+    metavar: str | None = None
+    const: str | None = None
+    """An ``optional`` option's value when it is given bare."""
+    shown_default: str | None = None
+    """The default as help and docs state it; None: the field's default, when not None."""
+    name: str = ""
+    """The field name (filled in from the dataclass)."""
+    default: Any = None
+    """The field's default (filled in from the dataclass)."""
+
+    @property
+    def stem(self) -> str:
+        return self.name.replace("_", "-") if self.key is None else self.key
+
+    @property
+    def option_name(self) -> str | None:
+        if not self.option:
+            return None
+        return f"--goblin-{self.stem}" if self.stem else "--goblin"
+
+    @property
+    def dest(self) -> str:
+        """The attribute of ``config.option`` the option is stored in."""
+        return f"goblin_{self.stem}".replace("-", "_").rstrip("_")
+
+    @property
+    def ini_name(self) -> str | None:
+        return f"goblin_{self.stem.replace('-', '_')}" if self.ini else None
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        own = (f"GOBLIN_{self.stem.replace('-', '_').upper()}",) if self.env else ()
+        return own + self.env_aliases
+
+    @property
+    def default_text(self) -> str | None:
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.default is None or self.kind == "flag":
+            return None
+        if isinstance(self.default, (tuple, frozenset)):
+            return " ".join(sorted(map(str, self.default))) or None
+        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+
+
+_SPEC = "goblin.setting"
+
+
+def setting(default: Any, help: str, group: str, **declaration: Any) -> Any:
+    """A :class:`GoblinSettings` field declared with its :class:`Setting` (see its fields).
+
+    Typed ``Any`` so that the field's annotation, not this call, is its type.
+    """
+    spec = Setting(help=help, group=group, **declaration)
+    return field(default=default, metadata={_SPEC: spec})
+
+
+# ---------------------------------------------------------------- parsers
+
+
+def _parse_number(
+    raw: Raw, kind: type[int] | type[float], minimum: float, inclusive: bool = True
+) -> Any:
+    try:
+        value = kind(str(raw.value).strip())
+    except ValueError:
+        raise pytest.UsageError(f"{raw.source} must be a number, got {raw.value!r}") from None
+    if value < minimum or (value == minimum and not inclusive):
+        bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
+        raise pytest.UsageError(f"{raw.source} must be {bound}, got {raw.value!r}")
+    return value
+
+
+def _count(minimum: int) -> Parse:
+    return lambda raw, config: _parse_number(raw, int, minimum)
+
+
+def _positive(raw: Raw, config: pytest.Config) -> float:
+    return float(_parse_number(raw, float, minimum=0, inclusive=False))
+
+
+def _parse_threshold(raw: Raw, config: pytest.Config) -> float:
+    try:
+        value = float(str(raw.value))
+    except ValueError:
+        raise pytest.UsageError(f"{raw.source} must be a number, got {raw.value!r}") from None
+    if not value > 0:
+        raise pytest.UsageError(
+            f"{raw.source} must be a fraction above 0 (0.10 = 10%), got {raw.value!r}"
+        )
+    return value
+
+
+def _parse_percent(raw: Raw, config: pytest.Config) -> float:
+    try:
+        value = float(str(raw.value).strip().removesuffix("%"))
+    except ValueError:
+        raise pytest.UsageError(
+            f"{raw.source} must be a percentage such as 5 or 5%, got {raw.value!r}"
+        ) from None
+    if not 0 < value < 100:
+        raise pytest.UsageError(f"{raw.source} must be between 0 and 100, got {raw.value!r}")
+    return value
+
+
+def _parse_device(raw: Raw, config: pytest.Config) -> str:
+    device = str(raw.value)
+    try:
+        parse_selector(device)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{raw.source}: {exc}") from None
+    return device.strip().lower()
+
+
+def _lower(raw: Raw, config: pytest.Config) -> str:
+    return str(raw.value).lower()
+
+
+def _path(raw: Raw, config: pytest.Config | None = None) -> Path:
+    """A path setting: from the command line or the environment relative to where pytest
+    runs (the reports join it to ``invocation_dir``), from the ini file relative to it."""
+    return Path(raw.value) if raw.base is None else raw.base / str(raw.value)
+
+
+def _markdown_target(raw: Raw, config: pytest.Config) -> str:
+    """``-`` (stdout) stays as it is; anything else is a path like ``_path``'s."""
+    value = str(raw.value)
+    return value if value == "-" else str(_path(raw))
+
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _run_name(raw: Raw, config: pytest.Config) -> str:
+    """A saved run's name is a plain file-name part; a path here means the option ate one."""
+    name = str(raw.value)
+    if name == "":
+        return name
+    option = raw.source
+    if option.startswith("--") and _ate_a_path(name, option, config):
+        raise pytest.UsageError(
+            f"{option}: {name!r} is a path here, and a bare {option} takes the next argument "
+            f"as its run name; write {option}=NAME"
+        )
+    if not RUN_NAME.fullmatch(name):
+        raise pytest.UsageError(
+            f"{option}: {name!r} is not a run name (letters, digits, '.', '_', '-'); a bare "
+            f"{option} takes the next argument as its name, so write {option}=NAME"
+            if option.startswith("--")
+            else f"{option}: {name!r} is not a run name (letters, digits, '.', '_', '-')"
+        )
+    return name
+
+
+def _ate_a_path(raw: str, option: str, config: pytest.Config) -> bool:
+    """``--goblin-save workloads``: the bare option took, as its name, the test path that
+    followed it (a path with a slash is caught by the name's pattern; this catches the rest)."""
+    args = list(config.invocation_params.args)
+    spaced = any(flag == option and value == raw for flag, value in zip(args, args[1:]))
+    return spaced and (config.invocation_params.dir / raw).exists()
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse_bool(raw: Raw) -> bool:
+    if isinstance(raw.value, bool):
+        return raw.value
+    text = str(raw.value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise pytest.UsageError(
+        f"{raw.source} must be one of 1, true, yes, on, 0, false, no, off; got {raw.value!r}"
+    )
+
+
+# ---------------------------------------------------------------- the settings
+
+_RUN = "Running audits"
+_VERDICT = "Verdicts"
+_MEASURE = "Projecting and measuring"
+_REPORT = "Reports"
+_HISTORY = "Saved runs and comparisons"
+_AGENT = "Audit backends"
+
+
+@dataclass(frozen=True)
+class GoblinSettings:
+    """Every ``--goblin-*`` setting, resolved. Each field is declared with :func:`setting`."""
+
+    enabled: bool = setting(
+        False,
+        "collect workload files and audit each one as a test item.",
+        _RUN,
+        kind="flag",
+        key="",
+        ini=False,
+        env=False,
+    )
+    patterns: tuple[str, ...] = setting(
+        DEFAULT_PATTERNS,
+        "glob patterns of workload files.",
+        _RUN,
+        kind="list",
+        option=False,
+    )
+    kb_dirs: tuple[Path, ...] = setting(
+        (),
+        "add a directory of rule YAML files to the knowledge base (repeatable; every "
+        "source adds to the others).",
+        _RUN,
+        kind="paths",
+        key="kb",
+        metavar="DIR",
+    )
+    ignore: frozenset[str] = setting(
+        frozenset(),
+        "rule ids to waive in every workload.",
+        _RUN,
+        kind="list",
+        option=False,
+    )
+    show_rules: bool = setting(
+        False,
+        "list the knowledge base (id, category, platforms, citation) and exit.",
+        _RUN,
+        kind="flag",
+        key="rules",
+        ini=False,
+        env=False,
+    )
+    fix: bool = setting(
+        False,
+        "write the winning patch into the file of each failing workload.",
+        _RUN,
+        kind="flag",
+        ini=False,
+        env=False,
+    )
+    no_cache: bool = setting(
+        False,
+        "audit every workload afresh instead of reusing an earlier run's projected audit "
+        "of unchanged inputs.",
+        _RUN,
+        kind="flag",
+        ini=False,
+    )
+    attribution: bool = setting(
+        False,
+        "measure each patch without one change at a time and report what each change "
+        "contributes (information only; 2 runs per change when measured).",
+        _RUN,
+        kind="flag",
+    )
+    threshold: float = setting(
+        DEFAULT_THRESHOLD,
+        "fail a workload when a patch is faster by more than this fraction.",
+        _VERDICT,
+        parse=_parse_threshold,
+        metavar="FLOAT",
+    )
+    max_repeats: int = setting(
+        DEFAULT_MAX_REPEATS,
+        "paired rounds of baseline and patched runs to settle a measured verdict.",
+        _VERDICT,
+        parse=_count(1),
+        metavar="N",
+    )
+    time_budget_s: float | None = setting(
+        None,
+        "stop sampling a workload's verdict after this long; --goblin-attribution "
+        "measures with what is left.",
+        _VERDICT,
+        key="time-budget",
+        parse=_positive,
+        metavar="SECONDS",
+        shown_default="none",
+    )
+    strict: bool = setting(
+        False, "fail a workload whose measured verdict stays inconclusive.", _VERDICT, kind="flag"
+    )
+    loss_tolerance: float = setting(
+        DEFAULT_LOSS_TOLERANCE,
+        "how far the patched run's final loss may drift from the baseline's and still count.",
+        _VERDICT,
+        parse=_positive,
+        metavar="FRACTION",
+    )
+    calibrate: bool = setting(
+        False,
+        "measure each device's noise floor once (a baseline against itself), show it in "
+        "the summary, and error workloads whose threshold is below it.",
+        _VERDICT,
+        kind="flag",
+    )
+    fake: bool = setting(
+        False,
+        "project with the analytic model instead of measuring (no GPU needed).",
+        _MEASURE,
+        kind="flag",
+    )
+    fake_device: str = setting(
+        DEFAULT_FAKE_DEVICE,
+        "catalogue device the analytic model projects for under --goblin-fake.",
+        _MEASURE,
+        parse=_lower,
+        metavar="NAME",
+    )
+    device: str = setting(
+        "auto",
+        "device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
+        "cpu, cuda, cuda:N, rocm or rocm:N.",
+        _MEASURE,
+        parse=_parse_device,
+        metavar="DEVICE",
+    )
+    timeout_s: float = setting(
+        DEFAULT_TIMEOUT_S,
+        "kill a measured run's worker after this long and error the item.",
+        _MEASURE,
+        key="timeout",
+        parse=_positive,
+        metavar="SECONDS",
+    )
+    steps: int | None = setting(
+        None,
+        "timed optimizer steps of every measured run.",
+        _MEASURE,
+        parse=_count(1),
+        metavar="N",
+        shown_default="10 to profile, 50 to benchmark",
+    )
+    warmup: int = setting(
+        DEFAULT_WARMUP,
+        "untimed steps before the timed ones.",
+        _MEASURE,
+        parse=_count(0),
+        metavar="N",
+    )
+    layers: int | None = setting(
+        None,
+        "measure N decoder layers (and 1) and extrapolate the full model's step time; a "
+        "workload's goblin.layers wins.",
+        _MEASURE,
+        parse=_count(1),
+        metavar="N",
+        shown_default="all",
+    )
+    json_path: Path | None = setting(
+        None,
+        "write the JSON report here (atomically).",
+        _REPORT,
+        key="json",
+        parse=_path,
+        metavar="PATH",
+    )
+    md_path: str | None = setting(
+        None,
+        "write a Markdown summary here (- for stdout); appended to when PATH is the file "
+        "$GITHUB_STEP_SUMMARY names.",
+        _REPORT,
+        key="md",
+        parse=_markdown_target,
+        metavar="PATH",
+    )
+    html_path: Path | None = setting(
+        None,
+        "write a self-contained HTML report with a chart here.",
+        _REPORT,
+        key="html",
+        parse=_path,
+        metavar="PATH",
+    )
+    events_path: Path | None = setting(
+        None,
+        "write every audit's events here as JSON lines, with the item's node id.",
+        _REPORT,
+        key="events",
+        parse=_path,
+        metavar="PATH",
+        ini=False,
+    )
+    storage: Path = setting(
+        Path(DEFAULT_STORAGE),
+        "directory of saved runs.",
+        _HISTORY,
+        parse=_path,
+        option=False,
+        shown_default=f"{DEFAULT_STORAGE} in the rootdir",
+    )
+    save: str | None = setting(
+        None,
+        "save this run's metrics under goblin_storage as NAME (bare: the git commit); "
+        "write --goblin-save=NAME before paths.",
+        _HISTORY,
+        kind="optional",
+        parse=_run_name,
+        metavar="NAME",
+        const="",
+        ini=False,
+    )
+    compare: str | None = setting(
+        None,
+        "compare baseline tokens/s with the saved run NAME (bare: latest), on the same "
+        "device only.",
+        _HISTORY,
+        kind="optional",
+        parse=_run_name,
+        metavar="NAME",
+        const="latest",
+        ini=False,
+    )
+    compare_fail: float | None = setting(
+        None,
+        "fail a workload whose baseline tokens/s dropped more than PCT percent below the "
+        "compared run (compares with latest if --goblin-compare is not given).",
+        _HISTORY,
+        parse=_parse_percent,
+        metavar="PCT",
+        ini=False,
+    )
+    backend: str = setting(
+        "auto",
+        "who drives the audit: auto, planner, claude, qwen, or a name a "
+        "pytest_goblin_make_backend plugin builds; auto = planner when no API key is set.",
+        _AGENT,
+        env_aliases=("GOBLIN_AGENT_BACKEND",),
+        metavar="NAME",
+    )
+    model: str | None = setting(
+        None,
+        "model of the claude or qwen backend; after GOBLIN_MODEL, the backend's own "
+        "variable (GOBLIN_CLAUDE_MODEL or GOBLIN_QWEN_MODEL) is read, then the ini key.",
+        _AGENT,
+        metavar="ID",
+        shown_default="the backend's",
+    )
+    base_url: str | None = setting(
+        None,
+        "OpenAI-compatible server (vLLM, …) for the qwen backend (key from GOBLIN_QWEN_API_KEY).",
+        _AGENT,
+        env_aliases=("GOBLIN_QWEN_BASE_URL",),
+        metavar="URL",
+        ini=False,
+    )
+    invocation_dir: Path = field(default_factory=Path.cwd)
+    """Where pytest runs: what report paths from the command line are relative to."""
+    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    """Where each setting came from, for the errors found only after the settings are
+    built (an unknown device, a missing SDK, a rule id)."""
+
+    def source(self, name: str) -> str:
+        """Setting ``name``'s source as an error names it; its option when not recorded."""
+        if name in self.sources:
+            return self.sources[name]
+        spec = BY_NAME[name]
+        return spec.option_name or spec.ini_name or name
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    replace(f.metadata[_SPEC], name=f.name, default=f.default)
+    for f in fields(GoblinSettings)
+    if _SPEC in f.metadata
+)
+"""Every setting, in the order ``pytest --help`` and ``docs/options.md`` list them."""
+
+BY_NAME = {spec.name: spec for spec in SETTINGS}
+
 SETTINGS_KEY = pytest.StashKey[GoblinSettings]()
+
+GROUP_TITLE = "performance audits of fine-tuning workloads (pytest-goblin)"
+
+
+def _help(spec: Setting) -> str:
+    shown = spec.default_text
+    return spec.help if shown is None else f"{spec.help.rstrip('.')} (default {shown})."
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Register the ``goblin`` option group and its ini keys."""
-    group = parser.getgroup("goblin", "performance audits of fine-tuning workloads (pytest-goblin)")
-    group.addoption(
-        "--goblin",
-        action="store_true",
-        default=None,
-        help="collect workload files and audit each one as a test item.",
-    )
-    group.addoption(
-        "--goblin-fake",
-        action="store_true",
-        default=None,
-        help="project with the analytic model instead of measuring (no GPU needed).",
-    )
-    group.addoption(
-        "--goblin-fake-device",
-        metavar="NAME",
-        default=None,
-        help=f"simulated device for --goblin-fake (default {DEFAULT_FAKE_DEVICE}).",
-    )
-    group.addoption(
-        "--goblin-threshold",
-        metavar="FLOAT",
-        default=None,
-        help="fail a workload when a patch is faster by more than this fraction "
-        f"(default {DEFAULT_THRESHOLD}).",
-    )
-    group.addoption(
-        "--goblin-backend",
-        metavar="NAME",
-        default=None,
-        help="who drives the audit: auto, planner, claude, qwen, or a name a "
-        "pytest_goblin_make_backend plugin builds; auto = planner when no API "
-        "key is set.",
-    )
-    group.addoption(
-        "--goblin-json",
-        metavar="PATH",
-        default=None,
-        help="write the JSON report here (atomically).",
-    )
-    group.addoption(
-        "--goblin-kb",
-        metavar="DIR",
-        action="append",
-        default=None,
-        help="add a directory of rule YAML files to the knowledge base (repeatable).",
-    )
-    group.addoption(
-        "--goblin-rules",
-        action="store_true",
-        default=False,
-        help="list the knowledge base (id, category, platforms, citation) and exit.",
-    )
-    group.addoption(
-        "--goblin-fix",
-        action="store_true",
-        default=False,
-        help="write the winning patch into the file of each failing workload.",
-    )
-    group.addoption(
-        "--goblin-model",
-        metavar="ID",
-        default=None,
-        help="model of the claude or qwen backend (env GOBLIN_CLAUDE_MODEL / GOBLIN_QWEN_MODEL).",
-    )
-    group.addoption(
-        "--goblin-base-url",
-        metavar="URL",
-        default=None,
-        help="OpenAI-compatible server (vLLM, …) for the qwen backend "
-        "(env GOBLIN_QWEN_BASE_URL; key from GOBLIN_QWEN_API_KEY).",
-    )
-    group.addoption(
-        "--goblin-events",
-        metavar="PATH",
-        default=None,
-        help="write every audit's events here as JSON lines, with the item's node id.",
-    )
-    group.addoption(
-        "--goblin-md",
-        metavar="PATH",
-        default=None,
-        help="write a Markdown summary here (- for stdout); appended to when PATH "
-        "is the file $GITHUB_STEP_SUMMARY names.",
-    )
-    group.addoption(
-        "--goblin-html",
-        metavar="PATH",
-        default=None,
-        help="write a self-contained HTML report with a chart here.",
-    )
-    group.addoption(
-        "--goblin-save",
-        metavar="NAME",
-        nargs="?",
-        const="",
-        default=None,
-        help="save this run's metrics under goblin_storage as NAME (default: the git "
-        "commit); write --goblin-save=NAME before paths.",
-    )
-    group.addoption(
-        "--goblin-compare",
-        metavar="NAME",
-        nargs="?",
-        const="latest",
-        default=None,
-        help="compare baseline tokens/s with the saved run NAME (default: latest), "
-        "on the same device only.",
-    )
-    group.addoption(
-        "--goblin-compare-fail",
-        metavar="PCT",
-        default=None,
-        help="fail a workload whose baseline tokens/s dropped more than PCT percent "
-        "below the compared run (compares with latest if --goblin-compare is "
-        "not given).",
-    )
-    group.addoption("--goblin-device", metavar="DEVICE", default=None, help=DEVICE_HELP)
-    group.addoption(
-        "--goblin-timeout",
-        metavar="SECONDS",
-        default=None,
-        help="kill a measured run's worker after this long and error the item "
-        f"(default {DEFAULT_TIMEOUT_S:g}).",
-    )
-    group.addoption(
-        "--goblin-steps",
-        metavar="N",
-        default=None,
-        help="timed optimizer steps of every measured run (default: 10 to profile, "
-        "50 to benchmark).",
-    )
-    group.addoption(
-        "--goblin-warmup",
-        metavar="N",
-        default=None,
-        help=f"untimed steps before the timed ones (default {DEFAULT_WARMUP}).",
-    )
-    group.addoption(
-        "--goblin-layers",
-        metavar="N",
-        default=None,
-        help="measure N decoder layers (and 1) and extrapolate the full model's step "
-        "time; a workload's goblin.layers wins.",
-    )
-    group.addoption(
-        "--goblin-max-repeats",
-        metavar="N",
-        default=None,
-        help="paired rounds of baseline and patched runs to settle a measured "
-        f"verdict (default {DEFAULT_MAX_REPEATS}).",
-    )
-    group.addoption(
-        "--goblin-time-budget",
-        metavar="SECONDS",
-        default=None,
-        help="stop sampling a workload's verdict after this long; "
-        "--goblin-attribution measures with what is left (default: none).",
-    )
-    group.addoption(
-        "--goblin-strict",
-        action="store_true",
-        default=None,
-        help="fail a workload whose measured verdict stays inconclusive.",
-    )
-    group.addoption(
-        "--goblin-loss-tolerance",
-        metavar="FRACTION",
-        default=None,
-        help="how far the patched run's final loss may drift from the baseline's "
-        f"and still count (default {DEFAULT_LOSS_TOLERANCE}).",
-    )
-    group.addoption(
-        "--goblin-calibrate",
-        action="store_true",
-        default=None,
-        help="measure each device's noise floor once (a baseline against itself), "
-        "show it in the summary, and error workloads whose threshold is below "
-        "it.",
-    )
-    group.addoption(
-        "--goblin-no-cache",
-        action="store_true",
-        default=False,
-        help="audit every workload afresh instead of reusing an earlier run's "
-        "projected audit of unchanged inputs.",
-    )
-    group.addoption(
-        "--goblin-attribution",
-        action="store_true",
-        default=None,
-        help="measure each patch without one change at a time and report what "
-        "each change contributes (information only; 2 runs per change when "
-        "measured).",
-    )
-
-    parser.addini(
-        "goblin_fake", "use the analytic model (like --goblin-fake)", type="bool", default=False
-    )
-    parser.addini(
-        "goblin_fake_device", "simulated device for fake mode", default=DEFAULT_FAKE_DEVICE
-    )
-    parser.addini(
-        "goblin_threshold", "speedup fraction that fails a workload", default=str(DEFAULT_THRESHOLD)
-    )
-    parser.addini("goblin_backend", "audit backend: auto, planner, claude or qwen", default="auto")
-    parser.addini("goblin_json", "path of the JSON report (relative to the ini file)", default="")
-    parser.addini(
-        "goblin_patterns",
-        "glob patterns of workload files",
-        type="args",
-        default=list(DEFAULT_PATTERNS),
-    )
-    parser.addini("goblin_ignore", "rule ids to waive in every workload", type="args", default=[])
-    parser.addini("goblin_kb", "extra rule directories", type="paths", default=[])
-    parser.addini("goblin_model", "model of the claude or qwen backend", default="")
-    parser.addini(
-        "goblin_md",
-        "path of the Markdown summary (relative to the ini file; - for stdout)",
-        default="",
-    )
-    parser.addini("goblin_html", "path of the HTML report (relative to the ini file)", default="")
-    parser.addini(
-        "goblin_storage",
-        "directory of saved runs (relative to the ini file; default "
-        f"{DEFAULT_STORAGE} in the rootdir)",
-        default="",
-    )
-    parser.addini("goblin_device", DEVICE_HELP, default="auto")
-    parser.addini("goblin_timeout", "seconds a measured run may take", default="")
-    parser.addini("goblin_steps", "timed steps of every measured run", default="")
-    parser.addini("goblin_warmup", "untimed steps before the timed ones", default="")
-    parser.addini("goblin_layers", "decoder layers to measure before extrapolating", default="")
-    parser.addini("goblin_max_repeats", "paired rounds to settle a measured verdict", default="")
-    parser.addini(
-        "goblin_time_budget",
-        "seconds of measuring per workload (verdict first, then attribution)",
-        default="",
-    )
-    parser.addini(
-        "goblin_strict", "fail inconclusive measured verdicts", type="bool", default=False
-    )
-    parser.addini("goblin_loss_tolerance", "allowed final-loss drift of a patch", default="")
-    parser.addini(
-        "goblin_calibrate",
-        "measure each device's A/A noise floor (like --goblin-calibrate)",
-        type="bool",
-        default=False,
-    )
-    parser.addini(
-        "goblin_attribution",
-        "report each change's share of a patch's speedup",
-        type="bool",
-        default=False,
-    )
+    """Register the ``goblin`` option group and its ini keys, from :data:`SETTINGS`."""
+    group = parser.getgroup("goblin", GROUP_TITLE)
+    for spec in SETTINGS:
+        if spec.option_name is not None:
+            group.addoption(spec.option_name, **_option_arguments(spec))
+        if spec.ini_name is not None:
+            ini_type = {"flag": "bool", "list": "args", "paths": "paths"}.get(spec.kind, "string")
+            default: Any = {"flag": False, "list": [], "paths": []}.get(spec.kind, "")
+            parser.addini(spec.ini_name, _help(spec), type=ini_type, default=default)
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v not in (None, "")), None)
+def _option_arguments(spec: Setting) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"dest": spec.dest, "help": _help(spec), "default": None}
+    if spec.kind == "flag":
+        arguments["action"] = "store_true"
+    elif spec.kind == "paths":
+        arguments.update(action="append", metavar=spec.metavar)
+    elif spec.kind == "optional":
+        arguments.update(nargs="?", const=spec.const, metavar=spec.metavar)
+    else:
+        arguments["metavar"] = spec.metavar
+    return arguments
 
 
 def build(config: pytest.Config) -> GoblinSettings:
     """Resolve every setting once; bad values are a usage error naming their source."""
-    opt = config.option
-    threshold_raw = _pick(config, "threshold", "GOBLIN_THRESHOLD")
-    threshold = DEFAULT_THRESHOLD if threshold_raw is None else _parse_threshold(threshold_raw)
-    backend_raw = _pick(config, "backend", "GOBLIN_AGENT_BACKEND") or Raw(
-        "auto", "goblin_backend (default)"
-    )
-    backend = str(backend_raw.value)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in SETTINGS:
+        if spec.kind == "paths":
+            values[spec.name] = _all_paths(config, spec)
+            continue
+        raw = _pick(config, spec)
+        if raw is None:
+            sources[spec.name] = f"{spec.ini_name or spec.option_name} (default)"
+            continue
+        sources[spec.name] = raw.source
+        values[spec.name] = _read(raw, spec, config)
+    values["enabled"] = values.get("enabled", False) or values.get("show_rules", False)
+    backend = values.get("backend", "auto")
     if backend not in BACKENDS and not config.hook.pytest_goblin_make_backend.get_hookimpls():
         raise pytest.UsageError(
-            f"{backend_raw.source}: backend {backend!r} is not one of {', '.join(BACKENDS)} "
+            f"{sources['backend']}: backend {backend!r} is not one of {', '.join(BACKENDS)} "
             "(and no plugin implements pytest_goblin_make_backend)"
         )
-    fake_env = os.environ.get("GOBLIN_FAKE")
-    fake = bool(_first(opt.goblin_fake, _env_bool(fake_env), config.getini("goblin_fake")))
-    fake_device = _pick(config, "fake_device", "GOBLIN_FAKE_DEVICE") or Raw(
-        DEFAULT_FAKE_DEVICE, "goblin_fake_device (default)"
-    )
-    kb_dirs = [Path(p) for p in (opt.goblin_kb or [])] + list(config.getini("goblin_kb"))
-    model, base_url = _llm_settings(config, backend)
-    json_raw = _pick(config, "json")
-    md_raw = _pick(config, "md")
-    html_raw = _pick(config, "html")
-    storage_raw = _pick(config, "storage", option=False)
-    compare_fail = _parse_percent(_pick(config, "compare_fail", ini=False))
-    compare = opt.goblin_compare or ("latest" if compare_fail is not None else None)
-    return GoblinSettings(
-        enabled=bool(opt.goblin) or bool(opt.goblin_rules),
-        fake=fake,
-        fake_device=str(fake_device.value).lower(),
-        threshold=threshold,
-        backend=backend,
-        json_path=None if json_raw is None else _path(json_raw),
-        patterns=tuple(config.getini("goblin_patterns")),
-        ignore=frozenset(config.getini("goblin_ignore")),
-        kb_dirs=tuple(kb_dirs),
-        show_rules=bool(opt.goblin_rules),
-        invocation_dir=config.invocation_params.dir,
-        fix=bool(opt.goblin_fix),
-        model=model,
-        base_url=base_url,
-        events_path=Path(opt.goblin_events) if opt.goblin_events else None,
-        md_path=None if md_raw is None else _markdown_target(md_raw),
-        html_path=None if html_raw is None else _path(html_raw),
-        storage=config.rootpath / DEFAULT_STORAGE if storage_raw is None else _path(storage_raw),
-        save=_run_name(opt.goblin_save, "--goblin-save", config),
-        compare=_run_name(compare, "--goblin-compare", config),
-        compare_fail=compare_fail,
-        no_cache=bool(opt.goblin_no_cache),
-        attribution=bool(opt.goblin_attribution) or bool(config.getini("goblin_attribution")),
-        sources={
-            "backend": backend_raw.source,
-            "fake_device": fake_device.source,
-            "ignore": _ini_source(config, "goblin_ignore"),
-        },
-        **_measure_settings(config),
-        **_sampling_settings(config),
-    )
+    if not sources["model"].startswith(("--", "GOBLIN_MODEL ")):  # the ini's, or none
+        backend_model = _backend_model(config, backend, values.get("base_url"))
+        if backend_model is not None:
+            values["model"], sources["model"] = backend_model.value, backend_model.source
+    if values.get("compare") is None and values.get("compare_fail") is not None:
+        values["compare"] = "latest"
+    values.setdefault("storage", config.rootpath / DEFAULT_STORAGE)
+    return GoblinSettings(**values, invocation_dir=config.invocation_params.dir, sources=sources)
 
 
-def _pick(
-    config: pytest.Config,
-    name: str,
-    env: str | None = None,
-    *,
-    option: bool = True,
-    ini: bool = True,
-) -> Raw | None:
-    """Setting ``name`` from ``--goblin-<name>``, else the variable ``env``, else the ini
-    key ``goblin_<name>`` (its default included); None when none of them sets it.
-    ``option``/``ini`` False: the setting has no such option or key."""
-    key = f"goblin_{name}"
-    given = getattr(config.option, key) if option else None
-    if given not in (None, ""):
-        return Raw(given, f"--goblin-{name.replace('_', '-')}")
-    if env is not None and os.environ.get(env, ""):
-        return Raw(os.environ[env], f"{env} (environment)")
-    value = config.getini(key) if ini else None
-    if value in (None, ""):
+def _pick(config: pytest.Config, spec: Setting) -> Raw | None:
+    """Setting ``spec`` from its option, else its variables, else its ini key; None when
+    none of them sets it."""
+    if spec.option_name is not None:
+        given = getattr(config.option, spec.dest)
+        unset: tuple[Any, ...] = (None,) if spec.kind == "optional" else (None, "", False)
+        if given not in unset:
+            return Raw(given, spec.option_name)
+    for variable in spec.env_names:
+        if os.environ.get(variable, ""):
+            return Raw(os.environ[variable], f"{variable} (environment)")
+    if spec.ini_name is None:
         return None
-    return Raw(value, _ini_source(config, key), _ini_dir(config))
+    value = config.getini(spec.ini_name)
+    if value in ("", [], False):
+        return None
+    return Raw(value, _ini_source(config, spec.ini_name), _ini_dir(config))
+
+
+def _read(raw: Raw, spec: Setting, config: pytest.Config) -> Any:
+    """The field's value from what the user wrote."""
+    if spec.kind == "flag":
+        return _parse_bool(raw)
+    if spec.kind == "list":
+        words = raw.value if isinstance(raw.value, list) else shlex.split(str(raw.value))
+        return type(spec.default)(words)
+    return raw.value if spec.parse is None else spec.parse(raw, config)
+
+
+def _all_paths(config: pytest.Config, spec: Setting) -> tuple[Path, ...]:
+    """A ``paths`` setting: the option's directories, the variable's, then the ini file's."""
+    given = [Path(p) for p in getattr(config.option, spec.dest) or []]
+    for variable in spec.env_names:
+        given += [Path(p) for p in shlex.split(os.environ.get(variable, ""))]
+    if spec.ini_name is not None:
+        given += list(config.getini(spec.ini_name))
+    return tuple(given)
+
+
+def _backend_model(config: pytest.Config, backend: str, base_url: str | None) -> Raw | None:
+    """The variable of the backend ``auto`` resolves to (GOBLIN_CLAUDE_MODEL or
+    GOBLIN_QWEN_MODEL): read after ``--goblin-model`` and GOBLIN_MODEL, before the ini."""
+    from pytest_goblin.agent.backends import MODEL_ENV, resolve_name
+
+    variable = MODEL_ENV.get(resolve_name(backend, base_url), "")
+    value = os.environ.get(variable, "") if variable else ""
+    return Raw(value, f"{variable} (environment)") if value else None
 
 
 def _ini_source(config: pytest.Config, key: str) -> str:
@@ -459,149 +684,3 @@ def _ini_dir(config: pytest.Config) -> Path:
     """What a relative path in an ini value is relative to: the ini file's directory, as
     pytest resolves its own ``paths`` values (``-o`` values and ``goblin_kb`` included)."""
     return config.inipath.parent if config.inipath is not None else config.invocation_params.dir
-
-
-def _path(raw: Raw) -> Path:
-    """A path setting: from the command line relative to where pytest runs (the reports
-    join it to ``invocation_dir``), from the ini file relative to the ini file."""
-    return Path(raw.value) if raw.base is None else raw.base / str(raw.value)
-
-
-def _markdown_target(raw: Raw) -> str:
-    """``-`` (stdout) stays as it is; anything else is a path like ``_path``'s."""
-    value = str(raw.value)
-    return value if value == "-" else str(_path(raw))
-
-
-def _sampling_settings(config: pytest.Config) -> dict[str, Any]:
-    """--goblin-max-repeats, -time-budget, -strict, -loss-tolerance and -calibrate (command
-    line, then ini)."""
-    opt = config.option
-    repeats = _pick(config, "max_repeats")
-    budget = _pick(config, "time_budget")
-    tolerance = _pick(config, "loss_tolerance")
-    return {
-        "max_repeats": DEFAULT_MAX_REPEATS if repeats is None else _parse_number(repeats, int, 1),
-        "time_budget_s": None
-        if budget is None
-        else _parse_number(budget, float, minimum=0, inclusive=False),
-        "strict": bool(opt.goblin_strict) or bool(config.getini("goblin_strict")),
-        "loss_tolerance": DEFAULT_LOSS_TOLERANCE
-        if tolerance is None
-        else _parse_number(tolerance, float, minimum=0, inclusive=False),
-        "calibrate": bool(opt.goblin_calibrate) or bool(config.getini("goblin_calibrate")),
-    }
-
-
-def _measure_settings(config: pytest.Config) -> dict[str, Any]:
-    """--goblin-device (or GOBLIN_DEVICE), -timeout, -steps, -warmup and -layers (command
-    line, then ini)."""
-    device_raw = _pick(config, "device", "GOBLIN_DEVICE") or Raw("auto", "goblin_device (default)")
-    device = str(device_raw.value)
-    try:
-        parse_selector(device)
-    except ValueError as exc:
-        raise pytest.UsageError(f"{device_raw.source}: {exc}") from None
-    timeout = _pick(config, "timeout")
-    steps = _pick(config, "steps")
-    warmup = _pick(config, "warmup")
-    layers = _pick(config, "layers")
-    return {
-        "device": device.strip().lower(),
-        "timeout_s": DEFAULT_TIMEOUT_S
-        if timeout is None
-        else _parse_number(timeout, float, minimum=0, inclusive=False),
-        "steps": None if steps is None else _parse_number(steps, int, 1),
-        "warmup": DEFAULT_WARMUP if warmup is None else _parse_number(warmup, int, 0),
-        "layers": None if layers is None else _parse_number(layers, int, 1),
-    }
-
-
-def _parse_number(
-    raw: Raw, kind: type[int] | type[float], minimum: float, inclusive: bool = True
-) -> Any:
-    try:
-        value = kind(str(raw.value).strip())
-    except ValueError:
-        raise pytest.UsageError(f"{raw.source} must be a number, got {raw.value!r}") from None
-    if value < minimum or (value == minimum and not inclusive):
-        bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
-        raise pytest.UsageError(f"{raw.source} must be {bound}, got {raw.value!r}")
-    return value
-
-
-def _llm_settings(config: pytest.Config, backend: str) -> tuple[str | None, str | None]:
-    """The LLM backend's model and qwen's base URL.
-
-    The model's variable depends on the backend ``auto`` resolves to
-    (GOBLIN_CLAUDE_MODEL or GOBLIN_QWEN_MODEL), so it is resolved here.
-    """
-    from pytest_goblin.agent.backends import MODEL_ENV, qwen_base_url, resolve_name
-
-    base_url = qwen_base_url(config.option.goblin_base_url)
-    env_model = os.environ.get(MODEL_ENV.get(resolve_name(backend, base_url), ""))
-    model = _first(config.option.goblin_model, env_model, config.getini("goblin_model"))
-    return model, base_url
-
-
-def _parse_threshold(raw: Raw) -> float:
-    try:
-        value = float(str(raw.value))
-    except ValueError:
-        raise pytest.UsageError(f"{raw.source} must be a number, got {raw.value!r}") from None
-    from pytest_goblin.schemas import MAX_THRESHOLD
-
-    if not 0 < value <= MAX_THRESHOLD:  # nan and inf fail this too
-        raise pytest.UsageError(
-            f"{raw.source} must be a fraction above 0 and at most {MAX_THRESHOLD:g} "
-            f"(0.10 = 10%; a larger bar never fails a workload), got {raw.value!r}"
-        )
-    return value
-
-
-RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-def _run_name(raw: str | None, option: str, config: pytest.Config) -> str | None:
-    """A saved run's name is a plain file-name part; a path here means the option ate one."""
-    if raw is None or raw == "":
-        return raw
-    if _ate_a_path(raw, option, config):
-        raise pytest.UsageError(
-            f"{option}: {raw!r} is a path here, and a bare {option} takes the next argument "
-            f"as its run name; write {option}=NAME"
-        )
-    if not RUN_NAME.fullmatch(raw):
-        raise pytest.UsageError(
-            f"{option}: {raw!r} is not a run name (letters, digits, '.', '_', '-'); a bare "
-            f"{option} takes the next argument as its name, so write {option}=NAME"
-        )
-    return raw
-
-
-def _ate_a_path(raw: str, option: str, config: pytest.Config) -> bool:
-    """``--goblin-save workloads``: the bare option took, as its name, the test path that
-    followed it (a path with a slash is caught by the name's pattern; this catches the rest)."""
-    args = list(config.invocation_params.args)
-    spaced = any(flag == option and value == raw for flag, value in zip(args, args[1:]))
-    return spaced and (config.invocation_params.dir / raw).exists()
-
-
-def _parse_percent(raw: Raw | None) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(str(raw.value).strip().removesuffix("%"))
-    except ValueError:
-        raise pytest.UsageError(
-            f"{raw.source} must be a percentage such as 5 or 5%, got {raw.value!r}"
-        ) from None
-    if not 0 < value < 100:
-        raise pytest.UsageError(f"{raw.source} must be between 0 and 100, got {raw.value!r}")
-    return value
-
-
-def _env_bool(raw: str | None) -> bool | None:
-    if raw is None or raw == "":
-        return None
-    return raw.strip().lower() in {"1", "true", "yes", "on"}

@@ -34,14 +34,22 @@ SETTINGS = [
         ": device 'tpu' is not one of auto, cpu, cuda, cuda:N, rocm or rocm:N",
     ),
     Setting(
-        "--goblin-max-repeats", None, "goblin_max_repeats", "0", " must be at least 1, got '0'"
+        "--goblin-max-repeats",
+        "GOBLIN_MAX_REPEATS",
+        "goblin_max_repeats",
+        "0",
+        " must be at least 1, got '0'",
     ),
     Setting(
-        "--goblin-time-budget", None, "goblin_time_budget", "soon", " must be a number, got 'soon'"
+        "--goblin-time-budget",
+        "GOBLIN_TIME_BUDGET",
+        "goblin_time_budget",
+        "soon",
+        " must be a number, got 'soon'",
     ),
     Setting(
         "--goblin-compare-fail",
-        None,
+        "GOBLIN_COMPARE_FAIL",
         None,
         "fast",
         " must be a percentage such as 5 or 5%, got 'fast'",
