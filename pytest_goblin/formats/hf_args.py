@@ -141,6 +141,9 @@ NO_SEQ_LEN = (
     "TrainingArguments has no sequence length and none of the script's usual keys is set "
     "(its tokenizer or data collator decides), so the sequence length is unknown"
 )
+COMPUTE_DTYPE = "bnb_4bit_compute_dtype"
+"""Where a 4-bit base model's matmuls get their dtype (``BitsAndBytesConfig``; transformers'
+default is float32): without an autocast flag, a QLoRA's base matmuls run in it."""
 SEQ_KEYS = ("max_length", "max_seq_length", "block_size", "model_max_length")
 DTYPE_KEYS = ("dtype", "torch_dtype")
 _TRAIN = (
@@ -243,6 +246,7 @@ def interpret(
     *,
     trl: bool,
     lora_defaults: tuple[int, int] = (16, 32),
+    target_defaults: tuple[str, ...] = tuple(PEFT_DEFAULT_TARGETS),
 ) -> Reading:
     """WorkloadConfig inputs from TrainingArguments/SFTConfig/ModelConfig keys.
 
@@ -271,7 +275,7 @@ def interpret(
             hf_attention(lookup(values, attention_key), display, f.label(attention_key)),
             attention_key,
         )
-    _adapter(values, f, lora_defaults)
+    _adapter(values, f, lora_defaults, target_defaults)
     env = values.get("env")
     if trl and isinstance(env, dict):
         f.put("env_vars", dict(env), "env")
@@ -356,13 +360,23 @@ def _precision(
     loaded = hf_precision_from_dtype(lookup(values, dtype_key)) if dtype_key else None
     if loaded and loaded != "fp32":
         return loaded, dtype_key
+    compute = values.get(COMPUTE_DTYPE)
+    if flag("load_in_4bit") and compute is not None:
+        computed = hf_precision_from_dtype(compute)
+        if computed and computed != "fp32":
+            return computed, COMPUTE_DTYPE
     if flag("tf32"):
         return "tf32", "tf32"
     present = next((key for key in ("bf16", "fp16") if key in values), None)
     return "fp32", present
 
 
-def _adapter(values: dict[str, Any], f: Fields, lora_defaults: tuple[int, int]) -> None:
+def _adapter(
+    values: dict[str, Any],
+    f: Fields,
+    lora_defaults: tuple[int, int],
+    target_defaults: tuple[str, ...],
+) -> None:
     eight_bit = values.get("load_in_8bit")
     if eight_bit is not None and as_bool(eight_bit, f.display, f.label("load_in_8bit")):
         raise WorkloadError(f.display, EIGHT_BIT, field=f.label("load_in_8bit"))
@@ -381,7 +395,7 @@ def _adapter(values: dict[str, Any], f: Fields, lora_defaults: tuple[int, int]) 
         "lora_targets",
         "lora_target_modules",
         lambda v, *_: targets_list(v),
-        list(PEFT_DEFAULT_TARGETS),
+        list(target_defaults),
     )
 
 

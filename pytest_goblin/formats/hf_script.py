@@ -29,7 +29,7 @@ from typing import Any
 
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import hf_args
-from pytest_goblin.formats.base import HF_ATTENTION_NAMES, Reading, Unpatchable
+from pytest_goblin.formats.base import ALL_LINEAR, HF_ATTENTION_NAMES, Reading, Unpatchable
 from pytest_goblin.formats.py_edit import PyText
 from pytest_goblin.formats.script_ast import Script, Value, dotted, short_name
 
@@ -44,6 +44,10 @@ _LOADER_KEYS = {
     "prefetch_factor": "dataloader_prefetch_factor",
     "persistent_workers": "dataloader_persistent_workers",
 }
+UNSLOTH_CLASSES = ("FastLanguageModel", "FastModel", "FastVisionModel")
+UNSLOTH_MAX_SEQ_LENGTH = 2048
+"""``FastLanguageModel.from_pretrained``'s ``max_seq_length`` default (unsloth v0.1.801-beta
+``unsloth/models/loader.py``)."""
 _LORA_KEYS = {"r": "lora_r", "lora_alpha": "lora_alpha", "target_modules": "lora_target_modules"}
 _FIELD_KEYS = {
     "batch_size": "per_device_train_batch_size",
@@ -81,6 +85,8 @@ class _Discovery:
     places: dict[str, _Place] = field(default_factory=dict)
     model_call: ast.Call | None = None
     lora_call: ast.Call | None = None
+    unsloth: bool = False
+    """The LoRA comes from unsloth's ``get_peft_model``, whose defaults differ from PEFT's."""
     compile_label: str | None = None
     checkpointing_label: str | None = None
     env: dict[str, tuple[ast.Assign, Value]] = field(default_factory=dict)
@@ -138,9 +144,13 @@ def _discover(tree: ast.Module) -> _Discovery:
             found.places["model_name_or_path"] = _Place(
                 models[0], "", value, f"from_pretrained() {where}"
             )
+        elif _is_unsloth(models[0]) and "model_name" in script.keywords(models[0]):
+            place(models[0], "model_name", "model_name_or_path")
         for key in ("attn_implementation", "torch_dtype", "dtype", "load_in_4bit", "load_in_8bit"):
             if key in script.keywords(models[0]):
                 place(models[0], key)
+        if _is_unsloth(models[0]):
+            _unsloth_model(found, models[0])
     if "model_name_or_path" not in found.places:
         for trainer in script.calls_named("SFTTrainer"):
             model = script.keywords(trainer).get("model")
@@ -156,8 +166,14 @@ def _discover(tree: ast.Module) -> _Discovery:
         ]
         if quantized:
             place(quantized[0], key)
+            compute = script.keywords(quantized[0]).get(hf_args.COMPUTE_DTYPE)
+            if key == "load_in_4bit" and compute is not None and compute.known:
+                place(quantized[0], hf_args.COMPUTE_DTYPE)
     loras = script.calls_named("LoraConfig")
-    if loras:
+    unsloth_peft = [call for call in script.calls_named("get_peft_model") if _is_unsloth(call)]
+    if unsloth_peft:
+        _unsloth_peft(found, unsloth_peft[0])
+    elif loras:
         found.lora_call = loras[0]
         found.places["use_peft"] = _Place(
             loras[0], "", Value(True, True, None, "", 0), f"LoraConfig() line {loras[0].lineno}"
@@ -173,6 +189,61 @@ def _discover(tree: ast.Module) -> _Discovery:
     _compile_and_checkpointing(found, models)
     _environment(found)
     return found
+
+
+def _is_unsloth(call: ast.Call) -> bool:
+    """``FastLanguageModel.from_pretrained(...)`` / ``.get_peft_model(...)`` and their kin."""
+    return (dotted(call.func) or "").split(".")[0] in UNSLOTH_CLASSES
+
+
+def _default(call: ast.Call, value: Any) -> Value:
+    """An unsloth keyword the script leaves unset, as the value unsloth gives it."""
+    return Value(value, True, None, repr(value), call.lineno)
+
+
+def _unsloth_model(found: _Discovery, call: ast.Call) -> None:
+    """unsloth's loader: 4-bit by default, and the sequence length the trainer is patched to use.
+
+    Defaults of unsloth v0.1.801-beta ``unsloth/models/loader.py``
+    (``FastLanguageModel.from_pretrained``): ``max_seq_length=2048``,
+    ``load_in_4bit=True``; a sequence length the training arguments set wins.
+    """
+    written = found.script.keywords(call)
+    name = short_name(call.func)
+    for key, default in (("load_in_4bit", True), ("max_seq_length", UNSLOTH_MAX_SEQ_LENGTH)):
+        if key == "max_seq_length" and any(k in found.places for k in hf_args.SEQ_KEYS):
+            continue
+        if key in written:
+            found.places[key] = _Place(call, key, written[key], _label(call, key, written[key]))
+        else:
+            label = f"{name}() default {key}={default!r}, line {call.lineno}"
+            found.places[key] = _Place(call, key, _default(call, default), label)
+    if written.get("full_finetuning") is not None and written["full_finetuning"].value is True:
+        del found.places["load_in_4bit"]
+
+
+def _unsloth_peft(found: _Discovery, call: ast.Call) -> None:
+    """unsloth's ``get_peft_model``: LoRA with its own defaults (v0.1.801-beta
+    ``unsloth/models/llama.py``: r=16, lora_alpha=16, every projection, and
+    ``use_gradient_checkpointing="unsloth"``, which checkpoints)."""
+    found.lora_call = call
+    found.unsloth = True
+    written = found.script.keywords(call)
+    found.places["use_peft"] = _Place(
+        call, "", Value(True, True, None, "", 0), f"{short_name(call.func)}() line {call.lineno}"
+    )
+    for key, as_key in _LORA_KEYS.items():
+        if key in written:
+            found.places[as_key] = _Place(call, key, written[key], _label(call, key, written[key]))
+    if "gradient_checkpointing" in found.places:
+        return
+    key = "use_gradient_checkpointing"
+    value = written.get(key)
+    if value is None:
+        value = _default(call, True)
+    elif value.known and value.value == "unsloth":
+        value = Value(True, True, value.node, value.text, value.line)
+    found.places["gradient_checkpointing"] = _Place(call, key, value, _label(call, key, value))
 
 
 def _compile_and_checkpointing(found: _Discovery, models: list[ast.Call]) -> None:
@@ -251,7 +322,17 @@ def read(tree: ast.Module, display: str) -> Reading:
     labels[" or ".join(hf_args.SEQ_KEYS)] = "the script's sequence length"
     if "dtype" in values and "torch_dtype" not in values:
         values["torch_dtype"], labels["torch_dtype"] = values.pop("dtype"), labels["dtype"]
-    reading = hf_args.interpret(values, labels, display, trl=found.trl, lora_defaults=(8, 8))
+    if found.unsloth:
+        reading = hf_args.interpret(
+            values,
+            labels,
+            display,
+            trl=found.trl,
+            lora_defaults=(16, 16),
+            target_defaults=tuple(ALL_LINEAR),
+        )
+    else:
+        reading = hf_args.interpret(values, labels, display, trl=found.trl, lora_defaults=(8, 8))
     fields, sources = dict(reading.fields), dict(reading.sources)
     if found.compile_label:
         fields["torch_compile"], sources["torch_compile"] = True, found.compile_label
@@ -310,6 +391,10 @@ def _write(found: _Discovery, editor: PyText, field_name: str, value: Any) -> No
         _write_environment(found, editor, field_name, str(value))
     elif field_name == "seq_len":
         key = next((k for k in ("max_length", "max_seq_length") if k in found.places), None)
+        place = found.places.get(key or "")
+        if place is not None and place.call is not found.args_call:
+            _set(editor, found, field_name, place.call, place.key, value)
+            return
         if key is None and not found.trl:
             raise Unpatchable(
                 field_name,

@@ -285,3 +285,91 @@ def test_an_8_bit_base_model_is_an_error_naming_the_call(tmp_path: Path) -> None
 def test_a_literal_true_is_not_named_as_a_constant_it_came_via(tmp_path: Path) -> None:
     text = PLAIN.replace("batch_size=4", "batch_size=4, bf16=True")
     assert script(tmp_path, text).sources["precision"] == "TrainingArguments(bf16=) line 5"
+
+
+UNSLOTH = """\
+from unsloth import FastLanguageModel, is_bf16_supported
+from trl import SFTConfig, SFTTrainer
+
+max_seq_length = 2048
+dtype = None  # None for auto detection
+load_in_4bit = True
+
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name="unsloth/Meta-Llama-3.1-8B",
+    max_seq_length=max_seq_length,
+    dtype=dtype,
+    load_in_4bit=load_in_4bit,
+)
+model = FastLanguageModel.get_peft_model(
+    model,
+    r=16,
+    target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    lora_alpha=16,
+    lora_dropout=0,
+    use_gradient_checkpointing="unsloth",
+)
+trainer = SFTTrainer(
+    model=model,
+    tokenizer=tokenizer,
+    args=SFTConfig(
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=4,
+        learning_rate=2e-4,
+        fp16=not is_bf16_supported(),
+        bf16=is_bf16_supported(),
+        optim="adamw_8bit",
+        output_dir="outputs",
+    ),
+)
+trainer.train()
+"""
+"""The shape of unsloth's Llama-3.1 8B Alpaca notebook (its calls and keywords)."""
+
+
+def test_an_unsloth_script_is_read_as_its_4bit_qlora_with_its_model_and_length(
+    tmp_path: Path,
+) -> None:
+    workload = script(tmp_path, UNSLOTH, seq_len=None)
+    config = workload.config
+    assert (config.model_name, config.arch.name) == ("unsloth/Meta-Llama-3.1-8B", "llama-3.1-8b")
+    assert (config.finetune, config.lora_rank, config.lora_alpha) == ("qlora", 16, 16)
+    assert (config.seq_len, config.gradient_checkpointing) == (2048, True)
+    assert (
+        workload.sources["seq_len"] == "from_pretrained(max_seq_length=) via max_seq_length, line 4"
+    )
+
+
+def test_unsloth_defaults_apply_where_the_script_leaves_keywords_out(tmp_path: Path) -> None:
+    text = UNSLOTH.replace("    load_in_4bit=load_in_4bit,\n", "").replace(
+        "    max_seq_length=max_seq_length,\n", ""
+    )
+    config = script(tmp_path, text, seq_len=None).config
+    assert (config.finetune, config.seq_len) == ("qlora", 2048)
+
+
+def test_an_unsloth_sequence_length_patch_edits_the_loader(tmp_path: Path) -> None:
+    workload = script(tmp_path, UNSLOTH, seq_len=None)
+    planned = plan_patch(workload, [change(workload, "seq_len", 4096)])
+    assert "max_seq_length = 4096" in planned.text
+
+
+QLORA_FP16_COMPUTE = """\
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Trainer, TrainingArguments
+
+bnb = BitsAndBytesConfig(
+    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16
+)
+model = AutoModelForCausalLM.from_pretrained("meta-llama/Meta-Llama-3-8B", quantization_config=bnb)
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32))
+args = TrainingArguments(output_dir="out", per_device_train_batch_size=4)
+Trainer(model=model, args=args).train()
+"""
+
+
+def test_a_qlora_without_autocast_runs_in_its_4bit_compute_dtype(tmp_path: Path) -> None:
+    workload = script(tmp_path, QLORA_FP16_COMPUTE)
+    assert (workload.config.finetune, workload.config.precision) == ("qlora", "fp16")
+    assert workload.sources["precision"] == "BitsAndBytesConfig(bnb_4bit_compute_dtype=) line 6"
