@@ -15,7 +15,7 @@ from typing import Any
 
 from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.runner.device_session import DeviceSession
-from pytest_goblin.runner.devices import get_device
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.schemas import WorkloadConfig
 

@@ -42,7 +42,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
-from pytest_goblin.runner.architectures import ModelArch
+from pytest_goblin.catalogue.architectures import ModelArch
 from pytest_goblin.schemas import WASTE_BUCKETS, WorkloadConfig
 
 FACTS: Final[dict[str, tuple[Any, str]]] = {

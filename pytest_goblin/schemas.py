@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pytest_goblin.runner.architectures import ModelArch, lookup
+from pytest_goblin.catalogue.architectures import ModelArch, lookup
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "unknown"]
 AttentionImpl = Literal["eager", "sdpa", "flash", "unknown"]
@@ -94,7 +94,7 @@ class WorkloadConfig(BaseModel):
         if isinstance(value, str):
             arch = lookup(value)
             if arch is None:
-                from pytest_goblin.runner.architectures import PRESETS
+                from pytest_goblin.catalogue.architectures import PRESETS
 
                 raise ValueError(
                     f"unknown model preset {value!r}; use one of {', '.join(sorted(PRESETS))} "
@@ -219,7 +219,7 @@ class WorkloadSettings(BaseModel):
     def _budget_devices(cls, value: Budget | None) -> Budget | None:
         """Device keys are catalogue names: a typo is an error, not a budget never checked."""
         if isinstance(value, dict):
-            from pytest_goblin.runner.devices import get_device
+            from pytest_goblin.catalogue.devices import get_device
 
             for device in value:
                 get_device(device)

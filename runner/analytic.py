@@ -111,8 +111,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from pytest_goblin.errors import GoblinError
-from pytest_goblin.runner.architectures import ModelArch
-from pytest_goblin.runner.devices import DeviceSpec
+from pytest_goblin.catalogue.architectures import ModelArch
+from pytest_goblin.catalogue.devices import DeviceSpec
 from pytest_goblin.schemas import RunMetrics, WasteBudget, WorkloadConfig
 
 # --- GEMM efficiency -----------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from pytest_goblin.runner.devices import resolve_identity
+from pytest_goblin.catalogue.devices import resolve_identity
 from pytest_goblin.runner.options import DeviceSelector
 from pytest_goblin.runner.visible import physical_id
 from pytest_goblin.schemas import DeviceInfo

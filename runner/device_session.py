@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from pytest_goblin.runner.devices import get_device
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.measured import LiveDevice, TorchRunner
 from pytest_goblin.runner.options import SELECTOR_HELP, MeasureOptions, parse_selector
 from pytest_goblin.runner.projected import SimulatedDevice

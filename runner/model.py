@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
-from pytest_goblin.runner.architectures import ModelArch
+from pytest_goblin.catalogue.architectures import ModelArch
 
 ROPE_THETA = 10_000.0
 """Rotary base; it changes the values of cos/sin, never the cost."""

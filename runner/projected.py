@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_goblin.runner.analytic import FakeRunner
-from pytest_goblin.runner.devices import get_device
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 

@@ -52,7 +52,7 @@ def live_writer(config: pytest.Config) -> Callable[[str], None] | None:
 
 
 def check_device(settings: GoblinSettings) -> None:
-    from pytest_goblin.runner.devices import get_device
+    from pytest_goblin.catalogue.devices import get_device
 
     try:
         get_device(settings.fake_device)

@@ -33,7 +33,7 @@ from pytest_goblin.report.terminal import (
     outcome_line,
     summary_table,
 )
-from pytest_goblin.runner.devices import get_device
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.schemas import WorkloadResult
 from pytest_goblin.workload.fix import fix_summary
 from pytest_goblin.workload.read import WORKLOAD_SUFFIXES, may_hold_workload

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pytest_goblin.runner.devices import get_device
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.schemas import BudgetCheck, DeviceInfo, RunMetrics, WorkloadSettings
 
 BudgetKey = Literal["min_tokens_per_sec", "min_mfu_pct", "max_hbm_peak_gb"]

@@ -18,7 +18,7 @@ from pytest_goblin.kb import (
 )
 from pytest_goblin.kb.facts import AuditFacts, catalogue_facts
 from pytest_goblin.runner.analytic import FakeRunner
-from pytest_goblin.runner.devices import get_device
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.schemas import WorkloadConfig
 
 BUNDLED = load_kb()

@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
-from pytest_goblin.runner.architectures import PRESETS, lookup
-from pytest_goblin.runner.devices import DEVICES
+from pytest_goblin.catalogue.architectures import PRESETS, lookup
+from pytest_goblin.catalogue.devices import DEVICES
 from pytest_goblin.schemas import WorkloadConfig
 
 PUBLISHED_BILLIONS = {

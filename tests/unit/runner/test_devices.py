@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pytest_goblin.runner.devices import DEVICES, DeviceSpec, get_device
+from pytest_goblin.catalogue.devices import DEVICES, DeviceSpec, get_device
 
 EXPECTED = {"mi250x", "mi300x", "mi325x", "mi355x", "rx7900xtx", "a100", "h100", "h200", "cpu"}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_goblin.runner.devices import DEVICES, resolve_identity
+from pytest_goblin.catalogue.devices import DEVICES, resolve_identity
 from pytest_goblin.schemas import DeviceInfo
 
 

@@ -84,6 +84,6 @@ def test_the_gpu_is_identified_from_its_properties_and_its_memory_is_in_gib() ->
     assert found.info.compute_units == props.multi_processor_count
     assert found.info.memory_gb == pytest.approx(props.total_memory / 2**30)
     if found.info.catalogue_key is not None:  # a listed whole device: its entry's CU count
-        from pytest_goblin.runner.devices import DEVICES
+        from pytest_goblin.catalogue.devices import DEVICES
 
         assert DEVICES[found.info.catalogue_key].compute_units == props.multi_processor_count

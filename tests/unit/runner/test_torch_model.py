@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_goblin.runner.architectures import ModelArch  # noqa: E402
+from pytest_goblin.catalogue.architectures import ModelArch  # noqa: E402
 from pytest_goblin.runner.model import LoRALinear, ModelOptions, build  # noqa: E402
 
 TINY = ModelArch(layers=2, hidden=64, intermediate=172, heads=4, kv_heads=2, vocab=256)
