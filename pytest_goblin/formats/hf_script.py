@@ -32,6 +32,7 @@ from pytest_goblin.formats import hf_args
 from pytest_goblin.formats.base import ALL_LINEAR, HF_ATTENTION_NAMES, Reading, Unpatchable
 from pytest_goblin.formats.py_edit import PyText
 from pytest_goblin.formats.script_ast import Script, Value, dotted, short_name
+from pytest_goblin.formats.vocabulary import TRAINER_KEYS, TRL_KEYS
 
 NAME = "hf-script"
 SUFFIXES = frozenset({".py"})
@@ -364,6 +365,12 @@ def _set(
     """Edit ``key`` of ``call`` where it is written, or add it as a keyword."""
     current = found.script.keywords(call).get(key)
     if current is None:
+        vocabulary = TRL_KEYS if found.trl else TRAINER_KEYS
+        if call is found.args_call and key not in vocabulary.keys:
+            raise Unpatchable(
+                field_name,
+                f"{short_name(call.func)} has no keyword {key!r} (keys from {vocabulary.source})",
+            )
         editor.add_keyword(call, key, value)
     elif current.node is None:
         raise Unpatchable(
