@@ -28,6 +28,7 @@ from pytest_goblin.events import EventRecorder
 from pytest_goblin.plugin import config as config_state
 from pytest_goblin.plugin.extensions import backend_factory
 from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.report.terminal import failure_message
 from pytest_goblin.runner import worker_env
 from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.schemas import WorkloadResult
@@ -233,7 +234,7 @@ class WorkloadItem(pytest.Function):
             result = write_fix(workload, result)
         self.goblin_result = result
         if settled.failure is not None:
-            raise WorkloadFailed(settled.failure)
+            raise WorkloadFailed(failure_message(settled.result, settled.failure))
         if settled.xfail is not None:
             pytest.xfail(settled.xfail)
 

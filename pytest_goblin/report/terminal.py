@@ -14,6 +14,8 @@ from pytest_goblin.report import candidates_text
 from pytest_goblin.report.attribution_text import heading, share_text, summary
 from pytest_goblin.report.summary import RunInfo, verdict_key
 from pytest_goblin.schemas import AuditUsage, DeviceInfo, WorkloadResult
+from pytest_goblin.verdict import budgets
+from pytest_goblin.verdict.gates import Failure, device_name
 
 if TYPE_CHECKING:
     from pytest_goblin.kb.loader import KnowledgeBase
@@ -231,6 +233,30 @@ def failure_text(result: WorkloadResult) -> str:
     for note in result.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def failure_message(result: WorkloadResult, failure: Failure) -> str:
+    """What pytest shows for an item the gates failed (:func:`verdict.gates.judge`): why an
+    acceptance no longer covers the gap, the patch's failure text (when it wins), then each
+    missed budget, then the regression."""
+    blocks = ["\n".join(failure.accept_problems)] if failure.accept_problems else []
+    blocks += [failure_text(result)] if failure.patch_wins else []
+    where = f"{'projected' if result.projected else 'measured'} on {device_name(result)}"
+    missed = budgets.misses(result.budgets)
+    if missed:
+        lines = [f"{result.name}: misses {len(missed)} budget(s) of its goblin: section ({where})"]
+        lines += [f"  {budgets.describe(check)}" for check in missed]
+        blocks.append("\n".join(lines))
+    comparison = result.history
+    if comparison is not None and comparison.regressed:
+        commit = f" at commit {comparison.saved_commit[:8]}" if comparison.saved_commit else ""
+        # the first line is what pytest's short summary shows: it carries the change
+        change = "" if comparison.change_pct is None else f" ({comparison.change_pct:+.1f}%)"
+        blocks.append(
+            f"{result.name}: regressed against saved run {comparison.run}{commit}"
+            f"{change}:\n  {comparison.reason}"
+        )
+    return "\n\n".join(blocks)
 
 
 def _attribution_lines(result: WorkloadResult) -> list[str]:

@@ -7,19 +7,33 @@ its baseline can have dropped below a saved run by more than
 so JUnit and every report show which workload regressed — not only the session.
 The other way round, a gap its ``goblin.accept`` block accepts (``accept``)
 keeps a winning patch from failing the item.
+
+This module decides; it renders nothing. A failing item comes back with a
+:class:`Failure` (which of the gates failed it), and the report layer turns that into
+the text pytest shows (``pytest_goblin.report.terminal.failure_message``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from pytest_goblin import history
 from pytest_goblin.history import SavedRun
-from pytest_goblin.report.terminal import failure_text
 from pytest_goblin.schemas import BudgetCheck, WorkloadResult, WorkloadSettings
 from pytest_goblin.verdict import budgets
 from pytest_goblin.verdict import known_gaps as accept
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a judged item fails, beyond what its result records (the missed budgets and
+    the regression are in ``result.budgets`` and ``result.history``)."""
+
+    patch_wins: bool
+    """The bar rule failed it: a patch beats the workload and no acceptance covers that."""
+    accept_problems: tuple[str, ...] = ()
+    """Why a ``goblin.accept`` block no longer covers the gap (expired, exceeded)."""
 
 
 def judge(
@@ -28,8 +42,8 @@ def judge(
     saved: SavedRun | None,
     fail_pct: float | None,
     today: date | None = None,
-) -> tuple[WorkloadResult, str | None]:
-    """The result with its budgets and history filled in, and the failure message if it fails.
+) -> tuple[WorkloadResult, Failure | None]:
+    """The result with its budgets and history filled in, and why it fails if it does.
 
     A gap that ``goblin.accept`` accepts on ``today`` (default: the local date)
     fails nothing: the result comes back with ``accepted`` set, and the item is
@@ -52,7 +66,7 @@ def judge(
         result.notes
         + gap.notes
         + [
-            f"budget {key} not checked: the baseline has no such number on {_device(result)}"
+            f"budget {key} not checked: the baseline has no such number on {device_name(result)}"
             for key in unchecked
         ]
     )
@@ -66,35 +80,11 @@ def judge(
             "accepted": settings.accept if gap.holds and not reasons else None,
         }
     )
-    return judged, failure_message(judged, patch_wins, gap.problems) if reasons else None
+    return judged, Failure(patch_wins, tuple(gap.problems)) if reasons else None
 
 
-def failure_message(
-    result: WorkloadResult, patch_wins: bool, accept_problems: Sequence[str] = ()
-) -> str:
-    """Why an acceptance no longer covers the gap, the patch's failure text (when it wins),
-    then each missed budget, then the regression."""
-    blocks = ["\n".join(accept_problems)] if accept_problems else []
-    blocks += [failure_text(result)] if patch_wins else []
-    where = f"{'projected' if result.projected else 'measured'} on {_device(result)}"
-    missed = budgets.misses(result.budgets)
-    if missed:
-        lines = [f"{result.name}: misses {len(missed)} budget(s) of its goblin: section ({where})"]
-        lines += [f"  {budgets.describe(check)}" for check in missed]
-        blocks.append("\n".join(lines))
-    comparison = result.history
-    if comparison is not None and comparison.regressed:
-        commit = f" at commit {comparison.saved_commit[:8]}" if comparison.saved_commit else ""
-        # the first line is what pytest's short summary shows: it carries the change
-        change = "" if comparison.change_pct is None else f" ({comparison.change_pct:+.1f}%)"
-        blocks.append(
-            f"{result.name}: regressed against saved run {comparison.run}{commit}"
-            f"{change}:\n  {comparison.reason}"
-        )
-    return "\n\n".join(blocks)
-
-
-def _device(result: WorkloadResult) -> str:
+def device_name(result: WorkloadResult) -> str:
+    """The device as a failure names it: ``mi300x (simulated)``, ``AMD Instinct MI300X``."""
     if result.device is None:
         return "unknown device"
     suffix = " (simulated)" if result.device.kind == "simulated" else ""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pytest_goblin.agent.loop import AuditOutcome
 from pytest_goblin.history import SavedRun
 from pytest_goblin.schemas import Report, WorkloadResult
-from pytest_goblin.verdict.gates import judge
+from pytest_goblin.verdict.gates import Failure, judge
 from pytest_goblin.verdict.known_gaps import xfail_reason
 from pytest_goblin.verdict.result import from_report
 from pytest_goblin.workload.read import Workload
@@ -28,12 +28,12 @@ from pytest_goblin.workload.read import Workload
 
 @dataclass
 class Settled:
-    """One workload's outcome: the result every report is made from, the failure text
-    when the item fails, the xfail reason when an accepted gap covers the failure, and
+    """One workload's outcome: the result every report is made from, why the item fails
+    when it does (``report.terminal.failure_message`` renders it), the xfail reason when an accepted gap covers the failure, and
     whether the bar rule alone failed it (a patch wins: ``--goblin-fix`` may write it)."""
 
     result: WorkloadResult
-    failure: str | None
+    failure: Failure | None
     xfail: str | None
     patch_wins: bool
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from helpers.sample_results import audited
 from helpers.workloads import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.errors import WorkloadError
+from pytest_goblin.report.terminal import failure_message
 from pytest_goblin.schemas import DeviceInfo, WorkloadResult, WorkloadSettings
 from pytest_goblin.verdict import budgets, gates
 from pytest_goblin.workload.read import Workload
@@ -37,6 +40,14 @@ GH200_MEASURED = DeviceInfo(
     compute_units=132,
     catalogue_key=None,
 )
+
+
+def judge(
+    result: WorkloadResult, settings: WorkloadSettings, *rest: Any
+) -> tuple[WorkloadResult, str | None]:
+    """``gates.judge`` with the failure rendered as pytest shows it."""
+    judged, failure = gates.judge(result, settings, *rest)
+    return judged, None if failure is None else failure_message(judged, failure)
 
 
 def test_a_single_number_applies_on_every_device() -> None:
@@ -76,7 +87,7 @@ def test_an_mfu_floor_is_not_checked_where_mfu_is_unknown_and_a_note_says_so(
     unknown = passed.model_copy(
         update={"baseline": passed.baseline.model_copy(update={"mfu_pct": None})}
     )
-    judged, message = gates.judge(unknown, WorkloadSettings(min_mfu_pct=90), None, None)
+    judged, message = judge(unknown, WorkloadSettings(min_mfu_pct=90), None, None)
     assert (judged.outcome, message, judged.budgets) == ("passed", None, [])
     assert judged.notes[-1] == (
         "budget min_mfu_pct not checked: the baseline has no such number "
@@ -106,7 +117,7 @@ def test_a_missed_budget_fails_a_passing_workload_with_the_numbers(
 ) -> None:
     assert passed.baseline is not None
     settings = WorkloadSettings(min_tokens_per_sec=20000)
-    judged, message = gates.judge(passed, settings, None, None)
+    judged, message = judge(passed, settings, None, None)
     assert judged.outcome == "failed"
     assert judged.reason == (
         f"budget min_tokens_per_sec: {passed.baseline.tokens_per_sec:,.0f} "
@@ -120,7 +131,7 @@ def test_a_missed_budget_fails_a_passing_workload_with_the_numbers(
 
 
 def test_a_met_budget_keeps_the_verdict_and_records_the_check(passed: WorkloadResult) -> None:
-    judged, message = gates.judge(passed, WorkloadSettings(min_mfu_pct=1), None, None)
+    judged, message = judge(passed, WorkloadSettings(min_mfu_pct=1), None, None)
     assert (judged.outcome, message) == ("passed", None)
     assert [c.ok for c in judged.budgets] == [True]
 
@@ -130,7 +141,7 @@ def test_a_winning_patch_and_a_missed_budget_are_both_in_the_message(
     context: AuditContext,
 ) -> None:
     result = audited(mistuned, context)
-    judged, message = gates.judge(result, WorkloadSettings(max_hbm_peak_gb=100), None, None)
+    judged, message = judge(result, WorkloadSettings(max_hbm_peak_gb=100), None, None)
     assert message is not None and "a patched config is" in message
     assert "max_hbm_peak_gb: 161 GB, above the ceiling of 100 GB" in message
     assert judged.reason.startswith(result.reason + "; budget max_hbm_peak_gb")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -12,11 +13,20 @@ from helpers.sample_results import run_info
 from helpers.workloads import MISTUNED_YAML, TUNED_YAML, WorkloadFactory
 from pytest_goblin.report import markdown
 from pytest_goblin.report.junit import properties
+from pytest_goblin.report.terminal import failure_message
 from pytest_goblin.schemas import Acceptance, WorkloadResult, WorkloadSettings
 from pytest_goblin.verdict import gates
 from pytest_goblin.verdict import known_gaps as accept
 
 REASON = "fp32 until the numerics study ends"
+
+
+def judge(
+    result: WorkloadResult, settings: WorkloadSettings, *rest: Any
+) -> tuple[WorkloadResult, str | None]:
+    """``gates.judge`` with the failure rendered as pytest shows it."""
+    judged, failure = gates.judge(result, settings, *rest)
+    return judged, None if failure is None else failure_message(judged, failure)
 
 
 def accepting(until: str = "2999-12-31", max_speedup: float = 20.0) -> str:
@@ -149,7 +159,7 @@ def test_growth_is_judged_on_the_ci_lower_bound_like_the_verdict(failed: Workloa
 def test_an_acceptance_nothing_needs_leaves_a_passing_result_with_a_note(
     passed: WorkloadResult,
 ) -> None:
-    judged, failure = gates.judge(passed, WorkloadSettings(accept=acceptance()), None, None)
+    judged, failure = judge(passed, WorkloadSettings(accept=acceptance()), None, None)
     assert (judged.outcome, failure, judged.accepted) == ("passed", None, None)
     assert judged.notes[-1] == (
         "goblin.accept is no longer needed: no patch beats the "
@@ -162,7 +172,7 @@ def test_a_missed_budget_still_fails_an_accepted_gap(failed: WorkloadResult) -> 
     settings = WorkloadSettings(
         accept=acceptance(), min_tokens_per_sec=failed.baseline.tokens_per_sec * 2
     )
-    judged, failure = gates.judge(failed, settings, None, None)
+    judged, failure = judge(failed, settings, None, None)
     assert judged.accepted is None
     assert failure is not None and "misses 1 budget(s)" in failure
     assert "a patched config is" not in failure
@@ -170,7 +180,7 @@ def test_a_missed_budget_still_fails_an_accepted_gap(failed: WorkloadResult) -> 
 
 
 def test_an_accepted_gap_is_xfail_by_its_accepted_field(failed: WorkloadResult) -> None:
-    judged, failure = gates.judge(failed, WorkloadSettings(accept=acceptance()), None, None)
+    judged, failure = judge(failed, WorkloadSettings(accept=acceptance()), None, None)
     assert failure is None
     assert judged.outcome == "failed"
     assert judged.accepted == acceptance()
@@ -194,7 +204,7 @@ def test_an_acceptance_is_read_from_a_workload_file(workload: WorkloadFactory) -
 
 @pytest.fixture
 def xfailed(failed: WorkloadResult) -> WorkloadResult:
-    judged, _ = gates.judge(failed, WorkloadSettings(accept=acceptance()), None, None)
+    judged, _ = judge(failed, WorkloadSettings(accept=acceptance()), None, None)
     return judged
 
 
