@@ -13,9 +13,14 @@ So they go next to it, in ``<file name without extension>.goblin.yaml``::
       ignore: [fused-adamw]
 
 ``seq_len: 2048`` is only for a file that leaves the sequence length unknown
-(a torchtune recipe with ``tokenizer.max_seq_len: null``): the file's own value,
-or its framework's default, is what really trains, so a sidecar that says
-otherwise is an error rather than an override (see ``check_fills``).
+(a torchtune recipe with ``tokenizer.max_seq_len: null``, a Trainer script):
+the file's own value, or its framework's default, is what really trains, so a
+sidecar that says otherwise is an error rather than an override (see
+``check_fills``). ``strategy: fsdp`` (or ``ddp``, ``deepspeed``) with
+``world_size`` describes how a launcher (``accelerate launch``, ``torchrun``)
+runs a file that does not say it itself; where the file names its sharding
+(axolotl ``fsdp:``, a ``deepspeed:`` config, torchtune's FSDP keys), a
+different sidecar strategy is an error.
 
 A sidecar is never collected as a workload of its own.
 """
@@ -34,8 +39,8 @@ from pytest_goblin.schemas import WorkloadSettings
 
 SUFFIX = ".goblin.yaml"
 OWNER_SUFFIXES = (".py", ".yaml", ".yml", ".json")
-KEYS = ("name", "model", "world_size", "seq_len", "goblin")
-FILLS = ("seq_len",)
+KEYS = ("name", "model", "world_size", "strategy", "seq_len", "goblin")
+FILLS = ("seq_len", "strategy")
 """Sidecar fields that only fill in what the file leaves unknown, never override it."""
 
 
@@ -99,7 +104,9 @@ def load_sidecar(path: Path, display: str) -> Sidecar:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise WorkloadError(shown, str(first["msg"]), field=f"goblin.{where}") from None
-    fields = {key: data[key] for key in ("model", "world_size") if data.get(key) is not None}
+    fields = {
+        key: data[key] for key in ("model", "world_size", "strategy") if data.get(key) is not None
+    }
     if data.get("seq_len") is not None:
         fields["seq_len"] = _seq_len(data["seq_len"], shown)
     return Sidecar(fields=fields, settings=settings, name=data.get("name"), display=shown)

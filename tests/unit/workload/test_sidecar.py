@@ -117,3 +117,18 @@ def test_a_sidecar_is_recognised_by_its_owner_beside_it(tmp_path: Path) -> None:
     lone = tmp_path / "llama.goblin.yaml"
     lone.write_text(DIMS)
     assert not is_sidecar(lone)
+
+
+def test_the_sidecar_says_how_a_launcher_shards_the_run(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/run.goblin.yaml").write_text(DIMS + "world_size: 8\nstrategy: fsdp\n")
+    config = write(tmp_path, "w/run.yml", AXOLOTL).config
+    assert (config.world_size, config.strategy) == (8, "fsdp")
+
+
+def test_a_sidecar_strategy_never_overrides_the_files_own(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/run.goblin.yaml").write_text(DIMS + "strategy: ddp\n")
+    with pytest.raises(WorkloadError, match="differs from the file's own strategy") as info:
+        write(tmp_path, "w/run.yml", AXOLOTL + "fsdp:\n  - full_shard\n")
+    assert info.value.field == "strategy"
