@@ -296,6 +296,27 @@ class RunMetrics(BaseModel):
         default_factory=list,
         description="decoder depths measured when the full model's step time is extrapolated",
     )
+    attention_backend: str | None = Field(
+        default=None,
+        description="the attention kernel that ran: eager, or the SDPA backend torch chose "
+        "for the run's shapes (sdpa:flash_attention, sdpa:efficient_attention, sdpa:math, ...)",
+    )
+    hbm_reserved_peak_gb: float | None = Field(
+        default=None,
+        description="the caching allocator's reserved peak, GB: what an out-of-memory is about",
+    )
+    hbm_device_peak_gb: float | None = Field(
+        default=None,
+        description="device-level memory in use (context and other processes included), GB, "
+        "the highest of readings at window boundaries",
+    )
+    skipped_steps: int = Field(
+        default=0, description="fp16 optimizer steps GradScaler skipped inside the timed windows"
+    )
+    window_telemetry: list[dict[str, float]] = Field(
+        default_factory=list,
+        description="clock_mhz, power_w and temp_c at each window boundary, where readable",
+    )
 
 
 class Change(BaseModel):

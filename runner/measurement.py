@@ -32,6 +32,12 @@ class Measurement:
     peak_memory_gb: float
     compile_time_s: float | None = None
     warnings: list[str] = field(default_factory=list)
+    drain_steps: int = 0  # untimed steps after warmup that consumed the prefetched batches
+    peak_reserved_gb: float | None = None  # the allocator's reserved peak (GPU)
+    peak_device_gb: float | None = None  # device-level use, sampled at window boundaries
+    attention_backend: str | None = None  # the attention kernel the run's shapes got
+    skipped_steps: int = 0  # fp16 optimizer steps GradScaler skipped inside the windows
+    window_telemetry: list[dict[str, float]] = field(default_factory=list)  # per boundary
 
     @property
     def step_time_s(self) -> float:
@@ -81,6 +87,7 @@ def run_metrics(
     window_times = [s / n for s, n in zip(deep.window_seconds, deep.window_steps)]  # s/step
     step_time = deep.step_time_s
     peak = deep.peak_memory_gb
+    reserved, device_peak = deep.peak_reserved_gb, deep.peak_device_gb
     warnings = list(deep.warnings)
     extrapolated_from: list[int] = []
     if len(runs) == 2:
@@ -98,6 +105,9 @@ def run_metrics(
         window_times = [t + missing * per_layer_s for t in window_times]
         step_time += missing * per_layer_s
         peak += missing * per_layer_gb
+        if reserved is not None and shallow.peak_reserved_gb is not None:
+            reserved += missing * max(0.0, (reserved - shallow.peak_reserved_gb) / depth)
+        device_peak = None  # another process's share cannot be extrapolated
         extrapolated_from = [shallow.layers, deep.layers]
         warnings.append(
             f"step time and peak memory extrapolated to {full_layers} layers from "
@@ -124,4 +134,9 @@ def run_metrics(
         warmup_steps=deep.warmup_steps,
         compile_time_s=deep.compile_time_s,
         extrapolated_from_layers=extrapolated_from,
+        attention_backend=deep.attention_backend,
+        hbm_reserved_peak_gb=reserved,
+        hbm_device_peak_gb=device_peak,
+        skipped_steps=deep.skipped_steps,
+        window_telemetry=deep.window_telemetry,
     )

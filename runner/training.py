@@ -9,6 +9,18 @@ windows whose boundaries are CUDA events on a GPU (no host sync inside a
 window) or ``perf_counter`` readings on the CPU. Losses stay on the device
 until the run ends, so that recording them costs no sync per step.
 
+What a GPU does to a short benchmark is guarded against, not assumed away:
+warmup goes on (up to ``MAX_EXTRA_WARMUP`` steps) until two consecutive step
+times agree and fp16's GradScaler has stopped skipping optimizer steps; the
+batches the DataLoader's workers prefetched during the slow first steps are
+consumed by untimed "drain" steps, so that a data-bound config does not look
+device-bound (and the device queue, emptied by the sync after warmup, is full
+again when the first window opens); and the run records what actually ran
+and what it held: the SDPA backend chosen for its shapes, allocated, reserved
+and device-level peak memory, optimizer steps skipped inside the timed
+windows, and the clock, power and temperature at each window boundary where
+the vendor library can tell.
+
 A config this device cannot run is refused with the reason
 (``unsupported_reason``), never silently changed into something else.
 """
@@ -18,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -37,6 +50,15 @@ from pytest_goblin.runner.optimizers import unsupported_reason as optimizer_reas
 from pytest_goblin.schemas import WorkloadConfig
 
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+MAX_EXTRA_WARMUP = 8
+"""Warmup steps added, at most, while step time is still changing or fp16 steps are skipped."""
+STABLE_STEP_TOLERANCE = 0.10
+"""Two consecutive warmup steps within this fraction of each other count as a settled step time."""
+LEFTOVER_GB = 0.1
+"""Memory still allocated when a run starts, above this, is reported: it inflates the peak."""
+INITIAL_LOSS_SCALE = 2.0**16
+"""GradScaler's default first loss scale (torch/amp/grad_scaler.py): large enough that fp16
+gradients overflow at first and the first steps are skipped, cheaper than real ones."""
 MAX_WINDOWS = 5
 """Timed steps are split into up to this many windows, one tokens/s sample each."""
 
@@ -131,24 +153,84 @@ def _check_runnable(config: WorkloadConfig) -> None:
     config.arch  # noqa: B018  # raises the ValueError that says how to give an architecture
 
 
-def _set_matmul_precision(precision: str) -> None:
-    """TF32 matmuls for tf32 only; set on every run, since a worker runs many configs."""
+def _set_matmul_precision(precision: str) -> list[str]:
+    """TF32 matmuls for tf32 only; set on every run, since a worker runs many configs.
+
+    On ROCm, hipBLASLt runs fp32 matmuls as fp32 unless ``HIPBLASLT_ALLOW_TF32=1`` is in
+    the environment (ROCm 6.x/7.x, pytorch aten/src/ATen/cuda/CUDABlas.cpp reads it), so a
+    run labelled tf32 would measure fp32: said in the run's warnings.
+    """
     torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    if precision == "tf32" and torch.version.hip and os.environ.get("HIPBLASLT_ALLOW_TF32") != "1":
+        return [
+            "tf32 on ROCm runs as fp32 unless HIPBLASLT_ALLOW_TF32=1 is set (env_vars): "
+            "this run is labelled tf32 but its matmuls may be fp32"
+        ]
+    return []
+
+
+def tunableop_enabled() -> bool:
+    """Whether TunableOp tunes GEMMs in this process (PYTORCH_TUNABLEOP_ENABLED=1)."""
+    return os.environ.get("PYTORCH_TUNABLEOP_ENABLED") == "1"
+
+
+def attention_backend(config: WorkloadConfig, device: torch.device, batch: int) -> str:
+    """The attention kernel this run's shapes get: eager's matmuls, or the SDPA backend
+    ``torch._fused_sdp_choice`` picks for them (what F.scaled_dot_product_attention
+    dispatches to, torch 2.4-2.13 aten/src/ATen/native/transformers/sdp_utils*.cpp).
+
+    "flash" forces the flash backend, so its label is that backend or an error; "sdpa"
+    can pick flash too, in which case sdpa and flash time the same kernel.
+    """
+    if config.attention_impl == "eager":
+        return "eager (matmul and softmax)"
+    if config.attention_impl == "flash":
+        return "sdpa:flash_attention (forced)"
+    arch = config.arch
+    dtype = HALF_DTYPES.get(config.precision, torch.float32)
+    shape = (batch, arch.heads, config.seq_len, arch.dim_per_head)
+    q = torch.empty(shape, device=device, dtype=dtype)
+    try:
+        choice = torch._fused_sdp_choice(q, q, q, None, 0.0, True)
+        name = SDPBackend(choice).name.lower()
+    except (AttributeError, RuntimeError, ValueError, TypeError) as exc:
+        return f"sdpa (backend not reported by torch {torch.__version__}: {type(exc).__name__})"
+    return f"sdpa:{name}"
 
 
 class _PeakMemory:
-    """Peak device memory of one run: allocated tensors on a GPU, resident set on the CPU."""
+    """Peak memory of one run: allocated tensors on a GPU, resident set on the CPU; on a GPU
+    also the allocator's reserved peak (what an OOM is about) and the device-level use
+    (``mem_get_info``: context, other processes and all), sampled at window boundaries."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+        self.device_gb: float | None = None
+        self.leftover_gb = 0.0
 
     def reset(self) -> None:
         if self.device.type == "cuda":
+            # what an earlier run left allocated counts in this run's peak: say how much
+            self.leftover_gb = torch.cuda.memory_allocated(self.device) / 1e9
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.device_gb = None
+            self.sample()
         else:
             # Linux: writing 5 resets the process's peak RSS (VmHWM); see proc(5)
             with contextlib.suppress(OSError):
                 Path("/proc/self/clear_refs").write_text("5")
+
+    def sample(self) -> None:
+        """Read device-level use now (a host call: no sync of the device's queue)."""
+        if self.device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(self.device)
+            used = (total - free) / 1e9
+            self.device_gb = used if self.device_gb is None else max(self.device_gb, used)
+
+    def reserved_gb(self) -> float | None:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_reserved(self.device) / 1e9
+        return None
 
     def peak_gb(self) -> float:
         if self.device.type == "cuda":
@@ -185,6 +267,29 @@ class _Clock:
             # events on a GPU: elapsed_time is in milliseconds
             return [a.elapsed_time(b) / 1e3 for a, b in pairs]  # type: ignore[union-attr]
         return [b - a for a, b in pairs]  # type: ignore[operator]  # floats on the CPU
+
+
+def telemetry(device: torch.device) -> dict[str, float]:
+    """Clock (MHz), power (W) and temperature (C) of the device now, where the vendor library
+    torch reads them through (pynvml on CUDA, amdsmi on ROCm) is installed; else empty.
+
+    torch.cuda.power_draw is in mW from NVML but in W from amdsmi's average socket power
+    (torch 2.4-2.13 torch/cuda/__init__.py), hence the conversion on CUDA only.
+    """
+    if device.type != "cuda":
+        return {}
+    readings: dict[str, float] = {}
+    readers = (
+        ("clock_mhz", torch.cuda.clock_rate, 1.0),
+        ("power_w", torch.cuda.power_draw, 1.0 if torch.version.hip else 1e-3),
+        ("temp_c", torch.cuda.temperature, 1.0),
+    )
+    for key, read, scale in readers:
+        try:
+            readings[key] = float(read(device)) * scale
+        except Exception:  # no pynvml/amdsmi, or a sensor the part lacks
+            continue
+    return readings
 
 
 def window_sizes(steps: int) -> list[int]:
@@ -225,6 +330,7 @@ class _Trainer:
             if config.torch_compile
             else self.model
         )
+        self.attention_backend = attention_backend(config, device, config.batch_size)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(config.optimizer, trainable, config.lr)
         warmup = config.warmup_steps
@@ -235,8 +341,16 @@ class _Trainer:
         self.autocast = torch.autocast(
             device.type, dtype=half or torch.bfloat16, enabled=half is not None
         )
-        self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
-        total_steps = request.warmup + request.steps
+        self.scaler = torch.amp.GradScaler(
+            device.type, init_scale=INITIAL_LOSS_SCALE, enabled=config.precision == "fp16"
+        )
+        # the loss scale after each step, on the device (no sync): a drop is a skipped step
+        self.scales: list[torch.Tensor] = []
+        workers = config.dataloader_workers
+        # batches the DataLoader holds ready: prefetch_factor per worker (torch's default 2)
+        self.backlog = workers * (config.dataloader_prefetch_factor or 2) if workers else 0
+        self.drain_steps = max(1, math.ceil(self.backlog / config.grad_accum_steps))
+        total_steps = request.warmup + MAX_EXTRA_WARMUP + self.drain_steps + request.steps
         samples = total_steps * config.grad_accum_steps * config.batch_size
         self.loader = make_loader(
             config, config.arch.vocab, samples, request.sample_cost_s, device, request.seed
@@ -258,6 +372,10 @@ class _Trainer:
             tokens += inputs.numel()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.scaler.is_enabled():
+            # torch/amp/grad_scaler.py (2.4-2.13): _scale is the tensor get_scale() reads with
+            # a sync; cloning it keeps the record on the device
+            self.scales.append(self.scaler._scale.detach().clone())  # type: ignore[union-attr]
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         return total / accum, tokens
@@ -265,6 +383,15 @@ class _Trainer:
     @property
     def layers(self) -> int:
         return len(self.model.blocks)
+
+    def skipped(self, start: int = 0) -> int:
+        """Optimizer steps from the ``start``-th on that GradScaler skipped (inf/NaN gradients
+        lower the scale and skip the step; growth only ever raises it)."""
+        if len(self.scales) <= max(start, 0):
+            return 0
+        values = torch.stack(self.scales).float().cpu().tolist()
+        previous = [INITIAL_LOSS_SCALE, *values]
+        return sum(1 for i in range(start, len(values)) if values[i] < previous[i])
 
 
 def measure(request: RunRequest, device: torch.device, hook: StepHook | None = None) -> Measurement:
@@ -279,31 +406,89 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
     reason = unsupported_reason(config, device)
     if reason:
         raise Unsupported(reason)
+    notes: list[str] = []
     if config.torch_compile and request.warmup < 1:
         request = replace(request, warmup=1)  # compilation happens in a step never timed
-    _set_matmul_precision(config.precision)
+    if tunableop_enabled() and request.warmup < 1:
+        request = replace(request, warmup=1)
+        notes.append(
+            "TunableOp tunes each new GEMM shape on first use: warmup raised to 1 step so "
+            "that the tuning is not timed"
+        )
+    notes += _set_matmul_precision(config.precision)
     memory = _PeakMemory(device)
     memory.reset()
-    return _timed_run(_Trainer(request, device), request, memory, hook)
+    if memory.leftover_gb > LEFTOVER_GB:
+        notes.append(
+            f"{memory.leftover_gb:.2f} GB was still allocated when the run started (left by an "
+            "earlier run in this worker): the peak includes it"
+        )
+    trainer = _Trainer(request, device)
+    trainer.warnings.extend(notes)
+    return _timed_run(trainer, request, memory, hook)
+
+
+def _settled(step_times: list[float]) -> bool:
+    """Whether the last two warmup steps took the same time, within STABLE_STEP_TOLERANCE."""
+    if len(step_times) < 2:
+        return False
+    a, b = step_times[-2:]
+    return abs(a - b) <= STABLE_STEP_TOLERANCE * min(a, b)
+
+
+def _warm_up(
+    trainer: _Trainer, request: RunRequest, hook: StepHook | None, losses: list[torch.Tensor]
+) -> tuple[int, list[str]]:
+    """Run the warmup steps, and more (up to MAX_EXTRA_WARMUP) until step time has settled
+    and no fp16 step is being skipped: boost clocks, allocator growth, autotuning and the
+    GradScaler's first overflows all end inside warmup, not in window 0. A warmup of 0
+    asked for explicitly is honoured. Returns the steps run and what did not settle."""
+    step_times: list[float] = []
+    clock = _Clock(trainer.device)
+    steps = 0
+    settled = request.warmup == 0
+    while steps < request.warmup or (not settled and steps < request.warmup + MAX_EXTRA_WARMUP):
+        if hook:
+            hook(steps, trainer.model)
+        start = time.perf_counter()
+        losses.append(trainer.step()[0])
+        clock.sync()
+        step_times.append(time.perf_counter() - start)
+        steps += 1
+        if steps >= request.warmup:
+            settled = _settled(step_times) and trainer.skipped(len(trainer.scales) - 1) == 0
+    if settled:
+        return steps, []
+    last = ", ".join(f"{t * 1e3:.1f}" for t in step_times[-2:])
+    return steps, [
+        f"warmup did not settle in {steps} steps (last step times {last} ms"
+        + (", fp16 steps still skipped" if trainer.skipped(len(trainer.scales) - 1) else "")
+        + "): early windows may differ from later ones"
+    ]
 
 
 def _timed_run(
     trainer: _Trainer, request: RunRequest, memory: _PeakMemory, hook: StepHook | None
 ) -> Measurement:
     clock = _Clock(trainer.device)
-    warmup = request.warmup
     losses: list[torch.Tensor] = []
-    index = 0
     warmup_start = time.perf_counter()
-    for _ in range(warmup):
+    warmup, notes = _warm_up(trainer, request, hook, losses)
+    clock.sync()
+    warmup_s = time.perf_counter() - warmup_start
+    index = warmup
+    # untimed, unsynced: the batches prefetched during warmup are consumed here, and the
+    # device queue the sync above emptied is full again when the first window opens
+    for _ in range(trainer.drain_steps):
         if hook:
             hook(index, trainer.model)
         losses.append(trainer.step()[0])
         index += 1
-    clock.sync()
-    warmup_s = time.perf_counter() - warmup_start
+    timed_from = len(trainer.scales)
     sizes = window_sizes(request.steps)
     window_tokens = []
+    memory.sample()
+    readings = [telemetry(trainer.device)]
     clock.mark()
     for size in sizes:
         tokens = 0
@@ -315,15 +500,34 @@ def _timed_run(
             tokens += step_tokens
             index += 1
         clock.mark()
+        memory.sample()
+        readings.append(telemetry(trainer.device))
         window_tokens.append(tokens)
     seconds = clock.intervals()
     values = torch.stack(losses).float().cpu().tolist()
     bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
     if bad is not None:
         raise Diverged(f"the loss is {values[bad]} at step {bad + 1}: training diverged")
+    skipped = trainer.skipped(timed_from)
+    if skipped:
+        notes.append(
+            f"GradScaler skipped {skipped} of the {request.steps} timed fp16 optimizer steps "
+            "(overflowing gradients): skipped steps are cheaper, so tokens/s is overstated"
+        )
+    timed_batches = request.steps * trainer.config.grad_accum_steps
+    if trainer.backlog and timed_batches < 2 * trainer.backlog:
+        notes.append(
+            f"the timed phase ({timed_batches} batches) is short beside the DataLoader's "
+            f"prefetch backlog ({trainer.backlog} batches): a data stall may not show; "
+            "time more steps"
+        )
     compile_s = None
     if trainer.config.torch_compile:
         compile_s = max(0.0, warmup_s - warmup * sum(seconds) / request.steps)
+        notes.append(
+            "compile_time_s is the warmup's time beyond the timed step rate: compilation, "
+            "and also DataLoader start-up, kernel loading and any TunableOp tuning"
+        )
     return Measurement(
         layers=trainer.layers,
         warmup_steps=warmup,
@@ -333,8 +537,20 @@ def _timed_run(
         losses=values,
         peak_memory_gb=memory.peak_gb(),
         compile_time_s=compile_s,
-        warnings=trainer.warnings,
+        warnings=[*trainer.warnings, *notes],
+        drain_steps=trainer.drain_steps,
+        peak_reserved_gb=memory.reserved_gb(),
+        peak_device_gb=memory.device_gb,
+        attention_backend=trainer.attention_backend,
+        skipped_steps=skipped,
+        window_telemetry=readings if any(readings) else [],
     )
+
+
+def reset_compiled() -> None:
+    """Drop Dynamo's caches after a compiled run: they hold its graphs, and through them its
+    model, so the next run's peak would include them."""
+    torch._dynamo.reset()
 
 
 def release_memory(device: torch.device) -> None:

@@ -234,7 +234,7 @@ def main(argv: list[str]) -> int:
     except RuntimeError as exc:
         _send(protocol, {"ok": False, "kind": "error", "message": str(exc)})
         return 1
-    from pytest_goblin.runner.training import release_memory
+    from pytest_goblin.runner.training import release_memory, reset_compiled
 
     info = detected.info
     _send(protocol, {"ok": True, "info": info.model_dump(mode="json"), "lock_id": detected.lock_id})
@@ -257,6 +257,8 @@ def main(argv: list[str]) -> int:
             # the device context is broken: anything more it did would fail the same way
             _send(protocol, response)
             return 3
+        if request["config"].get("torch_compile"):
+            reset_compiled()  # its graphs hold its model: not into the next run's peak
         release_memory(detected.device)
         _send(protocol, response)
     return 0

@@ -242,7 +242,7 @@ def test_a_start_failure_is_remembered_for_its_env_vars_only(
 
     def start(worker: live.DeviceWorker) -> dict[str, Any]:
         starts.append(worker.env_vars)
-        if "BROKEN" in worker.env_vars:
+        if worker.env_vars.get("OMP_NUM_THREADS") == "3":
             return {"ok": False, "message": "hipErrorNoDevice"}
         return live.DeviceWorker.start.__wrapped__(worker)  # type: ignore[attr-defined]
 
@@ -251,12 +251,39 @@ def test_a_start_failure_is_remembered_for_its_env_vars_only(
     device = live.LiveDevice(MeasureOptions(device="cpu", timeout_s=60, warmup=0))
     try:
         for _ in range(2):
-            with pytest.raises(DeviceFault, match=r"with env_vars \{'BROKEN': '1'\}"):
-                device.request({"BROKEN": "1"}, {"op": "check", "config": {}}, "checking")
-        assert starts == [{"BROKEN": "1"}]  # remembered, not retried
+            with pytest.raises(DeviceFault, match=r"with env_vars \{'OMP_NUM_THREADS': '3'\}"):
+                device.request({"OMP_NUM_THREADS": "3"}, {"op": "check", "config": {}}, "checking")
+        assert starts == [{"OMP_NUM_THREADS": "3"}]  # remembered, not retried
         response = device.request(
             {}, {"op": "check", "config": tiny().model_dump(mode="json")}, "checking"
         )
         assert response == {"ok": True, "reason": None}
     finally:
         device.close()
+
+
+def test_each_worker_gets_a_tunableop_results_file_of_this_sessions_own(
+    session: DeviceSession,
+) -> None:
+    measured = runner(session)
+    measured.run(tiny(), steps=1)
+    measured.run(tiny(env_vars={"OMP_NUM_THREADS": "2"}), steps=1)
+    files = []
+    for env in ({}, {"OMP_NUM_THREADS": "2"}):
+        pid = measured.device.worker_pid(env)
+        assert pid is not None
+        named = [v for v in environment(pid) if v.startswith(b"PYTORCH_TUNABLEOP_FILENAME=")]
+        files.append(named[0].split(b"=", 1)[1].decode())
+    assert len(set(files)) == 2  # one per worker: they all call their GPU device 0
+    assert all(Path(f).parent.is_dir() and not Path(f).is_relative_to(Path.cwd()) for f in files)
+
+
+def test_a_tunableop_file_the_users_environment_names_is_left_alone(
+    session: DeviceSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTORCH_TUNABLEOP_FILENAME", "/tmp/mine.csv")
+    env = {"OMP_NUM_THREADS": "4"}  # a worker started after the variable was set
+    runner(session).run(tiny(env_vars=env), steps=1)
+    pid = runner(session).device.worker_pid(env)
+    assert pid is not None
+    assert b"PYTORCH_TUNABLEOP_FILENAME=/tmp/mine.csv" in environment(pid)

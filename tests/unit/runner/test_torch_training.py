@@ -53,9 +53,11 @@ def test_a_run_gives_positive_tokens_per_second_finite_falling_loss_and_peak_mem
 
 def test_warmup_steps_are_run_but_not_timed() -> None:
     measurement = run(tiny(), steps=4, warmup=2)
-    assert measurement.warmup_steps == 2
+    # at least the warmup asked for, more while step time has not settled
+    assert 2 <= measurement.warmup_steps <= 2 + training.MAX_EXTRA_WARMUP
     assert sum(measurement.window_steps) == 4
-    assert len(measurement.losses) == 6
+    assert measurement.drain_steps == 1  # no DataLoader workers: one step refills the queue
+    assert len(measurement.losses) == measurement.warmup_steps + 1 + 4
 
 
 def test_tokens_are_counted_from_the_batches_with_gradient_accumulation() -> None:
@@ -74,13 +76,15 @@ def test_timed_steps_are_split_into_up_to_five_windows() -> None:
 def test_checkpointing_on_and_off_give_the_same_losses_for_the_same_seed() -> None:
     plain = run(tiny(gradient_checkpointing=False)).losses
     checkpointed = run(tiny(gradient_checkpointing=True)).losses
-    assert checkpointed == pytest.approx(plain, rel=1e-5)
+    n = min(len(plain), len(checkpointed))  # warmup runs until step time settles
+    assert checkpointed[:n] == pytest.approx(plain[:n], rel=1e-5)
 
 
 def test_eager_and_sdpa_runs_train_the_same_way() -> None:
     eager = run(tiny(attention_impl="eager")).losses
     sdpa = run(tiny(attention_impl="sdpa")).losses
-    assert sdpa == pytest.approx(eager, rel=1e-4)
+    n = min(len(eager), len(sdpa))  # warmup runs until step time settles
+    assert sdpa[:n] == pytest.approx(eager[:n], rel=1e-4)
 
 
 def test_lora_trains_only_the_adapters() -> None:
@@ -176,7 +180,7 @@ def test_a_diverging_loss_fails_the_run() -> None:
 def test_compile_time_is_reported_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(training, "COMPILE_BACKEND", "eager")
     measurement = run(tiny(torch_compile=True), steps=2, warmup=0)
-    assert measurement.warmup_steps == 1  # compilation is never timed
+    assert measurement.warmup_steps >= 1  # compilation is never timed
     assert measurement.compile_time_s is not None and measurement.compile_time_s >= 0
     assert run(tiny(), steps=2).compile_time_s is None
 
