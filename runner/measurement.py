@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_goblin.runner.analytic import FakeRunner, config_hash
 from pytest_goblin.catalogue.devices import DeviceSpec, get_device, resolve_identity
+from pytest_goblin.runner.analytic import FakeRunner, config_hash
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 
