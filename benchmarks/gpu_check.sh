@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# GPU checks of pytest-goblin's measured path, for one ROCm or CUDA GPU.
+# Run from the repository root with the package installed (pip install -e '.[torch]').
+# Each section is independent; OUT (default: the temp directory) collects their files.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-${TMPDIR:-/tmp}}"
+export OUT
+status=0
+
+# --- Section: measured-run validation (issue 20) --------------------------------------
+# Identity and peak vs a bf16 GEMM, SDPA backend per attention setting, graph breaks,
+# window 0 vs median, drift over 6 runs with clocks/power/temperature, prefetch backlog,
+# allocated/reserved/device peaks, fp16 skipped steps, TunableOp file placement.
+# Under 8 minutes on one GPU; figures in $OUT/gpu_validate.json.
+echo "== measured-run validation"
+timeout 470 python benchmarks/gpu_validate.py || status=$?
+python -m pytest -q -m gpu tests/unit/runner/test_torch_gpu.py || status=$?
+# --- end of section: measured-run validation --------------------------------------------
+
+exit "$status"
