@@ -187,3 +187,16 @@ def test_budgets_apply_to_a_failing_workload_too(pytester: pytest.Pytester) -> N
     result = run_goblin(pytester, MISTUNED_YAML + "goblin:\n  max_hbm_peak_gb: 100\n")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*a patched config is*", "*above the ceiling of 100 GB*"])
+
+
+def test_the_memory_ceiling_holds_the_reserved_peak_where_one_was_measured(
+    passed: WorkloadResult,
+) -> None:
+    assert passed.baseline is not None
+    settings = WorkloadSettings(max_hbm_peak_gb=passed.baseline.hbm_peak_gb + 1)
+    assert budgets.check(settings, passed.baseline, H100_MEASURED)[0].ok
+    reserved = passed.baseline.model_copy(
+        update={"hbm_reserved_peak_gb": passed.baseline.hbm_peak_gb + 2}
+    )
+    [ceiling] = budgets.check(settings, reserved, H100_MEASURED)
+    assert not ceiling.ok and ceiling.value == reserved.hbm_reserved_peak_gb
