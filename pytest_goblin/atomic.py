@@ -1,8 +1,17 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+A report path is the user's: when it is a symlink, the file it points to is written
+(the link stays a link), and when it names something that is not a regular file (a
+device such as ``/dev/full``, a FIFO, a directory) nothing is replaced: the write is
+refused with an OSError that says so. Renaming a temporary file over ``/dev/full``
+as root would replace the device node with a plain file.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -33,8 +42,24 @@ def _complete_temp(path: Path, text: str) -> Path:
     return tmp
 
 
+def target(path: Path) -> Path:
+    """Where writing ``path`` should land: through a symlink to the file it names, and
+    never over something that is not a regular file (OSError naming it)."""
+    real = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = real.stat().st_mode
+    except FileNotFoundError:
+        return real
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise OSError(errno.EEXIST, f"{kind}; refusing to replace it", str(path))
+    return real
+
+
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    """Write ``text`` to a temporary file beside ``path`` (or the file it links to) and
+    rename it into place."""
+    path = target(path)
     tmp = _complete_temp(path, text)
     try:
         os.replace(tmp, path)
@@ -54,3 +79,11 @@ def create_text(path: Path, text: str) -> None:
         os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def describe_write_error(exc: BaseException) -> str:
+    """Why a file could not be written, in one line (``[Errno 21] Is a directory`` → ``Is a
+    directory``), without the temporary file's name an OSError may carry."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}"

@@ -38,9 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_goblin import __version__
 from pytest_goblin.atomic import create_text
@@ -52,6 +52,8 @@ from pytest_goblin.schemas import DeviceInfo, HistoryComparison, RunMetrics, Wor
 
 SCHEMA_VERSION = 1
 RUNS_DIR = "runs"
+NUMBERS_DIR = "numbers"
+"""One empty file per run number taken, so that concurrent saves never share one."""
 LATEST = "latest"
 _RUN_FILE = re.compile(r"(\d{4,})_(.+)\.json")
 _FINGERPRINT_FIELDS = ("kind", "name", "platform", "arch", "memory_gb")
@@ -65,16 +67,19 @@ class HistoryError(GoblinError):
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """Unknown fields are ignored (a newer minor version may add some); numbers must be
+    finite: a NaN read from a corrupt run would end up as a bare ``NaN`` in the JSON report."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class SavedMetrics(_Lenient):
-    tokens_per_sec: float
-    step_time_s: float | None = None
-    mfu_pct: float | None = None
-    hbm_peak_gb: float | None = None
+    tokens_per_sec: float = Field(gt=0)
+    step_time_s: float | None = Field(default=None, gt=0)
+    mfu_pct: float | None = Field(default=None, ge=0)
+    hbm_peak_gb: float | None = Field(default=None, ge=0)
     projected: bool | None = None
-    samples: list[float] = []
+    samples: list[Annotated[float, Field(gt=0)]] = []
 
 
 class SavedWorkload(_Lenient):
@@ -86,7 +91,7 @@ class SavedWorkload(_Lenient):
     device_fingerprint: str
     baseline: SavedMetrics
     patched: SavedMetrics | None = None
-    speedup: float | None = None
+    speedup: float | None = Field(default=None, gt=0)
     speedup_ci: tuple[float, float] | None = None
 
 
@@ -268,23 +273,37 @@ def save(
     commit: Commit | None,
     saved_at: datetime | None = None,
 ) -> Path:
-    """Save a run under the next free number; returns its file."""
+    """Save a run under the next free number; returns its file.
+
+    A number is taken by creating ``<storage>/numbers/NNNN`` (which fails if it exists), so
+    two sessions saving at once, even under different names, never share a run number."""
     when = saved_at or datetime.now(timezone.utc)
     runs = list_runs(storage)
+    used = {run.number for run in runs}
     number = runs[-1].number + 1 if runs else 1
     while True:
+        if number in used or not _take_number(storage, number):
+            number += 1
+            continue
         run_id = f"{number:04d}_{name}"
         path = storage / RUNS_DIR / f"{run_id}.json"
-        text = (
-            json.dumps(document(run_id, name, results, commit, when), indent=2, ensure_ascii=False)
-            + "\n"
-        )
+        document_ = document(run_id, name, results, commit, when)
+        text = json.dumps(document_, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         try:
             create_text(path, text)
         except FileExistsError:
             number += 1
             continue
         return path
+
+
+def _take_number(storage: Path, number: int) -> bool:
+    """Claim a run number for this session; False when another session holds it."""
+    try:
+        create_text(storage / NUMBERS_DIR / f"{number:04d}", "")
+    except FileExistsError:
+        return False
+    return True
 
 
 def compare(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_goblin.atomic import describe_write_error
 from pytest_goblin.report import json_report
 from pytest_goblin.report.publish import publish
 from pytest_goblin.report.session_report import SessionReport
@@ -26,18 +27,22 @@ class BuiltinReporters:
         if settings.json_path is not None:
             path = settings.invocation_dir / settings.json_path
             run = report.run
-            json_report.write(
-                path,
-                json_report.build(
-                    report.results,
-                    run.device,
-                    run.backend,
-                    run.threshold,
-                    run.projected,
-                    run.parallel,
-                ),
-            )
-            report.lines.append(f"JSON report: {path}")
+            try:
+                json_report.write(
+                    path,
+                    json_report.build(
+                        report.results,
+                        run.device,
+                        run.backend,
+                        run.threshold,
+                        run.projected,
+                        run.parallel,
+                    ),
+                )
+            except (OSError, ValueError) as exc:
+                report.failures.append(f"JSON report {path}: {describe_write_error(exc)}")
+            else:
+                report.lines.append(f"JSON report: {path}")
         published = publish(
             report.results,
             report.run,
@@ -46,5 +51,6 @@ class BuiltinReporters:
             interrupted=report.exitstatus == pytest.ExitCode.INTERRUPTED,
         )
         report.lines.extend(published.lines)
+        report.failures.extend(published.failures)
         if published.markdown_stdout:
             report.stdout.append(published.markdown_stdout)

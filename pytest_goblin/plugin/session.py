@@ -18,7 +18,9 @@ import pytest
 
 from pytest_goblin import history
 from pytest_goblin.agent.backends import describe, resolve_name, select
+from pytest_goblin.atomic import describe_write_error
 from pytest_goblin.audit.calibrate import describe_all, noise_floors
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.events import append_records, start_log
 from pytest_goblin.plugin.config import SAVED_RUN_KEY
 from pytest_goblin.plugin.items import WorkloadFile
@@ -33,7 +35,6 @@ from pytest_goblin.report.terminal import (
     outcome_line,
     summary_table,
 )
-from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.schemas import WorkloadResult
 from pytest_goblin.workload.fix import fix_summary
 from pytest_goblin.workload.read import WORKLOAD_SUFFIXES, may_hold_workload
@@ -56,8 +57,10 @@ class GoblinSession:
         self._writes_events = settings.events_path is not None and not hasattr(
             config, "workerinput"
         )
+        self._write_failures: list[str] = []
+        """Outputs written during the run (the event log) that failed, with the reason."""
         if self._writes_events:
-            start_log(self._events_path())
+            self._log_events(start_log)
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:
         if file_path.suffix not in WORKLOAD_SUFFIXES:
@@ -90,7 +93,18 @@ class GoblinSession:
             self.results.append(WorkloadResult.model_validate(data))
         events = getattr(report, "goblin_events", None)
         if events and self._writes_events:
-            append_records(self._events_path(), events)
+            self._log_events(lambda path: append_records(path, events))
+
+    def _log_events(self, write: Any) -> None:
+        """Write to the event log; when it cannot be written, say so at the end and stop
+        trying, instead of ending the session in a traceback that loses every report."""
+        try:
+            write(self._events_path())
+        except (OSError, ValueError) as exc:
+            self._writes_events = False
+            self._write_failures.append(
+                f"event log {self._events_path()}: {describe_write_error(exc)}"
+            )
 
     def _events_path(self) -> Path:
         assert self.settings.events_path is not None
@@ -98,6 +112,7 @@ class GoblinSession:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
+            self._report_write_failures(terminalreporter)
             return
 
         width = self.config.get_terminal_writer().fullwidth
@@ -151,6 +166,24 @@ class GoblinSession:
         for text in self.report.stdout if self.report else []:
             terminalreporter.line("")
             terminalreporter.write(text)
+        self._report_write_failures(terminalreporter)
+
+    def _failures(self) -> list[str]:
+        return [*self._write_failures, *(self.report.failures if self.report else [])]
+
+    def _report_write_failures(self, terminalreporter: Any) -> None:
+        """Last, after the summary: each output that could not be written, and why."""
+        failures = self._failures()
+        if not failures:
+            return
+        terminalreporter.line("")
+        for failure in failures:
+            terminalreporter.line(f"goblin: could not write {failure}", red=True)
+        terminalreporter.line(
+            "goblin: the run's results are above; the exit status is pytest's internal-error "
+            f"status ({int(pytest.ExitCode.INTERNAL_ERROR)})",
+            red=True,
+        )
 
     def _run_info(self) -> RunInfo:
 
@@ -203,7 +236,15 @@ class GoblinSession:
             rootpath=self.config.rootpath,
             exitstatus=int(exitstatus),
         )
-        self.config.hook.pytest_goblin_report(report=self.report, config=self.config)
+        try:
+            self.config.hook.pytest_goblin_report(report=self.report, config=self.config)
+        except Exception as exc:  # a user's reporter: the built-in outputs are written
+            self.report.failures.append(
+                f"a pytest_goblin_report reporter failed: {type(exc).__name__}: {exc}"
+            )
+        if self._failures():
+            # a report that is missing must not read as an ordinary failing gate
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
 
 def real_path(path: Path) -> Path:

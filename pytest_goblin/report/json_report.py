@@ -48,4 +48,5 @@ def build(
 
 
 def write(path: Path, document: dict[str, Any]) -> None:
-    write_text(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    # allow_nan=False: a bare NaN is not JSON, and most parsers refuse the whole report
+    write_text(path, json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_goblin import history
-from pytest_goblin.atomic import write_text
+from pytest_goblin.atomic import describe_write_error, write_text
 from pytest_goblin.gitinfo import current_commit
 from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.report import html, markdown
@@ -27,6 +27,8 @@ class Published:
 
     lines: list[str] = field(default_factory=list)
     markdown_stdout: str | None = None
+    failures: list[str] = field(default_factory=list)
+    """Each output that could not be written: what, where, and why."""
 
 
 def publish(
@@ -37,25 +39,41 @@ def publish(
     interrupted: bool = False,
 ) -> Published:
     """Write what the settings ask for. An ``interrupted`` run (Ctrl-C) is not saved to
-    history: a later ``--goblin-compare latest`` would meet a run missing workloads."""
+    history: a later ``--goblin-compare latest`` would meet a run missing workloads.
+
+    Each output is written on its own: one that cannot be written (a directory in its
+    place, no permission, a full disk) is listed in ``failures`` and the others are
+    still written."""
     out = Published()
     if settings.md_path:
         text = markdown.render(results, info)
-        written = markdown.write(settings.md_path, settings.invocation_dir, text)
-        if written is None:
-            out.markdown_stdout = text
+        try:
+            written = markdown.write(settings.md_path, settings.invocation_dir, text)
+        except (OSError, ValueError) as exc:
+            where = settings.invocation_dir / settings.md_path
+            out.failures.append(f"Markdown summary {where}: {describe_write_error(exc)}")
         else:
-            out.lines.append(f"Markdown summary: {written}")
+            if written is None:
+                out.markdown_stdout = text
+            else:
+                out.lines.append(f"Markdown summary: {written}")
     if settings.html_path is not None:
         path = settings.invocation_dir / settings.html_path
-        write_text(path, html.render(results, info))
-        out.lines.append(f"HTML report: {path}")
+        try:
+            write_text(path, html.render(results, info))
+        except (OSError, ValueError) as exc:
+            out.failures.append(f"HTML report {path}: {describe_write_error(exc)}")
+        else:
+            out.lines.append(f"HTML report: {path}")
     if settings.save is not None:
-        out.lines.append(
-            "history: not saved: the run was interrupted"
-            if interrupted
-            else _save(results, settings, rootpath)
-        )
+        if interrupted:
+            out.lines.append("history: not saved: the run was interrupted")
+        else:
+            try:
+                out.lines.append(_save(results, settings, rootpath))
+            except (OSError, ValueError) as exc:
+                where = settings.storage / history.RUNS_DIR
+                out.failures.append(f"saved run under {where}: {describe_write_error(exc)}")
     return out
 
 

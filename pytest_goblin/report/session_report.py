@@ -20,6 +20,9 @@ class SessionReport:
     the session's resolved options. ``exitstatus``: pytest's exit status.
     Reporters append to ``lines`` what the terminal should say they did, and
     to ``stdout`` text to print after the goblin section (``--goblin-md -``).
+    ``failures``: each output that could not be written, with its path and the
+    reason; printed after the summary, and the run exits with pytest's internal-error
+    status, since a gate whose report is missing must not look like a plain failure.
     """
 
     results: list[WorkloadResult]
@@ -29,3 +32,4 @@ class SessionReport:
     exitstatus: int
     lines: list[str] = field(default_factory=list)
     stdout: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)

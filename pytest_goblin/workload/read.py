@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -125,7 +126,8 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
     except DuplicateKey as exc:
         raise WorkloadError(display, f"invalid JSON: {exc}", field=exc.key) from None
     except SyntaxError as exc:
-        raise WorkloadError(display, f"invalid Python at line {exc.lineno}: {exc.msg}") from None
+        problem = _HUGE_NUMBER if _INT_LIMIT in exc.msg else exc.msg
+        raise WorkloadError(display, f"invalid Python at line {exc.lineno}: {problem}") from None
     except json.JSONDecodeError as exc:
         raise WorkloadError(
             display, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
@@ -134,8 +136,20 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
         raise WorkloadError(display, safe_yaml.describe_error(exc)) from None
     except (RecursionError, MemoryError):
         raise WorkloadError(display, _too_deep()) from None
+    except ValueError as exc:  # Python's int-string limit: a number of thousands of digits
+        problem = _HUGE_NUMBER if _INT_LIMIT in str(exc) else f"unreadable value: {exc}"
+        raise WorkloadError(display, problem) from None
     if safe_yaml.nested_deeper_than(data, MAX_DEPTH):
         raise WorkloadError(display, _too_deep())
+    if "\\u" in text or "\\U" in text:  # only an escape can make a lone surrogate
+        where = _lone_surrogate(data)
+        if where is not None:
+            raise WorkloadError(
+                display,
+                "holds a lone surrogate escape (\\ud800-\\udfff), which is not text; "
+                "no report could carry it",
+                field=where,
+            )
     return data
 
 
@@ -157,6 +171,39 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise DuplicateKey(key)
         data[key] = value
     return data
+
+
+_INT_LIMIT = "integer string conversion"
+"""What Python's error says when a number has more digits than ``int`` converts."""
+_HUGE_NUMBER = (
+    f"a number with more than {sys.get_int_max_str_digits()} digits; no workload setting takes one"
+)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(data: Any) -> str | None:
+    """The dotted key of the first string (key or value) holding a lone surrogate, if any.
+
+    JSON's ``"\\udfff"`` (and YAML's) decodes to a code point UTF-8 cannot encode: every
+    report writer and pydantic's JSON would fail on it. Walked without recursion; depth
+    is already bounded."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return where or None
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return name
+                stack.append((name, item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    return None
 
 
 def _too_deep() -> str:
