@@ -51,3 +51,4 @@ class MeasureOptions:
     steps: int | None = None  # timed steps of every run; None: what the audit asks for
     warmup: int = DEFAULT_WARMUP  # untimed steps before them
     layers: int | None = None  # measure this many layers and extrapolate; None: all
+    engine: str = "native"  # hf or native (runner/engines.py resolves auto before this)

@@ -151,6 +151,7 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
     config_state.check_device(settings)
     from pytest_goblin.plugin.extensions import device_session
     from pytest_goblin.runner.device_session import MeasureOptions
+    from pytest_goblin.runner.engines import resolve_engine
 
     measure = (
         None
@@ -161,6 +162,7 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
             steps=settings.steps,
             warmup=settings.warmup,
             layers=settings.layers,
+            engine=resolve_engine(settings.engine),
         )
     )
     session = device_session(pytestconfig, settings, measure)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import pytest
 
+from pytest_goblin.runner.engines import resolve_engine
 from pytest_goblin.runner.options import DEFAULT_TIMEOUT_S, DEFAULT_WARMUP, parse_selector
 
 BACKENDS = ("auto", "planner", "claude", "qwen")
@@ -192,6 +193,14 @@ def _parse_device(raw: Raw, config: pytest.Config) -> str:
     except ValueError as exc:
         raise pytest.UsageError(f"{raw.source}: {exc}") from None
     return device.strip().lower()
+
+
+def _parse_engine(raw: Raw, config: pytest.Config) -> str:
+    try:
+        resolve_engine(str(raw.value))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{raw.source}: {exc}") from None
+    return str(raw.value).strip().lower()
 
 
 def _lower(raw: Raw, config: pytest.Config) -> str:
@@ -428,6 +437,15 @@ class GoblinSettings:
         parse=_count(1),
         metavar="N",
         shown_default="all",
+    )
+    engine: str = setting(
+        "auto",
+        "engine measured runs train with: hf (transformers + PEFT under the Hugging Face "
+        "Trainer), native (pytest-goblin's own Llama-style decoder) or auto (hf when the hf "
+        "extra is installed, else native).",
+        _MEASURE,
+        parse=_parse_engine,
+        metavar="ENGINE",
     )
     json_path: Path | None = setting(
         None,

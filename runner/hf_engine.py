@@ -1,0 +1,428 @@
+"""The ``hf`` engine: one measured run through transformers, PEFT and the Hugging Face Trainer.
+
+Users fine-tune with transformers + PEFT under the HF Trainer (directly, or through
+TRL, axolotl and LLaMA-Factory, which run it underneath); a speedup measured on
+another model implementation may not be theirs. This engine builds the workload's
+architecture from a transformers config of its family (Llama, Qwen2, Mistral,
+Gemma2, Phi3; the generic dims as Llama) with random weights — no download, no
+tokenizer — applies LoRA with ``peft.get_peft_model``, and trains with
+``transformers.Trainer`` built from ``TrainingArguments`` derived from the workload.
+A ``TrainerCallback`` marks optimizer-step boundaries (CUDA events on a GPU, so no
+host sync inside a window); warmup steps run first and are not timed, exactly as
+the native engine (``runner/training.py``) does, so both return the same
+``Measurement`` and the verdict statistics read both alike.
+
+Argument names and optimizer strings are those of the installed transformers (checked
+against transformers 5.25.0 ``src/transformers/training_args.py``: ``gradient_checkpointing``
+became a deprecated alias of ``activation_checkpointing``; ``OptimizerNames`` has no
+``adamw_hf`` any more).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import re
+import tempfile
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+import transformers
+from peft import LoraConfig, get_peft_model
+from torch.utils.data import Dataset
+from transformers import (
+    AutoModelForCausalLM,
+    Gemma2Config,
+    LlamaConfig,
+    MistralConfig,
+    Phi3Config,
+    PretrainedConfig,
+    PreTrainedModel,
+    Qwen2Config,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from transformers.training_args import OptimizerNames
+
+from pytest_goblin.runner import training
+from pytest_goblin.runner.data import SyntheticTokens
+from pytest_goblin.runner.measurement import Measurement
+from pytest_goblin.runner.model import PEFT_DEFAULT_ALPHA
+from pytest_goblin.runner.optimizers import canonical
+from pytest_goblin.runner.training import (
+    HALF_DTYPES,
+    Diverged,
+    RunRequest,
+    StepHook,
+    Unsupported,
+    window_sizes,
+)
+from pytest_goblin.schemas import WorkloadConfig
+
+FAMILIES: dict[str, type[PretrainedConfig]] = {
+    "llama": LlamaConfig,
+    "qwen2": Qwen2Config,
+    "mistral": MistralConfig,
+    "gemma2": Gemma2Config,
+    "phi3": Phi3Config,
+}
+"""The transformers config class of each preset family."""
+
+_FAMILY_PATTERNS = (
+    ("gemma2", re.compile(r"gemma-?2")),
+    ("phi3", re.compile(r"phi-?3")),
+    ("qwen2", re.compile(r"qwen")),
+    ("mistral", re.compile(r"mistral")),
+    ("llama", re.compile(r"llama")),
+)
+
+ATTENTION = {"eager": "eager", "sdpa": "sdpa", "flash": "flash_attention_2"}
+"""Workload attention → transformers ``attn_implementation``."""
+
+PHI3_FUSED = {
+    "q_proj": "qkv_proj",
+    "k_proj": "qkv_proj",
+    "v_proj": "qkv_proj",
+    "gate_proj": "gate_up_proj",
+    "up_proj": "gate_up_proj",
+}
+"""Phi-3 fuses q/k/v and gate/up into one linear each (transformers
+``models/phi3/modeling_phi3.py``): a LoRA target names the fused module there."""
+
+BITSANDBYTES_OPTIMIZERS = ("bnb", "8bit", "paged", "lion", "ademamix", "rmsprop_bnb")
+
+
+def family(config: WorkloadConfig) -> str:
+    """The transformers family that builds this workload's model.
+
+    From the architecture's preset name, else the model id; dims that name no
+    family are built as Llama (Qwen2 when they have q/k/v biases, Qwen2's layout).
+    """
+    arch = config.arch
+    for text in (arch.name, config.model_name):
+        key = text.lower()
+        for name, pattern in _FAMILY_PATTERNS:
+            if pattern.search(key):
+                return name
+    return "qwen2" if arch.qkv_bias else "llama"
+
+
+def model_config(config: WorkloadConfig, layers: int | None = None) -> PretrainedConfig:
+    """The transformers config of the workload's architecture (``layers`` overrides depth)."""
+    arch = config.arch
+    name = family(config)
+    fields: dict[str, Any] = {
+        "vocab_size": arch.vocab,
+        "hidden_size": arch.hidden,
+        "intermediate_size": arch.intermediate,
+        "num_hidden_layers": layers or arch.layers,
+        "num_attention_heads": arch.heads,
+        "num_key_value_heads": arch.n_kv_heads,
+        "max_position_embeddings": max(config.seq_len, 2048),
+        "tie_word_embeddings": arch.tied_embeddings,
+        "use_cache": False,  # training: a KV cache is never read
+        # token ids inside any vocabulary (Phi-3's defaults point past a small one)
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    if arch.head_dim is not None:
+        fields["head_dim"] = arch.head_dim
+    if name == "gemma2":
+        # Gemma 2 scales queries by query_pre_attn_scalar ** -0.5; its checkpoints use head_dim
+        fields["query_pre_attn_scalar"] = arch.dim_per_head
+    if name == "llama" and arch.qkv_bias:
+        raise Unsupported(
+            "q/k/v biases without o_proj bias have no Llama layout in transformers; "
+            "name a Qwen2 model (model_name) for the hf engine"
+        )
+    if name in ("mistral", "qwen2"):
+        fields["sliding_window"] = None  # full attention, as the analytic model counts it
+    return FAMILIES[name](**fields)
+
+
+def _dtype(config: WorkloadConfig) -> torch.dtype:
+    """Parameter dtype: 16-bit frozen weights for LoRA at fp16/bf16 (as PEFT users load
+    them), fp32 master weights for full fine-tuning (the Trainer's mixed precision)."""
+    half = HALF_DTYPES.get(config.precision)
+    return half if half is not None and config.finetune == "lora" else torch.float32
+
+
+def build_model(
+    config: WorkloadConfig, device: torch.device, layers: int | None = None, seed: int = 0
+) -> tuple[PreTrainedModel, list[str]]:
+    """The workload's model with random weights, LoRA applied with PEFT when asked for."""
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(
+        model_config(config, layers),
+        attn_implementation=ATTENTION[config.attention_impl],
+        dtype=_dtype(config),
+    )
+    notes: list[str] = []
+    if config.finetune == "lora":
+        targets = lora_targets(config)
+        lora = LoraConfig(
+            r=config.lora_rank or 8,
+            lora_alpha=config.lora_alpha or PEFT_DEFAULT_ALPHA,
+            target_modules=targets,
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+    return model.to(device), notes
+
+
+def lora_targets(config: WorkloadConfig) -> list[str] | str:
+    """The workload's LoRA targets as this family names its linears."""
+    if "all-linear" in config.lora_targets:
+        return "all-linear"
+    if family(config) != "phi3":
+        return list(config.lora_targets)
+    return sorted({PHI3_FUSED.get(t, t) for t in config.lora_targets})
+
+
+def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | None:
+    """Why this engine cannot run ``config`` on ``device``, or None when it can."""
+    if config.precision == "fp8":
+        return "fp8 training needs Float8 linears (torchao or Transformer Engine)"
+    if config.world_size > 1:
+        return (
+            f"world_size {config.world_size} ({config.strategy}) needs {config.world_size} "
+            "devices; a measured run uses one"
+        )
+    if config.finetune == "qlora":
+        if importlib.util.find_spec("bitsandbytes") is None:
+            return "QLoRA needs bitsandbytes for its 4-bit base weights, which is not installed"
+        return (
+            "QLoRA's 4-bit base is quantized by from_pretrained from a checkpoint; the hf "
+            "engine builds models from a config without a download, so it does not measure it"
+        )
+    optim = canonical(config.optimizer)
+    names = {o.value for o in OptimizerNames}
+    if optim not in names:
+        return f"optimizer {config.optimizer!r} is not an optim the installed transformers accepts"
+    if any(tag in optim for tag in BITSANDBYTES_OPTIMIZERS) and (
+        importlib.util.find_spec("bitsandbytes") is None
+    ):
+        return f"optimizer {config.optimizer!r} needs bitsandbytes, which is not installed"
+    if config.attention_impl == "flash":
+        if device.type == "cpu":
+            return (
+                "flash attention needs a ROCm or CUDA GPU; the CPU has no flash-attention kernels"
+            )
+        if importlib.util.find_spec("flash_attn") is None:
+            return (
+                "attn_implementation flash_attention_2 needs the flash-attn package, not installed"
+            )
+    if config.model is not None:
+        try:
+            hf_config = model_config(config)
+        except Unsupported as exc:
+            return str(exc)
+        model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(hf_config)]
+        flag = {"sdpa": "_supports_sdpa", "flash": "_supports_flash_attn"}.get(
+            config.attention_impl, ""
+        )
+        if flag and not getattr(model_class, flag, False):
+            return (
+                f"{model_class.__name__} in transformers {transformers.__version__} has no "
+                f"{ATTENTION[config.attention_impl]} attention (use eager)"
+            )
+    return None
+
+
+class _Tokens(Dataset[dict[str, torch.Tensor]]):
+    """The native engine's synthetic samples as the Trainer's collator expects them.
+
+    Packed: every sample fills ``seq_len``. Padded: sample ``i`` has a real length
+    between half and all of ``seq_len`` (the same in every run), the rest padding
+    with ``attention_mask`` 0 and label -100, as a ``padding="max_length"`` tokenizer
+    would give.
+    """
+
+    def __init__(self, config: WorkloadConfig, length: int, sample_cost_s: float, seed: int):
+        # seq_len tokens per sample: HF causal LMs shift the labels themselves
+        self.tokens = SyntheticTokens(
+            config.arch.vocab, config.seq_len - 1, length, sample_cost_s, seed
+        )
+        self.packed = config.packing
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ids = self.tokens[index]
+        labels = ids.clone()
+        mask = torch.ones_like(ids)
+        if not self.packed:
+            seq_len = ids.numel()
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index + 1)
+            real = int(torch.randint(seq_len // 2, seq_len + 1, (), generator=generator))
+            mask[real:] = 0
+            labels[real:] = -100
+            ids = ids.masked_fill(mask == 0, 0)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+class _LossRecordingTrainer(Trainer):
+    """The Trainer, keeping each micro-batch's loss on the device (no sync per step)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.micro_losses: list[torch.Tensor] = []
+
+    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        loss = super().training_step(*args, **kwargs)
+        self.micro_losses.append(loss.detach())
+        return loss
+
+
+class StepTimer(TrainerCallback):
+    """Marks optimizer-step boundaries: the end of warmup, then the end of each window.
+
+    A mark is a CUDA event on a GPU (recorded on the stream, read once the run is
+    over) and ``perf_counter`` on the CPU, as in the native engine; the steps a
+    window spans include the Trainer's own work between them (data, clipping, the
+    scheduler, callbacks), which is what users' steps cost.
+    """
+
+    def __init__(self, device: torch.device, warmup: int, sizes: list[int], hook: StepHook | None):
+        self.clock = training._Clock(device)
+        self.warmup = warmup
+        self.boundaries = {warmup + sum(sizes[: i + 1]) for i in range(len(sizes))}
+        self.hook = hook
+        self.started = 0.0
+        self.warmup_s = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+        if self.warmup == 0:
+            self.clock.mark()
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.hook:
+            self.hook(state.global_step, kwargs["model"])
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        done = state.global_step
+        if done == self.warmup and self.warmup:
+            self.clock.sync()
+            self.warmup_s = time.perf_counter() - self.started
+            self.clock.mark()
+        elif done in self.boundaries:
+            self.clock.mark()
+
+
+def _has_field(name: str) -> bool:
+    return any(f.name == name for f in dataclasses.fields(TrainingArguments))
+
+
+def training_arguments(
+    config: WorkloadConfig, request: RunRequest, device: torch.device, output_dir: str
+) -> TrainingArguments:
+    """``TrainingArguments`` of the workload: its batch, precision, optimizer, checkpointing,
+    data loader and compile settings, ``max_steps`` of warmup + timed steps, and nothing
+    saved, logged or reported to a service."""
+    checkpointing = (
+        "activation_checkpointing"
+        if _has_field("activation_checkpointing")
+        else "gradient_checkpointing"
+    )
+    options: dict[str, Any] = {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.grad_accum_steps,
+        "max_steps": request.warmup + request.steps,
+        "learning_rate": config.lr,
+        "warmup_steps": config.warmup_steps,
+        "optim": canonical(config.optimizer),
+        "bf16": config.precision == "bf16",
+        "fp16": config.precision == "fp16",
+        "tf32": True if config.precision == "tf32" and device.type == "cuda" else None,
+        checkpointing: config.gradient_checkpointing,
+        "dataloader_num_workers": config.dataloader_workers,
+        "dataloader_pin_memory": config.dataloader_pin_memory,
+        "dataloader_drop_last": True,
+        "torch_compile": config.torch_compile,
+        "seed": request.seed,
+        "data_seed": request.seed,
+        "use_cpu": device.type == "cpu",
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "logging_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "remove_unused_columns": False,
+    }
+    if config.dataloader_workers > 0:
+        options["dataloader_persistent_workers"] = config.dataloader_persistent_workers
+        if config.dataloader_prefetch_factor is not None:
+            options["dataloader_prefetch_factor"] = config.dataloader_prefetch_factor
+    if config.gradient_checkpointing:
+        options[f"{checkpointing}_kwargs"] = {"use_reentrant": False}
+    if config.torch_compile:
+        options["torch_compile_backend"] = training.COMPILE_BACKEND
+    return TrainingArguments(**options)
+
+
+def measure(request: RunRequest, device: torch.device, hook: StepHook | None = None) -> Measurement:
+    """Train ``request.config`` through the HF Trainer for warmup + timed steps and time it.
+
+    Raises Unsupported when this engine cannot run the config here, Diverged when a
+    loss is not finite, ValueError for a config no run can start from, and lets
+    torch.OutOfMemoryError through for the worker to report as ``oom``.
+    """
+    config = request.config
+    training._check_runnable(config)
+    reason = unsupported_reason(config, device)
+    if reason:
+        raise Unsupported(reason)
+    if config.torch_compile and request.warmup < 1:
+        request = replace(request, warmup=1)  # compilation happens in a step never timed
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # the Trainer places the model on the current device
+    training._set_matmul_precision(config.precision)
+    memory = training._PeakMemory(device)
+    memory.reset()
+    model, notes = build_model(config, device, request.layers, request.seed)
+    sizes = window_sizes(request.steps)
+    timer = StepTimer(device, request.warmup, sizes, hook)
+    samples = (request.warmup + request.steps) * config.grad_accum_steps * config.batch_size
+    dataset = _Tokens(config, samples, request.sample_cost_s, request.seed)
+    with tempfile.TemporaryDirectory(prefix="goblin-hf-") as output_dir:
+        trainer = _LossRecordingTrainer(
+            model=model,
+            args=training_arguments(config, request, device, output_dir),
+            train_dataset=dataset,
+            callbacks=[timer],
+        )
+        trainer.train()
+    seconds = timer.clock.intervals()
+    accum = config.grad_accum_steps
+    micro = torch.stack(trainer.micro_losses).float().cpu()
+    # each micro-batch's loss is already scaled for accumulation: a step's loss is their sum
+    values = micro.view(-1, accum).sum(dim=1).tolist()
+    bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+    if bad is not None:
+        raise Diverged(f"the loss is {values[bad]} at step {bad + 1}: training diverged")
+    step_tokens = config.batch_size * config.seq_len * accum
+    compile_s = None
+    if config.torch_compile:
+        compile_s = max(0.0, timer.warmup_s - request.warmup * sum(seconds) / request.steps)
+    return Measurement(
+        layers=model.config.num_hidden_layers,
+        warmup_steps=request.warmup,
+        window_steps=sizes,
+        window_seconds=seconds,
+        window_tokens=[size * step_tokens for size in sizes],
+        losses=values,
+        peak_memory_gb=memory.peak_gb(),
+        compile_time_s=compile_s,
+        warnings=notes,
+    )

@@ -1,0 +1,225 @@
+"""The hf engine in-process on the CPU: each preset family built from a transformers config,
+LoRA through PEFT, the HF Trainer's arguments, timing windows, losses and refusals."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from transformers import Trainer  # noqa: E402
+
+from pytest_goblin.runner import hf_engine  # noqa: E402
+from pytest_goblin.runner.hf_engine import (  # noqa: E402
+    build_model,
+    family,
+    lora_targets,
+    measure,
+    model_config,
+    training_arguments,
+    unsupported_reason,
+)
+from pytest_goblin.runner.measurement import Measurement  # noqa: E402
+from pytest_goblin.runner.training import Diverged, RunRequest, Unsupported  # noqa: E402
+from pytest_goblin.schemas import WorkloadConfig  # noqa: E402
+
+CPU = torch.device("cpu")
+DIMS = {"layers": 2, "hidden": 64, "intermediate": 172, "heads": 4, "kv_heads": 2, "vocab": 256}
+FAMILIES = {
+    "llama": "llama-3.2-1b",
+    "qwen2": "qwen2.5-0.5b",
+    "mistral": "mistral-7b",
+    "gemma2": "gemma-2-2b",
+    "phi3": "phi-3-mini",
+}
+"""Each preset family, named as a tiny architecture whose name is its preset's."""
+
+
+def tiny(name: str = "custom", **fields: Any) -> WorkloadConfig:
+    values: dict[str, Any] = {
+        "model": {**DIMS, "name": name},
+        "batch_size": 2,
+        "seq_len": 32,
+        "lr": 3e-3,
+        "attention_impl": "eager" if name.startswith("gemma") else "sdpa",
+    }
+    return WorkloadConfig(**(values | fields))
+
+
+def lora(name: str = "custom", **fields: Any) -> WorkloadConfig:
+    adapters = {
+        "finetune": "lora",
+        "lora_rank": 4,
+        "lora_targets": ["q_proj", "v_proj", "gate_proj"],
+    }
+    return tiny(name, **(adapters | fields))
+
+
+def run(config: WorkloadConfig, steps: int = 4, warmup: int = 1, **request: Any) -> Measurement:
+    return measure(
+        RunRequest(config, steps=steps, warmup=warmup, sample_cost_s=0.0, **request), CPU
+    )
+
+
+@pytest.mark.parametrize(("expected", "preset"), FAMILIES.items())
+def test_each_preset_family_is_built_from_its_transformers_config(
+    expected: str, preset: str
+) -> None:
+    config = tiny(preset)
+    assert family(config) == expected
+    hf_config = model_config(config)
+    assert type(hf_config) is hf_engine.FAMILIES[expected]
+    assert hf_config.num_hidden_layers == 2 and hf_config.hidden_size == 64
+    assert hf_config.num_key_value_heads == 2 and hf_config.vocab_size == 256
+    assert model_config(config, layers=1).num_hidden_layers == 1
+
+
+def test_the_family_comes_from_the_model_id_when_the_dims_are_explicit() -> None:
+    assert family(tiny(model_name="Qwen/Qwen2.5-7B-Instruct")) == "qwen2"
+    assert family(tiny()) == "llama"
+    assert family(tiny(model={**DIMS, "qkv_bias": True})) == "qwen2"
+
+
+@pytest.mark.parametrize("preset", FAMILIES.values())
+@pytest.mark.parametrize("make", [tiny, lora], ids=["full", "lora"])
+def test_every_family_trains_full_and_lora_with_checkpointing_and_fused_adamw(
+    preset: str, make: Any
+) -> None:
+    config = make(preset, gradient_checkpointing=True, optimizer="adamw_torch_fused")
+    measurement = run(config, steps=4)
+    assert measurement.layers == 2
+    assert sum(measurement.window_steps) == 4 and len(measurement.losses) == 5
+    assert all(math.isfinite(loss) for loss in measurement.losses)
+    if config.finetune == "full":  # LoRA's zero-initialised B needs more steps to show
+        assert measurement.losses[-1] < measurement.losses[0]
+    assert all(seconds > 0 for seconds in measurement.window_seconds)
+    assert measurement.peak_memory_gb > 0
+
+
+def test_lora_trains_only_peft_adapters_and_phi3_targets_its_fused_linears() -> None:
+    model, _ = build_model(lora("llama-3.2-1b"), CPU)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable)
+    assert any("q_proj" in name for name in trainable)
+    assert lora_targets(lora("phi-3-mini")) == ["gate_up_proj", "qkv_proj"]
+    phi, _ = build_model(lora("phi-3-mini"), CPU)
+    assert any("qkv_proj.lora_A" in name for name, _ in phi.named_parameters())
+
+
+def test_lora_freezes_a_16_bit_base_and_full_fine_tuning_keeps_fp32_master_weights() -> None:
+    model, _ = build_model(lora(precision="bf16"), CPU)
+    dtypes = {p.dtype for p in model.parameters() if not p.requires_grad}
+    assert dtypes == {torch.bfloat16}
+    full, _ = build_model(tiny(precision="bf16"), CPU)
+    assert {p.dtype for p in full.parameters()} == {torch.float32}
+
+
+def test_same_seed_same_data_so_checkpointing_does_not_change_the_losses() -> None:
+    plain = run(tiny(gradient_checkpointing=False)).losses
+    checkpointed = run(tiny(gradient_checkpointing=True)).losses
+    assert checkpointed == pytest.approx(plain, rel=1e-4)
+
+
+def test_the_trainer_arguments_follow_the_workload(tmp_path: Any) -> None:
+    config = tiny(
+        batch_size=3,
+        grad_accum_steps=2,
+        precision="bf16",
+        optimizer="adamw_torch_fused",
+        gradient_checkpointing=True,
+        dataloader_workers=2,
+        dataloader_prefetch_factor=4,
+        dataloader_persistent_workers=True,
+        warmup_steps=2,
+    )
+    args = training_arguments(config, RunRequest(config, 5, 2, 0.0), CPU, str(tmp_path))
+    assert args.per_device_train_batch_size == 3 and args.gradient_accumulation_steps == 2
+    assert args.max_steps == 7 and args.warmup_steps == 2 and args.learning_rate == 3e-3
+    assert args.bf16 and not args.fp16 and args.optim == "adamw_torch_fused"
+    assert args.dataloader_num_workers == 2 and args.dataloader_prefetch_factor == 4
+    assert args.dataloader_persistent_workers
+    assert args.save_strategy == "no" and args.report_to == []
+
+
+@pytest.mark.parametrize(("optim", "fused"), [("adamw_torch", None), ("adamw_torch_fused", True)])
+def test_the_optimizer_is_the_one_the_trainer_builds_for_the_name(
+    optim: str, fused: bool | None, tmp_path: Any
+) -> None:
+    config = tiny(optimizer=optim)
+    model, _ = build_model(config, CPU)
+    args = training_arguments(config, RunRequest(config, 2, 0, 0.0), CPU, str(tmp_path))
+    optimizer = Trainer(model=model, args=args).create_optimizer()
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["fused"] is fused
+
+
+def test_tokens_and_windows_count_optimizer_steps_with_accumulation() -> None:
+    measurement = run(tiny(grad_accum_steps=3), steps=7, warmup=2)
+    assert measurement.warmup_steps == 2 and len(measurement.losses) == 9
+    assert measurement.window_steps == [2, 2, 1, 1, 1]
+    assert measurement.tokens_per_step == 3 * 2 * 32
+
+
+def test_padded_samples_mask_their_padding_and_packed_samples_fill_the_sequence() -> None:
+    padded = hf_engine._Tokens(tiny(packing=False), 8, 0.0, seed=0)
+    packed = hf_engine._Tokens(tiny(packing=True), 8, 0.0, seed=0)
+    sample = padded[3]
+    assert sample["input_ids"].shape == (32,)
+    real = int(sample["attention_mask"].sum())
+    assert 16 <= real <= 32
+    assert (sample["labels"][real:] == -100).all() and (sample["labels"][:real] >= 0).all()
+    assert bool(packed[3]["attention_mask"].all()) and bool((packed[3]["labels"] >= 0).all())
+    assert torch.equal(padded[3]["input_ids"], hf_engine._Tokens(tiny(), 8, 0.0, 0)[3]["input_ids"])
+
+
+def test_the_step_hook_sees_every_step_and_the_model() -> None:
+    seen: list[int] = []
+    measure(
+        RunRequest(tiny(), steps=3, warmup=1, sample_cost_s=0.0),
+        CPU,
+        lambda step, model: seen.append(step) or model.get_input_embeddings(),
+    )
+    assert seen == [0, 1, 2, 3]
+
+
+def test_a_diverging_loss_fails_the_run() -> None:
+    def poison(step: int, model: Any) -> None:
+        if step == 1:
+            with torch.no_grad():
+                model.get_input_embeddings().weight.fill_(float("nan"))
+
+    with pytest.raises(Diverged, match="at step 2"):
+        measure(RunRequest(tiny(), steps=3, warmup=0, sample_cost_s=0.0), CPU, poison)
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        (tiny("gemma-2-2b", attention_impl="sdpa"), "Gemma2ForCausalLM .* no sdpa attention"),
+        (tiny(attention_impl="flash"), "CPU has no flash-attention kernels"),
+        (tiny(optimizer="adamw_hf"), "not an optim the installed transformers accepts"),
+        (lora(finetune="qlora"), "QLoRA"),
+        (tiny(world_size=2, strategy="ddp"), "world_size 2"),
+        (tiny(precision="fp8"), "fp8"),
+    ],
+    ids=["gemma2-sdpa", "flash-cpu", "adamw_hf", "qlora", "ddp", "fp8"],
+)
+def test_what_the_engine_cannot_run_is_refused_with_the_reason(
+    config: WorkloadConfig, reason: str
+) -> None:
+    found = unsupported_reason(config, CPU)
+    assert found is not None
+    assert re.search(reason, found)
+    with pytest.raises(Unsupported):
+        run(config)
+
+
+def test_a_config_the_cpu_can_run_has_no_refusal() -> None:
+    assert unsupported_reason(tiny(), CPU) is None
+    assert unsupported_reason(tiny("gemma-2-2b"), CPU) is None
