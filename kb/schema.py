@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, get_args
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -400,6 +400,19 @@ class Rule(BaseModel):
                     raise ValueError(f"examples.{label}[{i}] {case!r} does not match: {reason}")
                 if not expected and reason is None:
                     raise ValueError(f"examples.{label}[{i}] {case!r} matches, but should not")
+
+
+def expected_range(rules: Iterable[Rule]) -> tuple[float | None, float | None]:
+    """The speedup range a patch made of ``rules`` may expect: the product of the ranges
+    of the rules that give one (a rule without numbers counts as 1×); (None, None) when
+    none does."""
+    ranges = [rule.expected_speedup for rule in rules if rule.expected_speedup]
+    if not ranges:
+        return None, None
+    low = high = 1.0
+    for lo, hi in ranges:
+        low, high = low * lo, high * hi
+    return round(low, 3), round(high, 3)
 
 
 def example_case(case: Mapping[str, Any]) -> tuple[WorkloadConfig, AuditFacts | None]:

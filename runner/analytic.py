@@ -110,9 +110,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from pytest_goblin.errors import GoblinError
 from pytest_goblin.catalogue.architectures import ModelArch
 from pytest_goblin.catalogue.devices import DeviceSpec
+from pytest_goblin.catalogue.optimizers import OPTIMIZER_ALIASES
+from pytest_goblin.errors import GoblinError
 from pytest_goblin.schemas import RunMetrics, WasteBudget, WorkloadConfig
 
 # --- GEMM efficiency -----------------------------------------------------------------
@@ -286,11 +287,6 @@ OPTIMIZERS: dict[str, OptimizerModel] = {
     # Adafactor: factored second moment, row/column reductions over each matrix
     # (~4 B/param of state per the HF performance guide, which this follows).
     "adafactor": OptimizerModel(step_bytes=24, state_bytes=4, best="adafactor"),
-}
-
-OPTIMIZER_ALIASES: dict[str, str] = {
-    "adamw": "adamw_torch",
-    "adamw_8bit": "adamw_bnb_8bit",
 }
 
 LORA_ALL_LINEAR = frozenset({"all-linear", "all_linear", "all"})

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from pytest_goblin.runner.analytic import OPTIMIZER_ALIASES
+from pytest_goblin.catalogue.optimizers import canonical_optimizer
 
 BITSANDBYTES: dict[str, str] = {
     "adamw_bnb_8bit": "AdamW8bit",
@@ -25,8 +25,7 @@ BUILT_IN = ("adamw_torch", "adamw_torch_fused", "adamw_hf", "sgd", "adafactor")
 
 def canonical(name: str) -> str:
     """The HF name behind an alias (``adamw`` is ``adamw_torch``), lowercased."""
-    key = name.strip().lower()
-    return OPTIMIZER_ALIASES.get(key, key)
+    return canonical_optimizer(name)
 
 
 def unsupported_reason(name: str) -> str | None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_goblin.agent.state import AuditState
 from pytest_goblin.errors import DeviceFault, GoblinError
+from pytest_goblin.kb.schema import expected_range
 from pytest_goblin.schemas import (
     WASTE_BUCKETS,
     Advisory,
@@ -232,16 +233,6 @@ def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
         "facts": state.facts.data,
         "measure_candidates": state.context.measure_candidates,
     }
-
-
-def expected_range(rules: list[Any]) -> tuple[float | None, float | None]:
-    ranges = [rule.expected_speedup for rule in rules if rule.expected_speedup]
-    if not ranges:
-        return None, None
-    low = high = 1.0
-    for lo, hi in ranges:
-        low, high = low * lo, high * hi
-    return round(low, 3), round(high, 3)
 
 
 def _merge(base: Patch | None, new: list[Change]) -> list[Change]:

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pytest_goblin.agent.tools import expected_range
 from pytest_goblin.kb.loader import KnowledgeBase
+from pytest_goblin.kb.schema import expected_range
 from pytest_goblin.schemas import Patch, SkippedRule
 from pytest_goblin.workload.read import Workload, apply_changes, patch_diff
 
