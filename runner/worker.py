@@ -44,9 +44,10 @@ if TYPE_CHECKING:
 
 FAULT_ENV = "PYTEST_GOBLIN_FAULT"
 """Test hook: ``oom``, ``blas-oom`` (a library's allocation failure), ``fatal`` (a sticky
-device error), ``crash``, ``hang`` or ``nan`` makes runs fail that way at their second step; ``sleep=SECONDS`` slows every step by that much (a known slowdown for the
-verdict benchmarks); ``KIND:FIELD=VALUE`` (e.g. ``crash:batch_size=3``) only for configs
-whose FIELD has that VALUE."""
+device error), ``crash``, ``hang`` or ``nan`` makes runs fail that way at their second
+step; ``sleep=SECONDS`` slows every step by that much (a known slowdown for the verdict
+benchmarks; on a GPU a spin kernel in the stream, not a host sleep); ``KIND:FIELD=VALUE``
+(e.g. ``crash:batch_size=3``) only for configs whose FIELD has that VALUE."""
 
 FAULT_STEP = 1
 
@@ -78,7 +79,7 @@ def _fault_hook(config: WorkloadConfig) -> StepHook | None:
         import torch
 
         if kind.startswith("sleep="):
-            time.sleep(float(kind.removeprefix("sleep=")))
+            _sleep(float(kind.removeprefix("sleep=")), next(model.parameters()).device)
             return
         if step != FAULT_STEP:
             return
@@ -154,6 +155,36 @@ def failure_kind(exc: BaseException) -> tuple[str, bool]:
     ):
         return "oom", fatal
     return "error", fatal
+
+
+_SLEEP_CYCLES_PER_S: dict[int, float] = {}
+
+
+def _sleep(seconds: float, device: Any) -> None:
+    """Slow the step by ``seconds`` where the step runs: on a GPU a spin kernel in the
+    stream (a host sleep would be absorbed by the queued kernels, and inject less than it
+    says), on the CPU a host sleep.
+
+    torch.cuda._sleep spins for clock64() cycles (aten/src/ATen/cuda/Sleep.cu; the shader
+    clock, which boosts and throttles; wall_clock64() on gfx11), so its rate is measured
+    once per device rather than taken from the properties.
+    """
+    import torch
+
+    if device.type != "cuda":
+        time.sleep(seconds)
+        return
+    index = device.index or 0
+    if index not in _SLEEP_CYCLES_PER_S:
+        probe = 20_000_000
+        torch.cuda._sleep(1_000)  # loads the kernel
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(probe)
+        end.record()
+        end.synchronize()
+        _SLEEP_CYCLES_PER_S[index] = probe / (start.elapsed_time(end) / 1e3)
+    torch.cuda._sleep(int(seconds * _SLEEP_CYCLES_PER_S[index]))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,3 +88,37 @@ def test_the_gpu_is_identified_from_its_properties_and_its_memory_is_in_gib() ->
         from pytest_goblin.catalogue.devices import DEVICES
 
         assert DEVICES[found.info.catalogue_key].compute_units == props.multi_processor_count
+
+
+def test_the_injected_sleep_runs_on_the_device_and_lasts_what_it_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_goblin.runner import worker
+
+    monkeypatch.setenv(worker.FAULT_ENV, "sleep=0.05")
+    hook = worker._fault_hook(small())
+    assert hook is not None
+    model = torch.nn.Linear(4, 4, device="cuda")
+    hook(0, model)  # measures the spin kernel's rate
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    host = time.perf_counter()
+    start.record()
+    hook(1, model)
+    end.record()
+    queued_s = time.perf_counter() - host
+    end.synchronize()
+    assert start.elapsed_time(end) / 1e3 == pytest.approx(0.05, rel=0.2)
+    assert queued_s < 0.01  # the host did not wait: the delay is in the stream
+
+
+def test_a_gpu_run_records_its_attention_backend_and_memory_peaks() -> None:
+    measurement = measure(
+        RunRequest(small(), steps=3, warmup=1, sample_cost_s=0.0), torch.device("cuda")
+    )
+    assert measurement.attention_backend is not None
+    assert measurement.attention_backend.startswith("sdpa:")
+    assert measurement.peak_reserved_gb is not None
+    assert measurement.peak_reserved_gb >= measurement.peak_memory_gb
+    assert measurement.peak_device_gb is not None
+    assert measurement.peak_device_gb >= measurement.peak_reserved_gb * 0.9
