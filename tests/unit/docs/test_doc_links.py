@@ -48,3 +48,21 @@ def test_slug_follows_github() -> None:
     assert slug("Turns, tokens, cost and events") == "turns-tokens-cost-and-events"
     assert slug("Attribution (`--goblin-attribution`)") == "attribution---goblin-attribution"
     assert slug("The `goblin_json` key") == "the-goblin_json-key"
+
+
+REPO_PATH = re.compile(
+    r"`((?:pytest_goblin|runner|kb|tests|benchmarks|example_project|docs)/[\w./*-]*)`"
+)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_named_repository_paths_exist(page: Path) -> None:
+    """A file or folder named in backticks (`runner/analytic.py`, `kb/rules/*.yaml`) is
+    there: a module that moved leaves no page pointing at its old place."""
+    text = page.read_text(encoding="utf-8")
+    missing = [
+        name
+        for name in sorted(set(REPO_PATH.findall(text)))
+        if not any(ROOT.glob(name.rstrip("/")))
+    ]
+    assert not missing, f"{page.relative_to(ROOT)} names paths that do not exist: {missing}"
