@@ -169,6 +169,30 @@ def _set_matmul_precision(precision: str) -> list[str]:
     return []
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+"""torch.compile's modes (torch/__init__.py, torch 2.4-2.13)."""
+
+
+def compile_options(config: WorkloadConfig) -> dict[str, str]:
+    """torch.compile's keywords for the workload: its ``torch_compile_mode`` and
+    ``torch_compile_backend`` (HF TrainingArguments names, in ``extras``) where given, so a
+    max-autotune workload is not measured in default mode; an unknown mode is an error."""
+    options = {"backend": str(config.extras.get("torch_compile_backend") or COMPILE_BACKEND)}
+    mode = config.extras.get("torch_compile_mode")
+    if mode is not None:
+        if mode not in COMPILE_MODES:
+            raise ValueError(
+                f"extras.torch_compile_mode {mode!r} is not one of {', '.join(COMPILE_MODES)}"
+            )
+        options["mode"] = str(mode)
+    return options
+
+
+def graph_breaks() -> int:
+    """Graph breaks Dynamo counted since the run's compile began (torch._dynamo.utils)."""
+    return sum(torch._dynamo.utils.counters["graph_break"].values())
+
+
 def tunableop_enabled() -> bool:
     """Whether TunableOp tunes GEMMs in this process (PYTORCH_TUNABLEOP_ENABLED=1)."""
     return os.environ.get("PYTORCH_TUNABLEOP_ENABLED") == "1"
@@ -325,8 +349,9 @@ class _Trainer:
         self.model.train()
         if config.torch_compile:
             torch._dynamo.reset()  # a fresh cache per run: each run compiles its own model
+            torch._dynamo.utils.counters.clear()  # graph breaks are counted per run
         self.step_model: nn.Module = (
-            torch.compile(self.model, backend=COMPILE_BACKEND)
+            torch.compile(self.model, **compile_options(config))
             if config.torch_compile
             else self.model
         )
@@ -528,6 +553,10 @@ def _timed_run(
             "compile_time_s is the warmup's time beyond the timed step rate: compilation, "
             "and also DataLoader start-up, kernel loading and any TunableOp tuning"
         )
+        breaks = graph_breaks()
+        if breaks:
+            reasons = ", ".join(list(torch._dynamo.utils.counters["graph_break"])[:3])
+            notes.append(f"torch.compile broke the graph {breaks} times ({reasons})")
     return Measurement(
         layers=trainer.layers,
         warmup_steps=warmup,

@@ -109,3 +109,18 @@ def test_tf32_on_rocm_without_hipblaslt_allow_tf32_is_said(monkeypatch: pytest.M
 def test_the_cpu_has_no_telemetry() -> None:
     assert training.telemetry(CPU) == {}
     assert run(tiny()).window_telemetry == []
+
+
+def test_the_workloads_compile_mode_and_backend_are_honoured() -> None:
+    config = tiny(
+        torch_compile=True,
+        extras={"torch_compile_mode": "max-autotune", "torch_compile_backend": "eager"},
+    )
+    assert training.compile_options(config) == {"backend": "eager", "mode": "max-autotune"}
+    assert training.compile_options(tiny(torch_compile=True)) == {"backend": "inductor"}
+
+
+def test_an_unknown_compile_mode_is_an_error_naming_the_field() -> None:
+    config = tiny(torch_compile=True, extras={"torch_compile_mode": "fastest"})
+    with pytest.raises(ValueError, match=r"extras.torch_compile_mode 'fastest'"):
+        run(config)
