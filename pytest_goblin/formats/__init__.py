@@ -24,7 +24,6 @@ from pytest_goblin.formats.vocabulary import (
     AXOLOTL_KEYS,
     FIREFLY_KEYS,
     LLAMAFACTORY_KEYS,
-    OPEN_INSTRUCT_KEYS,
     TRAINER_KEYS,
     TRL_KEYS,
     Vocabulary,
@@ -62,7 +61,6 @@ FORMATS: tuple[Format, ...] = (
         open_instruct.SUFFIXES,
         open_instruct.detect,
         open_instruct.read,
-        vocabulary=OPEN_INSTRUCT_KEYS,
     ),
     Format(
         hf_args.TRL,

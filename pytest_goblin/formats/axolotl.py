@@ -33,6 +33,7 @@ from pytest_goblin.formats.base import (
     as_float,
     as_int,
     as_str,
+    check_model,
     hf_attention,
     targets_list,
 )
@@ -106,6 +107,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
             "supervised fine-tuning only",
             field="rl",
         )
+    check_model(data["base_model"], display, "base_model")
     f = Fields(display, data.get)
     f.put("model_name", data["base_model"], "base_model")
     f.take("batch_size", "micro_batch_size", as_int, 1)

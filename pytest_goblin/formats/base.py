@@ -9,6 +9,7 @@ raises ``Unpatchable`` for a change its files have no key for.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,24 @@ EIGHT_BIT = (
     "it models full and LoRA fine-tuning in 16/32-bit and QLoRA in 4-bit"
 )
 """Why an 8-bit base model is an item error rather than a 16-bit LoRA read by mistake."""
+
+
+PREQUANTIZED = re.compile(r"[-_.](awq|gptq|aqlm|eetq|hqq|exl2|gguf)(?=$|[-_.])", re.IGNORECASE)
+"""A model id naming a pre-quantized checkpoint (``…-Instruct-AWQ``, ``…-GPTQ-Int4``): the
+frameworks train LoRA over its quantized kernels, read from the checkpoint's own config."""
+
+
+def check_model(name: str, display: str, key: str) -> None:
+    """A WorkloadError for a pre-quantized base model, which no reading could model honestly."""
+    found = PREQUANTIZED.search(name)
+    if found is not None:
+        raise WorkloadError(
+            display,
+            f"{name!r} is a pre-quantized {found.group(1).upper()} checkpoint: LoRA over its "
+            "quantized kernels is not one pytest-goblin can model (it models 16/32-bit bases "
+            "and 4-bit bitsandbytes QLoRA)",
+            field=key,
+        )
 
 
 class Unpatchable(GoblinError):

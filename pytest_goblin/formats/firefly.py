@@ -34,6 +34,7 @@ from pytest_goblin.formats.base import (
     Unpatchable,
     as_bool,
     as_int,
+    check_model,
 )
 from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
 from pytest_goblin.formats.vocabulary import FIREFLY, TRAINING_ARGUMENTS
@@ -60,6 +61,7 @@ def detect(data: Any) -> bool:
 
 
 def read(data: dict[str, Any], display: str) -> Reading:
+    check_model(data["model_name_or_path"], display, "model_name_or_path")
     f = Fields(display, data.get)
     f.put("model_name", data["model_name_or_path"], "model_name_or_path")
     task = str(data.get("task_type", "sft"))

@@ -34,6 +34,7 @@ from pytest_goblin.formats.base import (
     as_float,
     as_int,
     as_str,
+    check_model,
     hf_attention,
     hf_precision_from_dtype,
     lookup,
@@ -227,9 +228,9 @@ def read_trl(data: dict[str, Any], display: str) -> Reading:
     if preference:
         raise WorkloadError(
             display,
-            f"{', '.join(preference)} are DPOConfig's (TRL trl/trainer/dpo_config.py): "
-            "preference training runs chosen and rejected sequences and a reference forward, "
-            "and pytest-goblin models supervised fine-tuning only",
+            f"{', '.join(preference)}: keys of TRL's preference trainers (DPOConfig, "
+            "trl/trainer/dpo_config.py), which run chosen and rejected sequences and a "
+            "reference forward; pytest-goblin models supervised fine-tuning only",
             field=preference[0],
         )
     return interpret(data, {key: key for key in data}, display, trl=True)
@@ -255,7 +256,9 @@ def interpret(
     """
     f = Fields(display, values.get, labels)
     if values.get("model_name_or_path") is not None:
-        f.put("model_name", str(values["model_name_or_path"]), "model_name_or_path")
+        model = str(values["model_name_or_path"])
+        check_model(model, display, f.label("model_name_or_path"))
+        f.put("model_name", model, "model_name_or_path")
     read_trainer_keys(f, lr_default=2e-5 if trl else 5e-5)
     seq_key = next((key for key in SEQ_KEYS if values.get(key) is not None), None)
     if seq_key is not None:

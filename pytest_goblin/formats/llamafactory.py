@@ -32,6 +32,7 @@ from pytest_goblin.formats.base import (
     Unpatchable,
     as_bool,
     as_int,
+    check_model,
     targets_list,
 )
 from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
@@ -115,6 +116,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
             "pytest-goblin models pre-training (pt) and supervised fine-tuning (sft) only",
             field="stage",
         )
+    check_model(data["model_name_or_path"], display, "model_name_or_path")
     f = Fields(display, data.get)
     f.put("model_name", data["model_name_or_path"], "model_name_or_path")
     read_trainer_keys(f, lr_default=5e-5)

@@ -365,10 +365,3 @@ FIREFLY_KEYS = Vocabulary(
     "which refuses unknown keys)",
     strict=True,
 )
-OPEN_INSTRUCT_KEYS = Vocabulary(
-    "open-instruct",
-    OPEN_INSTRUCT | TRAINING_ARGUMENTS,
-    "open-instruct v0.3.0 open_instruct/finetune.py (FlatArguments) and "
-    "open_instruct/dataset_transformation.py (TokenizerConfig)",
-    strict=True,
-)
