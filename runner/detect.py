@@ -52,8 +52,12 @@ def detect(selector: DeviceSelector) -> Detected:
         )
     if not torch.cuda.is_available():
         raise DeviceUnavailable(f"--goblin-device {selector}: PyTorch sees no {gpu_kind} device")
-    index = selector.index or 0
     count = torch.cuda.device_count()
+    index = selector.index
+    if index is None:
+        integrated = [bool(getattr(torch.cuda.get_device_properties(i), "is_integrated", 0))
+                      for i in range(count)]  # fmt: skip
+        index = first_discrete(integrated)
     if index >= count:
         raise DeviceUnavailable(
             f"--goblin-device {selector}: only {count} {gpu_kind} device(s) are visible"
@@ -93,6 +97,12 @@ def _gpu(kind: str, index: int, count: int) -> Detected:
     uuid = uuids[index]
     lock_id = f"{kind}-{uuid}" if usable_uuid(uuid, uuids) else physical_id(kind, index, os.environ)
     return Detected(device, info, lock_id)
+
+
+def first_discrete(integrated: list[bool]) -> int:
+    """The first device that is not an APU's integrated GPU (which shares the host's memory
+    and power, and is not what a training job runs on), else device 0."""
+    return next((i for i, shared in enumerate(integrated) if not shared), 0)
 
 
 def usable_uuid(uuid: str, visible: list[str]) -> bool:

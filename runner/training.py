@@ -54,6 +54,9 @@ MAX_EXTRA_WARMUP = 8
 """Warmup steps added, at most, while step time is still changing or fp16 steps are skipped."""
 STABLE_STEP_TOLERANCE = 0.10
 """Two consecutive warmup steps within this fraction of each other count as a settled step time."""
+FOREIGN_GB = 4.0
+"""Device memory in use beyond this worker's allocator, above this, is taken as another
+process on the device (a CUDA or HIP context alone holds well under it)."""
 LEFTOVER_GB = 0.1
 """Memory still allocated when a run starts, above this, is reported: it inflates the peak."""
 INITIAL_LOSS_SCALE = 2.0**16
@@ -231,11 +234,16 @@ class _PeakMemory:
         self.device = device
         self.device_gb: float | None = None
         self.leftover_gb = 0.0
+        self.foreign_gb = 0.0
 
     def reset(self) -> None:
         if self.device.type == "cuda":
             # what an earlier run left allocated counts in this run's peak: say how much
             self.leftover_gb = torch.cuda.memory_allocated(self.device) / 1e9
+            free, total = torch.cuda.mem_get_info(self.device)
+            # in use on the device but not by this process's allocator: its context, and
+            # other processes (which also take compute and power from the run)
+            self.foreign_gb = (total - free - torch.cuda.memory_reserved(self.device)) / 1e9
             torch.cuda.reset_peak_memory_stats(self.device)
             self.device_gb = None
             self.sample()
@@ -447,6 +455,12 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
         notes.append(
             f"{memory.leftover_gb:.2f} GB was still allocated when the run started (left by an "
             "earlier run in this worker): the peak includes it"
+        )
+    if memory.foreign_gb > FOREIGN_GB:
+        notes.append(
+            f"{memory.foreign_gb:.1f} GB of device memory is in use outside this worker's "
+            "allocator: another process may be using the device, and its work would slow "
+            "some windows"
         )
     trainer = _Trainer(request, device)
     trainer.warnings.extend(notes)

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pytest_goblin.runner.detect import detect, usable_uuid
+from pytest_goblin.runner.detect import detect, first_discrete, usable_uuid
 from pytest_goblin.runner.options import parse_selector
 
 ONE = "GPU-5c3e8f0a-1b2c-4d5e-8f90-0123456789ab"
@@ -34,3 +34,9 @@ def test_a_uuid_two_visible_devices_share_is_not_an_identity() -> None:
 def test_the_cpus_memory_is_in_gib() -> None:
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert detect(parse_selector("cpu")).info.memory_gb == pytest.approx(total / 2**30)
+
+
+def test_auto_passes_over_an_apus_integrated_gpu() -> None:
+    assert first_discrete([True, False, False]) == 1
+    assert first_discrete([False, True]) == 0
+    assert first_discrete([True]) == 0  # nothing else: the integrated GPU it is
