@@ -20,8 +20,8 @@ from pytest_goblin.runner.visible import physical_id
 from pytest_goblin.schemas import DeviceInfo
 
 GIB = 2**30
-"""Device memory is sized in binary units: an "80 GB" H100 holds 80 GiB (85.9e9 bytes), so
-``memory_gb`` is ``total_memory`` over 2^30, which reads 80, not 85.9."""
+"""Device memory is sized in binary units: an "80 GB" H100 reports 85.0e9 bytes, 79.2 GiB
+(80 GiB less what the driver keeps), so ``memory_gb`` is ``total_memory`` over 2^30."""
 
 
 class DeviceUnavailable(Exception):
