@@ -27,17 +27,39 @@ from pytest_goblin.formats.vocabulary import (
 NAME = "open-instruct"
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
-MARKERS = frozenset(OPEN_INSTRUCT - TRAINING_ARGUMENTS - TRL_SFT - LLAMAFACTORY - AXOLOTL)
+HF_EXAMPLE_KEYS = frozenset(
+    {
+        "config_name",
+        "tokenizer_name",
+        "use_fast_tokenizer",
+        "low_cpu_mem_usage",
+        "dataset_config_name",
+        "train_file",
+        "validation_file",
+        "max_train_samples",
+        "max_eval_samples",
+        "overwrite_cache",
+        "preprocessing_num_workers",
+        "timeout",
+    }
+)
+"""Model and data arguments that transformers' example scripts (``run_clm.py``) share with
+open-instruct, so they mark neither."""
+MARKERS = frozenset(
+    OPEN_INSTRUCT - TRAINING_ARGUMENTS - TRL_SFT - LLAMAFACTORY - AXOLOTL - HF_EXAMPLE_KEYS
+)
 """Keys of open-instruct's FlatArguments/TokenizerConfig that no other supported framework has
 (``dataset_mixer_list``, ``with_tracking``, ``use_slow_tokenizer``, ``clip_grad_norm``, …)."""
+MIN_MARKERS = 2
+"""How many of them a file needs: one alone could be a user script's own argument."""
 
 
 def detect(data: Any) -> bool:
-    """``model_name_or_path`` plus a key only open-instruct's arguments have."""
+    """``model_name_or_path`` plus two keys only open-instruct's arguments have."""
     return (
         isinstance(data, dict)
         and isinstance(data.get("model_name_or_path"), str)
-        and bool(MARKERS & data.keys())
+        and len(MARKERS & data.keys()) >= MIN_MARKERS
     )
 
 

@@ -152,6 +152,6 @@ def test_a_dpo_config_of_trl_is_not_read_as_sft(tmp_path: Path) -> None:
     path = tmp_path / "w/dpo.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(WorkloadError, match="preference training") as info:
+    with pytest.raises(WorkloadError, match="keys of TRL's preference trainers") as info:
         load_workload(path, display="w/dpo.yaml")
     assert info.value.field == "beta"
