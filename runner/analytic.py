@@ -108,7 +108,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_goblin.catalogue.architectures import ModelArch
 from pytest_goblin.catalogue.devices import DeviceSpec
@@ -384,11 +384,33 @@ class _Resolved:
     layer_params: int
 
 
+class DeviceCorrection(BaseModel):
+    """Multipliers fitted to one real device's measured runs (``self_calibration.py``).
+
+    Each scales one mechanism of the model where the catalogue's published peaks and
+    the calibrated constants do not describe the device as it really runs: ``compute``
+    every kernel's achieved fraction of peak, ``attention`` the attention kernels on
+    top of it, ``bandwidth`` the achieved memory bandwidth, ``host`` the host-side
+    dispatch and per-step overhead, ``data`` the per-sample input cost. All 1: the
+    model as published. A correction changes projections only: they stay projected.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    compute: float = Field(default=1.0, gt=0)
+    attention: float = Field(default=1.0, gt=0)
+    bandwidth: float = Field(default=1.0, gt=0)
+    host: float = Field(default=1.0, gt=0)
+    data: float = Field(default=1.0, gt=0)
+
+
 class FakeRunner:
     """Projects throughput, MFU, memory and the waste budget of a workload on a device."""
 
-    def __init__(self, device: DeviceSpec) -> None:
+    def __init__(self, device: DeviceSpec, correction: DeviceCorrection | None = None) -> None:
         self.device = device
+        self.correction = correction or DeviceCorrection()
+        """Fitted to the device's measured runs; the identity when none was saved."""
 
     def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
         """Project ``steps`` optimizer steps of ``config`` (all identical: no noise).
@@ -561,7 +583,7 @@ class FakeRunner:
         eff *= _fill(res.arch.hidden, SATURATION_HIDDEN[kind])
         if not saturated:
             eff *= _fill(config.batch_size * config.seq_len, SATURATION_TOKENS[kind])
-        return eff
+        return eff * self.correction.compute
 
     def _linear_efficiency(
         self, config: WorkloadConfig, res: _Resolved, precision: str, saturated: bool
@@ -577,7 +599,7 @@ class FakeRunner:
             eff *= FP8_GEMM_RATIO
         if precision == "fp16" and self.device.platform == "rocm-instinct":
             eff *= FP16_ROCM_GEMM_RATIO
-        return min(eff, MAX_EFFICIENCY)
+        return min(eff, MAX_EFFICIENCY * self.correction.compute)
 
     def _fp32_gain(self) -> float:
         """``FP32_KERNEL_GAIN`` where 16-bit math runs on faster matrix units than fp32
@@ -639,7 +661,7 @@ class FakeRunner:
         )
         eff = self._efficiency(ATTENTION_EFFICIENCY[attention], config, res, saturated)
         if attn_precision == "fp32":
-            eff = min(eff * self._fp32_gain(), MAX_EFFICIENCY)
+            eff = min(eff * self._fp32_gain(), MAX_EFFICIENCY * self.correction.compute)
         seconds = flops / (self.device.peak_tflops[attn_precision] * TERA * eff)
         if attention == "math":
             passes = EAGER_SCORE_PASSES_FWD + EAGER_SCORE_PASSES_BWD
@@ -653,7 +675,7 @@ class FakeRunner:
                 * _element_bytes(attn_precision)
             )
             seconds += passes * score_bytes / self._bandwidth()
-        return seconds
+        return seconds / self.correction.attention
 
     def _dequant_time(self, config: WorkloadConfig, res: _Resolved) -> float:
         """QLoRA: read 4-bit weights, write and re-read a 16-bit copy, per fwd and bwd pass."""
@@ -662,7 +684,7 @@ class FakeRunner:
 
     def _bandwidth(self) -> float:
         """Achievable device-memory bandwidth, bytes/s."""
-        return self.device.bandwidth_gbs * GB * BANDWIDTH_EFFICIENCY
+        return self.device.bandwidth_gbs * GB * BANDWIDTH_EFFICIENCY * self.correction.bandwidth
 
     def _optimizer_time(self, config: WorkloadConfig, res: _Resolved, optimizer: str) -> float:
         """The optimizer step is memory-bound: its bytes over the bandwidth."""
@@ -674,7 +696,7 @@ class FakeRunner:
         per_layer = OPS_PER_LAYER_COMPILED if config.torch_compile else OPS_PER_LAYER_EAGER
         if config.finetune != "full":
             per_layer += OPS_PER_LORA_TARGET * len(res.lora_targets)
-        return res.arch.layers * per_layer * OP_DISPATCH_S
+        return res.arch.layers * per_layer * OP_DISPATCH_S * self.correction.host
 
     def _host_gap(self, dispatch_s: float, device_s: float) -> float:
         """Seconds per micro-batch the device waits for the host to issue its ops.
@@ -690,7 +712,7 @@ class FakeRunner:
     def _data_time(self, config: WorkloadConfig, busy_s: float) -> float:
         """Seconds per micro-batch the step waits for its data."""
         per_sample = DATA_SAMPLE_BASE_S + DATA_SAMPLE_PER_1K_TOKENS_S * config.seq_len / 1024
-        load = config.batch_size * per_sample
+        load = config.batch_size * per_sample * self.correction.data
         if config.dataloader_workers == 0:
             wait = load
         else:
@@ -778,7 +800,7 @@ class FakeRunner:
             precision_path=accum * (actual - at_bf16),
             kernel_shape=accum * (at_bf16 - best_kernel) + (optimizer - optimizer_best),
             memory_headroom=accum * (best_kernel - lean),
-            host_gap=accum * host_gap + HOST_STEP_OVERHEAD_S,
+            host_gap=accum * host_gap + HOST_STEP_OVERHEAD_S * self.correction.host,
             data_wait=accum * data_wait,
             comm_excess=self._comm_time(config, res),
         )

@@ -1,0 +1,117 @@
+"""Self-calibration: a correction fitted to measured runs, saved and found again."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_goblin.catalogue.devices import get_device
+from pytest_goblin.runner.analytic import DeviceCorrection, FakeRunner
+from pytest_goblin.runner.self_calibration import (
+    CALIBRATION_DIR,
+    MeasuredRun,
+    SavedCalibration,
+    calibrate,
+    find_calibration,
+    fit_correction,
+    save_calibration,
+    saved_calibrations,
+)
+from pytest_goblin.schemas import WorkloadConfig
+
+SPEC = get_device("cpu")
+
+TINY: dict[str, Any] = {
+    "model": {"layers": 2, "hidden": 128, "intermediate": 344, "heads": 4, "vocab": 512},
+    "precision": "fp32",
+    "batch_size": 4,
+    "seq_len": 256,
+    "dataloader_workers": 2,
+}
+
+CONFIGS = [
+    WorkloadConfig(**TINY),
+    WorkloadConfig(**{**TINY, "attention_impl": "eager"}),
+    WorkloadConfig(**{**TINY, "dataloader_workers": 0}),
+    WorkloadConfig(**{**TINY, "batch_size": 1}),
+    WorkloadConfig(**{**TINY, "gradient_checkpointing": True}),
+]
+
+
+def tokens_per_sec(runner: FakeRunner, config: WorkloadConfig) -> float:
+    return config.tokens_per_step / runner.step_budget(config).total
+
+
+def runs_of(correction: DeviceCorrection) -> list[MeasuredRun]:
+    """What a device that really runs like ``correction`` says would measure."""
+    device = FakeRunner(SPEC, correction)
+    return [MeasuredRun(config=c, tokens_per_sec=tokens_per_sec(device, c)) for c in CONFIGS]
+
+
+def saved(fingerprint: str, name: str, minutes_ago: int = 0) -> SavedCalibration:
+    return SavedCalibration(
+        fingerprint=fingerprint,
+        device_name=name,
+        catalogue_key="cpu",
+        correction=DeviceCorrection(compute=0.5),
+        fitted_from_runs=1,
+        rms_log_error=0.0,
+        saved_at=datetime.now(timezone.utc) - timedelta(minutes=minutes_ago),
+        runs=runs_of(DeviceCorrection())[:1],
+    )
+
+
+def test_the_fit_reproduces_a_slower_device_with_more_host_overhead() -> None:
+    runs = runs_of(DeviceCorrection(compute=0.1, host=3.0, data=2.0))
+    correction, rms = fit_correction(SPEC, runs)
+    fitted = FakeRunner(SPEC, correction)
+    for run in runs:
+        assert tokens_per_sec(fitted, run.config) == pytest.approx(run.tokens_per_sec, rel=0.03)
+    assert rms < 0.03
+
+
+def test_runs_the_published_model_predicts_leave_it_as_it_is() -> None:
+    correction, _ = fit_correction(SPEC, runs_of(DeviceCorrection()))
+    for value in correction.model_dump().values():
+        assert value == pytest.approx(1.0, rel=0.05)
+
+
+def test_a_fit_needs_runs() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        fit_correction(SPEC, [])
+
+
+def test_a_calibrated_projection_is_still_projected() -> None:
+    metrics = FakeRunner(SPEC, DeviceCorrection(compute=0.2)).run(CONFIGS[0], steps=2)
+    plain = FakeRunner(SPEC).run(CONFIGS[0], steps=2)
+    assert metrics.projected and metrics.runner_kind == "fake"
+    assert metrics.tokens_per_sec < plain.tokens_per_sec
+
+
+def test_a_saved_calibration_is_found_by_fingerprint_name_or_catalogue_entry(
+    tmp_path: Path,
+) -> None:
+    calibration = calibrate(SPEC, "abc123", "AMD EPYC 9554", runs_of(DeviceCorrection()))
+    path = save_calibration(tmp_path, calibration)
+    assert path == tmp_path / CALIBRATION_DIR / "abc123.json"
+    for name in ("abc123", "amd epyc 9554", "CPU"):
+        found = find_calibration(tmp_path, name)
+        assert found is not None and found.correction == calibration.correction
+    assert found.fitted_from_runs == len(CONFIGS)
+    assert find_calibration(tmp_path, "mi300x") is None
+
+
+def test_the_newest_calibration_wins_and_a_broken_file_is_skipped(tmp_path: Path) -> None:
+    save_calibration(tmp_path, saved("old", "box", minutes_ago=10))
+    save_calibration(tmp_path, saved("new", "box"))
+    (tmp_path / CALIBRATION_DIR / "broken.json").write_text("{not json")
+    assert [c.fingerprint for c in saved_calibrations(tmp_path)] == ["new", "old"]
+    found = find_calibration(tmp_path, "box")
+    assert found is not None and found.fingerprint == "new"
+
+
+def test_no_storage_folder_means_no_calibration(tmp_path: Path) -> None:
+    assert saved_calibrations(tmp_path / "absent") == []
