@@ -77,6 +77,8 @@ _DATALOADER = {
     "dataloader_pin_memory": "dataloader_pin_memory",
     "dataloader_prefetch_factor": "dataloader_prefetch_factor",
 }
+_LORA_KERNELS = ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel", "lora_embedding_kernel")
+"""axolotl's fused LoRA kernels (v0.18.0 ``src/axolotl/utils/schemas/config.py``)."""
 _UNSET_DATALOADER = (1, True, 256)
 """What axolotl's ``default_dataloader_opts`` sets when no dataloader key is: ``n_gpu``
 workers (one GPU here), pinned memory, prefetch factor 256."""
@@ -145,7 +147,27 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.put("strategy", "deepspeed", "deepspeed")
     elif data.get("fsdp") or data.get("fsdp_config"):
         f.put("strategy", "fsdp", "fsdp" if data.get("fsdp") else "fsdp_config")
+    _in_use(data, f)
     return f.reading()
+
+
+def _in_use(data: dict[str, Any], f: Fields) -> None:
+    """What the run already uses that no field holds: the Liger plugin, LoRA kernels,
+    ``group_by_length``, FSDP parameter offload (recorded under ``extras``)."""
+    plugins = data.get("plugins") or []
+    liger = [key for key in data if key.startswith("liger_") and data[key] is True]
+    if liger and any("liger" in str(plugin).lower() for plugin in plugins):
+        f.record("use_liger_kernel", True, "plugins")
+    kernels = [key for key in _LORA_KERNELS if data.get(key) is True]
+    if kernels:
+        f.record("lora_kernels", kernels, kernels[0])
+    if data.get("group_by_length") is True:
+        f.record("group_by_length", True, "group_by_length")
+    fsdp = data.get("fsdp_config")
+    if isinstance(fsdp, dict):
+        for key in ("offload_params", "fsdp_offload_params"):
+            if fsdp.get(key) is True:
+                f.record("offload_params", True, f"fsdp_config.{key}")
 
 
 def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:

@@ -194,6 +194,12 @@ class Fields:
         if key is not None:
             self.sources[field] = self.label(key)
 
+    def record(self, name: str, value: Any, key: str) -> None:
+        """Record in ``extras`` something the run already uses that no field holds (Liger
+        kernels, ``group_by_length``, parameter offload), so advice does not repeat it."""
+        self.fields.setdefault("extras", {})[name] = value
+        self.sources[f"extras.{name}"] = self.label(key)
+
     def unknown(self, field: str, key: str, reason: str) -> None:
         """``field`` is not in the file (``key`` is where it would be) and has no default."""
         self.unset[field] = Unset(self.label(key), reason)

@@ -142,6 +142,9 @@ NO_SEQ_LEN = (
     "TrainingArguments has no sequence length and none of the script's usual keys is set "
     "(its tokenizer or data collator decides), so the sequence length is unknown"
 )
+IN_USE_FLAGS = ("use_liger_kernel", "group_by_length")
+"""TrainingArguments switches a run may already use, recorded under ``extras`` (the knowledge
+base's advisories check ``extras.use_liger_kernel`` and ``extras.group_by_length``)."""
 COMPUTE_DTYPE = "bnb_4bit_compute_dtype"
 """Where a 4-bit base model's matmuls get their dtype (``BitsAndBytesConfig``; transformers'
 default is float32): without an autocast flag, a QLoRA's base matmuls run in it."""
@@ -326,6 +329,9 @@ def read_trainer_keys(
         f.put("strategy", "deepspeed", "deepspeed")
     elif f.get("fsdp"):
         f.put("strategy", "fsdp", "fsdp")
+    for key in IN_USE_FLAGS:
+        if f.get(key) is not None and as_bool(f.get(key), f.display, f.label(key)):
+            f.record(key, True, key)
 
 
 def attention_location(values: dict[str, Any]) -> str | None:

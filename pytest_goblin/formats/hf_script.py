@@ -340,6 +340,18 @@ def read(tree: ast.Module, display: str) -> Reading:
     if found.checkpointing_label:
         fields["gradient_checkpointing"] = True
         sources["gradient_checkpointing"] = found.checkpointing_label
+    liger = next(
+        (
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and short_name(node.func).startswith(("apply_liger_kernel_to_", "AutoLigerKernel"))
+        ),
+        None,
+    )
+    if liger is not None:
+        fields["extras"] = {**fields.get("extras", {}), "use_liger_kernel": True}
+        sources["extras.use_liger_kernel"] = f"{short_name(liger.func)}() line {liger.lineno}"
     env = {name: str(value.value) for name, (_, value) in found.env.items() if value.known}
     if env:
         fields["env_vars"] = env

@@ -146,6 +146,9 @@ def read(data: dict[str, Any], display: str) -> Reading:
     )
     _packing(data, display, f)
     _method(data, display, f)
+    liger = data.get("enable_liger_kernel")
+    if liger is not None and as_bool(liger, display, "enable_liger_kernel"):
+        f.record("use_liger_kernel", True, "enable_liger_kernel")
     return f.reading()
 
 

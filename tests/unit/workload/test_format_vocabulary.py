@@ -155,3 +155,28 @@ def test_a_dpo_config_of_trl_is_not_read_as_sft(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError, match="keys of TRL's preference trainers") as info:
         load_workload(path, display="w/dpo.yaml")
     assert info.value.field == "beta"
+
+
+def test_kernels_a_run_already_uses_are_recorded_so_advice_does_not_repeat_them(
+    tmp_path: Path,
+) -> None:
+    from pytest_goblin.kb import load_kb
+
+    workload = load(tmp_path, "real/axolotl/llama-3_fft-8b-liger-fsdp.yaml")
+    assert workload.config.extras == {"use_liger_kernel": True, "offload_params": True}
+    assert workload.sources["extras.use_liger_kernel"] == "plugins"
+    advice = {rule.id for rule in load_kb().match(workload.config, "rocm-instinct").advisories}
+    assert "liger-kernel" not in advice
+    without = workload.config.model_copy(update={"extras": {}})
+    assert "liger-kernel" in {
+        rule.id for rule in load_kb().match(without, "rocm-instinct").advisories
+    }
+
+
+def test_trainer_switches_already_on_are_recorded(tmp_path: Path) -> None:
+    text = "model_name_or_path: Qwen/Qwen2.5-0.5B\nmax_length: 512\n"
+    text += "use_liger_kernel: true\ngroup_by_length: true\n"
+    config = write(tmp_path, "w/sft.yaml", text).config
+    assert config.extras == {"use_liger_kernel": True, "group_by_length": True}
+    lf = "model_name_or_path: meta-llama/Meta-Llama-3-8B\nstage: sft\nenable_liger_kernel: true\n"
+    assert write(tmp_path, "w/lf.yaml", lf).config.extras == {"use_liger_kernel": True}
