@@ -1,0 +1,336 @@
+"""Specification of the audit's judgement: facts about the device and the profile, the fit
+guard on memory-hungry changes, and the search over candidate patches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from helpers.workloads import MeasuredDevice, WorkloadFactory
+from pytest_goblin.agent import tools
+from pytest_goblin.agent.backends import AgentTurn
+from pytest_goblin.agent.backends.planner import PlannerBackend
+from pytest_goblin.agent.loop import audit
+from pytest_goblin.agent.state import AuditContext, AuditState
+from pytest_goblin.kb.loader import KnowledgeBase
+from pytest_goblin.runner.device_session import SimulatedDevice
+from pytest_goblin.schemas import Report, RunMetrics, WorkloadConfig
+from pytest_goblin.verdict.rule import decide
+
+# The issue's case: a recipe from an 80 GB card (micro-batch 4 x 4096, fp16, checkpointing)
+# on a 192 GB MI300X, where the model projects ~1.4x without checkpointing at ~93 GB.
+QWEN_ON_MI300X = """\
+name: qwen-lora-mi300x
+model: qwen2.5-7b
+finetune: lora
+lora_rank: 16
+batch_size: 4
+grad_accum_steps: 4
+seq_len: 4096
+precision: fp16
+attention_impl: sdpa
+gradient_checkpointing: true
+optimizer: adamw_torch_fused
+dataloader_workers: 4
+"""
+
+TUNED_AT_SWEET_SPOT = """\
+name: tuned
+model: llama-3-8b
+finetune: lora
+lora_rank: 16
+batch_size: 8
+grad_accum_steps: 1
+seq_len: 2048
+precision: bf16
+attention_impl: flash
+optimizer: adamw_torch_fused
+gradient_checkpointing: false
+dataloader_workers: 4
+dataloader_persistent_workers: true
+dataloader_prefetch_factor: 2
+"""
+
+SMALL_MICRO_BATCH = """\
+name: small-micro-batch
+model: qwen2.5-0.5b
+finetune: lora
+lora_rank: 16
+batch_size: 1
+grad_accum_steps: 16
+seq_len: 1024
+precision: bf16
+attention_impl: flash
+optimizer: adamw_torch_fused
+dataloader_workers: 4
+dataloader_persistent_workers: true
+dataloader_prefetch_factor: 2
+"""
+
+MEMORY_HUNGRY = {"checkpointing-off-when-it-fits", "larger-micro-batch"}
+
+
+def fields(report: Report) -> dict[str, Any]:
+    assert report.patch is not None
+    return {change.field: change.new for change in report.patch.changes}
+
+
+def test_the_qwen_recipe_on_mi300x_fails_with_checkpointing_off(
+    workload: WorkloadFactory, context: AuditContext
+) -> None:
+    report = audit(workload(QWEN_ON_MI300X), context).report
+    assert report is not None
+    assert fields(report)["gradient_checkpointing"] is False
+    assert decide(report, 0.10).outcome == "failed"
+    assert report.speedup > 1.3
+
+
+def test_the_report_lists_the_candidates_best_first_with_the_chosen_one(
+    workload: WorkloadFactory, context: AuditContext
+) -> None:
+    report = audit(workload(QWEN_ON_MI300X), context).report
+    assert report is not None and report.patch is not None
+    candidates = report.candidates
+    assert len(candidates) >= 3
+    assert [c.speedup for c in candidates] == sorted((c.speedup for c in candidates), reverse=True)
+    [chosen] = [c for c in candidates if c.chosen]
+    assert chosen.changes == report.patch.changes and chosen.speedup == report.speedup
+    assert all(c.projected and c.peak_memory_gb is not None for c in candidates)
+    # checkpointing on with a larger micro-batch was compared, and lost
+    assert any(
+        {"batch_size", "grad_accum_steps"} <= {x.field for x in c.changes} for c in candidates
+    )
+    dumped = json.loads(report.model_dump_json())["candidates"][0]
+    assert set(dumped) == {"changes", "speedup", "projected", "peak_memory_gb", "chosen"}
+
+
+def test_every_candidate_keeps_the_global_batch_and_fits_under_its_guard(
+    workload: WorkloadFactory, context: AuditContext, device: SimulatedDevice
+) -> None:
+    loaded = workload(QWEN_ON_MI300X)
+    report = audit(loaded, context).report
+    assert report is not None
+    before = loaded.config
+    for candidate in report.candidates:
+        changed = {c.field: c.new for c in candidate.changes}
+        batch = changed.get("batch_size", before.batch_size)
+        accum = changed.get("grad_accum_steps", before.grad_accum_steps)
+        assert batch * accum == before.batch_size * before.grad_accum_steps
+        assert not {"lr", "warmup_steps", "finetune"} & set(changed)
+        assert candidate.peak_memory_gb is not None
+        assert candidate.peak_memory_gb <= 0.85 * device.spec.memory_gb
+
+
+def test_a_small_micro_batch_grows_while_the_global_batch_stays(
+    workload: WorkloadFactory, context: AuditContext
+) -> None:
+    report = audit(workload(SMALL_MICRO_BATCH), context).report
+    assert report is not None
+    changed = fields(report)
+    assert changed["batch_size"] > 1
+    assert changed["batch_size"] * changed["grad_accum_steps"] == 16
+
+
+def test_an_already_tuned_config_passes(workload: WorkloadFactory, context: AuditContext) -> None:
+    report = audit(workload(TUNED_AT_SWEET_SPOT), context).report
+    assert report is not None
+    assert decide(report, 0.10).outcome == "passed"
+
+
+class NearlyFull(MeasuredDevice):
+    """A measured-looking MI300X whose baseline profile uses 90% of its memory."""
+
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+        metrics = super().run(config, steps)
+        return metrics.model_copy(update={"hbm_peak_gb": 0.9 * 192})
+
+
+def test_a_baseline_at_ninety_percent_of_memory_gets_no_memory_hungry_change(
+    workload: WorkloadFactory, kb: KnowledgeBase
+) -> None:
+    device = NearlyFull()
+    context = AuditContext(
+        runner=device, projector=SimulatedDevice("mi300x"), kb=kb, backend="planner"
+    )
+    report = audit(workload(QWEN_ON_MI300X), context).report
+    assert report is not None and report.patch is not None
+    assert not MEMORY_HUNGRY & {c.rule_id for c in report.patch.changes}
+    assert not MEMORY_HUNGRY & {c.rule_id for cand in report.candidates for c in cand.changes}
+
+
+def test_profile_facts_reach_the_knowledge_base_query(state_for: Any) -> None:
+    state = state_for(QWEN_ON_MI300X)
+    result = tools.call(state, "profile_run", {"config_id": "cfg-1"})
+    assert result.ok
+    query = tools.call(state, "query_rocm_kb", {"config_id": "cfg-1"}).result
+    assert query["facts"]["device"]["memory_gb"] == 192
+    assert 0 < query["facts"]["profile"]["memory_fraction"] < 1
+    assert set(query["facts"]["profile"]["buckets"]) >= {"memory_headroom", "kernel_shape"}
+    micro = next(r for r in query["rules"] if r["id"] == "larger-micro-batch")
+    assert micro["micro_batch_options"] == [8, 16]
+    assert micro["try_without"] is True and micro["max_memory_fraction"] == 0.85
+
+
+def test_propose_patch_takes_an_admissible_micro_batch_and_refuses_another(
+    state_for: Any,
+) -> None:
+    state = state_for(QWEN_ON_MI300X)
+    tools.call(state, "profile_run", {"config_id": "cfg-1"})
+    made = tools.call(
+        state,
+        "propose_patch",
+        {"config_id": "cfg-1", "rule_ids": ["larger-micro-batch"], "micro_batch": 8},
+    )
+    assert made.ok, made.error
+    changed = {c["field"]: c["new"] for c in made.result["changes"]}
+    assert changed == {"batch_size": 8, "grad_accum_steps": 2}
+    assert made.result["projected_speedup"] > 1 and made.result["peak_memory_gb"] > 0
+    wrong = tools.call(
+        state,
+        "propose_patch",
+        {"config_id": "cfg-1", "rule_ids": ["larger-micro-batch"], "micro_batch": 6},
+    )
+    assert not wrong.ok and "choose one of 8, 16" in (wrong.error or "")
+
+
+def test_a_patch_whose_guarded_changes_do_not_fit_together_is_refused(state_for: Any) -> None:
+    state = state_for(QWEN_ON_MI300X)
+    tools.call(state, "profile_run", {"config_id": "cfg-1"})
+    both = tools.call(
+        state,
+        "propose_patch",
+        {
+            "config_id": "cfg-1",
+            "rule_ids": ["checkpointing-off-when-it-fits", "larger-micro-batch"],
+            "micro_batch": 16,
+        },
+    )
+    assert not both.ok
+    assert "does not fit: predicted peak" in (both.error or "")
+
+
+@pytest.fixture
+def state_for(workload: WorkloadFactory, context: AuditContext) -> Any:
+    def make(text: str) -> AuditState:
+        state = AuditState(context=context, workload=workload(text))
+        assert state.workload is not None
+        tools.call(state, "parse_config", {"file_path": state.workload.source.display_path})
+        return state
+
+    return make
+
+
+# --- the planner's search, step by step ---------------------------------------------------
+
+PARSED = {"config_id": "cfg-1", "name": "w"}
+PROFILED = {"symptoms": []}
+KNOBS = {
+    "rules": [
+        {"id": "bf16-mixed-precision", "kind": "patch", "matches_config": True},
+        {
+            "id": "checkpointing-off-when-it-fits",
+            "kind": "patch",
+            "matches_config": True,
+            "try_without": True,
+        },
+        {
+            "id": "larger-micro-batch",
+            "kind": "patch",
+            "matches_config": True,
+            "try_without": True,
+            "micro_batch_options": [4, 8],
+        },
+    ],
+    "measure_candidates": 1,
+}
+ALL = ["bf16-mixed-precision", "checkpointing-off-when-it-fits", "larger-micro-batch"]
+
+
+def turn(planner: PlannerBackend) -> AgentTurn:
+    return asyncio.run(planner.next_turn([]))
+
+
+def answer(
+    planner: PlannerBackend, call: Any, result: Any = None, error: str | None = None
+) -> None:
+    if error is None:
+        planner.add_tool_result(call.id, call.name, json.dumps(result), False)
+    else:
+        planner.add_tool_result(call.id, call.name, error, True)
+
+
+def searched(kb_result: dict[str, Any]) -> tuple[PlannerBackend, AgentTurn]:
+    """A planner past its first patch round, and its search turn."""
+    planner = PlannerBackend()
+    planner.add_user_message("Audit this fine-tuning workload: w.goblin.yaml")
+    for result in (PARSED, PROFILED, kb_result):
+        (call,) = turn(planner).tool_calls
+        answer(planner, call, result)
+    (patch,) = turn(planner).tool_calls
+    assert patch.input == {"config_id": "cfg-1", "rule_ids": ALL}
+    answer(planner, patch, error="propose_patch: the patch does not fit")
+    return planner, turn(planner)
+
+
+def test_the_search_proposes_every_other_candidate_in_one_turn() -> None:
+    _, search = searched(KNOBS)
+    proposals = [(c.input["rule_ids"], c.input.get("micro_batch")) for c in search.tool_calls]
+    assert all(c.name == "propose_patch" for c in search.tool_calls)
+    # checkpointing in and out x micro-batch none, 4 or 8, but not the refused whole patch;
+    # the largest micro-batch first
+    assert len(proposals) == 5
+    assert (ALL, 8) not in proposals
+    assert (["bf16-mixed-precision", "checkpointing-off-when-it-fits"], None) in proposals
+    assert (["bf16-mixed-precision", "larger-micro-batch"], 8) in proposals
+    assert (["bf16-mixed-precision"], None) in proposals
+    assert proposals[0][1] == 8
+
+
+def test_the_best_projected_candidate_is_benchmarked_and_a_failed_one_is_replaced() -> None:
+    planner, search = searched(KNOBS)
+    speedups = [1.1, 1.5, 1.2, 1.3, 1.0]
+    for n, (call, speedup) in enumerate(zip(search.tool_calls, speedups, strict=True)):
+        answer(planner, call, {"patch_id": f"patch-{n + 2}", "projected_speedup": speedup})
+    (baseline,) = turn(planner).tool_calls
+    assert baseline.input == {"config_id": "cfg-1", "steps": 50}
+    answer(planner, baseline, {"metrics_id": "run-1", "projected": False})
+    (best,) = turn(planner).tool_calls
+    assert best.input["patch_id"] == "patch-3"
+    answer(planner, best, error="benchmark: oom: out of memory")
+    (second,) = turn(planner).tool_calls
+    assert second.input["patch_id"] == "patch-5"
+    answer(planner, second, {"metrics_id": "run-2", "tokens_per_sec": 10.0})
+    (compare,) = turn(planner).tool_calls
+    assert compare.name == "compare_runs"
+    assert (compare.input["after"], compare.input["patch"]) == ("run-2", "patch-5")
+
+
+def test_measured_with_room_the_best_three_are_benchmarked_and_the_fastest_compared() -> None:
+    planner, search = searched({**KNOBS, "measure_candidates": 3})
+    for n, call in enumerate(search.tool_calls):
+        answer(planner, call, {"patch_id": f"patch-{n + 2}", "projected_speedup": 2.0 - n / 10})
+    (baseline,) = turn(planner).tool_calls
+    answer(planner, baseline, {"metrics_id": "run-1", "projected": False})
+    measured = []
+    for tokens in (10.0, 30.0, 20.0):
+        (call,) = turn(planner).tool_calls
+        assert call.name == "benchmark"
+        measured.append(call.input["patch_id"])
+        answer(planner, call, {"metrics_id": f"run-{len(measured) + 1}", "tokens_per_sec": tokens})
+    assert measured == ["patch-2", "patch-3", "patch-4"]
+    (compare,) = turn(planner).tool_calls
+    assert (compare.input["after"], compare.input["patch"]) == ("run-3", "patch-3")
+
+
+def test_projected_only_the_best_candidate_is_benchmarked() -> None:
+    planner, search = searched({**KNOBS, "measure_candidates": 3})
+    for n, call in enumerate(search.tool_calls):
+        answer(planner, call, {"patch_id": f"patch-{n + 2}", "projected_speedup": 2.0 - n / 10})
+    (baseline,) = turn(planner).tool_calls
+    answer(planner, baseline, {"metrics_id": "run-1", "projected": True})
+    (best,) = turn(planner).tool_calls
+    answer(planner, best, {"metrics_id": "run-2", "tokens_per_sec": 5.0})
+    assert turn(planner).tool_calls[0].name == "compare_runs"
