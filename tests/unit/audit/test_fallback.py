@@ -6,12 +6,13 @@ import math
 
 import pytest
 
-from helpers.workloads import MeasuredDevice
+from helpers.workloads import MeasuredDevice, WorkloadFactory
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.audit.fallback import candidates
 from pytest_goblin.audit.run import confirm_report
 from pytest_goblin.audit.timebudget import TimeBudget
+from pytest_goblin.errors import DeviceOOM
 from pytest_goblin.kb.loader import KnowledgeBase
 from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.schemas import Report, RunMetrics, WorkloadConfig
@@ -150,3 +151,66 @@ def test_a_fallback_confirmation_spends_what_the_whole_patch_left_of_the_time_bu
     # screening run, two warm-ups and one round: 50 s since the budget started; counted
     # from the fallback's own start it would be 40 s and a second round would run
     assert confirmed.fallback is not None and confirmed.n_repeats == 1
+
+
+CHECKPOINTED = """\
+name: checkpointed
+model: qwen2.5-7b
+finetune: lora
+lora_rank: 16
+batch_size: 4
+grad_accum_steps: 4
+seq_len: 4096
+precision: fp16
+attention_impl: sdpa
+gradient_checkpointing: true
+optimizer: adamw_torch_fused
+dataloader_workers: 4
+"""
+
+
+class OutOfMemory(MeasuredDevice):
+    """Measured-looking runs that run out of memory without gradient checkpointing, though
+    the fit guard predicted the patch fits."""
+
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+        if not config.gradient_checkpointing:
+            raise DeviceOOM("oom: HIP out of memory. Tried to allocate 20.00 GiB")
+        return super().run(config, steps)
+
+
+def test_after_an_out_of_memory_error_the_guarded_rule_is_dropped_first(
+    context: AuditContext, workload: WorkloadFactory, kb: KnowledgeBase
+) -> None:
+    loaded = workload(CHECKPOINTED)
+    report = audit(loaded, context).report
+    assert report is not None and report.patch is not None
+    assert "checkpointing-off-when-it-fits" in report.patch.rule_ids
+    first = next(candidates(loaded, report.patch, "oom: HIP out of memory", kb))
+    assert first.dropped == "checkpointing-off-when-it-fits"
+    (skip,) = [s for s in first.patch.skipped if s.rule_id == first.dropped]
+    assert "ran out of memory" in skip.reason
+
+
+def test_a_measured_patch_that_runs_out_of_memory_falls_back_without_the_hungry_change(
+    context: AuditContext, workload: WorkloadFactory
+) -> None:
+    loaded = workload(CHECKPOINTED)
+    device = OutOfMemory()
+    outcome = audit(
+        loaded,
+        AuditContext(runner=device, projector=context.projector, kb=context.kb, backend="planner"),
+    )
+    failed = [
+        e.data["error"]
+        for e in outcome.events
+        if e.type == "tool_result" and e.data["name"] == "benchmark" and not e.data["ok"]
+    ]
+    assert failed and "oom:" in failed[0]
+    # the best candidate ran out of memory: the next-best one, with checkpointing, is judged
+    report = outcome.report
+    assert report is not None and report.patch is not None
+    assert report.patch.new_config.gradient_checkpointing is True
+    assert len(report.patch.changes) >= 2
+    confirmed = confirm_report(report, device, loaded, SETTINGS, context.kb)
+    assert confirmed.rejected is None and confirmed.speedup_ci is not None
