@@ -36,9 +36,9 @@ import yaml
 
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.kb.loader import KnowledgeBase, load_kb
 from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
-from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.verdict.rule import decide

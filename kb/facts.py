@@ -105,8 +105,8 @@ def catalogue_facts(
     """Facts for a rule's example: ``device.name`` picks a catalogue device, whose
     memory and analytic model fill what the example leaves out (the profile's peak
     defaults to the baseline's projected peak)."""
-    from pytest_goblin.runner.analytic import FakeRunner
     from pytest_goblin.catalogue.devices import get_device
+    from pytest_goblin.runner.analytic import FakeRunner
 
     spec = get_device(str(device["name"]))
     runner = FakeRunner(spec)

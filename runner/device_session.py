@@ -12,29 +12,27 @@ and kept for the rest of the run; ``close`` ends every worker.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.measured import LiveDevice, TorchRunner
 from pytest_goblin.runner.options import SELECTOR_HELP, MeasureOptions, parse_selector
 from pytest_goblin.runner.projected import SimulatedDevice
-from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig, WorkloadSettings
+from pytest_goblin.runner.protocol import Runner
+from pytest_goblin.runner.self_calibration import find_calibration
+from pytest_goblin.schemas import DeviceInfo, WorkloadConfig, WorkloadSettings
 
 __all__ = ["DeviceRunner", "DeviceSession", "MeasureOptions", "SimulatedDevice"]
 
 
-class DeviceRunner(Protocol):
-    """What the session hands an audit: the agent's Runner, plus what the plugin asks first."""
-
-    @property
-    def info(self) -> DeviceInfo: ...
+class DeviceRunner(Runner, Protocol):
+    """What the session hands an audit: a Runner, plus what the plugin asks first."""
 
     @property
     def projector(self) -> SimulatedDevice: ...
 
     def unsupported(self, config: WorkloadConfig) -> str | None: ...
-
-    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics: ...
 
 
 class DeviceSession:
@@ -45,9 +43,16 @@ class DeviceSession:
     for a live device the catalogue does not list.
     """
 
-    def __init__(self, fake_device: str, measure: MeasureOptions | None = None) -> None:
+    def __init__(
+        self,
+        fake_device: str,
+        measure: MeasureOptions | None = None,
+        calibrations: Path | None = None,
+    ) -> None:
         self.fake_device = get_device(fake_device).name
         self.measure = measure
+        self.calibrations = calibrations
+        """Storage directory whose saved self-calibrations projected devices use."""
         self._simulated: dict[str, SimulatedDevice] = {}
         self._live: dict[str, LiveDevice] = {}
 
@@ -65,7 +70,8 @@ class DeviceSession:
         if self.measure is None:
             key = get_device(device or self.fake_device).name
             if key not in self._simulated:
-                self._simulated[key] = SimulatedDevice(key)
+                saved = find_calibration(self.calibrations, key) if self.calibrations else None
+                self._simulated[key] = SimulatedDevice(key, saved)
             return self._simulated[key]
         live = self._live_device(device or self.measure.device)
         layers = settings.layers if settings and settings.layers else self.measure.layers

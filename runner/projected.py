@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.catalogue.devices import get_device
+from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.self_calibration import SavedCalibration
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 
 class SimulatedDevice:
     """A catalogue device driven by the FakeRunner; satisfies the agent's Runner protocol."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, calibration: SavedCalibration | None = None) -> None:
         self.spec = get_device(name)
+        self.calibration = calibration
+        """The device's self-calibration, when one was saved: its numbers stay projected."""
         self.info: DeviceInfo = self.spec.info()
         self.device_id = f"simulated-{self.spec.name}"
         """One catalogue entry is one device: xdist workers share its noise floor."""
-        self._runner = FakeRunner(self.spec)
+        self._runner = FakeRunner(self.spec, calibration.correction if calibration else None)
 
     @property
     def projector(self) -> SimulatedDevice:
@@ -28,4 +31,7 @@ class SimulatedDevice:
         return None
 
     def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
-        return self._runner.run(config, steps)
+        metrics = self._runner.run(config, steps)
+        if self.calibration is None:
+            return metrics
+        return metrics.model_copy(update={"calibration": self.calibration.ref()})

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from pytest_goblin.runner.protocol import Runner
 from pytest_goblin.schemas import DeviceInfo, Patch, Report, RunMetrics, WorkloadConfig
 
 if TYPE_CHECKING:
@@ -42,14 +43,6 @@ def known_versions(info: DeviceInfo) -> dict[str, str]:
         digits = info.arch[3:]
         versions["compute_capability"] = f"{digits[:-1]}.{digits[-1]}"
     return versions
-
-
-class Runner(Protocol):
-    """Anything that turns a config into RunMetrics on one device."""
-
-    info: DeviceInfo
-
-    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics: ...
 
 
 @dataclass(frozen=True)

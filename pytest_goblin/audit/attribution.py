@@ -74,10 +74,10 @@ from pytest_goblin.schemas import (
 from pytest_goblin.workload.read import apply_changes
 
 if TYPE_CHECKING:
-    from pytest_goblin.agent.state import Runner
     from pytest_goblin.audit.timebudget import TimeBudget
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.runner.device_session import DeviceRunner
+    from pytest_goblin.runner.protocol import Runner
 
 FLAT = 0.005
 """A patch whose |ln speedup| is below this (0.5%) has no gain to share out."""

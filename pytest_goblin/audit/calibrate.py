@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
-from pytest_goblin.audit.confirm import Runner, paired_windows
+from pytest_goblin.audit.confirm import paired_windows
 from pytest_goblin.audit.stats import noise_band, paired_speedup
+from pytest_goblin.runner.protocol import Runner
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
 
 if TYPE_CHECKING:

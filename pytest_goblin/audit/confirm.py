@@ -32,17 +32,14 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from pytest_goblin.audit.stats import SpeedupEstimate, paired_speedup
+from pytest_goblin.runner.protocol import Runner
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 from pytest_goblin.verdict.rule import position
 
 Decision = Literal["failed", "passed", "inconclusive"]
-
-
-class Runner(Protocol):
-    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics: ...
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from pytest_goblin.workload.read import Workload
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
-    from pytest_goblin.agent.state import Runner
     from pytest_goblin.audit.cache import AuditCache
     from pytest_goblin.audit.calibrate import Calibrations
     from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from pytest_goblin.kb.loader import KnowledgeBase
     from pytest_goblin.plugin.settings import GoblinSettings
     from pytest_goblin.runner.device_session import DeviceRunner, DeviceSession
+    from pytest_goblin.runner.protocol import Runner
 
 
 MEASURED_CANDIDATES = 3

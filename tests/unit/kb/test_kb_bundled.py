@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.kb import (
     CATEGORIES,
     DEVICE_PLATFORMS,
@@ -18,7 +19,6 @@ from pytest_goblin.kb import (
 )
 from pytest_goblin.kb.facts import AuditFacts, catalogue_facts
 from pytest_goblin.runner.analytic import FakeRunner
-from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.schemas import WorkloadConfig
 
 BUNDLED = load_kb()

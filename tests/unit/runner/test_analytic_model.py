@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_goblin.runner.analytic import FakeRunner, MemoryEstimate, ProjectedOOM
 from pytest_goblin.catalogue.devices import DEVICES, get_device
+from pytest_goblin.runner.analytic import FakeRunner, MemoryEstimate, ProjectedOOM
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 
 # The reference workload: Llama-3-8B LoRA r16 on one MI300X, well tuned.

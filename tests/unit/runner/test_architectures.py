@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
 from pytest_goblin.catalogue.architectures import PRESETS, lookup
 from pytest_goblin.catalogue.devices import DEVICES
+from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
 from pytest_goblin.schemas import WorkloadConfig
 
 PUBLISHED_BILLIONS = {

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.catalogue.devices import get_device
+from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
 from pytest_goblin.schemas import DeviceInfo, WorkloadConfig
 

@@ -22,8 +22,8 @@ import pytest
 
 from helpers import paths
 from helpers.workloads import TUNED_YAML
-from pytest_goblin.runner.analytic import ProjectedOOM
 from pytest_goblin.catalogue.architectures import ModelArch
+from pytest_goblin.runner.analytic import ProjectedOOM
 from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import WorkloadConfig
 
