@@ -37,6 +37,7 @@ from pytest_goblin.schemas import (
 
 if TYPE_CHECKING:
     from pytest_goblin.kb.loader import MatchResult
+    from pytest_goblin.workload.read import PlannedPatch
 
 
 class _Args(BaseModel):
@@ -426,11 +427,12 @@ def _write_into_file(
                     *((c, half) for c in changes if c.rule_id in split and id(c) not in gone),
                 ],
             )
+        planned = _without_orphans(state, planned)
     except ValueError as exc:
         raise ToolFailure(f"cannot write the patch into {source.display_path}: {exc}") from None
     unwritten: dict[str, str] = {}
     for change, why in planned.dropped:
-        reason = f"not expressible in this {source.format} file: {why}"
+        reason = why if why == UNLOCKED else f"not expressible in this {source.format} file: {why}"
         unwritten.setdefault(change.rule_id, reason)
         note = f"left out {change.field} {change.old} -> {change.new} [{change.rule_id}]: {reason}"
         if note not in notes:
@@ -440,6 +442,51 @@ def _write_into_file(
         detail = "; ".join(f"{c.rule_id}: {why}" for c, why in planned.dropped)
         raise ToolFailure(f"no change to propose that {source.display_path} can express ({detail})")
     return planned.changes, planned.diff, unwritten
+
+
+UNLOCKED = "its condition held only with a change that was left out"
+
+
+def _without_orphans(state: AuditState, planned: PlannedPatch) -> PlannedPatch:
+    """``planned`` less the rules that held only thanks to a change it left out.
+
+    Rules see each other's changes (QLoRA -> LoRA lets torch.compile apply), so when
+    a change is left out, every kept rule is matched again on the workload's config
+    with the other kept changes, and with the left-out rules out of the match, after
+    each drop, until all still hold.
+    """
+    from pytest_goblin.agent.state import known_versions
+    from pytest_goblin.workload.read import apply_changes, plan_patch
+
+    assert state.workload is not None
+    context = state.context
+    while planned.dropped and planned.changes:
+        live = {change.rule_id for change in planned.changes}
+        ignore = context.ignore | {c.rule_id for c, _ in planned.dropped if c.rule_id not in live}
+        orphans = set()
+        for rule_id in live:
+            others = [change for change in planned.changes if change.rule_id != rule_id]
+            match = context.kb.match(
+                apply_changes(state.workload.config, others),
+                context.platform,
+                ignore=ignore,
+                versions=known_versions(context.runner.info),
+                facts=state.facts,
+            )
+            if rule_id not in {rule.id for rule in match.applicable}:
+                orphans.add(rule_id)
+        if not orphans:
+            break
+        kept = plan_patch(state.workload, [c for c in planned.changes if c.rule_id not in orphans])
+        planned = dataclasses.replace(
+            kept,
+            dropped=[
+                *planned.dropped,
+                *kept.dropped,
+                *((c, UNLOCKED) for c in planned.changes if c.rule_id in orphans),
+            ],
+        )
+    return planned
 
 
 def benchmark(state: AuditState, args: BenchmarkArgs) -> dict[str, Any]:

@@ -409,3 +409,24 @@ def test_each_tool_schema_is_a_json_object_schema(schema: dict[str, Any]) -> Non
     assert input_schema["additionalProperties"] is False
     assert isinstance(input_schema["properties"], dict) and input_schema["properties"]
     assert set(input_schema.get("required", [])) <= set(input_schema["properties"])
+
+
+def test_a_rule_another_rules_left_out_change_unlocked_is_left_out_too(
+    context: AuditContext, tmp_path: Path
+) -> None:
+    """QLoRA -> LoRA has no axolotl key, so it is left out; torch.compile held only on the
+    LoRA config (the compile rule excludes QLoRA), so it goes with it."""
+    from helpers.format_support import load
+
+    state = AuditState(context=context, workload=load(tmp_path, "real/axolotl/llama-3_qlora.yml"))
+    parsed(state)
+    assert {"lora-over-qlora-when-it-fits", "torch-compile"} <= {
+        rule.id for rule in state.match(state.configs["cfg-1"]).applicable
+    }
+    error = refused(
+        state,
+        "propose_patch",
+        {"config_id": "cfg-1", "rule_ids": ["lora-over-qlora-when-it-fits", "torch-compile"]},
+    )
+    assert "lora-over-qlora-when-it-fits: axolotl configs have no key for finetune" in error
+    assert "torch-compile: its condition held only with a change that was left out" in error
