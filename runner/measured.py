@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from pytest_goblin.errors import DeviceFault, DeviceOOM, RunFailed, UnsupportedConfig
+from pytest_goblin.errors import DeviceFault, OutOfMemory, RunFailed, UnsupportedConfig
 from pytest_goblin.runner import worker_env
 from pytest_goblin.runner.analytic import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
@@ -390,9 +390,41 @@ class TorchRunner:
         options = self.device.options
         steps = options.steps or steps
         depths = self._depths(config.arch.layers)
+        self._check_fits(config, max(depth or config.arch.layers for depth in depths))
         with self.device.locked(config.env_vars):
             runs = [self._measure(config, steps, depth) for depth in depths]
         return run_metrics(config, runs, self.info)
+
+    def _check_fits(self, config: WorkloadConfig, layers: int) -> None:
+        """Refuse, before the worker builds anything, a run whose projected footprint (the
+        analytic model's, at the depth that would be built) exceeds the device's memory: an
+        8B model in fp32 would otherwise fill host RAM for half a minute and end in a raw
+        allocation error. On the CPU, say that ``--goblin-fake`` projects without a GPU."""
+        from pytest_goblin.runner.analytic import FakeRunner
+
+        info = self.info
+        spec, _ = catalogue_spec(info)
+        if spec is None or info.memory_gb is None:
+            return
+        built = config
+        if layers < config.arch.layers:
+            built = config.model_copy(
+                update={"model": config.arch.model_copy(update={"layers": layers})}
+            )
+        memory = FakeRunner(spec).memory(built)
+        if memory.total_gb <= info.memory_gb:
+            return
+        where = "host memory" if info.kind == "cpu" else "device memory"
+        message = (
+            f"oom: projected {memory.total_gb:.1f} GB of {info.memory_gb:.0f} GB {where} on "
+            f"{info.name} ({memory.breakdown()}); not started"
+        )
+        if info.kind == "cpu":
+            message += (
+                "; no GPU was found, so this would train on the CPU: --goblin-fake projects "
+                "the workload on a catalogue GPU without one"
+            )
+        raise OutOfMemory(message)
 
     def _depths(self, full: int) -> list[int | None]:
         """The decoder depths to run: the full model, or one layer and ``layers``."""
@@ -419,5 +451,5 @@ class TorchRunner:
         if kind == "unsupported":
             raise UnsupportedConfig(text)
         if kind == "oom":
-            raise DeviceOOM(f"oom: {text}")
+            raise OutOfMemory(f"oom: {text}")
         raise RunFailed(text)
