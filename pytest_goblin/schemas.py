@@ -269,6 +269,19 @@ class DeviceInfo(BaseModel):
     )
 
 
+class CalibrationRef(BaseModel):
+    """The self-calibration a projection used (``pytest_goblin.runner.self_calibration``).
+
+    A calibrated projection is still projected: this says which measured runs its
+    device correction was fitted from, never that it was measured.
+    """
+
+    source: str = Field(description="what the correction was fitted to: the measured device")
+    fingerprint: str = Field(description="device fingerprint of the measured device")
+    fitted_from_runs: int = Field(ge=1)
+    saved_at: datetime
+
+
 class RunMetrics(BaseModel):
     """One benchmark (or profile) of one config on one device."""
 
@@ -316,6 +329,10 @@ class RunMetrics(BaseModel):
     window_telemetry: list[dict[str, float]] = Field(
         default_factory=list,
         description="clock_mhz, power_w and temp_c at each window boundary, where readable",
+    )
+    calibration: CalibrationRef | None = Field(
+        default=None,
+        description="the self-calibration a projected run used; None: the published model",
     )
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pytest_goblin.atomic import write_text
 from pytest_goblin.catalogue.devices import DeviceSpec
 from pytest_goblin.runner.analytic import DeviceCorrection, FakeRunner
-from pytest_goblin.schemas import WorkloadConfig
+from pytest_goblin.schemas import CalibrationRef, WorkloadConfig, WorkloadResult
 
 CALIBRATION_DIR = "calibration"
 """Folder under the storage directory that holds one ``<fingerprint>.json`` per device."""
@@ -60,6 +60,15 @@ class SavedCalibration(BaseModel):
     rms_log_error: float = Field(ge=0, description="fit residual, RMS of ln(projected/measured)")
     saved_at: datetime
     runs: list[MeasuredRun]
+
+    def ref(self) -> CalibrationRef:
+        """How a projected run names this calibration in reports."""
+        return CalibrationRef(
+            source=f"self-calibration of {self.device_name}",
+            fingerprint=self.fingerprint,
+            fitted_from_runs=self.fitted_from_runs,
+            saved_at=self.saved_at,
+        )
 
 
 def _objective(spec: DeviceSpec, runs: list[MeasuredRun], theta: dict[str, float]) -> float:
@@ -155,3 +164,38 @@ def find_calibration(storage: Path, name: str) -> SavedCalibration | None:
         if wanted in keys:
             return calibration
     return None
+
+
+def runs_from_results(results: list[WorkloadResult]) -> list[MeasuredRun]:
+    """The measured runs of a session's results: each baseline, and each patched run whose
+    changes are plain config fields (anything else is left out, never guessed)."""
+    runs: list[MeasuredRun] = []
+    for result in results:
+        if result.config is None or result.projected is not False:
+            continue
+        try:
+            config = WorkloadConfig(**result.config)
+        except ValidationError:
+            continue
+        if result.baseline is not None and not result.baseline.projected:
+            runs.append(MeasuredRun(config=config, tokens_per_sec=result.baseline.tokens_per_sec))
+        patched = result.patched
+        if patched is None or patched.projected or result.patch is None:
+            continue
+        changes = {change.field: change.new for change in result.patch.changes}
+        if not set(changes) <= set(WorkloadConfig.model_fields):
+            continue
+        try:
+            after = WorkloadConfig(**{**result.config, **changes})
+        except ValidationError:
+            continue
+        runs.append(MeasuredRun(config=after, tokens_per_sec=patched.tokens_per_sec))
+    return runs
+
+
+def describe(ref: CalibrationRef) -> str:
+    """One line for the summary header."""
+    return (
+        f"calibration: {ref.source} ({ref.fingerprint}), fitted from {ref.fitted_from_runs} "
+        f"measured runs, saved {ref.saved_at:%Y-%m-%d %H:%M} UTC"
+    )

@@ -77,8 +77,9 @@ class PluggableDeviceSession(DeviceSession):
         fake_device: str,
         measure: MeasureOptions | None,
         make_runner: Callable[[str | None], DeviceRunner | None],
+        calibrations: Path | None = None,
     ) -> None:
-        super().__init__(fake_device, measure)
+        super().__init__(fake_device, measure, calibrations)
         self._make_runner = make_runner
         self._plugged: dict[str | None, DeviceRunner | None] = {}
 
@@ -111,4 +112,4 @@ def device_session(
         )
         return runner
 
-    return PluggableDeviceSession(settings.fake_device, measure, make_runner)
+    return PluggableDeviceSession(settings.fake_device, measure, make_runner, settings.storage)

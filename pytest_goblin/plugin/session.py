@@ -35,6 +35,7 @@ from pytest_goblin.report.terminal import (
     outcome_line,
     summary_table,
 )
+from pytest_goblin.runner import self_calibration
 from pytest_goblin.schemas import WorkloadResult
 from pytest_goblin.workload.fix import fix_summary
 from pytest_goblin.workload.read import WORKLOAD_SUFFIXES, may_hold_workload
@@ -58,6 +59,8 @@ class GoblinSession:
             config, "workerinput"
         )
         self._write_failures: list[str] = []
+        self._calibration_line: str | None = None
+        """What --goblin-save-calibration did, for the summary."""
         """Outputs written during the run (the event log) that failed, with the reason."""
         if self._writes_events:
             self._log_events(start_log)
@@ -118,6 +121,9 @@ class GoblinSession:
         width = self.config.get_terminal_writer().fullwidth
         terminalreporter.section("goblin")
         terminalreporter.line(self._header())
+        calibration = self._calibration_line or self._calibration_used()
+        if calibration:
+            terminalreporter.line(calibration)
         for line in describe_all(noise_floors(self._sorted())):
             terminalreporter.line(line)
         terminalreporter.line(self._agent_line())
@@ -228,6 +234,8 @@ class GoblinSession:
         """Hand every result to the ``pytest_goblin_report`` reporters, once, on the controller."""
         if hasattr(self.config, "workerinput"):
             return
+        if self.settings.save_calibration and not self.settings.fake:
+            self._calibration_line = self._save_calibration()
 
         self.report = SessionReport(
             results=self._sorted(),
@@ -245,6 +253,35 @@ class GoblinSession:
         if self._failures():
             # a report that is missing must not read as an ordinary failing gate
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def _save_calibration(self) -> str:
+        """Fit the analytic model to the session's measured runs and save it (thin: the
+        fit and the file live in ``runner.self_calibration``)."""
+        runs = self_calibration.runs_from_results(self._sorted())
+        device = self._device()
+        if not runs or device is None:
+            return "calibration: not saved: the session has no measured run to fit"
+        spec = get_device(device.catalogue_key or self.settings.fake_device)
+        fingerprint = history.device_fingerprint(device)
+        saved = self_calibration.calibrate(spec, fingerprint, device.name, runs)
+        try:
+            path = self_calibration.save_calibration(self.settings.storage, saved)
+        except OSError as exc:
+            self._write_failures.append(f"the calibration: {describe_write_error(exc)}")
+            return "calibration: not saved"
+        return (
+            f"calibration: saved {path} from {len(runs)} measured runs "
+            f"(RMS error {saved.rms_log_error:.1%}); --goblin-fake --goblin-fake-device "
+            f"{spec.name} projects with it"
+        )
+
+    def _calibration_used(self) -> str | None:
+        """The self-calibration the projected runs used, if any."""
+        for result in self._sorted():
+            for metrics in (result.baseline, result.patched):
+                if metrics is not None and metrics.calibration is not None:
+                    return self_calibration.describe(metrics.calibration)
+        return None
 
 
 def real_path(path: Path) -> Path:

@@ -401,6 +401,14 @@ class GoblinSettings:
     device: str = setting(
         "auto",
         "device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
+    save_calibration: bool = setting(
+        False,
+        "fit the analytic model to this session's measured runs and save the device's "
+        "correction under goblin_storage; later --goblin-fake runs for that catalogue "
+        "device project with it (still labelled projected).",
+        _MEASURE,
+        kind="flag",
+    )
         "cpu, cuda, cuda:N, rocm or rocm:N.",
         _MEASURE,
         parse=_parse_device,
