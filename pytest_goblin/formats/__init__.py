@@ -116,5 +116,31 @@ def near_misses(data: Any, suffix: str | None = None) -> list[tuple[Vocabulary, 
     ]
 
 
+def missing_markers(data: Any) -> str | None:
+    """What a mapping that names its model the way some framework does lacks to be that
+    framework's file, so "not a workload" says what is missing (None: nothing to say)."""
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("base_model"), str):
+        return "it names `base_model` but none of axolotl's keys (" + _some(axolotl.MARKERS) + ")"
+    if not isinstance(data.get("model_name_or_path"), str):
+        return None
+    unknown = TRL_KEYS.unknown(data)
+    trl = "TRL's (" + _some(hf_args.TRL_MARKERS) + ")"
+    if unknown:
+        trl += f"; {', '.join(unknown)} are not keys `trl sft` parses"
+    return (
+        "it names `model_name_or_path` but none of the keys that mark LLaMA-Factory ("
+        + _some(llamafactory.MARKERS)
+        + ") or "
+        + trl
+        + ", nor three TrainingArguments keys with one about the batch or precision"
+    )
+
+
+def _some(keys: frozenset[str]) -> str:
+    return ", ".join(sorted(keys)[:6]) + ", …"
+
+
 def names() -> str:
     return ", ".join(fmt.name for fmt in FORMATS)

@@ -41,7 +41,7 @@ from pytest_goblin.formats.base import (
 NAME = "axolotl"
 SUFFIXES = frozenset({".yaml", ".yml"})
 
-_MARKERS = frozenset(
+MARKERS = frozenset(
     {
         "micro_batch_size",
         "sequence_len",
@@ -96,7 +96,7 @@ def detect(data: Any) -> bool:
     return (
         isinstance(data, dict)
         and isinstance(data.get("base_model"), str)
-        and bool(_MARKERS & data.keys())
+        and bool(MARKERS & data.keys())
     )
 
 
@@ -110,6 +110,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
             field="rl",
         )
     check_model(data["base_model"], display, "base_model")
+    _refuse_partial_training(data, display)
     f = Fields(display, data.get)
     f.put("model_name", data["base_model"], "base_model")
     f.take("batch_size", "micro_batch_size", as_int, 1)
@@ -206,6 +207,21 @@ def _attention(data: dict[str, Any], display: str) -> tuple[str, str | None]:
         if data.get(key) is not None and as_bool(data[key], display, key):
             return attention, key
     return "sdpa", None
+
+
+def _refuse_partial_training(data: dict[str, Any], display: str) -> None:
+    """Spectrum trains only the layers with the highest signal-to-noise ratio
+    (``spectrum_top_fraction``, default 0.5 in v0.18.0
+    ``src/axolotl/integrations/spectrum/args.py``): neither a full fine-tune nor LoRA."""
+    plugins = [str(plugin).lower() for plugin in data.get("plugins") or []]
+    if any("spectrum" in plugin for plugin in plugins):
+        raise WorkloadError(
+            display,
+            "the Spectrum plugin trains only a fraction of the layers "
+            f"(spectrum_top_fraction {data.get('spectrum_top_fraction', 0.5)}); pytest-goblin "
+            "models full, LoRA and QLoRA fine-tuning",
+            field="plugins",
+        )
 
 
 def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:

@@ -40,7 +40,7 @@ from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
 NAME = "llamafactory"
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
-_MARKERS = frozenset(
+MARKERS = frozenset(
     {
         "stage",
         "finetuning_type",
@@ -103,7 +103,7 @@ def detect(data: Any) -> bool:
     return (
         isinstance(data, dict)
         and isinstance(data.get("model_name_or_path"), str)
-        and bool(_MARKERS & data.keys())
+        and bool(MARKERS & data.keys())
     )
 
 

@@ -296,7 +296,8 @@ def parse_workload(
         misses = formats.near_misses(data, path.suffix)
         if misses:
             raise WorkloadError(display, _unknown_keys(misses), field=misses[0][1][0])
-        raise NotAWorkload(f"{display}: {NOT_A_WORKLOAD}")
+        hint = formats.missing_markers(data)
+        raise NotAWorkload(f"{display}: {NOT_A_WORKLOAD}" + (f"; {hint}" if hint else ""))
     with _recognised_as(fmt):
         if fmt.read is None:
             _check_native_types(data, display)

@@ -11,7 +11,7 @@ import yaml
 
 from helpers.format_support import change, load, write
 from pytest_goblin import formats
-from pytest_goblin.errors import WorkloadError
+from pytest_goblin.errors import NotAWorkload, WorkloadError
 from pytest_goblin.formats.base import Edit, Unpatchable, check_vocabulary
 from pytest_goblin.workload.read import load_workload, plan_patch
 
@@ -180,3 +180,24 @@ def test_trainer_switches_already_on_are_recorded(tmp_path: Path) -> None:
     assert config.extras == {"use_liger_kernel": True, "group_by_length": True}
     lf = "model_name_or_path: meta-llama/Meta-Llama-3-8B\nstage: sft\nenable_liger_kernel: true\n"
     assert write(tmp_path, "w/lf.yaml", lf).config.extras == {"use_liger_kernel": True}
+
+
+def test_not_a_workload_says_what_a_named_model_file_lacks(tmp_path: Path) -> None:
+    path = tmp_path / "w/run.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text("model_name_or_path: Qwen/Qwen2.5-0.5B\nsave_steps: 10\nmy_flag: 1\n")
+    with pytest.raises(NotAWorkload) as info:
+        load_workload(path, display="w/run.yaml")
+    message = str(info.value)
+    assert "it names `model_name_or_path` but none of the keys that mark LLaMA-Factory" in message
+    assert "my_flag are not keys `trl sft` parses" in message
+
+
+def test_spectrum_is_refused_by_name(tmp_path: Path) -> None:
+    text = "base_model: meta-llama/Meta-Llama-3-8B\nmicro_batch_size: 1\n"
+    text += (
+        "plugins:\n  - axolotl.integrations.spectrum.SpectrumPlugin\nspectrum_top_fraction: 0.3\n"
+    )
+    with pytest.raises(WorkloadError, match="trains only a fraction of the layers") as info:
+        write(tmp_path, "w/spectrum.yml", text)
+    assert info.value.field == "plugins"
