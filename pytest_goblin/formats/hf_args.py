@@ -3,14 +3,19 @@
 Two formats share the vocabulary of ``transformers.TrainingArguments``:
 
 * ``trl``: the YAML given to ``trl sft --config``: SFTConfig, ModelConfig and
-  script keys in one namespace. TRL's defaults differ from the Trainer's:
-  bf16 is on unless fp16 is (``bf16: None ⇒ not fp16``), gradient checkpointing
-  is on (since TRL 0.22), ``max_length`` is 1024, the learning rate 2e-5, and
-  ModelConfig's LoRA is rank 16, alpha 32.
+  script keys in one namespace. TRL's defaults differ from the Trainer's
+  (TRL v1.9.0 ``trl/trainer/base_config.py``, ``sft_config.py``,
+  ``model_config.py``): bf16 is on unless fp16 is (``bf16: None ⇒ not fp16``),
+  gradient checkpointing is on, ``max_length`` is 1024, the learning rate
+  2e-5, and ModelConfig's LoRA is rank 16, alpha 32. A DPOConfig key is a
+  preference-training file, refused by name.
 * ``hf-args``: a JSON or YAML file for ``HfArgumentParser`` (``python run_clm.py
   args.json``): TrainingArguments keys, maybe with model arguments such as
-  ``model_name_or_path``, ``torch_dtype`` and ``block_size``. Trainer defaults:
-  fp32, no checkpointing, batch 8, pinned memory, 0 workers.
+  ``model_name_or_path``, ``torch_dtype`` and ``block_size``. Trainer defaults
+  (transformers v4.57.6/v5.25.0 ``src/transformers/training_args.py``): fp32,
+  no checkpointing, batch 8, ``adamw_torch_fused`` on torch ≥ 2.8, pinned
+  memory, 0 workers. TrainingArguments has no sequence length: without one of
+  ``SEQ_KEYS`` it is unknown and must come from the sidecar.
 
 ``interpret`` is shared with the Python script reader, which finds the same
 keys as keyword arguments.

@@ -8,8 +8,13 @@ A script is a workload when it calls ``TrainingArguments``,
 * the model's ``from_pretrained(model_id, attn_implementation=..., torch_dtype=...)``
   (the model id is its first argument; the load dtype decides the precision
   when no autocast flag does), ``BitsAndBytesConfig(load_in_4bit=True)``
-  (``load_in_8bit=True`` is an error: 8-bit base models are not modelled);
+  (``load_in_8bit=True`` is an error: 8-bit base models are not modelled; its
+  ``bnb_4bit_compute_dtype`` is the precision of a QLoRA without autocast);
 * ``LoraConfig(r=..., lora_alpha=..., target_modules=...)`` with PEFT's defaults;
+* unsloth's ``FastLanguageModel.from_pretrained(model_name=..., max_seq_length=...,
+  load_in_4bit=...)`` and ``FastLanguageModel.get_peft_model(model, r=..., ...)``
+  with unsloth's defaults (4-bit, 2048 tokens, r 16, alpha 16, every projection,
+  checkpointing on);
 * ``DataLoader(num_workers=..., ...)``, only in scripts without a Trainer: a
   Trainer builds its own loaders from the arguments;
 * ``torch.compile(...)`` or ``model.compile()`` (never ``re.compile``),
