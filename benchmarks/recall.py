@@ -37,8 +37,9 @@ import yaml
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.catalogue.devices import get_device
+from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.kb.loader import KnowledgeBase, load_kb
-from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
+from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.verdict.rule import decide
@@ -65,7 +66,7 @@ def _fits(config: WorkloadConfig, runner: FakeRunner) -> bool:
 def _tps(config: WorkloadConfig, runner: FakeRunner) -> float | None:
     try:
         return runner.run(config, STEPS).tokens_per_sec
-    except ProjectedOOM:
+    except OutOfMemory:
         return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pytest_goblin.runner.analytic import MemoryEstimate
     from pytest_goblin.schemas import DeviceInfo, NoiseFloor
 
 
@@ -48,8 +49,14 @@ class RunFailed(GoblinError):
     diverged loss); the audit goes on and may try something else."""
 
 
-class DeviceOOM(RunFailed):
-    """The run ran out of device memory; its message starts with ``oom:``."""
+class OutOfMemory(RunFailed):
+    """The config does not fit the device's memory: a measured run ran out (its message
+    starts with ``oom:``), or the analytic model projects a peak above the device's
+    memory (``memory`` then holds the estimate, so a report can show what did not fit)."""
+
+    def __init__(self, message: str, memory: MemoryEstimate | None = None) -> None:
+        super().__init__(message)
+        self.memory = memory
 
 
 class DeviceFault(GoblinError):

@@ -113,7 +113,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pytest_goblin.catalogue.architectures import ModelArch
 from pytest_goblin.catalogue.devices import DeviceSpec
 from pytest_goblin.catalogue.optimizers import OPTIMIZER_ALIASES
-from pytest_goblin.errors import GoblinError
+from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.schemas import RunMetrics, WasteBudget, WorkloadConfig
 
 # --- GEMM efficiency -----------------------------------------------------------------
@@ -356,17 +356,6 @@ class MemoryEstimate(BaseModel):
         )
 
 
-class ProjectedOOM(GoblinError):
-    """The analytic memory estimate exceeds the device's memory.
-
-    Carries the estimate, so that a report can show what did not fit.
-    """
-
-    def __init__(self, message: str, memory: MemoryEstimate) -> None:
-        super().__init__(message)
-        self.memory = memory
-
-
 @dataclass(frozen=True)
 class _Resolved:
     """What a config means on a device once the defaults and fallbacks are applied."""
@@ -415,7 +404,7 @@ class FakeRunner:
     def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
         """Project ``steps`` optimizer steps of ``config`` (all identical: no noise).
 
-        Raises ProjectedOOM when the memory estimate does not fit the device,
+        Raises OutOfMemory (with the estimate) when the memory estimate does not fit the device,
         and ValueError for a config the model cannot price (unknown precision
         or attention, no architecture).
         """
@@ -424,7 +413,7 @@ class FakeRunner:
         res = self._resolve(config)
         memory = self._memory(config, res)
         if memory.total_gb > self.device.memory_gb:
-            raise ProjectedOOM(
+            raise OutOfMemory(
                 f"projected OOM on {self.device.display_name}: needs {memory.total_gb:.1f} GB "
                 f"of {self.device.memory_gb:g} GB ({memory.breakdown()})",
                 memory,

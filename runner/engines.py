@@ -44,7 +44,7 @@ class Engine(Protocol):
     def measure(
         self, request: RunRequest, device: torch.device, hook: StepHook | None = None
     ) -> Measurement:
-        """Train warmup + timed steps and time them (raises Unsupported, Diverged, OOM)."""
+        """Train warmup + timed steps and time them (raises UnsupportedConfig, Diverged, OOM)."""
         ...
 
 

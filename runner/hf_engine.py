@@ -49,6 +49,7 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers.training_args import OptimizerNames
 
+from pytest_goblin.errors import UnsupportedConfig
 from pytest_goblin.runner import training
 from pytest_goblin.runner.data import SyntheticTokens
 from pytest_goblin.runner.measurement import Measurement
@@ -59,7 +60,6 @@ from pytest_goblin.runner.training import (
     Diverged,
     RunRequest,
     StepHook,
-    Unsupported,
     window_sizes,
 )
 from pytest_goblin.schemas import WorkloadConfig
@@ -137,7 +137,7 @@ def model_config(config: WorkloadConfig, layers: int | None = None) -> Pretraine
         # Gemma 2 scales queries by query_pre_attn_scalar ** -0.5; its checkpoints use head_dim
         fields["query_pre_attn_scalar"] = arch.dim_per_head
     if name == "llama" and arch.qkv_bias:
-        raise Unsupported(
+        raise UnsupportedConfig(
             "q/k/v biases without o_proj bias have no Llama layout in transformers; "
             "name a Qwen2 model (model_name) for the hf engine"
         )
@@ -222,7 +222,7 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
     if config.model is not None:
         try:
             hf_config = model_config(config)
-        except Unsupported as exc:
+        except UnsupportedConfig as exc:
             return str(exc)
         model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(hf_config)]
         flag = {"sdpa": "_supports_sdpa", "flash": "_supports_flash_attn"}.get(
@@ -374,7 +374,7 @@ def training_arguments(
 def measure(request: RunRequest, device: torch.device, hook: StepHook | None = None) -> Measurement:
     """Train ``request.config`` through the HF Trainer for warmup + timed steps and time it.
 
-    Raises Unsupported when this engine cannot run the config here, Diverged when a
+    Raises UnsupportedConfig when this engine cannot run the config here, Diverged when a
     loss is not finite, ValueError for a config no run can start from, and lets
     torch.OutOfMemoryError through for the worker to report as ``oom``.
     """
@@ -382,7 +382,7 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
     training._check_runnable(config)
     reason = unsupported_reason(config, device)
     if reason:
-        raise Unsupported(reason)
+        raise UnsupportedConfig(reason)
     if config.torch_compile and request.warmup < 1:
         request = replace(request, warmup=1)  # compilation happens in a step never timed
     if device.type == "cuda":

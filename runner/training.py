@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from pytest_goblin.errors import RunFailed, UnsupportedConfig
 from pytest_goblin.runner.data import make_loader
 from pytest_goblin.runner.measurement import Measurement
 from pytest_goblin.runner.model import ModelOptions, build
@@ -73,11 +74,7 @@ StepHook = Callable[[int, nn.Module], None]
 """Called before every step with its index (warmup included) and the model: the test hook."""
 
 
-class Unsupported(Exception):
-    """This device cannot run the config; the message says why."""
-
-
-class Diverged(Exception):
+class Diverged(RunFailed):
     """The loss stopped being finite: the run measured a broken training step."""
 
 
@@ -430,7 +427,7 @@ class _Trainer:
 def measure(request: RunRequest, device: torch.device, hook: StepHook | None = None) -> Measurement:
     """Train ``request.config`` for warmup + timed steps on ``device`` and time it.
 
-    Raises Unsupported when the device cannot run the config, Diverged when a
+    Raises UnsupportedConfig when the device cannot run the config, Diverged when a
     loss is not finite, ValueError for a config no run can start from, and
     lets torch.OutOfMemoryError through for the worker to report as ``oom``.
     """
@@ -438,7 +435,7 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
     _check_runnable(config)
     reason = unsupported_reason(config, device)
     if reason:
-        raise Unsupported(reason)
+        raise UnsupportedConfig(reason)
     notes: list[str] = []
     if config.torch_compile and request.warmup < 1:
         request = replace(request, warmup=1)  # compilation happens in a step never timed

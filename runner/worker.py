@@ -194,8 +194,9 @@ def _first_line(exc: BaseException) -> str:
 
 def _handle(request: dict[str, Any], detected: Detected) -> dict[str, Any]:
 
+    from pytest_goblin.errors import UnsupportedConfig
     from pytest_goblin.runner.engines import load_engine
-    from pytest_goblin.runner.training import Diverged, RunRequest, Unsupported
+    from pytest_goblin.runner.training import Diverged, RunRequest
     from pytest_goblin.schemas import WorkloadConfig
 
     try:
@@ -212,7 +213,7 @@ def _handle(request: dict[str, Any], detected: Detected) -> dict[str, Any]:
         )
         measurement = engine.measure(run, detected.device, _fault_hook(config))
         return {"ok": True, "measurement": asdict(measurement)}
-    except Unsupported as exc:
+    except UnsupportedConfig as exc:
         return {"ok": False, "kind": "unsupported", "message": str(exc)}
     except Diverged as exc:
         return {"ok": False, "kind": "diverged", "message": str(exc)}

@@ -132,14 +132,17 @@ class AuditState:
 
     def projected_peak(self, config: WorkloadConfig) -> float:
         """The analytic model's peak memory of ``config`` on this device, GB, fit or not."""
-        from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
+        from pytest_goblin.errors import OutOfMemory
+        from pytest_goblin.runner.analytic import FakeRunner
 
         spec = getattr(self.context.projector, "spec", None)
         if spec is not None:
             return FakeRunner(spec).memory(config).total_gb
         try:
             return self.context.projector.run(config, 1).hbm_peak_gb
-        except ProjectedOOM as exc:
+        except OutOfMemory as exc:
+            if exc.memory is None:  # a projector that measures: no estimate to read
+                raise
             return exc.memory.total_gb
 
     def store(self, table: dict[str, Any], prefix: str, value: Any) -> str:

@@ -375,7 +375,7 @@ def _project(
     (checkpointing off and a larger micro-batch may each fit, and not together);
     one the analytic model projects out of memory is refused outright.
     """
-    from pytest_goblin.runner.analytic import ProjectedOOM
+    from pytest_goblin.errors import OutOfMemory
 
     facts = state.facts
     guards = [rule.fits.max_memory_fraction for rule in rules if rule.fits is not None]
@@ -388,7 +388,7 @@ def _project(
     try:
         before = projector.run(root, 1).tokens_per_sec
         after = projector.run(patched, 1).tokens_per_sec
-    except ProjectedOOM as exc:
+    except OutOfMemory as exc:
         raise ToolFailure(f"the patched config does not fit: {exc}") from None
     return after / before, facts.peak_gb(patched)
 

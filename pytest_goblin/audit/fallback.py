@@ -30,7 +30,7 @@ MEMORY_FIRST = ("memory", "lora")
 
 
 def out_of_memory(problem: str) -> bool:
-    """Whether a rejection is an out-of-memory error (``DeviceOOM`` messages start with
+    """Whether a rejection is an out-of-memory error (``OutOfMemory`` messages of measured runs start with
     ``oom:``; a projected one says ``projected OOM``)."""
     return "oom:" in problem.lower() or "out of memory" in problem.lower()
 

@@ -234,7 +234,7 @@ def confirm_report(
     if report.projected or report.patch is None or not report.patch.changes:
         return report
     from pytest_goblin.audit.confirm import SamplingPolicy, confirm
-    from pytest_goblin.errors import DeviceOOM, RunFailed
+    from pytest_goblin.errors import RunFailed
 
     policy = SamplingPolicy(
         threshold=effective_threshold(workload, settings),
@@ -258,7 +258,7 @@ def confirm_report(
             first_round=(report.before, report.after),
             started=budget.started,
         )
-    except (RunFailed, DeviceOOM) as exc:
+    except RunFailed as exc:  # OutOfMemory included
         result = None
         problem = f"a repeat of the patched run failed: {exc}"
     else:
@@ -290,7 +290,7 @@ def _fall_back(
     whose paired confirmation is not rejected either, with that confirmation."""
     from pytest_goblin.audit.confirm import confirm, loss_problem
     from pytest_goblin.audit.fallback import candidates
-    from pytest_goblin.errors import DeviceOOM, RunFailed, UnsupportedConfig
+    from pytest_goblin.errors import RunFailed, UnsupportedConfig
 
     assert report.patch is not None
     steps = report.before.steps
@@ -309,7 +309,7 @@ def _fall_back(
                 clock=budget.clock,
                 started=budget.started,
             )
-        except (RunFailed, DeviceOOM, UnsupportedConfig):
+        except (RunFailed, UnsupportedConfig):  # OutOfMemory included
             continue
         if result.rejected is None:
             return candidate, result

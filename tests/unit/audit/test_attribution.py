@@ -15,7 +15,7 @@ from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.audit.attribution import attribute, with_attribution
 from pytest_goblin.audit.cache import AuditCache
 from pytest_goblin.audit.run import audit_workload, confirm_report
-from pytest_goblin.errors import DeviceOOM
+from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.kb.loader import KnowledgeBase
 from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.report.attribution_text import share_text, summary
@@ -134,7 +134,7 @@ def test_a_rest_of_the_patch_the_device_cannot_run_has_no_figure_and_says_why(
     class UnfusedDoesNotFit(MeasuredDevice):
         def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
             if config.precision == "bf16" and config.optimizer == "adamw_torch":
-                raise DeviceOOM("oom: 80 GiB asked, 64 GiB free")
+                raise OutOfMemory("oom: 80 GiB asked, 64 GiB free")
             return super().run(config, steps)
 
     report = projected_report(mistuned, measured_context)

@@ -12,7 +12,7 @@ from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.audit.fallback import candidates
 from pytest_goblin.audit.run import confirm_report
 from pytest_goblin.audit.timebudget import TimeBudget
-from pytest_goblin.errors import DeviceOOM
+from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.kb.loader import KnowledgeBase
 from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.schemas import Report, RunMetrics, WorkloadConfig
@@ -169,13 +169,13 @@ dataloader_workers: 4
 """
 
 
-class OutOfMemory(MeasuredDevice):
+class RunsOutOfMemory(MeasuredDevice):
     """Measured-looking runs that run out of memory without gradient checkpointing, though
     the fit guard predicted the patch fits."""
 
     def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
         if not config.gradient_checkpointing:
-            raise DeviceOOM("oom: HIP out of memory. Tried to allocate 20.00 GiB")
+            raise OutOfMemory("oom: HIP out of memory. Tried to allocate 20.00 GiB")
         return super().run(config, steps)
 
 
@@ -196,7 +196,7 @@ def test_a_measured_patch_that_runs_out_of_memory_falls_back_without_the_hungry_
     context: AuditContext, workload: WorkloadFactory
 ) -> None:
     loaded = workload(CHECKPOINTED)
-    device = OutOfMemory()
+    device = RunsOutOfMemory()
     outcome = audit(
         loaded,
         AuditContext(runner=device, projector=context.projector, kb=context.kb, backend="planner"),

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pytest_goblin.catalogue.devices import DEVICES, get_device
-from pytest_goblin.runner.analytic import FakeRunner, MemoryEstimate, ProjectedOOM
+from pytest_goblin.errors import OutOfMemory
+from pytest_goblin.runner.analytic import FakeRunner, MemoryEstimate
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 
 # The reference workload: Llama-3-8B LoRA r16 on one MI300X, well tuned.
@@ -352,7 +353,7 @@ def test_mfu_excludes_recompute() -> None:
 
 def test_llama_70b_full_finetune_on_one_mi300x_is_projected_oom() -> None:
     expected = r"projected OOM on AMD Instinct MI300X: needs .* of 192 GB"
-    with pytest.raises(ProjectedOOM, match=expected):
+    with pytest.raises(OutOfMemory, match=expected):
         run(
             {
                 **LLAMA_LORA,
@@ -365,7 +366,7 @@ def test_llama_70b_full_finetune_on_one_mi300x_is_projected_oom() -> None:
 
 
 def test_projected_oom_carries_the_memory_estimate() -> None:
-    with pytest.raises(ProjectedOOM) as excinfo:
+    with pytest.raises(OutOfMemory) as excinfo:
         run(QWEN_FULL, model="llama-3.1-70b")
     assert excinfo.value.memory.total_gb > 192
     assert "weights" in str(excinfo.value)

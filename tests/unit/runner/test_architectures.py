@@ -8,7 +8,8 @@ import pytest
 
 from pytest_goblin.catalogue.architectures import PRESETS, lookup
 from pytest_goblin.catalogue.devices import DEVICES
-from pytest_goblin.runner.analytic import FakeRunner, ProjectedOOM
+from pytest_goblin.errors import OutOfMemory
+from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.schemas import WorkloadConfig
 
 PUBLISHED_BILLIONS = {
@@ -79,6 +80,6 @@ def test_projected_mfu_is_never_above_one_hundred_percent(device: str) -> None:
         )
         try:
             metrics = runner.run(config, 10)
-        except ProjectedOOM:
+        except OutOfMemory:
             continue
         assert metrics.mfu_pct is not None and 0 < metrics.mfu_pct <= 100, (config, metrics)

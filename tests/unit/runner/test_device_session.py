@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 
 from pytest_goblin.errors import (
     DeviceFault,
-    DeviceOOM,
+    OutOfMemory,
     RunFailed,
     UnsupportedConfig,
 )
@@ -116,7 +116,7 @@ def test_out_of_memory_is_reported_as_oom_and_the_worker_lives_on(
     session: DeviceSession,
 ) -> None:
     measured = runner(session)
-    with pytest.raises(DeviceOOM, match=r"^oom: out of memory on"):
+    with pytest.raises(OutOfMemory, match=r"^oom: out of memory on"):
         measured.run(faulty("oom:batch_size=3", batch_size=3), steps=3)
     pid = measured.device.worker_pid({FAULT_ENV: "oom:batch_size=3"})
     assert measured.run(faulty("oom:batch_size=3"), steps=2).tokens_per_sec > 0
@@ -216,7 +216,7 @@ def test_a_measured_runner_names_its_device_physically_by_the_lock_id(
 def test_a_library_oom_raised_as_a_runtime_error_is_reported_as_oom(
     session: DeviceSession,
 ) -> None:
-    with pytest.raises(DeviceOOM, match="BLAS_STATUS_ALLOC_FAILED"):
+    with pytest.raises(OutOfMemory, match="BLAS_STATUS_ALLOC_FAILED"):
         runner(session).run(faulty("blas-oom:batch_size=3", batch_size=3), steps=3)
 
 

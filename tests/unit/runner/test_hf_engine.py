@@ -15,6 +15,7 @@ pytest.importorskip("peft")
 
 from transformers import Trainer  # noqa: E402
 
+from pytest_goblin.errors import UnsupportedConfig  # noqa: E402
 from pytest_goblin.runner import hf_engine  # noqa: E402
 from pytest_goblin.runner.hf_engine import (  # noqa: E402
     build_model,
@@ -216,7 +217,7 @@ def test_what_the_engine_cannot_run_is_refused_with_the_reason(
     found = unsupported_reason(config, CPU)
     assert found is not None
     assert re.search(reason, found)
-    with pytest.raises(Unsupported):
+    with pytest.raises(UnsupportedConfig):
         run(config)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from pytest_goblin.errors import UnsupportedConfig  # noqa: E402
 from pytest_goblin.runner import training  # noqa: E402
 from pytest_goblin.runner.data import SyntheticTokens, make_loader  # noqa: E402
 from pytest_goblin.runner.measurement import Measurement, run_metrics  # noqa: E402
@@ -17,7 +18,6 @@ from pytest_goblin.runner.optimizers import unsupported_reason as optimizer_reas
 from pytest_goblin.runner.training import (  # noqa: E402
     Diverged,
     RunRequest,
-    Unsupported,
     measure,
     unsupported_reason,
     window_sizes,
@@ -154,7 +154,7 @@ def test_what_the_device_cannot_run_is_refused_with_the_reason(
     config = tiny(**fields)
     reason = unsupported_reason(config, CPU)
     assert reason is not None and needle in reason
-    with pytest.raises(Unsupported, match=needle):
+    with pytest.raises(UnsupportedConfig, match=needle):
         run(config)
 
 

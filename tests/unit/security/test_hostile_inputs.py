@@ -23,7 +23,7 @@ import pytest
 from helpers import paths
 from helpers.workloads import TUNED_YAML
 from pytest_goblin.catalogue.architectures import ModelArch
-from pytest_goblin.runner.analytic import ProjectedOOM
+from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import WorkloadConfig
 
@@ -289,7 +289,7 @@ def test_the_analytic_model_refuses_the_largest_valid_workload_as_out_of_memory(
         precision="fp32",
         attention_impl="eager",
     )
-    with pytest.raises(ProjectedOOM, match=r"needs [\d.]+ GB of [\d.]+ GB"):
+    with pytest.raises(OutOfMemory, match=r"needs [\d.]+ GB of [\d.]+ GB"):
         SimulatedDevice(device).run(config, 500)
 
 
