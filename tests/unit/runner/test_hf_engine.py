@@ -27,7 +27,7 @@ from pytest_goblin.runner.hf_engine import (  # noqa: E402
     unsupported_reason,
 )
 from pytest_goblin.runner.measurement import Measurement  # noqa: E402
-from pytest_goblin.runner.training import Diverged, RunRequest, Unsupported  # noqa: E402
+from pytest_goblin.runner.training import Diverged, RunRequest  # noqa: E402
 from pytest_goblin.schemas import WorkloadConfig  # noqa: E402
 
 CPU = torch.device("cpu")
