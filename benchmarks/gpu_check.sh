@@ -18,4 +18,14 @@ timeout 470 python benchmarks/gpu_validate.py || status=$?
 python -m pytest -q -m gpu tests/unit/runner/test_torch_gpu.py || status=$?
 # --- end of section: measured-run validation --------------------------------------------
 
+# --- Section: engines (issue 17) --------------------------------------------------------
+# bf16 llama-3.2-1b full fine-tune at seq 2048 with each engine (hf, native): MFU, harness
+# overhead, measured speedups of checkpointing off / sdpa vs eager / fused AdamW beside the
+# analytic model's projection; then the hf engine's gpu-marked tests. Prints "skipped"
+# without a GPU.
+echo "== engines"
+timeout 420 python benchmarks/hf_gpu_check.py || status=$?
+python -m pytest -q -m gpu tests/unit/runner/test_hf_engine.py || status=$?
+# --- end of section: engines ------------------------------------------------------------
+
 exit "$status"

@@ -224,3 +224,18 @@ def test_what_the_engine_cannot_run_is_refused_with_the_reason(
 def test_a_config_the_cpu_can_run_has_no_refusal() -> None:
     assert unsupported_reason(tiny(), CPU) is None
     assert unsupported_reason(tiny("gemma-2-2b"), CPU) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a ROCm or CUDA device")
+@pytest.mark.parametrize("make", [tiny, lora], ids=["full", "lora"])
+@pytest.mark.parametrize("optimizer", ["adamw_torch", "adamw_torch_fused"])
+def test_a_bf16_gpu_run_is_timed_by_events_and_reports_device_memory(
+    make: Any, optimizer: str
+) -> None:
+    gpu = torch.device("cuda")
+    config = make(precision="bf16", optimizer=optimizer, gradient_checkpointing=True)
+    measurement = measure(RunRequest(config, steps=5, warmup=1, sample_cost_s=0.0), gpu)
+    assert all(math.isfinite(loss) for loss in measurement.losses)
+    assert all(seconds > 0 for seconds in measurement.window_seconds)
+    assert 0 < measurement.peak_memory_gb < torch.cuda.get_device_properties(gpu).total_memory / 1e9
