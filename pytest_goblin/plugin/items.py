@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_goblin.audit.cache import AuditCache
+from pytest_goblin.audit.fit import Fit, fitted_workload, unfit_message, unfit_result
 from pytest_goblin.audit.run import audit_workload, effective_threshold
 from pytest_goblin.errors import (
     AuditError,
@@ -31,7 +32,7 @@ from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.report.terminal import failure_message
 from pytest_goblin.runner import worker_env
 from pytest_goblin.runner.device_session import DeviceSession
-from pytest_goblin.schemas import WorkloadResult
+from pytest_goblin.schemas import AuditUsage, Report, WorkloadResult
 from pytest_goblin.verdict.outcome import settle
 from pytest_goblin.verdict.result import from_error, skipped
 from pytest_goblin.workload.fix import write_fix
@@ -180,7 +181,12 @@ class WorkloadItem(pytest.Function):
             self.goblin_events = recorder.records
         if not self.settings.fake:
             self._check_worker_env(workload, threshold)
+        fitting = None
         try:
+            if self.settings.fake:  # a config that does not fit is audited as it would fit
+                fitting, workload = fitted_workload(
+                    workload, session.runner_for(workload.settings.device, workload.settings)
+                )
             outcome = audit_workload(
                 workload,
                 session,
@@ -219,6 +225,8 @@ class WorkloadItem(pytest.Function):
                 outcome.usage,
             )
             raise AuditError(message)
+        if fitting is not None:
+            self._fail_unfit(fitting, outcome.report, threshold, outcome.usage)
         settled = settle(
             self.nodeid,
             workload,
@@ -237,6 +245,17 @@ class WorkloadItem(pytest.Function):
             raise WorkloadFailed(failure_message(settled.result, settled.failure))
         if settled.xfail is not None:
             pytest.xfail(settled.xfail)
+
+    def _fail_unfit(
+        self, fitting: Fit, report: Report, threshold: float, usage: AuditUsage | None
+    ) -> None:
+        """Fail a workload that does not fit its device, with the patch that makes it fit."""
+        assert self.workload is not None
+        result = unfit_result(self.nodeid, self.workload, fitting, report, threshold, usage)
+        if self.settings.fix:
+            result = write_fix(self.workload, result)
+        self.goblin_result = result
+        raise WorkloadFailed(unfit_message(result, fitting))
 
     def _check_worker_env(self, workload: Workload, threshold: float) -> None:
         """Refuse, before any device work, env_vars that would make the measured worker

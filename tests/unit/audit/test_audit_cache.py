@@ -112,7 +112,7 @@ def test_a_reused_audit_is_marked_in_the_summary(
 
 def test_the_verdict_is_decided_again_from_the_reused_report(project: pytest.Pytester) -> None:
     assert audit(project)["outcome"] == "failed"
-    relaxed = audit(project, "--goblin-threshold", "20")
+    relaxed = audit(project, "--goblin-threshold", "9")
     assert relaxed["cached"] is True
     assert relaxed["outcome"] == "passed"
 
