@@ -43,6 +43,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from pytest_goblin.catalogue.architectures import ModelArch
+from pytest_goblin.errors import GoblinError
 from pytest_goblin.schemas import WASTE_BUCKETS, WorkloadConfig
 
 FACTS: Final[dict[str, tuple[Any, str]]] = {
@@ -89,7 +90,7 @@ _SYMBOLS: Final = {
 }
 
 
-class ConditionError(ValueError):
+class ConditionError(GoblinError, ValueError):
     """A condition that cannot be parsed; the message says where and why."""
 
 

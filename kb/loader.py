@@ -27,6 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from pytest_goblin import safe_yaml
+from pytest_goblin.errors import GoblinError
 from pytest_goblin.kb.conditions import did_you_mean
 from pytest_goblin.kb.facts import AuditFacts
 from pytest_goblin.kb.schema import CATEGORIES, DEVICE_PLATFORMS, Rule
@@ -39,7 +40,7 @@ nested deeper is refused before the recursive condition parser sees it."""
 WAIVED_REASON = "ignored by goblin ignore"
 
 
-class KnowledgeBaseError(ValueError):
+class KnowledgeBaseError(GoblinError, ValueError):
     """A rule file or rule that cannot be used; the message names file, rule and field."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from pytest_goblin.catalogue.devices import resolve_identity
+from pytest_goblin.errors import GoblinError
 from pytest_goblin.runner.options import DeviceSelector
 from pytest_goblin.runner.visible import physical_id
 from pytest_goblin.schemas import DeviceInfo
@@ -24,7 +25,7 @@ GIB = 2**30
 (80 GiB less what the driver keeps), so ``memory_gb`` is ``total_memory`` over 2^30."""
 
 
-class DeviceUnavailable(Exception):
+class DeviceUnavailable(GoblinError):
     """The selector names a device this machine or this PyTorch build does not have."""
 
 

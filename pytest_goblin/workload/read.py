@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from pytest_goblin import formats, safe_yaml
-from pytest_goblin.errors import NotAWorkload, WorkloadError
+from pytest_goblin.errors import GoblinError, NotAWorkload, WorkloadError
 from pytest_goblin.formats import hf_script, native
 from pytest_goblin.formats.base import (
     Edit,
@@ -80,8 +80,27 @@ def default_name(path: Path) -> str:
     name = path.name
     for suffix in (".goblin.yaml", ".goblin.yml", ".goblin.json", ".yaml", ".yml", ".json"):
         if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
+            return printable(name[: -len(suffix)])
+    return printable(path.stem)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on written as its escape.
+
+    A workload's name is printed to the terminal (the item's node id, the summary
+    table, failure headers): a newline, ``ESC[2J``, NUL or a bidi override (U+202E)
+    in it would clear the screen, fake a line or reorder one. Control, format and
+    separator characters (Unicode categories Cc, Cf, Zl, Zp) become ``\\x1b``,
+    ``\\u202e`` …, as ``repr`` writes them; everything else, accents and CJK included,
+    stays as written."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char
+        if char.isprintable() or char == " "
+        else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def load_data(path: Path, display: str) -> tuple[str, Any]:
@@ -153,7 +172,7 @@ def parse_text(text: str, suffix: str, display: str) -> Any:
     return data
 
 
-class DuplicateKey(ValueError):
+class DuplicateKey(GoblinError, ValueError):
     """A JSON object that gives one key twice."""
 
     def __init__(self, key: str) -> None:
@@ -318,7 +337,7 @@ def parse_workload(
     )
     source = WorkloadSource(path=path, display_path=display, format=fmt.name, text=text)
     return Workload(
-        name=name or default_name(path),
+        name=printable(name) if name else default_name(path),
         config=config,
         settings=settings,
         source=source,

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_goblin.errors import GoblinError
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 _LEAKED_TOKENS = re.compile(r"<\|im_(?:start|end)\|>(?:assistant\n?)?")
@@ -34,7 +36,7 @@ TRUNCATED = (
 """The error a call gets when the reply ended mid-call: its arguments may be incomplete."""
 
 
-class ArgumentError(ValueError):
+class ArgumentError(GoblinError, ValueError):
     """Arguments that cannot be decoded; the message is written for the model."""
 
 
