@@ -96,9 +96,7 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(
-        char
-        if char.isprintable() or char == " "
-        else char.encode("unicode_escape").decode("ascii")
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
         for char in text
     )
 
