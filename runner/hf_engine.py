@@ -202,6 +202,10 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
             "QLoRA's 4-bit base is quantized by from_pretrained from a checkpoint; the hf "
             "engine builds models from a config without a download, so it does not measure it"
         )
+    if config.precision == "fp16" and device.type == "cpu":
+        # accelerate 1.16 src/accelerate/accelerator.py (Accelerator.__init__) turns on fp16
+        # autocast only off the CPU: the Trainer would train, and this would time, fp32
+        return "the Hugging Face Trainer runs fp16 on the CPU in fp32 (use bf16 on the CPU)"
     optim = canonical(config.optimizer)
     names = {o.value for o in OptimizerNames}
     if optim not in names:

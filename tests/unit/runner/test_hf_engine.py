@@ -208,8 +208,9 @@ def test_a_diverging_loss_fails_the_run() -> None:
         (lora(finetune="qlora"), "QLoRA"),
         (tiny(world_size=2, strategy="ddp"), "world_size 2"),
         (tiny(precision="fp8"), "fp8"),
+        (tiny(precision="fp16"), "fp16 on the CPU in fp32"),
     ],
-    ids=["gemma2-sdpa", "flash-cpu", "adamw_hf", "qlora", "ddp", "fp8"],
+    ids=["gemma2-sdpa", "flash-cpu", "adamw_hf", "qlora", "ddp", "fp8", "fp16-cpu"],
 )
 def test_what_the_engine_cannot_run_is_refused_with_the_reason(
     config: WorkloadConfig, reason: str
@@ -239,3 +240,12 @@ def test_a_bf16_gpu_run_is_timed_by_events_and_reports_device_memory(
     assert all(math.isfinite(loss) for loss in measurement.losses)
     assert all(seconds > 0 for seconds in measurement.window_seconds)
     assert 0 < measurement.peak_memory_gb < torch.cuda.get_device_properties(gpu).total_memory / 1e9
+
+
+def test_compile_runs_in_the_untimed_warmup_and_is_reported_on_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hf_engine.training, "COMPILE_BACKEND", "eager")
+    measurement = run(tiny(torch_compile=True), steps=2, warmup=0)
+    assert measurement.warmup_steps == 1  # at least one step holds the compilation
+    assert measurement.compile_time_s is not None and measurement.compile_time_s >= 0
