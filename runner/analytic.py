@@ -112,7 +112,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_goblin.catalogue.architectures import ModelArch
 from pytest_goblin.catalogue.devices import DeviceSpec
-from pytest_goblin.catalogue.optimizers import OPTIMIZER_ALIASES
+from pytest_goblin.catalogue.optimizer_names import OPTIMIZER_ALIASES
 from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.schemas import RunMetrics, WasteBudget, WorkloadConfig
 

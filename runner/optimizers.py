@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from pytest_goblin.catalogue.optimizers import canonical_optimizer
+from pytest_goblin.catalogue.optimizer_names import canonical_optimizer
 
 BITSANDBYTES: dict[str, str] = {
     "adamw_bnb_8bit": "AdamW8bit",

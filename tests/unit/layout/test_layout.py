@@ -119,6 +119,17 @@ TORCH_SIDE = [
 LAYERS += [(module, "pytest_goblin.runner.analytic", "torch code") for module in TORCH_SIDE]
 
 
+def test_no_two_modules_share_a_name() -> None:
+    stems = [
+        path.stem
+        for root in SOURCES.values()
+        for path in root.rglob("*.py")
+        if path.name != "__init__.py"
+    ]
+    shared = sorted({stem for stem in stems if stems.count(stem) > 1})
+    assert shared == [], f"one name, two modules: {shared}"
+
+
 @pytest.mark.parametrize(("lower", "upper", "why"), LAYERS, ids=[f"{a}-{b}" for a, b, _ in LAYERS])
 def test_layers_import_downwards(lower: str, upper: str, why: str) -> None:
     offenders = sorted(
