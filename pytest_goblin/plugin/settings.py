@@ -167,9 +167,12 @@ def _parse_threshold(raw: Raw, config: pytest.Config) -> float:
         value = float(str(raw.value))
     except ValueError:
         raise pytest.UsageError(f"{raw.source} must be a number, got {raw.value!r}") from None
-    if not value > 0:
+    from pytest_goblin.schemas import MAX_THRESHOLD
+
+    if not 0 < value <= MAX_THRESHOLD:  # nan and inf fail this too
         raise pytest.UsageError(
-            f"{raw.source} must be a fraction above 0 (0.10 = 10%), got {raw.value!r}"
+            f"{raw.source} must be a fraction above 0 and at most {MAX_THRESHOLD:g} "
+            f"(0.10 = 10%; a larger bar never fails a workload), got {raw.value!r}"
         )
     return value
 
