@@ -26,7 +26,13 @@ from types import FrameType
 from typing import Any
 
 from pytest_goblin.agent import tools
-from pytest_goblin.agent.backends import Backend, TokenUsage, ToolCall, make_backend
+from pytest_goblin.agent.backends import (
+    Backend,
+    BackendError,
+    TokenUsage,
+    ToolCall,
+    make_backend,
+)
 from pytest_goblin.agent.prompts import SYSTEM_PROMPT
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.errors import GoblinError
@@ -79,6 +85,11 @@ async def run_audit(
     """
     meter = _Meter()
     secrets = environment_secrets()
+    breaker = context.breaker
+    refused = breaker.refusal(context.backend, context.base_url) if breaker else None
+    if refused is not None:
+        yield _error(refused, meter, secrets)
+        return
     try:
         backend = backend or make_backend(
             context.backend,
@@ -86,17 +97,26 @@ async def run_audit(
             model=context.model,
             base_url=context.base_url,
             plugins=context.backend_factory,
+            timeout_s=context.backend_timeout_s,
         )
     except Exception as exc:
         yield _error(_describe(exc), meter, secrets)
         return
     state = AuditState(context=context, workload=workload)
     backend.add_user_message(f"Audit this fine-tuning workload: {workload.source.display_path}")
+    failure = None
     try:
         async for event in _drive(backend, state, meter, secrets):
             yield event
+    except BackendError as exc:
+        failure = _error(_describe(exc), meter, secrets)
+        yield failure
     except Exception as exc:
         yield _error(_describe(exc), meter, secrets)
+    if breaker is not None:
+        breaker.record(
+            context.backend, context.base_url, failure.data["message"] if failure else None
+        )
 
 
 def _describe(exc: Exception) -> str:

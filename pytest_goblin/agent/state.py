@@ -16,6 +16,7 @@ from pytest_goblin.schemas import DeviceInfo, Patch, Report, RunMetrics, Workloa
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
+    from pytest_goblin.agent.backends.breaker import BackendBreaker
     from pytest_goblin.kb.facts import AuditFacts
     from pytest_goblin.kb.loader import KnowledgeBase, MatchResult
     from pytest_goblin.workload.read import Workload
@@ -58,6 +59,11 @@ class AuditContext:
     base_url: str | None = None
     backend_factory: BackendFactory | None = None
     """Asked for the backend before the built-in ones (the make-backend plugin hook)."""
+    backend_timeout_s: float | None = None
+    """Each LLM request's connect-and-read limit (``--goblin-backend-timeout``)."""
+    breaker: BackendBreaker | None = None
+    """The session's count of workloads the backend failed in a row: past its limit, an
+    audit is not sent and fails at once with the same message."""
     measure_candidates: int = 1
     """How many of the search's best candidates the audit benchmarks: more than one only
     in measured mode with room in ``--goblin-time-budget``, where the analytic model's

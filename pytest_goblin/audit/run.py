@@ -21,6 +21,7 @@ from pytest_goblin.workload.read import Workload
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends import BackendFactory
+    from pytest_goblin.agent.backends.breaker import BackendBreaker
     from pytest_goblin.audit.cache import AuditCache
     from pytest_goblin.audit.calibrate import Calibrations
     from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy
@@ -65,6 +66,7 @@ def audit_workload(
     cache: AuditCache | None = None,
     calibrations: Calibrations | None = None,
     clock: Callable[[], float] = time.monotonic,
+    breaker: BackendBreaker | None = None,
 ) -> AuditOutcome:
     """Run the audit loop for one workload on its device; ``on_event`` sees events live.
 
@@ -79,6 +81,7 @@ def audit_workload(
     run is not run again: its Report is reused (``AuditOutcome.cached``).
     The verdict's sampling and ``--goblin-attribution``'s measuring share one
     ``--goblin-time-budget`` on ``clock`` (``pytest_goblin.audit.timebudget``).
+    ``breaker``: the session's count of workloads its LLM backend failed in a row.
     """
     path = workload.source.display_path
     bad = unknown_rule_ids(kb, workload.settings.ignore)
@@ -96,7 +99,16 @@ def audit_workload(
         floor = _noise_floor(calibrations, runner, workload, settings)
     budget = TimeBudget(settings.time_budget_s, clock)
     outcome = _audit(
-        workload, runner, settings, kb, extra_ignore, on_event, backend_factory, cache, budget
+        workload,
+        runner,
+        settings,
+        kb,
+        extra_ignore,
+        on_event,
+        backend_factory,
+        cache,
+        budget,
+        breaker,
     )
     if settings.attribution and outcome.report is not None:
         from pytest_goblin.audit.attribution import with_attribution
@@ -163,6 +175,7 @@ def _audit(
     backend_factory: BackendFactory | None,
     cache: AuditCache | None,
     budget: TimeBudget,
+    breaker: BackendBreaker | None = None,
 ) -> AuditOutcome:
     """The audit itself, then the paired confirmation of a measured report, which starts
     the workload's time ``budget``."""
@@ -175,6 +188,8 @@ def _audit(
         model=settings.model,
         base_url=settings.base_url,
         backend_factory=backend_factory,
+        backend_timeout_s=settings.backend_timeout_s,
+        breaker=breaker,
         measure_candidates=MEASURED_CANDIDATES
         if not settings.fake and settings.time_budget_s is not None
         else 1,

@@ -16,12 +16,24 @@ from pytest_goblin.plugin import settings as settings_module
 from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
+    from pytest_goblin.agent.backends.breaker import BackendBreaker
     from pytest_goblin.history import SavedRun
     from pytest_goblin.kb.loader import KnowledgeBase
 
 KB_KEY = pytest.StashKey["KnowledgeBase"]()
 CALIBRATIONS_KEY = pytest.StashKey["Calibrations"]()
 SAVED_RUN_KEY = pytest.StashKey["SavedRun | None"]()
+BREAKER_KEY = pytest.StashKey["BackendBreaker"]()
+
+
+def breaker(config: pytest.Config) -> BackendBreaker:
+    """The session's count of workloads its LLM backend failed in a row (one per process:
+    each xdist worker counts its own)."""
+    from pytest_goblin.agent.backends.breaker import BackendBreaker
+
+    if BREAKER_KEY not in config.stash:
+        config.stash[BREAKER_KEY] = BackendBreaker()
+    return config.stash[BREAKER_KEY]
 
 
 def check_backend(settings: GoblinSettings) -> None:

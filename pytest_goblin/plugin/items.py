@@ -196,6 +196,7 @@ class WorkloadItem(pytest.Function):
                 backend_factory=backend_factory(self.config),
                 cache=_audit_cache(self.config),
                 calibrations=self.config.stash.get(config_state.CALIBRATIONS_KEY, None),
+                breaker=config_state.breaker(self.config),
             )
         except UnsupportedConfig as exc:
             self.goblin_result = skipped(self.nodeid, workload, str(exc), threshold, exc.device)

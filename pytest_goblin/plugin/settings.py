@@ -36,6 +36,8 @@ DEFAULT_FAKE_DEVICE = "mi300x"
 DEFAULT_MAX_REPEATS = 10
 DEFAULT_LOSS_TOLERANCE = 0.05
 DEFAULT_STORAGE = ".goblin"
+DEFAULT_BACKEND_TIMEOUT_S = 120.0
+"""The claude and qwen backends' own request timeout (their SDK clients' ``timeout``)."""
 
 Kind = Literal["value", "flag", "optional", "list", "paths"]
 """How a setting is written. ``value``: one string, parsed. ``flag``: on/off (a bare
@@ -554,6 +556,16 @@ class GoblinSettings:
         env_aliases=("GOBLIN_QWEN_BASE_URL",),
         metavar="URL",
         ini=False,
+    )
+    backend_timeout_s: float = setting(
+        DEFAULT_BACKEND_TIMEOUT_S,
+        "seconds the claude or qwen backend waits for its server to connect and answer one "
+        "request (then retries); after 2 workloads in a row whose backend failed, the "
+        "session's other workloads fail at once with the same message.",
+        _AGENT,
+        key="backend-timeout",
+        parse=_positive,
+        metavar="SECONDS",
     )
     invocation_dir: Path = field(default_factory=Path.cwd)
     """Where pytest runs: what report paths from the command line are relative to."""

@@ -187,12 +187,15 @@ def make_backend(
     model: str | None = None,
     base_url: str | None = None,
     plugins: BackendFactory | None = None,
+    timeout_s: float | None = None,
 ) -> Backend:
     """Build the backend for ``requested`` (auto, planner, claude, qwen, or a plugin's name).
 
     ``base_url`` is the qwen backend's OpenAI-compatible server; claude takes
     its server from the SDK's own ``ANTHROPIC_BASE_URL``. ``plugins`` is asked
     first, with ``auto`` resolved; the built-in backends build what it leaves.
+    ``timeout_s`` (``--goblin-backend-timeout``) bounds each request of the claude and qwen
+    backends, connecting and reading; None keeps their default.
     """
     name = resolve_name(requested, base_url)
     if plugins is not None:
@@ -212,7 +215,13 @@ def make_backend(
     if name == "claude":
         from pytest_goblin.agent.backends.claude import ClaudeBackend
 
-        return ClaudeBackend(system_prompt, model=resolve_model(name, model))
+        if timeout_s is None:
+            return ClaudeBackend(system_prompt, model=resolve_model(name, model))
+        return ClaudeBackend(system_prompt, model=resolve_model(name, model), timeout_s=timeout_s)
     from pytest_goblin.agent.backends.qwen import QwenBackend
 
-    return QwenBackend(system_prompt, model=resolve_model(name, model), base_url=base_url)
+    if timeout_s is None:
+        return QwenBackend(system_prompt, model=resolve_model(name, model), base_url=base_url)
+    return QwenBackend(
+        system_prompt, model=resolve_model(name, model), base_url=base_url, timeout_s=timeout_s
+    )
