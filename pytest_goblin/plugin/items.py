@@ -29,6 +29,7 @@ from pytest_goblin.events import EventRecorder
 from pytest_goblin.plugin import config as config_state
 from pytest_goblin.plugin.extensions import backend_factory
 from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.redact import redact_text
 from pytest_goblin.report.terminal import failure_message
 from pytest_goblin.runner import worker_env
 from pytest_goblin.runner.device_session import DeviceSession
@@ -212,6 +213,18 @@ class WorkloadItem(pytest.Function):
             )
             if isinstance(exc, ThresholdBelowNoise):
                 self.goblin_result.noise_floor = exc.floor
+            raise
+        except Exception as exc:  # unforeseen: the item must still reach every report
+            self.goblin_result = from_error(
+                self.nodeid,
+                workload.source.display_path,
+                workload.name,
+                redact_text(
+                    f"{workload.source.display_path}: internal error: {type(exc).__name__}: {exc}"
+                ),
+                threshold,
+                workload,
+            )
             raise
         if outcome.report is None:
             message = f"{workload.source.display_path}: audit failed: {outcome.error}"
