@@ -745,8 +745,12 @@ def call(state: AuditState, name: str, args: dict[str, Any]) -> ToolResult:
     except ValidationError as exc:
         return ToolResult(
             ok=False,
-            error=f"{name}: {exc.error_count()} invalid value(s): "
-            + "; ".join(e["msg"] for e in exc.errors()),
+            # name each field: "Field required" alone leaves a model nothing to fix
+            error=f"{name}: {exc.error_count()} invalid value(s) in {exc.title}: "
+            + "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(value)'}: {e['msg']}"
+                for e in exc.errors()
+            ),
         )
     except DeviceFault:
         raise  # a crashed or hung worker ends the audit: no tool result could stand for it

@@ -295,8 +295,20 @@ class WorkloadItem(pytest.Function):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
 
         if isinstance(excinfo.value, (GoblinError, WorkloadFailed)):
-            return str(excinfo.value)
+            text = str(excinfo.value)
+            errored = self.goblin_result is not None and self.goblin_result.outcome == "error"
+            if errored and self.load_error is None:
+                # raised while the test ran, so pytest says FAILED: say what it is
+                return f"{AUDIT_ERROR_HEADER}\n{text}"
+            return text
         return super().repr_failure(excinfo)
+
+
+AUDIT_ERROR_HEADER = (
+    "goblin: ERROR, not a finding: the audit could not complete (pytest counts it as failed)"
+)
+"""The first line of an audit error's failure text: pytest reports any exception raised
+while a test runs as FAILED, where the goblin summary says ERROR."""
 
 
 class WorkloadFailed(AssertionError):

@@ -136,6 +136,10 @@ class GoblinSession:
         terminalreporter.line("")
         for line in summary_table(self._sorted(), width).splitlines():
             terminalreporter.line(line)
+        # pytest shows a skip's reason only under -rs; a skipped workload is a gap in the gate
+        for result in self._sorted():
+            if result.outcome == "skipped":
+                terminalreporter.line(f"skipped {result.name} ({result.path}): {result.reason}")
         advice = advisories_text(self._sorted(), None if self.config.get_verbosity() > 0 else width)
         if advice:
             terminalreporter.line("")

@@ -87,3 +87,18 @@ def test_a_workload_that_fits_is_left_alone() -> None:
         )
         is None
     )
+
+
+def test_an_audit_error_says_error_in_its_failure_text(pytester: pytest.Pytester) -> None:
+    """pytest prints FAILED for it; the failure text says it is an error, not a finding."""
+    result, workload = gate(pytester, "model: llama-3.1-70b\nprecision: bf16\n")
+    result.assert_outcomes(failed=1)
+    assert workload["outcome"] == "error"
+    result.stdout.fnmatch_lines(
+        [
+            "*_ goblin workload: *",
+            "goblin: ERROR, not a finding: the audit could not complete (pytest counts it as "
+            "failed)",
+            "w.goblin.yaml: does not fit: *",
+        ]
+    )

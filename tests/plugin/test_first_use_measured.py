@@ -56,3 +56,17 @@ def test_a_workload_too_big_for_the_host_is_an_oom_error_before_anything_is_buil
         ]
     )
     assert "RuntimeError" not in result.stdout.str()
+
+
+def test_a_skipped_workload_shows_its_reason_without_rs(pytester: pytest.Pytester) -> None:
+    """pytest prints a skip's reason only under ``-rs``; the goblin summary always does."""
+    (pytester.path / "w.goblin.yaml").write_text(
+        "name: tiny\n"
+        "model: {layers: 2, hidden: 64, intermediate: 172, heads: 4, kv_heads: 2, vocab: 256}\n"
+        "seq_len: 32\nprecision: bf16\nattention_impl: flash\n"
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--goblin", "--goblin-device", "cpu", "w.goblin.yaml"
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["skipped tiny (w.goblin.yaml): *flash attention needs*"])
