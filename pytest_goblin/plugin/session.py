@@ -121,6 +121,9 @@ class GoblinSession:
         width = self.config.get_terminal_writer().fullwidth
         terminalreporter.section("goblin")
         terminalreporter.line(self._header())
+        others = self._other_devices()
+        if others:
+            terminalreporter.line(others)
         calibration = self._calibration_line or self._calibration_used()
         if calibration:
             terminalreporter.line(calibration)
@@ -219,6 +222,19 @@ class GoblinSession:
             return next((r.device for r in self._sorted() if r.device is not None), None)
 
         return get_device(self.settings.fake_device).info()
+
+    def _other_devices(self) -> str | None:
+        """Under the header, which devices the workloads ran on when some ran on another
+        than the header's (a workload's ``goblin.device``), with how many each."""
+        header = self._device()
+        counts: dict[str, int] = {}
+        for result in self._sorted():
+            if result.device is not None:
+                counts[result.device.name] = counts.get(result.device.name, 0) + 1
+        if not counts or (header is not None and set(counts) == {header.name}):
+            return None
+        ran = ", ".join(f"{name} ({n} workload{'s' * (n > 1)})" for name, n in counts.items())
+        return f"devices: the workloads ran on {ran}"
 
     def _backend(self) -> str:
 
