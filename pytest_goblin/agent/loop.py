@@ -40,11 +40,13 @@ from pytest_goblin.redact import environment_secrets, redact_known
 from pytest_goblin.schemas import AuditEvent, AuditUsage, NoiseFloor, Report, ToolResult
 from pytest_goblin.workload.read import Workload
 
-MAX_STEPS = 14
-"""Cap on backend turns. The canonical trajectory takes seven tool calls, nine
-when a second query/patch round adds rules the first patch unlocked, plus a
-closing turn; the rest is room for a model to recover from a refused call
-without running out before compare_runs."""
+MAX_STEPS = 18
+"""Cap on backend turns. The planner's trajectory takes ten: parse, profile, two
+query/patch rounds, one turn proposing the search's candidates together, baseline,
+the best candidate, compare_runs and a closing turn; measuring the best three in
+measured mode, or replacing a candidate whose benchmark failed, adds a turn each.
+The rest is room for a model to recover from a refused call without running out
+before compare_runs."""
 
 
 @dataclass
