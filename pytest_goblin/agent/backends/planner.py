@@ -112,9 +112,11 @@ class PlannerBackend:
         ``try_without`` rules left out, each admissible micro-batch. Without a patch (the
         whole set was refused, e.g. it does not fit as a whole) the rules come from the
         first query and the whole set is not proposed again."""
+        # later rounds query patched configs: the first round's view of a rule (its
+        # micro-batch options on the audited config) wins
         lite = {
             rule["id"]: rule
-            for key, result in self._results.items()
+            for key, result in reversed(self._results.items())
             if key.startswith("kb")
             for rule in result.get("rules", [])
             if rule.get("matches_config")
