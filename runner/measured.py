@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -80,10 +80,15 @@ class DeviceWorker:
     """One worker process: a device, an environment, one JSON line per request."""
 
     def __init__(
-        self, selector: str, env_vars: dict[str, str], tunableop_dir: Path | None = None
+        self,
+        selector: str,
+        env_vars: dict[str, str],
+        tunableop_dir: Path | None = None,
+        engine: str = "native",
     ) -> None:
         self.selector = selector
         self.env_vars = env_vars
+        self.engine = engine  # imported at start-up, so that no run's timeout pays for it
         self.tunableop_dir = tunableop_dir
         self.hello: dict[str, Any] = {}
         self._process: subprocess.Popen[bytes] | None = None
@@ -111,7 +116,14 @@ class DeviceWorker:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
         self._buffer = b""
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "pytest_goblin.runner.worker", self.selector, str(os.getpid())],
+            [
+                sys.executable,
+                "-m",
+                "pytest_goblin.runner.worker",
+                self.selector,
+                str(os.getpid()),
+                self.engine,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -242,6 +254,8 @@ class LiveDevice:
         # why a worker could not start, per environment signature: one set of env_vars
         # (a bad HIP_VISIBLE_DEVICES, say) failing says nothing about the others
         self._unavailable: dict[tuple[tuple[str, str], ...], str] = {}
+        self.on_wait: Callable[[str], None] | None = None
+        """Told, in one line, when a run waits for the device lock another process holds."""
 
     def _worker(self, env_vars: dict[str, str]) -> DeviceWorker:
         refused = worker_env.check(env_vars)  # also a patch's env_vars, not only the file's
@@ -252,7 +266,9 @@ class LiveDevice:
             if self._session_dir is None:
                 self._session_dir = Path(tempfile.mkdtemp(prefix="pytest-goblin-session-"))
             tunableop_dir = self._session_dir / f"tunableop-{len(self._workers)}"
-            self._workers[key] = DeviceWorker(self.options.device, dict(env_vars), tunableop_dir)
+            self._workers[key] = DeviceWorker(
+                self.options.device, dict(env_vars), tunableop_dir, self.options.engine
+            )
         worker = self._workers[key]
         if not worker.alive:
             self._start(worker, key)
@@ -303,11 +319,24 @@ class LiveDevice:
             raise RunFailed(
                 "measured runs need filelock: pip install 'pytest-goblin[torch]'"
             ) from None
+        from filelock import Timeout
+
         self._worker(env_vars)  # the lock's name comes from the device the worker found
         assert self._lock_path is not None
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        with FileLock(self._lock_path):
+        lock = FileLock(self._lock_path)
+        holder = self._lock_path.with_suffix(".holder")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if self.on_wait is not None:
+                self.on_wait(f"waiting for the device lock {self._lock_path}{_held_by(holder)}")
+            lock.acquire()
+        try:
+            holder.write_text(f"{os.getpid()}\n")
             yield
+        finally:
+            lock.release()
 
     def request(
         self, env_vars: dict[str, str], message: dict[str, Any], what: str
@@ -332,6 +361,15 @@ class LiveDevice:
         if self._session_dir is not None:  # written by the workers as they exited
             shutil.rmtree(self._session_dir, ignore_errors=True)
             self._session_dir = None
+
+
+def _held_by(holder: Path) -> str:
+    """`` held by PID n`` from the file the lock's holder wrote, or nothing when unknown."""
+    try:
+        pid = holder.read_text().strip()
+    except OSError:
+        return ""
+    return f" held by PID {pid}" if pid.isdigit() else ""
 
 
 class TorchRunner:

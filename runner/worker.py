@@ -1,6 +1,7 @@
 """The device worker: a subprocess that owns one device and runs measurements on it.
 
-``python -m pytest_goblin.runner.worker SELECTOR PARENT_PID`` detects the device,
+``python -m pytest_goblin.runner.worker SELECTOR PARENT_PID [ENGINE]`` detects the device
+(and imports ENGINE's modules, ``runner/engines.py``),
 writes one ``hello`` line, then answers one JSON line per request line on stdin:
 
     {"op": "check", "config": {...}, "engine": "hf"}      -> {"ok": true, "reason": str | null}
@@ -268,6 +269,10 @@ def main(argv: list[str]) -> int:
         return 1
     from pytest_goblin.runner.training import release_memory, reset_compiled
 
+    if len(argv) > 3:  # the session's engine: importing transformers takes seconds
+        from pytest_goblin.runner.engines import load_engine
+
+        load_engine(argv[3])
     info = detected.info
     _send(protocol, {"ok": True, "info": info.model_dump(mode="json"), "lock_id": detected.lock_id})
     # stderr is what a crash report shows: say what this worker is and what it was doing
