@@ -76,7 +76,7 @@ class Tokens(Dataset[dict[str, torch.Tensor]]):
 
 def bare_train_s(config: WorkloadConfig, steps: int, device: torch.device) -> float:
     """Seconds of one bare ``Trainer.train()`` of ``steps`` optimizer steps."""
-    model, _ = build_model(config, device)
+    model = build_model(config, device)
     request = RunRequest(config, steps=steps, warmup=0, sample_cost_s=0.0)
     with tempfile.TemporaryDirectory() as output_dir:
         args = training_arguments(config, request, device, output_dir)

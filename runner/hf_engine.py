@@ -27,7 +27,7 @@ import re
 import tempfile
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 import transformers
@@ -155,7 +155,7 @@ def _dtype(config: WorkloadConfig) -> torch.dtype:
 
 def build_model(
     config: WorkloadConfig, device: torch.device, layers: int | None = None, seed: int = 0
-) -> tuple[PreTrainedModel, list[str]]:
+) -> PreTrainedModel:
     """The workload's model with random weights, LoRA applied with PEFT when asked for."""
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(
@@ -163,7 +163,6 @@ def build_model(
         attn_implementation=ATTENTION[config.attention_impl],
         dtype=_dtype(config),
     )
-    notes: list[str] = []
     if config.finetune == "lora":
         targets = lora_targets(config)
         lora = LoraConfig(
@@ -174,7 +173,7 @@ def build_model(
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
-    return model.to(device), notes
+    return model.to(device)
 
 
 def lora_targets(config: WorkloadConfig) -> list[str] | str:
@@ -228,7 +227,8 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
             hf_config = model_config(config)
         except UnsupportedConfig as exc:
             return str(exc)
-        model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(hf_config)]
+        # the lazy auto-mapping returns the model class (transformers annotates it otherwise)
+        model_class = cast(type, MODEL_FOR_CAUSAL_LM_MAPPING[type(hf_config)])
         flag = {"sdpa": "_supports_sdpa", "flash": "_supports_flash_attn"}.get(
             config.attention_impl, ""
         )
@@ -394,7 +394,7 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
     training._set_matmul_precision(config.precision)
     memory = training._PeakMemory(device)
     memory.reset()
-    model, notes = build_model(config, device, request.layers, request.seed)
+    model = build_model(config, device, request.layers, request.seed)
     sizes = window_sizes(request.steps)
     timer = StepTimer(device, request.warmup, sizes, hook)
     samples = (request.warmup + request.steps) * config.grad_accum_steps * config.batch_size
@@ -428,5 +428,4 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
         losses=values,
         peak_memory_gb=memory.peak_gb(),
         compile_time_s=compile_s,
-        warnings=notes,
     )

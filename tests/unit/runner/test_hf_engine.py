@@ -104,20 +104,20 @@ def test_every_family_trains_full_and_lora_with_checkpointing_and_fused_adamw(
 
 
 def test_lora_trains_only_peft_adapters_and_phi3_targets_its_fused_linears() -> None:
-    model, _ = build_model(lora("llama-3.2-1b"), CPU)
+    model = build_model(lora("llama-3.2-1b"), CPU)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name for name in trainable)
     assert any("q_proj" in name for name in trainable)
     assert lora_targets(lora("phi-3-mini")) == ["gate_up_proj", "qkv_proj"]
-    phi, _ = build_model(lora("phi-3-mini"), CPU)
+    phi = build_model(lora("phi-3-mini"), CPU)
     assert any("qkv_proj.lora_A" in name for name, _ in phi.named_parameters())
 
 
 def test_lora_freezes_a_16_bit_base_and_full_fine_tuning_keeps_fp32_master_weights() -> None:
-    model, _ = build_model(lora(precision="bf16"), CPU)
+    model = build_model(lora(precision="bf16"), CPU)
     dtypes = {p.dtype for p in model.parameters() if not p.requires_grad}
     assert dtypes == {torch.bfloat16}
-    full, _ = build_model(tiny(precision="bf16"), CPU)
+    full = build_model(tiny(precision="bf16"), CPU)
     assert {p.dtype for p in full.parameters()} == {torch.float32}
 
 
@@ -153,7 +153,7 @@ def test_the_optimizer_is_the_one_the_trainer_builds_for_the_name(
     optim: str, fused: bool | None, tmp_path: Any
 ) -> None:
     config = tiny(optimizer=optim)
-    model, _ = build_model(config, CPU)
+    model = build_model(config, CPU)
     args = training_arguments(config, RunRequest(config, 2, 0, 0.0), CPU, str(tmp_path))
     optimizer = Trainer(model=model, args=args).create_optimizer()
     assert isinstance(optimizer, torch.optim.AdamW)
@@ -249,3 +249,7 @@ def test_compile_runs_in_the_untimed_warmup_and_is_reported_on_its_own(
     measurement = run(tiny(torch_compile=True), steps=2, warmup=0)
     assert measurement.warmup_steps == 1  # at least one step holds the compilation
     assert measurement.compile_time_s is not None and measurement.compile_time_s >= 0
+
+
+def test_a_run_of_fewer_layers_builds_and_reports_that_many() -> None:
+    assert run(tiny("gemma-2-2b"), steps=1, warmup=0, layers=1).layers == 1
