@@ -11,6 +11,7 @@ and kept for the rest of the run; ``close`` ends every worker.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +56,8 @@ class DeviceSession:
         """Storage directory whose saved self-calibrations projected devices use."""
         self._simulated: dict[str, SimulatedDevice] = {}
         self._live: dict[str, LiveDevice] = {}
+        self.on_wait: Callable[[str], None] | None = None
+        """Told when a measured run waits for a device lock another process holds."""
 
     @property
     def info(self) -> DeviceInfo:
@@ -94,6 +97,7 @@ class DeviceSession:
             ) from None
         if selector not in self._live:
             self._live[selector] = LiveDevice(replace(self.measure, device=selector))
+            self._live[selector].on_wait = self.on_wait
         return self._live[selector]
 
     def close(self) -> None:

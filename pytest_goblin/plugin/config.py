@@ -63,6 +63,24 @@ def live_writer(config: pytest.Config) -> Callable[[str], None] | None:
     return write
 
 
+def notice_writer(config: pytest.Config) -> Callable[[str], None] | None:
+    """A writer for what the user must see at any verbosity while a test runs (waiting for
+    a device another process holds): the line goes past output capture to the terminal."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None or hasattr(config, "workerinput"):
+        return None
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if capture is None:
+            terminal.write_line(f"goblin: {line}")
+            return
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(f"goblin: {line}")
+
+    return write
+
+
 def check_device(settings: GoblinSettings) -> None:
     from pytest_goblin.catalogue.devices import get_device
 

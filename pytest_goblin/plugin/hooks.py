@@ -166,6 +166,7 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
         )
     )
     session = device_session(pytestconfig, settings, measure)
+    session.on_wait = config_state.notice_writer(pytestconfig)
     yield session
     session.close()
 

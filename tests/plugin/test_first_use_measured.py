@@ -9,12 +9,18 @@ error says that ``--goblin-fake`` projects without a GPU.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
 pytest.importorskip("torch")
 
 from pytest_goblin.runner import measured as live
+from pytest_goblin.runner.options import MeasureOptions
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +76,50 @@ def test_a_skipped_workload_shows_its_reason_without_rs(pytester: pytest.Pyteste
     )
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["skipped tiny (w.goblin.yaml): *flash attention needs*"])
+
+
+def test_waiting_for_a_device_another_process_holds_is_said(tmp_path: Path) -> None:
+    """A run waiting on another process's device lock used to say nothing for minutes."""
+    release = tmp_path / "release"
+    lock = live.LOCK_DIR / "cpu.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, time; from pathlib import Path; from filelock import FileLock\n"
+            f"lock = FileLock({str(lock)!r}); lock.acquire()\n"
+            f"Path({str(lock.with_suffix('.holder'))!r}).write_text(str(os.getpid()))\n"
+            "print('held', flush=True)\n"
+            f"while not Path({str(release)!r}).exists(): time.sleep(0.05)\n"
+            "lock.release()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    said: list[str] = []
+
+    def waiting(line: str) -> None:
+        said.append(line)
+        release.touch()  # the other process lets go once we are seen waiting
+
+    device = live.LiveDevice(MeasureOptions(device="cpu"))
+    device._lock_path = lock
+    device.on_wait = waiting
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with patch.object(live.LiveDevice, "_worker"), device.locked({}):
+            assert (lock.with_suffix(".holder")).read_text().strip() == str(os.getpid())
+    finally:
+        release.touch()
+        holder.wait(timeout=60)
+    assert said == [f"waiting for the device lock {lock} held by PID {holder.pid}"]
+
+
+def test_a_free_device_lock_says_nothing(tmp_path: Path) -> None:
+    said: list[str] = []
+    device = live.LiveDevice(MeasureOptions(device="cpu"))
+    device._lock_path = live.LOCK_DIR / "cpu.lock"
+    device.on_wait = said.append
+    with patch.object(live.LiveDevice, "_worker"), device.locked({}):
+        pass
+    assert said == []
