@@ -368,8 +368,11 @@ def training_arguments(
         options["dataloader_persistent_workers"] = config.dataloader_persistent_workers
         if config.dataloader_prefetch_factor is not None:
             options["dataloader_prefetch_factor"] = config.dataloader_prefetch_factor
-    if config.gradient_checkpointing:
-        options[f"{checkpointing}_kwargs"] = {"use_reentrant": False}
+    given = config.extras.get("gradient_checkpointing_kwargs")
+    if config.gradient_checkpointing and isinstance(given, dict):
+        # the job's own kwargs; else transformers' default (5.25 modeling_utils.py:
+        # activation_checkpointing_enable uses {"use_reentrant": False})
+        options[f"{checkpointing}_kwargs"] = given
     if config.torch_compile:
         options["torch_compile_backend"] = training.COMPILE_BACKEND
     return TrainingArguments(**options)

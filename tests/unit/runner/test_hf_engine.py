@@ -146,6 +146,12 @@ def test_the_trainer_arguments_follow_the_workload(tmp_path: Any) -> None:
     assert args.dataloader_num_workers == 2 and args.dataloader_prefetch_factor == 4
     assert args.dataloader_persistent_workers
     assert args.save_strategy == "no" and args.report_to == []
+    given = config.model_copy(update={"extras": {"gradient_checkpointing_kwargs": {"a": 1}}})
+    args = training_arguments(given, RunRequest(given, 5, 2, 0.0), CPU, str(tmp_path))
+    assert {"a": 1} in (
+        getattr(args, "activation_checkpointing_kwargs", None),
+        args.gradient_checkpointing_kwargs,
+    )
 
 
 @pytest.mark.parametrize(("optim", "fused"), [("adamw_torch", None), ("adamw_torch_fused", True)])
