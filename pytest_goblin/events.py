@@ -53,7 +53,8 @@ def live_line(kind: str, data: dict[str, Any]) -> str:
     elif kind == "tool_result":
         text = f"<- {data.get('name')}: {_result_summary(data)}"
     elif kind == "final_report":
-        text = f"report: {data.get('report', {}).get('summary_line', '')}"
+        # in measured mode the verdict's own paired rounds follow and may move the number
+        text = f"agent's estimate: {data.get('report', {}).get('summary_line', '')}"
     else:
         text = f"error: {' '.join(str(data.get('message', '')).split())}"
     line = f"    {text}"

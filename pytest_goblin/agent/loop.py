@@ -150,8 +150,12 @@ async def _drive(
             if text:
                 yield AuditEvent(type="thought", data={"text": text})
         for call in turn.tool_calls:
-            for event in _execute(backend, state, call, results, secrets):
-                yield event
+            # the call is shown before it runs: a benchmark takes a while, and `-v` should
+            # say what is running, not what ran
+            yield AuditEvent(
+                type="tool_call", data={"id": call.id, "name": call.name, "input": call.input}
+            )
+            yield _execute(backend, state, call, results, secrets)
         if turn.stop_reason == "end_turn" or not turn.tool_calls:
             break
     report = _last_compare(state, results) or _synthesise(state)
@@ -177,7 +181,7 @@ def _execute(
     call: ToolCall,
     results: list[dict[str, Any]],
     secrets: tuple[str, ...],
-) -> list[AuditEvent]:
+) -> AuditEvent:
     result = (
         ToolResult(ok=False, error=f"{call.name or 'tool call'}: {call.error}")
         if call.error
@@ -198,10 +202,7 @@ def _execute(
         else redact_known(result.error or "failed", secrets)
     )
     backend.add_tool_result(call.id, call.name, content, not result.ok)
-    return [
-        AuditEvent(type="tool_call", data={"id": call.id, "name": call.name, "input": call.input}),
-        AuditEvent(type="tool_result", data=entry),
-    ]
+    return AuditEvent(type="tool_result", data=entry)
 
 
 def _last_compare(state: AuditState, results: list[dict[str, Any]]) -> Report | None:

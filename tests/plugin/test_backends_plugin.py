@@ -226,7 +226,7 @@ def test_verbose_streams_thoughts_and_tool_calls_under_the_item(
             '    -> parse_config {"file_path": "workloads/llama3-8b-lora-tuned.goblin.yaml"}',
             "    <- parse_config: ok (config_id cfg-1)",
             "    -> compare_runs *",
-            "    report: Tokens/s*",
+            "    agent's estimate: Tokens/s*",
             "*::llama3-8b-lora-tuned PASSED*",
         ]
     )
