@@ -306,15 +306,15 @@ def rules_listing(kb: KnowledgeBase, verbose: bool = False) -> str:
                 [
                     _labelled(rule.id, origins.get(rule.id)),
                     rule.kind,
-                    ", ".join(rule.platforms),
+                    "\n".join(rule.platforms),
                     _speedup(rule.expected_speedup),
-                    "\n".join(rule.citation),
+                    "\n".join(_hosts(rule.citation)),
                 ]
                 for rule in rules
             ]
             body = tabulate(
                 rows,
-                headers=["id", "kind", "platforms", "speedup", "citation"],
+                headers=["id", "kind", "platforms", "speedup", "cited from"],
                 tablefmt="simple",
                 disable_numparse=True,
             )
@@ -323,7 +323,8 @@ def rules_listing(kb: KnowledgeBase, verbose: bool = False) -> str:
     for rule_id in origins:
         files.setdefault(str(kb.sources[rule_id]), []).append(rule_id)
     footer = [
-        f"{len(kb)} rules ({len(kb) - len(origins)} built-in, {len(origins)} user)",
+        f"{len(kb)} rules ({len(kb) - len(origins)} built-in, {len(origins)} user)"
+        + ("" if verbose else "; -v: each rule in full, with its citations"),
         *(f"user rules from {path}: {', '.join(ids)}" for path, ids in files.items()),
         *(f"user rule {rule_id} replaces the built-in rule" for rule_id, _ in kb.replaced),
     ]
@@ -352,6 +353,15 @@ def _origins(kb: KnowledgeBase) -> dict[str, str]:
         for rule_id, path in kb.sources.items()
         if path.parent != BUNDLED_DIR
     }
+
+
+def _hosts(citations: list[str]) -> list[str]:
+    """Where a rule's citations are, by site (``docs.pytorch.org``): full URLs are 60 to 120
+    characters and made the listing wider than any terminal; ``-v`` shows them whole."""
+    from urllib.parse import urlsplit
+
+    hosts = [urlsplit(url).netloc or url for url in citations]
+    return list(dict.fromkeys(hosts))
 
 
 def _labelled(rule_id: str, origin: str | None) -> str:
