@@ -403,9 +403,6 @@ class GoblinSettings:
         parse=_lower,
         metavar="NAME",
     )
-    device: str = setting(
-        "auto",
-        "device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
     save_calibration: bool = setting(
         False,
         "fit the analytic model to this session's measured runs and save the device's "
@@ -414,6 +411,9 @@ class GoblinSettings:
         _MEASURE,
         kind="flag",
     )
+    device: str = setting(
+        "auto",
+        "device to measure on: auto (ROCm or CUDA GPU if torch sees one, else CPU), "
         "cpu, cuda, cuda:N, rocm or rocm:N.",
         _MEASURE,
         parse=_parse_device,
