@@ -97,10 +97,10 @@ def _print_table(measured: dict[str, tuple[float, float]], runners: dict[str, Fa
 
 
 def _measure(
-    steps: int, repeats: int
+    steps: int, repeats: int, warmup: int
 ) -> tuple[dict[str, tuple[float, float]], list[MeasuredRun], Any]:
     """Each knob's pair measured interleaved ``repeats`` times; medians, every run, device."""
-    session = DeviceSession(DEVICE, MeasureOptions(device=DEVICE, warmup=2))
+    session = DeviceSession(DEVICE, MeasureOptions(device=DEVICE, warmup=warmup))
     try:
         runner = session.runner_for()
         measured: dict[str, tuple[float, float]] = {}
@@ -127,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--save-calibration", type=Path, metavar="STORAGE")
     parser.add_argument("--projected-only", type=Path, metavar="STORAGE")
     args = parser.parse_args()
@@ -152,7 +153,7 @@ def main() -> None:
         )
         return
 
-    measured, runs, info = _measure(args.steps, args.repeats)
+    measured, runs, info = _measure(args.steps, args.repeats, args.warmup)
     runners: dict[str, FakeRunner] = {"published model": published}
     if args.save_calibration:
         saved = calibrate(spec, device_fingerprint(info), info.name, runs)
