@@ -62,6 +62,7 @@ details {{ border: 1px solid #d0d7de; border-radius: 6px; padding: 6px 10px; mar
 summary {{ cursor: pointer; }}
 pre {{ background: #f6f8fa; padding: 8px; overflow-x: auto; font-size: 12.5px; }}
 pre .add {{ color: #1a7f37; }} pre .del {{ color: #cf222e; }} pre .hunk {{ color: #8250df; }}
+#chart {{ overflow-x: auto; }}
 svg text {{ font: 12px system-ui, sans-serif; fill: #1b1b1b; }}
 svg .tick {{ fill: #57606a; }}
 svg .grid {{ stroke: #e5e7eb; }}
@@ -129,8 +130,9 @@ def chart(results: Sequence[WorkloadResult]) -> str:
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{CHART_WIDTH}" '
+        # drawn at its own width, never scaled down (at 400 px a 960-wide chart's 12 px
+        # text became 5 px): the #chart section scrolls sideways instead
         f'height="{height}" viewBox="0 0 {CHART_WIDTH} {height}" '
-        'style="max-width: 100%; height: auto" '
         'aria-label="baseline and patched tokens per second per workload">'
     ]
     tick = 0.0

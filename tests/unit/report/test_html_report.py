@@ -279,3 +279,14 @@ def test_chromium_draws_the_bars_and_the_whisker_to_scale(
     )
     ci_span = (failed.speedup_ci[1] - failed.speedup_ci[0]) / failed.speedup
     assert whisker == pytest.approx(patched * ci_span, abs=3)
+
+
+def test_the_chart_is_never_scaled_down_so_its_text_stays_readable(
+    failed: WorkloadResult,
+) -> None:
+    """At 400 px wide, a chart shrunk to fit had 5 px text; it scrolls sideways instead."""
+    page = html.render([failed], run_info(failed))
+    (svg,) = Elements(page).find("svg")
+    assert svg["width"] == str(html.CHART_WIDTH)
+    assert "style" not in svg
+    assert "#chart { overflow-x: auto; }" in page
