@@ -38,7 +38,8 @@ fill factor (x ``COMPILE_SPEEDUP`` with torch.compile). The fill factor
 too small to fill the device; the width factor does the same for narrow models.
 
 Precision picks the peak: bf16/fp16 the 16-bit matrix rate; fp32 the FP32 rate
-(matrix cores idle for 16-bit: the big FP32 penalty); tf32 the TF32 rate where
+(matrix cores idle for 16-bit: the big FP32 penalty), reached at ``FP32_KERNEL_GAIN``
+times the 16-bit efficiency; tf32 the TF32 rate where
 PyTorch uses it (not on ROCm, where ``allow_tf32`` is not honoured by default:
 modelled as fp32 with a warning); fp8 the FP8 rate for the linear GEMMs where
 the device has one, at ``FP8_GEMM_RATIO`` of the bf16 efficiency (attention stays
@@ -52,8 +53,10 @@ Host side
       only by ``max(0, load/W - compute)``. The host-to-device copy of the
       batch is serialised; pageable (unpinned) memory copies it slower.
     * Dispatch: eager PyTorch spends ``OP_DISPATCH_S`` of host time per op. A
-      GPU runs asynchronously, so only dispatch time beyond the device time is
-      lost; a CPU device runs ops synchronously, so all of it is.
+      GPU runs asynchronously but waits for the launch-bound share
+      (``LAUNCH_BOUND_DISPATCH_SHARE``: small kernels finish before the next is
+      issued), and for the rest only where it exceeds the device time; a CPU
+      device runs ops synchronously, so all of it is lost.
     * ``HOST_STEP_OVERHEAD_S`` per optimizer step (loss ``.item()`` sync,
       scheduler, ``zero_grad``, logging).
 
@@ -97,6 +100,12 @@ Memory (decimal GB)
       LoRA is modelled with the full set (an upper bound). Plus the logits
       (``LOGITS_BYTES_PER_ELEMENT`` per token per vocabulary entry).
     * ``WORKSPACE_GB`` for the runtime context, GEMM workspaces and allocator slack.
+
+Calibration: the constants are fitted to the published measurements in
+``calibration_points.yaml`` (``accuracy.py`` projects them; a test pins each
+projection). A ``DeviceCorrection`` fitted to one device's measured runs
+(``self_calibration.py``) scales the mechanisms for that device; the numbers stay
+projected.
 
 Not modelled: padding (every sample is assumed to fill ``seq_len``, as packed
 or synthetic data does), dataloader prefetch depth and worker restarts, the
@@ -826,7 +835,7 @@ class FakeRunner:
         """Saved activations (Korthikanti et al.) plus the logits, in bytes."""
         arch = res.arch
         s, b, h, a = config.seq_len, config.batch_size, arch.hidden, arch.heads
-        per_token_hidden = KORTHIKANTI_LINEAR_BYTES
+        per_token_hidden: float = KORTHIKANTI_LINEAR_BYTES
         if res.attention == "math":
             per_token_hidden += KORTHIKANTI_SCORE_BYTES * a * s / h
         scale = _element_bytes(res.precision) / 2.0
