@@ -277,12 +277,20 @@ class GoblinSession:
     def _save_calibration(self) -> str:
         """Fit the analytic model to the session's measured runs and save it (thin: the
         fit and the file live in ``runner.self_calibration``)."""
-        runs = self_calibration.runs_from_results(self._sorted())
         device = self._device()
-        if not runs or device is None:
+        if device is None:
+            return "calibration: not saved: the session has no measured run to fit"
+        fingerprint = history.device_fingerprint(device)
+        # one device per calibration: workloads a goblin.device sent elsewhere are left out
+        same = [
+            r
+            for r in self._sorted()
+            if r.device is not None and history.device_fingerprint(r.device) == fingerprint
+        ]
+        runs = self_calibration.runs_from_results(same)
+        if not runs:
             return "calibration: not saved: the session has no measured run to fit"
         spec = get_device(device.catalogue_key or self.settings.fake_device)
-        fingerprint = history.device_fingerprint(device)
         saved = self_calibration.calibrate(spec, fingerprint, device.name, runs)
         try:
             path = self_calibration.save_calibration(self.settings.storage, saved)
