@@ -317,21 +317,20 @@ def passed_result(pytester: pytest.Pytester) -> WorkloadResult:
 
 
 def test_an_unforeseen_exception_in_an_audit_still_reaches_every_report(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    project: pytest.Pytester,
 ) -> None:
-    from pytest_goblin.plugin import items
-
-    real = items.audit_workload
-
-    def broken(workload: Any, *args: Any, **kwargs: Any) -> Any:
-        if workload.name == "llama-tuned":
+    """A plugin's runner hook with a bug stands for any unforeseen exception."""
+    project.makeconftest(
+        """
+        def pytest_goblin_make_runner(device, settings, config):
             raise RuntimeError("a bug")
-        return real(workload, *args, **kwargs)
-
-    monkeypatch.setattr(items, "audit_workload", broken)
+        """
+    )
     result = project.runpytest(*GATE, "--goblin-json=out.json", "w")
     result.assert_outcomes(failed=2)
     report = json.loads((project.path / "out.json").read_text())
-    errors = {w["name"]: w["error"] for w in report["workloads"]}
-    assert errors["llama-tuned"] == ("w/tuned.goblin.yaml: internal error: RuntimeError: a bug")
-    assert errors["llama-mistuned"] is None
+    errors = {w["path"]: w["error"] for w in report["workloads"]}
+    assert errors == {
+        path: f"{path}: internal error: RuntimeError: a bug"
+        for path in ("w/mistuned.goblin.yaml", "w/tuned.goblin.yaml")
+    }
