@@ -160,7 +160,8 @@ def find_run(storage: Path, wanted: str) -> RunFile | None:
         return runs[-1] if runs else None
     exact = [run for run in runs if run.id == wanted]
     named = [run for run in runs if run.name == wanted]
-    return (exact or named or [None])[-1]
+    matches = exact or named
+    return matches[-1] if matches else None
 
 
 def missing_text(storage: Path, wanted: str, fail_pct: float | None = None) -> str:
@@ -335,9 +336,10 @@ def compare(
             reason=f"saved on {was}, now on {_device_label(result.device.model_dump())}",
         )
     change = (now - then) / then * 100 if then > 0 else 0.0
-    interval = _change_interval(entry.baseline, result.baseline, result.projected)
-    beyond = fail_pct is not None and change < -fail_pct
-    regressed = beyond and (interval is None or interval[1] < -fail_pct)
+    interval = _change_interval(entry.baseline, result.baseline, result.baseline.projected)
+    floor = None if fail_pct is None else -fail_pct
+    beyond = floor is not None and change < floor
+    regressed = beyond and (interval is None or (floor is not None and interval[1] < floor))
     changed = bool(entry.config_hash) and entry.config_hash != result.baseline.config_hash
     reason = (
         f"baseline {now:,.0f} tok/s against {then:,.0f} tok/s in saved run {saved.id} "

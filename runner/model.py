@@ -179,6 +179,9 @@ class Block(nn.Module):
 class Decoder(nn.Module):
     """Token embedding, ``layers`` blocks, final norm and LM head; returns the mean loss."""
 
+    rope_cos: torch.Tensor  # buffers (register_buffer below): tensors, not submodules
+    rope_sin: torch.Tensor
+
     def __init__(self, arch: ModelArch, seq_len: int, options: ModelOptions) -> None:
         super().__init__()
         self.checkpointing = options.checkpointing
@@ -227,7 +230,8 @@ class Decoder(nn.Module):
                 param.fill_(1.0)
             else:
                 param.normal_(0.0, INIT_STD)
-        cos, sin = rope_tables(*self.rope_cos.shape, self.rope_cos.device)
+        seq_len, head_dim = self.rope_cos.shape
+        cos, sin = rope_tables(seq_len, head_dim, self.rope_cos.device)
         self.rope_cos.copy_(cos)
         self.rope_sin.copy_(sin)
 
@@ -245,7 +249,8 @@ def add_lora(model: Decoder, rank: int, alpha: int, targets: tuple[str, ...]) ->
     names = {t.lower() for t in targets}
     every = bool(names & LORA_ALL_LINEAR)
     found: set[str] = set()
-    for block in model.blocks:
+    blocks = [block for block in model.blocks if isinstance(block, Block)]  # all of them
+    for block in blocks:
         for parent in (block.attn, block.mlp):
             for child_name, child in list(parent.named_children()):
                 if isinstance(child, nn.Linear) and (every or child_name in names):

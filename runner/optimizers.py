@@ -63,7 +63,7 @@ def make_optimizer(
         return torch.optim.Adafactor(params, lr=lr)
     if key in BITSANDBYTES:
         # optional: unsupported_reason has checked that it is installed
-        import bitsandbytes  # type: ignore[import-not-found]
+        import bitsandbytes
 
         return getattr(bitsandbytes.optim, BITSANDBYTES[key])(params, lr=lr, weight_decay=0.0)
     raise ValueError(unsupported_reason(name) or f"optimizer {name!r} is not supported")

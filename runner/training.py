@@ -36,6 +36,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -275,7 +276,8 @@ class _Clock:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.marks: list[torch.cuda.Event | float] = []
+        self.events: list[torch.cuda.Event] = []  # on a GPU
+        self.times: list[float] = []  # on the CPU
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -285,17 +287,16 @@ class _Clock:
         if self.device.type == "cuda":
             event = torch.cuda.Event(enable_timing=True)
             event.record()
-            self.marks.append(event)
+            self.events.append(event)
         else:
-            self.marks.append(time.perf_counter())
+            self.times.append(time.perf_counter())
 
     def intervals(self) -> list[float]:
         self.sync()
-        pairs = zip(self.marks, self.marks[1:])
         if self.device.type == "cuda":
             # events on a GPU: elapsed_time is in milliseconds
-            return [a.elapsed_time(b) / 1e3 for a, b in pairs]  # type: ignore[union-attr]
-        return [b - a for a, b in pairs]  # type: ignore[operator]  # floats on the CPU
+            return [a.elapsed_time(b) / 1e3 for a, b in zip(self.events, self.events[1:])]
+        return [b - a for a, b in zip(self.times, self.times[1:])]
 
 
 def telemetry(device: torch.device) -> dict[str, float]:
@@ -355,8 +356,13 @@ class _Trainer:
         if config.torch_compile:
             torch._dynamo.reset()  # a fresh cache per run: each run compiles its own model
             torch._dynamo.utils.counters.clear()  # graph breaks are counted per run
+        compiling = compile_options(config)
         self.step_model: nn.Module = (
-            torch.compile(self.model, **compile_options(config))
+            # compiling a module returns an OptimizedModule, a Module (typed as a callable)
+            cast(
+                nn.Module,
+                torch.compile(self.model, backend=compiling["backend"], mode=compiling.get("mode")),
+            )
             if config.torch_compile
             else self.model
         )

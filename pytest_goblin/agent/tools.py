@@ -288,10 +288,12 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
     if not new_changes:
         detail = "; ".join(f"{s.rule_id}: {s.reason}" for s in skipped) or "nothing to change"
         raise ToolFailure(f"no change to propose ({detail})")
-    base = state.patches.get(state.patch_of_config.get(config_id or ""))
+    base_id = state.patch_of_config.get(config_id or "")
+    base = state.patches.get(base_id) if base_id is not None else None
     changes = _merge(base, new_changes)
     root = state.configs[state.root_config_id] if base and state.root_config_id else config
-    diff, notes, unwritten = "", list(base.notes if base else []), {}
+    diff, notes = "", list(base.notes if base else [])
+    unwritten: dict[str, str] = {}
     if state.workload is not None and root == state.workload.config:
         changes, diff, unwritten = _write_into_file(state, base, changes, notes)
     from pytest_goblin.workload.read import apply_changes
@@ -609,9 +611,9 @@ def _candidates(
                 4,
             ),
             projected=measured is None,
-            peak_memory_gb=round(measured.hbm_peak_gb if measured else peak, 2)
-            if measured is not None or peak is not None
-            else None,
+            peak_memory_gb=round(measured.hbm_peak_gb, 2)
+            if measured is not None
+            else (None if peak is None else round(peak, 2)),
             chosen=chosen is not None and patch.new_config == chosen.new_config,
         )
         if key not in found or candidate.chosen:

@@ -73,9 +73,15 @@ class Confirmation:
 def classify(estimate: SpeedupEstimate, threshold: float) -> Decision:
     """Where the interval lies against the bar 1 + threshold, by the verdict's own rule."""
     low, high = estimate.ci
-    return {"above": "failed", "below": "passed", "straddles": "inconclusive"}[
-        position(low, high, threshold)
-    ]
+    return _DECISIONS[position(low, high, threshold)]
+
+
+_DECISIONS: dict[str, Decision] = {
+    "above": "failed",
+    "below": "passed",
+    "straddles": "inconclusive",
+}
+"""Where the interval lies against the bar (``verdict.rule.position``) → the decision."""
 
 
 def paired_windows(a_run: RunMetrics, b_run: RunMetrics) -> tuple[list[float], list[float]]:

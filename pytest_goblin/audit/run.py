@@ -262,6 +262,7 @@ def confirm_report(
     if budget is None:
         budget = TimeBudget(settings.time_budget_s)
     budget.start()
+    result: Confirmation | None = None
     try:
         result = confirm(
             runner,
@@ -274,8 +275,7 @@ def confirm_report(
             started=budget.started,
         )
     except RunFailed as exc:  # OutOfMemory included
-        result = None
-        problem = f"a repeat of the patched run failed: {exc}"
+        problem: str | None = f"a repeat of the patched run failed: {exc}"
     else:
         problem = result.rejected
     patch, fallback = report.patch, None

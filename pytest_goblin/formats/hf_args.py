@@ -470,14 +470,14 @@ def _edits(data: dict[str, Any], field: str, value: Any, *, trl: bool) -> list[E
     if field == "lora_targets" and trl:
         return [Edit(("lora_target_modules",), list(value), ("lora_r", "use_peft"))]
     if field == "seq_len":
-        key = next((k for k in SEQ_KEYS if k in data), "max_length" if trl else None)
-        if key is None:
+        seq_key = next((k for k in SEQ_KEYS if k in data), "max_length" if trl else None)
+        if seq_key is None:
             raise Unpatchable(
                 field,
                 "TrainingArguments has no sequence length key; the "
                 "script's tokenizer or data collator sets it",
             )
-        return [Edit((key,), value, _TRAIN)]
+        return [Edit((seq_key,), value, _TRAIN)]
     if field == "precision":
         return precision_edits(data, value, trl=trl)
     if field == "attention_impl":

@@ -414,18 +414,18 @@ def _write(found: _Discovery, editor: PyText, field_name: str, value: Any) -> No
     elif field_name.startswith("env_vars."):
         _write_environment(found, editor, field_name, str(value))
     elif field_name == "seq_len":
-        key = next((k for k in ("max_length", "max_seq_length") if k in found.places), None)
-        place = found.places.get(key or "")
+        seq_key = next((k for k in ("max_length", "max_seq_length") if k in found.places), None)
+        place = found.places.get(seq_key or "")
         if place is not None and place.call is not found.args_call:
             _set(editor, found, field_name, place.call, place.key, value)
             return
-        if key is None and not found.trl:
+        if seq_key is None and not found.trl:
             raise Unpatchable(
                 field_name,
                 "TrainingArguments has no sequence length; the "
                 "script's tokenizer or collator sets it",
             )
-        _set(editor, found, field_name, found.args_call, key or "max_length", value)
+        _set(editor, found, field_name, found.args_call, seq_key or "max_length", value)
     elif field_name in _FIELD_KEYS:
         _write_training_key(found, editor, field_name, value)
     else:

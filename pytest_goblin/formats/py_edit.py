@@ -97,8 +97,8 @@ class PyText:
             at += _comment_length(self.text, at)
             return at, at, "".join(f"{self._newline}{indent}{pair}," for pair in pairs)
         comment = self.text[at : at + _comment_length(self.text, at)]
-        added = f",{self._newline}{indent}".join(pairs)
-        return at, at + len(comment), f",{comment}{self._newline}{indent}{added}"
+        joined = f",{self._newline}{indent}".join(pairs)
+        return at, at + len(comment), f",{comment}{self._newline}{indent}{joined}"
 
 
 def _comment_length(text: str, at: int) -> int:

@@ -17,6 +17,7 @@ from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
 
 if TYPE_CHECKING:
     from pytest_goblin.agent.backends.breaker import BackendBreaker
+    from pytest_goblin.audit.calibrate import Calibrations  # noqa: F401 (CALIBRATIONS_KEY's type)
     from pytest_goblin.history import SavedRun
     from pytest_goblin.kb.loader import KnowledgeBase
 

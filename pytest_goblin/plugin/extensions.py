@@ -10,9 +10,9 @@ asked by the session's device before the built-in runners.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -30,12 +30,16 @@ def plugin_rules(config: pytest.Config) -> list[tuple[Rule, Path]]:
     Each implementation is called on its own, so that a bad or duplicate rule
     is reported with the file that defines the hook.
     """
-    found = []
+    found: list[tuple[Rule, Path]] = []
     for impl in reversed(config.hook.pytest_goblin_rules.get_hookimpls()):
         source = _source(impl)
         label = f"{source} (pytest_goblin_rules of plugin {impl.plugin_name!r})"
         kwargs = {"config": config}
-        contributed = impl.function(**{name: kwargs[name] for name in impl.argnames})
+        # what hookspecs.pytest_goblin_rules declares (pluggy types a hook's result as object)
+        contributed = cast(
+            "Sequence[Rule | Mapping[str, Any]] | None",
+            impl.function(**{name: kwargs[name] for name in impl.argnames}),
+        )
         found += [
             (validate_rule(raw, label, index), source)
             for index, raw in enumerate(contributed or (), start=1)

@@ -292,7 +292,8 @@ class WorkloadItem(pytest.Function):
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"goblin workload: {self.name}"
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+    # the signature of pytest.Function.repr_failure, which drops Node's ``style`` the same way
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
 
         if isinstance(excinfo.value, (GoblinError, WorkloadFailed)):
             text = str(excinfo.value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,9 @@ class GoblinSession:
         return WorkloadFile.from_parent(parent, path=file_path, matched=matched, named=named)
 
     @pytest.hookimpl(wrapper=True, specname="pytest_collect_file")
-    def pytest_collect_file_of_scripts(self, file_path: Path) -> Iterator[None]:
+    def pytest_collect_file_of_scripts(
+        self, file_path: Path
+    ) -> Generator[None, list[pytest.Collector], list[pytest.Collector]]:
         """A training script named on the command line is ours alone: pytest's Python
         collector would import it as a test module, running its module scope."""
         collected = yield

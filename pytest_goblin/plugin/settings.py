@@ -607,9 +607,17 @@ def add_options(parser: pytest.Parser) -> None:
         if spec.option_name is not None:
             group.addoption(spec.option_name, **_option_arguments(spec))
         if spec.ini_name is not None:
-            ini_type = {"flag": "bool", "list": "args", "paths": "paths"}.get(spec.kind, "string")
+            ini_type = _INI_TYPES.get(spec.kind, "string")
             default: Any = {"flag": False, "list": [], "paths": []}.get(spec.kind, "")
             parser.addini(spec.ini_name, _help(spec), type=ini_type, default=default)
+
+
+_INI_TYPES: dict[Kind, Literal["bool", "args", "paths", "string"]] = {
+    "flag": "bool",
+    "list": "args",
+    "paths": "paths",
+}
+"""pytest's ini type of each kind of setting; ``string`` for the rest."""
 
 
 def _option_arguments(spec: Setting) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def settle(
     *,
     strict: bool,
     saved: SavedRun | None,
-    compare_fail: float,
+    compare_fail: float | None,
 ) -> Settled:
     """The item's outcome from the audit's report, its gates and its accepted gaps."""
     verdict = from_report(

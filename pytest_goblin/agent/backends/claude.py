@@ -15,7 +15,7 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pytest_goblin.agent.backends import (
     AgentTurn,
@@ -118,9 +118,11 @@ class ClaudeBackend:
             return self._client.messages.create(
                 model=self.model,
                 max_tokens=self.max_tokens,
-                system=self._system,
-                tools=tools,
-                messages=self._messages,
+                # the request's JSON as this module builds it; the SDK's TypedDicts
+                # describe the same JSON
+                system=cast("list[anthropic.types.TextBlockParam]", self._system),
+                tools=cast("list[anthropic.types.ToolParam]", tools),
+                messages=cast("list[anthropic.types.MessageParam]", self._messages),
             )
         except sdk.AuthenticationError as exc:
             raise BackendAuthError(

@@ -23,7 +23,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pytest_goblin.agent.backends import (
     QWEN_BASE_URL_ENV,
@@ -92,7 +92,11 @@ class QwenBackend:
                     f"point {QWEN_BASE_URL_ENV} at an OpenAI-compatible server"
                 )
             self._client = huggingface_hub.InferenceClient(
-                provider=self.provider, api_key=key, timeout=timeout_s
+                # a provider name from the environment: the SDK checks it against the
+                # providers it knows (its Literal type lists them at its version)
+                provider=cast(Any, self.provider),
+                api_key=key,
+                timeout=timeout_s,
             )
         self._secrets = (*environment_secrets(environ), *([key] if len(key) >= 8 else []))
         self._messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
@@ -130,18 +134,22 @@ class QwenBackend:
         output = await self._complete(tools)
         return self._turn(output, {s["name"]: s["input_schema"] for s in tool_schemas})
 
+    def _chat_completion(self, tools: list[dict[str, Any]]) -> ChatCompletionOutput:
+        """One non-streaming completion (the SDK's overloads pick it by ``stream=False``)."""
+        return self._client.chat_completion(
+            messages=list(self._messages),
+            model=self.model,
+            tools=cast(Any, tools),  # the JSON schema dicts the SDK's tool dataclasses mirror
+            tool_choice="auto",
+            max_tokens=self.max_tokens,
+            stream=False,
+        )
+
     async def _complete(self, tools: list[dict[str, Any]]) -> ChatCompletionOutput:
         attempt = 0
         while True:
             try:
-                return await asyncio.to_thread(
-                    self._client.chat_completion,
-                    messages=list(self._messages),
-                    model=self.model,
-                    tools=tools,
-                    tool_choice="auto",
-                    max_tokens=self.max_tokens,
-                )
+                return await asyncio.to_thread(self._chat_completion, tools)
             except Exception as exc:
                 status = _status(exc)
                 if status in (401, 403):
