@@ -213,24 +213,32 @@ def test_a_measured_runner_names_its_device_physically_by_the_lock_id(
     assert measured.device_id == measured.device.lock_id == "cpu"
 
 
+def injected(monkeypatch: pytest.MonkeyPatch, fault: str, threads: str) -> dict[str, str]:
+    """Env vars of a fresh worker that inherits ``fault`` from pytest's environment (a
+    workload's env_vars may only carry tuning knobs); OMP_NUM_THREADS tells it apart."""
+    monkeypatch.setenv(FAULT_ENV, fault)
+    return {"OMP_NUM_THREADS": threads}
+
+
 def test_a_library_oom_raised_as_a_runtime_error_is_reported_as_oom(
-    session: DeviceSession,
+    session: DeviceSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    env = injected(monkeypatch, "blas-oom:batch_size=3", "5")
     with pytest.raises(OutOfMemory, match="BLAS_STATUS_ALLOC_FAILED"):
-        runner(session).run(faulty("blas-oom:batch_size=3", batch_size=3), steps=3)
+        runner(session).run(tiny(env_vars=env, batch_size=3), steps=3)
 
 
 def test_a_sticky_device_error_fails_the_run_and_the_worker_is_replaced(
-    session: DeviceSession,
+    session: DeviceSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     measured = runner(session)
-    env = {FAULT_ENV: "fatal:batch_size=3"}
-    measured.run(faulty("fatal:batch_size=3"), steps=2)
+    env = injected(monkeypatch, "fatal:batch_size=3", "6")
+    measured.run(tiny(env_vars=env), steps=2)
     before = measured.device.worker_pid(env)
     with pytest.raises(RunFailed, match=r"illegal memory access.*fatal device error"):
-        measured.run(faulty("fatal:batch_size=3", batch_size=3), steps=3)
+        measured.run(tiny(env_vars=env, batch_size=3), steps=3)
     assert measured.device.worker_pid(env) is None  # it exited rather than serve errors
-    assert measured.run(faulty("fatal:batch_size=3"), steps=2).tokens_per_sec > 0
+    assert measured.run(tiny(env_vars=env), steps=2).tokens_per_sec > 0
     after = measured.device.worker_pid(env)
     assert before is not None and not alive(before) and after not in (None, before)
 
