@@ -37,14 +37,17 @@ from pytest_goblin.formats.base import (
     check_model,
 )
 from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
-from pytest_goblin.formats.vocabulary import FIREFLY, TRAINING_ARGUMENTS
+from pytest_goblin.formats.vocabulary import FIREFLY, TRAINING_ARGUMENTS, TRL_DPO_ONLY, TRL_SFT
 
 NAME = "firefly"
 SUFFIXES = frozenset({".json"})
 
-MARKERS = frozenset(FIREFLY - TRAINING_ARGUMENTS - {"model_name_or_path", "lora_rank"})
-"""Keys only Firefly's CustomizedArguments has (``lora_rank`` and the model key are shared
-with LLaMA-Factory, so they mark nothing)."""
+MARKERS = frozenset(
+    FIREFLY - TRAINING_ARGUMENTS - TRL_SFT - TRL_DPO_ONLY - {"lora_rank", "train_file", "eval_file"}
+)
+"""Keys only Firefly's CustomizedArguments has (``task_type``, ``template_name``, ``train_mode``,
+…): the model, ``max_seq_length``, LoRA and DPO keys are TRL's or LLaMA-Factory's too, and
+``train_file`` is also transformers' example scripts'."""
 _TRAIN_MODES = {"full": "full", "lora": "lora", "qlora": "qlora"}
 _PINNED_OPTIM = "adamw_torch"
 """The ``optim`` default of transformers 4.34, which Firefly's requirements.txt pins."""

@@ -44,6 +44,7 @@ MINIMAL = {
             {
                 "model_name_or_path": "meta-llama/Meta-Llama-3-8B",
                 "train_file": "data.jsonl",
+                "template_name": "qwen",
                 "max_seq_length": 1024,
                 "bf16": True,
             }
