@@ -394,7 +394,7 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
         request = replace(request, warmup=1)  # compilation happens in a step never timed
     if device.type == "cuda":
         torch.cuda.set_device(device)  # the Trainer places the model on the current device
-    training._set_matmul_precision(config.precision)
+    notes = training._set_matmul_precision(config.precision)
     memory = training._PeakMemory(device)
     memory.reset()
     model = build_model(config, device, request.layers, request.seed)
@@ -410,6 +410,7 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
             callbacks=[timer],
         )
         trainer.train()
+    memory.sample()  # device-level use with the allocator's cache still held
     seconds = timer.clock.intervals()
     accum = config.grad_accum_steps
     micro = torch.stack(trainer.micro_losses).float().cpu()
@@ -431,4 +432,25 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
         losses=values,
         peak_memory_gb=memory.peak_gb(),
         compile_time_s=compile_s,
+        warnings=notes,
+        peak_reserved_gb=memory.reserved_gb(),
+        peak_device_gb=memory.device_gb,
+        attention_backend=_attention_label(config, device),
     )
+
+
+def _attention_label(config: WorkloadConfig, device: torch.device) -> str:
+    """What attention ran: transformers' flash_attention_2 is the flash-attn package (CK or
+    Triton on ROCm), not SDPA's flash backend; sdpa is labelled as the native engine's."""
+    if config.attention_impl == "flash":
+        return f"flash_attn {_installed_version('flash_attn')} (flash_attention_2)"
+    return training.attention_backend(config, device, config.batch_size)
+
+
+def _installed_version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package.replace("_", "-"))
+    except PackageNotFoundError:
+        return "(not installed)"
