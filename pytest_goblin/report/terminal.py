@@ -34,10 +34,9 @@ def _tok(value: float | None) -> str:
 
 def header_line(device: DeviceInfo | None, backend: str, threshold: float, fake: bool) -> str:
     mode = "projected (analytic model)" if fake else "measured"
-    if not fake and device is not None and device.engine:
-        mode = f"measured ({device.engine} engine)"
+    engine = f" | engine: {device.engine}" if not fake and device and device.engine else ""
     return (
-        f"device: {_device_label(device)} | backend: {backend} | "
+        f"device: {_device_label(device)}{engine} | backend: {backend} | "
         f"threshold: {threshold:.0%} | numbers: {mode}"
     )
 
