@@ -33,6 +33,11 @@ PRIOR_WEIGHT = 1e-3
 run exercises (no run without dataloader workers, say) stays as published instead of
 drifting to wherever it does no harm."""
 
+MAX_LOG_MULTIPLIER = math.log(100.0)
+"""No mechanism is corrected by more than 100x either way: beyond that the runs say
+more about the machine's load than about the device (a fit to runs measured on an
+overloaded host pushed the host overhead to 2,000x)."""
+
 START_STEP = math.log(4.0)
 MIN_STEP = 1e-4
 MAX_SWEEPS = 400
@@ -101,6 +106,8 @@ def fit_correction(spec: DeviceSpec, runs: list[MeasuredRun]) -> tuple[DeviceCor
         for name in PARAMETERS:
             for direction in (1.0, -1.0):
                 trial = {**theta, name: theta[name] + direction * step}
+                if abs(trial[name]) > MAX_LOG_MULTIPLIER:
+                    continue
                 value = _objective(spec, runs, trial)
                 if value < best:
                     theta, best, improved = trial, value, True
