@@ -54,6 +54,9 @@ from pytest_goblin.schemas import WorkloadConfig
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 MAX_EXTRA_WARMUP = 8
 """Warmup steps added, at most, while step time is still changing or fp16 steps are skipped."""
+CPU_EXTRA_WARMUP = 0
+"""On the CPU warmup is not extended: there are no boost clocks, autotuning or loss-scale
+overflows to wait out, and a shared machine's noise would keep it from ever settling."""
 STABLE_STEP_TOLERANCE = 0.10
 """Two consecutive warmup steps within this fraction of each other count as a settled step time."""
 FOREIGN_GB = 4.0
@@ -489,7 +492,8 @@ def _warm_up(
     clock = _Clock(trainer.device)
     steps = 0
     settled = request.warmup == 0
-    while steps < request.warmup or (not settled and steps < request.warmup + MAX_EXTRA_WARMUP):
+    extra = MAX_EXTRA_WARMUP if trainer.device.type == "cuda" else CPU_EXTRA_WARMUP
+    while steps < request.warmup or (not settled and steps < request.warmup + extra):
         if hook:
             hook(steps, trainer.model)
         start = time.perf_counter()
@@ -499,7 +503,7 @@ def _warm_up(
         steps += 1
         if steps >= request.warmup:
             settled = _settled(step_times) and trainer.skipped(len(trainer.scales) - 1) == 0
-    if settled:
+    if settled or not extra:
         return steps, []
     last = ", ".join(f"{t * 1e3:.1f}" for t in step_times[-2:])
     return steps, [

@@ -46,7 +46,12 @@ def test_an_explicit_warmup_of_zero_is_honoured() -> None:
     assert run(tiny(), warmup=0).warmup_steps == 0
 
 
-def test_warmup_goes_on_while_step_time_changes_and_says_it_never_settled() -> None:
+def test_warmup_goes_on_while_step_time_changes_and_says_it_never_settled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # as on a GPU; the CPU's warmup is not extended by default
+    monkeypatch.setattr(training, "CPU_EXTRA_WARMUP", training.MAX_EXTRA_WARMUP)
+
     def uneven(step: int, model: torch.nn.Module) -> None:
         time.sleep(0.03 * (step % 2))  # every other step 30 ms slower
 
@@ -124,3 +129,7 @@ def test_an_unknown_compile_mode_is_an_error_naming_the_field() -> None:
     config = tiny(torch_compile=True, extras={"torch_compile_mode": "fastest"})
     with pytest.raises(ValueError, match=r"extras.torch_compile_mode 'fastest'"):
         run(config)
+
+
+def test_the_cpus_warmup_is_what_was_asked_for() -> None:
+    assert run(tiny(), warmup=2).warmup_steps == 2
