@@ -54,9 +54,11 @@ def runner(session: DeviceSession, **settings: Any) -> TorchRunner:
     return found
 
 
-def faulty(fault: str, **fields: Any) -> WorkloadConfig:
-    """A config whose worker has the fault hook set (through its env_vars)."""
-    return tiny(env_vars={FAULT_ENV: fault}, **fields)
+def injected(monkeypatch: pytest.MonkeyPatch, fault: str, threads: str) -> dict[str, str]:
+    """Env vars of a fresh worker that inherits ``fault`` from pytest's environment (a
+    workload's env_vars may only carry tuning knobs); OMP_NUM_THREADS tells it apart."""
+    monkeypatch.setenv(FAULT_ENV, fault)
+    return {"OMP_NUM_THREADS": threads}
 
 
 def environment(pid: int) -> list[bytes]:
@@ -99,33 +101,37 @@ def test_env_vars_get_their_own_worker_with_them_in_its_environment(
 
 
 def test_a_worker_killed_mid_run_errors_the_run_and_the_next_run_restarts_it(
-    session: DeviceSession,
+    session: DeviceSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     measured = runner(session)
-    env = {FAULT_ENV: "crash:batch_size=3"}
-    measured.run(faulty("crash:batch_size=3"), steps=2)
+    env = injected(monkeypatch, "crash:batch_size=3", "7")
+    measured.run(tiny(env_vars=env), steps=2)
     before = measured.device.worker_pid(env)
     with pytest.raises(DeviceFault, match=r"(?s)died during a run.*SIGKILL.*stderr.*run: "):
-        measured.run(faulty("crash:batch_size=3", batch_size=3), steps=3)
-    assert measured.run(faulty("crash:batch_size=3"), steps=2).tokens_per_sec > 0
+        measured.run(tiny(env_vars=env, batch_size=3), steps=3)
+    assert measured.run(tiny(env_vars=env), steps=2).tokens_per_sec > 0
     after = measured.device.worker_pid(env)
     assert before is not None and after is not None and after != before and not alive(before)
 
 
 def test_out_of_memory_is_reported_as_oom_and_the_worker_lives_on(
-    session: DeviceSession,
+    session: DeviceSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     measured = runner(session)
+    env = injected(monkeypatch, "oom:batch_size=3", "8")
     with pytest.raises(OutOfMemory, match=r"^oom: out of memory on"):
-        measured.run(faulty("oom:batch_size=3", batch_size=3), steps=3)
-    pid = measured.device.worker_pid({FAULT_ENV: "oom:batch_size=3"})
-    assert measured.run(faulty("oom:batch_size=3"), steps=2).tokens_per_sec > 0
-    assert pid is not None and measured.device.worker_pid({FAULT_ENV: "oom:batch_size=3"}) == pid
+        measured.run(tiny(env_vars=env, batch_size=3), steps=3)
+    pid = measured.device.worker_pid(env)
+    assert measured.run(tiny(env_vars=env), steps=2).tokens_per_sec > 0
+    assert pid is not None and measured.device.worker_pid(env) == pid
 
 
-def test_a_diverged_loss_fails_the_run(session: DeviceSession) -> None:
+def test_a_diverged_loss_fails_the_run(
+    session: DeviceSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = injected(monkeypatch, "nan", "9")
     with pytest.raises(RunFailed, match="diverged"):
-        runner(session).run(faulty("nan"), steps=3)
+        runner(session).run(tiny(env_vars=env), steps=3)
 
 
 def test_a_config_the_device_cannot_run_is_refused_before_and_during_a_run(
@@ -211,13 +217,6 @@ def test_a_measured_runner_names_its_device_physically_by_the_lock_id(
 ) -> None:
     measured = runner(session)
     assert measured.device_id == measured.device.lock_id == "cpu"
-
-
-def injected(monkeypatch: pytest.MonkeyPatch, fault: str, threads: str) -> dict[str, str]:
-    """Env vars of a fresh worker that inherits ``fault`` from pytest's environment (a
-    workload's env_vars may only carry tuning knobs); OMP_NUM_THREADS tells it apart."""
-    monkeypatch.setenv(FAULT_ENV, fault)
-    return {"OMP_NUM_THREADS": threads}
 
 
 def test_a_library_oom_raised_as_a_runtime_error_is_reported_as_oom(
