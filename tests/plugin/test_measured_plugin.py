@@ -215,13 +215,15 @@ def wait_until_idle(pid: int, timeout_s: float = 60) -> None:
 def test_ctrl_c_during_a_run_leaves_no_worker_and_no_partial_file_behind(
     pytester: pytest.Pytester,
 ) -> None:
-    write(pytester, "w/hang.goblin.yaml", TUNED + f"env_vars: {{{FAULT_ENV}: hang}}\n")
+    write(pytester, "w/hang.goblin.yaml", TUNED)
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", *FAST, "--goblin-json=out.json", "--goblin-save=x", "w"],
         cwd=pytester.path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "TMPDIR": str(pytester.path)},  # device locks of its own
+        # device locks of its own; the worker inherits the fault hook from pytest's
+        # environment (a workload's env_vars may only carry tuning knobs)
+        env={**os.environ, "TMPDIR": str(pytester.path), FAULT_ENV: "hang"},
         # a background job of a non-interactive shell (a CI script) ignores SIGINT, and
         # children inherit that; a terminal's pytest has the default, so give it that
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
