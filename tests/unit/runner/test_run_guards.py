@@ -52,10 +52,15 @@ def test_warmup_goes_on_while_step_time_changes_and_says_it_never_settled(
     # as on a GPU; the CPU's warmup is not extended by default
     monkeypatch.setattr(training, "CPU_EXTRA_WARMUP", training.MAX_EXTRA_WARMUP)
 
-    def uneven(step: int, model: torch.nn.Module) -> None:
-        time.sleep(0.03 * (step % 2))  # every other step 30 ms slower
+    step = training._Trainer.step
+    calls = iter(range(1_000))
 
-    measurement = run(tiny(), warmup=1, hook=uneven)
+    def uneven(self: training._Trainer) -> Any:
+        time.sleep(0.03 * (next(calls) % 2))  # every other step 30 ms slower, inside the timing
+        return step(self)
+
+    monkeypatch.setattr(training._Trainer, "step", uneven)
+    measurement = run(tiny(), warmup=1)
     assert measurement.warmup_steps == 1 + training.MAX_EXTRA_WARMUP
     assert any("warmup did not settle" in w for w in measurement.warnings)
 
