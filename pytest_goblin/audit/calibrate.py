@@ -22,15 +22,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pytest_goblin.audit.confirm import paired_windows
 from pytest_goblin.audit.stats import noise_band, paired_speedup
 from pytest_goblin.runner.protocol import Runner
 from pytest_goblin.schemas import NoiseFloor, RunMetrics, WorkloadConfig, WorkloadResult
-
-if TYPE_CHECKING:
-    from pytest_goblin.plugin.shared_floors import SharedFloors
 
 CALIBRATION_ROUNDS = 3
 """A/A rounds (6 runs): enough windows for a stable interval at under a third of
@@ -133,6 +130,14 @@ def refusal(floor: NoiseFloor, threshold: float, source: str) -> str | None:
     )
 
 
+class FloorStore(Protocol):
+    """Noise floors shared between processes (the xdist plugin keeps one per run)."""
+
+    def floor(self, device_id: str, measure: Callable[[], NoiseFloor]) -> NoiseFloor:
+        """The floor stored for ``device_id``, or ``measure()``'s, stored for the others."""
+        ...
+
+
 @dataclass
 class Calibrations:
     """The session's noise floors, one per device, measured on first use.
@@ -143,7 +148,7 @@ class Calibrations:
     """
 
     floors: dict[str, NoiseFloor] = field(default_factory=dict)
-    shared: SharedFloors | None = None
+    shared: FloorStore | None = None
 
     def floor(
         self, key: str, measure: Callable[[], NoiseFloor], physical: bool = False

@@ -10,7 +10,7 @@ import difflib
 import statistics
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytest_goblin.agent.loop import AuditOutcome, audit
 from pytest_goblin.agent.state import AuditContext
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from pytest_goblin.audit.confirm import Confirmation, SamplingPolicy
     from pytest_goblin.audit.fallback import Candidate
     from pytest_goblin.kb.loader import KnowledgeBase
-    from pytest_goblin.plugin.settings import GoblinSettings
     from pytest_goblin.runner.device_session import DeviceRunner, DeviceSession
     from pytest_goblin.runner.protocol import Runner
 
@@ -37,6 +36,39 @@ MEASURED_CANDIDATES = 3
 set --goblin-time-budget (a promise of time for measuring); without it, the best one.
 The analytic model ranks candidates well between kinds of change, less well between
 close ones (micro-batch 4 or 8), which only a measurement settles."""
+
+
+class AuditSettings(Protocol):
+    """What an audit reads of the session's settings: the plugin's resolved
+    ``--goblin-*`` options satisfy it, and so does any object an embedding tool builds,
+    so the audit does not depend on the plugin layer above it."""
+
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def max_repeats(self) -> int: ...
+    @property
+    def time_budget_s(self) -> float | None: ...
+    @property
+    def strict(self) -> bool: ...
+    @property
+    def loss_tolerance(self) -> float: ...
+    @property
+    def attribution(self) -> bool: ...
+    @property
+    def fake(self) -> bool: ...
+    @property
+    def steps(self) -> int | None: ...
+    @property
+    def ignore(self) -> frozenset[str]: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def backend_timeout_s(self) -> float: ...
 
 
 def unknown_rule_ids(kb: KnowledgeBase, ids: Iterable[str]) -> list[str]:
@@ -50,7 +82,7 @@ def unknown_rule_ids(kb: KnowledgeBase, ids: Iterable[str]) -> list[str]:
     return problems
 
 
-def effective_threshold(workload: Workload, settings: GoblinSettings) -> float:
+def effective_threshold(workload: Workload, settings: AuditSettings) -> float:
     """The workload's own ``goblin.threshold`` wins over the session's, like a marker."""
     return workload.settings.threshold or settings.threshold
 
@@ -58,7 +90,7 @@ def effective_threshold(workload: Workload, settings: GoblinSettings) -> float:
 def audit_workload(
     workload: Workload,
     session: DeviceSession,
-    settings: GoblinSettings,
+    settings: AuditSettings,
     kb: KnowledgeBase,
     extra_ignore: Iterable[str] = (),
     on_event: Callable[[AuditEvent], None] | None = None,
@@ -121,7 +153,7 @@ def audit_workload(
 
 
 def _noise_floor(
-    calibrations: Calibrations, runner: DeviceRunner, workload: Workload, settings: GoblinSettings
+    calibrations: Calibrations, runner: DeviceRunner, workload: Workload, settings: AuditSettings
 ) -> NoiseFloor:
     """The device's noise floor (measured with this workload's baseline on first use);
     ThresholdBelowNoise when the workload's threshold is below it.
@@ -168,7 +200,7 @@ def _noise_floor(
 def _audit(
     workload: Workload,
     runner: DeviceRunner,
-    settings: GoblinSettings,
+    settings: AuditSettings,
     kb: KnowledgeBase,
     extra_ignore: Iterable[str],
     on_event: Callable[[AuditEvent], None] | None,
@@ -231,7 +263,7 @@ def confirm_report(
     report: Report,
     runner: Runner,
     workload: Workload,
-    settings: GoblinSettings,
+    settings: AuditSettings,
     kb: KnowledgeBase | None = None,
     budget: TimeBudget | None = None,
 ) -> Report:

@@ -107,6 +107,7 @@ LAYERS = [
     ("pytest_goblin.verdict", "pytest_goblin.report", "a verdict is decided, not rendered"),
     ("pytest_goblin.verdict", "pytest_goblin.plugin", "the verdict knows no pytest"),
     ("pytest_goblin.audit", "pytest_goblin.agent.tools", "the audit does not reach into tools"),
+    ("pytest_goblin.audit", "pytest_goblin.plugin", "the audit runs without pytest's plugin"),
     ("pytest_goblin.kb", "pytest_goblin.agent", "rules know nothing of the agent"),
 ]
 TORCH_SIDE = [
