@@ -16,6 +16,7 @@ device (``build``), so an 8B model never makes a round trip through host memory.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +38,29 @@ PEFT_DEFAULT_ALPHA = 8
 """PEFT's ``LoraConfig.lora_alpha`` default, used when the workload gives none."""
 
 ATTENTION_IMPLS = ("eager", "sdpa", "flash")
+
+FlashAttnFunc = Callable[..., torch.Tensor]
+
+
+def flash_attn() -> tuple[FlashAttnFunc, str] | None:
+    """The flash-attn package's ``flash_attn_func`` and its version, when it is installed.
+
+    "flash" means this package when it is there, as it does for Hugging Face's
+    ``flash_attention_2`` (on ROCm its CK or Triton build, not the AOTriton kernel behind
+    SDPA's flash backend). Its API, flash-attention v2.7.4
+    flash_attn/flash_attn_interface.py: ``flash_attn_func(q, k, v, dropout_p=0.0,
+    softmax_scale=None, causal=False, ...)`` with q (batch, seqlen, nheads, headdim) and
+    k, v (batch, seqlen, nheads_k, headdim), grouped-query heads taken as they are when
+    nheads is a multiple of nheads_k; fp16 and bf16 only, head_dim at most 256
+    (csrc/flash_attn/flash_api.cpp). None when it is absent or does not import (a build
+    for another torch), and SDPA's flash backend runs instead, as the run's label says.
+    """
+    try:
+        import flash_attn as package
+        from flash_attn import flash_attn_func
+    except (ImportError, OSError):
+        return None
+    return flash_attn_func, str(getattr(package, "__version__", "unknown version"))
 
 
 @dataclass(frozen=True)
@@ -107,6 +131,8 @@ class Attention(nn.Module):
         if impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention_impl {impl!r} is not one of {', '.join(ATTENTION_IMPLS)}")
         self.impl = impl
+        found = flash_attn() if impl == "flash" else None
+        self.flash_attn_func = found[0] if found else None
         self.n_head = arch.heads
         self.n_kv_head = arch.n_kv_heads
         self.head_dim = arch.dim_per_head
@@ -123,6 +149,12 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(B, T, self.n_kv_head, hd).transpose(1, 2)  # (B, nkv, T, hd)
         v = self.v_proj(x).view(B, T, self.n_kv_head, hd).transpose(1, 2)
         q, k = apply_rope(q, cos[:T], sin[:T]), apply_rope(k, cos[:T], sin[:T])
+        if self.flash_attn_func is not None:
+            # flash-attn takes (B, T, heads, hd), and the unrepeated k/v heads (GQA) itself
+            y = self.flash_attn_func(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=True
+            )
+            return self.o_proj(y.reshape(B, T, self.n_head * self.head_dim))
         # each group of query heads shares one key/value head (HF's repeat_kv)
         groups = self.n_head // self.n_kv_head
         k = k.repeat_interleave(groups, dim=1)  # (B, nh, T, hd)
@@ -130,7 +162,8 @@ class Attention(nn.Module):
         if self.impl == "eager":
             y = self._eager(q, k, v)
         elif self.impl == "flash":
-            # only the flash kernel may run: an unavailable one raises, never falls back
+            # SDPA's flash backend (no flash-attn package); only the flash kernel may run:
+            # an unavailable one raises, never falls back
             with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:

@@ -46,7 +46,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from pytest_goblin.errors import RunFailed, UnsupportedConfig
 from pytest_goblin.runner.data import make_loader
 from pytest_goblin.runner.measurement import Measurement
-from pytest_goblin.runner.model import ModelOptions, build
+from pytest_goblin.runner.model import ModelOptions, build, flash_attn
 from pytest_goblin.runner.optimizers import make_optimizer
 from pytest_goblin.runner.optimizers import unsupported_reason as optimizer_reason
 from pytest_goblin.schemas import WorkloadConfig
@@ -118,13 +118,18 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
 
 
 def _flash_reason(config: WorkloadConfig, device: torch.device) -> str | None:
-    """Whether SDPA's flash backend runs this config's attention, forward and backward."""
-    if device.type == "cpu":
+    """Whether "flash" runs this config's attention, forward and backward: the flash-attn
+    package when installed (``model.flash_attn``; its own probe says where it does not
+    run), else SDPA's flash backend."""
+    package = flash_attn()
+    if device.type == "cpu" and package is None:
         return "flash attention needs a ROCm or CUDA GPU; the CPU has no flash-attention kernels"
     if config.model is None:
         return None  # the run itself says how to give an architecture
     arch = config.model
     dtype = HALF_DTYPES.get(config.precision, torch.float32)
+    if package is not None:
+        return _flash_attn_reason(config, device, dtype, package)
     q = torch.randn(
         1,
         arch.heads,
@@ -144,6 +149,36 @@ def _flash_reason(config: WorkloadConfig, device: torch.device) -> str | None:
         return (
             f"flash attention is not available on {torch.cuda.get_device_name(device)} for "
             f"{config.precision} inputs with head_dim {arch.dim_per_head}: {detail}"
+        )
+    return None
+
+
+def _flash_attn_reason(
+    config: WorkloadConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    package: tuple[Callable[..., torch.Tensor], str],
+) -> str | None:
+    """Whether the flash-attn package runs this config's attention, forward and backward:
+    fp16/bf16 only (flash-attention v2.7.4 csrc/flash_attn/flash_api.cpp), and it refuses
+    archs and head sizes its build lacks with a RuntimeError."""
+    func, version = package
+    arch = config.arch
+    if dtype not in (torch.float16, torch.bfloat16):
+        return f"flash-attn {version} runs fp16 and bf16 only, not {config.precision}"
+    q = torch.randn(
+        1, config.seq_len, arch.heads, arch.dim_per_head,
+        device=device, dtype=dtype, requires_grad=True,
+    )  # fmt: skip
+    kv = q[:, :, : arch.n_kv_heads].detach().requires_grad_(True)
+    try:
+        func(q, kv, kv, causal=True).sum().backward()
+    except RuntimeError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+        return (
+            f"flash-attn {version} does not run on {name} for {config.precision} inputs "
+            f"with head_dim {arch.dim_per_head}: {detail}"
         )
     return None
 
@@ -172,6 +207,13 @@ def _set_matmul_precision(precision: str) -> list[str]:
         ]
     return []
 
+
+NO_FLASH_ATTN = (
+    "attention flash ran SDPA's flash backend (torch's own kernel; AOTriton on ROCm): the "
+    "flash-attn package, which Hugging Face's flash_attention_2 uses, is not installed, so "
+    "sdpa and flash may time the same kernel"
+)
+"""Said in a "flash" run's warnings when the flash-attn package is not what ran."""
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 """torch.compile's modes (torch/__init__.py, torch 2.4-2.13)."""
@@ -207,13 +249,17 @@ def attention_backend(config: WorkloadConfig, device: torch.device, batch: int) 
     ``torch._fused_sdp_choice`` picks for them (what F.scaled_dot_product_attention
     dispatches to, torch 2.4-2.13 aten/src/ATen/native/transformers/sdp_utils*.cpp).
 
-    "flash" forces the flash backend, so its label is that backend or an error; "sdpa"
-    can pick flash too, in which case sdpa and flash time the same kernel.
+    "flash" is the flash-attn package when installed, else SDPA's flash backend forced
+    (its label is that backend or an error); "sdpa" can pick flash too, in which case sdpa
+    and a forced SDPA flash time the same kernel.
     """
     if config.attention_impl == "eager":
         return "eager (matmul and softmax)"
     if config.attention_impl == "flash":
-        return "sdpa:flash_attention (forced)"
+        package = flash_attn()
+        if package is not None:
+            return f"flash_attn {package[1]} (flash_attn_func)"
+        return "sdpa:flash_attention (forced; flash-attn not installed)"
     arch = config.arch
     dtype = HALF_DTYPES.get(config.precision, torch.float32)
     shape = (batch, arch.heads, config.seq_len, arch.dim_per_head)
@@ -370,6 +416,8 @@ class _Trainer:
             else self.model
         )
         self.attention_backend = attention_backend(config, device, config.batch_size)
+        if config.attention_impl == "flash" and flash_attn() is None:
+            self.warnings.append(NO_FLASH_ATTN)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(config.optimizer, trainable, config.lr)
         warmup = config.warmup_steps
