@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_goblin.printable import printable
+
 if TYPE_CHECKING:
     from pytest_goblin.runner.analytic import MemoryEstimate
     from pytest_goblin.schemas import DeviceInfo, NoiseFloor
@@ -19,12 +21,13 @@ class WorkloadError(GoblinError):
     def __init__(self, path: str, message: str, field: str | None = None) -> None:
         self.path = path
         self.field = field
-        self.message = message
+        # a key or value quoted from the file may hold a newline or an escape sequence
+        self.message = printable(message)
         self.format: str | None = None
         """The format the file was recognised as before reading it failed (None when the
         error came first): the errored item's result still says what the file is."""
-        where = f"{path}: field '{field}'" if field else path
-        super().__init__(f"{where}: {message}")
+        where = f"{printable(path)}: field '{printable(field)}'" if field else printable(path)
+        super().__init__(f"{where}: {self.message}")
 
 
 class NotAWorkload(GoblinError):

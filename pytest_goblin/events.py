@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pytest_goblin.printable import printable
 from pytest_goblin.redact import environment_secrets, redact_known
 from pytest_goblin.schemas import AuditEvent
 
@@ -57,7 +58,7 @@ def live_line(kind: str, data: dict[str, Any]) -> str:
         text = f"agent's estimate: {data.get('report', {}).get('summary_line', '')}"
     else:
         text = f"error: {' '.join(str(data.get('message', '')).split())}"
-    line = f"    {text}"
+    line = f"    {printable(text)}"  # a model's thought may hold anything
     return line if len(line) <= LIVE_WIDTH else line[: LIVE_WIDTH - 1] + "…"
 
 

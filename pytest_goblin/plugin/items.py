@@ -29,6 +29,7 @@ from pytest_goblin.events import EventRecorder
 from pytest_goblin.plugin import config as config_state
 from pytest_goblin.plugin.extensions import backend_factory
 from pytest_goblin.plugin.settings import GoblinSettings
+from pytest_goblin.printable import printable
 from pytest_goblin.redact import redact_text
 from pytest_goblin.report.terminal import failure_message
 from pytest_goblin.runner import worker_env
@@ -56,6 +57,19 @@ class WorkloadFile(pytest.File):
         self.matched = matched
         self.named = named
 
+    @classmethod
+    def from_parent(  # type: ignore[override]
+        cls, parent: pytest.Collector, *, path: Path, **kwargs: Any
+    ) -> WorkloadFile:
+        """The file's node, with an id that shows its path escaped: pytest prints the id
+        (``-v``, the short summary, JUnit's names), and a newline or ``ESC[2J`` in a file
+        name must not break or drive those lines."""
+        node: WorkloadFile = super().from_parent(parent, path=path, **kwargs)
+        shown = printable(node.nodeid)
+        if shown == node.nodeid:
+            return node
+        return super().from_parent(parent, path=path, nodeid=shown, **kwargs)
+
     def collect(self) -> Iterator[pytest.Item]:
 
         display = self._display_path()
@@ -75,7 +89,7 @@ class WorkloadFile(pytest.File):
                 )
             return
         try:
-            workload = parse_workload(self.path, display, text, data, claimed)
+            workload = parse_workload(self.path, self._relative_path(), text, data, claimed)
         except (WorkloadError, NotAWorkload) as exc:
             yield WorkloadItem.broken(self, default_name(self.path), exc)
             return
@@ -84,6 +98,10 @@ class WorkloadFile(pytest.File):
         )
 
     def _display_path(self) -> str:
+        """The path as the reports show it: relative to where pytest ran, escaped."""
+        return printable(self._relative_path())
+
+    def _relative_path(self) -> str:
         """The path as the user's shell sees it, so ``git apply`` works where pytest ran."""
         for base in (self.config.invocation_params.dir, self.config.rootpath):
             try:
@@ -290,7 +308,8 @@ class WorkloadItem(pytest.Function):
         raise error
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"goblin workload: {self.name}"
+        # the location pytest prints (``-vv``) shows the path as the node id does
+        return Path(printable(str(self.path))), None, f"goblin workload: {self.name}"
 
     # the signature of pytest.Function.repr_failure, which drops Node's ``style`` the same way
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]

@@ -33,6 +33,7 @@ from pytest_goblin.formats.base import (
     sidecar_hint,
 )
 from pytest_goblin.formats.vocabulary import Vocabulary
+from pytest_goblin.printable import git_quoted, printable
 from pytest_goblin.redact import redact_mapping, redact_text
 from pytest_goblin.schemas import Change, WorkloadConfig, WorkloadSettings
 from pytest_goblin.workload.sidecar import (
@@ -61,6 +62,10 @@ class WorkloadSource:
 
     path: Path
     display_path: str
+    """The path as every output shows it: relative to where pytest ran, with control
+    characters escaped (:func:`~pytest_goblin.printable.printable`)."""
+    relative_path: str
+    """The same path as written, for the diff's header (quoted there as git quotes it)."""
     format: str
     text: str
 
@@ -84,29 +89,13 @@ def default_name(path: Path) -> str:
     return printable(path.stem)
 
 
-def printable(text: str) -> str:
-    """``text`` with every character a terminal would act on written as its escape.
-
-    A workload's name is printed to the terminal (the item's node id, the summary
-    table, failure headers): a newline, ``ESC[2J``, NUL or a bidi override (U+202E)
-    in it would clear the screen, fake a line or reorder one. Control, format and
-    separator characters (Unicode categories Cc, Cf, Zl, Zp) become ``\\x1b``,
-    ``\\u202e`` …, as ``repr`` writes them; everything else, accents and CJK included,
-    stays as written."""
-    if text.isprintable():
-        return text
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
-
-
 def load_data(path: Path, display: str) -> tuple[str, Any]:
     """The file's text and parsed content, or a WorkloadError that says why not.
 
     The size is checked before anything is read, and at most one byte more than
     the limit is ever read (a file that grows meanwhile is refused too).
     """
+    display = printable(display)
     try:
         size = path.stat().st_size
         if size <= MAX_FILE_BYTES:
@@ -303,7 +292,10 @@ def load_workload(path: Path, display: str | None = None) -> Workload:
 def parse_workload(
     path: Path, display: str, text: str, data: Any, claimed: bool = False
 ) -> Workload:
-    """Validate already-loaded content into a Workload, in whichever format it is."""
+    """Validate already-loaded content into a Workload, in whichever format it is.
+
+    ``display`` is the path as written; messages and reports show it escaped."""
+    written, display = display, printable(display)
     if data is None:
         raise WorkloadError(display, "file is empty")
     fmt = formats.detect(data, path.suffix)
@@ -333,7 +325,9 @@ def parse_workload(
             "extras": redact_mapping(config.extras),
         }
     )
-    source = WorkloadSource(path=path, display_path=display, format=fmt.name, text=text)
+    source = WorkloadSource(
+        path=path, display_path=display, relative_path=written, format=fmt.name, text=text
+    )
     return Workload(
         name=printable(name) if name else default_name(path),
         config=config,
@@ -507,7 +501,7 @@ def _read_back(
             raise ValueError(
                 f"editing {source.display_path} would make it no longer a {fmt.name} file"
             )
-        reread = parse_workload(source.path, source.display_path, edited, data)
+        reread = parse_workload(source.path, source.relative_path, edited, data)
     except (WorkloadError, NotAWorkload) as exc:
         raise ValueError(f"the edited file would not read back: {exc}") from None
     reread_config = reread.config.model_dump()
@@ -531,8 +525,8 @@ def _diff(source: WorkloadSource, edited: str) -> str:
     lines = difflib.unified_diff(
         _lines(source.text),
         _lines(edited),
-        fromfile=f"a/{source.display_path}",
-        tofile=f"b/{source.display_path}",
+        fromfile=git_quoted(f"a/{source.relative_path}"),
+        tofile=git_quoted(f"b/{source.relative_path}"),
     )
     return redact_text(
         "".join(
