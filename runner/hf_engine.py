@@ -50,7 +50,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 from transformers.training_args import OptimizerNames
 
 from pytest_goblin.errors import UnsupportedConfig
-from pytest_goblin.runner import training
+from pytest_goblin.runner import bitsandbytes_build, training
 from pytest_goblin.runner.data import SyntheticTokens
 from pytest_goblin.runner.measurement import Measurement
 from pytest_goblin.runner.model import PEFT_DEFAULT_ALPHA
@@ -197,6 +197,8 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
     if config.finetune == "qlora":
         if importlib.util.find_spec("bitsandbytes") is None:
             return "QLoRA needs bitsandbytes for its 4-bit base weights, which is not installed"
+        if reason := bitsandbytes_build.installed_reason():
+            return reason
         return (
             "QLoRA's 4-bit base is quantized by from_pretrained from a checkpoint; the hf "
             "engine builds models from a config without a download, so it does not measure it"
@@ -209,10 +211,11 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
     names = {o.value for o in OptimizerNames}
     if optim not in names:
         return f"optimizer {config.optimizer!r} is not an optim the installed transformers accepts"
-    if any(tag in optim for tag in BITSANDBYTES_OPTIMIZERS) and (
-        importlib.util.find_spec("bitsandbytes") is None
-    ):
-        return f"optimizer {config.optimizer!r} needs bitsandbytes, which is not installed"
+    if any(tag in optim for tag in BITSANDBYTES_OPTIMIZERS):
+        if importlib.util.find_spec("bitsandbytes") is None:
+            return f"optimizer {config.optimizer!r} needs bitsandbytes, which is not installed"
+        if reason := bitsandbytes_build.installed_reason():
+            return reason
     if config.attention_impl == "flash":
         if device.type == "cpu":
             return (

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import torch
 
 from pytest_goblin.catalogue.optimizer_names import canonical_optimizer
+from pytest_goblin.runner import bitsandbytes_build
 
 BITSANDBYTES: dict[str, str] = {
     "adamw_bnb_8bit": "AdamW8bit",
@@ -34,7 +35,7 @@ def unsupported_reason(name: str) -> str | None:
     if key in BITSANDBYTES:
         if importlib.util.find_spec("bitsandbytes") is None:
             return f"optimizer {name!r} needs bitsandbytes, which is not installed"
-        return None
+        return bitsandbytes_build.installed_reason()
     if key == "adafactor" and not hasattr(torch.optim, "Adafactor"):
         return f"optimizer {name!r} needs torch.optim.Adafactor (PyTorch 2.5 or later)"
     if key not in BUILT_IN:
