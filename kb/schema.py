@@ -18,6 +18,11 @@ Two kinds of rule:
   with several admissible values: the per-device batch grows by each factor that
   divides ``grad_accum_steps``, which shrinks by the same factor, so the global
   batch (``batch_size x grad_accum_steps``) stays exactly the same.
+  ``search: smaller_micro_batch`` beside ``set`` lets a fit-guarded change that does
+  not fit at the config's micro-batch fit at a smaller one: the ``set`` change alone
+  first, then with ``batch_size`` divided by each factor k of it and
+  ``grad_accum_steps`` multiplied by k (the global batch unchanged again); the fit
+  guard admits the first of these that fits, the largest micro-batch.
 - ``advisory``: host or cluster advice that no config field expresses (NUMA
   balancing, a library caveat). ``set`` stays empty, ``advice`` says what to do in
   words, and the rule fires when ``when`` holds. Advisories are reported as notes
@@ -77,8 +82,8 @@ Platform = Literal["rocm-instinct", "rocm-radeon", "cuda", "cpu", "all"]
 #: The platforms a device can report; ``all`` is only a rule-side wildcard.
 DEVICE_PLATFORMS: Final[tuple[str, ...]] = ("rocm-instinct", "rocm-radeon", "cuda", "cpu")
 
-Search = Literal["micro_batch"]
-#: The fields a ``search: micro_batch`` rule changes.
+Search = Literal["micro_batch", "smaller_micro_batch"]
+#: The fields a micro-batch search changes (besides a ``smaller_micro_batch`` rule's ``set``).
 MICRO_BATCH_PATHS: Final[tuple[str, ...]] = ("batch_size", "grad_accum_steps")
 
 _KEBAB: Final = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -215,8 +220,15 @@ class Rule(BaseModel):
                 "set: a patch rule must change at least one field "
                 "(use kind: advisory for advice no field expresses)"
             )
-        if self.search is not None and (self.set or self.kind != "patch"):
+        if self.search == "micro_batch" and (self.set or self.kind != "patch"):
             raise ValueError("search: a search rule is a patch rule whose search makes the change")
+        if self.search == "smaller_micro_batch" and (
+            not self.set or self.fits is None or set(self.set) & set(MICRO_BATCH_PATHS)
+        ):
+            raise ValueError(
+                "search: smaller_micro_batch makes room for a fit-guarded set change; the rule "
+                "needs set (not batch_size or grad_accum_steps) and fits"
+            )
         if self.fits is not None and self.kind != "patch":
             raise ValueError("fits: only a patch rule's change can be guarded")
         if self.kind == "advisory":
@@ -240,7 +252,11 @@ class Rule(BaseModel):
     @property
     def paths(self) -> tuple[str, ...]:
         """The config paths the rule's change writes."""
-        return MICRO_BATCH_PATHS if self.search == "micro_batch" else tuple(self.set)
+        if self.search == "micro_batch":
+            return MICRO_BATCH_PATHS
+        if self.search == "smaller_micro_batch":
+            return (*self.set, *MICRO_BATCH_PATHS)
+        return tuple(self.set)
 
     def variants(self, config: WorkloadConfig) -> list[dict[str, Any]]:
         """Each admissible change for ``config``, as path → value.
@@ -248,8 +264,18 @@ class Rule(BaseModel):
         One (``set``) for a plain rule. For ``search: micro_batch``, one per factor
         k > 1 dividing ``grad_accum_steps``, smallest first: ``batch_size x k`` and
         ``grad_accum_steps / k``, so the global batch stays exactly the same (the
-        learning rate, warmup and what is trained are never touched).
+        learning rate, warmup and what is trained are never touched). For ``search:
+        smaller_micro_batch``, ``set`` alone, then ``set`` with ``batch_size / k`` and
+        ``grad_accum_steps x k`` for each factor k > 1 of ``batch_size``, largest
+        micro-batch first.
         """
+        if self.search == "smaller_micro_batch":
+            batch, accum = config.batch_size, config.grad_accum_steps
+            return [self.set] + [
+                {**self.set, "batch_size": batch // k, "grad_accum_steps": accum * k}
+                for k in range(2, batch + 1)
+                if batch % k == 0
+            ]
         if self.search != "micro_batch":
             return [self.set] if self.set else []
         batch, accum = config.batch_size, config.grad_accum_steps
@@ -332,7 +358,9 @@ class Rule(BaseModel):
         self, config: WorkloadConfig, facts: AuditFacts
     ) -> tuple[list[dict[str, Any]], str | None]:
         """The variants of the change that pass the fit guard on this device, and why
-        none does (None when some do). A rule without a guard admits every variant."""
+        none does (None when some do). A rule without a guard admits every variant; a
+        ``smaller_micro_batch`` rule only the first that fits (the largest micro-batch:
+        a smaller one only costs throughput)."""
         variants = self.variants(config)
         if self.fits is None:
             return variants, None
@@ -342,6 +370,8 @@ class Rule(BaseModel):
             why = facts.misfit(self.apply(config, values=values), self.fits.max_memory_fraction)
             if why is None:
                 kept.append(values)
+                if self.search == "smaller_micro_batch":
+                    break
             else:
                 reasons.append(why)
         return kept, (None if kept else reasons[0] if reasons else "nothing to change")

@@ -182,7 +182,8 @@ def _lite_rule(
 ) -> dict[str, Any]:
     """A rule as the model sees it. A rule the search may leave out (``try_without``:
     it is fit-guarded or it compiles) and a micro-batch rule's admissible batches
-    (``micro_batch_options``, those that fit) say what candidates it allows."""
+    (``micro_batch_options``, those that fit) say what candidates it allows. A rule
+    that fits only at a smaller micro-batch shows that variant as its transform."""
     lite = {
         "id": rule.id,
         "kind": rule.kind,
@@ -203,6 +204,8 @@ def _lite_rule(
         }
         if options is not None:
             lite["micro_batch_options"] = [values["batch_size"] for values in options]
+    if rule.search == "smaller_micro_batch" and options:
+        lite["transform"] = dict(options[0])
     return lite
 
 
@@ -278,6 +281,9 @@ def propose_patch(state: AuditState, args: ProposePatchArgs) -> dict[str, Any]:
             skipped.append(SkippedRule(rule_id=rule_id, reason="advisory: not a config change"))
         else:
             chosen.append(rule)
+    # a micro-batch rule's batch wins over one a change made room with (checkpointing off
+    # at a smaller micro-batch): the whole patch's fit guard then judges that batch
+    chosen.sort(key=lambda rule: rule.search == "micro_batch")
     new_changes = [
         Change(field=path, old=old, new=new, rule_id=rule.id)
         for rule in chosen
@@ -350,12 +356,15 @@ def _values(
     micro_batch: int | None,
 ) -> dict[str, Any] | None:
     """The variant of a rule's change to apply: for a micro-batch rule the requested
-    batch (one that fits) or the largest that fits; the rule's ``set`` otherwise."""
-    if rule.search != "micro_batch":
+    batch (one that fits) or the largest that fits; for a rule that makes room with a
+    smaller micro-batch the one variant admitted; the rule's ``set`` otherwise."""
+    if rule.search is None:
         return None
     admitted = options if options is not None else rule.variants(config)
     if not admitted:
         raise ToolFailure(f"{rule.id}: no micro-batch fits this device")
+    if rule.search == "smaller_micro_batch":
+        return admitted[0]
     if micro_batch is None:
         return admitted[-1]
     for values in admitted:

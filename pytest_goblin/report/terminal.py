@@ -386,6 +386,11 @@ def _rule_block(rule: Rule, origin: str | None) -> str:
             "batch_size x k, grad_accum_steps / k for each k dividing grad_accum_steps "
             "(the global batch stays the same); the audit compares them"
         )
+    elif rule.search == "smaller_micro_batch":
+        change += (
+            "; where that does not fit, with batch_size / k and grad_accum_steps x k for the "
+            "smallest k that fits (the global batch stays the same)"
+        )
     fits = (
         f"patched peak memory, predicted from the profile, at most "
         f"{rule.fits.max_memory_fraction:.0%} of the device's memory"

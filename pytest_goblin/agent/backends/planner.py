@@ -7,7 +7,8 @@ bypass — and decides each step only from the tool results it is given:
 parse_config → profile_run → (query_rocm_kb → propose_patch, repeated on the patched
 config while new rules apply) → the search: one propose_patch per other candidate the
 matching rules allow (with and without each ``try_without`` rule, each admissible
-micro-batch), all in one turn → benchmark (baseline) → benchmark the candidate with the
+micro-batch; checkpointing off at a smaller micro-batch where it fits only there), all in
+one turn → benchmark (baseline) → benchmark the candidate with the
 best projected speedup (in measured mode the best ``measure_candidates``; the next one
 when a benchmark fails) → compare_runs with the fastest measured candidate.
 """
@@ -135,10 +136,19 @@ class PlannerBackend:
         batches: list[int | None] = [None]
         if micro is not None:
             batches += lite[micro]["micro_batch_options"]
+        # a rule that fits only at a smaller micro-batch (checkpointing off) is never
+        # paired with a larger one: its own batch is what made it fit
+        resized = {
+            rid
+            for rid in knobs
+            if {"batch_size", "grad_accum_steps"} & set(lite[rid].get("transform", {}))
+        }
         combos = []
         for keep in itertools.product((True, False), repeat=len(knobs)):
             for batch in batches:
                 ids = fixed + [rid for rid, on in zip(knobs, keep, strict=True) if on]
+                if batch is not None and resized & set(ids):
+                    continue
                 if batch is not None and micro is not None:
                     ids.append(micro)
                 full = all(keep) and batch == batches[-1]

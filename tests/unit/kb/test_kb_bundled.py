@@ -147,10 +147,16 @@ def test_a_measured_peak_above_the_projection_scales_the_prediction() -> None:
     assert "checkpointing-off-when-it-fits" in [
         r.id for r in BUNDLED.match(config, "rocm-instinct", facts=projected).patches
     ]
+    projected_peak = FakeRunner(get_device("mi300x")).memory(config).total_gb
     # the device measured twice the projected peak: without checkpointing it no longer fits
-    measured = facts_on(
-        "mi300x", config, peak_gb=2 * FakeRunner(get_device("mi300x")).memory(config).total_gb
-    )
+    # at micro-batch 4, only at 2 (with twice the accumulation: the same global batch)
+    measured = facts_on("mi300x", config, peak_gb=2 * projected_peak)
+    options = BUNDLED.match(config, "rocm-instinct", facts=measured).options
+    assert options["checkpointing-off-when-it-fits"] == [
+        {"gradient_checkpointing": False, "batch_size": 2, "grad_accum_steps": 2}
+    ]
+    # six times: not even at micro-batch 1
+    measured = facts_on("mi300x", config, peak_gb=6 * projected_peak)
     skipped = dict(BUNDLED.match(config, "rocm-instinct", facts=measured).skipped)
     assert skipped["checkpointing-off-when-it-fits"].startswith("does not fit")
 
@@ -189,3 +195,15 @@ def test_micro_batch_variants_keep_the_global_batch() -> None:
         assert patched.batch_size * patched.grad_accum_steps == 24
         assert (patched.lr, patched.warmup_steps) == (config.lr, config.warmup_steps)
     assert rule.variants(WorkloadConfig(grad_accum_steps=1)) == []
+
+
+def test_checkpointing_off_variants_shrink_the_micro_batch_and_keep_the_global_batch() -> None:
+    rule = BUNDLED.get("checkpointing-off-when-it-fits")
+    config = WorkloadConfig(gradient_checkpointing=True, batch_size=6, grad_accum_steps=2)
+    variants = rule.variants(config)
+    assert variants[0] == {"gradient_checkpointing": False}
+    assert [v["batch_size"] for v in variants[1:]] == [3, 2, 1]
+    for values in variants:
+        patched = rule.apply(config, values=values)
+        assert patched.gradient_checkpointing is False
+        assert patched.batch_size * patched.grad_accum_steps == 12
