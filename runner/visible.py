@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pytest_goblin.runner import gpu_topology
 from pytest_goblin.runner.options import parse_selector
 
 CUDA = "CUDA_VISIBLE_DEVICES"
@@ -35,7 +36,7 @@ VARIABLES = (HIP, CUDA, ROCR)
 UNPINNED = "GOBLIN_UNPINNED_VISIBLE_DEVICES"
 """Set by pinning: the visible-devices variables as they were before, as JSON (null: unset)."""
 
-KFD_NODES = Path("/sys/class/kfd/kfd/topology/nodes")
+KFD_NODES = gpu_topology.KFD_NODES
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 _ENTRY = re.compile(r"\d+|(?:GPU|MIG)-[0-9A-Za-z/_-]+")
 
@@ -69,16 +70,19 @@ def parse(value: str) -> list[str]:
 
 
 def installed(
-    kfd_nodes: Path = KFD_NODES, nvidia_gpus: Path = NVIDIA_GPUS
+    kfd_nodes: Path = KFD_NODES,
+    nvidia_gpus: Path = NVIDIA_GPUS,
+    dev_dri: Path = gpu_topology.DEV_DRI,
 ) -> tuple[Platform | None, int]:
     """The GPU platform the kernel drivers show, and how many GPUs it has.
 
-    ROCm's KFD topology lists one node per CPU socket and per GPU; a GPU node is
-    one with SIMDs. NVIDIA's driver has one directory per GPU. Read from the
-    file system because the pytest process must not import torch (seconds, and a
-    CUDA context in a process that never trains).
+    ROCm's KFD topology lists one node per CPU socket and per GPU, and every GPU of the
+    host even inside a container: a GPU counts when its render node opens and it is not
+    an APU's integrated GPU (``gpu_topology``). NVIDIA's driver has one directory per
+    GPU. Read from the file system because the pytest process must not import torch
+    (seconds, and a CUDA context in a process that never trains).
     """
-    amd = sum(1 for node in _children(kfd_nodes) if _simd_count(node / "properties") > 0)
+    amd = len(rocm_indices(kfd_nodes, dev_dri))
     if amd:
         return "rocm", amd
     nvidia = len(_children(nvidia_gpus))
@@ -92,24 +96,26 @@ def _children(directory: Path) -> list[Path]:
         return []
 
 
-def _simd_count(properties: Path) -> int:
-    try:
-        lines = properties.read_text().splitlines()
-    except OSError:
-        return 0
-    for line in lines:
-        key, _, value = line.partition(" ")
-        if key == "simd_count":
-            return int(value) if value.strip().isdigit() else 0
-    return 0
+def rocm_indices(kfd_nodes: Path = KFD_NODES, dev_dri: Path = gpu_topology.DEV_DRI) -> list[int]:
+    """The ROCm runtime's indices of the discrete GPUs this process can open: an APU's
+    integrated GPU ahead of them keeps its index, so the indices are not always 0..n-1."""
+    usable = gpu_topology.usable_gpus(gpu_topology.read_nodes(kfd_nodes), dev_dri)
+    return gpu_topology.discrete_indices(usable)
 
 
-def pins(environ: Mapping[str, str], platform: Platform | None, count: int) -> list[Pin]:
+def pins(
+    environ: Mapping[str, str],
+    platform: Platform | None,
+    count: int,
+    indices: Sequence[int] | None = None,
+) -> list[Pin]:
     """One pin per GPU this process may use, in the order the runtime numbers them.
 
     ``count`` is how many GPUs the driver shows (used when no variable narrows
-    them). On ROCm a pin sets ``HIP_VISIBLE_DEVICES``; with no driver found, the
-    variable the user set, so that the pin means the same on either platform.
+    them), ``indices`` their runtime indices where they are not 0..count-1 (ROCm with
+    an integrated GPU among them, ``rocm_indices``). On ROCm a pin sets
+    ``HIP_VISIBLE_DEVICES``; with no driver found, the variable the user set, so that
+    the pin means the same on either platform.
     """
     if platform == "cuda":
         if CUDA in environ:
@@ -120,8 +126,8 @@ def pins(environ: Mapping[str, str], platform: Platform | None, count: int) -> l
         variable = HIP if platform == "rocm" else chooser
         return [Pin(variable, entry) for entry in parse(environ[chooser])]
     if ROCR in environ:
-        count = len(parse(environ[ROCR]))
-    return [Pin(HIP, str(index)) for index in range(count)]
+        return [Pin(HIP, str(index)) for index in range(len(parse(environ[ROCR])))]
+    return [Pin(HIP, str(index)) for index in (range(count) if indices is None else indices)]
 
 
 def pinned_variables(environ: Mapping[str, str], pin: Pin) -> dict[str, str]:

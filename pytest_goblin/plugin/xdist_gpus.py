@@ -33,10 +33,17 @@ import pytest
 from pytest_goblin.plugin import settings as settings_module
 from pytest_goblin.plugin.settings import SETTINGS_KEY, GoblinSettings
 from pytest_goblin.runner.options import parse_selector
-from pytest_goblin.runner.visible import VARIABLES, Pin, installed, pinned_variables, pins
+from pytest_goblin.runner.visible import (
+    VARIABLES,
+    Pin,
+    installed,
+    pinned_variables,
+    pins,
+    rocm_indices,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from xdist.workermanage import WorkerController
 
@@ -84,7 +91,11 @@ class GpuWorkers:
 
 
 def plan(
-    settings: GoblinSettings, environ: Mapping[str, str], platform: Platform | None, count: int
+    settings: GoblinSettings,
+    environ: Mapping[str, str],
+    platform: Platform | None,
+    count: int,
+    indices: Sequence[int] | None = None,
 ) -> GpuPlan | None:
     """The GPUs to spread workers over; None when there are none to spread over (fake
     mode, the CPU, no GPU visible), which leaves ``-n auto`` to xdist."""
@@ -95,7 +106,7 @@ def plan(
         return None
     if selector.index is not None:
         return GpuPlan(gpus=1)
-    found = tuple(pins(environ, platform, count))
+    found = tuple(pins(environ, platform, count, indices))
     return GpuPlan(len(found), found) if found else None
 
 
@@ -128,7 +139,9 @@ class XdistGpus:
         the settings, so they are built here then."""
         if not self._planned:
             settings = config.stash.get(SETTINGS_KEY, None) or settings_module.build(config)
-            self._plan = plan(settings, os.environ, *installed())
+            platform, count = installed()
+            indices = rocm_indices() if platform == "rocm" else None
+            self._plan = plan(settings, os.environ, platform, count, indices)
             self._planned = True
         return self._plan
 

@@ -107,11 +107,15 @@ def test_without_a_driver_the_variable_the_user_set_is_pinned() -> None:
 
 
 def test_kfd_topology_nodes_with_simds_are_the_amd_gpus(tmp_path: Path) -> None:
-    nodes = tmp_path / "nodes"
-    for node, simds in (("0", 0), ("1", 304), ("2", 304)):
+    nodes, dri = tmp_path / "nodes", tmp_path / "dri"
+    dri.mkdir()
+    for node, cores, simds in (("0", 8, 0), ("1", 0, 304), ("2", 0, 304)):
         (nodes / node).mkdir(parents=True)
-        (nodes / node / "properties").write_text(f"cpu_cores_count 8\nsimd_count {simds}\n")
-    assert installed(nodes, tmp_path / "nvidia") == ("rocm", 2)
+        (nodes / node / "properties").write_text(
+            f"cpu_cores_count {cores}\nsimd_count {simds}\ndrm_render_minor {127 + int(node)}\n"
+        )
+        (dri / f"renderD{127 + int(node)}").write_text("")
+    assert installed(nodes, tmp_path / "nvidia", dri) == ("rocm", 2)
 
 
 def test_nvidia_driver_directories_are_the_nvidia_gpus(tmp_path: Path) -> None:
