@@ -4,15 +4,21 @@ with the native engine. Prints the verdict, the chosen patch, its paired speedup
 interval, and the candidates the search compared; the audit should fail with
 ``gradient_checkpointing: false`` in its patch and an interval above the threshold.
 
-    python benchmarks/cpu_checkpointing.py [--steps 3] [--repeats 4] [--threshold 0.10]
+    python benchmarks/cpu_checkpointing.py [--steps 3] [--repeats 10] [--threshold 0.10]
+                                           [--threads 1]
 
 Each run trains the model for real (warm-up plus ``--steps`` timed steps), so on a busy
-machine this takes minutes; run it on a quiet one.
+machine this takes minutes. ``--repeats`` is the most paired rounds (the plugin's
+``--goblin-max-repeats`` default); the verdict is taken after four when the interval
+clears the bar. ``--threads`` sets ``OMP_NUM_THREADS`` for the measuring worker: on a
+machine shared with other jobs, one intra-op thread keeps a step from waiting on a
+descheduled sibling thread, which made two-thread windows vary several-fold.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -48,9 +54,11 @@ goblin: {sample_cost_ms: 0}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threshold", type=float, default=0.10)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the worker inherits it
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         live.LOCK_DIR = Path(tmp) / "locks"  # a device lock of its own: nothing else waits
