@@ -11,6 +11,7 @@ imports below sit inside the hooks that need them.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,8 +96,16 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     except pytest.UsageError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return int(pytest.ExitCode.USAGE_ERROR)
-    print(rules_listing(kb, verbose=config.option.verbose > 0))
+    print(rules_listing(kb, verbose=config.option.verbose > 0, width=_terminal_width()))
     return 0
+
+
+def _terminal_width() -> int:
+    """The terminal's width as pytest's own terminal writer takes it (``COLUMNS``, then
+    the terminal, 80 when there is none or it is under 40 columns): the terminal reporter
+    is not set up yet when ``--goblin-rules`` prints."""
+    width = shutil.get_terminal_size(fallback=(80, 24)).columns
+    return width if width >= 40 else 80
 
 
 @pytest.hookimpl(wrapper=True)

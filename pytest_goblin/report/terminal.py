@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from pytest_goblin.report import candidates_text
 from pytest_goblin.report.attribution_text import heading, share_text, summary
-from pytest_goblin.report.summary import RunInfo, verdict_key
+from pytest_goblin.report.summary import RunInfo, ranks_text, verdict_key
 from pytest_goblin.schemas import AuditUsage, DeviceInfo, WorkloadResult
 from pytest_goblin.verdict import budgets
 from pytest_goblin.verdict.gates import Failure, device_name
@@ -279,6 +279,8 @@ def _metrics_line(m: Any) -> str:
     if m.extrapolated_from_layers:
         depths = " and ".join(str(n) for n in m.extrapolated_from_layers)
         line += f" (extrapolated from {depths} layers)"
+    if ranks_text(m):
+        line += f" ({ranks_text(m)})"
     return line
 
 
@@ -286,59 +288,91 @@ def _show(value: Any) -> str:
     return "unset" if value is None else str(value)
 
 
-def rules_listing(kb: KnowledgeBase, verbose: bool = False) -> str:
+RULE_COLUMNS = ("id", "kind", "platforms", "speedup", "cited from")
+"""The ``--goblin-rules`` table's columns; on a narrow terminal they are left out from
+the right, the id and kind always stay."""
+
+
+def rules_listing(kb: KnowledgeBase, verbose: bool = False, width: int | None = None) -> str:
     """The knowledge base as ``--goblin-rules`` prints it, one section per category.
 
     Each rule shows its id, kind, platforms, expected speedup and citations; user
     rules are marked, and a user rule that replaces a built-in one says so. With
     ``verbose`` each rule becomes a block that adds its condition, its change and the
     symptom it addresses.
+
+    With ``width`` (the terminal's) the listing fits it: the table leaves out columns
+    from the right, the same ones in every section, and the footer names them (``-v``
+    still shows everything); a verbose block wraps its text at the width.
     """
     origins = _origins(kb)
+    tables: dict[str, list[dict[str, str]]] = {}
+    for category, rules in kb.by_category().items():
+        tables[category] = [
+            {
+                "id": _labelled(rule.id, origins.get(rule.id)),
+                "kind": rule.kind,
+                "platforms": "\n".join(rule.platforms),
+                "speedup": _speedup(rule.expected_speedup),
+                "cited from": "\n".join(_hosts(rule.citation)),
+            }
+            for rule in rules
+        ]
+    columns = list(RULE_COLUMNS)
+    while (
+        not verbose
+        and width is not None
+        and len(columns) > 2
+        and any(_width(_rules_table(rows, columns)) > width for rows in tables.values())
+    ):
+        columns.pop()
     sections = []
     for category, rules in kb.by_category().items():
         heading = f"{category} ({len(rules)} rule{'s' if len(rules) != 1 else ''})"
         if verbose:
-            body = "\n\n".join(_rule_block(rule, origins.get(rule.id)) for rule in rules)
-        else:
-            rows = [
-                [
-                    _labelled(rule.id, origins.get(rule.id)),
-                    rule.kind,
-                    "\n".join(rule.platforms),
-                    _speedup(rule.expected_speedup),
-                    "\n".join(_hosts(rule.citation)),
-                ]
-                for rule in rules
-            ]
-            body = tabulate(
-                rows,
-                headers=["id", "kind", "platforms", "speedup", "cited from"],
-                tablefmt="simple",
-                disable_numparse=True,
+            body = "\n\n".join(
+                _rule_block(rule, origins.get(rule.id), width or BLOCK_WIDTH) for rule in rules
             )
+        else:
+            body = _rules_table(tables[category], columns)
         sections.append(f"{heading}\n{'=' * len(heading)}\n{body}")
     files: dict[str, list[str]] = {}
     for rule_id in origins:
         files.setdefault(str(kb.sources[rule_id]), []).append(rule_id)
+    left_out = RULE_COLUMNS[len(columns) :]
     footer = [
         f"{len(kb)} rules ({len(kb) - len(origins)} built-in, {len(origins)} user)"
         + ("" if verbose else "; -v: each rule in full, with its citations"),
+        *(
+            [f"(left out to fit {width} columns: {', '.join(left_out)})"]
+            if left_out and width is not None
+            else []
+        ),
         *(f"user rules from {path}: {', '.join(ids)}" for path, ids in files.items()),
         *(f"user rule {rule_id} replaces the built-in rule" for rule_id, _ in kb.replaced),
     ]
     if verbose:
-        sections.append(_facts_section())
+        sections.append(_facts_section(width or BLOCK_WIDTH))
     return "\n\n".join([*sections, "\n".join(footer)])
 
 
-def _facts_section() -> str:
+def _facts_section(width: int) -> str:
     """The facts about the device and the profile that a ``when`` may read beside the
-    config (``pytest_goblin.kb.conditions.FACTS``)."""
+    config (``pytest_goblin.kb.conditions.FACTS``), each meaning wrapped at ``width``."""
     from pytest_goblin.kb.conditions import FACTS
 
     heading = "facts a condition can read (about the audited device and the profile run)"
-    rows = [f"    {path:<34} {meaning}" for path, (_, meaning) in FACTS.items()]
+    rows = [
+        textwrap.fill(
+            meaning,
+            width=max(width, 60),
+            initial_indent=f"    {path:<34} ",
+            subsequent_indent=" " * 39,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for path, (_, meaning) in FACTS.items()
+    ]
     return "\n".join([heading, "=" * len(heading), *rows])
 
 
@@ -352,6 +386,15 @@ def _origins(kb: KnowledgeBase) -> dict[str, str]:
         for rule_id, path in kb.sources.items()
         if path.parent != BUNDLED_DIR
     }
+
+
+def _rules_table(rows: Sequence[dict[str, str]], columns: Sequence[str]) -> str:
+    return tabulate(
+        [[row[c] for c in columns] for row in rows],
+        headers=list(columns),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
 
 
 def _hosts(citations: list[str]) -> list[str]:
@@ -374,8 +417,13 @@ def _speedup(value: tuple[float, float] | None) -> str:
     return f"{low:g}×" if low == high else f"{low:g}–{high:g}×"
 
 
-def _rule_block(rule: Rule, origin: str | None) -> str:
-    """One rule in full, for ``--goblin-rules -v``."""
+BLOCK_WIDTH = 100
+"""Where a verbose rule block wraps when the terminal's width is not known."""
+
+
+def _rule_block(rule: Rule, origin: str | None, width: int = BLOCK_WIDTH) -> str:
+    """One rule in full, for ``--goblin-rules -v``, its text wrapped at ``width``
+    (a citation's URL is never broken: it stays whole to be copied)."""
     change = (
         ", ".join(f"{path} = {json.dumps(value)}" for path, value in rule.set.items())
         if rule.kind == "patch"
@@ -411,19 +459,22 @@ def _rule_block(rule: Rule, origin: str | None) -> str:
     lines = [_labelled(rule.id, origin)]
     for name, text in fields:
         if text:
-            lines.extend(_field_lines(name, text))
+            lines.extend(_field_lines(name, text, width))
     return "\n".join(lines)
 
 
-def _field_lines(name: str, text: str) -> list[str]:
-    """``name: text`` indented, wrapped at 100 columns, continuation lines aligned."""
+def _field_lines(name: str, text: str, width: int) -> list[str]:
+    """``name: text`` indented, wrapped at ``width`` columns, continuation lines aligned."""
     head = f"    {name + ':':<11}"
     pad = " " * len(head)
     lines: list[str] = []
     for paragraph in text.splitlines():
         lines.extend(
             textwrap.wrap(
-                paragraph, width=100 - len(head), break_long_words=False, break_on_hyphens=False
+                paragraph,
+                width=max(width - len(head), 20),
+                break_long_words=False,
+                break_on_hyphens=False,
             )
         )
     return [(head if i == 0 else pad) + line for i, line in enumerate(lines)]

@@ -47,6 +47,13 @@ def rules(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 # --- --goblin-rules ----------------------------------------------------------------------
 
 
+@pytest.fixture
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A terminal wide enough for every column of the listing."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.mark.usefixtures("wide_terminal")
 def test_goblin_rules_lists_every_rule_grouped_by_category_and_exits_zero(
     pytester: pytest.Pytester,
 ) -> None:
@@ -69,10 +76,42 @@ def test_goblin_rules_lists_every_rule_grouped_by_category_and_exits_zero(
     result.stdout.no_fnmatch_line("*when:*")
 
 
-def test_the_listing_fits_a_terminal(pytester: pytest.Pytester) -> None:
-    """Citations are shown by site: full URLs made lines of 180 columns."""
+@pytest.mark.usefixtures("wide_terminal")
+def test_the_listing_shows_citations_by_site(pytester: pytest.Pytester) -> None:
+    """Full URLs made lines of 180 columns; on a wide terminal the sites fit in 90."""
     lines = rules(pytester).stdout.lines
     assert max(len(line) for line in lines) <= 90
+    assert "left out to fit" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(("columns", "left_out"), [(80, "cited from"), (60, "speedup, cited from")])
+def test_the_listing_fits_an_80_column_terminal_leaving_out_columns_it_names(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, columns: int, left_out: str
+) -> None:
+    """On 80 columns the site column made lines of 90; it is left out in every section,
+    and the footer says so (-v still shows each rule's citations)."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    result = rules(pytester)
+    assert result.ret == 0
+    assert max(len(line) for line in result.stdout.lines) <= 80
+    result.stdout.fnmatch_lines(
+        [
+            "id*kind*platforms*",
+            "bf16-mixed-precision*patch*cuda*",
+            f"(left out to fit {columns} columns: {left_out})",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*cited from*pytorch.org*")
+
+
+def test_the_verbose_listing_wraps_at_the_terminal_width(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a citation's URL, never broken so it can be copied, may be wider."""
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = rules(pytester, "-v").stdout.lines
+    wide = [line for line in lines if len(line) > 80]
+    assert wide and all(line.split()[-1].startswith("https://") for line in wide)
 
 
 def test_every_listed_rule_carries_an_https_citation(pytester: pytest.Pytester) -> None:
@@ -98,6 +137,7 @@ def test_verbose_listing_adds_condition_change_and_symptom(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["numa-balancing-off", "*advice:    Turn off automatic NUMA*"])
 
 
+@pytest.mark.usefixtures("wide_terminal")
 def test_a_user_pack_from_the_command_line_is_listed_and_marked(
     pytester: pytest.Pytester,
 ) -> None:
