@@ -21,7 +21,7 @@ from pytest_goblin.runner.measured import LiveDevice, TorchRunner
 from pytest_goblin.runner.options import SELECTOR_HELP, MeasureOptions, parse_selector
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.runner.protocol import Runner
-from pytest_goblin.runner.self_calibration import find_calibration
+from pytest_goblin.runner.self_calibration import projection_target
 from pytest_goblin.schemas import DeviceInfo, WorkloadConfig, WorkloadSettings
 
 __all__ = ["DeviceRunner", "DeviceSession", "MeasureOptions", "SimulatedDevice"]
@@ -50,10 +50,13 @@ class DeviceSession:
         measure: MeasureOptions | None = None,
         calibrations: Path | None = None,
     ) -> None:
-        self.fake_device = get_device(fake_device).name
-        self.measure = measure
         self.calibrations = calibrations
         """Storage directory whose saved self-calibrations projected devices use."""
+        self.fake_name = fake_device
+        """As given: a catalogue entry, or a saved calibration's fingerprint or device name."""
+        self.fake_device = projection_target(fake_device, calibrations).spec.name
+        """The catalogue entry ``fake_name`` projects from."""
+        self.measure = measure
         self._simulated: dict[str, SimulatedDevice] = {}
         self._live: dict[str, LiveDevice] = {}
         self.on_wait: Callable[[str], None] | None = None
@@ -71,11 +74,10 @@ class DeviceSession:
         A name the mode does not know is a ValueError that lists what it takes.
         """
         if self.measure is None:
-            key = get_device(device or self.fake_device).name
-            if key not in self._simulated:
-                saved = find_calibration(self.calibrations, key) if self.calibrations else None
-                self._simulated[key] = SimulatedDevice(key, saved)
-            return self._simulated[key]
+            name = device or self.fake_name
+            if name not in self._simulated:
+                self._simulated[name] = SimulatedDevice.named(name, self.calibrations)
+            return self._simulated[name]
         live = self._live_device(device or self.measure.device)
         layers = settings.layers if settings and settings.layers else self.measure.layers
         return TorchRunner(

@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_goblin.atomic import write_text
-from pytest_goblin.catalogue.devices import DeviceSpec
+from pytest_goblin.catalogue.devices import DeviceSpec, get_device
 from pytest_goblin.runner.analytic import DeviceCorrection, FakeRunner
 from pytest_goblin.schemas import CalibrationRef, WorkloadConfig, WorkloadResult
 
@@ -171,6 +172,47 @@ def find_calibration(storage: Path, name: str) -> SavedCalibration | None:
         if wanted in keys:
             return calibration
     return None
+
+
+class ProjectionTarget(NamedTuple):
+    """What a fake device name resolved to."""
+
+    spec: DeviceSpec
+    calibration: SavedCalibration | None
+    by_calibration: bool
+    """The name was a saved calibration's, not a catalogue entry's: reports name the
+    machine the calibration was fitted on."""
+
+
+def projection_target(name: str, storage: Path | None) -> ProjectionTarget:
+    """What ``--goblin-fake-device NAME`` projects for: the catalogue entry, and the
+    self-calibration its numbers use.
+
+    A catalogue name gives that entry with the newest calibration saved for it (None if
+    none). Any other name must be a saved calibration's fingerprint or measured device
+    name: the run projects for that machine, from the catalogue entry it was fitted on
+    with its correction. Anything else is a ValueError listing both kinds of name, since
+    a typo must not project for the wrong hardware.
+    """
+    try:
+        spec = get_device(name)
+    except ValueError as unknown:
+        saved = find_calibration(storage, name) if storage is not None else None
+        if saved is None:
+            raise ValueError(f"{unknown}; {_saved_names(storage)}") from None
+        return ProjectionTarget(get_device(saved.catalogue_key), saved, by_calibration=True)
+    saved = find_calibration(storage, spec.name) if storage is not None else None
+    return ProjectionTarget(spec, saved, by_calibration=False)
+
+
+def _saved_names(storage: Path | None) -> str:
+    """The calibration names a fake device may also take, for an error message."""
+    where = "no storage directory" if storage is None else str(storage / CALIBRATION_DIR)
+    saved = saved_calibrations(storage) if storage is not None else []
+    if not saved:
+        return f"or a saved self-calibration's fingerprint or device name (none under {where})"
+    names = ", ".join(f"{c.fingerprint} ({c.device_name})" for c in saved)
+    return f"or a saved self-calibration under {where}: {names}"
 
 
 def runs_from_results(results: list[WorkloadResult]) -> list[MeasuredRun]:

@@ -83,10 +83,11 @@ def notice_writer(config: pytest.Config) -> Callable[[str], None] | None:
 
 
 def check_device(settings: GoblinSettings) -> None:
-    from pytest_goblin.catalogue.devices import get_device
+    """A fake device must be a catalogue entry or a calibration saved under the storage."""
+    from pytest_goblin.runner.self_calibration import projection_target
 
     try:
-        get_device(settings.fake_device)
+        projection_target(settings.fake_device, settings.storage)
     except ValueError as exc:
         raise pytest.UsageError(f"{settings.source('fake_device')}: {exc}") from None
 

@@ -36,6 +36,7 @@ from pytest_goblin.report.terminal import (
     summary_table,
 )
 from pytest_goblin.runner import self_calibration
+from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.schemas import WorkloadResult
 from pytest_goblin.workload.fix import fix_summary
 from pytest_goblin.workload.read import WORKLOAD_SUFFIXES, may_hold_workload
@@ -223,7 +224,7 @@ class GoblinSession:
             # measured: the device the workloads ran on, as their worker found it
             return next((r.device for r in self._sorted() if r.device is not None), None)
 
-        return get_device(self.settings.fake_device).info()
+        return SimulatedDevice.named(self.settings.fake_device, self.settings.storage).info
 
     def _other_devices(self) -> str | None:
         """Under the header, which devices the workloads ran on when some ran on another
@@ -292,7 +293,13 @@ class GoblinSession:
         runs = self_calibration.runs_from_results(same)
         if not runs:
             return "calibration: not saved: the session has no measured run to fit"
-        spec = get_device(device.catalogue_key or self.settings.fake_device)
+        spec = (
+            get_device(device.catalogue_key)
+            if device.catalogue_key
+            else self_calibration.projection_target(
+                self.settings.fake_device, self.settings.storage
+            ).spec
+        )
         saved = self_calibration.calibrate(spec, fingerprint, device.name, runs)
         try:
             path = self_calibration.save_calibration(self.settings.storage, saved)

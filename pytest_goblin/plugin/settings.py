@@ -398,7 +398,9 @@ class GoblinSettings:
     )
     fake_device: str = setting(
         DEFAULT_FAKE_DEVICE,
-        "catalogue device the analytic model projects for under --goblin-fake.",
+        "catalogue device the analytic model projects for under --goblin-fake, or a "
+        "calibration saved by --goblin-save-calibration (its device fingerprint or measured "
+        "device name): the machine it was fitted on.",
         _MEASURE,
         parse=_lower,
         metavar="NAME",
@@ -407,7 +409,8 @@ class GoblinSettings:
         False,
         "fit the analytic model to this session's measured runs and save the device's "
         "correction under goblin_storage; later --goblin-fake runs for that catalogue "
-        "device project with it (still labelled projected).",
+        "device, or whose --goblin-fake-device names the calibration, project with it "
+        "(still labelled projected).",
         _MEASURE,
         kind="flag",
     )
@@ -450,6 +453,15 @@ class GoblinSettings:
         parse=_count(1),
         metavar="N",
         shown_default="all",
+    )
+    max_world_size: int | None = setting(
+        None,
+        "measure a workload of more ranks (world_size) on N ranks, with the same per-device "
+        "batch and strategy, and label the result as shrunk.",
+        _MEASURE,
+        parse=_count(1),
+        metavar="N",
+        shown_default="the workload's",
     )
     engine: str = setting(
         "auto",

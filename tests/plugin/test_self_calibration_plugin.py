@@ -82,6 +82,75 @@ def test_a_calibration_for_another_device_is_not_used(pytester: pytest.Pytester)
     assert baseline_tokens_per_sec(pytester)[1] is None
 
 
+def save_this_cpu(pytester: pytest.Pytester, name: str, fingerprint: str, minutes: int) -> None:
+    save_calibration(
+        pytester.path / ".goblin",
+        SavedCalibration(
+            fingerprint=fingerprint,
+            device_name=name,
+            catalogue_key="cpu",
+            correction=DeviceCorrection(compute=0.25, host=3.0),
+            fitted_from_runs=12,
+            rms_log_error=0.05,
+            saved_at=datetime(2026, 1, 2, 3, minutes, tzinfo=timezone.utc),
+            runs=[MeasuredRun(config=WorkloadConfig(model="llama-3-8b"), tokens_per_sec=1.0)],
+        ),
+    )
+
+
+def test_a_fake_device_may_name_a_saved_calibration(pytester: pytest.Pytester) -> None:
+    """Two machines calibrated for the generic CPU: the fingerprint picks the older one,
+    the header names that machine, and the numbers stay projected."""
+    run_fake(pytester, "--goblin-fake-device", "cpu")
+    plain, _ = baseline_tokens_per_sec(pytester)
+    save_this_cpu(pytester, "AMD EPYC 7B13", "fedcba9876543210", minutes=4)
+    save_calibration(
+        pytester.path / ".goblin",
+        SavedCalibration(
+            fingerprint="1111111111111111",
+            device_name="Intel Xeon",
+            catalogue_key="cpu",
+            correction=DeviceCorrection(),
+            fitted_from_runs=3,
+            rms_log_error=0.0,
+            saved_at=datetime(2026, 1, 2, 3, 30, tzinfo=timezone.utc),
+            runs=[MeasuredRun(config=WorkloadConfig(model="llama-3-8b"), tokens_per_sec=1.0)],
+        ),
+    )
+    for name in ("fedcba9876543210", "amd epyc 7b13"):
+        result = run_fake(pytester, "--goblin-fake-device", name)
+        result.stdout.fnmatch_lines(
+            [
+                "device: AMD EPYC 7B13 (simulated) | * | numbers: projected (analytic model)",
+                "calibration: self-calibration of AMD EPYC 7B13 (fedcba9876543210), "
+                "fitted from 12 measured runs, saved 2026-01-02 03:04 UTC",
+            ]
+        )
+        calibrated, used = baseline_tokens_per_sec(pytester)
+        assert used is not None and used["fingerprint"] == "fedcba9876543210"
+        assert calibrated < plain
+        report = json.loads((pytester.path / "r.json").read_text())["workloads"][0]
+        assert report["projected"] is True and report["device"]["kind"] == "simulated"
+        assert report["device"]["catalogue_key"] == "cpu"
+    # the catalogue name takes the newest calibration for that entry: the other machine
+    run_fake(pytester, "--goblin-fake-device", "cpu")
+    assert baseline_tokens_per_sec(pytester)[1]["fingerprint"] == "1111111111111111"  # type: ignore[index]
+
+
+def test_a_fake_device_neither_in_the_catalogue_nor_saved_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    save_this_cpu(pytester, "AMD EPYC 7B13", "fedcba9876543210", minutes=4)
+    result = run_fake(pytester, "--goblin-fake-device", "epyc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*--goblin-fake-device: unknown device 'epyc'; valid devices: *; or a saved "
+            "self-calibration under *calibration: fedcba9876543210 (AMD EPYC 7B13)*"
+        ]
+    )
+
+
 def test_save_calibration_without_measured_runs_says_so(pytester: pytest.Pytester) -> None:
     result = run_fake(pytester, "--goblin-save-calibration")
     assert "calibration:" not in result.stdout.str()  # projected runs are never fitted from

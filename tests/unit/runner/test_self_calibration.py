@@ -10,6 +10,7 @@ import pytest
 
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.analytic import DeviceCorrection, FakeRunner
+from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.runner.self_calibration import (
     CALIBRATION_DIR,
     MeasuredRun,
@@ -17,6 +18,7 @@ from pytest_goblin.runner.self_calibration import (
     calibrate,
     find_calibration,
     fit_correction,
+    projection_target,
     save_calibration,
     saved_calibrations,
 )
@@ -115,3 +117,44 @@ def test_the_newest_calibration_wins_and_a_broken_file_is_skipped(tmp_path: Path
 
 def test_no_storage_folder_means_no_calibration(tmp_path: Path) -> None:
     assert saved_calibrations(tmp_path / "absent") == []
+
+
+def test_a_fake_device_name_resolves_to_a_catalogue_entry_or_a_saved_calibration(
+    tmp_path: Path,
+) -> None:
+    assert projection_target("cpu", tmp_path) == (SPEC, None, False)
+    machine = calibrate(SPEC, "abc123", "AMD EPYC 9554", runs_of(DeviceCorrection(compute=0.5)))
+    save_calibration(tmp_path, machine)
+    for name in ("abc123", "AMD EPYC 9554"):
+        assert projection_target(name, tmp_path) == (SPEC, machine, True)
+    # a catalogue name is the catalogue entry, with the newest calibration fitted on it
+    assert projection_target("CPU", tmp_path) == (SPEC, machine, False)
+    assert projection_target("h100", tmp_path) == (get_device("h100"), None, False)
+
+
+def test_an_unknown_fake_device_lists_the_catalogue_and_the_saved_calibrations(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValueError, match=r"valid devices: .*cpu.*none under .*calibration"):
+        projection_target("epyc", tmp_path)
+    with pytest.raises(ValueError, match="no storage directory"):
+        projection_target("epyc", None)
+    save_calibration(tmp_path, saved("abc123", "AMD EPYC 9554"))
+    with pytest.raises(ValueError, match=r"abc123 \(AMD EPYC 9554\)"):
+        projection_target("epyc", tmp_path)
+
+
+def test_a_device_named_by_its_calibration_is_reported_as_that_machine_projected(
+    tmp_path: Path,
+) -> None:
+    save_calibration(tmp_path, saved("abc123", "AMD EPYC 9554"))
+    device = SimulatedDevice.named("abc123", tmp_path)
+    assert device.info.name == "AMD EPYC 9554" and device.info.kind == "simulated"
+    assert device.info.catalogue_key == "cpu"
+    assert device.device_id != SimulatedDevice.named("cpu", tmp_path).device_id
+    metrics = device.run(CONFIGS[0], steps=2)
+    assert metrics.projected and metrics.calibration is not None
+    assert metrics.calibration.fingerprint == "abc123"
+    assert metrics.calibration.source == "self-calibration of AMD EPYC 9554"
+    # the catalogue name uses the same calibration but keeps the catalogue's name
+    assert SimulatedDevice.named("cpu", tmp_path).info.name == SPEC.display_name
