@@ -19,6 +19,7 @@ Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "unknown"]
 AttentionImpl = Literal["eager", "sdpa", "flash", "unknown"]
 FinetuneType = Literal["full", "lora", "qlora"]
 Strategy = Literal["single", "ddp", "fsdp", "deepspeed"]
+ZeroStage = Literal[0, 1, 2, 3]
 WasteBucket = Literal[
     "data_wait", "host_gap", "comm_excess", "memory_headroom", "precision_path", "kernel_shape"
 ]
@@ -85,6 +86,29 @@ class WorkloadConfig(BaseModel):
     warmup_steps: int = Field(default=0, ge=0)
     world_size: int = Field(default=1, ge=1, le=1_000_000)
     strategy: Strategy = "single"
+    pure_precision: bool = Field(
+        default=False,
+        description="the model is loaded and trained in the compute dtype, so its weights, "
+        "gradients and a torch optimizer's state are 16-bit, instead of fp32 master weights "
+        "under autocast (the HF Trainer on a float32 load, LLaMA-Factory's upcast): axolotl "
+        "full fine-tuning, torchtune dtype: bf16, LLaMA-Factory pure_bf16",
+    )
+    zero_stage: ZeroStage | None = Field(
+        default=None,
+        description="which model states strategy fsdp/deepspeed splits across world_size: "
+        "1 optimizer state, 2 also gradients, 3 also parameters (FSDP FULL_SHARD is 3, "
+        "SHARD_GRAD_OP 2, NO_SHARD 0); unset: modelled as 3",
+    )
+    offload_optimizer: bool = Field(
+        default=False,
+        description="optimizer state (and DeepSpeed's fp32 master weights and gradient "
+        "partitions) lives in host memory: DeepSpeed offload_optimizer, FSDP CPU offload",
+    )
+    offload_params: bool = Field(
+        default=False,
+        description="parameters live in host memory between uses: DeepSpeed ZeRO-3 "
+        "offload_param, FSDP CPUOffload(offload_params=True)",
+    )
     env_vars: dict[str, str] = Field(default_factory=dict)
     extras: dict[str, Any] = Field(default_factory=dict)
 

@@ -65,7 +65,9 @@ Optimizer: bytes moved per trainable parameter over the device bandwidth
 (``2 (n-1)/n`` x gradient bytes) over ``INTERCONNECT_GBS``, not overlapped with
 compute. FSDP / DeepSpeed instead all-gather the parameters twice (forward and
 backward, in the compute dtype) and reduce-scatter the fp32 gradients, each
-``(n-1)/n`` x bytes, and shard weights, gradients and optimizer state ``n`` ways.
+``(n-1)/n`` x bytes, and shard model states ``n`` ways as their ZeRO stage says
+(see Memory). The host-side optimizer step and the transfers of CPU offload are
+not in the step time.
 
 Waste budget: seconds per step, peeled off counterfactually (each step is
 clamped so that no bucket is negative, and all buckets sum to the step):
@@ -84,14 +86,21 @@ count recompute). It is quoted against the bf16 peak whatever the precision,
 so fp32 and bf16 runs of one workload compare on one scale.
 
 Memory (decimal GB)
-    * weights: full fine-tuning keeps fp32 weights (AMP keeps fp32 master
-      weights; its per-op 16-bit autocast copies are transient and ignored;
-      pure-16-bit training is not modelled). LoRA keeps the frozen base in the
-      compute dtype (2 B/param for 16-bit, 4 for fp32) and fp32 adapters;
-      QLoRA keeps decoder-layer linears in 4 bits (0.5 B/param; quantisation
-      constants ignored) and embeddings, LM head and norms in 16 bits.
-    * gradients: fp32, trainable parameters only.
-    * optimizer state: ``OPTIMIZERS[...].state_bytes`` per trainable parameter.
+    * weights: trainable weights are fp32 master weights under AMP (its per-op
+      16-bit autocast copies are transient and ignored), or 16-bit for a model
+      loaded and trained in its compute dtype (``pure_precision``). LoRA keeps
+      the frozen base in the compute dtype (2 B/param for 16-bit, 4 for fp32)
+      and adapters like trainable weights; QLoRA keeps decoder-layer linears in
+      4 bits (0.5 B/param; quantisation constants ignored) and embeddings, LM
+      head and norms in 16 bits.
+    * gradients: trainable parameters only, in the weights' dtype.
+    * optimizer state: ``OPTIMIZERS[...].state_bytes`` per trainable parameter
+      in fp32, halved for a torch optimizer over 16-bit weights. DeepSpeed in
+      16 bits holds 16-bit weights and gradients and adds the fp32 master copy
+      to the optimizer state.
+    * sharding and offload (``strategy`` fsdp/deepspeed): ZeRO stage 1 divides
+      the optimizer state by ``world_size``, 2 also the gradients, 3 also the
+      weights, plus two gathered layers; offloaded states cost no device memory.
     * activations (Korthikanti et al. 2022, https://arxiv.org/abs/2205.05198):
       ``s b h (34 + 5 a s / h)`` bytes per layer in 16 bits; fused attention
       drops the ``5 a s / h`` score-matrix term; fp32 doubles it; full
@@ -335,7 +344,25 @@ OPTIMIZERS: dict[str, OptimizerModel] = {
 LORA_ALL_LINEAR = frozenset({"all-linear", "all_linear", "all"})
 
 MASTER_WEIGHT_BYTES = 4
-"""Trainable weights are fp32 (AMP master weights); so are LoRA adapters."""
+"""DeepSpeed's ZeRO optimizers keep an fp32 copy of the trainable weights as optimizer
+state while the module holds 16-bit weights and gradients: "the optimizer states (e.g.,
+for Adam optimizer, 32-bit weights, and the first, and second moment estimates)"
+(DeepSpeed v0.18.2, docs/code-docs/source/zero3.rst)."""
+
+PURE_WEIGHT_BYTES = 2
+"""Bytes per trainable weight, and per gradient, of a model loaded and trained in 16 bits
+(``WorkloadConfig.pure_precision``; fp8 runs keep bf16 weights)."""
+
+STATE_IN_PARAM_DTYPE = frozenset({"adamw_torch", "adamw_torch_fused", "sgd", "adafactor"})
+"""Optimizers whose state takes the weights' dtype: torch's Adam/AdamW create their
+moments with ``torch.zeros_like(param)`` (torch v2.7.0, torch/optim/adam.py
+``_init_group``) and transformers' Adafactor with ``.to(grad)`` (transformers v4.57.6,
+src/transformers/optimization.py), so a bf16 model's state is half the fp32 one;
+bitsandbytes' 8-bit states are one byte whatever the weights."""
+
+GATHERED_LAYERS = 2
+"""Decoder layers whose full weights a ZeRO-3 / FSDP FULL_SHARD rank holds at once: the
+one computing and the one prefetched (FSDP's default ``BackwardPrefetch.BACKWARD_PRE``)."""
 
 GRAD_BYTES = 4
 """Gradients are fp32: AMP keeps fp32 master weights, so ``param.grad`` is fp32."""
@@ -424,7 +451,9 @@ class FakeRunner:
         if memory.total_gb > self.device.memory_gb:
             raise OutOfMemory(
                 f"projected OOM on {self.device.display_name}: needs {memory.total_gb:.1f} GB "
-                f"of {self.device.memory_gb:g} GB ({memory.breakdown()})",
+                f"of {self.device.memory_gb:g} GB ({memory.breakdown()}), assuming "
+                f"{_launch(config)}; a launcher that runs it otherwise is described in the "
+                "sidecar (world_size, strategy, zero_stage, offload_optimizer, offload_params)",
                 memory,
             )
         budget = self._waste_budget(config, res)
@@ -820,11 +849,13 @@ class FakeRunner:
         return self._adapter_params(config, res)
 
     def _weight_bytes(self, config: WorkloadConfig, res: _Resolved) -> float:
-        """fp32 master weights for full fine-tuning; a frozen 16/32/4-bit base for (Q)LoRA."""
+        """Trainable weights as held (``_state_bytes``) for full fine-tuning; a frozen
+        16/32/4-bit base plus the adapters for (Q)LoRA."""
         arch = res.arch
+        held = _state_bytes(config, res)[0]
         if config.finetune == "full":
-            return res.total_params * MASTER_WEIGHT_BYTES
-        adapters = self._adapter_params(config, res) * MASTER_WEIGHT_BYTES
+            return res.total_params * held
+        adapters = self._adapter_params(config, res) * held
         if config.finetune == "qlora":
             layer_linears = arch.layers * sum(i * o for i, o in arch.layer_linear_shapes().values())
             rest = res.total_params - layer_linears
@@ -848,12 +879,47 @@ class FakeRunner:
         return layers + logits
 
     def _memory(self, config: WorkloadConfig, res: _Resolved) -> MemoryEstimate:
-        """Peak memory of one rank: model states (sharded under FSDP) plus activations."""
-        shards = _shards(config)
+        """Peak memory of one rank: model states as the strategy splits and offloads them,
+        plus activations.
+
+        ZeRO stage 1 splits the optimizer state across the ranks, 2 also the gradients,
+        3 also the parameters (DeepSpeed v0.18.2, docs/code-docs/source/zero3.rst; FSDP
+        FULL_SHARD is stage 3, SHARD_GRAD_OP stage 2); a rank whose parameters are split
+        or offloaded gathers ``GATHERED_LAYERS`` layers' full weights to compute them.
+        DeepSpeed's ``offload_optimizer`` keeps optimizer state and gradient partitions in host
+        memory (ZeRO-Offload, same page) and ``offload_param`` the parameters; FSDP's
+        ``CPUOffload(offload_params=True)`` moves parameters and gradients and so runs the
+        optimizer step on the host (torch v2.7.0, torch/distributed/fsdp/api.py).
+        """
+        sharded = config.strategy in ("fsdp", "deepspeed")
+        n = config.world_size if sharded else 1
+        stage = (3 if config.zero_stage is None else config.zero_stage) if sharded else 0
         trainable = self._trainable_params(config, res)
-        weights = self._weight_bytes(config, res) / shards / GB
-        grads = trainable * GRAD_BYTES / shards / GB
-        optimizer = trainable * OPTIMIZERS[res.optimizer].state_bytes / shards / GB
+        _, grad_bytes, state_bytes = _state_bytes(config, res)
+        weights = self._weight_bytes(config, res)
+        grads = trainable * grad_bytes
+        optimizer = trainable * state_bytes
+        if stage >= 1:
+            optimizer /= n
+        if stage >= 2:
+            grads /= n
+        if stage >= 3:
+            weights /= n
+        gathered = 0.0
+        if (stage >= 3 and n > 1) or (sharded and config.offload_params):
+            layer = res.layer_params / res.arch.layers
+            gathered = GATHERED_LAYERS * layer * _element_bytes(res.precision)
+        if sharded and config.offload_params:
+            weights = 0.0
+            if config.strategy == "fsdp":
+                grads = optimizer = 0.0
+        if sharded and config.offload_optimizer:
+            optimizer = 0.0
+            if config.strategy == "deepspeed":
+                grads = 0.0
+        weights = (weights + gathered) / GB
+        grads /= GB
+        optimizer /= GB
         activations = self._activation_total(config, res) / GB
         total = weights + grads + optimizer + activations + WORKSPACE_GB
         return MemoryEstimate(
@@ -879,6 +945,43 @@ def _fill(size: int, saturation: int) -> float:
 def _element_bytes(precision: str) -> float:
     """Bytes per element of activations and frozen weights: 4 in fp32/tf32, else 2."""
     return 4.0 if precision in ("fp32", "tf32") else 2.0
+
+
+def _state_bytes(config: WorkloadConfig, res: _Resolved) -> tuple[float, float, float]:
+    """Bytes per trainable parameter of its weight, gradient and optimizer state.
+
+    DeepSpeed in 16-bit holds 16-bit weights and gradients and puts the fp32 master
+    copy in the optimizer state (``MASTER_WEIGHT_BYTES``). Otherwise the weights are
+    fp32 master weights under autocast, or 16-bit when the model is loaded and trained in
+    its compute dtype (``pure_precision``); the gradients take the weights' dtype, and so
+    does a torch optimizer's state (``STATE_IN_PARAM_DTYPE``).
+    """
+    state = float(OPTIMIZERS[res.optimizer].state_bytes)
+    if config.strategy == "deepspeed" and res.precision not in ("fp32", "tf32"):
+        return 2.0, 2.0, state + MASTER_WEIGHT_BYTES
+    pure = config.pure_precision and res.precision not in ("fp32", "tf32")
+    held = float(PURE_WEIGHT_BYTES if pure else MASTER_WEIGHT_BYTES)
+    if res.optimizer in STATE_IN_PARAM_DTYPE:
+        state *= held / MASTER_WEIGHT_BYTES
+    return held, held, state
+
+
+def _launch(config: WorkloadConfig) -> str:
+    """How the memory estimate assumes the run is launched, in words."""
+    if config.strategy not in ("fsdp", "deepspeed"):
+        ranks = "one device" if config.world_size == 1 else f"{config.world_size} ranks"
+        return f"{ranks}, every rank holding all weights, gradients and optimizer state"
+    stage = 3 if config.zero_stage is None else config.zero_stage
+    offloaded = [
+        name
+        for name, on in (
+            ("parameters", config.offload_params),
+            ("optimizer state", config.offload_optimizer),
+        )
+        if on
+    ]
+    where = f", {' and '.join(offloaded)} offloaded to the host" if offloaded else ""
+    return f"{config.strategy} ZeRO stage {stage} over {config.world_size} ranks{where}"
 
 
 def _shards(config: WorkloadConfig) -> int:

@@ -37,6 +37,7 @@ from pytest_goblin.formats.base import (
     hf_attention,
     targets_list,
 )
+from pytest_goblin.formats.deepspeed import zero_fields
 
 NAME = "axolotl"
 SUFFIXES = frozenset({".yaml", ".yml"})
@@ -79,6 +80,10 @@ _DATALOADER = {
 }
 _LORA_KERNELS = ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel", "lora_embedding_kernel")
 """axolotl's fused LoRA kernels (v0.18.0 ``src/axolotl/utils/schemas/config.py``)."""
+_FSDP_STAGES = {"FULL_SHARD": 3, "HYBRID_SHARD": 3, "SHARD_GRAD_OP": 2, "NO_SHARD": 0}
+"""FSDP sharding strategies as the ZeRO stage whose states they split (torch v2.7.0
+torch/distributed/fsdp/api.py ``ShardingStrategy``: FULL_SHARD shards parameters,
+gradients and optimizer state; SHARD_GRAD_OP gradients and optimizer state)."""
 _UNSET_DATALOADER = (1, True, 256)
 """What axolotl's ``default_dataloader_opts`` sets when no dataloader key is: ``n_gpu``
 workers (one GPU here), pinned memory, prefetch factor 256."""
@@ -144,17 +149,51 @@ def read(data: dict[str, Any], display: str) -> Reading:
     f.put("precision", *_precision(data, display))
     f.put("attention_impl", *_attention(data, display))
     _read_adapter(data, display, f)
+    # axolotl loads the model in cfg.torch_dtype, the compute dtype (v0.18.0
+    # src/axolotl/utils/config/__init__.py, loaders/model.py); PEFT upcasts 16-bit
+    # adapters to fp32 (autocast_adapter_dtype=True), so only full fine-tuning is pure.
+    f.put("pure_precision", f.fields["finetune"] == "full")
     if data.get("deepspeed"):
         f.put("strategy", "deepspeed", "deepspeed")
+        for field, value in zero_fields(data["deepspeed"], display, "deepspeed").items():
+            f.put(field, value, "deepspeed")
     elif data.get("fsdp") or data.get("fsdp_config"):
         f.put("strategy", "fsdp", "fsdp" if data.get("fsdp") else "fsdp_config")
+        _read_fsdp(data, f)
     _in_use(data, f)
     return f.reading()
 
 
+def _read_fsdp(data: dict[str, Any], f: Fields) -> None:
+    """FSDP's sharding and CPU offload from ``fsdp_config`` (prefixed or not, v0.18.0):
+    FULL_SHARD (FSDP1's default, and FSDP2's ``reshard_after_forward: true``) splits
+    parameters too, SHARD_GRAD_OP gradients and optimizer state, NO_SHARD nothing."""
+    fsdp = data.get("fsdp_config")
+    if not isinstance(fsdp, dict):
+        fsdp = {}
+    options = data.get("fsdp")
+    options = options.split() if isinstance(options, str) else list(options or [])
+    for key in ("offload_params", "fsdp_offload_params"):
+        if fsdp.get(key) is True:
+            f.put("offload_params", True, f"fsdp_config.{key}")
+    if "offload" in options:
+        f.put("offload_params", True, "fsdp")
+    for key in ("sharding_strategy", "fsdp_sharding_strategy"):
+        stage = _FSDP_STAGES.get(str(fsdp.get(key, "")).upper())
+        if stage is not None:
+            f.put("zero_stage", stage, f"fsdp_config.{key}")
+    for key in ("reshard_after_forward", "fsdp_reshard_after_forward"):
+        if fsdp.get(key) is False:
+            f.put("zero_stage", 2, f"fsdp_config.{key}")
+    for option in options:
+        stage = _FSDP_STAGES.get(str(option).upper())
+        if stage is not None:
+            f.put("zero_stage", stage, "fsdp")
+
+
 def _in_use(data: dict[str, Any], f: Fields) -> None:
     """What the run already uses that no field holds: the Liger plugin, LoRA kernels,
-    ``group_by_length``, FSDP parameter offload (recorded under ``extras``)."""
+    ``group_by_length`` (recorded under ``extras``)."""
     plugins = data.get("plugins") or []
     liger = [key for key in data if key.startswith("liger_") and data[key] is True]
     if liger and any("liger" in str(plugin).lower() for plugin in plugins):
@@ -164,11 +203,6 @@ def _in_use(data: dict[str, Any], f: Fields) -> None:
         f.record("lora_kernels", kernels, kernels[0])
     if data.get("group_by_length") is True:
         f.record("group_by_length", True, "group_by_length")
-    fsdp = data.get("fsdp_config")
-    if isinstance(fsdp, dict):
-        for key in ("offload_params", "fsdp_offload_params"):
-            if fsdp.get(key) is True:
-                f.record("offload_params", True, f"fsdp_config.{key}")
 
 
 def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:

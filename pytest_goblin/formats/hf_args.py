@@ -45,6 +45,7 @@ from pytest_goblin.formats.base import (
     lookup,
     targets_list,
 )
+from pytest_goblin.formats.deepspeed import zero_fields
 from pytest_goblin.formats.vocabulary import TRAINING_ARGUMENTS as TRAINING_ARGUMENTS_KEYS
 from pytest_goblin.formats.vocabulary import TRL_DPO_ONLY, TRL_KEYS, TRL_SFT
 
@@ -287,11 +288,28 @@ def interpret(
             attention_key,
         )
     _adapter(values, f, lora_defaults, target_defaults)
+    # A model loaded in 16 bits trains its 16-bit weights under the Trainer's autocast;
+    # PEFT casts 16-bit adapters to fp32 (get_peft_model's autocast_adapter_dtype=True,
+    # peft v0.20.0), so only a full fine-tune is pure.
+    dtype_key = dtype_location(values)
+    loaded = hf_precision_from_dtype(lookup(values, dtype_key)) if dtype_key else None
+    if f.fields["finetune"] == "full" and loaded in ("bf16", "fp16"):
+        f.put("pure_precision", True, dtype_key)
     env = values.get("env")
     if trl and isinstance(env, dict):
         f.put("env_vars", dict(env), "env")
     return f.reading()
 
+
+FSDP_OPTION_STAGES = {
+    "full_shard": 3,
+    "hybrid_shard": 3,
+    "shard_grad_op": 2,
+    "hybrid_shard_zero2": 2,
+    "no_shard": 0,
+}
+"""TrainingArguments' ``fsdp`` options (transformers v4.57.6 ``trainer_utils.FSDPOption``) as
+the ZeRO stage whose states they split; ``offload`` is FSDP's CPU offload of parameters."""
 
 TRAINER_DEFAULT_OPTIM = "adamw_torch_fused"
 """TrainingArguments' ``optim`` default in transformers v4.57.6 and v5.25.0
@@ -332,8 +350,17 @@ def read_trainer_keys(
         f.put("torch_compile", on, key)
     if f.get("deepspeed"):
         f.put("strategy", "deepspeed", "deepspeed")
+        for field, value in zero_fields(f.get("deepspeed"), f.display, "deepspeed").items():
+            f.put(field, value, "deepspeed")
     elif f.get("fsdp"):
         f.put("strategy", "fsdp", "fsdp")
+        options = f.get("fsdp")
+        options = options.split() if isinstance(options, str) else list(options or [])
+        stages = [FSDP_OPTION_STAGES[o] for o in options if o in FSDP_OPTION_STAGES]
+        if stages:
+            f.put("zero_stage", stages[0], "fsdp")
+        if "offload" in options:
+            f.put("offload_params", True, "fsdp")
     for key in IN_USE_FLAGS:
         if f.get(key) is not None and as_bool(f.get(key), f.display, f.label(key)):
             f.record(key, True, key)

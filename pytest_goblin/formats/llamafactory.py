@@ -144,6 +144,12 @@ def read(data: dict[str, Any], display: str) -> Reading:
         _FLASH_ATTN[flash_attn],
         None if data.get("flash_attn") is None else "flash_attn",
     )
+    # LLaMA-Factory upcasts trainable parameters to fp32 unless pure_bf16 (or BAdam) keeps
+    # them in half precision (v0.9.5 src/llamafactory/model/adapter.py init_adapter).
+    for key in ("pure_bf16", "use_badam"):
+        if data.get(key) is not None and as_bool(data[key], display, key):
+            f.put("pure_precision", True, key)
+            break
     _packing(data, display, f)
     _method(data, display, f)
     liger = data.get("enable_liger_kernel")

@@ -3,7 +3,8 @@
 The model is a builder (``model._component_: torchtune.models.llama3_2.
 lora_llama3_2_1b``), whose name gives both the architecture and the method
 (``lora_``/``qlora_`` prefixes). Precision is ``dtype`` (bf16 or fp32, whole
-model: no autocast; fp16 is rejected by the recipes). Some things a torchtune
+model: no autocast, so weights, gradients and optimizer state are in it too; fp16 is
+rejected by the recipes). Some things a torchtune
 config cannot say at all: the recipes build their DataLoader without workers
 or pinned memory, and attention is always SDPA. Those fields take the recipes'
 real values, and a patch that would change them is reported, not written.
@@ -121,6 +122,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
             display, f"dtype {dtype!r}: torchtune recipes train in bf16 or fp32", field="dtype"
         )
     f.put("precision", dtype, None if f.get("dtype") is None else "dtype")
+    f.put("pure_precision", True)
     f.take("gradient_checkpointing", "enable_activation_checkpointing", as_bool, False)
     f.take("lr", "optimizer.lr", as_float, 5e-5)
     f.take("warmup_steps", "lr_scheduler.num_warmup_steps", as_int, 0)
@@ -148,6 +150,17 @@ def read(data: dict[str, Any], display: str) -> Reading:
     present = [key for key in _DISTRIBUTED_KEYS if key in data]
     if present:
         f.put("strategy", "fsdp", present[0])
+        # FSDP2 in the distributed recipes (v0.6.1 torchtune/training/_distributed.py
+        # shard_model): CPUOffloadPolicy moves parameters, gradients and the optimizer step
+        # to the host; reshard_after_forward false keeps parameters gathered (ZeRO-2-like).
+        if f.get("fsdp_cpu_offload") is not None:
+            offload = as_bool(f.get("fsdp_cpu_offload"), display, "fsdp_cpu_offload")
+            f.put("offload_params", offload, "fsdp_cpu_offload")
+        if f.get("fsdp_reshard_after_forward") is not None:
+            reshard = as_bool(
+                f.get("fsdp_reshard_after_forward"), display, "fsdp_reshard_after_forward"
+            )
+            f.put("zero_stage", 3 if reshard else 2, "fsdp_reshard_after_forward")
     return f.reading()
 
 

@@ -17,10 +17,12 @@ So they go next to it, in ``<file name without extension>.goblin.yaml``::
 the file's own value, or its framework's default, is what really trains, so a
 sidecar that says otherwise is an error rather than an override (see
 ``check_fills``). ``strategy: fsdp`` (or ``ddp``, ``deepspeed``) with
-``world_size`` describes how a launcher (``accelerate launch``, ``torchrun``)
-runs a file that does not say it itself; where the file names its sharding
-(axolotl ``fsdp:``, a ``deepspeed:`` config, torchtune's FSDP keys), a
-different sidecar strategy is an error.
+``world_size``, ``zero_stage`` (1 shards optimizer state, 2 also gradients, 3
+also parameters) and ``offload_optimizer`` / ``offload_params`` describes how a
+launcher (``accelerate launch``, ``torchrun``, an accelerate DeepSpeed or FSDP
+config) runs a file that does not say it itself; where the file names its
+sharding (axolotl ``fsdp:``, a ``deepspeed:`` config the frameworks ship,
+torchtune's FSDP keys), a different sidecar value is an error.
 
 A sidecar is never collected as a workload of its own.
 """
@@ -39,8 +41,10 @@ from pytest_goblin.schemas import WorkloadSettings
 
 SUFFIX = ".goblin.yaml"
 OWNER_SUFFIXES = (".py", ".yaml", ".yml", ".json")
-KEYS = ("name", "model", "world_size", "strategy", "seq_len", "goblin")
-FILLS = ("seq_len", "strategy")
+LAUNCH = ("world_size", "strategy", "zero_stage", "offload_optimizer", "offload_params")
+"""How a launcher runs the file: ranks, sharding, ZeRO stage and CPU offload."""
+KEYS = ("name", "model", *LAUNCH, "seq_len", "goblin")
+FILLS = ("seq_len", "strategy", "zero_stage", "offload_optimizer", "offload_params")
 """Sidecar fields that only fill in what the file leaves unknown, never override it."""
 
 
@@ -104,9 +108,7 @@ def load_sidecar(path: Path, display: str) -> Sidecar:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise WorkloadError(shown, str(first["msg"]), field=f"goblin.{where}") from None
-    fields = {
-        key: data[key] for key in ("model", "world_size", "strategy") if data.get(key) is not None
-    }
+    fields = {key: data[key] for key in ("model", *LAUNCH) if data.get(key) is not None}
     if data.get("seq_len") is not None:
         fields["seq_len"] = _seq_len(data["seq_len"], shown)
     return Sidecar(fields=fields, settings=settings, name=data.get("name"), display=shown)
