@@ -81,6 +81,75 @@ def test_runs_the_published_model_predicts_leave_it_as_it_is() -> None:
         assert value == pytest.approx(1.0, rel=0.05)
 
 
+KNOB_BASE: dict[str, Any] = {**TINY, "optimizer": "adamw_torch_fused", "attention_impl": "sdpa"}
+KNOB_CHANGES: dict[str, dict[str, Any]] = {
+    "eager attention": {"attention_impl": "eager"},
+    "no dataloader workers": {"dataloader_workers": 0},
+    "checkpointing": {"gradient_checkpointing": True},
+    "LoRA": {"finetune": "lora", "lora_rank": 16},
+    "batch 1": {"batch_size": 1},
+    "foreach AdamW": {"optimizer": "adamw_torch"},
+}
+"""A base config and one change per mechanism, like ``benchmarks/calibration.py``'s knobs."""
+
+
+def knob_ratios(runner: FakeRunner) -> dict[str, float]:
+    base = WorkloadConfig(**KNOB_BASE)
+    return {
+        knob: tokens_per_sec(runner, WorkloadConfig(**{**KNOB_BASE, **change}))
+        / tokens_per_sec(runner, base)
+        for knob, change in KNOB_CHANGES.items()
+    }
+
+
+def knob_runs(device: FakeRunner) -> list[MeasuredRun]:
+    configs = [WorkloadConfig(**KNOB_BASE)]
+    configs += [WorkloadConfig(**{**KNOB_BASE, **change}) for change in KNOB_CHANGES.values()]
+    return [MeasuredRun(config=c, tokens_per_sec=tokens_per_sec(device, c)) for c in configs]
+
+
+def test_the_fit_recovers_every_knob_ratio_of_a_device_unlike_the_published_one() -> None:
+    """A device slower at everything, with slow attention, fast memory, heavy host
+    overhead and costly samples: its knob ratios are far from the published model's,
+    and the fit to its seven runs brings every one back."""
+    hidden = DeviceCorrection(compute=0.05, attention=0.4, bandwidth=3.0, host=4.0, data=6.0)
+    device = FakeRunner(SPEC, hidden)
+    truth = knob_ratios(device)
+    published = knob_ratios(FakeRunner(SPEC))
+    assert any(abs(published[k] / truth[k] - 1) > 0.1 for k in truth)
+    correction, rms = fit_correction(SPEC, knob_runs(device))
+    fitted = knob_ratios(FakeRunner(SPEC, correction))
+    for knob, ratio in truth.items():
+        assert fitted[knob] == pytest.approx(ratio, rel=0.002), knob
+    assert rms < 0.001
+    # seven runs, one per mechanism and a base: each multiplier is pinned down
+    for name, value in hidden.model_dump().items():
+        assert getattr(correction, name) == pytest.approx(value, rel=0.02), name
+
+
+def test_a_mechanism_no_run_exercises_stays_as_published() -> None:
+    """Every run has dataloader workers to hide the input cost: the data multiplier has
+    nothing to learn from, and stays 1 while the others move."""
+    device = FakeRunner(SPEC, DeviceCorrection(compute=0.2, host=2.0))
+    runs = [run for run in knob_runs(device) if run.config.dataloader_workers > 0]
+    correction, _ = fit_correction(SPEC, runs)
+    assert correction.data == pytest.approx(1.0, abs=1e-6)
+    assert correction.compute < 0.5
+
+
+def test_no_mechanism_is_corrected_beyond_the_bound() -> None:
+    """Runs a thousand times slower than any mechanism explains (an overloaded host)
+    drive the multipliers to the bound, not past it."""
+    runs = [
+        MeasuredRun(config=run.config, tokens_per_sec=run.tokens_per_sec / 1e6)
+        for run in runs_of(DeviceCorrection())
+    ]
+    correction, rms = fit_correction(SPEC, runs)
+    for value in correction.model_dump().values():
+        assert 1 / 100 - 1e-9 <= value <= 100 + 1e-9
+    assert rms > 1.0  # what the bound leaves unexplained is reported, not hidden
+
+
 def test_a_fit_needs_runs() -> None:
     with pytest.raises(ValueError, match="at least one"):
         fit_correction(SPEC, [])
