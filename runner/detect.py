@@ -16,6 +16,7 @@ import torch
 
 from pytest_goblin.catalogue.devices import resolve_identity
 from pytest_goblin.errors import GoblinError
+from pytest_goblin.runner import gpu_topology
 from pytest_goblin.runner.options import DeviceSelector
 from pytest_goblin.runner.visible import physical_id
 from pytest_goblin.schemas import DeviceInfo
@@ -35,6 +36,11 @@ class Detected:
     info: DeviceInfo
     lock_id: str
     """Names the physical device, so that every process locks the same file for it."""
+    pci_bdf: str | None = None
+    """The GPU's PCI address (``0000:c1:00.0``) where torch reports it: its NUMA node."""
+    package_id: str | None = None
+    """Names the physical package (``gpu_topology.package_id``): GPUs that share power and
+    memory (MI300X partitions, an MI250X's two GCDs, MIG slices) share one lock."""
 
 
 def detect(selector: DeviceSelector) -> Detected:
@@ -97,7 +103,19 @@ def _gpu(kind: str, index: int, count: int) -> Detected:
     # pinned xdist worker sees its GPU as index 0
     uuid = uuids[index]
     lock_id = f"{kind}-{uuid}" if usable_uuid(uuid, uuids) else physical_id(kind, index, os.environ)
-    return Detected(device, info, lock_id)
+    bdf = pci_bdf(props)
+    package = gpu_topology.package_id(bdf, gpu_topology.read_nodes()) if bdf else None
+    return Detected(device, info, lock_id, bdf, f"{kind}-{package}" if package else None)
+
+
+def pci_bdf(props: object) -> str | None:
+    """The PCI address in torch's device properties (``pci_domain_id``, ``pci_bus_id``,
+    ``pci_device_id``), or None where this torch does not report them."""
+    bus, slot = getattr(props, "pci_bus_id", None), getattr(props, "pci_device_id", None)
+    if not isinstance(bus, int) or not isinstance(slot, int):
+        return None
+    domain = getattr(props, "pci_domain_id", 0)
+    return f"{domain if isinstance(domain, int) else 0:04x}:{bus:02x}:{slot:02x}.0"
 
 
 def first_discrete(integrated: list[bool]) -> int:

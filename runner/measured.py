@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_goblin.errors import DeviceFault, OutOfMemory, RunFailed, UnsupportedConfig
-from pytest_goblin.runner import worker_env
+from pytest_goblin.runner import gpu_topology, worker_env
 from pytest_goblin.runner.analytic import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
 from pytest_goblin.runner.options import MeasureOptions
@@ -50,7 +50,10 @@ worker, unless the workload's env_vars name a file."""
 
 SHUTDOWN_GRACE_S = 10.0
 STDERR_TAIL_LINES = 15
-LOCK_DIR = Path(tempfile.gettempdir()) / "pytest-goblin-locks"
+LOCK_DIR = gpu_topology.lock_dir()
+"""The device locks' directory: ``GOBLIN_LOCK_DIR`` as pytest started, else the temp
+directory (private to a container: jobs in containers that share a GPU need a directory
+they all mount)."""
 
 
 def sample_cost_s(config: WorkloadConfig, sample_cost_ms: float | None) -> float:
@@ -290,7 +293,10 @@ class LiveDevice:
             # the engine is the session's choice, not the worker's: it names it in the device
             self._info = DeviceInfo.model_validate({**hello["info"], "engine": self.options.engine})
             self._lock_id = hello["lock_id"]
-            self._lock_path = LOCK_DIR / f"{file_stem(hello['lock_id'])}.lock"
+            # one lock per physical package where the worker could name it (partitions,
+            # GCDs and MIG slices of one package share its power and memory)
+            locked = hello.get("package_id") or hello["lock_id"]
+            self._lock_path = LOCK_DIR / f"{file_stem(locked)}.lock"
 
     @property
     def info(self) -> DeviceInfo:
@@ -484,7 +490,10 @@ class TorchRunner:
         }
         response = self.device.request(config.env_vars, message, f"during a run of {steps} steps")
         if response["ok"]:
-            return Measurement.from_json(response["measurement"])
+            measurement = Measurement.from_json(response["measurement"])
+            if self.info.kind != "cpu" and (shared := gpu_topology.lock_dir_warning()):
+                measurement.warnings.append(shared)
+            return measurement
         kind, text = response["kind"], response["message"]
         if kind == "unsupported":
             raise UnsupportedConfig(text)

@@ -258,6 +258,18 @@ def _detect(selector: str) -> Detected:
         raise RuntimeError(str(exc)) from None
 
 
+def _place(detected: Detected) -> str | None:
+    """Bind this worker (and the DataLoader workers it starts) to the CPUs of its GPU's
+    NUMA node (``gpu_topology.bind_to_gpu``); returns the warning for its runs, if any."""
+    if detected.device.type == "cpu":
+        return None
+    from pytest_goblin.runner import gpu_topology
+
+    done, warning = gpu_topology.bind_to_gpu(detected.pci_bdf)
+    print(f"CPU affinity: {done or warning}", file=sys.stderr, flush=True)
+    return warning
+
+
 def main(argv: list[str]) -> int:
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
@@ -274,7 +286,9 @@ def main(argv: list[str]) -> int:
 
         load_engine(argv[3])
     info = detected.info
-    _send(protocol, {"ok": True, "info": info.model_dump(mode="json"), "lock_id": detected.lock_id})
+    affinity_warning = _place(detected)
+    hello = {"ok": True, "info": info.model_dump(mode="json"), "lock_id": detected.lock_id}
+    _send(protocol, {**hello, "package_id": detected.package_id})
     # stderr is what a crash report shows: say what this worker is and what it was doing
     print(
         f"pytest-goblin worker {os.getpid()}: {info.name} ({info.kind}, torch "
@@ -290,6 +304,8 @@ def main(argv: list[str]) -> int:
         details = {k: v for k, v in request.items() if k not in ("op", "config")}
         print(f"{request['op']}: {name} {details}", file=sys.stderr, flush=True)
         response = _handle(request, detected)
+        if affinity_warning and "measurement" in response:
+            response["measurement"]["warnings"].append(affinity_warning)
         if response.get("fatal"):
             # the device context is broken: anything more it did would fail the same way
             _send(protocol, response)

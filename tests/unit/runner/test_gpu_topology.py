@@ -171,3 +171,62 @@ def test_the_lock_directory_is_settable_and_its_absence_in_a_container_is_said()
     assert warning is not None and "GOBLIN_LOCK_DIR" in warning
     assert lock_dir_warning({"GOBLIN_LOCK_DIR": "/shared/locks"}, container=True) is None
     assert lock_dir_warning({}, container=False) is None
+
+
+# --- where the worker and the pytest side use it ---------------------------------------------
+
+
+def test_the_pci_address_comes_from_torchs_device_properties() -> None:
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from pytest_goblin.runner.detect import pci_bdf
+
+    props = SimpleNamespace(pci_domain_id=0, pci_bus_id=0xC1, pci_device_id=0)
+    assert pci_bdf(props) == "0000:c1:00.0"
+    assert pci_bdf(SimpleNamespace(name="a torch without PCI fields")) is None
+
+
+class StubWorker:
+    """What LiveDevice reads of a started worker: its hello line."""
+
+    def __init__(self, hello: dict[str, object]) -> None:
+        self.hello = hello
+
+    def start(self) -> dict[str, object]:
+        return self.hello
+
+
+def test_the_lock_file_is_the_packages_when_the_worker_names_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    from pytest_goblin.runner import measured
+    from pytest_goblin.runner.options import MeasureOptions
+    from pytest_goblin.schemas import DeviceInfo
+
+    monkeypatch.setattr(measured, "LOCK_DIR", tmp_path)
+    info = DeviceInfo(kind="rocm", name="AMD Instinct MI300X", platform="rocm-instinct")
+    hello = {"ok": True, "info": info.model_dump(mode="json"), "lock_id": "rocm-GPU-5c1f"}
+    for extra, name in (
+        ({"package_id": "rocm-pci-0000:c1:00.0"}, "rocm-pci-0000_c1_00.0.lock"),
+        ({"package_id": None}, "rocm-GPU-5c1f.lock"),  # a torch that reports no PCI address
+    ):
+        device = measured.LiveDevice(MeasureOptions(device="rocm"))
+        device._start(StubWorker({**hello, **extra}), ())  # type: ignore[arg-type]
+        assert device._lock_path == tmp_path / name
+
+
+def test_a_gpu_worker_without_a_pci_address_says_its_cpus_are_not_placed() -> None:
+    torch = pytest.importorskip("torch")
+    from pytest_goblin.runner.detect import Detected
+    from pytest_goblin.runner.worker import _place
+    from pytest_goblin.schemas import DeviceInfo
+
+    gpu = Detected(
+        torch.device("cuda", 0), DeviceInfo(kind="cuda", name="GPU", platform="cuda"), "cuda-0"
+    )
+    warning = _place(gpu)
+    assert warning is not None and "CPU affinity not set" in warning
+    cpu = Detected(torch.device("cpu"), DeviceInfo(kind="cpu", name="CPU", platform="cpu"), "cpu")
+    assert _place(cpu) is None
