@@ -47,7 +47,7 @@ from pytest_goblin.formats.base import (
 )
 from pytest_goblin.formats.deepspeed import zero_fields
 from pytest_goblin.formats.vocabulary import TRAINING_ARGUMENTS as TRAINING_ARGUMENTS_KEYS
-from pytest_goblin.formats.vocabulary import TRL_DPO_ONLY, TRL_KEYS, TRL_SFT
+from pytest_goblin.formats.vocabulary import TRL_DPO_ONLY, TRL_GRPO_ONLY, TRL_KEYS, TRL_SFT
 
 TRL = "trl"
 HF_ARGS = "hf-args"
@@ -215,7 +215,7 @@ def detect_trl(data: Any) -> bool:
         data.get("model_name_or_path"), str
     ):
         return False
-    if (TRL_MARKERS | TRL_DPO_ONLY) & data.keys():
+    if (TRL_MARKERS | TRL_DPO_ONLY | TRL_GRPO_ONLY) & data.keys():
         return True
     return not TRL_KEYS.unknown(data) and bool(_TRL_OWN & data.keys())
 
@@ -233,6 +233,16 @@ def detect_hf_args(data: Any) -> bool:
 
 
 def read_trl(data: dict[str, Any], display: str) -> Reading:
+    online = sorted(TRL_GRPO_ONLY & data.keys(), key=lambda key: (key != "num_generations", key))
+    if online:
+        raise WorkloadError(
+            display,
+            f"{', '.join(online)}: keys of TRL's GRPO trainer (GRPOConfig, "
+            "trl/trainer/grpo_config.py), which samples num_generations completions per "
+            "prompt and trains on their rewards; pytest-goblin models supervised "
+            "fine-tuning only",
+            field=online[0],
+        )
     preference = sorted(TRL_DPO_ONLY & data.keys())
     if preference:
         raise WorkloadError(
@@ -295,6 +305,16 @@ def interpret(
     loaded = hf_precision_from_dtype(lookup(values, dtype_key)) if dtype_key else None
     if f.fields["finetune"] == "full" and loaded in ("bf16", "fp16"):
         f.put("pure_precision", True, dtype_key)
+    # SFTConfig's deprecated spelling, copied to use_liger_kernel until TRL 0.18
+    # (v0.16.0 trl/trainer/sft_config.py __post_init__).
+    legacy = values.get("use_liger")
+    if (
+        trl
+        and values.get("use_liger_kernel") is None
+        and legacy is not None
+        and as_bool(legacy, display, f.label("use_liger"))
+    ):
+        f.record("use_liger_kernel", True, "use_liger")
     env = values.get("env")
     if trl and isinstance(env, dict):
         f.put("env_vars", dict(env), "env")

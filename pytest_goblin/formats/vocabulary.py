@@ -118,6 +118,31 @@ TRL_DPO_ONLY = _keys(
 a file that sets one is a preference-training config."""
 
 
+TRL_GRPO_ONLY = _keys(
+    """
+    cache_implementation chat_template_kwargs delta entropy_coef entropy_coef_delta
+    entropy_coef_max entropy_coef_min entropy_target epsilon epsilon_high generation_batch_size
+    generation_kwargs importance_sampling_level log_completions log_completions_hub_repo
+    log_multimodal log_unique_prompts mask_truncated_completions max_tool_calling_iterations
+    min_p multi_objective_aggregation num_completions_to_print num_generations
+    num_generations_eval num_iterations off_policy_mask_threshold repetition_penalty
+    reward_weights sapo_temperature_neg sapo_temperature_pos scale_rewards steps_per_generation
+    temperature top_entropy_quantile top_k top_p transformers_continuous_batching_config
+    use_adaptive_entropy use_bias_correction_kl use_transformers_continuous_batching
+    use_transformers_paged use_vllm vespo_k_neg vespo_k_pos vespo_lambda_neg vespo_lambda_pos
+    vllm_enable_sleep_mode vllm_gpu_memory_utilization vllm_group_port
+    vllm_guided_decoding_regex vllm_importance_sampling_cap vllm_importance_sampling_clip_max
+    vllm_importance_sampling_clip_min vllm_importance_sampling_correction
+    vllm_importance_sampling_mode vllm_max_model_length vllm_mode vllm_model_impl
+    vllm_server_base_url vllm_server_host vllm_server_port vllm_server_timeout
+    vllm_structured_outputs_regex vllm_tensor_parallel_size wandb_log_unique_prompts
+    """
+)
+"""Keys of TRL's ``GRPOConfig`` that neither ``SFTConfig``, ``DPOConfig`` nor TrainingArguments
+has (``trl/trainer/grpo_config.py``, v0.19.0 and v1.9.0): a file that sets one is online RL
+(sampled completions scored by reward functions), not supervised fine-tuning."""
+
+
 LLAMAFACTORY = _keys(
     """
     adapter_folder adapter_name_or_path add_special_tokens add_tokens additional_target

@@ -44,6 +44,14 @@ QWEN2_1_5B = (
     "model: {layers: 28, hidden: 1536, intermediate: 8960, heads: 12, kv_heads: 2, vocab: 151936}\n"
 )
 """Qwen/Qwen2-1.5B-Instruct's dims, from its config.json on the Hugging Face Hub."""
+QWEN2_5_1_5B = (
+    "model: {layers: 28, hidden: 1536, intermediate: 8960, heads: 12, kv_heads: 2, vocab: 151936}\n"
+)
+"""Qwen/Qwen2.5-1.5B-Instruct's dims, from its config.json on the Hugging Face Hub."""
+OLYMPICCODER_LAUNCH = "model: qwen2.5-7b\nworld_size: 8\nstrategy: deepspeed\nzero_stage: 3\n"
+"""Qwen2.5-Coder-7B-Instruct has Qwen2.5-7B's dims; the recipe runs on "1 node of 8 H100s
+with DeepSpeed ZeRO-3" (its first comment), launched with open-r1's accelerate config."""
+GRPO = "keys of TRL's GRPO trainer (GRPOConfig"
 SEQ_LEN = "seq_len: 2048\n"
 """What the torchtune error asks for: the recipes ship ``max_seq_len: null`` or no key."""
 TORCHTUNE_FIX = (
@@ -601,7 +609,82 @@ READS = [
         sidecar="model: qwen2.5-7b\n",
     ),
 ]
+READS += [
+    Case(
+        "real/open_r1/OlympicCoder-7B_sft_config_v00.00.yaml",
+        {
+            "format": "trl",
+            "arch": "qwen2.5-7b",
+            "finetune": "full",
+            "batch_size": 2,
+            "grad_accum_steps": 8,
+            "seq_len": 32768,
+            "precision": "bf16",
+            "pure_precision": True,
+            "attention_impl": "flash",
+            "gradient_checkpointing": True,
+            "packing": False,
+            "lr": 1e-5,
+            "world_size": 8,
+            "strategy": "deepspeed",
+            "zero_stage": 3,
+        },
+        sidecar=OLYMPICCODER_LAUNCH,
+    ),
+    Case(
+        "real/open_r1/Qwen2.5-1.5B-Instruct_sft_config_demo.yaml",
+        {
+            "format": "trl",
+            "finetune": "full",
+            "batch_size": 16,
+            "grad_accum_steps": 1,
+            "seq_len": 16384,
+            "precision": "bf16",
+            "pure_precision": True,
+            "attention_impl": "flash",
+            "gradient_checkpointing": True,
+            "packing": True,
+            "lr": 5e-5,
+            "extras": {"use_liger_kernel": True},
+        },
+        sidecar=QWEN2_5_1_5B,
+    ),
+]
 ERRORS = {
+    "real/open_r1/DeepSeek-R1-Distill-Qwen-1.5B_grpo_config_demo.yaml": ("num_generations", GRPO),
+    "real/open_r1/Qwen2.5-1.5B-Instruct_grpo_config_demo.yaml": ("num_generations", GRPO),
+    "real/open_r1/Qwen2.5-1.5B-Instruct_grpo_config_demo_code.yaml": ("num_generations", GRPO),
+    "real/open_r1/Qwen2.5-1.5B-Instruct_grpo_config_demo_code_ioi.yaml": ("num_generations", GRPO),
+    "real/open_r1/Qwen2.5-Coder-7B-Instruct_grpo_config_codeforces.yaml": ("num_generations", GRPO),
+    "real/open_r1/Qwen2.5-Math-7B_grpo_config_simple_rl.yaml": ("num_generations", GRPO),
+    "real/open_r1/Qwen2.5-7B-Instruct_grpo_config_demo.yaml": (
+        None,
+        "duplicate key 'do_eval' (first at line 16); give each key once",
+    ),
+    "real/open_r1/Mistral-Small-24B-Instruct-2501_sft_config_openr1_math.yaml": (
+        "model_name_or_path",
+        "'mistralai/Mistral-Small-24B-Instruct-2501' (from `model_name_or_path`) is not a preset",
+    ),
+    "real/open_r1/OlympicCoder-32B_sft_config_v00.00.yaml": (
+        "model_name_or_path",
+        "'Qwen/Qwen2.5-Coder-32B-Instruct' (from `model_name_or_path`) is not a preset",
+    ),
+    "real/open_r1/OpenR1-Qwen-7B_sft_config.yaml": (
+        "model_name_or_path",
+        "'Qwen/Qwen2.5-Math-7B-Instruct' (from `model_name_or_path`) is not a preset",
+    ),
+    "real/open_r1/OpenR1-Distill-7B_sft_config_distill.yaml": (
+        "model_name_or_path",
+        "'open-r1/Qwen2.5-Math-7B-RoPE-300k' (from `model_name_or_path`) is not a preset",
+    ),
+    "real/open_r1/SmolLM2-1.7B-Instruct_sft_config.yaml": (
+        "model_name_or_path",
+        "'HuggingFaceTB/SmolLM2-1.7B-Instruct' (from `model_name_or_path`) is not a preset",
+    ),
+    "real/open_r1/SmolLM2-1.7B_sft_config.yaml": (
+        "model_name_or_path",
+        "'HuggingFaceTB/SmolLM2-1.7B' (from `model_name_or_path`) is not a preset",
+    ),
     "real/axolotl/llama-3_lora-8b.yml": ("load_in_8bit", "8-bit base model"),
     "real/axolotl/qwen2_qlora-fsdp.yaml": (
         "base_model",
@@ -849,7 +932,8 @@ def test_every_comment_of_a_real_config_survives_its_patch(tmp_path: Path, case:
 def test_keywords_added_to_a_commented_sftconfig_go_below_the_last_comment(
     tmp_path: Path,
 ) -> None:
-    workload = prepare(tmp_path, READS[-1])
+    notebook = "real/hf/trl_sft_trl_lora_qlora_notebook.py"
+    workload = prepare(tmp_path, next(case for case in READS if case.relpath == notebook))
     planned = plan_patch(
         workload,
         [change(workload, "torch_compile", True), change(workload, "dataloader_workers", 4)],
