@@ -53,6 +53,8 @@ def live_line(kind: str, data: dict[str, Any]) -> str:
         text = f"-> {data.get('name')} {arguments}"
     elif kind == "tool_result":
         text = f"<- {data.get('name')}: {_result_summary(data)}"
+    elif kind in ("waiting", "progress"):
+        text = str(data.get("text", ""))
     elif kind == "final_report":
         # in measured mode the verdict's own paired rounds follow and may move the number
         text = f"agent's estimate: {data.get('report', {}).get('summary_line', '')}"

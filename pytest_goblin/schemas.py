@@ -502,7 +502,11 @@ class Report(BaseModel):
 class AuditEvent(BaseModel):
     """One event of an audit stream (``--goblin-events`` writes each as a JSON line)."""
 
-    type: Literal["thought", "tool_call", "tool_result", "final_report", "error"]
+    type: Literal[
+        "thought", "tool_call", "tool_result", "waiting", "progress", "final_report", "error"
+    ]
+    """``waiting``: an LLM backend's reply is awaited; ``progress``: the verdict's measured
+    rounds after the agent (each with a ``text``)."""
     data: dict[str, Any]
 
 

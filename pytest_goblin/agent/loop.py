@@ -143,7 +143,10 @@ async def _drive(
     reach the backend."""
     schemas = tools.tool_schemas()
     results: list[dict[str, Any]] = []
+    waiting = _waiting_text(backend, state.context)
     for _ in range(MAX_STEPS):
+        if waiting is not None:
+            yield AuditEvent(type="waiting", data={"text": waiting})
         turn = await backend.next_turn(schemas)
         meter.add(turn.usage)
         for text in turn.text_blocks:
@@ -173,6 +176,22 @@ async def _drive(
         "and patches to synthesise one)"
     )
     yield _error(message, meter, secrets)
+
+
+def _waiting_text(backend: Backend, context: AuditContext) -> str | None:
+    """What an LLM request waits for, said before each one: an endpoint that accepts the
+    connection and never answers would otherwise look like a hang. The planner answers
+    at once, so it waits for nothing."""
+    if backend.name == "planner":
+        return None
+    model = getattr(backend, "model", "")
+    limit = context.backend_timeout_s
+    details = [f"model {model}"] if model else []
+    if limit is not None:
+        details.append(f"up to {limit:g} s a try, --goblin-backend-timeout")
+    return f"waiting for the {backend.name} backend's reply" + (
+        f" ({'; '.join(details)})" if details else ""
+    )
 
 
 def _execute(

@@ -127,6 +127,7 @@ def confirm(
     clock: Callable[[], float] = time.monotonic,
     first_round: tuple[RunMetrics, RunMetrics] | None = None,
     started: float | None = None,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> Confirmation:
     """Measure baseline and patched in alternating rounds until the verdict is clear.
 
@@ -138,7 +139,9 @@ def confirm(
     the end of an A B + B A block (``max_rounds`` is rounded down to even when it
     is at least 2), or when the time budget is spent. ``started`` is when the
     time budget began counting on ``clock`` (a fallback's confirmation spends what the
-    whole patch's left); without it, now.
+    whole patch's left); without it, now. ``on_round(k, n)`` is told before round ``k``
+    of at most ``n`` is measured: measured rounds take a while, and ``-v`` says which
+    one is running.
     """
     started = clock() if started is None else started
     if first_round is not None and not first_round[0].projected:
@@ -163,11 +166,14 @@ def confirm(
     for round_index in range(last_round):
         if round_index == 0 and first_round is not None:
             a_run, b_run = first_round
-        elif round_index % 2 == 0:
-            a_run, b_run = runner.run(baseline, steps), runner.run(patched, steps)
         else:
-            b_run = runner.run(patched, steps)
-            a_run = runner.run(baseline, steps)
+            if on_round is not None:
+                on_round(round_index + 1, last_round)
+            if round_index % 2 == 0:
+                a_run, b_run = runner.run(baseline, steps), runner.run(patched, steps)
+            else:
+                b_run = runner.run(patched, steps)
+                a_run = runner.run(baseline, steps)
         result.baseline_runs.append(a_run)
         result.patched_runs.append(b_run)
         result.rounds = round_index + 1

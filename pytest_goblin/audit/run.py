@@ -229,7 +229,9 @@ def _audit(
     if not settings.fake:
         outcome = audit(workload, context, on_event=on_event)
         if outcome.report is not None:
-            outcome.report = confirm_report(outcome.report, runner, workload, settings, kb, budget)
+            outcome.report = confirm_report(
+                outcome.report, runner, workload, settings, kb, budget, on_event
+            )
         return outcome
     if cache is None:
         return audit(workload, context, on_event=on_event)
@@ -266,6 +268,7 @@ def confirm_report(
     settings: AuditSettings,
     kb: KnowledgeBase | None = None,
     budget: TimeBudget | None = None,
+    on_event: Callable[[AuditEvent], None] | None = None,
 ) -> Report:
     """Settle a measured report's speedup by paired, alternating rounds.
 
@@ -277,6 +280,7 @@ def confirm_report(
     that trains correctly is confirmed instead. Without one, the report stands
     and the verdict passes with the reason. The rounds, fallbacks included, spend the
     workload's ``budget`` (``--goblin-time-budget``; started here if it has not been).
+    ``on_event`` is told, as a ``progress`` event, which round is being measured.
     """
     if report.projected or report.patch is None or not report.patch.changes:
         return report
@@ -305,6 +309,7 @@ def confirm_report(
             clock=budget.clock,
             first_round=(report.before, report.after),
             started=budget.started,
+            on_round=_round_announcer(on_event, "verdict"),
         )
     except RunFailed as exc:  # OutOfMemory included
         problem: str | None = f"a repeat of the patched run failed: {exc}"
@@ -312,7 +317,7 @@ def confirm_report(
         problem = result.rejected
     patch, fallback = report.patch, None
     if problem is not None and kb is not None:
-        found = _fall_back(report, runner, workload, policy, kb, problem, budget)
+        found = _fall_back(report, runner, workload, policy, kb, problem, budget, on_event)
         if found is not None:
             patch, result = found[0].patch, found[1]
             fallback = (
@@ -332,6 +337,7 @@ def _fall_back(
     kb: KnowledgeBase,
     problem: str,
     budget: TimeBudget,
+    on_event: Callable[[AuditEvent], None] | None = None,
 ) -> tuple[Candidate, Confirmation] | None:
     """The first one-rule-smaller patch whose screening run passes the loss check and
     whose paired confirmation is not rejected either, with that confirmation."""
@@ -355,12 +361,29 @@ def _fall_back(
                 policy,
                 clock=budget.clock,
                 started=budget.started,
+                on_round=_round_announcer(on_event, f"verdict without {candidate.dropped}"),
             )
         except (RunFailed, UnsupportedConfig):  # OutOfMemory included
             continue
         if result.rejected is None:
             return candidate, result
     return None
+
+
+def _round_announcer(
+    on_event: Callable[[AuditEvent], None] | None, what: str
+) -> Callable[[int, int], None] | None:
+    """A ``confirm`` round callback that tells ``on_event`` which round runs: a measured
+    verdict's rounds take a while after the agent has finished, and ``-v`` says so."""
+    if on_event is None:
+        return None
+    emit = on_event
+
+    def announce(k: int, n: int) -> None:
+        text = f"{what}: measuring round {k} of at most {n} (a baseline and a patched run)"
+        emit(AuditEvent(type="progress", data={"text": text}))
+
+    return announce
 
 
 def _with_estimate(

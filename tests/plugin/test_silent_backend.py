@@ -38,7 +38,7 @@ def test_a_silent_backend_fails_the_rest_of_the_session_fast(
     for name in ("a", "b", "c", "d"):
         text = MISTUNED_YAML.replace("name: llama-mistuned", f"name: {name}")
         (pytester.path / "w" / f"{name}.goblin.yaml").write_text(text)
-    pytester.runpytest(
+    result = pytester.runpytest(
         "-p",
         "no:cacheprovider",
         "--goblin",
@@ -46,7 +46,17 @@ def test_a_silent_backend_fails_the_rest_of_the_session_fast(
         "--goblin-backend=qwen",
         "--goblin-backend-timeout=0.2",
         "--goblin-json=r.json",
+        "-v",
         "w",
+    )
+    # -v says what the silence is: a request waiting for the backend's reply
+    result.stdout.fnmatch_lines(
+        [
+            "w/a.goblin.yaml::a *",
+            "    waiting for the qwen backend's reply (model *; up to 0.2 s a try, "
+            "--goblin-backend-timeout)",
+            "    error: *",
+        ]
     )
     report = json.loads((pytester.path / "r.json").read_text())
     errors = {w["name"]: w["error"] for w in report["workloads"]}

@@ -293,7 +293,15 @@ def test_an_exception_in_the_backend_becomes_a_single_error_event(
     mistuned: Workload, context: AuditContext
 ) -> None:
     outcome = audit(mistuned, context, ExplodingBackend(mistuned.source.display_path))
-    assert [e.type for e in outcome.events] == ["thought", "tool_call", "tool_result", "error"]
+    # a backend other than the planner is waited for before each of its two turns
+    assert [e.type for e in outcome.events] == [
+        "waiting",
+        "thought",
+        "tool_call",
+        "tool_result",
+        "waiting",
+        "error",
+    ]
     assert outcome.error == "RuntimeError: provider went away"
 
 
