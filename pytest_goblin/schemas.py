@@ -358,6 +358,28 @@ class RunMetrics(BaseModel):
         default=None,
         description="the self-calibration a projected run used; None: the published model",
     )
+    world_size: int = Field(
+        default=1,
+        ge=1,
+        description="ranks (devices) the run measured or projected, one process per rank",
+    )
+    shrunk_from_world_size: int | None = Field(
+        default=None,
+        description="the workload's world_size when the run was measured on fewer ranks "
+        "(--goblin-max-world-size: same per-device batch and strategy); None: not shrunk",
+    )
+    rank_peak_memory_gb: list[float] = Field(
+        default_factory=list,
+        description="peak memory of each rank in rank order, GB (measured multi-rank runs)",
+    )
+    comm_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="share of the step time that is exposed communication: 1 - (step time "
+        "with gradient synchronisation skipped, slowest rank) / (full step time); None: not "
+        "measured (one rank, or projected)",
+    )
 
 
 class Change(BaseModel):
