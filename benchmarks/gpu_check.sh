@@ -9,13 +9,17 @@ export OUT
 status=0
 
 # --- Section: measured-run validation (issue 20) --------------------------------------
-# Identity and peak vs a bf16 GEMM, SDPA backend per attention setting, graph breaks,
-# window 0 vs median, drift over 6 runs with clocks/power/temperature, prefetch backlog,
-# allocated/reserved/device peaks, fp16 skipped steps, TunableOp file placement.
-# Under 8 minutes on one GPU; figures in $OUT/gpu_validate.json.
+# Identity and peak vs a bf16 GEMM; GPUs counted (render nodes, APUs), package lock, NUMA
+# CPUs, lock directory, bitsandbytes build; the kernel per attention setting (SDPA backend
+# or flash-attn) and its timings; graph breaks; window 0 vs median; drift over 6 runs with
+# clocks/power/temperature; prefetch backlog; allocated/reserved/device peaks and what a
+# compiled run leaves; fp16 skipped steps; TunableOp file placement.
+# Under 8 minutes on one GPU; figures in $OUT/gpu_validate.json. Says "skipped" and exits 0
+# without a GPU.
 echo "== measured-run validation"
 timeout 470 python benchmarks/gpu_validate.py || status=$?
-python -m pytest -q -m gpu tests/unit/runner/test_torch_gpu.py || status=$?
+python -m pytest -q -m gpu tests/unit/runner/test_torch_gpu.py tests/unit/runner/test_flash_attn.py \
+    tests/unit/runner/test_gpu_topology.py || status=$?
 # --- end of section: measured-run validation --------------------------------------------
 
 # --- Section: engines (issue 17) --------------------------------------------------------

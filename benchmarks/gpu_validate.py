@@ -5,8 +5,11 @@ What no CPU test can show, printed as ``[section] key: value`` lines and written
 
 - identity: the properties the device reports, the catalogue key they resolve to, the
   peak the runner holds MFU against, and a measured bf16 GEMM beside that peak;
-- attention: the SDPA backend each ``attention_impl`` gets for a typical shape, and the
-  step time of each;
+- topology: the GPUs this process can open (render nodes) and the APUs left out, the
+  physical package its lock is named after, the NUMA CPUs a worker binds to, the lock
+  directory, and whether the installed bitsandbytes has this platform's library;
+- attention: the kernel each ``attention_impl`` gets for a typical shape (the SDPA backend,
+  or the flash-attn package for "flash" when it is installed), and the step time of each;
 - compile: graph breaks of the native model under ``torch.compile``;
 - windows: window 0 against the median window of one run;
 - drift: six identical runs back to back, with clock, power and temperature per window;
@@ -36,11 +39,13 @@ from typing import Any
 import torch
 
 from pytest_goblin.catalogue.devices import resolve_identity
-from pytest_goblin.runner import training
+from pytest_goblin.runner import bitsandbytes_build, gpu_topology, training
 from pytest_goblin.runner.detect import detect
 from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.runner.measurement import catalogue_spec, run_metrics
+from pytest_goblin.runner.model import flash_attn
 from pytest_goblin.runner.options import MeasureOptions, parse_selector
+from pytest_goblin.runner.visible import installed
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings
 
 BUDGET_S = float(os.environ.get("GPU_VALIDATE_BUDGET_S", "420"))
@@ -113,8 +118,13 @@ def gemm_tflops(n: int = 8192, iters: int = 30) -> float:
 
 
 if not torch.cuda.is_available():
-    print("gpu_validate: no ROCm or CUDA device visible; nothing to validate", file=sys.stderr)
-    sys.exit(2)
+    build = (
+        f"HIP {torch.version.hip}"
+        if torch.version.hip
+        else (f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build")
+    )
+    print(f"gpu_validate: skipped: torch {torch.__version__} ({build}) sees no ROCm or CUDA GPU")
+    sys.exit(0)
 FOUND = detect(parse_selector("auto"))
 DEVICE = FOUND.device
 INFO = FOUND.info
@@ -141,8 +151,30 @@ with section("identity", "who the device is, and its peak beside a measured GEMM
             record("identity", "gemm_over_peak", round(measured / peak, 3))
         record("identity", "telemetry_now", training.telemetry(DEVICE))
 
-with section("attention", "the SDPA backend each setting gets, and its step time") as go:
+with section("topology", "GPUs that count, the package lock, NUMA CPUs, lock directory") as go:
     if go:
+        nodes = gpu_topology.read_nodes()
+        usable = gpu_topology.usable_gpus(nodes)
+        record("topology", "kfd_gpu_nodes", sum(node.is_gpu for node in nodes))
+        record("topology", "openable_gpu_nodes", [node.bdf for node in usable])
+        record("topology", "apus_left_out", [node.bdf for node in usable if node.is_apu])
+        record("topology", "xdist_gpus", installed())
+        record("topology", "pci_bdf", FOUND.pci_bdf)
+        record("topology", "lock_id", FOUND.lock_id)
+        record("topology", "package_lock", FOUND.package_id)
+        if FOUND.pci_bdf:
+            record("topology", "numa_cpus", gpu_topology.numa_cpus(FOUND.pci_bdf))
+        before = os.sched_getaffinity(0)
+        record("topology", "bind_to_gpu", gpu_topology.bind_to_gpu(FOUND.pci_bdf))
+        os.sched_setaffinity(0, before)  # the checks below run as a worker would not
+        record("topology", "lock_dir", str(gpu_topology.lock_dir()))
+        record("topology", "lock_dir_warning", gpu_topology.lock_dir_warning())
+        record("topology", "bitsandbytes_rocm_check", bitsandbytes_build.installed_reason())
+
+with section("attention", "the kernel each setting gets, and its step time") as go:
+    if go:
+        flash = flash_attn()
+        record("attention", "flash_attn_package", flash[1] if flash else "not installed")
         for impl in ("eager", "sdpa", "flash"):
             cfg = config(attention_impl=impl, dataloader_workers=0)
             reason = training.unsupported_reason(cfg, DEVICE)

@@ -106,3 +106,24 @@ def test_flash_attn_refusals_are_the_reason_the_item_is_skipped(
     assert fp32 == "flash-attn 2.7.4 runs fp16 and bf16 only, not fp32"
     assert training._flash_attn_reason(tiny(precision="bf16"), CPU, torch.bfloat16,
                                        (FakeFlashAttn(), "2.7.4")) is None  # fmt: skip
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a ROCm or CUDA device")
+def test_on_a_gpu_flash_is_labelled_with_the_kernel_that_ran() -> None:
+    from pytest_goblin.runner.model import flash_attn
+
+    gpu = torch.device("cuda")
+    dims = {"layers": 2, "hidden": 256, "intermediate": 688, "heads": 4, "kv_heads": 2,
+            "vocab": 1024}  # fmt: skip
+    config = tiny(model=dims, seq_len=256, precision="bf16")
+    reason = training.unsupported_reason(config, gpu)
+    if reason:
+        pytest.skip(reason)
+    run = measure(RunRequest(config, 2, 1, 0.0), gpu)
+    package = flash_attn()
+    if package:
+        assert run.attention_backend == f"flash_attn {package[1]} (flash_attn_func)"
+    else:
+        assert run.attention_backend == "sdpa:flash_attention (forced; flash-attn not installed)"
+        assert training.NO_FLASH_ATTN in run.warnings

@@ -230,3 +230,17 @@ def test_a_gpu_worker_without_a_pci_address_says_its_cpus_are_not_placed() -> No
     assert warning is not None and "CPU affinity not set" in warning
     cpu = Detected(torch.device("cpu"), DeviceInfo(kind="cpu", name="CPU", platform="cpu"), "cpu")
     assert _place(cpu) is None
+
+
+@pytest.mark.gpu
+def test_on_rocm_the_gpus_counted_are_those_the_runtime_numbers() -> None:
+    torch = pytest.importorskip("torch")
+    if not (torch.version.hip and torch.cuda.is_available()):
+        pytest.skip("needs a ROCm device")
+    if any(name in os.environ for name in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+                                            "CUDA_VISIBLE_DEVICES")):  # fmt: skip
+        pytest.skip("a visible-devices variable narrows what the runtime numbers")
+    usable = usable_gpus(read_nodes())
+    integrated = sum(node.is_apu for node in usable)
+    assert len(usable) == torch.cuda.device_count()
+    assert len(rocm_indices()) == torch.cuda.device_count() - integrated
