@@ -473,6 +473,7 @@ class FakeRunner:
             waste_budget=budget,
             samples=[tokens_per_sec],
             warnings=list(res.warnings),
+            world_size=config.world_size,
         )
 
     def step_budget(self, config: WorkloadConfig) -> WasteBudget:

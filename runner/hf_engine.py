@@ -191,8 +191,9 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
         return "fp8 training needs Float8 linears (torchao or Transformer Engine)"
     if config.world_size > 1:
         return (
-            f"world_size {config.world_size} ({config.strategy}) needs {config.world_size} "
-            "devices; a measured run uses one"
+            f"world_size {config.world_size} ({config.strategy}): the hf engine measures one "
+            "rank (its Trainer/accelerate FSDP launch is not built); --goblin-engine native "
+            "measures ddp and fsdp ranks through torch.distributed"
         )
     if config.finetune == "qlora":
         if importlib.util.find_spec("bitsandbytes") is None:

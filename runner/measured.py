@@ -415,8 +415,17 @@ class TorchRunner:
         spec, _ = catalogue_spec(self.info)
         return SimulatedDevice(spec.name if spec else self.fake_device)
 
+    def ranks(self, config: WorkloadConfig) -> WorkloadConfig:
+        """``config`` as it is measured: with at most ``--goblin-max-world-size`` ranks, the
+        same per-device batch and strategy (a shrunk run, labelled so in its metrics)."""
+        limit = self.device.options.max_world_size
+        if limit is None or config.world_size <= limit:
+            return config
+        return config.model_copy(update={"world_size": limit})
+
     def unsupported(self, config: WorkloadConfig) -> str | None:
         """Why this device cannot run ``config`` (the item is skipped), or None."""
+        config = self.ranks(config)
         with self.device.locked(config.env_vars):
             response = self.device.request(
                 config.env_vars,
@@ -433,11 +442,13 @@ class TorchRunner:
         """Train ``config`` for ``steps`` timed steps (``--goblin-steps`` wins) and measure."""
         options = self.device.options
         steps = options.steps or steps
-        depths = self._depths(config.arch.layers)
-        self._check_fits(config, max(depth or config.arch.layers for depth in depths))
-        with self.device.locked(config.env_vars):
-            runs = [self._measure(config, steps, depth) for depth in depths]
-        return run_metrics(config, runs, self.info)
+        ran = self.ranks(config)
+        shrunk_from = config.world_size if ran.world_size < config.world_size else None
+        depths = self._depths(ran.arch.layers)
+        self._check_fits(ran, max(depth or ran.arch.layers for depth in depths))
+        with self.device.locked(ran.env_vars):
+            runs = [self._measure(ran, steps, depth) for depth in depths]
+        return run_metrics(ran, runs, self.info, shrunk_from)
 
     def _check_fits(self, config: WorkloadConfig, layers: int) -> None:
         """Refuse, before the worker builds anything, a run whose projected footprint (the

@@ -38,6 +38,9 @@ class Measurement:
     attention_backend: str | None = None  # the attention kernel the run's shapes got
     skipped_steps: int = 0  # fp16 optimizer steps GradScaler skipped inside the windows
     window_telemetry: list[dict[str, float]] = field(default_factory=list)  # per boundary
+    world_size: int = 1  # ranks that ran (runner/distributed.py); tokens are summed over them
+    rank_peak_memory_gb: list[float] = field(default_factory=list)  # per rank, multi-rank runs
+    comm_share: float | None = None  # exposed communication / step time, multi-rank runs
 
     @property
     def step_time_s(self) -> float:
@@ -75,12 +78,14 @@ def run_metrics(
     config: WorkloadConfig,
     runs: list[Measurement],
     info: DeviceInfo,
+    shrunk_from: int | None = None,
 ) -> RunMetrics:
     """RunMetrics of ``config`` from one full-depth run, or two shallower ones.
 
     With two runs (depths a < b) the time per layer is their difference over
     b - a, and each window of the deeper run is extended by that much per
-    missing layer; peak memory is extrapolated the same way.
+    missing layer; peak memory is extrapolated the same way. ``config`` is what
+    ran; ``shrunk_from`` is the workload's world_size when it ran on fewer ranks.
     """
     deep = runs[-1]
     full_layers = config.arch.layers
@@ -113,6 +118,12 @@ def run_metrics(
             f"step time and peak memory extrapolated to {full_layers} layers from "
             f"runs of {shallow.layers} and {deep.layers} layers"
         )
+    if shrunk_from is not None:
+        warnings.append(
+            f"shrunk: measured on {deep.world_size} of the workload's {shrunk_from} ranks "
+            "(--goblin-max-world-size), same per-device batch and strategy; tokens/s and "
+            f"per-rank memory are those of {deep.world_size} ranks"
+        )
     tokens_per_step = deep.tokens_per_step
     tokens_per_sec = tokens_per_step / step_time
     spec, notes = catalogue_spec(info)
@@ -139,4 +150,8 @@ def run_metrics(
         hbm_device_peak_gb=device_peak,
         skipped_steps=deep.skipped_steps,
         window_telemetry=deep.window_telemetry,
+        world_size=deep.world_size,
+        shrunk_from_world_size=shrunk_from,
+        rank_peak_memory_gb=deep.rank_peak_memory_gb,
+        comm_share=deep.comm_share,
     )

@@ -52,3 +52,4 @@ class MeasureOptions:
     warmup: int = DEFAULT_WARMUP  # untimed steps before them
     layers: int | None = None  # measure this many layers and extrapolate; None: all
     engine: str = "native"  # hf or native (runner/engines.py resolves auto before this)
+    max_world_size: int | None = None  # measure at most this many ranks (a shrunk run)

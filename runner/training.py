@@ -34,9 +34,10 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -74,8 +75,38 @@ COMPILE_BACKEND = "inductor"
 """torch.compile's default backend, what ``torch_compile: true`` means in a job. Tests
 swap in ``eager`` to check the compile path without a minute of C++ builds."""
 
+COMPUTE_ONLY_STEPS = 5
+"""Steps of a multi-rank run timed again with gradient synchronisation skipped, at most:
+the compute-only step time that the exposed-communication share is measured against."""
+
 StepHook = Callable[[int, nn.Module], None]
 """Called before every step with its index (warmup included) and the model: the test hook."""
+
+
+class Ranks(Protocol):
+    """What one rank of a multi-rank run adds to this loop (``runner/distributed.py``
+    implements it over torch.distributed): the wrapping, and the few collectives the
+    measurement itself needs."""
+
+    rank: int
+    world: int
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model as the strategy trains it (DistributedDataParallel, fully_shard)."""
+        ...
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank: a decision that changes the step count must
+        be the same everywhere, or the ranks' collectives stop matching."""
+        ...
+
+    def compute_only(self, wrapped: nn.Module) -> AbstractContextManager[None]:
+        """Steps inside skip gradient synchronisation (and, with FSDP, resharding)."""
+        ...
+
+    def gather(self, values: list[float]) -> list[list[float]] | None:
+        """Every rank's ``values`` in rank order on rank 0; None on the others."""
+        ...
 
 
 class Diverged(RunFailed):
@@ -105,10 +136,11 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
             "does not build"
         )
     if config.world_size > 1:
-        return (
-            f"world_size {config.world_size} ({config.strategy}) needs {config.world_size} "
-            "devices; the torch runner measures one"
-        )
+        from pytest_goblin.runner.distributed import unsupported_reason as distributed_reason
+
+        reason = distributed_reason(config, device)
+        if reason:
+            return reason
     reason = optimizer_reason(config.optimizer)
     if reason:
         return reason
@@ -380,10 +412,13 @@ def window_sizes(steps: int) -> list[int]:
 class _Trainer:
     """The model, optimizer and data of one run, and its training step."""
 
-    def __init__(self, request: RunRequest, device: torch.device) -> None:
+    def __init__(
+        self, request: RunRequest, device: torch.device, ranks: Ranks | None = None
+    ) -> None:
         config = request.config
         self.config = config
         self.device = device
+        self.ranks = ranks
         half = HALF_DTYPES.get(config.precision)
         options = ModelOptions(
             attention=config.attention_impl,
@@ -402,6 +437,9 @@ class _Trainer:
             seed=request.seed,
         )
         self.model.train()
+        # the strategy's wrapping comes before the optimizer: fully_shard replaces the
+        # parameters with sharded ones, and the optimizer must hold those
+        self.wrapped = ranks.wrap(self.model) if ranks is not None else self.model
         if config.torch_compile:
             torch._dynamo.reset()  # a fresh cache per run: each run compiles its own model
             torch._dynamo.utils.counters.clear()  # graph breaks are counted per run
@@ -410,10 +448,12 @@ class _Trainer:
             # compiling a module returns an OptimizedModule, a Module (typed as a callable)
             cast(
                 nn.Module,
-                torch.compile(self.model, backend=compiling["backend"], mode=compiling.get("mode")),
+                torch.compile(
+                    self.wrapped, backend=compiling["backend"], mode=compiling.get("mode")
+                ),
             )
             if config.torch_compile
-            else self.model
+            else self.wrapped
         )
         self.attention_backend = attention_backend(config, device, config.batch_size)
         if config.attention_impl == "flash" and flash_attn() is None:
@@ -438,14 +478,20 @@ class _Trainer:
         self.backlog = workers * (config.dataloader_prefetch_factor or 2) if workers else 0
         self.drain_steps = max(1, math.ceil(self.backlog / config.grad_accum_steps))
         total_steps = request.warmup + MAX_EXTRA_WARMUP + self.drain_steps + request.steps
+        if ranks is not None:
+            total_steps += COMPUTE_ONLY_STEPS + 1
         samples = total_steps * config.grad_accum_steps * config.batch_size
+        # every rank builds the same weights (seed) but reads its own samples
+        data_seed = request.seed + (ranks.rank if ranks is not None else 0)
         self.loader = make_loader(
-            config, config.arch.vocab, samples, request.sample_cost_s, device, request.seed
+            config, config.arch.vocab, samples, request.sample_cost_s, device, data_seed
         )
         self.batches: Iterator[torch.Tensor] = iter(self.loader)
 
-    def step(self) -> tuple[torch.Tensor, int]:
-        """One optimizer step over ``grad_accum_steps`` micro-batches: (mean loss, tokens)."""
+    def step(self, zero_grad: bool = True) -> tuple[torch.Tensor, int]:
+        """One optimizer step over ``grad_accum_steps`` micro-batches: (mean loss, tokens
+        across all ranks). ``zero_grad=False`` keeps the gradients for the next step's
+        optimizer (the compute-only steps, where FSDP leaves the sharded ones unset)."""
         accum = self.config.grad_accum_steps
         total = torch.zeros((), device=self.device)
         tokens = 0
@@ -463,9 +509,10 @@ class _Trainer:
             # torch/amp/grad_scaler.py (2.4-2.13): _scale is the tensor get_scale() reads with
             # a sync; cloning it keeps the record on the device
             self.scales.append(self.scaler._scale.detach().clone())  # type: ignore[union-attr]
-        self.optimizer.zero_grad(set_to_none=True)
+        if zero_grad:
+            self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return total / accum, tokens
+        return total / accum, tokens * (self.ranks.world if self.ranks is not None else 1)
 
     @property
     def layers(self) -> int:
@@ -481,9 +528,16 @@ class _Trainer:
         return sum(1 for i in range(start, len(values)) if values[i] < previous[i])
 
 
-def measure(request: RunRequest, device: torch.device, hook: StepHook | None = None) -> Measurement:
+def measure(
+    request: RunRequest,
+    device: torch.device,
+    hook: StepHook | None = None,
+    ranks: Ranks | None = None,
+) -> Measurement:
     """Train ``request.config`` for warmup + timed steps on ``device`` and time it.
 
+    A config with ``world_size`` above one is launched as that many ranks
+    (``runner/distributed.py``), each of which comes back here with its ``ranks``.
     Raises UnsupportedConfig when the device cannot run the config, Diverged when a
     loss is not finite, ValueError for a config no run can start from, and
     lets torch.OutOfMemoryError through for the worker to report as ``oom``.
@@ -493,6 +547,10 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
     reason = unsupported_reason(config, device)
     if reason:
         raise UnsupportedConfig(reason)
+    if config.world_size > 1 and ranks is None:
+        from pytest_goblin.runner.distributed import launch
+
+        return launch(request, device)
     notes: list[str] = []
     if config.torch_compile and request.warmup < 1:
         request = replace(request, warmup=1)  # compilation happens in a step never timed
@@ -516,7 +574,7 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
             "allocator: another process may be using the device, and its work would slow "
             "some windows"
         )
-    trainer = _Trainer(request, device)
+    trainer = _Trainer(request, device, ranks)
     trainer.warnings.extend(notes)
     return _timed_run(trainer, request, memory, hook)
 
@@ -551,6 +609,8 @@ def _warm_up(
         steps += 1
         if steps >= request.warmup:
             settled = _settled(step_times) and trainer.skipped(len(trainer.scales) - 1) == 0
+            if trainer.ranks is not None:
+                settled = trainer.ranks.agree(settled)
     if settled or not extra:
         return steps, []
     last = ", ".join(f"{t * 1e3:.1f}" for t in step_times[-2:])
@@ -615,6 +675,18 @@ def _timed_run(
             f"prefetch backlog ({trainer.backlog} batches): a data stall may not show; "
             "time more steps"
         )
+    peak, reserved = memory.peak_gb(), memory.reserved_gb()  # before the compute-only steps
+    rank_peaks: list[float] = []
+    comm_share = None
+    if trainer.ranks is not None:
+        compute_s = _compute_only(trainer, min(request.steps, COMPUTE_ONLY_STEPS))
+        gathered = trainer.ranks.gather([peak, compute_s])
+        if gathered is not None:  # rank 0: the run's figures
+            rank_peaks = [values[0] for values in gathered]
+            peak = max(rank_peaks)  # the rank that runs out of memory first
+            step_s = sum(seconds) / request.steps
+            slowest = max(values[1] for values in gathered)  # every step waits for it
+            comm_share = min(1.0, max(0.0, 1.0 - slowest / step_s))
     compile_s = None
     if trainer.config.torch_compile:
         compile_s = max(0.0, warmup_s - warmup * sum(seconds) / request.steps)
@@ -633,16 +705,38 @@ def _timed_run(
         window_seconds=seconds,
         window_tokens=window_tokens,
         losses=values,
-        peak_memory_gb=memory.peak_gb(),
+        peak_memory_gb=peak,
         compile_time_s=compile_s,
         warnings=[*trainer.warnings, *notes],
         drain_steps=trainer.drain_steps,
-        peak_reserved_gb=memory.reserved_gb(),
+        peak_reserved_gb=reserved,
         peak_device_gb=memory.device_gb,
         attention_backend=trainer.attention_backend,
         skipped_steps=skipped,
         window_telemetry=readings if any(readings) else [],
+        world_size=trainer.ranks.world if trainer.ranks is not None else 1,
+        rank_peak_memory_gb=rank_peaks,
+        comm_share=comm_share,
     )
+
+
+def _compute_only(trainer: _Trainer, steps: int) -> float:
+    """Mean seconds of this rank's step with gradient synchronisation skipped: DDP under
+    ``no_sync`` (no all-reduce), FSDP with gradient sync and resharding off (after one
+    untimed step that gathers the parameters, no all-gather or reduce-scatter). The
+    gradients are kept (``zero_grad=False``) so that the optimizer does the work of a real
+    step. Full step time minus this is the communication the step does not overlap.
+    """
+    assert trainer.ranks is not None
+    clock = _Clock(trainer.device)
+    with trainer.ranks.compute_only(trainer.wrapped):
+        trainer.step(zero_grad=False)  # untimed
+        clock.sync()
+        clock.mark()
+        for _ in range(steps):
+            trainer.step(zero_grad=False)
+        clock.mark()
+    return sum(clock.intervals()) / steps
 
 
 def reset_compiled() -> None:

@@ -48,12 +48,13 @@ FAULT_ENV = "PYTEST_GOBLIN_FAULT"
 device error), ``crash``, ``hang`` or ``nan`` makes runs fail that way at their second
 step; ``sleep=SECONDS`` slows every step by that much (a known slowdown for the verdict
 benchmarks; on a GPU a spin kernel in the stream, not a host sleep); ``KIND:FIELD=VALUE``
-(e.g. ``crash:batch_size=3``) only for configs whose FIELD has that VALUE."""
+(e.g. ``crash:batch_size=3``) only for configs whose FIELD has that VALUE, or, in a
+multi-rank run, only on one rank (``crash:rank=1``)."""
 
 FAULT_STEP = 1
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """Linux: have the kernel SIGKILL this worker when pytest dies, however it dies."""
     if sys.platform != "linux":
         return
@@ -65,15 +66,17 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _fault_hook(config: WorkloadConfig) -> StepHook | None:
-    """The step hook PYTEST_GOBLIN_FAULT asks for, or None (the normal case)."""
+def fault_hook(config: WorkloadConfig, rank: int | None = None) -> StepHook | None:
+    """The step hook PYTEST_GOBLIN_FAULT asks for, or None (the normal case). In a
+    multi-rank run (``runner/distributed.py``) the condition may name the ``rank``."""
     spec = os.environ.get(FAULT_ENV, "")
     if not spec:
         return None
     kind, _, condition = spec.partition(":")
     if condition:
         field, _, value = condition.partition("=")
-        if str(config.model_dump().get(field)) != value:
+        values = {**config.model_dump(), "rank": rank}
+        if str(values.get(field)) != value:
             return None
 
     def hook(step: int, model: Any) -> None:
@@ -212,7 +215,7 @@ def _handle(request: dict[str, Any], detected: Detected) -> dict[str, Any]:
             sample_cost_s=request["sample_cost_s"],
             layers=request.get("layers"),
         )
-        measurement = engine.measure(run, detected.device, _fault_hook(config))
+        measurement = engine.measure(run, detected.device, fault_hook(config))
         return {"ok": True, "measurement": asdict(measurement)}
     except UnsupportedConfig as exc:
         return {"ok": False, "kind": "unsupported", "message": str(exc)}
@@ -273,7 +276,7 @@ def _place(detected: Detected) -> str | None:
 def main(argv: list[str]) -> int:
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    _die_with_parent(int(argv[2]))
+    die_with_parent(int(argv[2]))
     try:
         detected = _detect(argv[1])
     except RuntimeError as exc:

@@ -172,6 +172,7 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
             warmup=settings.warmup,
             layers=settings.layers,
             engine=resolve_engine(settings.engine),
+            max_world_size=settings.max_world_size,
         )
     )
     session = device_session(pytestconfig, settings, measure)

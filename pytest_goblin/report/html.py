@@ -25,6 +25,7 @@ from pytest_goblin.report.summary import (
     numbers_text,
     parallel_text,
     patched_tokens,
+    ranks_text,
     show_value,
     speedup_text,
     tokens_text,
@@ -344,6 +345,8 @@ def _metrics_table(result: WorkloadResult) -> str:
         ("steps", lambda m: str(m.steps)),
         ("numbers", lambda m: "projected" if m.projected else f"measured ({m.runner_kind})"),
     ]
+    if any(ranks_text(m) for _, m in arms):
+        rows.append(("ranks", lambda m: ranks_text(m) or "1"))
     head = "".join(f'<th class="num">{name}</th>' for name, _ in arms)
     body = "".join(
         f"<tr><td>{label}</td>"

@@ -33,6 +33,7 @@ from pytest_goblin.report.summary import (
     numbers_text,
     parallel_text,
     patched_tokens,
+    ranks_text,
     show_value,
     speedup_text,
     tokens_text,
@@ -154,6 +155,7 @@ def _metrics(result: WorkloadResult) -> list[str]:
             f"- **{label}:** {metrics.tokens_per_sec:,.0f} tok/s, step "
             f"{metrics.step_time_s:.3f} s, MFU {mfu_text(metrics.mfu_pct)}, peak memory "
             f"{metrics.hbm_peak_gb:.1f} GB"
+            + (f" ({ranks_text(metrics)})" if ranks_text(metrics) else "")
         )
     if result.speedup is not None and result.patch is not None:
         lines.append(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_goblin.schemas import DeviceInfo, WorkloadResult
+from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadResult
 
 if TYPE_CHECKING:
     from pytest_goblin.plugin.xdist_gpus import GpuWorkers
@@ -114,3 +114,22 @@ def show_value(value: Any) -> str:
 def mfu_text(value: float | None) -> str:
     """MFU in percent, or ``unknown`` where the device's peak is not known."""
     return "unknown" if value is None else f"{value:.1f}%"
+
+
+def ranks_text(metrics: RunMetrics) -> str:
+    """How many ranks ran, ``shrunk`` when fewer than the workload's (every report says
+    so, as it says an extrapolation), the exposed communication and per-rank peaks; empty
+    for a one-rank run."""
+    if metrics.world_size == 1 and metrics.shrunk_from_world_size is None:
+        return ""
+    parts = [
+        f"shrunk: measured on {metrics.world_size} of {metrics.shrunk_from_world_size} ranks"
+        if metrics.shrunk_from_world_size is not None
+        else f"{metrics.world_size} ranks"
+    ]
+    if metrics.comm_share is not None:
+        parts.append(f"exposed communication {metrics.comm_share:.0%} of the step")
+    if metrics.rank_peak_memory_gb:
+        peaks = "/".join(f"{gb:.2f}" for gb in metrics.rank_peak_memory_gb)
+        parts.append(f"per-rank peak {peaks} GB")
+    return ", ".join(parts)

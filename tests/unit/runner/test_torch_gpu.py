@@ -96,7 +96,7 @@ def test_the_injected_sleep_runs_on_the_device_and_lasts_what_it_says(
     from pytest_goblin.runner import worker
 
     monkeypatch.setenv(worker.FAULT_ENV, "sleep=0.05")
-    hook = worker._fault_hook(small())
+    hook = worker.fault_hook(small())
     assert hook is not None
     model = torch.nn.Linear(4, 4, device="cuda")
     hook(0, model)  # measures the spin kernel's rate

@@ -1,0 +1,169 @@
+"""Multi-rank measured runs on the CPU: 2 gloo ranks launched by torch's elastic launcher
+through the device worker's protocol, DDP and FSDP2, a crashing rank, a hanging one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pytest_goblin.errors import DeviceFault, RunFailed  # noqa: E402
+from pytest_goblin.runner import measured as live  # noqa: E402
+from pytest_goblin.runner.device_session import DeviceSession, MeasureOptions  # noqa: E402
+from pytest_goblin.runner.distributed import device_count  # noqa: E402
+from pytest_goblin.runner.measured import TorchRunner  # noqa: E402
+from pytest_goblin.runner.training import unsupported_reason  # noqa: E402
+from pytest_goblin.runner.worker import FAULT_ENV  # noqa: E402
+from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings  # noqa: E402
+
+DIMS = {"layers": 2, "hidden": 64, "intermediate": 172, "heads": 4, "kv_heads": 2, "vocab": 256}
+CPU = torch.device("cpu")
+
+needs_two_cores = pytest.mark.skipif(
+    device_count(CPU)[0] < 2, reason="2 gloo ranks need 2 CPU cores (one rank per core)"
+)
+
+
+def tiny(**fields: Any) -> WorkloadConfig:
+    values: dict[str, Any] = {
+        "model": DIMS,
+        "batch_size": 2,
+        "seq_len": 32,
+        "lr": 3e-3,
+        "world_size": 2,
+        "strategy": "ddp",
+    }
+    return WorkloadConfig(**(values | fields))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_locks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Device locks of their own, so that other pytest runs on this machine do not wait."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(live, "LOCK_DIR", tmp_path_factory.mktemp("locks"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def session(private_locks: None) -> Iterator[DeviceSession]:
+    """One session for the module's good runs: a worker start costs seconds (torch import)."""
+    measured = DeviceSession("cpu", MeasureOptions(device="cpu", timeout_s=120, warmup=1))
+    yield measured
+    measured.close()
+
+
+def runner(session: DeviceSession) -> TorchRunner:
+    found = session.runner_for(None, WorkloadSettings(sample_cost_ms=0))
+    assert isinstance(found, TorchRunner)
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group (the worker's: its ranks run in it)."""
+    members = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(proc.name))
+    return members
+
+
+@needs_two_cores
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_gloo_ranks_are_measured_through_the_worker(
+    session: DeviceSession, strategy: str
+) -> None:
+    config = tiny(strategy=strategy)
+    metrics = runner(session).run(config, steps=2)
+    assert metrics.projected is False and metrics.world_size == 2
+    assert metrics.shrunk_from_world_size is None
+    # tokens are counted over both ranks: the workload's global batch
+    assert metrics.tokens_per_step == config.tokens_per_step == 2 * 2 * 32
+    assert len(metrics.rank_peak_memory_gb) == 2 and min(metrics.rank_peak_memory_gb) > 0
+    assert metrics.hbm_peak_gb == max(metrics.rank_peak_memory_gb)
+    assert metrics.comm_share is not None and 0.0 <= metrics.comm_share <= 1.0
+    assert len(metrics.losses) >= 3 and all(loss == loss for loss in metrics.losses)
+
+
+def test_a_workload_of_more_ranks_than_the_limit_is_measured_on_the_limit(
+    private_locks: None,
+) -> None:
+    options = MeasureOptions(device="cpu", max_world_size=2)
+    shrunk = DeviceSession("cpu", options)  # starts no worker until a run
+    found = shrunk.runner_for(None, WorkloadSettings(sample_cost_ms=0))
+    assert isinstance(found, TorchRunner)
+    ran = found.ranks(tiny(world_size=8, strategy="fsdp", batch_size=3))
+    assert (ran.world_size, ran.strategy, ran.batch_size) == (2, "fsdp", 3)
+    assert found.ranks(tiny(world_size=2)).world_size == 2
+
+
+def test_more_ranks_than_devices_is_skipped_with_the_numbers() -> None:
+    cores, _ = device_count(CPU)
+    reason = unsupported_reason(tiny(world_size=cores + 1), CPU)
+    assert reason == (
+        f"world_size {cores + 1} (ddp) needs {cores + 1} devices; this runner has {cores} "
+        f"CPU cores (one gloo rank per core): --goblin-max-world-size {cores} measures a "
+        "shrunk run"
+    )
+
+
+def test_deepspeed_is_skipped_naming_what_the_native_engine_runs() -> None:
+    reason = unsupported_reason(tiny(strategy="deepspeed"), CPU)
+    assert reason is not None and "strategy deepspeed is not run by the native engine" in reason
+
+
+@needs_two_cores
+def test_a_crashing_rank_errors_the_run_and_leaves_no_process(
+    monkeypatch: pytest.MonkeyPatch, private_locks: None
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, "crash:rank=1")
+    faulty = DeviceSession("cpu", MeasureOptions(device="cpu", timeout_s=120, warmup=1))
+    try:
+        found = faulty.runner_for(None, WorkloadSettings(sample_cost_ms=0))
+        assert isinstance(found, TorchRunner)
+        config = tiny()
+        with pytest.raises(RunFailed, match=r"rank 1 of 2 \(pid \d+\) died: killed by SIGKILL"):
+            found.run(config, steps=2)
+        worker = found.device.worker_pid(config.env_vars)
+        assert worker is not None  # the worker lives on; its ranks are gone
+        assert group_members(worker) == [worker]
+    finally:
+        faulty.close()
+
+
+@needs_two_cores
+def test_a_hanging_rank_times_out_and_leaves_no_process(
+    monkeypatch: pytest.MonkeyPatch, private_locks: None
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, "hang:rank=1")
+    faulty = DeviceSession("cpu", MeasureOptions(device="cpu", timeout_s=4, warmup=1))
+    try:
+        found = faulty.runner_for(None, WorkloadSettings(sample_cost_ms=0))
+        assert isinstance(found, TorchRunner)
+        config = tiny()
+        found.unsupported(config)  # starts the worker outside the run's timeout
+        worker = found.device.worker_pid(config.env_vars)
+        assert worker is not None
+        with pytest.raises(DeviceFault, match="timed out during a run"):
+            found.run(config, steps=2)
+        # the worker's group (it and both ranks) was SIGKILLed: the ranks, orphaned by the
+        # worker's death, are reaped by init a moment later
+        deadline = time.monotonic() + 30
+        while group_members(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert group_members(worker) == []
+    finally:
+        faulty.close()
+
+
+def test_a_one_rank_fsdp_workload_runs_on_one_device() -> None:
+    assert unsupported_reason(tiny(world_size=1, strategy="fsdp"), CPU) is None
