@@ -122,6 +122,21 @@ def test_a_threshold_that_would_switch_the_gate_off_is_refused(
     result.stderr.fnmatch_lines(["*--goblin-threshold must be a fraction above 0 and at most 10*"])
 
 
+def test_a_threshold_from_the_ini_file_or_the_environment_is_refused_the_same_way(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (pytester.path / "w.goblin.yaml").write_text(TUNED_YAML)
+    pytester.makeini("[pytest]\ngoblin_threshold = inf\n")
+    result = pytester.runpytest("--goblin", "--goblin-fake")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*goblin_threshold in tox.ini must be a fraction above 0*"])
+    pytester.makeini("[pytest]\n")
+    monkeypatch.setenv("GOBLIN_THRESHOLD", "1e300")
+    result = pytester.runpytest("--goblin", "--goblin-fake")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*GOBLIN_THRESHOLD (environment) must be a fraction above 0*"])
+
+
 def test_the_largest_threshold_is_accepted(pytester: pytest.Pytester) -> None:
     (pytester.path / "w.goblin.yaml").write_text(TUNED_YAML)
     result = pytester.runpytest("--goblin", "--goblin-fake", "--goblin-threshold=10")

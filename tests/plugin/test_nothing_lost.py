@@ -203,6 +203,59 @@ def test_fix_that_cannot_write_keeps_the_item_in_every_report(
     assert "PermissionError" not in result.stdout.str()
 
 
+EDITING_RIG = """
+from pathlib import Path
+
+from pytest_goblin.runner.device_session import SimulatedDevice
+
+
+class EditingRig:
+    '''Numbers from the analytic model, reported as measured; its first run edits the
+    workload file, as a person saving the file during a long audit would.'''
+
+    def __init__(self):
+        self.projector = SimulatedDevice("mi300x")
+        self.info = self.projector.info.model_copy(update={"kind": "rocm", "name": "Rig"})
+        self.edited = False
+
+    def unsupported(self, config):
+        return None
+
+    def run(self, config, steps):
+        if not self.edited:
+            path = Path("w/mistuned.goblin.yaml")
+            path.write_text(path.read_text() + "# edited during the audit\\n")
+            self.edited = True
+        return self.projector.run(config, steps).model_copy(update={"projected": False})
+
+    def close(self):
+        pass
+
+
+def pytest_goblin_make_runner(device, settings):
+    return EditingRig() if device is None and not settings.fake else None
+"""
+
+
+def test_fix_says_in_the_terminal_when_a_file_changed_since_its_audit(
+    project: pytest.Pytester,
+) -> None:
+    """The skipped patch used to be mentioned only in the JSON report."""
+    project.makeconftest(EDITING_RIG)
+    result = project.runpytest(
+        "-p", "no:cacheprovider", "--goblin", "--goblin-fix", "--goblin-max-repeats=2", "w"
+    )
+    result.assert_outcomes(failed=1, passed=1)
+    text = (project.path / "w" / "mistuned.goblin.yaml").read_text()
+    assert text == MISTUNED_YAML + "# edited during the audit\n"
+    result.stdout.fnmatch_lines(
+        [
+            "--goblin-fix did not write 1 patch(es):",
+            "  w/mistuned.goblin.yaml: w/mistuned.goblin.yaml changed since it was audited",
+        ]
+    )
+
+
 def test_fix_summary_names_the_patches_it_did_not_write() -> None:
     result = WorkloadResult(
         nodeid="w.yaml::w",
