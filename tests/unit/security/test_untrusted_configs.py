@@ -8,6 +8,7 @@ code or crash its start with the environment on show.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,8 @@ def _measured(pytester: pytest.Pytester, text: str) -> tuple[pytest.RunResult, d
         "out.json",
         "--junitxml",
         "junit.xml",
+        "--goblin-html",
+        "out.html",
         "w.goblin.yaml",
     )
     (workload,) = json.loads((pytester.path / "out.json").read_text())["workloads"]
@@ -242,5 +245,7 @@ def test_an_environment_no_process_can_take_is_an_item_error_without_the_environ
     assert workload["outcome"] == "error"
     assert workload["error"].startswith(f"w.goblin.yaml: field '{field}'")
     output = result.stdout.str() + result.stderr.str() + (pytester.path / "junit.xml").read_text()
-    assert canary not in output
+    page = (pytester.path / "out.html").read_text()
+    assert html.escape(workload["error"]) in page  # the item's error, as in the JSON
+    assert canary not in output + page
     assert "Traceback" not in output and "subprocess" not in output
