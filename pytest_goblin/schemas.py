@@ -20,6 +20,8 @@ AttentionImpl = Literal["eager", "sdpa", "flash", "unknown"]
 FinetuneType = Literal["full", "lora", "qlora"]
 Strategy = Literal["single", "ddp", "fsdp", "deepspeed"]
 ZeroStage = Literal[0, 1, 2, 3]
+Objective = Literal["sft", "dpo"]
+Reference = Literal["model", "adapter", "precomputed", "none"]
 WasteBucket = Literal[
     "data_wait", "host_gap", "comm_excess", "memory_headroom", "precision_path", "kernel_shape"
 ]
@@ -86,6 +88,19 @@ class WorkloadConfig(BaseModel):
     warmup_steps: int = Field(default=0, ge=0)
     world_size: int = Field(default=1, ge=1, le=1_000_000)
     strategy: Strategy = "single"
+    objective: Objective = Field(
+        default="sft",
+        description="what the loss trains: sft (one sequence per example) or dpo (a chosen "
+        "and a rejected sequence per example, batch_size examples per micro-batch, each up "
+        "to seq_len tokens, scored against a reference)",
+    )
+    reference: Reference | None = Field(
+        default=None,
+        description="where DPO's reference log-probs come from: model (a frozen copy, one "
+        "more forward per step), adapter (the same model with its LoRA adapter disabled: "
+        "a forward, no copy), precomputed (once before training), none (reference-free); "
+        "unset for DPO: adapter for (Q)LoRA, model for full fine-tuning, as TRL chooses",
+    )
     pure_precision: bool = Field(
         default=False,
         description="the model is loaded and trained in the compute dtype, so its weights, "
@@ -144,6 +159,12 @@ class WorkloadConfig(BaseModel):
             object.__setattr__(self, "finetune", "lora")
         if self.finetune != "full" and self.lora_rank is None:
             object.__setattr__(self, "lora_rank", 16)
+        if self.objective == "sft" and self.reference is not None:
+            raise ValueError(f"reference {self.reference!r} is for objective dpo, not sft")
+        if self.objective == "dpo" and self.reference is None:
+            # TRL v0.19.0 trl/trainer/dpo_trainer.py: no reference copy for a PEFT model
+            # (its adapter is disabled instead), create_reference_model(model) otherwise
+            object.__setattr__(self, "reference", "model" if self.finetune == "full" else "adapter")
         return self
 
     @property
@@ -158,8 +179,14 @@ class WorkloadConfig(BaseModel):
 
     @property
     def tokens_per_step(self) -> int:
-        """Tokens one optimizer step consumes across all ranks."""
-        return self.batch_size * self.seq_len * self.grad_accum_steps * self.world_size
+        """Tokens one optimizer step consumes across all ranks (DPO: chosen and rejected)."""
+        sequences = self.batch_size * self.sequences_per_example
+        return sequences * self.seq_len * self.grad_accum_steps * self.world_size
+
+    @property
+    def sequences_per_example(self) -> int:
+        """Sequences the model runs per example: DPO concatenates chosen and rejected."""
+        return 2 if self.objective == "dpo" else 1
 
 
 def _env_str(value: Any) -> str:

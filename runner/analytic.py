@@ -32,6 +32,13 @@ Device time per micro-batch
     * QLoRA dequantises the 4-bit base weights to 16-bit once per forward and
       per backward of every micro-batch (memory traffic).
 
+DPO (``objective: dpo``) runs each example's chosen and rejected sequences as one
+batch of ``2 x batch_size`` (TRL's ``concatenated_forward``): time, activations and
+logits are those of that batch. A reference that is a frozen copy or the model with
+its adapter disabled adds a forward per micro-batch (2N FLOPs per token, a third of
+the attention); a copy also holds its weights (see Memory). Precomputed or no
+reference log-probs cost nothing per step.
+
 Efficiency of a GEMM = ``GEMM_EFFICIENCY`` x platform factor x width factor x
 fill factor (x ``COMPILE_SPEEDUP`` with torch.compile). The fill factor
 ``min(1, tokens/SATURATION_TOKENS) ** UNDERFILL_EXPONENT`` models micro-batches
@@ -98,6 +105,8 @@ Memory (decimal GB)
       in fp32, halved for a torch optimizer over 16-bit weights. DeepSpeed in
       16 bits holds 16-bit weights and gradients and adds the fp32 master copy
       to the optimizer state.
+    * DPO's reference copy: the model's weights again in the compute dtype (a
+      (Q)LoRA run's frozen base), split like the weights.
     * sharding and offload (``strategy`` fsdp/deepspeed): ZeRO stage 1 divides
       the optimizer state by ``world_size``, 2 also the gradients, 3 also the
       weights, plus two gathered layers; offloaded states cost no device memory.
@@ -407,6 +416,8 @@ class _Resolved:
     counted once per run: each is asked for by several of the run's estimates."""
     total_params: int
     layer_params: int
+    reference: str | None = None
+    """DPO's reference (``WorkloadConfig.reference``); None for supervised fine-tuning."""
 
 
 class DeviceCorrection(BaseModel):
@@ -509,6 +520,7 @@ class FakeRunner:
             matmul_params=arch.matmul_params,
             total_params=arch.total_params,
             layer_params=arch.layers * arch.params_per_layer,
+            reference=config.reference if config.objective == "dpo" else None,
         )
 
     def _precision(self, precision: str, warnings: list[str]) -> str:
@@ -663,6 +675,33 @@ class FakeRunner:
         seconds += self._attention_time(config, res, precision, attention, recompute, saturated)
         if memory_savers and config.finetune == "qlora":
             seconds += self._dequant_time(config, res)
+        if res.reference in ("model", "adapter"):
+            seconds += self._reference_time(
+                config, res, precision, attention, memory_savers=memory_savers, saturated=saturated
+            )
+        return seconds
+
+    def _reference_time(
+        self,
+        config: WorkloadConfig,
+        res: _Resolved,
+        precision: str,
+        attention: str,
+        *,
+        memory_savers: bool,
+        saturated: bool,
+    ) -> float:
+        """DPO's reference log-probs each micro-batch: a forward of the frozen weights (a copy,
+        or the model with its adapter disabled) over the same sequences, no backward. The
+        linears' 2N FLOPs per token, a third of the attention (its forward share), and for
+        QLoRA one more dequantising pass."""
+        tokens = config.batch_size * config.seq_len
+        peak = self.device.peak_tflops[precision] * TERA
+        eff = self._linear_efficiency(config, res, precision, saturated)
+        seconds = tokens * 2.0 * res.matmul_params / (peak * eff)
+        seconds += self._attention_time(config, res, precision, attention, False, saturated) / 3.0
+        if memory_savers and config.finetune == "qlora":
+            seconds += res.layer_params * QLORA_DEQUANT_BYTES_PER_PARAM / self._bandwidth()
         return seconds
 
     def _attention_time(
@@ -769,6 +808,7 @@ class FakeRunner:
 
     def _waste_budget(self, config: WorkloadConfig, res: _Resolved) -> WasteBudget:
         """Seconds per optimizer step, by bucket; the buckets sum to the step time."""
+        config = _as_run(config)
         actual = self._device_time(
             config,
             res,
@@ -863,6 +903,14 @@ class FakeRunner:
             return layer_linears * QLORA_BYTES_PER_PARAM + rest * _element_bytes("bf16") + adapters
         return res.total_params * _element_bytes(res.precision) + adapters
 
+    def _reference_bytes(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """DPO's frozen reference copy, held and split like the weights: a full model in the
+        compute dtype (axolotl and LLaMA-Factory load it so; TRL's deep copy of a model
+        loaded in fp32 would be twice that), or a (Q)LoRA run's frozen base again."""
+        if config.finetune == "full":
+            return res.total_params * _element_bytes(res.precision)
+        return self._weight_bytes(config, res)
+
     def _activation_total(self, config: WorkloadConfig, res: _Resolved) -> float:
         """Saved activations (Korthikanti et al.) plus the logits, in bytes."""
         arch = res.arch
@@ -892,12 +940,15 @@ class FakeRunner:
         ``CPUOffload(offload_params=True)`` moves parameters and gradients and so runs the
         optimizer step on the host (torch v2.7.0, torch/distributed/fsdp/api.py).
         """
+        config = _as_run(config)
         sharded = config.strategy in ("fsdp", "deepspeed")
         n = config.world_size if sharded else 1
         stage = (3 if config.zero_stage is None else config.zero_stage) if sharded else 0
         trainable = self._trainable_params(config, res)
         _, grad_bytes, state_bytes = _state_bytes(config, res)
         weights = self._weight_bytes(config, res)
+        if res.reference == "model":
+            weights += self._reference_bytes(config, res)
         grads = trainable * grad_bytes
         optimizer = trainable * state_bytes
         if stage >= 1:
@@ -965,6 +1016,21 @@ def _state_bytes(config: WorkloadConfig, res: _Resolved) -> tuple[float, float, 
     if res.optimizer in STATE_IN_PARAM_DTYPE:
         state *= held / MASTER_WEIGHT_BYTES
     return held, held, state
+
+
+def _as_run(config: WorkloadConfig) -> WorkloadConfig:
+    """The micro-batch as the model runs it: DPO concatenates each example's chosen and
+    rejected sequences into one batch of twice the examples (TRL v0.19.0
+    trl/trainer/dpo_trainer.py ``concatenated_forward``)."""
+    if config.sequences_per_example == 1:
+        return config
+    return config.model_copy(
+        update={
+            "batch_size": config.batch_size * config.sequences_per_example,
+            "objective": "sft",
+            "reference": None,
+        }
+    )
 
 
 def _launch(config: WorkloadConfig) -> str:

@@ -434,6 +434,11 @@ class TorchRunner:
                     "config": config.model_dump(mode="json"),
                     "engine": self.device.options.engine,
                 },
+        if config.objective != "sft":
+            return (
+                f"objective {config.objective}: the measured engines train one sequence per "
+                "example with no reference model; --goblin-fake projects it"
+            )
                 "while checking the config",
             )
         return response.get("reason") if response["ok"] else None

@@ -9,8 +9,8 @@ validator gives one worker per GPU of the node (one on the single device an
 audit models), pinned memory and a prefetch factor of 256; once any of them is
 set, the others reach the Hugging Face Trainer unset (0 workers, pinned
 memory, no prefetch factor), so a patch that sets one writes all three.
-Preference and RL training (``rl: dpo``, ``kto``, ``grpo``, …) is refused by
-name: pytest-goblin models supervised fine-tuning only.
+DPO (``rl: dpo`` or ``ipo``) is read as DPO (chosen and rejected sequences, a reference);
+other preference and RL training (``rl: kto``, ``orpo``, ``grpo``, …) is refused by name.
 Attention is written in the file's own style: the ``attn_implementation`` key
 (axolotl ≥ 0.17) or the legacy ``flash_attention``/``sdp_attention``/… flags,
 since mixing the two is a validation error in axolotl.
@@ -78,6 +78,9 @@ _DATALOADER = {
     "dataloader_pin_memory": "dataloader_pin_memory",
     "dataloader_prefetch_factor": "dataloader_prefetch_factor",
 }
+_DPO = ("dpo", "ipo")
+"""``rl`` values that run TRL's DPOTrainer (IPO is its loss_type ipo): chosen and rejected
+sequences and a reference, as DPO (v0.18.0 src/axolotl/core/trainers/dpo/__init__.py)."""
 _LORA_KERNELS = ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel", "lora_embedding_kernel")
 """axolotl's fused LoRA kernels (v0.18.0 ``src/axolotl/utils/schemas/config.py``)."""
 _FSDP_STAGES = {"FULL_SHARD": 3, "HYBRID_SHARD": 3, "SHARD_GRAD_OP": 2, "NO_SHARD": 0}
@@ -106,12 +109,13 @@ def detect(data: Any) -> bool:
 
 
 def read(data: dict[str, Any], display: str) -> Reading:
-    if data.get("rl") is not None:
+    rl = data.get("rl")
+    if rl is not None and str(rl).lower() not in _DPO:
         raise WorkloadError(
             display,
-            f"rl: {data['rl']} is preference or reinforcement-learning training (several "
+            f"rl: {rl} is preference or reinforcement-learning training (several "
             "sequences per example, a reference or reward model); pytest-goblin models "
-            "supervised fine-tuning only",
+            "supervised fine-tuning and DPO (rl: dpo, ipo) only",
             field="rl",
         )
     check_model(data["base_model"], display, "base_model")
@@ -161,7 +165,28 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.put("strategy", "fsdp", "fsdp" if data.get("fsdp") else "fsdp_config")
         _read_fsdp(data, f)
     _in_use(data, f)
+    if rl is not None:
+        _read_dpo(data, display, f)
     return f.reading()
+
+
+def _read_dpo(data: dict[str, Any], display: str, f: Fields) -> None:
+    """axolotl's DPO runs TRL's DPOTrainer with ``max_length = sequence_len`` (v0.18.0
+    src/axolotl/core/trainers/dpo/__init__.py); an adapter run without
+    ``rl_adapter_ref_model`` gets no reference copy, so TRL disables the adapter for the
+    reference (src/axolotl/train.py); ``precompute_ref_log_probs`` passes through."""
+    f.put("objective", "dpo", "rl")
+    reference = "model" if f.fields["finetune"] == "full" else "adapter"
+    key = None
+    ref_copy = data.get("rl_adapter_ref_model")
+    if reference == "adapter" and ref_copy is not None:
+        if as_bool(ref_copy, display, "rl_adapter_ref_model"):
+            reference = "model"
+        key = "rl_adapter_ref_model"
+    precompute = data.get("precompute_ref_log_probs")
+    if precompute is not None and as_bool(precompute, display, "precompute_ref_log_probs"):
+        reference, key = "precomputed", "precompute_ref_log_probs"
+    f.put("reference", reference, key)
 
 
 def _read_fsdp(data: dict[str, Any], f: Fields) -> None:

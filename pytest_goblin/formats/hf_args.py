@@ -47,7 +47,13 @@ from pytest_goblin.formats.base import (
 )
 from pytest_goblin.formats.deepspeed import zero_fields
 from pytest_goblin.formats.vocabulary import TRAINING_ARGUMENTS as TRAINING_ARGUMENTS_KEYS
-from pytest_goblin.formats.vocabulary import TRL_DPO_ONLY, TRL_GRPO_ONLY, TRL_KEYS, TRL_SFT
+from pytest_goblin.formats.vocabulary import (
+    TRL_DPO_ONLY,
+    TRL_DPO_OWN,
+    TRL_GRPO_ONLY,
+    TRL_KEYS,
+    TRL_SFT,
+)
 
 TRL = "trl"
 HF_ARGS = "hf-args"
@@ -243,16 +249,44 @@ def read_trl(data: dict[str, Any], display: str) -> Reading:
             "fine-tuning only",
             field=online[0],
         )
+    if TRL_DPO_OWN & data.keys():
+        reading = interpret(data, {key: key for key in data}, display, trl=True, dpo=True)
+        _read_dpo(data, display, reading)
+        return reading
     preference = sorted(TRL_DPO_ONLY & data.keys())
     if preference:
         raise WorkloadError(
             display,
-            f"{', '.join(preference)}: keys of TRL's preference trainers (DPOConfig, "
-            "trl/trainer/dpo_config.py), which run chosen and rejected sequences and a "
-            "reference forward; pytest-goblin models supervised fine-tuning only",
+            f"{', '.join(preference)}: keys TRL's DPO, ORPO, CPO and KTO configs share "
+            "(trl/trainer/*_config.py, v0.19.0), so the file does not say which trainer runs "
+            "it; pytest-goblin reads a TRL file as DPO by DPOConfig's own keys "
+            f"({', '.join(sorted(TRL_DPO_OWN)[:4])}, …) and models no other preference trainer",
             field=preference[0],
         )
     return interpret(data, {key: key for key in data}, display, trl=True)
+
+
+def _read_dpo(data: dict[str, Any], display: str, reading: Reading) -> None:
+    """DPOConfig (TRL v0.19.0 trl/trainer/dpo_trainer.py): no reference with
+    ``reference_free``, log-probs computed once with ``precompute_ref_log_probs``, the
+    PEFT model with its adapter disabled (unless ``force_use_ref_model``), else a copy."""
+
+    def flag(key: str) -> bool:
+        return data.get(key) is not None and as_bool(data[key], display, key)
+
+    reading.fields["objective"] = "dpo"
+    reading.sources["objective"] = sorted(TRL_DPO_OWN & data.keys())[0]
+    if flag("reference_free"):
+        reference, key = "none", "reference_free"
+    elif flag("precompute_ref_log_probs"):
+        reference, key = "precomputed", "precompute_ref_log_probs"
+    elif reading.fields["finetune"] != "full" and not flag("force_use_ref_model"):
+        reference, key = "adapter", "use_peft"
+    else:
+        reference, key = "model", "force_use_ref_model" if flag("force_use_ref_model") else None
+    reading.fields["reference"] = reference
+    if key is not None:
+        reading.sources["reference"] = key
 
 
 def read_hf_args(data: dict[str, Any], display: str) -> Reading:
@@ -265,6 +299,7 @@ def interpret(
     display: str,
     *,
     trl: bool,
+    dpo: bool = False,
     lora_defaults: tuple[int, int] = (16, 32),
     target_defaults: tuple[str, ...] = tuple(PEFT_DEFAULT_TARGETS),
 ) -> Reading:
@@ -278,7 +313,7 @@ def interpret(
         model = str(values["model_name_or_path"])
         check_model(model, display, f.label("model_name_or_path"))
         f.put("model_name", model, "model_name_or_path")
-    read_trainer_keys(f, lr_default=2e-5 if trl else 5e-5)
+    read_trainer_keys(f, lr_default=DPO_LR if dpo else 2e-5 if trl else 5e-5)
     seq_key = next((key for key in SEQ_KEYS if values.get(key) is not None), None)
     if seq_key is not None:
         f.take("seq_len", seq_key, as_int, None)
@@ -286,7 +321,7 @@ def interpret(
         f.put("seq_len", TRL_MAX_LENGTH)
     else:
         f.unknown("seq_len", " or ".join(SEQ_KEYS), NO_SEQ_LEN)
-    f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, trl)
+    f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, trl and not dpo)
     f.take("packing", "packing", as_bool, False)
     f.put("precision", *_precision(values, display, f.label, trl))
     attention_key = attention_location(values)
@@ -330,6 +365,9 @@ FSDP_OPTION_STAGES = {
 }
 """TrainingArguments' ``fsdp`` options (transformers v4.57.6 ``trainer_utils.FSDPOption``) as
 the ZeRO stage whose states they split; ``offload`` is FSDP's CPU offload of parameters."""
+
+DPO_LR = 1e-6
+"""DPOConfig's ``learning_rate`` default (TRL v0.19.0 and v1.9.0 trl/trainer/dpo_config.py)."""
 
 TRAINER_DEFAULT_OPTIM = "adamw_torch_fused"
 """TrainingArguments' ``optim`` default in transformers v4.57.6 and v5.25.0
@@ -464,7 +502,15 @@ def _adapter(
 
 
 def edits_trl(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
+    if field in _NOT_IN_DPO and TRL_DPO_OWN & data.keys():
+        raise Unpatchable(field, _NOT_IN_DPO[field])
     return _edits(data, field, value, trl=True)
+
+
+_NOT_IN_DPO = {
+    "packing": "DPOConfig has no packing (trl/trainer/dpo_config.py): `trl dpo` ignores the key",
+}
+"""SFTConfig keys a DPO file cannot take, and why."""
 
 
 def edits_hf_args(data: dict[str, Any], field: str, value: Any) -> list[Edit]:

@@ -14,9 +14,9 @@ Some switches own the optimizer (v0.9.5 ``src/llamafactory/train/trainer_utils.p
 ``create_custom_optimizer``): GaLore builds its own AdamW/8-bit AdamW/Adafactor from
 ``optim`` and raises ``Unknown optim`` for anything else (``adamw_torch_fused``
 included), APOLLO accepts only ``adamw_torch``, and Adam-mini and Muon ignore
-``optim``; a patch respects that. Preference and RL stages (``rm``, ``ppo``,
-``dpo``, ``kto``) are refused by name: pytest-goblin models pre-training and
-supervised fine-tuning only.
+``optim``; a patch respects that. ``stage: dpo`` is read as DPO
+(chosen and rejected sequences, a reference); the other preference and RL stages
+(``rm``, ``ppo``, ``kto``) are refused by name.
 """
 
 from __future__ import annotations
@@ -78,7 +78,6 @@ _DATA = ("dataloader_num_workers", "preprocessing_num_workers", "cutoff_len")
 _STAGES = {
     "rm": "reward-model training (pairs of sequences through a value head)",
     "ppo": "PPO (generation, a reward model and a value model)",
-    "dpo": "preference training (chosen and rejected sequences and a reference forward)",
     "kto": "preference training (KTO, with a reference forward)",
 }
 _GALORE_OPTIM = {
@@ -107,13 +106,17 @@ def detect(data: Any) -> bool:
     )
 
 
+_PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")
+"""``pref_loss`` values (v0.9.5 src/llamafactory/hparams/finetuning_args.py)."""
+
+
 def read(data: dict[str, Any], display: str) -> Reading:
     stage = str(data.get("stage", "sft"))
-    if stage not in ("sft", "pt"):
+    if stage not in ("sft", "pt", "dpo"):
         raise WorkloadError(
             display,
             f"stage {stage!r} is {_STAGES.get(stage, 'not a stage LLaMA-Factory has')}; "
-            "pytest-goblin models pre-training (pt) and supervised fine-tuning (sft) only",
+            "pytest-goblin models pre-training (pt), supervised fine-tuning (sft) and dpo",
             field="stage",
         )
     check_model(data["model_name_or_path"], display, "model_name_or_path")
@@ -152,10 +155,34 @@ def read(data: dict[str, Any], display: str) -> Reading:
             break
     _packing(data, display, f)
     _method(data, display, f)
+    if stage == "dpo":
+        _read_dpo(data, display, f)
     liger = data.get("enable_liger_kernel")
     if liger is not None and as_bool(liger, display, "enable_liger_kernel"):
         f.record("use_liger_kernel", True, "enable_liger_kernel")
     return f.reading()
+
+
+def _read_dpo(data: dict[str, Any], display: str, f: Fields) -> None:
+    """``stage: dpo`` (v0.9.5 src/llamafactory/train/dpo/workflow.py): ``pref_loss`` orpo and
+    simpo use no reference; otherwise ``ref_model`` is loaded, or for LoRA without one the
+    adapter is disabled, and a full fine-tune loads its model again
+    (train/trainer_utils.py ``create_ref_model``). Chosen and rejected are each up to
+    ``cutoff_len`` tokens."""
+    f.put("objective", "dpo", "stage")
+    loss = str(data.get("pref_loss", "sigmoid"))
+    if loss not in _PREF_LOSSES:
+        raise WorkloadError(
+            display,
+            f"unknown pref_loss {loss!r} (one of {', '.join(_PREF_LOSSES)})",
+            field="pref_loss",
+        )
+    if loss in ("orpo", "simpo"):
+        f.put("reference", "none", "pref_loss")
+    elif data.get("ref_model") is not None:
+        f.put("reference", "model", "ref_model")
+    else:
+        f.put("reference", "model" if f.fields["finetune"] == "full" else "adapter")
 
 
 def _optimizer_owner(data: dict[str, Any], display: str) -> tuple[str, str] | None:

@@ -118,6 +118,17 @@ TRL_DPO_ONLY = _keys(
 a file that sets one is a preference-training config."""
 
 
+TRL_DPO_OWN = _keys(
+    """
+    discopop_tau f_alpha_divergence_coef f_divergence_type force_use_ref_model ld_alpha
+    model_adapter_name precompute_ref_batch_size ref_adapter_name ref_model_mixup_alpha
+    ref_model_sync_steps reference_free rpo_alpha sync_ref_model use_weighting
+    """
+)
+"""The ``TRL_DPO_ONLY`` keys that ``ORPOConfig``, ``CPOConfig`` and ``KTOConfig`` lack
+(v0.19.0 trl/trainer/*_config.py): a file that sets one is run by the DPO trainer."""
+
+
 TRL_GRPO_ONLY = _keys(
     """
     cache_implementation chat_template_kwargs delta entropy_coef entropy_coef_delta

@@ -700,10 +700,10 @@ ERRORS = {
         "so the sequence length is unknown; set the script's sequence length, or give "
         "`seq_len:` in the sidecar real/hf/peft_finetune_fp4_opt_bnb_peft.goblin.yaml",
     ),
-    "real/axolotl/llama-3_instruct-dpo-lora-8b.yml": ("rl", "rl: dpo is preference"),
+    "real/axolotl/llama-3_instruct-dpo-lora-8b.yml": ("load_in_8bit", "8-bit base model"),
     "real/llamafactory/train_lora_qwen3_lora_dpo.yaml": (
-        "stage",
-        "stage 'dpo' is preference training",
+        "model_name_or_path",
+        "'Qwen/Qwen3-4B-Instruct-2507' (from `model_name_or_path`) is not a preset",
     ),
     "real/open_instruct/train_configs_sft_default.yaml": (
         "add_bos",
@@ -784,11 +784,11 @@ ERRORS = {
     ),
     "real/trl/alignment-handbook_zephyr-141b-A35b_orpo_config_full.yaml": (
         "beta",
-        "keys of TRL's preference trainers",
+        "keys TRL's DPO, ORPO, CPO and KTO configs share",
     ),
     "real/trl/alignment-handbook_zephyr-7b-beta_dpo_config_full.yaml": (
         "beta",
-        "keys of TRL's preference trainers",
+        "keys TRL's DPO, ORPO, CPO and KTO configs share",
     ),
     "real/trl/alignment-handbook_zephyr-7b-gemma_sft_config_full.yaml": (
         "model_name_or_path",
