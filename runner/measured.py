@@ -425,6 +425,11 @@ class TorchRunner:
 
     def unsupported(self, config: WorkloadConfig) -> str | None:
         """Why this device cannot run ``config`` (the item is skipped), or None."""
+        if config.objective != "sft":
+            return (
+                f"objective {config.objective}: the measured engines train one sequence per "
+                "example with no reference model; --goblin-fake projects it"
+            )
         config = self.ranks(config)
         with self.device.locked(config.env_vars):
             response = self.device.request(
@@ -434,11 +439,6 @@ class TorchRunner:
                     "config": config.model_dump(mode="json"),
                     "engine": self.device.options.engine,
                 },
-        if config.objective != "sft":
-            return (
-                f"objective {config.objective}: the measured engines train one sequence per "
-                "example with no reference model; --goblin-fake projects it"
-            )
                 "while checking the config",
             )
         return response.get("reason") if response["ok"] else None
