@@ -276,6 +276,7 @@ def _read_dpo(data: dict[str, Any], display: str, reading: Reading) -> None:
 
     reading.fields["objective"] = "dpo"
     reading.sources["objective"] = sorted(TRL_DPO_OWN & data.keys())[0]
+    key: str | None
     if flag("reference_free"):
         reference, key = "none", "reference_free"
     elif flag("precompute_ref_log_probs"):

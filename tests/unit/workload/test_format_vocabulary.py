@@ -146,13 +146,17 @@ def test_an_edit_of_a_key_the_framework_does_not_have_is_not_patchable() -> None
     check_vocabulary(fmt, {}, "batch_size", [Edit(("per_device_train_batch_size",), 2)])
 
 
-def test_a_trl_preference_config_that_does_not_name_its_trainer_is_refused_by_name(tmp_path: Path) -> None:
+def test_a_trl_preference_config_that_does_not_name_its_trainer_is_refused_by_name(
+    tmp_path: Path,
+) -> None:
     text = "model_name_or_path: Qwen/Qwen2.5-0.5B\ndataset_name: trl-lib/ultrafeedback_binarized\n"
     text += "beta: 0.1\nmax_prompt_length: 512\n"
     path = tmp_path / "w/dpo.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(WorkloadError, match="keys TRL's DPO, ORPO, CPO and KTO configs share") as info:
+    with pytest.raises(
+        WorkloadError, match="keys TRL's DPO, ORPO, CPO and KTO configs share"
+    ) as info:
         load_workload(path, display="w/dpo.yaml")
     assert info.value.field == "beta"
 
