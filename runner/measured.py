@@ -423,6 +423,15 @@ class TorchRunner:
             return config
         return config.model_copy(update={"world_size": limit})
 
+    def engine(self, config: WorkloadConfig) -> str:
+        """The engine that measures ``config``: the session's, except that a multi-rank
+        workload goes to ``rank_engine`` where ``--goblin-engine auto`` chose hf, whose
+        Trainer launch of ranks is not built."""
+        options = self.device.options
+        if config.world_size > 1 and options.rank_engine is not None:
+            return options.rank_engine
+        return options.engine
+
     def unsupported(self, config: WorkloadConfig) -> str | None:
         """Why this device cannot run ``config`` (the item is skipped), or None."""
         if config.objective != "sft":
@@ -437,7 +446,7 @@ class TorchRunner:
                 {
                     "op": "check",
                     "config": config.model_dump(mode="json"),
-                    "engine": self.device.options.engine,
+                    "engine": self.engine(config),
                 },
                 "while checking the config",
             )
@@ -453,7 +462,13 @@ class TorchRunner:
         self._check_fits(ran, max(depth or ran.arch.layers for depth in depths))
         with self.device.locked(ran.env_vars):
             runs = [self._measure(ran, steps, depth) for depth in depths]
-        return run_metrics(ran, runs, self.info, shrunk_from)
+        metrics = run_metrics(ran, runs, self.info, shrunk_from)
+        if self.engine(ran) != options.engine:
+            metrics.warnings.append(
+                f"measured by the {self.engine(ran)} engine: the {options.engine} engine that "
+                "--goblin-engine auto chose does not launch ranks"
+            )
+        return metrics
 
     def _check_fits(self, config: WorkloadConfig, layers: int) -> None:
         """Refuse, before the worker builds anything, a run whose projected footprint (the
@@ -502,7 +517,7 @@ class TorchRunner:
             "warmup": self.device.options.warmup,
             "sample_cost_s": sample_cost_s(config, self.sample_cost_ms),
             "layers": layers,
-            "engine": self.device.options.engine,
+            "engine": self.engine(config),
         }
         response = self.device.request(config.env_vars, message, f"during a run of {steps} steps")
         if response["ok"]:

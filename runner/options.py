@@ -53,3 +53,4 @@ class MeasureOptions:
     layers: int | None = None  # measure this many layers and extrapolate; None: all
     engine: str = "native"  # hf or native (runner/engines.py resolves auto before this)
     max_world_size: int | None = None  # measure at most this many ranks (a shrunk run)
+    rank_engine: str | None = None  # multi-rank runs' engine where auto chose one without ranks

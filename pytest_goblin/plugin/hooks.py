@@ -173,6 +173,8 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
             layers=settings.layers,
             engine=resolve_engine(settings.engine),
             max_world_size=settings.max_world_size,
+            # auto's hf engine launches no ranks: the native engine measures those
+            rank_engine="native" if settings.engine == "auto" else None,
         )
     )
     session = device_session(pytestconfig, settings, measure)

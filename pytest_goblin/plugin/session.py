@@ -27,7 +27,7 @@ from pytest_goblin.plugin.items import WorkloadFile
 from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.plugin.xdist_gpus import gpu_workers
 from pytest_goblin.report.session_report import SessionReport
-from pytest_goblin.report.summary import RunInfo
+from pytest_goblin.report.summary import RunInfo, ranks_text
 from pytest_goblin.report.terminal import (
     advisories_text,
     cache_line,
@@ -146,6 +146,12 @@ class GoblinSession:
         for result in self._sorted():
             if result.outcome == "skipped":
                 terminalreporter.line(f"skipped {result.name} ({result.path}): {result.reason}")
+        # a multi-rank run says how many ranks ran, and when fewer than the workload's (shrunk)
+        for result in self._sorted():
+            if result.baseline is not None and ranks_text(result.baseline):
+                terminalreporter.line(
+                    f"ranks {result.name} ({result.path}): {ranks_text(result.baseline)}"
+                )
         advice = advisories_text(self._sorted(), None if self.config.get_verbosity() > 0 else width)
         if advice:
             terminalreporter.line("")

@@ -74,6 +74,7 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
         lines += [*(f"- {_cell(line)}" for line in describe_all(floors)), ""]
     if results:
         lines += _table(results)
+        lines += _ranks(results)
     else:
         lines.append("No workloads were audited.")
     for result in failing(results):
@@ -101,6 +102,16 @@ def _table(results: Sequence[WorkloadResult]) -> list[str]:
             cells.append(_cell(_history_cell(r)))
         rows.append("| " + " | ".join(cells) + " |")
     return rows
+
+
+def _ranks(results: Sequence[WorkloadResult]) -> list[str]:
+    """Under the table, each multi-rank workload's ranks: a shrunk run says so here."""
+    lines = []
+    for result in results:
+        text = ranks_text(result.baseline) if result.baseline is not None else ""
+        if text:
+            lines.append(f"- {_code(result.name)}: {_cell(text)}")
+    return ["", *lines] if lines else []
 
 
 def _verdict(outcome: str) -> str:

@@ -106,6 +106,14 @@ def test_a_workload_of_more_ranks_than_the_limit_is_measured_on_the_limit(
     assert found.ranks(tiny(world_size=2)).world_size == 2
 
 
+def test_auto_hands_multi_rank_workloads_to_the_native_engine(private_locks: None) -> None:
+    options = MeasureOptions(device="cpu", engine="hf", rank_engine="native")
+    found = DeviceSession("cpu", options).runner_for(None, WorkloadSettings())
+    assert isinstance(found, TorchRunner)
+    assert found.engine(tiny()) == "native"
+    assert found.engine(tiny(world_size=1)) == "hf"
+
+
 def test_more_ranks_than_devices_is_skipped_with_the_numbers() -> None:
     cores, _ = device_count(CPU)
     reason = unsupported_reason(tiny(world_size=cores + 1), CPU)
