@@ -200,9 +200,15 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
             return "QLoRA needs bitsandbytes for its 4-bit base weights, which is not installed"
         if reason := bitsandbytes_build.installed_reason():
             return reason
+        if device.type == "cpu":
+            return (
+                "QLoRA's 4-bit base (bitsandbytes) is measured on a ROCm or CUDA GPU only, "
+                "and this run's device is the CPU"
+            )
         return (
-            "QLoRA's 4-bit base is quantized by from_pretrained from a checkpoint; the hf "
-            "engine builds models from a config without a download, so it does not measure it"
+            "QLoRA's 4-bit base (bitsandbytes) is quantized by from_pretrained from a "
+            "checkpoint; the hf engine builds models from a config without a download, so it "
+            "does not measure it"
         )
     if config.precision == "fp16" and device.type == "cpu":
         # accelerate 1.16 src/accelerate/accelerator.py (Accelerator.__init__) turns on fp16

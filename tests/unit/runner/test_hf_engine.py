@@ -228,6 +228,30 @@ def test_what_the_engine_cannot_run_is_refused_with_the_reason(
         run(config)
 
 
+@pytest.mark.parametrize("installed", [False, True], ids=["no-bitsandbytes", "bitsandbytes"])
+def test_a_4bit_base_on_the_cpu_is_skipped_with_a_reason_naming_bitsandbytes(
+    installed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+
+    def fake_find_spec(name: str, *args: Any) -> Any:
+        if name == "bitsandbytes":  # a spec is all the engine asks for: it never imports it
+            return importlib.util.spec_from_loader(name, loader=None) if installed else None
+        return find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", fake_find_spec)
+    monkeypatch.setattr(torch.version, "hip", None)  # not the ROCm-build check
+    config = lora(finetune="qlora")
+    reason = unsupported_reason(config, CPU)
+    assert reason is not None and "bitsandbytes" in reason
+    assert ("not installed" in reason) is not installed
+    assert ("CPU" in reason) is installed
+    with pytest.raises(UnsupportedConfig, match="bitsandbytes"):
+        run(config)
+
+
 def test_a_config_the_cpu_can_run_has_no_refusal() -> None:
     assert unsupported_reason(tiny(), CPU) is None
     assert unsupported_reason(tiny("gemma-2-2b"), CPU) is None
