@@ -13,24 +13,41 @@ measures nothing: it projects every knob with the calibration saved there and
 compares with the measured figures the calibration was fitted from, as a later
 ``--goblin-fake`` run on this machine would.
 
+``--session DIR`` checks self-calibration through the plugin, as a user runs it: it
+writes each knob's two configs as workload files in DIR (every rule waived, so each
+workload's one measured run is its baseline; each pair back to back), projects them
+with ``--goblin-fake --goblin-fake-device cpu`` (the published model), measures them in
+a CPU session with ``--goblin-save-calibration``, then projects them again with
+``--goblin-fake --goblin-fake-device <the saved calibration's fingerprint>``, and prints
+per knob the measured ratio, both projections and their errors.
+
     python benchmarks/calibration.py [--steps 6] [--repeats 2] [--save-calibration .goblin]
     python benchmarks/calibration.py --projected-only .goblin
+    python benchmarks/calibration.py --session /tmp/selfcal [--steps 3] [--warmup 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.history import device_fingerprint
+from pytest_goblin.kb.loader import load_kb
 from pytest_goblin.runner.analytic import FakeRunner
 from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.self_calibration import (
+    CALIBRATION_DIR,
     MeasuredRun,
+    SavedCalibration,
     calibrate,
     find_calibration,
     save_calibration,
@@ -123,6 +140,113 @@ def _measure(
         session.close()
 
 
+TOLERANCE = 0.10
+"""How close the calibrated projection of each knob must come to the measured ratio."""
+
+
+def _workload_files(project: Path) -> dict[str, tuple[str, str]]:
+    """Each knob's two configs as native workload files, named so that pytest collects
+    each pair back to back (measured seconds apart, the machine's load drifting little
+    in between); the knob's two workload names."""
+    names: dict[str, tuple[str, str]] = {}
+    for index, knob in enumerate(KNOBS, 1):
+        pair = []
+        for side, config in zip(("1-before", "2-after"), _pair(knob), strict=True):
+            name = f"k{index}-{side}"
+            data = config.model_dump(mode="json", exclude_none=True) | {"name": name}
+            (project / f"{name}.goblin.yaml").write_text(f"# {knob}\n{yaml.safe_dump(data)}")
+            pair.append(name)
+        names[knob] = (pair[0], pair[1])
+    return names
+
+
+def _pytest(project: Path, report: str, *args: str) -> tuple[dict[str, float], list[str]]:
+    """One pytest session in ``project``: each workload's baseline tokens/s from its JSON
+    report, and the summary lines that say what the numbers are (device, calibration)."""
+    command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--goblin"]
+    command += ["--goblin-no-cache", "--goblin-json", report, *args]
+    log = project / Path(report).with_suffix(".log")
+    print("$ python " + " ".join(command[1:]) + f"  (output: {log})", flush=True)
+    with log.open("w") as out:
+        done = subprocess.run(
+            command, cwd=project, stdout=out, stderr=subprocess.STDOUT, check=False
+        )
+    output = log.read_text()
+    shown = [
+        line
+        for line in output.splitlines()
+        if line.startswith(("device:", "calibration:", "goblin: calibration"))
+    ]
+    path = project / report
+    if not path.is_file():
+        raise SystemExit(f"pytest wrote no report (exit {done.returncode}):\n{output}")
+    workloads = json.loads(path.read_text())["workloads"]
+    tokens = {w["name"]: w["baseline"]["tokens_per_sec"] for w in workloads if w.get("baseline")}
+    missing = sorted({w["name"] for w in workloads} - set(tokens))
+    if missing:
+        raise SystemExit(f"no baseline for {missing} (exit {done.returncode}):\n{output}")
+    return tokens, shown
+
+
+def _session(project: Path, steps: int, warmup: int) -> int:
+    """The issue's check through the plugin; 0 when every knob's calibrated projection is
+    within ``TOLERANCE`` of the measured ratio, else 1."""
+    project.mkdir(parents=True, exist_ok=False)
+    waived = " ".join(rule.id for rule in load_kb().rules)
+    (project / "pytest.ini").write_text(
+        "[pytest]\n"
+        "goblin_patterns = *.goblin.yaml\n"
+        "# every rule waived: each workload's one measured run is its baseline\n"
+        f"goblin_ignore = {waived}\n"
+    )
+    names = _workload_files(project)
+    published, _ = _pytest(
+        project, "published.json", "--goblin-fake", "--goblin-fake-device", DEVICE
+    )
+    measured, lines = _pytest(
+        project,
+        "measured.json",
+        "--goblin-device",
+        DEVICE,
+        "--goblin-engine",
+        "native",
+        "--goblin-save-calibration",
+        "--goblin-steps",
+        str(steps),
+        "--goblin-warmup",
+        str(warmup),
+    )
+    saved = [
+        SavedCalibration.model_validate_json(path.read_text())
+        for path in (project / ".goblin" / CALIBRATION_DIR).glob("*.json")
+    ]
+    if len(saved) != 1:
+        raise SystemExit(f"expected one saved calibration, found {len(saved)}: {lines}")
+    (calibration,) = saved
+    calibrated, fake_lines = _pytest(
+        project, "calibrated.json", "--goblin-fake", "--goblin-fake-device", calibration.fingerprint
+    )
+    for line in lines + fake_lines:
+        print(line)
+    print(f"correction: {calibration.correction!r} (RMS log error {calibration.rms_log_error:.3f})")
+    print(
+        f"\n{'knob':34} {'measured tok/s':>15} {'ratio':>7} {'published model':>16} "
+        f"{'calibrated':>16}"
+    )
+    within = 0
+    for knob, (before, after) in names.items():
+        ratio = measured[after] / measured[before]
+        row = f"{knob:34} {measured[before]:7.0f} {measured[after]:7.0f} {ratio:6.2f}x"
+        for projected in (published, calibrated):
+            value = projected[after] / projected[before]
+            row += f" {value:6.2f}x ({value / ratio - 1:+5.1%})"
+        error = calibrated[after] / calibrated[before] / ratio - 1
+        within += abs(error) <= TOLERANCE
+        print(row)
+    print(f"\ncalibrated within ±{TOLERANCE:.0%}: {within}/{len(names)} knobs; files in {project}")
+    return 0 if within == len(names) else 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
@@ -130,7 +254,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--save-calibration", type=Path, metavar="STORAGE")
     parser.add_argument("--projected-only", type=Path, metavar="STORAGE")
+    parser.add_argument("--session", type=Path, metavar="DIR", help="a new directory")
     args = parser.parse_args()
+    if args.session:
+        raise SystemExit(_session(args.session, args.steps, args.warmup))
     spec = get_device(DEVICE)
     published = FakeRunner(spec)
 

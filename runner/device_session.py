@@ -39,9 +39,10 @@ class DeviceRunner(Runner, Protocol):
 class DeviceSession:
     """The session's device plus any others workloads ask for.
 
-    ``measure`` None means fake mode (simulated ``fake_device``); otherwise
-    runs are measured on ``measure.device``, and ``fake_device`` projects
-    for a live device the catalogue does not list.
+    ``measure`` None means fake mode (simulated ``fake_device``: a catalogue entry,
+    or a machine a saved calibration names); otherwise runs are measured on
+    ``measure.device``, and ``fake_device``'s catalogue entry projects for a live
+    device the catalogue does not list.
     """
 
     def __init__(
