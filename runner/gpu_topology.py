@@ -215,7 +215,12 @@ def bind_to_gpu(
         )
     found = numa_cpus(bdf, pci_devices, numa_nodes)
     if found is None:
-        return f"GPU {bdf} has no NUMA node (one-node machine): CPU affinity left as it was", None
+        if len(list(numa_nodes.glob("node[0-9]*"))) > 1:
+            return None, (
+                f"CPU affinity not set: the kernel does not say which of this machine's NUMA "
+                f"nodes GPU {bdf} is on, so its host work may cross the socket interconnect"
+            )
+        return f"GPU {bdf}: one NUMA node, CPU affinity left as it was", None
     node, cpus = found
     allowed = os.sched_getaffinity(0)
     wanted = cpus & allowed

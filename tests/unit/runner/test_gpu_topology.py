@@ -157,9 +157,12 @@ def test_affinity_is_left_alone_and_said_when_it_cannot_be_set(tmp_path: Path) -
     pci, numa = numa_tree(tmp_path, "0000:c1:00.0", 0, f"{max(before) + 1000}")
     done, warning = bind_to_gpu("0000:c1:00.0", pci, numa)
     assert done is None and warning is not None and "none of NUMA node 0's CPUs" in warning
-    single, _ = numa_tree(tmp_path / "one", "0000:c6:00.0", -1, "0")
-    done, warning = bind_to_gpu("0000:c6:00.0", single, tmp_path / "one" / "node")
-    assert warning is None and done is not None and "no NUMA node" in done
+    single, one_node = numa_tree(tmp_path / "one", "0000:c6:00.0", -1, "0")
+    done, warning = bind_to_gpu("0000:c6:00.0", single, one_node)
+    assert warning is None and done is not None and "one NUMA node" in done
+    (one_node / "node1").mkdir()  # two nodes, and the GPU's is not given
+    done, warning = bind_to_gpu("0000:c6:00.0", single, one_node)
+    assert done is None and warning is not None and "does not say" in warning
     assert "PCI address" in str(bind_to_gpu(None, pci, numa)[1])
     assert os.sched_getaffinity(0) == before
 
