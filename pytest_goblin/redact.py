@@ -170,14 +170,35 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, 
 def redact_known(value: Any, secrets: Sequence[str]) -> Any:
     """``redact_value``, after replacing every exact occurrence of the given secrets."""
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "<redacted>")
-        return redact_text(value)
+        return _redact_string(value, secrets)
     if isinstance(value, dict):
+        # strings and numbers, most of a tool result, are handled here without a call each
         return {
-            key: "<redacted>" if is_secret_name(str(key)) else redact_known(item, secrets)
+            key: "<redacted>"
+            if is_secret_name(str(key))
+            else _redact_string(item, secrets)
+            if isinstance(item, str)
+            else redact_known(item, secrets)
+            if isinstance(item, (dict, list))
+            else item
             for key, item in value.items()
         }
     if isinstance(value, list):
         return [redact_known(item, secrets) for item in value]
     return value
+
+
+_REMEMBERED_CHARS = 512
+"""Strings up to this long are redacted once per process: a tool result repeats the same
+field values and rule texts audit after audit; longer ones (diffs) rarely repeat."""
+
+
+@functools.lru_cache(maxsize=8192)
+def _redact_remembered(text: str) -> str:
+    return redact_text(text)
+
+
+def _redact_string(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "<redacted>")
+    return _redact_remembered(text) if len(text) <= _REMEMBERED_CHARS else redact_text(text)

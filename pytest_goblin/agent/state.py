@@ -93,6 +93,31 @@ class AuditState:
     search's ranking."""
     _matches: dict[str, MatchResult] = field(default_factory=dict)
     _facts: AuditFacts | None = None
+    _projected: dict[str, RunMetrics] = field(default_factory=dict)
+    _searches: dict[tuple[tuple[str, ...], int], list[tuple[Any, float]]] = field(
+        default_factory=dict
+    )
+
+    def project(self, config: WorkloadConfig) -> RunMetrics:
+        """The projector's one-step run of ``config``. An analytic projector's is made once
+        per config in an audit: the search prices every candidate against the same
+        baseline. A projector without a catalogue device may measure, and runs each time."""
+        if getattr(self.context.projector, "spec", None) is None:
+            return self.context.projector.run(config, 1)
+        key = config.model_dump_json()
+        if key not in self._projected:
+            self._projected[key] = self.context.projector.run(config, 1)
+        return self._projected[key]
+
+    def search(self, queries: list[str], top_k: int) -> list[tuple[Any, float]]:
+        """The knowledge base's text search, once per query in an audit (each patch round
+        asks with the profile's symptoms again)."""
+        from pytest_goblin.kb.search import search
+
+        key = (tuple(queries), top_k)
+        if key not in self._searches:
+            self._searches[key] = search(self.context.kb, queries, top_k=top_k)
+        return self._searches[key]
 
     def match(self, config: WorkloadConfig) -> MatchResult:
         """The knowledge base's match for a config on this device, computed once per config

@@ -211,8 +211,6 @@ def _lite_rule(
 
 def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
     """Rules whose conditions hold for the config first, then text matches."""
-    from pytest_goblin.kb.search import search
-
     queries = [q.strip() for q in [args.symptom or "", *(args.symptoms or [])] if q.strip()]
     config_id = args.config_id or state.root_config_id
     rules: list[dict[str, Any]] = []
@@ -226,7 +224,7 @@ def query_rocm_kb(state: AuditState, args: QueryKbArgs) -> dict[str, Any]:
     elif not queries:
         raise ToolFailure("give symptom, symptoms or config_id")
     seen = {rule["id"] for rule in rules} | {s["rule_id"] for s in skipped}
-    for rule, _score in search(state.context.kb, queries, top_k=args.top_k):
+    for rule, _score in state.search(queries, args.top_k):
         if rule.id not in seen:
             seen.add(rule.id)
             rules.append(_lite_rule(rule, False))
@@ -395,10 +393,9 @@ def _project(
         if misfit is not None:
             guarded = ", ".join(rule.id for rule in rules if rule.fits is not None)
             raise ToolFailure(f"the patch {misfit}; leave out {guarded} or choose a smaller batch")
-    projector = state.context.projector
     try:
-        before = projector.run(root, 1).tokens_per_sec
-        after = projector.run(patched, 1).tokens_per_sec
+        before = state.project(root).tokens_per_sec
+        after = state.project(patched).tokens_per_sec
     except OutOfMemory as exc:
         raise ToolFailure(f"the patched config does not fit: {exc}") from None
     return after / before, facts.peak_gb(patched)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -160,6 +161,29 @@ def test_a_small_micro_batch_grows_while_the_global_batch_stays(
     changed = fields(report)
     assert changed["batch_size"] > 1
     assert changed["batch_size"] * changed["grad_accum_steps"] == 16
+
+
+class CountingDevice(SimulatedDevice):
+    """The simulated MI300X, counting the runs of each config and step count."""
+
+    def __init__(self) -> None:
+        super().__init__("mi300x")
+        self.runs: Counter[tuple[str, int]] = Counter()
+
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+        self.runs[config.model_dump_json(), steps] += 1
+        return super().run(config, steps)
+
+
+def test_the_search_projects_the_baseline_once_for_all_its_candidates(
+    workload: WorkloadFactory, kb: KnowledgeBase
+) -> None:
+    device = CountingDevice()
+    context = AuditContext(runner=device, projector=device, kb=kb, backend="planner")
+    report = audit(workload(QWEN_ON_MI300X), context).report
+    assert report is not None and len(report.candidates) >= 3
+    priced = [count for (_, steps), count in device.runs.items() if steps == 1]
+    assert priced and max(priced) == 1
 
 
 def test_an_already_tuned_config_passes(workload: WorkloadFactory, context: AuditContext) -> None:
