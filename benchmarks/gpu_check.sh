@@ -32,4 +32,36 @@ timeout 420 python benchmarks/hf_gpu_check.py || status=$?
 python -m pytest -q -m gpu tests/unit/runner/test_hf_engine.py || status=$?
 # --- end of section: engines ------------------------------------------------------------
 
+# --- Section: multi-rank (issue 19) ----------------------------------------------------
+# With two or more GPUs: 2 NCCL/RCCL ranks launched by torch's elastic launcher through the
+# device worker, DDP and FSDP2 (per-rank peak memory, exposed-communication share), then a
+# 2-rank DDP and FSDP llama-3.2-1b workload through pytest --goblin, JSON figures printed.
+# Under 8 minutes; prints "skipped" with fewer than two GPUs.
+echo "== multi-rank"
+gpus=$(python -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)")
+if [ "${gpus:-0}" -ge 2 ]; then
+    timeout 200 python -m pytest -q -m gpu -k nccl tests/unit/runner/test_distributed.py \
+        || status=$?
+    ranks="$OUT/multi-rank"
+    mkdir -p "$ranks/w"
+    for strategy in ddp fsdp; do
+        printf '%s\n' "name: llama-1b-$strategy" "model: llama-3.2-1b" "precision: bf16" \
+            "batch_size: 4" "seq_len: 2048" "optimizer: adamw_torch_fused" "world_size: 2" \
+            "strategy: $strategy" > "$ranks/w/llama-1b-$strategy.goblin.yaml"
+    done
+    timeout 280 python -m pytest --goblin --goblin-engine native --goblin-steps 10 \
+        --goblin-max-repeats 2 --goblin-json "$ranks/r.json" -p no:cacheprovider "$ranks/w" \
+        || status=$?
+    python -c "
+import json, sys
+for w in json.load(open(sys.argv[1]))['workloads']:
+    b = w['baseline'] or {}
+    print(w['name'], w['outcome'], b.get('tokens_per_sec'), b.get('comm_share'),
+          b.get('rank_peak_memory_gb'))
+" "$ranks/r.json" || status=$?
+else
+    echo "skipped: ${gpus:-0} GPU(s) visible; the multi-rank checks need 2"
+fi
+# --- end of section: multi-rank ---------------------------------------------------------
+
 exit "$status"

@@ -175,3 +175,25 @@ def test_a_hanging_rank_times_out_and_leaves_no_process(
 
 def test_a_one_rank_fsdp_workload_runs_on_one_device() -> None:
     assert unsupported_reason(tiny(world_size=1, strategy="fsdp"), CPU) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.device_count() < 2,
+    reason="needs two ROCm or CUDA devices",
+)
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_nccl_ranks_are_measured_on_two_gpus(private_locks: None, strategy: str) -> None:
+    gpus = DeviceSession("cpu", MeasureOptions(device="auto", timeout_s=300, warmup=2))
+    try:
+        found = gpus.runner_for(None, WorkloadSettings(sample_cost_ms=0))
+        assert isinstance(found, TorchRunner)
+        config = tiny(strategy=strategy, precision="bf16", batch_size=4, seq_len=256)
+        assert found.unsupported(config) is None
+        metrics = found.run(config, steps=6)
+    finally:
+        gpus.close()
+    assert metrics.world_size == 2 and found.info.kind in ("cuda", "rocm")
+    assert len(metrics.rank_peak_memory_gb) == 2 and min(metrics.rank_peak_memory_gb) > 0
+    assert metrics.comm_share is not None and 0.0 <= metrics.comm_share <= 1.0
+    assert metrics.tokens_per_step == config.tokens_per_step
