@@ -131,8 +131,9 @@ def model_config(config: WorkloadConfig, layers: int | None = None) -> Pretraine
         "bos_token_id": 1,
         "eos_token_id": 2,
     }
-    if arch.head_dim is not None:
-        fields["head_dim"] = arch.head_dim
+    # always given: a family's default is not always hidden / heads (transformers 5.25
+    # models/gemma2/configuration_gemma2.py defaults head_dim to 256 whatever the width)
+    fields["head_dim"] = arch.dim_per_head
     if name == "gemma2":
         # Gemma 2 scales queries by query_pre_attn_scalar ** -0.5; its checkpoints use head_dim
         fields["query_pre_attn_scalar"] = arch.dim_per_head

@@ -78,6 +78,7 @@ def test_each_preset_family_is_built_from_its_transformers_config(
     assert type(hf_config) is hf_engine.FAMILIES[expected]
     assert hf_config.num_hidden_layers == 2 and hf_config.hidden_size == 64
     assert hf_config.num_key_value_heads == 2 and hf_config.vocab_size == 256
+    assert hf_config.head_dim == 16  # hidden / heads, even where the family's default is not
     assert model_config(config, layers=1).num_hidden_layers == 1
 
 
