@@ -10,7 +10,8 @@ or pinned memory, and attention is always SDPA. Those fields take the recipes'
 real values, and a patch that would change them is reported, not written.
 The shipped recipes leave ``tokenizer.max_seq_len`` null (no truncation): the
 sequence length then depends on the data, so the user gives it as ``seq_len``
-in the sidecar, and a patch leaves it alone.
+in the sidecar, and a patch leaves it alone. The DPO recipes (``loss: DPOLoss`` or
+``RSOLoss``) read as DPO; PPO is refused by name.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def detect(data: Any) -> bool:
     )
 
 
+_DPO_LOSSES = ("torchtune.rlhf.loss.DPOLoss", "torchtune.rlhf.loss.RSOLoss")
+"""The preference losses of the DPO recipes (v0.6.1 torchtune/rlhf/loss/dpo.py)."""
+
+
 def read(data: dict[str, Any], display: str) -> Reading:
     preference = next(
         (
@@ -95,12 +100,13 @@ def read(data: dict[str, Any], display: str) -> Reading:
         ),
         None,
     )
-    if preference is not None:
+    loss = str(lookup(data, preference)) if preference is not None else ""
+    if preference is not None and loss not in _DPO_LOSSES:
         raise WorkloadError(
             display,
-            f"{lookup(data, preference)} is a preference/RL loss (DPO and PPO recipes run "
-            "chosen and rejected sequences and a reference model); pytest-goblin models "
-            "supervised fine-tuning only",
+            f"{loss} is an RL loss (PPO samples completions and scores them with a reward "
+            "model); pytest-goblin models supervised fine-tuning and DPO "
+            f"({', '.join(_DPO_LOSSES)})",
             field=preference,
         )
     f = Fields(display, lambda path: _resolved(data, path, display))
@@ -161,6 +167,12 @@ def read(data: dict[str, Any], display: str) -> Reading:
                 f.get("fsdp_reshard_after_forward"), display, "fsdp_reshard_after_forward"
             )
             f.put("zero_stage", 3 if reshard else 2, "fsdp_reshard_after_forward")
+    if preference is not None:
+        # v0.6.1 recipes: lora_dpo_* disable the adapter for the reference forward,
+        # full_dpo_distributed loads a reference copy (ref_checkpointer); both run
+        # chosen and rejected in one concatenated_forward.
+        f.put("objective", "dpo", preference)
+        f.put("reference", "model" if f.fields["finetune"] == "full" else "adapter")
     return f.reading()
 
 

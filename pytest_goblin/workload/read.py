@@ -438,6 +438,13 @@ class PlannedPatch:
     diff: str
 
 
+DPO_UNPACKED = (
+    "DPO is not packed: axolotl refuses sample_packing with rl: (v0.18.0 "
+    "src/axolotl/utils/schemas/validation.py), torchtune's PreferenceDataset refuses packed "
+    "(v0.6.1 torchtune/datasets/_preference.py), TRL's DPOConfig has no packing"
+)
+
+
 def plan_patch(workload: Workload, changes: list[Change]) -> PlannedPatch:
     """Write ``changes`` into the user's file, dropping those its format cannot express.
 
@@ -449,6 +456,9 @@ def plan_patch(workload: Workload, changes: list[Change]) -> PlannedPatch:
     fmt = formats.BY_NAME[source.format]
     kept = list(changes)
     dropped: list[tuple[Change, str]] = []
+    if workload.config.objective == "dpo":
+        dropped += [(c, DPO_UNPACKED) for c in kept if c.field == "packing" and c.new]
+        kept = [c for c in kept if not (c.field == "packing" and c.new)]
     while kept:
         try:
             edited = _edited(fmt, source, kept)

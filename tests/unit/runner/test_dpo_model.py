@@ -164,3 +164,14 @@ def test_a_trl_dpo_file_is_never_patched_with_sfts_packing(tmp_path: Path) -> No
     planned = plan_patch(workload, [change(workload, "packing", True)])
     assert not planned.changes
     assert "DPOConfig has no packing" in planned.dropped[0][1]
+
+
+def test_no_dpo_file_is_patched_to_pack(tmp_path: Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(AXOLOTL + "adapter: lora\nlora_r: 16\n", encoding="utf-8")
+    workload = load_workload(path, display="w.yaml")
+    planned = plan_patch(
+        workload, [change(workload, "packing", True), change(workload, "dataloader_workers", 4)]
+    )
+    assert [c.field for c in planned.changes] == ["dataloader_workers"]
+    assert "axolotl refuses sample_packing with rl:" in planned.dropped[0][1]

@@ -650,6 +650,41 @@ READS += [
         sidecar=QWEN2_5_1_5B,
     ),
 ]
+READS += [
+    Case(
+        "real/torchtune/llama3_1_8B_lora_dpo_single_device.yaml",
+        {
+            "format": "torchtune",
+            "arch": "llama-3.1-8b",
+            "objective": "dpo",
+            "reference": "adapter",
+            "finetune": "lora",
+            "batch_size": 4,
+            "grad_accum_steps": 8,
+            "seq_len": 1024,
+            "precision": "bf16",
+            "pure_precision": True,
+            "gradient_checkpointing": True,
+            "lora_rank": 8,
+            "lora_alpha": 16,
+        },
+    ),
+    Case(
+        "real/torchtune/llama3_1_8B_full_dpo.yaml",
+        {
+            "format": "torchtune",
+            "arch": "llama-3.1-8b",
+            "objective": "dpo",
+            "reference": "model",
+            "finetune": "full",
+            "batch_size": 4,
+            "grad_accum_steps": 8,
+            "seq_len": 1024,
+            "precision": "bf16",
+            "lr": 2e-5,
+        },
+    ),
+]
 ERRORS = {
     "real/open_r1/DeepSeek-R1-Distill-Qwen-1.5B_grpo_config_demo.yaml": ("num_generations", GRPO),
     "real/open_r1/Qwen2.5-1.5B-Instruct_grpo_config_demo.yaml": ("num_generations", GRPO),
@@ -770,10 +805,6 @@ ERRORS = {
         "add_bos",
         "an open-instruct config (keys add_bos",
     ),
-    "real/torchtune/llama3_1_8B_full_dpo.yaml": (
-        "loss._component_",
-        "torchtune.rlhf.loss.DPOLoss is a preference/RL loss",
-    ),
     "real/trl/alignment-handbook_smollm2_sft_config.yaml": (
         "model_name_or_path",
         "'HuggingFaceTB/SmolLM2-1.7B' (from `model_name_or_path`) is not a preset",
@@ -833,10 +864,6 @@ ERRORS = {
     "real/torchtune/qwen2_5_7B_lora_single_device.yaml": (
         "tokenizer.max_seq_len",
         TORCHTUNE_FIX.format("qwen2_5_7B_lora_single_device"),
-    ),
-    "real/torchtune/llama3_1_8B_lora_dpo_single_device.yaml": (
-        "loss._component_",
-        "torchtune.rlhf.loss.DPOLoss is a preference/RL loss",
     ),
     "real/hf/trl_sft_trl_lora_qlora_notebook.py": (
         "from_pretrained() via model_id, line 69",
