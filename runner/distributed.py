@@ -85,9 +85,24 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
     if count < n:
         return (
             f"world_size {n} ({config.strategy}) needs {n} devices; this runner has {count} "
-            f"{what}: --goblin-max-world-size {count} measures a shrunk run"
+            f"{what}{_narrowed_by(device)}: --goblin-max-world-size {count} measures a "
+            "shrunk run"
         )
     return None
+
+
+def _narrowed_by(device: torch.device) -> str:
+    """`` (CUDA_VISIBLE_DEVICES=3: pytest-xdist pins …)`` where a visible-devices variable
+    narrows the GPUs this worker sees: the reason a multi-rank run finds too few."""
+    from pytest_goblin.runner.visible import UNPINNED, VARIABLES
+
+    if device.type != "cuda":
+        return ""
+    narrowing = [f"{name}={os.environ[name]}" for name in VARIABLES if name in os.environ]
+    if not narrowing:
+        return ""
+    pinned = ": pytest-xdist pins one GPU per worker" if UNPINNED in os.environ else ""
+    return f" ({', '.join(narrowing)}{pinned})"
 
 
 @dataclass

@@ -124,6 +124,24 @@ def test_more_ranks_than_devices_is_skipped_with_the_numbers() -> None:
     )
 
 
+def test_a_pinned_xdist_worker_names_the_variable_that_narrows_its_gpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_goblin.runner.distributed import _narrowed_by
+    from pytest_goblin.runner.visible import UNPINNED, VARIABLES
+
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(UNPINNED, raising=False)
+    gpu = torch.device("cuda")  # only its type is read: no GPU needed
+    assert _narrowed_by(gpu) == ""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert _narrowed_by(gpu) == " (CUDA_VISIBLE_DEVICES=3)"
+    monkeypatch.setenv(UNPINNED, "{}")
+    assert _narrowed_by(gpu) == " (CUDA_VISIBLE_DEVICES=3: pytest-xdist pins one GPU per worker)"
+    assert _narrowed_by(CPU) == ""
+
+
 def test_deepspeed_is_skipped_naming_what_the_native_engine_runs() -> None:
     reason = unsupported_reason(tiny(strategy="deepspeed"), CPU)
     assert reason is not None and "strategy deepspeed is not run by the native engine" in reason
