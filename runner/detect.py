@@ -98,14 +98,32 @@ def _gpu(kind: str, index: int, count: int) -> Detected:
         clock_mhz=clock_khz / 1e3 if clock_khz else None,
     )
     info = info.model_copy(update={"catalogue_key": resolve_identity(info).key})
+    lock_id, bdf, package = _names(kind, index, count)
+    return Detected(device, info, lock_id, bdf, package)
+
+
+def _names(kind: str, index: int, count: int) -> tuple[str, str | None, str | None]:
+    """``(lock_id, PCI address, package id)`` of visible GPU ``index`` of ``count``."""
     uuids = [str(getattr(torch.cuda.get_device_properties(i), "uuid", "")) for i in range(count)]
     # without a usable UUID, the index followed through the visible-devices variables: a
     # pinned xdist worker sees its GPU as index 0
     uuid = uuids[index]
     lock_id = f"{kind}-{uuid}" if usable_uuid(uuid, uuids) else physical_id(kind, index, os.environ)
-    bdf = pci_bdf(props)
+    bdf = pci_bdf(torch.cuda.get_device_properties(index))
     package = gpu_topology.package_id(bdf, gpu_topology.read_nodes()) if bdf else None
-    return Detected(device, info, lock_id, bdf, f"{kind}-{package}" if package else None)
+    return lock_id, bdf, f"{kind}-{package}" if package else None
+
+
+def gpu_lock_names(ranks: int) -> list[str]:
+    """The lock names of visible GPUs 0 to ``ranks - 1`` (the devices a multi-rank run
+    takes), each as ``LiveDevice`` names a worker's own: its package, else the device."""
+    kind = "rocm" if torch.version.hip else "cuda"
+    count = torch.cuda.device_count()
+    names = []
+    for index in range(min(ranks, count)):
+        lock_id, _, package = _names(kind, index, count)
+        names.append(package or lock_id)
+    return names
 
 
 def pci_bdf(props: object) -> str | None:

@@ -105,6 +105,16 @@ def _narrowed_by(device: torch.device) -> str:
     return f" ({', '.join(narrowing)}{pinned})"
 
 
+def claims(config: WorkloadConfig, device: torch.device) -> list[str]:
+    """Lock names of the GPUs ``config``'s ranks take (the first ``world_size`` visible);
+    none on the CPU, whose ranks run under the worker's own lock."""
+    if device.type != "cuda" or config.world_size == 1:
+        return []
+    from pytest_goblin.runner.detect import gpu_lock_names
+
+    return gpu_lock_names(config.world_size)
+
+
 @dataclass
 class TorchRanks:
     """One rank of a launched run: the strategy's wrapping and the measurement's few

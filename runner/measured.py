@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -316,9 +316,12 @@ class LiveDevice:
         return self._lock_id
 
     @contextmanager
-    def locked(self, env_vars: dict[str, str]) -> Iterator[None]:
-        """Start the worker for ``env_vars`` if needed, then hold the device's lock,
-        waiting while another process holds it."""
+    def locked(self, env_vars: dict[str, str], claims: Sequence[str] = ()) -> Iterator[None]:
+        """Start the worker for ``env_vars`` if needed, then hold the device's lock, and
+        those of the other devices a multi-rank run takes (``claims``, named as the worker
+        names its own), waiting while another process holds one. The locks are taken in
+        the order of their paths, so two runs that claim overlapping devices cannot each
+        hold one the other waits for."""
         try:
             from filelock import FileLock
         except ModuleNotFoundError:
@@ -330,19 +333,25 @@ class LiveDevice:
         self._worker(env_vars)  # the lock's name comes from the device the worker found
         assert self._lock_path is not None
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self._lock_path)
-        holder = self._lock_path.with_suffix(".holder")
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if self.on_wait is not None:
-                self.on_wait(f"waiting for the device lock {self._lock_path}{_held_by(holder)}")
-            lock.acquire()
-        try:
-            holder.write_text(f"{os.getpid()}\n")
+        paths = sorted({self._lock_path, *(LOCK_DIR / f"{file_stem(c)}.lock" for c in claims)})
+        with ExitStack() as held:
+            for path in paths:
+                lock = FileLock(path)
+                holder = path.with_suffix(".holder")
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    if self.on_wait is not None:
+                        what = (
+                            "device lock"
+                            if path == self._lock_path
+                            else (f"lock of a device this {len(claims)}-rank run takes")
+                        )
+                        self.on_wait(f"waiting for the {what} {path}{_held_by(holder)}")
+                    lock.acquire()
+                held.callback(lock.release)
+                holder.write_text(f"{os.getpid()}\n")
             yield
-        finally:
-            lock.release()
 
     def request(
         self, env_vars: dict[str, str], message: dict[str, Any], what: str
@@ -460,7 +469,7 @@ class TorchRunner:
         shrunk_from = config.world_size if ran.world_size < config.world_size else None
         depths = self._depths(ran.arch.layers)
         self._check_fits(ran, max(depth or ran.arch.layers for depth in depths))
-        with self.device.locked(ran.env_vars):
+        with self.device.locked(ran.env_vars, self._claims(ran)):
             runs = [self._measure(ran, steps, depth) for depth in depths]
         metrics = run_metrics(ran, runs, self.info, shrunk_from)
         if self.engine(ran) != options.engine:
@@ -469,6 +478,20 @@ class TorchRunner:
                 "--goblin-engine auto chose does not launch ranks"
             )
         return metrics
+
+    def _claims(self, config: WorkloadConfig) -> list[str]:
+        """The devices a multi-rank run takes besides the worker's (their lock names, from
+        the worker: the first ``world_size`` visible GPUs; none on the CPU)."""
+        if config.world_size == 1:
+            return []
+        response = self.device.request(
+            config.env_vars,
+            {"op": "claims", "config": config.model_dump(mode="json")},
+            "while naming the devices of a multi-rank run",
+        )
+        if not response["ok"]:
+            raise RunFailed(response["message"])
+        return list(response["claims"])
 
     def _check_fits(self, config: WorkloadConfig, layers: int) -> None:
         """Refuse, before the worker builds anything, a run whose projected footprint (the

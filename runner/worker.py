@@ -8,10 +8,13 @@ writes one ``hello`` line, then answers one JSON line per request line on stdin:
     {"op": "run", "config": {...}, "steps": 50, "warmup": 3,
      "sample_cost_s": 0.002, "layers": null, "engine": "hf"}
                                                           -> {"ok": true, "measurement": {...}}
+    {"op": "claims", "config": {...}}                     -> {"ok": true, "claims": [str]}
     {"op": "shutdown"}                                    -> (exits)
 
 ``engine`` (``runner/engines.py``) picks the training stack that runs: ``hf`` or
 ``native`` (the default when a request names none).
+``claims`` names the lock of each GPU a multi-rank run of the config takes (none on
+the CPU), for the pytest side to hold while it runs.
 
 A failed request answers ``{"ok": false, "kind": KIND, "message": ...}`` with KIND
 ``unsupported`` (the item is skipped), ``oom``, ``diverged`` or ``error``, and
@@ -205,6 +208,10 @@ def _handle(request: dict[str, Any], detected: Detected) -> dict[str, Any]:
 
     try:
         config = WorkloadConfig.model_validate(request["config"])
+        if request["op"] == "claims":  # the devices a multi-rank run takes (runner/distributed)
+            from pytest_goblin.runner.distributed import claims
+
+            return {"ok": True, "claims": claims(config, detected.device)}
         engine = load_engine(request.get("engine", "native"))
         if request["op"] == "check":
             return {"ok": True, "reason": engine.unsupported_reason(config, detected.device)}

@@ -3,6 +3,9 @@ through the device worker's protocol, DDP and FSDP2, a crashing rank, a hanging 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +107,50 @@ def test_a_workload_of_more_ranks_than_the_limit_is_measured_on_the_limit(
     ran = found.ranks(tiny(world_size=8, strategy="fsdp", batch_size=3))
     assert (ran.world_size, ran.strategy, ran.batch_size) == (2, "fsdp", 3)
     assert found.ranks(tiny(world_size=2)).world_size == 2
+
+
+HOLD = """
+import os, sys, time
+from pathlib import Path
+from filelock import FileLock
+path = Path(sys.argv[1])
+with FileLock(path):
+    path.with_suffix(".holder").write_text(f"{os.getpid()}\\n")
+    print("held", flush=True)
+    time.sleep(0.5)
+"""
+
+
+def test_a_multi_rank_run_holds_the_lock_of_every_device_it_claims(
+    session: DeviceSession,
+) -> None:
+    from filelock import FileLock
+
+    found = runner(session)
+    assert found._claims(tiny()) == []  # CPU ranks run under the worker's own lock
+    messages: list[str] = []
+    found.device.on_wait = messages.append
+    other = live.LOCK_DIR / "cuda-GPU-1.lock"
+    # another process's run on the second GPU, for half a second
+    elsewhere = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(other)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert elsewhere.stdout is not None and elsewhere.stdout.readline() == "held\n"
+        with found.device.locked({}, ["cuda-GPU-0", "cuda-GPU-1"]):
+            for name in ("cuda-GPU-0", "cuda-GPU-1"):  # both held by this process now
+                holder = live.LOCK_DIR / f"{name}.holder"
+                assert holder.read_text() == f"{os.getpid()}\n"
+    finally:
+        found.device.on_wait = None
+        elsewhere.wait()
+    assert messages == [
+        f"waiting for the lock of a device this 2-rank run takes {other} held by PID "
+        f"{elsewhere.pid}"
+    ]
+    lock = FileLock(other)
+    lock.acquire(timeout=0)  # released with the run
+    lock.release()
 
 
 def test_auto_hands_multi_rank_workloads_to_the_native_engine(private_locks: None) -> None:
