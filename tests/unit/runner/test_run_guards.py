@@ -3,7 +3,7 @@ warmup, skipped fp16 steps, the attention backend, TunableOp and tf32 on ROCm.""
 
 from __future__ import annotations
 
-import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -52,14 +52,18 @@ def test_warmup_goes_on_while_step_time_changes_and_says_it_never_settled(
     # as on a GPU; the CPU's warmup is not extended by default
     monkeypatch.setattr(training, "CPU_EXTRA_WARMUP", training.MAX_EXTRA_WARMUP)
 
+    # the run's clock advances only inside a step: 10 ms, then 40 ms, and so on, so step
+    # time never settles however loaded the machine is
+    clock = [0.0]
     step = training._Trainer.step
     calls = iter(range(1_000))
 
     def uneven(self: training._Trainer) -> Any:
-        time.sleep(0.03 * (next(calls) % 2))  # every other step 30 ms slower, inside the timing
+        clock[0] += 0.04 if next(calls) % 2 else 0.01
         return step(self)
 
     monkeypatch.setattr(training._Trainer, "step", uneven)
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     measurement = run(tiny(), warmup=1)
     assert measurement.warmup_steps == 1 + training.MAX_EXTRA_WARMUP
     assert any("warmup did not settle" in w for w in measurement.warnings)
