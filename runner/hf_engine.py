@@ -254,10 +254,15 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
 class _Tokens(Dataset[dict[str, torch.Tensor]]):
     """The native engine's synthetic samples as the Trainer's collator expects them.
 
-    Packed: every sample fills ``seq_len``. Padded: sample ``i`` has a real length
-    between half and all of ``seq_len`` (the same in every run), the rest padding
-    with ``attention_mask`` 0 and label -100, as a ``padding="max_length"`` tokenizer
-    would give.
+    Every sample fills ``seq_len``, packed or not: a workload says whether it packs, not
+    how long its examples are, and the native engine and the analytic model both assume
+    full samples (``runner/data.py``, ``runner/analytic.py``). Inventing a length
+    distribution for ``packing: false`` would change what the attention runs, not only
+    how many tokens are real: with any padding token in the batch, transformers cannot
+    drop the mask and call SDPA with ``is_causal`` (transformers 5.25
+    ``src/transformers/masking_utils.py``, ``_ignore_causal_mask_sdpa``), so SDPA gets
+    an explicit (B, 1, T, T) mask and computes the whole score matrix, and an
+    eager -> sdpa patch wins less with this engine than with the native one.
     """
 
     def __init__(self, config: WorkloadConfig, length: int, sample_cost_s: float, seed: int):
@@ -265,24 +270,14 @@ class _Tokens(Dataset[dict[str, torch.Tensor]]):
         self.tokens = SyntheticTokens(
             config.arch.vocab, config.seq_len - 1, length, sample_cost_s, seed
         )
-        self.packed = config.packing
-        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         ids = self.tokens[index]
-        labels = ids.clone()
-        mask = torch.ones_like(ids)
-        if not self.packed:
-            seq_len = ids.numel()
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index + 1)
-            real = int(torch.randint(seq_len // 2, seq_len + 1, (), generator=generator))
-            mask[real:] = 0
-            labels[real:] = -100
-            ids = ids.masked_fill(mask == 0, 0)
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        # the collator stacks each key into a batch of its own, so labels may share ids
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
 
 
 class _LossRecordingTrainer(Trainer):

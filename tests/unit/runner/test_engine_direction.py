@@ -9,7 +9,8 @@ torch's AdamW kernels stepped (``torch/optim/adam.py``: ``_single_tensor_adam``,
 ``_multi_tensor_adam`` or ``_fused_adam``), the dtype the projections computed in, and
 how many parameters trained. It runs for each preset family the hf engine builds, LoRA
 and full fine-tuning, with the tutorial's knobs (checkpointing on, non-fused AdamW, eager)
-and the patched ones (checkpointing off, fused AdamW, SDPA), beside the native engine.
+and the patched ones (checkpointing off, fused AdamW, SDPA), beside the native engine. ``packing`` is left at
+its default (false), as in the tutorial.
 The timings of the same contrast are printed by ``benchmarks/engine_direction.py``.
 """
 
@@ -43,6 +44,7 @@ class Seen:
 
     projections: int = 0  # calls of the first layer's query projection in the last step
     sdpa: int = 0  # calls of F.scaled_dot_product_attention
+    sdpa_calls: set[tuple[bool, bool]] = field(default_factory=set)  # (no mask, is_causal)
     kernels: Counter[str] = field(default_factory=Counter)  # in the last step
     dtypes: set[torch.dtype] = field(default_factory=set)
     trainable: int = 0
@@ -92,9 +94,10 @@ def observe(engine: Any, config: WorkloadConfig, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(adam, name, counting)
     sdpa = torch.nn.functional.scaled_dot_product_attention
 
-    def counting_sdpa(*args: Any, **kwargs: Any) -> Any:
+    def counting_sdpa(*args: Any, attn_mask: Any = None, is_causal: bool = False, **kw: Any) -> Any:
         seen.sdpa += 1
-        return sdpa(*args, **kwargs)
+        seen.sdpa_calls.add((attn_mask is None, is_causal))
+        return sdpa(*args, attn_mask=attn_mask, is_causal=is_causal, **kw)
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting_sdpa)
 
@@ -153,6 +156,8 @@ def test_the_patch_changes_the_same_work_in_both_engines(
         assert baseline.sdpa == 0, engine
         if not preset.startswith("gemma"):
             assert patched_arm.sdpa >= DIMS["layers"], engine
+            # causal SDPA without a mask (a padding mask would make it compute all T x T)
+            assert patched_arm.sdpa_calls == {(True, True)}, engine
     # the same precision: LoRA's bf16 autocast over a bf16 base, full fine-tuning in fp32
     expected = {torch.bfloat16} if finetune == "lora" else {torch.float32}
     for arms in (hf, native):

@@ -174,16 +174,28 @@ def test_tokens_and_windows_count_optimizer_steps_with_accumulation() -> None:
     assert measurement.tokens_per_step == 3 * 2 * 32
 
 
-def test_padded_samples_mask_their_padding_and_packed_samples_fill_the_sequence() -> None:
-    padded = hf_engine._Tokens(tiny(packing=False), 8, 0.0, seed=0)
-    packed = hf_engine._Tokens(tiny(packing=True), 8, 0.0, seed=0)
-    sample = padded[3]
+@pytest.mark.parametrize("packing", [False, True])
+def test_samples_fill_the_sequence_so_sdpa_runs_causal_without_a_mask(
+    packing: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = hf_engine._Tokens(tiny(packing=packing), 8, 0.0, seed=0)
+    sample = tokens[3]
     assert sample["input_ids"].shape == (32,)
-    real = int(sample["attention_mask"].sum())
-    assert 16 <= real <= 32
-    assert (sample["labels"][real:] == -100).all() and (sample["labels"][:real] >= 0).all()
-    assert bool(packed[3]["attention_mask"].all()) and bool((packed[3]["labels"] >= 0).all())
-    assert torch.equal(padded[3]["input_ids"], hf_engine._Tokens(tiny(), 8, 0.0, 0)[3]["input_ids"])
+    assert bool(sample["attention_mask"].all()) and torch.equal(
+        sample["labels"], sample["input_ids"]
+    )
+    assert torch.equal(sample["input_ids"], hf_engine._Tokens(tiny(), 8, 0.0, 0)[3]["input_ids"])
+    calls: list[tuple[bool, bool]] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args: Any, attn_mask: Any = None, is_causal: bool = False, **kwargs: Any) -> Any:
+        calls.append((attn_mask is None, is_causal))
+        return sdpa(*args, attn_mask=attn_mask, is_causal=is_causal, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    run(tiny(packing=packing), steps=1, warmup=0)
+    # an all-ones mask is dropped for is_causal, as the native engine calls SDPA
+    assert calls and set(calls) == {(True, True)}
 
 
 def test_the_step_hook_sees_every_step_and_the_model() -> None:
