@@ -24,6 +24,7 @@ per knob the measured ratio, both projections and their errors.
     python benchmarks/calibration.py [--steps 6] [--repeats 2] [--save-calibration .goblin]
     python benchmarks/calibration.py --projected-only .goblin
     python benchmarks/calibration.py --session /tmp/selfcal [--steps 3] [--warmup 1]
+    python benchmarks/calibration.py --report /tmp/selfcal   # the table again
 """
 
 from __future__ import annotations
@@ -144,53 +145,47 @@ TOLERANCE = 0.10
 """How close the calibrated projection of each knob must come to the measured ratio."""
 
 
-def _workload_files(project: Path) -> dict[str, tuple[str, str]]:
-    """Each knob's two configs as native workload files, named so that pytest collects
-    each pair back to back (measured seconds apart, the machine's load drifting little
-    in between); the knob's two workload names."""
-    names: dict[str, tuple[str, str]] = {}
+def _workload_files(project: Path) -> None:
+    """Each knob's two configs as native workload files ``k<n>-1-before`` and
+    ``k<n>-2-after``, so that pytest collects each pair back to back (measured seconds
+    apart, the machine's load drifting little in between)."""
     for index, knob in enumerate(KNOBS, 1):
-        pair = []
         for side, config in zip(("1-before", "2-after"), _pair(knob), strict=True):
             name = f"k{index}-{side}"
             data = config.model_dump(mode="json", exclude_none=True) | {"name": name}
             (project / f"{name}.goblin.yaml").write_text(f"# {knob}\n{yaml.safe_dump(data)}")
-            pair.append(name)
-        names[knob] = (pair[0], pair[1])
-    return names
 
 
-def _pytest(project: Path, report: str, *args: str) -> tuple[dict[str, float], list[str]]:
-    """One pytest session in ``project``: each workload's baseline tokens/s from its JSON
-    report, and the summary lines that say what the numbers are (device, calibration)."""
+def _pytest(project: Path, report: str, *args: str) -> None:
+    """One pytest session in ``project``, writing the JSON ``report`` and a log beside it."""
     command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--goblin"]
     command += ["--goblin-no-cache", "--goblin-json", report, *args]
     log = project / Path(report).with_suffix(".log")
     print("$ python " + " ".join(command[1:]) + f"  (output: {log})", flush=True)
     with log.open("w") as out:
-        done = subprocess.run(
-            command, cwd=project, stdout=out, stderr=subprocess.STDOUT, check=False
-        )
+        subprocess.run(command, cwd=project, stdout=out, stderr=subprocess.STDOUT, check=False)
+
+
+def _read(project: Path, report: str) -> tuple[dict[str, float], list[str]]:
+    """Each workload's baseline tokens/s from a session's JSON report, and the summary
+    lines of its log that say what the numbers are (device, calibration)."""
+    log = project / Path(report).with_suffix(".log")
     output = log.read_text()
-    shown = [
-        line
-        for line in output.splitlines()
-        if line.startswith(("device:", "calibration:", "goblin: calibration"))
-    ]
+    shown = [line for line in output.splitlines() if line.startswith(("device:", "calibration:"))]
     path = project / report
     if not path.is_file():
-        raise SystemExit(f"pytest wrote no report (exit {done.returncode}):\n{output}")
+        raise SystemExit(f"pytest wrote no {report}; see {log}")
     workloads = json.loads(path.read_text())["workloads"]
     tokens = {w["name"]: w["baseline"]["tokens_per_sec"] for w in workloads if w.get("baseline")}
     missing = sorted({w["name"] for w in workloads} - set(tokens))
     if missing:
-        raise SystemExit(f"no baseline for {missing} (exit {done.returncode}):\n{output}")
+        raise SystemExit(f"no baseline for {missing} in {report}; see {log}")
     return tokens, shown
 
 
 def _session(project: Path, steps: int, warmup: int) -> int:
-    """The issue's check through the plugin; 0 when every knob's calibrated projection is
-    within ``TOLERANCE`` of the measured ratio, else 1."""
+    """The issue's check through the plugin (see the module's docstring); the exit status
+    of ``_report``."""
     project.mkdir(parents=True, exist_ok=False)
     waived = " ".join(rule.id for rule in load_kb().rules)
     (project / "pytest.ini").write_text(
@@ -199,11 +194,9 @@ def _session(project: Path, steps: int, warmup: int) -> int:
         "# every rule waived: each workload's one measured run is its baseline\n"
         f"goblin_ignore = {waived}\n"
     )
-    names = _workload_files(project)
-    published, _ = _pytest(
-        project, "published.json", "--goblin-fake", "--goblin-fake-device", DEVICE
-    )
-    measured, lines = _pytest(
+    _workload_files(project)
+    _pytest(project, "published.json", "--goblin-fake", "--goblin-fake-device", DEVICE)
+    _pytest(
         project,
         "measured.json",
         "--goblin-device",
@@ -216,16 +209,37 @@ def _session(project: Path, steps: int, warmup: int) -> int:
         "--goblin-warmup",
         str(warmup),
     )
+    calibration = _saved(project)
+    _pytest(
+        project, "calibrated.json", "--goblin-fake", "--goblin-fake-device", calibration.fingerprint
+    )
+    return _report(project)
+
+
+def _saved(project: Path) -> SavedCalibration:
+    """The one calibration the measured session saved."""
     saved = [
         SavedCalibration.model_validate_json(path.read_text())
         for path in (project / ".goblin" / CALIBRATION_DIR).glob("*.json")
     ]
     if len(saved) != 1:
-        raise SystemExit(f"expected one saved calibration, found {len(saved)}: {lines}")
-    (calibration,) = saved
-    calibrated, fake_lines = _pytest(
-        project, "calibrated.json", "--goblin-fake", "--goblin-fake-device", calibration.fingerprint
-    )
+        raise SystemExit(f"expected one saved calibration, found {len(saved)}")
+    return saved[0]
+
+
+def _report(project: Path) -> int:
+    """Per knob: the measured ratio, the published and the calibrated projections and
+    their errors; 0 when every calibrated projection is within ``TOLERANCE``, else 1.
+
+    The knobs' "after" side is mostly ``BASE`` itself, so the session measures ``BASE``
+    several times; how far those runs of one config spread is printed too, since no
+    projection can come closer to a ratio than the noise of its two measurements.
+    """
+    names = {knob: (f"k{i}-1-before", f"k{i}-2-after") for i, knob in enumerate(KNOBS, 1)}
+    published, _ = _read(project, "published.json")
+    measured, lines = _read(project, "measured.json")
+    calibrated, fake_lines = _read(project, "calibrated.json")
+    calibration = _saved(project)
     for line in lines + fake_lines:
         print(line)
     print(f"correction: {calibration.correction!r} (RMS log error {calibration.rms_log_error:.3f})")
@@ -243,7 +257,18 @@ def _session(project: Path, steps: int, warmup: int) -> int:
         error = calibrated[after] / calibrated[before] / ratio - 1
         within += abs(error) <= TOLERANCE
         print(row)
-    print(f"\ncalibrated within ±{TOLERANCE:.0%}: {within}/{len(names)} knobs; files in {project}")
+    base = [
+        name
+        for knob, pair in names.items()
+        for name, config in zip(pair, _pair(knob), strict=True)
+        if config == BASE
+    ]
+    low, high = min(measured[n] for n in base), max(measured[n] for n in base)
+    print(
+        f"\nthe base config, measured {len(base)} times: {low:.0f} to {high:.0f} tok/s "
+        f"(max/min {high / low:.2f}); calibrated projection {calibrated[base[0]]:.0f} tok/s"
+    )
+    print(f"calibrated within ±{TOLERANCE:.0%}: {within}/{len(names)} knobs; files in {project}")
     return 0 if within == len(names) else 1
 
 
@@ -255,9 +280,12 @@ def main() -> None:
     parser.add_argument("--save-calibration", type=Path, metavar="STORAGE")
     parser.add_argument("--projected-only", type=Path, metavar="STORAGE")
     parser.add_argument("--session", type=Path, metavar="DIR", help="a new directory")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="print a --session's table")
     args = parser.parse_args()
     if args.session:
         raise SystemExit(_session(args.session, args.steps, args.warmup))
+    if args.report:
+        raise SystemExit(_report(args.report))
     spec = get_device(DEVICE)
     published = FakeRunner(spec)
 
