@@ -50,6 +50,7 @@ from torch import nn
 
 from pytest_goblin.errors import RunFailed, UnsupportedConfig
 from pytest_goblin.runner.measurement import Measurement
+from pytest_goblin.runner.options import SCRATCH_ENV
 from pytest_goblin.schemas import WorkloadConfig
 
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
@@ -173,7 +174,10 @@ def launch(request: Any, device: torch.device) -> Measurement:
 
     world = request.config.world_size
     cores, _ = device_count(torch.device("cpu"))
-    with tempfile.TemporaryDirectory(prefix="pytest-goblin-ranks-") as tmp:
+    # in the session's directory where the pytest side gave one: removed with the session
+    # even when a timeout kills this worker before it can clean up
+    scratch = os.environ.get(SCRATCH_ENV)
+    with tempfile.TemporaryDirectory(prefix="pytest-goblin-ranks-", dir=scratch) as tmp:
         launch_config = LaunchConfig(
             min_nodes=1,
             max_nodes=1,

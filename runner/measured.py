@@ -32,7 +32,7 @@ from pytest_goblin.errors import DeviceFault, OutOfMemory, RunFailed, Unsupporte
 from pytest_goblin.runner import gpu_topology, worker_env
 from pytest_goblin.runner.analytic import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
-from pytest_goblin.runner.options import MeasureOptions
+from pytest_goblin.runner.options import SCRATCH_ENV, MeasureOptions
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.runner.visible import environ_for
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
@@ -88,11 +88,13 @@ class DeviceWorker:
         env_vars: dict[str, str],
         tunableop_dir: Path | None = None,
         engine: str = "native",
+        scratch_dir: Path | None = None,
     ) -> None:
         self.selector = selector
         self.env_vars = env_vars
         self.engine = engine  # imported at start-up, so that no run's timeout pays for it
         self.tunableop_dir = tunableop_dir
+        self.scratch_dir = scratch_dir
         self.hello: dict[str, Any] = {}
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -148,6 +150,8 @@ class DeviceWorker:
         if self.tunableop_dir is not None and TUNABLEOP_FILE not in env:
             self.tunableop_dir.mkdir(parents=True, exist_ok=True)
             env[TUNABLEOP_FILE] = str(self.tunableop_dir / "tunableop_results.csv")
+        if self.scratch_dir is not None:
+            env[SCRATCH_ENV] = str(self.scratch_dir)
         return env
 
     def request(self, message: dict[str, Any], timeout_s: float, what: str) -> dict[str, Any]:
@@ -270,7 +274,11 @@ class LiveDevice:
                 self._session_dir = Path(tempfile.mkdtemp(prefix="pytest-goblin-session-"))
             tunableop_dir = self._session_dir / f"tunableop-{len(self._workers)}"
             self._workers[key] = DeviceWorker(
-                self.options.device, dict(env_vars), tunableop_dir, self.options.engine
+                self.options.device,
+                dict(env_vars),
+                tunableop_dir,
+                self.options.engine,
+                scratch_dir=self._session_dir,
             )
         worker = self._workers[key]
         if not worker.alive:

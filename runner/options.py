@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 SELECTOR_HELP = "auto, cpu, cuda, cuda:N, rocm or rocm:N"
+SCRATCH_ENV = "PYTEST_GOBLIN_SCRATCH_DIR"
+"""Where a device worker keeps files of its own (a multi-rank run's launcher logs): in the
+session's directory, which the pytest side removes at the end even after a killed worker."""
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_WARMUP = 3
 _PATTERN = re.compile(r"(auto|cpu|cuda|rocm)(?::(\d+))?")

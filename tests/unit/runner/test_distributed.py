@@ -226,8 +226,12 @@ def test_a_hanging_rank_times_out_and_leaves_no_process(
         found.unsupported(config)  # starts the worker outside the run's timeout
         worker = found.device.worker_pid(config.env_vars)
         assert worker is not None
+        session_dir = found.device._session_dir
+        assert session_dir is not None
         with pytest.raises(DeviceFault, match="timed out during a run"):
             found.run(config, steps=2)
+        # the killed worker could not remove its launcher's files: they are in the session's
+        assert list(session_dir.glob("pytest-goblin-ranks-*"))
         # the worker's group (it and both ranks) was SIGKILLed: the ranks, orphaned by the
         # worker's death, are reaped by init a moment later
         deadline = time.monotonic() + 30
@@ -236,6 +240,7 @@ def test_a_hanging_rank_times_out_and_leaves_no_process(
         assert group_members(worker) == []
     finally:
         faulty.close()
+    assert not session_dir.exists()
 
 
 def test_a_one_rank_fsdp_workload_runs_on_one_device() -> None:
