@@ -14,8 +14,17 @@ alternate (engine, bare, engine, …) so that drift hits both, and the figure is
 median of the pairs' ratios.
 
     python benchmarks/hf_harness_overhead.py [--device cpu] [--pairs 5] [--steps 30]
+    python benchmarks/hf_harness_overhead.py --clock cpu [--pairs 5] [--steps 30]
 
 Goal: the engine reaches at least 0.97x the bare Trainer's tokens/s.
+
+On a CPU that other jobs share, wall-clock tokens/s moves by more than the 3% this
+judges. ``--clock cpu`` compares the work instead: both sides run in this process on one
+torch thread, and a step's cost is the main thread's CPU time (``time.thread_time``),
+which other processes barely move. The engine side is ``hf_engine.measure`` itself (its
+data wrapper, loss recording and step callback around the Trainer's step); its steps are
+bounded by the step hook, which opens each step. The worker process and the protocol are
+left out: they run outside the timed windows and add no work inside them.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -31,7 +41,7 @@ from torch.utils.data import Dataset
 from transformers import Trainer
 
 from pytest_goblin.runner.device_session import DeviceSession
-from pytest_goblin.runner.hf_engine import build_model, training_arguments
+from pytest_goblin.runner.hf_engine import build_model, measure, training_arguments
 from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.training import RunRequest
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings
@@ -74,8 +84,13 @@ class Tokens(Dataset[dict[str, torch.Tensor]]):
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
 
 
-def bare_train_s(config: WorkloadConfig, steps: int, device: torch.device) -> float:
-    """Seconds of one bare ``Trainer.train()`` of ``steps`` optimizer steps."""
+def bare_train_s(
+    config: WorkloadConfig,
+    steps: int,
+    device: torch.device,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Seconds of one bare ``Trainer.train()`` of ``steps`` optimizer steps, by ``clock``."""
     model = build_model(config, device)
     request = RunRequest(config, steps=steps, warmup=0, sample_cost_s=0.0)
     with tempfile.TemporaryDirectory() as output_dir:
@@ -84,11 +99,11 @@ def bare_train_s(config: WorkloadConfig, steps: int, device: torch.device) -> fl
         trainer = Trainer(model=model, args=args, train_dataset=Tokens(config, samples))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        start = clock()
         trainer.train()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return time.perf_counter() - start
+        return clock() - start
 
 
 def bare_tokens_per_s(config: WorkloadConfig, steps: int, device: torch.device) -> float:
@@ -99,12 +114,63 @@ def bare_tokens_per_s(config: WorkloadConfig, steps: int, device: torch.device) 
     return tokens / (long - short)
 
 
+def engine_cpu_tokens_per_s(config: WorkloadConfig, steps: int) -> float:
+    """Tokens per CPU second of the engine's steps after WARMUP, in this process."""
+    marks: list[float] = []
+
+    def hook(step: int, model: torch.nn.Module) -> None:
+        marks.append(time.thread_time())
+
+    request = RunRequest(config, steps=steps, warmup=WARMUP, sample_cost_s=0.0)
+    measure(request, torch.device("cpu"), hook)
+    timed = marks[WARMUP:]  # the hook opens each step: n marks bound n - 1 steps
+    tokens = (len(timed) - 1) * config.batch_size * config.grad_accum_steps * config.seq_len
+    return tokens / (timed[-1] - timed[0])
+
+
+def bare_cpu_tokens_per_s(config: WorkloadConfig, steps: int) -> float:
+    """Tokens per CPU second of a bare ``Trainer.train()`` (start-up cancelled as above)."""
+    tokens = steps * config.batch_size * config.grad_accum_steps * config.seq_len
+    long = bare_train_s(config, WARMUP + steps, torch.device("cpu"), time.thread_time)
+    short = bare_train_s(config, WARMUP, torch.device("cpu"), time.thread_time)
+    return tokens / (long - short)
+
+
+def cpu_clock(pairs: int, steps: int) -> None:
+    """The ``--clock cpu`` comparison (see the module doc)."""
+    torch.set_num_threads(1)
+    print(
+        f"clock: main-thread CPU time, 1 torch thread, in-process; "
+        f"{CONFIG.arch.total_params / 1e6:.1f}M parameters, {CONFIG.batch_size} x "
+        f"{CONFIG.seq_len} tokens per step, {steps} timed steps"
+    )
+    ratios = []
+    for pair in range(pairs):
+        engine = engine_cpu_tokens_per_s(CONFIG, steps)
+        bare = bare_cpu_tokens_per_s(CONFIG, steps)
+        ratios.append(engine / bare)
+        print(
+            f"pair {pair + 1}: hf engine {engine:,.0f} tok/CPU-s, bare Trainer.train() "
+            f"{bare:,.0f} tok/CPU-s, ratio {ratios[-1]:.3f}"
+        )
+    print(
+        f"hf engine / bare Trainer.train() in CPU time, median of {pairs} pairs: "
+        f"{statistics.median(ratios):.3f}x (goal at least 0.97x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or rocm[:N]")
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall", help="wall: tokens/s; cpu: see above"
+    )
     args = parser.parse_args()
+    if args.clock == "cpu":
+        cpu_clock(args.pairs, args.steps)
+        return
 
     options = MeasureOptions(device=args.device, warmup=WARMUP, engine="hf")
     session = DeviceSession("cpu", options)
