@@ -276,18 +276,47 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
+AFTER_A_PEER = (
+    "connection reset by peer",  # gloo, when a peer's process is gone
+    "connection closed by peer",
+    "broken pipe",
+    "remote process exited",  # ncclRemoteError
+    "communicator was aborted",  # NCCL, once the process group is aborted
+    "signalexception",  # torch.distributed.elastic: the launcher stopping this rank
+)
+"""Errors a rank raises because another rank failed: never the cause of a failed run."""
+
+
 def _failure(exc: Any, error_dir: Path, world: int) -> Exception:
     """The error to raise for a failed launch: the rank that failed first, and how.
 
-    A rank that died without writing its error (killed, crashed in C) is the cause; the
-    others' errors (a peer's closed connection) follow from it. Otherwise the earliest
-    written error is.
+    The launcher reports one failed rank (the first it finds, in rank order), which may be
+    a rank that failed only because a peer died: its error (a closed connection) follows
+    from the other's. So the cause is, in order: the earliest error a rank wrote that is
+    not a peer's consequence; a rank the launcher saw die without writing one (killed,
+    crashed in native code), with its signal; a rank that wrote nothing at all.
     """
     from pytest_goblin.runner.training import Diverged
 
     written: dict[int, dict[str, Any]] = {}
     for path in error_dir.glob("rank*.json"):
         written[int(path.stem.removeprefix("rank"))] = json.loads(path.read_text())
+    causes = [
+        rank
+        for rank, record in written.items()
+        if not any(marker in record["message"].lower() for marker in AFTER_A_PEER)
+    ]
+    if causes:
+        rank = min(causes, key=lambda r: written[r]["time"])
+        kind = written[rank]["kind"]
+        message = f"rank {rank} of {world}: {written[rank]['message']}"
+        if kind == "unsupported":
+            return UnsupportedConfig(message)
+        if kind == "diverged":
+            return Diverged(message)
+        if kind == "oom":
+            return torch.OutOfMemoryError(message)
+        return RunFailed(message)
     silent = sorted(rank for rank in exc.failures if rank not in written)
     if silent:
         rank = silent[0]
@@ -298,14 +327,11 @@ def _failure(exc: Any, error_dir: Path, world: int) -> Exception:
             else f"exit code {failure.exitcode}"
         )
         return RunFailed(f"rank {rank} of {world} (pid {failure.pid}) died: {how}")
-    if not written:
-        return RunFailed(f"the launch of {world} ranks failed: {exc}")
-    rank = min(written, key=lambda r: written[r]["time"])
-    kind, message = written[rank]["kind"], f"rank {rank} of {world}: {written[rank]['message']}"
-    if kind == "unsupported":
-        return UnsupportedConfig(message)
-    if kind == "diverged":
-        return Diverged(message)
-    if kind == "oom":
-        return torch.OutOfMemoryError(message)
-    return RunFailed(message)
+    unreported = sorted(rank for rank in range(world) if rank not in written)
+    if unreported and written:
+        first = min(written, key=lambda r: written[r]["time"])
+        return RunFailed(
+            f"rank {unreported[0]} of {world} died without reporting an error (killed, or "
+            f"crashed in native code); rank {first} then failed: {written[first]['message']}"
+        )
+    return RunFailed(f"the launch of {world} ranks failed: {exc}")

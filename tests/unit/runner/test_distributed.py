@@ -3,6 +3,7 @@ through the device worker's protocol, DDP and FSDP2, a crashing rank, a hanging 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -204,7 +205,10 @@ def test_a_crashing_rank_errors_the_run_and_leaves_no_process(
         found = faulty.runner_for(None, WorkloadSettings(sample_cost_ms=0))
         assert isinstance(found, TorchRunner)
         config = tiny()
-        with pytest.raises(RunFailed, match=r"rank 1 of 2 \(pid \d+\) died: killed by SIGKILL"):
+        # the launcher reports the first failed rank it finds: rank 1 with its signal, or
+        # rank 0's closed connection, which names rank 1 as the one that died first
+        died = r"rank 1 of 2 (\(pid \d+\) died: killed by SIGKILL|died without reporting)"
+        with pytest.raises(RunFailed, match=died):
             found.run(config, steps=2)
         worker = found.device.worker_pid(config.env_vars)
         assert worker is not None  # the worker lives on; its ranks are gone
@@ -267,3 +271,37 @@ def test_two_nccl_ranks_are_measured_on_two_gpus(private_locks: None, strategy: 
     assert len(metrics.rank_peak_memory_gb) == 2 and min(metrics.rank_peak_memory_gb) > 0
     assert metrics.comm_share is not None and 0.0 <= metrics.comm_share <= 1.0
     assert metrics.tokens_per_step == config.tokens_per_step
+
+
+class _Launch(Exception):
+    """What the launcher raises (ChildFailedError): the one failed rank it found."""
+
+    def __init__(self, failures: dict[int, Any]) -> None:
+        super().__init__("launch failed")
+        self.failures = failures
+
+
+def _wrote(error_dir: Path, rank: int, kind: str, message: str, at: float) -> None:
+    record = {"kind": kind, "message": message, "time": at}
+    (error_dir / f"rank{rank}.json").write_text(json.dumps(record))
+
+
+def test_a_peer_closed_connection_is_not_taken_for_the_cause(tmp_path: Path) -> None:
+    from pytest_goblin.runner.distributed import _failure
+
+    reset = "RuntimeError: [pair.cc:537] Read error [127.0.0.1]:1: Connection reset by peer"
+    _wrote(tmp_path, 0, "error", reset, 2.0)
+    error = _failure(_Launch({0: object()}), tmp_path, 2)  # the launcher found rank 0 first
+    assert isinstance(error, RunFailed)
+    assert str(error).startswith("rank 1 of 2 died without reporting an error")
+    assert "rank 0 then failed: RuntimeError" in str(error)
+
+
+def test_the_earliest_error_a_rank_raised_itself_is_the_cause(tmp_path: Path) -> None:
+    from pytest_goblin.runner.distributed import _failure
+
+    _wrote(tmp_path, 0, "error", "RuntimeError: Connection closed by peer", 1.0)
+    _wrote(tmp_path, 1, "oom", "OutOfMemoryError: out of memory injected", 2.0)
+    error = _failure(_Launch({0: object()}), tmp_path, 2)
+    assert isinstance(error, torch.OutOfMemoryError)
+    assert str(error) == "rank 1 of 2: OutOfMemoryError: out of memory injected"
