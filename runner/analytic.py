@@ -463,7 +463,7 @@ class FakeRunner:
             raise OutOfMemory(
                 f"projected OOM on {self.device.display_name}: needs {memory.total_gb:.1f} GB "
                 f"of {self.device.memory_gb:g} GB ({memory.breakdown()}), assuming "
-                f"{_launch(config)}; a launcher that runs it otherwise is described in the "
+                f"{launch_description(config)}; a launcher that runs it otherwise is described in the "
                 "sidecar (world_size, strategy, zero_stage, offload_optimizer, offload_params)",
                 memory,
             )
@@ -1033,7 +1033,7 @@ def _as_run(config: WorkloadConfig) -> WorkloadConfig:
     )
 
 
-def _launch(config: WorkloadConfig) -> str:
+def launch_description(config: WorkloadConfig) -> str:
     """How the memory estimate assumes the run is launched, in words."""
     if config.strategy not in ("fsdp", "deepspeed"):
         ranks = "one device" if config.world_size == 1 else f"{config.world_size} ranks"

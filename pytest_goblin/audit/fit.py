@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from pytest_goblin.catalogue.devices import DeviceSpec
 from pytest_goblin.errors import WorkloadError
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import FakeRunner, launch_description
 from pytest_goblin.schemas import (
     AuditUsage,
     Change,
@@ -54,6 +54,8 @@ class Fit:
     device: str
     breakdown: str
     """The original config's peak by component (weights, grads, optimizer, …)."""
+    launch: str = "one device"
+    """How the estimate assumes the run is launched (ranks, sharding, offload)."""
 
     @property
     def fits(self) -> bool:
@@ -69,8 +71,11 @@ class Fit:
             return f"{needs}; with the patch below it needs {self.fitted_gb:.1f} GB"
         moves = ", ".join(f"{c.field} {c.new}" for c in self.changes)
         return (
-            f"{needs}; even with {moves} it needs {self.fitted_gb:.1f} GB: a full fine-tune "
-            "this size needs LoRA, an 8-bit optimizer or more devices"
+            f"{needs}, assuming {self.launch}; even with {moves} it needs "
+            f"{self.fitted_gb:.1f} GB: a full fine-tune this size needs LoRA, an 8-bit "
+            "optimizer or more devices (a launch over several devices, sharded or offloaded, "
+            "is described in the sidecar: world_size, strategy, zero_stage, "
+            "offload_optimizer, offload_params)"
         )
 
 
@@ -97,6 +102,7 @@ def fit(config: WorkloadConfig, spec: DeviceSpec) -> Fit | None:
         device_gb=spec.memory_gb,
         device=spec.display_name,
         breakdown=original.breakdown(),
+        launch=launch_description(config),
     )
 
 

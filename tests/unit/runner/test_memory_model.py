@@ -250,3 +250,13 @@ def test_a_sidecar_stage_that_contradicts_the_files_deepspeed_config_is_an_error
     with pytest.raises(WorkloadError, match="differs from the file's own zero_stage") as info:
         load_workload(write(tmp_path, "w.yaml", text, "zero_stage: 3\n"))
     assert info.value.field == "zero_stage"
+
+
+def test_a_workload_that_cannot_be_made_to_fit_says_which_launch_was_assumed() -> None:
+    from pytest_goblin.audit.fit import fit
+
+    found = fit(WorkloadConfig(**{**FULL, "model": "llama-3.1-70b"}), get_device("h100"))
+    assert found is not None and not found.fits
+    text = found.describe()
+    assert "assuming one device, every rank holding all weights" in text
+    assert "in the sidecar: world_size, strategy, zero_stage" in text
