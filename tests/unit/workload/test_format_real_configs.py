@@ -685,7 +685,50 @@ READS += [
         },
     ),
 ]
+READS += [
+    Case(
+        "real/axolotl/mistral_dpo_mistral-dpo-qlora.yml",
+        {
+            "format": "axolotl",
+            "arch": "mistral-7b",
+            "objective": "dpo",
+            "reference": "adapter",
+            "finetune": "qlora",
+            "batch_size": 16,
+            "grad_accum_steps": 4,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "pure_precision": False,
+            "optimizer": "adamw_bnb_8bit",
+            "gradient_checkpointing": True,
+            "packing": False,
+            "lora_rank": 8,
+        },
+    ),
+    Case(
+        "real/axolotl/qwen2_dpo.yaml",
+        {
+            "format": "axolotl",
+            "arch": "qwen2.5-0.5b",
+            "objective": "dpo",
+            "reference": "model",
+            "finetune": "full",
+            "batch_size": 2,
+            "grad_accum_steps": 4,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "pure_precision": True,
+            "attention_impl": "flash",
+            "packing": False,
+        },
+    ),
+]
 ERRORS = {
+    "real/axolotl/llama-3_lora-1b-deduplicate-dpo.yml": ("load_in_8bit", "8-bit base model"),
+    "real/axolotl/falcon-e_falcon-e-3b-dpo.yaml": (
+        "base_model",
+        "'axolotl-ai-co/Falcon-E-1.2-3B-Exp-prequantized' (from `base_model`) is not a preset",
+    ),
     "real/open_r1/DeepSeek-R1-Distill-Qwen-1.5B_grpo_config_demo.yaml": ("num_generations", GRPO),
     "real/open_r1/Qwen2.5-1.5B-Instruct_grpo_config_demo.yaml": ("num_generations", GRPO),
     "real/open_r1/Qwen2.5-1.5B-Instruct_grpo_config_demo_code.yaml": ("num_generations", GRPO),
