@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pytest_goblin.atomic import write_text
 from pytest_goblin.catalogue.devices import DeviceSpec, get_device
 from pytest_goblin.runner.analytic import DeviceCorrection, FakeRunner
-from pytest_goblin.schemas import CalibrationRef, WorkloadConfig, WorkloadResult
+from pytest_goblin.schemas import CalibrationRef, DeviceInfo, WorkloadConfig, WorkloadResult
 
 CALIBRATION_DIR = "calibration"
 """Folder under the storage directory that holds one ``<fingerprint>.json`` per device."""
@@ -265,6 +265,18 @@ def projection_target(name: str, storage: Path | None) -> ProjectionTarget:
         return ProjectionTarget(get_device(saved.catalogue_key), saved, by_calibration=True)
     saved = find_calibration(storage, spec.name) if storage is not None else None
     return ProjectionTarget(spec, saved, by_calibration=False)
+
+
+def fitted_spec(device: DeviceInfo, fake_device: str, storage: Path | None) -> DeviceSpec:
+    """The catalogue entry a measured device's calibration is fitted on: the entry the
+    device is, the generic CPU for a CPU (as ``runner.measurement.catalogue_spec`` holds
+    a CPU's runs against it), else the entry ``--goblin-fake-device`` projects from (a
+    GPU the catalogue does not list)."""
+    if device.catalogue_key:
+        return get_device(device.catalogue_key)
+    if device.kind == "cpu":
+        return get_device("cpu")
+    return projection_target(fake_device, storage).spec
 
 
 def _saved_names(storage: Path | None) -> str:

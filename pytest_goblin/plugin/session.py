@@ -20,7 +20,6 @@ from pytest_goblin import history
 from pytest_goblin.agent.backends import describe, resolve_name, select
 from pytest_goblin.atomic import describe_write_error
 from pytest_goblin.audit.calibrate import describe_all, noise_floors
-from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.events import append_records, start_log
 from pytest_goblin.plugin.config import SAVED_RUN_KEY
 from pytest_goblin.plugin.items import WorkloadFile
@@ -299,12 +298,8 @@ class GoblinSession:
         runs = self_calibration.runs_from_results(same)
         if not runs:
             return "calibration: not saved: the session has no measured run to fit"
-        spec = (
-            get_device(device.catalogue_key)
-            if device.catalogue_key
-            else self_calibration.projection_target(
-                self.settings.fake_device, self.settings.storage
-            ).spec
+        spec = self_calibration.fitted_spec(
+            device, self.settings.fake_device, self.settings.storage
         )
         saved = self_calibration.calibrate(spec, fingerprint, device.name, runs)
         try:
@@ -315,7 +310,7 @@ class GoblinSession:
         return (
             f"calibration: saved {path} from {len(runs)} measured runs "
             f"(RMS error {saved.rms_log_error:.1%}); --goblin-fake --goblin-fake-device "
-            f"{spec.name} projects with it"
+            f"{spec.name} (or {fingerprint}) projects with it"
         )
 
     def _calibration_used(self) -> str | None:

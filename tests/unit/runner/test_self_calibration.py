@@ -18,11 +18,12 @@ from pytest_goblin.runner.self_calibration import (
     calibrate,
     find_calibration,
     fit_correction,
+    fitted_spec,
     projection_target,
     save_calibration,
     saved_calibrations,
 )
-from pytest_goblin.schemas import WorkloadConfig
+from pytest_goblin.schemas import DeviceInfo, WorkloadConfig
 
 SPEC = get_device("cpu")
 
@@ -227,3 +228,15 @@ def test_a_device_named_by_its_calibration_is_reported_as_that_machine_projected
     assert metrics.calibration.source == "self-calibration of AMD EPYC 9554"
     # the catalogue name uses the same calibration but keeps the catalogue's name
     assert SimulatedDevice.named("cpu", tmp_path).info.name == SPEC.display_name
+
+
+def test_a_measured_cpu_is_fitted_on_the_generic_cpu_whatever_the_fake_device() -> None:
+    """A live CPU has no catalogue key of its own; its runs are held against the generic
+    CPU, never against the session's --goblin-fake-device (mi300x by default)."""
+    cpu = DeviceInfo(kind="cpu", name="AMD EPYC", platform="cpu")
+    assert fitted_spec(cpu, "mi300x", None) == SPEC
+    h100 = DeviceInfo(kind="cuda", name="NVIDIA H100 80GB HBM3", platform="cuda")
+    assert fitted_spec(h100.model_copy(update={"catalogue_key": "h100"}), "mi300x", None) == (
+        get_device("h100")
+    )
+    assert fitted_spec(h100, "a100", None) == get_device("a100")  # a GPU the catalogue lacks
