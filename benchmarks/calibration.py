@@ -223,7 +223,10 @@ def _saved(project: Path) -> SavedCalibration:
         for path in (project / ".goblin" / CALIBRATION_DIR).glob("*.json")
     ]
     if len(saved) != 1:
-        raise SystemExit(f"expected one saved calibration, found {len(saved)}")
+        raise SystemExit(
+            f"expected one saved calibration, found {len(saved)}: see the 'calibration:' "
+            f"line of {project / 'measured.log'}"
+        )
     return saved[0]
 
 

@@ -199,6 +199,27 @@ def calibrate(
     )
 
 
+MAX_RMS_LOG_ERROR = 0.2
+"""A fit that leaves its runs further than this from the model (RMS of ln(projected /
+measured), about 22%) is not saved: no setting of the five mechanisms explains the
+runs, so they disagree with each other rather than with the published model (a
+shared machine whose load changed mid-session measured one config at 104 and at 404
+tokens/s), and the fit would only move multipliers to their bounds. The published
+model, within about 10% of a quiet machine's runs, is then the better projection."""
+
+
+def rejection(calibration: SavedCalibration) -> str | None:
+    """Why ``calibration`` must not be saved, or None."""
+    if calibration.rms_log_error <= MAX_RMS_LOG_ERROR:
+        return None
+    return (
+        f"the {calibration.fitted_from_runs} measured runs disagree with one another: the "
+        f"best fit leaves an RMS log error of {calibration.rms_log_error:.2f} (more than "
+        f"{MAX_RMS_LOG_ERROR:g}), as when the machine's load changes during the session; "
+        "projections keep the published model"
+    )
+
+
 def calibration_path(storage: Path, fingerprint: str) -> Path:
     return storage / CALIBRATION_DIR / f"{fingerprint}.json"
 

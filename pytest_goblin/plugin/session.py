@@ -302,6 +302,9 @@ class GoblinSession:
             device, self.settings.fake_device, self.settings.storage
         )
         saved = self_calibration.calibrate(spec, fingerprint, device.name, runs)
+        refused = self_calibration.rejection(saved)
+        if refused is not None:
+            return f"calibration: not saved: {refused}"
         try:
             path = self_calibration.save_calibration(self.settings.storage, saved)
         except OSError as exc:

@@ -20,6 +20,7 @@ from pytest_goblin.runner.self_calibration import (
     fit_correction,
     fitted_spec,
     projection_target,
+    rejection,
     save_calibration,
     saved_calibrations,
 )
@@ -240,3 +241,13 @@ def test_a_measured_cpu_is_fitted_on_the_generic_cpu_whatever_the_fake_device() 
         get_device("h100")
     )
     assert fitted_spec(h100, "a100", None) == get_device("a100")  # a GPU the catalogue lacks
+
+
+def test_runs_no_device_explains_are_not_saved_as_a_calibration() -> None:
+    """Consistent runs fit and are kept; each config measured again while the machine's
+    load came and went (three times slower) cannot be one device, and is refused."""
+    runs = runs_of(DeviceCorrection(compute=0.1, host=2.0))
+    assert rejection(calibrate(SPEC, "abc", "box", runs)) is None
+    loaded = [MeasuredRun(config=r.config, tokens_per_sec=r.tokens_per_sec / 3) for r in runs]
+    reason = rejection(calibrate(SPEC, "abc", "box", runs + loaded))
+    assert reason is not None and "disagree" in reason and f"{2 * len(CONFIGS)} measured" in reason
