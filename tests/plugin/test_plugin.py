@@ -355,8 +355,9 @@ def test_a_baseline_that_fits_no_way_errors_with_the_memory_breakdown_and_what_w
     result.stdout.fnmatch_lines(
         [
             "w/big.goblin.yaml: does not fit: projected to need * GB of 192 GB on AMD "
-            "Instinct MI300X (weights *); even with gradient_checkpointing True, batch_size 1, "
-            "grad_accum_steps 8 it needs * GB: a full fine-tune this size needs LoRA*"
+            "Instinct MI300X (weights *), assuming one device*; even with gradient_checkpointing "
+            "True, batch_size 1, grad_accum_steps 8 it needs * GB: a full fine-tune this size "
+            "needs LoRA*more devices (a launch over several devices*is described in the sidecar*"
         ]
     )
 
