@@ -83,7 +83,16 @@ def notice_writer(config: pytest.Config) -> Callable[[str], None] | None:
 
 
 def check_device(settings: GoblinSettings) -> None:
-    """A fake device must be a catalogue entry or a calibration saved under the storage."""
+    """A fake device must be a catalogue entry or a calibration saved under the storage.
+    A catalogue name is checked against the catalogue alone: the analytic model, which
+    reading saved calibrations imports, is not needed to collect."""
+    from pytest_goblin.catalogue.devices import get_device
+
+    try:
+        get_device(settings.fake_device)
+        return
+    except ValueError:
+        pass
     from pytest_goblin.runner.self_calibration import projection_target
 
     try:
