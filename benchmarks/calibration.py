@@ -42,7 +42,7 @@ import yaml
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.history import device_fingerprint
 from pytest_goblin.kb.loader import load_kb
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.runner.device_session import DeviceSession
 from pytest_goblin.runner.options import MeasureOptions
 from pytest_goblin.runner.self_calibration import (
@@ -94,11 +94,13 @@ def _pair(knob: str) -> tuple[WorkloadConfig, WorkloadConfig]:
     return BASE.model_copy(update=before), BASE.model_copy(update=after)
 
 
-def _projected(runner: FakeRunner, config: WorkloadConfig) -> float:
+def _projected(runner: AnalyticModel, config: WorkloadConfig) -> float:
     return config.tokens_per_step / runner.step_budget(config).total
 
 
-def _print_table(measured: dict[str, tuple[float, float]], runners: dict[str, FakeRunner]) -> None:
+def _print_table(
+    measured: dict[str, tuple[float, float]], runners: dict[str, AnalyticModel]
+) -> None:
     """One row per knob: measured tokens/s both sides, the speedups, each projection's error."""
     header = f"{'knob':34} {'measured tok/s':>17} {'speedup':>8}"
     for label in runners:
@@ -290,7 +292,7 @@ def main() -> None:
     if args.report:
         raise SystemExit(_report(args.report))
     spec = get_device(DEVICE)
-    published = FakeRunner(spec)
+    published = AnalyticModel(spec)
 
     if args.projected_only:
         saved = find_calibration(args.projected_only, DEVICE)
@@ -307,17 +309,17 @@ def main() -> None:
         )
         _print_table(
             measured,
-            {"published model": published, "calibrated": FakeRunner(spec, saved.correction)},
+            {"published model": published, "calibrated": AnalyticModel(spec, saved.correction)},
         )
         return
 
     measured, runs, info = _measure(args.steps, args.repeats, args.warmup)
-    runners: dict[str, FakeRunner] = {"published model": published}
+    runners: dict[str, AnalyticModel] = {"published model": published}
     if args.save_calibration:
         saved = calibrate(spec, device_fingerprint(info), info.name, runs)
         path = save_calibration(args.save_calibration, saved)
         print(f"saved {path}: {saved.correction} (RMS log error {saved.rms_log_error:.3f})")
-        runners["calibrated"] = FakeRunner(spec, saved.correction)
+        runners["calibrated"] = AnalyticModel(spec, saved.correction)
     _print_table(measured, runners)
 
 

@@ -39,7 +39,7 @@ from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.kb.loader import KnowledgeBase, load_kb
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.verdict.rule import decide
@@ -59,11 +59,11 @@ class Case:
     config: WorkloadConfig
 
 
-def _fits(config: WorkloadConfig, runner: FakeRunner) -> bool:
+def _fits(config: WorkloadConfig, runner: AnalyticModel) -> bool:
     return runner.memory(config).total_gb <= runner.device.memory_gb
 
 
-def _tps(config: WorkloadConfig, runner: FakeRunner) -> float | None:
+def _tps(config: WorkloadConfig, runner: AnalyticModel) -> float | None:
     try:
         return runner.run(config, STEPS).tokens_per_sec
     except OutOfMemory:
@@ -181,7 +181,7 @@ def _tuned(rng: random.Random, kb: KnowledgeBase) -> tuple[str, WorkloadConfig]:
     """An already-tuned config: bf16, flash, fused AdamW, workers, checkpointing off and
     the micro-batch at the memory sweet spot (the fastest split of its global batch)."""
     device = rng.choice(DEVICES)
-    runner = FakeRunner(get_device(device))
+    runner = AnalyticModel(get_device(device))
     base = WorkloadConfig.model_validate(
         {
             "model": rng.choice(SMALL + MID),
@@ -226,7 +226,7 @@ def grid(n: int, seed: int, kb: KnowledgeBase) -> list[Case]:
                 elif "lora_rank" not in fields:
                     fields["lora_rank"] = 16
                 config = WorkloadConfig.model_validate(fields)
-            if not _fits(config, FakeRunner(get_device(device))):
+            if not _fits(config, AnalyticModel(get_device(device))):
                 continue
             cases.append(Case(family, device, config))
             made += 1
@@ -241,7 +241,7 @@ def _compile_allowed(config: WorkloadConfig, kb: KnowledgeBase, platform: str) -
 def oracle(config: WorkloadConfig, device: str, kb: KnowledgeBase) -> tuple[float, WorkloadConfig]:
     """The best speedup over every combination of semantics-preserving changes that fits."""
     spec = get_device(device)
-    runner = FakeRunner(spec)
+    runner = AnalyticModel(spec)
     base = _tps(config, runner)
     assert base is not None
     total = config.grad_accum_steps * config.batch_size
@@ -333,7 +333,7 @@ def main() -> None:
                     violations.append(f"w{i}: global batch changed")
                 if (new.lr, new.warmup_steps) != (old.lr, old.warmup_steps):
                     violations.append(f"w{i}: learning rate or warmup changed")
-                if _tps(new, FakeRunner(get_device(case.device))) is None:
+                if _tps(new, AnalyticModel(get_device(case.device))) is None:
                     violations.append(f"w{i}: patch runs out of memory")
             if best <= bar:
                 continue

@@ -106,10 +106,10 @@ def catalogue_facts(
     memory and analytic model fill what the example leaves out (the profile's peak
     defaults to the baseline's projected peak)."""
     from pytest_goblin.catalogue.devices import get_device
-    from pytest_goblin.runner.analytic import FakeRunner
+    from pytest_goblin.runner.analytic import AnalyticModel
 
     spec = get_device(str(device["name"]))
-    runner = FakeRunner(spec)
+    runner = AnalyticModel(spec)
 
     def peak_model(cfg: WorkloadConfig) -> float:
         return runner.memory(cfg).total_gb

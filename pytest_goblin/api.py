@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pytest_goblin.catalogue.devices import DEVICES, DeviceSpec, get_device
 from pytest_goblin.kb.loader import KnowledgeBase, MatchResult, load_kb
-from pytest_goblin.runner.analytic import FakeRunner, MemoryEstimate
+from pytest_goblin.runner.analytic import AnalyticModel, MemoryEstimate
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 from pytest_goblin.workload.read import Workload
@@ -78,7 +78,7 @@ def project(
 
 def memory(workload: Workload | WorkloadConfig, device: str = DEFAULT_DEVICE) -> MemoryEstimate:
     """The projected peak memory of one rank, by component, whether or not it fits."""
-    return FakeRunner(get_device(device)).memory(_config(workload))
+    return AnalyticModel(get_device(device)).memory(_config(workload))
 
 
 def match_rules(

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pytest_goblin.catalogue.devices import DEVICES, get_device
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.schemas import WorkloadConfig
 
 POINTS_FILE = "calibration_points.yaml"
@@ -86,7 +86,7 @@ def load_points(path: Path | None = None) -> list[CalibrationPoint]:
 
 def per_device_throughput(device: str, config: WorkloadConfig) -> float:
     """Projected tokens/s of one device (rank) running ``config``, fit or not."""
-    budget = FakeRunner(get_device(device)).step_budget(config)
+    budget = AnalyticModel(get_device(device)).step_budget(config)
     return config.tokens_per_step / config.world_size / budget.total
 
 

@@ -1,4 +1,4 @@
-"""The fake runner: an analytic model of one optimizer step on a catalogued device.
+"""The analytic model of one optimizer step on a catalogued device.
 
 Nothing runs: FLOPs and bytes per step are counted from the config and the
 architecture, and turned into seconds with the device's published peaks
@@ -440,7 +440,7 @@ class DeviceCorrection(BaseModel):
     data: float = Field(default=1.0, gt=0)
 
 
-class FakeRunner:
+class AnalyticModel:
     """Projects throughput, MFU, memory and the waste budget of a workload on a device."""
 
     def __init__(self, device: DeviceSpec, correction: DeviceCorrection | None = None) -> None:
@@ -527,7 +527,7 @@ class FakeRunner:
         """The peak-rate key the linear GEMMs run at."""
         if precision == "unknown":
             raise ValueError(
-                "precision is unknown: the fake runner needs one of fp32, tf32, fp16, bf16, fp8"
+                "precision is unknown: the analytic model needs one of fp32, tf32, fp16, bf16, fp8"
             )
         peaks = self.device.peak_tflops
         name = self.device.display_name
@@ -550,7 +550,7 @@ class FakeRunner:
         impl = config.attention_impl
         if impl == "unknown":
             raise ValueError(
-                "attention_impl is unknown: the fake runner needs one of eager, sdpa, flash"
+                "attention_impl is unknown: the analytic model needs one of eager, sdpa, flash"
             )
         name = self.device.display_name
         if impl == "eager":

@@ -506,7 +506,7 @@ class TorchRunner:
         analytic model's, at the depth that would be built) exceeds the device's memory: an
         8B model in fp32 would otherwise fill host RAM for half a minute and end in a raw
         allocation error. On the CPU, say that ``--goblin-fake`` projects without a GPU."""
-        from pytest_goblin.runner.analytic import FakeRunner
+        from pytest_goblin.runner.analytic import AnalyticModel
 
         info = self.info
         spec, _ = catalogue_spec(info)
@@ -517,7 +517,7 @@ class TorchRunner:
             built = config.model_copy(
                 update={"model": config.arch.model_copy(update={"layers": layers})}
             )
-        memory = FakeRunner(spec).memory(built)
+        memory = AnalyticModel(spec).memory(built)
         if memory.total_gb <= info.memory_gb:
             return
         where = "host memory" if info.kind == "cpu" else "device memory"

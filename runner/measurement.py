@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_goblin.catalogue.devices import DeviceSpec, get_device, resolve_identity
-from pytest_goblin.runner.analytic import FakeRunner, config_hash
+from pytest_goblin.runner.analytic import AnalyticModel, config_hash
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 
@@ -134,7 +134,7 @@ def run_metrics(
         step_time_s=step_time,
         tokens_per_step=tokens_per_step,
         hbm_peak_gb=peak,
-        mfu_pct=None if spec is None else FakeRunner(spec).mfu_pct(config, tokens_per_sec),
+        mfu_pct=None if spec is None else AnalyticModel(spec).mfu_pct(config, tokens_per_sec),
         projected=False,
         runner_kind="torch",
         device=info.name,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_goblin.catalogue.devices import get_device
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.runner.self_calibration import SavedCalibration, projection_target
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 
 class SimulatedDevice:
-    """A catalogue device driven by the FakeRunner; satisfies the agent's Runner protocol."""
+    """A catalogue device driven by the AnalyticModel; satisfies the agent's Runner protocol."""
 
     def __init__(
         self, name: str, calibration: SavedCalibration | None = None, *, as_measured: bool = False
@@ -28,7 +28,7 @@ class SimulatedDevice:
             # still kind "simulated": history never compares it with the measured machine
             self.info = self.info.model_copy(update={"name": calibration.device_name})
             self.device_id += f"-{calibration.fingerprint}"
-        self._runner = FakeRunner(self.spec, calibration.correction if calibration else None)
+        self._runner = AnalyticModel(self.spec, calibration.correction if calibration else None)
 
     @classmethod
     def named(cls, name: str, storage: Path | None) -> SimulatedDevice:

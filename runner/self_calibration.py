@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_goblin.atomic import write_text
 from pytest_goblin.catalogue.devices import DeviceSpec, get_device
-from pytest_goblin.runner.analytic import DeviceCorrection, FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel, DeviceCorrection
 from pytest_goblin.schemas import CalibrationRef, DeviceInfo, WorkloadConfig, WorkloadResult
 
 CALIBRATION_DIR = "calibration"
@@ -91,7 +91,7 @@ def _correction(theta: list[float]) -> DeviceCorrection:
 
 def _errors(spec: DeviceSpec, runs: list[MeasuredRun], theta: list[float]) -> list[float]:
     """ln(projected / measured) of each run under ``exp(theta)``."""
-    runner = FakeRunner(spec, _correction(theta))
+    runner = AnalyticModel(spec, _correction(theta))
     return [
         math.log(run.config.tokens_per_step / runner.step_budget(run.config).total)
         - math.log(run.tokens_per_sec)

@@ -164,11 +164,11 @@ class AuditState:
     def projected_peak(self, config: WorkloadConfig) -> float:
         """The analytic model's peak memory of ``config`` on this device, GB, fit or not."""
         from pytest_goblin.errors import OutOfMemory
-        from pytest_goblin.runner.analytic import FakeRunner
+        from pytest_goblin.runner.analytic import AnalyticModel
 
         spec = getattr(self.context.projector, "spec", None)
         if spec is not None:
-            return FakeRunner(spec).memory(config).total_gb
+            return AnalyticModel(spec).memory(config).total_gb
         try:
             return self.context.projector.run(config, 1).hbm_peak_gb
         except OutOfMemory as exc:

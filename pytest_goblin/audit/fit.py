@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from pytest_goblin.catalogue.devices import DeviceSpec
 from pytest_goblin.errors import WorkloadError
-from pytest_goblin.runner.analytic import FakeRunner, launch_description
+from pytest_goblin.runner.analytic import AnalyticModel, launch_description
 from pytest_goblin.schemas import (
     AuditUsage,
     Change,
@@ -81,7 +81,7 @@ class Fit:
 
 def fit(config: WorkloadConfig, spec: DeviceSpec) -> Fit | None:
     """The moves that make ``config`` fit ``spec``'s memory; None when it already fits."""
-    runner = FakeRunner(spec)
+    runner = AnalyticModel(spec)
     original = runner.memory(config)
     needed = original.total_gb
     if needed <= spec.memory_gb:

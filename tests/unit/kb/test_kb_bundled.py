@@ -18,7 +18,7 @@ from pytest_goblin.kb import (
     load_kb,
 )
 from pytest_goblin.kb.facts import AuditFacts, catalogue_facts
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.schemas import WorkloadConfig
 
 BUNDLED = load_kb()
@@ -121,7 +121,7 @@ def test_an_admitted_guarded_change_fits_the_device(device: str, shape: dict[str
     spec = get_device(device)
     facts = facts_on(device, config)
     result = BUNDLED.match(config, spec.platform, facts=facts)
-    runner = FakeRunner(spec)
+    runner = AnalyticModel(spec)
     for rule in result.patches:
         if rule.fits is None:
             continue
@@ -147,7 +147,7 @@ def test_a_measured_peak_above_the_projection_scales_the_prediction() -> None:
     assert "checkpointing-off-when-it-fits" in [
         r.id for r in BUNDLED.match(config, "rocm-instinct", facts=projected).patches
     ]
-    projected_peak = FakeRunner(get_device("mi300x")).memory(config).total_gb
+    projected_peak = AnalyticModel(get_device("mi300x")).memory(config).total_gb
     # the device measured twice the projected peak: without checkpointing it no longer fits
     # at micro-batch 4, only at 2 (with twice the accumulation: the same global batch)
     measured = facts_on("mi300x", config, peak_gb=2 * projected_peak)

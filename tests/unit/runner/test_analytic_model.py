@@ -10,7 +10,7 @@ import pytest
 
 from pytest_goblin.catalogue.devices import DEVICES, get_device
 from pytest_goblin.errors import OutOfMemory
-from pytest_goblin.runner.analytic import FakeRunner, MemoryEstimate
+from pytest_goblin.runner.analytic import AnalyticModel, MemoryEstimate
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
 
 # The reference workload: Llama-3-8B LoRA r16 on one MI300X, well tuned.
@@ -50,7 +50,7 @@ def config(base: dict[str, Any], **changes: Any) -> WorkloadConfig:
 
 
 def run(base: dict[str, Any], device: str = "mi300x", **changes: Any) -> RunMetrics:
-    return FakeRunner(get_device(device)).run(config(base, **changes), steps=10)
+    return AnalyticModel(get_device(device)).run(config(base, **changes), steps=10)
 
 
 def speedup(slow: RunMetrics, fast: RunMetrics) -> float:
@@ -58,7 +58,7 @@ def speedup(slow: RunMetrics, fast: RunMetrics) -> float:
 
 
 def memory(base: dict[str, Any], device: str = "mi300x", **changes: Any) -> MemoryEstimate:
-    return FakeRunner(get_device(device)).memory(config(base, **changes))
+    return AnalyticModel(get_device(device)).memory(config(base, **changes))
 
 
 VARIED_CONFIGS: list[dict[str, Any]] = [
@@ -105,7 +105,7 @@ def test_tokens_per_sec_is_tokens_per_step_over_step_time() -> None:
 def test_config_hash_is_a_sha256_prefix_of_the_config_json() -> None:
     cfg = config(LLAMA_LORA)
     expected = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
-    assert FakeRunner(get_device("mi300x")).run(cfg, steps=1).config_hash == expected
+    assert AnalyticModel(get_device("mi300x")).run(cfg, steps=1).config_hash == expected
 
 
 def test_hbm_peak_is_the_memory_estimate_total() -> None:
@@ -114,7 +114,7 @@ def test_hbm_peak_is_the_memory_estimate_total() -> None:
 
 def test_steps_must_be_positive() -> None:
     with pytest.raises(ValueError, match="steps"):
-        FakeRunner(get_device("mi300x")).run(config(LLAMA_LORA), steps=0)
+        AnalyticModel(get_device("mi300x")).run(config(LLAMA_LORA), steps=0)
 
 
 @pytest.mark.parametrize("base", VARIED_CONFIGS)
@@ -462,4 +462,4 @@ def test_unknown_attention_is_refused() -> None:
 def test_config_without_an_architecture_is_refused() -> None:
     cfg = WorkloadConfig(model_name="someone/mystery-model", precision="bf16")
     with pytest.raises(ValueError, match="no architecture"):
-        FakeRunner(get_device("mi300x")).run(cfg, steps=1)
+        AnalyticModel(get_device("mi300x")).run(cfg, steps=1)

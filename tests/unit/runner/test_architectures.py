@@ -9,7 +9,7 @@ import pytest
 from pytest_goblin.catalogue.architectures import PRESETS, lookup
 from pytest_goblin.catalogue.devices import DEVICES
 from pytest_goblin.errors import OutOfMemory
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.schemas import WorkloadConfig
 
 PUBLISHED_BILLIONS = {
@@ -59,7 +59,7 @@ def test_a_model_id_of_another_size_finds_no_preset() -> None:
 
 @pytest.mark.parametrize("device", sorted(DEVICES))
 def test_projected_mfu_is_never_above_one_hundred_percent(device: str) -> None:
-    runner = FakeRunner(DEVICES[device])
+    runner = AnalyticModel(DEVICES[device])
     grid = itertools.product(
         ["qwen2.5-0.5b", "llama-3.2-1b", "llama-3-8b"],
         ["fp32", "bf16", "fp16"],

@@ -13,7 +13,7 @@ from helpers.format_support import change
 from pytest_goblin.catalogue.architectures import lookup
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.errors import WorkloadError
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.workload.read import load_workload, plan_patch
 
@@ -30,7 +30,7 @@ LORA: dict[str, Any] = {
     "dataloader_workers": 4,
 }
 FULL: dict[str, Any] = {**LORA, "finetune": "full", "lora_rank": None, "model": "qwen2.5-0.5b"}
-RUNNER = FakeRunner(get_device("h100"))
+RUNNER = AnalyticModel(get_device("h100"))
 
 
 def config(base: dict[str, Any], **changes: Any) -> WorkloadConfig:

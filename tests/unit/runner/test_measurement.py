@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pytest_goblin.catalogue.devices import get_device
-from pytest_goblin.runner.analytic import FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
 from pytest_goblin.schemas import DeviceInfo, WorkloadConfig
 
@@ -48,7 +48,7 @@ def test_throughput_is_tokens_over_seconds_with_one_sample_per_window() -> None:
 
 def test_mfu_uses_the_analytic_flop_count_and_the_catalogue_bf16_peak() -> None:
     metrics = run_metrics(CONFIG, [measurement(16, 0.5)], H100)
-    projected = FakeRunner(get_device("h100")).run(CONFIG, 10)
+    projected = AnalyticModel(get_device("h100")).run(CONFIG, 10)
     # MFU is proportional to tokens/s, on the analytic model's scale for the same device
     expected = projected.mfu_pct * metrics.tokens_per_sec / projected.tokens_per_sec
     assert metrics.mfu_pct == pytest.approx(expected)

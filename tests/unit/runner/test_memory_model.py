@@ -12,7 +12,7 @@ from helpers.format_support import copy_in
 from pytest_goblin.catalogue.architectures import lookup
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.errors import OutOfMemory, WorkloadError
-from pytest_goblin.runner.analytic import FakeRunner, MemoryEstimate
+from pytest_goblin.runner.analytic import AnalyticModel, MemoryEstimate
 from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.workload.read import load_workload
 from pytest_goblin.workload.sidecar import sidecar_path
@@ -35,7 +35,7 @@ FFT_8B = "real/axolotl/llama-3_fft-8b.yaml"
 
 
 def memory(**changes: Any) -> MemoryEstimate:
-    return FakeRunner(get_device("h100")).memory(WorkloadConfig(**{**FULL, **changes}))
+    return AnalyticModel(get_device("h100")).memory(WorkloadConfig(**{**FULL, **changes}))
 
 
 def states(estimate: MemoryEstimate) -> tuple[float, float, float]:
@@ -122,7 +122,7 @@ def test_axolotl_fft_8b_loaded_in_bf16_fits_an_80gb_h100_because_its_weights_are
     paged 8-bit AdamW's 2 B, ~62 GB; fp32 master weights would need ~94 GB."""
     config = load_workload(copy_in(tmp_path, FFT_8B), display=FFT_8B).config
     assert config.pure_precision and config.strategy == "single"
-    runner = FakeRunner(get_device("h100"))
+    runner = AnalyticModel(get_device("h100"))
     estimate = runner.memory(config)
     assert states(estimate) == pytest.approx((2 * P / GB, 2 * P / GB, 2 * P / GB))
     assert estimate.total_gb < 80
@@ -132,7 +132,7 @@ def test_axolotl_fft_8b_loaded_in_bf16_fits_an_80gb_h100_because_its_weights_are
 
 
 def test_the_oom_message_says_how_it_assumed_the_run_is_launched_and_how_to_say_otherwise() -> None:
-    runner = FakeRunner(get_device("h100"))
+    runner = AnalyticModel(get_device("h100"))
     big = WorkloadConfig(**{**FULL, "model": "llama-3.1-70b"})
     with pytest.raises(OutOfMemory) as info:
         runner.run(big, steps=1)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_goblin.catalogue.devices import get_device
-from pytest_goblin.runner.analytic import DeviceCorrection, FakeRunner
+from pytest_goblin.runner.analytic import AnalyticModel, DeviceCorrection
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.runner.self_calibration import (
     CALIBRATION_DIR,
@@ -45,13 +45,13 @@ CONFIGS = [
 ]
 
 
-def tokens_per_sec(runner: FakeRunner, config: WorkloadConfig) -> float:
+def tokens_per_sec(runner: AnalyticModel, config: WorkloadConfig) -> float:
     return config.tokens_per_step / runner.step_budget(config).total
 
 
 def runs_of(correction: DeviceCorrection) -> list[MeasuredRun]:
     """What a device that really runs like ``correction`` says would measure."""
-    device = FakeRunner(SPEC, correction)
+    device = AnalyticModel(SPEC, correction)
     return [MeasuredRun(config=c, tokens_per_sec=tokens_per_sec(device, c)) for c in CONFIGS]
 
 
@@ -71,7 +71,7 @@ def saved(fingerprint: str, name: str, minutes_ago: int = 0) -> SavedCalibration
 def test_the_fit_reproduces_a_slower_device_with_more_host_overhead() -> None:
     runs = runs_of(DeviceCorrection(compute=0.1, host=3.0, data=2.0))
     correction, rms = fit_correction(SPEC, runs)
-    fitted = FakeRunner(SPEC, correction)
+    fitted = AnalyticModel(SPEC, correction)
     for run in runs:
         assert tokens_per_sec(fitted, run.config) == pytest.approx(run.tokens_per_sec, rel=0.03)
     assert rms < 0.03
@@ -95,7 +95,7 @@ KNOB_CHANGES: dict[str, dict[str, Any]] = {
 """A base config and one change per mechanism, like ``benchmarks/calibration.py``'s knobs."""
 
 
-def knob_ratios(runner: FakeRunner) -> dict[str, float]:
+def knob_ratios(runner: AnalyticModel) -> dict[str, float]:
     base = WorkloadConfig(**KNOB_BASE)
     return {
         knob: tokens_per_sec(runner, WorkloadConfig(**{**KNOB_BASE, **change}))
@@ -104,7 +104,7 @@ def knob_ratios(runner: FakeRunner) -> dict[str, float]:
     }
 
 
-def knob_runs(device: FakeRunner) -> list[MeasuredRun]:
+def knob_runs(device: AnalyticModel) -> list[MeasuredRun]:
     configs = [WorkloadConfig(**KNOB_BASE)]
     configs += [WorkloadConfig(**{**KNOB_BASE, **change}) for change in KNOB_CHANGES.values()]
     return [MeasuredRun(config=c, tokens_per_sec=tokens_per_sec(device, c)) for c in configs]
@@ -115,12 +115,12 @@ def test_the_fit_recovers_every_knob_ratio_of_a_device_unlike_the_published_one(
     overhead and costly samples: its knob ratios are far from the published model's,
     and the fit to its seven runs brings every one back."""
     hidden = DeviceCorrection(compute=0.05, attention=0.4, bandwidth=3.0, host=4.0, data=6.0)
-    device = FakeRunner(SPEC, hidden)
+    device = AnalyticModel(SPEC, hidden)
     truth = knob_ratios(device)
-    published = knob_ratios(FakeRunner(SPEC))
+    published = knob_ratios(AnalyticModel(SPEC))
     assert any(abs(published[k] / truth[k] - 1) > 0.1 for k in truth)
     correction, rms = fit_correction(SPEC, knob_runs(device))
-    fitted = knob_ratios(FakeRunner(SPEC, correction))
+    fitted = knob_ratios(AnalyticModel(SPEC, correction))
     for knob, ratio in truth.items():
         assert fitted[knob] == pytest.approx(ratio, rel=0.002), knob
     assert rms < 0.001
@@ -132,7 +132,7 @@ def test_the_fit_recovers_every_knob_ratio_of_a_device_unlike_the_published_one(
 def test_a_mechanism_no_run_exercises_stays_as_published() -> None:
     """Every run has dataloader workers to hide the input cost: the data multiplier has
     nothing to learn from, and stays 1 while the others move."""
-    device = FakeRunner(SPEC, DeviceCorrection(compute=0.2, host=2.0))
+    device = AnalyticModel(SPEC, DeviceCorrection(compute=0.2, host=2.0))
     runs = [run for run in knob_runs(device) if run.config.dataloader_workers > 0]
     correction, _ = fit_correction(SPEC, runs)
     assert correction.data == pytest.approx(1.0, abs=1e-6)
@@ -158,8 +158,8 @@ def test_a_fit_needs_runs() -> None:
 
 
 def test_a_calibrated_projection_is_still_projected() -> None:
-    metrics = FakeRunner(SPEC, DeviceCorrection(compute=0.2)).run(CONFIGS[0], steps=2)
-    plain = FakeRunner(SPEC).run(CONFIGS[0], steps=2)
+    metrics = AnalyticModel(SPEC, DeviceCorrection(compute=0.2)).run(CONFIGS[0], steps=2)
+    plain = AnalyticModel(SPEC).run(CONFIGS[0], steps=2)
     assert metrics.projected and metrics.runner_kind == "fake"
     assert metrics.tokens_per_sec < plain.tokens_per_sec
 
