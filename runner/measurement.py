@@ -16,7 +16,7 @@ from typing import Any
 
 from pytest_goblin.catalogue.devices import DeviceSpec, get_device, resolve_identity
 from pytest_goblin.runner.analytic import AnalyticModel, config_hash
-from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
+from pytest_goblin.schemas import DeviceInfo, RunMetrics, WasteBudget, WorkloadConfig
 
 
 @dataclass(frozen=True)
@@ -154,4 +154,17 @@ def run_metrics(
         shrunk_from_world_size=shrunk_from,
         rank_peak_memory_gb=deep.rank_peak_memory_gb,
         comm_share=deep.comm_share,
+        waste_budget=_measured_waste(step_time, deep.comm_share),
     )
+
+
+def _measured_waste(step_time: float, comm_share: float | None) -> WasteBudget:
+    """The split of a measured step that the run itself shows: a multi-rank run's
+    exposed communication (the step minus its compute-only twin, ``comm_share``) is the
+    ``comm_excess`` bucket, so collective rules see a measured symptom; the rest of the
+    step is not split further on a measured run and counts as ``useful_gpu``. A
+    single-rank run shows no split (the analytic model's projection holds the others)."""
+    if comm_share is None:
+        return WasteBudget()
+    share = min(max(comm_share, 0.0), 1.0)
+    return WasteBudget(useful_gpu=step_time * (1 - share), comm_excess=step_time * share)

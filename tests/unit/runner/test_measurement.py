@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from pytest_goblin.agent.tools import _symptoms
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
@@ -123,3 +125,16 @@ def test_a_per_layer_time_lost_in_noise_is_taken_as_zero_and_said() -> None:
     metrics = run_metrics(CONFIG, [measurement(1, 0.30), measurement(2, 0.29)], H100)
     assert metrics.step_time_s == pytest.approx(0.29)
     assert any("same speed" in w for w in metrics.warnings)
+
+
+def test_a_multi_rank_runs_exposed_communication_is_its_comm_excess_symptom() -> None:
+    run = replace(measurement(16, 0.5), world_size=2, comm_share=0.25)
+    metrics = run_metrics(CONFIG, [run], H100)
+    assert metrics.waste_budget.comm_excess == pytest.approx(0.25 * metrics.step_time_s)
+    assert metrics.waste_budget.total == pytest.approx(metrics.step_time_s)
+    assert _symptoms(metrics)[0].startswith("comm_excess: 25% of step time")
+
+
+def test_a_single_rank_run_shows_no_split_of_its_step() -> None:
+    metrics = run_metrics(CONFIG, [measurement(16, 0.5)], H100)
+    assert metrics.waste_budget.total == 0.0
