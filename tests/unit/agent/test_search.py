@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from helpers.workloads import MeasuredDevice, WorkloadFactory
+from helpers.workloads import QWEN_LORA_CHECKPOINTED_YAML, MeasuredDevice, WorkloadFactory
 from pytest_goblin.agent import tools
 from pytest_goblin.agent.backends import AgentTurn
 from pytest_goblin.agent.backends.planner import PlannerBackend
@@ -21,23 +21,6 @@ from pytest_goblin.kb.loader import KnowledgeBase
 from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import Report, RunMetrics, WorkloadConfig
 from pytest_goblin.verdict.rule import decide
-
-# The issue's case: a recipe from an 80 GB card (micro-batch 4 x 4096, fp16, checkpointing)
-# on a 192 GB MI300X, where the model projects ~1.4x without checkpointing at ~93 GB.
-QWEN_ON_MI300X = """\
-name: qwen-lora-mi300x
-model: qwen2.5-7b
-finetune: lora
-lora_rank: 16
-batch_size: 4
-grad_accum_steps: 4
-seq_len: 4096
-precision: fp16
-attention_impl: sdpa
-gradient_checkpointing: true
-optimizer: adamw_torch_fused
-dataloader_workers: 4
-"""
 
 TUNED_AT_SWEET_SPOT = """\
 name: tuned
@@ -81,7 +64,7 @@ def fields(report: Report) -> dict[str, Any]:
 def test_the_qwen_recipe_on_mi300x_fails_with_checkpointing_off(
     workload: WorkloadFactory, context: AuditContext
 ) -> None:
-    report = audit(workload(QWEN_ON_MI300X), context).report
+    report = audit(workload(QWEN_LORA_CHECKPOINTED_YAML), context).report
     assert report is not None
     assert fields(report)["gradient_checkpointing"] is False
     assert decide(report, 0.10).outcome == "failed"
@@ -91,7 +74,7 @@ def test_the_qwen_recipe_on_mi300x_fails_with_checkpointing_off(
 def test_the_report_lists_the_candidates_best_first_with_the_chosen_one(
     workload: WorkloadFactory, context: AuditContext
 ) -> None:
-    report = audit(workload(QWEN_ON_MI300X), context).report
+    report = audit(workload(QWEN_LORA_CHECKPOINTED_YAML), context).report
     assert report is not None and report.patch is not None
     candidates = report.candidates
     assert len(candidates) >= 3
@@ -110,7 +93,7 @@ def test_the_report_lists_the_candidates_best_first_with_the_chosen_one(
 def test_every_candidate_keeps_the_global_batch_and_fits_under_its_guard(
     workload: WorkloadFactory, context: AuditContext, device: SimulatedDevice
 ) -> None:
-    loaded = workload(QWEN_ON_MI300X)
+    loaded = workload(QWEN_LORA_CHECKPOINTED_YAML)
     report = audit(loaded, context).report
     assert report is not None
     before = loaded.config
@@ -130,7 +113,7 @@ def test_checkpointing_off_that_fits_only_at_a_smaller_micro_batch_is_searched_t
     # the issue's recipe on a 64 GB MI250X: without recompute micro-batch 4 x 4096 needs
     # ~93 GB in the analytic model, so checkpointing off alone runs out of memory
     device = SimulatedDevice("mi250x")
-    loaded = workload(QWEN_ON_MI300X)
+    loaded = workload(QWEN_LORA_CHECKPOINTED_YAML)
     alone = loaded.config.model_copy(update={"gradient_checkpointing": False})
     with pytest.raises(OutOfMemory):
         device.run(alone, 1)
@@ -180,7 +163,7 @@ def test_the_search_projects_the_baseline_once_for_all_its_candidates(
 ) -> None:
     device = CountingDevice()
     context = AuditContext(runner=device, projector=device, kb=kb, backend="planner")
-    report = audit(workload(QWEN_ON_MI300X), context).report
+    report = audit(workload(QWEN_LORA_CHECKPOINTED_YAML), context).report
     assert report is not None and len(report.candidates) >= 3
     priced = [count for (_, steps), count in device.runs.items() if steps == 1]
     assert priced and max(priced) == 1
@@ -207,7 +190,7 @@ def test_a_baseline_at_ninety_percent_of_memory_gets_no_change_that_needs_more_m
     context = AuditContext(
         runner=device, projector=SimulatedDevice("mi300x"), kb=kb, backend="planner"
     )
-    loaded = workload(QWEN_ON_MI300X)
+    loaded = workload(QWEN_LORA_CHECKPOINTED_YAML)
     report = audit(loaded, context).report
     assert report is not None and report.patch is not None
     before = loaded.config
@@ -225,7 +208,7 @@ def test_a_baseline_at_ninety_percent_of_memory_gets_no_change_that_needs_more_m
 
 
 def test_profile_facts_reach_the_knowledge_base_query(state_for: Any) -> None:
-    state = state_for(QWEN_ON_MI300X)
+    state = state_for(QWEN_LORA_CHECKPOINTED_YAML)
     result = tools.call(state, "profile_run", {"config_id": "cfg-1"})
     assert result.ok
     query = tools.call(state, "query_rocm_kb", {"config_id": "cfg-1"}).result
@@ -240,7 +223,7 @@ def test_profile_facts_reach_the_knowledge_base_query(state_for: Any) -> None:
 def test_propose_patch_takes_an_admissible_micro_batch_and_refuses_another(
     state_for: Any,
 ) -> None:
-    state = state_for(QWEN_ON_MI300X)
+    state = state_for(QWEN_LORA_CHECKPOINTED_YAML)
     tools.call(state, "profile_run", {"config_id": "cfg-1"})
     made = tools.call(
         state,
@@ -260,7 +243,7 @@ def test_propose_patch_takes_an_admissible_micro_batch_and_refuses_another(
 
 
 def test_a_patch_whose_guarded_changes_do_not_fit_together_is_refused(state_for: Any) -> None:
-    state = state_for(QWEN_ON_MI300X)
+    state = state_for(QWEN_LORA_CHECKPOINTED_YAML)
     tools.call(state, "profile_run", {"config_id": "cfg-1"})
     both = tools.call(
         state,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from helpers.workloads import MeasuredDevice, WorkloadFactory
+from helpers.workloads import QWEN_LORA_CHECKPOINTED_YAML, MeasuredDevice, WorkloadFactory
 from pytest_goblin.agent.loop import audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.audit.fallback import candidates
@@ -153,22 +153,6 @@ def test_a_fallback_confirmation_spends_what_the_whole_patch_left_of_the_time_bu
     assert confirmed.fallback is not None and confirmed.n_repeats == 1
 
 
-CHECKPOINTED = """\
-name: checkpointed
-model: qwen2.5-7b
-finetune: lora
-lora_rank: 16
-batch_size: 4
-grad_accum_steps: 4
-seq_len: 4096
-precision: fp16
-attention_impl: sdpa
-gradient_checkpointing: true
-optimizer: adamw_torch_fused
-dataloader_workers: 4
-"""
-
-
 class RunsOutOfMemory(MeasuredDevice):
     """Measured-looking runs that run out of memory without gradient checkpointing, though
     the fit guard predicted the patch fits."""
@@ -182,7 +166,7 @@ class RunsOutOfMemory(MeasuredDevice):
 def test_after_an_out_of_memory_error_the_guarded_rule_is_dropped_first(
     context: AuditContext, workload: WorkloadFactory, kb: KnowledgeBase
 ) -> None:
-    loaded = workload(CHECKPOINTED)
+    loaded = workload(QWEN_LORA_CHECKPOINTED_YAML)
     report = audit(loaded, context).report
     assert report is not None and report.patch is not None
     assert "checkpointing-off-when-it-fits" in report.patch.rule_ids
@@ -195,7 +179,7 @@ def test_after_an_out_of_memory_error_the_guarded_rule_is_dropped_first(
 def test_a_measured_patch_that_runs_out_of_memory_falls_back_without_the_hungry_change(
     context: AuditContext, workload: WorkloadFactory
 ) -> None:
-    loaded = workload(CHECKPOINTED)
+    loaded = workload(QWEN_LORA_CHECKPOINTED_YAML)
     device = RunsOutOfMemory()
     outcome = audit(
         loaded,

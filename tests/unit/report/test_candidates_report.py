@@ -8,32 +8,17 @@ import json
 import pytest
 
 from helpers.sample_results import audited, run_info
-from helpers.workloads import WorkloadFactory
+from helpers.workloads import QWEN_LORA_CHECKPOINTED_YAML, WorkloadFactory
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.kb.loader import load_kb
 from pytest_goblin.report import candidates_text, html, json_report, markdown
 from pytest_goblin.report.terminal import failure_text, rules_listing
 from pytest_goblin.schemas import SearchCandidate, WorkloadResult
 
-CHECKPOINTED = """\
-name: checkpointed
-model: qwen2.5-7b
-finetune: lora
-lora_rank: 16
-batch_size: 4
-grad_accum_steps: 4
-seq_len: 4096
-precision: fp16
-attention_impl: sdpa
-gradient_checkpointing: true
-optimizer: adamw_torch_fused
-dataloader_workers: 4
-"""
-
 
 @pytest.fixture
 def searched(workload: WorkloadFactory, context: AuditContext) -> WorkloadResult:
-    result = audited(workload(CHECKPOINTED), context)
+    result = audited(workload(QWEN_LORA_CHECKPOINTED_YAML), context)
     assert result.outcome == "failed" and len(result.candidates) >= 3
     return result
 

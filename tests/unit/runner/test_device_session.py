@@ -32,12 +32,7 @@ def tiny(**fields: Any) -> WorkloadConfig:
     return WorkloadConfig(**(values | fields))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_locks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Device locks of their own, so that other pytest runs on this machine do not wait."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(live, "LOCK_DIR", tmp_path_factory.mktemp("locks"))
-        yield
+pytestmark = pytest.mark.usefixtures("private_locks")  # tests/unit/runner/conftest.py
 
 
 @pytest.fixture(scope="module")
