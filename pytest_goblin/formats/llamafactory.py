@@ -80,6 +80,13 @@ _STAGES = {
     "ppo": "PPO (generation, a reward model and a value model)",
     "kto": "preference training (KTO, with a reference forward)",
 }
+_OTHER_ENGINES = {
+    "use_kt": "the MoE experts on the CPU through KTransformers' AMX backend",
+}
+"""Switches that replace the Trainer's training loop (``use_kt``: v0.9.5
+``src/llamafactory/hparams/model_args.py``). ``use_mca`` and ``use_megatron_bridge`` need no
+entry: ``parser.py`` ``get_train_args`` chooses those engines from the ``USE_MCA`` and
+``USE_MEGATRON_BRIDGE`` environment variables and sets both keys false on the Trainer path."""
 _GALORE_OPTIM = {
     "adamw_torch": "galore_adamw",
     "adamw_bnb_8bit": "galore_adamw_8bit",
@@ -119,6 +126,14 @@ def read(data: dict[str, Any], display: str) -> Reading:
             "pytest-goblin models pre-training (pt), supervised fine-tuning (sft) and dpo",
             field="stage",
         )
+    for key, engine in _OTHER_ENGINES.items():
+        if data.get(key) is not None and as_bool(data[key], display, key):
+            raise WorkloadError(
+                display,
+                f"{key}: true trains {engine}, not through the Hugging Face Trainer that "
+                "pytest-goblin models for LLaMA-Factory",
+                field=key,
+            )
     check_model(data["model_name_or_path"], display, "model_name_or_path")
     f = Fields(display, data.get)
     f.put("model_name", data["model_name_or_path"], "model_name_or_path")
@@ -155,6 +170,10 @@ def read(data: dict[str, Any], display: str) -> Reading:
             break
     _packing(data, display, f)
     _method(data, display, f)
+    # LoRA under DDP with the key unset: LLaMA-Factory sets ddp_find_unused_parameters to
+    # False (src/llamafactory/hparams/parser.py get_train_args, hiyouga/LlamaFactory 1abb59e)
+    if data.get("ddp_find_unused_parameters") is None and f.fields["finetune"] != "full":
+        f.put("ddp_find_unused_parameters", False)
     if stage == "dpo":
         _read_dpo(data, display, f)
     liger = data.get("enable_liger_kernel")

@@ -206,6 +206,18 @@ LLAMAFACTORY = _keys(
 """LLaMA-Factory v0.9.5 ``ModelArguments``, ``DataArguments``, ``FinetuningArguments``,
 ``GeneratingArguments`` and its ``TrainingArguments`` additions (``src/llamafactory/hparams/*.py``)."""
 
+LLAMAFACTORY_MAIN = _keys(
+    """
+    hyper_parallel_cp_size kt_config kt_cpu_activation kt_non_expert_weight_path
+    megatron_bridge_args use_megatron_bridge
+    """
+)
+"""What LLaMA-Factory main (ff6d4d1, 2026-08-18) added to the arguments its plain Trainer path
+parses: ``FinetuningArguments`` in ``src/llamafactory/hparams/finetuning_args.py``,
+``KTransformersArguments`` in ``model_args.py`` and ``kt_config`` in ``parser.py``. The Megatron
+keys of ``megatron_bridge_args.py`` are parsed only under ``USE_MEGATRON_BRIDGE=1`` (``parser.py``
+``get_train_args``), which trains through Megatron-Core: without it LLaMA-Factory refuses them."""
+
 
 AXOLOTL = _keys(
     """
@@ -375,8 +387,9 @@ AXOLOTL_KEYS = Vocabulary(
 )
 LLAMAFACTORY_KEYS = Vocabulary(
     "LLaMA-Factory",
-    LLAMAFACTORY | TRAINING_ARGUMENTS | SEQ2SEQ_TRAINING_ARGUMENTS,
-    "LLaMA-Factory v0.9.5 src/llamafactory/hparams/*.py; parser.py parses them with "
+    LLAMAFACTORY | LLAMAFACTORY_MAIN | TRAINING_ARGUMENTS | SEQ2SEQ_TRAINING_ARGUMENTS,
+    "LLaMA-Factory v0.9.5 (and main at ff6d4d1) src/llamafactory/hparams/*.py; parser.py "
+    "parses them with "
     "allow_extra_keys=False unless ALLOW_EXTRA_ARGS is set",
     strict=True,
 )

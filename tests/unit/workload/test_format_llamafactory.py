@@ -117,3 +117,20 @@ def test_a_base_model_quantized_to_other_than_4_bits_is_an_error_naming_the_key(
     with pytest.raises(WorkloadError, match=f"a {bits}-bit base model") as info:
         write(tmp_path, "w/a.yaml", MINIMAL + f"quantization_bit: {bits}\n")
     assert info.value.field == "quantization_bit"
+
+
+def test_keys_of_llamafactory_main_are_known(tmp_path: Path) -> None:
+    text = MINIMAL + "kt_cpu_activation: recompute\nhyper_parallel_cp_size: 1\n"
+    assert write(tmp_path, "w/a.yaml", text).config.finetune == "lora"
+
+
+def test_ktransformers_training_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError, match="KTransformers") as error:
+        write(tmp_path, "w/a.yaml", MINIMAL + "use_kt: true\n")
+    assert error.value.field == "use_kt"
+
+
+def test_megatron_switches_in_the_file_do_not_change_the_trainer_path(tmp_path: Path) -> None:
+    # LLaMA-Factory picks Megatron from USE_MCA / USE_MEGATRON_BRIDGE, not from these keys
+    text = MINIMAL + "use_mca: true\nuse_megatron_bridge: true\n"
+    assert write(tmp_path, "w/a.yaml", text).config.finetune == "lora"
