@@ -124,6 +124,19 @@ class WorkloadConfig(BaseModel):
         description="parameters live in host memory between uses: DeepSpeed ZeRO-3 "
         "offload_param, FSDP CPUOffload(offload_params=True)",
     )
+    ddp_find_unused_parameters: bool | None = Field(
+        default=None,
+        description="DDP's find_unused_parameters (TrainingArguments ddp_find_unused_parameters); "
+        "unset: the Hugging Face Trainer's choice, off for a full fine-tune with gradient "
+        "checkpointing and on otherwise (find_unused_parameters below)",
+    )
+    ddp_bucket_cap_mb: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_048_576,
+        description="DDP's bucket_cap_mb, MiB of gradients per all-reduce (TrainingArguments "
+        "ddp_bucket_cap_mb); unset: torch's 25 MiB, with a 1 MiB first bucket",
+    )
     env_vars: dict[str, str] = Field(default_factory=dict)
     extras: dict[str, Any] = Field(default_factory=dict)
 
@@ -182,6 +195,18 @@ class WorkloadConfig(BaseModel):
         """Tokens one optimizer step consumes across all ranks (DPO: chosen and rejected)."""
         sequences = self.batch_size * self.sequences_per_example
         return sequences * self.seq_len * self.grad_accum_steps * self.world_size
+
+    @property
+    def find_unused_parameters(self) -> bool:
+        """What a DDP run passes as ``find_unused_parameters``: the workload's own value, or
+        where it leaves it unset, the Hugging Face Trainer's (transformers v5.25.0
+        ``src/transformers/trainer.py`` ``_build_accelerator_args``): off for a
+        ``PreTrainedModel`` with activation checkpointing, on for one without it and for
+        any other module, a PEFT model (``PeftModel``, peft v0.21.2) included. Formats
+        whose framework decides otherwise (axolotl, LLaMA-Factory) set the field."""
+        if self.ddp_find_unused_parameters is not None:
+            return self.ddp_find_unused_parameters
+        return self.finetune != "full" or not self.gradient_checkpointing
 
     @property
     def sequences_per_example(self) -> int:

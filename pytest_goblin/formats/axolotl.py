@@ -165,6 +165,11 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.put("strategy", "fsdp", "fsdp" if data.get("fsdp") else "fsdp_config")
         _read_fsdp(data, f)
     _in_use(data, f)
+    # under DDP axolotl passes bool(ddp_find_unused_parameters), False when unset, to
+    # TrainingArguments, and ddp_bucket_cap_mb when set (v0.18.0
+    # src/axolotl/core/builders/causal.py; Gemma 4, which it turns on for, has no preset)
+    f.take("ddp_find_unused_parameters", "ddp_find_unused_parameters", as_bool, False)
+    f.take("ddp_bucket_cap_mb", "ddp_bucket_cap_mb", as_int, None)
     if rl is not None:
         _read_dpo(data, display, f)
     return f.reading()
@@ -324,6 +329,8 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
         "dataloader_prefetch_factor": ("dataloader_prefetch_factor", _LOADER_KEYS),
         "lora_rank": ("lora_r", ("adapter",)),
         "lora_alpha": ("lora_alpha", ("lora_r",)),
+        "ddp_find_unused_parameters": ("ddp_find_unused_parameters", _LOADER_KEYS),
+        "ddp_bucket_cap_mb": ("ddp_bucket_cap_mb", _LOADER_KEYS),
     }
     if field in simple:
         key, after = simple[field]

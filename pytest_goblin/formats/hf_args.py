@@ -161,6 +161,11 @@ COMPUTE_DTYPE = "bnb_4bit_compute_dtype"
 """Where a 4-bit base model's matmuls get their dtype (``BitsAndBytesConfig``; transformers'
 default is float32): without an autocast flag, a QLoRA's base matmuls run in it."""
 SEQ_KEYS = ("max_length", "max_seq_length", "block_size", "model_max_length")
+DDP_KEYS = ("ddp_find_unused_parameters", "ddp_bucket_cap_mb")
+"""TrainingArguments' DDP keys, read into the fields of the same names: the Trainer passes them
+to ``DistributedDataParallel`` (transformers v5.25.0 ``src/transformers/trainer.py``
+``_build_accelerator_args``; unset, ``find_unused_parameters`` is the Trainer's own choice,
+``WorkloadConfig.find_unused_parameters``, and ``bucket_cap_mb`` torch's default)."""
 DTYPE_KEYS = ("dtype", "torch_dtype")
 _TRAIN = (
     "bf16",
@@ -201,6 +206,7 @@ MAPPED_KEYS = frozenset(
         "warmup_steps",
         "deepspeed",
         "fsdp",
+        *DDP_KEYS,
     }
 )
 """Keys whose value becomes part of the WorkloadConfig."""
@@ -423,6 +429,8 @@ def read_trainer_keys(
     for key in IN_USE_FLAGS:
         if f.get(key) is not None and as_bool(f.get(key), f.display, f.label(key)):
             f.record(key, True, key)
+    f.take("ddp_find_unused_parameters", "ddp_find_unused_parameters", as_bool, None)
+    f.take("ddp_bucket_cap_mb", "ddp_bucket_cap_mb", as_int, None)
 
 
 def attention_location(values: dict[str, Any]) -> str | None:
@@ -529,6 +537,8 @@ TRAINER_KEYS = {
     "dataloader_pin_memory": "dataloader_pin_memory",
     "dataloader_persistent_workers": "dataloader_persistent_workers",
     "dataloader_prefetch_factor": "dataloader_prefetch_factor",
+    "ddp_find_unused_parameters": "ddp_find_unused_parameters",
+    "ddp_bucket_cap_mb": "ddp_bucket_cap_mb",
 }
 """WorkloadConfig fields and the TrainingArguments keys that hold them."""
 

@@ -68,6 +68,8 @@ _FIELD_KEYS = {
     "dataloader_persistent_workers": "dataloader_persistent_workers",
     "dataloader_prefetch_factor": "dataloader_prefetch_factor",
     "packing": "packing",
+    "ddp_find_unused_parameters": "ddp_find_unused_parameters",
+    "ddp_bucket_cap_mb": "ddp_bucket_cap_mb",
 }
 
 
