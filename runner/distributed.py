@@ -119,12 +119,17 @@ def claims(config: WorkloadConfig, device: torch.device) -> list[str]:
 @dataclass
 class TorchRanks:
     """One rank of a launched run: the strategy's wrapping and the measurement's few
-    collectives (``training.Ranks``)."""
+    collectives (``training.Ranks``). ``find_unused_parameters`` and ``bucket_cap_mb`` are
+    the workload's DDP settings, passed to ``DistributedDataParallel`` as the Hugging Face
+    Trainer passes them (``bucket_cap_mb`` None: torch's default, 25 MiB with a 1 MiB first
+    bucket, torch 2.13 ``torch/nn/parallel/distributed.py``)."""
 
     rank: int
     world: int
     strategy: str
     device: torch.device
+    find_unused_parameters: bool = False
+    bucket_cap_mb: int | None = None
 
     def wrap(self, model: nn.Module) -> nn.Module:
         if self.strategy == "fsdp":
@@ -137,7 +142,12 @@ class TorchRanks:
             fully_shard(model, mesh=mesh)
             return model
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=ids,
+            find_unused_parameters=self.find_unused_parameters,
+            bucket_cap_mb=self.bucket_cap_mb,
+        )
 
     def agree(self, flag: bool) -> bool:
         value = torch.tensor([1 if flag else 0], device=self.device)
@@ -252,7 +262,14 @@ def _train(payload: dict[str, Any], rank: int) -> dict[str, Any] | None:
             layers=payload["layers"],
             seed=payload["seed"],
         )
-        ranks = TorchRanks(rank, world, strategy, device)
+        ranks = TorchRanks(
+            rank,
+            world,
+            strategy,
+            device,
+            find_unused_parameters=config.find_unused_parameters,
+            bucket_cap_mb=config.ddp_bucket_cap_mb,
+        )
         measurement = measure(request, device, fault_hook(config, rank), ranks)
     finally:
         dist.destroy_process_group()
