@@ -93,8 +93,9 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
 
 
 def _narrowed_by(device: torch.device) -> str:
-    """`` (CUDA_VISIBLE_DEVICES=3: pytest-xdist pins …)`` where a visible-devices variable
-    narrows the GPUs this worker sees: the reason a multi-rank run finds too few."""
+    """`` (CUDA_VISIBLE_DEVICES=3,0: …)`` where a visible-devices variable narrows the GPUs
+    this worker sees: the reason a multi-rank run finds too few. On a pinned xdist worker
+    the run's worker was given every GPU of the session (``visible.widened``)."""
     from pytest_goblin.runner.visible import UNPINNED, VARIABLES
 
     if device.type != "cuda":
@@ -102,7 +103,11 @@ def _narrowed_by(device: torch.device) -> str:
     narrowing = [f"{name}={os.environ[name]}" for name in VARIABLES if name in os.environ]
     if not narrowing:
         return ""
-    pinned = ": pytest-xdist pins one GPU per worker" if UNPINNED in os.environ else ""
+    pinned = (
+        ": every GPU of the session, this pytest-xdist worker's first"
+        if UNPINNED in os.environ
+        else ""
+    )
     return f" ({', '.join(narrowing)}{pinned})"
 
 

@@ -4,7 +4,8 @@ Torch runs in worker subprocesses (``worker.py``), never in the pytest
 process: a crash, a hang or a leak ends one worker, not the session, and a
 workload's ``env_vars`` can be in place before torch initialises the device.
 One worker serves each environment signature of a device; it starts on first
-use, is reused across items, and is started again after it dies. A run that
+use, is reused across items, and is started again after it dies (a multi-rank run
+on a pinned xdist worker has one of its own, which sees the GPUs it takes). A run that
 outlives ``--goblin-timeout`` has its worker killed (the worker's whole
 process group, DataLoader workers included). A file lock per physical device
 keeps two pytest processes (xdist workers, parallel CI jobs) from benchmarking
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -32,9 +33,9 @@ from pytest_goblin.errors import DeviceFault, OutOfMemory, RunFailed, Unsupporte
 from pytest_goblin.runner import gpu_topology, worker_env
 from pytest_goblin.runner.analytic import DATA_SAMPLE_BASE_S, DATA_SAMPLE_PER_1K_TOKENS_S
 from pytest_goblin.runner.measurement import Measurement, catalogue_spec, run_metrics
-from pytest_goblin.runner.options import SCRATCH_ENV, MeasureOptions
+from pytest_goblin.runner.options import SCRATCH_ENV, MeasureOptions, parse_selector
 from pytest_goblin.runner.projected import SimulatedDevice
-from pytest_goblin.runner.visible import environ_for
+from pytest_goblin.runner.visible import UNPINNED, environ_for, installed, rocm_indices, widened
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 
 START_TIMEOUT_S = 300.0
@@ -50,6 +51,9 @@ worker, unless the workload's env_vars name a file."""
 
 SHUTDOWN_GRACE_S = 10.0
 STDERR_TAIL_LINES = 15
+WorkerKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+"""A device worker's signature: its workload's ``env_vars`` and the visible-devices
+variable a multi-rank run widens (``LiveDevice._gpus``), each as sorted items."""
 LOCK_DIR = gpu_topology.lock_dir()
 """The device locks' directory: ``GOBLIN_LOCK_DIR`` as pytest started, else the temp
 directory (private to a container: jobs in containers that share a GPU need a directory
@@ -89,9 +93,11 @@ class DeviceWorker:
         tunableop_dir: Path | None = None,
         engine: str = "native",
         scratch_dir: Path | None = None,
+        gpus: Mapping[str, str] | None = None,
     ) -> None:
         self.selector = selector
         self.env_vars = env_vars
+        self.gpus = dict(gpus or {})  # widens an xdist worker's pin for a multi-rank run
         self.engine = engine  # imported at start-up, so that no run's timeout pays for it
         self.tunableop_dir = tunableop_dir
         self.scratch_dir = scratch_dir
@@ -144,9 +150,10 @@ class DeviceWorker:
         return self.hello
 
     def _environment(self) -> dict[str, str]:
-        """The worker's environment: pytest's, the pinned GPU, the workload's variables, and
-        a TunableOp results file of this worker's own unless one is named."""
-        env = {**environ_for(self.selector, os.environ), **self.env_vars}
+        """The worker's environment: pytest's, the pinned GPU (or the GPUs a multi-rank run
+        takes), the workload's variables, and a TunableOp results file of this worker's own
+        unless one is named."""
+        env = {**environ_for(self.selector, os.environ), **self.gpus, **self.env_vars}
         if self.tunableop_dir is not None and TUNABLEOP_FILE not in env:
             self.tunableop_dir.mkdir(parents=True, exist_ok=True)
             env[TUNABLEOP_FILE] = str(self.tunableop_dir / "tunableop_results.csv")
@@ -253,22 +260,42 @@ class LiveDevice:
 
     def __init__(self, options: MeasureOptions) -> None:
         self.options = options
-        self._workers: dict[tuple[tuple[str, str], ...], DeviceWorker] = {}
+        self._workers: dict[WorkerKey, DeviceWorker] = {}
         self._info: DeviceInfo | None = None
         self._lock_id: str | None = None
         self._lock_path: Path | None = None
         self._session_dir: Path | None = None  # this session's files (TunableOp results)
         # why a worker could not start, per environment signature: one set of env_vars
         # (a bad HIP_VISIBLE_DEVICES, say) failing says nothing about the others
-        self._unavailable: dict[tuple[tuple[str, str], ...], str] = {}
+        self._unavailable: dict[WorkerKey, str] = {}
+        self._widened: dict[int, dict[str, str]] = {}  # _gpus per rank count
         self.on_wait: Callable[[str], None] | None = None
         """Told, in one line, when a run waits for the device lock another process holds."""
 
-    def _worker(self, env_vars: dict[str, str]) -> DeviceWorker:
+    def _gpus(self, ranks: int) -> dict[str, str]:
+        """The visible-devices variable that shows a run of ``ranks`` ranks the GPUs it takes
+        where this process is an xdist worker pinned to one (``visible.widened``: its own
+        first, then the session's next ones); nothing otherwise."""
+        if ranks <= 1 or parse_selector(self.options.device).kind == "cpu":
+            return {}
+        if ranks not in self._widened:
+            base = environ_for(self.options.device, os.environ)
+            gpus: dict[str, str] = {}
+            if UNPINNED in base:  # the drivers are read only on a pinned worker
+                platform, count = installed()
+                indices = rocm_indices() if platform == "rocm" else None
+                gpus = widened(base, ranks, platform, count, indices)
+            self._widened[ranks] = gpus
+        return self._widened[ranks]
+
+    def _key(self, env_vars: dict[str, str], ranks: int) -> WorkerKey:
+        return tuple(sorted(env_vars.items())), tuple(sorted(self._gpus(ranks).items()))
+
+    def _worker(self, env_vars: dict[str, str], ranks: int = 1) -> DeviceWorker:
         refused = worker_env.check(env_vars)  # also a patch's env_vars, not only the file's
         if refused is not None:
             raise DeviceFault(f"env_vars.{refused[0]}: {refused[1]}")
-        key = tuple(sorted(env_vars.items()))
+        key = self._key(env_vars, ranks)
         if key not in self._workers:
             if self._session_dir is None:
                 self._session_dir = Path(tempfile.mkdtemp(prefix="pytest-goblin-session-"))
@@ -279,20 +306,22 @@ class LiveDevice:
                 tunableop_dir,
                 self.options.engine,
                 scratch_dir=self._session_dir,
+                gpus=dict(key[1]),
             )
         worker = self._workers[key]
         if not worker.alive:
             self._start(worker, key)
         return worker
 
-    def _start(self, worker: DeviceWorker, key: tuple[tuple[str, str], ...]) -> None:
+    def _start(self, worker: DeviceWorker, key: WorkerKey) -> None:
         if key in self._unavailable:
             raise DeviceFault(self._unavailable[key])
         hello = worker.start()
         if not hello["ok"]:
             worker.kill()
             # the same selector and variables fail the same way every time: remember why
-            where = f" with env_vars {dict(key)}" if key else ""
+            where = f" with env_vars {dict(key[0])}" if key[0] else ""
+            where += "".join(f" with {name}={value}" for name, value in key[1])
             self._unavailable[key] = (
                 f"no device for --goblin-device {self.options.device}{where}: {hello['message']}"
             )
@@ -324,12 +353,14 @@ class LiveDevice:
         return self._lock_id
 
     @contextmanager
-    def locked(self, env_vars: dict[str, str], claims: Sequence[str] = ()) -> Iterator[None]:
-        """Start the worker for ``env_vars`` if needed, then hold the device's lock, and
-        those of the other devices a multi-rank run takes (``claims``, named as the worker
-        names its own), waiting while another process holds one. The locks are taken in
-        the order of their paths, so two runs that claim overlapping devices cannot each
-        hold one the other waits for."""
+    def locked(
+        self, env_vars: dict[str, str], claims: Sequence[str] = (), ranks: int = 1
+    ) -> Iterator[None]:
+        """Start the worker for ``env_vars`` (and ``ranks``) if needed, then hold the
+        device's lock, and those of the other devices a multi-rank run takes (``claims``,
+        named as the worker names its own), waiting while another process holds one. The
+        locks are taken in the order of their paths, so two runs that claim overlapping
+        devices cannot each hold one the other waits for."""
         try:
             from filelock import FileLock
         except ModuleNotFoundError:
@@ -338,7 +369,7 @@ class LiveDevice:
             ) from None
         from filelock import Timeout
 
-        self._worker(env_vars)  # the lock's name comes from the device the worker found
+        self._worker(env_vars, ranks)  # the lock's name comes from the device the worker found
         assert self._lock_path is not None
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
         paths = sorted({self._lock_path, *(LOCK_DIR / f"{file_stem(c)}.lock" for c in claims)})
@@ -362,17 +393,18 @@ class LiveDevice:
             yield
 
     def request(
-        self, env_vars: dict[str, str], message: dict[str, Any], what: str
+        self, env_vars: dict[str, str], message: dict[str, Any], what: str, ranks: int = 1
     ) -> dict[str, Any]:
-        worker = self._worker(env_vars)
+        """Ask the worker for ``env_vars`` and a run of ``ranks`` ranks."""
+        worker = self._worker(env_vars, ranks)
         response = worker.request(message, self.options.timeout_s, what)
         if response.get("fatal"):
             worker.close()  # it exits after a sticky device error; the next run starts anew
         return response
 
-    def worker_pid(self, env_vars: dict[str, str]) -> int | None:
+    def worker_pid(self, env_vars: dict[str, str], ranks: int = 1) -> int | None:
         """The process id of the running worker for these variables (diagnostics, tests)."""
-        worker = self._workers.get(tuple(sorted(env_vars.items())))
+        worker = self._workers.get(self._key(env_vars, ranks))
         return worker.pid if worker is not None and worker.alive else None
 
     def close(self) -> None:
@@ -442,12 +474,22 @@ class TorchRunner:
 
     def engine(self, config: WorkloadConfig) -> str:
         """The engine that measures ``config``: the session's, except that a multi-rank
-        workload goes to ``rank_engine`` where ``--goblin-engine auto`` chose hf, whose
-        Trainer launch of ranks is not built."""
+        workload goes to ``rank_engine`` where ``--goblin-engine auto`` chose hf and the
+        hf engine cannot launch its strategy's ranks on this device (``hf_rank_gap``)."""
         options = self.device.options
-        if config.world_size > 1 and options.rank_engine is not None:
+        if self._rank_gap(config) is not None and options.rank_engine is not None:
             return options.rank_engine
         return options.engine
+
+    def _rank_gap(self, config: WorkloadConfig) -> str | None:
+        """Why the session's hf engine cannot launch ``config``'s ranks here, or None."""
+        if config.world_size == 1 or self.device.options.engine != "hf":
+            return None
+        from pytest_goblin.runner.engines import hf_rank_gap
+
+        selected = parse_selector(self.device.options.device).kind
+        # the device a worker found only where the selector leaves it open (no worker start)
+        return hf_rank_gap(config.strategy, self.info.kind if selected == "auto" else selected)
 
     def unsupported(self, config: WorkloadConfig) -> str | None:
         """Why this device cannot run ``config`` (the item is skipped), or None."""
@@ -457,7 +499,7 @@ class TorchRunner:
                 "example with no reference model; --goblin-fake projects it"
             )
         config = self.ranks(config)
-        with self.device.locked(config.env_vars):
+        with self.device.locked(config.env_vars, ranks=config.world_size):
             response = self.device.request(
                 config.env_vars,
                 {
@@ -466,6 +508,7 @@ class TorchRunner:
                     "engine": self.engine(config),
                 },
                 "while checking the config",
+                config.world_size,
             )
         return response.get("reason") if response["ok"] else None
 
@@ -477,25 +520,26 @@ class TorchRunner:
         shrunk_from = config.world_size if ran.world_size < config.world_size else None
         depths = self._depths(ran.arch.layers)
         self._check_fits(ran, max(depth or ran.arch.layers for depth in depths))
-        with self.device.locked(ran.env_vars, self._claims(ran)):
+        with self.device.locked(ran.env_vars, self._claims(ran), ran.world_size):
             runs = [self._measure(ran, steps, depth) for depth in depths]
         metrics = run_metrics(ran, runs, self.info, shrunk_from)
         if self.engine(ran) != options.engine:
             metrics.warnings.append(
-                f"measured by the {self.engine(ran)} engine: the {options.engine} engine that "
-                "--goblin-engine auto chose does not launch ranks"
+                f"measured by the {self.engine(ran)} engine, not the {options.engine} engine "
+                f"that --goblin-engine auto chose: {self._rank_gap(ran)}"
             )
         return metrics
 
     def _claims(self, config: WorkloadConfig) -> list[str]:
-        """The devices a multi-rank run takes besides the worker's (their lock names, from
-        the worker: the first ``world_size`` visible GPUs; none on the CPU)."""
+        """The devices a multi-rank run takes (their lock names, from its worker: the first
+        ``world_size`` visible GPUs, the worker's own among them; none on the CPU)."""
         if config.world_size == 1:
             return []
         response = self.device.request(
             config.env_vars,
             {"op": "claims", "config": config.model_dump(mode="json")},
             "while naming the devices of a multi-rank run",
+            config.world_size,
         )
         if not response["ok"]:
             raise RunFailed(response["message"])
@@ -550,7 +594,9 @@ class TorchRunner:
             "layers": layers,
             "engine": self.engine(config),
         }
-        response = self.device.request(config.env_vars, message, f"during a run of {steps} steps")
+        response = self.device.request(
+            config.env_vars, message, f"during a run of {steps} steps", config.world_size
+        )
         if response["ok"]:
             measurement = Measurement.from_json(response["measurement"])
             if self.info.kind != "cpu" and (shared := gpu_topology.lock_dir_warning()):

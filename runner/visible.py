@@ -14,7 +14,8 @@ An xdist worker pins one GPU by narrowing one variable to one entry
 index the user sees, so its device worker gets the variables as they were before
 pinning (``environ_for``). A device's lock names it physically (``physical_id``):
 every pinned worker sees its GPU as index 0, and those must still be different
-locks for different GPUs and one lock for one GPU.
+locks for different GPUs and one lock for one GPU. A multi-rank run on a pinned worker
+takes N of the session's GPUs, its own first (``widened``).
 """
 
 from __future__ import annotations
@@ -150,6 +151,37 @@ def environ_for(selector: str, environ: Mapping[str, str]) -> dict[str, str]:
     env = {key: value for key, value in environ.items() if key not in (UNPINNED, *VARIABLES)}
     env.update({key: value for key, value in json.loads(saved).items() if value is not None})
     return env
+
+
+def widened(
+    environ: Mapping[str, str],
+    gpus: int,
+    platform: Platform | None,
+    count: int,
+    indices: Sequence[int] | None = None,
+) -> dict[str, str]:
+    """The variable to set so that a process pinned to one GPU sees ``gpus`` of them: the
+    pinned one first, then the GPUs after it in the session's order, wrapping round (its
+    own first, so that rank 0 and the worker's device lock are the GPU it was given;
+    workers pinned to neighbours claim overlapping sets, which the locks order). All of
+    the session's GPUs where it has fewer than ``gpus``, so that a run that cannot fit
+    counts all of them when it skips.
+
+    The session's GPUs are ``pins`` of the variables as they were before pinning
+    (``UNPINNED``; ``platform``, ``count`` and ``indices`` as for ``pins``), the list the
+    xdist controller handed out. Nothing (``{}``) for one GPU, in an environment that is
+    not pinned, or whose pin is not among them.
+    """
+    saved = environ.get(UNPINNED)
+    if gpus <= 1 or saved is None:
+        return {}
+    before = {name: value for name, value in json.loads(saved).items() if value is not None}
+    session = pins(before, platform, count, indices)
+    own = next((i for i, pin in enumerate(session) if environ.get(pin.variable) == pin.value), None)
+    if own is None:
+        return {}
+    taken = (session[own:] + session[:own])[:gpus]
+    return {taken[0].variable: ",".join(pin.value for pin in taken)}
 
 
 def physical_id(kind: str, index: int, environ: Mapping[str, str]) -> str:

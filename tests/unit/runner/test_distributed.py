@@ -180,8 +180,11 @@ def test_a_pinned_xdist_worker_names_the_variable_that_narrows_its_gpus(
     assert _narrowed_by(gpu) == ""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     assert _narrowed_by(gpu) == " (CUDA_VISIBLE_DEVICES=3)"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,0")  # widened from a pin to 3
     monkeypatch.setenv(UNPINNED, "{}")
-    assert _narrowed_by(gpu) == " (CUDA_VISIBLE_DEVICES=3: pytest-xdist pins one GPU per worker)"
+    assert _narrowed_by(gpu) == (
+        " (CUDA_VISIBLE_DEVICES=3,0: every GPU of the session, this pytest-xdist worker's first)"
+    )
     assert _narrowed_by(CPU) == ""
 
 
