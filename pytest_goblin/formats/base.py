@@ -70,10 +70,13 @@ class Unset:
     torchtune's ``max_seq_len: null`` keeps every sample at its full length, so
     the sequence length depends on the data: only the user can say it, in the
     sidecar. ``key`` is where the file would say it; ``reason`` why it is unknown.
+    ``settable`` False: no key of the file can say it (which TRL trainer runs a file is the
+    launching script's choice), so only the sidecar can, and ``key`` is what leaves it open.
     """
 
     key: str
     reason: str
+    settable: bool = True
 
 
 @dataclass(frozen=True)

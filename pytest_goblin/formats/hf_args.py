@@ -24,6 +24,7 @@ keys as keyword arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import PurePosixPath
 from typing import Any
 
 from pytest_goblin.errors import WorkloadError
@@ -35,6 +36,7 @@ from pytest_goblin.formats.base import (
     Fields,
     Reading,
     Unpatchable,
+    Unset,
     as_bool,
     as_float,
     as_int,
@@ -261,15 +263,54 @@ def read_trl(data: dict[str, Any], display: str) -> Reading:
         return reading
     preference = sorted(TRL_DPO_ONLY & data.keys())
     if preference:
+        return _read_shared_preference(data, display, preference)
+    return interpret(data, {key: key for key in data}, display, trl=True)
+
+
+_RECIPE_TRAINERS = {
+    "dpo": "DPO",
+    "orpo": "ORPO",
+    "cpo": "CPO",
+    "kto": "KTO",
+    "simpo": "SimPO (TRL's CPOTrainer)",
+}
+"""Recipe directories named after the TRL trainer whose script runs them: the alignment
+handbook launches ``scripts/dpo.py recipes/zephyr-7b-beta/dpo/config_full.yaml`` and keeps
+ORPO recipes under ``orpo/`` (https://github.com/huggingface/alignment-handbook, README and
+``recipes/``)."""
+
+
+def _read_shared_preference(data: dict[str, Any], display: str, keys: list[str]) -> Reading:
+    """A TRL file with only the keys DPO, ORPO, CPO and KTO configs share (``beta``,
+    ``max_prompt_length``; trl/trainer/*_config.py, v0.19.0): the script that runs it decides
+    the trainer. A recipe directory named after one says which; otherwise the sidecar must
+    (``objective: dpo``), since DPO is the only preference trainer pytest-goblin models."""
+    directory = PurePosixPath(display).parent.name.lower()
+    trainer = _RECIPE_TRAINERS.get(directory)
+    if trainer is not None and directory != "dpo":
         raise WorkloadError(
             display,
-            f"{', '.join(preference)}: keys TRL's DPO, ORPO, CPO and KTO configs share "
-            "(trl/trainer/*_config.py, v0.19.0), so the file does not say which trainer runs "
-            "it; pytest-goblin reads a TRL file as DPO by DPOConfig's own keys "
-            f"({', '.join(sorted(TRL_DPO_OWN)[:4])}, …) and models no other preference trainer",
-            field=preference[0],
+            f"{', '.join(keys)}: preference keys in a recipe directory {directory}/, which "
+            f"{trainer} runs; pytest-goblin models SFT and DPO only",
+            field=keys[0],
         )
-    return interpret(data, {key: key for key in data}, display, trl=True)
+    reading = interpret(data, {key: key for key in data}, display, trl=True, dpo=True)
+    if trainer is not None:
+        reading.fields["objective"] = "dpo"
+        reading.sources["objective"] = f"the recipe directory {directory}/"
+        return reading
+    reading.fields.pop("objective", None)
+    reading.unset["objective"] = Unset(
+        keys[0],
+        f"{', '.join(keys)}: keys TRL's DPO, ORPO, CPO and KTO configs share "
+        "(trl/trainer/*_config.py, v0.19.0), so the script that runs the file decides the "
+        "trainer and the file does not say which; pytest-goblin models DPO (read from "
+        f"DPOConfig's own keys: {', '.join(sorted(TRL_DPO_OWN)[:3])}, …, or a recipe directory "
+        "dpo/) and no other preference trainer: if TRL's DPOTrainer runs it, say so with "
+        "`objective: dpo`",
+        settable=False,
+    )
+    return reading
 
 
 def _read_dpo(data: dict[str, Any], display: str, reading: Reading) -> None:

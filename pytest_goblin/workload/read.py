@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from pytest_goblin import formats, safe_yaml
+from pytest_goblin.catalogue.architectures import unsupported
 from pytest_goblin.errors import GoblinError, NotAWorkload, WorkloadError
 from pytest_goblin.formats import hf_script, native
 from pytest_goblin.formats.base import (
@@ -393,10 +394,10 @@ def build_config(reading: Reading, sidecar: Sidecar, path: Path, display: str) -
     sidecar_fields = sidecar.fields
     for name, unset in reading.unset.items():
         if name not in sidecar_fields:
+            how = f"; set {unset.key}, or give `{name}:`" if unset.settable else ""
             raise WorkloadError(
                 display,
-                f"{unset.reason}; set {unset.key}, or give `{name}:` in "
-                f"the sidecar {sidecar_display(display)}",
+                f"{unset.reason}{how} in the sidecar {sidecar_display(display)}",
                 field=unset.key,
             )
     check_fills(sidecar, reading.fields, reading.sources, display)
@@ -414,6 +415,15 @@ def build_config(reading: Reading, sidecar: Sidecar, path: Path, display: str) -
         raise WorkloadError(display, message, field=key) from None
     if config.model is None:
         origin = reading.sources.get("model_name")
+        kind = unsupported(config.model_name) if origin else None
+        if kind is not None:
+            raise WorkloadError(
+                display,
+                f"model {config.model_name!r} (from `{origin}`) is {kind}; pytest-goblin "
+                "models dense decoder-only text transformers, so this architecture is not "
+                "supported",
+                field=origin,
+            )
         named = (
             f"model {config.model_name!r} (from `{origin}`) is not a preset"
             if origin

@@ -16,7 +16,8 @@ So they go next to it, in ``<file name without extension>.goblin.yaml``::
 (a torchtune recipe with ``tokenizer.max_seq_len: null``, a Trainer script):
 the file's own value, or its framework's default, is what really trains, so a
 sidecar that says otherwise is an error rather than an override (see
-``check_fills``). ``strategy: fsdp`` (or ``ddp``, ``deepspeed``) with
+``check_fills``). ``objective: dpo`` likewise says which trainer runs a TRL file whose
+keys (``beta``, ``max_prompt_length``) DPO, ORPO, CPO and KTO share. ``strategy: fsdp`` (or ``ddp``, ``deepspeed``) with
 ``world_size``, ``zero_stage`` (1 shards optimizer state, 2 also gradients, 3
 also parameters) and ``offload_optimizer`` / ``offload_params`` describes how a
 launcher (``accelerate launch``, ``torchrun``, an accelerate DeepSpeed or FSDP
@@ -43,8 +44,8 @@ SUFFIX = ".goblin.yaml"
 OWNER_SUFFIXES = (".py", ".yaml", ".yml", ".json")
 LAUNCH = ("world_size", "strategy", "zero_stage", "offload_optimizer", "offload_params")
 """How a launcher runs the file: ranks, sharding, ZeRO stage and CPU offload."""
-KEYS = ("name", "model", *LAUNCH, "seq_len", "goblin")
-FILLS = ("seq_len", "strategy", "zero_stage", "offload_optimizer", "offload_params")
+KEYS = ("name", "model", *LAUNCH, "seq_len", "objective", "goblin")
+FILLS = ("seq_len", "objective", "strategy", "zero_stage", "offload_optimizer", "offload_params")
 """Sidecar fields that only fill in what the file leaves unknown, never override it."""
 
 
@@ -108,7 +109,9 @@ def load_sidecar(path: Path, display: str) -> Sidecar:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise WorkloadError(shown, str(first["msg"]), field=f"goblin.{where}") from None
-    fields = {key: data[key] for key in ("model", *LAUNCH) if data.get(key) is not None}
+    fields = {
+        key: data[key] for key in ("model", *LAUNCH, "objective") if data.get(key) is not None
+    }
     if data.get("seq_len") is not None:
         fields["seq_len"] = _seq_len(data["seq_len"], shown)
     return Sidecar(fields=fields, settings=settings, name=data.get("name"), display=shown)

@@ -159,6 +159,44 @@ def test_a_trl_preference_config_that_does_not_name_its_trainer_is_refused_by_na
     ) as info:
         load_workload(path, display="w/dpo.yaml")
     assert info.value.field == "beta"
+    assert "`objective: dpo` in the sidecar w/dpo.goblin.yaml" in str(info.value)
+
+
+SHARED_PREFERENCE = (
+    "model_name_or_path: Qwen/Qwen2.5-0.5B\nbeta: 0.1\nmax_prompt_length: 512\n"
+    "per_device_train_batch_size: 4\nmax_length: 1024\n"
+)
+
+
+def test_the_sidecar_says_dpotrainer_runs_a_file_of_shared_preference_keys(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/prefs.goblin.yaml").write_text("objective: dpo\n", encoding="utf-8")
+    path = tmp_path / "w/prefs.yaml"
+    path.write_text(SHARED_PREFERENCE, encoding="utf-8")
+    config = load_workload(path, display="w/prefs.yaml").config
+    assert (config.objective, config.reference, config.batch_size) == ("dpo", "model", 4)
+
+
+def test_a_recipe_directory_named_dpo_says_dpotrainer_runs_it(tmp_path: Path) -> None:
+    path = tmp_path / "recipes/qwen/dpo/config_full.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(SHARED_PREFERENCE, encoding="utf-8")
+    workload = load_workload(path, display="recipes/qwen/dpo/config_full.yaml")
+    assert workload.config.objective == "dpo"
+    assert workload.sources["objective"] == "the recipe directory dpo/"
+
+
+def test_a_recipe_directory_named_after_another_preference_trainer_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "recipes/qwen/orpo/config_full.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(SHARED_PREFERENCE, encoding="utf-8")
+    with pytest.raises(WorkloadError, match="recipe directory orpo/, which ORPO runs") as info:
+        load_workload(path, display="recipes/qwen/orpo/config_full.yaml")
+    assert info.value.field == "beta"
 
 
 def test_kernels_a_run_already_uses_are_recorded_so_advice_does_not_repeat_them(
