@@ -6,7 +6,8 @@ else the kernel drivers) and hands each worker one, round-robin, in
 ``node.workerinput``; the worker narrows its visible-devices variable to that GPU
 before any device worker starts, so ``--goblin-device auto``/``cuda``/``rocm``
 lands on it. Workers beyond the GPU count share GPUs; the per-device lock keeps
-their benchmarks apart, and the summary says so.
+their benchmarks apart, and the summary says so. A multi-rank workload's run takes N
+GPUs from the worker's own on, claiming their locks (``runner.visible.widened``).
 
 Nothing is pinned in fake mode (nothing runs on a GPU), on the CPU, or when
 ``--goblin-device`` names an index (``cuda:1``): the user chose the GPU, and every
