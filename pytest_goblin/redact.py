@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -186,6 +187,50 @@ def redact_known(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, list):
         return [redact_known(item, secrets) for item in value]
     return value
+
+
+def redacted_json(value: Any, secrets: Sequence[str]) -> str:
+    """``value`` as the JSON text a backend reads: ``redact_known`` of its JSON form.
+
+    The same text as ``json.dumps(redact_known(json.loads(json.dumps(value,
+    default=str)), secrets))``, which redacts the values before serialising (redacting
+    the JSON text would cut into its quoting). Tool results are plain JSON data
+    already (dicts with string keys, lists, strings, numbers, booleans, None), and for
+    them the JSON form is the value itself: one walk and one encoding instead of two
+    encodings, a decoding and a walk. Anything else (a tuple, a non-string key, an
+    object written with ``str``) takes the long way.
+    """
+    try:
+        plain = _redact_plain(value, secrets)
+    except _NotPlain:
+        plain = redact_known(json.loads(json.dumps(value, default=str)), secrets)
+    return json.dumps(plain)
+
+
+class _NotPlain(Exception):
+    """A value whose JSON form differs from itself (see ``redacted_json``)."""
+
+
+_PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _redact_plain(value: Any, secrets: Sequence[str]) -> Any:
+    """``redact_known(value, secrets)`` of plain JSON data; ``_NotPlain`` otherwise."""
+    kind = type(value)
+    if kind is str:
+        return _redact_string(value, secrets)
+    if kind is dict:
+        redacted = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            redacted[key] = "<redacted>" if is_secret_name(key) else _redact_plain(item, secrets)
+        return redacted
+    if kind is list:
+        return [_redact_plain(item, secrets) for item in value]
+    if kind in _PLAIN_SCALARS:
+        return value
+    raise _NotPlain
 
 
 _REMEMBERED_CHARS = 512

@@ -16,7 +16,6 @@ an ``error`` event.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,7 +35,7 @@ from pytest_goblin.agent.backends import (
 from pytest_goblin.agent.prompts import SYSTEM_PROMPT
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.errors import GoblinError
-from pytest_goblin.redact import environment_secrets, redact_known
+from pytest_goblin.redact import environment_secrets, redact_known, redacted_json
 from pytest_goblin.schemas import AuditEvent, AuditUsage, NoiseFloor, Report, ToolResult
 from pytest_goblin.workload.read import Workload
 
@@ -214,9 +213,8 @@ def _execute(
         "error": result.error,
     }
     results.append(entry)
-    # redact the values, then serialise: redacting the JSON text would cut into its quoting
     content = (
-        json.dumps(redact_known(json.loads(json.dumps(result.result, default=str)), secrets))
+        redacted_json(result.result, secrets)
         if result.ok
         else redact_known(result.error or "failed", secrets)
     )

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from helpers.workloads import WorkloadFactory
-from pytest_goblin.redact import redact_mapping, redact_text, redact_value
+from pytest_goblin.redact import (
+    redact_known,
+    redact_mapping,
+    redact_text,
+    redact_value,
+    redacted_json,
+)
 from pytest_goblin.schemas import Change
 from pytest_goblin.workload.read import patch_diff
 
@@ -81,3 +93,32 @@ def test_tokens_next_to_a_patched_line_are_redacted_in_the_diff(
 def test_tokenizer_special_token_keys_are_not_treated_as_secrets() -> None:
     assert redact_text("pad_token: <eos>\neos_token=</s>") == "pad_token: <eos>\neos_token=</s>"
     assert redact_mapping({"pad_token": "<pad>"}) == {"pad_token": "<pad>"}
+
+
+class _Shown:
+    """An object JSON cannot encode: written with ``str``."""
+
+    def __str__(self) -> str:
+        return f"shown with {SK}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"rules": [{"id": "a", "note": f"token: {HF}"}], "n": 3, "x": 1.5, "ok": True, "no": None},
+        {"env": {"HF_TOKEN": ["nested", 1], "PLAIN": f"uses {SK} and my-long-secret-value"}},
+        {"nan": float("nan"), "inf": float("inf"), "big": 10**30, "text": "caf\u00e9 \ud800"},
+        {"shape": (1, 2), "path": Path("a/b.yaml")},
+        {1: "int key", "1": "string key", 2.5: "float key", None: "null key"},
+        [("tuple", {"API_KEY": ("a", "b")}), _Shown()],
+        f"Bearer {HF}",
+    ],
+    ids=["plain", "secret-keys", "numbers", "tuple-and-path", "non-string-keys", "mixed", "str"],
+)
+def test_redacted_json_is_the_json_text_of_the_redacted_json_form(value: Any) -> None:
+    """The one-walk encoding of a tool result gives exactly the text of the long way
+    (encode with ``str`` for unknown objects, decode, redact, encode), plain or not."""
+    secrets = ("my-long-secret-value",)
+    long_way = json.dumps(redact_known(json.loads(json.dumps(value, default=str)), secrets))
+    assert redacted_json(value, secrets) == long_way
+    assert HF not in long_way and SK not in long_way and "my-long-secret-value" not in long_way
