@@ -39,7 +39,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -180,9 +180,16 @@ class TorchRanks:
         return out
 
 
-def launch(request: Any, device: torch.device) -> Measurement:
+RankBody = Callable[[dict[str, Any], int], dict[str, Any] | None]
+"""What one rank runs: (the launch payload, its rank) -> the measurement's JSON on rank 0."""
+
+
+def launch(request: Any, device: torch.device, body: RankBody | None = None) -> Measurement:
     """Run ``request`` (a ``training.RunRequest``) as ``world_size`` ranks and return rank
-    0's measurement; a failed rank raises what the worker reports for it."""
+    0's measurement; a failed rank raises what the worker reports for it. ``body`` trains
+    one rank: the native decoder's (``_train``) unless an engine passes its own (the hf
+    engine's Trainer, ``runner/hf_ranks.py``); a module-level function, since spawned
+    ranks unpickle it."""
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -218,6 +225,7 @@ def launch(request: Any, device: torch.device) -> Measurement:
             "threads": max(1, cores // world),
             "parent_pid": os.getpid(),
             "error_dir": tmp,
+            "body": body or _train,
         }
         try:
             results = elastic_launch(launch_config, rank_main)(payload)
@@ -235,7 +243,8 @@ def rank_main(payload: dict[str, Any]) -> dict[str, Any] | None:
     die_with_parent(payload["parent_pid"])  # the worker's kill leaves no rank behind
     rank = int(os.environ["RANK"])
     try:
-        return _train(payload, rank)
+        body: RankBody = payload["body"]
+        return body(payload, rank)
     except BaseException as exc:
         record = {"kind": _kind(exc), "message": _first_line(exc), "time": time.time()}
         (Path(payload["error_dir"]) / f"rank{rank}.json").write_text(json.dumps(record))

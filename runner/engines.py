@@ -48,6 +48,23 @@ class Engine(Protocol):
         ...
 
 
+HF_FSDP_ON_CPU = (
+    "the Trainer's FSDP runs on GPUs only: accelerate 1.16 (src/accelerate/state.py, "
+    "AcceleratorState) enables its FSDP plugin for multi-GPU runs, not for gloo ranks on the "
+    "CPU, where the Trainer would run DDP instead"
+)
+
+
+def hf_rank_gap(strategy: str, device_kind: str) -> str | None:
+    """Why the hf engine cannot launch ``strategy``'s ranks on a ``device_kind`` device
+    (``cpu``, ``cuda``, ``rocm``) where the native engine can, or None: where
+    ``--goblin-engine auto`` chose hf, the native engine measures such a workload.
+    DeepSpeed is not here: neither engine launches it, and the hf engine's skip says why."""
+    if strategy == "fsdp" and device_kind == "cpu":
+        return HF_FSDP_ON_CPU
+    return None
+
+
 def hf_missing() -> list[str]:
     """The ``hf`` extra's packages this interpreter cannot import (found without importing)."""
     return [name for name in HF_PACKAGES if importlib.util.find_spec(name) is None]

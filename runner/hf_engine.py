@@ -52,6 +52,8 @@ from transformers.training_args import OptimizerNames
 from pytest_goblin.errors import UnsupportedConfig
 from pytest_goblin.runner import bitsandbytes_build, training
 from pytest_goblin.runner.data import SyntheticTokens
+from pytest_goblin.runner.hf_ranks import ComputeOnly, HFRanks, compute_only_steps, launch
+from pytest_goblin.runner.hf_ranks import unsupported_reason as ranks_reason
 from pytest_goblin.runner.measurement import Measurement
 from pytest_goblin.runner.model import PEFT_DEFAULT_ALPHA
 from pytest_goblin.runner.optimizers import canonical
@@ -190,12 +192,8 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
     """Why this engine cannot run ``config`` on ``device``, or None when it can."""
     if config.precision == "fp8":
         return "fp8 training needs Float8 linears (torchao or Transformer Engine)"
-    if config.world_size > 1:
-        return (
-            f"world_size {config.world_size} ({config.strategy}): the hf engine measures one "
-            "rank (its Trainer/accelerate FSDP launch is not built); --goblin-engine native "
-            "measures ddp and fsdp ranks through torch.distributed"
-        )
+    if config.world_size > 1 and (reason := ranks_reason(config, device)):
+        return reason
     if config.finetune == "qlora":
         if importlib.util.find_spec("bitsandbytes") is None:
             return "QLoRA needs bitsandbytes for its 4-bit base weights, which is not installed"
@@ -281,14 +279,21 @@ class _Tokens(Dataset[dict[str, torch.Tensor]]):
 
 
 class _LossRecordingTrainer(Trainer):
-    """The Trainer, keeping each micro-batch's loss on the device (no sync per step)."""
+    """The Trainer, keeping each micro-batch's loss on the device (no sync per step); in a
+    multi-rank run, skipping gradient synchronisation in the steps ``compute_only`` marks."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, compute_only: ComputeOnly | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.micro_losses: list[torch.Tensor] = []
+        self.compute_only = compute_only
 
-    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        loss = super().training_step(*args, **kwargs)
+    def training_step(self, model: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.compute_only is not None and self.compute_only.active:
+            # the whole step, last micro-batch included (the Trainer syncs that one)
+            with self.accelerator.no_sync(model):
+                loss = super().training_step(model, *args, **kwargs)
+        else:
+            loss = super().training_step(model, *args, **kwargs)
         self.micro_losses.append(loss.detach())
         return loss
 
@@ -334,10 +339,15 @@ def _has_field(name: str) -> bool:
 
 
 def training_arguments(
-    config: WorkloadConfig, request: RunRequest, device: torch.device, output_dir: str
+    config: WorkloadConfig,
+    request: RunRequest,
+    device: torch.device,
+    output_dir: str,
+    ranks: HFRanks | None = None,
 ) -> TrainingArguments:
     """``TrainingArguments`` of the workload: its batch, precision, optimizer, checkpointing,
-    data loader and compile settings, ``max_steps`` of warmup + timed steps, and nothing
+    data loader and compile settings, ``max_steps`` of warmup + timed steps (and, on
+    ``ranks``, the compute-only steps after them, and the strategy's keys), and nothing
     saved, logged or reported to a service."""
     checkpointing = (
         "activation_checkpointing"
@@ -348,7 +358,7 @@ def training_arguments(
         "output_dir": output_dir,
         "per_device_train_batch_size": config.batch_size,
         "gradient_accumulation_steps": config.grad_accum_steps,
-        "max_steps": request.warmup + request.steps,
+        "max_steps": request.warmup + request.steps + _extra_steps(request, ranks),
         "learning_rate": config.lr,
         "warmup_steps": config.warmup_steps,
         "optim": canonical(config.optimizer),
@@ -381,11 +391,20 @@ def training_arguments(
         options[f"{checkpointing}_kwargs"] = given
     if config.torch_compile:
         options["torch_compile_backend"] = training.COMPILE_BACKEND
+    if ranks is not None:
+        options |= ranks.arguments(config)
     return TrainingArguments(**options)
 
 
+def _extra_steps(request: RunRequest, ranks: HFRanks | None) -> int:
+    """Steps after the timed ones: a rank's untimed and timed compute-only steps."""
+    return 0 if ranks is None else 1 + compute_only_steps(request.steps)
+
+
 def measure(request: RunRequest, device: torch.device, hook: StepHook | None = None) -> Measurement:
-    """Train ``request.config`` through the HF Trainer for warmup + timed steps and time it.
+    """Train ``request.config`` through the HF Trainer for warmup + timed steps and time it;
+    a config with ``world_size`` above one is launched as that many ranks, each running
+    the Trainer (``runner/hf_ranks.py``).
 
     Raises UnsupportedConfig when this engine cannot run the config here, Diverged when a
     loss is not finite, ValueError for a config no run can start from, and lets
@@ -396,6 +415,19 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
     reason = unsupported_reason(config, device)
     if reason:
         raise UnsupportedConfig(reason)
+    if config.world_size > 1:
+        return launch(request, device)
+    return run(request, device, hook)
+
+
+def run(
+    request: RunRequest,
+    device: torch.device,
+    hook: StepHook | None = None,
+    ranks: HFRanks | None = None,
+) -> Measurement:
+    """One process's run of the Trainer: the whole run, or one rank of a launched one."""
+    config = request.config
     if config.torch_compile and request.warmup < 1:
         request = replace(request, warmup=1)  # compilation happens in a step never timed
     if device.type == "cuda":
@@ -406,29 +438,58 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
     model = build_model(config, device, request.layers, request.seed)
     sizes = window_sizes(request.steps)
     timer = StepTimer(device, request.warmup, sizes, hook)
-    samples = (request.warmup + request.steps) * config.grad_accum_steps * config.batch_size
+    world = ranks.world if ranks is not None else 1
+    steps = request.warmup + request.steps + _extra_steps(request, ranks)
+    # every rank's samples: the Trainer's DataLoader hands each rank its own share
+    samples = steps * config.grad_accum_steps * config.batch_size * world
     dataset = _Tokens(config, samples, request.sample_cost_s, request.seed)
+    compute_only = (
+        ComputeOnly(
+            ranks, request.warmup + request.steps, compute_only_steps(request.steps), memory
+        )
+        if ranks is not None
+        else None
+    )
     with tempfile.TemporaryDirectory(prefix="goblin-hf-") as output_dir:
+        # on ranks, the arguments initialise the process group (accelerate's PartialState)
+        args = training_arguments(config, request, device, output_dir, ranks)
+        if ranks is not None:
+            ranks.after_setup()
         trainer = _LossRecordingTrainer(
             model=model,
-            args=training_arguments(config, request, device, output_dir),
+            args=args,
             train_dataset=dataset,
-            callbacks=[timer],
+            callbacks=[timer] if compute_only is None else [timer, compute_only],
+            compute_only=compute_only,
         )
+        if compute_only is not None:
+            compute_only.trainer = trainer
         trainer.train()
     memory.sample()  # device-level use with the allocator's cache still held
     seconds = timer.clock.intervals()
     accum = config.grad_accum_steps
     micro = torch.stack(trainer.micro_losses).float().cpu()
     # each micro-batch's loss is already scaled for accumulation: a step's loss is their sum
-    values = micro.view(-1, accum).sum(dim=1).tolist()
+    values = micro.view(-1, accum).sum(dim=1).tolist()[: request.warmup + request.steps]
     bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
     if bad is not None:
         raise Diverged(f"the loss is {values[bad]} at step {bad + 1}: training diverged")
-    step_tokens = config.batch_size * config.seq_len * accum
+    step_tokens = config.batch_size * config.seq_len * accum * world
     compile_s = None
     if config.torch_compile:
         compile_s = max(0.0, timer.warmup_s - request.warmup * sum(seconds) / request.steps)
+    peak, reserved = memory.peak_gb(), memory.reserved_gb()
+    rank_peaks: list[float] = []
+    comm_share = None
+    if ranks is not None and compute_only is not None:
+        peak, reserved = compute_only.peak_gb, compute_only.reserved_gb
+        gathered = ranks.gather([peak, compute_only.seconds()])
+        if gathered is not None:  # rank 0: the run's figures
+            rank_peaks = [values[0] for values in gathered]
+            peak = max(rank_peaks)  # the rank that runs out of memory first
+            slowest = max(values[1] for values in gathered)  # every step waits for it
+            step_s = sum(seconds) / request.steps
+            comm_share = min(1.0, max(0.0, 1.0 - slowest / step_s))
     return Measurement(
         layers=model.config.num_hidden_layers,
         warmup_steps=request.warmup,
@@ -436,12 +497,15 @@ def measure(request: RunRequest, device: torch.device, hook: StepHook | None = N
         window_seconds=seconds,
         window_tokens=[size * step_tokens for size in sizes],
         losses=values,
-        peak_memory_gb=memory.peak_gb(),
+        peak_memory_gb=peak,
         compile_time_s=compile_s,
         warnings=notes,
-        peak_reserved_gb=memory.reserved_gb(),
+        peak_reserved_gb=reserved,
         peak_device_gb=memory.device_gb,
         attention_backend=_attention_label(config, device),
+        world_size=world,
+        rank_peak_memory_gb=rank_peaks,
+        comm_share=comm_share,
     )
 
 

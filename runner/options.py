@@ -56,4 +56,6 @@ class MeasureOptions:
     layers: int | None = None  # measure this many layers and extrapolate; None: all
     engine: str = "native"  # hf or native (runner/engines.py resolves auto before this)
     max_world_size: int | None = None  # measure at most this many ranks (a shrunk run)
-    rank_engine: str | None = None  # multi-rank runs' engine where auto chose one without ranks
+    # multi-rank runs' engine where auto chose hf and hf cannot launch the strategy's ranks
+    # on this device (engines.hf_rank_gap: FSDP on the CPU)
+    rank_engine: str | None = None

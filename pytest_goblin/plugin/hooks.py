@@ -173,7 +173,7 @@ def goblin_device(pytestconfig: pytest.Config) -> Iterator[DeviceSession]:
             layers=settings.layers,
             engine=resolve_engine(settings.engine),
             max_world_size=settings.max_world_size,
-            # auto's hf engine launches no ranks: the native engine measures those
+            # ranks auto's hf engine cannot launch here (FSDP on the CPU): the native engine's
             rank_engine="native" if settings.engine == "auto" else None,
         )
     )

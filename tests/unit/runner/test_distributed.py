@@ -149,12 +149,13 @@ def test_a_multi_rank_run_holds_the_lock_of_every_device_it_claims(
     lock.release()
 
 
-def test_auto_hands_multi_rank_workloads_to_the_native_engine(private_locks: None) -> None:
+def test_auto_hands_fsdp_ranks_on_the_cpu_to_the_native_engine(private_locks: None) -> None:
+    # the hf engine launches DDP ranks itself (tests/unit/runner/test_hf_ranks.py)
     options = MeasureOptions(device="cpu", engine="hf", rank_engine="native")
     found = DeviceSession("cpu", options).runner_for(None, WorkloadSettings())
     assert isinstance(found, TorchRunner)
-    assert found.engine(tiny()) == "native"
-    assert found.engine(tiny(world_size=1)) == "hf"
+    assert found.engine(tiny(strategy="fsdp")) == "native"
+    assert found.engine(tiny(world_size=1, strategy="fsdp")) == "hf"
 
 
 def test_more_ranks_than_devices_is_skipped_with_the_numbers() -> None:
