@@ -70,11 +70,16 @@ Host side
 Optimizer: bytes moved per trainable parameter over the device bandwidth
 (``OPTIMIZERS``). Multi-device: a ring all-reduce of the fp32 gradients
 (``2 (n-1)/n`` x gradient bytes) over ``INTERCONNECT_GBS``, not overlapped with
-compute. FSDP / DeepSpeed instead all-gather the parameters twice (forward and
-backward, in the compute dtype) and reduce-scatter the fp32 gradients, each
-``(n-1)/n`` x bytes, and shard model states ``n`` ways as their ZeRO stage says
-(see Memory). The host-side optimizer step and the transfers of CPU offload are
-not in the step time.
+compute, plus a fixed latency per collective (``COLLECTIVE_*_LATENCY_S``) for each of
+DDP's gradient buckets (``ddp_buckets``: ``bucket_cap_mb``, 25 MiB unset); DDP with
+``find_unused_parameters`` also walks the forward's autograd graph on the host
+(``FIND_UNUSED_NODE_S`` per node) and all-reduces a map of the used parameters. The
+overlap it costs (its buckets keep the registration order instead of the backward's)
+is not charged: no collective is modelled as overlapped. FSDP / DeepSpeed instead
+all-gather the parameters twice (forward and backward, in the compute dtype) and
+reduce-scatter the fp32 gradients, each ``(n-1)/n`` x bytes with a collective's latency
+per block, and shard model states ``n`` ways as their ZeRO stage says (see Memory). The
+host-side optimizer step and the transfers of CPU offload are not in the step time.
 
 Waste budget: seconds per step, peeled off counterfactually (each step is
 clamped so that no bucket is negative, and all buckets sum to the step):
@@ -316,6 +321,46 @@ INTERCONNECT_GBS: dict[str, float] = {
     "cpu": 10.0,  # calibrated: gloo over shared memory
 }
 """Achieved all-reduce bus bandwidth per device, GB/s."""
+
+COLLECTIVE_BASE_LATENCY_S: dict[str, float] = {
+    "rocm-instinct": 8.4e-6,
+    "cuda": 8.4e-6,
+    "rocm-radeon": 8.4e-6,
+    "cpu": 8.4e-6,
+}
+COLLECTIVE_STEP_LATENCY_S: dict[str, float] = {
+    "rocm-instinct": 3.4e-6,  # NCCL's NVLink row; RCCL's own xGMI figures not checked
+    "cuda": 3.4e-6,  # NVLink
+    "rocm-radeon": 5.7e-6,  # PCI
+    "cpu": 3.4e-6,
+}
+"""The fixed cost of one ring collective, whatever its size: a base latency plus one per
+ring step (an all-reduce takes ``2 (n-1)`` steps, an all-gather or a reduce-scatter
+``n-1``). GPU values are NCCL's own tuning model for the Simple protocol that
+gradient-sized messages use (NVIDIA/nccl ``src/graph/tuning.cc``: ``baseLat`` Ring/Simple
+8.4 us, ``hwLat`` Ring/Simple 3.4 us per step over NVLink, 5.7 us over PCI).
+The gloo CPU row is checked against measured runs by ``benchmarks/comm_model.py``."""
+
+DDP_BUCKET_CAP_MB = 25
+DDP_FIRST_BUCKET_MB = 1
+"""DistributedDataParallel's gradient buckets when ``bucket_cap_mb`` is unset: 25 MiB, the
+first (the last gradients of the backward) 1 MiB; with ``bucket_cap_mb`` set every bucket
+takes it (torch 2.13 ``torch/nn/parallel/distributed.py`` ``_DEFAULT_BUCKET_CAP_MB``,
+``BucketCapacityConfig``; ``torch.distributed._DEFAULT_FIRST_BUCKET_BYTES``)."""
+
+AUTOGRAD_NODES_PER_LAYER = 96
+AUTOGRAD_NODES_PER_LORA_TARGET = 15
+"""Autograd nodes one decoder layer's forward adds to the graph, counted on the native
+decoder under bf16 autocast (torch 2.13): 96 for full fine-tuning, about 15 more per
+LoRA-adapted linear (a LoRA layer also loses its frozen weights' accumulate and cast
+nodes, about 20, which the count keeps: it errs high by that)."""
+
+FIND_UNUSED_NODE_S = 1.0e-6
+"""Host time DDP's ``find_unused_parameters`` search spends per autograd node: it walks the
+graph from the outputs after every synchronised forward (torch 2.13
+``torch/nn/parallel/distributed.py`` ``_post_forward`` → ``Reducer::prepare_for_backward``).
+Measured: 3.0 ms more per forward over 2,801 nodes, one gloo rank of a 400-layer stack
+(2-core x86_64 VM, torch 2.13 CPU build)."""
 
 # --- optimizers ------------------------------------------------------------------------
 
@@ -794,17 +839,63 @@ class AnalyticModel:
         return config.batch_size * config.seq_len * H2D_BYTES_PER_TOKEN / (rate * GB)
 
     def _comm_time(self, config: WorkloadConfig, res: _Resolved) -> float:
-        """Gradient (and FSDP parameter) collectives per optimizer step, not overlapped."""
+        """Gradient (and FSDP parameter) collectives per optimizer step, not overlapped:
+        their bytes over the interconnect plus a fixed latency per collective; DDP with
+        ``find_unused_parameters`` adds its graph walk and the all-reduce of the map of
+        used parameters (``Reducer::all_reduce_local_used_map``, torch 2.13
+        ``torch/csrc/distributed/c10d/reducer.cpp``), once per synchronised step."""
         n = config.world_size
         if n == 1:
             return 0.0
         params = self._trainable_params(config, res)
+        bandwidth = INTERCONNECT_GBS[self.device.platform] * GB
         if config.strategy in ("fsdp", "deepspeed"):
             per_param = 2 * _element_bytes(res.precision) + GRAD_BYTES
-        else:
-            per_param = 2 * GRAD_BYTES
-        volume = (n - 1) / n * params * per_param
-        return volume / (INTERCONNECT_GBS[self.device.platform] * GB)
+            volume = (n - 1) / n * params * per_param
+            # per sharded unit (each decoder block, and the root for the embeddings and
+            # head): an all-gather in the forward, one in the backward, a reduce-scatter
+            units = res.arch.layers + 1
+            return volume / bandwidth + 3 * units * self._collective_latency(n - 1)
+        volume = 2 * (n - 1) / n * params * GRAD_BYTES
+        all_reduce = self._collective_latency(2 * (n - 1))
+        buckets = len(ddp_buckets(self._gradient_bytes(config, res), config.ddp_bucket_cap_mb))
+        latency = buckets * all_reduce
+        if config.find_unused_parameters:
+            latency += all_reduce + self._graph_walk_time(config, res)
+        return volume / bandwidth + latency
+
+    def _collective_latency(self, steps: int) -> float:
+        """The fixed cost of one ring collective of ``steps`` steps on this platform."""
+        platform = self.device.platform
+        return COLLECTIVE_BASE_LATENCY_S[platform] + steps * COLLECTIVE_STEP_LATENCY_S[platform]
+
+    def _graph_walk_time(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Host seconds ``find_unused_parameters`` spends walking one forward's graph."""
+        per_layer = AUTOGRAD_NODES_PER_LAYER
+        per_layer += AUTOGRAD_NODES_PER_LORA_TARGET * len(res.lora_targets)
+        return res.arch.layers * per_layer * FIND_UNUSED_NODE_S * self.correction.host
+
+    @staticmethod
+    def _gradient_bytes(config: WorkloadConfig, res: _Resolved) -> list[int]:
+        """Bytes of each trainable tensor's gradient, in the order DDP fills its buckets:
+        the reverse of the model's registration order (embeddings, then each block's
+        attention, MLP and norms, then the final norm and the head), the order the
+        backward produces them in."""
+        arch = res.arch
+        order: list[int] = [arch.vocab * arch.hidden]
+        shapes = arch.layer_linear_shapes()
+        if config.finetune == "full":
+            block = [i * o for i, o in shapes.values()]
+            if arch.qkv_bias:
+                block += [shapes["q_proj"][1], shapes["k_proj"][1], shapes["v_proj"][1]]
+            block += [arch.hidden, arch.hidden]
+            order += block * arch.layers + [arch.hidden]
+            if not arch.tied_embeddings:
+                order.append(arch.vocab * arch.hidden)
+        else:  # each adapted linear's lora_A (in x r) and lora_B (r x out)
+            rank = config.lora_rank or 0
+            order = [n * rank for i, o in res.lora_targets for n in (i, o)] * arch.layers
+        return [n * GRAD_BYTES for n in reversed(order)]
 
     def _waste_budget(self, config: WorkloadConfig, res: _Resolved) -> WasteBudget:
         """Seconds per optimizer step, by bucket; the buckets sum to the step time."""
@@ -987,6 +1078,28 @@ class AnalyticModel:
 def config_hash(config: WorkloadConfig) -> str:
     """First 16 hex digits of the SHA-256 of the config's JSON: stable across runs."""
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def ddp_buckets(sizes: list[int], cap_mb: int | None) -> list[int]:
+    """The bytes of each gradient bucket DistributedDataParallel forms from tensors of
+    ``sizes`` (in bucket order): a bucket closes once it reaches its limit, so a tensor
+    larger than the limit fills one by itself (torch 2.13 ``compute_bucket_assignment_by_size``,
+    ``torch/csrc/distributed/c10d/reducer.cpp``); unset, the first limit is 1 MiB and the
+    rest 25 MiB, set, every limit is ``cap_mb`` MiB."""
+    mib = 1024 * 1024
+    limits = (
+        [DDP_FIRST_BUCKET_MB * mib, DDP_BUCKET_CAP_MB * mib] if cap_mb is None else [cap_mb * mib]
+    )
+    buckets: list[int] = []
+    current = 0
+    for size in sizes:
+        current += size
+        if current >= limits[min(len(buckets), len(limits) - 1)]:
+            buckets.append(current)
+            current = 0
+    if current:
+        buckets.append(current)
+    return buckets
 
 
 def _fill(size: int, saturation: int) -> float:
