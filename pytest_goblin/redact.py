@@ -22,9 +22,12 @@ _NOT_SECRET = frozenset(
         "cls_token",
         "mask_token",
         "chat_template_token",
+        "append_concat_token",
     }
 )
-"""Tokenizer special tokens: named like secrets, common in fine-tuning configs, harmless."""
+"""Tokenizer special tokens: named like secrets, common in fine-tuning configs, harmless
+(``append_concat_token`` is trl's ConstantLengthDataset flag, set in SFTConfig's
+``dataset_kwargs`` by the alignment handbook's recipes)."""
 
 _SECRET_VALUE = (
     ("hf_token", re.compile(r"\bhf_[A-Za-z0-9]{20,}")),

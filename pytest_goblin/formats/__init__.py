@@ -30,7 +30,14 @@ from pytest_goblin.formats.vocabulary import (
 )
 
 FORMATS: tuple[Format, ...] = (
-    Format(torchtune.NAME, torchtune.SUFFIXES, torchtune.detect, torchtune.read, torchtune.edits),
+    Format(
+        torchtune.NAME,
+        torchtune.SUFFIXES,
+        torchtune.detect,
+        torchtune.read,
+        torchtune.edits,
+        reads_text=True,
+    ),
     Format(native.NAME, frozenset({".yaml", ".yml", ".json"}), native.detect, apply=native.apply),
     Format(
         axolotl.NAME,

@@ -107,9 +107,10 @@ class Format:
     name: str
     suffixes: frozenset[str]
     detect: Callable[[Any], bool]
-    read: Callable[[Any, str], Reading] | None = None
+    read: Callable[..., Reading] | None = None
     """(parsed content, display path) → Reading; None for the native format, whose
-    fields are WorkloadConfig's own and which validates itself (``native.read``)."""
+    fields are WorkloadConfig's own and which validates itself (``native.read``).
+    With ``reads_text``, (parsed content, display path, file text) → Reading."""
     edits: Callable[[Any, str, Any], list[Edit]] | None = None
     """(parsed content, WorkloadConfig field, new value) → the keys to set, or Unpatchable."""
     apply: Callable[[str, str, dict[str, Any]], str] | None = None
@@ -117,6 +118,9 @@ class Format:
     vocabulary: Vocabulary | None = None
     """The top-level keys the framework accepts: a file with others is not this format when
     the framework is strict, and an edit of a key outside it is never written."""
+    reads_text: bool = False
+    """``read`` also takes the file's text: what the format states only in comments
+    (a torchtune config's launch command, ``tune run --nproc_per_node 2 …``)."""
 
     def accepts(self, data: Any) -> bool:
         """Whether ``data`` is this format's: its markers, and no key a strict framework refuses."""

@@ -17,6 +17,7 @@ in the sidecar, and a patch leaves it alone. The DPO recipes (``loss: DPOLoss`` 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_goblin.errors import WorkloadError
@@ -35,19 +36,65 @@ NAME = "torchtune"
 SUFFIXES = frozenset({".yaml", ".yml"})
 
 BUILDER_PRESETS = {
+    "llama2_7b": "llama-2-7b",
+    "llama2_13b": "llama-2-13b",
+    "llama2_70b": "llama-2-70b",
     "llama3_8b": "llama-3-8b",
+    "llama3_70b": "llama-3-70b",
     "llama3_1_8b": "llama-3.1-8b",
     "llama3_1_70b": "llama-3.1-70b",
+    "llama3_1_405b": "llama-3.1-405b",
     "llama3_2_1b": "llama-3.2-1b",
     "llama3_2_3b": "llama-3.2-3b",
+    "llama3_3_70b": "llama-3.3-70b",
+    "qwen2_0_5b": "qwen2-0.5b",
+    "qwen2_1_5b": "qwen2-1.5b",
+    "qwen2_7b": "qwen2-7b",
     "qwen2_5_0_5b": "qwen2.5-0.5b",
+    "qwen2_5_1_5b_base": "qwen2.5-1.5b",
+    "qwen2_5_1_5b_instruct": "qwen2.5-1.5b",
+    "qwen2_5_3b": "qwen2.5-3b",
     "qwen2_5_7b_base": "qwen2.5-7b",
     "qwen2_5_7b_instruct": "qwen2.5-7b",
+    "qwen2_5_14b_base": "qwen2.5-14b",
+    "qwen2_5_14b_instruct": "qwen2.5-14b",
+    "qwen2_5_32b_base": "qwen2.5-32b",
+    "qwen2_5_32b_instruct": "qwen2.5-32b",
+    "qwen2_5_72b_base": "qwen2.5-72b",
+    "qwen2_5_72b_instruct": "qwen2.5-72b",
+    "qwen3_0_6b_base": "qwen3-0.6b",
+    "qwen3_0_6b_instruct": "qwen3-0.6b",
+    "qwen3_1_7b_base": "qwen3-1.7b",
+    "qwen3_1_7b_instruct": "qwen3-1.7b",
+    "qwen3_4b_base": "qwen3-4b",
+    "qwen3_4b_instruct": "qwen3-4b",
+    "qwen3_8b_base": "qwen3-8b",
+    "qwen3_8b_instruct": "qwen3-8b",
+    "qwen3_14b_base": "qwen3-14b",
+    "qwen3_14b_instruct": "qwen3-14b",
+    "qwen3_32b": "qwen3-32b",
     "mistral_7b": "mistral-7b",
+    "gemma_2b": "gemma-2b",
+    "gemma_7b": "gemma-7b",
     "gemma2_2b": "gemma-2-2b",
+    "gemma2_9b": "gemma-2-9b",
+    "gemma2_27b": "gemma-2-27b",
     "phi3_mini": "phi-3-mini",
+    "phi4_14b": "phi-4",
+    "smollm2_135m": "smollm2-135m",
+    "smollm2_360m": "smollm2-360m",
+    "smollm2_1_7b": "smollm2-1.7b",
 }
-"""torchtune builder names (without ``lora_``/``qlora_``) for our presets."""
+"""torchtune builder names (without ``lora_``/``qlora_``) for our presets: every decoder
+builder of torchtune at bd2a0fc7 (v0.6.1 + 220), ``torchtune/models/*/_model_builders.py``,
+whose dims the presets were checked against."""
+UNSUPPORTED_FAMILIES = {
+    "llama4": "a Llama 4 mixture-of-experts model with early-fused vision (EarlyFusionModel)",
+    "llama3_2_vision": "a Llama 3.2 Vision model: a vision encoder fused into the decoder "
+    "through cross-attention layers (DeepFusionModel)",
+}
+"""``torchtune.models.<family>`` packages whose builders are not dense text decoders
+(torchtune at bd2a0fc7: llama4/_model_builders.py, llama3_2_vision/_model_builders.py)."""
 
 OPTIMIZERS = {
     "torch.optim.AdamW": "adamw_torch",
@@ -63,6 +110,7 @@ _NOT_IN_CONFIG = (
 )
 _DISTRIBUTED_KEYS = (
     "fsdp_cpu_offload",
+    "memory_efficient_fsdp_wrap",
     "fsdp_reshard_after_forward",
     "data_parallel_shard_dim",
     "data_parallel_replicate_dim",
@@ -79,6 +127,69 @@ _NO_MAX_SEQ_LEN = (
 )
 
 
+_LAUNCH = re.compile(r"^[ \t]*#.*?\btune run[ \t]+(?P<args>[^\n]*)", re.MULTILINE)
+_VALUED_OPTIONS = frozenset(
+    {"--nnodes", "--nproc_per_node", "--nproc-per-node", "--node_rank", "--master_port"}
+)
+"""torchrun options that ``tune run`` passes on and that take a value (``--nnodes 1``)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The ``tune run`` command a torchtune config states in its comments.
+
+    The shipped configs open with how to launch them (``tune run --nproc_per_node 2
+    lora_finetune_distributed --config llama3_1/8B_lora``): the launch is not in the
+    YAML, but the file's own header says which recipe runs it on how many processes.
+    """
+
+    recipe: str
+    nproc: int | None
+    line: int
+    command: str
+
+    @property
+    def distributed(self) -> bool:
+        """A ``*_distributed`` recipe on more than one process shards the model with FSDP.
+
+        At torchtune bd2a0fc7 (v0.6.1 + 220) every ``recipes/*_distributed.py`` builds
+        ``training.ParallelDims`` with ``dp_shard`` inferred as the whole world and calls
+        ``training.shard_model`` (``torchtune/training/_distributed.py``: FSDP2
+        ``fully_shard`` per layer and root, ``reshard_after_forward`` from
+        ``fsdp_reshard_after_forward``, default True); torchtune v0.2.1 wrapped the model in
+        FSDP1 with ``ShardingStrategy.FULL_SHARD``. One process shards nothing.
+        """
+        return self.recipe.endswith("_distributed") and (self.nproc or 1) > 1
+
+    @property
+    def label(self) -> str:
+        """How sources and messages name it: the comment line and its command."""
+        return f"the launch comment, line {self.line}: {self.command}"
+
+
+def launch(text: str) -> Launch | None:
+    """The first ``tune run`` command in the file's comments, or None."""
+    found = _LAUNCH.search(text)
+    if found is None:
+        return None
+    tokens = found.group("args").split()
+    nproc: int | None = None
+    at = 0
+    while at < len(tokens) and tokens[at].startswith("-"):
+        name, equals, value = tokens[at].partition("=")
+        if not equals and name in _VALUED_OPTIONS and at + 1 < len(tokens):
+            at += 1
+            value = tokens[at]
+        if name in ("--nproc_per_node", "--nproc-per-node") and value.isdigit():
+            nproc = int(value)
+        at += 1
+    if at == len(tokens):
+        return None
+    command = " ".join(["tune run", *tokens[: at + 1]])
+    line = text.count("\n", 0, found.start("args")) + 1
+    return Launch(recipe=tokens[at], nproc=nproc, line=line, command=command)
+
+
 def detect(data: Any) -> bool:
     """A ``_component_`` from the torchtune package (model, checkpointer, dataset, …)."""
     return isinstance(data, dict) and any(
@@ -91,7 +202,17 @@ _DPO_LOSSES = ("torchtune.rlhf.loss.DPOLoss", "torchtune.rlhf.loss.RSOLoss")
 """The preference losses of the DPO recipes (v0.6.1 torchtune/rlhf/loss/dpo.py)."""
 
 
-def read(data: dict[str, Any], display: str) -> Reading:
+def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
+    """What the recipe trains; ``text`` (the file as written) gives its launch comment."""
+    rl = next((c for c in _components(data) if c.startswith(_RL_PREFIXES)), None)
+    if rl is not None:
+        raise WorkloadError(
+            display,
+            f"{rl} is GRPO reinforcement learning (each prompt samples a group of "
+            "completions, scored by rewards, against a reference policy); pytest-goblin "
+            f"models supervised fine-tuning and DPO ({', '.join(_DPO_LOSSES)})",
+            field=_component_key(data, rl),
+        )
     preference = next(
         (
             f"{key}._component_"
@@ -154,19 +275,23 @@ def read(data: dict[str, Any], display: str) -> Reading:
     ):
         f.put(field, value)
     present = [key for key in _DISTRIBUTED_KEYS if key in data]
-    if present:
+    started = launch(text)
+    sharded = started is not None and started.distributed
+    if started is not None and sharded:
+        # the sidecar's world_size, when given, replaces the header's process count
+        f.put("strategy", "fsdp", started.label)
+        f.put("world_size", started.nproc, started.label)
+    elif present:
         f.put("strategy", "fsdp", present[0])
+    if sharded or present:
         # FSDP2 in the distributed recipes (v0.6.1 torchtune/training/_distributed.py
         # shard_model): CPUOffloadPolicy moves parameters, gradients and the optimizer step
         # to the host; reshard_after_forward false keeps parameters gathered (ZeRO-2-like).
         if f.get("fsdp_cpu_offload") is not None:
             offload = as_bool(f.get("fsdp_cpu_offload"), display, "fsdp_cpu_offload")
             f.put("offload_params", offload, "fsdp_cpu_offload")
-        if f.get("fsdp_reshard_after_forward") is not None:
-            reshard = as_bool(
-                f.get("fsdp_reshard_after_forward"), display, "fsdp_reshard_after_forward"
-            )
-            f.put("zero_stage", 3 if reshard else 2, "fsdp_reshard_after_forward")
+        # the recipes' cfg.get("fsdp_reshard_after_forward", True): FULL_SHARD unless set
+        f.take("zero_stage", "fsdp_reshard_after_forward", _zero_stage, 3)
     if preference is not None:
         # v0.6.1 recipes: lora_dpo_* disable the adapter for the reference forward,
         # full_dpo_distributed loads a reference copy (ref_checkpointer); both run
@@ -174,6 +299,47 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.put("objective", "dpo", preference)
         f.put("reference", "model" if f.fields["finetune"] == "full" else "adapter")
     return f.reading()
+
+
+_RL_PREFIXES = ("torchtune.dev.grpo.loss.", "torchtune.dev.rl.")
+"""Losses and rewards of the GRPO dev recipes (bd2a0fc7 recipes/dev/*grpo*_distributed.py)."""
+
+
+def _components(data: Any) -> list[str]:
+    """Every ``_component_`` in the config, nested ones included, in file order."""
+    if isinstance(data, dict):
+        own = [str(data["_component_"])] if "_component_" in data else []
+        return own + [
+            c for key, value in data.items() if key != "_component_" for c in _components(value)
+        ]
+    if isinstance(data, list):
+        return [c for value in data for c in _components(value)]
+    return []
+
+
+def _component_key(data: Any, component: str, prefix: str = "") -> str | None:
+    """The dotted key whose ``_component_`` is ``component`` (list items by index)."""
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if key == "_component_" and str(value) == component:
+            return path
+        found = _component_key(value, component, f"{path}.")
+        if found is not None:
+            return found
+    return None
+
+
+def _zero_stage(value: Any, display: str, key: str) -> int:
+    """``fsdp_reshard_after_forward``: True frees gathered parameters after the forward
+    (ZeRO-3, FULL_SHARD), False keeps them until the backward (ZeRO-2, SHARD_GRAD_OP)."""
+    return 3 if as_bool(value, display, key) else 2
 
 
 def _resolved(data: dict[str, Any], path: str, display: str) -> Any:
@@ -202,6 +368,14 @@ def _model(data: dict[str, Any], display: str, f: Fields) -> None:
     if not component:
         raise WorkloadError(
             display, "no model._component_ (the model builder)", field="model._component_"
+        )
+    family = component.removeprefix("torchtune.models.").split(".", 1)[0]
+    if component.startswith("torchtune.models.") and family in UNSUPPORTED_FAMILIES:
+        raise WorkloadError(
+            display,
+            f"{component} builds {UNSUPPORTED_FAMILIES[family]}; pytest-goblin models dense "
+            "decoder-only text transformers, so this architecture is not supported",
+            field="model._component_",
         )
     builder = component.rsplit(".", 1)[-1]
     method = "full"

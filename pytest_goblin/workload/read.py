@@ -315,10 +315,12 @@ def parse_workload(
             sources = {key: key for key in data if key in WorkloadConfig.model_fields}
             name = config.name
         else:
-            reading = fmt.read(data, display)
+            reading = fmt.read(data, display, text) if fmt.reads_text else fmt.read(data, display)
             sidecar = load_sidecar(path, display)
             config = build_config(reading, sidecar, path, display)
-            settings, sources = sidecar.settings, reading.sources
+            settings = sidecar.settings
+            # a sidecar value (world_size for a launcher) replaces the file's, source and all
+            sources = reading.sources | dict.fromkeys(sidecar.fields, sidecar.display or "")
             name = sidecar.name
     config = config.model_copy(
         update={

@@ -40,14 +40,6 @@ CANDIDATES = [
     ("batch_size", 3),
     ("seq_len", 1536),
 ]
-QWEN2_1_5B = (
-    "model: {layers: 28, hidden: 1536, intermediate: 8960, heads: 12, kv_heads: 2, vocab: 151936}\n"
-)
-"""Qwen/Qwen2-1.5B-Instruct's dims, from its config.json on the Hugging Face Hub."""
-QWEN2_5_1_5B = (
-    "model: {layers: 28, hidden: 1536, intermediate: 8960, heads: 12, kv_heads: 2, vocab: 151936}\n"
-)
-"""Qwen/Qwen2.5-1.5B-Instruct's dims, from its config.json on the Hugging Face Hub."""
 OLYMPICCODER_LAUNCH = "model: qwen2.5-7b\nworld_size: 8\nstrategy: deepspeed\nzero_stage: 3\n"
 """Qwen2.5-Coder-7B-Instruct has Qwen2.5-7B's dims; the recipe runs on "1 node of 8 H100s
 with DeepSpeed ZeRO-3" (its first comment), launched with open-r1's accelerate config."""
@@ -228,8 +220,7 @@ READS = [
     ),
     Case(
         "real/llamafactory/extras_muon_qwen2_full_sft.yaml",
-        {"format": "llamafactory", "finetune": "full", "optimizer": "muon"},
-        sidecar=QWEN2_1_5B,
+        {"format": "llamafactory", "arch": "qwen2-1.5b", "finetune": "full", "optimizer": "muon"},
     ),
     Case(
         "real/llamafactory/extras_fp8_llama3_fp8_fsdp_sft.yaml",
@@ -252,6 +243,9 @@ READS = [
             "grad_accum_steps": 16,
             "precision": "bf16",
             "finetune": "full",
+            "strategy": "fsdp",
+            "world_size": 4,
+            "zero_stage": 3,
         },
     ),
     Case(
@@ -591,7 +585,7 @@ READS = [
         "real/hf/trl_sft_trl_lora_qlora_notebook.py",
         {
             "format": "hf-script",
-            "arch": "qwen2.5-7b",
+            "arch": "qwen3-14b",
             "model_name": "unsloth/qwen3-14b-unsloth-bnb-4bit",
             "batch_size": 1,
             "grad_accum_steps": 4,
@@ -606,7 +600,6 @@ READS = [
             "lora_targets": ALL_LINEAR,
             "packing": False,
         },
-        sidecar="model: qwen2.5-7b\n",
     ),
 ]
 READS += [
@@ -635,6 +628,7 @@ READS += [
         "real/open_r1/Qwen2.5-1.5B-Instruct_sft_config_demo.yaml",
         {
             "format": "trl",
+            "arch": "qwen2.5-1.5b",
             "finetune": "full",
             "batch_size": 16,
             "grad_accum_steps": 1,
@@ -647,7 +641,6 @@ READS += [
             "lr": 5e-5,
             "extras": {"use_liger_kernel": True},
         },
-        sidecar=QWEN2_5_1_5B,
     ),
 ]
 READS += [
@@ -682,6 +675,9 @@ READS += [
             "seq_len": 1024,
             "precision": "bf16",
             "lr": 2e-5,
+            "strategy": "fsdp",
+            "world_size": 4,
+            "zero_stage": 3,
         },
     ),
 ]
@@ -723,6 +719,156 @@ READS += [
         },
     ),
 ]
+READS += [
+    # models that are presets: each file's own model id names its architecture
+    Case(
+        "real/axolotl/gemma2_qlora.yml",
+        {
+            "format": "axolotl",
+            "arch": "gemma-2-9b",
+            "finetune": "qlora",
+            "batch_size": 1,
+            "grad_accum_steps": 4,
+            "seq_len": 2048,
+            "optimizer": "adamw_bnb_8bit",
+            "lora_rank": 32,
+        },
+    ),
+    Case(
+        "real/axolotl/llama-2_qlora.yml",
+        {
+            "format": "axolotl",
+            "arch": "llama-2-7b",
+            "finetune": "qlora",
+            "batch_size": 2,
+            "grad_accum_steps": 4,
+            "seq_len": 4096,
+            "optimizer": "paged_adamw_32bit",
+        },
+    ),
+    Case(
+        "real/axolotl/qwen2_qlora-fsdp.yaml",
+        {
+            "format": "axolotl",
+            "arch": "qwen2-7b",
+            "finetune": "qlora",
+            "batch_size": 1,
+            "grad_accum_steps": 4,
+            "seq_len": 2048,
+            "strategy": "fsdp",
+        },
+    ),
+    Case(
+        "real/llamafactory/extras_adam_mini_qwen2_full_sft.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "qwen2-1.5b",
+            "finetune": "full",
+            "optimizer": "adam_mini",
+            "grad_accum_steps": 8,
+            "seq_len": 2048,
+        },
+    ),
+    Case(
+        "real/llamafactory/train_full_qwen3_full_sft.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "qwen3-4b",
+            "finetune": "full",
+            "grad_accum_steps": 2,
+            "seq_len": 2048,
+            "strategy": "deepspeed",
+            "zero_stage": 3,
+        },
+    ),
+    Case(
+        "real/llamafactory/train_lora_qwen3_lora_dpo.yaml",
+        {"format": "llamafactory", "arch": "qwen3-4b", "finetune": "lora", "objective": "dpo"},
+    ),
+    Case(
+        "real/llamafactory/train_lora_qwen3_lora_pretrain.yaml",
+        {"format": "llamafactory", "arch": "qwen3-4b", "finetune": "lora", "objective": "sft"},
+    ),
+    Case(
+        "real/llamafactory/train_lora_qwen3_lora_sft.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "qwen3-4b",
+            "finetune": "lora",
+            "lora_rank": 8,
+            "grad_accum_steps": 8,
+            "seq_len": 2048,
+        },
+    ),
+    Case(
+        "real/llamafactory/train_lora_qwen3_lora_sft_ds3.yaml",
+        {
+            "format": "llamafactory",
+            "arch": "qwen3-4b",
+            "finetune": "lora",
+            "strategy": "deepspeed",
+            "zero_stage": 3,
+        },
+    ),
+    Case(
+        "real/open_r1/SmolLM2-1.7B-Instruct_sft_config.yaml",
+        {"format": "trl", "arch": "smollm2-1.7b", "finetune": "full", "seq_len": 8192},
+    ),
+    Case(
+        "real/open_r1/SmolLM2-1.7B_sft_config.yaml",
+        {"format": "trl", "arch": "smollm2-1.7b", "finetune": "full", "seq_len": 8192},
+    ),
+    Case(
+        "real/trl/alignment-handbook_smollm2_sft_config.yaml",
+        {"format": "trl", "arch": "smollm2-1.7b", "finetune": "full", "grad_accum_steps": 4},
+    ),
+    Case(
+        "real/trl/alignment-handbook_zephyr-7b-gemma_sft_config_full.yaml",
+        {
+            "format": "trl",
+            "arch": "gemma-7b",
+            "finetune": "full",
+            "batch_size": 4,
+            "grad_accum_steps": 4,
+            "seq_len": 2048,
+        },
+    ),
+    # torchtune's distributed recipes shard with FSDP over the processes their header's
+    # `tune run --nproc_per_node N` starts (torchtune bd2a0fc7 recipes/*_distributed.py)
+    Case(
+        "real/torchtune/llama3_1_8B_lora.yaml",
+        {
+            "format": "torchtune",
+            "arch": "llama-3.1-8b",
+            "finetune": "lora",
+            "batch_size": 2,
+            "grad_accum_steps": 8,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "optimizer": "adamw_torch_fused",
+            "strategy": "fsdp",
+            "world_size": 2,
+            "zero_stage": 3,
+        },
+        sidecar=SEQ_LEN,
+    ),
+    Case(
+        "real/torchtune/qwen3_8B_full.yaml",
+        {
+            "format": "torchtune",
+            "arch": "qwen3-8b",
+            "finetune": "full",
+            "batch_size": 2,
+            "grad_accum_steps": 8,
+            "seq_len": 2048,
+            "gradient_checkpointing": True,
+            "strategy": "fsdp",
+            "world_size": 4,
+            "zero_stage": 3,
+        },
+        sidecar=SEQ_LEN,
+    ),
+]
 ERRORS = {
     "real/axolotl/llama-3_lora-1b-deduplicate-dpo.yml": ("load_in_8bit", "8-bit base model"),
     "real/axolotl/falcon-e_falcon-e-3b-dpo.yaml": (
@@ -755,20 +901,7 @@ ERRORS = {
         "model_name_or_path",
         "'open-r1/Qwen2.5-Math-7B-RoPE-300k' (from `model_name_or_path`) is not a preset",
     ),
-    "real/open_r1/SmolLM2-1.7B-Instruct_sft_config.yaml": (
-        "model_name_or_path",
-        "'HuggingFaceTB/SmolLM2-1.7B-Instruct' (from `model_name_or_path`) is not a preset",
-    ),
-    "real/open_r1/SmolLM2-1.7B_sft_config.yaml": (
-        "model_name_or_path",
-        "'HuggingFaceTB/SmolLM2-1.7B' (from `model_name_or_path`) is not a preset",
-    ),
     "real/axolotl/llama-3_lora-8b.yml": ("load_in_8bit", "8-bit base model"),
-    "real/axolotl/qwen2_qlora-fsdp.yaml": (
-        "base_model",
-        "'Qwen/Qwen2-7B' (from `base_model`) is not a preset; give the "
-        "architecture in qwen2_qlora-fsdp.goblin.yaml",
-    ),
     "real/hf/peft_dora_finetuning.py": (
         "TrainingArguments(per_device_train_batch_size=) via batch_size, line 106",
         "`batch_size` is not a literal",
@@ -779,58 +912,26 @@ ERRORS = {
         "`seq_len:` in the sidecar real/hf/peft_finetune_fp4_opt_bnb_peft.goblin.yaml",
     ),
     "real/axolotl/llama-3_instruct-dpo-lora-8b.yml": ("load_in_8bit", "8-bit base model"),
-    "real/llamafactory/train_lora_qwen3_lora_dpo.yaml": (
-        "model_name_or_path",
-        "'Qwen/Qwen3-4B-Instruct-2507' (from `model_name_or_path`) is not a preset",
-    ),
     "real/open_instruct/train_configs_sft_default.yaml": (
         "add_bos",
         "an open-instruct config (keys add_bos, checkpointing_steps",
     ),
-    "real/axolotl/gemma2_qlora.yml": (
-        "base_model",
-        "'google/gemma-2-9b' (from `base_model`) is not a preset",
-    ),
     "real/axolotl/llama-2_lora.yml": ("load_in_8bit", "8-bit base model"),
-    "real/axolotl/llama-2_qlora.yml": (
-        "base_model",
-        "'NousResearch/Llama-2-7b-hf' (from `base_model`) is not a preset",
-    ),
     "real/axolotl/llama-3_instruct-lora-8b.yml": ("load_in_8bit", "8-bit base model"),
     "real/axolotl/llama-3_qlora-1b-kto.yaml": ("rl", "rl: kto is preference"),
     "real/axolotl/mistral_lora.yml": ("load_in_8bit", "8-bit base model"),
     "real/axolotl/mistral_orpo_mistral-qlora-orpo.yml": ("rl", "rl: orpo is preference"),
-    "real/llamafactory/extras_adam_mini_qwen2_full_sft.yaml": (
-        "model_name_or_path",
-        "'Qwen/Qwen2-1.5B-Instruct' (from `model_name_or_path`) is not a preset",
-    ),
     "real/llamafactory/extras_llama_pro_llama3_freeze_sft.yaml": (
         "finetuning_type",
         "finetuning_type 'freeze' is not one pytest-goblin can model",
-    ),
-    "real/llamafactory/train_full_qwen3_full_sft.yaml": (
-        "model_name_or_path",
-        "'Qwen/Qwen3-4B-Instruct-2507' (from `model_name_or_path`) is not a preset",
     ),
     "real/llamafactory/train_lora_qwen3_lora_kto.yaml": (
         "stage",
         "stage 'kto' is preference training",
     ),
-    "real/llamafactory/train_lora_qwen3_lora_pretrain.yaml": (
-        "model_name_or_path",
-        "'Qwen/Qwen3-4B-Instruct-2507' (from `model_name_or_path`) is not a preset",
-    ),
     "real/llamafactory/train_lora_qwen3_lora_reward.yaml": (
         "stage",
         "stage 'rm' is reward-model training",
-    ),
-    "real/llamafactory/train_lora_qwen3_lora_sft.yaml": (
-        "model_name_or_path",
-        "'Qwen/Qwen3-4B-Instruct-2507' (from `model_name_or_path`) is not a preset",
-    ),
-    "real/llamafactory/train_lora_qwen3_lora_sft_ds3.yaml": (
-        "model_name_or_path",
-        "'Qwen/Qwen3-4B-Instruct-2507' (from `model_name_or_path`) is not a preset",
     ),
     "real/llamafactory/train_qlora_llama3_lora_sft_awq.yaml": (
         "model_name_or_path",
@@ -848,10 +949,6 @@ ERRORS = {
         "add_bos",
         "an open-instruct config (keys add_bos",
     ),
-    "real/trl/alignment-handbook_smollm2_sft_config.yaml": (
-        "model_name_or_path",
-        "'HuggingFaceTB/SmolLM2-1.7B' (from `model_name_or_path`) is not a preset",
-    ),
     "real/trl/alignment-handbook_starchat2-15b_sft_config_v0.1.yaml": (
         "model_name_or_path",
         "'bigcode/starcoder2-15b' (from `model_name_or_path`) is not a preset",
@@ -863,10 +960,6 @@ ERRORS = {
     "real/trl/alignment-handbook_zephyr-7b-beta_dpo_config_full.yaml": (
         "beta",
         "keys TRL's DPO, ORPO, CPO and KTO configs share",
-    ),
-    "real/trl/alignment-handbook_zephyr-7b-gemma_sft_config_full.yaml": (
-        "model_name_or_path",
-        "'google/gemma-7b' (from `model_name_or_path`) is not a preset",
     ),
     "real/torchtune/gemma2_2B_lora_single_device.yaml": (
         "tokenizer.max_seq_len",
@@ -908,10 +1001,6 @@ ERRORS = {
         "tokenizer.max_seq_len",
         TORCHTUNE_FIX.format("qwen2_5_7B_lora_single_device"),
     ),
-    "real/hf/trl_sft_trl_lora_qlora_notebook.py": (
-        "from_pretrained() via model_id, line 69",
-        "'unsloth/qwen3-14b-unsloth-bnb-4bit'",
-    ),
     "real/torchtune/llama3_2_1B_lora_single_device.yaml": (
         "tokenizer.max_seq_len",
         TORCHTUNE_FIX.format("llama3_2_1B_lora_single_device"),
@@ -919,6 +1008,20 @@ ERRORS = {
     "real/torchtune/mistral_7B_qlora_single_device.yaml": (
         "tokenizer.max_seq_len",
         TORCHTUNE_FIX.format("mistral_7B_qlora_single_device"),
+    ),
+    "real/torchtune/llama3_1_8B_lora.yaml": (
+        "tokenizer.max_seq_len",
+        TORCHTUNE_FIX.format("llama3_1_8B_lora"),
+    ),
+    "real/torchtune/qwen3_8B_full.yaml": (
+        "tokenizer.max_seq_len",
+        TORCHTUNE_FIX.format("qwen3_8B_full"),
+    ),
+    "real/torchtune/llama4_scout_17B_16E_lora.yaml": (
+        "model._component_",
+        "torchtune.models.llama4.lora_llama4_scout_17b_16e builds a Llama 4 mixture-of-experts "
+        "model with early-fused vision (EarlyFusionModel); pytest-goblin models dense "
+        "decoder-only text transformers, so this architecture is not supported",
     ),
 }
 
