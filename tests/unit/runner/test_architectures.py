@@ -6,26 +6,72 @@ import itertools
 
 import pytest
 
-from pytest_goblin.catalogue.architectures import PRESETS, lookup
+from pytest_goblin.catalogue.architectures import PRESETS, lookup, unsupported
 from pytest_goblin.catalogue.devices import DEVICES
 from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.schemas import WorkloadConfig
 
 PUBLISHED_BILLIONS = {
-    # the model cards' / Hub pages' parameter counts
-    "llama-3-8b": 8.03,
-    "llama-3.1-8b": 8.03,
-    "llama-3.2-1b": 1.24,
-    "llama-3.2-3b": 3.21,
-    "llama-3.1-70b": 70.6,
-    "qwen2.5-0.5b": 0.49,
-    "qwen2.5-7b": 7.61,
-    "mistral-7b": 7.24,
-    "mistral-7b-v0.3": 7.25,
-    "gemma-2-2b": 2.61,
-    "phi-3-mini": 3.82,
+    # the model cards' / Hub pages' parameter counts, as printed there
+    "llama-3-8b": "8.03",
+    "llama-3.1-8b": "8.03",
+    "llama-3.2-1b": "1.24",
+    "llama-3.2-3b": "3.21",
+    "llama-3.1-70b": "70.6",
+    "qwen2.5-0.5b": "0.49",
+    "qwen2.5-7b": "7.61",
+    "mistral-7b": "7.24",
+    "mistral-7b-v0.3": "7.25",
+    "gemma-2-2b": "2.61",
+    "phi-3-mini": "3.82",
+    "llama-2-7b": "6.74",
+    "llama-2-13b": "13.0",
+    "llama-2-70b": "69.0",
+    "llama-3-70b": "70.6",
+    "llama-3.3-70b": "70.6",
+    "llama-3.1-405b": "406",
+    "tinyllama-1.1b": "1.1",
+    "qwen2-0.5b": "0.49",
+    "qwen2-1.5b": "1.54",
+    "qwen2-7b": "7.62",
+    "qwen2.5-1.5b": "1.54",
+    "qwen2.5-3b": "3.09",
+    "qwen2.5-14b": "14.7",
+    "qwen2.5-32b": "32.5",
+    "qwen2.5-72b": "72.7",
+    "qwen3-0.6b": "0.6",
+    "qwen3-1.7b": "1.7",
+    "qwen3-4b": "4.0",
+    "qwen3-8b": "8.2",
+    "qwen3-14b": "14.8",
+    "qwen3-32b": "32.8",
+    "gemma-2b": "2.51",
+    "gemma-7b": "8.54",
+    "gemma-2-9b": "9.24",
+    "gemma-2-27b": "27.2",
+    "phi-4": "14.7",
+    "smollm2-135m": "0.135",
+    "smollm2-360m": "0.362",
+    "smollm2-1.7b": "1.71",
 }
+NON_EMBEDDING_BILLIONS = {
+    # the Qwen3 model cards' "Number of Parameters (Non-Embedding)": checks the untied
+    # head of 8B and up, and head_dim 128 where heads x 128 != hidden
+    "qwen3-0.6b": "0.44",
+    "qwen3-1.7b": "1.4",
+    "qwen3-4b": "3.6",
+    "qwen3-8b": "6.95",
+    "qwen3-14b": "13.2",
+    "qwen3-32b": "31.2",
+}
+
+
+def tolerance(published: str) -> float:
+    """1% of the figure, or half a unit of its last digit when it is printed coarser
+    (Qwen3-1.7B's "1.7B" is anything from 1.65B to 1.75B)."""
+    decimals = len(published.partition(".")[2])
+    return max(0.01 * float(published), 0.5 * 10**-decimals)
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -33,7 +79,16 @@ def test_preset_parameter_count_is_within_one_percent_of_the_published_total(
     preset: str,
 ) -> None:
     computed = PRESETS[preset].total_params / 1e9
-    assert computed == pytest.approx(PUBLISHED_BILLIONS[preset], rel=0.01)
+    published = PUBLISHED_BILLIONS[preset]
+    assert computed == pytest.approx(float(published), abs=tolerance(published))
+
+
+@pytest.mark.parametrize("preset", sorted(NON_EMBEDDING_BILLIONS))
+def test_qwen3_non_embedding_parameters_match_the_model_cards(preset: str) -> None:
+    arch = PRESETS[preset]
+    computed = (arch.total_params - arch.embedding_params - arch.lm_head_params) / 1e9
+    published = NON_EMBEDDING_BILLIONS[preset]
+    assert computed == pytest.approx(float(published), abs=tolerance(published))
 
 
 @pytest.mark.parametrize(
@@ -46,6 +101,17 @@ def test_preset_parameter_count_is_within_one_percent_of_the_published_total(
         ("unsloth/mistral-7b-v0.3-bnb-4bit", "mistral-7b-v0.3"),
         ("unsloth/Llama-3.2-1B-Instruct-unsloth-bnb-4bit", "llama-3.2-1b"),
         ("google/gemma-2-2b-it", "gemma-2-2b"),
+        ("Qwen/Qwen3-4B-Instruct-2507", "qwen3-4b"),
+        ("Qwen/Qwen3-4B-Thinking-2507", "qwen3-4b"),
+        ("unsloth/qwen3-14b-unsloth-bnb-4bit", "qwen3-14b"),
+        ("NousResearch/Llama-2-7b-hf", "llama-2-7b"),
+        ("meta-llama/Llama-2-13b-chat-hf", "llama-2-13b"),
+        ("meta-llama/Llama-3.3-70B-Instruct", "llama-3.3-70b"),
+        ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", "tinyllama-1.1b"),
+        ("google/gemma-7b", "gemma-7b"),
+        ("google/gemma-2-9b-it", "gemma-2-9b"),
+        ("microsoft/phi-4", "phi-4"),
+        ("HuggingFaceTB/SmolLM2-1.7B-Instruct", "smollm2-1.7b"),
     ],
 )
 def test_a_model_id_finds_its_preset_whatever_its_variant_tags(model_id: str, preset: str) -> None:
@@ -54,7 +120,29 @@ def test_a_model_id_finds_its_preset_whatever_its_variant_tags(model_id: str, pr
 
 
 def test_a_model_id_of_another_size_finds_no_preset() -> None:
-    assert lookup("Qwen/Qwen2.5-14B-Instruct") is None
+    assert lookup("Qwen/Qwen2-72B-Instruct") is None
+
+
+@pytest.mark.parametrize(
+    ("model_id", "kind"),
+    [
+        ("meta-llama/Llama-4-Scout-17B-16E-Instruct", "Llama 4 mixture-of-experts"),
+        ("meta-llama/Llama-3.2-11B-Vision-Instruct", "vision-language"),
+        ("Qwen/Qwen2.5-VL-7B-Instruct", "vision-language"),
+        ("Qwen/Qwen3-30B-A3B", "mixture-of-experts"),
+        ("Qwen/Qwen3-235B-A22B-Instruct-2507", "mixture-of-experts"),
+        ("mistralai/Mixtral-8x7B-v0.1", "mixture-of-experts"),
+        ("openai/gpt-oss-20b", "mixture-of-experts"),
+    ],
+)
+def test_a_moe_or_vision_model_id_is_named_as_such(model_id: str, kind: str) -> None:
+    assert lookup(model_id) is None
+    assert kind in (unsupported(model_id) or "")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_no_preset_is_taken_for_a_moe_or_vision_model(preset: str) -> None:
+    assert unsupported(preset) is None
 
 
 @pytest.mark.parametrize("device", sorted(DEVICES))
