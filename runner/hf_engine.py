@@ -10,7 +10,9 @@ tokenizer — applies LoRA with ``peft.get_peft_model``, and trains with
 A ``TrainerCallback`` marks optimizer-step boundaries (CUDA events on a GPU, so no
 host sync inside a window); warmup steps run first and are not timed, exactly as
 the native engine (``runner/training.py``) does, so both return the same
-``Measurement`` and the verdict statistics read both alike.
+``Measurement`` and the verdict statistics read both alike. A workload with
+``world_size`` above one runs this Trainer in each of its ranks, launched as the native
+engine's are (``runner/hf_ranks.py``).
 
 Argument names and optimizer strings are those of the installed transformers (checked
 against transformers 5.25.0 ``src/transformers/training_args.py``: ``gradient_checkpointing``
@@ -194,6 +196,8 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
         return "fp8 training needs Float8 linears (torchao or Transformer Engine)"
     if config.world_size > 1 and (reason := ranks_reason(config, device)):
         return reason
+    if config.finetune == "lora8":
+        return training.INT8_BASE_REASON
     if config.finetune == "qlora":
         if importlib.util.find_spec("bitsandbytes") is None:
             return "QLoRA needs bitsandbytes for its 4-bit base weights, which is not installed"

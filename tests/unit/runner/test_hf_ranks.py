@@ -4,8 +4,10 @@ it refuses; a crashing rank; which engine measures a multi-rank workload under a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,11 +16,19 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
+from transformers import Trainer  # noqa: E402
+
 from pytest_goblin.errors import RunFailed  # noqa: E402
+from pytest_goblin.runner import training  # noqa: E402
 from pytest_goblin.runner.device_session import DeviceSession, MeasureOptions  # noqa: E402
 from pytest_goblin.runner.distributed import device_count  # noqa: E402
-from pytest_goblin.runner.hf_engine import unsupported_reason  # noqa: E402
-from pytest_goblin.runner.hf_ranks import FSDP_ON_CPU, rank_arguments  # noqa: E402
+from pytest_goblin.runner.hf_engine import _LossRecordingTrainer, unsupported_reason  # noqa: E402
+from pytest_goblin.runner.hf_ranks import (  # noqa: E402
+    FSDP_ON_CPU,
+    ComputeOnly,
+    HFRanks,
+    rank_arguments,
+)
 from pytest_goblin.runner.measured import TorchRunner  # noqa: E402
 from pytest_goblin.runner.worker import FAULT_ENV  # noqa: E402
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings  # noqa: E402
@@ -187,6 +197,34 @@ def test_fsdp_ranks_ask_the_trainer_for_fsdp2_as_the_workload_shards() -> None:
     }
     with pytest.raises(ValueError, match=r"extras\.fsdp_config is 'full_shard'"):
         rank_arguments(tiny(strategy="fsdp", extras={"fsdp_config": "full_shard"}), gpu)
+
+
+def test_the_compute_only_steps_follow_the_timed_ones_without_gradient_sync(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ranks = HFRanks(0, 2, "ddp", CPU, threads=1)
+    phase = ComputeOnly(ranks, start=4, steps=2, memory=training._PeakMemory(CPU))
+    synced: list[object] = []
+
+    class Accelerator:
+        @contextlib.contextmanager
+        def no_sync(self, model: object) -> Iterator[None]:
+            synced.append(model)
+            yield
+
+    monkeypatch.setattr(Trainer, "training_step", lambda self, model, *a, **k: torch.ones(()))
+    trainer = _LossRecordingTrainer.__new__(_LossRecordingTrainer)  # no model, no accelerate
+    trainer.accelerator = Accelerator()  # type: ignore[assignment]
+    trainer.micro_losses = []
+    trainer.compute_only = phase
+    for step in range(1, 8):  # the Trainer's global_step after each optimizer step
+        trainer.training_step("ddp-model", {})  # type: ignore[arg-type]
+        phase.on_step_end(None, SimpleNamespace(global_step=step), None)
+    # steps 1-4 (warmup and timed) sync; 5 (untimed) and 6-7 (timed) do not
+    assert synced == ["ddp-model"] * 3 and len(trainer.micro_losses) == 7
+    assert phase.peak_gb > 0  # read when the timed steps ended
+    assert len(phase.clock.times) == 2  # around steps 6 and 7 only
+    assert phase.seconds() == (phase.clock.times[1] - phase.clock.times[0]) / 2
 
 
 @needs_two_cores
