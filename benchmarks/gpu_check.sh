@@ -34,13 +34,16 @@ python -m pytest -q -m gpu tests/unit/runner/test_hf_engine.py || status=$?
 
 # --- Section: multi-rank (issue 19) ----------------------------------------------------
 # With two or more GPUs: 2 NCCL/RCCL ranks launched by torch's elastic launcher through the
-# device worker, DDP and FSDP2 (per-rank peak memory, exposed-communication share), then a
-# 2-rank DDP and FSDP llama-3.2-1b workload through pytest --goblin, JSON figures printed.
-# Under 8 minutes; prints "skipped" with fewer than two GPUs.
+# device worker, DDP and FSDP2 (per-rank peak memory, exposed-communication share), the
+# same through the hf engine (the Trainer's DDP and FSDP2 in each rank), then a 2-rank DDP
+# and FSDP llama-3.2-1b workload through pytest --goblin, JSON figures printed.
+# Under 11 minutes; prints "skipped" with fewer than two GPUs.
 echo "== multi-rank"
 gpus=$(python -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)")
 if [ "${gpus:-0}" -ge 2 ]; then
     timeout 200 python -m pytest -q -m gpu -k nccl tests/unit/runner/test_distributed.py \
+        || status=$?
+    timeout 180 python -m pytest -q -m gpu -k nccl tests/unit/runner/test_hf_ranks.py \
         || status=$?
     ranks="$OUT/multi-rank"
     mkdir -p "$ranks/w"
