@@ -217,10 +217,13 @@ class ComputeOnly(TrainerCallback):
         if not self.active or self.ranks.strategy != "fsdp":
             return
         # FSDP2 without gradient sync sets no sharded gradient, and AdamW skips a parameter
-        # without one: zeros make the optimizer do the work of a real step
-        for param in self._model().parameters():
-            if param.requires_grad and param.grad is None:
-                param.grad = torch.zeros_like(param)
+        # without one: zeros make the optimizer do the work of a real step. The optimizer's
+        # own parameters, the sharded ones (the module may hold unsharded ones just now)
+        assert self.trainer is not None and self.trainer.optimizer is not None
+        for group in self.trainer.optimizer.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    param.grad = torch.zeros_like(param)
 
     def _model(self) -> Any:
         """The Trainer's wrapped model (an FSDPModule under FSDP2)."""
