@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from helpers.format_support import change, load, write
+from pytest_goblin.catalogue.architectures import PRESETS
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats import torchtune
 from pytest_goblin.workload.read import plan_patch
@@ -56,7 +57,7 @@ def test_reads_nested_keys(tmp_path: Path) -> None:
         True,
     )
     assert (config.lr, config.warmup_steps, config.torch_compile) == (2e-4, 50, True)
-    assert config.strategy == "fsdp"
+    assert (config.strategy, config.world_size) == ("fsdp", 4)
 
 
 def test_the_dataloader_and_attention_are_what_the_recipes_really_use(tmp_path: Path) -> None:
@@ -189,3 +190,168 @@ def test_a_value_given_by_interpolation_is_edited_where_it_is_defined(tmp_path: 
     workload = write(tmp_path, "w/a.yaml", text)
     planned = plan_patch(workload, [change(workload, "batch_size", 12)])
     assert "batch_size: ${micro}\nmicro: 12\n" in planned.text
+
+
+def launched(command: str) -> str:
+    """A config whose opening comment launches it as the shipped configs do."""
+    return (
+        "# Config for multi-device finetuning\n"
+        "#\n"
+        "# To launch, run the following command from root:\n"
+        f"#   {command} --config my/config\n"
+        "#\n" + small()
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "world_size"),
+    [
+        ("tune run --nproc_per_node 2 lora_finetune_distributed", 2),
+        ("tune run --nnodes 1 --nproc_per_node 4 full_finetune_distributed", 4),
+        ("tune run --nproc_per_node=8 qat_lora_finetune_distributed", 8),
+        ("tune run --nproc_per_node 4 dev/grpo_full_finetune_distributed", 4),
+    ],
+)
+def test_a_distributed_recipes_launch_comment_gives_fsdp_over_its_processes(
+    tmp_path: Path, command: str, world_size: int
+) -> None:
+    workload = write(tmp_path, "w/a.yaml", launched(command))
+    config = workload.config
+    assert (config.strategy, config.world_size, config.zero_stage) == ("fsdp", world_size, 3)
+    assert workload.sources["world_size"] == f"the launch comment, line 4: {command}"
+    assert workload.sources["strategy"] == workload.sources["world_size"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "tune run lora_finetune_single_device",
+        "tune run full_finetune_distributed",  # no --nproc_per_node: one process
+        "tune run --nproc_per_node 1 full_finetune_distributed",
+    ],
+)
+def test_a_single_process_launch_shards_nothing(tmp_path: Path, command: str) -> None:
+    config = write(tmp_path, "w/a.yaml", launched(command)).config
+    assert (config.strategy, config.world_size) == ("single", 1)
+
+
+def test_a_config_without_a_launch_comment_is_one_unsharded_device(tmp_path: Path) -> None:
+    config = write(tmp_path, "w/a.yaml", small()).config
+    assert (config.strategy, config.world_size, config.zero_stage) == ("single", 1, None)
+
+
+def test_only_the_first_launch_command_of_the_comments_counts(tmp_path: Path) -> None:
+    text = launched("tune run lora_finetune_single_device").replace(
+        "--config my/config\n#\n",
+        "--config my/config\n# or, on 8 devices: tune run --nproc_per_node 8 x_distributed\n",
+    )
+    assert write(tmp_path, "w/a.yaml", text).config.strategy == "single"
+
+
+def test_a_launch_command_outside_a_comment_is_not_read(tmp_path: Path) -> None:
+    text = small() + 'output_dir: "tune run --nproc_per_node 8 full_finetune_distributed"\n'
+    assert write(tmp_path, "w/a.yaml", text).config.strategy == "single"
+
+
+def test_the_sidecars_world_size_replaces_the_comments_process_count(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/a.goblin.yaml").write_text("world_size: 16\n", encoding="utf-8")
+    command = "tune run --nproc_per_node 2 lora_finetune_distributed"
+    workload = write(tmp_path, "w/a.yaml", launched(command))
+    assert (workload.config.strategy, workload.config.world_size) == ("fsdp", 16)
+    assert workload.sources["world_size"] == "w/a.goblin.yaml"
+
+
+def test_a_sidecar_cannot_unshard_a_distributed_recipe(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/a.goblin.yaml").write_text("strategy: single\n", encoding="utf-8")
+    with pytest.raises(WorkloadError, match="the launch comment, line 4") as info:
+        write(tmp_path, "w/a.yaml", launched("tune run --nproc_per_node 2 x_distributed"))
+    assert info.value.field == "strategy"
+
+
+def test_reshard_after_forward_false_keeps_parameters_gathered(tmp_path: Path) -> None:
+    text = launched("tune run --nproc_per_node 4 full_finetune_distributed")
+    config = write(tmp_path, "w/a.yaml", text + "fsdp_reshard_after_forward: False\n").config
+    assert (config.strategy, config.zero_stage) == ("fsdp", 2)
+
+
+def test_torchtune_0_2s_fsdp_wrap_key_marks_a_sharded_recipe(tmp_path: Path) -> None:
+    config = write(tmp_path, "w/a.yaml", small() + "memory_efficient_fsdp_wrap: True\n").config
+    assert (config.strategy, config.zero_stage) == ("fsdp", 3)
+
+
+def test_launch_reads_the_recipe_and_the_process_count() -> None:
+    text = "# a\n#   tune run --nnodes 1 --nproc_per_node 4 lora_finetune_distributed --config x\n"
+    found = torchtune.launch(text)
+    assert found is not None
+    assert (found.recipe, found.nproc, found.line, found.distributed) == (
+        "lora_finetune_distributed",
+        4,
+        2,
+        True,
+    )
+    assert torchtune.launch("batch_size: 2\n") is None
+
+
+def test_every_builder_maps_to_a_preset() -> None:
+    assert set(torchtune.BUILDER_PRESETS.values()) <= set(PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("builder", "preset", "finetune"),
+    [
+        ("torchtune.models.qwen3.lora_qwen3_8b_instruct", "qwen3-8b", "lora"),
+        ("torchtune.models.qwen3.qwen3_0_6b_base", "qwen3-0.6b", "full"),
+        ("torchtune.models.qwen2_5.lora_qwen2_5_72b_instruct", "qwen2.5-72b", "lora"),
+        ("torchtune.models.llama2.qlora_llama2_70b", "llama-2-70b", "qlora"),
+        ("torchtune.models.llama3_3.qlora_llama3_3_70b", "llama-3.3-70b", "qlora"),
+        ("torchtune.models.gemma.lora_gemma_2b", "gemma-2b", "lora"),
+        ("torchtune.models.gemma2.gemma2_27b", "gemma-2-27b", "full"),
+        ("torchtune.models.phi4.qlora_phi4_14b", "phi-4", "qlora"),
+    ],
+)
+def test_a_builder_gives_its_preset_and_method(
+    tmp_path: Path, builder: str, preset: str, finetune: str
+) -> None:
+    config = write(tmp_path, "w/a.yaml", small(model=f"model:\n  _component_: {builder}\n")).config
+    assert (config.arch.name, config.finetune) == (preset, finetune)
+
+
+@pytest.mark.parametrize(
+    ("builder", "kind"),
+    [
+        ("torchtune.models.llama4.lora_llama4_scout_17b_16e", "Llama 4 mixture-of-experts"),
+        ("torchtune.models.llama3_2_vision.qlora_llama3_2_vision_11b", "Llama 3.2 Vision"),
+    ],
+)
+def test_a_moe_or_vision_builder_is_refused_as_an_unsupported_architecture(
+    tmp_path: Path, builder: str, kind: str
+) -> None:
+    text = small(model=f"model:\n  _component_: {builder}\n")
+    with pytest.raises(WorkloadError, match="this architecture is not supported") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "model._component_"
+    assert kind in str(info.value) and "not a preset" not in str(info.value)
+
+
+def test_a_moe_checkpoint_behind_a_generic_builder_is_named_not_asked_for_dims(
+    tmp_path: Path,
+) -> None:
+    text = small(
+        model="model:\n  _component_: torchtune.models.qwen3.qwen3\n",
+        checkpointer="checkpointer:\n  _component_: torchtune.training.FullModelHFCheckpointer\n"
+        "  checkpoint_dir: /tmp/Qwen3-30B-A3B\n",
+    )
+    with pytest.raises(WorkloadError, match="mixture-of-experts") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "checkpointer.checkpoint_dir"
+
+
+def test_a_grpo_recipe_is_refused_naming_its_loss(tmp_path: Path) -> None:
+    text = small() + (
+        "orchestration:\n  loss:\n    _component_: torchtune.dev.rl.linear_grpo_loss.LinearGRPOLoss\n"
+    )
+    with pytest.raises(WorkloadError, match="GRPO reinforcement learning") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "orchestration.loss._component_"
