@@ -11,7 +11,12 @@ real values, and a patch that would change them is reported, not written.
 The shipped recipes leave ``tokenizer.max_seq_len`` null (no truncation): the
 sequence length then depends on the data, so the user gives it as ``seq_len``
 in the sidecar, and a patch leaves it alone. The DPO recipes (``loss: DPOLoss`` or
-``RSOLoss``) read as DPO; PPO is refused by name.
+``RSOLoss``) read as DPO; PPO and GRPO are refused by name, and so are the builders of
+mixture-of-experts and vision models (Llama 4, Llama 3.2 Vision).
+
+How the recipe is launched is not in the YAML either, but every shipped config says it in
+its opening comment (``tune run --nproc_per_node 2 lora_finetune_distributed``): a
+distributed recipe on N processes shards the model with FSDP over N ranks, and is read so.
 """
 
 from __future__ import annotations
