@@ -193,25 +193,28 @@ def redact_known(value: Any, secrets: Sequence[str]) -> Any:
 
 
 def redacted_json(value: Any, secrets: Sequence[str]) -> str:
-    """``value`` as the JSON text a backend reads: ``redact_known`` of its JSON form.
+    """``value`` as the JSON text a backend reads: the text of ``redacted_data``."""
+    return json.dumps(redacted_data(value, secrets))
 
-    The same text as ``json.dumps(redact_known(json.loads(json.dumps(value,
-    default=str)), secrets))``, which redacts the values before serialising (redacting
-    the JSON text would cut into its quoting). Tool results are plain JSON data
-    already (dicts with string keys, lists, strings, numbers, booleans, None), and for
-    them the JSON form is the value itself: one walk and one encoding instead of two
-    encodings, a decoding and a walk. Anything else (a tuple, a non-string key, an
-    object written with ``str``) takes the long way.
+
+def redacted_data(value: Any, secrets: Sequence[str]) -> Any:
+    """``redact_known`` of ``value``'s JSON form: what a backend may see of a tool result.
+
+    Equal to ``redact_known(json.loads(json.dumps(value, default=str)), secrets)``,
+    which redacts the values before serialising (redacting the JSON text would cut into
+    its quoting). Tool results are plain JSON data already (dicts with string keys,
+    lists, strings, numbers, booleans, None), and for them the JSON form is the value
+    itself: one walk instead of an encoding, a decoding and a walk. Anything else (a
+    tuple, a non-string key, an object written with ``str``) takes the long way.
     """
     try:
-        plain = _redact_plain(value, secrets)
+        return _redact_plain(value, secrets)
     except _NotPlain:
-        plain = redact_known(json.loads(json.dumps(value, default=str)), secrets)
-    return json.dumps(plain)
+        return redact_known(json.loads(json.dumps(value, default=str)), secrets)
 
 
 class _NotPlain(Exception):
-    """A value whose JSON form differs from itself (see ``redacted_json``)."""
+    """A value whose JSON form differs from itself (see ``redacted_data``)."""
 
 
 _PLAIN_SCALARS = frozenset({int, float, bool, type(None)})

@@ -35,7 +35,7 @@ from pytest_goblin.agent.backends import (
 from pytest_goblin.agent.prompts import SYSTEM_PROMPT
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.errors import GoblinError
-from pytest_goblin.redact import environment_secrets, redact_known, redacted_json
+from pytest_goblin.redact import environment_secrets, redact_known, redacted_data, redacted_json
 from pytest_goblin.schemas import AuditEvent, AuditUsage, NoiseFloor, Report, ToolResult
 from pytest_goblin.workload.read import Workload
 
@@ -213,12 +213,17 @@ def _execute(
         "error": result.error,
     }
     results.append(entry)
-    content = (
-        redacted_json(result.result, secrets)
-        if result.ok
-        else redact_known(result.error or "failed", secrets)
-    )
-    backend.add_tool_result(call.id, call.name, content, not result.ok)
+    # a backend that reads results as data (the planner) takes the redacted value itself:
+    # the same content as the JSON text, without encoding it and decoding it again
+    takes_data = getattr(backend, "add_tool_data", None)
+    if result.ok and takes_data is not None:
+        takes_data(call.id, call.name, redacted_data(result.result, secrets))
+    elif result.ok:
+        backend.add_tool_result(call.id, call.name, redacted_json(result.result, secrets), False)
+    else:
+        backend.add_tool_result(
+            call.id, call.name, redact_known(result.error or "failed", secrets), True
+        )
     return AuditEvent(type="tool_result", data=entry)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from pytest_goblin.agent import loop
 from pytest_goblin.agent.backends import AgentTurn, ToolCall
+from pytest_goblin.agent.backends.planner import PlannerBackend
 from pytest_goblin.agent.loop import MAX_STEPS, audit
 from pytest_goblin.agent.state import AuditContext
 from pytest_goblin.schemas import AuditEvent
@@ -171,6 +172,27 @@ def test_planner_trajectory_on_a_tuned_workload(tuned: Workload, context: AuditC
     assert outcome.report is not None
     assert outcome.report.patch is None
     assert outcome.report.speedup == 1.0
+
+
+class TextOnlyPlanner(PlannerBackend):
+    """The planner as a backend without ``add_tool_data``: it reads every result as the
+    JSON text an LLM backend is sent."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "add_tool_data":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def test_the_planner_reading_results_as_data_audits_as_it_does_reading_their_json_text(
+    mistuned: Workload, context: AuditContext
+) -> None:
+    as_data = audit(mistuned, context)
+    as_text = audit(mistuned, context, TextOnlyPlanner())
+    assert not hasattr(TextOnlyPlanner(), "add_tool_data")
+    assert [(e.type, e.data) for e in as_text.events] == [(e.type, e.data) for e in as_data.events]
+    assert as_text.report is not None and as_data.report is not None
+    assert as_text.report.model_dump_json() == as_data.report.model_dump_json()
 
 
 def test_audit_sends_the_workload_display_path_to_the_backend(
