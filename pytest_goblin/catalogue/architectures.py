@@ -292,6 +292,36 @@ PRESETS: dict[str, ModelArch] = {
             kv_heads=4,
             vocab=32000,
         ),
+        # codellama/CodeLlama-{7b,13b,34b}-hf (Llama 2 layout; 7B and 13B add 16 infilling
+        # tokens to the vocabulary, the -Python variants do not and are not these presets);
+        # cross-checked with tinygrad examples/llama.py MODEL_PARAMS["code"]
+        ModelArch(
+            name="codellama-7b",
+            layers=32,
+            hidden=4096,
+            intermediate=11008,
+            heads=32,
+            kv_heads=32,
+            vocab=32016,
+        ),
+        ModelArch(
+            name="codellama-13b",
+            layers=40,
+            hidden=5120,
+            intermediate=13824,
+            heads=40,
+            kv_heads=40,
+            vocab=32016,
+        ),
+        ModelArch(
+            name="codellama-34b",
+            layers=48,
+            hidden=8192,
+            intermediate=22016,
+            heads=64,
+            kv_heads=8,
+            vocab=32000,
+        ),
         # Qwen/Qwen2-{0.5B,1.5B,7B}: q/k/v biases, small models tie their embeddings;
         # torchtune qwen2/_model_builders.py qwen2_0_5b, qwen2_1_5b, qwen2_7b
         ModelArch(
@@ -591,7 +621,9 @@ def lookup(name: str) -> ModelArch | None:
 _NOT_DENSE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"llama-?4"), "a Llama 4 mixture-of-experts model with early-fused vision"),
     (
-        re.compile(r"vision|-vl\b|vlm|llava|pixtral|internvl|paligemma"),
+        re.compile(
+            r"vision|-vl\b|vlm|llava|pixtral|internvl|paligemma|gemma-3-(4|12|27)b|gemma-3n"
+        ),
         "a vision-language model (an image encoder feeding the decoder)",
     ),
     (
@@ -601,7 +633,8 @@ _NOT_DENSE: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 """Model-id patterns of architectures a dense decoder preset cannot describe: Llama 4
 (``Llama-4-Scout-17B-16E``), vision-language models (``Llama-3.2-11B-Vision``,
-``Qwen2.5-VL-7B``), and mixture-of-experts models, whose ids name the active parameters
+``Qwen2.5-VL-7B``, Gemma 3 from 4B up and Gemma 3n, whose checkpoints are
+``Gemma3ForConditionalGeneration`` / ``Gemma3nForConditionalGeneration``), and mixture-of-experts models, whose ids name the active parameters
 (``Qwen3-30B-A3B``) or the family (Mixtral, gpt-oss, DBRX, DeepSeek-V2/V3)."""
 
 

@@ -32,6 +32,9 @@ PUBLISHED_BILLIONS = {
     "llama-3.3-70b": "70.6",
     "llama-3.1-405b": "406",
     "tinyllama-1.1b": "1.1",
+    "codellama-7b": "6.74",
+    "codellama-13b": "13.0",
+    "codellama-34b": "33.7",
     "qwen2-0.5b": "0.49",
     "qwen2-1.5b": "1.54",
     "qwen2-7b": "7.62",
@@ -112,6 +115,7 @@ def test_qwen3_non_embedding_parameters_match_the_model_cards(preset: str) -> No
         ("google/gemma-2-9b-it", "gemma-2-9b"),
         ("microsoft/phi-4", "phi-4"),
         ("HuggingFaceTB/SmolLM2-1.7B-Instruct", "smollm2-1.7b"),
+        ("codellama/CodeLlama-34b-Instruct-hf", "codellama-34b"),
     ],
 )
 def test_a_model_id_finds_its_preset_whatever_its_variant_tags(model_id: str, preset: str) -> None:
@@ -121,6 +125,11 @@ def test_a_model_id_finds_its_preset_whatever_its_variant_tags(model_id: str, pr
 
 def test_a_model_id_of_another_size_finds_no_preset() -> None:
     assert lookup("Qwen/Qwen2-72B-Instruct") is None
+
+
+def test_a_variant_with_another_vocabulary_finds_no_preset() -> None:
+    # CodeLlama-7b-Python has 32000 tokens, CodeLlama-7b 32016
+    assert lookup("codellama/CodeLlama-7b-Python-hf") is None
 
 
 @pytest.mark.parametrize(
@@ -133,6 +142,7 @@ def test_a_model_id_of_another_size_finds_no_preset() -> None:
         ("Qwen/Qwen3-235B-A22B-Instruct-2507", "mixture-of-experts"),
         ("mistralai/Mixtral-8x7B-v0.1", "mixture-of-experts"),
         ("openai/gpt-oss-20b", "mixture-of-experts"),
+        ("google/gemma-3-12b-it", "vision-language"),
     ],
 )
 def test_a_moe_or_vision_model_id_is_named_as_such(model_id: str, kind: str) -> None:
