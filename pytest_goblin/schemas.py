@@ -17,7 +17,10 @@ from pytest_goblin.catalogue.architectures import ModelArch, lookup
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "unknown"]
 AttentionImpl = Literal["eager", "sdpa", "flash", "unknown"]
-FinetuneType = Literal["full", "lora", "qlora"]
+FinetuneType = Literal["full", "lora", "qlora", "lora8"]
+"""full: every weight trained; lora: adapters on a 16/32-bit frozen base; qlora: adapters on
+a 4-bit NF4 base (bitsandbytes ``Linear4bit``); lora8: adapters on an 8-bit LLM.int8() base
+(bitsandbytes ``Linear8bitLt``, ``load_in_8bit``)."""
 Strategy = Literal["single", "ddp", "fsdp", "deepspeed"]
 ZeroStage = Literal[0, 1, 2, 3]
 Objective = Literal["sft", "dpo"]

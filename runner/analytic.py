@@ -31,6 +31,25 @@ Device time per micro-batch
       bandwidth. Checkpointing re-runs the forward third.
     * QLoRA dequantises the 4-bit base weights to 16-bit once per forward and
       per backward of every micro-batch (memory traffic).
+    * LoRA over an 8-bit base (``lora8``: bitsandbytes ``Linear8bitLt``, LLM.int8(),
+      https://arxiv.org/abs/2208.07339) runs each decoder-layer linear as
+      ``MatMul8bitLt`` does (bitsandbytes 0.50.2.dev0
+      ``bitsandbytes/autograd/_functions.py``, ``backends/cuda/ops.py``). Forward:
+      the 16-bit input is cast to fp16 (unless it is fp16), scanned for outlier
+      columns at ``llm_int8_threshold`` (6.0, transformers v5.25.0
+      ``BitsAndBytesConfig``), row-wise quantised to int8, multiplied with the int8
+      weight into an int32 output, dequantised to fp16 and cast back:
+      ``INT8_INPUT_BYTES`` per input and ``INT8_OUTPUT_BYTES`` per output element of
+      traffic, and the ``2N_layers`` FLOPs as int8 GEMMs at ``INT8_PEAK_RATIO`` x the
+      16-bit peak. Backward: the input gradient is a 16-bit GEMM over the weight
+      dequantised afresh every backward (``CB.to(dtype).mul_(SCB / 127)``:
+      ``1 + 3e`` bytes per weight, ``e`` the compute element size); the frozen
+      weight gets no gradient. Checkpointing re-runs the int8 forward. No published
+      measurement of LLM.int8() training speed exists to fit to, so only the
+      mechanism's FLOPs and bytes are priced, at the model's ordinary efficiencies:
+      a lower bound on its cost (not counted: the outlier columns' 16-bit matmul and
+      its output copy, which depend on the data, and the host syncs of the outlier
+      scan).
 
 DPO (``objective: dpo``) runs each example's chosen and rejected sequences as one
 batch of ``2 x batch_size`` (TRL's ``concatenated_forward``): time, activations and
@@ -104,7 +123,9 @@ Memory (decimal GB)
       the frozen base in the compute dtype (2 B/param for 16-bit, 4 for fp32)
       and adapters like trainable weights; QLoRA keeps decoder-layer linears in
       4 bits (0.5 B/param; quantisation constants ignored) and embeddings, LM
-      head and norms in 16 bits.
+      head and norms in 16 bits. ``lora8`` keeps them in int8 (1 B/param) plus
+      one fp32 scale per output row (``Int8Params.SCB``, bitsandbytes 0.50.2.dev0
+      ``bitsandbytes/nn/modules.py``), the rest in 16 bits like QLoRA.
     * gradients: trainable parameters only, in the weights' dtype.
     * optimizer state: ``OPTIMIZERS[...].state_bytes`` per trainable parameter
       in fp32, halved for a torch optimizer over 16-bit weights. DeepSpeed in
@@ -272,6 +293,32 @@ tokens): Q-LoRA minus LoRA is 225 ms per micro-batch for Qwen-7B, 425 ms for 14B
 38 ms for 1.8B, ~32 ms per billion decoder weights over three passes; the model's
 4.5 B gave LoRA over Q-LoRA 1.05x where the README measures 1.35x."""
 
+INT8_BYTES_PER_PARAM = 1.0
+"""LLM.int8() base weights (``lora8``): ``Int8Params.CB``, one int8 per parameter
+(bitsandbytes 0.50.2.dev0 ``bitsandbytes/nn/modules.py``)."""
+
+INT8_SCALE_BYTES = 4.0
+"""Per output row of each 8-bit linear: ``Int8Params.SCB``, the fp32 absmax of the row
+(``int8_vectorwise_quant``, same file)."""
+
+INT8_PEAK_RATIO = 2.0
+"""The int8 GEMM's peak over the dense 16-bit one, taken at its largest: the datasheets
+in the device catalogue give 2x (A100 624 vs 312 TOPS, H100/H200 1979 vs 989, MI300X
+2615 vs 1307) or 1x (MI250X 383 vs 383); pricing every device at 2x keeps ``lora8``'s
+cost a lower bound."""
+
+INT8_INPUT_BYTES = 11.0
+"""Memory traffic per element of a linear's fp16 input in ``MatMul8bitLt.forward``
+(bitsandbytes 0.50.2.dev0 ``backends/cuda/ops.py`` ``int8_vectorwise_quant`` with a
+threshold): the outlier scan ``A.abs() >= threshold`` then ``.any(dim=0)`` reads 2 B,
+writes 2, reads 2, writes a 1 B mask and reads it (8 B); the quantiser reads 2 B and
+writes the 1 B int8 copy (3 B). A non-fp16 input is first cast to fp16 (``e + 2`` more)."""
+
+INT8_OUTPUT_BYTES = 10.0
+"""Memory traffic per output element of an 8-bit linear (same files): the int8 GEMM
+writes an int32 result (4 B), ``int8_mm_dequant`` reads it and writes fp16 (4 + 2 B);
+a non-fp16 compute dtype casts it back (``2 + e`` more)."""
+
 # --- host side -------------------------------------------------------------------------
 
 DATA_SAMPLE_BASE_S = 1.0e-3
@@ -305,6 +352,12 @@ OPS_PER_LAYER_EAGER = 90
 
 OPS_PER_LAYER_COMPILED = 30
 """With torch.compile the pointwise ops fuse into few generated kernels (calibrated)."""
+
+OPS_PER_INT8_LINEAR = 20
+"""Extra ops per 8-bit linear per micro-batch, counted in ``MatMul8bitLt`` (bitsandbytes
+0.50.2.dev0): forward cast, abs, compare, two ``any``, argwhere, quantise, zero the outlier
+columns, int8 GEMM, dequantise, cast back, and the outlier columns' gather, dequantise,
+cast and addmm (16); backward scale, copy-cast, multiply and GEMM (4)."""
 
 OPS_PER_LORA_TARGET = 12
 """Extra ops per adapted linear per layer: dropout, A, B, scale, add, fwd and bwd."""
@@ -720,6 +773,9 @@ class AnalyticModel:
         seconds += self._attention_time(config, res, precision, attention, recompute, saturated)
         if memory_savers and config.finetune == "qlora":
             seconds += self._dequant_time(config, res)
+        if memory_savers and config.finetune == "lora8":
+            passes = 2 if recompute else 1
+            seconds += self._int8_time(config, res, precision, saturated, passes, backward=True)
         if res.reference in ("model", "adapter"):
             seconds += self._reference_time(
                 config, res, precision, attention, memory_savers=memory_savers, saturated=saturated
@@ -747,6 +803,8 @@ class AnalyticModel:
         seconds += self._attention_time(config, res, precision, attention, False, saturated) / 3.0
         if memory_savers and config.finetune == "qlora":
             seconds += res.layer_params * QLORA_DEQUANT_BYTES_PER_PARAM / self._bandwidth()
+        if memory_savers and config.finetune == "lora8":
+            seconds += self._int8_time(config, res, precision, saturated, 1, backward=False)
         return seconds
 
     def _attention_time(
@@ -794,6 +852,43 @@ class AnalyticModel:
         passes = 3 if config.gradient_checkpointing else 2
         return passes * res.layer_params * QLORA_DEQUANT_BYTES_PER_PARAM / self._bandwidth()
 
+    def _int8_time(
+        self,
+        config: WorkloadConfig,
+        res: _Resolved,
+        precision: str,
+        saturated: bool,
+        forward_passes: int,
+        *,
+        backward: bool,
+    ) -> float:
+        """What an 8-bit base (``lora8``) adds to a 16-bit LoRA's micro-batch, in seconds
+        (negative where the int8 GEMMs save more than the quantisation traffic costs).
+
+        ``forward_passes`` forwards of the decoder-layer linears run as int8 GEMMs instead
+        of 16-bit ones, each moving the activation quantisation and dequantisation bytes;
+        ``backward`` adds one dequantisation of every 8-bit weight for the input gradient
+        (whose GEMM stays 16-bit and is already counted)."""
+        tokens = config.batch_size * config.seq_len
+        shapes = res.arch.layer_linear_shapes().values()
+        layers = res.arch.layers
+        weights = layers * sum(i * o for i, o in shapes)
+        gemm_flops = tokens * 2.0 * weights * forward_passes
+        sixteen = self.device.peak_tflops[precision] * TERA
+        sixteen *= self._linear_efficiency(config, res, precision, saturated)
+        int8 = INT8_PEAK_RATIO * self.device.peak_tflops["bf16"] * TERA
+        int8 *= self._linear_efficiency(config, res, "bf16", saturated)
+        seconds = gemm_flops / int8 - gemm_flops / sixteen
+        element = _element_bytes(precision)
+        cast = 0.0 if precision == "fp16" else element + 2.0
+        per_token = layers * sum(
+            (INT8_INPUT_BYTES + cast) * i + (INT8_OUTPUT_BYTES + cast) * o for i, o in shapes
+        )
+        moved = tokens * per_token * forward_passes
+        if backward:
+            moved += weights * (INT8_BYTES_PER_PARAM + 3.0 * element)
+        return seconds + moved / self._bandwidth()
+
     def _bandwidth(self) -> float:
         """Achievable device-memory bandwidth, bytes/s."""
         return self.device.bandwidth_gbs * GB * BANDWIDTH_EFFICIENCY * self.correction.bandwidth
@@ -808,6 +903,8 @@ class AnalyticModel:
         per_layer = OPS_PER_LAYER_COMPILED if config.torch_compile else OPS_PER_LAYER_EAGER
         if config.finetune != "full":
             per_layer += OPS_PER_LORA_TARGET * len(res.lora_targets)
+        if config.finetune == "lora8":
+            per_layer += OPS_PER_INT8_LINEAR * len(res.arch.layer_linear_shapes())
         return res.arch.layers * per_layer * OP_DISPATCH_S * self.correction.host
 
     def _host_gap(self, dispatch_s: float, device_s: float) -> float:
@@ -982,7 +1079,7 @@ class AnalyticModel:
 
     def _weight_bytes(self, config: WorkloadConfig, res: _Resolved) -> float:
         """Trainable weights as held (``_state_bytes``) for full fine-tuning; a frozen
-        16/32/4-bit base plus the adapters for (Q)LoRA."""
+        16/32/8/4-bit base plus the adapters for (Q)LoRA."""
         arch = res.arch
         held = _state_bytes(config, res)[0]
         if config.finetune == "full":
@@ -992,6 +1089,13 @@ class AnalyticModel:
             layer_linears = arch.layers * sum(i * o for i, o in arch.layer_linear_shapes().values())
             rest = res.total_params - layer_linears
             return layer_linears * QLORA_BYTES_PER_PARAM + rest * _element_bytes("bf16") + adapters
+        if config.finetune == "lora8":
+            shapes = arch.layer_linear_shapes().values()
+            layer_linears = arch.layers * sum(i * o for i, o in shapes)
+            scales = arch.layers * sum(o for _, o in shapes) * INT8_SCALE_BYTES
+            rest = res.total_params - layer_linears
+            int8 = layer_linears * INT8_BYTES_PER_PARAM + scales
+            return int8 + rest * _element_bytes("bf16") + adapters
         return res.total_params * _element_bytes(res.precision) + adapters
 
     def _reference_bytes(self, config: WorkloadConfig, res: _Resolved) -> float:

@@ -123,6 +123,14 @@ class RunRequest:
     seed: int = 0
 
 
+INT8_BASE_REASON = (
+    "LoRA over an 8-bit base needs bitsandbytes' Linear8bitLt (LLM.int8) layers, which "
+    "from_pretrained quantizes from a checkpoint; neither measuring engine builds them (hf "
+    "builds its model from a config, without a download), so --goblin-fake projects it"
+)
+"""Why ``finetune: lora8`` is skipped by both engines (``hf_engine`` returns it too)."""
+
+
 def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | None:
     """Why ``device`` cannot run ``config`` as written, or None when it can."""
     if config.precision == "fp8":
@@ -135,6 +143,8 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
             "QLoRA needs 4-bit base weights from bitsandbytes, which the torch runner "
             "does not build"
         )
+    if config.finetune == "lora8":
+        return INT8_BASE_REASON
     if config.world_size > 1:
         from pytest_goblin.runner.distributed import unsupported_reason as distributed_reason
 

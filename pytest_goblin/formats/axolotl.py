@@ -289,12 +289,18 @@ def _refuse_partial_training(data: dict[str, Any], display: str) -> None:
 
 
 def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:
-    if data.get("load_in_8bit") is not None and as_bool(
+    """``adapter`` and the base's storage. axolotl v0.18.0 loads the base in 8 bits
+    (``BitsAndBytesConfig(load_in_8bit=True)``, src/axolotl/loaders/model.py
+    ``_set_quantization_config``) only for ``adapter: lora`` with ``load_in_8bit``, refuses
+    8/4-bit loading without an adapter (src/axolotl/utils/schemas/peft.py
+    ``validate_adapter``) and ``adapter: qlora`` with ``load_in_8bit`` (``validate_qlora``)."""
+    eight_bit = data.get("load_in_8bit") is not None and as_bool(
         data["load_in_8bit"], display, "load_in_8bit"
-    ):
-        raise WorkloadError(display, EIGHT_BIT, field="load_in_8bit")
+    )
     adapter = data.get("adapter")
     if adapter is None:
+        if eight_bit:
+            raise WorkloadError(display, EIGHT_BIT, field="load_in_8bit")
         f.put("finetune", "full")
         return
     if adapter not in ("lora", "qlora"):
@@ -303,7 +309,18 @@ def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:
             f"adapter {adapter!r} is not one pytest-goblin can model (lora, qlora)",
             field="adapter",
         )
-    f.put("finetune", adapter, "adapter")
+    if eight_bit and adapter == "qlora":
+        raise WorkloadError(
+            display,
+            "adapter: qlora with load_in_8bit: true, which axolotl refuses (v0.18.0 "
+            "src/axolotl/utils/schemas/peft.py validate_qlora: QLoRA is not loaded in 8 bits); "
+            "QLoRA takes load_in_4bit: true",
+            field="load_in_8bit",
+        )
+    if eight_bit:
+        f.put("finetune", "lora8", "load_in_8bit")
+    else:
+        f.put("finetune", adapter, "adapter")
     f.take("lora_rank", "lora_r", as_int, None)
     f.take("lora_alpha", "lora_alpha", as_int, None)
     if data.get("lora_target_linear"):
@@ -355,9 +372,29 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
         if data.get("lora_target_linear") and list(value) != ALL_LINEAR:
             found.append(Edit(("lora_target_linear",), False))
         return found
+    if field == "finetune":
+        return _finetune_edits(data, value)
     if field == "dataloader_persistent_workers":
         raise Unpatchable(field, "axolotl's config has no dataloader_persistent_workers key")
     raise Unpatchable(field, f"axolotl configs have no key for {field}")
+
+
+def _finetune_edits(data: dict[str, Any], finetune: str) -> list[Edit]:
+    """How the frozen base is stored under LoRA: ``adapter: qlora`` with ``load_in_4bit``
+    (which axolotl v0.18.0 requires, ``validate_qlora``), ``adapter: lora`` with
+    ``load_in_8bit`` for an 8-bit base, ``adapter: lora`` alone for a 16-bit one; the other
+    loading flag is switched off where the file sets it. Full fine-tuning changes what is
+    trained: advice, never a patch."""
+    flags = {"lora": (), "lora8": ("load_in_8bit",), "qlora": ("load_in_4bit",)}
+    if finetune not in flags:
+        raise Unpatchable("finetune", f"a patch switches only LoRA's base, not to {finetune}")
+    adapter = "qlora" if finetune == "qlora" else "lora"
+    found = [Edit(("adapter",), adapter, ("base_model",))]
+    for key in ("load_in_8bit", "load_in_4bit"):
+        on = key in flags[finetune]
+        if on or data.get(key) is not None:
+            found.append(Edit((key,), on, ("adapter", "base_model")))
+    return found
 
 
 def _precision_edits(data: dict[str, Any], precision: str) -> list[Edit]:

@@ -30,10 +30,19 @@ HF_ATTENTION_NAMES = {"eager": "eager", "sdpa": "sdpa", "flash": "flash_attentio
 """How transformers spells each attention class (``attn_implementation``)."""
 
 EIGHT_BIT = (
-    "an 8-bit base model (bitsandbytes LLM.int8) is not one pytest-goblin can model: "
-    "it models full and LoRA fine-tuning in 16/32-bit and QLoRA in 4-bit"
+    "an 8-bit base model (bitsandbytes LLM.int8) without a LoRA adapter: the Hugging Face "
+    "Trainer refuses to train a purely quantized model (transformers v5.25.0 "
+    "trainer_utils.py validate_quantization_for_training); 8-bit bases are trained, and "
+    "modelled, under LoRA (finetune: lora8)"
 )
-"""Why an 8-bit base model is an item error rather than a 16-bit LoRA read by mistake."""
+"""Why an 8-bit base model with no adapter is an item error rather than a full fine-tune
+read by mistake."""
+
+BOTH_BITS = (
+    "load_in_8bit and load_in_4bit are both set: transformers' BitsAndBytesConfig refuses "
+    "both at once (v5.25.0 src/transformers/utils/quantization_config.py)"
+)
+"""Why a file asking for an 8-bit and a 4-bit base at once is an item error."""
 
 
 PREQUANTIZED = re.compile(r"[-_.](awq|gptq|aqlm|eetq|hqq|exl2|gguf)(?=$|[-_.])", re.IGNORECASE)

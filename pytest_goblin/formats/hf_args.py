@@ -29,6 +29,7 @@ from typing import Any
 
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats.base import (
+    BOTH_BITS,
     EIGHT_BIT,
     HF_ATTENTION_NAMES,
     PEFT_DEFAULT_TARGETS,
@@ -526,17 +527,28 @@ def _adapter(
     lora_defaults: tuple[int, int],
     target_defaults: tuple[str, ...],
 ) -> None:
-    eight_bit = values.get("load_in_8bit")
-    if eight_bit is not None and as_bool(eight_bit, f.display, f.label("load_in_8bit")):
-        raise WorkloadError(f.display, EIGHT_BIT, field=f.label("load_in_8bit"))
+    eight_bit = values.get("load_in_8bit") is not None and as_bool(
+        values["load_in_8bit"], f.display, f.label("load_in_8bit")
+    )
     use_peft = values.get("use_peft")
     if use_peft is None or not as_bool(use_peft, f.display, f.label("use_peft")):
+        if eight_bit:
+            raise WorkloadError(f.display, EIGHT_BIT, field=f.label("load_in_8bit"))
         f.put("finetune", "full")
         return
     quantized = values.get("load_in_4bit") is not None and as_bool(
         values["load_in_4bit"], f.display, f.label("load_in_4bit")
     )
-    f.put("finetune", "qlora" if quantized else "lora", "load_in_4bit" if quantized else "use_peft")
+    if eight_bit and quantized:
+        raise WorkloadError(f.display, BOTH_BITS, field=f.label("load_in_8bit"))
+    if eight_bit:
+        f.put("finetune", "lora8", "load_in_8bit")
+    else:
+        f.put(
+            "finetune",
+            "qlora" if quantized else "lora",
+            "load_in_4bit" if quantized else "use_peft",
+        )
     rank, alpha = lora_defaults
     f.take("lora_rank", "lora_r", as_int, rank)
     f.take("lora_alpha", "lora_alpha", as_int, alpha)
@@ -614,6 +626,8 @@ def _edits(data: dict[str, Any], field: str, value: Any, *, trl: bool) -> list[E
         return [Edit((key,), value, after)]
     if field == "lora_targets" and trl:
         return [Edit(("lora_target_modules",), list(value), ("lora_r", "use_peft"))]
+    if field == "finetune" and trl:
+        return _finetune_edits(data, value)
     if field == "seq_len":
         seq_key = next((k for k in SEQ_KEYS if k in data), "max_length" if trl else None)
         if seq_key is None:
@@ -630,6 +644,21 @@ def _edits(data: dict[str, Any], field: str, value: Any, *, trl: bool) -> list[E
     if field.startswith("env_vars.") and trl:
         return [Edit(("env", field.split(".", 1)[1]), str(value), quote=True)]
     raise Unpatchable(field, f"{TRL if trl else 'TrainingArguments'} files have no key for {field}")
+
+
+def _finetune_edits(data: dict[str, Any], finetune: str) -> list[Edit]:
+    """How LoRA's frozen base is stored, in TRL's ``ModelConfig`` keys (trl v0.19.0
+    ``trl/trainer/model_config.py``: ``load_in_8bit``, ``load_in_4bit``, which
+    ``get_quantization_config`` turns into a ``BitsAndBytesConfig``); the other flag is
+    switched off where the file sets it. Full fine-tuning changes what is trained: advice."""
+    flags = {"lora": (), "lora8": ("load_in_8bit",), "qlora": ("load_in_4bit",)}
+    if finetune not in flags:
+        raise Unpatchable("finetune", f"a patch switches only LoRA's base, not to {finetune}")
+    return [
+        Edit((key,), key in flags[finetune], ("use_peft",))
+        for key in ("load_in_8bit", "load_in_4bit")
+        if key in flags[finetune] or data.get(key) is not None
+    ]
 
 
 def precision_edits(data: dict[str, Any], precision: str, *, trl: bool) -> list[Edit]:

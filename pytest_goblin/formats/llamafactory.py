@@ -260,15 +260,9 @@ def _method(data: dict[str, Any], display: str, f: Fields) -> None:
             field="finetuning_type",
         )
     bits = data.get("quantization_bit")
-    if bits is not None and as_int(bits, display, "quantization_bit") != 4:
-        raise WorkloadError(
-            display,
-            f"a {bits}-bit base model is not one pytest-goblin can model: it models "
-            "LoRA on a 16/32-bit model and QLoRA with quantization_bit: 4",
-            field="quantization_bit",
-        )
     if bits is not None:
-        f.put("finetune", "qlora", "quantization_bit")
+        bits = as_int(bits, display, "quantization_bit")
+        f.put("finetune", _quantized(data, bits, display), "quantization_bit")
     else:
         f.put("finetune", "lora", "finetuning_type" if "finetuning_type" in data else None)
     f.take("lora_rank", "lora_rank", as_int, 8)
@@ -276,8 +270,47 @@ def _method(data: dict[str, Any], display: str, f: Fields) -> None:
     f.take("lora_targets", "lora_target", lambda v, *_: targets_list(v), list(ALL_LINEAR))
 
 
+_ON_THE_FLY = {4: "qlora", 8: "lora8"}
+"""LLaMA-Factory v0.9.5 ``src/llamafactory/model/model_utils/quantization.py``: with the
+default ``quantization_method: bnb``, ``quantization_bit: 8`` loads the base with
+``BitsAndBytesConfig(load_in_8bit=True)`` (LLM.int8) and ``4`` with ``load_in_4bit``;
+any other width is refused there."""
+
+
+_BITSANDBYTES = ("bnb", "bitsandbytes")
+"""``QuantizationMethod.BNB``: ``bnb`` in v0.9.5 ``src/llamafactory/extras/constants.py``,
+``bitsandbytes`` in the releases whose examples still write it (``train_qlora/*_otfq.yaml``)."""
+
+
+def _quantized(data: dict[str, Any], bits: int, display: str) -> str:
+    """The fine-tune type of LoRA over an on-the-fly quantized base: bitsandbytes only (HQQ
+    and EETQ kernels, ``quantization_method: hqq``/``eetq``, are not modelled)."""
+    method = str(data.get("quantization_method") or "bnb").lower()
+    if method not in _BITSANDBYTES:
+        raise WorkloadError(
+            display,
+            f"quantization_method {method!r}: LoRA over a {bits}-bit {method.upper()} base "
+            "is not one pytest-goblin can model (it models bitsandbytes' 8-bit LLM.int8 and "
+            "4-bit NF4 bases, quantization_method: bnb)",
+            field="quantization_method",
+        )
+    if bits not in _ON_THE_FLY:
+        raise WorkloadError(
+            display,
+            f"quantization_bit {bits}: bitsandbytes quantizes to 8 or 4 bits only "
+            "(LLaMA-Factory v0.9.5 src/llamafactory/model/model_utils/quantization.py)",
+            field="quantization_bit",
+        )
+    return _ON_THE_FLY[bits]
+
+
 def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
     """The keys that give ``field`` the value ``value``, in LLaMA-Factory's vocabulary."""
+    if field == "finetune":
+        bits = {"lora": None, "qlora": 4, "lora8": 8}
+        if value not in bits:
+            raise Unpatchable(field, f"a patch switches only LoRA's base, not to {value}")
+        return [Edit(("quantization_bit",), bits[value], ("finetuning_type", "lora_rank"))]
     if field == "optimizer":
         for key, why in _OWNERS.items():
             if data.get(key):

@@ -225,11 +225,12 @@ def test_a_diverging_loss_fails_the_run() -> None:
         (tiny(attention_impl="flash"), "CPU has no flash-attention kernels"),
         (tiny(optimizer="adamw_hf"), "not an optim the installed transformers accepts"),
         (lora(finetune="qlora"), "QLoRA"),
+        (lora(finetune="lora8"), "bitsandbytes' Linear8bitLt"),
         (tiny(world_size=2, strategy="fsdp"), "Trainer's FSDP runs on GPUs only"),
         (tiny(precision="fp8"), "fp8"),
         (tiny(precision="fp16"), "fp16 on the CPU in fp32"),
     ],
-    ids=["gemma2-sdpa", "flash-cpu", "adamw_hf", "qlora", "fsdp-cpu", "fp8", "fp16-cpu"],
+    ids=["gemma2-sdpa", "flash-cpu", "adamw_hf", "qlora", "lora8", "fsdp-cpu", "fp8", "fp16-cpu"],
 )
 def test_what_the_engine_cannot_run_is_refused_with_the_reason(
     config: WorkloadConfig, reason: str

@@ -144,6 +144,7 @@ def test_an_optimizer_the_runner_does_not_build_is_refused_with_the_ones_it_does
         ({"attention_impl": "flash"}, "flash attention needs a ROCm or CUDA GPU"),
         ({"precision": "fp8"}, "fp8"),
         ({"finetune": "qlora"}, "QLoRA"),
+        ({"finetune": "lora8"}, "bitsandbytes' Linear8bitLt"),
         ({"world_size": 8, "strategy": "fsdp"}, "world_size 8"),
         ({"optimizer": "paged_adamw_8bit"}, "bitsandbytes"),
     ],

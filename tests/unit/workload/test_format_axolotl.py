@@ -163,10 +163,61 @@ def test_a_new_micro_batch_keeps_the_accumulation_batch_size_implied(tmp_path: P
     assert (data["micro_batch_size"], data["gradient_accumulation_steps"]) == (8, 8)
 
 
-def test_an_8_bit_base_model_is_an_error_naming_load_in_8bit(tmp_path: Path) -> None:
-    with pytest.raises(WorkloadError, match="8-bit base model") as info:
-        write(tmp_path, "w/a.yml", MINIMAL + "adapter: lora\nload_in_8bit: true\n")
+def test_lora_over_an_8_bit_base_is_read_as_lora8(tmp_path: Path) -> None:
+    workload = write(tmp_path, "w/a.yml", MINIMAL + "adapter: lora\nload_in_8bit: true\n")
+    assert workload.config.finetune == "lora8"
+    assert workload.sources["finetune"] == "load_in_8bit"
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ("load_in_8bit: true\n", "without a LoRA adapter"),
+        ("adapter: qlora\nload_in_8bit: true\nload_in_4bit: true\n", "validate_qlora"),
+    ],
+)
+def test_an_8_bit_base_axolotl_refuses_is_an_error_naming_load_in_8bit(
+    tmp_path: Path, extra: str, match: str
+) -> None:
+    with pytest.raises(WorkloadError, match=match) as info:
+        write(tmp_path, "w/a.yml", MINIMAL + extra)
     assert info.value.field == "load_in_8bit"
+
+
+@pytest.mark.parametrize(
+    ("before", "finetune", "after"),
+    [
+        (
+            "adapter: lora\nload_in_8bit: true\n",
+            "lora",
+            {"adapter": "lora", "load_in_8bit": False},
+        ),
+        (
+            "adapter: lora\nload_in_8bit: true\nload_in_4bit: false\n",
+            "qlora",
+            {"adapter": "qlora", "load_in_8bit": False, "load_in_4bit": True},
+        ),
+        (
+            "adapter: qlora\nload_in_4bit: true\n",
+            "lora",
+            {"adapter": "lora", "load_in_4bit": False},
+        ),
+    ],
+)
+def test_a_patch_of_the_base_writes_adapter_and_loading_flags(
+    tmp_path: Path, before: str, finetune: str, after: dict[str, object]
+) -> None:
+    workload = write(tmp_path, "w/a.yml", MINIMAL + before)
+    planned = plan_patch(workload, [change(workload, "finetune", finetune)])
+    assert [c.field for c in planned.changes] == ["finetune"]
+    data = yaml.safe_load(planned.text)
+    assert {key: data.get(key) for key in after} == after
+    assert "load_in_4bit" in data or finetune != "qlora"
+
+
+def test_full_fine_tuning_is_not_a_patch_of_the_base() -> None:
+    with pytest.raises(axolotl.Unpatchable, match="only LoRA's base"):
+        axolotl.edits({"adapter": "lora"}, "finetune", "full")
 
 
 def test_load_in_8bit_false_is_a_16_bit_lora(tmp_path: Path) -> None:

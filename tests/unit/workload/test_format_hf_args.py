@@ -172,8 +172,37 @@ def test_a_trl_config_is_not_taken_for_a_plain_args_file() -> None:
     assert not hf_args.detect_hf_args(data)
 
 
-def test_an_8_bit_base_model_in_trl_is_an_error_naming_load_in_8bit(tmp_path: Path) -> None:
+def test_lora_over_an_8_bit_base_in_trl_is_read_as_lora8(tmp_path: Path) -> None:
     text = TRL_MINIMAL + "use_peft: true\nload_in_8bit: true\n"
-    with pytest.raises(WorkloadError, match="8-bit base model") as info:
-        write(tmp_path, "w/a.yaml", text)
+    workload = write(tmp_path, "w/a.yaml", text)
+    assert workload.config.finetune == "lora8"
+    assert workload.sources["finetune"] == "load_in_8bit"
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ("load_in_8bit: true\n", "without a LoRA adapter"),
+        ("use_peft: true\nload_in_8bit: true\nload_in_4bit: true\n", "both set"),
+    ],
+)
+def test_an_8_bit_base_trl_refuses_is_an_error_naming_load_in_8bit(
+    tmp_path: Path, extra: str, match: str
+) -> None:
+    with pytest.raises(WorkloadError, match=match) as info:
+        write(tmp_path, "w/a.yaml", TRL_MINIMAL + extra)
     assert info.value.field == "load_in_8bit"
+
+
+@pytest.mark.parametrize(
+    ("finetune", "after"),
+    [("lora", {"load_in_8bit": False}), ("qlora", {"load_in_8bit": False, "load_in_4bit": True})],
+)
+def test_a_patch_of_an_8_bit_base_in_trl_writes_the_loading_flags(
+    tmp_path: Path, finetune: str, after: dict[str, bool]
+) -> None:
+    workload = write(tmp_path, "w/a.yaml", TRL_MINIMAL + "use_peft: true\nload_in_8bit: true\n")
+    planned = plan_patch(workload, [change(workload, "finetune", finetune)])
+    assert [c.field for c in planned.changes] == ["finetune"]
+    data = yaml.safe_load(planned.text)
+    assert {key: data.get(key) for key in after} == after

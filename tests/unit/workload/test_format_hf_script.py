@@ -369,6 +369,16 @@ Trainer(model=model, args=args).train()
 """
 
 
+def test_lora_over_an_8_bit_bitsandbytes_config_is_read_as_lora8(tmp_path: Path) -> None:
+    text = QLORA_FP16_COMPUTE.replace(
+        'load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16',
+        "load_in_8bit=True",
+    )
+    workload = script(tmp_path, text)
+    assert workload.config.finetune == "lora8"
+    assert workload.sources["finetune"] == "BitsAndBytesConfig(load_in_8bit=) line 6"
+
+
 def test_a_qlora_without_autocast_runs_in_its_4bit_compute_dtype(tmp_path: Path) -> None:
     workload = script(tmp_path, QLORA_FP16_COMPUTE)
     assert (workload.config.finetune, workload.config.precision) == ("qlora", "fp16")

@@ -110,13 +110,46 @@ def test_a_new_rank_keeps_the_alpha_the_old_rank_implied(tmp_path: Path) -> None
     assert yaml.safe_load(planned.text)["lora_alpha"] == 32
 
 
-@pytest.mark.parametrize("bits", [8, 2])
-def test_a_base_model_quantized_to_other_than_4_bits_is_an_error_naming_the_key(
-    tmp_path: Path, bits: int
+@pytest.mark.parametrize(("bits", "finetune"), [(4, "qlora"), (8, "lora8")])
+@pytest.mark.parametrize(
+    "method", ["", "quantization_method: bnb\n", "quantization_method: bitsandbytes\n"]
+)
+def test_a_bitsandbytes_base_is_read_by_its_width(
+    tmp_path: Path, bits: int, finetune: str, method: str
 ) -> None:
-    with pytest.raises(WorkloadError, match=f"a {bits}-bit base model") as info:
-        write(tmp_path, "w/a.yaml", MINIMAL + f"quantization_bit: {bits}\n")
+    text = MINIMAL + f"quantization_bit: {bits}\n" + method
+    assert write(tmp_path, "w/a.yaml", text).config.finetune == finetune
+
+
+def test_a_width_bitsandbytes_cannot_quantize_to_is_an_error_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(WorkloadError, match="8 or 4 bits only") as info:
+        write(tmp_path, "w/a.yaml", MINIMAL + "quantization_bit: 2\n")
     assert info.value.field == "quantization_bit"
+
+
+@pytest.mark.parametrize("method", ["hqq", "eetq"])
+def test_an_hqq_or_eetq_base_is_an_error_naming_the_method(tmp_path: Path, method: str) -> None:
+    text = MINIMAL + f"quantization_bit: 8\nquantization_method: {method}\n"
+    with pytest.raises(WorkloadError, match=method.upper()) as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "quantization_method"
+
+
+@pytest.mark.parametrize(("finetune", "bits"), [("lora", None), ("qlora", 4)])
+def test_an_8_bit_base_is_patched_through_quantization_bit(
+    tmp_path: Path, finetune: str, bits: int | None
+) -> None:
+    workload = write(tmp_path, "w/a.yaml", MINIMAL + "quantization_bit: 8\n")
+    planned = plan_patch(workload, [change(workload, "finetune", finetune)])
+    assert [c.field for c in planned.changes] == ["finetune"]
+    assert yaml.safe_load(planned.text)["quantization_bit"] == bits
+
+
+def test_a_full_fine_tune_is_not_a_patch_of_the_base() -> None:
+    with pytest.raises(llamafactory.Unpatchable, match="only LoRA's base"):
+        llamafactory.edits({"quantization_bit": 8}, "finetune", "full")
 
 
 def test_keys_of_llamafactory_main_are_known(tmp_path: Path) -> None:
