@@ -5,6 +5,7 @@ it refuses; a crashing rank; which engine measures a multi-rank workload under a
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ pytest.importorskip("peft")
 
 from transformers import Trainer  # noqa: E402
 
-from pytest_goblin.errors import RunFailed  # noqa: E402
+from pytest_goblin.errors import DeviceFault, RunFailed  # noqa: E402
 from pytest_goblin.runner import training  # noqa: E402
 from pytest_goblin.runner.device_session import DeviceSession, MeasureOptions  # noqa: E402
 from pytest_goblin.runner.distributed import device_count  # noqa: E402
@@ -244,6 +245,30 @@ def test_a_crashing_trainer_rank_errors_the_run_and_leaves_no_process(
         worker = found.device.worker_pid(config.env_vars)
         assert worker is not None  # the worker lives on; its ranks are gone
         assert group_members(worker) == [worker]
+    finally:
+        faulty.close()
+
+
+@needs_two_cores
+def test_a_hanging_trainer_rank_times_out_and_leaves_no_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, "hang:rank=1")
+    faulty = DeviceSession("cpu", hf_options(timeout_s=4))
+    try:
+        found = runner(faulty)
+        config = tiny()
+        found.unsupported(config)  # starts the worker outside the run's timeout
+        worker = found.device.worker_pid(config.env_vars)
+        assert worker is not None
+        with pytest.raises(DeviceFault, match="timed out during a run"):
+            found.run(config, steps=2)
+        # the worker's group (it and both ranks) was SIGKILLed: the ranks, orphaned by the
+        # worker's death, are reaped by init a moment later
+        deadline = time.monotonic() + 30
+        while group_members(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert group_members(worker) == []
     finally:
         faulty.close()
 
