@@ -109,6 +109,17 @@ class AuditState:
             self._projected[key] = self.context.projector.run(config, 1)
         return self._projected[key]
 
+    def run(self, config: WorkloadConfig, steps: int) -> RunMetrics:
+        """The session device's run of ``config`` for ``steps`` steps. When that device is
+        the analytic projector itself (``--goblin-fake``), its runs of one config differ in
+        nothing but the step count, so the audit's projection of the config is reused."""
+        runner = self.context.runner
+        if steps < 1 or runner is not self.context.projector:
+            return runner.run(config, steps)
+        if getattr(runner, "spec", None) is None:
+            return runner.run(config, steps)
+        return self.project(config).model_copy(update={"steps": steps})
+
     def search(self, queries: list[str], top_k: int) -> list[tuple[Any, float]]:
         """The knowledge base's text search, once per query in an audit (each patch round
         asks with the profile's symptoms again)."""

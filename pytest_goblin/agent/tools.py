@@ -171,7 +171,7 @@ def _symptoms(metrics: RunMetrics) -> list[str]:
 def profile_run(state: AuditState, args: ProfileRunArgs) -> dict[str, Any]:
     """A short run of the config, and the symptoms it shows."""
     config_id, config = _resolve_config(state, args)
-    metrics = state.context.runner.run(config, args.steps)
+    metrics = state.run(config, args.steps)
     if config_id is not None and config_id == state.root_config_id:
         state.set_profile(metrics)
     return {"metrics": metrics.model_dump(mode="json"), "symptoms": _symptoms(metrics)}
@@ -500,7 +500,7 @@ def _without_orphans(state: AuditState, planned: PlannedPatch) -> PlannedPatch:
 def benchmark(state: AuditState, args: BenchmarkArgs) -> dict[str, Any]:
     """Run the config for ``steps`` steps on the session's device."""
     _, config = _resolve_config(state, args)
-    metrics = state.context.runner.run(config, args.steps)
+    metrics = state.run(config, args.steps)
     metrics_id = state.store(state.metrics, "run", metrics)
     state.config_of_run[metrics_id] = config
     return {"metrics_id": metrics_id, **metrics.model_dump(mode="json")}

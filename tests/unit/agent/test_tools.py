@@ -135,6 +135,28 @@ def test_benchmark_by_config_id_stores_a_run(state: AuditState) -> None:
     assert state.config_of_run["run-1"] == state.configs["cfg-1"]
 
 
+def test_projected_profile_and_benchmarks_are_the_analytic_models_runs_of_their_length(
+    state: AuditState,
+) -> None:
+    """Under --goblin-fake the runs reuse the audit's projection of each config: what they
+    return is still exactly the device's own run of that many steps."""
+    parsed(state)
+    device = state.context.runner
+    config = state.configs["cfg-1"]
+    profile = ok(state, "profile_run", config_id="cfg-1", steps=10)
+    ok(state, "propose_patch", config_id="cfg-1", rule_ids=["bf16-mixed-precision"])
+    first = ok(state, "benchmark", config_id="cfg-1", steps=50)
+    again = ok(state, "benchmark", config_id="cfg-1", steps=20)
+    patched = ok(state, "benchmark", patch_id="patch-1", steps=30)
+    assert profile["metrics"] == device.run(config, 10).model_dump(mode="json")
+    assert first == {"metrics_id": "run-1", **device.run(config, 50).model_dump(mode="json")}
+    assert again == {"metrics_id": "run-2", **device.run(config, 20).model_dump(mode="json")}
+    assert patched == {
+        "metrics_id": "run-3",
+        **device.run(state.configs["cfg-2"], 30).model_dump(mode="json"),
+    }
+
+
 def test_benchmark_by_patch_id_runs_the_patched_config(state: AuditState) -> None:
     parsed(state)
     ok(state, "propose_patch", config_id="cfg-1", rule_ids=["bf16-mixed-precision"])
