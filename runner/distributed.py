@@ -40,7 +40,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,8 @@ class TorchRanks:
     device: torch.device
     find_unused_parameters: bool = False
     bucket_cap_mb: int | None = None
+    unsynced: bool = field(default=False, init=False)
+    """Gradient synchronisation is off for good: the compute-only steps of an FSDP run."""
 
     def wrap(self, model: nn.Module) -> nn.Module:
         if self.strategy == "fsdp":
@@ -160,6 +162,28 @@ class TorchRanks:
         return bool(value.item())
 
     @contextlib.contextmanager
+    def accumulating(self, wrapped: nn.Module) -> Iterator[None]:
+        """A micro-batch before the last of an accumulation: its gradients are not
+        synchronised, as the Hugging Face Trainer runs it (transformers v5.25.0
+        ``trainer.py`` under accelerate's ``no_sync``: DDP's ``no_sync``, FSDP2's
+        ``set_requires_gradient_sync(False)``, accelerate 1.x ``accelerator.py``)."""
+        if self.unsynced:
+            yield
+            return
+        if isinstance(wrapped, nn.parallel.DistributedDataParallel):
+            with wrapped.no_sync():
+                yield
+            return
+        from torch.distributed.fsdp import FSDPModule
+
+        assert isinstance(wrapped, FSDPModule)
+        wrapped.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            wrapped.set_requires_gradient_sync(True)
+
+    @contextlib.contextmanager
     def compute_only(self, wrapped: nn.Module) -> Iterator[None]:
         if isinstance(wrapped, nn.parallel.DistributedDataParallel):
             with wrapped.no_sync():
@@ -169,6 +193,7 @@ class TorchRanks:
 
         assert isinstance(wrapped, FSDPModule)
         # the last steps of the run: the module is not used for training afterwards
+        self.unsynced = True
         wrapped.set_requires_gradient_sync(False)
         wrapped.set_reshard_after_forward(False)
         wrapped.set_reshard_after_backward(False)

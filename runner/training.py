@@ -104,6 +104,11 @@ class Ranks(Protocol):
         """Steps inside skip gradient synchronisation (and, with FSDP, resharding)."""
         ...
 
+    def accumulating(self, wrapped: nn.Module) -> AbstractContextManager[None]:
+        """A micro-batch inside, not the last of its optimizer step, leaves its gradients
+        unsynchronised: the step's last micro-batch synchronises them all."""
+        ...
+
     def gather(self, values: list[float]) -> list[list[float]] | None:
         """Every rank's ``values`` in rank order on rank 0; None on the others."""
         ...
@@ -505,12 +510,18 @@ class _Trainer:
         accum = self.config.grad_accum_steps
         total = torch.zeros((), device=self.device)
         tokens = 0
-        for _ in range(accum):
+        for index in range(accum):
             batch = next(self.batches).to(self.device, non_blocking=True)  # (B, T+1)
             inputs, targets = batch[:, :-1], batch[:, 1:]
-            with self.autocast:
-                loss = self.step_model(inputs, targets)
-            self.scaler.scale(loss / accum).backward()
+            syncing = (
+                self.ranks.accumulating(self.wrapped)
+                if self.ranks is not None and index < accum - 1
+                else contextlib.nullcontext()
+            )
+            with syncing:
+                with self.autocast:
+                    loss = self.step_model(inputs, targets)
+                self.scaler.scale(loss / accum).backward()
             total += loss.detach()
             tokens += inputs.numel()
         self.scaler.step(self.optimizer)
