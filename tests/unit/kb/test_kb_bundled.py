@@ -94,7 +94,7 @@ def facts_on(device: str, config: WorkloadConfig, peak_gb: float | None = None) 
 
 def test_the_memory_hungry_rules_are_guarded() -> None:
     assert {"checkpointing-off-when-it-fits", "larger-micro-batch"} <= set(GUARDED)
-    assert "lora-over-qlora-when-it-fits" in GUARDED
+    assert set(BASE_SWITCHES.values()) <= set(GUARDED)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -161,10 +161,17 @@ def test_a_measured_peak_above_the_projection_scales_the_prediction() -> None:
     assert skipped["checkpointing-off-when-it-fits"].startswith("does not fit")
 
 
-def test_a_baseline_at_ninety_percent_of_memory_gets_no_memory_hungry_change() -> None:
+BASE_SWITCHES = {"qlora": "lora-over-qlora-when-it-fits", "lora8": "lora-over-lora8-when-it-fits"}
+"""The guarded rule that moves each quantized base to 16 bits: only its own base matches it."""
+
+
+@pytest.mark.parametrize("finetune", sorted(BASE_SWITCHES))
+def test_a_baseline_at_ninety_percent_of_memory_gets_no_memory_hungry_change(
+    finetune: str,
+) -> None:
     config = WorkloadConfig(
         model="llama-3-8b",
-        finetune="qlora",
+        finetune=finetune,
         precision="bf16",
         attention_impl="flash",
         gradient_checkpointing=True,
@@ -175,7 +182,8 @@ def test_a_baseline_at_ninety_percent_of_memory_gets_no_memory_hungry_change() -
     facts = facts_on("mi300x", config, peak_gb=0.9 * 192)
     result = BUNDLED.match(config, "rocm-instinct", facts=facts)
     assert not [rule.id for rule in result.patches if rule.fits is not None]
-    assert {rid for rid, _ in result.skipped} >= set(GUARDED)
+    others = {rule for base, rule in BASE_SWITCHES.items() if base != finetune}
+    assert {rid for rid, _ in result.skipped} >= set(GUARDED) - others
 
 
 def test_without_the_device_memory_a_guarded_rule_stays_out() -> None:
