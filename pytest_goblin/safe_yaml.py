@@ -64,9 +64,10 @@ def load(text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        if "*" in text:  # an alias is written *name: without a star there is none
+        aliased = "*" in text  # an alias is written *name: without a star there is none
+        if aliased:
             _check_aliases(node)
-        _check_duplicate_keys(node)
+        _check_duplicate_keys(node, shared=aliased)
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -127,32 +128,42 @@ def _check_aliases(root: yaml.Node) -> None:
         stack.extend((child, False) for child in _children(node))
 
 
-def _check_duplicate_keys(root: yaml.Node) -> None:
+def _check_duplicate_keys(root: yaml.Node, shared: bool = True) -> None:
     """Refuse a mapping that gives one key twice, naming the key and both lines.
 
-    Walked without recursion and each node once (aliases share nodes). Merge keys
-    (``<<: *defaults``) are YAML's way to override a shared block and are not duplicates.
+    Walked without recursion and each node once (aliases share nodes; without an alias,
+    ``shared`` False, every node is met once anyway and is not remembered). Scalars have
+    nothing to check and are not visited. Merge keys (``<<: *defaults``) are YAML's way to
+    override a shared block and are not duplicates.
     """
     seen: set[int] = set()
     stack = [root]
     while stack:
         node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
+        if shared:
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             first: dict[tuple[str, str], yaml.Node] = {}
-            for key, _ in node.value:
-                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
-                    continue
-                earlier = first.setdefault((key.tag, key.value), key)
-                if earlier is not key:
-                    raise UnsafeYaml(
-                        f"duplicate key {key.value!r} (first at line "
-                        f"{earlier.start_mark.line + 1}); give each key once",
-                        key.start_mark,
-                    )
-        stack.extend(_children(node))
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    stack.append(key)
+                elif key.tag != _MERGE:
+                    earlier = first.setdefault((key.tag, key.value), key)
+                    if earlier is not key:
+                        raise UnsafeYaml(
+                            f"duplicate key {key.value!r} (first at line "
+                            f"{earlier.start_mark.line + 1}); give each key once",
+                            key.start_mark,
+                        )
+                if not isinstance(value, yaml.ScalarNode):
+                    stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(part for part in node.value if not isinstance(part, yaml.ScalarNode))
+
+
+_MERGE: Final = "tag:yaml.org,2002:merge"
 
 
 def nested_deeper_than(data: Any, limit: int) -> bool:

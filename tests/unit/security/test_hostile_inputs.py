@@ -22,6 +22,7 @@ import pytest
 
 from helpers import paths
 from helpers.workloads import TUNED_YAML
+from pytest_goblin import safe_yaml
 from pytest_goblin.catalogue.architectures import ModelArch
 from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.runner.device_session import SimulatedDevice
@@ -305,3 +306,26 @@ def test_the_analytic_model_gives_finite_numbers_at_the_longest_sequence() -> No
         *metrics.waste_budget.model_dump().values(),
     ]
     assert all(isinstance(n, float) and 0 <= n < float("inf") for n in numbers)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a:\n  - x: 1\n    y: 2\n    x: 3\n", "duplicate key 'x' (first at line 2)"),
+        ("base: &b {k: 1, k: 2}\nuse: *b\n", "duplicate key 'k' (first at line 1)"),
+        ("? [a, b]\n: {c: 1, c: 2}\n", "duplicate key 'c' (first at line 2)"),
+        ("a: {x: 1, x: 2}\nb: {y: 1, y: 2}\n", "duplicate key 'y' (first at line 2)"),
+    ],
+    ids=["in-a-list", "behind-an-alias", "under-a-complex-key", "last-mapping-first"],
+)
+def test_a_key_given_twice_anywhere_is_refused_naming_it(text: str, problem: str) -> None:
+    """Every mapping is checked, at any depth and behind aliases; with several duplicates
+    the walk reports the same one each time (the last mapping's, children last first)."""
+    with pytest.raises(safe_yaml.UnsafeYaml) as caught:
+        safe_yaml.load(text)
+    assert caught.value.problem.startswith(problem)
+
+
+def test_merge_keys_are_not_duplicates() -> None:
+    text = "base: &b {lr: 1, seq: 2}\nrun:\n  <<: *b\n  <<: {extra: 3}\n  lr: 5\n"
+    assert safe_yaml.load(text)["run"] == {"lr": 5, "seq": 2, "extra": 3}
