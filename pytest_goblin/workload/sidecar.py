@@ -30,6 +30,7 @@ A sidecar is never collected as a workload of its own.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
@@ -70,11 +71,15 @@ def sidecar_display(display: str) -> str:
 
 
 def is_sidecar(path: Path) -> bool:
-    """A ``X.goblin.yaml`` beside ``X.py``/``X.yaml``/``X.yml``/``X.json`` belongs to it."""
-    if not path.name.endswith(SUFFIX):
+    """A ``X.goblin.yaml`` beside ``X.py``/``X.yaml``/``X.yml``/``X.json`` belongs to it.
+
+    Asked of every ``.goblin.yaml`` file collection meets: the owners are looked up as
+    strings, four stats with no ``Path`` built for each."""
+    text = os.fspath(path)
+    if not text.endswith(SUFFIX):
         return False
-    base = path.name.removesuffix(SUFFIX)
-    return any((path.parent / f"{base}{suffix}").is_file() for suffix in OWNER_SUFFIXES)
+    base = text.removesuffix(SUFFIX)
+    return any(os.path.isfile(base + suffix) for suffix in OWNER_SUFFIXES)
 
 
 def load_sidecar(path: Path, display: str) -> Sidecar:
