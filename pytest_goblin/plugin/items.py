@@ -56,6 +56,7 @@ class WorkloadFile(pytest.File):
         super().__init__(**kwargs)
         self.matched = matched
         self.named = named
+        self._relative: str | None = None
 
     @classmethod
     def from_parent(  # type: ignore[override]
@@ -102,13 +103,18 @@ class WorkloadFile(pytest.File):
         return printable(self._relative_path())
 
     def _relative_path(self) -> str:
-        """The path as the user's shell sees it, so ``git apply`` works where pytest ran."""
-        for base in (self.config.invocation_params.dir, self.config.rootpath):
-            try:
-                return self.path.relative_to(base).as_posix()
-            except ValueError:
-                continue
-        return str(self.path)
+        """The path as the user's shell sees it, so ``git apply`` works where pytest ran.
+
+        Worked out once per file: collection and every report of the item ask."""
+        if self._relative is None:
+            self._relative = str(self.path)
+            for base in (self.config.invocation_params.dir, self.config.rootpath):
+                try:
+                    self._relative = self.path.relative_to(base).as_posix()
+                    break
+                except ValueError:
+                    continue
+        return self._relative
 
 
 def _audit_cache(config: pytest.Config) -> AuditCache | None:

@@ -364,14 +364,26 @@ def _check_native_types(data: Any, display: str) -> None:
     if not isinstance(data, dict):
         return
     for name, value in data.items():
-        info = WorkloadConfig.model_fields.get(name)
-        if info is None or value is None:
+        if value is None or name not in _STRICT_KINDS:
             continue
-        kinds = {info.annotation} | set(getattr(info.annotation, "__args__", ()))
-        if bool in kinds and not isinstance(value, bool):
+        boolean, integer = _STRICT_KINDS[name]
+        if boolean and not isinstance(value, bool):
             raise WorkloadError(display, f"expected true or false, got {value!r}", field=name)
-        if int in kinds and (isinstance(value, bool) or not isinstance(value, int)):
+        if integer and (isinstance(value, bool) or not isinstance(value, int)):
             raise WorkloadError(display, f"expected an integer, got {value!r}", field=name)
+
+
+def _strict_kinds() -> dict[str, tuple[bool, bool]]:
+    """For each WorkloadConfig field, whether its type admits bool and int: worked out once
+    from the schema rather than for every key of every file collection reads."""
+    kinds = {}
+    for name, info in WorkloadConfig.model_fields.items():
+        admitted = {info.annotation} | set(getattr(info.annotation, "__args__", ()))
+        kinds[name] = (bool in admitted, int in admitted)
+    return kinds
+
+
+_STRICT_KINDS = _strict_kinds()
 
 
 @contextmanager
