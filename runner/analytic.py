@@ -371,28 +371,31 @@ INTERCONNECT_GBS: dict[str, float] = {
     "rocm-instinct": 300.0,  # calibrated: xGMI ring all-reduce bus bandwidth, 8x MI300X
     "cuda": 350.0,  # calibrated: NVLink ring all-reduce bus bandwidth, 8x H100
     "rocm-radeon": 25.0,  # calibrated: PCIe 4.0 x16 peer copies
-    "cpu": 10.0,  # calibrated: gloo over shared memory
+    "cpu": 1.0,  # measured: gloo over loopback TCP, 2 ranks (benchmarks/comm_model.py)
 }
-"""Achieved all-reduce bus bandwidth per device, GB/s."""
+"""Achieved all-reduce bus bandwidth per device, GB/s. The CPU's: 2 gloo ranks all-reducing
+13 MB reached 0.96 and 1.06 GB/s at best of 30 in two runs (2-core x86_64 VM shared with
+other jobs, torch 2.13 CPU build), where 10 had been assumed."""
 
 COLLECTIVE_BASE_LATENCY_S: dict[str, float] = {
     "rocm-instinct": 8.4e-6,
     "cuda": 8.4e-6,
     "rocm-radeon": 8.4e-6,
-    "cpu": 8.4e-6,
+    "cpu": 0.0,  # gloo: all of it in the steps
 }
 COLLECTIVE_STEP_LATENCY_S: dict[str, float] = {
     "rocm-instinct": 3.4e-6,  # NCCL's NVLink row; RCCL's own xGMI figures not checked
     "cuda": 3.4e-6,  # NVLink
     "rocm-radeon": 5.7e-6,  # PCI
-    "cpu": 3.4e-6,
+    "cpu": 75e-6,  # a send and receive over loopback TCP
 }
 """The fixed cost of one ring collective, whatever its size: a base latency plus one per
 ring step (an all-reduce takes ``2 (n-1)`` steps, an all-gather or a reduce-scatter
 ``n-1``). GPU values are NCCL's own tuning model for the Simple protocol that
 gradient-sized messages use (NVIDIA/nccl ``src/graph/tuning.cc``: ``baseLat`` Ring/Simple
 8.4 us, ``hwLat`` Ring/Simple 3.4 us per step over NVLink, 5.7 us over PCI).
-The gloo CPU row is checked against measured runs by ``benchmarks/comm_model.py``."""
+The gloo CPU row is measured by ``benchmarks/comm_model.py``: a one-element all-reduce of
+2 ranks (two steps) took 150 and 190 us at best of 30 in two runs (same VM)."""
 
 DDP_BUCKET_CAP_MB = 25
 DDP_FIRST_BUCKET_MB = 1
