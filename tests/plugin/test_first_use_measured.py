@@ -36,9 +36,11 @@ def test_a_workload_too_big_for_the_host_is_an_oom_error_before_anything_is_buil
     sent: list[str] = []
     real = live.LiveDevice.request
 
-    def spy(self: live.LiveDevice, env_vars: dict[str, str], message: dict, what: str) -> dict:
+    def spy(
+        self: live.LiveDevice, env_vars: dict[str, str], message: dict, what: str, ranks: int = 1
+    ) -> dict:
         sent.append(message["op"])
-        return real(self, env_vars, message, what)
+        return real(self, env_vars, message, what, ranks)
 
     monkeypatch.setattr(live.LiveDevice, "request", spy)
     result = pytester.runpytest(
