@@ -433,14 +433,28 @@ def test_each_tool_schema_is_a_json_object_schema(schema: dict[str, Any]) -> Non
     assert set(input_schema.get("required", [])) <= set(input_schema["properties"])
 
 
+PACKED_QLORA_SCRIPT = """\
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+from trl import SFTConfig, SFTTrainer
+
+bnb = BitsAndBytesConfig(load_in_4bit=True)
+model = AutoModelForCausalLM.from_pretrained("meta-llama/Meta-Llama-3-8B", quantization_config=bnb)
+args = SFTConfig(output_dir="out", packing=True, max_length=2048, bf16=True)
+SFTTrainer(model=model, args=args, peft_config=LoraConfig(r=16)).train()
+"""
+
+
 def test_a_rule_another_rules_left_out_change_unlocked_is_left_out_too(
     context: AuditContext, tmp_path: Path
 ) -> None:
-    """QLoRA -> LoRA has no axolotl key, so it is left out; torch.compile held only on the
-    LoRA config (the compile rule excludes QLoRA), so it goes with it."""
-    from helpers.format_support import load
+    """QLoRA -> LoRA is not written into a script's BitsAndBytesConfig, so it is left out;
+    torch.compile held only on the LoRA config (the compile rule excludes QLoRA), so it goes
+    with it."""
+    from helpers.format_support import write
 
-    state = AuditState(context=context, workload=load(tmp_path, "real/axolotl/llama-3_qlora.yml"))
+    workload = write(tmp_path, "w/train_qlora.py", PACKED_QLORA_SCRIPT)
+    state = AuditState(context=context, workload=workload)
     parsed(state)
     assert {"lora-over-qlora-when-it-fits", "torch-compile"} <= {
         rule.id for rule in state.match(state.configs["cfg-1"]).applicable
@@ -450,5 +464,5 @@ def test_a_rule_another_rules_left_out_change_unlocked_is_left_out_too(
         "propose_patch",
         {"config_id": "cfg-1", "rule_ids": ["lora-over-qlora-when-it-fits", "torch-compile"]},
     )
-    assert "lora-over-qlora-when-it-fits: axolotl configs have no key for finetune" in error
+    assert "lora-over-qlora-when-it-fits: a training script has no argument for finetune" in error
     assert "torch-compile: its condition held only with a change that was left out" in error
