@@ -84,6 +84,15 @@ async def run_audit(
     The closing ``final_report`` or ``error`` event carries the audit's
     ``usage`` (backend turns, tokens, estimated cost).
     """
+    async for event in _run_audit(workload, context, backend, []):
+        yield event
+
+
+async def _run_audit(
+    workload: Workload, context: AuditContext, backend: Backend | None, final: list[Report]
+) -> AsyncIterator[AuditEvent]:
+    """``run_audit``, also handing the report of the ``final_report`` event to ``final``
+    as the object it was dumped from (``audit`` needs the object, not its JSON)."""
     meter = _Meter()
     secrets = environment_secrets()
     breaker = context.breaker
@@ -107,7 +116,7 @@ async def run_audit(
     backend.add_user_message(f"Audit this fine-tuning workload: {workload.source.display_path}")
     failure = None
     try:
-        async for event in _drive(backend, state, meter, secrets):
+        async for event in _drive(backend, state, meter, secrets, final):
             yield event
     except BackendError as exc:
         failure = _error(_describe(exc), meter, secrets)
@@ -136,7 +145,11 @@ def _error(message: str, meter: _Meter, secrets: tuple[str, ...]) -> AuditEvent:
 
 
 async def _drive(
-    backend: Backend, state: AuditState, meter: _Meter, secrets: tuple[str, ...]
+    backend: Backend,
+    state: AuditState,
+    meter: _Meter,
+    secrets: tuple[str, ...],
+    final: list[Report],
 ) -> AsyncIterator[AuditEvent]:
     """The turns of one audit; ``secrets`` (the environment's, read once per audit) never
     reach the backend."""
@@ -160,12 +173,17 @@ async def _drive(
             yield _execute(backend, state, call, results, secrets)
         if turn.stop_reason == "end_turn" or not turn.tool_calls:
             break
-    report = _last_compare(state, results) or _synthesise(state)
+    compared = _last_compare(results)
+    report = state.reports[compared["report_id"]] if compared else _synthesise(state)
     if report is not None:
-        yield AuditEvent(
-            type="final_report",
-            data={"report": report.model_dump(mode="json"), "usage": meter.dump()},
+        # compare_runs returned the report dumped: its JSON form is that result
+        dumped = (
+            {key: value for key, value in compared.items() if key != "report_id"}
+            if compared
+            else report.model_dump(mode="json")
         )
+        final.append(report)
+        yield AuditEvent(type="final_report", data={"report": dumped, "usage": meter.dump()})
         return
     failures = [r["error"] for r in results if not r["ok"]]
     message = (
@@ -227,10 +245,12 @@ def _execute(
     return AuditEvent(type="tool_result", data=entry)
 
 
-def _last_compare(state: AuditState, results: list[dict[str, Any]]) -> Report | None:
+def _last_compare(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The result of the audit's last successful compare_runs, if any."""
     for entry in reversed(results):
         if entry["name"] == "compare_runs" and entry["ok"]:
-            return state.reports[entry["result"]["report_id"]]
+            result: dict[str, Any] = entry["result"]
+            return result
     return None
 
 
@@ -312,14 +332,15 @@ def audit(
 
     async def collect() -> AuditOutcome:
         events = []
-        async for event in run_audit(workload, context, backend):
+        final: list[Report] = []
+        async for event in _run_audit(workload, context, backend, final):
             events.append(event)
             if on_event is not None:
                 on_event(event)
         last = events[-1] if events else None
         usage = AuditUsage.model_validate(last.data.get("usage", {})) if last else AuditUsage()
         if last is not None and last.type == "final_report":
-            return AuditOutcome(Report.model_validate(last.data["report"]), None, events, usage)
+            return AuditOutcome(final[-1], None, events, usage)
         message = last.data.get("message", "no events") if last else "no events"
         return AuditOutcome(None, message, events, usage)
 

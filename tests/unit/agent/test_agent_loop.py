@@ -13,7 +13,7 @@ from pytest_goblin.agent.backends import AgentTurn, ToolCall
 from pytest_goblin.agent.backends.planner import PlannerBackend
 from pytest_goblin.agent.loop import MAX_STEPS, audit
 from pytest_goblin.agent.state import AuditContext
-from pytest_goblin.schemas import AuditEvent
+from pytest_goblin.schemas import AuditEvent, Report
 from pytest_goblin.workload.read import Workload
 
 
@@ -193,6 +193,16 @@ def test_the_planner_reading_results_as_data_audits_as_it_does_reading_their_jso
     assert [(e.type, e.data) for e in as_text.events] == [(e.type, e.data) for e in as_data.events]
     assert as_text.report is not None and as_data.report is not None
     assert as_text.report.model_dump_json() == as_data.report.model_dump_json()
+
+
+def test_the_outcomes_report_is_the_one_the_final_event_carries_as_json(
+    mistuned: Workload, context: AuditContext
+) -> None:
+    outcome = audit(mistuned, context)
+    final = outcome.events[-1]
+    assert final.type == "final_report" and outcome.report is not None
+    assert outcome.report.model_dump(mode="json") == final.data["report"]
+    assert Report.model_validate(final.data["report"]) == outcome.report
 
 
 def test_audit_sends_the_workload_display_path_to_the_backend(
