@@ -3,8 +3,8 @@
 Users fine-tune with transformers + PEFT under the HF Trainer (directly, or through
 TRL, axolotl and LLaMA-Factory, which run it underneath); a speedup measured on
 another model implementation may not be theirs. This engine builds the workload's
-architecture from a transformers config of its family (Llama, Qwen2, Mistral,
-Gemma2, Phi3; the generic dims as Llama) with random weights — no download, no
+architecture from a transformers config of its family (Llama, Qwen2, Qwen3, Mistral,
+Gemma, Gemma2, Phi3 (Phi-4 too); the generic dims as Llama) with random weights — no download, no
 tokenizer — applies LoRA with ``peft.get_peft_model``, and trains with
 ``transformers.Trainer`` built from ``TrainingArguments`` derived from the workload.
 A ``TrainerCallback`` marks optimizer-step boundaries (CUDA events on a GPU, so no
@@ -38,12 +38,14 @@ from torch.utils.data import Dataset
 from transformers import (
     AutoModelForCausalLM,
     Gemma2Config,
+    GemmaConfig,
     LlamaConfig,
     MistralConfig,
     Phi3Config,
     PretrainedConfig,
     PreTrainedModel,
     Qwen2Config,
+    Qwen3Config,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -71,15 +73,22 @@ from pytest_goblin.schemas import WorkloadConfig
 FAMILIES: dict[str, type[PretrainedConfig]] = {
     "llama": LlamaConfig,
     "qwen2": Qwen2Config,
+    "qwen3": Qwen3Config,
     "mistral": MistralConfig,
+    "gemma": GemmaConfig,
     "gemma2": Gemma2Config,
     "phi3": Phi3Config,
 }
 """The transformers config class of each preset family."""
 
 _FAMILY_PATTERNS = (
-    ("gemma2", re.compile(r"gemma-?2")),
-    ("phi3", re.compile(r"phi-?3")),
+    # gemma-2-9b and gemma2_2b are Gemma 2; gemma-2b and gemma-7b are Gemma 1
+    ("gemma2", re.compile(r"gemma-?2(?:[-_]|$)")),
+    ("gemma", re.compile(r"gemma")),
+    # microsoft/phi-4's config.json names Phi3ForCausalLM (model_type phi3)
+    ("phi3", re.compile(r"phi-?[34]")),
+    # Qwen3 has no q/k/v biases and normalises q and k per head (models/qwen3)
+    ("qwen3", re.compile(r"qwen-?3")),
     ("qwen2", re.compile(r"qwen")),
     ("mistral", re.compile(r"mistral")),
     ("llama", re.compile(r"llama")),
@@ -146,7 +155,7 @@ def model_config(config: WorkloadConfig, layers: int | None = None) -> Pretraine
             "q/k/v biases without o_proj bias have no Llama layout in transformers; "
             "name a Qwen2 model (model_name) for the hf engine"
         )
-    if name in ("mistral", "qwen2"):
+    if name in ("mistral", "qwen2", "qwen3"):
         fields["sliding_window"] = None  # full attention, as the analytic model counts it
     return FAMILIES[name](**fields)
 

@@ -35,7 +35,9 @@ DIMS = {"layers": 2, "hidden": 64, "intermediate": 172, "heads": 4, "kv_heads": 
 FAMILIES = {
     "llama": "llama-3.2-1b",
     "qwen2": "qwen2.5-0.5b",
+    "qwen3": "qwen3-0.6b",
     "mistral": "mistral-7b",
+    "gemma": "gemma-2b",
     "gemma2": "gemma-2-2b",
     "phi3": "phi-3-mini",
 }
@@ -84,6 +86,10 @@ def test_each_preset_family_is_built_from_its_transformers_config(
 
 def test_the_family_comes_from_the_model_id_when_the_dims_are_explicit() -> None:
     assert family(tiny(model_name="Qwen/Qwen2.5-7B-Instruct")) == "qwen2"
+    assert family(tiny(model_name="Qwen/Qwen3-8B")) == "qwen3"
+    assert family(tiny(model_name="google/gemma-2-9b-it")) == "gemma2"
+    assert family(tiny(model_name="google/gemma-7b")) == "gemma"
+    assert family(tiny(model_name="microsoft/phi-4")) == "phi3"
     assert family(tiny()) == "llama"
     assert family(tiny(model={**DIMS, "qkv_bias": True})) == "qwen2"
 
