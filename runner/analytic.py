@@ -374,8 +374,9 @@ INTERCONNECT_GBS: dict[str, float] = {
     "cpu": 1.0,  # measured: gloo over loopback TCP, 2 ranks (benchmarks/comm_model.py)
 }
 """Achieved all-reduce bus bandwidth per device, GB/s. The CPU's: 2 gloo ranks all-reducing
-13 MB reached 0.96 and 1.06 GB/s at best of 30 in two runs (2-core x86_64 VM shared with
-other jobs, torch 2.13 CPU build), where 10 had been assumed."""
+13 MB reached 0.96 to 1.23 GB/s at best of 30 in four runs, 0.77 at the median of 30 on a
+quiet host (2-core x86_64 VM shared with other jobs, torch 2.13 CPU build), where 10 had
+been assumed."""
 
 COLLECTIVE_BASE_LATENCY_S: dict[str, float] = {
     "rocm-instinct": 8.4e-6,
@@ -395,7 +396,7 @@ ring step (an all-reduce takes ``2 (n-1)`` steps, an all-gather or a reduce-scat
 gradient-sized messages use (NVIDIA/nccl ``src/graph/tuning.cc``: ``baseLat`` Ring/Simple
 8.4 us, ``hwLat`` Ring/Simple 3.4 us per step over NVLink, 5.7 us over PCI).
 The gloo CPU row is measured by ``benchmarks/comm_model.py``: a one-element all-reduce of
-2 ranks (two steps) took 150 and 190 us at best of 30 in two runs (same VM)."""
+2 ranks (two steps) took 120 to 190 us at best of 30 in four runs (same VM)."""
 
 DDP_BUCKET_CAP_MB = 25
 DDP_FIRST_BUCKET_MB = 1
