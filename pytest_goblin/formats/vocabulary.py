@@ -219,6 +219,27 @@ keys of ``megatron_bridge_args.py`` are parsed only under ``USE_MEGATRON_BRIDGE=
 ``get_train_args``), which trains through Megatron-Core: without it LLaMA-Factory refuses them."""
 
 
+LLAMAFACTORY_V1 = _keys(
+    """
+    model custom_chat_template trust_remote_code flash_attn model_class init_config peft_config
+    kernel_config quant_config
+    train_dataset eval_dataset
+    output_dir micro_batch_size global_batch_size cutoff_len learning_rate num_train_epochs
+    max_steps max_grad_norm bf16 batching_strategy batching_workers
+    enable_activation_checkpointing dist_config dp_size cp_size cp_mode mp_replicate_size
+    mp_shard_size dist_timeout optim_config lr_scheduler_config seed full_determinism
+    resume_from_checkpoint save_steps save_epochs save_ckpt_as_hf save_total_limit logging_steps
+    pref_loss pref_beta pref_ftx simpo_gamma dpo_label_smoothing ld_alpha
+    sample_backend max_new_tokens
+    """
+)
+"""LLaMA-Factory's v1 trainer (``llamafactory-cli sft|dpo|rm`` with ``USE_V1=1``), main at
+ff6d4d1 (2026-08-18): the fields of ``ModelArguments``, ``DataArguments``,
+``TrainingArguments`` and ``SampleArguments`` in ``src/llamafactory/v1/config/{model,data,
+training,sample}_args.py``. A v1 file has no ``model_name_or_path``: it names its model
+with ``model`` and its plugins as ``*_config`` mappings."""
+
+
 AXOLOTL = _keys(
     """
     accelerator_config activation_offloading adam_beta1 adam_beta2 adam_beta3 adam_epsilon
@@ -391,6 +412,13 @@ LLAMAFACTORY_KEYS = Vocabulary(
     "LLaMA-Factory v0.9.5 (and main at ff6d4d1) src/llamafactory/hparams/*.py; parser.py "
     "parses them with "
     "allow_extra_keys=False unless ALLOW_EXTRA_ARGS is set",
+    strict=True,
+)
+LLAMAFACTORY_V1_KEYS = Vocabulary(
+    "LLaMA-Factory v1",
+    LLAMAFACTORY_V1,
+    "LLaMA-Factory main at ff6d4d1 src/llamafactory/v1/config/*_args.py; arg_parser.py "
+    "get_args parses them with allow_extra_keys=False unless ALLOW_EXTRA_KEYS is set",
     strict=True,
 )
 TRL_KEYS = Vocabulary(
