@@ -17,7 +17,7 @@ at ff6d4d1 (2026-08-18), ``src/llamafactory/v1/``:
   keeps the checkpoint's dtype (``dtype="auto"``). ``bf16`` (default true) reaches
   only FSDP2's MixedPrecisionPolicy (``plugins/trainer_plugins/distributed/fsdp2.py``);
   DeepSpeed takes its precision from its config file, bf16 unless that file turns it
-  off, never fp16 (``plugins/model_plugins/deepspeed_utils.py``); without
+  off (a file pytest-goblin cannot see is read as bf16), never fp16 (``plugins/model_plugins/deepspeed_utils.py``); without
   ``dist_config`` nothing autocasts, so a full fine-tune trains in fp32.
 - PEFT: none is full fine-tuning; ``lora`` r 8, lora_alpha 16, all linear layers;
   ``freeze`` is refused (``plugins/model_plugins/peft.py``). ``quant_config`` bnb
@@ -52,7 +52,7 @@ from pytest_goblin.formats.base import (
     lookup,
     targets_list,
 )
-from pytest_goblin.formats.deepspeed import SHIPPED, zero_fields
+from pytest_goblin.formats.deepspeed import zero_fields
 
 NAME = "llamafactory-v1"
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
@@ -87,7 +87,6 @@ _PACKED = ("padding_free", "dynamic_batching", "dynamic_padding_free")
 """Batching strategies whose micro-batches carry no padding or fill a token budget of
 ``micro_batch_size × cutoff_len`` (``plugins/trainer_plugins/batching.py``)."""
 _STRATEGIES = ("normal", *_PACKED)
-_DS_EXAMPLES = "examples/deepspeed/"
 _QUANT = {4: "qlora", 8: "lora8"}
 _PAIRS = re.compile(r"(^|[-_.])(dpo|orpo|simpo|pref|preference)([-_.]|$)")
 """A dataset file named for chosen/rejected pairs (``data/v1_dpo_demo.yaml``)."""
@@ -342,16 +341,9 @@ def _precision(data: dict[str, Any], display: str, f: Fields) -> None:
         return
     strategy = f.fields.get("strategy")
     if strategy == "deepspeed":
-        config_file = str(lookup(data, "dist_config.config_file"))
-        if not _shipped(config_file):
-            f.unset["precision"] = Unset(
-                "dist_config.config_file",
-                f"dist_config.config_file {config_file!r}: DeepSpeed takes the precision from "
-                "that file (bf16 unless it sets bf16.enabled false), which pytest-goblin does "
-                "not read; give `precision:` (bf16 or fp32)",
-                settable=False,
-            )
-            return
+        # the DeepSpeed file decides (deepspeed_utils.py infer_deepspeed_mixed_precision): bf16
+        # when it leaves bf16/fp16 "auto", as every file LLaMA-Factory ships does; fp16 is
+        # refused there, and a file that turns bf16 off trains in fp32
         f.put("precision", "bf16", "dist_config.config_file")
         return
     bf16 = data.get("bf16")
@@ -363,15 +355,6 @@ def _precision(data: dict[str, Any], display: str, f: Fields) -> None:
     else:
         # dtype="auto": the checkpoint's dtype, bfloat16 for every model family with a preset
         f.put("precision", "bf16")
-
-
-def _shipped(config_file: str) -> bool:
-    """One of the DeepSpeed files LLaMA-Factory ships (all bf16 ``auto``: bf16 under v1)."""
-    path = PurePosixPath(config_file.strip().replace("\\", "/"))
-    return any(
-        shipped.startswith(_DS_EXAMPLES) and path.parts[-3:] == PurePosixPath(shipped).parts[-3:]
-        for shipped in SHIPPED
-    )
 
 
 def _optimizer(data: dict[str, Any], display: str, f: Fields) -> None:
@@ -410,7 +393,8 @@ def _objective(data: dict[str, Any], display: str, f: Fields) -> None:
                 "file: give `objective:` (sft or dpo)",
                 settable=False,
             )
-        f.put("objective", "sft")
+        else:
+            f.put("objective", "sft")
         return
     loss = str(data.get("pref_loss") or "sigmoid")
     if loss not in _PREF_LOSSES:
