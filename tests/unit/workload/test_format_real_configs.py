@@ -981,7 +981,57 @@ READS += [
         sidecar=SEQ_LEN,
     ),
 ]
+READS += [
+    # LLaMA-Factory's v1 trainer (USE_V1=1), main at ff6d4d1: src/llamafactory/v1/
+    Case(
+        "real/llamafactory/v1_train_lora_train_lora_sft.yaml",
+        {
+            "format": "llamafactory-v1",
+            "arch": "qwen3-4b",
+            "finetune": "lora",
+            "lora_rank": 16,
+            "lora_alpha": 32,
+            "lora_targets": ALL_LINEAR,
+            "batch_size": 1,
+            "grad_accum_steps": 1,
+            "seq_len": 2048,
+            "precision": "bf16",
+            "gradient_checkpointing": True,
+            "strategy": "fsdp",
+            "zero_stage": 3,
+            "objective": "sft",
+        },
+    ),
+    Case(
+        "real/llamafactory/v1_train_full_train_full_deepspeed.yaml",
+        {
+            "format": "llamafactory-v1",
+            "arch": "qwen3-0.6b",
+            "finetune": "full",
+            "precision": "bf16",
+            "strategy": "deepspeed",
+            "zero_stage": 3,
+            "offload_params": False,
+            "lr": 1e-4,
+        },
+    ),
+    Case(
+        "real/llamafactory/v1_train_qlora_quantization.yaml",
+        {
+            "format": "llamafactory-v1",
+            "arch": "qwen3-0.6b",
+            "finetune": "qlora",
+            "precision": "fp16",
+            "lora_rank": 16,
+            "strategy": "fsdp",
+        },
+    ),
+]
 ERRORS = {
+    "real/llamafactory/v1_train_freeze_train_freeze_sft.yaml": (
+        "peft_config.name",
+        "peft_config.name 'freeze' is not one pytest-goblin can model",
+    ),
     "real/axolotl/falcon-e_falcon-e-3b-dpo.yaml": (
         "base_model",
         "'axolotl-ai-co/Falcon-E-1.2-3B-Exp-prequantized' (from `base_model`) is not a preset",
