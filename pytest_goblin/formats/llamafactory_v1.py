@@ -455,6 +455,12 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
             "batching_strategy padding_free needs flash_attn: flash_attention_2 and "
             "dynamic_batching needs max_steps, so a patch does not switch it",
         )
+    if field == "optimizer":
+        raise Unpatchable(
+            field,
+            "without optim_config the v1 trainer builds torch.optim.AdamW with no fused "
+            "switch, and muon is its one optimizer plugin (plugins/trainer_plugins/optimizers)",
+        )
     raise Unpatchable(field, f"LLaMA-Factory v1 configs have no key for {field}")
 
 

@@ -25,6 +25,10 @@ MINIMAL = {
         "w/lf.yaml",
         "model_name_or_path: meta-llama/Meta-Llama-3-8B\nstage: sft\ntemplate: llama3\n",
     ),
+    "llamafactory-v1": (
+        "w/v1.yaml",
+        "model: meta-llama/Meta-Llama-3-8B\nmodel_class: llm\ntrain_dataset: data/sft.yaml\n",
+    ),
     "trl": ("w/trl.yaml", "model_name_or_path: meta-llama/Meta-Llama-3-8B\nuse_peft: true\n"),
     "hf-args": (
         "w/args.json",
@@ -72,7 +76,7 @@ def test_the_table_covers_every_format_it_documents() -> None:
     assert all(
         re.search(r"v\d|[0-9a-f]{12}", line)
         for line in DOC.read_text().splitlines()
-        if line.startswith(("| axolotl |", "| trl |", "| llamafactory |"))
+        if line.startswith(("| axolotl |", "| trl |", "| llamafactory |", "| llamafactory-v1 |"))
     )
 
 
