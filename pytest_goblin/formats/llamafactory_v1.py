@@ -134,6 +134,14 @@ def _refuse_unmodelled(data: dict[str, Any], display: str) -> None:
             "pytest-goblin models causal language models (model_class: llm)",
             field="model_class",
         )
+    replicas = data.get("mp_replicate_size")
+    if replicas is not None and as_int(replicas, display, "mp_replicate_size") > 1:
+        raise WorkloadError(
+            display,
+            f"mp_replicate_size {replicas}: hybrid sharding shards each model state over one "
+            "replica group, not over every rank, which pytest-goblin does not model",
+            field="mp_replicate_size",
+        )
     cp_size = data.get("cp_size")
     if cp_size is not None and as_int(cp_size, display, "cp_size") > 1:
         raise WorkloadError(
@@ -281,6 +289,9 @@ def _distributed(data: dict[str, Any], display: str, f: Fields) -> None:
     ``world_size``."""
     dist = _plugin(data, display, "dist_config")
     if dist is None:
+        # several ranks without dist_config fall back to DDP with find_unused_parameters off
+        # for a text model (core/base_trainer.py _shard_model)
+        f.put("ddp_find_unused_parameters", False)
         return
     name = dist["name"]
     if name == "fsdp2":

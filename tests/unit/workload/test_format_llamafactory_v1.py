@@ -64,6 +64,7 @@ def test_unset_keys_take_the_v1_trainers_defaults(tmp_path: Path) -> None:
     assert (config.attention_impl, config.packing, config.dataloader_workers) == ("sdpa", False, 16)
     # no dist_config: a full fine-tune is cast to float32 and nothing autocasts
     assert (config.precision, config.strategy, config.objective) == ("fp32", "single", "sft")
+    assert config.ddp_find_unused_parameters is False
     assert set(workload.sources) == {"model_name"}
 
 
@@ -177,6 +178,7 @@ def test_the_objective_is_the_commands_unless_a_preference_key_says_dpo(tmp_path
         ("peft_config:\n  name: freeze\n", "peft_config.name", "'freeze' is not one"),
         ("model_class: cls\n", "model_class", "reward) head"),
         ("cp_size: 2\n", "cp_size", "context parallelism"),
+        ("mp_replicate_size: 2\n", "mp_replicate_size", "hybrid sharding"),
         ("dist_config:\n  name: fsdpturbo\n", "dist_config.name", "fsdpturbo"),
         ("dist_config:\n  name: deepspeed\n", "dist_config.config_file", "config_file"),
         ("quant_config:\n  name: bnb\n", "quant_config", "without a LoRA peft_config"),
