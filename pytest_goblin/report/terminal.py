@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
+from tabulate import MIN_PADDING, tabulate
 
 from pytest_goblin.report import candidates_text
 from pytest_goblin.report.attribution_text import heading, share_text, summary
@@ -66,20 +66,20 @@ def summary_table(results: Sequence[WorkloadResult], width: int | None = None) -
     """
     rows = [_cells(r) for r in results]
     shown = list(COLUMNS)
-    table = _render(shown, rows)
+    rules_room: int | None = None
     left_out = []
     for column in FOLD_ORDER:
-        if width is None or _width(table) <= width:
+        if width is None or _table_width(shown, rows) <= width:
             break
         shown.remove(column)
         left_out.append(column)
-        table = _render(shown, rows)
-        if "rules" in shown and _width(table) > width:
-            others = _width(_render([c for c in shown if c != "rules"], rows))
-            wrapped = _render(shown, rows, rules_room=width - others - 2)
-            if _width(wrapped) <= width:
-                table = wrapped
+        if "rules" in shown and _table_width(shown, rows) > width:
+            others = _table_width([c for c in shown if c != "rules"], rows)
+            room = width - others - 2
+            if _table_width(shown, rows, rules_room=room) <= width:
+                rules_room = room
                 break
+    table = _render(shown, rows, rules_room)
     if left_out:
         table += f"\n(left out to fit {width} columns: {', '.join(left_out)})"
     return table
@@ -109,6 +109,34 @@ def _render(
         for row in rows
     ]
     return tabulate(body, headers=list(columns), tablefmt="simple", disable_numparse=True)
+
+
+def _table_width(
+    columns: Sequence[str], rows: Sequence[dict[str, Any]], rules_room: int | None = None
+) -> int:
+    """The width ``_render`` gives these columns, worked out without rendering (a session
+    of many workloads would otherwise lay the table out once per folded column): tabulate's
+    ``simple`` format strips each cell, makes each column as wide as its widest cell line,
+    or its header plus ``tabulate.MIN_PADDING``, and puts two spaces between columns."""
+    widths = [
+        max(
+            [
+                len(column) + MIN_PADDING,
+                *(
+                    _width(
+                        (
+                            _rules_cell(row[column], rules_room)
+                            if column == "rules"
+                            else row[column]
+                        ).strip()
+                    )
+                    for row in rows
+                ),
+            ]
+        )
+        for column in columns
+    ]
+    return sum(widths) + 2 * (len(widths) - 1)
 
 
 def _rules_cell(ids: Sequence[str], room: int | None) -> str:

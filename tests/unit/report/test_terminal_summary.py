@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import random
+import string
 
 import pytest
 
 from helpers.sample_results import errored, run_info
 from helpers.workloads import MISTUNED_YAML, TUNED_YAML
+from pytest_goblin.report import terminal
 from pytest_goblin.report.terminal import advisories_text, outcome_line, summary_table
 from pytest_goblin.schemas import Acceptance, RuleRef, WorkloadResult
 
@@ -196,3 +199,30 @@ def test_rule_ids_in_wrapped_cells_keep_their_order(failed: WorkloadResult) -> N
     table = summary_table([many], width=widest(summary_table([many])) - 40)
     assert "rule-0, rule-1," in rows(table)[0]
     assert rows(table)[-1].rstrip().endswith("rule-11")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_width_worked_out_for_folding_is_the_rendered_width(seed: int) -> None:
+    rng = random.Random(seed)
+
+    def text() -> str:
+        return "".join(rng.choices(string.ascii_letters + "×[], .", k=rng.randint(0, 30)))
+
+    rows = [
+        {
+            column: (
+                [
+                    "".join(rng.choices("abc-", k=rng.randint(1, 25)))
+                    for _ in range(rng.randint(0, 6))
+                ]
+                if column == "rules"
+                else text()
+            )
+            for column in terminal.COLUMNS
+        }
+        for _ in range(rng.randint(0, 6))
+    ]
+    columns = [c for c in terminal.COLUMNS if rng.random() < 0.8] or ["workload"]
+    room = rng.choice([None, 5, 12, 30]) if "rules" in columns else None
+    rendered = terminal._render(columns, rows, room)
+    assert terminal._table_width(columns, rows, room) == terminal._width(rendered)
