@@ -57,8 +57,8 @@ ERRORS = {
     "deep-json.goblin.json": "nested more than 32 levels deep; a workload is a mapping with a few nested sections",
     "deep-yaml.goblin.yaml": "nested more than 32 levels deep; a workload is a mapping with a few nested sections",
     "list.goblin.yaml": "not a workload: expected a goblin workload (a mapping with `model` or `model_name`) "
-    "or a config of one of: torchtune, goblin, axolotl, firefly, llamafactory, open-instruct, "
-    "trl, hf-args, hf-script",
+    "or a config of one of: torchtune, llamafactory-v1, goblin, axolotl, firefly, llamafactory, "
+    "open-instruct, trl, hf-args, hf-script",
     "unknown-key.goblin.yaml": "field 'gradient_acumulation_steps': unknown key (not a WorkloadConfig field; did you "
     "mean 'grad_accum_steps'?)",
     "unknown-setting.goblin.yaml": "field 'goblin.treshold': unknown key (not a goblin setting; did you mean 'threshold'?)",
