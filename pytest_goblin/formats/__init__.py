@@ -138,6 +138,12 @@ def missing_markers(data: Any) -> str | None:
     framework's file, so "not a workload" says what is missing (None: nothing to say)."""
     if not isinstance(data, dict):
         return None
+    if torchtune.has_components(data):
+        return (
+            "it has torchtune components but none of the keys every training recipe's config "
+            "has (optimizer, loss, epochs, max_steps_per_epoch): a generation, evaluation or "
+            "quantization config, which trains nothing to audit"
+        )
     if isinstance(data.get("base_model"), str):
         return "it names `base_model` but none of axolotl's keys (" + _some(axolotl.MARKERS) + ")"
     if not isinstance(data.get("model_name_or_path"), str):

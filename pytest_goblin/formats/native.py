@@ -15,7 +15,7 @@ import difflib
 from typing import Any
 
 from pytest_goblin.errors import NotAWorkload, WorkloadError
-from pytest_goblin.formats import llamafactory_v1
+from pytest_goblin.formats import llamafactory_v1, torchtune
 from pytest_goblin.formats.json_edit import JsonText
 from pytest_goblin.formats.yaml_edit import YamlText
 from pytest_goblin.schemas import WorkloadConfig, WorkloadSettings
@@ -42,12 +42,14 @@ def names_a_model(data: Any) -> bool:
     the user named it is read with this looser test instead, so that a
     ``model``-only workload runs and a misspelt key is an error naming that key. A
     LLaMA-Factory v1 file also names its ``model``: one with a key v1 refuses is that
-    framework's near miss, never ours.
+    framework's near miss, never ours; so is a torchtune config that does not train
+    (generation, evaluation), which ``formats.missing_markers`` names.
     """
     return (
         isinstance(data, dict)
         and bool(_IDENTIFYING_KEYS & data.keys())
         and not llamafactory_v1.detect(data)
+        and not torchtune.has_components(data)
     )
 
 

@@ -195,11 +195,26 @@ def launch(text: str) -> Launch | None:
     return Launch(recipe=tokens[at], nproc=nproc, line=line, command=command)
 
 
-def detect(data: Any) -> bool:
+_TRAINING_KEYS = frozenset({"optimizer", "loss", "epochs", "max_steps_per_epoch"})
+"""Keys every torchtune training recipe's config has and its generation, evaluation and
+quantization configs do not (bd2a0fc7 recipes/configs: ``generation.yaml``,
+``*/evaluation.yaml``, ``quantization.yaml``), which are not workloads."""
+
+
+def has_components(data: Any) -> bool:
     """A ``_component_`` from the torchtune package (model, checkpointer, dataset, …)."""
     return isinstance(data, dict) and any(
         isinstance(value, dict) and str(value.get("_component_", "")).startswith("torchtune.")
         for value in data.values()
+    )
+
+
+def detect(data: Any) -> bool:
+    """torchtune components in a config that trains (``_TRAINING_KEYS``), or in a GRPO dev
+    recipe's, which nests its training keys and is refused by name."""
+    return has_components(data) and (
+        bool(_TRAINING_KEYS & data.keys())
+        or any(c.startswith(_RL_PREFIXES) for c in _components(data))
     )
 
 

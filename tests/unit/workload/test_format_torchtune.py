@@ -9,7 +9,7 @@ import yaml
 
 from helpers.format_support import change, load, write
 from pytest_goblin.catalogue.architectures import PRESETS
-from pytest_goblin.errors import WorkloadError
+from pytest_goblin.errors import NotAWorkload, WorkloadError
 from pytest_goblin.formats import torchtune
 from pytest_goblin.workload.read import plan_patch
 
@@ -183,6 +183,42 @@ def test_turning_checkpointing_off_also_turns_offloading_off(tmp_path: Path) -> 
 )
 def test_needs_a_torchtune_component_to_be_detected(data: dict) -> None:
     assert not torchtune.detect(data)
+
+
+GENERATION = """\
+model:
+  _component_: torchtune.models.llama2.llama2_7b
+checkpointer:
+  _component_: torchtune.training.FullModelHFCheckpointer
+  checkpoint_dir: /tmp/Llama-2-7b-hf/
+device: cuda
+dtype: bf16
+max_new_tokens: 300
+"""
+"""torchtune's generation config (bd2a0fc7 recipes/configs/generation.yaml), shortened."""
+
+
+def test_a_config_that_does_not_train_is_not_collected_from_a_directory(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".yaml", generation=GENERATION)
+    result = pytester.runpytest("--goblin", "--goblin-fake", "-p", "no:cacheprovider", ".")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_a_config_that_does_not_train_named_on_the_command_line_says_so(tmp_path: Path) -> None:
+    with pytest.raises(NotAWorkload, match="a generation, evaluation or quantization config"):
+        write(tmp_path, "configs/generation.yaml", GENERATION)
+
+
+def test_a_grpo_dev_recipe_which_nests_its_training_keys_is_still_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    text = GENERATION + (
+        "training:\n  loss:\n    _component_: torchtune.dev.grpo.loss.GRPOSimpleLoss\n"
+    )
+    with pytest.raises(WorkloadError, match="GRPO reinforcement learning"):
+        write(tmp_path, "configs/grpo.yaml", text)
 
 
 def test_a_value_given_by_interpolation_is_edited_where_it_is_defined(tmp_path: Path) -> None:
