@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -52,6 +52,9 @@ from pytest_goblin.errors import RunFailed, UnsupportedConfig
 from pytest_goblin.runner.measurement import Measurement
 from pytest_goblin.runner.options import SCRATCH_ENV
 from pytest_goblin.schemas import WorkloadConfig
+
+if TYPE_CHECKING:
+    from pytest_goblin.runner.training import RunRequest
 
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
 """torch.distributed backend per device type; a ROCm build names RCCL ``nccl``."""
@@ -276,31 +279,43 @@ def rank_main(payload: dict[str, Any]) -> dict[str, Any] | None:
         raise
 
 
-def _train(payload: dict[str, Any], rank: int) -> dict[str, Any] | None:
-    from pytest_goblin.runner.training import RunRequest, measure
-    from pytest_goblin.runner.worker import fault_hook
-
-    world = int(os.environ["WORLD_SIZE"])
+def rank_device(payload: dict[str, Any]) -> torch.device:
+    """This rank's device: on a GPU the launcher's ``LOCAL_RANK``-th, made current."""
     if payload["device_type"] == "cuda":
         local = int(os.environ["LOCAL_RANK"])
         torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        if "OMP_NUM_THREADS" not in os.environ:  # the workload's own setting wins
-            torch.set_num_threads(payload["threads"])  # the ranks share the cores evenly
-        device = torch.device("cpu")
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def rank_request(payload: dict[str, Any]) -> RunRequest:
+    """The run every rank makes, as ``launch`` packed it."""
+    from pytest_goblin.runner.training import RunRequest
+
+    return RunRequest(
+        config=WorkloadConfig.model_validate(payload["config"]),
+        steps=payload["steps"],
+        warmup=payload["warmup"],
+        sample_cost_s=payload["sample_cost_s"],
+        layers=payload["layers"],
+        seed=payload["seed"],
+    )
+
+
+def _train(payload: dict[str, Any], rank: int) -> dict[str, Any] | None:
+    from pytest_goblin.runner.training import measure
+    from pytest_goblin.runner.worker import fault_hook
+
+    world = int(os.environ["WORLD_SIZE"])
+    device = rank_device(payload)
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        # the workload's own setting wins; otherwise the ranks share the cores evenly
+        torch.set_num_threads(payload["threads"])
     dist.init_process_group(BACKENDS[device.type])
     try:
-        config = WorkloadConfig.model_validate(payload["config"])
+        request = rank_request(payload)
+        config = request.config
         strategy = "ddp" if config.strategy == "single" else config.strategy
-        request = RunRequest(
-            config=config,
-            steps=payload["steps"],
-            warmup=payload["warmup"],
-            sample_cost_s=payload["sample_cost_s"],
-            layers=payload["layers"],
-            seed=payload["seed"],
-        )
         ranks = TorchRanks(
             rank,
             world,

@@ -119,21 +119,9 @@ def train(payload: dict[str, Any], rank: int) -> dict[str, Any] | None:
     from pytest_goblin.runner.worker import fault_hook
 
     world = int(os.environ["WORLD_SIZE"])
-    if payload["device_type"] == "cuda":
-        local = int(os.environ["LOCAL_RANK"])
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
-    config = WorkloadConfig.model_validate(payload["config"])
-    request = RunRequest(
-        config=config,
-        steps=payload["steps"],
-        warmup=payload["warmup"],
-        sample_cost_s=payload["sample_cost_s"],
-        layers=payload["layers"],
-        seed=payload["seed"],
-    )
+    device = distributed.rank_device(payload)
+    request = distributed.rank_request(payload)
+    config = request.config
     strategy = "ddp" if config.strategy == "single" else config.strategy
     ranks = HFRanks(rank, world, strategy, device, payload["threads"])
     try:
