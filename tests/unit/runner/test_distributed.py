@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from helpers.processes import group_members
+
 torch = pytest.importorskip("torch")
 
 from pytest_goblin.errors import DeviceFault, RunFailed  # noqa: E402
@@ -60,20 +62,6 @@ def runner(session: DeviceSession) -> TorchRunner:
     found = session.runner_for(None, WorkloadSettings(sample_cost_ms=0))
     assert isinstance(found, TorchRunner)
     return found
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes of a process group (the worker's: its ranks run in it)."""
-    members = []
-    for proc in Path("/proc").iterdir():
-        try:
-            stat = (proc / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(proc.name))
-    return members
 
 
 @needs_two_cores

@@ -7,11 +7,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+from helpers.processes import group_members
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -82,20 +83,6 @@ def session(private_locks: None) -> Iterator[DeviceSession]:
     measured = DeviceSession("cpu", hf_options())
     yield measured
     measured.close()
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes of a process group (the worker's: its ranks run in it)."""
-    members = []
-    for proc in Path("/proc").iterdir():
-        try:
-            stat = (proc / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(proc.name))
-    return members
 
 
 @needs_two_cores
