@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from pytest_goblin.runner.device_session import SimulatedDevice
 from pytest_goblin.schemas import DeviceInfo, RunMetrics, WorkloadConfig
 from pytest_goblin.workload.read import Workload
+
+LLAMA_LORA: dict[str, Any] = {
+    "model": "llama-3-8b",
+    "finetune": "lora",
+    "lora_rank": 16,
+    "precision": "bf16",
+    "attention_impl": "flash",
+    "optimizer": "adamw_torch_fused",
+    "dataloader_workers": 4,
+    "batch_size": 4,
+    "seq_len": 2048,
+}
+"""The analytic model's reference workload: Llama-3-8B LoRA r16, well tuned."""
 
 MISTUNED_YAML = """\
 # Llama-3-8B LoRA copied from an fp32 tutorial.

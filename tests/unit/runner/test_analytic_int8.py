@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from helpers.workloads import LLAMA_LORA
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.analytic import (
     BANDWIDTH_EFFICIENCY,
@@ -16,17 +17,7 @@ from pytest_goblin.runner.analytic import (
 )
 from pytest_goblin.schemas import WorkloadConfig
 
-LLAMA_LORA8: dict[str, Any] = {
-    "model": "llama-3-8b",
-    "finetune": "lora8",
-    "lora_rank": 16,
-    "precision": "bf16",
-    "attention_impl": "flash",
-    "optimizer": "adamw_torch_fused",
-    "dataloader_workers": 4,
-    "batch_size": 4,
-    "seq_len": 2048,
-}
+LLAMA_LORA8: dict[str, Any] = {**LLAMA_LORA, "finetune": "lora8"}
 
 GB = 1e9
 

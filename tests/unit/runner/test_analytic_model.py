@@ -8,23 +8,11 @@ from typing import Any
 
 import pytest
 
+from helpers.workloads import LLAMA_LORA
 from pytest_goblin.catalogue.devices import DEVICES, get_device
 from pytest_goblin.errors import OutOfMemory
 from pytest_goblin.runner.analytic import AnalyticModel, MemoryEstimate
 from pytest_goblin.schemas import RunMetrics, WorkloadConfig
-
-# The reference workload: Llama-3-8B LoRA r16 on one MI300X, well tuned.
-LLAMA_LORA: dict[str, Any] = {
-    "model": "llama-3-8b",
-    "finetune": "lora",
-    "lora_rank": 16,
-    "precision": "bf16",
-    "attention_impl": "flash",
-    "optimizer": "adamw_torch_fused",
-    "dataloader_workers": 4,
-    "batch_size": 4,
-    "seq_len": 2048,
-}
 
 # A small full fine-tune, where host-side costs are visible.
 QWEN_FULL: dict[str, Any] = {
