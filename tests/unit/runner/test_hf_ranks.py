@@ -5,14 +5,17 @@ it refuses; a crashing rank; which engine measures a multi-rank workload under a
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from helpers.processes import group_members
+from helpers.ranks import (
+    assert_crashed_rank_leaves_only_the_worker,
+    assert_group_reaped,
+    assert_two_rank_metrics,
+)
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -20,7 +23,7 @@ pytest.importorskip("peft")
 
 from transformers import Trainer  # noqa: E402
 
-from pytest_goblin.errors import DeviceFault, RunFailed  # noqa: E402
+from pytest_goblin.errors import DeviceFault  # noqa: E402
 from pytest_goblin.runner import training  # noqa: E402
 from pytest_goblin.runner.device_session import DeviceSession, MeasureOptions  # noqa: E402
 from pytest_goblin.runner.distributed import device_count  # noqa: E402
@@ -223,15 +226,7 @@ def test_a_crashing_trainer_rank_errors_the_run_and_leaves_no_process(
     faulty = DeviceSession("cpu", hf_options())
     try:
         found = runner(faulty)
-        config = tiny()
-        # the launcher reports the first failed rank it finds: rank 1 with its signal, or
-        # rank 0's closed connection, which names rank 1 as the one that died first
-        died = r"rank 1 of 2 (\(pid \d+\) died: killed by SIGKILL|died without reporting)"
-        with pytest.raises(RunFailed, match=died):
-            found.run(config, steps=2)
-        worker = found.device.worker_pid(config.env_vars)
-        assert worker is not None  # the worker lives on; its ranks are gone
-        assert group_members(worker) == [worker]
+        assert_crashed_rank_leaves_only_the_worker(found, tiny())
     finally:
         faulty.close()
 
@@ -250,12 +245,7 @@ def test_a_hanging_trainer_rank_times_out_and_leaves_no_process(
         assert worker is not None
         with pytest.raises(DeviceFault, match="timed out during a run"):
             found.run(config, steps=2)
-        # the worker's group (it and both ranks) was SIGKILLed: the ranks, orphaned by the
-        # worker's death, are reaped by init a moment later
-        deadline = time.monotonic() + 30
-        while group_members(worker) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert group_members(worker) == []
+        assert_group_reaped(worker)
     finally:
         faulty.close()
 
@@ -275,7 +265,5 @@ def test_two_nccl_ranks_of_the_trainer_are_measured_on_two_gpus(strategy: str) -
         metrics = found.run(config, steps=6)
     finally:
         gpus.close()
-    assert metrics.world_size == 2 and found.info.kind in ("cuda", "rocm")
-    assert len(metrics.rank_peak_memory_gb) == 2 and min(metrics.rank_peak_memory_gb) > 0
-    assert metrics.comm_share is not None and 0.0 <= metrics.comm_share <= 1.0
-    assert metrics.tokens_per_step == config.tokens_per_step
+    assert found.info.kind in ("cuda", "rocm")
+    assert_two_rank_metrics(metrics, config)
