@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from helpers.format_support import change
+from helpers.workloads import LLAMA_LORA
 from pytest_goblin.catalogue.architectures import lookup
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.errors import WorkloadError
@@ -17,18 +18,7 @@ from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.workload.read import load_workload, plan_patch
 
-LORA: dict[str, Any] = {
-    "model": "llama-3-8b",
-    "finetune": "lora",
-    "lora_rank": 16,
-    "precision": "bf16",
-    "attention_impl": "flash",
-    "optimizer": "adamw_torch_fused",
-    "batch_size": 2,
-    "seq_len": 2048,
-    "gradient_checkpointing": True,
-    "dataloader_workers": 4,
-}
+LORA: dict[str, Any] = {**LLAMA_LORA, "batch_size": 2, "gradient_checkpointing": True}
 FULL: dict[str, Any] = {**LORA, "finetune": "full", "lora_rank": None, "model": "qwen2.5-0.5b"}
 RUNNER = AnalyticModel(get_device("h100"))
 
