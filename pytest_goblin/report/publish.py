@@ -11,14 +11,19 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_goblin import history
 from pytest_goblin.atomic import describe_write_error, write_text
 from pytest_goblin.gitinfo import current_commit
-from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.report import html, markdown
 from pytest_goblin.report.summary import RunInfo
 from pytest_goblin.schemas import WorkloadResult
+
+if TYPE_CHECKING:
+    # Only the plugin builds settings; reporters read them, so pytest stays out of
+    # this module's imports.
+    from pytest_goblin.plugin.settings import GoblinSettings
 
 
 @dataclass

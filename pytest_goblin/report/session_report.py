@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytest_goblin.plugin.settings import GoblinSettings
 from pytest_goblin.report.summary import RunInfo
 from pytest_goblin.schemas import WorkloadResult
+
+if TYPE_CHECKING:
+    # Only the plugin builds settings; the reporters read them, so pytest stays out of
+    # this module's imports.
+    from pytest_goblin.plugin.settings import GoblinSettings
 
 
 @dataclass

@@ -43,6 +43,21 @@ def imported(tree: ast.Module) -> set[str]:
     return names
 
 
+def imported_at_run_time(tree: ast.Module) -> set[str]:
+    """What ``imported`` finds outside ``if TYPE_CHECKING:`` blocks (annotations only)."""
+    checking = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    ]
+    hidden: set[str] = set()
+    for block in checking:
+        hidden |= imported(ast.Module(body=block.body, type_ignores=[]))
+    return imported(tree) - hidden
+
+
 def within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
@@ -141,3 +156,16 @@ def test_layers_import_downwards(lower: str, upper: str, why: str) -> None:
         if within(target, upper)
     )
     assert offenders == [], f"{why}: {offenders}"
+
+
+def test_reporters_import_no_plugin_code_at_run_time() -> None:
+    # The plugin hands reporters its settings (``SessionReport``); they name the type
+    # for annotations only, so rendering a report needs neither pytest nor the hooks.
+    offenders = sorted(
+        f"{name} imports {target}"
+        for name, tree in MODULES.items()
+        if within(name, "pytest_goblin.report")
+        for target in imported_at_run_time(tree)
+        if within(target, "pytest_goblin.plugin")
+    )
+    assert offenders == [], f"import plugin types under TYPE_CHECKING: {offenders}"
