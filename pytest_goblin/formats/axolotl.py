@@ -63,14 +63,31 @@ MARKERS = frozenset(
     }
 )
 LEGACY_ATTENTION = {
+    "xformers_attention": "flash",
+    "sage_attention": "flash",
+    "flex_attention": "flash",
     "flash_attention": "flash",
     "sdp_attention": "sdpa",
     "eager_attention": "eager",
-    "xformers_attention": "flash",
-    "flex_attention": "flash",
-    "sage_attention": "flash",
-    "s2_attention": "flash",
 }
+"""The legacy attention flags in the order axolotl v0.18.0 gives them priority
+(``src/axolotl/utils/schemas/enums.py`` ``LEGACY_ATTN_FLAG_TO_IMPL``), as our classes."""
+_AXOLOTL_ATTENTION = frozenset(
+    {
+        "eager",
+        "sdpa",
+        "flash_attention_2",
+        "flash_attention_3",
+        "flex_attention",
+        "xformers",
+        "sage",
+        "fp8",
+    }
+)
+"""The ``attn_implementation`` values axolotl v0.18.0 accepts besides hub-kernel paths
+(``src/axolotl/utils/schemas/enums.py`` ``CANONICAL_ATTN_IMPLS``)."""
+_SHORT_ATTENTION = {"flash": "flash_attention_2", "flex": "flex_attention", "sdp": "sdpa"}
+"""Short forms axolotl v0.18.0 refuses (``SHORT_FORM_ALIAS_TO_CANONICAL``)."""
 _LEGACY_FOR = {"flash": "flash_attention", "sdpa": "sdp_attention", "eager": "eager_attention"}
 _PRECISION_KEYS = ("bf16", "fp16", "tf32", "sequence_len")
 _DATALOADER = {
@@ -118,8 +135,10 @@ def read(data: dict[str, Any], display: str) -> Reading:
             "supervised fine-tuning and DPO (rl: dpo, ipo) only",
             field="rl",
         )
-    check_model(data["base_model"], display, "base_model")
+    _refuse_other_trainers(data, display)
     _refuse_partial_training(data, display)
+    _refuse_model_parallelism(data, display)
+    check_model(data["base_model"], display, "base_model")
     f = Fields(display, data.get)
     f.put("model_name", data["base_model"], "base_model")
     f.take("batch_size", "micro_batch_size", as_int, 1)
@@ -259,24 +278,93 @@ def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
 
 
 def _attention(data: dict[str, Any], display: str) -> tuple[str, str | None]:
-    """``attn_implementation`` takes transformers' names plus axolotl's own ``s2``
-    (shifted-sparse attention, FlashAttention 2 underneath, like the legacy
-    ``s2_attention`` flag)."""
+    """``attn_implementation`` or the legacy flags, as axolotl v0.18.0 resolves them
+    (``src/axolotl/utils/schemas/config.py`` ``normalize_attn_implementation``: the first
+    legacy flag set, in ``LEGACY_ATTN_FLAG_TO_IMPL``'s order, becomes
+    ``attn_implementation``; ``validate_attn_implementation`` refuses the short forms
+    ``flash``/``flex``/``sdp``, and ``s2_attention`` is no longer supported). Neither set:
+    transformers' default, SDPA."""
     value = data.get("attn_implementation")
     if value is not None:
-        if str(value).strip().lower() == "s2":
-            return "flash", "attn_implementation"
+        name = str(value).strip()
+        if name not in _AXOLOTL_ATTENTION and "/" not in name:
+            canonical = _SHORT_ATTENTION.get(name)
+            raise WorkloadError(
+                display,
+                f"attn_implementation: {name} is refused by axolotl (v0.18.0 "
+                "src/axolotl/utils/schemas/config.py validate_attn_implementation): "
+                + (
+                    f"its name is {canonical}"
+                    if canonical
+                    else f"one of {', '.join(sorted(_AXOLOTL_ATTENTION))} or a hub-kernel path"
+                ),
+                field="attn_implementation",
+            )
         return hf_attention(value, display, "attn_implementation"), "attn_implementation"
+    if data.get("s2_attention") is not None and as_bool(
+        data["s2_attention"], display, "s2_attention"
+    ):
+        raise WorkloadError(
+            display,
+            "s2_attention (shifted-sparse attention) is no longer supported by axolotl "
+            "(v0.18.0 src/axolotl/utils/schemas/deprecated.py); set attn_implementation: "
+            "flash_attention_2",
+            field="s2_attention",
+        )
     for key, attention in LEGACY_ATTENTION.items():
         if data.get(key) is not None and as_bool(data[key], display, key):
             return attention, key
     return "sdpa", None
 
 
+_OTHER_TRAINERS = {
+    "reward_model": "reward-model training (TRL's RewardTrainer: a chosen and a rejected "
+    "sequence per example through a sequence-classification head, no language-model head)",
+    "process_reward_model": "process-reward-model training (TRL's PRMTrainer: a "
+    "token-classification head scoring each reasoning step, no language-model head)",
+}
+"""Switches that replace the causal-LM trainer (axolotl v0.18.0, 067b021,
+``src/axolotl/core/builders/causal.py``: ``reward_model`` picks ``AxolotlRewardConfig``
+and the reward trainer, ``process_reward_model`` ``AxolotlPRMConfig``)."""
+_MODEL_PARALLEL = {
+    "tensor_parallel_size": "tensor parallelism splits every layer's matmuls across ranks",
+    "context_parallel_size": "context parallelism splits each sequence across ranks",
+    "sequence_parallel_degree": "sequence parallelism (context_parallel_size's old name) "
+    "splits each sequence across ranks",
+}
+"""Model-parallel axes (axolotl v0.18.0 ``src/axolotl/utils/schemas/config.py``); the analytic
+model divides memory by data-parallel sharding only, so a size above 1 is an error naming it."""
+
+
+def _refuse_other_trainers(data: dict[str, Any], display: str) -> None:
+    """Reward and process-reward models are trained by other trainers on other heads."""
+    for key, what in _OTHER_TRAINERS.items():
+        if data.get(key) is not None and as_bool(data[key], display, key):
+            raise WorkloadError(
+                display,
+                f"{key}: true is {what}; pytest-goblin models causal-LM supervised "
+                "fine-tuning and DPO",
+                field=key,
+            )
+
+
+def _refuse_model_parallelism(data: dict[str, Any], display: str) -> None:
+    """A run whose per-device work is a slice of each layer or of each sequence."""
+    for key, what in _MODEL_PARALLEL.items():
+        if data.get(key) is not None and as_int(data[key], display, key) > 1:
+            raise WorkloadError(
+                display,
+                f"{key}: {data[key]}: {what}; pytest-goblin models one device's whole "
+                "model and whole sequences, sharded only by FSDP or DeepSpeed ZeRO",
+                field=key,
+            )
+
+
 def _refuse_partial_training(data: dict[str, Any], display: str) -> None:
     """Spectrum trains only the layers with the highest signal-to-noise ratio
     (``spectrum_top_fraction``, default 0.5 in v0.18.0
-    ``src/axolotl/integrations/spectrum/args.py``): neither a full fine-tune nor LoRA."""
+    ``src/axolotl/integrations/spectrum/args.py``) and LISA a few sampled layers at a
+    time: neither is a full fine-tune nor LoRA."""
     plugins = [str(plugin).lower() for plugin in data.get("plugins") or []]
     if any("spectrum" in plugin for plugin in plugins):
         raise WorkloadError(
@@ -285,6 +373,16 @@ def _refuse_partial_training(data: dict[str, Any], display: str) -> None:
             f"(spectrum_top_fraction {data.get('spectrum_top_fraction', 0.5)}); pytest-goblin "
             "models full, LoRA and QLoRA fine-tuning",
             field="plugins",
+        )
+    # LISA trains lisa_n_layers randomly chosen layers, switched every lisa_step_interval
+    # steps, when both are set (v0.18.0 src/axolotl/core/builders/causal.py)
+    if data.get("lisa_n_layers") and data.get("lisa_step_interval"):
+        raise WorkloadError(
+            display,
+            f"LISA trains {data['lisa_n_layers']} randomly chosen layers at a time, the "
+            "others frozen (lisa_n_layers with lisa_step_interval); pytest-goblin models "
+            "full, LoRA and QLoRA fine-tuning",
+            field="lisa_n_layers",
         )
 
 

@@ -225,8 +225,62 @@ def test_load_in_8bit_false_is_a_16_bit_lora(tmp_path: Path) -> None:
     assert write(tmp_path, "w/a.yml", text).config.finetune == "lora"
 
 
-def test_axolotls_s2_attention_implementation_is_flash_attention_underneath(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        ("attn_implementation: s2\n", "attn_implementation", "one of eager, flash_attention_2"),
+        ("attn_implementation: flash\n", "attn_implementation", "its name is flash_attention_2"),
+        ("attn_implementation: sdp\n", "attn_implementation", "its name is sdpa"),
+        ("s2_attention: true\n", "s2_attention", "no longer supported by axolotl"),
+    ],
+)
+def test_attention_axolotl_refuses_is_an_error_naming_the_key(
+    tmp_path: Path, text: str, field: str, message: str
 ) -> None:
-    text = MINIMAL + "attn_implementation: s2\n"
+    with pytest.raises(WorkloadError, match=message) as info:
+        write(tmp_path, "w/a.yml", MINIMAL + text)
+    assert info.value.field == field
+
+
+def test_a_hub_kernel_path_is_flash_attention(tmp_path: Path) -> None:
+    text = MINIMAL + "attn_implementation: kernels-community/flash-attn3\n"
     assert write(tmp_path, "w/a.yml", text).config.attention_impl == "flash"
+
+
+def test_the_first_legacy_flag_in_axolotls_priority_order_wins(tmp_path: Path) -> None:
+    """xformers before flash before sdp (v0.18.0 LEGACY_ATTN_FLAG_TO_IMPL)."""
+    text = MINIMAL + "sdp_attention: true\nflash_attention: true\n"
+    found = write(tmp_path, "w/a.yml", text)
+    assert (found.config.attention_impl, found.sources["attention_impl"]) == (
+        "flash",
+        "flash_attention",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        ("reward_model: true\n", "reward_model", "TRL's RewardTrainer"),
+        ("process_reward_model: true\n", "process_reward_model", "TRL's PRMTrainer"),
+        ("lisa_n_layers: 4\nlisa_step_interval: 20\n", "lisa_n_layers", "LISA trains 4"),
+        ("tensor_parallel_size: 2\n", "tensor_parallel_size", "tensor parallelism"),
+        ("context_parallel_size: 8\n", "context_parallel_size", "splits each sequence"),
+        ("sequence_parallel_degree: 4\n", "sequence_parallel_degree", "splits each sequence"),
+    ],
+)
+def test_training_that_is_not_one_devices_causal_lm_step_is_refused_by_name(
+    tmp_path: Path, text: str, field: str, message: str
+) -> None:
+    with pytest.raises(WorkloadError, match=message) as info:
+        write(tmp_path, "w/a.yml", MINIMAL + text)
+    assert info.value.field == field
+
+
+def test_parallel_sizes_of_one_are_plain_data_parallel(tmp_path: Path) -> None:
+    text = MINIMAL + "tensor_parallel_size: 1\ncontext_parallel_size: 1\nreward_model: false\n"
+    assert write(tmp_path, "w/a.yml", text).config.objective == "sft"
+
+
+def test_lisa_without_a_step_interval_is_not_switched_on(tmp_path: Path) -> None:
+    """axolotl builds the LISA callback only when both keys are set (v0.18.0 causal.py)."""
+    assert write(tmp_path, "w/a.yml", MINIMAL + "lisa_n_layers: 4\n").config.finetune == "full"

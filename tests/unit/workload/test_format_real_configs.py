@@ -1032,6 +1032,17 @@ ERRORS = {
         "peft_config.name",
         "peft_config.name 'freeze' is not one pytest-goblin can model",
     ),
+    "real/axolotl/qwen2_reward-model.yaml": ("reward_model", "TRL's RewardTrainer"),
+    "real/axolotl/qwen2_prm.yaml": ("process_reward_model", "TRL's PRMTrainer"),
+    "real/axolotl/llama-2_lisa.yml": ("lisa_n_layers", "LISA trains 4 randomly chosen layers"),
+    "real/axolotl/distributed-parallel_qwen3-8b-fsdp-tp-cp.yaml": (
+        "tensor_parallel_size",
+        "tensor_parallel_size: 2: tensor parallelism splits every layer's matmuls",
+    ),
+    "real/axolotl/alst_llama3-8b-deepspeed-alst.yaml": (
+        "context_parallel_size",
+        "context_parallel_size: 8: context parallelism splits each sequence across ranks",
+    ),
     "real/axolotl/falcon-e_falcon-e-3b-dpo.yaml": (
         "base_model",
         "'axolotl-ai-co/Falcon-E-1.2-3B-Exp-prequantized' (from `base_model`) is not a preset",
