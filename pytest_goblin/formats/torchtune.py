@@ -133,10 +133,22 @@ _NO_MAX_SEQ_LEN = (
 
 
 _LAUNCH = re.compile(r"^[ \t]*#.*?\btune run[ \t]+(?P<args>[^\n]*)", re.MULTILINE)
-_VALUED_OPTIONS = frozenset(
-    {"--nnodes", "--nproc_per_node", "--nproc-per-node", "--node_rank", "--master_port"}
+_FLAG_OPTIONS = frozenset(
+    {
+        "-h",
+        "--help",
+        "--standalone",
+        "-m",
+        "--module",
+        "--no_python",
+        "--run_path",
+        "--virtual_local_rank",
+    }
 )
-"""torchrun options that ``tune run`` passes on and that take a value (``--nnodes 1``)."""
+"""The torchrun options ``tune run`` passes on that take no value (torch 2.13
+``torch/distributed/run.py`` ``get_args_parser``: ``store_true`` actions, dashes written as
+underscores); every other option before the recipe takes one (``--nnodes 2``, ``--rdzv_id
+101``), as torchtune's ``recipes/full_finetune_multinode.slurm`` writes them."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,13 @@ class Launch:
     nproc: int | None
     line: int
     command: str
+    nnodes: int = 1
+
+    @property
+    def world_size(self) -> int:
+        """Processes over all nodes: torchrun starts ``--nproc_per_node`` on each of
+        ``--nnodes`` nodes (``tune run --nnodes 2 --nproc_per_node 8`` is 16 ranks)."""
+        return (self.nproc or 1) * self.nnodes
 
     @property
     def distributed(self) -> bool:
@@ -164,12 +183,23 @@ class Launch:
         ``fsdp_reshard_after_forward``, default True); torchtune v0.2.1 wrapped the model in
         FSDP1 with ``ShardingStrategy.FULL_SHARD``. One process shards nothing.
         """
-        return self.recipe.endswith("_distributed") and (self.nproc or 1) > 1
+        return self.recipe.endswith("_distributed") and self.world_size > 1
 
     @property
     def label(self) -> str:
         """How sources and messages name it: the comment line and its command."""
         return f"the launch comment, line {self.line}: {self.command}"
+
+
+def _count(value: str) -> int | None:
+    """A process or node count: ``4``, or torchrun's elastic ``MIN:MAX`` when both are equal.
+
+    A real range names no one size: it gives None, and the launch counts one node (the
+    sidecar's ``world_size`` then says how many ranks really run)."""
+    low, _, high = value.partition(":")
+    if low.isdigit() and (not high or high == low):
+        return int(low)
+    return None
 
 
 def launch(text: str) -> Launch | None:
@@ -179,20 +209,24 @@ def launch(text: str) -> Launch | None:
         return None
     tokens = found.group("args").split()
     nproc: int | None = None
+    nnodes = 1
     at = 0
     while at < len(tokens) and tokens[at].startswith("-"):
         name, equals, value = tokens[at].partition("=")
-        if not equals and name in _VALUED_OPTIONS and at + 1 < len(tokens):
+        name = "--" + name.lstrip("-").replace("-", "_") if name.startswith("--") else name
+        if not equals and name not in _FLAG_OPTIONS and at + 1 < len(tokens):
             at += 1
             value = tokens[at]
-        if name in ("--nproc_per_node", "--nproc-per-node") and value.isdigit():
-            nproc = int(value)
+        if name == "--nproc_per_node":
+            nproc = _count(value)
+        elif name == "--nnodes":
+            nnodes = _count(value) or 1
         at += 1
     if at == len(tokens):
         return None
     command = " ".join(["tune run", *tokens[: at + 1]])
     line = text.count("\n", 0, found.start("args")) + 1
-    return Launch(recipe=tokens[at], nproc=nproc, line=line, command=command)
+    return Launch(recipe=tokens[at], nproc=nproc, line=line, command=command, nnodes=nnodes)
 
 
 _TRAINING_KEYS = frozenset({"optimizer", "loss", "epochs", "max_steps_per_epoch"})
@@ -217,6 +251,19 @@ def detect(data: Any) -> bool:
         or any(c.startswith(_RL_PREFIXES) for c in _components(data))
     )
 
+
+_MESH_REFUSED = {
+    "tensor_parallel_dim": "tensor parallelism (each layer's matmuls split across that many "
+    "ranks, so a rank holds and computes a slice of every layer)",
+    "context_parallel_dim": "context parallelism (each sequence split across that many ranks)",
+    "data_parallel_replicate_dim": "hybrid sharding (FSDP within groups of ranks, the groups "
+    "replicating each other, so memory divides by the group, not the world)",
+}
+"""Device-mesh dimensions of the distributed recipes besides data-parallel sharding (torchtune
+bd2a0fc7 ``recipes/{full,lora}_finetune_distributed.py``, ``qat_distributed.py``:
+``cfg.get("tensor_parallel_dim", 1)``, ``context_parallel_dim``, ``data_parallel_replicate_dim``
+into ``training.ParallelDims``). pytest-goblin models FSDP over the whole world, so above 1
+each is refused by name."""
 
 _DPO_LOSSES = ("torchtune.rlhf.loss.DPOLoss", "torchtune.rlhf.loss.RSOLoss")
 """The preference losses of the DPO recipes (v0.6.1 torchtune/rlhf/loss/dpo.py)."""
@@ -252,6 +299,15 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
         )
     f = Fields(display, lambda path: _resolved(data, path, display))
     _model(data, display, f)
+    for key, what in _MESH_REFUSED.items():
+        degree = f.get(key)
+        if degree is not None and as_int(degree, display, key) > 1:
+            raise WorkloadError(
+                display,
+                f"{key}: {degree} is {what}; pytest-goblin models FSDP sharding over "
+                "world_size and no other parallelism, so this launch is not modelled",
+                field=key,
+            )
     if f.get("batch_size") is None:
         raise WorkloadError(
             display, "batch_size is required by every torchtune recipe", field="batch_size"
@@ -300,7 +356,7 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
     if started is not None and sharded:
         # the sidecar's world_size, when given, replaces the header's process count
         f.put("strategy", "fsdp", started.label)
-        f.put("world_size", started.nproc, started.label)
+        f.put("world_size", started.world_size, started.label)
     elif present:
         f.put("strategy", "fsdp", present[0])
     if sharded or present:

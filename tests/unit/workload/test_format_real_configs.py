@@ -1184,6 +1184,11 @@ ERRORS = {
         "tokenizer.max_seq_len",
         TORCHTUNE_FIX.format("qwen3_8B_full"),
     ),
+    "real/torchtune/llama3_3_70B_full_multinode.yaml": (
+        "tensor_parallel_dim",
+        "tensor_parallel_dim: 8 is tensor parallelism (each layer's matmuls split across that "
+        "many ranks, so a rank holds and computes a slice of every layer)",
+    ),
     "real/torchtune/llama4_scout_17B_16E_lora.yaml": (
         "model._component_",
         "torchtune.models.llama4.lora_llama4_scout_17b_16e builds a Llama 4 mixture-of-experts "

@@ -246,6 +246,17 @@ def launched(command: str) -> str:
         ("tune run --nnodes 1 --nproc_per_node 4 full_finetune_distributed", 4),
         ("tune run --nproc_per_node=8 qat_lora_finetune_distributed", 8),
         ("tune run --nproc_per_node 4 dev/grpo_full_finetune_distributed", 4),
+        ("tune run --nnodes 2 --nproc_per_node 8 full_finetune_distributed", 16),
+        ("tune run --nnodes=4 --nproc-per-node=8 lora_finetune_distributed", 32),
+        ("tune run --nnodes 2:2 --nproc_per_node 4 full_finetune_distributed", 8),
+        # torchtune's recipes/full_finetune_multinode.slurm (bd2a0fc7): rendezvous options
+        # take values too, and the recipe comes after them
+        (
+            "tune run --nnodes 2 --nproc_per_node 8 --rdzv_id 101 --rdzv_backend c10d "
+            '--rdzv_endpoint "$head_node_ip:29500" full_finetune_distributed',
+            16,
+        ),
+        ("tune run --standalone --nproc_per_node 2 lora_finetune_distributed", 2),
     ],
 )
 def test_a_distributed_recipes_launch_comment_gives_fsdp_over_its_processes(
@@ -315,6 +326,36 @@ def test_reshard_after_forward_false_keeps_parameters_gathered(tmp_path: Path) -
 def test_torchtune_0_2s_fsdp_wrap_key_marks_a_sharded_recipe(tmp_path: Path) -> None:
     config = write(tmp_path, "w/a.yaml", small() + "memory_efficient_fsdp_wrap: True\n").config
     assert (config.strategy, config.zero_stage) == ("fsdp", 3)
+
+
+def test_an_elastic_node_range_counts_one_node(tmp_path: Path) -> None:
+    command = "tune run --nnodes 1:4 --nproc_per_node 8 full_finetune_distributed"
+    config = write(tmp_path, "w/a.yaml", launched(command)).config
+    assert (config.strategy, config.world_size) == ("fsdp", 8)
+
+
+@pytest.mark.parametrize(
+    ("key", "what"),
+    [
+        ("tensor_parallel_dim", "tensor parallelism"),
+        ("context_parallel_dim", "context parallelism"),
+        ("data_parallel_replicate_dim", "hybrid sharding"),
+    ],
+)
+def test_a_device_mesh_beyond_fsdp_is_refused_by_its_key(
+    tmp_path: Path, key: str, what: str
+) -> None:
+    text = launched("tune run --nnodes 2 --nproc_per_node 8 full_finetune_distributed")
+    with pytest.raises(WorkloadError, match=f"{key}: 8 is {what}") as info:
+        write(tmp_path, "w/a.yaml", text + f"{key}: 8\n")
+    assert info.value.field == key
+
+
+@pytest.mark.parametrize("key", ["tensor_parallel_dim", "context_parallel_dim"])
+def test_a_mesh_dimension_of_one_is_plain_fsdp(tmp_path: Path, key: str) -> None:
+    text = launched("tune run --nproc_per_node 8 full_finetune_distributed")
+    config = write(tmp_path, "w/a.yaml", text + f"{key}: 1\n").config
+    assert (config.strategy, config.world_size) == ("fsdp", 8)
 
 
 def test_launch_reads_the_recipe_and_the_process_count() -> None:
