@@ -7,8 +7,9 @@ Two formats share the vocabulary of ``transformers.TrainingArguments``:
   (TRL v1.9.0 ``trl/trainer/base_config.py``, ``sft_config.py``,
   ``model_config.py``): bf16 is on unless fp16 is (``bf16: None ⇒ not fp16``),
   gradient checkpointing is on, ``max_length`` is 1024, the learning rate
-  2e-5, and ModelConfig's LoRA is rank 16, alpha 32. A DPOConfig key is a
-  preference-training file, refused by name.
+  2e-5, and ModelConfig's LoRA is rank 16, alpha 32. A key only DPOConfig has is
+  read as DPO with DPOConfig's defaults (learning rate 1e-6, checkpointing on, as
+  ``_BaseConfig`` gives both trainers), GRPOConfig's keys are refused by name.
 * ``hf-args``: a JSON or YAML file for ``HfArgumentParser`` (``python run_clm.py
   args.json``): TrainingArguments keys, maybe with model arguments such as
   ``model_name_or_path``, ``torch_dtype`` and ``block_size``. Trainer defaults
@@ -370,7 +371,9 @@ def interpret(
         f.put("seq_len", TRL_MAX_LENGTH)
     else:
         f.unknown("seq_len", " or ".join(SEQ_KEYS), NO_SEQ_LEN)
-    f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, trl and not dpo)
+    # SFTConfig and DPOConfig alike default to checkpointing on (TRL v1.9.0
+    # trl/trainer/base_config.py, _BaseConfig; DPOConfig since v0.24.0), the Trainer off.
+    f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, trl)
     f.take("packing", "packing", as_bool, False)
     f.put("precision", *_precision(values, display, f.label, trl))
     attention_key = attention_location(values)

@@ -127,8 +127,10 @@ def test_dpo_files_are_read_as_dpo_with_the_reference_their_trainer_uses(
 
 
 def test_a_trl_dpo_file_takes_dpoconfigs_defaults(tmp_path: Path) -> None:
+    # TRL v1.9.0 dpo_config.py (learning_rate 1e-6, max_length 1024) and base_config.py
+    # (gradient_checkpointing True, which DPOConfig has had since v0.24.0)
     found = read(tmp_path, TRL + "rpo_alpha: 1.0\n")
-    assert (found.lr, found.gradient_checkpointing, found.seq_len) == (1e-6, False, 1024)
+    assert (found.lr, found.gradient_checkpointing, found.seq_len) == (1e-6, True, 1024)
 
 
 @pytest.mark.parametrize(
