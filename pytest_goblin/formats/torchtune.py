@@ -297,6 +297,16 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
             f"({', '.join(_DPO_LOSSES)})",
             field=preference,
         )
+    teacher = lookup(data, "teacher_model._component_")
+    if teacher is not None or "kd_loss" in data:
+        raise WorkloadError(
+            display,
+            f"teacher_model {teacher or ''}: knowledge distillation (the recipe runs the "
+            "teacher's forward on every batch and trains the student on its logits, "
+            "recipes/knowledge_distillation_*.py); pytest-goblin models supervised "
+            "fine-tuning and DPO of one model, so this recipe is not modelled",
+            field="teacher_model._component_" if teacher is not None else "kd_loss",
+        )
     f = Fields(display, lambda path: _resolved(data, path, display))
     _model(data, display, f)
     for key, what in _MESH_REFUSED.items():
@@ -329,10 +339,33 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
     f.take("gradient_checkpointing", "enable_activation_checkpointing", as_bool, False)
     f.take("lr", "optimizer.lr", as_float, 5e-5)
     f.take("warmup_steps", "lr_scheduler.num_warmup_steps", as_int, 0)
-    f.take("packing", "dataset.packed", as_bool, False)
+    datasets = data.get("dataset")
+    if isinstance(datasets, list):
+        # a list is a ConcatDataset, packed when every part is and refused when only some
+        # are (bd2a0fc7 torchtune/datasets/_concat.py; recipes' _setup_data)
+        packed = [
+            isinstance(d, dict) and as_bool(d.get("packed", False), display, "dataset.packed")
+            for d in datasets
+        ]
+        if any(packed) and not all(packed):
+            raise WorkloadError(
+                display,
+                "some datasets of the list are packed and some are not; torchtune's "
+                "ConcatDataset refuses the mix",
+                field="dataset",
+            )
+        f.put("packing", bool(packed) and all(packed), "dataset")
+    else:
+        f.take("packing", "dataset.packed", as_bool, False)
     compile_value = f.get("compile")
+    started = launch(text)
     if isinstance(compile_value, dict):
-        f.put("torch_compile", any(bool(v) for v in compile_value.values()), "compile")
+        # full_finetune_distributed and qat_distributed read compile's parts, the model
+        # compiled unless model: False (bd2a0fc7 recipes/full_finetune_distributed.py
+        # compile.get("model", True)); every other recipe compiles on any non-empty mapping
+        by_part = started is None or started.recipe in _COMPILE_BY_PART
+        on = as_bool(compile_value.get("model", True), display, "compile.model")
+        f.put("torch_compile", on if by_part else bool(compile_value), "compile")
     else:
         f.take("torch_compile", "compile", as_bool, False)
     f.put(
@@ -351,7 +384,6 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
     ):
         f.put(field, value)
     present = [key for key in _DISTRIBUTED_KEYS if key in data]
-    started = launch(text)
     sharded = started is not None and started.distributed
     if started is not None and sharded:
         # the sidecar's world_size, when given, replaces the header's process count
@@ -376,6 +408,11 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
         f.put("reference", "model" if f.fields["finetune"] == "full" else "adapter")
     return f.reading()
 
+
+_COMPILE_BY_PART = frozenset({"full_finetune_distributed", "qat_distributed"})
+"""The recipes that read ``compile`` as a mapping of parts (model, loss, optimizer_step,
+scale_grads) at torchtune bd2a0fc7; the rest test it for truth (``self._compile =
+cfg.compile``)."""
 
 _RL_PREFIXES = ("torchtune.dev.grpo.loss.", "torchtune.dev.rl.")
 """Losses and rewards of the GRPO dev recipes (bd2a0fc7 recipes/dev/*grpo*_distributed.py)."""
@@ -524,6 +561,15 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
     if field == "packing":
         if not isinstance(data.get("dataset"), dict):
             raise Unpatchable(field, "dataset is not one mapping; set packed on each dataset")
+        if value and all(_follow(data, key)[1] is None for key in _SEQ_KEYS):
+            # bd2a0fc7 torchtune/datasets/_alpaca.py, _chat.py, _instruct.py: "PackedDataset
+            # requires a max_seq_len to be set on the tokenizer"
+            raise Unpatchable(
+                field,
+                "torchtune packs to tokenizer.max_seq_len, which this file leaves unset "
+                "(the dataset builders raise 'PackedDataset requires a max_seq_len'); "
+                "setting it would also truncate the data, so choose it by hand",
+            )
         return [Edit(("dataset", "packed"), value)]
     if field == "torch_compile":
         if isinstance(data.get("compile"), dict):

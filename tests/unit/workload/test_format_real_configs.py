@@ -1189,6 +1189,10 @@ ERRORS = {
         "tensor_parallel_dim: 8 is tensor parallelism (each layer's matmuls split across that "
         "many ranks, so a rank holds and computes a slice of every layer)",
     ),
+    "real/torchtune/llama3_2_8B_to_1B_KD_lora_single_device.yaml": (
+        "teacher_model._component_",
+        "teacher_model torchtune.models.llama3_1.llama3_1_8b: knowledge distillation",
+    ),
     "real/torchtune/llama4_scout_17B_16E_lora.yaml": (
         "model._component_",
         "torchtune.models.llama4.lora_llama4_scout_17b_16e builds a Llama 4 mixture-of-experts "

@@ -144,6 +144,65 @@ def test_packing_is_written_into_the_dataset_block(tmp_path: Path) -> None:
     assert "  packed: True  # True increases speed" in planned.text
 
 
+def test_packing_is_not_written_where_the_tokenizer_sets_no_length(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/a.goblin.yaml").write_text("seq_len: 2048\n", encoding="utf-8")
+    text = small(tokenizer="tokenizer:\n  max_seq_len: null\n") + (
+        "dataset:\n  _component_: torchtune.datasets.alpaca_dataset\n  packed: False\n"
+    )
+    workload = write(tmp_path, "w/a.yaml", text)
+    planned = plan_patch(workload, [change(workload, "packing", True)])
+    assert planned.changes == [] and planned.diff == ""
+    assert "PackedDataset requires a max_seq_len" in planned.dropped[0][1]
+
+
+@pytest.mark.parametrize(
+    ("packed", "expected"), [(("True", "True"), True), (("False", "False"), False)]
+)
+def test_a_list_of_datasets_is_packed_when_each_is(
+    tmp_path: Path, packed: tuple[str, str], expected: bool
+) -> None:
+    entries = "".join(f"  - _component_: torchtune.datasets.x\n    packed: {p}\n" for p in packed)
+    config = write(tmp_path, "w/a.yaml", small() + "dataset:\n" + entries).config
+    assert config.packing is expected
+
+
+def test_a_list_mixing_packed_and_unpacked_datasets_is_refused(tmp_path: Path) -> None:
+    entries = "  - packed: True\n  - packed: False\n"
+    with pytest.raises(WorkloadError, match="ConcatDataset refuses the mix") as info:
+        write(tmp_path, "w/a.yaml", small() + "dataset:\n" + entries)
+    assert info.value.field == "dataset"
+
+
+@pytest.mark.parametrize(
+    ("command", "compile_map", "expected"),
+    [
+        ("tune run --nproc_per_node 8 full_finetune_distributed", "{loss: True}", True),
+        (
+            "tune run --nproc_per_node 8 full_finetune_distributed",
+            "{model: False, loss: True}",
+            False,
+        ),
+        ("tune run lora_finetune_single_device", "{model: False, loss: True}", True),
+    ],
+)
+def test_a_compile_mapping_compiles_the_model_as_its_recipe_reads_it(
+    tmp_path: Path, command: str, compile_map: str, expected: bool
+) -> None:
+    text = launched(command) + f"compile: {compile_map}\n"
+    assert write(tmp_path, "w/a.yaml", text).config.torch_compile is expected
+
+
+def test_knowledge_distillation_is_refused_by_the_teacher(tmp_path: Path) -> None:
+    text = small() + (
+        "teacher_model:\n  _component_: torchtune.models.llama3_1.llama3_1_8b\n"
+        "kd_loss:\n  _component_: torchtune.modules.loss.ForwardKLWithChunkedOutputLoss\n"
+    )
+    with pytest.raises(WorkloadError, match="knowledge distillation") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "teacher_model._component_"
+
+
 def test_dataloader_changes_are_reported_not_written(tmp_path: Path) -> None:
     workload = load(tmp_path, FULL)
     planned = plan_patch(
