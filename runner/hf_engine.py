@@ -38,6 +38,7 @@ from torch.utils.data import Dataset
 from transformers import (
     AutoModelForCausalLM,
     Gemma2Config,
+    Gemma3TextConfig,
     GemmaConfig,
     LlamaConfig,
     MistralConfig,
@@ -46,6 +47,7 @@ from transformers import (
     PreTrainedModel,
     Qwen2Config,
     Qwen3Config,
+    StableLmConfig,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -77,20 +79,30 @@ FAMILIES: dict[str, type[PretrainedConfig]] = {
     "mistral": MistralConfig,
     "gemma": GemmaConfig,
     "gemma2": Gemma2Config,
+    "gemma3": Gemma3TextConfig,
     "phi3": Phi3Config,
+    "stablelm": StableLmConfig,
 }
 """The transformers config class of each preset family."""
 
 _FAMILY_PATTERNS = (
     # gemma-2-9b and gemma2_2b are Gemma 2; gemma-2b and gemma-7b are Gemma 1
     ("gemma2", re.compile(r"gemma-?2(?:[-_]|$)")),
+    # gemma-3-1b is Gemma3ForCausalLM, whose config is Gemma3TextConfig (transformers 5.25
+    # models/gemma3; Gemma3Config wraps it with a vision encoder for 4B and up)
+    ("gemma3", re.compile(r"gemma-?3(?:[-_]|$)")),
     ("gemma", re.compile(r"gemma")),
     # microsoft/phi-4's config.json names Phi3ForCausalLM (model_type phi3)
     ("phi3", re.compile(r"phi-?[34]")),
     # Qwen3 has no q/k/v biases and normalises q and k per head (models/qwen3)
     ("qwen3", re.compile(r"qwen-?3")),
     ("qwen2", re.compile(r"qwen")),
-    ("mistral", re.compile(r"mistral")),
+    # Ministral-8B's checkpoint names MistralForCausalLM (its interleaved sliding windows
+    # aside, as the analytic model counts full attention)
+    ("mistral", re.compile(r"mi(?:ni)?stral")),
+    # StableLM 2: LayerNorm with biases, q/k/v biases, rotary on a quarter of each head
+    # (transformers 5.25 models/stablelm; partial_rotary_factor defaults to 0.25)
+    ("stablelm", re.compile(r"stablelm")),
     ("llama", re.compile(r"llama")),
 )
 
@@ -147,9 +159,13 @@ def model_config(config: WorkloadConfig, layers: int | None = None) -> Pretraine
     # always given: a family's default is not always hidden / heads (transformers 5.25
     # models/gemma2/configuration_gemma2.py defaults head_dim to 256 whatever the width)
     fields["head_dim"] = arch.dim_per_head
-    if name == "gemma2":
-        # Gemma 2 scales queries by query_pre_attn_scalar ** -0.5; its checkpoints use head_dim
+    if name in ("gemma2", "gemma3"):
+        # Gemma 2 and 3 scale queries by query_pre_attn_scalar ** -0.5; their checkpoints use
+        # head_dim (gemma-3-1b: 256). Gemma 3 keeps its sliding-window pattern (5 local layers
+        # of 512 tokens per global one, Gemma3TextConfig's defaults = gemma-3-1b's config).
         fields["query_pre_attn_scalar"] = arch.dim_per_head
+    if name == "stablelm":
+        fields["use_qkv_bias"] = arch.qkv_bias
     if name == "llama" and arch.qkv_bias:
         raise UnsupportedConfig(
             "q/k/v biases without o_proj bias have no Llama layout in transformers; "

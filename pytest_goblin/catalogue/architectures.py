@@ -568,6 +568,111 @@ PRESETS: dict[str, ModelArch] = {
             vocab=49152,
             tied_embeddings=True,
         ),
+        # google/gemma-3-1b-{pt,it}: the text-only Gemma 3 (Gemma3ForCausalLM; from 4B up
+        # Gemma 3 is a vision model, refused below). Dims from google/gemma_pytorch at
+        # 014acb7 (2025-03-12), gemma/config.py get_config_for_1b, and litgpt at 26857050,
+        # litgpt/config.py "Gemma-3-1b-it"; tied as every Gemma (transformers 5.25
+        # Gemma3TextConfig defaults tie_word_embeddings to True, the checkpoint does not set
+        # it). Sliding-window layers (5 of every 6), the per-head q/k norms and the extra
+        # pre/post-MLP norms are not modelled; the norms are 73k of its 1.0B parameters.
+        ModelArch(
+            name="gemma-3-1b",
+            layers=26,
+            hidden=1152,
+            intermediate=6912,
+            heads=4,
+            kv_heads=1,
+            head_dim=256,
+            vocab=262144,
+            tied_embeddings=True,
+        ),
+        # mistralai/Mistral-Nemo-{Base,Instruct}-2407: NVIDIA NeMo at 8cfedd72,
+        # nemo/collections/llm/gpt/model/mistral.py MistralNeMoConfig12B (40 layers,
+        # hidden 5120, kv_channels 128, 32 heads / 8 groups and ffn 14336 from
+        # MistralConfig7B); the 131072-token vocabulary from the checkpoint's config.json as
+        # copied in kevinstephano/thunder_model_blocks at a23dd8fe,
+        # thunder_model_blocks/mistral/mistral_config.py. head_dim 128 != 5120 / 32.
+        ModelArch(
+            name="mistral-nemo-12b",
+            layers=40,
+            hidden=5120,
+            intermediate=14336,
+            heads=32,
+            kv_heads=8,
+            head_dim=128,
+            vocab=131072,
+        ),
+        # mistralai/Mistral-Small-24B-{Base,Instruct}-2501 (MistralForCausalLM): the
+        # checkpoint's config.json as copied in huggingface.co/allura-org/
+        # Mistral-Small-24b-Sertraline-0304 (_name_or_path mistralai/Mistral-Small-24B-Base-2501);
+        # the same decoder as the text_config of Mistral-Small-3.1-24B-2503 (transformers 5.25
+        # models/mistral3/configuration_mistral3.py default text_config), which
+        # Devstral-Small-2505/2507 are without its vision encoder (axolotl at 067b021c,
+        # examples/devstral/README.md)
+        ModelArch(
+            name="mistral-small-24b",
+            layers=40,
+            hidden=5120,
+            intermediate=32768,
+            heads=32,
+            kv_heads=8,
+            head_dim=128,
+            vocab=131072,
+        ),
+        # mistralai/Ministral-8B-Instruct-2410: its config.json as copied in
+        # huggingface.co/stan-hua/Ministral-8B-Instruct-2410-AWQ-W4A16 (from the mistralai
+        # snapshot 4847e87e). Its interleaved sliding-window layers (transformers 5.25
+        # docs/source/en/model_doc/ministral.md) are modelled as full attention.
+        ModelArch(
+            name="ministral-8b",
+            layers=36,
+            hidden=4096,
+            intermediate=12288,
+            heads=32,
+            kv_heads=8,
+            head_dim=128,
+            vocab=131072,
+        ),
+        # microsoft/Phi-3-medium-{4k,128k}-instruct (Phi3ForCausalLM, GQA 40 / 10): config.json
+        # at huggingface.co/microsoft/Phi-3-medium-4k-instruct revision 3da3d15 (the 128k
+        # variant differs in rope scaling only)
+        ModelArch(
+            name="phi-3-medium",
+            layers=40,
+            hidden=5120,
+            intermediate=17920,
+            heads=40,
+            kv_heads=10,
+            vocab=32064,
+        ),
+        # openlm-research/open_llama_3b and open_llama_3b_v2 (LlamaForCausalLM, untied):
+        # litgpt at 26857050, litgpt/config.py "open_llama_3b"; v2's config.json as copied in
+        # huggingface.co/080-ai/flintlock_3B_v0.1 revision 397ca8e (_name_or_path
+        # openlm-research/open_llama_3b_v2) has the same dims
+        ModelArch(
+            name="open-llama-3b",
+            layers=26,
+            hidden=3200,
+            intermediate=8640,
+            heads=32,
+            kv_heads=32,
+            vocab=32000,
+        ),
+        # stabilityai/stablelm-2-1_6b (StableLmForCausalLM): config.json as copied in
+        # huggingface.co/Xenova/stablelm-2-1_6b revision e1b2288 (_name_or_path
+        # stabilityai/stablelm-2-1_6b). A gated SiLU MLP and q/k/v biases like Qwen2, so these
+        # dims give its FLOPs and bytes; what differs does not change them: LayerNorm with
+        # biases (96k parameters) instead of RMSNorm, rotary on a quarter of each head.
+        ModelArch(
+            name="stablelm-2-1.6b",
+            layers=24,
+            hidden=2048,
+            intermediate=5632,
+            heads=32,
+            kv_heads=32,
+            vocab=100352,
+            qkv_bias=True,
+        ),
     )
 }
 
@@ -595,12 +700,54 @@ _ALIASES: dict[str, str] = {
     # TinyLlama/TinyLlama-1.1B-Chat-v1.0, TinyLlama/TinyLlama_v1.1 (torchtune's checkpoint_dir)
     "tinyllama-1.1b-v1.0": "tinyllama-1.1b",
     "tinyllama_v1.1": "tinyllama-1.1b",
+    # Mistral-Nemo-{Base,Instruct}-2407 once their tags are dropped
+    "mistral-nemo-2407": "mistral-nemo-12b",
+    # Mistral-Small-24B-{Base,Instruct}-2501; Devstral-Small-2505/2507 (above)
+    "mistral-small-24b-2501": "mistral-small-24b",
+    "devstral-small-2505": "mistral-small-24b",
+    "devstral-small-2507": "mistral-small-24b",
+    "ministral-8b-2410": "ministral-8b",
+    # Phi-3-mini-128k and Phi-3.5-mini: Phi-3-mini's dims (litgpt at 26857050,
+    # litgpt/config.py "Phi-3-mini-128k-instruct", "Phi-3.5-mini-instruct": 32 layers, 3072,
+    # 8192, padded vocabulary 32064), rope scaling aside
+    "phi-3-mini-128k": "phi-3-mini",
+    "phi-3.5-mini": "phi-3-mini",
+    "phi-3-medium-4k": "phi-3-medium",
+    "phi-3-medium-128k": "phi-3-medium",
+    "gemma-3-1b-pt": "gemma-3-1b",
+    "open_llama_3b": "open-llama-3b",
+    "open_llama_3b_v2": "open-llama-3b",
+    "stablelm-2-1_6b": "stablelm-2-1.6b",
+    # Fine-tunes that keep their base's dims. Qwen2.5-Coder-{7,14,32}B, Qwen2.5-Math-{7,72}B,
+    # QwQ-32B: litgpt at 26857050, litgpt/config.py (the same layers, widths, heads, groups
+    # and 152064-token padded vocabulary as Qwen2.5 of that size). The small Coder models
+    # are left out: litgpt does not say whether their embeddings are tied.
+    "qwen2.5-coder-7b": "qwen2.5-7b",
+    "qwen2.5-coder-14b": "qwen2.5-14b",
+    "qwen2.5-coder-32b": "qwen2.5-32b",
+    "qwen2.5-math-7b": "qwen2.5-7b",
+    "qwen2.5-math-72b": "qwen2.5-72b",
+    "qwq-32b": "qwen2.5-32b",
+    "qwq-32b-preview": "qwen2.5-32b",
+    # DeepSeek-R1-Distill-Llama-{8,70}B: litgpt at 26857050, "R1-Distill-Llama-8B" /
+    # "-70B" (Llama 3.1 8B's and Llama 3.3 70B's dims); DeepSeek-R1-Distill-Qwen-{7,14,32}B:
+    # their config.json as copied in huggingface.co/prithivMLmods/QwQ-R1-Distill-7B-CoT,
+    # unsloth/DeepSeek-R1-Distill-Qwen-14B-bnb-4bit revision 5a80c10 and
+    # AIFunOver/DeepSeek-R1-Distill-Qwen-32B-openvino-8bit (Qwen2.5-7B/14B/32B's dims,
+    # untied, 152064 tokens). The 1.5B distill is left out (its tying is not sourced).
+    "deepseek-r1-distill-llama-8b": "llama-3.1-8b",
+    "deepseek-r1-distill-llama-70b": "llama-3.3-70b",
+    "deepseek-r1-distill-qwen-7b": "qwen2.5-7b",
+    "deepseek-r1-distill-qwen-14b": "qwen2.5-14b",
+    "deepseek-r1-distill-qwen-32b": "qwen2.5-32b",
 }
 
 _TAGS = re.compile(r"-(instruct|thinking|it|hf|chat|base)(?=-|$)")
 """Variant tags that do not change the dims, wherever they stand: Mistral puts the
 version after them (``Mistral-7B-Instruct-v0.2``)."""
-_SUFFIXES = re.compile(r"(-unsloth|-bnb-4bit)+$")
+_SUFFIXES = re.compile(r"(-unsloth|-bnb-4bit|-bnb-nf4|-bf16|-fp16)+$")
+"""Upload suffixes that name a quantization or storage dtype, not other dims
+(``Meta-Llama-3.1-405B-BNB-NF4-BF16``, ``llama-3-70b-fp16``)."""
 
 
 def lookup(name: str) -> ModelArch | None:
@@ -608,7 +755,7 @@ def lookup(name: str) -> ModelArch | None:
 
     Matches case-insensitively on the id's last path part, ignoring the org,
     variant tags (``-Instruct``, ``-Thinking``, ``-it``, ``-hf``, ``-chat``, ``-base``) and
-    quantized-upload suffixes (``-bnb-4bit``, ``-unsloth-bnb-4bit``).
+    upload suffixes (``-bnb-4bit``, ``-unsloth-bnb-4bit``, ``-bnb-nf4``, ``-bf16``, ``-fp16``).
     """
     key = name.strip().lower().rsplit("/", 1)[-1]
     key = _SUFFIXES.sub("", _TAGS.sub("", key))
@@ -618,31 +765,94 @@ def lookup(name: str) -> ModelArch | None:
     return PRESETS[alias] if alias else None
 
 
+_NOT_GATED = ", so Llama-style dims (gate, up and down projections) would describe another network"
+
 _NOT_DENSE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        # transformers 5.25 models/mamba, mamba2, falcon_mamba, jamba, zamba, zamba2, bamba,
+        # falcon_h1, qwen3_5 and qwen3_next (layer_types "linear_attention" / "full_attention"),
+        # nemotron_h, kimi_linear, lfm2, granitemoehybrid, rwkv, recurrent_gemma
+        re.compile(
+            r"mamba|jamba|zamba|bamba|falcon-h1|qwen3\.5|qwen3_5|qwen3-next|nemotron-h\b"
+            r"|nemotron-3-(?:nano|super|ultra)|nemotron-nano-(?:9|12)b-v2|kimi-linear|lfm2"
+            r"|granite-4\.0-(?:h-|tiny|small)|rwkv|recurrentgemma|recurrent-gemma"
+        ),
+        "a hybrid or state-space model (Mamba, linear-attention or convolution layers in "
+        "place of some or all attention layers)",
+    ),
     (re.compile(r"llama-?4"), "a Llama 4 mixture-of-experts model with early-fused vision"),
     (
+        re.compile(r"^falcon-(?:7b|40b|180b|rw-)"),
+        "a Falcon decoder (transformers models/falcon: attention and a non-gated GELU MLP in "
+        "parallel off one LayerNorm, multi-query attention in 7B)" + _NOT_GATED,
+    ),
+    (
+        re.compile(r"^phi-(?:1|1_5|1\.5|2)(?![\d.])"),
+        "a Phi-1/1.5/2 decoder (transformers models/phi: attention and a non-gated GELU MLP "
+        "in parallel off one LayerNorm, rotary on part of each head)" + _NOT_GATED,
+    ),
+    (
         re.compile(
-            r"vision|-vl\b|vlm|llava|pixtral|internvl|paligemma|gemma-3-(4|12|27)b|gemma-3n"
+            r"^gpt2|^gpt-j-|gpt-neox|pythia|redpajama-incite|cerebras-gpt|^starcoder|^mpt-"
+            r"|replit-code"
+        ),
+        "a GPT-style decoder with a non-gated GELU MLP and LayerNorm (transformers models/"
+        "gpt2, gptj, gpt_neox, gpt_bigcode, starcoder2, mpt)" + _NOT_GATED,
+    ),
+    (
+        re.compile(r"^nemotron-mini|^minitron-|^nemotron-4-\d|apertus"),
+        "a decoder with a non-gated MLP (transformers models/nemotron: squared ReLU; "
+        "models/apertus: xIELU; up and down projections only)" + _NOT_GATED,
+    ),
+    (
+        re.compile(
+            r"vision|-vl\b|vlm|llava|pixtral|internvl|paligemma|molmo|gemma-3-(4|12|27)b"
+            r"|gemma-3n|gemma-?4-|ministral-3-|mistral-small-3\.[12]|magistral-small-2509"
+            r"|mistral-medium-3|glm-4(?:\.\d)?v\b|qwen3\.5|qwen3_5"
         ),
         "a vision-language model (an image encoder feeding the decoder)",
     ),
     (
-        re.compile(r"mixtral|\bmoe\b|-moe-|-a\d+(\.\d+)?b\b|gpt-oss|dbrx|deepseek-v[23]"),
+        re.compile(r"voxtral|qwen2-audio|whisper"),
+        "a speech model (an audio encoder feeding the decoder)",
+    ),
+    (
+        re.compile(
+            r"mixtral|\bmoe\b|-moe-|olmoe|-a\d+(\.\d+)?[bm]\b|gpt-oss|dbrx|deepseek-v\d"
+            r"|mistral-small-4|minimax|glm-4\.[5-7](?!v-flash)|glm-5|kimi-k2"
+            r"|trinity-(?:nano|mini|large)|granite-4\.0-(?:h-)?(?:tiny|small)"
+        ),
         "a mixture-of-experts model (each token runs a few of many expert MLPs)",
     ),
 )
-"""Model-id patterns of architectures a dense decoder preset cannot describe: Llama 4
-(``Llama-4-Scout-17B-16E``), vision-language models (``Llama-3.2-11B-Vision``,
-``Qwen2.5-VL-7B``, Gemma 3 from 4B up and Gemma 3n, whose checkpoints are
-``Gemma3ForConditionalGeneration`` / ``Gemma3nForConditionalGeneration``), and mixture-of-experts models, whose ids name the active parameters
-(``Qwen3-30B-A3B``) or the family (Mixtral, gpt-oss, DBRX, DeepSeek-V2/V3)."""
+"""Model-id patterns of architectures a dense Llama-style preset cannot describe, each with
+the reason a refusal gives:
+
+- hybrid and state-space models: Mamba and its hybrids (Jamba, Zamba, Bamba, Falcon-H1,
+  Nemotron-H and NVIDIA-Nemotron-3, Granite 4.0 H), Qwen3.5 and Qwen3-Next (Gated DeltaNet
+  linear attention in three of every four layers), Kimi-Linear, LFM2 (short convolutions);
+- Llama 4 (``Llama-4-Scout-17B-16E``);
+- decoders whose MLP is not gated: Falcon 7B/40B/180B, Phi-1/1.5/2, GPT-2/GPT-J/GPT-NeoX
+  (Pythia, RedPajama-INCITE, Cerebras-GPT), StarCoder, MPT (replit-code), Nemotron-4 /
+  Nemotron-Mini / Minitron and Apertus. Falcon3, Llama-3.1-Minitron and Mistral-NeMo-Minitron
+  are Llama/Mistral layouts and do not match (the patterns are anchored at the id's start);
+- vision-language models (``Llama-3.2-11B-Vision``, ``Qwen2.5-VL-7B``, Gemma 3 from 4B up,
+  Gemma 3n and every Gemma 4, Ministral 3, Mistral-Small-3.1/3.2, Magistral-Small-2509,
+  Mistral-Medium-3.5, GLM-4.xV, Qwen3.5: early-fusion, axolotl at 067b021c
+  examples/qwen3.5/README.md), and speech models (Voxtral);
+- mixture-of-experts models, whose ids name the active parameters (``Qwen3-30B-A3B``) or the
+  family (Mixtral, gpt-oss, DBRX, DeepSeek-V2/V3/V4, Mistral-Small-4, MiniMax, GLM-4.5/4.6/
+  4.7/5, Kimi-K2, Arcee Trinity, Granite 4.0 Tiny/Small).
+
+A model of several kinds (Qwen3.5-35B-A3B, Kimi-Linear-48B-A3B) is named with all of them."""
 
 
 def unsupported(name: str) -> str | None:
     """What kind of model ``name`` is, when it is one pytest-goblin cannot model; else None.
 
-    So a refusal names the real reason (a mixture-of-experts or vision model) instead of
-    asking for dims that would describe a different, dense network.
+    So a refusal names the real reason (a hybrid, mixture-of-experts or vision model, an
+    MLP that is not gated) instead of asking for dims that would describe another network.
     """
     key = name.strip().lower().rsplit("/", 1)[-1]
-    return next((reason for pattern, reason in _NOT_DENSE if pattern.search(key)), None)
+    reasons = [reason for pattern, reason in _NOT_DENSE if pattern.search(key)]
+    return " and ".join(reasons) or None
