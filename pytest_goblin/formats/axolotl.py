@@ -141,14 +141,25 @@ def read(data: dict[str, Any], display: str) -> Reading:
     check_model(data["base_model"], display, "base_model")
     f = Fields(display, data.get)
     f.put("model_name", data["base_model"], "base_model")
+    _check_batch_keys(data, display)
     f.take("batch_size", "micro_batch_size", as_int, 1)
     f.take("seq_len", "sequence_len", as_int, 512)
+    # gradient_accumulation_steps defaults to 1 in the schema, so normalize_config's
+    # `gradient_accumulation_steps or batch_size // micro_batch_size` never falls back to
+    # batch_size: a file that gives batch_size accumulates nothing (v0.18.0
+    # src/axolotl/utils/schemas/training.py, src/axolotl/utils/config/__init__.py)
     f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
-    if data.get("gradient_accumulation_steps") is None and data.get("batch_size") is not None:
-        total = as_int(data["batch_size"], display, "batch_size")
-        f.put("grad_accum_steps", max(1, total // f.fields["batch_size"]), "batch_size")
     f.take("optimizer", "optimizer", as_str, "adamw_torch_fused")
     f.take("lr", "learning_rate", as_float, 5e-5)
+    warmup = data.get("warmup_steps")
+    if isinstance(warmup, float) and not warmup.is_integer():
+        raise WorkloadError(
+            display,
+            f"warmup_steps: {warmup} is refused by axolotl, whose schema types it int "
+            "(v0.18.0 src/axolotl/utils/schemas/config.py); a fraction of the run is "
+            f"warmup_ratio: {warmup}",
+            field="warmup_steps",
+        )
     f.take("warmup_steps", "warmup_steps", as_int, 0)
     if any(data.get(key) is not None for key in _DATALOADER):
         f.take("dataloader_workers", "dataloader_num_workers", as_int, 0)
@@ -336,6 +347,20 @@ _MODEL_PARALLEL = {
 model divides memory by data-parallel sharding only, so a size above 1 is an error naming it."""
 
 
+def _check_batch_keys(data: dict[str, Any], display: str) -> None:
+    """axolotl v0.18.0 refuses ``gradient_accumulation_steps`` together with ``batch_size``
+    (src/axolotl/utils/schemas/validation.py ``check_gas_bsz``). Its other batch check,
+    at least two of the three keys (``check_batch_size_fields``), is not enforced here:
+    the missing key's default is what axolotl's schema gives it."""
+    if data.get("gradient_accumulation_steps") and data.get("batch_size"):
+        raise WorkloadError(
+            display,
+            "axolotl refuses gradient_accumulation_steps together with batch_size "
+            "(v0.18.0 check_gas_bsz); keep gradient_accumulation_steps",
+            field="batch_size",
+        )
+
+
 def _refuse_other_trainers(data: dict[str, Any], display: str) -> None:
     """Reward and process-reward models are trained by other trainers on other heads."""
     for key, what in _OTHER_TRAINERS.items():
@@ -456,10 +481,9 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
                 for other, default in zip(_DATALOADER, _UNSET_DATALOADER, strict=True)
                 if other != key
             ]
-        total = data.get("batch_size")
-        if field == "batch_size" and data.get("gradient_accumulation_steps") is None and total:
-            accumulation = max(1, int(total) // int(data.get("micro_batch_size") or 1))
-            found.append(Edit(("gradient_accumulation_steps",), accumulation, (key,)))
+        if field == "grad_accum_steps" and data.get("batch_size"):
+            # axolotl refuses both keys at once (check_gas_bsz); null unsets batch_size
+            found.append(Edit(("batch_size",), None))
         return found
     if field == "precision":
         return _precision_edits(data, value)

@@ -14,13 +14,15 @@ from pytest_goblin.workload.read import plan_patch
 
 SUPPORT = "axolotl/qwen25-7b-support-qlora.yml"
 FAQ = "axolotl/llama32-1b-faq-lora.yaml"
-MINIMAL = """\
+BARE = """\
 base_model: meta-llama/Meta-Llama-3-8B
 datasets:
   - path: ./data.jsonl
     type: alpaca
 num_epochs: 1
 """
+MINIMAL = BARE + "micro_batch_size: 1\ngradient_accumulation_steps: 1\n"
+"""A small file axolotl accepts: it requires two of its three batch keys."""
 
 
 def test_reads_the_keys_of_an_axolotl_file(tmp_path: Path) -> None:
@@ -61,9 +63,22 @@ def test_unset_keys_take_axolotls_defaults(tmp_path: Path) -> None:
     assert config.finetune == "full"
 
 
-def test_batch_size_without_accumulation_gives_the_accumulation(tmp_path: Path) -> None:
-    text = MINIMAL + "micro_batch_size: 4\nbatch_size: 32\n"
-    assert write(tmp_path, "w/a.yml", text).config.grad_accum_steps == 8
+def test_batch_size_without_accumulation_accumulates_nothing(tmp_path: Path) -> None:
+    """The schema's gradient_accumulation_steps default 1 wins over batch_size in
+    normalize_config (axolotl v0.18.0 utils/config/__init__.py)."""
+    text = BARE + "micro_batch_size: 4\nbatch_size: 32\n"
+    config = write(tmp_path, "w/a.yml", text).config
+    assert (config.batch_size, config.grad_accum_steps) == (4, 1)
+
+
+def test_accumulation_beside_batch_size_is_refused_as_axolotl_refuses_it(
+    tmp_path: Path,
+) -> None:
+    """check_gas_bsz (axolotl v0.18.0 schemas/validation.py)."""
+    text = BARE + "micro_batch_size: 4\nbatch_size: 32\ngradient_accumulation_steps: 2\n"
+    with pytest.raises(WorkloadError, match="together with batch_size") as info:
+        write(tmp_path, "w/a.yml", text)
+    assert info.value.field == "batch_size"
 
 
 def test_legacy_attention_flags_are_read(tmp_path: Path) -> None:
@@ -156,11 +171,15 @@ def test_needs_base_model_and_an_axolotl_key_to_be_detected(data: dict) -> None:
     assert not axolotl.detect(data)
 
 
-def test_a_new_micro_batch_keeps_the_accumulation_batch_size_implied(tmp_path: Path) -> None:
-    workload = write(tmp_path, "w/a.yml", MINIMAL + "micro_batch_size: 4\nbatch_size: 32\n")
-    planned = plan_patch(workload, [change(workload, "batch_size", 8)])
-    data = yaml.safe_load(planned.text)
-    assert (data["micro_batch_size"], data["gradient_accumulation_steps"]) == (8, 8)
+def test_a_patch_never_sets_accumulation_beside_batch_size(tmp_path: Path) -> None:
+    """axolotl refuses both keys (check_gas_bsz): a new micro-batch leaves accumulation
+    alone, and a new accumulation unsets batch_size."""
+    workload = write(tmp_path, "w/a.yml", BARE + "micro_batch_size: 4\nbatch_size: 32\n")
+    data = yaml.safe_load(plan_patch(workload, [change(workload, "batch_size", 8)]).text)
+    assert (data["micro_batch_size"], data["batch_size"]) == (8, 32)
+    assert "gradient_accumulation_steps" not in data
+    data = yaml.safe_load(plan_patch(workload, [change(workload, "grad_accum_steps", 4)]).text)
+    assert (data["gradient_accumulation_steps"], data["batch_size"]) == (4, None)
 
 
 def test_lora_over_an_8_bit_base_is_read_as_lora8(tmp_path: Path) -> None:
@@ -284,3 +303,11 @@ def test_parallel_sizes_of_one_are_plain_data_parallel(tmp_path: Path) -> None:
 def test_lisa_without_a_step_interval_is_not_switched_on(tmp_path: Path) -> None:
     """axolotl builds the LISA callback only when both keys are set (v0.18.0 causal.py)."""
     assert write(tmp_path, "w/a.yml", MINIMAL + "lisa_n_layers: 4\n").config.finetune == "full"
+
+
+def test_a_fractional_warmup_steps_is_refused_as_axolotl_refuses_it(tmp_path: Path) -> None:
+    """axolotl's ``warmup_steps: int | None`` (v0.18.0 schemas/config.py) rejects 0.1, as
+    four of its own examples (expert_parallel/, llama-3/diffusion/sft-1b.yaml) write it."""
+    with pytest.raises(WorkloadError, match=r"warmup_ratio: 0\.1") as info:
+        write(tmp_path, "w/a.yml", MINIMAL + "warmup_steps: 0.1\n")
+    assert info.value.field == "warmup_steps"
