@@ -261,7 +261,7 @@ def read_trl(data: dict[str, Any], display: str) -> Reading:
         )
     if TRL_DPO_OWN & data.keys():
         reading = interpret(data, {key: key for key in data}, display, trl=True, dpo=True)
-        _read_dpo(data, display, reading)
+        read_dpo(data, display, reading, sorted(TRL_DPO_OWN & data.keys())[0])
         return reading
     preference = sorted(TRL_DPO_ONLY & data.keys())
     if preference:
@@ -315,16 +315,25 @@ def _read_shared_preference(data: dict[str, Any], display: str, keys: list[str])
     return reading
 
 
-def _read_dpo(data: dict[str, Any], display: str, reading: Reading) -> None:
-    """DPOConfig (TRL v0.19.0 trl/trainer/dpo_trainer.py): no reference with
-    ``reference_free``, log-probs computed once with ``precompute_ref_log_probs``, the
-    PEFT model with its adapter disabled (unless ``force_use_ref_model``), else a copy."""
+def read_dpo(
+    data: dict[str, Any],
+    display: str,
+    reading: Reading,
+    source: str,
+    labels: dict[str, str] | None = None,
+) -> None:
+    """DPOConfig (TRL v0.19.0 trl/trainer/dpo_trainer.py; v1.9.0 likewise, without
+    ``reference_free`` and ``force_use_ref_model``): no reference with ``reference_free``,
+    log-probs computed once with ``precompute_ref_log_probs``, the PEFT model with its
+    adapter disabled (unless ``force_use_ref_model``), else a copy. ``source`` says what
+    makes the file DPO; ``labels`` where each key is written (a script's call and line)."""
 
     def flag(key: str) -> bool:
-        return data.get(key) is not None and as_bool(data[key], display, key)
+        label = (labels or {}).get(key, key)
+        return data.get(key) is not None and as_bool(data[key], display, label)
 
     reading.fields["objective"] = "dpo"
-    reading.sources["objective"] = sorted(TRL_DPO_OWN & data.keys())[0]
+    reading.sources["objective"] = source
     key: str | None
     if flag("reference_free"):
         reference, key = "none", "reference_free"
@@ -336,7 +345,7 @@ def _read_dpo(data: dict[str, Any], display: str, reading: Reading) -> None:
         reference, key = "model", "force_use_ref_model" if flag("force_use_ref_model") else None
     reading.fields["reference"] = reference
     if key is not None:
-        reading.sources["reference"] = key
+        reading.sources["reference"] = (labels or {}).get(key, key)
 
 
 def read_hf_args(data: dict[str, Any], display: str) -> Reading:

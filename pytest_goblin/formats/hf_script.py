@@ -41,8 +41,38 @@ from pytest_goblin.formats.vocabulary import TRAINER_KEYS, TRL_KEYS
 
 NAME = "hf-script"
 SUFFIXES = frozenset({".py"})
-ARGS_CALLS = ("TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig")
-TRAINER_CALLS = ("Trainer", "SFTTrainer", "Seq2SeqTrainer")
+ARGS_CALLS = ("TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig", "DPOConfig")
+TRAINER_CALLS = ("Trainer", "SFTTrainer", "Seq2SeqTrainer", "DPOTrainer")
+OTHER_TRAINERS = {
+    "GRPOConfig": "GRPO, online RL (sampled completions scored by reward functions)",
+    "AsyncGRPOConfig": "asynchronous GRPO, online RL",
+    "GRPOWithReplayBufferConfig": "GRPO with a replay buffer, online RL",
+    "GMPOConfig": "GMPO, online RL",
+    "RLOOConfig": "RLOO, online RL",
+    "PPOConfig": "PPO, online RL with a reward and a value model",
+    "OnlineDPOConfig": "online DPO (completions sampled and judged during training)",
+    "NashMDConfig": "Nash-MD, online preference RL",
+    "XPOConfig": "XPO, online preference RL",
+    "TPOConfig": "TPO preference training",
+    "KTOConfig": "KTO preference training",
+    "BCOConfig": "BCO preference training",
+    "ORPOConfig": "ORPO preference training",
+    "CPOConfig": "CPO preference training",
+    "RewardConfig": "reward-model training",
+    "PRMConfig": "process-reward-model training",
+    "GKDConfig": "GKD distillation (a teacher forward and sampled completions)",
+    "GOLDConfig": "GOLD distillation",
+    "MiniLLMConfig": "MiniLLM distillation",
+    "DistillationConfig": "distillation from a teacher model",
+    "ServerDistillationConfig": "distillation from a served teacher",
+    "SDFTConfig": "self-distillation fine-tuning",
+    "SDPOConfig": "self-distillation policy optimisation",
+    "SSDConfig": "self-speculative distillation",
+    "IWOPDConfig": "on-policy distillation",
+}
+"""TRL's trainer configs other than SFTConfig and DPOConfig (TRL v1.9.0 ``trl/trainer/*_config.py``
+and ``trl/experimental/*/*_config.py``): a script that builds one trains something
+pytest-goblin does not model, and is refused by the call's name."""
 _NOT_MODELS = ("Tokenizer", "Processor", "Config", "FeatureExtractor", "Dataset")
 _LOADER_KEYS = {
     "num_workers": "dataloader_num_workers",
@@ -90,6 +120,8 @@ class _Discovery:
     script: Script
     args_call: ast.Call
     trl: bool
+    dpo: bool = False
+    """The arguments are TRL's DPOConfig: DPO, with DPOConfig's defaults."""
     places: dict[str, _Place] = field(default_factory=dict)
     model_call: ast.Call | None = None
     lora_call: ast.Call | None = None
@@ -107,7 +139,11 @@ class _Discovery:
 
 
 def detect(data: Any) -> bool:
-    return isinstance(data, ast.Module) and bool(Script(data).calls_named(*ARGS_CALLS))
+    """A call of training arguments: the Trainer's, SFTConfig, DPOConfig, or another TRL
+    trainer's config (refused by name when read)."""
+    return isinstance(data, ast.Module) and bool(
+        Script(data).calls_named(*ARGS_CALLS, *OTHER_TRAINERS)
+    )
 
 
 def _names_a_constant(value: Value) -> bool:
@@ -126,7 +162,10 @@ def _label(call: ast.Call, key: str, value: Value | None) -> str:
 def _discover(tree: ast.Module) -> _Discovery:
     script = Script(tree)
     args_call = script.calls_named(*ARGS_CALLS)[0]
-    found = _Discovery(script, args_call, trl=short_name(args_call.func) == "SFTConfig")
+    name = short_name(args_call.func)
+    found = _Discovery(
+        script, args_call, trl=name in ("SFTConfig", "DPOConfig"), dpo=name == "DPOConfig"
+    )
 
     def place(call: ast.Call, key: str, as_key: str | None = None) -> None:
         value = script.keywords(call).get(key)
@@ -160,7 +199,7 @@ def _discover(tree: ast.Module) -> _Discovery:
         if _is_unsloth(models[0]):
             _unsloth_model(found, models[0])
     if "model_name_or_path" not in found.places:
-        for trainer in script.calls_named("SFTTrainer"):
+        for trainer in script.calls_named("SFTTrainer", "DPOTrainer"):
             model = script.keywords(trainer).get("model")
             if model is not None and isinstance(model.value, str):
                 found.places["model_name_or_path"] = _Place(
@@ -304,6 +343,16 @@ def _environment(found: _Discovery) -> None:
 
 
 def read(tree: ast.Module, display: str) -> Reading:
+    script = Script(tree)
+    if not script.calls_named(*ARGS_CALLS):
+        other = script.calls_named(*OTHER_TRAINERS)[0]
+        name = short_name(other.func)
+        raise WorkloadError(
+            display,
+            f"{name}() builds the arguments of TRL's {OTHER_TRAINERS[name]}; pytest-goblin "
+            "models supervised fine-tuning (TrainingArguments, SFTConfig) and DPO (DPOConfig)",
+            field=f"{name}() line {other.lineno}",
+        )
     found = _discover(tree)
     for splat in found.args_call.keywords:
         if splat.arg is None and found.script.dict_literal(splat.value) is None:
@@ -340,7 +389,13 @@ def read(tree: ast.Module, display: str) -> Reading:
             target_defaults=tuple(ALL_LINEAR),
         )
     else:
-        reading = hf_args.interpret(values, labels, display, trl=found.trl, lora_defaults=(8, 8))
+        reading = hf_args.interpret(
+            values, labels, display, trl=found.trl, dpo=found.dpo, lora_defaults=(8, 8)
+        )
+    if found.dpo:
+        hf_args.read_dpo(
+            values, display, reading, f"DPOConfig() line {found.args_call.lineno}", labels
+        )
     fields, sources = dict(reading.fields), dict(reading.sources)
     if found.compile_label:
         fields["torch_compile"], sources["torch_compile"] = True, found.compile_label
@@ -438,6 +493,8 @@ def _write_training_key(found: _Discovery, editor: PyText, field_name: str, valu
     key = _FIELD_KEYS[field_name]
     if field_name == "packing" and not found.trl:
         raise Unpatchable(field_name, "TrainingArguments has no packing (TRL's SFTConfig has)")
+    if field_name == "packing" and found.dpo:
+        raise Unpatchable(field_name, "DPOConfig has no packing (trl/trainer/dpo_config.py)")
     if field_name == "torch_compile" and found.compile_label and not value:
         raise Unpatchable(field_name, f"the script calls {found.compile_label}")
     if field_name == "gradient_checkpointing" and found.checkpointing_label and not value:

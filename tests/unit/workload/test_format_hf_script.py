@@ -383,3 +383,55 @@ def test_a_qlora_without_autocast_runs_in_its_4bit_compute_dtype(tmp_path: Path)
     workload = script(tmp_path, QLORA_FP16_COMPUTE)
     assert (workload.config.finetune, workload.config.precision) == ("qlora", "fp16")
     assert workload.sources["precision"] == "BitsAndBytesConfig(bnb_4bit_compute_dtype=) line 6"
+
+
+DPO_SCRIPT = """\
+from peft import LoraConfig
+from trl import DPOConfig, DPOTrainer
+
+args = DPOConfig(output_dir="out", per_device_train_batch_size=2, bf16=True)
+DPOTrainer(
+    model="Qwen/Qwen2.5-0.5B-Instruct",
+    args=args,
+    peft_config=LoraConfig(r=16, lora_alpha=32),
+).train()
+"""
+
+
+def test_a_dpoconfig_script_is_read_as_dpo_with_dpoconfigs_defaults(tmp_path: Path) -> None:
+    workload = script(tmp_path, DPO_SCRIPT, seq_len=None)
+    config = workload.config
+    assert (config.objective, config.reference, config.finetune) == ("dpo", "adapter", "lora")
+    # TRL v1.9.0 dpo_config.py: learning_rate 1e-6, max_length 1024; base_config.py:
+    # gradient_checkpointing True
+    assert (config.lr, config.seq_len, config.gradient_checkpointing) == (1e-6, 1024, True)
+    assert config.model_name == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert workload.sources["objective"] == "DPOConfig() line 4"
+
+
+def test_a_dpoconfig_script_that_precomputes_the_reference_reads_so(tmp_path: Path) -> None:
+    text = DPO_SCRIPT.replace("bf16=True", "bf16=True, precompute_ref_log_probs=True")
+    assert script(tmp_path, text, seq_len=None).config.reference == "precomputed"
+
+
+def test_a_dpoconfig_script_is_never_patched_to_pack(tmp_path: Path) -> None:
+    workload = script(tmp_path, DPO_SCRIPT, seq_len=None)
+    planned = plan_patch(workload, [change(workload, "packing", True)])
+    assert planned.changes == [] and "DPOConfig has no packing" in planned.dropped[0][1]
+
+
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        ("GRPOConfig", "GRPO, online RL"),
+        ("KTOConfig", "KTO preference training"),
+        ("GKDConfig", "GKD distillation"),
+    ],
+)
+def test_another_trl_trainers_config_is_refused_by_its_call(
+    tmp_path: Path, call: str, what: str
+) -> None:
+    text = f"from trl import {call}\n\nargs = {call}(output_dir='out', learning_rate=1e-6)\n"
+    assert hf_script.detect(ast.parse(text))
+    with pytest.raises(WorkloadError, match=f"{call}\\(\\) builds the arguments of TRL's {what}"):
+        script(tmp_path, text, seq_len=None)
