@@ -90,8 +90,40 @@ def test_the_family_comes_from_the_model_id_when_the_dims_are_explicit() -> None
     assert family(tiny(model_name="google/gemma-2-9b-it")) == "gemma2"
     assert family(tiny(model_name="google/gemma-7b")) == "gemma"
     assert family(tiny(model_name="microsoft/phi-4")) == "phi3"
+    assert family(tiny(model_name="google/gemma-3-1b-it")) == "gemma3"
+    assert family(tiny(model_name="mistralai/Ministral-8B-Instruct-2410")) == "mistral"
+    assert family(tiny(model_name="stabilityai/stablelm-2-1_6b")) == "stablelm"
     assert family(tiny()) == "llama"
     assert family(tiny(model={**DIMS, "qkv_bias": True})) == "qwen2"
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected", "model_class"),
+    [
+        ("gemma-3-1b", "gemma3", "Gemma3ForCausalLM"),
+        ("stablelm-2-1.6b", "stablelm", "StableLmForCausalLM"),
+        ("ministral-8b", "mistral", "MistralForCausalLM"),
+        ("mistral-nemo-12b", "mistral", "MistralForCausalLM"),
+        ("phi-3-medium", "phi3", "Phi3ForCausalLM"),
+    ],
+)
+def test_a_full_size_preset_builds_the_checkpoints_class_with_its_parameter_count(
+    preset: str, expected: str, model_class: str
+) -> None:
+    # on the meta device: shapes without memory, so a 12B model costs nothing to build
+    from transformers import AutoModelForCausalLM
+
+    config = WorkloadConfig(model=preset, seq_len=512)
+    assert family(config) == expected
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config(config))
+    assert type(model).__name__ == model_class
+    built = sum(p.numel() for p in model.parameters())
+    # exact but for norms the preset does not count (Gemma 3's q/k and pre/post-MLP norms,
+    # StableLM's LayerNorm biases): under 0.01%
+    assert built == pytest.approx(config.arch.total_params, rel=1e-4)
+    if expected == "stablelm":
+        assert model_config(config).use_qkv_bias is True
 
 
 @pytest.mark.parametrize("preset", FAMILIES.values())
