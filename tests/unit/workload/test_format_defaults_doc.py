@@ -42,6 +42,13 @@ MINIMAL = {
             }
         ),
     ),
+    "torchtune": (
+        "w/tt.yaml",
+        "model:\n  _component_: torchtune.models.llama3_2.llama3_2_1b\n"
+        "tokenizer:\n  max_seq_len: 1024\n"
+        "optimizer:\n  _component_: torch.optim.AdamW\n"
+        "batch_size: 4\n",
+    ),
     "firefly": (
         "w/ff.json",
         json.dumps(
@@ -76,7 +83,9 @@ def test_the_table_covers_every_format_it_documents() -> None:
     assert all(
         re.search(r"v\d|[0-9a-f]{12}", line)
         for line in DOC.read_text().splitlines()
-        if line.startswith(("| axolotl |", "| trl |", "| llamafactory |", "| llamafactory-v1 |"))
+        if line.startswith(
+            ("| axolotl |", "| trl |", "| llamafactory |", "| llamafactory-v1 |", "| torchtune |")
+        )
     )
 
 
