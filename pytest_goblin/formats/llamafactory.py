@@ -16,7 +16,12 @@ Some switches own the optimizer (v0.9.5 ``src/llamafactory/train/trainer_utils.p
 included), APOLLO accepts only ``adamw_torch``, and Adam-mini and Muon ignore
 ``optim``; a patch respects that. ``stage: dpo`` is read as DPO
 (chosen and rejected sequences, a reference); the other preference and RL stages
-(``rm``, ``ppo``, ``kto``) are refused by name.
+(``rm``, ``ppo``, ``kto``) are refused by name, as are BAdam (one block trained at a
+time), the ASFT loss (a reference forward) and mixture-of-depths. Without ``bf16`` or
+``fp16`` a LoRA base still runs in bf16 (the checkpoint's half dtype, main ff6d4d1
+``model/patcher.py``); a prediction, evaluation or export file (``do_predict``,
+``export_dir``, ``infer_backend``, … without ``do_train: true``) trains nothing and is
+an error naming ``do_train``.
 """
 
 from __future__ import annotations
@@ -87,6 +92,21 @@ _OTHER_ENGINES = {
 ``src/llamafactory/hparams/model_args.py``). ``use_mca`` and ``use_megatron_bridge`` need no
 entry: ``parser.py`` ``get_train_args`` chooses those engines from the ``USE_MCA`` and
 ``USE_MEGATRON_BRIDGE`` environment variables and sets both keys false on the Trainer path."""
+_NOT_TRAINING = ("do_predict", "do_eval", "predict_with_generate", "export_dir", "infer_backend")
+"""Keys of the configs LLaMA-Factory ships for prediction, evaluation, ``llamafactory-cli
+export`` and ``chat`` (main ff6d4d1 ``examples/inference``, ``merge_lora``,
+``extras/nlg_eval``)."""
+_UNMODELLED = {
+    "use_asft_loss": "loads a frozen copy of the model and runs it forward on every batch "
+    "for the ASFT loss (main ff6d4d1 src/llamafactory/train/sft/workflow.py and trainer.py)",
+    "use_badam": "trains one block of layers at a time (badam_mode layer, switched every "
+    "badam_switch_interval steps) or a sparse fraction of each matrix (ratio), so only that "
+    "part has gradients and optimizer state (main ff6d4d1 src/llamafactory/train/"
+    "trainer_utils.py _create_badam_optimizer): neither a full fine-tune nor LoRA",
+    "mixture_of_depths": "converts the model to mixture-of-depths, whose layers skip "
+    "tokens (main ff6d4d1 src/llamafactory/model/model_utils/mod.py)",
+}
+"""Switches that change what a step computes beyond the workload's fields."""
 _GALORE_OPTIM = {
     "adamw_torch": "galore_adamw",
     "adamw_bnb_8bit": "galore_adamw_8bit",
@@ -134,6 +154,14 @@ def read(data: dict[str, Any], display: str) -> Reading:
                 "pytest-goblin models for LLaMA-Factory",
                 field=key,
             )
+    _refuse_non_training(data, display)
+    for key, why in _UNMODELLED.items():
+        if data.get(key) not in (None, False):
+            raise WorkloadError(
+                display,
+                f"{key}: {data[key]} {why}; pytest-goblin does not model it",
+                field=key,
+            )
     check_model(data["model_name_or_path"], display, "model_name_or_path")
     f = Fields(display, data.get)
     f.put("model_name", data["model_name_or_path"], "model_name_or_path")
@@ -162,12 +190,10 @@ def read(data: dict[str, Any], display: str) -> Reading:
         _FLASH_ATTN[flash_attn],
         None if data.get("flash_attn") is None else "flash_attn",
     )
-    # LLaMA-Factory upcasts trainable parameters to fp32 unless pure_bf16 (or BAdam) keeps
-    # them in half precision (v0.9.5 src/llamafactory/model/adapter.py init_adapter).
-    for key in ("pure_bf16", "use_badam"):
-        if data.get(key) is not None and as_bool(data[key], display, key):
-            f.put("pure_precision", True, key)
-            break
+    # LLaMA-Factory upcasts trainable parameters to fp32 unless pure_bf16 keeps them in half
+    # precision (v0.9.5 src/llamafactory/model/adapter.py init_adapter).
+    if data.get("pure_bf16") is not None and as_bool(data["pure_bf16"], display, "pure_bf16"):
+        f.put("pure_precision", True, "pure_bf16")
     _packing(data, display, f)
     _method(data, display, f)
     # LoRA under DDP with the key unset: LLaMA-Factory sets ddp_find_unused_parameters to
@@ -180,6 +206,23 @@ def read(data: dict[str, Any], display: str) -> Reading:
     if liger is not None and as_bool(liger, display, "enable_liger_kernel"):
         f.record("use_liger_kernel", True, "enable_liger_kernel")
     return f.reading()
+
+
+def _refuse_non_training(data: dict[str, Any], display: str) -> None:
+    """A file that does not set ``do_train: true`` trains nothing: ``TrainingArguments.do_train``
+    defaults to False and each workflow trains only under ``if training_args.do_train``
+    (main ff6d4d1 src/llamafactory/train/sft/workflow.py)."""
+    if data.get("do_train") is not None and as_bool(data["do_train"], display, "do_train"):
+        return
+    found = [key for key in _NOT_TRAINING if data.get(key) not in (None, False)]
+    if found:
+        raise WorkloadError(
+            display,
+            f"a prediction, evaluation or export config ({found[0]}, no do_train: true): "
+            "LLaMA-Factory trains only with do_train: true, so there is no training step "
+            "to audit",
+            field="do_train",
+        )
 
 
 def _read_dpo(data: dict[str, Any], display: str, f: Fields) -> None:
@@ -224,16 +267,25 @@ def _optimizer_owner(data: dict[str, Any], display: str) -> tuple[str, str] | No
 
 
 def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
+    """With neither ``bf16`` nor ``fp16`` the model is still loaded in half precision:
+    ``compute_dtype`` is ``infer_optim_dtype(config.torch_dtype)``, bf16 for a bf16
+    checkpoint on a GPU that has bf16 (main ff6d4d1 src/llamafactory/model/patcher.py,
+    extras/misc.py). Only the trainable parameters are upcast to fp32 (model/adapter.py):
+    a full fine-tune then trains in fp32, while LoRA's frozen base, which does nearly all
+    the matmuls, stays in bf16."""
     for key, precision in (
         ("fp8", "fp8"),
         ("pure_bf16", "bf16"),
         ("bf16", "bf16"),
         ("fp16", "fp16"),
-        ("tf32", "tf32"),
     ):
         if data.get(key) is not None and as_bool(data[key], display, key):
             return precision, key
     present = [key for key in ("bf16", "fp16", "pure_bf16") if key in data]
+    if data.get("finetuning_type", "lora") != "full":
+        return "bf16", None
+    if data.get("tf32") is not None and as_bool(data["tf32"], display, "tf32"):
+        return "tf32", "tf32"
     return "fp32", present[0] if present else None
 
 

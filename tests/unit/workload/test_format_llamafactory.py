@@ -167,3 +167,67 @@ def test_megatron_switches_in_the_file_do_not_change_the_trainer_path(tmp_path: 
     # LLaMA-Factory picks Megatron from USE_MCA / USE_MEGATRON_BRIDGE, not from these keys
     text = MINIMAL + "use_mca: true\nuse_megatron_bridge: true\n"
     assert write(tmp_path, "w/a.yaml", text).config.finetune == "lora"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("finetuning_type: lora\n", ("bf16", None)),
+        ("finetuning_type: lora\nquantization_bit: 4\n", ("bf16", None)),
+        ("finetuning_type: lora\nbf16: false\ntf32: true\n", ("bf16", None)),
+        ("finetuning_type: full\n", ("fp32", None)),
+        ("finetuning_type: full\nbf16: false\n", ("fp32", "bf16")),
+        ("finetuning_type: full\ntf32: true\n", ("tf32", "tf32")),
+        ("finetuning_type: full\nfp16: true\n", ("fp16", "fp16")),
+    ],
+)
+def test_without_bf16_or_fp16_lora_still_runs_its_base_in_half_precision(
+    tmp_path: Path, text: str, expected: tuple[str, str | None]
+) -> None:
+    """The model loads in infer_optim_dtype (bf16 for a bf16 checkpoint) and only trainable
+    weights are upcast (LLaMA-Factory ff6d4d1 model/patcher.py, model/adapter.py)."""
+    workload = write(tmp_path, "w/a.yaml", MINIMAL + text)
+    assert (workload.config.precision, workload.sources.get("precision")) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("infer_backend: huggingface\n", "infer_backend"),
+        ("export_dir: saves/merged\nexport_size: 5\n", "export_dir"),
+        ("do_predict: true\npredict_with_generate: true\n", "do_predict"),
+        ("do_train: false\ndo_eval: true\n", "do_eval"),
+    ],
+)
+def test_a_prediction_or_export_config_is_not_a_training_run(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    with pytest.raises(WorkloadError, match=f"config \\({key}, no do_train: true\\)") as info:
+        write(tmp_path, "w/a.yaml", MINIMAL + text)
+    assert info.value.field == "do_train"
+
+
+def test_do_train_with_evaluation_keys_is_a_training_run(tmp_path: Path) -> None:
+    text = MINIMAL + "do_train: true\ndo_eval: true\npredict_with_generate: false\n"
+    assert write(tmp_path, "w/a.yaml", text).config.finetune == "lora"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("finetuning_type: full\nuse_badam: true\n", "use_badam", "one block of layers"),
+        ("finetuning_type: full\nuse_asft_loss: true\n", "use_asft_loss", "frozen copy"),
+        ("mixture_of_depths: convert\n", "mixture_of_depths", "mixture-of-depths"),
+    ],
+)
+def test_a_step_the_workload_cannot_describe_is_an_error_naming_the_key(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    with pytest.raises(WorkloadError, match=message) as info:
+        write(tmp_path, "w/a.yaml", MINIMAL + text)
+    assert info.value.field == key
+
+
+def test_those_switches_set_false_change_nothing(tmp_path: Path) -> None:
+    text = MINIMAL + "use_badam: false\nuse_asft_loss: false\n"
+    assert write(tmp_path, "w/a.yaml", text).config.finetune == "lora"

@@ -536,19 +536,19 @@ READS = [
         },
     ),
     Case(
-        "real/llamafactory/extras_badam_llama3_full_sft.yaml",
+        # no bf16/fp16: the base loads in the checkpoint's bf16 and only LoRA's weights are
+        # upcast (LLaMA-Factory ff6d4d1 model/patcher.py infer_optim_dtype, model/adapter.py)
+        "real/llamafactory/train_lora_qwen3_preprocess.yaml",
         {
             "format": "llamafactory",
-            "arch": "llama-3-8b",
-            "finetune": "full",
-            "batch_size": 1,
-            "grad_accum_steps": 8,
+            "arch": "qwen3-4b",
+            "finetune": "lora",
+            "precision": "bf16",
+            "pure_precision": False,
+            "batch_size": 8,
+            "grad_accum_steps": 1,
             "seq_len": 2048,
-            "precision": "fp32",
-            "attention_impl": "sdpa",
-            "optimizer": "adamw_torch_fused",
             "gradient_checkpointing": True,
-            "dataloader_workers": 4,
         },
     ),
     Case(
@@ -1031,6 +1031,27 @@ ERRORS = {
     "real/llamafactory/v1_train_freeze_train_freeze_sft.yaml": (
         "peft_config.name",
         "peft_config.name 'freeze' is not one pytest-goblin can model",
+    ),
+    "real/llamafactory/extras_badam_llama3_full_sft.yaml": (
+        "use_badam",
+        "use_badam: True trains one block of layers at a time",
+    ),
+    "real/llamafactory/extras_asft_llama2_full_asft.yaml": (
+        "use_asft_loss",
+        "loads a frozen copy of the model and runs it forward on every batch",
+    ),
+    "real/llamafactory/extras_mod_llama3_full_sft.yaml": (
+        "mixture_of_depths",
+        "mixture_of_depths: convert converts the model to mixture-of-depths",
+    ),
+    "real/llamafactory/merge_lora_qwen3_lora_sft.yaml": (
+        "do_train",
+        "export config (export_dir, no do_train: true)",
+    ),
+    "real/llamafactory/inference_qwen3.yaml": ("do_train", "(infer_backend, no do_train: true)"),
+    "real/llamafactory/extras_nlg_eval_llama3_lora_predict.yaml": (
+        "do_train",
+        "(do_predict, no do_train: true): LLaMA-Factory trains only with do_train: true",
     ),
     "real/axolotl/qwen2_reward-model.yaml": ("reward_model", "TRL's RewardTrainer"),
     "real/axolotl/qwen2_prm.yaml": ("process_reward_model", "TRL's PRMTrainer"),
