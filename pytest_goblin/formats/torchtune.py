@@ -546,6 +546,15 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
                 "data's, given in the sidecar; a patch does not change it",
             )
         return [Edit(tuple(_follow(data, key)[0].split(".")), value, ("batch_size",))]
+    in_backward = _follow(data, "optimizer_in_bwd")[1] is True
+    if field == "grad_accum_steps" and in_backward and value > 1:
+        # bd2a0fc7 recipes/full_finetune_{single_device,distributed}.py, qat_*.py: "Gradient
+        # accumulation is not supported with optimizer_in_bwd: True" (RuntimeError)
+        raise Unpatchable(
+            field,
+            "optimizer_in_bwd: True steps the optimizer inside the backward, and the recipes "
+            "refuse gradient_accumulation_steps above 1 with it",
+        )
     if field in simple:
         path = tuple(_follow(data, ".".join(simple[field]))[0].split("."))
         return [Edit(path, value, ("batch_size",))]
@@ -574,6 +583,13 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
     if field == "torch_compile":
         if isinstance(data.get("compile"), dict):
             raise Unpatchable(field, "compile is a per-part mapping; choose its parts by hand")
+        if value and in_backward:
+            # full_finetune_distributed and qat_distributed compile the optimizer step on
+            # compile: True and refuse that with optimizer_in_bwd ("optimizer_in_bwd not
+            # supported with compiling the optimizer step", bd2a0fc7); the mapping leaves the
+            # step alone there, and any other recipe compiles the model on a non-empty mapping
+            parts = {"model": True, "loss": True, "optimizer_step": False}
+            return [Edit(("compile",), parts, ("loss", "optimizer_in_bwd"))]
         return [Edit(("compile",), value, ("loss", "optimizer_in_bwd"))]
     if field == "optimizer":
         if value not in ("adamw_torch", "adamw_torch_fused") or (

@@ -491,3 +491,29 @@ def test_a_grpo_recipe_is_refused_naming_its_loss(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError, match="GRPO reinforcement learning") as info:
         write(tmp_path, "w/a.yaml", text)
     assert info.value.field == "orchestration.loss._component_"
+
+
+def test_gradient_accumulation_is_not_patched_beside_optimizer_in_backward(
+    tmp_path: Path,
+) -> None:
+    text = small() + "gradient_accumulation_steps: 1\noptimizer_in_bwd: True\n"
+    workload = write(tmp_path, "w/a.yaml", text)
+    planned = plan_patch(
+        workload, [change(workload, "batch_size", 4), change(workload, "grad_accum_steps", 2)]
+    )
+    assert [c.field for c in planned.changes] == ["batch_size"]
+    ((dropped, why),) = planned.dropped
+    assert dropped.field == "grad_accum_steps" and "optimizer_in_bwd" in why
+
+
+def test_compile_beside_optimizer_in_backward_leaves_the_optimizer_step_alone(
+    tmp_path: Path,
+) -> None:
+    text = launched("tune run --nproc_per_node 8 full_finetune_distributed") + (
+        "compile: False\noptimizer_in_bwd: True\n"
+    )
+    workload = write(tmp_path, "w/a.yaml", text)
+    planned = plan_patch(workload, [change(workload, "torch_compile", True)])
+    compiled = yaml.safe_load(planned.text)["compile"]
+    assert compiled == {"model": True, "loss": True, "optimizer_step": False}
+    assert [c.field for c in planned.changes] == ["torch_compile"]
