@@ -64,13 +64,11 @@ _FLASH_ATTN = {
     "auto": "sdpa",
     "sdpa": "sdpa",
     "disabled": "eager",
-    "off": "eager",
-    "eager": "eager",
     "fa2": "flash",
     "fa3": "flash",
-    "flash_attention_2": "flash",
-    "flash_attention_3": "flash",
 }
+"""``AttentionFunction``, the only values ``flash_attn`` parses to (main ff6d4d1
+src/llamafactory/extras/constants.py); ``auto`` leaves transformers' default, SDPA."""
 _WRITE_FLASH_ATTN = {"flash": "fa2", "sdpa": "sdpa", "eager": "disabled"}
 _TRAIN = (
     "bf16",
@@ -182,7 +180,8 @@ def read(data: dict[str, Any], display: str) -> Reading:
     if flash_attn not in _FLASH_ATTN:
         raise WorkloadError(
             display,
-            f"unknown flash_attn {flash_attn!r} (one of {', '.join(_FLASH_ATTN)})",
+            f"flash_attn {flash_attn!r} is not one LLaMA-Factory accepts "
+            f"(one of {', '.join(_FLASH_ATTN)})",
             field="flash_attn",
         )
     f.put(

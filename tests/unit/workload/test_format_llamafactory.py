@@ -231,3 +231,11 @@ def test_a_step_the_workload_cannot_describe_is_an_error_naming_the_key(
 def test_those_switches_set_false_change_nothing(tmp_path: Path) -> None:
     text = MINIMAL + "use_badam: false\nuse_asft_loss: false\n"
     assert write(tmp_path, "w/a.yaml", text).config.finetune == "lora"
+
+
+@pytest.mark.parametrize("value", ["flash", "eager", "flash_attention_2"])
+def test_a_flash_attn_value_llamafactory_refuses_is_an_error(tmp_path: Path, value: str) -> None:
+    """flash_attn parses into AttentionFunction: auto, disabled, sdpa, fa2, fa3 (ff6d4d1)."""
+    with pytest.raises(WorkloadError, match="not one LLaMA-Factory accepts") as info:
+        write(tmp_path, "w/a.yaml", MINIMAL + f"flash_attn: {value}\n")
+    assert info.value.field == "flash_attn"
