@@ -599,8 +599,33 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
                 field, f"only torch.optim.AdamW's fused flag is patched, not a switch to {value}"
             )
         return [Edit(("optimizer", "fused"), value == "adamw_torch_fused")]
+    if field == "finetune":
+        return _finetune_edits(data, value)
     if field.startswith("dataloader_"):
         raise Unpatchable(field, f"{_NOT_IN_CONFIG} {field}")
     if field == "attention_impl":
         raise Unpatchable(field, "torchtune always uses SDPA; the config has no attention key")
     raise Unpatchable(field, f"torchtune configs have no key for {field}")
+
+
+def _finetune_edits(data: dict[str, Any], finetune: str) -> list[Edit]:
+    """QLoRA to LoRA: the ``lora_`` builder of the same model. Every ``qlora_`` builder is
+    ``partial(lora_<model>, quantize_base=True)`` (bd2a0fc7 ``torchtune/models/*/
+    _model_builders.py``), so the swap keeps every other argument; a ``quantize_base: True``
+    written out is turned off too."""
+    component = str(lookup(data, "model._component_") or "")
+    module, _, builder = component.rpartition(".")
+    if finetune != "lora" or not (
+        builder.startswith("qlora_") or lookup(data, "model.quantize_base") is True
+    ):
+        raise Unpatchable(
+            "finetune",
+            f"a torchtune patch only swaps a qlora_ builder for its lora_ one, not to {finetune}",
+        )
+    found = []
+    if builder.startswith("qlora_"):
+        lora = f"{module}.{builder.removeprefix('q')}"
+        found.append(Edit(("model", "_component_"), lora))
+    if lookup(data, "model.quantize_base") is not None:
+        found.append(Edit(("model", "quantize_base"), False))
+    return found

@@ -517,3 +517,25 @@ def test_compile_beside_optimizer_in_backward_leaves_the_optimizer_step_alone(
     compiled = yaml.safe_load(planned.text)["compile"]
     assert compiled == {"model": True, "loss": True, "optimizer_step": False}
     assert [c.field for c in planned.changes] == ["torch_compile"]
+
+
+def test_qlora_to_lora_swaps_the_builder_for_its_lora_twin(tmp_path: Path) -> None:
+    text = small(
+        model="model:\n  _component_: torchtune.models.llama3_1.qlora_llama3_1_8b\n  lora_rank: 8\n"
+    )
+    workload = write(tmp_path, "w/a.yaml", text)
+    assert workload.config.finetune == "qlora"
+    planned = plan_patch(workload, [change(workload, "finetune", "lora")])
+    model = yaml.safe_load(planned.text)["model"]
+    assert model == {"_component_": "torchtune.models.llama3_1.lora_llama3_1_8b", "lora_rank": 8}
+
+
+def test_a_written_quantize_base_is_turned_off_for_lora(tmp_path: Path) -> None:
+    text = small(
+        model="model:\n  _component_: torchtune.models.llama3_2.lora_llama3_2_1b\n"
+        "  quantize_base: True\n"
+    )
+    workload = write(tmp_path, "w/a.yaml", text)
+    planned = plan_patch(workload, [change(workload, "finetune", "lora")])
+    assert yaml.safe_load(planned.text)["model"]["quantize_base"] is False
+    assert [c.field for c in planned.changes] == ["finetune"]
