@@ -176,9 +176,13 @@ def read(data: dict[str, Any], display: str) -> Reading:
         checkpointing not in (None, False),
         None if checkpointing is None else "gradient_checkpointing",
     )
+    # torch_compile: auto is on with torch >= 2.5.1 (v0.18.0 src/axolotl/utils/schemas/
+    # config.py check_torch_compile_auto), which every torch axolotl v0.18.0 takes (>=2.11)
     compile_value = data.get("torch_compile")
     f.put(
-        "torch_compile", compile_value is True, None if compile_value is None else "torch_compile"
+        "torch_compile",
+        compile_value is True or str(compile_value).strip().lower() == "auto",
+        None if compile_value is None else "torch_compile",
     )
     f.put("precision", *_precision(data, display))
     f.put("attention_impl", *_attention(data, display))

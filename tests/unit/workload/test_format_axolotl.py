@@ -311,3 +311,12 @@ def test_a_fractional_warmup_steps_is_refused_as_axolotl_refuses_it(tmp_path: Pa
     with pytest.raises(WorkloadError, match=r"warmup_ratio: 0\.1") as info:
         write(tmp_path, "w/a.yml", MINIMAL + "warmup_steps: 0.1\n")
     assert info.value.field == "warmup_steps"
+
+
+def test_torch_compile_auto_is_on(tmp_path: Path) -> None:
+    """check_torch_compile_auto turns it on for torch >= 2.5.1; axolotl v0.18.0 needs 2.11."""
+    workload = write(tmp_path, "w/a.yml", MINIMAL + "torch_compile: auto\n")
+    assert (workload.config.torch_compile, workload.sources["torch_compile"]) == (
+        True,
+        "torch_compile",
+    )
