@@ -8,7 +8,8 @@ does with them, and so what this reader models:
 
 * ``train_mode`` (default ``qlora``): full, lora, or qlora (4-bit NF4 base);
   LoRA goes on every linear layer but ``lm_head`` (``find_all_linear_names``),
-  rank ``lora_rank`` (default 64) and alpha ``lora_alpha`` (default 16);
+  rank ``lora_rank`` (default 64) and alpha ``lora_alpha`` (default 16); a patch
+  between LoRA and QLoRA writes ``train_mode``;
 * ``max_seq_length`` has no default: the file must give it;
 * the model is loaded in fp16 when ``fp16`` is set and in bf16 otherwise, and
   ``train.py`` asserts that one of ``bf16``/``fp16`` is set; the 4-bit compute
@@ -134,6 +135,11 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
         return [Edit(("max_seq_length",), value)]
     if field in ("lora_rank", "lora_alpha"):
         return [Edit((field,), value, ("lora_rank", "train_mode"))]
+    if field == "finetune" and value in ("lora", "qlora"):
+        # train.py (e22b406ee440) asserts train_mode in full/lora/qlora and loads a 4-bit
+        # base only for qlora (load_model's BitsAndBytesConfig, load_unsloth_model's
+        # load_in_4bit), LoRA on every linear layer either way
+        return [Edit(("train_mode",), value, ("template_name", "model_name_or_path"))]
     if field == "precision":
         if value not in ("bf16", "fp16"):
             raise Unpatchable(field, "Firefly's train.py asserts bf16 or fp16")

@@ -76,6 +76,18 @@ def test_firefly_dpo_is_refused_by_name(tmp_path: Path) -> None:
     assert info.value.field == "task_type"
 
 
+@pytest.mark.parametrize(("mode", "finetune"), [("qlora", "lora"), ("lora", "qlora")])
+def test_a_firefly_lora_base_change_is_its_train_mode(
+    tmp_path: Path, mode: str, finetune: str
+) -> None:
+    workload = firefly(tmp_path, train_mode=mode)
+    planned = plan_patch(workload, [change(workload, "finetune", finetune)])
+    assert json.loads(planned.text)["train_mode"] == finetune
+    patched = tmp_path / "w/firefly.json"
+    patched.write_text(planned.text, encoding="utf-8")
+    assert load_workload(patched).config.finetune == finetune
+
+
 def test_llamafactory_markers_with_keys_it_refuses_are_an_error_naming_them(
     tmp_path: Path,
 ) -> None:
