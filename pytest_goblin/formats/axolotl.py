@@ -428,6 +428,16 @@ def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:
     if adapter is None:
         if eight_bit:
             raise WorkloadError(display, EIGHT_BIT, field="load_in_8bit")
+        if data.get("load_in_4bit") is not None and as_bool(
+            data["load_in_4bit"], display, "load_in_4bit"
+        ):
+            raise WorkloadError(
+                display,
+                "load_in_4bit without an adapter, which axolotl refuses (v0.18.0 "
+                "src/axolotl/utils/schemas/peft.py validate_adapter); a 4-bit base is "
+                "trained under adapter: qlora",
+                field="load_in_4bit",
+            )
         f.put("finetune", "full")
         return
     if adapter not in ("lora", "qlora"):

@@ -320,3 +320,17 @@ def test_torch_compile_auto_is_on(tmp_path: Path) -> None:
         True,
         "torch_compile",
     )
+
+
+def test_a_4_bit_base_without_an_adapter_is_refused_as_axolotl_refuses_it(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(WorkloadError, match="adapter: qlora") as info:
+        write(tmp_path, "w/a.yml", MINIMAL + "load_in_4bit: true\n")
+    assert info.value.field == "load_in_4bit"
+
+
+def test_adapter_lora_with_load_in_4bit_is_a_16_bit_lora(tmp_path: Path) -> None:
+    """Only adapter: qlora builds the 4-bit BitsAndBytesConfig (v0.18.0 loaders/model.py)."""
+    text = MINIMAL + "adapter: lora\nload_in_4bit: true\n"
+    assert write(tmp_path, "w/a.yml", text).config.finetune == "lora"
