@@ -302,6 +302,14 @@ def _packing(data: dict[str, Any], display: str, f: Fields) -> None:
 def _method(data: dict[str, Any], display: str, f: Fields) -> None:
     method = data.get("finetuning_type", "lora")
     if method == "full":
+        if data.get("quantization_bit") is not None:
+            raise WorkloadError(
+                display,
+                "quantization_bit with finetuning_type: full, which LLaMA-Factory refuses "
+                "(main ff6d4d1 src/llamafactory/model/adapter.py: quantized models train "
+                "only under LoRA or OFT)",
+                field="quantization_bit",
+            )
         f.put("finetune", "full", "finetuning_type")
         return
     if method != "lora":

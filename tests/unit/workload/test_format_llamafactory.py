@@ -239,3 +239,10 @@ def test_a_flash_attn_value_llamafactory_refuses_is_an_error(tmp_path: Path, val
     with pytest.raises(WorkloadError, match="not one LLaMA-Factory accepts") as info:
         write(tmp_path, "w/a.yaml", MINIMAL + f"flash_attn: {value}\n")
     assert info.value.field == "flash_attn"
+
+
+def test_a_quantized_full_fine_tune_is_refused_as_llamafactory_refuses_it(tmp_path: Path) -> None:
+    text = MINIMAL + "finetuning_type: full\nquantization_bit: 4\n"
+    with pytest.raises(WorkloadError, match="only under LoRA or OFT") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "quantization_bit"
