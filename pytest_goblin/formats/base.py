@@ -44,6 +44,15 @@ BOTH_BITS = (
 )
 """Why a file asking for an 8-bit and a 4-bit base at once is an item error."""
 
+DORA = (
+    "DoRA (weight-decomposed LoRA: every adapted layer also computes its weight's norm and a "
+    "magnitude vector on each forward, 'a bigger overhead than pure LoRA' in PEFT's LoRA "
+    "guide, docs/source/developer_guides/lora.md) is not modelled; pytest-goblin models "
+    "LoRA and QLoRA adapters"
+)
+"""Why a DoRA adapter (PEFT ``use_dora``, torchtune ``use_dora``) is an item error rather than
+a LoRA reading that would understate its time and memory."""
+
 
 PREQUANTIZED = re.compile(r"[-_.](awq|gptq|aqlm|eetq|hqq|exl2|gguf)(?=$|[-_.])", re.IGNORECASE)
 """A model id naming a pre-quantized checkpoint (``…-Instruct-AWQ``, ``…-GPTQ-Int4``): the

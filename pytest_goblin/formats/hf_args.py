@@ -31,6 +31,7 @@ from typing import Any
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats.base import (
     BOTH_BITS,
+    DORA,
     EIGHT_BIT,
     HF_ATTENTION_NAMES,
     PEFT_DEFAULT_TARGETS,
@@ -553,6 +554,10 @@ def _adapter(
     )
     if eight_bit and quantized:
         raise WorkloadError(f.display, BOTH_BITS, field=f.label("load_in_8bit"))
+    dora = values.get("use_dora")
+    if dora is not None and as_bool(dora, f.display, f.label("use_dora")):
+        # TRL v1.9.0 trl/trainer/utils.py get_peft_config: LoraConfig(use_dora=...)
+        raise WorkloadError(f.display, f"use_dora: {DORA}", field=f.label("use_dora"))
     if eight_bit:
         f.put("finetune", "lora8", "load_in_8bit")
     else:

@@ -84,7 +84,12 @@ UNSLOTH_CLASSES = ("FastLanguageModel", "FastModel", "FastVisionModel")
 UNSLOTH_MAX_SEQ_LENGTH = 2048
 """``FastLanguageModel.from_pretrained``'s ``max_seq_length`` default (unsloth v0.1.801-beta
 ``unsloth/models/loader.py``)."""
-_LORA_KEYS = {"r": "lora_r", "lora_alpha": "lora_alpha", "target_modules": "lora_target_modules"}
+_LORA_KEYS = {
+    "r": "lora_r",
+    "lora_alpha": "lora_alpha",
+    "target_modules": "lora_target_modules",
+    "use_dora": "use_dora",
+}
 _FIELD_KEYS = {
     "batch_size": "per_device_train_batch_size",
     "grad_accum_steps": "gradient_accumulation_steps",

@@ -27,6 +27,7 @@ from typing import Any
 
 from pytest_goblin.errors import WorkloadError
 from pytest_goblin.formats.base import (
+    DORA,
     Edit,
     Fields,
     Reading,
@@ -497,6 +498,9 @@ def _model(data: dict[str, Any], display: str, f: Fields) -> None:
             builder, method = builder.removeprefix(prefix), name
     if lookup(data, "model.quantize_base") is True:
         method = "qlora"
+    if method != "full" and lookup(data, "model.use_dora") is True:
+        # bd2a0fc7 torchtune/models/*/_component_builders.py: use_dora builds DoRALinear
+        raise WorkloadError(display, f"model.use_dora: True: {DORA}", field="model.use_dora")
     checkpoint_dir = str(lookup(data, "checkpointer.checkpoint_dir") or "").rstrip("/")
     if checkpoint_dir:
         f.put("model_name", checkpoint_dir.rsplit("/", 1)[-1], "checkpointer.checkpoint_dir")

@@ -206,3 +206,21 @@ def test_a_patch_of_an_8_bit_base_in_trl_writes_the_loading_flags(
     assert [c.field for c in planned.changes] == ["finetune"]
     data = yaml.safe_load(planned.text)
     assert {key: data.get(key) for key in after} == after
+
+
+def test_a_dora_adapter_in_trl_is_refused_by_use_dora(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError, match="DoRA") as info:
+        write(tmp_path, "w/a.yaml", TRL_MINIMAL + "use_peft: true\nuse_dora: true\n")
+    assert info.value.field == "use_dora"
+
+
+def test_use_dora_without_an_adapter_changes_nothing(tmp_path: Path) -> None:
+    config = write(tmp_path, "w/a.yaml", TRL_MINIMAL + "use_dora: true\n").config
+    assert config.finetune == "full"
+
+
+def test_a_dpo_file_checkpoints_by_default_as_dpoconfig_does(tmp_path: Path) -> None:
+    # TRL v1.9.0 trl/trainer/base_config.py: _BaseConfig.gradient_checkpointing = True,
+    # inherited by DPOConfig (dpo_config.py) as by SFTConfig
+    config = write(tmp_path, "w/a.yaml", TRL_MINIMAL + "rpo_alpha: 1.0\n").config
+    assert (config.objective, config.gradient_checkpointing) == ("dpo", True)

@@ -435,3 +435,10 @@ def test_another_trl_trainers_config_is_refused_by_its_call(
     assert hf_script.detect(ast.parse(text))
     with pytest.raises(WorkloadError, match=f"{call}\\(\\) builds the arguments of TRL's {what}"):
         script(tmp_path, text, seq_len=None)
+
+
+def test_a_dora_loraconfig_is_refused_naming_the_call(tmp_path: Path) -> None:
+    text = DPO_SCRIPT.replace("LoraConfig(r=16,", "LoraConfig(r=16, use_dora=True,")
+    with pytest.raises(WorkloadError, match="DoRA") as info:
+        script(tmp_path, text, seq_len=None)
+    assert info.value.field == "LoraConfig(use_dora=) line 8"

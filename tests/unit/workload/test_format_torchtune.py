@@ -539,3 +539,12 @@ def test_a_written_quantize_base_is_turned_off_for_lora(tmp_path: Path) -> None:
     planned = plan_patch(workload, [change(workload, "finetune", "lora")])
     assert yaml.safe_load(planned.text)["model"]["quantize_base"] is False
     assert [c.field for c in planned.changes] == ["finetune"]
+
+
+def test_a_dora_adapter_is_refused_by_its_key(tmp_path: Path) -> None:
+    text = small(
+        model="model:\n  _component_: torchtune.models.llama3.lora_llama3_8b\n  use_dora: True\n"
+    )
+    with pytest.raises(WorkloadError, match="DoRA") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "model.use_dora"
