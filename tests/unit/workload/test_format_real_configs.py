@@ -1214,6 +1214,11 @@ ERRORS = {
         "teacher_model._component_",
         "teacher_model torchtune.models.llama3_1.llama3_1_8b: knowledge distillation",
     ),
+    "real/torchtune/llama3_8B_dora.yaml": ("model.use_dora", "model.use_dora: True: DoRA"),
+    "real/hf/trl_grpo_2048.py": (
+        "GRPOConfig() line 144",
+        "GRPOConfig() builds the arguments of TRL's GRPO, online RL",
+    ),
     "real/torchtune/llama4_scout_17B_16E_lora.yaml": (
         "model._component_",
         "torchtune.models.llama4.lora_llama4_scout_17b_16e builds a Llama 4 mixture-of-experts "
