@@ -715,6 +715,58 @@ READS = [
     ),
 ]
 READS += [
+    # open-r1 SFT recipes whose models are presets: Mistral-Small-24B-Instruct-2501, and the
+    # Qwen2.5 fine-tunes Qwen2.5-Coder-32B and Qwen2.5-Math-7B with their base's dims
+    Case(
+        "real/open_r1/Mistral-Small-24B-Instruct-2501_sft_config_openr1_math.yaml",
+        {
+            "format": "trl",
+            "arch": "mistral-small-24b",
+            "finetune": "full",
+            "batch_size": 1,
+            "grad_accum_steps": 4,
+            "seq_len": 32768,
+            "precision": "bf16",
+            "pure_precision": True,
+            "attention_impl": "flash",
+            "gradient_checkpointing": True,
+            "packing": True,
+            "lr": 2e-5,
+        },
+    ),
+    Case(
+        "real/open_r1/OlympicCoder-32B_sft_config_v00.00.yaml",
+        {
+            "format": "trl",
+            "arch": "qwen2.5-32b",
+            "batch_size": 1,
+            "grad_accum_steps": 1,
+            "seq_len": 22528,
+            "attention_impl": "flash",
+            "optimizer": "paged_adamw_8bit",
+            "packing": False,
+            "extras": {},
+            "strategy": "fsdp",
+            "world_size": 128,
+        },
+        # its first comment: "Config for 16 nodes of 8 H100s with FSDP1"
+        sidecar="world_size: 128\nstrategy: fsdp\n",
+    ),
+    Case(
+        "real/open_r1/OpenR1-Qwen-7B_sft_config.yaml",
+        {
+            "format": "trl",
+            "arch": "qwen2.5-7b",
+            "batch_size": 1,
+            "grad_accum_steps": 2,
+            "seq_len": 32768,
+            "attention_impl": "sdpa",
+            "optimizer": "adamw_torch",
+            "packing": True,
+            "lr": 5e-5,
+            "extras": {"use_liger_kernel": True},
+        },
+    ),
     Case(
         "real/open_r1/OlympicCoder-7B_sft_config_v00.00.yaml",
         {
@@ -1078,18 +1130,6 @@ ERRORS = {
         None,
         "duplicate key 'do_eval' (first at line 16); give each key once",
     ),
-    "real/open_r1/Mistral-Small-24B-Instruct-2501_sft_config_openr1_math.yaml": (
-        "model_name_or_path",
-        "'mistralai/Mistral-Small-24B-Instruct-2501' (from `model_name_or_path`) is not a preset",
-    ),
-    "real/open_r1/OlympicCoder-32B_sft_config_v00.00.yaml": (
-        "model_name_or_path",
-        "'Qwen/Qwen2.5-Coder-32B-Instruct' (from `model_name_or_path`) is not a preset",
-    ),
-    "real/open_r1/OpenR1-Qwen-7B_sft_config.yaml": (
-        "model_name_or_path",
-        "'Qwen/Qwen2.5-Math-7B-Instruct' (from `model_name_or_path`) is not a preset",
-    ),
     "real/open_r1/OpenR1-Distill-7B_sft_config_distill.yaml": (
         "model_name_or_path",
         "'open-r1/Qwen2.5-Math-7B-RoPE-300k' (from `model_name_or_path`) is not a preset",
@@ -1139,7 +1179,8 @@ ERRORS = {
     ),
     "real/trl/alignment-handbook_starchat2-15b_sft_config_v0.1.yaml": (
         "model_name_or_path",
-        "'bigcode/starcoder2-15b' (from `model_name_or_path`) is not a preset",
+        "'bigcode/starcoder2-15b' (from `model_name_or_path`) is a GPT-style decoder with a "
+        "non-gated GELU MLP",
     ),
     "real/trl/alignment-handbook_zephyr-141b-A35b_orpo_config_full.yaml": (
         "beta",
