@@ -375,8 +375,17 @@ def interpret(
         f.put("model_name", model, "model_name_or_path")
     read_trainer_keys(f, lr_default=DPO_LR if dpo else 2e-5 if trl else 5e-5)
     seq_key = next((key for key in SEQ_KEYS if values.get(key) is not None), None)
+    null_key = next((key for key in ("max_length", "max_seq_length") if key in values), None)
     if seq_key is not None:
         f.take("seq_len", seq_key, as_int, None)
+    elif trl and null_key is not None:
+        # TRL v1.9.0 sft_config.py / dpo_config.py: "If `None`, no truncation is applied"
+        f.unknown(
+            "seq_len",
+            null_key,
+            f"{null_key} is null, so TRL truncates nothing and the sequence length is the "
+            "data's, unknown to the file",
+        )
     elif trl:
         f.put("seq_len", TRL_MAX_LENGTH)
     else:
@@ -646,6 +655,16 @@ def _edits(data: dict[str, Any], field: str, value: Any, *, trl: bool) -> list[E
     if field == "finetune" and trl:
         return _finetune_edits(data, value)
     if field == "seq_len":
+        if (
+            trl
+            and not any(data.get(k) is not None for k in SEQ_KEYS)
+            and ("max_length" in data or "max_seq_length" in data)
+        ):
+            raise Unpatchable(
+                field,
+                "max_length is null (no truncation), so the sequence length is the data's, "
+                "given in the sidecar; a patch does not start truncating it",
+            )
         seq_key = next((k for k in SEQ_KEYS if k in data), "max_length" if trl else None)
         if seq_key is None:
             raise Unpatchable(

@@ -478,6 +478,12 @@ def _write(found: _Discovery, editor: PyText, field_name: str, value: Any) -> No
     elif field_name == "seq_len":
         seq_key = next((k for k in ("max_length", "max_seq_length") if k in found.places), None)
         place = found.places.get(seq_key or "")
+        if place is not None and place.value is not None and place.value.value is None:
+            raise Unpatchable(
+                field_name,
+                f"{seq_key}=None truncates nothing, so the sequence length is the data's, "
+                "given in the sidecar; a patch does not start truncating it",
+            )
         if place is not None and place.call is not found.args_call:
             _set(editor, found, field_name, place.call, place.key, value)
             return

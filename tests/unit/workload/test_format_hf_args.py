@@ -224,3 +224,23 @@ def test_a_dpo_file_checkpoints_by_default_as_dpoconfig_does(tmp_path: Path) -> 
     # inherited by DPOConfig (dpo_config.py) as by SFTConfig
     config = write(tmp_path, "w/a.yaml", TRL_MINIMAL + "rpo_alpha: 1.0\n").config
     assert (config.objective, config.gradient_checkpointing) == ("dpo", True)
+
+
+def test_a_null_max_length_in_trl_truncates_nothing_so_the_length_is_asked_for(
+    tmp_path: Path,
+) -> None:
+    text = "model_name_or_path: Qwen/Qwen2.5-0.5B\ndataset_name: tickets\nmax_length: null\n"
+    with pytest.raises(WorkloadError, match="TRL truncates nothing") as info:
+        write(tmp_path, "w/a.yaml", text)
+    assert info.value.field == "max_length"
+    (tmp_path / "w/a.goblin.yaml").write_text("seq_len: 4096\n", encoding="utf-8")
+    assert write(tmp_path, "w/a.yaml", text).config.seq_len == 4096
+
+
+def test_a_null_max_length_is_never_patched_into_a_truncation(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/a.goblin.yaml").write_text("seq_len: 4096\n", encoding="utf-8")
+    text = "model_name_or_path: Qwen/Qwen2.5-0.5B\ndataset_name: tickets\nmax_length: null\n"
+    workload = write(tmp_path, "w/a.yaml", text)
+    planned = plan_patch(workload, [change(workload, "seq_len", 2048)])
+    assert planned.changes == [] and "no truncation" in planned.dropped[0][1]

@@ -442,3 +442,19 @@ def test_a_dora_loraconfig_is_refused_naming_the_call(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError, match="DoRA") as info:
         script(tmp_path, text, seq_len=None)
     assert info.value.field == "LoraConfig(use_dora=) line 8"
+
+
+def test_an_sftconfig_without_truncation_asks_for_the_length_and_keeps_it(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "from trl import SFTConfig, SFTTrainer\n\n"
+        "args = SFTConfig(output_dir='out', max_length=None)\n"
+        "SFTTrainer(model='Qwen/Qwen2.5-0.5B', args=args).train()\n"
+    )
+    with pytest.raises(WorkloadError, match="TRL truncates nothing"):
+        script(tmp_path, text, seq_len=None)
+    workload = script(tmp_path, text, name="again.py", seq_len=2048)
+    assert workload.config.seq_len == 2048
+    planned = plan_patch(workload, [change(workload, "seq_len", 1024)])
+    assert planned.changes == [] and "truncates nothing" in planned.dropped[0][1]
