@@ -6,8 +6,9 @@ unpacking ``a, b = "x", "y"``), so ``attn_implementation=ATTENTION`` reads
 ``ATTENTION = "eager"``; ``**ARGS`` splats a dict literal (``{...}`` or
 ``dict(...)``); ``torch.bfloat16`` is a dtype. Each resolved value remembers
 the node that holds it, so a patch edits that literal, wherever it is.
-``torch.cuda.is_bf16_supported()`` is known (True on every GPU audited) but,
-being an expression, is never edited.
+``torch.cuda.is_bf16_supported()`` and unsloth's ``is_bfloat16_supported()`` (its notebooks
+write ``fp16 = not is_bfloat16_supported(), bf16 = is_bfloat16_supported()``) are known (True
+on every GPU audited) but, being expressions, are never edited.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
-_BF16_PROBE = "is_bf16_supported"
+_BF16_PROBES = ("is_bf16_supported", "is_bfloat16_supported")
+"""torch's and unsloth's bf16 capability checks (unsloth v0.1.801-beta
+``unsloth/models/_utils.py``: ``is_bfloat16_supported`` returns ``SUPPORTS_BFLOAT16``)."""
 
 
 @dataclass(frozen=True)
@@ -124,13 +127,13 @@ class Script:
         name = dotted(node) if isinstance(node, ast.Attribute) else None
         if name and name.startswith("torch."):
             return Value(name, True, node, text, node.lineno)
-        if isinstance(node, ast.Call) and short_name(node.func) == _BF16_PROBE:
+        if isinstance(node, ast.Call) and short_name(node.func) in _BF16_PROBES:
             return Value(True, True, None, text, node.lineno)
         if (
             isinstance(node, ast.UnaryOp)
             and isinstance(node.op, ast.Not)
             and isinstance(node.operand, ast.Call)
-            and short_name(node.operand.func) == _BF16_PROBE
+            and short_name(node.operand.func) in _BF16_PROBES
         ):
             return Value(False, True, None, text, node.lineno)
         if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):

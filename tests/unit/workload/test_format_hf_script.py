@@ -458,3 +458,31 @@ def test_an_sftconfig_without_truncation_asks_for_the_length_and_keeps_it(
     assert workload.config.seq_len == 2048
     planned = plan_patch(workload, [change(workload, "seq_len", 1024)])
     assert planned.changes == [] and "truncates nothing" in planned.dropped[0][1]
+
+
+UNSLOTH_NOTEBOOK = """\
+from unsloth import FastLanguageModel, is_bfloat16_supported
+from trl import SFTConfig, SFTTrainer
+
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name="unsloth/Meta-Llama-3.1-8B-bnb-4bit", max_seq_length=2048, load_in_4bit=True
+)
+model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16)
+args = SFTConfig(
+    per_device_train_batch_size=2,
+    gradient_accumulation_steps=4,
+    fp16=not is_bfloat16_supported(),
+    bf16=is_bfloat16_supported(),
+    optim="adamw_8bit",
+    output_dir="outputs",
+)
+SFTTrainer(model=model, tokenizer=tokenizer, args=args).train()
+"""
+
+
+def test_unsloths_bf16_probe_reads_as_bf16_and_is_never_edited(tmp_path: Path) -> None:
+    workload = script(tmp_path, UNSLOTH_NOTEBOOK, seq_len=None)
+    config = workload.config
+    assert (config.precision, config.finetune, config.seq_len) == ("bf16", "qlora", 2048)
+    planned = plan_patch(workload, [change(workload, "precision", "fp16")])
+    assert planned.changes == [] and "not a literal" in planned.dropped[0][1]
