@@ -11,12 +11,17 @@ real values, and a patch that would change them is reported, not written.
 The shipped recipes leave ``tokenizer.max_seq_len`` null (no truncation): the
 sequence length then depends on the data, so the user gives it as ``seq_len``
 in the sidecar, and a patch leaves it alone. The DPO recipes (``loss: DPOLoss`` or
-``RSOLoss``) read as DPO; PPO and GRPO are refused by name, and so are the builders of
-mixture-of-experts and vision models (Llama 4, Llama 3.2 Vision).
+``RSOLoss``) read as DPO; PPO, GRPO and knowledge distillation (``teacher_model``) are
+refused by name, and so are the builders of mixture-of-experts and vision models (Llama 4,
+Llama 3.2 Vision) and DoRA adapters (``use_dora``).
 
 How the recipe is launched is not in the YAML either, but every shipped config says it in
 its opening comment (``tune run --nproc_per_node 2 lora_finetune_distributed``): a
-distributed recipe on N processes shards the model with FSDP over N ranks, and is read so.
+distributed recipe on N processes per node over M nodes (``--nnodes M``) shards the model
+with FSDP over M × N ranks, and is read so; tensor, context or replicated (hybrid) parallel
+dimensions above 1 are refused by key. Patches keep the recipes' own constraints:
+``optimizer_in_bwd`` allows no gradient accumulation and no compiled optimizer step, and
+packing needs ``tokenizer.max_seq_len``.
 """
 
 from __future__ import annotations
