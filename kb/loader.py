@@ -465,10 +465,14 @@ class _Views:
                 patched = other.apply(patched, dumped)
                 dumped = patched.model_dump()
             self._configs[key] = (patched, dumped)
+            # a field is touched when its value differs or prints differently (1 and
+            # True are equal); the same object is neither
+            base = self._base
             self._touched[key] = frozenset(
                 field
                 for field, value in dumped.items()
-                if value != self._base[field] or repr(value) != repr(self._base[field])
+                if value is not base[field]
+                and (value != base[field] or repr(value) != repr(base[field]))
             )
         return key
 
