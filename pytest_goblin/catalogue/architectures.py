@@ -706,6 +706,11 @@ _ALIASES: dict[str, str] = {
     "mistral-small-24b-2501": "mistral-small-24b",
     "devstral-small-2505": "mistral-small-24b",
     "devstral-small-2507": "mistral-small-24b",
+    # Magistral-Small-2506 (1.0) and -2507 (1.1): "Building upon Mistral Small 3.1 (2503)"
+    # (huggingface.co/mistralai/Magistral-Small-2506 model card), text-only checkpoints; the
+    # vision encoder arrives with 2509, which is refused below
+    "magistral-small-2506": "mistral-small-24b",
+    "magistral-small-2507": "mistral-small-24b",
     "ministral-8b-2410": "ministral-8b",
     # Phi-3-mini-128k and Phi-3.5-mini: Phi-3-mini's dims (litgpt at 26857050,
     # litgpt/config.py "Phi-3-mini-128k-instruct", "Phi-3.5-mini-instruct": 32 layers, 3072,

@@ -135,6 +135,8 @@ def test_qwen3_non_embedding_parameters_match_the_model_cards(preset: str) -> No
         ("mistralai/Mistral-Small-24B-Instruct-2501", "mistral-small-24b"),
         ("mistralai/Mistral-Small-24B-Base-2501", "mistral-small-24b"),
         ("mistralai/Devstral-Small-2507", "mistral-small-24b"),
+        ("mistralai/Magistral-Small-2506", "mistral-small-24b"),
+        ("mistralai/Magistral-Small-2507", "mistral-small-24b"),
         ("mistralai/Ministral-8B-Instruct-2410", "ministral-8b"),
         ("microsoft/Phi-3.5-mini-instruct", "phi-3-mini"),
         ("microsoft/Phi-3-mini-128k-instruct", "phi-3-mini"),
@@ -174,7 +176,6 @@ def test_a_variant_with_another_vocabulary_finds_no_preset() -> None:
     "model_id",
     [
         # no dims source found for these; they ask for dims rather than borrow a sibling's
-        "mistralai/Magistral-Small-2506",
         "google/gemma-3-270m-it",
         "Qwen/Qwen2.5-Coder-1.5B-Instruct",  # whether its embeddings are tied is not sourced
         "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
