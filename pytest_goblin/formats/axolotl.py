@@ -256,12 +256,18 @@ def _read_fsdp(data: dict[str, Any], f: Fields) -> None:
 
 
 def _in_use(data: dict[str, Any], f: Fields) -> None:
-    """What the run already uses that no field holds: the Liger plugin, LoRA kernels,
-    ``group_by_length`` (recorded under ``extras``)."""
+    """What the run already uses that no field holds: the Liger and CutCrossEntropy
+    plugins, LoRA kernels, ``group_by_length`` (recorded under ``extras``)."""
     plugins = data.get("plugins") or []
     liger = [key for key in data if key.startswith("liger_") and data[key] is True]
     if liger and any("liger" in str(plugin).lower() for plugin in plugins):
         f.record("use_liger_kernel", True, "plugins")
+    # The CutCrossEntropy plugin fuses the LM head into the loss, so the fp32 logits
+    # are never materialised; its ``cut_cross_entropy`` key defaults to True (v0.18.0
+    # src/axolotl/integrations/cut_cross_entropy/args.py).
+    cce = any("cut_cross_entropy" in str(plugin).lower() for plugin in plugins)
+    if cce and data.get("cut_cross_entropy") is not False:
+        f.record("cut_cross_entropy", True, "plugins")
     kernels = [key for key in _LORA_KERNELS if data.get(key) is True]
     if kernels:
         f.record("lora_kernels", kernels, kernels[0])

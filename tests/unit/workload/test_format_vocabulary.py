@@ -228,6 +228,23 @@ def test_kernels_a_run_already_uses_are_recorded_so_advice_does_not_repeat_them(
     }
 
 
+def test_axolotls_cut_cross_entropy_plugin_is_recorded_and_silences_the_liger_advice(
+    tmp_path: Path,
+) -> None:
+    from pytest_goblin.kb import load_kb
+
+    plugin = "plugins:\n  - axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin\n"
+    base = "base_model: meta-llama/Meta-Llama-3-8B\nmicro_batch_size: 1\n"
+    base += "gradient_accumulation_steps: 1\nsequence_len: 2048\n"
+    config = write(tmp_path, "w/cce.yaml", base + plugin).config
+    assert config.extras == {"cut_cross_entropy": True}
+    advice = {rule.id for rule in load_kb().match(config, "rocm-instinct").advisories}
+    assert "liger-kernel" not in advice
+    off = write(tmp_path, "w/off.yaml", base + plugin + "cut_cross_entropy: false\n").config
+    assert off.extras == {}
+    assert "liger-kernel" in {rule.id for rule in load_kb().match(off, "rocm-instinct").advisories}
+
+
 def test_trainer_switches_already_on_are_recorded(tmp_path: Path) -> None:
     text = "model_name_or_path: Qwen/Qwen2.5-0.5B\nmax_length: 512\n"
     text += "use_liger_kernel: true\ngroup_by_length: true\n"
