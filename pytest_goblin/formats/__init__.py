@@ -86,6 +86,7 @@ FORMATS: tuple[Format, ...] = (
         hf_args.read_trl,
         hf_args.edits_trl,
         vocabulary=TRL_KEYS,
+        reads_text=True,
     ),
     Format(
         hf_args.HF_ARGS,

@@ -24,6 +24,7 @@ keys as keyword arguments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
@@ -249,7 +250,47 @@ def detect_hf_args(data: Any) -> bool:
     )
 
 
-def read_trl(data: dict[str, Any], display: str) -> Reading:
+_HEADER_LAUNCH = re.compile(
+    r"^[ \t]*#[ \t]*(?P<said>Config for (?P<nodes>\d+) nodes? of (?P<gpus>\d+)\b[^\n]*?"
+    r"\bwith (?:DeepSpeed ZeRO-?(?P<stage>[123])|(?P<fsdp>FSDP)\d?)\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
+"""open-r1's recipes state their launch in a header comment ("# Config for 1 node of 8 H100s
+with DeepSpeed ZeRO-3", "# Config for 16 nodes of 8 H100s with FSDP1"; huggingface/open-r1
+recipes/OlympicCoder-*/sft/config_v00.00.yaml), run with its accelerate configs
+(recipes/accelerate_configs/zero3.yaml: zero_stage 3, no offload; fsdp.yaml: FULL_SHARD, no
+offload). Only a comment naming nodes, devices per node and the sharding is read."""
+
+
+def header_launch(text: str) -> tuple[dict[str, Any], str] | None:
+    """The strategy, ZeRO stage and world size a header comment states, and its label."""
+    found = _HEADER_LAUNCH.search(text)
+    if found is None:
+        return None
+    world = int(found.group("nodes")) * int(found.group("gpus"))
+    stage = int(found.group("stage") or 3)
+    fields = {
+        "strategy": "fsdp" if found.group("fsdp") else "deepspeed",
+        "world_size": world,
+        "zero_stage": stage,
+    }
+    line = text.count("\n", 0, found.start("said")) + 1
+    return fields, f"the header comment, line {line}: {found.group('said')}"
+
+
+def read_trl(data: dict[str, Any], display: str, text: str = "") -> Reading:
+    """A ``trl`` CLI file; ``text`` (the file as written) gives a header comment's launch."""
+    reading = _read_trl(data, display)
+    launched = header_launch(text)
+    if launched is not None and "strategy" not in reading.sources:
+        fields, label = launched
+        for field, value in fields.items():
+            reading.fields[field] = value
+            reading.sources[field] = label
+    return reading
+
+
+def _read_trl(data: dict[str, Any], display: str) -> Reading:
     online = sorted(TRL_GRPO_ONLY & data.keys(), key=lambda key: (key != "num_generations", key))
     if online:
         raise WorkloadError(

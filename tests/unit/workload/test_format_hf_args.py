@@ -244,3 +244,33 @@ def test_a_null_max_length_is_never_patched_into_a_truncation(tmp_path: Path) ->
     workload = write(tmp_path, "w/a.yaml", text)
     planned = plan_patch(workload, [change(workload, "seq_len", 2048)])
     assert planned.changes == [] and "no truncation" in planned.dropped[0][1]
+
+
+@pytest.mark.parametrize(
+    ("header", "launch"),
+    [
+        ("# Config for 1 node of 8 H100s with DeepSpeed ZeRO-3\n", ("deepspeed", 8, 3)),
+        ("# Config for 16 nodes of 8 H100s with FSDP1\n", ("fsdp", 128, 3)),
+        ("# Config for 2 nodes of 8 x H100s (80GB) with DeepSpeed ZeRO-2\n", ("deepspeed", 16, 2)),
+    ],
+)
+def test_an_open_r1_header_comment_states_the_launch(
+    tmp_path: Path, header: str, launch: tuple[str, int, int]
+) -> None:
+    workload = write(tmp_path, "w/a.yaml", header + TRL_MINIMAL)
+    config = workload.config
+    assert (config.strategy, config.world_size, config.zero_stage) == launch
+    assert workload.sources["world_size"] == f"the header comment, line 1: {header[2:].strip()}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "# Config for 1 node of 8 x H100s (80GB)\n",  # no sharding named: not read
+        "# Config for 8 nodes, with GBS 128\n",
+        "# trailing: model_name_or_path  # Config for 1 node of 8 H100s with FSDP\n",
+    ],
+)
+def test_a_header_without_devices_and_sharding_says_no_launch(tmp_path: Path, header: str) -> None:
+    config = write(tmp_path, "w/a.yaml", header + TRL_MINIMAL).config
+    assert (config.strategy, config.world_size) == ("single", 1)

@@ -40,9 +40,6 @@ CANDIDATES = [
     ("batch_size", 3),
     ("seq_len", 1536),
 ]
-OLYMPICCODER_LAUNCH = "model: qwen2.5-7b\nworld_size: 8\nstrategy: deepspeed\nzero_stage: 3\n"
-"""Qwen2.5-Coder-7B-Instruct has Qwen2.5-7B's dims; the recipe runs on "1 node of 8 H100s
-with DeepSpeed ZeRO-3" (its first comment), launched with open-r1's accelerate config."""
 GRPO = "keys of TRL's GRPO trainer (GRPOConfig"
 SEQ_LEN = "seq_len: 2048\n"
 """What the torchtune error asks for: the recipes ship ``max_seq_len: null`` or no key."""
@@ -746,11 +743,11 @@ READS += [
             "optimizer": "paged_adamw_8bit",
             "packing": False,
             "extras": {},
+            # its first comment: "Config for 16 nodes of 8 H100s with FSDP1"
             "strategy": "fsdp",
             "world_size": 128,
+            "zero_stage": 3,
         },
-        # its first comment: "Config for 16 nodes of 8 H100s with FSDP1"
-        sidecar="world_size: 128\nstrategy: fsdp\n",
     ),
     Case(
         "real/open_r1/OpenR1-Qwen-7B_sft_config.yaml",
@@ -782,11 +779,11 @@ READS += [
             "gradient_checkpointing": True,
             "packing": False,
             "lr": 1e-5,
+            # its first comment: "Config for 1 node of 8 H100s with DeepSpeed ZeRO-3"
             "world_size": 8,
             "strategy": "deepspeed",
             "zero_stage": 3,
         },
-        sidecar=OLYMPICCODER_LAUNCH,
     ),
     Case(
         "real/open_r1/Qwen2.5-1.5B-Instruct_sft_config_demo.yaml",
