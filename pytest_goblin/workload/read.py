@@ -434,8 +434,8 @@ def build_config(reading: Reading, sidecar: Sidecar, path: Path, display: str) -
             raise WorkloadError(
                 display,
                 f"model {config.model_name!r} (from `{origin}`) is {kind}; pytest-goblin "
-                "models dense decoder-only text transformers, so this architecture is not "
-                "supported",
+                "models Llama-style decoders (RMSNorm, rotary attention, a gated MLP), so "
+                "this architecture is not supported",
                 field=origin,
             )
         named = (
