@@ -179,6 +179,12 @@ def _discover(tree: ast.Module) -> _Discovery:
 
     for key in script.keywords(args_call):
         place(args_call, key)
+    # SFTTrainer took max_seq_length and packing itself until TRL v0.13.0 (v0.12.0
+    # trl/trainer/sft_trainer.py __init__), as older scripts and unsloth notebooks pass them
+    for trainer in script.calls_named("SFTTrainer")[:1]:
+        for key in ("max_seq_length", "packing"):
+            if key in script.keywords(trainer) and key not in found.places:
+                place(trainer, key)
     models = [
         call
         for call in script.calls_named("from_pretrained")
@@ -502,7 +508,7 @@ def _write(found: _Discovery, editor: PyText, field_name: str, value: Any) -> No
 
 def _write_training_key(found: _Discovery, editor: PyText, field_name: str, value: Any) -> None:
     key = _FIELD_KEYS[field_name]
-    if field_name == "packing" and not found.trl:
+    if field_name == "packing" and not found.trl and "packing" not in found.places:
         raise Unpatchable(field_name, "TrainingArguments has no packing (TRL's SFTConfig has)")
     if field_name == "packing" and found.dpo:
         raise Unpatchable(field_name, "DPOConfig has no packing (trl/trainer/dpo_config.py)")

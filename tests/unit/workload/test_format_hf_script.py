@@ -486,3 +486,36 @@ def test_unsloths_bf16_probe_reads_as_bf16_and_is_never_edited(tmp_path: Path) -
     assert (config.precision, config.finetune, config.seq_len) == ("bf16", "qlora", 2048)
     planned = plan_patch(workload, [change(workload, "precision", "fp16")])
     assert planned.changes == [] and "not a literal" in planned.dropped[0][1]
+
+
+OLD_SFTTRAINER = """\
+from transformers import AutoModelForCausalLM, TrainingArguments
+from trl import SFTTrainer
+
+model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+args = TrainingArguments(output_dir="out", per_device_train_batch_size=4, bf16=True)
+trainer = SFTTrainer(
+    model=model,
+    args=args,
+    max_seq_length=512,
+    packing=True,
+)
+trainer.train()
+"""
+
+
+def test_sfttrainers_own_length_and_packing_keywords_are_read(tmp_path: Path) -> None:
+    # TRL up to v0.12 took max_seq_length and packing in SFTTrainer(...) itself
+    workload = script(tmp_path, OLD_SFTTRAINER, seq_len=None)
+    assert (workload.config.seq_len, workload.config.packing) == (512, True)
+    assert workload.sources["packing"] == "SFTTrainer(packing=) line 10"
+    planned = plan_patch(workload, [change(workload, "seq_len", 1024)])
+    assert "    max_seq_length=1024," in planned.text
+
+
+def test_packing_is_patched_where_sfttrainer_takes_it(tmp_path: Path) -> None:
+    text = OLD_SFTTRAINER.replace("packing=True", "packing=False")
+    workload = script(tmp_path, text, seq_len=None)
+    planned = plan_patch(workload, [change(workload, "packing", True)])
+    assert "    packing=True," in planned.text and "args = TrainingArguments(" in planned.text
+    assert "packing" not in planned.text.split("trainer = SFTTrainer(")[0]
