@@ -147,6 +147,89 @@ def _family(rng: random.Random, family: str) -> tuple[str, dict[str, Any]]:
             "optimizer": rng.choice(["adamw_torch", FUSED]),
             "dataloader_workers": 4,
         }
+    if family == "dpo":
+        # TRL DPOTrainer recipes (alignment-handbook zephyr-7b-beta: full at max_length
+        # 1024, micro-batch 8 on 8 GPUs; its QLoRA variant micro-batch 4 x accumulation 4;
+        # trl's dpo example: LoRA, micro-batch 1-4): chosen and rejected per example, the
+        # reference from a frozen copy (full) or the disabled adapter ((Q)LoRA)
+        finetune = rng.choice(["lora", "lora", "qlora", "full"])
+        micro, accum = _split(rng, rng.choice([8, 16, 32, 64]))
+        fields = {
+            "objective": "dpo",
+            "model": rng.choice(MID),
+            "finetune": finetune,
+            "lora_rank": rng.choice([16, 64]),
+            "lora_targets": rng.choice([["all-linear"], ["q_proj", "v_proj"]]),
+            "batch_size": min(micro, 4),
+            "grad_accum_steps": max(1, (micro * accum) // min(micro, 4)),
+            "seq_len": rng.choice([1024, 2048]),
+            "precision": rng.choice(["bf16", "bf16", "fp16"]),
+            "attention_impl": rng.choice(["sdpa", "flash", "eager"]),
+            "gradient_checkpointing": rng.random() < 0.7,
+            "optimizer": rng.choice(["adamw_torch", FUSED]),
+            "dataloader_workers": rng.choice([0, 2, 4]),
+            "lr": 5e-7 if finetune == "full" else 5e-6,
+            "warmup_steps": rng.choice([0, 10]),
+        }
+        if rng.random() < 0.15:
+            fields["reference"] = "precomputed"
+        if finetune == "full":
+            # a 7-8B full DPO holds two models: sharded over a node, as the handbook runs it
+            fields.update(
+                world_size=8,
+                strategy=rng.choice(["deepspeed", "fsdp"]),
+                zero_stage=3,
+                pure_precision=rng.random() < 0.5,
+            )
+        return rng.choice(DEVICES), fields
+    if family == "sharded":
+        # FSDP / DeepSpeed ZeRO full fine-tunes over a node of 8 (accelerate + zero3.yaml /
+        # fsdp configs, torchtune's full_finetune_distributed), checkpointing on; and
+        # ZeRO-2/3 with optimizer offload left on where the card would not need it
+        model = rng.choice(MID + ("qwen2.5-14b", "qwen2.5-32b", "llama-3.1-70b"))
+        micro, accum = _split(rng, rng.choice([8, 16, 32, 64]))
+        offload = rng.random() < 0.3
+        fields = {
+            "model": model,
+            "finetune": "full",
+            "world_size": 8,
+            "strategy": rng.choice(["fsdp", "deepspeed"]),
+            "zero_stage": rng.choice([2, 3]) if offload else rng.choice([1, 2, 3, 3, 3]),
+            "offload_optimizer": offload,
+            "offload_params": offload and rng.random() < 0.3,
+            "pure_precision": rng.random() < 0.5,
+            "batch_size": min(micro, 2),
+            "grad_accum_steps": max(1, (micro * accum) // min(micro, 2)),
+            "seq_len": rng.choice([2048, 4096, 8192]),
+            "precision": "bf16",
+            "attention_impl": rng.choice(["flash", "sdpa"]),
+            "gradient_checkpointing": True,
+            "optimizer": rng.choice(["adamw_torch", FUSED]),
+            "dataloader_workers": rng.choice([2, 4]),
+            "lr": 1e-5,
+            "warmup_steps": rng.choice([0, 20]),
+        }
+        if fields["offload_params"]:
+            fields["zero_stage"] = 3
+        return rng.choice(DEVICES), fields
+    if family == "ddp":
+        # DDP LoRA over 2-8 GPUs (accelerate launch / torchrun of an HF Trainer script)
+        micro, accum = _split(rng, rng.choice([16, 32, 64]))
+        return rng.choice(DEVICES), {
+            "model": rng.choice(SMALL + MID),
+            "finetune": rng.choice(["lora", "lora", "qlora"]),
+            "lora_rank": rng.choice([8, 16, 64]),
+            "world_size": rng.choice([2, 4, 8]),
+            "strategy": "ddp",
+            "batch_size": micro,
+            "grad_accum_steps": accum,
+            "seq_len": rng.choice([1024, 2048, 4096]),
+            "precision": rng.choice(["bf16", "bf16", "fp16"]),
+            "attention_impl": rng.choice(["sdpa", "flash"]),
+            "gradient_checkpointing": rng.random() < 0.6,
+            "optimizer": rng.choice(["adamw_torch", FUSED]),
+            "dataloader_workers": rng.choice([0, 4]),
+        }
     # random over the whole space
     micro, accum = _split(rng, rng.choice([4, 8, 16, 32, 64]))
     return rng.choice(DEVICES), {
@@ -173,7 +256,12 @@ FAMILIES = (
     ("long-context", 0.10),
     ("70b-qlora", 0.10),
     ("already-tuned", 0.10),
-    ("random", 0.30),
+    ("random", 0.10),
+    # appended after `random`, their share taken from it: the draws of the families above
+    # (and the first `random` draws) are those of the same seed before they were added
+    ("dpo", 0.07),
+    ("sharded", 0.08),
+    ("ddp", 0.05),
 )
 
 
@@ -213,7 +301,7 @@ def grid(n: int, seed: int, kb: KnowledgeBase) -> list[Case]:
     rng = random.Random(seed)
     cases: list[Case] = []
     for family, share in FAMILIES:
-        wanted = round(n * share) if family != "random" else n - len(cases)
+        wanted = round(n * share) if family != FAMILIES[-1][0] else n - len(cases)
         made = 0
         while made < wanted:
             if family == "already-tuned":
@@ -233,9 +321,14 @@ def grid(n: int, seed: int, kb: KnowledgeBase) -> list[Case]:
     return cases
 
 
-def _compile_allowed(config: WorkloadConfig, kb: KnowledgeBase, platform: str) -> bool:
-    rule = kb.get("torch-compile")
+def _allowed(rule_id: str, config: WorkloadConfig, kb: KnowledgeBase, platform: str) -> bool:
+    """Whether the knowledge base's rule ``rule_id`` may change ``config`` on ``platform``."""
+    rule = kb.get(rule_id)
     return rule.applies_on(platform) and rule.matches(config)
+
+
+def _compile_allowed(config: WorkloadConfig, kb: KnowledgeBase, platform: str) -> bool:
+    return _allowed("torch-compile", config, kb, platform)
 
 
 def oracle(config: WorkloadConfig, device: str, kb: KnowledgeBase) -> tuple[float, WorkloadConfig]:
@@ -257,9 +350,12 @@ def oracle(config: WorkloadConfig, device: str, kb: KnowledgeBase) -> tuple[floa
     compiled = {config.torch_compile}
     if _compile_allowed(config, kb, spec.platform):
         compiled.add(True)
+    unused = {config.ddp_find_unused_parameters}
+    if _allowed("ddp-find-unused-parameters-off", config, kb, spec.platform):
+        unused.add(False)
     best, best_config = 1.0, config
-    for p, a, o, c, (b, g), w, pin, tc in itertools.product(
-        precisions, attentions, optimizers, checkpointing, splits, workers, pinned, compiled
+    for p, a, o, c, (b, g), w, pin, tc, u in itertools.product(
+        precisions, attentions, optimizers, checkpointing, splits, workers, pinned, compiled, unused
     ):
         candidate = config.model_copy(
             update={
@@ -272,6 +368,7 @@ def oracle(config: WorkloadConfig, device: str, kb: KnowledgeBase) -> tuple[floa
                 "dataloader_workers": w,
                 "dataloader_pin_memory": pin,
                 "torch_compile": tc,
+                "ddp_find_unused_parameters": u,
             }
         )
         tps = _tps(candidate, runner)
@@ -303,10 +400,23 @@ def main() -> None:
         "--threshold", type=float, default=0.10, help="the plugin's default --goblin-threshold"
     )
     parser.add_argument("--misses", type=int, default=5, help="missed cases to print")
+    parser.add_argument(
+        "--families",
+        default="",
+        help="comma-separated families to audit (default: all); the grid is drawn in full "
+        f"first, so a case is the same with or without it. Families: "
+        f"{', '.join(name for name, _ in FAMILIES)}",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     kb = load_kb()
     cases = grid(args.configs, args.seed, kb)
+    if args.families:
+        wanted = set(args.families.split(","))
+        unknown = wanted - {name for name, _ in FAMILIES}
+        if unknown:
+            parser.error(f"--families: unknown {', '.join(sorted(unknown))}")
+        cases = [case for case in cases if case.family in wanted]
     bar = 1.0 + args.threshold
     per_device: dict[str, list[tuple[bool, float]]] = defaultdict(list)
     per_family: dict[str, list[tuple[bool, float]]] = defaultdict(list)
@@ -333,6 +443,10 @@ def main() -> None:
                     violations.append(f"w{i}: global batch changed")
                 if (new.lr, new.warmup_steps) != (old.lr, old.warmup_steps):
                     violations.append(f"w{i}: learning rate or warmup changed")
+                launch = ("world_size", "strategy", "zero_stage", "objective", "reference")
+                moved = [k for k in launch if getattr(new, k) != getattr(old, k)]
+                if moved:
+                    violations.append(f"w{i}: {', '.join(moved)} changed")
                 if _tps(new, AnalyticModel(get_device(case.device))) is None:
                     violations.append(f"w{i}: patch runs out of memory")
             if best <= bar:
@@ -353,7 +467,10 @@ def main() -> None:
         print(_row(name, counts[name], rows))
     print(_row("all", len(cases), everything))
     print(f"already-tuned configs failed: {tuned_failed}; audits that errored: {errors}")
-    print(f"violations (out of memory, global batch, lr/warmup changed): {len(violations)}")
+    print(
+        "violations (out of memory; global batch, lr/warmup, world size, strategy, ZeRO stage, "
+        f"objective or reference changed): {len(violations)}"
+    )
     for line in violations[:10]:
         print(f"  {line}")
     for line in misses:

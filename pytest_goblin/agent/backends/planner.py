@@ -231,13 +231,27 @@ class PlannerBackend:
                         config_id=config_id,
                     ),
                 )
-            rule_ids = [
-                rule["id"]
+            rules = [
+                rule
                 for rule in r[kb_key].get("rules", [])
                 if rule.get("kind") == "patch" and rule.get("matches_config")
             ]
-            if not rule_ids or patch_key in err:
+            rule_ids = [rule["id"] for rule in rules]
+            if not rule_ids:
                 return patch, "", None
+            if patch_key in err:
+                # a later round's change that makes room at a smaller micro-batch
+                # (checkpointing off, admitted only once the first round's flash attention
+                # freed memory) and the micro-batch rule's larger batch can each fit and
+                # not together: the round is proposed again without the micro-batch rule,
+                # as the search below proposes from the audited config, where that change
+                # does not apply. A refused first round is the search's to split.
+                lean = [rule["id"] for rule in rules if "micro_batch_options" not in rule]
+                if patch is None or not lean or len(lean) == len(rule_ids):
+                    return patch, "", None
+                patch_key, rule_ids = f"{patch_key}-lean", lean
+                if patch_key in err:
+                    return patch, "", None
             if patch_key not in r:
                 return (
                     patch,

@@ -396,3 +396,64 @@ def test_projected_only_the_best_candidate_is_benchmarked() -> None:
     (best,) = turn(planner).tool_calls
     answer(planner, best, {"metrics_id": "run-2", "tokens_per_sec": 5.0})
     assert turn(planner).tool_calls[0].name == "compare_runs"
+
+
+DPO_EAGER_ON_A100 = """\
+name: dpo-eager
+model: llama-3-8b
+objective: dpo
+finetune: lora
+lora_rank: 16
+batch_size: 1
+grad_accum_steps: 16
+seq_len: 2048
+precision: fp16
+attention_impl: eager
+gradient_checkpointing: true
+optimizer: adamw_torch
+"""
+
+
+def test_a_later_round_refused_with_the_micro_batch_is_proposed_again_without_it() -> None:
+    planner = PlannerBackend()
+    planner.add_user_message("Audit this fine-tuning workload: w.goblin.yaml")
+    first = {"rules": [{"id": "flash-attention", "kind": "patch", "matches_config": True}]}
+    for result in (PARSED, PROFILED, first):
+        (call,) = turn(planner).tool_calls
+        answer(planner, call, result)
+    (patch1,) = turn(planner).tool_calls
+    answer(planner, patch1, {"patch_id": "patch-1", "config_id": "cfg-2", "rule_ids": []})
+    (query2,) = turn(planner).tool_calls
+    assert query2.input["config_id"] == "cfg-2"
+    answer(planner, query2, KNOBS)
+    (patch2,) = turn(planner).tool_calls
+    assert patch2.input == {"config_id": "cfg-2", "rule_ids": ALL}
+    answer(planner, patch2, error="propose_patch: the patch does not fit")
+    (lean,) = turn(planner).tool_calls
+    assert lean.name == "propose_patch"
+    assert lean.input == {
+        "config_id": "cfg-2",
+        "rule_ids": ["bf16-mixed-precision", "checkpointing-off-when-it-fits"],
+    }
+
+
+def test_dpo_with_eager_attention_gets_checkpointing_off_once_flash_makes_room(
+    workload: WorkloadFactory, kb: KnowledgeBase
+) -> None:
+    # chosen and rejected make a micro-batch of two 2048-token sequences: without recompute
+    # eager attention's score matrices do not fit 85% of an 80 GB A100, flash attention's
+    # absence of them does, at micro-batch 2 (the global batch of 16 kept)
+    device = SimulatedDevice("a100")
+    context = AuditContext(runner=device, projector=device, kb=kb, backend="planner")
+    loaded = workload(DPO_EAGER_ON_A100)
+    report = audit(loaded, context).report
+    assert report is not None
+    changed = fields(report)
+    assert changed["attention_impl"] == "flash"
+    assert changed["gradient_checkpointing"] is False
+    batch = changed.get("batch_size", 1)
+    assert batch * changed.get("grad_accum_steps", 16) == 16
+    assert report.patch is not None
+    assert report.patch.new_config.objective == "dpo"
+    assert report.patch.new_config.reference == "adapter"
+    assert decide(report, 0.10).outcome == "failed"
