@@ -262,11 +262,59 @@ recipes/OlympicCoder-*/sft/config_v00.00.yaml), run with its accelerate configs
 offload). Only a comment naming nodes, devices per node and the sharding is read."""
 
 
-def header_launch(text: str) -> tuple[dict[str, Any], str] | None:
-    """The strategy, ZeRO stage and world size a header comment states, and its label."""
-    found = _HEADER_LAUNCH.search(text)
+_SLURM_LAUNCH = re.compile(
+    r"^[ \t]*#[ \t]*(?P<said>sbatch\b[^\n]*?\bslurm/train\.slurm\b[^\n]*?)[ \t]*$", re.MULTILINE
+)
+OPEN_R1_ACCELERATORS: dict[str, tuple[str, int | None]] = {
+    "zero3": ("deepspeed", 3),
+    "zero2": ("deepspeed", 2),
+    "fsdp": ("fsdp", 3),
+    "ddp": ("ddp", None),
+}
+"""open-r1's ``recipes/accelerate_configs/<name>.yaml`` (zero3/zero2: DeepSpeed stage 3/2
+without offload, fsdp: FULL_SHARD, ddp) as strategy and ZeRO stage."""
+OPEN_R1_GPUS_PER_NODE = 8
+"""open-r1 ``slurm/train.slurm`` (2a7bb45 and main 1416fa0): ``#SBATCH --gres=gpu:8``, world size
+``$NUM_NODES*$GPUS_PER_NODE``, accelerate config ``recipes/accelerate_configs/$ACCELERATOR.yaml``
+(the fourth argument, or ``--accelerator``)."""
+
+
+def _slurm_launch(text: str) -> tuple[dict[str, Any], str] | None:
+    """An open-r1 ``sbatch … slurm/train.slurm`` command in a comment, as launch fields."""
+    found = _SLURM_LAUNCH.search(text)
     if found is None:
         return None
+    before, _, after = found.group("said").partition("slurm/train.slurm")
+    options = before.split()
+    nodes = 1
+    for at, token in enumerate(options):
+        name, equals, value = token.partition("=")
+        if name in ("-N", "--nodes") and not equals and at + 1 < len(options):
+            value = options[at + 1]
+        if name in ("-N", "--nodes") and value.isdigit():
+            nodes = int(value)
+    words = after.split()
+    if "--accelerator" in words[:-1]:
+        accelerator = words[words.index("--accelerator") + 1]
+    else:
+        positional = [w for w in words if not w.startswith("-")]
+        accelerator = positional[3] if len(positional) > 3 else ""
+    if accelerator not in OPEN_R1_ACCELERATORS:
+        return None
+    strategy, stage = OPEN_R1_ACCELERATORS[accelerator]
+    fields: dict[str, Any] = {"strategy": strategy, "world_size": nodes * OPEN_R1_GPUS_PER_NODE}
+    if stage is not None:
+        fields["zero_stage"] = stage
+    line = text.count("\n", 0, found.start("said")) + 1
+    return fields, f"the launch comment, line {line}: {found.group('said')}"
+
+
+def header_launch(text: str) -> tuple[dict[str, Any], str] | None:
+    """The strategy, ZeRO stage and world size a header comment states, and its label: open-r1's
+    "Config for N nodes of M GPUs with …" or its ``sbatch … slurm/train.slurm`` command."""
+    found = _HEADER_LAUNCH.search(text)
+    if found is None:
+        return _slurm_launch(text)
     world = int(found.group("nodes")) * int(found.group("gpus"))
     stage = int(found.group("stage") or 3)
     fields = {

@@ -274,3 +274,34 @@ def test_an_open_r1_header_comment_states_the_launch(
 def test_a_header_without_devices_and_sharding_says_no_launch(tmp_path: Path, header: str) -> None:
     config = write(tmp_path, "w/a.yaml", header + TRL_MINIMAL).config
     assert (config.strategy, config.world_size) == ("single", 1)
+
+
+@pytest.mark.parametrize(
+    ("command", "launch"),
+    [
+        # open-r1 2a7bb45 recipes/Mistral-Small-24B-Instruct-2501/sft/config_openr1_math.yaml
+        (
+            "sbatch -N 4 --job-name=mistral_sft slurm/train.slurm Mistral-Small-24B sft numina zero3",
+            ("deepspeed", 32, 3),
+        ),
+        (
+            "sbatch --job-name=open_r1 --nodes=1 slurm/train.slurm --model OpenR1-Distill-7B "
+            "--task sft --config distill --accelerator zero2",
+            ("deepspeed", 8, 2),
+        ),
+        ("sbatch --nodes 2 slurm/train.slurm M sft c fsdp", ("fsdp", 16, 3)),
+    ],
+)
+def test_an_open_r1_slurm_command_in_a_comment_states_the_launch(
+    tmp_path: Path, command: str, launch: tuple[str, int, int]
+) -> None:
+    text = "# To start the training, run the following command:\n# " + command + "\n"
+    workload = write(tmp_path, "w/a.yaml", text + TRL_MINIMAL)
+    config = workload.config
+    assert (config.strategy, config.world_size, config.zero_stage) == launch
+    assert workload.sources["strategy"] == f"the launch comment, line 2: {command}"
+
+
+def test_a_slurm_command_with_an_unknown_accelerator_says_no_launch(tmp_path: Path) -> None:
+    text = "# sbatch -N 4 slurm/train.slurm M sft c mine\n" + TRL_MINIMAL
+    assert write(tmp_path, "w/a.yaml", text).config.strategy == "single"

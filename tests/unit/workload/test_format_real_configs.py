@@ -729,6 +729,10 @@ READS += [
             "gradient_checkpointing": True,
             "packing": True,
             "lr": 2e-5,
+            # its comment: "sbatch -N 4 ... slurm/train.slurm ... zero3", 8 GPUs a node
+            "strategy": "deepspeed",
+            "world_size": 32,
+            "zero_stage": 3,
         },
     ),
     Case(
