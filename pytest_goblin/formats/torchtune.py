@@ -492,8 +492,9 @@ def _model(data: dict[str, Any], display: str, f: Fields) -> None:
     if component.startswith("torchtune.models.") and family in UNSUPPORTED_FAMILIES:
         raise WorkloadError(
             display,
-            f"{component} builds {UNSUPPORTED_FAMILIES[family]}; pytest-goblin models dense "
-            "decoder-only text transformers, so this architecture is not supported",
+            f"{component} builds {UNSUPPORTED_FAMILIES[family]}; pytest-goblin models "
+            "Llama-style decoders (RMSNorm, rotary attention, a gated MLP), so this "
+            "architecture is not supported",
             field="model._component_",
         )
     builder = component.rsplit(".", 1)[-1]

@@ -1264,8 +1264,9 @@ ERRORS = {
     "real/torchtune/llama4_scout_17B_16E_lora.yaml": (
         "model._component_",
         "torchtune.models.llama4.lora_llama4_scout_17b_16e builds a Llama 4 mixture-of-experts "
-        "model with early-fused vision (EarlyFusionModel); pytest-goblin models dense "
-        "decoder-only text transformers, so this architecture is not supported",
+        "model with early-fused vision (EarlyFusionModel); pytest-goblin models Llama-style "
+        "decoders (RMSNorm, rotary attention, a gated MLP), so this architecture is not "
+        "supported",
     ),
 }
 
