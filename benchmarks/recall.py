@@ -343,7 +343,9 @@ def oracle(config: WorkloadConfig, device: str, kb: KnowledgeBase) -> tuple[floa
     attentions = {config.attention_impl, "sdpa"} | (
         {"flash"} if spec.has_flash_attention else set()
     )
-    optimizers = {config.optimizer, FUSED}
+    optimizers = {config.optimizer}
+    if _allowed("fused-adamw", config, kb, spec.platform):
+        optimizers.add(FUSED)
     checkpointing = {config.gradient_checkpointing, False}
     workers = {config.dataloader_workers, max(config.dataloader_workers, 4)}
     pinned = {config.dataloader_pin_memory, True}
