@@ -132,6 +132,8 @@ class _Discovery:
     lora_call: ast.Call | None = None
     unsloth: bool = False
     """The LoRA comes from unsloth's ``get_peft_model``, whose defaults differ from PEFT's."""
+    seq_default: bool = False
+    """The sequence length is SFTTrainer's own default, written nowhere in the script."""
     compile_label: str | None = None
     checkpointing_label: str | None = None
     env: dict[str, tuple[ast.Assign, Value]] = field(default_factory=dict)
@@ -246,7 +248,32 @@ def _discover(tree: ast.Module) -> _Discovery:
                 place(loaders[0], key, as_key)
     _compile_and_checkpointing(found, models)
     _environment(found)
+    _sft_trainer_length(found)
     return found
+
+
+def _sft_trainer_length(found: _Discovery) -> None:
+    """TrainingArguments handed to ``SFTTrainer`` with no sequence length: TRL's default.
+
+    SFTTrainer truncates to ``min(tokenizer.model_max_length, 1024)`` when no length is
+    given (TRL v0.4.7 to v0.14.0 ``trl/trainer/sft_trainer.py``: "if max_seq_length is
+    None: max_seq_length = min(tokenizer.model_max_length, 1024)"); SFTConfig's
+    ``max_seq_length`` defaults to 1024 in v0.15.0 and its ``max_length`` since v0.16.0,
+    and SFTTrainer turns TrainingArguments into ``SFTConfig(**args.to_dict())`` (v0.14.0
+    to v1.9.0 sft_trainer.py). Only the length comes from TRL: ``to_dict`` carries
+    TrainingArguments' own checkpointing and precision into the SFTConfig.
+    """
+    trainers = found.script.calls_named("SFTTrainer")
+    if found.trl or not trainers or any(key in found.places for key in hf_args.SEQ_KEYS):
+        return
+    trainer = trainers[0]
+    found.seq_default = True
+    found.places["max_seq_length"] = _Place(
+        trainer,
+        "max_seq_length",
+        _default(trainer, hf_args.TRL_MAX_LENGTH),
+        f"SFTTrainer() default max_seq_length={hf_args.TRL_MAX_LENGTH}, line {trainer.lineno}",
+    )
 
 
 def _is_unsloth(call: ast.Call) -> bool:
@@ -489,6 +516,14 @@ def _write(found: _Discovery, editor: PyText, field_name: str, value: Any) -> No
                 field_name,
                 f"{seq_key}=None truncates nothing, so the sequence length is the data's, "
                 "given in the sidecar; a patch does not start truncating it",
+            )
+        if found.seq_default:
+            raise Unpatchable(
+                field_name,
+                f"the sequence length is SFTTrainer's default ({hf_args.TRL_MAX_LENGTH}); "
+                "SFTTrainer took max_seq_length until TRL v0.12.0 and SFTConfig takes "
+                "max_length since v0.16.0, so which keyword this script's TRL accepts is "
+                "not in the file",
             )
         if place is not None and place.call is not found.args_call:
             _set(editor, found, field_name, place.call, place.key, value)
