@@ -3,19 +3,38 @@
 A seeded grid of realistic fine-tuning configs (presets x fine-tune methods x sequence
 lengths 512-8192 x micro-batch/accumulation splits x catalogue devices, with the
 families the audit must get right: an 80 GB recipe on a 192 GB card, HF Trainer
-defaults, fp16 legacy recipes, long context, 70B QLoRA, already-tuned configs). For
-each config an oracle searches every combination of semantics-preserving changes
-(precision to bf16, attention kernel, fused optimizer, checkpointing off, every
-micro-batch dividing the global batch, dataloader workers, pinned memory, compile where
-the knowledge base allows it), priced by the analytic model with out-of-memory configs
-excluded. The plugin audits the same config (planner backend, projected on the same
-catalogue device). Printed, per device and overall:
+defaults, fp16 legacy recipes, long context, 70B QLoRA, already-tuned configs, a random
+mix, and the multi-sequence and multi-GPU runs: DPO (TRL-style LoRA/QLoRA on 7-8B
+models, full DPO sharded over 8 GPUs, seq 1024-2048, micro-batch 1-4), sharded (FSDP /
+DeepSpeed ZeRO 1-3 full fine-tunes of 7B-70B over 8 GPUs with checkpointing on,
+ZeRO-2/3 with optimizer offload left on) and ddp (LoRA/QLoRA on 2-8 GPUs). For each
+config an oracle searches every combination of semantics-preserving changes that a
+knowledge-base rule may make (precision to bf16, attention kernel, fused optimizer where
+``fused-adamw`` allows it, checkpointing off, every micro-batch dividing the global
+batch, dataloader workers, pinned memory, compile where ``torch-compile`` allows it,
+DDP's find_unused_parameters off where ``ddp-find-unused-parameters-off`` allows it),
+priced by the analytic model with out-of-memory configs excluded. It never changes the
+world size, strategy, ZeRO stage, offload, objective or DPO reference: no rule may turn
+CPU offload off (and the analytic model does not price the host-side optimizer step or
+offload transfers, so it would show no win), and none precomputes DPO's reference
+log-probs (that pass is a forward over the whole dataset before training, outside the
+step time, so a per-step price would overstate it). The plugin audits the same config
+(planner backend, projected on the same catalogue device). Printed, per device and per
+family, and overall:
 
 - recall: the share of configs whose oracle win exceeds the threshold that the plugin fails;
 - capture: the median share of the oracle's log-speedup the plugin's patch achieves;
-- violations: plugin patches that run out of memory or change the global batch (must be 0).
+- violations: plugin patches that run out of memory or change the global batch, the
+  learning rate or warmup, the world size, strategy, ZeRO stage, objective or DPO
+  reference (must be 0).
+
+The dpo, sharded and ddp families come after random in ``FAMILIES`` and take their share
+from it, so for a given seed the other families draw the same configs as before they
+were added (random draws the first 30 of its former 90). ``--families`` audits only the
+named families of the same grid.
 
     python benchmarks/recall.py [--configs 300] [--seed 14] [--threshold 0.10] [--misses 5]
+                                [--families dpo,sharded,ddp]
 """
 
 from __future__ import annotations
@@ -429,6 +448,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, case in enumerate(cases):
             best, best_config = oracle(case.config, case.device, kb)
+            assert not _launch_moved(best_config, case.config), f"w{i}: the oracle moved"
             outcome = plugin(case, kb, Path(tmp), i)
             report = outcome.report
             if report is None:
@@ -445,8 +465,7 @@ def main() -> None:
                     violations.append(f"w{i}: global batch changed")
                 if (new.lr, new.warmup_steps) != (old.lr, old.warmup_steps):
                     violations.append(f"w{i}: learning rate or warmup changed")
-                launch = ("world_size", "strategy", "zero_stage", "objective", "reference")
-                moved = [k for k in launch if getattr(new, k) != getattr(old, k)]
+                moved = _launch_moved(new, old)
                 if moved:
                     violations.append(f"w{i}: {', '.join(moved)} changed")
                 if _tps(new, AnalyticModel(get_device(case.device))) is None:
@@ -471,13 +490,30 @@ def main() -> None:
     print(f"already-tuned configs failed: {tuned_failed}; audits that errored: {errors}")
     print(
         "violations (out of memory; global batch, lr/warmup, world size, strategy, ZeRO stage, "
-        f"objective or reference changed): {len(violations)}"
+        f"offload, objective or reference changed): {len(violations)}"
     )
     for line in violations[:10]:
         print(f"  {line}")
     for line in misses:
         print(line)
     print(f"took {time.monotonic() - started:.0f} s")
+
+
+LAUNCH = (
+    "world_size",
+    "strategy",
+    "zero_stage",
+    "offload_optimizer",
+    "offload_params",
+    "objective",
+    "reference",
+)
+"""What neither the oracle nor a patch may change: how the run is launched and trained."""
+
+
+def _launch_moved(new: WorkloadConfig, old: WorkloadConfig) -> list[str]:
+    """The fields of ``LAUNCH`` that differ between ``new`` and ``old``."""
+    return [name for name in LAUNCH if getattr(new, name) != getattr(old, name)]
 
 
 def _row(name: str, configs: int, rows: list[tuple[bool, float]]) -> str:

@@ -5,10 +5,13 @@ through the same loop and tools as an LLM would — it is a Backend, not a
 bypass — and decides each step only from the tool results it is given:
 
 parse_config → profile_run → (query_rocm_kb → propose_patch, repeated on the patched
-config while new rules apply) → the search: one propose_patch per other candidate the
+config while new rules apply; a later round refused as a whole is proposed again without
+the micro-batch rule) → the search: one propose_patch per other candidate the
 matching rules allow (with and without each ``try_without`` rule, each admissible
 micro-batch; checkpointing off at a smaller micro-batch where it fits only there), all in
-one turn → benchmark (baseline) → benchmark the candidate with the
+one turn, then the rules that made room with a smaller micro-batch (or did not fit)
+proposed on the candidate of the other rules, where they may fit at a larger one →
+benchmark (baseline) → benchmark the candidate with the
 best projected speedup (in measured mode the best ``measure_candidates``; the next one
 when a benchmark fails) → compare_runs with the fastest measured candidate.
 """
@@ -39,6 +42,11 @@ class PlannerBackend:
         self._errors: dict[str, str] = {}
         self._calls = 0
         self._searched = False
+        self._followed = False
+        self._roomy: tuple[str, list[str]] | None = None
+        """The search's candidate of the unguarded rules alone (its key) and the rules
+        that made room with a smaller micro-batch or did not fit on the audited config:
+        proposed again on that candidate's config, where they may fit at a larger batch."""
 
     def add_user_message(self, text: str) -> None:
         self._file_path = text.split(":", 1)[1].strip() if ":" in text else text.strip()
@@ -91,6 +99,11 @@ class PlannerBackend:
             if calls:
                 text = f"Comparing {len(calls) + 1} candidate patches with the analytic model."
                 return text, calls
+        if self._searched and not self._followed:
+            self._followed = True
+            follow = self._follow_call()
+            if follow is not None:
+                return "Trying the memory-hungry change on top of the others.", follow
         if "baseline" not in r:
             if "baseline" in err:
                 return f"The baseline could not be benchmarked: {err['baseline']}", None
@@ -163,14 +176,40 @@ class PlannerBackend:
                     combos.append((ids, batch))
         # when the cap binds, the largest micro-batches (the likeliest wins) stay
         combos.sort(key=lambda combo: -(combo[1] or 0))
+        combos = combos[:MAX_CANDIDATES]
+        misfits = [
+            skip["rule_id"]
+            for skip in self._results.get("kb1", {}).get("skipped", [])
+            if str(skip.get("reason", "")).startswith("does not fit")
+        ]
+        roomy = [rid for rid in knobs if rid in resized] + misfits
+        if roomy and (fixed, None) in combos:
+            self._roomy = (f"alt{combos.index((fixed, None)) + 1}", roomy)
         return [
             self._call(f"alt{n}", "propose_patch", config_id=root_id, rule_ids=ids)
             if batch is None
             else self._call(
                 f"alt{n}", "propose_patch", config_id=root_id, rule_ids=ids, micro_batch=batch
             )
-            for n, (ids, batch) in enumerate(combos[:MAX_CANDIDATES], start=1)
+            for n, (ids, batch) in enumerate(combos, start=1)
         ]
+
+    def _follow_call(self) -> ToolCall | None:
+        """propose_patch of the rules that made room with a smaller micro-batch, or did
+        not fit, on the config of the candidate without guarded rules: the fit guard
+        judges them at the micro-batch the other changes leave room for (checkpointing
+        off fits at micro-batch 4 once flash attention drops the score matrices, where
+        on the audited eager config only 1 fits). A second search step, as its config
+        is known only once that candidate is proposed."""
+        if self._roomy is None:
+            return None
+        key, rule_ids = self._roomy
+        base = self._results.get(key)
+        if not base or "config_id" not in base:
+            return None
+        return self._call(
+            "alt-roomy", "propose_patch", config_id=base["config_id"], rule_ids=rule_ids
+        )
 
     def _next_benchmark(self, patch: dict[str, Any] | None) -> tuple[str, ToolCall] | None:
         """The next candidate to benchmark, best projected first, or None when done: one

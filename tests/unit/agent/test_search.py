@@ -293,6 +293,8 @@ KNOBS = {
     "measure_candidates": 1,
 }
 ALL = ["bf16-mixed-precision", "checkpointing-off-when-it-fits", "larger-micro-batch"]
+FIXED = ["bf16-mixed-precision"]
+PARSED_ROOT = {"config_id": "cfg-1"}
 
 
 def turn(planner: PlannerBackend) -> AgentTurn:
@@ -457,3 +459,60 @@ def test_dpo_with_eager_attention_gets_checkpointing_off_once_flash_makes_room(
     assert report.patch.new_config.objective == "dpo"
     assert report.patch.new_config.reference == "adapter"
     assert decide(report, 0.10).outcome == "failed"
+
+
+EAGER_CHECKPOINTED_ON_A100 = """\
+name: eager-checkpointed
+model: mistral-7b
+finetune: lora
+lora_rank: 16
+batch_size: 8
+grad_accum_steps: 2
+seq_len: 2048
+precision: fp16
+attention_impl: eager
+gradient_checkpointing: true
+optimizer: adamw_torch
+"""
+
+
+def test_a_change_made_room_for_is_tried_again_on_the_other_changes() -> None:
+    knobs = json.loads(json.dumps(KNOBS))
+    knobs["rules"][1]["transform"] = {
+        "gradient_checkpointing": False,
+        "batch_size": 1,
+        "grad_accum_steps": 16,
+    }
+    planner, search = searched(knobs)
+    alone = [c for c in search.tool_calls if c.input == {**PARSED_ROOT, "rule_ids": FIXED}]
+    assert len(alone) == 1
+    for call in search.tool_calls:
+        config = "cfg-9" if call is alone[0] else "cfg-8"
+        answer(planner, call, {"patch_id": "patch-x", "config_id": config})
+    (follow,) = turn(planner).tool_calls
+    assert follow.name == "propose_patch"
+    assert follow.input == {"config_id": "cfg-9", "rule_ids": ["checkpointing-off-when-it-fits"]}
+    answer(planner, follow, {"patch_id": "patch-y", "projected_speedup": 9.0})
+    (baseline,) = turn(planner).tool_calls
+    answer(planner, baseline, {"metrics_id": "run-1", "projected": True})
+    (best,) = turn(planner).tool_calls
+    assert best.input["patch_id"] == "patch-y"
+
+
+def test_checkpointing_off_is_searched_at_the_micro_batch_flash_attention_leaves_room_for(
+    workload: WorkloadFactory, kb: KnowledgeBase
+) -> None:
+    # on the eager config checkpointing off fits 85% of an A100 only at micro-batch 1;
+    # with flash attention (no score matrices) it fits at 4, and that is the best patch
+    device = SimulatedDevice("a100")
+    context = AuditContext(runner=device, projector=device, kb=kb, backend="planner")
+    loaded = workload(EAGER_CHECKPOINTED_ON_A100)
+    report = audit(loaded, context).report
+    assert report is not None
+    changed = fields(report)
+    assert changed["attention_impl"] == "flash"
+    assert changed["gradient_checkpointing"] is False
+    assert changed["batch_size"] == 4
+    assert changed["batch_size"] * changed["grad_accum_steps"] == 16
+    peak = next(c.peak_memory_gb for c in report.candidates if c.chosen)
+    assert peak is not None and peak <= 0.85 * device.spec.memory_gb
