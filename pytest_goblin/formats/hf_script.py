@@ -30,6 +30,7 @@ import ast
 import json
 import keyword
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from pytest_goblin.errors import WorkloadError
@@ -406,10 +407,17 @@ def read(tree: ast.Module, display: str) -> Reading:
     for key, place in found.places.items():
         if key in hf_args.MAPPED_KEYS and (place.value is None or not place.value.known):
             text = place.value.text if place.value else "?"
+            origin = _run_time_origin(found.script, text, place.call)
+            sidecar = (
+                f", or give `seq_len:` in the sidecar {_sidecar_name(display)}"
+                if key in hf_args.SEQ_KEYS
+                else " (a sidecar gives the model, seq_len and the launch, not this key)"
+            )
             raise WorkloadError(
                 display,
-                f"`{text}` is not a literal; pytest-goblin reads scripts without "
-                "running them, so write a literal or a constant assigned once",
+                f"`{text}` is {origin or 'not a literal'}; pytest-goblin reads scripts "
+                "without running them, so write the value the run uses as a literal or a "
+                f"constant assigned once{sidecar}",
                 field=place.label,
             )
     values = found.values
@@ -457,6 +465,66 @@ def read(tree: ast.Module, display: str) -> Reading:
         fields["env_vars"] = env
         sources["env_vars"] = f"os.environ line {min(n.lineno for n, _ in found.env.values())}"
     return Reading(fields=fields, sources=sources, unset=dict(reading.unset))
+
+
+PARSE_CALLS = ("parse_args", "parse_known_args", "parse_args_into_dataclasses")
+"""argparse's and ``HfArgumentParser``'s parsers: their results hold command-line values."""
+
+
+def _sidecar_name(display: str) -> str:
+    """The sidecar beside the script shown as ``display`` (``train.py`` → ``train.goblin.yaml``)."""
+    path = PurePosixPath(display)
+    return str(path.with_name(path.stem + ".goblin.yaml"))
+
+
+def _run_time_origin(script: Script, text: str, call: ast.Call) -> str | None:
+    """Where a value the script computes comes from, when that is the command line
+    (``args.batch_size`` with an ``add_argument("--batch_size")``, or any attribute of
+    what a parser returned) or a parameter of the function that builds the arguments:
+    the usual shapes of copied example scripts. The default is named, as the run uses
+    it when the command line does not set it."""
+    holder, _, attribute = text.partition(".")
+    if attribute.isidentifier():
+        for option in script.calls_named("add_argument"):
+            flags = {
+                str(a.value).lstrip("-").replace("-", "_")
+                for a in option.args
+                if isinstance(a, ast.Constant)
+            }
+            dest = script.keywords(option).get("dest")
+            if attribute in flags or (dest is not None and dest.value == attribute):
+                default = script.keywords(option).get("default")
+                shown = default.text if default is not None else "None"
+                return (
+                    f"the command line's --{attribute} (argparse default {shown}, "
+                    f"line {option.lineno})"
+                )
+        parsed = script.names.get(holder)
+        if isinstance(parsed, ast.Subscript):
+            parsed = parsed.value
+        if isinstance(parsed, ast.Call) and short_name(parsed.func) in PARSE_CALLS:
+            return f"set on the command line ({short_name(parsed.func)}() line {parsed.lineno})"
+        return None
+    for function in ast.walk(script.tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)) or not any(
+            node is call for node in ast.walk(function)
+        ):
+            continue
+        arguments = function.args
+        positional = [*arguments.posonlyargs, *arguments.args]
+        defaults: dict[str, ast.expr | None] = {a.arg: None for a in positional}
+        # Positional defaults belong to the last parameters.
+        for argument, default in zip(
+            reversed(positional), reversed(arguments.defaults), strict=False
+        ):
+            defaults[argument.arg] = default
+        for argument, kw_default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True):
+            defaults[argument.arg] = kw_default
+        if text in defaults:
+            value = defaults[text]
+            shown = f"default {ast.unparse(value)}" if value is not None else "no default"
+            return f"a parameter of {function.name}() ({shown}, line {function.lineno})"
+    return None
 
 
 # --- writing a patch ----------------------------------------------------------------

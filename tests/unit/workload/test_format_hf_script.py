@@ -114,6 +114,75 @@ def test_a_non_literal_value_is_an_error_naming_the_call_and_line(tmp_path: Path
     assert "`cli.bs` is not a literal" in str(info.value)
 
 
+SFT_TRAINER = """\
+from transformers import AutoModelForCausalLM, TrainingArguments
+from trl import SFTTrainer
+
+model = AutoModelForCausalLM.from_pretrained("NousResearch/Llama-2-7b-chat-hf")
+args = TrainingArguments(output_dir="out", per_device_train_batch_size=4)
+trainer = SFTTrainer(model=model, train_dataset=data, dataset_text_field="text", args=args)
+"""
+
+
+def test_training_arguments_handed_to_sft_trainer_truncate_at_trls_1024_tokens(
+    tmp_path: Path,
+) -> None:
+    workload = script(tmp_path, SFT_TRAINER, seq_len=None)
+    config = workload.config
+    assert config.seq_len == 1024
+    assert workload.sources["seq_len"] == "SFTTrainer() default max_seq_length=1024, line 6"
+    # to_dict() carries TrainingArguments' own defaults into the SFTConfig, not TRL's
+    assert (config.gradient_checkpointing, config.precision) == (False, "fp32")
+    planned = plan_patch(workload, [change(workload, "seq_len", 2048)])
+    assert not planned.changes
+    assert "which keyword this script's TRL accepts" in planned.dropped[0][1]
+
+
+def test_a_length_the_sft_trainer_call_writes_wins_over_its_default(tmp_path: Path) -> None:
+    text = SFT_TRAINER.replace('"text", ', '"text", max_seq_length=512, ')
+    workload = script(tmp_path, text, seq_len=None)
+    assert workload.config.seq_len == 512
+    planned = plan_patch(workload, [change(workload, "seq_len", 2048)])
+    assert "max_seq_length=2048" in planned.text
+
+
+def test_a_value_from_the_command_line_names_the_option_and_its_default(
+    tmp_path: Path,
+) -> None:
+    text = PLAIN.replace("per_device_train_batch_size=4", "per_device_train_batch_size=a.bs")
+    text = (
+        "import argparse\nparser = argparse.ArgumentParser()\n"
+        'parser.add_argument("--bs", type=int, default=2)\na = parser.parse_args()\n' + text
+    )
+    with pytest.raises(WorkloadError) as info:
+        script(tmp_path, text)
+    assert "`a.bs` is the command line's --bs (argparse default 2, line 3)" in str(info.value)
+    assert "not this key" in str(info.value)
+
+
+def test_a_value_from_a_function_parameter_names_the_function_and_its_default(
+    tmp_path: Path,
+) -> None:
+    body = PLAIN.replace("per_device_train_batch_size=4", "per_device_train_batch_size=bs")
+    lines = body.splitlines()
+    text = "\n".join([*lines[:3], "def train(lr, bs=16):", *("    " + x for x in lines[3:])])
+    with pytest.raises(WorkloadError) as info:
+        script(tmp_path, text + "\n")
+    assert "`bs` is a parameter of train() (default 16, line 4)" in str(info.value)
+
+
+def test_a_sequence_length_from_the_command_line_can_come_from_the_sidecar(
+    tmp_path: Path,
+) -> None:
+    text = SFT_TRAINER.replace('"text", ', '"text", max_seq_length=opts.max_len, ')
+    text = "opts = parser.parse_args()\n" + text
+    with pytest.raises(WorkloadError) as info:
+        script(tmp_path, text, seq_len=None)
+    message = str(info.value)
+    assert "`opts.max_len` is set on the command line (parse_args() line 1)" in message
+    assert "or give `seq_len:` in the sidecar" in message and "w/train.goblin.yaml" in message
+
+
 def test_the_bf16_capability_probe_reads_as_true_but_is_never_edited(tmp_path: Path) -> None:
     text = PLAIN.replace(
         'output_dir="out"', 'output_dir="out", bf16=torch.cuda.is_bf16_supported()'

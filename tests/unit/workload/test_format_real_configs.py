@@ -1137,7 +1137,8 @@ ERRORS = {
     ),
     "real/hf/peft_dora_finetuning.py": (
         "TrainingArguments(per_device_train_batch_size=) via batch_size, line 106",
-        "`batch_size` is not a literal",
+        "`batch_size` is a parameter of train_model() (no default, line 18); pytest-goblin "
+        "reads scripts without running them, so write the value the run uses as a literal",
     ),
     "real/hf/peft_finetune_fp4_opt_bnb_peft.py": (
         "the script's sequence length",
