@@ -154,6 +154,12 @@ _TRL_OWN = (
 )
 """Keys ``trl sft`` parses that a Trainer script's own model arguments (``run_clm.py``'s
 ``ModelArguments``: model, revision, dtype, remote code, attention) do not also have."""
+TRAINER_DEFAULT_OPTIM = "adamw_torch_fused"
+"""TrainingArguments' ``optim`` default in transformers v4.57.6 and v5.25.0
+(``src/transformers/training_args.py``, ``default_optim``): fused AdamW wherever torch is
+2.8 or newer, as every current ROCm and CUDA wheel is (plain ``adamw_torch`` before)."""
+
+
 TRL_MAX_LENGTH = 1024
 """SFTConfig's ``max_length`` default (TRL v1.9.0 ``trl/trainer/sft_config.py``)."""
 NO_SEQ_LEN = (
@@ -451,8 +457,12 @@ def interpret(
     dpo: bool = False,
     lora_defaults: tuple[int, int] = (16, 32),
     target_defaults: tuple[str, ...] = tuple(PEFT_DEFAULT_TARGETS),
+    transformers: tuple[int, int] | None = None,
 ) -> Reading:
     """WorkloadConfig inputs from TrainingArguments/SFTConfig/ModelConfig keys.
+
+    ``transformers`` is the ``(major, minor)`` version a script pins, whose defaults
+    (optimizer, attention) it trains with; None reads today's.
 
     ``labels`` says where each key was written (the key itself in an args
     file, a call and line in a script); error messages and sources use it.
@@ -462,7 +472,11 @@ def interpret(
         model = str(values["model_name_or_path"])
         check_model(model, display, f.label("model_name_or_path"))
         f.put("model_name", model, "model_name_or_path")
-    read_trainer_keys(f, lr_default=DPO_LR if dpo else 2e-5 if trl else 5e-5)
+    read_trainer_keys(
+        f,
+        lr_default=DPO_LR if dpo else 2e-5 if trl else 5e-5,
+        optim_default=trainer_default_optim(transformers),
+    )
     seq_key = next((key for key in SEQ_KEYS if values.get(key) is not None), None)
     null_key = next((key for key in ("max_length", "max_seq_length") if key in values), None)
     if seq_key is not None:
@@ -485,7 +499,8 @@ def interpret(
     f.take("packing", "packing", as_bool, False)
     f.put("precision", *_precision(values, display, f.label, trl))
     attention_key = attention_location(values)
-    f.put("attention_impl", "sdpa")
+    older = transformers is not None and transformers < ATTN_IMPLEMENTATION_SINCE
+    f.put("attention_impl", "eager" if older else "sdpa")
     if attention_key:
         f.put(
             "attention_impl",
@@ -529,10 +544,35 @@ the ZeRO stage whose states they split; ``offload`` is FSDP's CPU offload of par
 DPO_LR = 1e-6
 """DPOConfig's ``learning_rate`` default (TRL v0.19.0 and v1.9.0 trl/trainer/dpo_config.py)."""
 
-TRAINER_DEFAULT_OPTIM = "adamw_torch_fused"
-"""TrainingArguments' ``optim`` default in transformers v4.57.6 and v5.25.0
-(``src/transformers/training_args.py``, ``default_optim``): fused AdamW wherever torch is
-2.8 or newer, as every current ROCm and CUDA wheel is (plain ``adamw_torch`` before)."""
+
+ATTN_IMPLEMENTATION_SINCE = (4, 36)
+"""``from_pretrained(attn_implementation=...)`` and the SDPA default arrived in transformers
+v4.36.0 (``modeling_utils.py`` ``_autoset_attn_implementation``); v4.35.0 has neither, and its
+``models/llama/modeling_llama.py`` computes attention eagerly."""
+TRAINER_KEYS_SINCE = {
+    "dataloader_persistent_workers": (4, 36),
+    "dataloader_prefetch_factor": (4, 38),
+}
+"""TrainingArguments fields a patch may add that older releases lack (``training_args.py``:
+absent from the v4.35.0 and v4.37.0 wheels respectively, present in v4.36.0 and v4.38.0):
+an older TrainingArguments raises TypeError on them."""
+
+
+def trainer_default_optim(version: tuple[int, int] | None) -> str:
+    """TrainingArguments' ``optim`` default at a transformers ``(major, minor)`` a script pins
+    (None: today's).
+
+    ``default_optim`` in ``src/transformers/training_args.py``: ``"adamw_hf"`` (transformers'
+    own AdamW) up to v4.31.0, ``"adamw_torch"`` from v4.32.0, ``"adamw_torch_fused"`` on
+    torch 2.8 or newer from v4.54.0 (read in the v4.31.0, v4.32.0, v4.53.0 and v4.54.0 wheels).
+    """
+    if version is None:
+        return TRAINER_DEFAULT_OPTIM
+    if version < (4, 32):
+        return "adamw_hf"
+    if version < (4, 54):
+        return "adamw_torch"
+    return TRAINER_DEFAULT_OPTIM
 
 
 def read_trainer_keys(
@@ -808,6 +848,17 @@ def precision_edits(data: dict[str, Any], precision: str, *, trl: bool) -> list[
         and hf_precision_from_dtype(lookup(data, dtype_key)) == "fp16"
     ):
         found.append(Edit(tuple(dtype_key.split(".")), "bfloat16"))
+    # A 4-bit base casts its input to the compute dtype before the 4-bit matmul
+    # (bitsandbytes 95f9af3, after v0.50.1, nn/modules.py Linear4bit.forward:
+    # "x = x.to(self.compute_dtype)"), so bf16 autocast alone leaves float16 there.
+    compute = data.get(COMPUTE_DTYPE)
+    if (
+        precision == "bf16"
+        and compute is not None
+        and data.get("load_in_4bit")
+        and hf_precision_from_dtype(compute) == "fp16"
+    ):
+        found.append(Edit((COMPUTE_DTYPE,), "bfloat16"))
     return found
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import json
 import keyword
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -133,6 +134,8 @@ class _Discovery:
     lora_call: ast.Call | None = None
     unsloth: bool = False
     """The LoRA comes from unsloth's ``get_peft_model``, whose defaults differ from PEFT's."""
+    pin: tuple[tuple[int, int], str] | None = None
+    """The transformers version the script installs, and where it says so."""
     seq_default: bool = False
     """The sequence length is SFTTrainer's own default, written nowhere in the script."""
     compile_label: str | None = None
@@ -250,6 +253,7 @@ def _discover(tree: ast.Module) -> _Discovery:
     _compile_and_checkpointing(found, models)
     _environment(found)
     _sft_trainer_length(found)
+    found.pin = _transformers_pin(script)
     return found
 
 
@@ -425,6 +429,8 @@ def read(tree: ast.Module, display: str) -> Reading:
     labels[" or ".join(hf_args.SEQ_KEYS)] = "the script's sequence length"
     if "dtype" in values and "torch_dtype" not in values:
         values["torch_dtype"], labels["torch_dtype"] = values.pop("dtype"), labels["dtype"]
+    pin = found.pin
+    transformers = pin[0] if pin else None
     if found.unsloth:
         reading = hf_args.interpret(
             values,
@@ -433,16 +439,27 @@ def read(tree: ast.Module, display: str) -> Reading:
             trl=found.trl,
             lora_defaults=(16, 16),
             target_defaults=tuple(ALL_LINEAR),
+            transformers=transformers,
         )
     else:
         reading = hf_args.interpret(
-            values, labels, display, trl=found.trl, dpo=found.dpo, lora_defaults=(8, 8)
+            values,
+            labels,
+            display,
+            trl=found.trl,
+            dpo=found.dpo,
+            lora_defaults=(8, 8),
+            transformers=transformers,
         )
     if found.dpo:
         hf_args.read_dpo(
             values, display, reading, f"DPOConfig() line {found.args_call.lineno}", labels
         )
     fields, sources = dict(reading.fields), dict(reading.sources)
+    if pin is not None and "optim" not in values:
+        sources["optimizer"] = f"TrainingArguments' default under {pin[1]}"
+    if pin is not None and pin[0] < hf_args.ATTN_IMPLEMENTATION_SINCE:
+        sources.setdefault("attention_impl", f"eager attention under {pin[1]}")
     if found.compile_label:
         fields["torch_compile"], sources["torch_compile"] = True, found.compile_label
     if found.checkpointing_label:
@@ -465,6 +482,23 @@ def read(tree: ast.Module, display: str) -> Reading:
         fields["env_vars"] = env
         sources["env_vars"] = f"os.environ line {min(n.lineno for n, _ in found.env.values())}"
     return Reading(fields=fields, sources=sources, unset=dict(reading.unset))
+
+
+_PIN = re.compile(r"\btransformers==(\d+)\.(\d+)[\w.]*")
+
+
+def _transformers_pin(script: Script) -> tuple[tuple[int, int], str] | None:
+    """The transformers version the script installs (a notebook's ``!pip install
+    transformers==4.31.0`` cell, as ``get_ipython().system(...)`` once converted), and where:
+    its defaults, not today's, are what the script trains with."""
+    for node in ast.walk(script.tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            pin = _PIN.search(text)
+            if pin is not None and re.search(r"\bpip\b.*\binstall\b", text):
+                shown = f"`pip install {pin.group(0)}` line {node.lineno}"
+                return (int(pin.group(1)), int(pin.group(2))), shown
+    return None
 
 
 PARSE_CALLS = ("parse_args", "parse_known_args", "parse_args_into_dataclasses")
@@ -544,6 +578,13 @@ def _set(
 ) -> None:
     """Edit ``key`` of ``call`` where it is written, or add it as a keyword."""
     current = found.script.keywords(call).get(key)
+    since = hf_args.TRAINER_KEYS_SINCE.get(key)
+    if call is found.args_call and found.pin and since and found.pin[0] < since:
+        raise Unpatchable(
+            field_name,
+            f"TrainingArguments has no {key} before transformers v{since[0]}.{since[1]}.0, "
+            f"and the script installs an older one ({found.pin[1]})",
+        )
     if current is None:
         vocabulary = TRL_KEYS if found.trl else TRAINER_KEYS
         if call is found.args_call and key not in vocabulary.keys:
@@ -645,6 +686,12 @@ def _write_attention(found: _Discovery, editor: PyText, attention: str) -> None:
     if attention not in HF_ATTENTION_NAMES:
         raise Unpatchable("attention_impl", f"no attn_implementation for {attention}")
     name = HF_ATTENTION_NAMES[attention]
+    if found.pin and found.pin[0] < hf_args.ATTN_IMPLEMENTATION_SINCE:
+        raise Unpatchable(
+            "attention_impl",
+            "from_pretrained() takes attn_implementation from transformers v4.36.0, and the "
+            f"script installs an older one ({found.pin[1]})",
+        )
     if found.model_call is not None:
         _set(editor, found, "attention_impl", found.model_call, "attn_implementation", name)
         return

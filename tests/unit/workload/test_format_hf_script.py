@@ -9,7 +9,7 @@ import pytest
 
 from helpers.format_support import change, load, write
 from pytest_goblin.errors import WorkloadError
-from pytest_goblin.formats import hf_script
+from pytest_goblin.formats import hf_args, hf_script
 from pytest_goblin.workload.read import plan_patch
 from pytest_goblin.workload.sidecar import sidecar_path
 
@@ -144,6 +144,63 @@ def test_a_length_the_sft_trainer_call_writes_wins_over_its_default(tmp_path: Pa
     assert workload.config.seq_len == 512
     planned = plan_patch(workload, [change(workload, "seq_len", 2048)])
     assert "max_seq_length=2048" in planned.text
+
+
+PINNED = (
+    "get_ipython().system('pip install -q peft==0.9.0 transformers==4.31.0 trl==0.4.7')\n"
+    + SFT_TRAINER
+)
+
+
+def test_a_notebook_pinning_an_old_transformers_reads_that_releases_defaults(
+    tmp_path: Path,
+) -> None:
+    workload = script(tmp_path, PINNED, seq_len=None)
+    # transformers v4.31.0 training_args.py default_optim = "adamw_hf"; no SDPA before v4.36.0
+    assert (workload.config.optimizer, workload.config.attention_impl) == ("adamw_hf", "eager")
+    pin = "`pip install transformers==4.31.0` line 1"
+    assert workload.sources["optimizer"] == f"TrainingArguments' default under {pin}"
+    assert hf_args.trainer_default_optim((4, 32)) == "adamw_torch"
+    assert hf_args.trainer_default_optim((4, 54)) == "adamw_torch_fused"
+
+
+def test_a_patch_for_an_old_transformers_writes_only_keys_that_release_has(
+    tmp_path: Path,
+) -> None:
+    workload = script(tmp_path, PINNED, seq_len=None)
+    planned = plan_patch(
+        workload,
+        [
+            change(workload, "dataloader_workers", 4),
+            change(workload, "dataloader_persistent_workers", True),
+            change(workload, "attention_impl", "flash"),
+        ],
+    )
+    assert [c.field for c in planned.changes] == ["dataloader_workers"]
+    reasons = {dropped.field: reason for dropped, reason in planned.dropped}
+    assert (
+        "no dataloader_persistent_workers before transformers v4.36.0"
+        in reasons["dataloader_persistent_workers"]
+    )
+    assert "attn_implementation from transformers v4.36.0" in reasons["attention_impl"]
+
+
+def test_bf16_for_a_4bit_base_computing_in_float16_also_moves_its_compute_dtype(
+    tmp_path: Path,
+) -> None:
+    text = SFT_TRAINER.replace(
+        '"NousResearch/Llama-2-7b-chat-hf")',
+        '"NousResearch/Llama-2-7b-chat-hf", quantization_config=q)',
+    ).replace(
+        "args = ",
+        "import torch\nq = BitsAndBytesConfig(load_in_4bit=True, "
+        "bnb_4bit_compute_dtype=torch.float16)\nconfig = LoraConfig(r=8)\nargs = ",
+    )
+    workload = script(tmp_path, text, seq_len=None)
+    assert (workload.config.finetune, workload.config.precision) == ("qlora", "fp16")
+    planned = plan_patch(workload, [change(workload, "precision", "bf16")])
+    assert "bnb_4bit_compute_dtype=torch.bfloat16" in planned.text
+    assert "bf16=True" in planned.text
 
 
 def test_a_value_from_the_command_line_names_the_option_and_its_default(
