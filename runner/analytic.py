@@ -142,7 +142,10 @@ Memory (decimal GB)
       checkpointing keeps ``2 s b h`` per layer plus one layer's full set. The
       formula is for a GPT block (it counts dropout masks a Llama block lacks);
       LoRA is modelled with the full set (an upper bound). Plus the logits
-      (``LOGITS_BYTES_PER_ELEMENT`` per token per vocabulary entry).
+      (``LOGITS_BYTES_PER_ELEMENT`` per token per vocabulary entry), or what a loss
+      kernel the run already uses keeps instead (``_logits_bytes``): a fused linear
+      cross-entropy (Liger, CutCrossEntropy) none, torchtune's chunked losses the
+      fp32 log-probabilities plus one chunk.
     * ``WORKSPACE_GB`` for the runtime context, GEMM workspaces and allocator slack.
 
 Calibration: the constants are fitted to the published measurements in
@@ -278,6 +281,36 @@ CHECKPOINT_BYTES = 2
 LOGITS_BYTES_PER_ELEMENT = 8
 """Logits per token per vocabulary entry: HF causal-LM heads upcast logits to fp32
 (4 B) and cross-entropy keeps its fp32 log-softmax for the backward (4 B)."""
+
+LOG_PROBS_BYTES_PER_ELEMENT = 4
+"""What torchtune's chunked losses keep of the logits per token per vocabulary entry
+until the backward: each chunk's fp32 log-softmax, saved by ``F.cross_entropy`` (its
+``log_softmax`` and ``nll_loss`` backwards read it), for every chunk, since the chunks
+run in a plain loop (torchtune bd2a0fc7 ``torchtune/modules/loss/cross_entropy_loss.py``
+``LinearCrossEntropyLoss.forward``/``compute_cross_entropy``: ``logits =
+self.linear_projection(hidden_chunk)``, ``F.cross_entropy(logits.float(), ...)``; and
+``ce_chunked_output_loss.py`` ``CEWithChunkedOutputLoss``). A compiled loss (recipes call
+``training.compile_loss`` under ``compile``) may keep less; not modelled, so this is an
+upper bound there."""
+
+CHUNK_TRANSIENT_BYTES_PER_ELEMENT = 8
+"""One chunk's transient per token per vocabulary entry at the peak of a chunked loss:
+the backward's fp32 gradients of the chunk's log-probabilities and of its upcast logits
+(the forward's 16-bit projection plus its fp32 upcast, 6 B, is less)."""
+
+FUSED_CE_HIDDEN_COPIES = 3
+"""Liger's fused linear cross-entropy, per token, in hidden-size elements of the compute
+dtype: logits chunks bounded by ``BT x H`` elements (``chunk_size =
+next_power_of_2(cdiv(BT, cdiv(V, H)))``, so up to twice that after rounding) plus the
+input gradient it computes in the forward (``grad_input = torch.zeros_like(_input)``);
+the logits are never materialised (Liger-Kernel
+``src/liger_kernel/ops/fused_linear_cross_entropy.py``
+``fused_linear_cross_entropy_forward``, 00eba634). Plus ``FUSED_CE_BYTES_PER_TOKEN``."""
+
+FUSED_CE_BYTES_PER_TOKEN = 4
+"""The fp32 per-token loss (Liger's ``loss_1d``) or log-sum-exp (CutCrossEntropy computes
+the logits blockwise in on-chip memory and keeps only the log-sum-exp per token, Wijmans
+et al. 2024, https://arxiv.org/abs/2411.09009) a fused cross-entropy keeps per token."""
 
 WORKSPACE_GB = 2.0
 """Runtime context, BLAS workspaces and caching-allocator slack (calibrated)."""
@@ -1110,8 +1143,11 @@ class AnalyticModel:
             return res.total_params * _element_bytes(res.precision)
         return self._weight_bytes(config, res)
 
-    def _activation_total(self, config: WorkloadConfig, res: _Resolved) -> float:
-        """Saved activations (Korthikanti et al.) plus the logits, in bytes."""
+    def _activation_total(
+        self, config: WorkloadConfig, res: _Resolved, loss_kernel: LossKernel
+    ) -> float:
+        """Saved activations (Korthikanti et al.) plus what the loss keeps of the logits,
+        in bytes."""
         arch = res.arch
         s, b, h, a = config.seq_len, config.batch_size, arch.hidden, arch.heads
         per_token_hidden: float = KORTHIKANTI_LINEAR_BYTES
@@ -1123,8 +1159,33 @@ class AnalyticModel:
             layers = arch.layers * CHECKPOINT_BYTES * s * b * h * scale + full_layer
         else:
             layers = arch.layers * full_layer
-        logits = b * s * arch.vocab * LOGITS_BYTES_PER_ELEMENT
-        return layers + logits
+        return layers + self._logits_bytes(config, res, loss_kernel)
+
+    @staticmethod
+    def _logits_bytes(config: WorkloadConfig, res: _Resolved, loss_kernel: LossKernel) -> float:
+        """What the loss keeps of the logits of one micro-batch at its peak, in bytes.
+
+        The full logits (``LOGITS_BYTES_PER_ELEMENT``) unless the run uses a loss kernel
+        that avoids them: a fused linear cross-entropy keeps a few hidden-sized copies per
+        token; torchtune's chunked losses keep every chunk's fp32 log-probabilities and
+        one chunk's transient, and ``CEWithChunkedOutputLoss`` also the model's 16-bit
+        logit chunks, which the recipe frees only after the loss's forward (bd2a0fc7
+        ``recipes/full_finetune_single_device.py`` ``_loss_step``: ``del outputs``).
+        """
+        tokens = config.batch_size * config.seq_len
+        elements = tokens * res.arch.vocab
+        kind, chunks = loss_kernel
+        if kind == "fused":
+            hidden = FUSED_CE_HIDDEN_COPIES * res.arch.hidden * _element_bytes(res.precision)
+            return tokens * (hidden + FUSED_CE_BYTES_PER_TOKEN)
+        if kind == "chunked":
+            return elements * (
+                LOG_PROBS_BYTES_PER_ELEMENT + CHUNK_TRANSIENT_BYTES_PER_ELEMENT / chunks
+            )
+        if kind == "chunked_output":
+            per_element = _element_bytes(res.precision) + LOG_PROBS_BYTES_PER_ELEMENT
+            return elements * (per_element + CHUNK_TRANSIENT_BYTES_PER_ELEMENT / chunks)
+        return elements * LOGITS_BYTES_PER_ELEMENT
 
     def _memory(self, config: WorkloadConfig, res: _Resolved) -> MemoryEstimate:
         """Peak memory of one rank: model states as the strategy splits and offloads them,
@@ -1139,6 +1200,7 @@ class AnalyticModel:
         ``CPUOffload(offload_params=True)`` moves parameters and gradients and so runs the
         optimizer step on the host (torch v2.7.0, torch/distributed/fsdp/api.py).
         """
+        loss_kernel = loss_kernel_of(config)
         config = _as_run(config)
         sharded = config.strategy in ("fsdp", "deepspeed")
         n = config.world_size if sharded else 1
@@ -1171,7 +1233,7 @@ class AnalyticModel:
         weights = (weights + gathered) / GB
         grads /= GB
         optimizer /= GB
-        activations = self._activation_total(config, res) / GB
+        activations = self._activation_total(config, res, loss_kernel) / GB
         total = weights + grads + optimizer + activations + WORKSPACE_GB
         return MemoryEstimate(
             weights_gb=weights,
@@ -1237,6 +1299,49 @@ def _state_bytes(config: WorkloadConfig, res: _Resolved) -> tuple[float, float, 
     if res.optimizer in STATE_IN_PARAM_DTYPE:
         state *= held / MASTER_WEIGHT_BYTES
     return held, held, state
+
+
+LossKernel = tuple[str, int]
+"""How the loss treats the logits: (``full`` | ``fused`` | ``chunked`` |
+``chunked_output``, number of chunks; 1 where not chunked)."""
+
+
+def loss_kernel_of(config: WorkloadConfig) -> LossKernel:
+    """The loss kernel a config records it already uses (``extras``, set by the readers).
+
+    ``fused``: axolotl's CutCrossEntropy plugin (``extras.cut_cross_entropy``), or Liger
+    (``extras.use_liger_kernel``), whose ``apply_liger_kernel_to_<model>`` turns on
+    ``fused_linear_cross_entropy`` by default (Liger-Kernel
+    ``src/liger_kernel/transformers/monkey_patch.py``, e.g. ``apply_liger_kernel_to_llama``),
+    as the HF Trainer's ``use_liger_kernel`` calls it with no kernel config (transformers
+    ``src/transformers/integrations/liger.py`` ``apply_liger_kernel``) and LLaMA-Factory's
+    ``enable_liger_kernel`` for pt/sft stages; axolotl's LigerPlugin only with
+    ``liger_fused_linear_cross_entropy: true`` (axolotl
+    ``src/axolotl/integrations/liger/args.py``: every ``liger_*`` defaults to None), which
+    its reader records as ``extras.liger_fused_linear_cross_entropy: false`` otherwise.
+    Only for supervised fine-tuning: a preference loss needs the logits, so Liger's
+    forward materialises them without labels and LLaMA-Factory turns the fused loss off
+    for other stages (``model_utils/liger_kernel.py``: ``require_logits``).
+    ``chunked``/``chunked_output``: torchtune's ``LinearCrossEntropyLoss`` /
+    ``CEWithChunkedOutputLoss`` (``extras.chunked_cross_entropy`` /
+    ``extras.chunked_output_cross_entropy``: their ``num_output_chunks``).
+    """
+    extras = config.extras
+    if config.objective != "sft":
+        return ("full", 1)
+    for key, kind in (
+        ("chunked_cross_entropy", "chunked"),
+        ("chunked_output_cross_entropy", "chunked_output"),
+    ):
+        chunks = extras.get(key)
+        if isinstance(chunks, int) and not isinstance(chunks, bool) and chunks >= 1:
+            return (kind, chunks)
+    if extras.get("cut_cross_entropy") is True:
+        return ("fused", 1)
+    liger_flce = extras.get("liger_fused_linear_cross_entropy", True) is not False
+    if extras.get("use_liger_kernel") is True and liger_flce:
+        return ("fused", 1)
+    return ("full", 1)
 
 
 def _as_run(config: WorkloadConfig) -> WorkloadConfig:
