@@ -343,6 +343,7 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
     f.put("precision", dtype, None if f.get("dtype") is None else "dtype")
     f.put("pure_precision", True)
     f.take("gradient_checkpointing", "enable_activation_checkpointing", as_bool, False)
+    _loss_kernel(data, display, f)
     f.take("lr", "optimizer.lr", as_float, 5e-5)
     f.take("warmup_steps", "lr_scheduler.num_warmup_steps", as_int, 0)
     datasets = data.get("dataset")
@@ -413,6 +414,40 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
         f.put("objective", "dpo", preference)
         f.put("reference", "model" if f.fields["finetune"] == "full" else "adapter")
     return f.reading()
+
+
+_CHUNKED_LOSSES = {
+    "LinearCrossEntropyLoss": "chunked_cross_entropy",
+    "CEWithChunkedOutputLoss": "chunked_output_cross_entropy",
+}
+"""torchtune's SFT losses that never hold the fp32 logits of the whole micro-batch, and the
+``extras`` entry that records their ``num_output_chunks`` (default 8 in both) for the
+analytic model and the advisories (bd2a0fc7 ``torchtune/modules/loss/``:
+``cross_entropy_loss.py`` ``LinearCrossEntropyLoss`` projects and upcasts one chunk of
+tokens at a time, the model skipping its output layer; ``ce_chunked_output_loss.py``
+``CEWithChunkedOutputLoss``, deprecated for it, upcasts one chunk of the model's 16-bit
+logit chunks at a time). ``torch.nn.CrossEntropyLoss`` gets the model's full fp32 logits
+(``torchtune/modules/transformer.py`` ``unembed``: ``self.output(h).float()``)."""
+
+
+def _loss_kernel(data: dict[str, Any], display: str, f: Fields) -> None:
+    """Record a chunked loss (``_CHUNKED_LOSSES``) under ``extras`` with its chunk count."""
+    component = str(lookup(data, "loss._component_") or "")
+    if not component.startswith("torchtune.modules.loss."):
+        return
+    name = _CHUNKED_LOSSES.get(component.rsplit(".", 1)[-1])
+    if name is None:
+        return
+    chunks = f.get("loss.num_output_chunks")
+    count = 8 if chunks is None else as_int(chunks, display, f.label("loss.num_output_chunks"))
+    if count < 1:
+        raise WorkloadError(
+            display,
+            f"loss.num_output_chunks: {count}; the loss splits the tokens into that many "
+            "chunks, so it must be at least 1",
+            field="loss.num_output_chunks",
+        )
+    f.record(name, count, "loss._component_")
 
 
 _COMPILE_BY_PART = frozenset({"full_finetune_distributed", "qat_distributed"})
