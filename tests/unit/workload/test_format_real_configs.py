@@ -1080,6 +1080,65 @@ READS += [
         },
     ),
 ]
+READS += [
+    # ROCm blogs' notebooks (ROCm/rocm-blogs c9a603f): TrainingArguments handed to SFTTrainer
+    # with no length train at TRL's 1024 cap; the LoRA one pins transformers==4.31.0, whose
+    # default optimizer is adamw_hf and whose Llama attention is eager (no SDPA before v4.36.0)
+    Case(
+        "real/rocm_blogs/llama-lora_LLAMA_Fine_Tuning_with_LoRA.py",
+        {
+            "format": "hf-script",
+            "arch": "llama-2-7b",
+            "model_name": "NousResearch/Llama-2-7b-chat-hf",
+            "batch_size": 4,
+            "grad_accum_steps": 1,
+            "seq_len": 1024,
+            "precision": "fp32",
+            "attention_impl": "eager",
+            "optimizer": "adamw_hf",
+            "gradient_checkpointing": False,
+            "finetune": "lora",
+            "lora_rank": 8,
+            "lora_alpha": 8,
+            "lora_targets": ["q_proj", "v_proj"],
+            "packing": False,
+            "extras": {"group_by_length": True},
+        },
+    ),
+    Case(
+        "real/rocm_blogs/llama-Qlora_LLAMA_Fine_Tuning_with_QLoRA.py",
+        {
+            "format": "hf-script",
+            "arch": "llama-2-7b",
+            "batch_size": 4,
+            "seq_len": 1024,
+            "precision": "fp16",
+            "attention_impl": "sdpa",
+            "optimizer": "paged_adamw_8bit",
+            "gradient_checkpointing": False,
+            "finetune": "qlora",
+            "lora_rank": 8,
+            "lora_alpha": 8,
+        },
+    ),
+    # PEFT's EVA example: its own DataCollator(max_length=512) truncates, given in the sidecar
+    Case(
+        "real/hf/peft_eva_finetuning.py",
+        {
+            "format": "hf-script",
+            "arch": "llama-3.1-8b",
+            "batch_size": 4,
+            "grad_accum_steps": 8,
+            "seq_len": 512,
+            "precision": "bf16",
+            "finetune": "lora",
+            "lora_rank": 16,
+            "lora_alpha": 1,
+            "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        },
+        sidecar="seq_len: 512\n",
+    ),
+]
 ERRORS = {
     "real/llamafactory/v1_train_freeze_train_freeze_sft.yaml": (
         "peft_config.name",
@@ -1268,6 +1327,20 @@ ERRORS = {
         "model with early-fused vision (EarlyFusionModel); pytest-goblin models Llama-style "
         "decoders (RMSNorm, rotary attention, a gated MLP), so this architecture is not "
         "supported",
+    ),
+}
+ERRORS |= {
+    "real/rocm_blogs/starcoder-fine-tune_finetune.py": (
+        "TrainingArguments(per_device_train_batch_size=) line 299",
+        "`args.batch_size` is the command line's --batch_size (argparse default 1, line 88)",
+    ),
+    "real/hf/peft_lora_ga_finetuning.py": (
+        "TrainingArguments(per_device_train_batch_size=) line 226",
+        "`args.batch_size` is the command line's --batch_size (argparse default 8, line 82)",
+    ),
+    "real/hf/peft_olora_finetuning.py": (
+        "TrainingArguments(per_device_train_batch_size=) via batch_size, line 123",
+        "`batch_size` is a parameter of train() (default 16, line 31)",
     ),
 }
 
