@@ -262,6 +262,10 @@ def _in_use(data: dict[str, Any], f: Fields) -> None:
     liger = [key for key in data if key.startswith("liger_") and data[key] is True]
     if liger and any("liger" in str(plugin).lower() for plugin in plugins):
         f.record("use_liger_kernel", True, "plugins")
+        if data.get("liger_fused_linear_cross_entropy") is not True:
+            # every liger_* key defaults to None, off (v0.18.0 src/axolotl/integrations/
+            # liger/args.py): the run still materialises the logits
+            f.record("liger_fused_linear_cross_entropy", False, liger[0])
     # The CutCrossEntropy plugin fuses the LM head into the loss, so the fp32 logits
     # are never materialised; its ``cut_cross_entropy`` key defaults to True (v0.18.0
     # src/axolotl/integrations/cut_cross_entropy/args.py).
