@@ -149,12 +149,32 @@ class _Discovery:
         }
 
 
+PARSERS = ("HfArgumentParser", "TrlParser")
+"""Parsers that fill the training-argument classes from the command line or a file."""
+
+
 def detect(data: Any) -> bool:
     """A call of training arguments: the Trainer's, SFTConfig, DPOConfig, or another TRL
-    trainer's config (refused by name when read)."""
-    return isinstance(data, ast.Module) and bool(
-        Script(data).calls_named(*ARGS_CALLS, *OTHER_TRAINERS)
-    )
+    trainer's config (refused by name when read); or a parser of those classes (refused
+    with the way to audit the run's arguments)."""
+    if not isinstance(data, ast.Module):
+        return False
+    script = Script(data)
+    return bool(script.calls_named(*ARGS_CALLS, *OTHER_TRAINERS)) or _parser(script) is not None
+
+
+def _parser(script: Script) -> tuple[ast.Call, list[str]] | None:
+    """``HfArgumentParser((ModelArguments, SFTConfig))`` / ``TrlParser(...)`` naming a
+    training-argument class, and the classes it names."""
+    for call in script.calls_named(*PARSERS):
+        if not call.args:
+            continue
+        given = call.args[0]
+        items = given.elts if isinstance(given, (ast.Tuple, ast.List)) else [given]
+        names = [short_name(item) for item in items]
+        if any(name in (*ARGS_CALLS, *OTHER_TRAINERS) for name in names):
+            return call, names
+    return None
 
 
 def _names_a_constant(value: Value) -> bool:
@@ -387,6 +407,18 @@ def _environment(found: _Discovery) -> None:
 
 def read(tree: ast.Module, display: str) -> Reading:
     script = Script(tree)
+    parser = _parser(script)
+    if parser is not None and not script.calls_named(*ARGS_CALLS, *OTHER_TRAINERS):
+        call, classes = parser
+        parsed = next(name for name in classes if name in (*ARGS_CALLS, *OTHER_TRAINERS))
+        raise WorkloadError(
+            display,
+            f"{short_name(call.func)}({ast.unparse(call.args[0])}) fills {parsed} from the command "
+            "line or an arguments file, which pytest-goblin does not see; audit the JSON or "
+            "YAML file the run passes (read as TrainingArguments or TRL arguments), or write "
+            f"the run's arguments in the script as {parsed}(...)",
+            field=f"{short_name(call.func)}() line {call.lineno}",
+        )
     if not script.calls_named(*ARGS_CALLS):
         other = script.calls_named(*OTHER_TRAINERS)[0]
         name = short_name(other.func)

@@ -203,6 +203,23 @@ def test_bf16_for_a_4bit_base_computing_in_float16_also_moves_its_compute_dtype(
     assert "bf16=True" in planned.text
 
 
+def test_a_script_that_parses_its_training_arguments_says_how_to_audit_them(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "from transformers import HfArgumentParser\nfrom trl import SFTConfig, SFTTrainer\n"
+        "parser = HfArgumentParser((ModelArguments, SFTConfig))\n"
+        "model_args, training_args = parser.parse_args_into_dataclasses()\n"
+        "SFTTrainer(model=model_args.model_name_or_path, args=training_args).train()\n"
+    )
+    with pytest.raises(WorkloadError) as info:
+        script(tmp_path, text)
+    assert info.value.field == "HfArgumentParser() line 3"
+    assert "audit the JSON or YAML file the run passes" in str(info.value)
+    assert "write the run's arguments in the script as SFTConfig(...)" in str(info.value)
+    assert not hf_script.detect(ast.parse("HfArgumentParser((ModelArguments, DataArguments))"))
+
+
 def test_a_value_from_the_command_line_names_the_option_and_its_default(
     tmp_path: Path,
 ) -> None:

@@ -1342,6 +1342,12 @@ ERRORS |= {
         "TrainingArguments(per_device_train_batch_size=) via batch_size, line 123",
         "`batch_size` is a parameter of train() (default 16, line 31)",
     ),
+    "real/hf/peft_sft_train.py": (
+        "HfArgumentParser() line 149",
+        "HfArgumentParser((ModelArguments, DataTrainingArguments, SFTConfig)) fills SFTConfig "
+        "from the command line or an arguments file, which pytest-goblin does not see; audit "
+        "the JSON or YAML file the run passes",
+    ),
 }
 
 
