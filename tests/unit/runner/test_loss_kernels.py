@@ -1,0 +1,162 @@
+"""The logits as the loss really keeps them: Liger's fused linear cross-entropy and
+CutCrossEntropy never hold them, torchtune's chunked losses hold fp32 log-probabilities
+plus one chunk; the readers record which loss a file uses and the Liger advice follows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers.format_support import copy_in
+from pytest_goblin.catalogue.architectures import lookup
+from pytest_goblin.catalogue.devices import get_device
+from pytest_goblin.errors import WorkloadError
+from pytest_goblin.kb import load_kb
+from pytest_goblin.runner.analytic import (
+    CHUNK_TRANSIENT_BYTES_PER_ELEMENT,
+    FUSED_CE_BYTES_PER_TOKEN,
+    FUSED_CE_HIDDEN_COPIES,
+    LOG_PROBS_BYTES_PER_ELEMENT,
+    LOGITS_BYTES_PER_ELEMENT,
+    AnalyticModel,
+)
+from pytest_goblin.schemas import WorkloadConfig
+from pytest_goblin.workload.read import Workload, load_workload
+from pytest_goblin.workload.sidecar import sidecar_path
+
+GB = 1e9
+QWEN = lookup("qwen2.5-7b")
+assert QWEN is not None
+LONG: dict[str, Any] = {
+    "model": "qwen2.5-7b",
+    "finetune": "lora",
+    "precision": "bf16",
+    "attention_impl": "flash",
+    "batch_size": 1,
+    "seq_len": 32768,
+    "gradient_checkpointing": True,
+}
+TOKENS = 1 * 32768
+
+
+def activations(extras: dict[str, Any], **update: Any) -> float:
+    config = WorkloadConfig(**{**LONG, **update, "extras": extras})
+    return AnalyticModel(get_device("h100")).memory(config).activations_gb
+
+
+def read(tmp_path: Path, relpath: str, sidecar: str = "") -> Workload:
+    path = copy_in(tmp_path, relpath)
+    if sidecar:
+        sidecar_path(path).write_text(sidecar, encoding="utf-8")
+    return load_workload(path, display=relpath)
+
+
+def test_a_fused_linear_cross_entropy_takes_the_logits_out_of_the_peak() -> None:
+    full = activations({})
+    fused_logits = TOKENS * (FUSED_CE_HIDDEN_COPIES * QWEN.hidden * 2 + FUSED_CE_BYTES_PER_TOKEN)
+    logits = TOKENS * QWEN.vocab * LOGITS_BYTES_PER_ELEMENT
+    for extras in ({"use_liger_kernel": True}, {"cut_cross_entropy": True}):
+        assert full - activations(extras) == pytest.approx((logits - fused_logits) / GB)
+    # 32k tokens x 152k vocabulary x 8 B: ~40 GB of the 7B's peak is the logits
+    assert full - activations({"use_liger_kernel": True}) > 39.0
+
+
+def test_torchtunes_chunked_losses_keep_the_log_probabilities_and_one_chunk() -> None:
+    elements = TOKENS * QWEN.vocab
+    full = activations({})
+    linear = activations({"chunked_cross_entropy": 8})
+    output = activations({"chunked_output_cross_entropy": 8})
+    fused = activations({"use_liger_kernel": True})
+    chunk = CHUNK_TRANSIENT_BYTES_PER_ELEMENT / 8
+    expected_linear = elements * (LOG_PROBS_BYTES_PER_ELEMENT + chunk)
+    assert full - linear == pytest.approx(
+        (elements * LOGITS_BYTES_PER_ELEMENT - expected_linear) / GB
+    )
+    # CEWithChunkedOutputLoss also holds the model's bf16 logit chunks during its forward
+    assert output - linear == pytest.approx(elements * 2 / GB)
+    assert fused < linear < output < full
+    # more chunks, a smaller transient
+    assert activations({"chunked_cross_entropy": 32}) < linear
+
+
+def test_a_loss_kernel_that_is_not_a_fused_cross_entropy_keeps_the_full_logits() -> None:
+    full = activations({})
+    # axolotl's LigerPlugin without liger_fused_linear_cross_entropy: true
+    assert activations(
+        {"use_liger_kernel": True, "liger_fused_linear_cross_entropy": False}
+    ) == pytest.approx(full)
+    # DPO needs the logits of both sequences: Liger's forward materialises them
+    dpo = {"objective": "dpo", "seq_len": 8192}
+    assert activations({"use_liger_kernel": True}, **dpo) == pytest.approx(activations({}, **dpo))
+
+
+def test_open_r1s_olympiccoder_7b_at_32k_with_liger_fits_the_h100s_it_runs_on(
+    tmp_path: Path,
+) -> None:
+    workload = read(tmp_path, "real/open_r1/OlympicCoder-7B_sft_config_v00.00.yaml")
+    config = workload.config
+    assert config.seq_len == 32768 and config.batch_size == 2
+    assert config.extras.get("use_liger_kernel") is True  # its use_liger: true
+    model = AnalyticModel(get_device("h100"))
+    assert model.memory(config).total_gb < 80
+    without = config.model_copy(update={"extras": {}})
+    # the full fp32 logits of 2 x 32k tokens x 152k entries alone are ~80 GB
+    assert model.memory(without).total_gb > 80
+
+
+@pytest.mark.parametrize(
+    ("relpath", "name"),
+    [
+        ("real/torchtune/llama3_1_8B_lora.yaml", "chunked_cross_entropy"),
+        ("real/torchtune/qwen3_8B_full.yaml", "chunked_cross_entropy"),
+        ("real/torchtune/qwen2_5_7B_lora_single_device.yaml", "chunked_output_cross_entropy"),
+    ],
+)
+def test_torchtune_records_its_chunked_loss_with_the_chunk_count(
+    tmp_path: Path, relpath: str, name: str
+) -> None:
+    workload = read(tmp_path, relpath, "seq_len: 8192\n")
+    assert workload.config.extras == {name: 8}
+    assert workload.sources[f"extras.{name}"] == "loss._component_"
+
+
+def test_torchtune_reads_num_output_chunks_and_refuses_fewer_than_one(tmp_path: Path) -> None:
+    relpath = "real/torchtune/llama3_1_8B_lora.yaml"
+    text = copy_in(tmp_path, relpath).read_text(encoding="utf-8")
+    loss = "  _component_: torchtune.modules.loss.LinearCrossEntropyLoss\n"
+    assert loss in text
+    path = tmp_path / "w" / "chunks.yaml"
+    path.parent.mkdir()
+    sidecar_path(path).write_text("seq_len: 8192\n", encoding="utf-8")
+    path.write_text(text.replace(loss, loss + "  num_output_chunks: 16\n"), encoding="utf-8")
+    assert load_workload(path, display="chunks.yaml").config.extras == {"chunked_cross_entropy": 16}
+    path.write_text(text.replace(loss, loss + "  num_output_chunks: 0\n"), encoding="utf-8")
+    with pytest.raises(WorkloadError, match="at least 1") as info:
+        load_workload(path, display="chunks.yaml")
+    assert info.value.field == "loss.num_output_chunks"
+    path.write_text(
+        text.replace(loss, "  _component_: torch.nn.CrossEntropyLoss\n"), encoding="utf-8"
+    )
+    assert load_workload(path, display="chunks.yaml").config.extras == {}
+
+
+def test_the_liger_advice_is_silent_where_a_chunked_loss_runs_and_tells_torchtune_its_own(
+    tmp_path: Path,
+) -> None:
+    kb = load_kb()
+
+    def advice(config: WorkloadConfig) -> str | None:
+        rules = kb.match(config, "cuda").advisories
+        return next((rule.advice for rule in rules if rule.id == "liger-kernel"), None)
+
+    workload = read(tmp_path, "real/torchtune/qwen3_8B_full.yaml", "seq_len: 8192\n")
+    assert advice(workload.config) is None
+    plain = workload.config.model_copy(update={"extras": {}})
+    text = advice(plain)
+    assert text is not None and "torchtune.modules.loss.LinearCrossEntropyLoss" in text
+    liger_without_flce = plain.model_copy(
+        update={"extras": {"use_liger_kernel": True, "liger_fused_linear_cross_entropy": False}}
+    )
+    assert advice(liger_without_flce) is not None
