@@ -559,8 +559,8 @@ def _run_time_origin(script: Script, text: str, call: ast.Call) -> str | None:
             }
             dest = script.keywords(option).get("dest")
             if attribute in flags or (dest is not None and dest.value == attribute):
-                default = script.keywords(option).get("default")
-                shown = default.text if default is not None else "None"
+                given = script.keywords(option).get("default")
+                shown = given.text if given is not None else "None"
                 return (
                     f"the command line's --{attribute} (argparse default {shown}, "
                     f"line {option.lineno})"
