@@ -87,18 +87,27 @@ Host side
       scheduler, ``zero_grad``, logging).
 
 Optimizer: bytes moved per trainable parameter over the device bandwidth
-(``OPTIMIZERS``). Multi-device: a ring all-reduce of the fp32 gradients
+(``OPTIMIZERS``); an optimizer offloaded to the host (``offload_optimizer``, FSDP's
+``offload_params``) costs no device time, and its host step is *not priced* (no
+sourced absolute rate for DeepSpeed's CPU-Adam: its docs give only "5X--7X faster than
+the standard PyTorch implementation"; a projected run says so in its warnings).
+Multi-device: a ring all-reduce of the fp32 gradients
 (``2 (n-1)/n`` x gradient bytes) over ``INTERCONNECT_GBS``, not overlapped with
 compute, plus a fixed latency per collective (``COLLECTIVE_*_LATENCY_S``) for each of
-DDP's gradient buckets (``ddp_buckets``: ``bucket_cap_mb``, 25 MiB unset); DDP with
+DDP's gradient buckets (``ddp_buckets``: ``bucket_cap_mb``, 25 MiB unset), once per
+optimizer step (the HF Trainer accumulates under DDP's ``no_sync``); DDP with
 ``find_unused_parameters`` also walks the forward's autograd graph on the host
 (``FIND_UNUSED_NODE_S`` per node) and all-reduces a map of the used parameters. The
 overlap it costs (its buckets keep the registration order instead of the backward's)
 is not charged: no collective is modelled as overlapped. FSDP / DeepSpeed instead
-all-gather the parameters twice (forward and backward, in the compute dtype) and
-reduce-scatter the fp32 gradients, each ``(n-1)/n`` x bytes with a collective's latency
-per block, and shard model states ``n`` ways as their ZeRO stage says (see Memory). The
-host-side optimizer step and the transfers of CPU offload are not in the step time.
+all-gather the parameters and reduce-scatter the fp32 trainable gradients, each
+``(n-1)/n`` x bytes with a collective's latency per block, as often per optimizer step
+as ``sharded_collectives`` counts them: FULL_SHARD / ZeRO-3 gather every parameter,
+the frozen base of a (Q)LoRA run included in its stored dtype, in the forward and the
+backward of *every micro-batch*; the gradients are reduced once per step by FSDP under
+the HF Trainer / accelerate, every micro-batch by ZeRO-2/3. Model states are sharded
+``n`` ways as the ZeRO stage says (see Memory). Offload adds its PCIe copies at
+``PINNED_H2D_GBS`` (``offload_copy_bytes``).
 
 Waste budget: seconds per step, peeled off counterfactually (each step is
 clamped so that no bucket is negative, and all buckets sum to the step):
@@ -452,6 +461,16 @@ graph from the outputs after every synchronised forward (torch 2.13
 Measured: 3.0 ms more per forward over 2,801 nodes, one gloo rank of a 400-layer stack
 (2-core x86_64 VM, torch 2.13 CPU build)."""
 
+HOST_OPTIMIZER_NOT_PRICED = (
+    "the optimizer step runs on the host (offloaded optimizer): its host time is not "
+    "in the projected step time, only its gradient and parameter copies over PCIe"
+)
+"""The warning of a projected run whose optimizer is offloaded. DeepSpeed steps it with
+DeepSpeedCPUAdam, "5X--7X faster than the standard PyTorch implementation" (DeepSpeed
+v0.19.6 ``docs/_tutorials/zero-offload.md``; "5.1x to 6.5x" with AVX-512 for 1 to 10
+billion parameters, ``docs/_pages/training.md``), and FSDP's CPU offload with the torch
+optimizer over the host shards; neither gives an absolute rate to price the step with."""
+
 # --- optimizers ------------------------------------------------------------------------
 
 
@@ -645,6 +664,8 @@ class AnalyticModel:
         warnings: list[str] = []
         precision = self._precision(config.precision, warnings)
         attention = self._attention(config, precision, warnings)
+        if _host_optimizer(config):
+            warnings.append(HOST_OPTIMIZER_NOT_PRICED)
         return _Resolved(
             arch=arch,
             precision=precision,
@@ -931,7 +952,11 @@ class AnalyticModel:
         return self.device.bandwidth_gbs * GB * BANDWIDTH_EFFICIENCY * self.correction.bandwidth
 
     def _optimizer_time(self, config: WorkloadConfig, res: _Resolved, optimizer: str) -> float:
-        """The optimizer step is memory-bound: its bytes over the bandwidth."""
+        """The optimizer step is memory-bound: its bytes over the bandwidth. None on the
+        device where the optimizer is offloaded: it steps on the host, which is not priced
+        (``HOST_OPTIMIZER_NOT_PRICED``)."""
+        if _host_optimizer(config):
+            return 0.0
         params = self._trainable_params(config, res) / _shards(config)
         return params * OPTIMIZERS[optimizer].step_bytes / self._bandwidth()
 
@@ -973,23 +998,33 @@ class AnalyticModel:
         return config.batch_size * config.seq_len * H2D_BYTES_PER_TOKEN / (rate * GB)
 
     def _comm_time(self, config: WorkloadConfig, res: _Resolved) -> float:
-        """Gradient (and FSDP parameter) collectives per optimizer step, not overlapped:
-        their bytes over the interconnect plus a fixed latency per collective; DDP with
+        """Gradient (and FSDP / ZeRO parameter) collectives per optimizer step, not
+        overlapped: their bytes over the interconnect plus a fixed latency per collective,
+        as many as ``sharded_collectives`` counts for FSDP / DeepSpeed (``_gathered_bytes``
+        per all-gather), plus the PCIe copies of offload (``_offload_time``); DDP with
         ``find_unused_parameters`` adds its graph walk and the all-reduce of the map of
         used parameters (``Reducer::all_reduce_local_used_map``, torch 2.13
         ``torch/csrc/distributed/c10d/reducer.cpp``), once per synchronised step."""
         n = config.world_size
+        offload = self._offload_time(config, res)
         if n == 1:
-            return 0.0
+            return offload
         params = self._trainable_params(config, res)
         bandwidth = INTERCONNECT_GBS[self.device.platform] * GB
         if config.strategy in ("fsdp", "deepspeed"):
-            per_param = 2 * _element_bytes(res.precision) + GRAD_BYTES
-            volume = (n - 1) / n * params * per_param
-            # per sharded unit (each decoder block, and the root for the embeddings and
-            # head): an all-gather in the forward, one in the backward, a reduce-scatter
+            gathers, reductions = sharded_collectives(config)
+            # an all-reduce where nothing is sharded (stage 0), else a reduce-scatter
+            reduce_factor = 2 if _stage(config) == 0 else 1
+            moved = gathers * self._gathered_bytes(config, res)
+            moved += reductions * reduce_factor * params * GRAD_BYTES
+            volume = (n - 1) / n * moved
+            # per sharded unit (each decoder block, and the root for the embeddings and head)
             units = res.arch.layers + 1
-            return volume / bandwidth + 3 * units * self._collective_latency(n - 1)
+            latency = units * (
+                gathers * self._collective_latency(n - 1)
+                + reductions * self._collective_latency(reduce_factor * (n - 1))
+            )
+            return volume / bandwidth + latency + offload
         volume = 2 * (n - 1) / n * params * GRAD_BYTES
         all_reduce = self._collective_latency(2 * (n - 1))
         buckets = len(ddp_buckets(self._gradient_bytes(config, res), config.ddp_bucket_cap_mb))
@@ -1002,6 +1037,42 @@ class AnalyticModel:
         """The fixed cost of one ring collective of ``steps`` steps on this platform."""
         platform = self.device.platform
         return COLLECTIVE_BASE_LATENCY_S[platform] + steps * COLLECTIVE_STEP_LATENCY_S[platform]
+
+    def _gathered_bytes(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Bytes of the parameters one all-gather assembles in full (``(n-1)/n`` of them
+        cross the interconnect to each rank).
+
+        FSDP and ZeRO-3 shard every parameter of the wrapped model, frozen ones included:
+        a (Q)LoRA run gathers its frozen base in the dtype it is stored in (16-bit, int8,
+        or 4-bit packed into the ``bnb_4bit_quant_storage`` dtype for QLoRA under FSDP /
+        ZeRO-3: "when it is set to ``bfloat16``, 32/4 = 8 4-bit params are packed
+        together", PEFT v0.20.1.dev0 ``docs/source/accelerate/deepspeed.md``) and the
+        adapters in the compute dtype. ZeRO-1/2 keep the parameters whole on every rank
+        and all-gather only the updated 16-bit trainable partitions after the step.
+        """
+        trainable = self._trainable_params(config, res) * _element_bytes(res.precision)
+        if config.finetune == "full" or (config.strategy == "deepspeed" and _stage(config) < 3):
+            return trainable
+        held = _state_bytes(config, res)[0]
+        frozen = self._weight_bytes(config, res) - self._adapter_params(config, res) * held
+        return frozen + trainable
+
+    def _offload_time(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Seconds per optimizer step of the host-device copies offload makes
+        (``offload_copy_bytes``) at the pinned PCIe rate: DeepSpeed's ``pin_memory``
+        defaults to true for ``offload_optimizer`` and ``offload_param`` (DeepSpeed
+        v0.19.6 ``docs/_pages/config-json.md``), FSDP2's ``CPUOffloadPolicy`` to
+        ``pin_memory=True`` (torch 2.13 ``torch/distributed/fsdp/_fully_shard/
+        _fsdp_api.py``). None where the device is the host."""
+        if self.device.kind == "cpu":
+            return 0.0
+        moved = offload_copy_bytes(
+            config,
+            self._trainable_params(config, res),
+            _element_bytes(res.precision),
+            self._gathered_bytes(config, res),
+        )
+        return moved / (PINNED_H2D_GBS * GB)
 
     def _graph_walk_time(self, config: WorkloadConfig, res: _Resolved) -> float:
         """Host seconds ``find_unused_parameters`` spends walking one forward's graph."""
@@ -1380,6 +1451,93 @@ def launch_description(config: WorkloadConfig) -> str:
 def _shards(config: WorkloadConfig) -> int:
     """How many ways weights, gradients and optimizer state are split across ranks."""
     return config.world_size if config.strategy in ("fsdp", "deepspeed") else 1
+
+
+def _stage(config: WorkloadConfig) -> int:
+    """The ZeRO stage a sharded run is modelled with: 3 (FULL_SHARD) unless set."""
+    return 3 if config.zero_stage is None else config.zero_stage
+
+
+def _host_optimizer(config: WorkloadConfig) -> bool:
+    """The optimizer steps on the host: DeepSpeed's ``offload_optimizer`` (CPU-Adam over
+    host partitions), FSDP's CPU offload, where ``offload_params`` "offloads gradients to
+    CPU as well, meaning that the optimizer step runs on CPU" (torch 2.13
+    ``torch/distributed/fsdp/api.py`` ``CPUOffload``)."""
+    if config.strategy == "deepspeed":
+        return config.offload_optimizer
+    if config.strategy == "fsdp":
+        return config.offload_optimizer or config.offload_params
+    return False
+
+
+def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
+    """(parameter all-gathers, gradient reductions) per optimizer step of an FSDP /
+    DeepSpeed run, each one collective per sharded unit, with ``A = grad_accum_steps``.
+
+    Parameters. FULL_SHARD / ZeRO-3 (stage 3): ``2A``, one in the forward and one in the
+    backward of every micro-batch. FSDP2 reshards after the forward
+    (``reshard_after_forward`` True unless set) and after every backward, gradient sync or
+    not (torch 2.13 ``torch/distributed/fsdp/_fully_shard/_fsdp_param_group.py``
+    ``post_backward``: ``if not self.reduce_grads: if self.reshard_after_backward:
+    self.reshard()``); FSDP1 frees FULL_SHARD parameters after the backward even under
+    ``no_sync`` (``torch/distributed/fsdp/_runtime_utils.py`` ``_should_free_in_backward``);
+    ZeRO-3 fetches each submodule's partitions in its pre-forward and pre-backward hooks
+    (DeepSpeed v0.19.6 ``deepspeed/runtime/zero/parameter_offload.py``
+    ``fetch_sub_module``). FSDP SHARD_GRAD_OP (stage 1-2, ``reshard_after_forward``
+    False): ``A``, gathered in the forward, kept for the backward, resharded after it as
+    FSDP2 does (FSDP1 under ``no_sync`` keeps them until the synchronised backward: one
+    per step, fewer than charged). DeepSpeed ZeRO-1/2: 1, the updated 16-bit partitions
+    after the step (``stage_1_and_2.py`` ``step`` → ``all_gather_dp_groups``). Stage 0: none.
+
+    Gradients. FSDP: 1, at the accumulation boundary, as the HF Trainer trains under
+    accelerate's ``accumulate``, which skips the sync on the other micro-batches (FSDP1
+    ``no_sync``, FSDP2 ``set_requires_gradient_sync(False)``: accelerate 1.15.0.dev0
+    ``src/accelerate/accelerator.py`` ``no_sync``; ``sync_each_batch`` off by default);
+    torchtune's distributed recipes sync every micro-batch (v0.7.0
+    ``recipes/full_finetune_distributed.py``: a plain ``backward()``), which this
+    undercharges. DeepSpeed: ``A`` from stage 2 ("ZeRO stage >= 2 communicates during non
+    gradient accumulation boundaries as well", v0.19.6 ``deepspeed/runtime/engine.py``
+    ``allreduce_gradients``), 1 for stages 0-1 ("Communicate only at gradient accumulation
+    boundaries").
+    """
+    accum = config.grad_accum_steps
+    stage = _stage(config)
+    if stage == 0:
+        gathers = 0
+    elif stage == 3:
+        gathers = 2 * accum
+    elif config.strategy == "fsdp":
+        gathers = accum
+    else:
+        gathers = 1
+    reductions = accum if config.strategy == "deepspeed" and stage >= 2 else 1
+    return gathers, reductions
+
+
+def offload_copy_bytes(
+    config: WorkloadConfig, trainable_params: int, element_bytes: float, gathered_bytes: float
+) -> float:
+    """Bytes one rank copies between host and device per optimizer step for offload.
+
+    A host optimizer (``_host_optimizer``) receives the rank's gradient partition after
+    each reduction (DeepSpeed accumulates offloaded gradients on the host every micro-step
+    from stage 2; FSDP's CPU offload moves the reduced gradients at the boundary) and
+    sends back the updated ``element_bytes`` parameter partition once. Offloaded
+    parameters (``offload_params``) are copied to the device before each all-gather (the
+    rank's ``1/n`` of ``gathered_bytes``), which then carries the updated ones too.
+    """
+    if config.strategy not in ("fsdp", "deepspeed"):
+        return 0.0
+    shards = config.world_size
+    gathers, reductions = sharded_collectives(config)
+    moved = 0.0
+    if config.offload_params:
+        moved += gathers * gathered_bytes / shards
+    if _host_optimizer(config):
+        moved += reductions * trainable_params * GRAD_BYTES / shards
+        if not config.offload_params:
+            moved += trainable_params * element_bytes / shards
+    return moved
 
 
 def _lora_target_shapes(
