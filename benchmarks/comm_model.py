@@ -17,7 +17,7 @@ size of the DDP cases' gradients, what ``INTERCONNECT_GBS`` and the latency cons
 stand for. On a shared host the training rows also carry the ranks' contention for the
 cores (a rank descheduled while its peer waits shows as communication).
 
-    python benchmarks/comm_model.py [--steps 8] [--repeats 2] [--cases ddp,fsdp]
+    python benchmarks/comm_model.py [--steps 8] [--repeats 2] [--cases ddp,fsdp,fsdp-accum2]
 
 Needs at least 2 CPU cores; it uses all of them for a few tens of seconds per case.
 """
@@ -71,6 +71,9 @@ CASES: dict[str, dict[str, Any]] = {
         "ddp_bucket_cap_mb": 1,
     },
     "fsdp": {"strategy": "fsdp"},
+    # two micro-batches per step: FSDP2 all-gathers in each one's forward and backward and
+    # reduce-scatters once (the first micro-batch runs under set_requires_gradient_sync(False))
+    "fsdp-accum2": {"strategy": "fsdp", "grad_accum_steps": 2},
 }
 
 
