@@ -15,8 +15,8 @@ batch, dataloader workers, pinned memory, compile where ``torch-compile`` allows
 DDP's find_unused_parameters off where ``ddp-find-unused-parameters-off`` allows it),
 priced by the analytic model with out-of-memory configs excluded. It never changes the
 world size, strategy, ZeRO stage, offload, objective or DPO reference: no rule may turn
-CPU offload off (and the analytic model does not price the host-side optimizer step or
-offload transfers, so it would show no win), and none precomputes DPO's reference
+CPU offload off (the analytic model prices offload's copies but not the host-side
+optimizer step, so it could not say what turning it off wins), and none precomputes DPO's reference
 log-probs (that pass is a forward over the whole dataset before training, outside the
 step time, so a per-step price would overstate it). The plugin audits the same config
 (planner backend, projected on the same catalogue device). Printed, per device and per
