@@ -622,8 +622,26 @@ def read_trainer_keys(
     for key in IN_USE_FLAGS:
         if f.get(key) is not None and as_bool(f.get(key), f.display, f.label(key)):
             f.record(key, True, key)
+    _liger_fused_loss(f)
     f.take("ddp_find_unused_parameters", "ddp_find_unused_parameters", as_bool, None)
     f.take("ddp_bucket_cap_mb", "ddp_bucket_cap_mb", as_int, None)
+
+
+def _liger_fused_loss(f: Fields) -> None:
+    """Record a Liger run whose ``liger_kernel_config`` turns the fused linear cross-entropy
+    off: the Trainer passes that dict to Liger as keyword arguments (transformers v5.25.0
+    ``integrations/liger.py`` ``apply_liger_kernel``: ``_apply_liger_kernel_to_instance(
+    model=base_model, **kernel_config)``), so ``fused_linear_cross_entropy: false`` keeps
+    the full logits the analytic model then prices."""
+    config = f.get("liger_kernel_config")
+    if f.fields.get("extras", {}).get("use_liger_kernel") is not True:
+        return
+    if not isinstance(config, dict) or "fused_linear_cross_entropy" not in config:
+        return
+    label = "liger_kernel_config.fused_linear_cross_entropy"
+    fused = as_bool(config["fused_linear_cross_entropy"], f.display, f.label(label))
+    if not fused:
+        f.record("liger_fused_linear_cross_entropy", False, label)
 
 
 def attention_location(values: dict[str, Any]) -> str | None:

@@ -160,3 +160,20 @@ def test_the_liger_advice_is_silent_where_a_chunked_loss_runs_and_tells_torchtun
         update={"extras": {"use_liger_kernel": True, "liger_fused_linear_cross_entropy": False}}
     )
     assert advice(liger_without_flce) is not None
+
+
+def test_a_trainer_liger_kernel_config_without_the_fused_loss_keeps_the_full_logits(
+    tmp_path: Path,
+) -> None:
+    text = "model_name_or_path: Qwen/Qwen2.5-7B\nmax_length: 4096\nuse_liger_kernel: true\n"
+    fused = tmp_path / "fused.yaml"
+    fused.write_text(text, encoding="utf-8")
+    kept = tmp_path / "kept.yaml"
+    kept.write_text(
+        text + "liger_kernel_config:\n  fused_linear_cross_entropy: false\n  rms_norm: true\n",
+        encoding="utf-8",
+    )
+    on, off = (load_workload(path).config for path in (fused, kept))
+    assert off.extras == {"use_liger_kernel": True, "liger_fused_linear_cross_entropy": False}
+    model = AnalyticModel(get_device("h100"))
+    assert model.memory(off).activations_gb > model.memory(on).activations_gb
