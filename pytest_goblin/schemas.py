@@ -22,6 +22,7 @@ FinetuneType = Literal["full", "lora", "qlora", "lora8"]
 a 4-bit NF4 base (bitsandbytes ``Linear4bit``); lora8: adapters on an 8-bit LLM.int8() base
 (bitsandbytes ``Linear8bitLt``, ``load_in_8bit``)."""
 Strategy = Literal["single", "ddp", "fsdp", "deepspeed"]
+TrainingLoop = Literal["accelerate", "torchtune", "llamafactory-v1"]
 ZeroStage = Literal[0, 1, 2, 3]
 Objective = Literal["sft", "dpo"]
 Reference = Literal["model", "adapter", "precomputed", "none"]
@@ -126,6 +127,14 @@ class WorkloadConfig(BaseModel):
         default=False,
         description="parameters live in host memory between uses: DeepSpeed ZeRO-3 "
         "offload_param, FSDP CPUOffload(offload_params=True)",
+    )
+    training_loop: TrainingLoop = Field(
+        default="accelerate",
+        description="whose loop drives the micro-batches, which decides when FSDP reduces "
+        "gradients: accelerate (the Hugging Face Trainer, TRL, axolotl, LLaMA-Factory, "
+        "Firefly, open-instruct: once per optimizer step, accelerate's accumulate skipping "
+        "the sync on the other micro-batches), torchtune and llamafactory-v1 (their own "
+        "loops: a plain backward per micro-batch, so a reduce-scatter on every one)",
     )
     ddp_find_unused_parameters: bool | None = Field(
         default=None,

@@ -1001,7 +1001,7 @@ class AnalyticModel:
         """Gradient (and FSDP / ZeRO parameter) collectives per optimizer step, not
         overlapped: their bytes over the interconnect plus a fixed latency per collective,
         as many as ``sharded_collectives`` counts for FSDP / DeepSpeed (``_gathered_bytes``
-        per all-gather), plus the PCIe copies of offload (``_offload_time``); DDP with
+        per all-gather, ``reduced_gradient_bytes`` per reduced parameter), plus the PCIe copies of offload (``_offload_time``); DDP with
         ``find_unused_parameters`` adds its graph walk and the all-reduce of the map of
         used parameters (``Reducer::all_reduce_local_used_map``, torch 2.13
         ``torch/csrc/distributed/c10d/reducer.cpp``), once per synchronised step."""
@@ -1016,7 +1016,9 @@ class AnalyticModel:
             # an all-reduce where nothing is sharded (stage 0), else a reduce-scatter
             reduce_factor = 2 if _stage(config) == 0 else 1
             moved = gathers * self._gathered_bytes(config, res)
-            moved += reductions * reduce_factor * params * GRAD_BYTES
+            moved += (
+                reductions * reduce_factor * params * reduced_gradient_bytes(config, res.precision)
+            )
             volume = (n - 1) / n * moved
             # per sharded unit (each decoder block, and the root for the embeddings and head)
             units = res.arch.layers + 1
@@ -1489,16 +1491,19 @@ def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
     per step, fewer than charged). DeepSpeed ZeRO-1/2: 1, the updated 16-bit partitions
     after the step (``stage_1_and_2.py`` ``step`` → ``all_gather_dp_groups``). Stage 0: none.
 
-    Gradients. FSDP: 1, at the accumulation boundary, as the HF Trainer trains under
-    accelerate's ``accumulate``, which skips the sync on the other micro-batches (FSDP1
-    ``no_sync``, FSDP2 ``set_requires_gradient_sync(False)``: accelerate 1.15.0.dev0
-    ``src/accelerate/accelerator.py`` ``no_sync``; ``sync_each_batch`` off by default);
-    torchtune's distributed recipes sync every micro-batch (v0.7.0
-    ``recipes/full_finetune_distributed.py``: a plain ``backward()``), which this
-    undercharges. DeepSpeed: ``A`` from stage 2 ("ZeRO stage >= 2 communicates during non
-    gradient accumulation boundaries as well", v0.19.6 ``deepspeed/runtime/engine.py``
-    ``allreduce_gradients``), 1 for stages 0-1 ("Communicate only at gradient accumulation
-    boundaries").
+    Gradients. FSDP, by ``training_loop``: under accelerate (the HF Trainer, open-instruct)
+    1, at the accumulation boundary, as accelerate's ``accumulate`` skips the sync on the
+    other micro-batches (FSDP1 ``no_sync``, FSDP2 ``set_requires_gradient_sync(False)``:
+    accelerate 1.15.0.dev0 ``src/accelerate/accelerator.py`` ``no_sync``;
+    ``sync_each_batch`` off by default; open-instruct ``open_instruct/finetune.py`` trains
+    under ``accelerator.accumulate(model)``); ``A`` under torchtune's distributed recipes
+    (v0.7.0 ``recipes/full_finetune_distributed.py``: a plain ``current_loss.backward()``
+    per micro-batch) and LLaMA-Factory v1 (ff6d4d1 ``src/llamafactory/v1/core/
+    base_trainer.py`` ``fit``: ``loss.backward()`` per micro-batch), neither of which
+    turns FSDP2's gradient sync off. DeepSpeed, whatever the loop: ``A`` from stage 2
+    ("ZeRO stage >= 2 communicates during non gradient accumulation boundaries as well",
+    v0.19.6 ``deepspeed/runtime/engine.py`` ``allreduce_gradients``), 1 for stages 0-1
+    ("Communicate only at gradient accumulation boundaries").
     """
     accum = config.grad_accum_steps
     stage = _stage(config)
@@ -1510,8 +1515,32 @@ def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
         gathers = accum
     else:
         gathers = 1
-    reductions = accum if config.strategy == "deepspeed" and stage >= 2 else 1
+    if config.strategy == "deepspeed":
+        reductions = accum if stage >= 2 else 1
+    else:
+        reductions = 1 if config.training_loop == "accelerate" else accum
     return gathers, reductions
+
+
+def reduced_gradient_bytes(config: WorkloadConfig, precision: str) -> float:
+    """Bytes per trainable parameter an FSDP / DeepSpeed gradient reduction moves.
+
+    DeepSpeed reduces in its ``communication_data_type``, unset by default and then fp16
+    or bf16 when that mode is enabled, fp32 otherwise (v0.19.6 ``deepspeed/runtime/
+    engine.py`` ``communication_data_type``, passed to the ZeRO optimizers). FSDP reduces
+    in the ``reduce_dtype`` of its mixed-precision policy: accelerate sets it to the
+    mixed-precision dtype (1.15.0.dev0 ``src/accelerate/utils/dataclasses.py``
+    ``FullyShardedDataParallelPlugin.set_mixed_precision``: ``{"param_dtype": dtype,
+    "reduce_dtype": dtype}``, called from ``state.py`` when mixed precision is on);
+    torchtune passes no policy (v0.7.0 ``torchtune/training/_distributed.py``
+    ``shard_model``), so FSDP2 reduces the gradients in the parameters' dtype (torch 2.13
+    ``MixedPrecisionPolicy.reduce_dtype`` default None), the ``dtype`` the recipe loads
+    the model in; LLaMA-Factory v1 asks for float32 (ff6d4d1 ``src/llamafactory/v1/
+    plugins/trainer_plugins/distributed/fsdp2.py`` ``get_mp_policy``).
+    """
+    if config.strategy == "fsdp" and config.training_loop == "llamafactory-v1":
+        return 4.0
+    return _element_bytes(precision)
 
 
 def offload_copy_bytes(

@@ -287,6 +287,8 @@ def _distributed(data: dict[str, Any], display: str, f: Fields) -> None:
     the optimizer step on the host; deepspeed reads its ZeRO stage from ``config_file``. The
     number of ranks is the launcher's (torchrun over every visible device): a sidecar gives
     ``world_size``."""
+    # core/base_trainer.py fit: a plain loss.backward() per micro-batch, FSDP2 syncing each
+    f.put("training_loop", "llamafactory-v1")
     dist = _plugin(data, display, "dist_config")
     if dist is None:
         # several ranks without dist_config fall back to DDP with find_unused_parameters off

@@ -388,6 +388,8 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
         ("dataloader_pin_memory", False),
         ("dataloader_persistent_workers", False),
         ("dataloader_prefetch_factor", None),
+        # v0.7.0 recipes/full_finetune_distributed.py: a plain backward() per micro-batch
+        ("training_loop", "torchtune"),
     ):
         f.put(field, value)
     present = [key for key in _DISTRIBUTED_KEYS if key in data]
