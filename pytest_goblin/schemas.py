@@ -22,7 +22,7 @@ FinetuneType = Literal["full", "lora", "qlora", "lora8"]
 a 4-bit NF4 base (bitsandbytes ``Linear4bit``); lora8: adapters on an 8-bit LLM.int8() base
 (bitsandbytes ``Linear8bitLt``, ``load_in_8bit``)."""
 Strategy = Literal["single", "ddp", "fsdp", "deepspeed"]
-TrainingLoop = Literal["accelerate", "torchtune", "llamafactory-v1"]
+TrainingLoop = Literal["accelerate", "torchtune", "llamafactory-v1", "torchtitan"]
 ZeroStage = Literal[0, 1, 2, 3]
 Objective = Literal["sft", "dpo"]
 Reference = Literal["model", "adapter", "precomputed", "none"]
@@ -133,8 +133,8 @@ class WorkloadConfig(BaseModel):
         description="whose loop drives the micro-batches, which decides when FSDP reduces "
         "gradients: accelerate (the Hugging Face Trainer, TRL, axolotl, LLaMA-Factory, "
         "Firefly, open-instruct: once per optimizer step, accelerate's accumulate skipping "
-        "the sync on the other micro-batches), torchtune and llamafactory-v1 (their own "
-        "loops: a plain backward per micro-batch, so a reduce-scatter on every one)",
+        "the sync on the other micro-batches), torchtune, llamafactory-v1 and torchtitan "
+        "(their own loops: a plain backward per micro-batch, so a reduce-scatter on every one)",
     )
     ddp_find_unused_parameters: bool | None = Field(
         default=None,

@@ -1499,8 +1499,9 @@ def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
     under ``accelerator.accumulate(model)``); ``A`` under torchtune's distributed recipes
     (v0.7.0 ``recipes/full_finetune_distributed.py``: a plain ``current_loss.backward()``
     per micro-batch) and LLaMA-Factory v1 (ff6d4d1 ``src/llamafactory/v1/core/
-    base_trainer.py`` ``fit``: ``loss.backward()`` per micro-batch), neither of which
-    turns FSDP2's gradient sync off. DeepSpeed, whatever the loop: ``A`` from stage 2
+    base_trainer.py`` ``fit``: ``loss.backward()`` per micro-batch) and torchtitan
+    (``torchtitan/train.py`` at 000204a, ``forward_backward_step``), none of which turns
+    FSDP2's gradient sync off. DeepSpeed, whatever the loop: ``A`` from stage 2
     ("ZeRO stage >= 2 communicates during non gradient accumulation boundaries as well",
     v0.19.6 ``deepspeed/runtime/engine.py`` ``allreduce_gradients``), 1 for stages 0-1
     ("Communicate only at gradient accumulation boundaries").
@@ -1536,9 +1537,11 @@ def reduced_gradient_bytes(config: WorkloadConfig, precision: str) -> float:
     ``shard_model``), so FSDP2 reduces the gradients in the parameters' dtype (torch 2.13
     ``MixedPrecisionPolicy.reduce_dtype`` default None), the ``dtype`` the recipe loads
     the model in; LLaMA-Factory v1 asks for float32 (ff6d4d1 ``src/llamafactory/v1/
-    plugins/trainer_plugins/distributed/fsdp2.py`` ``get_mp_policy``).
+    plugins/trainer_plugins/distributed/fsdp2.py`` ``get_mp_policy``), torchtitan too
+    (``training.mixed_precision_reduce`` default ``float32``, its only choice, at 0011fb9
+    ``torchtitan/config_manager.py``).
     """
-    if config.strategy == "fsdp" and config.training_loop == "llamafactory-v1":
+    if config.strategy == "fsdp" and config.training_loop in ("llamafactory-v1", "torchtitan"):
         return 4.0
     return _element_bytes(precision)
 

@@ -1,5 +1,6 @@
 """Whose training loop runs a sharded workload decides how often FSDP reduces gradients
-(accelerate once per optimizer step, torchtune and LLaMA-Factory v1 on every micro-batch),
+(accelerate once per optimizer step, torchtune, LLaMA-Factory v1 and torchtitan on every
+micro-batch),
 and the gradients cross the interconnect in the dtype each framework reduces in."""
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def test_the_default_loop_is_accelerates_so_existing_workloads_keep_their_accoun
     assert WorkloadConfig().training_loop == "accelerate"
 
 
-@pytest.mark.parametrize("loop", ["torchtune", "llamafactory-v1"])
+@pytest.mark.parametrize("loop", ["torchtune", "llamafactory-v1", "torchtitan"])
 def test_a_loop_without_no_sync_reduce_scatters_every_micro_batch(loop: str) -> None:
     assert sharded_collectives(config(grad_accum_steps=4)) == (8, 1)
     assert sharded_collectives(config(grad_accum_steps=4, training_loop=loop)) == (8, 4)
@@ -81,6 +82,7 @@ def test_deepspeeds_reductions_do_not_depend_on_the_loop() -> None:
         ({"strategy": "fsdp", "precision": "fp32"}, 4.0),
         ({"strategy": "fsdp", "precision": "bf16", "training_loop": "torchtune"}, 2.0),
         ({"strategy": "fsdp", "precision": "bf16", "training_loop": "llamafactory-v1"}, 4.0),
+        ({"strategy": "fsdp", "precision": "bf16", "training_loop": "torchtitan"}, 4.0),
     ],
 )
 def test_gradients_are_reduced_in_the_frameworks_dtype(
