@@ -91,8 +91,8 @@ Optimizer: bytes moved per trainable parameter over the device bandwidth
 ``offload_params``) costs no device time, and its host step is *not priced* (no
 sourced absolute rate for DeepSpeed's CPU-Adam: its docs give only "5X--7X faster than
 the standard PyTorch implementation"; a projected run says so in its warnings).
-Multi-device: a ring all-reduce of the fp32 gradients
-(``2 (n-1)/n`` x gradient bytes) over ``INTERCONNECT_GBS``, not overlapped with
+Multi-device: a ring all-reduce of the gradients, fp32 beside AMP's master weights and
+16-bit for a model trained in its compute dtype (``2 (n-1)/n`` x gradient bytes) over ``INTERCONNECT_GBS``, not overlapped with
 compute, plus a fixed latency per collective (``COLLECTIVE_*_LATENCY_S``) for each of
 DDP's gradient buckets (``ddp_buckets``: ``bucket_cap_mb``, 25 MiB unset), once per
 optimizer step (the HF Trainer accumulates under DDP's ``no_sync``); DDP with
@@ -1027,7 +1027,10 @@ class AnalyticModel:
                 + reductions * self._collective_latency(reduce_factor * (n - 1))
             )
             return volume / bandwidth + latency + offload
-        volume = 2 * (n - 1) / n * params * GRAD_BYTES
+        # DDP all-reduces each gradient in its own dtype: fp32 beside AMP's master weights,
+        # 16-bit for a model trained in its compute dtype (``_state_bytes``)
+        grad_bytes = _state_bytes(config, res)[1]
+        volume = 2 * (n - 1) / n * params * grad_bytes
         all_reduce = self._collective_latency(2 * (n - 1))
         buckets = len(ddp_buckets(self._gradient_bytes(config, res), config.ddp_bucket_cap_mb))
         latency = buckets * all_reduce
@@ -1087,7 +1090,7 @@ class AnalyticModel:
         """Bytes of each trainable tensor's gradient, in the order DDP fills its buckets:
         the reverse of the model's registration order (embeddings, then each block's
         attention, MLP and norms, then the final norm and the head), the order the
-        backward produces them in."""
+        backward produces them in, each in the gradients' dtype (``_state_bytes``)."""
         arch = res.arch
         order: list[int] = [arch.vocab * arch.hidden]
         shapes = arch.layer_linear_shapes()
@@ -1102,7 +1105,8 @@ class AnalyticModel:
         else:  # each adapted linear's lora_A (in x r) and lora_B (r x out)
             rank = config.lora_rank or 0
             order = [n * rank for i, o in res.lora_targets for n in (i, o)] * arch.layers
-        return [n * GRAD_BYTES for n in reversed(order)]
+        grad_bytes = _state_bytes(config, res)[1]
+        return [round(n * grad_bytes) for n in reversed(order)]
 
     def _waste_budget(self, config: WorkloadConfig, res: _Resolved) -> WasteBudget:
         """Seconds per optimizer step, by bucket; the buckets sum to the step time."""

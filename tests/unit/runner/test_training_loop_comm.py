@@ -110,3 +110,11 @@ def test_readers_record_the_loop_their_framework_runs(tmp_path: Path) -> None:
 def test_the_native_format_accepts_the_loop(tmp_path: Path) -> None:
     text = "model: llama-3-8b\nworld_size: 8\nstrategy: fsdp\ntraining_loop: torchtune\n"
     assert write(tmp_path, "w/a.yaml", text).config.training_loop == "torchtune"
+
+
+def test_ddp_all_reduces_a_pure_16_bit_models_gradients_in_16_bits() -> None:
+    # torch DDP reduces param.grad as it is: fp32 beside AMP's master weights, bf16 for a
+    # model loaded and trained in bf16 (no comm hook), so the bytes halve
+    amp = config(strategy="ddp", model="llama-3.2-1b", pure_precision=False)
+    pure = config(strategy="ddp", model="llama-3.2-1b")
+    assert comm(pure) < comm(amp)
