@@ -1027,8 +1027,10 @@ class AnalyticModel:
                 + reductions * self._collective_latency(reduce_factor * (n - 1))
             )
             return volume / bandwidth + latency + offload
-        # DDP all-reduces each gradient in its own dtype: fp32 beside AMP's master weights,
-        # 16-bit for a model trained in its compute dtype (``_state_bytes``)
+        # DDP all-reduces each gradient in its own dtype (its buckets group parameters by
+        # dtype and device, torch 2.13 torch/csrc/distributed/c10d/reducer.cpp
+        # ``compute_bucket_assignment_by_size``): fp32 beside AMP's master weights, 16-bit
+        # for a model trained in its compute dtype (``_state_bytes``)
         grad_bytes = _state_bytes(config, res)[1]
         volume = 2 * (n - 1) / n * params * grad_bytes
         all_reduce = self._collective_latency(2 * (n - 1))
