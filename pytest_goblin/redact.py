@@ -225,56 +225,20 @@ _PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
 def _redact_plain(value: Any, secrets: Sequence[str]) -> Any:
     """``redact_known(value, secrets)`` of plain JSON data; ``_NotPlain`` otherwise."""
     kind = type(value)
-    if kind is dict:
-        return _redact_plain_dict(value, secrets)
-    if kind is list:
-        return _redact_plain_list(value, secrets)
     if kind is str:
         return _redact_string(value, secrets)
+    if kind is dict:
+        redacted = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            redacted[key] = "<redacted>" if is_secret_name(key) else _redact_plain(item, secrets)
+        return redacted
+    if kind is list:
+        return [_redact_plain(item, secrets) for item in value]
     if kind in _PLAIN_SCALARS:
         return value
     raise _NotPlain
-
-
-def _redact_plain_dict(value: dict[Any, Any], secrets: Sequence[str]) -> dict[str, Any]:
-    """``_redact_plain`` of a dict. Its strings and numbers, most of a tool result, are
-    handled here rather than by a call each (the same steps as ``_redact_plain``)."""
-    redacted: dict[str, Any] = {}
-    for key, item in value.items():
-        if type(key) is not str:
-            raise _NotPlain
-        kind = type(item)
-        if is_secret_name(key):
-            redacted[key] = "<redacted>"
-        elif kind is str:
-            redacted[key] = _redact_string(item, secrets)
-        elif kind in _PLAIN_SCALARS:
-            redacted[key] = item
-        elif kind is dict:
-            redacted[key] = _redact_plain_dict(item, secrets)
-        elif kind is list:
-            redacted[key] = _redact_plain_list(item, secrets)
-        else:
-            raise _NotPlain
-    return redacted
-
-
-def _redact_plain_list(value: list[Any], secrets: Sequence[str]) -> list[Any]:
-    """``_redact_plain`` of a list, its strings and numbers handled inline."""
-    redacted: list[Any] = []
-    for item in value:
-        kind = type(item)
-        if kind is str:
-            redacted.append(_redact_string(item, secrets))
-        elif kind in _PLAIN_SCALARS:
-            redacted.append(item)
-        elif kind is dict:
-            redacted.append(_redact_plain_dict(item, secrets))
-        elif kind is list:
-            redacted.append(_redact_plain_list(item, secrets))
-        else:
-            raise _NotPlain
-    return redacted
 
 
 _REMEMBERED_CHARS = 512
