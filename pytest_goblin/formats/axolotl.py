@@ -35,6 +35,7 @@ from pytest_goblin.formats.base import (
     as_str,
     check_model,
     hf_attention,
+    refuse_parallelism,
     targets_list,
 )
 from pytest_goblin.formats.deepspeed import zero_fields
@@ -352,13 +353,16 @@ _OTHER_TRAINERS = {
 ``src/axolotl/core/builders/causal.py``: ``reward_model`` picks ``AxolotlRewardConfig``
 and the reward trainer, ``process_reward_model`` ``AxolotlPRMConfig``)."""
 _MODEL_PARALLEL = {
-    "tensor_parallel_size": "tensor parallelism splits every layer's matmuls across ranks",
-    "context_parallel_size": "context parallelism splits each sequence across ranks",
-    "sequence_parallel_degree": "sequence parallelism (context_parallel_size's old name) "
-    "splits each sequence across ranks",
+    "tensor_parallel_size": "tensor",
+    "context_parallel_size": "context",
+    "sequence_parallel_degree": "sequence",
 }
-"""Model-parallel axes (axolotl v0.18.0 ``src/axolotl/utils/schemas/config.py``); the analytic
-model divides memory by data-parallel sharding only, so a size above 1 is an error naming it."""
+"""Model-parallel degrees and their kind (axolotl v0.18.0 ``src/axolotl/utils/schemas/
+config.py``; ``sequence_parallel_degree`` is ``context_parallel_size``'s deprecated name)."""
+_EXPERT_PARALLEL = "expert_parallel"
+"""The plugin whose ``expert_parallel_size`` splits a MoE's experts across ranks (v0.18.0
+``src/axolotl/integrations/expert_parallel/args.py``): without it the key is dropped by the
+schema, so it counts only beside the plugin."""
 
 
 def _check_batch_keys(data: dict[str, Any], display: str) -> None:
@@ -388,15 +392,15 @@ def _refuse_other_trainers(data: dict[str, Any], display: str) -> None:
 
 
 def _refuse_model_parallelism(data: dict[str, Any], display: str) -> None:
-    """A run whose per-device work is a slice of each layer or of each sequence."""
-    for key, what in _MODEL_PARALLEL.items():
-        if data.get(key) is not None and as_int(data[key], display, key) > 1:
-            raise WorkloadError(
-                display,
-                f"{key}: {data[key]}: {what}; pytest-goblin models one device's whole "
-                "model and whole sequences, sharded only by FSDP or DeepSpeed ZeRO",
-                field=key,
-            )
+    """A run whose ranks hold a slice of each layer, of each sequence or of the experts."""
+    for key, kind in _MODEL_PARALLEL.items():
+        if data.get(key) is not None:
+            refuse_parallelism(display, key, data[key], kind)
+    plugins = [str(plugin).lower() for plugin in data.get("plugins") or []]
+    if data.get("expert_parallel_size") is not None and any(
+        _EXPERT_PARALLEL in plugin for plugin in plugins
+    ):
+        refuse_parallelism(display, "expert_parallel_size", data["expert_parallel_size"], "expert")
 
 
 def _refuse_partial_training(data: dict[str, Any], display: str) -> None:

@@ -72,6 +72,32 @@ def check_model(name: str, display: str, key: str) -> None:
         )
 
 
+PARALLELISM_KINDS = ("tensor", "context", "sequence", "pipeline", "expert")
+"""The model-parallel axes a reader may find in a file (what ``refuse_parallelism`` names)."""
+
+
+def refuse_parallelism(display: str, key: str, degree: Any, kind: str) -> None:
+    """A WorkloadError when ``key`` asks for a ``kind`` parallel degree above 1.
+
+    Every reader refuses model parallelism in these same words: the analytic model divides
+    a step's work and memory by data parallelism only (DDP replicas, FSDP or ZeRO shards of
+    whole layers), while tensor parallelism gives each rank a slice of every layer, context
+    and sequence parallelism a slice of every sequence, pipeline parallelism a stage of the
+    layers and expert parallelism a subset of the experts, with communication the model has
+    no terms for. A degree of 1 (the frameworks' default) is a data-parallel run and passes.
+    """
+    if kind not in PARALLELISM_KINDS:
+        raise ValueError(f"unknown parallelism kind {kind!r}")
+    if as_int(degree, display, key) > 1:
+        raise WorkloadError(
+            display,
+            f"{key}: {degree} is {kind} parallelism; pytest-goblin models data parallelism "
+            f"only (DDP, FSDP, DeepSpeed ZeRO), so this run is not modelled: set {key}: 1 "
+            "to audit it as a data-parallel run, or deselect this item",
+            field=key,
+        )
+
+
 class Unpatchable(GoblinError):
     """A change the file's format has no key for: reported, never half-written."""
 

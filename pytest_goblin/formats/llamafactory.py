@@ -38,6 +38,7 @@ from pytest_goblin.formats.base import (
     as_bool,
     as_int,
     check_model,
+    refuse_parallelism,
     targets_list,
 )
 from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
@@ -153,6 +154,13 @@ def read(data: dict[str, Any], display: str) -> Reading:
                 field=key,
             )
     _refuse_non_training(data, display)
+    # hyper_parallel_cp_size is HyperParallel's context-parallel degree, read only when
+    # use_hyper_parallel switches pt/sft to that backend (main ff6d4d1
+    # src/llamafactory/train/tuner.py, train/hyper_parallel/workflow.py _prepare_hp_args)
+    hyper = data.get("use_hyper_parallel")
+    cp_size = data.get("hyper_parallel_cp_size")
+    if hyper is not None and as_bool(hyper, display, "use_hyper_parallel") and cp_size is not None:
+        refuse_parallelism(display, "hyper_parallel_cp_size", cp_size, "context")
     for key, why in _UNMODELLED.items():
         if data.get(key) not in (None, False):
             raise WorkloadError(

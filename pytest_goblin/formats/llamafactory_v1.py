@@ -50,6 +50,7 @@ from pytest_goblin.formats.base import (
     check_model,
     hf_precision_from_dtype,
     lookup,
+    refuse_parallelism,
     targets_list,
 )
 from pytest_goblin.formats.deepspeed import zero_fields
@@ -142,14 +143,9 @@ def _refuse_unmodelled(data: dict[str, Any], display: str) -> None:
             "replica group, not over every rank, which pytest-goblin does not model",
             field="mp_replicate_size",
         )
-    cp_size = data.get("cp_size")
-    if cp_size is not None and as_int(cp_size, display, "cp_size") > 1:
-        raise WorkloadError(
-            display,
-            f"cp_size {cp_size}: context parallelism splits each sequence across ranks "
-            f"({data.get('cp_mode') or 'ulysses'}), which pytest-goblin does not model",
-            field="cp_size",
-        )
+    # cp_size > 1 splits each sequence across ranks (cp_mode, ulysses by default)
+    if data.get("cp_size") is not None:
+        refuse_parallelism(display, "cp_size", data["cp_size"], "context")
 
 
 def _plugin(data: dict[str, Any], display: str, key: str) -> dict[str, Any] | None:

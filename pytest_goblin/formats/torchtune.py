@@ -41,6 +41,7 @@ from pytest_goblin.formats.base import (
     as_float,
     as_int,
     lookup,
+    refuse_parallelism,
 )
 
 NAME = "torchtune"
@@ -258,18 +259,15 @@ def detect(data: Any) -> bool:
     )
 
 
-_MESH_REFUSED = {
-    "tensor_parallel_dim": "tensor parallelism (each layer's matmuls split across that many "
-    "ranks, so a rank holds and computes a slice of every layer)",
-    "context_parallel_dim": "context parallelism (each sequence split across that many ranks)",
-    "data_parallel_replicate_dim": "hybrid sharding (FSDP within groups of ranks, the groups "
-    "replicating each other, so memory divides by the group, not the world)",
-}
-"""Device-mesh dimensions of the distributed recipes besides data-parallel sharding (torchtune
-bd2a0fc7 ``recipes/{full,lora}_finetune_distributed.py``, ``qat_distributed.py``:
-``cfg.get("tensor_parallel_dim", 1)``, ``context_parallel_dim``, ``data_parallel_replicate_dim``
-into ``training.ParallelDims``). pytest-goblin models FSDP over the whole world, so above 1
-each is refused by name."""
+_MESH_PARALLEL = {"tensor_parallel_dim": "tensor", "context_parallel_dim": "context"}
+"""Model-parallel dimensions of the distributed recipes' device mesh (torchtune bd2a0fc7
+``recipes/{full,lora}_finetune_distributed.py``, ``qat_distributed.py``:
+``cfg.get("tensor_parallel_dim", 1)`` and ``context_parallel_dim`` into
+``training.ParallelDims``), each refused above 1 by ``refuse_parallelism``."""
+_HYBRID = "data_parallel_replicate_dim"
+"""The mesh's replicate dimension (same recipes): above 1, FSDP within groups of ranks and the
+groups replicating each other (HSDP), so memory divides by the group, not the world; data
+parallel, but sharded as pytest-goblin does not model."""
 
 _DPO_LOSSES = ("torchtune.rlhf.loss.DPOLoss", "torchtune.rlhf.loss.RSOLoss")
 """The preference losses of the DPO recipes (v0.6.1 torchtune/rlhf/loss/dpo.py)."""
@@ -315,15 +313,19 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
         )
     f = Fields(display, lambda path: _resolved(data, path, display))
     _model(data, display, f)
-    for key, what in _MESH_REFUSED.items():
-        degree = f.get(key)
-        if degree is not None and as_int(degree, display, key) > 1:
-            raise WorkloadError(
-                display,
-                f"{key}: {degree} is {what}; pytest-goblin models FSDP sharding over "
-                "world_size and no other parallelism, so this launch is not modelled",
-                field=key,
-            )
+    for key, kind in _MESH_PARALLEL.items():
+        if f.get(key) is not None:
+            refuse_parallelism(display, key, f.get(key), kind)
+    replicas = f.get(_HYBRID)
+    if replicas is not None and as_int(replicas, display, _HYBRID) > 1:
+        raise WorkloadError(
+            display,
+            f"{_HYBRID}: {replicas} is hybrid sharding (FSDP within groups of ranks, the "
+            "groups replicating each other, so memory divides by the group, not the world); "
+            f"pytest-goblin models FSDP over the whole world_size: set {_HYBRID}: 1 to "
+            "audit that run, or deselect this item",
+            field=_HYBRID,
+        )
     if f.get("batch_size") is None:
         raise WorkloadError(
             display, "batch_size is required by every torchtune recipe", field="batch_size"

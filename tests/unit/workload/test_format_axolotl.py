@@ -283,8 +283,14 @@ def test_the_first_legacy_flag_in_axolotls_priority_order_wins(tmp_path: Path) -
         ("process_reward_model: true\n", "process_reward_model", "TRL's PRMTrainer"),
         ("lisa_n_layers: 4\nlisa_step_interval: 20\n", "lisa_n_layers", "LISA trains 4"),
         ("tensor_parallel_size: 2\n", "tensor_parallel_size", "tensor parallelism"),
-        ("context_parallel_size: 8\n", "context_parallel_size", "splits each sequence"),
-        ("sequence_parallel_degree: 4\n", "sequence_parallel_degree", "splits each sequence"),
+        ("context_parallel_size: 8\n", "context_parallel_size", "context parallelism"),
+        ("sequence_parallel_degree: 4\n", "sequence_parallel_degree", "sequence parallelism"),
+        (
+            "plugins:\n  - axolotl.integrations.expert_parallel.ExpertParallelPlugin\n"
+            "expert_parallel_size: 2\n",
+            "expert_parallel_size",
+            "expert_parallel_size: 2 is expert parallelism",
+        ),
     ],
 )
 def test_training_that_is_not_one_devices_causal_lm_step_is_refused_by_name(
@@ -298,6 +304,15 @@ def test_training_that_is_not_one_devices_causal_lm_step_is_refused_by_name(
 def test_parallel_sizes_of_one_are_plain_data_parallel(tmp_path: Path) -> None:
     text = MINIMAL + "tensor_parallel_size: 1\ncontext_parallel_size: 1\nreward_model: false\n"
     assert write(tmp_path, "w/a.yml", text).config.objective == "sft"
+
+
+def test_expert_parallel_size_without_its_plugin_is_dropped_as_axolotl_drops_it(
+    tmp_path: Path,
+) -> None:
+    """The key belongs to the ExpertParallelPlugin's arguments (v0.18.0
+    integrations/expert_parallel/args.py); without the plugin the schema ignores it."""
+    text = MINIMAL + "expert_parallel_size: 2\n"
+    assert write(tmp_path, "w/a.yml", text).config.finetune == "full"
 
 
 def test_lisa_without_a_step_interval_is_not_switched_on(tmp_path: Path) -> None:

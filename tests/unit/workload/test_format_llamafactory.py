@@ -157,6 +157,17 @@ def test_keys_of_llamafactory_main_are_known(tmp_path: Path) -> None:
     assert write(tmp_path, "w/a.yaml", text).config.finetune == "lora"
 
 
+def test_hyper_parallel_context_parallelism_is_refused_by_its_key(tmp_path: Path) -> None:
+    """hyper_parallel_cp_size counts only under use_hyper_parallel (main ff6d4d1
+    train/hyper_parallel/workflow.py _prepare_hp_args)."""
+    text = MINIMAL + "use_hyper_parallel: true\nhyper_parallel_cp_size: 4\n"
+    with pytest.raises(WorkloadError, match="hyper_parallel_cp_size: 4 is context par") as error:
+        write(tmp_path, "w/a.yaml", text)
+    assert error.value.field == "hyper_parallel_cp_size"
+    text = MINIMAL + "hyper_parallel_cp_size: 4\n"
+    assert write(tmp_path, "w/b.yaml", text).config.finetune == "lora"
+
+
 def test_ktransformers_training_is_an_error_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError, match="KTransformers") as error:
         write(tmp_path, "w/a.yaml", MINIMAL + "use_kt: true\n")

@@ -1170,11 +1170,11 @@ ERRORS = {
     "real/axolotl/llama-2_lisa.yml": ("lisa_n_layers", "LISA trains 4 randomly chosen layers"),
     "real/axolotl/distributed-parallel_qwen3-8b-fsdp-tp-cp.yaml": (
         "tensor_parallel_size",
-        "tensor_parallel_size: 2: tensor parallelism splits every layer's matmuls",
+        "tensor_parallel_size: 2 is tensor parallelism; pytest-goblin models data parallelism only",
     ),
     "real/axolotl/alst_llama3-8b-deepspeed-alst.yaml": (
         "context_parallel_size",
-        "context_parallel_size: 8: context parallelism splits each sequence across ranks",
+        "context_parallel_size: 8 is context parallelism; pytest-goblin models data parallelism only",
     ),
     "real/axolotl/falcon-e_falcon-e-3b-dpo.yaml": (
         "base_model",
@@ -1309,8 +1309,9 @@ ERRORS = {
     ),
     "real/torchtune/llama3_3_70B_full_multinode.yaml": (
         "tensor_parallel_dim",
-        "tensor_parallel_dim: 8 is tensor parallelism (each layer's matmuls split across that "
-        "many ranks, so a rank holds and computes a slice of every layer)",
+        "tensor_parallel_dim: 8 is tensor parallelism; pytest-goblin models data parallelism "
+        "only (DDP, FSDP, DeepSpeed ZeRO), so this run is not modelled: set "
+        "tensor_parallel_dim: 1 to audit it as a data-parallel run, or deselect this item",
     ),
     "real/torchtune/llama3_2_8B_to_1B_KD_lora_single_device.yaml": (
         "teacher_model._component_",

@@ -408,6 +408,7 @@ def test_a_device_mesh_beyond_fsdp_is_refused_by_its_key(
     with pytest.raises(WorkloadError, match=f"{key}: 8 is {what}") as info:
         write(tmp_path, "w/a.yaml", text + f"{key}: 8\n")
     assert info.value.field == key
+    assert f"set {key}: 1" in str(info.value)
 
 
 @pytest.mark.parametrize("key", ["tensor_parallel_dim", "context_parallel_dim"])
