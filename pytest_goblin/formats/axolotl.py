@@ -145,10 +145,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
     _check_batch_keys(data, display)
     f.take("batch_size", "micro_batch_size", as_int, 1)
     f.take("seq_len", "sequence_len", as_int, 512)
-    # gradient_accumulation_steps defaults to 1 in the schema, so normalize_config's
-    # `gradient_accumulation_steps or batch_size // micro_batch_size` never falls back to
-    # batch_size: a file that gives batch_size accumulates nothing (v0.18.0
-    # src/axolotl/utils/schemas/training.py, src/axolotl/utils/config/__init__.py)
+    # the schema's accumulation default 1 when the file gives batch_size (_check_batch_keys)
     f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
     f.take("optimizer", "optimizer", as_str, "adamw_torch_fused")
     f.take("lr", "learning_rate", as_float, 5e-5)
@@ -366,17 +363,42 @@ schema, so it counts only beside the plugin."""
 
 
 def _check_batch_keys(data: dict[str, Any], display: str) -> None:
-    """axolotl v0.18.0 refuses ``gradient_accumulation_steps`` together with ``batch_size``
-    (src/axolotl/utils/schemas/validation.py ``check_gas_bsz``). Its other batch check,
-    at least two of the three keys (``check_batch_size_fields``), is not enforced here:
-    the missing key's default is what axolotl's schema gives it."""
+    """Refuse what axolotl refuses before training (v0.18.0
+    ``src/axolotl/utils/schemas/validation.py``, ``TrainingValidationMixin``, both run on the
+    file's own values, a key counting when truthy): ``check_batch_size_fields``, fewer than
+    two of the three keys; ``check_gas_bsz``, ``gradient_accumulation_steps`` beside
+    ``batch_size``. A file axolotl accepts thus sets ``micro_batch_size`` and exactly one of
+    the others. With ``gradient_accumulation_steps``, ``normalize_config``
+    (``src/axolotl/utils/config/__init__.py``) derives ``batch_size`` as micro × accumulation
+    (× the data-parallel world); with ``batch_size``, accumulation keeps its schema default
+    1 (``src/axolotl/utils/schemas/training.py``), so ``gradient_accumulation_steps or
+    batch_size // micro_batch_size`` never divides and the Trainer accumulates nothing
+    (``core/builders/base.py`` passes ``micro_batch_size`` and ``gradient_accumulation_steps``
+    to TrainingArguments, never ``batch_size``)."""
+    given = [key for key in _BATCH_KEYS if data.get(key)]
+    if len(given) < 2:
+        missing = next(key for key in _BATCH_KEYS if not data.get(key))
+        raise WorkloadError(
+            display,
+            f"axolotl refuses a file that sets {' and '.join(given) or 'none'} of its batch "
+            "keys: 'At least two of micro_batch_size, gradient_accumulation_steps, "
+            "batch_size must be set' (v0.18.0 src/axolotl/utils/schemas/validation.py "
+            "check_batch_size_fields); set micro_batch_size and gradient_accumulation_steps",
+            field=missing,
+        )
     if data.get("gradient_accumulation_steps") and data.get("batch_size"):
         raise WorkloadError(
             display,
-            "axolotl refuses gradient_accumulation_steps together with batch_size "
-            "(v0.18.0 check_gas_bsz); keep gradient_accumulation_steps",
+            "axolotl refuses gradient_accumulation_steps together with batch_size: 'please "
+            "set only one of gradient_accumulation_steps or batch_size' (v0.18.0 "
+            "src/axolotl/utils/schemas/validation.py check_gas_bsz); keep "
+            "gradient_accumulation_steps",
             field="batch_size",
         )
+
+
+_BATCH_KEYS = ("micro_batch_size", "gradient_accumulation_steps", "batch_size")
+"""axolotl's three batch keys, in the order its validator names them."""
 
 
 def _refuse_other_trainers(data: dict[str, Any], display: str) -> None:

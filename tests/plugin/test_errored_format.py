@@ -18,6 +18,7 @@ adapter: lora
 lora_r: 16
 sequence_len: 2048
 micro_batch_size: 2
+gradient_accumulation_steps: 1
 bf16: true
 """
 

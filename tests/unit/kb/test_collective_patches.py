@@ -105,7 +105,12 @@ def test_find_unused_patch_is_written_in_each_format(tmp_path: Path, name: str) 
 def test_frameworks_defaults_are_read() -> None:
     """Unset, axolotl passes False under DDP and LLaMA-Factory False for LoRA; the Trainer
     formats leave it to the Trainer (on without checkpointing)."""
-    axolotl = {"base_model": "meta-llama/Meta-Llama-3-8B", "sequence_len": 1024}
+    axolotl = {
+        "base_model": "meta-llama/Meta-Llama-3-8B",
+        "sequence_len": 1024,
+        "micro_batch_size": 1,
+        "gradient_accumulation_steps": 1,
+    }
     assert _read(axolotl, "a.yaml").ddp_find_unused_parameters is False
     lora = {
         "model_name_or_path": "meta-llama/Meta-Llama-3-8B",

@@ -84,7 +84,8 @@ def test_a_reference_copy_is_split_like_the_weights_under_zero_3() -> None:
 # --- readers -------------------------------------------------------------------------------
 
 AXOLOTL = (
-    "base_model: NousResearch/Meta-Llama-3.1-8B\nrl: dpo\nmicro_batch_size: 2\nsequence_len: 2048\n"
+    "base_model: NousResearch/Meta-Llama-3.1-8B\nrl: dpo\nmicro_batch_size: 2\n"
+    "gradient_accumulation_steps: 1\nsequence_len: 2048\n"
 )
 LLAMAFACTORY = (
     "model_name_or_path: meta-llama/Meta-Llama-3-8B-Instruct\nstage: dpo\ndo_train: true\n"

@@ -154,7 +154,10 @@ def write(tmp_path: Path, name: str, text: str, sidecar: str | None = None) -> P
     return path
 
 
-AXOLOTL = "base_model: NousResearch/Meta-Llama-3.1-8B\nmicro_batch_size: 1\nsequence_len: 2048\n"
+AXOLOTL = (
+    "base_model: NousResearch/Meta-Llama-3.1-8B\nmicro_batch_size: 1\n"
+    "gradient_accumulation_steps: 1\nsequence_len: 2048\n"
+)
 LLAMAFACTORY = (
     "model_name_or_path: meta-llama/Meta-Llama-3-8B-Instruct\nstage: sft\ndo_train: true\n"
     "finetuning_type: full\ncutoff_len: 1024\nbf16: true\n"

@@ -81,6 +81,41 @@ def test_accumulation_beside_batch_size_is_refused_as_axolotl_refuses_it(
     assert info.value.field == "batch_size"
 
 
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("", "micro_batch_size"),
+        ("micro_batch_size: 2\n", "gradient_accumulation_steps"),
+        ("batch_size: 32\n", "micro_batch_size"),
+        ("gradient_accumulation_steps: 4\n", "micro_batch_size"),
+        ("micro_batch_size: 2\ngradient_accumulation_steps: 0\n", "gradient_accumulation_steps"),
+    ],
+)
+def test_fewer_than_two_batch_keys_are_refused_as_axolotl_refuses_them(
+    tmp_path: Path, text: str, field: str
+) -> None:
+    """check_batch_size_fields (axolotl v0.18.0 schemas/validation.py): a key counts when it
+    is truthy, so an accumulation of 0 is not one."""
+    with pytest.raises(WorkloadError, match="'At least two of micro_batch_size") as info:
+        write(tmp_path, "w/a.yml", BARE + text)
+    assert info.value.field == field
+    assert "set micro_batch_size and gradient_accumulation_steps" in str(info.value)
+
+
+def test_accumulation_and_batch_size_without_a_micro_batch_are_refused(tmp_path: Path) -> None:
+    """Two keys pass check_batch_size_fields; check_gas_bsz still refuses this pair."""
+    text = BARE + "batch_size: 32\ngradient_accumulation_steps: 2\n"
+    with pytest.raises(WorkloadError, match="please set only one of") as info:
+        write(tmp_path, "w/a.yml", text)
+    assert info.value.field == "batch_size"
+
+
+def test_micro_batch_and_accumulation_are_read_as_given(tmp_path: Path) -> None:
+    text = BARE + "micro_batch_size: 3\ngradient_accumulation_steps: 5\n"
+    config = write(tmp_path, "w/a.yml", text).config
+    assert (config.batch_size, config.grad_accum_steps) == (3, 5)
+
+
 def test_legacy_attention_flags_are_read(tmp_path: Path) -> None:
     assert (
         write(tmp_path, "w/a.yml", MINIMAL + "flash_attention: true\n").config.attention_impl

@@ -20,7 +20,11 @@ from helpers.format_support import write
 
 DOC = paths.REPO / "docs" / "workloads.md"
 MINIMAL = {
-    "axolotl": ("w/a.yml", "base_model: meta-llama/Meta-Llama-3-8B\ndatasets: []\n"),
+    "axolotl": (
+        "w/a.yml",
+        "base_model: meta-llama/Meta-Llama-3-8B\ndatasets: []\nmicro_batch_size: 1\n"
+        "batch_size: 8\n",
+    ),
     "llamafactory": (
         "w/lf.yaml",
         "model_name_or_path: meta-llama/Meta-Llama-3-8B\nstage: sft\ntemplate: llama3\n",

@@ -13,6 +13,7 @@ from pytest_goblin.workload.sidecar import is_sidecar, sidecar_path
 AXOLOTL = """\
 base_model: acme/mystery-3b
 micro_batch_size: 2
+gradient_accumulation_steps: 1
 sequence_len: 1024
 """
 DIMS = "model: {layers: 4, hidden: 512, intermediate: 1024, heads: 8, kv_heads: 2, vocab: 32000}\n"
