@@ -128,6 +128,21 @@ class WorkloadConfig(BaseModel):
         description="parameters live in host memory between uses: DeepSpeed ZeRO-3 "
         "offload_param, FSDP CPUOffload(offload_params=True)",
     )
+    activation_offloading: bool = Field(
+        default=False,
+        description="the activations the forward saves for the backward are copied to pinned "
+        "host memory and back on a side stream that overlaps the copies with compute "
+        "(torchtune enable_activation_offloading): with gradient_checkpointing only the "
+        "checkpointed layers' inputs, without it every saved activation; torchtune's recipes "
+        "offload only beside checkpointing, so turning checkpointing off there turns it off",
+    )
+    optimizer_in_backward: bool = Field(
+        default=False,
+        description="the optimizer steps each parameter inside the backward as soon as its "
+        "gradient is ready and frees that gradient, so no full gradient buffer is held "
+        "(torchtune optimizer_in_bwd); it cannot accumulate gradients, so grad_accum_steps "
+        "must be 1",
+    )
     training_loop: TrainingLoop = Field(
         default="accelerate",
         description="whose loop drives the micro-batches, which decides when FSDP reduces "
@@ -184,6 +199,22 @@ class WorkloadConfig(BaseModel):
             object.__setattr__(self, "finetune", "lora")
         if self.finetune != "full" and self.lora_rank is None:
             object.__setattr__(self, "lora_rank", 16)
+        if self.optimizer_in_backward and self.grad_accum_steps > 1:
+            # torchtune v0.6.1 recipes/full_finetune_single_device.py: "Gradient accumulation
+            # is not supported with optimizer_in_bwd: True" (RuntimeError)
+            raise ValueError(
+                f"grad_accum_steps {self.grad_accum_steps}: optimizer_in_backward steps and "
+                "frees each gradient inside the backward, so it cannot accumulate; use 1"
+            )
+        if (
+            self.activation_offloading
+            and not self.gradient_checkpointing
+            and self.training_loop == "torchtune"
+        ):
+            # torchtune offloads only beside checkpointing (v0.6.1 recipes raise "should only
+            # be True when enable_activation_checkpointing is True"), and its reader writes
+            # enable_activation_offloading off with checkpointing: what that patch runs
+            object.__setattr__(self, "activation_offloading", False)
         if self.objective == "sft" and self.reference is not None:
             raise ValueError(f"reference {self.reference!r} is for objective dpo, not sft")
         if self.objective == "dpo" and self.reference is None:

@@ -31,6 +31,10 @@ Device time per micro-batch
       bandwidth. Checkpointing re-runs the forward third.
     * QLoRA dequantises the 4-bit base weights to 16-bit once per forward and
       per backward of every micro-batch (memory traffic).
+    * Activation offloading copies what every layer keeps for the backward to the host
+      and back (2 x those bytes per micro-batch) at ``PINNED_H2D_GBS``, on a second
+      stream beside the compute: the micro-batch takes the longer of the two, the excess
+      counted as memory_headroom.
     * LoRA over an 8-bit base (``lora8``: bitsandbytes ``Linear8bitLt``, LLM.int8(),
       https://arxiv.org/abs/2208.07339) runs each decoder-layer linear as
       ``MatMul8bitLt`` does (bitsandbytes 0.50.2.dev0
@@ -135,7 +139,10 @@ Memory (decimal GB)
       head and norms in 16 bits. ``lora8`` keeps them in int8 (1 B/param) plus
       one fp32 scale per output row (``Int8Params.SCB``, bitsandbytes 0.50.2.dev0
       ``bitsandbytes/nn/modules.py``), the rest in 16 bits like QLoRA.
-    * gradients: trainable parameters only, in the weights' dtype.
+    * gradients: trainable parameters only, in the weights' dtype; with the optimizer
+      stepped inside the backward (``optimizer_in_backward``, torchtune's
+      ``optimizer_in_bwd``) only the largest one, as each is freed once its parameter
+      has stepped.
     * optimizer state: ``OPTIMIZERS[...].state_bytes`` per trainable parameter
       in fp32, halved for a torch optimizer over 16-bit weights. DeepSpeed in
       16 bits holds 16-bit weights and gradients and adds the fp32 master copy
@@ -154,7 +161,10 @@ Memory (decimal GB)
       (``LOGITS_BYTES_PER_ELEMENT`` per token per vocabulary entry), or what a loss
       kernel the run already uses keeps instead (``_logits_bytes``): a fused linear
       cross-entropy (Liger, CutCrossEntropy) none, torchtune's chunked losses the
-      fp32 log-probabilities plus one chunk.
+      fp32 log-probabilities plus one chunk. Activation offloading
+      (``activation_offloading``) sends what the layers keep to pinned host memory: the
+      device holds one layer's full set and, with checkpointing, the last
+      ``OFFLOAD_FORWARD_STASH`` layer inputs; the logits stay.
     * ``WORKSPACE_GB`` for the runtime context, GEMM workspaces and allocator slack.
 
 Calibration: the constants are fitted to the published measurements in
@@ -320,6 +330,13 @@ FUSED_CE_BYTES_PER_TOKEN = 4
 """The fp32 per-token loss (Liger's ``loss_1d``) or log-sum-exp (CutCrossEntropy computes
 the logits blockwise in on-chip memory and keeps only the log-sum-exp per token, Wijmans
 et al. 2024, https://arxiv.org/abs/2411.09009) a fused cross-entropy keeps per token."""
+
+OFFLOAD_FORWARD_STASH = 5
+"""Offloaded activations the forward keeps alive on the device until their copy to the host
+has finished: ``OffloadActivations(max_fwd_stash_size=5)``, the default the recipes use
+(torchtune v0.6.1 ``torchtune/training/_activation_offloading.py``); with checkpointing each
+is a layer's input, the only tensor offloaded per layer ("only the checkpointed tensors will
+be offloaded", ``docs/source/tutorials/memory_optimizations.rst``)."""
 
 WORKSPACE_GB = 2.0
 """Runtime context, BLAS workspaces and caching-allocator slack (calibrated)."""
@@ -666,6 +683,11 @@ class AnalyticModel:
         attention = self._attention(config, precision, warnings)
         if _host_optimizer(config):
             warnings.append(HOST_OPTIMIZER_NOT_PRICED)
+        if config.activation_offloading and self.device.kind == "cpu":
+            warnings.append(
+                "activation offloading copies to the host from an accelerator; on "
+                f"{self.device.display_name} it is modelled as off"
+            )
         return _Resolved(
             arch=arch,
             precision=precision,
@@ -838,6 +860,11 @@ class AnalyticModel:
             seconds += self._reference_time(
                 config, res, precision, attention, memory_savers=memory_savers, saturated=saturated
             )
+        if memory_savers and self._offloads_activations(config):
+            # the copies run on a second stream that overlaps them with the compute
+            # (OffloadActivations(use_streams=True), the recipes' default, v0.6.1
+            # torchtune/training/_activation_offloading.py): only what they exceed it by stalls
+            seconds = max(seconds, self._activation_copy_time(config, res))
         return seconds
 
     def _reference_time(
@@ -1226,7 +1253,30 @@ class AnalyticModel:
         self, config: WorkloadConfig, res: _Resolved, loss_kernel: LossKernel
     ) -> float:
         """Saved activations (Korthikanti et al.) plus what the loss keeps of the logits,
-        in bytes."""
+        in bytes.
+
+        Offloaded activations (``_offloads_activations``) leave the device but for what is
+        in flight: with checkpointing, the layer being recomputed in the backward and the
+        forward's stash of the last ``OFFLOAD_FORWARD_STASH`` layer inputs; without it, one
+        layer's set (the tensors being copied back for the backward's current node). The
+        logits stay: torchtune's ``get_act_offloading_ctx_manager`` opts the output head out
+        of offloading and the loss runs outside the offloading context (v0.6.1
+        ``torchtune/training/_activation_offloading.py``, ``recipes/*.py``)."""
+        full_layer, saved = self._layer_activation_bytes(config, res)
+        layers = res.arch.layers
+        if self._offloads_activations(config):
+            stash = min(layers, OFFLOAD_FORWARD_STASH) * saved
+            kept = full_layer + (stash if config.gradient_checkpointing else 0.0)
+        elif config.gradient_checkpointing:
+            kept = layers * saved + full_layer
+        else:
+            kept = layers * full_layer
+        return kept + self._logits_bytes(config, res, loss_kernel)
+
+    @staticmethod
+    def _layer_activation_bytes(config: WorkloadConfig, res: _Resolved) -> tuple[float, float]:
+        """(one decoder layer's saved activations, what it keeps for the backward: the same,
+        or its input alone under checkpointing) of one micro-batch, in bytes."""
         arch = res.arch
         s, b, h, a = config.seq_len, config.batch_size, arch.hidden, arch.heads
         per_token_hidden: float = KORTHIKANTI_LINEAR_BYTES
@@ -1235,10 +1285,22 @@ class AnalyticModel:
         scale = _element_bytes(res.precision) / 2.0
         full_layer = s * b * h * per_token_hidden * scale
         if config.gradient_checkpointing:
-            layers = arch.layers * CHECKPOINT_BYTES * s * b * h * scale + full_layer
-        else:
-            layers = arch.layers * full_layer
-        return layers + self._logits_bytes(config, res, loss_kernel)
+            return full_layer, CHECKPOINT_BYTES * s * b * h * scale
+        return full_layer, full_layer
+
+    def _offloads_activations(self, config: WorkloadConfig) -> bool:
+        """Activation offloading runs: asked for, on a device that is not the host
+        (torchtune's recipes refuse it elsewhere: "should only be True when training on CUDA
+        or XPU"; ``_resolve`` warns)."""
+        return config.activation_offloading and self.device.kind != "cpu"
+
+    def _activation_copy_time(self, config: WorkloadConfig, res: _Resolved) -> float:
+        """Seconds of one micro-batch's activation offload copies: what every layer keeps for
+        the backward goes to the host in the forward and comes back in the backward, into and
+        out of pinned memory (``OffloadActivations(use_pin_memory=True)``, v0.6.1
+        ``torchtune/training/_activation_offloading.py``) at ``PINNED_H2D_GBS``."""
+        saved = self._layer_activation_bytes(config, res)[1]
+        return 2.0 * res.arch.layers * saved / (PINNED_H2D_GBS * GB)
 
     @staticmethod
     def _logits_bytes(config: WorkloadConfig, res: _Resolved, loss_kernel: LossKernel) -> float:
@@ -1290,6 +1352,12 @@ class AnalyticModel:
         if res.reference == "model":
             weights += self._reference_bytes(config, res)
         grads = trainable * grad_bytes
+        if config.optimizer_in_backward and trainable:
+            # each parameter's optimizer steps and frees its gradient from a post-accumulate-
+            # grad hook, so one gradient is held at a time, the largest at worst (torchtune
+            # v0.6.1 torchtune/training/memory.py register_optim_in_bwd_hooks: step(),
+            # zero_grad() to None)
+            grads = float(max(self._gradient_bytes(config, res)))
         optimizer = trainable * state_bytes
         if stage >= 1:
             optimizer /= n

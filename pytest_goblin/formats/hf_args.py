@@ -362,7 +362,42 @@ def _read_trl(data: dict[str, Any], display: str) -> Reading:
     preference = sorted(TRL_DPO_ONLY & data.keys())
     if preference:
         return _read_shared_preference(data, display, preference)
+    _refuse_unbounded_padding_free(data, display)
     return interpret(data, {key: key for key in data}, display, trl=True)
+
+
+def _padding_free(values: dict[str, Any], f: Fields) -> None:
+    """SFTConfig's ``padding_free`` as ``packing``: the collator concatenates the micro-batch's
+    samples into one sequence with ``position_ids`` and no padding, so every computed token is
+    a real one, as with packing, and attention stays within each sample (TRL v1.9.0
+    ``trl/trainer/sft_trainer.py`` ``DataCollatorForLanguageModeling``; packing with the
+    default ``bfd`` strategy turns it on itself). TRL only warns when the attention is not
+    FlashAttention, "known to reliably support" it. DPOConfig's ``padding_free`` is not read:
+    v1.9.0's DPOTrainer falls back to padding ("temporarily unavailable after a refactor")."""
+    key = "padding_free"
+    if values.get(key) is not None and as_bool(values[key], f.display, f.label(key)):
+        f.put("packing", True, key)
+
+
+def _refuse_unbounded_padding_free(data: dict[str, Any], display: str) -> None:
+    """``trl sft`` refuses ``padding_free`` without packing while ``max_length`` (1024 unset)
+    is enforced: "When `padding_free=True` without packing, `max_length` is not enforced"
+    (ValueError, TRL v1.9.0 ``trl/trainer/sft_trainer.py``, since v1.0.0). A file that writes
+    ``max_seq_length``, SFTConfig's name for it until v0.20.0, is for a TRL that did not."""
+    if data.get("padding_free") is not True or data.get("packing") is True:
+        return
+    if "max_seq_length" in data:
+        return
+    if "max_length" in data and data["max_length"] is None:
+        return
+    raise WorkloadError(
+        display,
+        "padding_free: true without packing while max_length is "
+        f"{data.get('max_length', TRL_MAX_LENGTH)}; TRL's SFTTrainer raises 'When "
+        "`padding_free=True` without packing, `max_length` is not enforced': set packing: "
+        "true, or max_length: null with truncated data",
+        field="padding_free",
+    )
 
 
 _RECIPE_TRAINERS = {
@@ -497,6 +532,8 @@ def interpret(
     # trl/trainer/base_config.py, _BaseConfig; DPOConfig since v0.24.0), the Trainer off.
     f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, trl)
     f.take("packing", "packing", as_bool, False)
+    if trl and not dpo:
+        _padding_free(values, f)
     f.put("precision", *_precision(values, display, f.label, trl))
     attention_key = attention_location(values)
     older = transformers is not None and transformers < ATTN_IMPLEMENTATION_SINCE

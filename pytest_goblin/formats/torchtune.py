@@ -345,6 +345,7 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
     f.put("precision", dtype, None if f.get("dtype") is None else "dtype")
     f.put("pure_precision", True)
     f.take("gradient_checkpointing", "enable_activation_checkpointing", as_bool, False)
+    _memory_savers(display, f)
     _loss_kernel(data, display, f)
     f.take("lr", "optimizer.lr", as_float, 5e-5)
     f.take("warmup_steps", "lr_scheduler.num_warmup_steps", as_int, 0)
@@ -418,6 +419,49 @@ def read(data: dict[str, Any], display: str, text: str = "") -> Reading:
         f.put("objective", "dpo", preference)
         f.put("reference", "model" if f.fields["finetune"] == "full" else "adapter")
     return f.reading()
+
+
+def _memory_savers(display: str, f: Fields) -> None:
+    """Activation offloading and the optimizer step in the backward, refused where the
+    recipes refuse them (torchtune v0.6.1 ``recipes/*.py`` ``__init__``, RuntimeError).
+
+    ``enable_activation_offloading`` needs ``enable_activation_checkpointing`` in every recipe
+    that reads it ("should only be True when enable_activation_checkpointing is True").
+    ``optimizer_in_bwd`` is read only by the full fine-tuning recipes
+    (``full_finetune_*``, ``qat_*``, ``full_dpo_distributed``; the LoRA ones ignore it), which
+    refuse it beside gradient accumulation or ``clip_grad_norm``: each parameter's optimizer
+    steps and clears its gradient from a post-accumulate-grad hook
+    (``torchtune/training/memory.py`` ``register_optim_in_bwd_hooks``).
+    """
+    f.take("activation_offloading", "enable_activation_offloading", as_bool, False)
+    if f.fields["activation_offloading"] and not f.fields["gradient_checkpointing"]:
+        raise WorkloadError(
+            display,
+            "enable_activation_offloading: True without enable_activation_checkpointing: "
+            "True; the recipes raise 'enable_activation_offloading should only be True when "
+            "enable_activation_checkpointing is True'",
+            field="enable_activation_offloading",
+        )
+    if f.fields["finetune"] != "full":
+        return
+    f.take("optimizer_in_backward", "optimizer_in_bwd", as_bool, False)
+    if not f.fields["optimizer_in_backward"]:
+        return
+    if f.fields["grad_accum_steps"] > 1:
+        raise WorkloadError(
+            display,
+            f"gradient_accumulation_steps: {f.fields['grad_accum_steps']} beside "
+            "optimizer_in_bwd: True; the recipes raise 'Gradient accumulation is not "
+            "supported with optimizer_in_bwd'",
+            field="gradient_accumulation_steps",
+        )
+    if f.get("clip_grad_norm") is not None:
+        raise WorkloadError(
+            display,
+            "clip_grad_norm beside optimizer_in_bwd: True; the recipes raise 'Gradient "
+            "clipping is not supported with optimizer_in_bwd'",
+            field="clip_grad_norm",
+        )
 
 
 _CHUNKED_LOSSES = {

@@ -539,9 +539,9 @@ def _read_back(
     except (WorkloadError, NotAWorkload) as exc:
         raise ValueError(f"the edited file would not read back: {exc}") from None
     reread_config = reread.config.model_dump()
-    expected = workload.config.model_dump()
-    for change in changes:
-        _set_path(expected, change.field, change.new)
+    # validated, so that what a change implies in the schema is expected too (torchtune's
+    # activation offloading goes off with checkpointing: WorkloadConfig._resolve)
+    expected = apply_changes(workload.config, changes).model_dump()
     wrong = []
     for key in expected:
         if reread_config[key] == expected[key]:
