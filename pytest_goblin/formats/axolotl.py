@@ -362,6 +362,10 @@ _EXPERT_PARALLEL = "expert_parallel"
 schema, so it counts only beside the plugin."""
 
 
+_BATCH_KEYS = ("micro_batch_size", "gradient_accumulation_steps", "batch_size")
+"""axolotl's three batch keys, in the order its validator names them."""
+
+
 def _check_batch_keys(data: dict[str, Any], display: str) -> None:
     """Refuse what axolotl refuses before training (v0.18.0
     ``src/axolotl/utils/schemas/validation.py``, ``TrainingValidationMixin``, both run on the
@@ -395,10 +399,6 @@ def _check_batch_keys(data: dict[str, Any], display: str) -> None:
             "gradient_accumulation_steps",
             field="batch_size",
         )
-
-
-_BATCH_KEYS = ("micro_batch_size", "gradient_accumulation_steps", "batch_size")
-"""axolotl's three batch keys, in the order its validator names them."""
 
 
 def _refuse_other_trainers(data: dict[str, Any], display: str) -> None:

@@ -701,7 +701,20 @@ def dtype_location(values: dict[str, Any]) -> str | None:
 def _precision(
     values: dict[str, Any], display: str, label: Callable[[str], str], trl: bool
 ) -> tuple[str, str | None]:
-    """Autocast flags first; without them the load dtype decides (TRL: bf16 unless fp16)."""
+    """The dtype the matmuls run in: an autocast flag's (TRL: bf16 unless fp16); without one,
+    a 4-bit base's compute dtype, else the load dtype.
+
+    Autocast decides even over a 4-bit base: ``Linear4bit`` casts its input to
+    ``bnb_4bit_compute_dtype`` and dequantizes the weight to it, but the matmul is a
+    ``torch.nn.functional.linear`` that autocast casts again (bitsandbytes 0.49.2
+    ``bitsandbytes/autograd/_functions.py`` ``MatMul4Bit.forward``; 0.50.1 runs
+    ``gemm_4bit``, whose CUDA/ROCm kernel falls back to dequantize + ``F.linear`` above 1536
+    / 256 tokens a micro-batch, ``bitsandbytes/backends/cuda/ops.py``), so bf16 autocast over
+    a float16 compute dtype multiplies in bf16. Without autocast the compute dtype is the
+    matmul's (``nn/modules.py`` ``Linear4bit.forward``: ``x = x.to(self.compute_dtype)``),
+    whatever the load dtype: transformers always passes one (``BitsAndBytesConfig``'s
+    default float32, v5.25.0 ``utils/quantization_config.py``), so ``set_compute_type``
+    never replaces it by the input's dtype."""
 
     def flag(key: str) -> bool:
         return values.get(key) is not None and as_bool(values[key], display, label(key))
@@ -712,15 +725,16 @@ def _precision(
         return "fp16", "fp16"
     if trl and values.get("bf16") is None:
         return "bf16", None
+    compute = values.get(COMPUTE_DTYPE)
+    computed = hf_precision_from_dtype(compute) if compute is not None else None
+    if flag("load_in_4bit") and computed is not None:
+        if computed == "fp32" and flag("tf32"):
+            return "tf32", "tf32"
+        return computed, COMPUTE_DTYPE
     dtype_key = dtype_location(values)
     loaded = hf_precision_from_dtype(lookup(values, dtype_key)) if dtype_key else None
     if loaded and loaded != "fp32":
         return loaded, dtype_key
-    compute = values.get(COMPUTE_DTYPE)
-    if flag("load_in_4bit") and compute is not None:
-        computed = hf_precision_from_dtype(compute)
-        if computed and computed != "fp32":
-            return computed, COMPUTE_DTYPE
     if flag("tf32"):
         return "tf32", "tf32"
     present = next((key for key in ("bf16", "fp16") if key in values), None)
@@ -903,9 +917,9 @@ def precision_edits(data: dict[str, Any], precision: str, *, trl: bool) -> list[
         and hf_precision_from_dtype(lookup(data, dtype_key)) == "fp16"
     ):
         found.append(Edit(tuple(dtype_key.split(".")), "bfloat16"))
-    # A 4-bit base casts its input to the compute dtype before the 4-bit matmul
-    # (bitsandbytes 95f9af3, after v0.50.1, nn/modules.py Linear4bit.forward:
-    # "x = x.to(self.compute_dtype)"), so bf16 autocast alone leaves float16 there.
+    # A 4-bit base casts its input and dequantized weight to the compute dtype before the
+    # matmul, which bf16 autocast then casts to bf16 (_precision): a float16 compute dtype
+    # costs extra casts in every 4-bit layer and fp16's range, so bf16 moves it too.
     compute = data.get(COMPUTE_DTYPE)
     if (
         precision == "bf16"

@@ -9,7 +9,8 @@ A script is a workload when it calls ``TrainingArguments``,
   (the model id is its first argument; the load dtype decides the precision
   when no autocast flag does), ``BitsAndBytesConfig(load_in_4bit=True)``
   (``load_in_8bit=True`` is an error: 8-bit base models are not modelled; its
-  ``bnb_4bit_compute_dtype`` is the precision of a QLoRA without autocast);
+  ``bnb_4bit_compute_dtype``, float32 when unset, is the precision of a QLoRA without
+  autocast; under ``bf16``/``fp16`` autocast re-casts the 4-bit matmuls, so the flag decides);
 * ``LoraConfig(r=..., lora_alpha=..., target_modules=...)`` with PEFT's defaults;
 * unsloth's ``FastLanguageModel.from_pretrained(model_name=..., max_seq_length=...,
   load_in_4bit=...)`` and ``FastLanguageModel.get_peft_model(model, r=..., ...)``
@@ -253,6 +254,16 @@ def _discover(tree: ast.Module) -> _Discovery:
             compute = script.keywords(quantized[0]).get(hf_args.COMPUTE_DTYPE)
             if key == "load_in_4bit" and compute is not None and compute.known:
                 place(quantized[0], hf_args.COMPUTE_DTYPE)
+            elif key == "load_in_4bit" and compute is None:
+                # BitsAndBytesConfig's default (transformers v5.25.0
+                # utils/quantization_config.py), which Linear4bit computes in without autocast
+                found.places[hf_args.COMPUTE_DTYPE] = _Place(
+                    quantized[0],
+                    hf_args.COMPUTE_DTYPE,
+                    _default(quantized[0], "float32"),
+                    f"BitsAndBytesConfig() default {hf_args.COMPUTE_DTYPE}=torch.float32, "
+                    f"line {quantized[0].lineno}",
+                )
     loras = script.calls_named("LoraConfig")
     unsloth_peft = [call for call in script.calls_named("get_peft_model") if _is_unsloth(call)]
     if unsloth_peft:
@@ -307,7 +318,8 @@ def _is_unsloth(call: ast.Call) -> bool:
 
 
 def _default(call: ast.Call, value: Any) -> Value:
-    """An unsloth keyword the script leaves unset, as the value unsloth gives it."""
+    """A keyword the script leaves unset (unsloth's, ``BitsAndBytesConfig``'s), as the value
+    the callee gives it."""
     return Value(value, True, None, repr(value), call.lineno)
 
 

@@ -528,6 +528,52 @@ def test_a_qlora_without_autocast_runs_in_its_4bit_compute_dtype(tmp_path: Path)
     assert workload.sources["precision"] == "BitsAndBytesConfig(bnb_4bit_compute_dtype=) line 6"
 
 
+def test_bf16_autocast_over_a_float16_compute_dtype_multiplies_in_bf16(tmp_path: Path) -> None:
+    """Linear4bit casts its input to float16, but the matmul is an F.linear that bf16
+    autocast casts again (bitsandbytes 0.49.2 autograd/_functions.py MatMul4Bit.forward)."""
+    text = QLORA_FP16_COMPUTE.replace(
+        "quantization_config=bnb)", "quantization_config=bnb, torch_dtype=torch.float16)"
+    ).replace("per_device_train_batch_size=4)", "per_device_train_batch_size=4, bf16=True)")
+    workload = script(tmp_path, text)
+    assert (workload.config.finetune, workload.config.precision) == ("qlora", "bf16")
+    assert workload.sources["precision"] == "TrainingArguments(bf16=) line 10"
+    assert workload.config.pure_precision is False
+
+
+def test_without_autocast_the_compute_dtype_wins_over_the_load_dtype(tmp_path: Path) -> None:
+    """Linear4bit.forward casts its input to the compute dtype whatever dtype the model was
+    loaded in (bitsandbytes 0.50.1 nn/modules.py): a bf16 load computing in float16
+    multiplies in fp16."""
+    text = QLORA_FP16_COMPUTE.replace(
+        "quantization_config=bnb)", "quantization_config=bnb, torch_dtype=torch.bfloat16)"
+    )
+    workload = script(tmp_path, text)
+    assert workload.config.precision == "fp16"
+    assert workload.sources["precision"] == "BitsAndBytesConfig(bnb_4bit_compute_dtype=) line 6"
+
+
+@pytest.mark.parametrize(("flag", "precision"), [("", "fp32"), (", tf32=True", "tf32")])
+def test_an_unset_compute_dtype_is_bitsandbytesconfigs_float32(
+    tmp_path: Path, flag: str, precision: str
+) -> None:
+    """transformers v5.25.0 BitsAndBytesConfig: bnb_4bit_compute_dtype None is torch.float32,
+    passed to every Linear4bit, so a bf16 load without autocast multiplies in fp32."""
+    text = (
+        QLORA_FP16_COMPUTE.replace(", bnb_4bit_compute_dtype=torch.float16", "")
+        .replace("quantization_config=bnb)", "quantization_config=bnb, torch_dtype=torch.bfloat16)")
+        .replace("per_device_train_batch_size=4)", f"per_device_train_batch_size=4{flag})")
+    )
+    workload = script(tmp_path, text)
+    assert (workload.config.finetune, workload.config.precision) == ("qlora", precision)
+    if precision == "fp32":
+        assert workload.sources["precision"] == (
+            "BitsAndBytesConfig() default bnb_4bit_compute_dtype=torch.float32, line 5"
+        )
+    planned = plan_patch(workload, [change(workload, "precision", "bf16")])
+    assert "bf16=True" in planned.text
+    assert "bnb_4bit_compute_dtype" not in planned.text
+
+
 DPO_SCRIPT = """\
 from peft import LoraConfig
 from trl import DPOConfig, DPOTrainer
