@@ -23,6 +23,8 @@ a 4-bit NF4 base (bitsandbytes ``Linear4bit``); lora8: adapters on an 8-bit LLM.
 (bitsandbytes ``Linear8bitLt``, ``load_in_8bit``)."""
 Strategy = Literal["single", "ddp", "fsdp", "deepspeed"]
 TrainingLoop = Literal["accelerate", "torchtune", "llamafactory-v1", "torchtitan"]
+FsdpVersion = Literal[1, 2]
+CommunicationDataType = Literal["fp16", "bf16", "fp32"]
 ZeroStage = Literal[0, 1, 2, 3]
 Objective = Literal["sft", "dpo"]
 Reference = Literal["model", "adapter", "precomputed", "none"]
@@ -151,6 +153,19 @@ class WorkloadConfig(BaseModel):
         "the sync on the other micro-batches), torchtune, llamafactory-v1 and torchtitan "
         "(their own loops: a plain backward per micro-batch, so a reduce-scatter on every one)",
     )
+    fsdp_version: FsdpVersion | None = Field(
+        default=None,
+        description="which FSDP strategy fsdp runs: 1 (FullyShardedDataParallel, whose no_sync "
+        "keeps SHARD_GRAD_OP parameters gathered across the accumulated micro-batches) or 2 "
+        "(fully_shard); unset: 2, the Hugging Face Trainer's default (fsdp_config version, "
+        "transformers v5.10+) and the only one torchtune, LLaMA-Factory v1 and torchtitan run",
+    )
+    communication_data_type: CommunicationDataType | None = Field(
+        default=None,
+        description="the dtype DeepSpeed reduces gradients in (its config's "
+        "communication_data_type); unset: DeepSpeed's default, the fp16 or bf16 mode's dtype "
+        "when one is enabled, fp32 otherwise",
+    )
     ddp_find_unused_parameters: bool | None = Field(
         default=None,
         description="DDP's find_unused_parameters (TrainingArguments ddp_find_unused_parameters); "
@@ -199,6 +214,11 @@ class WorkloadConfig(BaseModel):
             object.__setattr__(self, "finetune", "lora")
         if self.finetune != "full" and self.lora_rank is None:
             object.__setattr__(self, "lora_rank", 16)
+        if self.fsdp_version == 1 and self.training_loop != "accelerate":
+            raise ValueError(
+                f"fsdp_version 1: training_loop {self.training_loop} shards with FSDP2 "
+                "(fully_shard) only"
+            )
         if self.optimizer_in_backward and self.grad_accum_steps > 1:
             # torchtune v0.6.1 recipes/full_finetune_single_device.py: "Gradient accumulation
             # is not supported with optimizer_in_bwd: True" (RuntimeError)

@@ -108,8 +108,11 @@ all-gather the parameters and reduce-scatter the fp32 trainable gradients, each
 ``(n-1)/n`` x bytes with a collective's latency per block, as often per optimizer step
 as ``sharded_collectives`` counts them: FULL_SHARD / ZeRO-3 gather every parameter,
 the frozen base of a (Q)LoRA run included in its stored dtype, in the forward and the
-backward of *every micro-batch*; the gradients are reduced once per step by FSDP under
-the HF Trainer / accelerate, every micro-batch by ZeRO-2/3. Model states are sharded
+backward of *every micro-batch* (SHARD_GRAD_OP: once per micro-batch under FSDP2, once
+per step under FSDP1's ``no_sync``), and DPO's sharded reference copy once more per
+micro-batch (``reference_gathers``); the gradients are reduced once per step by FSDP under
+the HF Trainer / accelerate, every micro-batch by ZeRO-2/3, in DeepSpeed's
+``communication_data_type`` where its config sets one. Model states are sharded
 ``n`` ways as the ZeRO stage says (see Memory). Offload adds its PCIe copies at
 ``PINNED_H2D_GBS`` (``offload_copy_bytes``).
 
@@ -1028,7 +1031,9 @@ class AnalyticModel:
         """Gradient (and FSDP / ZeRO parameter) collectives per optimizer step, not
         overlapped: their bytes over the interconnect plus a fixed latency per collective,
         as many as ``sharded_collectives`` counts for FSDP / DeepSpeed (``_gathered_bytes``
-        per all-gather, ``reduced_gradient_bytes`` per reduced parameter), plus the PCIe copies of offload (``_offload_time``); DDP with
+        per all-gather, ``reduced_gradient_bytes`` per reduced parameter) and
+        ``reference_gathers`` for DPO's sharded reference copy (``_reference_bytes`` each),
+        plus the PCIe copies of offload (``_offload_time``); DDP with
         ``find_unused_parameters`` adds its graph walk and the all-reduce of the map of
         used parameters (``Reducer::all_reduce_local_used_map``, torch 2.13
         ``torch/csrc/distributed/c10d/reducer.cpp``), once per synchronised step."""
@@ -1040,9 +1045,11 @@ class AnalyticModel:
         bandwidth = INTERCONNECT_GBS[self.device.platform] * GB
         if config.strategy in ("fsdp", "deepspeed"):
             gathers, reductions = sharded_collectives(config)
+            gathers_ref = reference_gathers(config, res.reference)
             # an all-reduce where nothing is sharded (stage 0), else a reduce-scatter
             reduce_factor = 2 if _stage(config) == 0 else 1
             moved = gathers * self._gathered_bytes(config, res)
+            moved += gathers_ref * self._reference_bytes(config, res)
             moved += (
                 reductions * reduce_factor * params * reduced_gradient_bytes(config, res.precision)
             )
@@ -1050,7 +1057,7 @@ class AnalyticModel:
             # per sharded unit (each decoder block, and the root for the embeddings and head)
             units = res.arch.layers + 1
             latency = units * (
-                gathers * self._collective_latency(n - 1)
+                (gathers + gathers_ref) * self._collective_latency(n - 1)
                 + reductions * self._collective_latency(reduce_factor * (n - 1))
             )
             return volume / bandwidth + latency + offload
@@ -1106,6 +1113,11 @@ class AnalyticModel:
             _element_bytes(res.precision),
             self._gathered_bytes(config, res),
         )
+        if config.offload_params:
+            # the reference copy is offloaded like the policy (TRL passes the run's CPU
+            # offload / DeepSpeed config to it): its shard crosses PCIe before each gather
+            gathered = reference_gathers(config, res.reference) * self._reference_bytes(config, res)
+            moved += gathered / config.world_size
         return moved / (PINNED_H2D_GBS * GB)
 
     def _graph_walk_time(self, config: WorkloadConfig, res: _Resolved) -> float:
@@ -1242,7 +1254,9 @@ class AnalyticModel:
         return res.total_params * _element_bytes(res.precision) + adapters
 
     def _reference_bytes(self, config: WorkloadConfig, res: _Resolved) -> float:
-        """DPO's frozen reference copy, held and split like the weights: a full model in the
+        """DPO's frozen reference copy, held and split like the weights (split at ZeRO-3 /
+        FULL_SHARD, whole on every rank below: the frameworks shard it as they shard the
+        policy, see ``reference_gathers``): a full model in the
         compute dtype (axolotl and LLaMA-Factory load it so; TRL's deep copy of a model
         loaded in fp32 would be twice that), or a (Q)LoRA run's frozen base again."""
         if config.finetune == "full":
@@ -1560,10 +1574,20 @@ def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
     ZeRO-3 fetches each submodule's partitions in its pre-forward and pre-backward hooks
     (DeepSpeed v0.19.6 ``deepspeed/runtime/zero/parameter_offload.py``
     ``fetch_sub_module``). FSDP SHARD_GRAD_OP (stage 1-2, ``reshard_after_forward``
-    False): ``A``, gathered in the forward, kept for the backward, resharded after it as
-    FSDP2 does (FSDP1 under ``no_sync`` keeps them until the synchronised backward: one
-    per step, fewer than charged). DeepSpeed ZeRO-1/2: 1, the updated 16-bit partitions
-    after the step (``stage_1_and_2.py`` ``step`` → ``all_gather_dp_groups``). Stage 0: none.
+    False): gathered in the forward and kept for the backward; FSDP2 reshards them after
+    every backward (as above), so ``A``; FSDP1 (``fsdp_version`` 1) under accelerate's
+    ``no_sync`` keeps them until the synchronised backward, so 1: its post-forward frees
+    only FULL_SHARD / HYBRID_SHARD parameters (torch 2.13 ``torch/distributed/fsdp/
+    _runtime_utils.py`` ``_post_forward_reshard``), its post-backward frees the others
+    only when gradients sync (``_should_free_in_backward``: ``state._sync_gradients or
+    handle._sharding_strategy in RESHARD_AFTER_FORWARD_HANDLE_STRATEGIES``), and the next
+    micro-batch's unshard finds them gathered and all-gathers nothing (``_flat_param.py``
+    ``FlatParamHandle.unshard`` / ``needs_unshard``); accelerate enters the model's
+    ``no_sync`` for FSDP1 (1.15.0.dev0 ``src/accelerate/accelerator.py`` ``no_sync``:
+    ``getattr(model, "no_sync", context)``), the HF Trainer on every micro-batch but the
+    last (transformers v5.25.0 ``trainer.py`` ``_inner_training_loop``: ``sync_context``).
+    DeepSpeed ZeRO-1/2: 1, the updated 16-bit partitions after the step
+    (``stage_1_and_2.py`` ``step`` → ``all_gather_dp_groups``). Stage 0: none.
 
     Gradients. FSDP, by ``training_loop``: under accelerate (the HF Trainer, open-instruct)
     1, at the accumulation boundary, as accelerate's ``accumulate`` skips the sync on the
@@ -1587,7 +1611,8 @@ def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
     elif stage == 3:
         gathers = 2 * accum
     elif config.strategy == "fsdp":
-        gathers = accum
+        fsdp1_no_sync = config.fsdp_version == 1 and config.training_loop == "accelerate"
+        gathers = 1 if fsdp1_no_sync else accum
     else:
         gathers = 1
     if config.strategy == "deepspeed":
@@ -1597,11 +1622,38 @@ def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
     return gathers, reductions
 
 
+def reference_gathers(config: WorkloadConfig, reference: str | None) -> int:
+    """All-gathers per optimizer step of DPO's frozen reference copy (``reference: model``)
+    under FSDP / DeepSpeed, one per sharded unit: ``A = grad_accum_steps`` where the copy is
+    split at rest and freed after its forward (FULL_SHARD / ZeRO-3), else none.
+
+    The frameworks shard the reference as they shard the policy: TRL wraps it with the
+    run's FSDP plugin (v1.9.0 ``trl/models/utils.py`` ``prepare_fsdp``: FSDP1's
+    ``sharding_strategy``, FSDP2's ``reshard_after_forward``) and initialises it with the
+    run's DeepSpeed config at ZeRO-3, or at stage 0, whole on every rank, when the policy
+    is at stage 1-2 (``prepare_deepspeed``: "If ZeRO-3 is used, we shard both the active
+    and reference model"), both called from ``trl/trainer/dpo_trainer.py``; LLaMA-Factory's
+    DPO trainer calls the same (ff6d4d1 ``src/llamafactory/train/dpo/trainer.py``) and
+    torchtune's ``full_dpo_distributed`` shards it with the policy's
+    ``fsdp_reshard_after_forward`` (bd2a0fc7 ``recipes/full_dpo_distributed.py``
+    ``_setup_reference_model``). Its forward runs once per micro-batch without a backward:
+    FULL_SHARD / ZeRO-3 gather each unit in the pre-forward and free it after (torch 2.13
+    FSDP2 ``FSDPParamGroup.post_forward`` → ``reshard``; FSDP1 ``_post_forward_reshard``;
+    DeepSpeed v0.19.6 ``parameter_offload.py`` ``post_sub_module_forward_function`` →
+    ``release_sub_module``). SHARD_GRAD_OP frees parameters only after a backward, which
+    the reference never runs, so it stays gathered after its first forward: none per step.
+    """
+    if reference != "model" or config.strategy not in ("fsdp", "deepspeed"):
+        return 0
+    return config.grad_accum_steps if _stage(config) == 3 else 0
+
+
 def reduced_gradient_bytes(config: WorkloadConfig, precision: str) -> float:
     """Bytes per trainable parameter an FSDP / DeepSpeed gradient reduction moves.
 
-    DeepSpeed reduces in its ``communication_data_type``, unset by default and then fp16
-    or bf16 when that mode is enabled, fp32 otherwise (v0.19.6 ``deepspeed/runtime/
+    DeepSpeed reduces in its ``communication_data_type`` (``WorkloadConfig.
+    communication_data_type``, read from the DeepSpeed config), unset by default and then
+    fp16 or bf16 when that mode is enabled, fp32 otherwise (v0.19.6 ``deepspeed/runtime/
     engine.py`` ``communication_data_type``, passed to the ZeRO optimizers). FSDP reduces
     in the ``reduce_dtype`` of its mixed-precision policy: accelerate sets it to the
     mixed-precision dtype (1.15.0.dev0 ``src/accelerate/utils/dataclasses.py``
@@ -1615,6 +1667,8 @@ def reduced_gradient_bytes(config: WorkloadConfig, precision: str) -> float:
     (``training.mixed_precision_reduce`` default ``float32``, its only choice, at 0011fb9
     ``torchtitan/config_manager.py``).
     """
+    if config.strategy == "deepspeed" and config.communication_data_type is not None:
+        return _element_bytes(config.communication_data_type)
     if config.strategy == "fsdp" and config.training_loop in ("llamafactory-v1", "torchtitan"):
         return 4.0
     return _element_bytes(precision)

@@ -39,6 +39,7 @@ from pytest_goblin.formats.base import (
     targets_list,
 )
 from pytest_goblin.formats.deepspeed import zero_fields
+from pytest_goblin.formats.hf_args import as_fsdp_version
 
 NAME = "axolotl"
 SUFFIXES = frozenset({".yaml", ".yml"})
@@ -227,7 +228,7 @@ def _read_dpo(data: dict[str, Any], display: str, f: Fields) -> None:
 
 
 def _read_fsdp(data: dict[str, Any], f: Fields) -> None:
-    """FSDP's sharding and CPU offload from ``fsdp_config`` (prefixed or not, v0.18.0):
+    """FSDP's version, sharding and CPU offload from ``fsdp_config`` (prefixed or not, v0.18.0):
     FULL_SHARD (FSDP1's default, and FSDP2's ``reshard_after_forward: true``) splits
     parameters too, SHARD_GRAD_OP gradients and optimizer state, NO_SHARD nothing."""
     fsdp = data.get("fsdp_config")
@@ -251,6 +252,19 @@ def _read_fsdp(data: dict[str, Any], f: Fields) -> None:
         stage = _FSDP_STAGES.get(str(option).upper())
         if stage is not None:
             f.put("zero_stage", stage, "fsdp")
+    # fsdp_version, or fsdp_config's fsdp_version / version; a file with fsdp_config and
+    # no version is pinned to FSDP1 (v0.18.0 src/axolotl/utils/schemas/validation.py
+    # check_fsdp_version_in_fsdp_config), one with only the legacy fsdp list gets the
+    # TrainingArguments default of the transformers it pins, 5.14.1: FSDP2
+    f.put("fsdp_version", 1 if data.get("fsdp_config") else 2)
+    for key, value in (
+        ("fsdp_version", data.get("fsdp_version")),
+        ("fsdp_config.version", fsdp.get("version")),
+        ("fsdp_config.fsdp_version", fsdp.get("fsdp_version")),
+    ):
+        if value is not None:
+            f.put("fsdp_version", as_fsdp_version(value, f.display, key), key)
+            break
 
 
 def _in_use(data: dict[str, Any], f: Fields) -> None:

@@ -3,10 +3,12 @@
 axolotl, the Hugging Face Trainer (and so TRL) and LLaMA-Factory accept either a
 DeepSpeed config inline or the path of its JSON file. An inline config is read
 (``zero_optimization.stage``, ``offload_optimizer.device``, ``offload_param.device``;
-DeepSpeed's default stage is 0, v0.18.2 ``deepspeed/runtime/zero/config.py``). A path
+DeepSpeed's default stage is 0, v0.18.2 ``deepspeed/runtime/zero/config.py``), and its
+top-level ``communication_data_type``, the dtype gradients are reduced in. A path
 is a file outside the workload, so it is read from the files the frameworks ship,
 which their examples name; any other path leaves the stage unknown, which the memory
-model takes as stage 3 and a sidecar's ``zero_stage`` can state.
+model takes as stage 3 and a sidecar's ``zero_stage`` can state. None of the shipped
+files sets ``communication_data_type``, so theirs is DeepSpeed's default.
 """
 
 from __future__ import annotations
@@ -39,11 +41,16 @@ SHIPPED: dict[str, tuple[int, bool, bool]] = {
 (``zero_optimization`` of each file at the version named)."""
 
 _OFFLOAD_DEVICES = ("cpu", "nvme")
+COMMUNICATION_DATA_TYPES = ("fp16", "bf16", "fp32")
+"""What DeepSpeed accepts as ``communication_data_type``, case-insensitively, besides null
+(DeepSpeed v0.19.6 ``deepspeed/runtime/config.py`` ``get_communication_data_type``: any
+other value raises "Invalid communication_data_type")."""
 
 
 def zero_fields(value: Any, display: str, key: str) -> dict[str, Any]:
-    """``zero_stage``, ``offload_optimizer`` and ``offload_params`` as far as ``value`` (the
-    ``deepspeed:`` key's value) decides them; empty for a config file it cannot see."""
+    """``zero_stage``, ``offload_optimizer``, ``offload_params`` and (inline, where set)
+    ``communication_data_type`` as far as ``value`` (the ``deepspeed:`` key's value)
+    decides them; empty for a config file it cannot see."""
     if isinstance(value, dict):
         return _inline(value, display, key)
     if not isinstance(value, str):
@@ -66,11 +73,22 @@ def _inline(config: dict[str, Any], display: str, key: str) -> dict[str, Any]:
             f"ZeRO stage {stage!r} is not one of 0, 1, 2, 3",
             field=f"{key}.zero_optimization.stage",
         )
-    return {
+    fields: dict[str, Any] = {
         "zero_stage": stage,
         "offload_optimizer": _offloaded(zero.get("offload_optimizer")),
         "offload_params": _offloaded(zero.get("offload_param")),
     }
+    dtype = config.get("communication_data_type")
+    if dtype is not None:
+        if not isinstance(dtype, str) or dtype.lower() not in COMMUNICATION_DATA_TYPES:
+            raise WorkloadError(
+                display,
+                f"communication_data_type {dtype!r} is not one DeepSpeed accepts "
+                f"({', '.join(COMMUNICATION_DATA_TYPES)})",
+                field=f"{key}.communication_data_type",
+            )
+        fields["communication_data_type"] = dtype.lower()
+    return fields
 
 
 def _offloaded(section: Any) -> bool:

@@ -51,7 +51,8 @@ MARKERS = frozenset(
 ``train_file`` is also transformers' example scripts'."""
 _TRAIN_MODES = {"full": "full", "lora": "lora", "qlora": "qlora"}
 _PINNED_OPTIM = "adamw_torch"
-"""The ``optim`` default of transformers 4.34, which Firefly's requirements.txt pins."""
+"""The ``optim`` default of transformers 4.34, which Firefly's requirements.txt pins (its
+``fsdp`` runs FSDP1, ``hf_args.trainer_fsdp_version``)."""
 _TRAIN = ("bf16", "fp16", "learning_rate", "per_device_train_batch_size")
 
 
@@ -87,7 +88,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
             field="max_seq_length",
         )
     f.take("seq_len", "max_seq_length", as_int, None)
-    read_trainer_keys(f, lr_default=5e-5, optim_default=_PINNED_OPTIM)
+    read_trainer_keys(f, lr_default=5e-5, optim_default=_PINNED_OPTIM, fsdp_version_default=1)
     f.take("gradient_checkpointing", "gradient_checkpointing", as_bool, False)
     f.put("precision", *_precision(data, display))
     f.put("attention_impl", "sdpa")

@@ -511,6 +511,7 @@ def interpret(
         f,
         lr_default=DPO_LR if dpo else 2e-5 if trl else 5e-5,
         optim_default=trainer_default_optim(transformers),
+        fsdp_version_default=trainer_fsdp_version(transformers),
     )
     seq_key = next((key for key in SEQ_KEYS if values.get(key) is not None), None)
     null_key = next((key for key in ("max_length", "max_seq_length") if key in values), None)
@@ -578,6 +579,32 @@ FSDP_OPTION_STAGES = {
 """TrainingArguments' ``fsdp`` options (transformers v4.57.6 ``trainer_utils.FSDPOption``) as
 the ZeRO stage whose states they split; ``offload`` is FSDP's CPU offload of parameters."""
 
+TRAINER_FSDP2_SINCE = (5, 10)
+"""The transformers release from which TrainingArguments builds FSDP2 unless ``fsdp_config``
+says ``version: 1``: v5.10.0 ``training_args.py`` reads ``int(self.fsdp_config.get("version",
+2))``, v5.9.0 ``get("version", 1)``; v4.57.6 passes no version, so accelerate's plugin takes
+FSDP1 (``FSDP_VERSION`` unset: "1", accelerate 1.15.0.dev0 ``src/accelerate/utils/
+dataclasses.py`` ``FullyShardedDataParallelPlugin.__post_init__``)."""
+FSDP_VERSIONS = (1, 2)
+"""The FSDP versions accelerate's plugin builds (``FullyShardedDataParallelPlugin``)."""
+
+
+def trainer_fsdp_version(version: tuple[int, int] | None) -> int:
+    """The FSDP version TrainingArguments' ``fsdp`` runs when ``fsdp_config`` names none, at
+    a transformers ``(major, minor)`` a script pins (None: today's)."""
+    return 2 if version is None or version >= TRAINER_FSDP2_SINCE else 1
+
+
+def as_fsdp_version(value: Any, display: str, key: str) -> int:
+    """An ``fsdp_config`` version: 1 (FullyShardedDataParallel) or 2 (``fully_shard``)."""
+    version = as_int(value, display, key)
+    if version not in FSDP_VERSIONS:
+        raise WorkloadError(
+            display, f"FSDP version {version} is not 1 or 2 (accelerate builds those)", field=key
+        )
+    return version
+
+
 DPO_LR = 1e-6
 """DPOConfig's ``learning_rate`` default (TRL v0.19.0 and v1.9.0 trl/trainer/dpo_config.py)."""
 
@@ -613,12 +640,19 @@ def trainer_default_optim(version: tuple[int, int] | None) -> str:
 
 
 def read_trainer_keys(
-    f: Fields, *, lr_default: float, optim_default: str = TRAINER_DEFAULT_OPTIM
+    f: Fields,
+    *,
+    lr_default: float,
+    optim_default: str = TRAINER_DEFAULT_OPTIM,
+    fsdp_version_default: int = 2,
 ) -> None:
     """The TrainingArguments keys every Trainer-based format shares, with the Trainer's defaults.
 
     ``warmup_steps`` below 1 is a ratio (transformers v5), not a step count;
-    setting a compile mode or backend turns ``torch_compile`` on.
+    setting a compile mode or backend turns ``torch_compile`` on. ``fsdp_config``'s
+    ``version`` (or ``fsdp_version``: TrainingArguments drops the ``fsdp_`` prefix of its
+    keys, v5.25.0 ``training_args.py``) picks FSDP1 or FSDP2, ``fsdp_version_default``
+    (``trainer_fsdp_version``) where it names none.
     """
     f.take("batch_size", "per_device_train_batch_size", as_int, 8)
     f.take("grad_accum_steps", "gradient_accumulation_steps", as_int, 1)
@@ -656,6 +690,13 @@ def read_trainer_keys(
             f.put("zero_stage", stages[0], "fsdp")
         if "offload" in options:
             f.put("offload_params", True, "fsdp")
+        f.put("fsdp_version", fsdp_version_default)
+        fsdp_config = f.get("fsdp_config")
+        for key in ("version", "fsdp_version"):
+            if isinstance(fsdp_config, dict) and fsdp_config.get(key) is not None:
+                label = f"{f.label('fsdp_config')}.{key}"
+                f.put("fsdp_version", as_fsdp_version(fsdp_config[key], f.display, label))
+                f.sources["fsdp_version"] = label
     for key in IN_USE_FLAGS:
         if f.get(key) is not None and as_bool(f.get(key), f.display, f.label(key)):
             f.record(key, True, key)

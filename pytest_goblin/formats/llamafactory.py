@@ -41,7 +41,7 @@ from pytest_goblin.formats.base import (
     refuse_parallelism,
     targets_list,
 )
-from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
+from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit, trainer_fsdp_version
 
 NAME = "llamafactory"
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
@@ -171,7 +171,9 @@ def read(data: dict[str, Any], display: str) -> Reading:
     check_model(data["model_name_or_path"], display, "model_name_or_path")
     f = Fields(display, data.get)
     f.put("model_name", data["model_name_or_path"], "model_name_or_path")
-    read_trainer_keys(f, lr_default=5e-5)
+    # LLaMA-Factory v0.9.5 (ff6d4d1 pyproject.toml) pins transformers <=5.8.0, whose
+    # TrainingArguments builds FSDP1 unless fsdp_config says otherwise
+    read_trainer_keys(f, lr_default=5e-5, fsdp_version_default=trainer_fsdp_version((5, 8)))
     owner = _optimizer_owner(data, display)
     if owner is not None:
         key, name = owner

@@ -96,7 +96,9 @@ def _validation_error(path: str, exc: Any, prefix: str | None = None) -> Workloa
             msg = f"{msg} (got {err['input']!r})"
         problems.append(f"'{loc}': {msg}" if loc else msg)
     if len(problems) == 1:
-        return WorkloadError(path, problems[0].split(": ", 1)[1], field=first_field)
+        # a combination the schema refuses has no field, and its message may hold ": "
+        message = problems[0].split(": ", 1)[1] if first_field else problems[0]
+        return WorkloadError(path, message, field=first_field)
     return WorkloadError(path, "invalid fields: " + "; ".join(problems))
 
 
