@@ -586,6 +586,39 @@ PRESETS: dict[str, ModelArch] = {
             vocab=262144,
             tied_embeddings=True,
         ),
+        # google/gemma-3-270m-{,it}: rasbt/LLMs-from-scratch at 023e6bc,
+        # ch05/12_gemma3/standalone-gemma3.ipynb GEMMA3_CONFIG_270M, which loads the
+        # checkpoint's model.safetensors with a shape check on every tensor (18 layers, 640
+        # wide, MLP 2048, 4 heads, 1 kv head of 256, 262144 tokens) and counts 268,098,176
+        # parameters with the embeddings tied: these dims plus the q/k and pre/post-MLP norms
+        # (32,256) the analytic model leaves out. Sliding windows as gemma-3-1b (above).
+        ModelArch(
+            name="gemma-3-270m",
+            layers=18,
+            hidden=640,
+            intermediate=2048,
+            heads=4,
+            kv_heads=1,
+            head_dim=256,
+            vocab=262144,
+            tied_embeddings=True,
+        ),
+        # deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B: Qwen2.5-1.5B's dims with an untied LM
+        # head ("tie_word_embeddings": false): its config.json as saved by a full fine-tune of
+        # it, vivekvar-dl/GSPO-DeepSeek-R1-Distill-Qwen-1.5B at c31f385,
+        # custom_gspo_results/final_model/config.json (training_stats.json: model_name
+        # deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B), whose best_model/
+        # model.safetensors.index.json holds lm_head.weight and 1,777,088,000 parameters
+        ModelArch(
+            name="deepseek-r1-distill-qwen-1.5b",
+            layers=28,
+            hidden=1536,
+            intermediate=8960,
+            heads=12,
+            kv_heads=2,
+            vocab=151936,
+            qkv_bias=True,
+        ),
         # mistralai/Mistral-Nemo-{Base,Instruct}-2407: NVIDIA NeMo at 8cfedd72,
         # nemo/collections/llm/gpt/model/mistral.py MistralNeMoConfig12B (40 layers,
         # hidden 5120, kv_channels 128, 32 heads / 8 groups and ffn 14336 from
@@ -723,10 +756,16 @@ _ALIASES: dict[str, str] = {
     "open_llama_3b": "open-llama-3b",
     "open_llama_3b_v2": "open-llama-3b",
     "stablelm-2-1_6b": "stablelm-2-1.6b",
-    # Fine-tunes that keep their base's dims. Qwen2.5-Coder-{7,14,32}B, Qwen2.5-Math-{7,72}B,
-    # QwQ-32B: litgpt at 26857050, litgpt/config.py (the same layers, widths, heads, groups
-    # and 152064-token padded vocabulary as Qwen2.5 of that size). The small Coder models
-    # are left out: litgpt does not say whether their embeddings are tied.
+    # Fine-tunes that keep their base's dims. Qwen2.5-Coder-{0.5,1.5,3,7,14,32}B,
+    # Qwen2.5-Math-{7,72}B, QwQ-32B: litgpt at 26857050, litgpt/config.py (the same layers,
+    # widths, heads, groups and padded vocabulary as Qwen2.5 of that size). The small Coder
+    # models tie their embeddings as Qwen2.5 of their size does: their model cards, as
+    # copied in ZHUI/paddlenlp_model_readme at ffc2695 (Qwen/Qwen2.5-Coder-{0.5B,1.5B,3B}/
+    # index.md), say "tied word embeddings" with 0.49B/1.54B/3.09B parameters, of which
+    # 0.36B/1.31B/2.77B are not embeddings, which are these presets' counts.
+    "qwen2.5-coder-0.5b": "qwen2.5-0.5b",
+    "qwen2.5-coder-1.5b": "qwen2.5-1.5b",
+    "qwen2.5-coder-3b": "qwen2.5-3b",
     "qwen2.5-coder-7b": "qwen2.5-7b",
     "qwen2.5-coder-14b": "qwen2.5-14b",
     "qwen2.5-coder-32b": "qwen2.5-32b",
@@ -739,7 +778,8 @@ _ALIASES: dict[str, str] = {
     # their config.json as copied in huggingface.co/prithivMLmods/QwQ-R1-Distill-7B-CoT,
     # unsloth/DeepSeek-R1-Distill-Qwen-14B-bnb-4bit revision 5a80c10 and
     # AIFunOver/DeepSeek-R1-Distill-Qwen-32B-openvino-8bit (Qwen2.5-7B/14B/32B's dims,
-    # untied, 152064 tokens). The 1.5B distill is left out (its tying is not sourced).
+    # untied, 152064 tokens). The 1.5B distill has its own preset (untied, unlike
+    # Qwen2.5-1.5B).
     "deepseek-r1-distill-llama-8b": "llama-3.1-8b",
     "deepseek-r1-distill-llama-70b": "llama-3.3-70b",
     "deepseek-r1-distill-qwen-7b": "qwen2.5-7b",

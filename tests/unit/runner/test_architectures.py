@@ -60,6 +60,10 @@ PUBLISHED_BILLIONS = {
     # keras-hub keras_hub/src/models/gemma3/gemma3_presets.py "gemma3_1b": 999,885,952
     # (with the q/k and pre/post-MLP norms this count leaves out)
     "gemma-3-1b": "1.000",
+    # rasbt/LLMs-from-scratch ch05/12_gemma3 (loads google/gemma-3-270m): 268,098,176
+    "gemma-3-270m": "0.268",
+    # model.safetensors.index.json of a full fine-tune of it: 1,777,088,000 (untied)
+    "deepseek-r1-distill-qwen-1.5b": "1.777",
     "mistral-nemo-12b": "12.2",
     # the 23,572,403,200 text parameters of Mistral-Small-3.x (24.0B with its vision encoder)
     "mistral-small-24b": "23.57",
@@ -94,6 +98,37 @@ def test_preset_parameter_count_is_within_one_percent_of_the_published_total(
     computed = PRESETS[preset].total_params / 1e9
     published = PUBLISHED_BILLIONS[preset]
     assert computed == pytest.approx(float(published), abs=tolerance(published))
+
+
+def test_exact_published_counts_of_the_sourced_small_presets() -> None:
+    """gemma-3-270m: the 268,098,176 parameters of the notebook that loads its checkpoint,
+    less the q/k norms (2 x 256) and pre/post-MLP norms (2 x 640) of each layer, which the
+    analytic model leaves out; DeepSeek-R1-Distill-Qwen-1.5B: the 1,777,088,000 of a saved
+    copy's safetensors index, an untied LM head on Qwen2.5-1.5B's dims."""
+    gemma = PRESETS["gemma-3-270m"]
+    assert gemma.total_params + gemma.layers * (2 * 256 + 2 * 640) == 268_098_176
+    distill = PRESETS["deepseek-r1-distill-qwen-1.5b"]
+    assert distill.total_params == 1_777_088_000
+    base = PRESETS["qwen2.5-1.5b"]
+    assert distill.total_params == base.total_params + base.vocab * base.hidden
+
+
+@pytest.mark.parametrize(
+    ("model_id", "total", "non_embedding"),
+    [
+        ("Qwen/Qwen2.5-Coder-0.5B", "0.49", "0.36"),
+        ("Qwen/Qwen2.5-Coder-1.5B-Instruct", "1.54", "1.31"),
+        ("Qwen/Qwen2.5-Coder-3B", "3.09", "2.77"),
+    ],
+)
+def test_small_qwen_coders_match_their_model_cards_with_tied_embeddings(
+    model_id: str, total: str, non_embedding: str
+) -> None:
+    arch = lookup(model_id)
+    assert arch is not None and arch.tied_embeddings
+    assert arch.total_params / 1e9 == pytest.approx(float(total), abs=tolerance(total))
+    computed = (arch.total_params - arch.embedding_params) / 1e9
+    assert computed == pytest.approx(float(non_embedding), abs=tolerance(non_embedding))
 
 
 @pytest.mark.parametrize("preset", sorted(NON_EMBEDDING_BILLIONS))
@@ -156,6 +191,12 @@ def test_qwen3_non_embedding_parameters_match_the_model_cards(preset: str) -> No
         ("hugging-quants/Meta-Llama-3.1-405B-BNB-NF4-BF16", "llama-3.1-405b"),
         ("casperhansen/llama-3-70b-fp16", "llama-3-70b"),
         ("Qwen/Qwen3-8B", "qwen3-8b"),
+        ("google/gemma-3-270m-it", "gemma-3-270m"),
+        ("unsloth/gemma-3-270m-it", "gemma-3-270m"),
+        ("Qwen/Qwen2.5-Coder-1.5B-Instruct", "qwen2.5-1.5b"),
+        ("Qwen/Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-0.5b"),
+        ("Qwen/Qwen2.5-Coder-3B", "qwen2.5-3b"),
+        ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "deepseek-r1-distill-qwen-1.5b"),
     ],
 )
 def test_a_model_id_finds_its_preset_whatever_its_variant_tags(model_id: str, preset: str) -> None:
@@ -175,10 +216,6 @@ def test_a_variant_with_another_vocabulary_finds_no_preset() -> None:
 @pytest.mark.parametrize(
     "model_id",
     [
-        # no dims source found for these; they ask for dims rather than borrow a sibling's
-        "google/gemma-3-270m-it",
-        "Qwen/Qwen2.5-Coder-1.5B-Instruct",  # whether its embeddings are tied is not sourced
-        "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
         # Llama / Mistral layouts whose names share a word with a refused family
         "tiiuae/Falcon3-7B-Instruct",
         "nvidia/Llama-3.1-Minitron-4B-Width-Base",
