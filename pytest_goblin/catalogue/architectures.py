@@ -106,6 +106,12 @@ class ModelArch(BaseModel):
 PRESETS: dict[str, ModelArch] = {
     arch.name: arch
     for arch in (
+        # The first nine: litgpt at 26857050, litgpt/config.py "Llama-3-8B", "Llama-3.1-8B",
+        # "Llama-3.2-1B", "Llama-3.1-70B", "Qwen2.5-0.5B", "Qwen2.5-7B",
+        # "Mistral-7B-Instruct-v0.2", "Gemma-2-2b", "Phi-3-mini-4k-instruct", each transcribed
+        # from the checkpoint's config.json on the Hub (the URL above each entry there); the
+        # tied embeddings are the ones the published parameter counts need
+        # (tests/unit/runner/test_architectures.py).
         ModelArch(
             name="llama-3-8b",
             layers=32,
