@@ -48,9 +48,10 @@ other value raises "Invalid communication_data_type")."""
 
 
 def zero_fields(value: Any, display: str, key: str) -> dict[str, Any]:
-    """``zero_stage``, ``offload_optimizer``, ``offload_params`` and (inline, where set)
-    ``communication_data_type`` as far as ``value`` (the ``deepspeed:`` key's value)
-    decides them; empty for a config file it cannot see."""
+    """``zero_stage``, ``offload_optimizer``, ``offload_params`` and
+    ``communication_data_type`` (None: DeepSpeed's default) as far as ``value`` (the
+    ``deepspeed:`` key's value) decides them; empty for a config file it cannot see, whose
+    values a sidecar may give."""
     if isinstance(value, dict):
         return _inline(value, display, key)
     if not isinstance(value, str):
@@ -58,7 +59,12 @@ def zero_fields(value: Any, display: str, key: str) -> dict[str, Any]:
     path = PurePosixPath(value.strip().replace("\\", "/"))
     for shipped, (stage, optimizer, params) in SHIPPED.items():
         if path.parts[-len(PurePosixPath(shipped).parts) :] == PurePosixPath(shipped).parts:
-            return {"zero_stage": stage, "offload_optimizer": optimizer, "offload_params": params}
+            return {
+                "zero_stage": stage,
+                "offload_optimizer": optimizer,
+                "offload_params": params,
+                "communication_data_type": None,
+            }
     return {}
 
 
@@ -77,6 +83,7 @@ def _inline(config: dict[str, Any], display: str, key: str) -> dict[str, Any]:
         "zero_stage": stage,
         "offload_optimizer": _offloaded(zero.get("offload_optimizer")),
         "offload_params": _offloaded(zero.get("offload_param")),
+        "communication_data_type": None,
     }
     dtype = config.get("communication_data_type")
     if dtype is not None:

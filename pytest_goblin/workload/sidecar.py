@@ -19,7 +19,8 @@ sidecar that says otherwise is an error rather than an override (see
 ``check_fills``). ``objective: dpo`` likewise says which trainer runs a TRL file whose
 keys (``beta``, ``max_prompt_length``) DPO, ORPO, CPO and KTO share. ``strategy: fsdp`` (or ``ddp``, ``deepspeed``) with
 ``world_size``, ``zero_stage`` (1 shards optimizer state, 2 also gradients, 3
-also parameters) and ``offload_optimizer`` / ``offload_params`` describes how a
+also parameters), ``offload_optimizer`` / ``offload_params``, ``fsdp_version`` and
+``communication_data_type`` describes how a
 launcher (``accelerate launch``, ``torchrun``, an accelerate DeepSpeed or FSDP
 config) runs a file that does not say it itself; where the file names its
 sharding (axolotl ``fsdp:``, a ``deepspeed:`` config the frameworks ship,
@@ -43,10 +44,20 @@ from pytest_goblin.schemas import WorkloadSettings
 
 SUFFIX = ".goblin.yaml"
 OWNER_SUFFIXES = (".py", ".yaml", ".yml", ".json")
-LAUNCH = ("world_size", "strategy", "zero_stage", "offload_optimizer", "offload_params")
-"""How a launcher runs the file: ranks, sharding, ZeRO stage and CPU offload."""
+LAUNCH = (
+    "world_size",
+    "strategy",
+    "zero_stage",
+    "offload_optimizer",
+    "offload_params",
+    "fsdp_version",
+    "communication_data_type",
+)
+"""How a launcher runs the file: ranks, sharding, ZeRO stage, CPU offload, the FSDP version
+(an accelerate FSDP config's ``fsdp_version``) and DeepSpeed's ``communication_data_type``
+(a DeepSpeed config file the workload only names)."""
 KEYS = ("name", "model", *LAUNCH, "seq_len", "objective", "goblin")
-FILLS = ("seq_len", "objective", "strategy", "zero_stage", "offload_optimizer", "offload_params")
+FILLS = ("seq_len", "objective", *LAUNCH[1:])
 """Sidecar fields that only fill in what the file leaves unknown, never override it."""
 
 

@@ -76,10 +76,25 @@ def test_readers_take_it_from_an_inline_config(tmp_path: Path, text: str) -> Non
 
 
 def test_unset_or_null_is_deepspeeds_default(tmp_path: Path) -> None:
-    assert "communication_data_type" not in zero_fields({"communication_data_type": None}, "x", "d")
-    assert "communication_data_type" not in zero_fields("deepspeed_configs/zero2.json", "x", "d")
+    # an inline config or a shipped file (none sets it) decides it: DeepSpeed's default
+    assert (
+        zero_fields({"communication_data_type": None}, "x", "d")["communication_data_type"] is None
+    )
+    assert zero_fields("deepspeed_configs/zero2.json", "x", "d")["communication_data_type"] is None
     text = TRL + "deepspeed:\n  zero_optimization: {stage: 3}\n"
     assert write(tmp_path, "w/a.yaml", text).config.communication_data_type is None
+    # a file the workload only names is not read: a sidecar states it
+    assert "communication_data_type" not in zero_fields("my/ds.json", "x", "d")
+
+
+def test_a_sidecar_gives_it_for_a_config_file_outside_the_workload(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/a.goblin.yaml").write_text("world_size: 8\ncommunication_data_type: fp32\n")
+    cfg = write(tmp_path, "w/a.yaml", TRL + "deepspeed: my/ds_config.json\n").config
+    assert (cfg.strategy, cfg.communication_data_type) == ("deepspeed", "fp32")
+    # where the inline config decides it, a different sidecar value is an error
+    with pytest.raises(WorkloadError, match="communication_data_type"):
+        write(tmp_path, "w/a.yaml", TRL + "deepspeed:\n  zero_optimization: {stage: 2}\n")
 
 
 @pytest.mark.parametrize("value", ["fp8", "auto", 16])

@@ -103,3 +103,13 @@ def test_a_version_accelerate_cannot_build_names_its_key(tmp_path: Path) -> None
     with pytest.raises(WorkloadError, match="FSDP version 3") as raised:
         write(tmp_path, "w/a.yaml", TRL + "fsdp: full_shard\nfsdp_config:\n  version: 3\n")
     assert raised.value.field == "fsdp_config.version"
+
+
+def test_a_sidecar_gives_the_version_of_an_accelerate_launch(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    sidecar = tmp_path / "w/a.goblin.yaml"
+    sidecar.write_text("world_size: 8\nstrategy: fsdp\nzero_stage: 2\nfsdp_version: 1\n")
+    assert write(tmp_path, "w/a.yaml", TRL).config.fsdp_version == 1
+    # TrainingArguments' fsdp decides it (transformers' default): a different one is an error
+    with pytest.raises(WorkloadError, match="fsdp_version"):
+        write(tmp_path, "w/a.yaml", TRL + "fsdp: shard_grad_op\n")
