@@ -258,14 +258,15 @@ def detect_hf_args(data: Any) -> bool:
 
 _HEADER_LAUNCH = re.compile(
     r"^[ \t]*#[ \t]*(?P<said>Config for (?P<nodes>\d+) nodes? of (?P<gpus>\d+)\b[^\n]*?"
-    r"\bwith (?:DeepSpeed ZeRO-?(?P<stage>[123])|(?P<fsdp>FSDP)\d?)\b)",
+    r"\bwith (?:DeepSpeed ZeRO-?(?P<stage>[123])|(?P<fsdp>FSDP)(?P<version>[12])?)\b)",
     re.IGNORECASE | re.MULTILINE,
 )
 """open-r1's recipes state their launch in a header comment ("# Config for 1 node of 8 H100s
 with DeepSpeed ZeRO-3", "# Config for 16 nodes of 8 H100s with FSDP1"; huggingface/open-r1
 recipes/OlympicCoder-*/sft/config_v00.00.yaml), run with its accelerate configs
 (recipes/accelerate_configs/zero3.yaml: zero_stage 3, no offload; fsdp.yaml: FULL_SHARD, no
-offload). Only a comment naming nodes, devices per node and the sharding is read."""
+offload, no ``fsdp_version``, so accelerate's FSDP1 unless the comment says FSDP2). Only a
+comment naming nodes, devices per node and the sharding is read."""
 
 
 _SLURM_LAUNCH = re.compile(
@@ -311,6 +312,8 @@ def _slurm_launch(text: str) -> tuple[dict[str, Any], str] | None:
     fields: dict[str, Any] = {"strategy": strategy, "world_size": nodes * OPEN_R1_GPUS_PER_NODE}
     if stage is not None:
         fields["zero_stage"] = stage
+    if strategy == "fsdp":
+        fields["fsdp_version"] = 1  # fsdp.yaml names none: accelerate's default
     line = text.count("\n", 0, found.start("said")) + 1
     return fields, f"the launch comment, line {line}: {found.group('said')}"
 
@@ -323,11 +326,13 @@ def header_launch(text: str) -> tuple[dict[str, Any], str] | None:
         return _slurm_launch(text)
     world = int(found.group("nodes")) * int(found.group("gpus"))
     stage = int(found.group("stage") or 3)
-    fields = {
+    fields: dict[str, Any] = {
         "strategy": "fsdp" if found.group("fsdp") else "deepspeed",
         "world_size": world,
         "zero_stage": stage,
     }
+    if found.group("fsdp"):
+        fields["fsdp_version"] = int(found.group("version") or 1)
     line = text.count("\n", 0, found.start("said")) + 1
     return fields, f"the header comment, line {line}: {found.group('said')}"
 

@@ -113,3 +113,20 @@ def test_a_sidecar_gives_the_version_of_an_accelerate_launch(tmp_path: Path) -> 
     # TrainingArguments' fsdp decides it (transformers' default): a different one is an error
     with pytest.raises(WorkloadError, match="fsdp_version"):
         write(tmp_path, "w/a.yaml", TRL + "fsdp: shard_grad_op\n")
+
+
+@pytest.mark.parametrize(
+    ("comment", "version"),
+    [
+        ("# Config for 16 nodes of 8 H100s with FSDP1\n", 1),
+        ("# Config for 1 node of 8 H100s with FSDP2\n", 2),
+        ("# Config for 1 node of 8 H100s with FSDP\n", 1),
+        ("# sbatch --nodes 2 slurm/train.slurm M sft c fsdp\n", 1),
+    ],
+)
+def test_an_open_r1_launch_comment_gives_accelerates_fsdp_version(
+    tmp_path: Path, comment: str, version: int
+) -> None:
+    # open-r1's recipes/accelerate_configs/fsdp.yaml names no fsdp_version: accelerate's 1
+    config = write(tmp_path, "w/a.yaml", comment + TRL).config
+    assert (config.strategy, config.fsdp_version) == ("fsdp", version)
