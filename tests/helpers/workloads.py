@@ -22,6 +22,23 @@ LLAMA_LORA: dict[str, Any] = {
 }
 """The analytic model's reference workload: Llama-3-8B LoRA r16, well tuned."""
 
+SHARDED_LLAMA: dict[str, Any] = {
+    "model": "llama-3-8b",
+    "world_size": 8,
+    "strategy": "fsdp",
+    "precision": "bf16",
+    "batch_size": 1,
+    "seq_len": 2048,
+    "gradient_checkpointing": True,
+}
+"""A full fine-tune of Llama-3-8B over eight ranks: the communication tests' workload."""
+
+
+def sharded_llama(**fields: Any) -> WorkloadConfig:
+    """``SHARDED_LLAMA`` with ``fields`` changed."""
+    return WorkloadConfig.model_validate({**SHARDED_LLAMA, **fields})
+
+
 MISTUNED_YAML = """\
 # Llama-3-8B LoRA copied from an fp32 tutorial.
 name: llama-mistuned

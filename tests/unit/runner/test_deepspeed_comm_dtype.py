@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from helpers import workloads
 from helpers.format_support import write
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.errors import WorkloadError
@@ -23,19 +24,9 @@ AXOLOTL = (
 
 
 def config(**fields: Any) -> WorkloadConfig:
-    base: dict[str, Any] = {
-        "model": "llama-3-8b",
-        "world_size": 8,
-        "strategy": "deepspeed",
-        "zero_stage": 2,
-        "precision": "bf16",
-        "batch_size": 1,
-        "seq_len": 2048,
-        "grad_accum_steps": 4,
-        "gradient_checkpointing": True,
-    }
-    base.update(fields)
-    return WorkloadConfig(**base)
+    return workloads.sharded_llama(
+        **({"strategy": "deepspeed", "zero_stage": 2, "grad_accum_steps": 4} | fields)
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from helpers import workloads
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.analytic import INTERCONNECT_GBS, AnalyticModel, reference_gathers
 from pytest_goblin.schemas import WorkloadConfig
@@ -16,20 +17,9 @@ GB = 1e9
 
 
 def config(**fields: Any) -> WorkloadConfig:
-    base: dict[str, Any] = {
-        "model": "llama-3-8b",
-        "world_size": 8,
-        "strategy": "fsdp",
-        "precision": "bf16",
-        "pure_precision": True,
-        "batch_size": 1,
-        "seq_len": 2048,
-        "grad_accum_steps": 4,
-        "gradient_checkpointing": True,
-        "objective": "dpo",
-    }
-    base.update(fields)
-    return WorkloadConfig(**base)
+    return workloads.sharded_llama(
+        **({"pure_precision": True, "grad_accum_steps": 4, "objective": "dpo"} | fields)
+    )
 
 
 def model() -> AnalyticModel:

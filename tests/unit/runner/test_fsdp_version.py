@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from helpers import workloads
 from helpers.format_support import write
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.errors import WorkloadError
@@ -28,19 +29,7 @@ LLAMAFACTORY = (
 
 
 def config(**fields: Any) -> WorkloadConfig:
-    base: dict[str, Any] = {
-        "model": "llama-3-8b",
-        "world_size": 8,
-        "strategy": "fsdp",
-        "precision": "bf16",
-        "batch_size": 1,
-        "seq_len": 2048,
-        "gradient_checkpointing": True,
-        "zero_stage": 2,
-        "grad_accum_steps": 4,
-    }
-    base.update(fields)
-    return WorkloadConfig(**base)
+    return workloads.sharded_llama(**({"zero_stage": 2, "grad_accum_steps": 4} | fields))
 
 
 def comm(cfg: WorkloadConfig) -> float:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from helpers import workloads
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.analytic import (
     HOST_OPTIMIZER_NOT_PRICED,
@@ -22,17 +23,7 @@ QLORA = {**LORA, "finetune": "qlora"}
 
 
 def config(**fields: Any) -> WorkloadConfig:
-    base: dict[str, Any] = {
-        "model": "llama-3-8b",
-        "world_size": 8,
-        "strategy": "fsdp",
-        "precision": "bf16",
-        "batch_size": 1,
-        "seq_len": 2048,
-        "gradient_checkpointing": True,
-    }
-    base.update(fields)
-    return WorkloadConfig(**base)
+    return workloads.sharded_llama(**fields)
 
 
 def budget(device: str = "h100", **fields: Any) -> WasteBudget:

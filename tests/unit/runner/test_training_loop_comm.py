@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from helpers import workloads
 from helpers.format_support import load, write
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.analytic import (
@@ -24,18 +25,7 @@ GB = 1e9
 
 
 def config(**fields: Any) -> WorkloadConfig:
-    base: dict[str, Any] = {
-        "model": "llama-3-8b",
-        "world_size": 8,
-        "strategy": "fsdp",
-        "precision": "bf16",
-        "pure_precision": True,
-        "batch_size": 1,
-        "seq_len": 2048,
-        "gradient_checkpointing": True,
-    }
-    base.update(fields)
-    return WorkloadConfig(**base)
+    return workloads.sharded_llama(**({"pure_precision": True} | fields))
 
 
 def comm(cfg: WorkloadConfig) -> float:
