@@ -1353,7 +1353,9 @@ class AnalyticModel:
         DeepSpeed's ``offload_optimizer`` keeps optimizer state and gradient partitions in host
         memory (ZeRO-Offload, same page) and ``offload_param`` the parameters; FSDP's
         ``CPUOffload(offload_params=True)`` moves parameters and gradients and so runs the
-        optimizer step on the host (torch v2.7.0, torch/distributed/fsdp/api.py).
+        optimizer step on the host (torch v2.7.0, torch/distributed/fsdp/api.py). An FSDP
+        run that accumulates under accelerate's ``no_sync`` holds full gradients in the
+        compute dtype on the device instead of shards (``accumulates_unsharded_gradients``).
         """
         loss_kernel = loss_kernel_of(config)
         config = _as_run(config)
@@ -1391,6 +1393,11 @@ class AnalyticModel:
             optimizer = 0.0
             if config.strategy == "deepspeed":
                 grads = 0.0
+        if accumulates_unsharded_gradients(config):
+            # no_sync keeps full gradients on the device until the last micro-batch reduces
+            # them; the shards of the previous step are gone (the Trainer's zero_grad sets
+            # them to None), so the peak, the last micro-batch's forward, holds the larger
+            grads = max(grads, trainable * unsharded_gradient_bytes(res.precision))
         weights = (weights + gathered) / GB
         grads /= GB
         optimizer /= GB
@@ -1535,6 +1542,11 @@ def launch_description(config: WorkloadConfig) -> str:
         if on
     ]
     where = f", {' and '.join(offloaded)} offloaded to the host" if offloaded else ""
+    if accumulates_unsharded_gradients(config):
+        where += (
+            f", full gradients held across {config.grad_accum_steps} accumulated "
+            "micro-batches (accelerate's no_sync)"
+        )
     return f"{config.strategy} ZeRO stage {stage} over {config.world_size} ranks{where}"
 
 
@@ -1671,6 +1683,55 @@ def reduced_gradient_bytes(config: WorkloadConfig, precision: str) -> float:
         return _element_bytes(config.communication_data_type)
     if config.strategy == "fsdp" and config.training_loop in ("llamafactory-v1", "torchtitan"):
         return 4.0
+    return _element_bytes(precision)
+
+
+def accumulates_unsharded_gradients(config: WorkloadConfig) -> bool:
+    """Whether each rank of an FSDP run holds its trainable parameters' full, unsharded
+    gradients between micro-batches, instead of the shards that stage 2-3 otherwise keep.
+
+    That is the case under accelerate's loop with ``grad_accum_steps`` > 1: the HF Trainer
+    runs every micro-batch but the last inside ``accelerator.no_sync(model)`` unless
+    ``sync_each_batch`` is set or the run uses DeepSpeed (transformers v5.25.0
+    ``src/transformers/trainer.py`` ``_inner_training_loop``: ``sync_context``), as
+    ``accelerator.accumulate`` does for open-instruct; accelerate turns that into FSDP2's
+    ``set_requires_gradient_sync(False)`` or FSDP1's ``no_sync()`` (1.16.0
+    ``src/accelerate/accelerator.py`` ``no_sync``). FSDP1: "FSDP will accumulate the full
+    model gradients (instead of gradient shards) until the eventual sync", not offloaded to
+    the CPU before it (torch 2.13 ``torch/distributed/fsdp/fully_sharded_data_parallel.py``
+    ``no_sync``); its post-backward hook returns before the reduce-scatter, leaving the
+    unsharded gradient in ``flat_param.grad`` (``_runtime_utils.py`` ``_post_backward_hook``,
+    ``_post_backward_final_callback``: "`.grad` remains the unsharded gradient"). FSDP2's
+    ``post_backward`` without ``reduce_grads`` reshards the parameters but keeps each
+    unsharded parameter's gradient, to be added to the next one
+    (``_fully_shard/_fsdp_param_group.py`` ``post_backward``; ``_fsdp_param.py``
+    ``unsharded_accumulated_grad``, ``accumulate_unsharded_grad_if_needed``), for a
+    ``reshard_after_backward`` parameter too. torchtune, LLaMA-Factory v1 and torchtitan
+    reduce-scatter on every backward (``sharded_collectives``) and keep shards; DeepSpeed
+    ZeRO-2/3 reduce and partition gradients on every micro-batch whatever the loop (v0.19.6
+    ``deepspeed/runtime/engine.py`` ``allreduce_gradients``), and accelerate's ``no_sync``
+    does nothing for it from stage 2.
+    """
+    return (
+        config.strategy == "fsdp"
+        and config.training_loop == "accelerate"
+        and config.grad_accum_steps > 1
+        and _stage(config) >= 2
+    )
+
+
+def unsharded_gradient_bytes(precision: str) -> float:
+    """Bytes per trainable parameter of the unsharded gradient that FSDP accumulates under
+    ``no_sync`` (``accumulates_unsharded_gradients``): the dtype the backward computes
+    gradients in, the compute dtype. FSDP1's flat parameter is unsharded in its
+    mixed-precision ``param_dtype`` (the load dtype without a policy) and its ``.grad``
+    takes that dtype (torch 2.13 ``torch/distributed/fsdp/_flat_param.py``
+    ``_fwd_bwd_param_dtype``); FSDP2 keeps ``unsharded_param.grad`` in ``param_dtype``, or
+    casts it to ``reduce_dtype`` where the two differ (``_fsdp_param.py``
+    ``to_accumulated_grad_if_needed``). accelerate gives both the mixed-precision dtype
+    (1.16.0 ``src/accelerate/utils/dataclasses.py`` ``set_mixed_precision``:
+    ``{"param_dtype": dtype, "reduce_dtype": dtype}``) and no policy without mixed precision.
+    """
     return _element_bytes(precision)
 
 

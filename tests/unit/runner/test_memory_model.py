@@ -97,6 +97,63 @@ def test_fsdp_full_shard_and_shard_grad_op_split_the_weights_dtype_states() -> N
     assert states(grad_op) == pytest.approx((2 * P / GB, 2 * P / 4 / GB, 4 * P / 4 / GB))
 
 
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("stage", [2, 3])
+def test_fsdp_accumulating_under_accelerates_no_sync_holds_full_gradients_in_the_compute_dtype(
+    version: int, stage: int
+) -> None:
+    """FSDP1's no_sync and FSDP2's set_requires_gradient_sync(False) keep each rank's
+    unsharded gradients until the last micro-batch: 2 B per parameter in bf16 (the
+    unsharded parameters' dtype), not fp32 master-weight shards (4 B / 8)."""
+    sharded = memory(strategy="fsdp", world_size=8, zero_stage=stage, fsdp_version=version)
+    assert sharded.grads_gb == pytest.approx(4 * P / 8 / GB)
+    accumulating = memory(
+        strategy="fsdp", world_size=8, zero_stage=stage, fsdp_version=version, grad_accum_steps=4
+    )
+    assert accumulating.grads_gb == pytest.approx(2 * P / GB)
+    assert accumulating.total_gb - sharded.total_gb == pytest.approx((2 * P - 4 * P / 8) / GB)
+    assert (accumulating.weights_gb, accumulating.optimizer_gb) == pytest.approx(
+        (sharded.weights_gb, sharded.optimizer_gb)
+    )
+
+
+@pytest.mark.parametrize("loop", ["torchtune", "llamafactory-v1", "torchtitan"])
+def test_loops_that_reduce_every_micro_batch_keep_gradient_shards_when_accumulating(
+    loop: str,
+) -> None:
+    states_of = {"strategy": "fsdp", "world_size": 8, "pure_precision": True, "training_loop": loop}
+    assert memory(**states_of, grad_accum_steps=4) == memory(**states_of)
+
+
+def test_deepspeed_partitions_gradients_while_accumulating_whatever_the_loop() -> None:
+    for stage in (2, 3):
+        zero = {"strategy": "deepspeed", "world_size": 8, "zero_stage": stage}
+        assert memory(**zero, grad_accum_steps=4) == memory(**zero)
+
+
+def test_fsdp_no_sync_gradients_stay_on_the_device_under_cpu_offload() -> None:
+    """FSDP1's no_sync: "the gradients will not be offloaded to CPU when inside the
+    context manager"; only the gathered layers' weights remain of the rest."""
+    offloaded = {
+        "strategy": "fsdp",
+        "world_size": 8,
+        "pure_precision": True,
+        "offload_params": True,
+    }
+    assert memory(**offloaded).grads_gb == 0.0
+    accumulating = memory(**offloaded, grad_accum_steps=2)
+    assert states(accumulating) == pytest.approx((2 * LAYER * 2 / GB, 2 * P / GB, 0.0))
+
+
+def test_two_ranks_of_fp32_shards_weigh_what_the_bf16_unsharded_gradients_do() -> None:
+    """The larger of the two is held: the previous step's shards are set to None by the
+    Trainer's zero_grad before the unsharded ones accumulate, never both in full."""
+    pair = {"strategy": "fsdp", "world_size": 2, "zero_stage": 2}
+    assert memory(**pair, grad_accum_steps=8).grads_gb == pytest.approx(memory(**pair).grads_gb)
+    fp32 = dict(pair, precision="fp32")
+    assert memory(**fp32, grad_accum_steps=8).grads_gb == pytest.approx(4 * P / GB)
+
+
 def test_ddp_splits_nothing_even_with_a_stage() -> None:
     assert states(memory(strategy="ddp", world_size=8, zero_stage=3)) == pytest.approx(
         states(memory())
@@ -141,6 +198,9 @@ def test_the_oom_message_says_how_it_assumed_the_run_is_launched_and_how_to_say_
     sharded = big.model_copy(update={"strategy": "deepspeed", "world_size": 2, "zero_stage": 1})
     with pytest.raises(OutOfMemory, match="assuming deepspeed ZeRO stage 1 over 2 ranks;"):
         runner.run(sharded, steps=1)
+    no_sync = big.model_copy(update={"strategy": "fsdp", "world_size": 2, "grad_accum_steps": 4})
+    with pytest.raises(OutOfMemory, match="full gradients held across 4 accumulated micro-b"):
+        runner.run(no_sync, steps=1)
 
 
 # --- what the readers say --------------------------------------------------------------
