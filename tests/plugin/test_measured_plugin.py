@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("torch")
 
 from pytest_goblin.runner import measured as live
+from pytest_goblin.runner.engines import resolve_engine
 from pytest_goblin.runner.worker import FAULT_ENV
 
 TINY = """\
@@ -99,7 +100,11 @@ def test_a_measured_cpu_run_reports_measured_numbers(pytester: pytest.Pytester) 
     assert baseline["steps"] == 2  # --goblin-steps wins over the 50 the audit asks for
     assert baseline["tokens_per_sec"] > 0 and baseline["step_time_s"] > 0
     assert baseline["hbm_peak_gb"] > 0 and baseline["mfu_pct"] > 0
-    result.stdout.fnmatch_lines([f"device: {doc['device']['name']} | *numbers: measured"])
+    engine = resolve_engine("auto")  # the default: hf where its extra is installed
+    assert doc["device"]["engine"] == engine
+    result.stdout.fnmatch_lines(
+        [f"device: {doc['device']['name']} | engine: {engine} | *numbers: measured"]
+    )
 
 
 def test_a_workload_the_device_cannot_run_is_skipped_with_the_reason(
