@@ -28,6 +28,7 @@ CommunicationDataType = Literal["fp16", "bf16", "fp32"]
 ZeroStage = Literal[0, 1, 2, 3]
 Objective = Literal["sft", "dpo"]
 Reference = Literal["model", "adapter", "precomputed", "none"]
+ActivationOffloader = Literal["torchtune", "trl", "axolotl", "axolotl-hidden-states"]
 WasteBucket = Literal[
     "data_wait", "host_gap", "comm_excess", "memory_headroom", "precision_path", "kernel_shape"
 ]
@@ -134,9 +135,21 @@ class WorkloadConfig(BaseModel):
         default=False,
         description="the activations the forward saves for the backward are copied to pinned "
         "host memory and back on a side stream that overlaps the copies with compute "
-        "(torchtune enable_activation_offloading): with gradient_checkpointing only the "
-        "checkpointed layers' inputs, without it every saved activation; torchtune's recipes "
-        "offload only beside checkpointing, so turning checkpointing off there turns it off",
+        "(torchtune enable_activation_offloading, TRL and axolotl activation_offloading): "
+        "with gradient_checkpointing only the checkpointed layers' inputs, without it every "
+        "saved activation; torchtune's recipes and axolotl offload only beside "
+        "checkpointing, so turning checkpointing off there turns it off",
+    )
+    activation_offloader: ActivationOffloader | None = Field(
+        default=None,
+        description="whose activation offloading runs, which decides what leaves the device: "
+        "torchtune (OffloadActivations around the model's forward: the loss's saved tensors "
+        "stay), trl (TRL's OffloadActivations around the whole training step, so the loss's "
+        "are copied out too; with or without checkpointing), axolotl (TRL's offloader as "
+        "axolotl's activation_offloading: true runs it, checkpointing required), "
+        "axolotl-hidden-states (activation_offloading: hidden_states: only each checkpointed "
+        "layer's input, two in flight); torchtune when unset, None while "
+        "activation_offloading is off",
     )
     optimizer_in_backward: bool = Field(
         default=False,
@@ -229,12 +242,21 @@ class WorkloadConfig(BaseModel):
         if (
             self.activation_offloading
             and not self.gradient_checkpointing
-            and self.training_loop == "torchtune"
+            and (
+                self.training_loop == "torchtune"
+                or self.activation_offloader in ("axolotl", "axolotl-hidden-states")
+            )
         ):
-            # torchtune offloads only beside checkpointing (v0.6.1 recipes raise "should only
-            # be True when enable_activation_checkpointing is True"), and its reader writes
-            # enable_activation_offloading off with checkpointing: what that patch runs
+            # torchtune and axolotl offload only beside checkpointing (torchtune v0.6.1
+            # recipes raise "should only be True when enable_activation_checkpointing is
+            # True"; axolotl v0.18.0 src/axolotl/utils/schemas/validation.py
+            # check_activation_offloading_wo_gc), and their readers write offloading off with
+            # checkpointing: what that patch runs. TRL offloads every activation without it.
             object.__setattr__(self, "activation_offloading", False)
+        offloader = (
+            (self.activation_offloader or "torchtune") if self.activation_offloading else None
+        )
+        object.__setattr__(self, "activation_offloader", offloader)
         if self.objective == "sft" and self.reference is not None:
             raise ValueError(f"reference {self.reference!r} is for objective dpo, not sft")
         if self.objective == "dpo" and self.reference is None:

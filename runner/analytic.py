@@ -34,7 +34,9 @@ Device time per micro-batch
     * Activation offloading copies what every layer keeps for the backward to the host
       and back (2 x those bytes per micro-batch) at ``PINNED_H2D_GBS``, on a second
       stream beside the compute: the micro-batch takes the longer of the two, the excess
-      counted as memory_headroom.
+      counted as memory_headroom. Where the offloading context wraps the whole training
+      step (TRL's and axolotl's, ``OFFLOADS_LOSS``), the loss's saved tensors go to the host
+      too, a copy the backward's first node waits for: added in series.
     * LoRA over an 8-bit base (``lora8``: bitsandbytes ``Linear8bitLt``, LLM.int8(),
       https://arxiv.org/abs/2208.07339) runs each decoder-layer linear as
       ``MatMul8bitLt`` does (bitsandbytes 0.50.2.dev0
@@ -167,7 +169,7 @@ Memory (decimal GB)
       fp32 log-probabilities plus one chunk. Activation offloading
       (``activation_offloading``) sends what the layers keep to pinned host memory: the
       device holds one layer's full set and, with checkpointing, the last
-      ``OFFLOAD_FORWARD_STASH`` layer inputs; the logits stay.
+      ``OFFLOAD_FORWARD_STASHES`` layer inputs (by implementation); the logits stay.
     * ``WORKSPACE_GB`` for the runtime context, GEMM workspaces and allocator slack.
 
 Calibration: the constants are fitted to the published measurements in
@@ -340,6 +342,31 @@ has finished: ``OffloadActivations(max_fwd_stash_size=5)``, the default the reci
 (torchtune v0.6.1 ``torchtune/training/_activation_offloading.py``); with checkpointing each
 is a layer's input, the only tensor offloaded per layer ("only the checkpointed tensors will
 be offloaded", ``docs/source/tutorials/memory_optimizations.rst``)."""
+
+OFFLOAD_FORWARD_STASHES: dict[str, int] = {
+    "torchtune": OFFLOAD_FORWARD_STASH,
+    "trl": 5,
+    "axolotl": 5,
+    "axolotl-hidden-states": 2,
+}
+"""Offloaded tensors each implementation (``activation_offloader``) keeps alive in the
+forward: TRL's ``get_act_offloading_ctx_manager(max_fwd_stash_size=5)`` (TRL v1.9.0
+``trl/models/activation_offloading.py``), which axolotl's ``activation_offloading: true``
+builds too (axolotl v0.18.0 ``src/axolotl/core/trainers/mixins/activation_checkpointing.py``);
+axolotl's ``hidden_states`` mode ``CheckpointHiddenStatesOffload(max_fwd_stash_size=2)``
+(v0.18.0 ``src/axolotl/monkeypatch/checkpoint_activation_offload.py``)."""
+
+OFFLOADS_LOSS = frozenset({"trl", "axolotl"})
+"""Implementations whose offloading context wraps the whole training step, the loss and its
+backward included (TRL v1.9.0 ``trl/trainer/sft_trainer.py`` and ``dpo_trainer.py``
+``training_step``: ``with self.maybe_activation_offload_context``; axolotl v0.18.0
+``ActivationOffloadingMixin.training_step``), so the tensors the loss saves for the backward
+(cross-entropy's fp32 log-softmax) are copied to the host as well; only the output head's
+own forward is opted out (``NoOpManager`` hooks on ``lm_head``). torchtune's recipes run the
+loss outside the context, and axolotl's ``hidden_states`` mode offloads only the marked
+layer inputs. The loss's tensors are the forward's last, still in the stash when the backward
+starts, so they are not copied back and the device peak is unchanged, but the first backward
+node's hook waits for their copy to the host (``s0.wait_event`` over ``fwd_stash``)."""
 
 WORKSPACE_GB = 2.0
 """Runtime context, BLAS workspaces and caching-allocator slack (calibrated)."""
@@ -868,6 +895,8 @@ class AnalyticModel:
             # (OffloadActivations(use_streams=True), the recipes' default, v0.6.1
             # torchtune/training/_activation_offloading.py): only what they exceed it by stalls
             seconds = max(seconds, self._activation_copy_time(config, res))
+            if config.activation_offloader in OFFLOADS_LOSS:
+                seconds += self._loss_saved_bytes(config, res) / (PINNED_H2D_GBS * GB)
         return seconds
 
     def _reference_time(
@@ -1271,15 +1300,18 @@ class AnalyticModel:
 
         Offloaded activations (``_offloads_activations``) leave the device but for what is
         in flight: with checkpointing, the layer being recomputed in the backward and the
-        forward's stash of the last ``OFFLOAD_FORWARD_STASH`` layer inputs; without it, one
-        layer's set (the tensors being copied back for the backward's current node). The
+        forward's stash of the last layer inputs (``OFFLOAD_FORWARD_STASHES``); without it,
+        one layer's set (the tensors being copied back for the backward's current node). The
         logits stay: torchtune's ``get_act_offloading_ctx_manager`` opts the output head out
         of offloading and the loss runs outside the offloading context (v0.6.1
-        ``torchtune/training/_activation_offloading.py``, ``recipes/*.py``)."""
+        ``torchtune/training/_activation_offloading.py``, ``recipes/*.py``); TRL's offloads
+        the loss's saved tensors but keeps them in its stash for the backward
+        (``OFFLOADS_LOSS``)."""
         full_layer, saved = self._layer_activation_bytes(config, res)
         layers = res.arch.layers
         if self._offloads_activations(config):
-            stash = min(layers, OFFLOAD_FORWARD_STASH) * saved
+            offloader = config.activation_offloader or "torchtune"
+            stash = min(layers, OFFLOAD_FORWARD_STASHES[offloader]) * saved
             kept = full_layer + (stash if config.gradient_checkpointing else 0.0)
         elif config.gradient_checkpointing:
             kept = layers * saved + full_layer
@@ -1315,6 +1347,19 @@ class AnalyticModel:
         ``torchtune/training/_activation_offloading.py``) at ``PINNED_H2D_GBS``."""
         saved = self._layer_activation_bytes(config, res)[1]
         return 2.0 * res.arch.layers * saved / (PINNED_H2D_GBS * GB)
+
+    @staticmethod
+    def _loss_saved_bytes(config: WorkloadConfig, res: _Resolved) -> float:
+        """What the loss saves for its backward of one micro-batch, in bytes: cross-entropy's
+        fp32 log-softmax over the vocabulary (``LOG_PROBS_BYTES_PER_ELEMENT``, every chunk's
+        for a chunked loss), or for a fused linear cross-entropy the input-sized tensor it
+        keeps (Liger's ``grad_input``, CutCrossEntropy's embeddings) and the per-token
+        log-sum-exp. Parameters are never offloaded (``update_model_params``)."""
+        tokens = config.batch_size * config.seq_len
+        if loss_kernel_of(config)[0] == "fused":
+            hidden = res.arch.hidden * _element_bytes(res.precision)
+            return tokens * (hidden + FUSED_CE_BYTES_PER_TOKEN)
+        return tokens * res.arch.vocab * LOG_PROBS_BYTES_PER_ELEMENT
 
     @staticmethod
     def _logits_bytes(config: WorkloadConfig, res: _Resolved, loss_kernel: LossKernel) -> float:

@@ -186,6 +186,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
     f.put("precision", *_precision(data, display))
     f.put("attention_impl", *_attention(data, display))
     _read_adapter(data, display, f)
+    _activation_offloading(data, display, f)
     # axolotl loads the model in cfg.torch_dtype, the compute dtype (v0.18.0
     # src/axolotl/utils/config/__init__.py, loaders/model.py); PEFT upcasts 16-bit
     # adapters to fp32 (autocast_adapter_dtype=True), so only full fine-tuning is pure.
@@ -206,6 +207,95 @@ def read(data: dict[str, Any], display: str) -> Reading:
     if rl is not None:
         _read_dpo(data, display, f)
     return f.reading()
+
+
+_OFFLOAD_MODES = (True, "disk", "hidden_states", "legacy")
+"""``activation_offloading``'s values besides off (v0.18.0 ``src/axolotl/utils/schemas/
+config.py``: ``Literal["legacy", "disk", "hidden_states"] | bool``)."""
+
+
+def _activation_offloading(data: dict[str, Any], display: str, f: Fields) -> None:
+    """``activation_offloading`` as axolotl v0.18.0 runs it, or refused where it runs a
+    schedule the analytic model does not price.
+
+    It requires ``gradient_checkpointing`` (``check_activation_offloading_wo_gc``);
+    ``gradient_checkpointing: offload`` / ``offload_disk`` are its deprecated spellings of
+    ``true`` / ``disk`` (``check_gradient_checkpointing_w_offload``). ``true`` and ``disk``
+    build TRL's ``OffloadActivations`` around the whole training step, the loss included
+    (``core/trainers/mixins/activation_checkpointing.py``); ``disk`` runs exactly as ``true``:
+    the disk checkpoint patch compares against ``"offload_disk"``, a value the schema no
+    longer admits (``loaders/patch_manager.py``). For a full fine-tune the loader wraps each
+    decoder layer in torch's non-reentrant ``checkpoint_wrapper`` (``loaders/model.py``
+    ``_apply_activation_checkpointing``), so only the layer inputs and what runs outside the
+    layers are offloaded. For a LoRA/QLoRA run the docs say offloading replaces the recompute,
+    but the loader still turns Hugging Face checkpointing on (``gradient_checkpointing_enable``
+    with ``gradient_checkpointing_kwargs``, ``{use_reentrant: true}`` unless the file says
+    otherwise, ``utils/config/__init__.py``; ``prepare_model_for_kbit_training`` turns it on
+    again for a 4-/8-bit base), and TRL's hooks, on through the backward, offload a reentrant
+    recompute a second time: refused, but for a 16-bit LoRA with ``use_reentrant: false``.
+    ``hidden_states`` offloads only each checkpointed layer's input, beside non-reentrant
+    checkpointing (``monkeypatch/checkpoint_activation_offload.py``); with ``use_reentrant:
+    true`` it takes the ALST-style ``CheckpointFunction`` patch instead (refused). ``legacy``
+    copies synchronously and swaps in a checkpoint offload wrapper (refused)."""
+    key = "activation_offloading"
+    value = data.get(key)
+    checkpointing = data.get("gradient_checkpointing")
+    if checkpointing in ("offload", "offload_disk"):
+        value, key = (True if checkpointing == "offload" else "disk"), "gradient_checkpointing"
+    if value in (None, False):
+        return
+    if value not in _OFFLOAD_MODES:
+        raise WorkloadError(
+            display,
+            f"activation_offloading: {value!r} is none of axolotl's values (true, false, "
+            "legacy, disk, hidden_states)",
+            field=key,
+        )
+    if not f.fields["gradient_checkpointing"]:
+        raise WorkloadError(
+            display,
+            f"activation_offloading: {value} without gradient_checkpointing: true; axolotl "
+            "raises 'activation_offloading requires gradient_checkpointing'",
+            field=key,
+        )
+    finetune = f.fields.get("finetune", "full")
+    kwargs = data.get("gradient_checkpointing_kwargs")
+    reentrant = kwargs.get("use_reentrant") if isinstance(kwargs, dict) else None
+    if value == "legacy":
+        raise WorkloadError(
+            display,
+            "activation_offloading: legacy copies to the host synchronously on the compute "
+            "stream and swaps in axolotl's checkpoint offload wrapper, which pytest-goblin "
+            "does not model; it models activation_offloading: true and hidden_states",
+            field=key,
+        )
+    if value == "hidden_states":
+        if reentrant is True:
+            raise WorkloadError(
+                display,
+                "activation_offloading: hidden_states with gradient_checkpointing_kwargs."
+                "use_reentrant: true runs axolotl's ALST-style CheckpointFunction patch, which "
+                "pytest-goblin does not model; it models hidden_states beside non-reentrant "
+                "checkpointing, axolotl's default for it",
+                field="gradient_checkpointing_kwargs",
+            )
+        f.put("activation_offloading", True, key)
+        f.put("activation_offloader", "axolotl-hidden-states", key)
+        return
+    if finetune != "full" and not (finetune == "lora" and reentrant is False):
+        raise WorkloadError(
+            display,
+            f"activation_offloading: {value} with adapter: {data.get('adapter')}: axolotl's "
+            "loader still turns Hugging Face checkpointing on for an adapter (reentrant "
+            "unless gradient_checkpointing_kwargs.use_reentrant: false; a 4-/8-bit base is "
+            "re-enabled by prepare_model_for_kbit_training), and TRL's offloading hooks, on "
+            "through the backward, copy each reentrant recompute to the host and back again, "
+            "which pytest-goblin does not model; activation_offloading: hidden_states is "
+            "modelled",
+            field=key,
+        )
+    f.put("activation_offloading", True, key)
+    f.put("activation_offloader", "axolotl", key)
 
 
 def _read_dpo(data: dict[str, Any], display: str, f: Fields) -> None:
@@ -548,6 +638,10 @@ def edits(data: dict[str, Any], field: str, value: Any) -> list[Edit]:
         if field == "grad_accum_steps" and data.get("batch_size"):
             # axolotl refuses both keys at once (check_gas_bsz); null unsets batch_size
             found.append(Edit(("batch_size",), None))
+        if field == "gradient_checkpointing" and not value and data.get("activation_offloading"):
+            # axolotl refuses offloading without checkpointing (v0.18.0 validation.py
+            # check_activation_offloading_wo_gc): it goes off with it
+            found.append(Edit(("activation_offloading",), False, ("gradient_checkpointing",)))
         return found
     if field == "precision":
         return _precision_edits(data, value)

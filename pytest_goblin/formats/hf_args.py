@@ -571,7 +571,53 @@ def interpret(
     env = values.get("env")
     if trl and isinstance(env, dict):
         f.put("env_vars", dict(env), "env")
+    if trl:
+        _activation_offloading(values, f)
     return f.reading()
+
+
+def _activation_offloading(values: dict[str, Any], f: Fields) -> None:
+    """SFTConfig's and DPOConfig's ``activation_offloading``: TRL's ``OffloadActivations``
+    around the whole ``training_step`` (TRL v1.9.0 ``trl/trainer/sft_trainer.py``,
+    ``dpo_trainer.py``; ``trl/models/activation_offloading.py``), so every saved tensor of
+    the step but the output head's goes to pinned host memory, the loss's too; with or
+    without checkpointing.
+
+    Refused beside reentrant checkpointing (``gradient_checkpointing_kwargs.use_reentrant:
+    true``, or what TRL forces for PEFT under DeepSpeed ZeRO-3): the offloading hooks stay
+    on through the backward, so a reentrant checkpoint's recompute is copied to the host and
+    back again inside it, which the analytic model does not price. TRL's own default is
+    non-reentrant (``use_reentrant=False`` under transformers < 5, transformers 5's
+    default)."""
+    key = "activation_offloading"
+    if values.get(key) is None or not as_bool(values[key], f.display, f.label(key)):
+        return
+    f.put("activation_offloading", True, key)
+    f.put("activation_offloader", "trl", key)
+    if not f.fields["gradient_checkpointing"]:
+        return
+    kwargs = values.get("gradient_checkpointing_kwargs")
+    reentrant = isinstance(kwargs, dict) and kwargs.get("use_reentrant") is True
+    forced = (
+        f.fields.get("strategy") == "deepspeed"
+        and f.fields.get("zero_stage") == 3
+        and f.fields["finetune"] != "full"
+    )
+    if reentrant or forced:
+        why = (
+            "gradient_checkpointing_kwargs.use_reentrant: true"
+            if reentrant
+            else "PEFT under DeepSpeed ZeRO-3, for which TRL forces use_reentrant: true"
+        )
+        raise WorkloadError(
+            f.display,
+            f"activation_offloading: true beside reentrant checkpointing ({why}): TRL's "
+            "offloading hooks stay on through the backward, so each layer's recompute is "
+            "copied to the host and back again inside it, which pytest-goblin does not "
+            "model; it models TRL's offloading beside non-reentrant checkpointing (TRL's "
+            "default) or without checkpointing",
+            field=f.label(key),
+        )
 
 
 FSDP_OPTION_STAGES = {

@@ -708,6 +708,9 @@ READS = [
             "lora_alpha": 32,
             "lora_targets": ALL_LINEAR,
             "packing": False,
+            # SFTConfig(activation_offloading=True): TRL's offloader over the training step
+            "activation_offloading": True,
+            "activation_offloader": "trl",
         },
     ),
 ]
