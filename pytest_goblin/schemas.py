@@ -173,6 +173,13 @@ class WorkloadConfig(BaseModel):
         "(fully_shard); unset: 2, the Hugging Face Trainer's default (fsdp_config version, "
         "transformers v5.10+) and the only one torchtune, LLaMA-Factory v1 and torchtitan run",
     )
+    sync_each_batch: bool = Field(
+        default=False,
+        description="accelerate's gradient_accumulation_kwargs sync_each_batch (the Trainer's "
+        "accelerator_config): under training_loop accelerate, gradients are reduced on every "
+        "micro-batch instead of only the last, so FSDP keeps gradient shards while "
+        "accumulating instead of full gradients, at the cost of a reduction per micro-batch",
+    )
     communication_data_type: CommunicationDataType | None = Field(
         default=None,
         description="the dtype DeepSpeed reduces gradients in (its config's "
@@ -231,6 +238,11 @@ class WorkloadConfig(BaseModel):
             raise ValueError(
                 f"fsdp_version 1: training_loop {self.training_loop} shards with FSDP2 "
                 "(fully_shard) only"
+            )
+        if self.sync_each_batch and self.training_loop != "accelerate":
+            raise ValueError(
+                f"sync_each_batch: training_loop {self.training_loop} reduces gradients on "
+                "every micro-batch already; sync_each_batch is accelerate's"
             )
         if self.optimizer_in_backward and self.grad_accum_steps > 1:
             # torchtune v0.6.1 recipes/full_finetune_single_device.py: "Gradient accumulation

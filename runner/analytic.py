@@ -1101,7 +1101,11 @@ class AnalyticModel:
         latency = buckets * all_reduce
         if config.find_unused_parameters:
             latency += all_reduce + self._graph_walk_time(config, res)
-        return volume / bandwidth + latency
+        # DDP all-reduces in every backward outside its no_sync: once per step under
+        # accelerate's loop, every micro-batch with sync_each_batch or under a loop of plain
+        # backwards (torchtune, LLaMA-Factory v1, torchtitan; ``sharded_collectives``)
+        syncs = 1 if _skips_sync(config) else config.grad_accum_steps
+        return syncs * (volume / bandwidth + latency)
 
     def _collective_latency(self, steps: int) -> float:
         """The fixed cost of one ring collective of ``steps`` steps on this platform."""
@@ -1650,7 +1654,7 @@ def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
     1, at the accumulation boundary, as accelerate's ``accumulate`` skips the sync on the
     other micro-batches (FSDP1 ``no_sync``, FSDP2 ``set_requires_gradient_sync(False)``:
     accelerate 1.15.0.dev0 ``src/accelerate/accelerator.py`` ``no_sync``;
-    ``sync_each_batch`` off by default; open-instruct ``open_instruct/finetune.py`` trains
+    ``sync_each_batch`` off by default, ``A`` where it is set, ``_skips_sync``; open-instruct ``open_instruct/finetune.py`` trains
     under ``accelerator.accumulate(model)``); ``A`` under torchtune's distributed recipes
     (v0.7.0 ``recipes/full_finetune_distributed.py``: a plain ``current_loss.backward()``
     per micro-batch) and LLaMA-Factory v1 (ff6d4d1 ``src/llamafactory/v1/core/
@@ -1668,15 +1672,24 @@ def sharded_collectives(config: WorkloadConfig) -> tuple[int, int]:
     elif stage == 3:
         gathers = 2 * accum
     elif config.strategy == "fsdp":
-        fsdp1_no_sync = config.fsdp_version == 1 and config.training_loop == "accelerate"
+        fsdp1_no_sync = config.fsdp_version == 1 and _skips_sync(config)
         gathers = 1 if fsdp1_no_sync else accum
     else:
         gathers = 1
     if config.strategy == "deepspeed":
         reductions = accum if stage >= 2 else 1
     else:
-        reductions = 1 if config.training_loop == "accelerate" else accum
+        reductions = 1 if _skips_sync(config) else accum
     return gathers, reductions
+
+
+def _skips_sync(config: WorkloadConfig) -> bool:
+    """accelerate's loop skips the gradient sync on all micro-batches but the last, unless
+    ``sync_each_batch`` is set: ``accumulate`` then enters no ``no_sync`` (accelerate 1.16.0
+    ``src/accelerate/accelerator.py`` ``accumulate``: ``allow_gradient_sync``), nor does the
+    HF Trainer (transformers v5.25.0 ``trainer.py`` ``_inner_training_loop``, which reads it
+    from ``accelerator_config``'s ``gradient_accumulation_kwargs``)."""
+    return config.training_loop == "accelerate" and not config.sync_each_batch
 
 
 def reference_gathers(config: WorkloadConfig, reference: str | None) -> int:
@@ -1760,6 +1773,7 @@ def accumulates_unsharded_gradients(config: WorkloadConfig) -> bool:
     return (
         config.strategy == "fsdp"
         and config.training_loop == "accelerate"
+        and not config.sync_each_batch
         and config.grad_accum_steps > 1
         and _stage(config) >= 2
     )

@@ -39,7 +39,7 @@ from pytest_goblin.formats.base import (
     targets_list,
 )
 from pytest_goblin.formats.deepspeed import zero_fields
-from pytest_goblin.formats.hf_args import as_fsdp_version
+from pytest_goblin.formats.hf_args import as_fsdp_version, read_sync_each_batch
 
 NAME = "axolotl"
 SUFFIXES = frozenset({".yaml", ".yml"})
@@ -199,6 +199,9 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.put("strategy", "fsdp", "fsdp" if data.get("fsdp") else "fsdp_config")
         _read_fsdp(data, f)
     _in_use(data, f)
+    # accelerator_config goes to TrainingArguments as AcceleratorConfig(**accelerator_config)
+    # (v0.18.0 src/axolotl/core/builders/base.py _configure_accelerator_config)
+    read_sync_each_batch(f)
     # under DDP axolotl passes bool(ddp_find_unused_parameters), False when unset, to
     # TrainingArguments, and ddp_bucket_cap_mb when set (v0.18.0
     # src/axolotl/core/builders/causal.py; Gemma 4, which it turns on for, has no preset)

@@ -24,6 +24,7 @@ keys as keyword arguments.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
@@ -752,8 +753,32 @@ def read_trainer_keys(
         if f.get(key) is not None and as_bool(f.get(key), f.display, f.label(key)):
             f.record(key, True, key)
     _liger_fused_loss(f)
+    read_sync_each_batch(f)
     f.take("ddp_find_unused_parameters", "ddp_find_unused_parameters", as_bool, None)
     f.take("ddp_bucket_cap_mb", "ddp_bucket_cap_mb", as_int, None)
+
+
+def read_sync_each_batch(f: Fields) -> None:
+    """``accelerator_config``'s ``gradient_accumulation_kwargs.sync_each_batch``: the Trainer
+    hands it to accelerate's ``GradientAccumulationPlugin`` and then enters no ``no_sync``
+    (transformers v5.25.0 ``src/transformers/trainer.py`` ``create_accelerator_and_postprocess``,
+    ``_inner_training_loop``), so FSDP and DDP reduce gradients on every micro-batch.
+    TrainingArguments takes the dict, or as a string JSON text or the path of a JSON file
+    (``training_args.py`` ``_VALID_DICT_FIELDS``, ``__post_init__``); a path is not
+    followed, as ``deepspeed`` and ``fsdp_config`` paths are not."""
+    config = f.get("accelerator_config")
+    label = f.label("accelerator_config")
+    if isinstance(config, str) and config.lstrip().startswith("{"):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as error:
+            raise WorkloadError(f.display, f"not JSON ({error})", field=label) from error
+    kwargs = config.get("gradient_accumulation_kwargs") if isinstance(config, dict) else None
+    if not isinstance(kwargs, dict) or kwargs.get("sync_each_batch") is None:
+        return
+    key = f"{label}.gradient_accumulation_kwargs.sync_each_batch"
+    f.put("sync_each_batch", as_bool(kwargs["sync_each_batch"], f.display, key))
+    f.sources["sync_each_batch"] = key
 
 
 def _liger_fused_loss(f: Fields) -> None:

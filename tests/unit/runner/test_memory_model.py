@@ -117,6 +117,11 @@ def test_fsdp_accumulating_under_accelerates_no_sync_holds_full_gradients_in_the
     )
 
 
+def test_sync_each_batch_keeps_gradient_shards_while_accumulating() -> None:
+    sharded = {"strategy": "fsdp", "world_size": 8, "sync_each_batch": True}
+    assert memory(**sharded, grad_accum_steps=4) == memory(**sharded)
+
+
 @pytest.mark.parametrize("loop", ["torchtune", "llamafactory-v1", "torchtitan"])
 def test_loops_that_reduce_every_micro_batch_keep_gradient_shards_when_accumulating(
     loop: str,
@@ -297,6 +302,32 @@ def test_axolotl_fsdp_config_gives_sharding_and_offload(tmp_path: Path) -> None:
     text = AXOLOTL + "fsdp_version: 2\nfsdp_config:\n  reshard_after_forward: false\n"
     config = load_workload(write(tmp_path, "w.yaml", text)).config
     assert (config.strategy, config.zero_stage) == ("fsdp", 2)
+
+
+@pytest.mark.parametrize(
+    "accelerator_config",
+    [
+        "accelerator_config:\n  gradient_accumulation_kwargs:\n    sync_each_batch: true\n",
+        """accelerator_config: '{"gradient_accumulation_kwargs": {"sync_each_batch": true}}'\n""",
+    ],
+)
+def test_trainer_accelerator_config_says_whether_each_batch_syncs(
+    tmp_path: Path, accelerator_config: str
+) -> None:
+    text = "model_name_or_path: Qwen/Qwen2.5-0.5B\ndataset_name: trl-lib/Capybara\n"
+    text += "fsdp: full_shard auto_wrap\ngradient_accumulation_steps: 4\n"
+    assert load_workload(write(tmp_path, "a.yaml", text)).config.sync_each_batch is False
+    workload = load_workload(write(tmp_path, "b.yaml", text + accelerator_config))
+    assert workload.config.sync_each_batch is True
+    assert workload.sources["sync_each_batch"] == (
+        "accelerator_config.gradient_accumulation_kwargs.sync_each_batch"
+    )
+
+
+def test_axolotl_accelerator_config_says_whether_each_batch_syncs(tmp_path: Path) -> None:
+    text = AXOLOTL + "fsdp_version: 2\nfsdp_config:\n  reshard_after_forward: true\n"
+    text += "accelerator_config:\n  gradient_accumulation_kwargs:\n    sync_each_batch: True\n"
+    assert load_workload(write(tmp_path, "w.yaml", text)).config.sync_each_batch is True
 
 
 def test_a_sidecar_describes_a_launcher_that_shards_and_offloads(tmp_path: Path) -> None:

@@ -47,6 +47,22 @@ def test_ddp_all_reduces_once_per_optimizer_step() -> None:
     assert comm(strategy="ddp", grad_accum_steps=4) == comm(strategy="ddp", grad_accum_steps=1)
 
 
+def test_sync_each_batch_reduces_on_every_micro_batch() -> None:
+    """accelerate's sync_each_batch enters no no_sync: FSDP reduce-scatters and DDP
+    all-reduces in every backward, and FSDP1 SHARD_GRAD_OP frees its parameters after each."""
+    assert sharded_collectives(config(grad_accum_steps=4, sync_each_batch=True)) == (8, 4)
+    fsdp1 = {"zero_stage": 2, "fsdp_version": 1, "grad_accum_steps": 4}
+    assert sharded_collectives(config(**fsdp1)) == (1, 1)
+    assert sharded_collectives(config(**fsdp1, sync_each_batch=True)) == (4, 4)
+    ddp = {"strategy": "ddp", "grad_accum_steps": 4}
+    assert comm(**ddp, sync_each_batch=True) == pytest.approx(4 * comm(**ddp))
+
+
+def test_sync_each_batch_belongs_to_accelerates_loop() -> None:
+    with pytest.raises(ValueError, match="sync_each_batch: training_loop torchtune"):
+        config(training_loop="torchtune", sync_each_batch=True)
+
+
 @pytest.mark.parametrize(
     ("stage", "expected"),
     [(1, (1, 1)), (2, (1, 4)), (3, (8, 4)), (0, (0, 1))],
