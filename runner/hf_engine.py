@@ -28,7 +28,6 @@ import math
 import re
 import tempfile
 import time
-from dataclasses import replace
 from typing import Any, cast
 
 import torch
@@ -419,7 +418,8 @@ def training_arguments(
         # activation_checkpointing_enable uses {"use_reentrant": False})
         options[f"{checkpointing}_kwargs"] = given
     if config.torch_compile:
-        options["torch_compile_backend"] = training.COMPILE_BACKEND
+        # the workload's mode and backend (extras), as the native engine compiles with them
+        options |= {f"torch_compile_{k}": v for k, v in training.compile_options(config).items()}
     if ranks is not None:
         options |= ranks.arguments(config)
     return TrainingArguments(**options)
@@ -457,13 +457,16 @@ def run(
 ) -> Measurement:
     """One process's run of the Trainer: the whole run, or one rank of a launched one."""
     config = request.config
-    if config.torch_compile and request.warmup < 1:
-        request = replace(request, warmup=1)  # compilation happens in a step never timed
+    request, notes = training.required_warmup(request)  # compiling and tuning go untimed
     if device.type == "cuda":
         torch.cuda.set_device(device)  # the Trainer places the model on the current device
-    notes = training._set_matmul_precision(config.precision)
+    notes += training._set_matmul_precision(config.precision)
     memory = training._PeakMemory(device)
     memory.reset()
+    notes += memory.start_notes()
+    if config.torch_compile:
+        torch._dynamo.reset()  # a fresh cache per run: each run compiles its own model
+        torch._dynamo.utils.counters.clear()  # graph breaks are counted per run
     model = build_model(config, device, request.layers, request.seed)
     sizes = window_sizes(request.steps)
     timer = StepTimer(device, request.warmup, sizes, hook)
@@ -507,6 +510,7 @@ def run(
     compile_s = None
     if config.torch_compile:
         compile_s = max(0.0, timer.warmup_s - request.warmup * sum(seconds) / request.steps)
+        notes += training.compile_notes()
     peak, reserved = memory.peak_gb(), memory.reserved_gb()
     rank_peaks: list[float] = []
     comm_share = None

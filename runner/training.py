@@ -281,6 +281,20 @@ def compile_options(config: WorkloadConfig) -> dict[str, str]:
     return options
 
 
+def compile_notes() -> list[str]:
+    """What a compiled run's ``compile_time_s`` holds besides compiling, and the graph breaks
+    Dynamo counted (the counters are cleared when the run's compile begins)."""
+    notes = [
+        "compile_time_s is the warmup's time beyond the timed step rate: compilation, "
+        "and also DataLoader start-up, kernel loading and any TunableOp tuning"
+    ]
+    breaks = graph_breaks()
+    if breaks:
+        reasons = ", ".join(list(torch._dynamo.utils.counters["graph_break"])[:3])
+        notes.append(f"torch.compile broke the graph {breaks} times ({reasons})")
+    return notes
+
+
 def graph_breaks() -> int:
     """Graph breaks Dynamo counted since the run's compile began (torch._dynamo.utils)."""
     return sum(torch._dynamo.utils.counters["graph_break"].values())
@@ -345,6 +359,23 @@ class _PeakMemory:
             # Linux: writing 5 resets the process's peak RSS (VmHWM); see proc(5)
             with contextlib.suppress(OSError):
                 Path("/proc/self/clear_refs").write_text("5")
+
+    def start_notes(self) -> list[str]:
+        """What ``reset`` found that moves this run's figures: memory an earlier run left
+        allocated (in the peak), and device memory another process holds (and its work)."""
+        notes = []
+        if self.leftover_gb > LEFTOVER_GB:
+            notes.append(
+                f"{self.leftover_gb:.2f} GB was still allocated when the run started (left by "
+                "an earlier run in this worker): the peak includes it"
+            )
+        if self.foreign_gb > FOREIGN_GB:
+            notes.append(
+                f"{self.foreign_gb:.1f} GB of device memory is in use outside this worker's "
+                "allocator: another process may be using the device, and its work would slow "
+                "some windows"
+            )
+        return notes
 
     def sample(self) -> None:
         """Read device-level use now (a host call: no sync of the device's queue)."""
@@ -572,32 +603,28 @@ def measure(
         from pytest_goblin.runner.distributed import launch
 
         return launch(request, device)
-    notes: list[str] = []
-    if config.torch_compile and request.warmup < 1:
-        request = replace(request, warmup=1)  # compilation happens in a step never timed
-    if tunableop_enabled() and request.warmup < 1:
-        request = replace(request, warmup=1)
+    request, notes = required_warmup(request)
+    notes += _set_matmul_precision(config.precision)
+    memory = _PeakMemory(device)
+    memory.reset()
+    notes += memory.start_notes()
+    trainer = _Trainer(request, device, ranks)
+    trainer.warnings.extend(notes)
+    return _timed_run(trainer, request, memory, hook)
+
+
+def required_warmup(request: RunRequest) -> tuple[RunRequest, list[str]]:
+    """``request`` with at least one warmup step where compiling (torch.compile) or
+    TunableOp's tuning happens in the first step, which must not be timed; and what to say."""
+    if request.warmup >= 1 or not (request.config.torch_compile or tunableop_enabled()):
+        return request, []
+    notes = []
+    if tunableop_enabled():
         notes.append(
             "TunableOp tunes each new GEMM shape on first use: warmup raised to 1 step so "
             "that the tuning is not timed"
         )
-    notes += _set_matmul_precision(config.precision)
-    memory = _PeakMemory(device)
-    memory.reset()
-    if memory.leftover_gb > LEFTOVER_GB:
-        notes.append(
-            f"{memory.leftover_gb:.2f} GB was still allocated when the run started (left by an "
-            "earlier run in this worker): the peak includes it"
-        )
-    if memory.foreign_gb > FOREIGN_GB:
-        notes.append(
-            f"{memory.foreign_gb:.1f} GB of device memory is in use outside this worker's "
-            "allocator: another process may be using the device, and its work would slow "
-            "some windows"
-        )
-    trainer = _Trainer(request, device, ranks)
-    trainer.warnings.extend(notes)
-    return _timed_run(trainer, request, memory, hook)
+    return replace(request, warmup=1), notes
 
 
 def _settled(step_times: list[float]) -> bool:
@@ -711,14 +738,7 @@ def _timed_run(
     compile_s = None
     if trainer.config.torch_compile:
         compile_s = max(0.0, warmup_s - warmup * sum(seconds) / request.steps)
-        notes.append(
-            "compile_time_s is the warmup's time beyond the timed step rate: compilation, "
-            "and also DataLoader start-up, kernel loading and any TunableOp tuning"
-        )
-        breaks = graph_breaks()
-        if breaks:
-            reasons = ", ".join(list(torch._dynamo.utils.counters["graph_break"])[:3])
-            notes.append(f"torch.compile broke the graph {breaks} times ({reasons})")
+        notes += compile_notes()
     return Measurement(
         layers=trainer.layers,
         warmup_steps=warmup,

@@ -331,6 +331,24 @@ def test_compile_runs_in_the_untimed_warmup_and_is_reported_on_its_own(
     measurement = run(tiny(torch_compile=True), steps=2, warmup=0)
     assert measurement.warmup_steps == 1  # at least one step holds the compilation
     assert measurement.compile_time_s is not None and measurement.compile_time_s >= 0
+    assert any(w.startswith("compile_time_s is the warmup's time") for w in measurement.warnings)
+
+
+def test_the_workloads_compile_mode_and_backend_reach_the_trainer(tmp_path: Any) -> None:
+    extras = {"torch_compile_mode": "max-autotune", "torch_compile_backend": "eager"}
+    config = tiny(torch_compile=True, extras=extras)
+    args = training_arguments(config, RunRequest(config, 2, 1, 0.0), CPU, str(tmp_path))
+    assert args.torch_compile_mode == "max-autotune" and args.torch_compile_backend == "eager"
+    wrong = tiny(torch_compile=True, extras={"torch_compile_mode": "fastest"})
+    with pytest.raises(ValueError, match=r"extras.torch_compile_mode 'fastest'"):
+        training_arguments(wrong, RunRequest(wrong, 2, 1, 0.0), CPU, str(tmp_path))
+
+
+def test_tunableop_makes_warmup_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTORCH_TUNABLEOP_ENABLED", "1")
+    measurement = run(tiny(), steps=1, warmup=0)
+    assert measurement.warmup_steps == 1
+    assert any("TunableOp" in w for w in measurement.warnings)
 
 
 def test_a_run_of_fewer_layers_builds_and_reports_that_many() -> None:

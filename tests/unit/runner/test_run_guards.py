@@ -120,6 +120,15 @@ def test_tf32_on_rocm_without_hipblaslt_allow_tf32_is_said(monkeypatch: pytest.M
         torch.set_float32_matmul_precision("highest")
 
 
+def test_memory_left_by_an_earlier_run_or_held_by_another_process_is_said() -> None:
+    memory = training._PeakMemory(CPU)
+    assert memory.start_notes() == []
+    memory.leftover_gb, memory.foreign_gb = 0.5, 6.0
+    left, foreign = memory.start_notes()
+    assert left.startswith("0.50 GB was still allocated") and "the peak includes it" in left
+    assert foreign.startswith("6.0 GB of device memory is in use outside this worker")
+
+
 def test_the_cpu_has_no_telemetry() -> None:
     assert training.telemetry(CPU) == {}
     assert run(tiny()).window_telemetry == []
