@@ -142,3 +142,16 @@ def test_trl_offloading_beside_reentrant_checkpointing_is_refused(tmp_path: Path
     assert info.value.field == "activation_offloading"
     plain = write(tmp_path, "w/b.yaml", text + "  use_reentrant: false\n")
     assert plain.config.activation_offloading
+
+
+def test_trl_offloading_under_peft_and_zero3_is_refused_as_trl_forces_reentrant(
+    tmp_path: Path,
+) -> None:
+    text = (
+        TRL + "use_peft: true\nactivation_offloading: true\n"
+        "deepspeed:\n  zero_optimization:\n    stage: 3\n"
+    )
+    with pytest.raises(WorkloadError, match="PEFT under DeepSpeed ZeRO-3"):
+        write(tmp_path, "w/a.yaml", text)
+    full = text.replace("use_peft: true\n", "")
+    assert write(tmp_path, "w/b.yaml", full).config.activation_offloader == "trl"
