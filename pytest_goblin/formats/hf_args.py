@@ -598,6 +598,12 @@ def _activation_offloading(values: dict[str, Any], f: Fields) -> None:
     if not f.fields["gradient_checkpointing"]:
         return
     kwargs = values.get("gradient_checkpointing_kwargs")
+    if isinstance(kwargs, str):
+        # a dict-typed argument given as JSON, as HfArgumentParser takes it
+        try:
+            kwargs = json.loads(kwargs)
+        except json.JSONDecodeError:
+            kwargs = None
     reentrant = isinstance(kwargs, dict) and kwargs.get("use_reentrant") is True
     forced = (
         f.fields.get("strategy") == "deepspeed"

@@ -155,3 +155,10 @@ def test_trl_offloading_under_peft_and_zero3_is_refused_as_trl_forces_reentrant(
         write(tmp_path, "w/a.yaml", text)
     full = text.replace("use_peft: true\n", "")
     assert write(tmp_path, "w/b.yaml", full).config.activation_offloader == "trl"
+
+
+def test_trl_reentrant_checkpointing_given_as_json_is_refused_too(tmp_path: Path) -> None:
+    text = TRL + "activation_offloading: true\n"
+    kwargs = "gradient_checkpointing_kwargs: '{\"use_reentrant\": true}'\n"
+    with pytest.raises(WorkloadError, match="reentrant checkpointing"):
+        write(tmp_path, "w/a.yaml", text + kwargs)
