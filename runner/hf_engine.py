@@ -327,26 +327,57 @@ class _LossRecordingTrainer(Trainer):
 
 
 class StepTimer(TrainerCallback):
-    """Marks optimizer-step boundaries: the end of warmup, then the end of each window.
+    """Decides, as each optimizer step ends, what the run is doing, and marks the windows.
 
-    A mark is a CUDA event on a GPU (recorded on the stream, read once the run is
-    over) and ``perf_counter`` on the CPU, as in the native engine; the steps a
-    window spans include the Trainer's own work between them (data, clipping, the
-    scheduler, callbacks), which is what users' steps cost.
+    The Trainer's ``max_steps`` is fixed up front (the most steps the run may need), so the
+    phases are decided here, with the native engine's rules (``runner/training.py``):
+    warmup until ``training.Warmup`` says step time has settled and no fp16 step is being
+    skipped; then the untimed drain steps that consume the DataLoader's prefetch backlog
+    (at least one, so that the device queue, emptied by the sync that ends warmup, is full
+    again when window 0 opens); then the timed windows, after which the Trainer is stopped
+    (``control.should_training_stop``), or, on ranks, the compute-only steps begin
+    (``then``). Each warmup step is timed with a sync, as the native engine times them.
+
+    A mark is a CUDA event on a GPU (recorded on the stream, read once the run is over)
+    and ``perf_counter`` on the CPU; the steps a window spans include the Trainer's own
+    work between them (data, clipping, the scheduler, callbacks), which is what users'
+    steps cost. At each window mark the device-level memory and the telemetry are read,
+    as in the native engine; GradScaler's loss scale (accelerate's, ``scaler``) is kept
+    after every step to count the steps it skipped.
     """
 
-    def __init__(self, device: torch.device, warmup: int, sizes: list[int], hook: StepHook | None):
+    def __init__(
+        self,
+        request: RunRequest,
+        device: torch.device,
+        memory: training._PeakMemory,
+        hook: StepHook | None,
+        ranks: HFRanks | None = None,
+        then: ComputeOnly | None = None,
+    ) -> None:
+        self.device = device
         self.clock = training._Clock(device)
-        self.warmup = warmup
-        self.boundaries = {warmup + sum(sizes[: i + 1]) for i in range(len(sizes))}
+        self.warmup = training.Warmup(request.warmup, device)
+        self.agree = ranks.agree if ranks is not None else None
+        self.backlog, self.drain_steps = training.prefetch_backlog(request.config)
+        self.sizes = window_sizes(request.steps)
+        self.memory = memory
         self.hook = hook
-        self.started = 0.0
+        self.then = then
+        self.scaler: torch.amp.GradScaler | None = None  # set once the Trainer exists
+        self.scales: list[torch.Tensor] = []  # the loss scale after each step, on the device
+        self.timed_from = 0  # scales recorded before the first timed step
+        self.readings: list[dict[str, float]] = []  # telemetry at each window mark
+        self.marks: list[int] = []  # global steps after which window 0 opens, then each ends
+        self.end: int | None = None  # the global step that ended the last window
+        self.started = 0.0  # perf_counter when training began
+        self.last = 0.0  # perf_counter at the end of the previous warmup step
         self.warmup_s = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.started = time.perf_counter()
-        if self.warmup == 0:
-            self.clock.mark()
+        self.started = self.last = time.perf_counter()
+        if self.warmup.done():  # an explicit warmup of 0
+            self._end_warmup(state.global_step)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.hook:
@@ -354,12 +385,60 @@ class StepTimer(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         done = state.global_step
-        if done == self.warmup and self.warmup:
+        if self.end is not None:
+            return  # the compute-only steps of a rank (``then``)
+        scale = training.loss_scale(self.scaler)
+        if scale is not None:
+            self.scales.append(scale)
+        if not self.marks:
             self.clock.sync()
-            self.warmup_s = time.perf_counter() - self.started
+            now = time.perf_counter()
+            skipping = training.skipped_steps(self.scales, len(self.scales) - 1) > 0
+            self.warmup.record(now - self.last, skipping, self.agree)
+            self.last = now
+            if self.warmup.done():
+                self._end_warmup(done)
+            return
+        if done == self.marks[0]:  # drained: window 0 opens
+            self.timed_from = len(self.scales)
+            self.memory.sample()
+            self.readings.append(training.telemetry(self.device))
             self.clock.mark()
-        elif done in self.boundaries:
+        elif done in self.marks:
             self.clock.mark()
+            self.memory.sample()
+            self.readings.append(training.telemetry(self.device))
+            if done == self.marks[-1]:
+                self.end = done
+                if self.then is None:
+                    control.should_training_stop = True
+                else:
+                    self.then.start = done
+
+    def _end_warmup(self, done: int) -> None:
+        """Warmup is over after global step ``done``: the drain steps, then the windows."""
+        self.clock.sync()
+        self.warmup_s = time.perf_counter() - self.started
+        opens = done + self.drain_steps
+        self.marks = [opens + sum(self.sizes[: i + 1]) for i in range(-1, len(self.sizes))]
+
+    def skipped(self) -> int:
+        """Timed optimizer steps GradScaler skipped."""
+        return training.skipped_steps(self.scales, self.timed_from) if self.end is not None else 0
+
+    def notes(self, steps: int, config: WorkloadConfig) -> list[str]:
+        """What warmup did not settle, skipped timed steps, a timed phase short beside the
+        backlog: the native engine's warnings."""
+        return self.warmup.notes() + training.timed_phase_notes(
+            config, steps, self.backlog, self.skipped()
+        )
+
+
+def _scaler(trainer: Trainer) -> torch.amp.GradScaler | None:
+    """The fp16 GradScaler the Trainer steps with: accelerate's (1.16.0 accelerator.py builds
+    ``torch.amp.GradScaler`` with its defaults, initial scale 2**16, for fp16 off the CPU);
+    None under bf16/fp32."""
+    return cast("torch.amp.GradScaler | None", trainer.accelerator.scaler)
 
 
 def _has_field(name: str) -> bool:
@@ -374,9 +453,9 @@ def training_arguments(
     ranks: HFRanks | None = None,
 ) -> TrainingArguments:
     """``TrainingArguments`` of the workload: its batch, precision, optimizer, checkpointing,
-    data loader and compile settings, ``max_steps`` of warmup + timed steps (and, on
-    ``ranks``, the compute-only steps after them, and the strategy's keys), and nothing
-    saved, logged or reported to a service."""
+    data loader and compile settings, ``max_steps`` of the most steps the run may need
+    (``max_steps``), the strategy's keys on ``ranks``, and nothing saved, logged or
+    reported to a service."""
     checkpointing = (
         "activation_checkpointing"
         if _has_field("activation_checkpointing")
@@ -386,7 +465,7 @@ def training_arguments(
         "output_dir": output_dir,
         "per_device_train_batch_size": config.batch_size,
         "gradient_accumulation_steps": config.grad_accum_steps,
-        "max_steps": request.warmup + request.steps + _extra_steps(request, ranks),
+        "max_steps": max_steps(request, device, ranks),
         "learning_rate": config.lr,
         "warmup_steps": config.warmup_steps,
         "optim": canonical(config.optimizer),
@@ -425,9 +504,16 @@ def training_arguments(
     return TrainingArguments(**options)
 
 
-def _extra_steps(request: RunRequest, ranks: HFRanks | None) -> int:
-    """Steps after the timed ones: a rank's untimed and timed compute-only steps."""
-    return 0 if ranks is None else 1 + compute_only_steps(request.steps)
+def max_steps(request: RunRequest, device: torch.device, ranks: HFRanks | None = None) -> int:
+    """The most optimizer steps the run may take, the Trainer's ``max_steps``: the warmup
+    asked for and the most it may be extended by while it settles, the drain steps, the
+    timed steps, and on ranks the untimed and timed compute-only steps. ``StepTimer`` stops
+    the Trainer once the timed (or compute-only) steps are done, which is sooner when warmup
+    settles early; the learning-rate schedule is the Trainer's over ``max_steps``, the same
+    in both arms of a comparison."""
+    _, drain = training.prefetch_backlog(request.config)
+    steps = request.warmup + training.extra_warmup(device) + drain + request.steps
+    return steps if ranks is None else steps + 1 + compute_only_steps(request.steps)
 
 
 def measure(request: RunRequest, device: torch.device, hook: StepHook | None = None) -> Measurement:
@@ -468,20 +554,16 @@ def run(
         torch._dynamo.reset()  # a fresh cache per run: each run compiles its own model
         torch._dynamo.utils.counters.clear()  # graph breaks are counted per run
     model = build_model(config, device, request.layers, request.seed)
-    sizes = window_sizes(request.steps)
-    timer = StepTimer(device, request.warmup, sizes, hook)
     world = ranks.world if ranks is not None else 1
-    steps = request.warmup + request.steps + _extra_steps(request, ranks)
     # every rank's samples: the Trainer's DataLoader hands each rank its own share
-    samples = steps * config.grad_accum_steps * config.batch_size * world
-    dataset = _Tokens(config, samples, request.sample_cost_s, request.seed)
+    samples = max_steps(request, device, ranks) * config.grad_accum_steps * config.batch_size
+    dataset = _Tokens(config, samples * world, request.sample_cost_s, request.seed)
     compute_only = (
-        ComputeOnly(
-            ranks, request.warmup + request.steps, compute_only_steps(request.steps), memory
-        )
+        ComputeOnly(ranks, None, compute_only_steps(request.steps), memory)
         if ranks is not None
         else None
     )
+    timer = StepTimer(request, device, memory, hook, ranks, compute_only)
     with tempfile.TemporaryDirectory(prefix="goblin-hf-") as output_dir:
         # on ranks, the arguments initialise the process group (accelerate's PartialState)
         args = training_arguments(config, request, device, output_dir, ranks)
@@ -496,20 +578,24 @@ def run(
         )
         if compute_only is not None:
             compute_only.trainer = trainer
+        timer.scaler = _scaler(trainer)
         trainer.train()
+    assert timer.end is not None, "max_steps covers the longest warmup, drain and windows"
     memory.sample()  # device-level use with the allocator's cache still held
     seconds = timer.clock.intervals()
     accum = config.grad_accum_steps
     micro = torch.stack(trainer.micro_losses).float().cpu()
     # each micro-batch's loss is already scaled for accumulation: a step's loss is their sum
-    values = micro.view(-1, accum).sum(dim=1).tolist()[: request.warmup + request.steps]
+    values = micro.view(-1, accum).sum(dim=1).tolist()[: timer.end]
     bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
     if bad is not None:
         raise Diverged(f"the loss is {values[bad]} at step {bad + 1}: training diverged")
+    notes += timer.notes(request.steps, config)
     step_tokens = config.batch_size * config.seq_len * accum * world
+    warmup = timer.warmup.steps
     compile_s = None
     if config.torch_compile:
-        compile_s = max(0.0, timer.warmup_s - request.warmup * sum(seconds) / request.steps)
+        compile_s = max(0.0, timer.warmup_s - warmup * sum(seconds) / request.steps)
         notes += training.compile_notes()
     peak, reserved = memory.peak_gb(), memory.reserved_gb()
     rank_peaks: list[float] = []
@@ -525,17 +611,20 @@ def run(
             comm_share = min(1.0, max(0.0, 1.0 - slowest / step_s))
     return Measurement(
         layers=model.config.num_hidden_layers,
-        warmup_steps=request.warmup,
-        window_steps=sizes,
+        warmup_steps=warmup,
+        window_steps=timer.sizes,
         window_seconds=seconds,
-        window_tokens=[size * step_tokens for size in sizes],
+        window_tokens=[size * step_tokens for size in timer.sizes],
         losses=values,
         peak_memory_gb=peak,
         compile_time_s=compile_s,
         warnings=notes,
+        drain_steps=timer.drain_steps,
         peak_reserved_gb=reserved,
         peak_device_gb=memory.device_gb,
         attention_backend=_attention_label(config, device),
+        skipped_steps=timer.skipped(),
+        window_telemetry=timer.readings if any(timer.readings) else [],
         world_size=world,
         rank_peak_memory_gb=rank_peaks,
         comm_share=comm_share,

@@ -156,9 +156,15 @@ class HFRanks:
 
     def gather(self, values: list[float]) -> list[list[float]] | None:
         """Every rank's ``values`` in rank order on rank 0; None on the others."""
-        return distributed.TorchRanks(self.rank, self.world, self.strategy, self.device).gather(
-            values
-        )
+        return self._torch().gather(values)
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank: whether warmup has settled, which decides when
+        each rank's timed windows begin, must be the same everywhere."""
+        return self._torch().agree(flag)
+
+    def _torch(self) -> distributed.TorchRanks:
+        return distributed.TorchRanks(self.rank, self.world, self.strategy, self.device)
 
 
 class ComputeOnly(TrainerCallback):
@@ -171,10 +177,12 @@ class ComputeOnly(TrainerCallback):
     """
 
     def __init__(
-        self, ranks: HFRanks, start: int, steps: int, memory: training._PeakMemory
+        self, ranks: HFRanks, start: int | None, steps: int, memory: training._PeakMemory
     ) -> None:
         self.ranks = ranks
-        self.start = start  # the global step at which the timed windows end
+        # the global step at which the timed windows end: known once warmup has settled
+        # (``hf_engine.StepTimer`` sets it)
+        self.start = start
         self.steps = steps
         self.memory = memory
         self.clock = training._Clock(ranks.device)
@@ -185,6 +193,8 @@ class ComputeOnly(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         done = state.global_step
+        if self.start is None:
+            return
         if done == self.start:
             # before the compute-only steps, which may hold more (FSDP without resharding)
             self.peak_gb = self.memory.peak_gb()
@@ -200,6 +210,7 @@ class ComputeOnly(TrainerCallback):
             self.clock.mark()
         elif done == self.start + 1 + self.steps:
             self.clock.mark()
+            control.should_training_stop = True  # max_steps allows for a longer warmup
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not self.active or self.ranks.strategy != "fsdp":

@@ -519,10 +519,7 @@ class _Trainer:
         )
         # the loss scale after each step, on the device (no sync): a drop is a skipped step
         self.scales: list[torch.Tensor] = []
-        workers = config.dataloader_workers
-        # batches the DataLoader holds ready: prefetch_factor per worker (torch's default 2)
-        self.backlog = workers * (config.dataloader_prefetch_factor or 2) if workers else 0
-        self.drain_steps = max(1, math.ceil(self.backlog / config.grad_accum_steps))
+        self.backlog, self.drain_steps = prefetch_backlog(config)
         total_steps = request.warmup + MAX_EXTRA_WARMUP + self.drain_steps + request.steps
         if ranks is not None:
             total_steps += COMPUTE_ONLY_STEPS + 1
@@ -557,10 +554,9 @@ class _Trainer:
             tokens += inputs.numel()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if self.scaler.is_enabled():
-            # torch/amp/grad_scaler.py (2.4-2.13): _scale is the tensor get_scale() reads with
-            # a sync; cloning it keeps the record on the device
-            self.scales.append(self.scaler._scale.detach().clone())  # type: ignore[union-attr]
+        scale = loss_scale(self.scaler)
+        if scale is not None:
+            self.scales.append(scale)
         if zero_grad:
             self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
@@ -571,13 +567,58 @@ class _Trainer:
         return len(self.model.blocks)
 
     def skipped(self, start: int = 0) -> int:
-        """Optimizer steps from the ``start``-th on that GradScaler skipped (inf/NaN gradients
-        lower the scale and skip the step; growth only ever raises it)."""
-        if len(self.scales) <= max(start, 0):
-            return 0
-        values = torch.stack(self.scales).float().cpu().tolist()
-        previous = [INITIAL_LOSS_SCALE, *values]
-        return sum(1 for i in range(start, len(values)) if values[i] < previous[i])
+        """Optimizer steps from the ``start``-th on that GradScaler skipped."""
+        return skipped_steps(self.scales, start)
+
+
+def prefetch_backlog(config: WorkloadConfig) -> tuple[int, int]:
+    """(batches the DataLoader's workers hold ready, untimed steps that consume them): torch's
+    DataLoader keeps ``prefetch_factor`` batches per worker in flight (default 2, torch
+    2.4-2.13 torch/utils/data/dataloader.py). At least one drain step runs even without
+    workers, so that the device queue, emptied by the sync that ends warmup, is full again
+    when the first window opens."""
+    workers = config.dataloader_workers
+    backlog = workers * (config.dataloader_prefetch_factor or 2) if workers else 0
+    return backlog, max(1, math.ceil(backlog / config.grad_accum_steps))
+
+
+def loss_scale(scaler: torch.amp.GradScaler | None) -> torch.Tensor | None:
+    """GradScaler's loss scale after a step, kept on the device (no sync); None without fp16
+    loss scaling. torch/amp/grad_scaler.py (2.4-2.13): ``_scale`` is the tensor ``get_scale()``
+    reads with a sync; a clone keeps this step's value."""
+    if scaler is None or not scaler.is_enabled() or scaler._scale is None:
+        return None
+    return scaler._scale.detach().clone()
+
+
+def skipped_steps(scales: list[torch.Tensor], start: int = 0) -> int:
+    """Optimizer steps from the ``start``-th on that GradScaler skipped, given the loss scale
+    after every step: inf/NaN gradients lower the scale and skip the step; growth only ever
+    raises it. The first step is compared with GradScaler's initial scale."""
+    if len(scales) <= max(start, 0):
+        return 0
+    values = torch.stack(scales).float().cpu().tolist()
+    previous = [INITIAL_LOSS_SCALE, *values]
+    return sum(1 for i in range(start, len(values)) if values[i] < previous[i])
+
+
+def timed_phase_notes(config: WorkloadConfig, steps: int, backlog: int, skipped: int) -> list[str]:
+    """What makes the timed windows read faster than the job runs: fp16 steps GradScaler
+    skipped inside them (cheaper than real ones), and a timed phase so short beside the
+    prefetch backlog that a data stall may not show."""
+    notes = []
+    if skipped:
+        notes.append(
+            f"GradScaler skipped {skipped} of the {steps} timed fp16 optimizer steps "
+            "(overflowing gradients): skipped steps are cheaper, so tokens/s is overstated"
+        )
+    timed_batches = steps * config.grad_accum_steps
+    if backlog and timed_batches < 2 * backlog:
+        notes.append(
+            f"the timed phase ({timed_batches} batches) is short beside the DataLoader's "
+            f"prefetch backlog ({backlog} batches): a data stall may not show; time more steps"
+        )
+    return notes
 
 
 def measure(
@@ -635,38 +676,77 @@ def _settled(step_times: list[float]) -> bool:
     return abs(a - b) <= STABLE_STEP_TOLERANCE * min(a, b)
 
 
+def extra_warmup(device: torch.device) -> int:
+    """Warmup steps a run on ``device`` may add while it settles (the cap either engine
+    sizes its data and step count for)."""
+    return MAX_EXTRA_WARMUP if device.type == "cuda" else CPU_EXTRA_WARMUP
+
+
+class Warmup:
+    """When warmup ends: after the steps asked for, and more (up to ``extra_warmup``) until
+    two consecutive step times agree and no fp16 step is being skipped, so that boost
+    clocks, allocator growth, autotuning and GradScaler's first overflows all end inside
+    warmup, not in window 0. A warmup of 0 asked for explicitly is honoured. Both engines
+    feed it each warmup step's time (synced) as the step ends: the native loop, and the hf
+    engine's Trainer callback."""
+
+    def __init__(self, asked: int, device: torch.device) -> None:
+        self.asked = asked
+        self.extra = extra_warmup(device)
+        self.step_times: list[float] = []
+        self.settled = asked == 0
+        self.skipping = False
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_times)
+
+    def done(self) -> bool:
+        """Whether warmup is over (no more warmup steps run)."""
+        steps = self.steps
+        return steps >= self.asked and (self.settled or steps >= self.asked + self.extra)
+
+    def record(
+        self, seconds: float, skipping: bool, agree: Callable[[bool], bool] | None = None
+    ) -> None:
+        """One warmup step took ``seconds``; ``skipping``: GradScaler skipped it. ``agree``
+        gives every rank rank 0's verdict (the step count must match across ranks)."""
+        self.step_times.append(seconds)
+        self.skipping = skipping
+        if self.steps >= self.asked:
+            self.settled = _settled(self.step_times) and not skipping
+            if agree is not None:
+                self.settled = agree(self.settled)
+
+    def notes(self) -> list[str]:
+        """That warmup ended at its cap without settling, where it could be extended."""
+        if self.settled or not self.extra:
+            return []
+        last = ", ".join(f"{t * 1e3:.1f}" for t in self.step_times[-2:])
+        return [
+            f"warmup did not settle in {self.steps} steps (last step times {last} ms"
+            + (", fp16 steps still skipped" if self.skipping else "")
+            + "): early windows may differ from later ones"
+        ]
+
+
 def _warm_up(
     trainer: _Trainer, request: RunRequest, hook: StepHook | None, losses: list[torch.Tensor]
 ) -> tuple[int, list[str]]:
-    """Run the warmup steps, and more (up to MAX_EXTRA_WARMUP) until step time has settled
-    and no fp16 step is being skipped: boost clocks, allocator growth, autotuning and the
-    GradScaler's first overflows all end inside warmup, not in window 0. A warmup of 0
-    asked for explicitly is honoured. Returns the steps run and what did not settle."""
-    step_times: list[float] = []
+    """Run the warmup steps until ``Warmup`` says it is over. Returns the steps run and what
+    did not settle."""
+    warmup = Warmup(request.warmup, trainer.device)
     clock = _Clock(trainer.device)
-    steps = 0
-    settled = request.warmup == 0
-    extra = MAX_EXTRA_WARMUP if trainer.device.type == "cuda" else CPU_EXTRA_WARMUP
-    while steps < request.warmup or (not settled and steps < request.warmup + extra):
+    agree = trainer.ranks.agree if trainer.ranks is not None else None
+    while not warmup.done():
         if hook:
-            hook(steps, trainer.model)
+            hook(warmup.steps, trainer.model)
         start = time.perf_counter()
         losses.append(trainer.step()[0])
         clock.sync()
-        step_times.append(time.perf_counter() - start)
-        steps += 1
-        if steps >= request.warmup:
-            settled = _settled(step_times) and trainer.skipped(len(trainer.scales) - 1) == 0
-            if trainer.ranks is not None:
-                settled = trainer.ranks.agree(settled)
-    if settled or not extra:
-        return steps, []
-    last = ", ".join(f"{t * 1e3:.1f}" for t in step_times[-2:])
-    return steps, [
-        f"warmup did not settle in {steps} steps (last step times {last} ms"
-        + (", fp16 steps still skipped" if trainer.skipped(len(trainer.scales) - 1) else "")
-        + "): early windows may differ from later ones"
-    ]
+        seconds = time.perf_counter() - start
+        warmup.record(seconds, trainer.skipped(len(trainer.scales) - 1) > 0, agree)
+    return warmup.steps, warmup.notes()
 
 
 def _timed_run(
@@ -711,18 +791,7 @@ def _timed_run(
     if bad is not None:
         raise Diverged(f"the loss is {values[bad]} at step {bad + 1}: training diverged")
     skipped = trainer.skipped(timed_from)
-    if skipped:
-        notes.append(
-            f"GradScaler skipped {skipped} of the {request.steps} timed fp16 optimizer steps "
-            "(overflowing gradients): skipped steps are cheaper, so tokens/s is overstated"
-        )
-    timed_batches = request.steps * trainer.config.grad_accum_steps
-    if trainer.backlog and timed_batches < 2 * trainer.backlog:
-        notes.append(
-            f"the timed phase ({timed_batches} batches) is short beside the DataLoader's "
-            f"prefetch backlog ({trainer.backlog} batches): a data stall may not show; "
-            "time more steps"
-        )
+    notes += timed_phase_notes(trainer.config, request.steps, trainer.backlog, skipped)
     peak, reserved = memory.peak_gb(), memory.reserved_gb()  # before the compute-only steps
     rank_peaks: list[float] = []
     comm_share = None

@@ -134,7 +134,8 @@ def test_every_family_trains_full_and_lora_with_checkpointing_and_fused_adamw(
     config = make(preset, gradient_checkpointing=True, optimizer="adamw_torch_fused")
     measurement = run(config, steps=4)
     assert measurement.layers == 2
-    assert sum(measurement.window_steps) == 4 and len(measurement.losses) == 5
+    # every step's loss: warmup, the untimed step before window 0, the timed steps
+    assert sum(measurement.window_steps) == 4 and len(measurement.losses) == 1 + 1 + 4
     assert all(math.isfinite(loss) for loss in measurement.losses)
     if config.finetune == "full":  # LoRA's zero-initialised B needs more steps to show
         assert measurement.losses[-1] < measurement.losses[0]
@@ -180,7 +181,8 @@ def test_the_trainer_arguments_follow_the_workload(tmp_path: Any) -> None:
     )
     args = training_arguments(config, RunRequest(config, 5, 2, 0.0), CPU, str(tmp_path))
     assert args.per_device_train_batch_size == 3 and args.gradient_accumulation_steps == 2
-    assert args.max_steps == 7 and args.warmup_steps == 2 and args.learning_rate == 3e-3
+    # warmup, the drain of 2 workers x 4 prefetched batches (2 per step), timed steps
+    assert args.max_steps == 2 + 4 + 5 and args.warmup_steps == 2 and args.learning_rate == 3e-3
     assert args.bf16 and not args.fp16 and args.optim == "adamw_torch_fused"
     assert args.dataloader_num_workers == 2 and args.dataloader_prefetch_factor == 4
     assert args.dataloader_persistent_workers
@@ -207,7 +209,7 @@ def test_the_optimizer_is_the_one_the_trainer_builds_for_the_name(
 
 def test_tokens_and_windows_count_optimizer_steps_with_accumulation() -> None:
     measurement = run(tiny(grad_accum_steps=3), steps=7, warmup=2)
-    assert measurement.warmup_steps == 2 and len(measurement.losses) == 9
+    assert measurement.warmup_steps == 2 and len(measurement.losses) == 2 + 1 + 7
     assert measurement.window_steps == [2, 2, 1, 1, 1]
     assert measurement.tokens_per_step == 3 * 2 * 32
 
@@ -243,7 +245,7 @@ def test_the_step_hook_sees_every_step_and_the_model() -> None:
         CPU,
         lambda step, model: seen.append(step) or model.get_input_embeddings(),
     )
-    assert seen == [0, 1, 2, 3]
+    assert seen == [0, 1, 2, 3, 4]  # warmup, drain, timed
 
 
 def test_a_diverging_loss_fails_the_run() -> None:

@@ -103,8 +103,8 @@ def test_two_gloo_ranks_of_the_trainer_are_measured_through_the_worker(
     assert len(metrics.rank_peak_memory_gb) == 2 and min(metrics.rank_peak_memory_gb) > 0
     assert metrics.hbm_peak_gb == max(metrics.rank_peak_memory_gb)
     assert metrics.comm_share is not None and 0.0 <= metrics.comm_share <= 1.0
-    # warmup and timed steps only: the compute-only steps after them are not reported
-    assert len(metrics.losses) == 3 and all(4.0 < loss < 7.0 for loss in metrics.losses)
+    # warmup, drain and timed steps only: the compute-only steps after them are not reported
+    assert len(metrics.losses) == 4 and all(4.0 < loss < 7.0 for loss in metrics.losses)
 
 
 @needs_two_cores
@@ -208,14 +208,19 @@ def test_the_compute_only_steps_follow_the_timed_ones_without_gradient_sync(
     trainer.accelerator = Accelerator()  # type: ignore[assignment]
     trainer.micro_losses = []
     trainer.compute_only = phase
+    control = SimpleNamespace(should_training_stop=False)
+    stopped = []
     for step in range(1, 8):  # the Trainer's global_step after each optimizer step
         trainer.training_step("ddp-model", {})  # type: ignore[arg-type]
-        phase.on_step_end(None, SimpleNamespace(global_step=step), None)
+        phase.on_step_end(None, SimpleNamespace(global_step=step), control)
+        stopped.append(control.should_training_stop)
     # steps 1-4 (warmup and timed) sync; 5 (untimed) and 6-7 (timed) do not
     assert synced == ["ddp-model"] * 3 and len(trainer.micro_losses) == 7
     assert phase.peak_gb > 0  # read when the timed steps ended
     assert len(phase.clock.times) == 2  # around steps 6 and 7 only
     assert phase.seconds() == (phase.clock.times[1] - phase.clock.times[0]) / 2
+    # the Trainer's max_steps allows for a longer warmup: the last compute-only step stops it
+    assert stopped == [False] * 6 + [True]
 
 
 @needs_two_cores
