@@ -8,9 +8,10 @@ Gemma, Gemma2, Phi3 (Phi-4 too); the generic dims as Llama) with random weights 
 tokenizer — applies LoRA with ``peft.get_peft_model``, and trains with
 ``transformers.Trainer`` built from ``TrainingArguments`` derived from the workload.
 A ``TrainerCallback`` marks optimizer-step boundaries (CUDA events on a GPU, so no
-host sync inside a window); warmup steps run first and are not timed, exactly as
-the native engine (``runner/training.py``) does, so both return the same
-``Measurement`` and the verdict statistics read both alike. A workload with
+host sync inside a window); warmup (until step time settles) and the steps that drain
+the DataLoader's prefetch backlog run first and are not timed, decided by the native
+engine's own rules (``runner/training.py``), so both return the same ``Measurement``
+and the verdict statistics read both alike. A workload with
 ``world_size`` above one runs this Trainer in each of its ranks, launched as the native
 engine's are (``runner/hf_ranks.py``).
 
