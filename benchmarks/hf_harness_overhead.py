@@ -95,6 +95,9 @@ def bare_train_s(
     request = RunRequest(config, steps=steps, warmup=0, sample_cost_s=0.0)
     with tempfile.TemporaryDirectory() as output_dir:
         args = training_arguments(config, request, device, output_dir)
+        # the engine's max_steps leaves room for warmup to settle and the drain steps, which
+        # its callback decides on as it runs; a bare script trains exactly ``steps``
+        args.max_steps = steps
         samples = steps * config.batch_size * config.grad_accum_steps
         trainer = Trainer(model=model, args=args, train_dataset=Tokens(config, samples))
         if device.type == "cuda":
