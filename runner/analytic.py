@@ -166,7 +166,8 @@ Memory (decimal GB)
       (``LOGITS_BYTES_PER_ELEMENT`` per token per vocabulary entry), or what a loss
       kernel the run already uses keeps instead (``_logits_bytes``): a fused linear
       cross-entropy (Liger, CutCrossEntropy) none, torchtune's chunked losses the
-      fp32 log-probabilities plus one chunk. Activation offloading
+      fp32 log-probabilities plus one chunk, TRL's ``chunked_nll`` two hidden-sized
+      copies, one chunk and its copies of the ``lm_head`` weight. Activation offloading
       (``activation_offloading``) sends what the layers keep to pinned host memory: the
       device holds one layer's full set and, with checkpointing, the last
       ``OFFLOAD_FORWARD_STASHES`` layer inputs (by implementation); the logits stay.
@@ -335,6 +336,26 @@ FUSED_CE_BYTES_PER_TOKEN = 4
 """The fp32 per-token loss (Liger's ``loss_1d``) or log-sum-exp (CutCrossEntropy computes
 the logits blockwise in on-chip memory and keeps only the log-sum-exp per token, Wijmans
 et al. 2024, https://arxiv.org/abs/2411.09009) a fused cross-entropy keeps per token."""
+
+CHUNKED_NLL_HIDDEN_COPIES = 2
+"""TRL's ``loss_type: chunked_nll``, per token, in hidden-size elements of the compute dtype:
+the copy of the last hidden states sorted valid tokens first (``hidden[order]``), whose
+slices every chunk's checkpoint keeps for its backward, and its gradient, gathered from the
+chunks in the backward (TRL v1.9.0 ``trl/trainer/sft_trainer.py``
+``_chunked_cross_entropy_loss``). The logits are never held whole."""
+
+CHUNKED_NLL_BYTES_PER_ELEMENT = 16
+"""One chunk of TRL's ``chunked_nll`` (``extras.chunked_nll`` tokens, 256) per vocabulary
+entry at its backward: the recomputed fp32 log-probabilities and probabilities (``_chunk``
+keeps ``log_p`` and ``log_p.exp()`` for the entropy metric, 8 B) and the backward's fp32
+gradients of the log-probabilities and logits (``CHUNK_TRANSIENT_BYTES_PER_ELEMENT``)."""
+
+CHUNKED_NLL_HEAD_UPCAST_BYTES = 4
+"""``_chunk`` computes ``h.float() @ w.float().t()``: a 16-bit ``lm_head`` weight is copied
+to fp32 for every chunk (4 B per element; none for fp32 master weights), and under the
+Trainer's 16-bit autocast the matmul casts it back to the compute dtype (2 B more), so the
+projection still runs in 16 bits (TRL v1.9.0 ``trl/trainer/sft_trainer.py``; autocast's
+matmul cast, torch ``torch/amp/autocast_mode.py``)."""
 
 OFFLOAD_FORWARD_STASH = 5
 """Offloaded activations the forward keeps alive on the device until their copy to the host
@@ -1360,9 +1381,13 @@ class AnalyticModel:
         keeps (Liger's ``grad_input``, CutCrossEntropy's embeddings) and the per-token
         log-sum-exp. Parameters are never offloaded (``update_model_params``)."""
         tokens = config.batch_size * config.seq_len
-        if loss_kernel_of(config)[0] == "fused":
-            hidden = res.arch.hidden * _element_bytes(res.precision)
+        kind = loss_kernel_of(config)[0]
+        hidden = res.arch.hidden * _element_bytes(res.precision)
+        if kind == "fused":
             return tokens * (hidden + FUSED_CE_BYTES_PER_TOKEN)
+        if kind == "chunked_nll":
+            # each chunk's checkpoint keeps its slice of the sorted hidden states
+            return tokens * hidden
         return tokens * res.arch.vocab * LOG_PROBS_BYTES_PER_ELEMENT
 
     @staticmethod
@@ -1389,6 +1414,8 @@ class AnalyticModel:
         if kind == "chunked_output":
             per_element = _element_bytes(res.precision) + LOG_PROBS_BYTES_PER_ELEMENT
             return elements * (per_element + CHUNK_TRANSIENT_BYTES_PER_ELEMENT / chunks)
+        if kind == "chunked_nll":
+            return _chunked_nll_bytes(config, res, chunks)
         return elements * LOGITS_BYTES_PER_ELEMENT
 
     def _memory(self, config: WorkloadConfig, res: _Resolved) -> MemoryEstimate:
@@ -1520,7 +1547,30 @@ def _state_bytes(config: WorkloadConfig, res: _Resolved) -> tuple[float, float, 
 
 LossKernel = tuple[str, int]
 """How the loss treats the logits: (``full`` | ``fused`` | ``chunked`` |
-``chunked_output``, number of chunks; 1 where not chunked)."""
+``chunked_output`` | ``chunked_nll``, number of chunks, or for ``chunked_nll`` tokens per
+chunk; 1 where not chunked)."""
+
+
+def _chunked_nll_bytes(config: WorkloadConfig, res: _Resolved, chunk_tokens: int) -> float:
+    """What TRL's ``chunked_nll`` holds at its peak for one micro-batch, in bytes: two
+    hidden-sized copies per token (``CHUNKED_NLL_HIDDEN_COPIES``), one chunk's fp32
+    log-probabilities and gradients (``CHUNKED_NLL_BYTES_PER_ELEMENT``), and the chunk's
+    copies of the ``lm_head`` weight (``CHUNKED_NLL_HEAD_UPCAST_BYTES``). At short context
+    the weight copies dominate, so a large vocabulary can hold more than the full logits
+    would: a LoRA over Llama-3-8B (16-bit head) at 1,024 tokens keeps 1.1 GB of full
+    logits, against 3.7 GB here."""
+    arch = res.arch
+    sixteen = res.precision not in ("fp32", "tf32")
+    head_16bit = sixteen and (config.finetune != "full" or config.pure_precision)
+    head = arch.vocab * arch.hidden
+    upcast = head * (
+        (CHUNKED_NLL_HEAD_UPCAST_BYTES if head_16bit else 0.0)
+        + (_element_bytes(res.precision) if sixteen else 0.0)
+    )
+    tokens = config.batch_size * config.seq_len
+    hidden = CHUNKED_NLL_HIDDEN_COPIES * arch.hidden * _element_bytes(res.precision)
+    chunk = min(chunk_tokens, tokens) * arch.vocab * CHUNKED_NLL_BYTES_PER_ELEMENT
+    return tokens * hidden + chunk + upcast
 
 
 def loss_kernel_of(config: WorkloadConfig) -> LossKernel:
@@ -1542,10 +1592,17 @@ def loss_kernel_of(config: WorkloadConfig) -> LossKernel:
     ``chunked``/``chunked_output``: torchtune's ``LinearCrossEntropyLoss`` /
     ``CEWithChunkedOutputLoss`` (``extras.chunked_cross_entropy`` /
     ``extras.chunked_output_cross_entropy``: their ``num_output_chunks``).
+    ``chunked_nll``: TRL's SFT ``loss_type: chunked_nll``, its default since v1.7.0
+    (``extras.chunked_nll``: tokens per chunk). It replaces the model's forward, so it wins
+    over a Liger patch a script applies itself (TRL v1.9.0 ``trl/trainer/sft_trainer.py``
+    ``_patch_chunked_ce_lm_head``).
     """
     extras = config.extras
     if config.objective != "sft":
         return ("full", 1)
+    chunk_tokens = extras.get("chunked_nll")
+    if isinstance(chunk_tokens, int) and not isinstance(chunk_tokens, bool) and chunk_tokens >= 1:
+        return ("chunked_nll", chunk_tokens)
     for key, kind in (
         ("chunked_cross_entropy", "chunked"),
         ("chunked_output_cross_entropy", "chunked_output"),

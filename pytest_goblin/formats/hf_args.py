@@ -499,11 +499,16 @@ def interpret(
     lora_defaults: tuple[int, int] = (16, 32),
     target_defaults: tuple[str, ...] = tuple(PEFT_DEFAULT_TARGETS),
     transformers: tuple[int, int] | None = None,
+    sft_loss: bool = True,
+    trl_version: tuple[int, int] | None = None,
 ) -> Reading:
     """WorkloadConfig inputs from TrainingArguments/SFTConfig/ModelConfig keys.
 
     ``transformers`` is the ``(major, minor)`` version a script pins, whose defaults
-    (optimizer, attention) it trains with; None reads today's.
+    (optimizer, attention) it trains with; None reads today's. ``sft_loss`` False leaves
+    SFTConfig's ``loss_type`` unread, for a script whose model forward another library
+    replaces with its own loss (unsloth); ``trl_version`` is the TRL ``(major, minor)`` a
+    script pins, whose ``loss_type`` default it trains with (None: v1.9.0's).
 
     ``labels`` says where each key was written (the key itself in an args
     file, a call and line in a script); error messages and sources use it.
@@ -569,12 +574,87 @@ def interpret(
         and as_bool(legacy, display, f.label("use_liger"))
     ):
         f.record("use_liger_kernel", True, "use_liger")
+    if trl and not dpo and sft_loss:
+        _sft_loss_type(values, f, trl_version)
     env = values.get("env")
     if trl and isinstance(env, dict):
         f.put("env_vars", dict(env), "env")
     if trl:
         _activation_offloading(values, f)
     return f.reading()
+
+
+TRL_CHUNKED_NLL_TOKENS = 256
+"""Valid tokens per chunk of SFTConfig's ``loss_type: chunked_nll`` (TRL v1.9.0
+``trl/trainer/sft_trainer.py`` ``_CHUNKED_LM_HEAD_CHUNK_SIZE``), recorded as
+``extras.chunked_nll``."""
+CHUNKED_NLL_DEFAULT_SINCE = (1, 7)
+"""The TRL release whose SFTConfig defaults ``loss_type`` to ``chunked_nll`` (v1.7.0
+``trl/trainer/sft_config.py``; ``nll`` through v1.6.0)."""
+TRL_LOSS_TYPES = ("nll", "dft", "chunked_nll")
+"""SFTConfig's ``loss_type`` values (TRL v1.9.0 ``trl/trainer/sft_trainer.py``: anything else
+raises "Invalid `loss_type`")."""
+
+
+def _sft_loss_type(values: dict[str, Any], f: Fields, trl_version: tuple[int, int] | None) -> None:
+    """SFTConfig's ``loss_type``, as TRL v1.9.0 resolves it (``trl/trainer/sft_config.py``
+    ``__post_init__``): unset, it is ``chunked_nll`` unless ``use_liger_kernel`` is on (then
+    ``nll``, Liger's fused loss). The default changed in TRL v1.7.0 (``nll`` before; v1.4.0
+    to v1.6.0 offered ``chunked_nll`` only when asked for); the reader follows v1.9.0, as for
+    every TRL default, unless a script pins an older TRL (``trl_version``).
+
+    ``chunked_nll`` patches the model's forward (``sft_trainer.py``
+    ``_patch_chunked_ce_lm_head``): the decoder runs up to its last hidden state, tokens
+    labelled -100 are dropped before the ``lm_head`` matmul, and the cross-entropy runs over
+    ``TRL_CHUNKED_NLL_TOKENS`` valid tokens at a time, each chunk under its own activation
+    checkpoint, so the full logits are never held. It is recorded as
+    ``extras.chunked_nll`` (the tokens per chunk) for the analytic model. ``nll`` and ``dft``
+    keep the model's full logits. TRL refuses ``chunked_nll`` beside ``use_liger_kernel`` and
+    under a PEFT adapter on ``lm_head``; so does the reader, naming the key."""
+    key = "loss_type"
+    liger = f.fields.get("extras", {}).get("use_liger_kernel") is True
+    written = values.get(key)
+    if written is None:
+        older = trl_version is not None and trl_version < CHUNKED_NLL_DEFAULT_SINCE
+        if not liger and not older:
+            f.fields.setdefault("extras", {})["chunked_nll"] = TRL_CHUNKED_NLL_TOKENS
+            _chunked_nll_lm_head(f, f"{key} (unset: chunked_nll, TRL ≥ v1.7.0)")
+        return
+    if written not in TRL_LOSS_TYPES:
+        raise WorkloadError(
+            f.display,
+            f"{written!r} is not a loss_type SFTConfig accepts ({', '.join(TRL_LOSS_TYPES)}; "
+            "TRL v1.9.0 trl/trainer/sft_trainer.py raises 'Invalid `loss_type`')",
+            field=f.label(key),
+        )
+    if written != "chunked_nll":
+        return
+    if liger:
+        raise WorkloadError(
+            f.display,
+            "loss_type: chunked_nll beside use_liger_kernel: TRL's SFTTrainer raises "
+            "\"`loss_type='chunked_nll'` is not compatible with `use_liger_kernel=True`\" "
+            "(TRL v1.9.0 trl/trainer/sft_trainer.py); drop one of them",
+            field=f.label(key),
+        )
+    f.record("chunked_nll", TRL_CHUNKED_NLL_TOKENS, key)
+    _chunked_nll_lm_head(f, f"{key}: chunked_nll")
+
+
+def _chunked_nll_lm_head(f: Fields, what: str) -> None:
+    """TRL's chunked loss reads ``lm_head.weight`` directly, so it raises under a PEFT
+    adapter on ``lm_head`` ("not supported when `lm_head` is wrapped by a PEFT adapter",
+    TRL v1.9.0 ``trl/trainer/sft_trainer.py``)."""
+    if f.fields.get("finetune") == "full" or "lm_head" not in f.fields.get("lora_targets", ()):
+        return
+    raise WorkloadError(
+        f.display,
+        f"{what} with a LoRA adapter on lm_head: TRL's SFTTrainer raises "
+        "\"`loss_type='chunked_nll'` is not supported when `lm_head` is wrapped by a PEFT "
+        'adapter" (TRL v1.9.0 trl/trainer/sft_trainer.py); set loss_type: nll or leave '
+        "lm_head out of the target modules",
+        field=f.label("loss_type"),
+    )
 
 
 def _activation_offloading(values: dict[str, Any], f: Fields) -> None:

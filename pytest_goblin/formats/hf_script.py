@@ -136,6 +136,7 @@ class _Discovery:
     unsloth: bool = False
     """The LoRA comes from unsloth's ``get_peft_model``, whose defaults differ from PEFT's."""
     pin: tuple[tuple[int, int], str] | None = None
+    trl_pin: tuple[tuple[int, int], str] | None = None
     """The transformers version the script installs, and where it says so."""
     seq_default: bool = False
     """The sequence length is SFTTrainer's own default, written nowhere in the script."""
@@ -285,6 +286,7 @@ def _discover(tree: ast.Module) -> _Discovery:
     _environment(found)
     _sft_trainer_length(found)
     found.pin = _transformers_pin(script)
+    found.trl_pin = _pip_pin(script, _TRL_PIN)
     return found
 
 
@@ -296,8 +298,9 @@ def _sft_trainer_length(found: _Discovery) -> None:
     None: max_seq_length = min(tokenizer.model_max_length, 1024)"); SFTConfig's
     ``max_seq_length`` defaults to 1024 in v0.15.0 and its ``max_length`` since v0.16.0,
     and SFTTrainer turns TrainingArguments into ``SFTConfig(**args.to_dict())`` (v0.14.0
-    to v1.9.0 sft_trainer.py). Only the length comes from TRL: ``to_dict`` carries
-    TrainingArguments' own checkpointing and precision into the SFTConfig.
+    to v1.9.0 sft_trainer.py). Only the length and the loss (``_trainer_arguments_loss``)
+    come from TRL: ``to_dict`` carries TrainingArguments' own checkpointing and precision
+    into the SFTConfig.
     """
     trainers = found.script.calls_named("SFTTrainer")
     if found.trl or not trainers or any(key in found.places for key in hf_args.SEQ_KEYS):
@@ -484,6 +487,9 @@ def read(tree: ast.Module, display: str) -> Reading:
             lora_defaults=(16, 16),
             target_defaults=tuple(ALL_LINEAR),
             transformers=transformers,
+            # unsloth compiles the model's forward with its own fused lm_head loss
+            # (unsloth_zoo's unsloth_fused_ce_loss), not SFTConfig's loss_type
+            sft_loss=False,
         )
     else:
         reading = hf_args.interpret(
@@ -494,6 +500,7 @@ def read(tree: ast.Module, display: str) -> Reading:
             dpo=found.dpo,
             lora_defaults=(8, 8),
             transformers=transformers,
+            trl_version=found.trl_pin[0] if found.trl_pin else None,
         )
     if found.dpo:
         hf_args.read_dpo(
@@ -509,6 +516,7 @@ def read(tree: ast.Module, display: str) -> Reading:
     if found.checkpointing_label:
         fields["gradient_checkpointing"] = True
         sources["gradient_checkpointing"] = found.checkpointing_label
+    _trainer_arguments_loss(found, fields, sources)
     liger = next(
         (
             node
@@ -528,17 +536,46 @@ def read(tree: ast.Module, display: str) -> Reading:
     return Reading(fields=fields, sources=sources, unset=dict(reading.unset))
 
 
+def _trainer_arguments_loss(
+    found: _Discovery, fields: dict[str, Any], sources: dict[str, str]
+) -> None:
+    """TrainingArguments handed to ``SFTTrainer`` train with SFTConfig's loss: SFTTrainer
+    turns them into ``SFTConfig(**args.to_dict())`` (TRL v1.9.0 ``trl/trainer/sft_trainer.py``),
+    whose unset ``loss_type`` is ``chunked_nll`` unless ``use_liger_kernel`` is on (since
+    v1.7.0, ``trl/trainer/sft_config.py``; see ``hf_args._sft_loss_type``). An SFTConfig script
+    is read by ``hf_args.interpret`` itself; unsloth's forward runs its own loss, and a
+    script that installs a TRL older than v1.7.0 trains with ``nll``."""
+    trainers = found.script.calls_named("SFTTrainer")
+    extras = fields.get("extras", {})
+    if found.trl or found.unsloth or not trainers or extras.get("use_liger_kernel") is True:
+        return
+    if found.trl_pin is not None and found.trl_pin[0] < hf_args.CHUNKED_NLL_DEFAULT_SINCE:
+        return
+    fields["extras"] = {**extras, "chunked_nll": hf_args.TRL_CHUNKED_NLL_TOKENS}
+    sources["extras.chunked_nll"] = (
+        f"SFTTrainer() line {trainers[0].lineno}: TRL's SFTConfig default loss_type "
+        "chunked_nll (TRL v1.9.0)"
+    )
+
+
 _PIN = re.compile(r"\btransformers==(\d+)\.(\d+)[\w.]*")
+_TRL_PIN = re.compile(r"\btrl(?:\[[\w,-]+\])?==(\d+)\.(\d+)[\w.]*")
 
 
 def _transformers_pin(script: Script) -> tuple[tuple[int, int], str] | None:
     """The transformers version the script installs (a notebook's ``!pip install
     transformers==4.31.0`` cell, as ``get_ipython().system(...)`` once converted), and where:
     its defaults, not today's, are what the script trains with."""
+    return _pip_pin(script, _PIN)
+
+
+def _pip_pin(script: Script, pattern: re.Pattern[str]) -> tuple[tuple[int, int], str] | None:
+    """The ``(major, minor)`` of the first ``pip install`` line matching ``pattern`` (the
+    package pinned with ``==``), and where it is written."""
     for node in ast.walk(script.tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
-            pin = _PIN.search(text)
+            pin = pattern.search(text)
             if pin is not None and re.search(r"\bpip\b.*\binstall\b", text):
                 shown = f"`pip install {pin.group(0)}` line {node.lineno}"
                 return (int(pin.group(1)), int(pin.group(2))), shown

@@ -16,11 +16,15 @@ from pytest_goblin.errors import WorkloadError
 from pytest_goblin.kb import load_kb
 from pytest_goblin.runner.analytic import (
     CHUNK_TRANSIENT_BYTES_PER_ELEMENT,
+    CHUNKED_NLL_BYTES_PER_ELEMENT,
+    CHUNKED_NLL_HEAD_UPCAST_BYTES,
+    CHUNKED_NLL_HIDDEN_COPIES,
     FUSED_CE_BYTES_PER_TOKEN,
     FUSED_CE_HIDDEN_COPIES,
     LOG_PROBS_BYTES_PER_ELEMENT,
     LOGITS_BYTES_PER_ELEMENT,
     AnalyticModel,
+    loss_kernel_of,
 )
 from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.workload.read import Workload, load_workload
@@ -177,3 +181,44 @@ def test_a_trainer_liger_kernel_config_without_the_fused_loss_keeps_the_full_log
     assert off.extras == {"use_liger_kernel": True, "liger_fused_linear_cross_entropy": False}
     model = AnalyticModel(get_device("h100"))
     assert model.memory(off).activations_gb > model.memory(on).activations_gb
+
+
+def test_trls_chunked_nll_keeps_hidden_copies_one_chunk_and_the_upcast_head() -> None:
+    # TRL v1.9.0 _chunked_cross_entropy_loss: no full logits; the sorted hidden states and
+    # their gradient, one 256-token chunk, and h.float() @ w.float().t() copies of lm_head
+    assert loss_kernel_of(WorkloadConfig(**LONG, extras={"chunked_nll": 256})) == (
+        "chunked_nll",
+        256,
+    )
+    head = QWEN.vocab * QWEN.hidden
+    expected = (
+        TOKENS * CHUNKED_NLL_HIDDEN_COPIES * QWEN.hidden * 2
+        + 256 * QWEN.vocab * CHUNKED_NLL_BYTES_PER_ELEMENT
+        + head * (CHUNKED_NLL_HEAD_UPCAST_BYTES + 2)  # a LoRA's 16-bit head, 16-bit autocast
+    )
+    full = activations({})
+    chunked = activations({"chunked_nll": 256})
+    assert full - chunked == pytest.approx(
+        (TOKENS * QWEN.vocab * LOGITS_BYTES_PER_ELEMENT - expected) / GB
+    )
+    # a full fine-tune's fp32 master head is not copied, only cast for the matmul
+    master = activations({"chunked_nll": 256}, finetune="full")
+    assert chunked - master == pytest.approx(head * CHUNKED_NLL_HEAD_UPCAST_BYTES / GB)
+
+
+def test_at_short_context_trls_chunked_nll_holds_more_than_the_full_logits() -> None:
+    # the head's per-chunk copies (6 B per vocabulary x hidden element) outweigh
+    # 1,024 tokens of fp32 logits and log-probabilities
+    short = {"seq_len": 1024}
+    assert activations({"chunked_nll": 256}, **short) > activations({}, **short)
+
+
+def test_a_preference_loss_keeps_the_full_logits_even_where_chunked_nll_is_recorded() -> None:
+    config = WorkloadConfig(**LONG, objective="dpo", extras={"chunked_nll": 256})
+    assert loss_kernel_of(config) == ("full", 1)
+
+
+def test_chunked_nll_wins_over_a_liger_patch_a_script_applies_itself() -> None:
+    # TRL replaces the model's forward, bypassing Liger's fused loss in it
+    extras = {"use_liger_kernel": True, "chunked_nll": 256}
+    assert loss_kernel_of(WorkloadConfig(**LONG, extras=extras)) == ("chunked_nll", 256)

@@ -59,6 +59,11 @@ class Case:
     sequence length of a recipe that does not truncate)."""
 
 
+TRL_CHUNKED = {"chunked_nll": 256}
+"""What a TRL SFT file without ``loss_type`` and without ``use_liger_kernel`` runs: TRL's
+chunked loss over 256 valid tokens at a time, SFTConfig's default since v1.7.0 (TRL v1.9.0
+``trl/trainer/sft_config.py``, ``sft_trainer.py`` ``_CHUNKED_LM_HEAD_CHUNK_SIZE``)."""
+
 READS = [
     Case(
         "real/axolotl/llama-3_fft-8b-liger-fsdp.yaml",
@@ -145,6 +150,7 @@ READS = [
         "real/trl/alignment-handbook_zephyr-7b-beta_sft_config_qlora.yaml",
         {
             "format": "trl",
+            "extras": TRL_CHUNKED,
             "arch": "mistral-7b",
             "batch_size": 4,
             "grad_accum_steps": 2,
@@ -249,6 +255,7 @@ READS = [
         "real/trl/trl_cli_configs_example_config.yaml",
         {
             "format": "trl",
+            "extras": TRL_CHUNKED,
             "arch": "qwen2.5-0.5b",
             "seq_len": 1024,
             "precision": "bf16",
@@ -606,6 +613,7 @@ READS = [
         "real/trl/alignment-handbook_constitutional-ai_sft_config_anthropic.yaml",
         {
             "format": "trl",
+            "extras": TRL_CHUNKED,
             "arch": "mistral-7b",
             "finetune": "full",
             "batch_size": 8,
@@ -621,6 +629,7 @@ READS = [
         "real/trl/alignment-handbook_zephyr-7b-beta_sft_config_full.yaml",
         {
             "format": "trl",
+            "extras": TRL_CHUNKED,
             "arch": "mistral-7b",
             "finetune": "full",
             "batch_size": 16,
@@ -694,6 +703,7 @@ READS = [
         "real/hf/trl_sft_trl_lora_qlora_notebook.py",
         {
             "format": "hf-script",
+            "extras": {"use_liger_kernel": True},
             "arch": "qwen3-14b",
             "model_name": "unsloth/qwen3-14b-unsloth-bnb-4bit",
             "batch_size": 1,
@@ -721,6 +731,7 @@ READS += [
         "real/open_r1/Mistral-Small-24B-Instruct-2501_sft_config_openr1_math.yaml",
         {
             "format": "trl",
+            "extras": TRL_CHUNKED,
             "arch": "mistral-small-24b",
             "finetune": "full",
             "batch_size": 1,
@@ -749,7 +760,7 @@ READS += [
             "attention_impl": "flash",
             "optimizer": "paged_adamw_8bit",
             "packing": False,
-            "extras": {},
+            "extras": TRL_CHUNKED,
             # its first comment: "Config for 16 nodes of 8 H100s with FSDP1"
             "strategy": "fsdp",
             "world_size": 128,
@@ -775,6 +786,7 @@ READS += [
         "real/open_r1/OlympicCoder-7B_sft_config_v00.00.yaml",
         {
             "format": "trl",
+            "extras": {"use_liger_kernel": True},
             "arch": "qwen2.5-7b",
             "finetune": "full",
             "batch_size": 2,
@@ -980,20 +992,39 @@ READS += [
     ),
     Case(
         "real/open_r1/SmolLM2-1.7B-Instruct_sft_config.yaml",
-        {"format": "trl", "arch": "smollm2-1.7b", "finetune": "full", "seq_len": 8192},
+        {
+            "format": "trl",
+            "extras": TRL_CHUNKED,
+            "arch": "smollm2-1.7b",
+            "finetune": "full",
+            "seq_len": 8192,
+        },
     ),
     Case(
         "real/open_r1/SmolLM2-1.7B_sft_config.yaml",
-        {"format": "trl", "arch": "smollm2-1.7b", "finetune": "full", "seq_len": 8192},
+        {
+            "format": "trl",
+            "extras": TRL_CHUNKED,
+            "arch": "smollm2-1.7b",
+            "finetune": "full",
+            "seq_len": 8192,
+        },
     ),
     Case(
         "real/trl/alignment-handbook_smollm2_sft_config.yaml",
-        {"format": "trl", "arch": "smollm2-1.7b", "finetune": "full", "grad_accum_steps": 4},
+        {
+            "format": "trl",
+            "extras": TRL_CHUNKED,
+            "arch": "smollm2-1.7b",
+            "finetune": "full",
+            "grad_accum_steps": 4,
+        },
     ),
     Case(
         "real/trl/alignment-handbook_zephyr-7b-gemma_sft_config_full.yaml",
         {
             "format": "trl",
+            "extras": TRL_CHUNKED,
             "arch": "gemma-7b",
             "finetune": "full",
             "batch_size": 4,
@@ -1112,6 +1143,7 @@ READS += [
         "real/rocm_blogs/llama-Qlora_LLAMA_Fine_Tuning_with_QLoRA.py",
         {
             "format": "hf-script",
+            "extras": {"group_by_length": True, **TRL_CHUNKED},
             "arch": "llama-2-7b",
             "batch_size": 4,
             "seq_len": 1024,
