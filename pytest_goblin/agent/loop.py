@@ -35,7 +35,7 @@ from pytest_goblin.agent.backends import (
 from pytest_goblin.agent.prompts import SYSTEM_PROMPT
 from pytest_goblin.agent.state import AuditContext, AuditState
 from pytest_goblin.errors import GoblinError
-from pytest_goblin.redact import environment_secrets, redact_known, redacted_data, redacted_json
+from pytest_goblin.redact import environment_secrets, redact_known, redacted_json
 from pytest_goblin.schemas import AuditEvent, AuditUsage, NoiseFloor, Report, ToolResult
 from pytest_goblin.workload.read import Workload
 
@@ -231,11 +231,12 @@ def _execute(
         "error": result.error,
     }
     results.append(entry)
-    # a backend that reads results as data (the planner) takes the redacted value itself:
-    # the same content as the JSON text, without encoding it and decoding it again
+    # a backend that runs in this process and sends nothing anywhere (the planner) reads
+    # results as data: redaction guards what leaves the process, and what such a backend
+    # writes (its thoughts and calls) is redacted where it is recorded, like every event
     takes_data = getattr(backend, "add_tool_data", None)
     if result.ok and takes_data is not None:
-        takes_data(call.id, call.name, redacted_data(result.result, secrets))
+        takes_data(call.id, call.name, result.result)
     elif result.ok:
         backend.add_tool_result(call.id, call.name, redacted_json(result.result, secrets), False)
     else:

@@ -59,8 +59,9 @@ class PlannerBackend:
             self._results[key] = json.loads(content)
 
     def add_tool_data(self, tool_call_id: str, name: str, data: Any) -> None:
-        """A successful result as the data its JSON text decodes to: the loop hands the
-        planner the redacted value itself rather than encoding it for it to decode."""
+        """A successful result as data, not JSON text: the planner runs in this process and
+        sends nothing anywhere, so the loop hands it the result itself (read, never changed)
+        rather than a redacted text for it to decode."""
         self._results[tool_call_id.split(":", 1)[1]] = data
 
     async def next_turn(self, tool_schemas: list[dict[str, Any]]) -> AgentTurn:
