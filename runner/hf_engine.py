@@ -5,7 +5,8 @@ TRL, axolotl and LLaMA-Factory, which run it underneath); a speedup measured on
 another model implementation may not be theirs. This engine builds the workload's
 architecture from a transformers config of its family (Llama, Qwen2, Qwen3, Mistral,
 Gemma, Gemma2, Phi3 (Phi-4 too); the generic dims as Llama) with random weights — no download, no
-tokenizer — applies LoRA with ``peft.get_peft_model``, and trains with
+tokenizer — applies LoRA with ``peft.get_peft_model`` (QLoRA: over the same weights saved
+and loaded back 4-bit through bitsandbytes, as users load a checkpoint), and trains with
 ``transformers.Trainer`` built from ``TrainingArguments`` derived from the workload.
 A ``TrainerCallback`` marks optimizer-step boundaries (CUDA events on a GPU, so no
 host sync inside a window); warmup (until step time settles) and the steps that drain
@@ -33,10 +34,11 @@ from typing import Any, cast
 
 import torch
 import transformers
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from torch.utils.data import Dataset
 from transformers import (
     AutoModelForCausalLM,
+    BitsAndBytesConfig,
     Gemma2Config,
     Gemma3TextConfig,
     GemmaConfig,
@@ -121,6 +123,15 @@ PHI3_FUSED = {
 
 BITSANDBYTES_OPTIMIZERS = ("bnb", "8bit", "paged", "lion", "ademamix", "rmsprop_bnb")
 
+CPU_4BIT_SINCE = (0, 50, 2)
+"""The bitsandbytes release whose CPU backend is known here to train a 4-bit (nf4/fp4) base:
+in 0.50.2, ``bitsandbytes::quantize_4bit`` has a pure-torch kernel
+(``bitsandbytes/backends/default/ops.py``, registered for every device),
+``dequantize_4bit`` a CPU one (``bitsandbytes/backends/cpu/ops.py``; the default's torch
+code where the native library is not loaded or the shape is odd), and ``Linear4bit``'s backward
+(``bitsandbytes/autograd/_functions.py``, ``MatMul4Bit``) dequantizes and multiplies in
+torch. Older releases are treated as GPU-only rather than assumed."""
+
 
 def family(config: WorkloadConfig) -> str:
     """The transformers family that builds this workload's model.
@@ -177,23 +188,28 @@ def model_config(config: WorkloadConfig, layers: int | None = None) -> Pretraine
 
 
 def _dtype(config: WorkloadConfig) -> torch.dtype:
-    """Parameter dtype: 16-bit frozen weights for LoRA at fp16/bf16 (as PEFT users load
-    them), fp32 master weights for full fine-tuning (the Trainer's mixed precision)."""
+    """Parameter dtype: 16-bit frozen weights for LoRA and QLoRA at fp16/bf16 (as PEFT users
+    load them; QLoRA's 4-bit matmuls compute in it too), fp32 master weights for full
+    fine-tuning (the Trainer's mixed precision)."""
     half = HALF_DTYPES.get(config.precision)
-    return half if half is not None and config.finetune == "lora" else torch.float32
+    adapters = config.finetune in ("lora", "qlora")
+    return half if half is not None and adapters else torch.float32
 
 
 def build_model(
     config: WorkloadConfig, device: torch.device, layers: int | None = None, seed: int = 0
 ) -> PreTrainedModel:
-    """The workload's model with random weights, LoRA applied with PEFT when asked for."""
+    """The workload's model with random weights, LoRA applied with PEFT when asked for;
+    for QLoRA, over a 4-bit base (``quantized``)."""
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(
         model_config(config, layers),
         attn_implementation=ATTENTION[config.attention_impl],
         dtype=_dtype(config),
     )
-    if config.finetune == "lora":
+    if config.finetune == "qlora":
+        model = quantized(model, config, device)
+    if config.finetune in ("lora", "qlora"):
         targets = lora_targets(config)
         lora = LoraConfig(
             r=config.lora_rank or 8,
@@ -203,7 +219,48 @@ def build_model(
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
-    return model.to(device)
+    # from_pretrained placed the 4-bit model (device_map); its weights do not move
+    return model if config.finetune == "qlora" else model.to(device)
+
+
+def quantized(
+    model: PreTrainedModel, config: WorkloadConfig, device: torch.device
+) -> PreTrainedModel:
+    """``model``'s weights as users' QLoRA loads them: saved (safetensors) and loaded back
+    by ``from_pretrained`` with a ``BitsAndBytesConfig`` (transformers quantizes each
+    decoder linear into bitsandbytes' ``Linear4bit`` while loading; ``lm_head`` stays in
+    ``dtype``), then ``peft.prepare_model_for_kbit_training``, which freezes the base,
+    casts its 16-bit non-4-bit parameters to fp32 and enables checkpointing as asked.
+
+    The quant type and double quantization are the workload's ``extras``
+    (``bnb_4bit_quant_type``, ``bnb_4bit_use_double_quant``) where it records them, else
+    the QLoRA recipe's nf4 and BitsAndBytesConfig's own default (no double quantization).
+    """
+    dtype = _dtype(config)
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=str(config.extras.get("bnb_4bit_quant_type", "nf4")),
+        bnb_4bit_compute_dtype=dtype,
+        bnb_4bit_use_double_quant=bool(config.extras.get("bnb_4bit_use_double_quant", False)),
+    )
+    with tempfile.TemporaryDirectory(prefix="goblin-hf-base-") as directory:
+        model.save_pretrained(directory, safe_serialization=True)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            directory,
+            quantization_config=quantization,
+            attn_implementation=ATTENTION[config.attention_impl],
+            dtype=dtype,
+            device_map={"": device},
+        )
+    given = config.extras.get("gradient_checkpointing_kwargs")
+    return cast(
+        PreTrainedModel,
+        prepare_model_for_kbit_training(
+            loaded,
+            use_gradient_checkpointing=config.gradient_checkpointing,
+            gradient_checkpointing_kwargs=given if isinstance(given, dict) else None,
+        ),
+    )
 
 
 def lora_targets(config: WorkloadConfig) -> list[str] | str:
@@ -223,21 +280,8 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
         return reason
     if config.finetune == "lora8":
         return training.INT8_BASE_REASON
-    if config.finetune == "qlora":
-        if importlib.util.find_spec("bitsandbytes") is None:
-            return "QLoRA needs bitsandbytes for its 4-bit base weights, which is not installed"
-        if reason := bitsandbytes_build.installed_reason():
-            return reason
-        if device.type == "cpu":
-            return (
-                "QLoRA's 4-bit base (bitsandbytes) is measured on a ROCm or CUDA GPU only, "
-                "and this run's device is the CPU"
-            )
-        return (
-            "QLoRA's 4-bit base (bitsandbytes) is quantized by from_pretrained from a "
-            "checkpoint; the hf engine builds models from a config without a download, so it "
-            "does not measure it"
-        )
+    if config.finetune == "qlora" and (reason := _qlora_reason(device)):
+        return reason
     if config.precision == "fp16" and device.type == "cpu":
         # accelerate 1.16 src/accelerate/accelerator.py (Accelerator.__init__) turns on fp16
         # autocast only off the CPU: the Trainer would train, and this would time, fp32
@@ -274,6 +318,26 @@ def unsupported_reason(config: WorkloadConfig, device: torch.device) -> str | No
             return (
                 f"{model_class.__name__} in transformers {transformers.__version__} has no "
                 f"{ATTENTION[config.attention_impl]} attention (use eager)"
+            )
+    return None
+
+
+def _qlora_reason(device: torch.device) -> str | None:
+    """Why QLoRA's 4-bit base cannot be built on ``device``: bitsandbytes missing, a build
+    without this torch's GPU library, or on the CPU a release before ``CPU_4BIT_SINCE``."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "QLoRA needs bitsandbytes for its 4-bit base weights, which is not installed"
+    if reason := bitsandbytes_build.installed_reason():
+        return reason
+    if device.type == "cpu":
+        installed = _installed_version("bitsandbytes")
+        numbers = tuple(int(n) for n in re.findall(r"\d+", installed)[:3])
+        if numbers < CPU_4BIT_SINCE:
+            since = ".".join(map(str, CPU_4BIT_SINCE))
+            return (
+                f"QLoRA's 4-bit base on the CPU needs bitsandbytes {since} or later (its CPU "
+                f"backend's 4-bit kernels); bitsandbytes {installed} is measured on a ROCm or "
+                "CUDA GPU only"
             )
     return None
 

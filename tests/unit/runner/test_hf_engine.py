@@ -264,13 +264,12 @@ def test_a_diverging_loss_fails_the_run() -> None:
         (tiny("gemma-2-2b", attention_impl="sdpa"), "Gemma2ForCausalLM .* no sdpa attention"),
         (tiny(attention_impl="flash"), "CPU has no flash-attention kernels"),
         (tiny(optimizer="adamw_hf"), "not an optim the installed transformers accepts"),
-        (lora(finetune="qlora"), "QLoRA"),
         (lora(finetune="lora8"), "bitsandbytes' Linear8bitLt"),
         (tiny(world_size=2, strategy="fsdp"), "Trainer's FSDP runs on GPUs only"),
         (tiny(precision="fp8"), "fp8"),
         (tiny(precision="fp16"), "fp16 on the CPU in fp32"),
     ],
-    ids=["gemma2-sdpa", "flash-cpu", "adamw_hf", "qlora", "lora8", "fsdp-cpu", "fp8", "fp16-cpu"],
+    ids=["gemma2-sdpa", "flash-cpu", "adamw_hf", "lora8", "fsdp-cpu", "fp8", "fp16-cpu"],
 )
 def test_what_the_engine_cannot_run_is_refused_with_the_reason(
     config: WorkloadConfig, reason: str
@@ -282,28 +281,62 @@ def test_what_the_engine_cannot_run_is_refused_with_the_reason(
         run(config)
 
 
-@pytest.mark.parametrize("installed", [False, True], ids=["no-bitsandbytes", "bitsandbytes"])
+@pytest.mark.parametrize(
+    ("installed", "version", "reason"),
+    [
+        (False, None, "needs bitsandbytes .* not installed"),
+        (True, "0.49.2", "CPU needs bitsandbytes 0.50.2 or later.* 0.49.2 is measured on a ROCm"),
+        (True, "0.50.2", None),
+    ],
+    ids=["no-bitsandbytes", "before-cpu-4bit", "cpu-4bit"],
+)
 def test_a_4bit_base_on_the_cpu_is_skipped_with_a_reason_naming_bitsandbytes(
-    installed: bool, monkeypatch: pytest.MonkeyPatch
+    installed: bool, version: str | None, reason: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import importlib.util
 
     find_spec = importlib.util.find_spec
 
     def fake_find_spec(name: str, *args: Any) -> Any:
-        if name == "bitsandbytes":  # a spec is all the engine asks for: it never imports it
+        if name == "bitsandbytes":  # a spec is all the check asks for: it never imports it
             return importlib.util.spec_from_loader(name, loader=None) if installed else None
         return find_spec(name, *args)
 
     monkeypatch.setattr(importlib.util, "find_spec", fake_find_spec)
+    monkeypatch.setattr(hf_engine, "_installed_version", lambda package: version)
     monkeypatch.setattr(torch.version, "hip", None)  # not the ROCm-build check
-    config = lora(finetune="qlora")
-    reason = unsupported_reason(config, CPU)
-    assert reason is not None and "bitsandbytes" in reason
-    assert ("not installed" in reason) is not installed
-    assert ("CPU" in reason) is installed
+    config = lora(finetune="qlora", precision="bf16")
+    found = unsupported_reason(config, CPU)
+    if reason is None:
+        assert found is None
+        return
+    assert found is not None and re.search(reason, found)
     with pytest.raises(UnsupportedConfig, match="bitsandbytes"):
         run(config)
+
+
+def test_qlora_trains_lora_adapters_over_a_4bit_base_on_the_cpu() -> None:
+    bnb = pytest.importorskip("bitsandbytes")
+    if reason := unsupported_reason(lora(finetune="qlora", precision="bf16"), CPU):
+        pytest.skip(reason)  # a bitsandbytes before CPU_4BIT_SINCE
+    config = lora(
+        finetune="qlora",
+        precision="bf16",
+        model={**DIMS, "layers": 1, "name": "custom"},
+        gradient_checkpointing=True,
+    )
+    model = build_model(config, CPU)
+    linears = {
+        name: type(module)
+        for name, module in model.named_modules()
+        if name.endswith(("q_proj.base_layer", "o_proj", "down_proj"))
+    }
+    assert len(linears) == 3 and set(linears.values()) == {bnb.nn.Linear4bit}
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable)
+    measurement = run(config, steps=2)
+    assert measurement.layers == 1
+    assert len(measurement.losses) >= 3 and all(map(math.isfinite, measurement.losses))
 
 
 def test_a_config_the_cpu_can_run_has_no_refusal() -> None:
