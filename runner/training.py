@@ -130,8 +130,8 @@ class RunRequest:
 
 INT8_BASE_REASON = (
     "LoRA over an 8-bit base needs bitsandbytes' Linear8bitLt (LLM.int8) layers, which "
-    "from_pretrained quantizes from a checkpoint; neither measuring engine builds them (hf "
-    "builds its model from a config, without a download), so --goblin-fake projects it"
+    "neither measuring engine builds (the hf engine builds QLoRA's 4-bit base only), so "
+    "--goblin-fake projects it"
 )
 """Why ``finetune: lora8`` is skipped by both engines (``hf_engine`` returns it too)."""
 
