@@ -26,6 +26,7 @@ from pytest_goblin.report.summary import (
     parallel_text,
     patched_tokens,
     ranks_text,
+    run_details_text,
     show_value,
     speedup_text,
     tokens_text,
@@ -299,6 +300,9 @@ def _workload(result: WorkloadResult) -> str:
     ]
     if result.baseline is not None:
         parts.append(_metrics_table(result))
+    details = run_details_text(result)
+    if details:
+        parts.append(f'<p class="run-details">run details: {escape(details)}</p>')
     if result.patch and result.patch.changes:
         parts.append(_changes(result))
     if result.attribution:

@@ -34,6 +34,7 @@ from pytest_goblin.report.summary import (
     parallel_text,
     patched_tokens,
     ranks_text,
+    run_details_text,
     show_value,
     speedup_text,
     tokens_text,
@@ -75,6 +76,7 @@ def render(results: Sequence[WorkloadResult], info: RunInfo) -> str:
     if results:
         lines += _table(results)
         lines += _ranks(results)
+        lines += _run_details(results)
     else:
         lines.append("No workloads were audited.")
     for result in failing(results):
@@ -111,6 +113,17 @@ def _ranks(results: Sequence[WorkloadResult]) -> list[str]:
         text = ranks_text(result.baseline) if result.baseline is not None else ""
         if text:
             lines.append(f"- {_code(result.name)}: {_cell(text)}")
+    return ["", *lines] if lines else []
+
+
+def _run_details(results: Sequence[WorkloadResult]) -> list[str]:
+    """Under the table, each measured workload's run details (device key, attention kernel,
+    memory peaks, skipped fp16 steps, telemetry), for every workload, not only failures."""
+    lines = [
+        f"- {_code(result.name)}: run details: {_cell(text)}"
+        for result in results
+        if (text := run_details_text(result))
+    ]
     return ["", *lines] if lines else []
 
 

@@ -133,3 +133,66 @@ def ranks_text(metrics: RunMetrics) -> str:
         peaks = "/".join(f"{gb:.2f}" for gb in metrics.rank_peak_memory_gb)
         parts.append(f"per-rank peak {peaks} GB")
     return ", ".join(parts)
+
+
+TELEMETRY = (("clock_mhz", "clock", "MHz"), ("power_w", "power", "W"), ("temp_c", "temp", "°C"))
+"""The per-window readings a measured run may carry (``RunMetrics.window_telemetry``), in
+the order the run details show them, with their label and unit."""
+
+
+def run_details(result: WorkloadResult) -> list[str]:
+    """The parts of a measured workload's "run details" line, which every report shows: the
+    catalogue key the device resolved to, then for each arm the attention kernel that ran,
+    the allocated / reserved / device-level memory peaks, the fp16 steps GradScaler skipped
+    and the range of the clock, power and temperature readings taken at window boundaries.
+
+    A part that was not measured is left out (the CPU has no reserved or device peak and no
+    telemetry), so an empty list means nothing to show; a projected run has none of these.
+    Allocated memory alone is already in the metrics, so it only appears next to the others.
+    """
+    if result.baseline is None or result.baseline.projected:
+        return []
+    parts = []
+    if result.device is not None and result.device.catalogue_key:
+        parts.append(f"device key {result.device.catalogue_key}")
+    arms = [("baseline", result.baseline)]
+    if result.patched is not None and result.patch is not None:
+        arms.append(("patched", result.patched))
+    for label, metrics in arms:
+        arm = _arm_details(metrics)
+        if arm:
+            parts.append(f"{label}: {', '.join(arm)}")
+    return parts
+
+
+def run_details_text(result: WorkloadResult) -> str:
+    """:func:`run_details` as one line; empty when there is nothing to show."""
+    return "; ".join(run_details(result))
+
+
+def _arm_details(metrics: RunMetrics) -> list[str]:
+    parts = []
+    if metrics.attention_backend:
+        parts.append(f"attention {metrics.attention_backend}")
+    if metrics.hbm_reserved_peak_gb is not None or metrics.hbm_device_peak_gb is not None:
+        peaks = [f"{metrics.hbm_peak_gb:.2f} allocated"]
+        if metrics.hbm_reserved_peak_gb is not None:
+            peaks.append(f"{metrics.hbm_reserved_peak_gb:.2f} reserved")
+        if metrics.hbm_device_peak_gb is not None:
+            peaks.append(f"{metrics.hbm_device_peak_gb:.2f} device")
+        parts.append(f"peak memory {' / '.join(peaks)} GB")
+    if metrics.skipped_steps > 0:
+        plural = "s" if metrics.skipped_steps != 1 else ""
+        parts.append(f"{metrics.skipped_steps} fp16 step{plural} skipped")
+    readings = [reading for reading in metrics.window_telemetry if reading]
+    ranges = []
+    for key, label, unit in TELEMETRY:
+        values = [reading[key] for reading in readings if key in reading]
+        if values:
+            low, high = min(values), max(values)
+            span = f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}–{high:.0f}"
+            ranges.append(f"{label} {span} {unit}")
+    if ranges:
+        plural = "s" if len(readings) != 1 else ""
+        parts.append(f"{', '.join(ranges)} ({len(readings)} reading{plural})")
+    return parts

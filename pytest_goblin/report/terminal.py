@@ -12,7 +12,7 @@ from tabulate import MIN_PADDING, tabulate
 
 from pytest_goblin.report import candidates_text
 from pytest_goblin.report.attribution_text import heading, share_text, summary
-from pytest_goblin.report.summary import RunInfo, ranks_text, verdict_key
+from pytest_goblin.report.summary import RunInfo, ranks_text, run_details_text, verdict_key
 from pytest_goblin.schemas import AuditUsage, DeviceInfo, WorkloadResult
 from pytest_goblin.verdict import budgets
 from pytest_goblin.verdict.gates import Failure, device_name
@@ -243,6 +243,9 @@ def failure_text(result: WorkloadResult) -> str:
                 else ""
             )
         )
+    details = run_details_text(result)
+    if details:
+        lines.append(f"  run details: {details}")
     lines += ["", "changes:"]
     citations = {rule.id: rule.citation for rule in result.rules}
     shares = {entry.field: entry for entry in result.attribution}
