@@ -4,8 +4,8 @@ No script, no stylesheet or font from elsewhere: the CSS is inline and the
 chart is inline SVG. The chart draws baseline and patched tokens/s per
 workload as horizontal bars, with the speedup's CI as a whisker on the patched
 bar when the verdict has one; then come the summary table and a collapsible
-section per workload with its numbers, changes, citations, budgets, history
-and diff. Citations are ordinary links: nothing is fetched to show the page.
+section per workload with its numbers (and a measured run's details),
+changes, citations, budgets, history and diff. Citations are ordinary links: nothing is fetched to show the page.
 """
 
 from __future__ import annotations

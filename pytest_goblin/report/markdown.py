@@ -3,7 +3,9 @@
 GitHub-flavoured Markdown: a heading with the counts, a line saying what the
 numbers are (and one saying so when xdist workers shared GPUs), a table with
 one row per workload (baseline, patched, speedup with its CI, verdict, and the
-change against a saved run when there is one), then a collapsible
+change against a saved run when there is one), a "run details" line per
+measured workload (device key, attention kernel, memory peaks, skipped fp16
+steps, telemetry: ``summary.run_details``), then a collapsible
 ``<details>`` section per failed or errored workload with the reason, the
 changes and their citations, missed budgets, the regression and the diff.
 
