@@ -62,6 +62,7 @@ from pytest_goblin.runner.analytic import AnalyticModel
 from pytest_goblin.runner.projected import SimulatedDevice
 from pytest_goblin.schemas import WorkloadConfig
 from pytest_goblin.verdict.rule import decide
+from pytest_goblin.workload import sidecar
 from pytest_goblin.workload.read import load_workload
 
 DEVICES = ("mi250x", "mi300x", "mi355x", "a100", "h100")
@@ -490,7 +491,8 @@ def main() -> None:
     print(f"already-tuned configs failed: {tuned_failed}; audits that errored: {errors}")
     print(
         "violations (out of memory; global batch, lr/warmup, world size, strategy, ZeRO stage, "
-        f"offload, objective or reference changed): {len(violations)}"
+        f"offload, FSDP version, communication dtype, objective or reference changed): "
+        f"{len(violations)}"
     )
     for line in violations[:10]:
         print(f"  {line}")
@@ -499,16 +501,9 @@ def main() -> None:
     print(f"took {time.monotonic() - started:.0f} s")
 
 
-LAUNCH = (
-    "world_size",
-    "strategy",
-    "zero_stage",
-    "offload_optimizer",
-    "offload_params",
-    "objective",
-    "reference",
-)
-"""What neither the oracle nor a patch may change: how the run is launched and trained."""
+LAUNCH = (*sidecar.LAUNCH, "objective", "reference")
+"""What neither the oracle nor a patch may change: how the run is launched (what a sidecar
+may state of it) and what it trains."""
 
 
 def _launch_moved(new: WorkloadConfig, old: WorkloadConfig) -> list[str]:
