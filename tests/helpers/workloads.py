@@ -39,6 +39,24 @@ def sharded_llama(**fields: Any) -> WorkloadConfig:
     return WorkloadConfig.model_validate({**SHARDED_LLAMA, **fields})
 
 
+PURE_BF16_LLAMA: dict[str, Any] = {
+    "model": "llama-3.1-8b",
+    "finetune": "full",
+    "precision": "bf16",
+    "pure_precision": True,
+    "batch_size": 2,
+    "seq_len": 2048,
+    "gradient_checkpointing": True,
+    "optimizer": "adamw_torch_fused",
+}
+"""A full fine-tune of Llama-3.1-8B in pure bf16 on one device: the memory savers' workload."""
+
+
+def pure_bf16_llama(**fields: Any) -> WorkloadConfig:
+    """``PURE_BF16_LLAMA`` with ``fields`` changed."""
+    return WorkloadConfig.model_validate({**PURE_BF16_LLAMA, **fields})
+
+
 MISTUNED_YAML = """\
 # Llama-3-8B LoRA copied from an fp32 tutorial.
 name: llama-mistuned

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from helpers import workloads
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.analytic import PINNED_H2D_GBS, AnalyticModel
 from pytest_goblin.schemas import WorkloadConfig
@@ -17,19 +18,9 @@ H100 = AnalyticModel(get_device("h100"))
 
 
 def config(**fields: Any) -> WorkloadConfig:
-    base: dict[str, Any] = {
-        "model": "llama-3.1-8b",
-        "finetune": "full",
-        "precision": "bf16",
-        "pure_precision": True,
-        "batch_size": 2,
-        "seq_len": 2048,
-        "grad_accum_steps": 4,
-        "gradient_checkpointing": True,
-        "optimizer": "adamw_torch_fused",
-        "activation_offloading": True,
-    }
-    return WorkloadConfig.model_validate({**base, **fields})
+    return workloads.pure_bf16_llama(
+        **({"grad_accum_steps": 4, "activation_offloading": True} | fields)
+    )
 
 
 def test_an_unnamed_offloader_is_torchtunes_and_none_while_off() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from helpers import workloads
 from pytest_goblin.catalogue.architectures import ModelArch
 from pytest_goblin.catalogue.devices import get_device
 from pytest_goblin.runner.analytic import (
@@ -26,17 +27,7 @@ NARROW = ModelArch(
 
 
 def config(**fields: Any) -> WorkloadConfig:
-    base: dict[str, Any] = {
-        "model": "llama-3.1-8b",
-        "finetune": "full",
-        "precision": "bf16",
-        "pure_precision": True,
-        "batch_size": 2,
-        "seq_len": 2048,
-        "gradient_checkpointing": True,
-        "optimizer": "adamw_torch_fused",
-    }
-    return WorkloadConfig.model_validate({**base, **fields})
+    return workloads.pure_bf16_llama(**fields)
 
 
 def test_offloading_leaves_only_the_layers_in_flight_on_the_device() -> None:
