@@ -35,6 +35,7 @@ from pytest_goblin.formats.base import (
     as_str,
     check_model,
     hf_attention,
+    is_true,
     refuse_parallelism,
     targets_list,
 )
@@ -314,8 +315,7 @@ def _read_dpo(data: dict[str, Any], display: str, f: Fields) -> None:
         if as_bool(ref_copy, display, "rl_adapter_ref_model"):
             reference = "model"
         key = "rl_adapter_ref_model"
-    precompute = data.get("precompute_ref_log_probs")
-    if precompute is not None and as_bool(precompute, display, "precompute_ref_log_probs"):
+    if is_true(data, "precompute_ref_log_probs", display):
         reference, key = "precomputed", "precompute_ref_log_probs"
     f.put("reference", reference, key)
 
@@ -391,11 +391,11 @@ def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
     every device pytest-goblin audits for.
     """
     for key, precision in (("fp8", "fp8"), ("bfloat16", "bf16"), ("float16", "fp16")):
-        if data.get(key) is not None and as_bool(data[key], display, key):
+        if is_true(data, key, display):
             return precision, key
     bf16 = data.get("bf16", "auto")
     bf16 = "auto" if bf16 is None else bf16
-    fp16 = data.get("fp16") is not None and as_bool(data["fp16"], display, "fp16")
+    fp16 = is_true(data, "fp16", display)
     if bf16 != "auto" and as_bool(bf16, display, "bf16"):
         return "bf16", "bf16"
     if fp16:
@@ -431,9 +431,7 @@ def _attention(data: dict[str, Any], display: str) -> tuple[str, str | None]:
                 field="attn_implementation",
             )
         return hf_attention(value, display, "attn_implementation"), "attn_implementation"
-    if data.get("s2_attention") is not None and as_bool(
-        data["s2_attention"], display, "s2_attention"
-    ):
+    if is_true(data, "s2_attention", display):
         raise WorkloadError(
             display,
             "s2_attention (shifted-sparse attention) is no longer supported by axolotl "
@@ -442,7 +440,7 @@ def _attention(data: dict[str, Any], display: str) -> tuple[str, str | None]:
             field="s2_attention",
         )
     for key, attention in LEGACY_ATTENTION.items():
-        if data.get(key) is not None and as_bool(data[key], display, key):
+        if is_true(data, key, display):
             return attention, key
     return "sdpa", None
 
@@ -511,7 +509,7 @@ def _check_batch_keys(data: dict[str, Any], display: str) -> None:
 def _refuse_other_trainers(data: dict[str, Any], display: str) -> None:
     """Reward and process-reward models are trained by other trainers on other heads."""
     for key, what in _OTHER_TRAINERS.items():
-        if data.get(key) is not None and as_bool(data[key], display, key):
+        if is_true(data, key, display):
             raise WorkloadError(
                 display,
                 f"{key}: true is {what}; pytest-goblin models causal-LM supervised "
@@ -564,16 +562,12 @@ def _read_adapter(data: dict[str, Any], display: str, f: Fields) -> None:
     ``_set_quantization_config``) only for ``adapter: lora`` with ``load_in_8bit``, refuses
     8/4-bit loading without an adapter (src/axolotl/utils/schemas/peft.py
     ``validate_adapter``) and ``adapter: qlora`` with ``load_in_8bit`` (``validate_qlora``)."""
-    eight_bit = data.get("load_in_8bit") is not None and as_bool(
-        data["load_in_8bit"], display, "load_in_8bit"
-    )
+    eight_bit = is_true(data, "load_in_8bit", display)
     adapter = data.get("adapter")
     if adapter is None:
         if eight_bit:
             raise WorkloadError(display, EIGHT_BIT, field="load_in_8bit")
-        if data.get("load_in_4bit") is not None and as_bool(
-            data["load_in_4bit"], display, "load_in_4bit"
-        ):
+        if is_true(data, "load_in_4bit", display):
             raise WorkloadError(
                 display,
                 "load_in_4bit without an adapter, which axolotl refuses (v0.18.0 "

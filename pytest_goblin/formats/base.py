@@ -10,7 +10,7 @@ raises ``Unpatchable`` for a change its files have no key for.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +282,14 @@ def as_bool(value: Any, display: str, key: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise WorkloadError(display, f"expected true or false, got {value!r}", field=key)
+
+
+def is_true(data: Mapping[str, Any], key: str, display: str, label: str | None = None) -> bool:
+    """Whether switch ``key`` of ``data`` is on: absent or null is off, as the frameworks
+    default their switches; a value that is not a boolean is an error naming ``label``
+    (``key`` unless the file nests it)."""
+    value = data.get(key)
+    return value is not None and as_bool(value, display, label or key)
 
 
 def as_int(value: Any, display: str, key: str) -> int:

@@ -36,6 +36,7 @@ from pytest_goblin.formats.base import (
     as_bool,
     as_int,
     check_model,
+    is_true,
 )
 from pytest_goblin.formats.hf_args import read_trainer_keys, trainer_edit
 from pytest_goblin.formats.vocabulary import FIREFLY, TRAINING_ARGUMENTS, TRL_DPO_ONLY, TRL_SFT
@@ -105,8 +106,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.take("lora_rank", "lora_rank", as_int, 64)
         f.take("lora_alpha", "lora_alpha", as_int, 16)
         f.put("lora_targets", list(ALL_LINEAR))
-        unsloth = data.get("use_unsloth")
-        if unsloth is not None and as_bool(unsloth, display, "use_unsloth"):
+        if is_true(data, "use_unsloth", display):
             f.put("gradient_checkpointing", True, "use_unsloth")
     return f.reading()
 
@@ -114,7 +114,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
 def _precision(data: dict[str, Any], display: str) -> tuple[str, str]:
     """fp16 when ``fp16`` is set, else bf16; ``train.py`` refuses a run with neither."""
     for key in ("fp16", "bf16"):
-        if data.get(key) is not None and as_bool(data[key], display, key):
+        if is_true(data, key, display):
             return key, key
     raise WorkloadError(
         display,

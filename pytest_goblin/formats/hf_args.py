@@ -49,6 +49,7 @@ from pytest_goblin.formats.base import (
     check_model,
     hf_attention,
     hf_precision_from_dtype,
+    is_true,
     lookup,
     targets_list,
 )
@@ -381,7 +382,7 @@ def _padding_free(values: dict[str, Any], f: Fields) -> None:
     FlashAttention, "known to reliably support" it. DPOConfig's ``padding_free`` is not read:
     v1.9.0's DPOTrainer falls back to padding ("temporarily unavailable after a refactor")."""
     key = "padding_free"
-    if values.get(key) is not None and as_bool(values[key], f.display, f.label(key)):
+    if is_true(values, key, f.display, f.label(key)):
         f.put("packing", True, key)
 
 
@@ -467,7 +468,7 @@ def read_dpo(
 
     def flag(key: str) -> bool:
         label = (labels or {}).get(key, key)
-        return data.get(key) is not None and as_bool(data[key], display, label)
+        return is_true(data, key, display, label)
 
     reading.fields["objective"] = "dpo"
     reading.sources["objective"] = source
@@ -920,7 +921,7 @@ def _precision(
     never replaces it by the input's dtype."""
 
     def flag(key: str) -> bool:
-        return values.get(key) is not None and as_bool(values[key], display, label(key))
+        return is_true(values, key, display, label(key))
 
     if flag("bf16"):
         return "bf16", "bf16"
@@ -950,22 +951,17 @@ def _adapter(
     lora_defaults: tuple[int, int],
     target_defaults: tuple[str, ...],
 ) -> None:
-    eight_bit = values.get("load_in_8bit") is not None and as_bool(
-        values["load_in_8bit"], f.display, f.label("load_in_8bit")
-    )
+    eight_bit = is_true(values, "load_in_8bit", f.display, f.label("load_in_8bit"))
     use_peft = values.get("use_peft")
     if use_peft is None or not as_bool(use_peft, f.display, f.label("use_peft")):
         if eight_bit:
             raise WorkloadError(f.display, EIGHT_BIT, field=f.label("load_in_8bit"))
         f.put("finetune", "full")
         return
-    quantized = values.get("load_in_4bit") is not None and as_bool(
-        values["load_in_4bit"], f.display, f.label("load_in_4bit")
-    )
+    quantized = is_true(values, "load_in_4bit", f.display, f.label("load_in_4bit"))
     if eight_bit and quantized:
         raise WorkloadError(f.display, BOTH_BITS, field=f.label("load_in_8bit"))
-    dora = values.get("use_dora")
-    if dora is not None and as_bool(dora, f.display, f.label("use_dora")):
+    if is_true(values, "use_dora", f.display, f.label("use_dora")):
         # TRL v1.9.0 trl/trainer/utils.py get_peft_config: LoraConfig(use_dora=...)
         raise WorkloadError(f.display, f"use_dora: {DORA}", field=f.label("use_dora"))
     if eight_bit:

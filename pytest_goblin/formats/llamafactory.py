@@ -38,6 +38,7 @@ from pytest_goblin.formats.base import (
     as_bool,
     as_int,
     check_model,
+    is_true,
     refuse_parallelism,
     targets_list,
 )
@@ -146,7 +147,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
             field="stage",
         )
     for key, engine in _OTHER_ENGINES.items():
-        if data.get(key) is not None and as_bool(data[key], display, key):
+        if is_true(data, key, display):
             raise WorkloadError(
                 display,
                 f"{key}: true trains {engine}, not through the Hugging Face Trainer that "
@@ -157,9 +158,8 @@ def read(data: dict[str, Any], display: str) -> Reading:
     # hyper_parallel_cp_size is HyperParallel's context-parallel degree, read only when
     # use_hyper_parallel switches pt/sft to that backend (main ff6d4d1
     # src/llamafactory/train/tuner.py, train/hyper_parallel/workflow.py _prepare_hp_args)
-    hyper = data.get("use_hyper_parallel")
     cp_size = data.get("hyper_parallel_cp_size")
-    if hyper is not None and as_bool(hyper, display, "use_hyper_parallel") and cp_size is not None:
+    if is_true(data, "use_hyper_parallel", display) and cp_size is not None:
         refuse_parallelism(display, "hyper_parallel_cp_size", cp_size, "context")
     for key, why in _UNMODELLED.items():
         if data.get(key) not in (None, False):
@@ -201,7 +201,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
     )
     # LLaMA-Factory upcasts trainable parameters to fp32 unless pure_bf16 keeps them in half
     # precision (v0.9.5 src/llamafactory/model/adapter.py init_adapter).
-    if data.get("pure_bf16") is not None and as_bool(data["pure_bf16"], display, "pure_bf16"):
+    if is_true(data, "pure_bf16", display):
         f.put("pure_precision", True, "pure_bf16")
     _packing(data, display, f)
     _method(data, display, f)
@@ -211,8 +211,7 @@ def read(data: dict[str, Any], display: str) -> Reading:
         f.put("ddp_find_unused_parameters", False)
     if stage == "dpo":
         _read_dpo(data, display, f)
-    liger = data.get("enable_liger_kernel")
-    if liger is not None and as_bool(liger, display, "enable_liger_kernel"):
+    if is_true(data, "enable_liger_kernel", display):
         f.record("use_liger_kernel", True, "enable_liger_kernel")
     return f.reading()
 
@@ -221,7 +220,7 @@ def _refuse_non_training(data: dict[str, Any], display: str) -> None:
     """A file that does not set ``do_train: true`` trains nothing: ``TrainingArguments.do_train``
     defaults to False and each workflow trains only under ``if training_args.do_train``
     (main ff6d4d1 src/llamafactory/train/sft/workflow.py)."""
-    if data.get("do_train") is not None and as_bool(data["do_train"], display, "do_train"):
+    if is_true(data, "do_train", display):
         return
     found = [key for key in _NOT_TRAINING if data.get(key) not in (None, False)]
     if found:
@@ -288,19 +287,19 @@ def _precision(data: dict[str, Any], display: str) -> tuple[str, str | None]:
         ("bf16", "bf16"),
         ("fp16", "fp16"),
     ):
-        if data.get(key) is not None and as_bool(data[key], display, key):
+        if is_true(data, key, display):
             return precision, key
     present = [key for key in ("bf16", "fp16", "pure_bf16") if key in data]
     if data.get("finetuning_type", "lora") != "full":
         return "bf16", None
-    if data.get("tf32") is not None and as_bool(data["tf32"], display, "tf32"):
+    if is_true(data, "tf32", display):
         return "tf32", "tf32"
     return "fp32", present[0] if present else None
 
 
 def _packing(data: dict[str, Any], display: str, f: Fields) -> None:
     for key in ("neat_packing", "packing"):
-        if data.get(key) is not None and as_bool(data[key], display, key):
+        if is_true(data, key, display):
             f.put("packing", True, key)
             return
     if data.get("packing") is not None:

@@ -49,6 +49,7 @@ from pytest_goblin.formats.base import (
     as_int,
     check_model,
     hf_precision_from_dtype,
+    is_true,
     lookup,
     refuse_parallelism,
     targets_list,
@@ -303,8 +304,7 @@ def _distributed(data: dict[str, Any], display: str, f: Fields) -> None:
             2 if keeps else 3,
             "dist_config.reshard_after_forward" if reshard is not None else None,
         )
-        offload = dist.get("offload_params")
-        if offload is not None and as_bool(offload, display, "dist_config.offload_params"):
+        if is_true(dist, "offload_params", display, "dist_config.offload_params"):
             f.put("offload_params", True, "dist_config.offload_params")
             f.put("offload_optimizer", True, "dist_config.offload_params")
         return
