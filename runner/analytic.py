@@ -1600,10 +1600,8 @@ def loss_kernel_of(config: WorkloadConfig) -> LossKernel:
     extras = config.extras
     if config.objective != "sft":
         return ("full", 1)
-    chunk_tokens = extras.get("chunked_nll")
-    if isinstance(chunk_tokens, int) and not isinstance(chunk_tokens, bool) and chunk_tokens >= 1:
-        return ("chunked_nll", chunk_tokens)
     for key, kind in (
+        ("chunked_nll", "chunked_nll"),  # first: it replaces the forward a Liger patch sets
         ("chunked_cross_entropy", "chunked"),
         ("chunked_output_cross_entropy", "chunked_output"),
     ):
